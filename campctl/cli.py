@@ -1,0 +1,227 @@
+"""The root command: global options, clock/environment/terminal resolution, one error handler."""
+
+from __future__ import annotations
+
+import getpass
+import importlib
+import os
+import re
+import sqlite3
+import sys
+import traceback
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+try:  # typer >= 0.2x vendors click as typer._click: its exceptions are those classes
+    from typer._click import exceptions as click
+except ImportError:  # pragma: no cover
+    from click import exceptions as click  # type: ignore[no-redef]
+
+from campctl.commands.common import AppContext
+from campctl.errors import CampctlError
+
+# Options valid anywhere on the line; they are moved in front of the subcommand before parsing,
+# so `campctl get plans -o json` and `campctl -o json get plans` mean the same.
+GLOBAL_VALUE_OPTIONS = {"--state", "--now", "-o", "--output", "--as"}
+GLOBAL_FLAGS = {"--debug"}
+KIND_SLASH = re.compile(
+    r"^(plan|campaign|scenario|segment|channel|run|instance|launch)s?/(.+)$", re.IGNORECASE
+)
+
+# Verb groups shared by several command modules: `campctl stop run 3`, `campctl stop plan x`.
+VERB_GROUPS = {
+    "get": "List objects of a kind, or show one: get plans, get runs --campaign NAME.",
+    "describe": "Show one object in detail: describe plan NAME, describe run ID.",
+    "delete": "Delete a definition (refused while it has an active run, instance or profile).",
+    "history": "Show the versions and actions recorded for an object.",
+    "submit": "Submit a draft campaign or plan for approval.",
+    "approve": "Approve a campaign or plan pending approval.",
+    "deny": "Deny a campaign or plan pending approval.",
+    "revise": "Return a denied, stopped or approved (idle) campaign or plan to draft.",
+    "start": "Launch a campaign, start a plan now, or launch a scenario manually.",
+    "stop": "Stop a campaign, plan, run, plan instance or scenario launch.",
+    "pause": "Hold delivery of a run or plan instance.",
+    "resume": "Release delivery of a paused run or plan instance.",
+    "restart": "Restart a failed or stopped run as a new run.",
+    "skip": "Mark a failed or stopped run as skipped.",
+    "activate": "Activate a scenario.",
+    "deactivate": "Deactivate a scenario.",
+    "clear": "Remove all profiles of a scenario.",
+    "remove-profile": "Remove one contact's profile from a scenario.",
+    "clone": "Copy a scenario under a new name.",
+    "preview": "Show the next occurrences of a schedule, local and UTC.",
+    "stats": "Statistics of a scenario.",
+    "profiles": "List the profiles of a scenario.",
+}
+
+# Each module defines register(app, groups). Order = order in --help.
+COMMAND_MODULES = [
+    "campctl.commands.setup",
+    "campctl.commands.definitions",
+    "campctl.commands.objects",
+    "campctl.commands.workflow",
+    "campctl.commands.contacts",
+    "campctl.commands.delivery",
+    "campctl.commands.runs",
+    "campctl.commands.engine",
+    "campctl.commands.plans",
+    "campctl.commands.scenarios",
+]
+
+
+def build_app() -> typer.Typer:
+    app = typer.Typer(
+        name="campctl",
+        help="Run marketing campaigns, multi-stage plans and customer journeys from YAML "
+        "definitions and one SQLite state file.",
+        no_args_is_help=True,
+        add_completion=True,
+        pretty_exceptions_enable=False,
+        rich_markup_mode=None,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    app.callback()(root_options)
+    groups = {
+        name: typer.Typer(help=text, no_args_is_help=True, rich_markup_mode=None)
+        for name, text in VERB_GROUPS.items()
+    }
+    for module_name in COMMAND_MODULES:
+        module = importlib.import_module(module_name)
+        module.register(app, groups)
+    for name, group in groups.items():
+        if group.registered_commands or group.registered_groups:
+            app.add_typer(group, name=name)
+    return app
+
+
+def root_options(
+    ctx: typer.Context,
+    state: Annotated[
+        Path | None,
+        typer.Option("--state", help="State file [env CAMPCTL_STATE; default ./campctl.db]."),
+    ] = None,
+    now: Annotated[
+        str | None,
+        typer.Option("--now", help="Current time, ISO 8601 with offset or Z [env CAMPCTL_NOW]."),
+    ] = None,
+    output: Annotated[
+        str, typer.Option("-o", "--output", help="Output format: table or json.")
+    ] = "table",
+    actor: Annotated[
+        str | None, typer.Option("--as", help="Who acts, for the history [env CAMPCTL_USER].")
+    ] = None,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show tracebacks [env CAMPCTL_DEBUG=1].")
+    ] = False,
+) -> None:
+    environ = dict(os.environ)
+    if output not in ("table", "json"):
+        raise click.BadParameter("use table or json", param_hint="'-o/--output'")
+    ctx.obj = AppContext(
+        state_path=Path(state or environ.get("CAMPCTL_STATE") or "campctl.db"),
+        now_text=now or environ.get("CAMPCTL_NOW") or None,
+        output=output,
+        actor=actor or environ.get("CAMPCTL_USER") or _login_name(),
+        debug=debug or environ.get("CAMPCTL_DEBUG") == "1",
+        busy_timeout_ms=_busy_timeout(environ),
+        environ=environ,
+    )
+    ctx.call_on_close(ctx.obj.close)
+
+
+def _login_name() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no login name in some containers
+        return "unknown"
+
+
+def _busy_timeout(environ: dict[str, str]) -> int:
+    try:
+        return max(0, int(environ.get("CAMPCTL_BUSY_TIMEOUT", "5000")))
+    except ValueError:
+        return 5000
+
+
+def hoist_global_options(argv: list[str]) -> list[str]:
+    """Move global options to the front and split `KIND/NAME` into two words."""
+    front: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            rest.extend(argv[i:])
+            break
+        name = arg.split("=", 1)[0]
+        if name in GLOBAL_VALUE_OPTIONS:
+            if "=" in arg:
+                front.append(arg)
+            else:
+                front.extend(argv[i : i + 2])
+                i += 1
+        elif arg in GLOBAL_FLAGS:
+            front.append(arg)
+        elif (match := KIND_SLASH.match(arg)) and not arg.startswith("-"):
+            rest.extend([match.group(1).lower(), match.group(2)])
+        else:
+            rest.append(arg)
+        i += 1
+    return front + rest
+
+
+def _debug_wanted(argv: list[str]) -> bool:
+    return "--debug" in argv or os.environ.get("CAMPCTL_DEBUG") == "1"
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Parse and run one command line; returns the exit code. Never lets a traceback out
+    unless --debug."""
+    args = hoist_global_options(list(sys.argv[1:] if argv is None else argv))
+    try:
+        command = typer.main.get_command(build_app())
+        result = command.main(args=args, prog_name="campctl", standalone_mode=False)
+        return result if isinstance(result, int) else 0
+    except CampctlError as exc:
+        if _debug_wanted(args):
+            traceback.print_exc()
+        _error(exc.message)
+        return exc.exit_code
+    except click.NoArgsIsHelpError as exc:
+        sys.stderr.write(exc.format_message() + "\n") if exc.format_message() else None
+        return 2
+    except click.UsageError as exc:
+        hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+        _error(exc.format_message() + hint)
+        return 2
+    except click.ClickException as exc:
+        _error(exc.format_message())
+        return exc.exit_code
+    except typer.Exit as exc:
+        return exc.exit_code
+    except typer.Abort:
+        _error("aborted")
+        return 1
+    except sqlite3.DatabaseError as exc:
+        if _debug_wanted(args):
+            traceback.print_exc()
+        _error(f"state file problem: {exc}")
+        return 4
+    except BrokenPipeError:
+        return 1
+    except KeyboardInterrupt:
+        _error("interrupted")
+        return 130
+    except Exception as exc:
+        if _debug_wanted(args):
+            traceback.print_exc()
+        _error(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for details)")
+        return 1
+
+
+def _error(message: str) -> None:
+    first = " ".join(str(message).strip().splitlines()) or "unknown error"
+    sys.stderr.write(f"error: {first}\n")
+    sys.stderr.flush()

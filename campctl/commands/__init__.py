@@ -1,0 +1,1 @@
+"""Typer command modules: thin wrappers that parse options, call the core and render."""

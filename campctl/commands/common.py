@@ -1,0 +1,179 @@
+"""What every command shares: the resolved global options, the state file, and rendering."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from campctl.errors import UsageProblem
+from campctl.timeutil import display, iso_z, parse_instant
+
+
+@dataclass
+class AppContext:
+    """Global options after resolution (flags, then CAMPCTL_* environment, then defaults)."""
+
+    state_path: Path
+    now_text: str | None
+    output: str
+    actor: str
+    debug: bool
+    busy_timeout_ms: int
+    environ: dict[str, str]
+    _db: Any = field(default=None, repr=False)
+    _now: datetime | None = field(default=None, repr=False)
+
+    @property
+    def now(self) -> datetime:
+        if self._now is None:
+            if self.now_text:
+                try:
+                    self._now = parse_instant(self.now_text)
+                except ValueError as exc:
+                    raise UsageProblem(f"--now/CAMPCTL_NOW: {exc}") from exc
+            else:
+                self._now = datetime.now(UTC).replace(microsecond=0)
+        return self._now
+
+    @property
+    def json(self) -> bool:
+        return self.output == "json"
+
+    def db(self, *, create: bool = False):
+        """The state file; `create=True` for commands that write (they create it if missing)."""
+        if self._db is None:
+            from campctl.store.db import open_db
+
+            self._db = open_db(self.state_path, create=create, busy_timeout_ms=self.busy_timeout_ms)
+        return self._db
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    @property
+    def stdout_is_terminal(self) -> bool:
+        return sys.stdout.isatty()
+
+    @property
+    def stdin_is_terminal(self) -> bool:
+        return sys.stdin.isatty()
+
+    def out(self):
+        from rich.console import Console
+
+        return Console(file=sys.stdout, highlight=False, soft_wrap=True)
+
+    def err(self):
+        from rich.console import Console
+
+        return Console(file=sys.stderr, highlight=False, soft_wrap=True)
+
+
+def app_context(ctx: typer.Context) -> AppContext:
+    root = ctx.find_root()
+    if not isinstance(root.obj, AppContext):
+        raise RuntimeError("campctl context missing: run through campctl.__main__.main")
+    return root.obj
+
+
+def print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=2, default=_json_default, ensure_ascii=False) + "\n")
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return iso_z(value)
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+Column = tuple[str, str] | tuple[str, str, Callable[[Any, dict], str]]
+
+
+def emit(
+    app: AppContext,
+    rows: Sequence[dict],
+    columns: Iterable[Column],
+    *,
+    title: str | None = None,
+    empty: str = "nothing to show",
+) -> None:
+    """One listing, as a rich table or (with -o json) an array of the row objects."""
+    if app.json:
+        print_json(list(rows))
+        return
+    from rich.table import Table
+
+    console = app.out()
+    if not rows:
+        console.print(f"[dim]{empty}[/dim]")
+        return
+    table = Table(title=title, show_lines=False)
+    cols = list(columns)
+    for col in cols:
+        table.add_column(col[1], overflow="fold")
+    for row in rows:
+        cells = []
+        for col in cols:
+            value = row.get(col[0])
+            cells.append(col[2](value, row) if len(col) > 2 else cell(value))  # type: ignore[misc]
+        table.add_row(*cells)
+    console.print(table)
+
+
+def emit_object(app: AppContext, obj: dict, *, title: str | None = None) -> None:
+    """One object, as a two-column table or a JSON object."""
+    if app.json:
+        print_json(obj)
+        return
+    from rich.table import Table
+
+    table = Table(title=title, show_header=False, box=None, pad_edge=False)
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    for key, value in obj.items():
+        if isinstance(value, dict | list):
+            value = json.dumps(value, default=_json_default, ensure_ascii=False)
+        table.add_row(key, cell(value))
+    app.out().print(table)
+
+
+def cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, datetime):
+        return display(value)
+    return str(value)
+
+
+def local_cell(tz_name: str | None) -> Callable[[Any, dict], str]:
+    """A column renderer for UTC instant strings/datetimes shown in an object's timezone."""
+
+    def render(value: Any, row: dict) -> str:
+        from campctl.timeutil import from_db
+
+        if value is None:
+            return "-"
+        moment = value if isinstance(value, datetime) else from_db(str(value))
+        return display(moment, row.get("timezone") or tz_name)
+
+    return render
+
+
+def notice(app: AppContext, message: str) -> None:
+    """A notice for the operator: stderr, never mixed with JSON on stdout."""
+    sys.stderr.write(message.rstrip("\n") + "\n")

@@ -1,0 +1,1 @@
+"""The SQLite state file: connection, schema, migrations and all SQL."""

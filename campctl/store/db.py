@@ -1,0 +1,219 @@
+"""The only place that opens the state file: checks, pragmas, migrations and transactions."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+from campctl.errors import StateFileError, StateLocked
+from campctl.store.schema import MIGRATIONS, SCHEMA_VERSION
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+DEFAULT_BUSY_TIMEOUT_MS = 5000
+
+
+class Database:
+    """A connection in autocommit mode; writes happen only inside `atomic()`.
+
+    `atomic()` opens `BEGIN IMMEDIATE` (a deferred BEGIN that later writes fails at once with
+    'database is locked', ignoring the busy timeout); nested calls become savepoints.
+    """
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self.conn = conn
+        self.path = path
+        self._depth = 0
+
+    def execute(self, sql: str, params: tuple | dict | list = ()) -> sqlite3.Cursor:
+        try:
+            return self.conn.execute(sql, params)
+        except sqlite3.OperationalError as exc:
+            raise _translate(exc, self.path) from exc
+
+    def executemany(self, sql: str, rows) -> sqlite3.Cursor:
+        try:
+            return self.conn.executemany(sql, rows)
+        except sqlite3.OperationalError as exc:
+            raise _translate(exc, self.path) from exc
+
+    def query(self, sql: str, params: tuple | dict | list = ()) -> list[sqlite3.Row]:
+        return self.execute(sql, params).fetchall()
+
+    def one(self, sql: str, params: tuple | dict | list = ()) -> sqlite3.Row | None:
+        return self.execute(sql, params).fetchone()
+
+    def scalar(self, sql: str, params: tuple | dict | list = ()):
+        row = self.execute(sql, params).fetchone()
+        return None if row is None else row[0]
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._depth > 0
+
+    @contextlib.contextmanager
+    def atomic(self) -> Iterator[Database]:
+        if self._depth == 0:
+            self.execute("BEGIN IMMEDIATE")
+            self._depth = 1
+            try:
+                yield self
+            except BaseException:
+                self._depth = 0
+                with contextlib.suppress(sqlite3.Error):
+                    self.conn.execute("ROLLBACK")
+                raise
+            else:
+                self._depth = 0
+                try:
+                    self.conn.execute("COMMIT")
+                except sqlite3.OperationalError as exc:
+                    with contextlib.suppress(sqlite3.Error):
+                        self.conn.execute("ROLLBACK")
+                    raise _translate(exc, self.path) from exc
+        else:
+            name = f"sp{self._depth}"
+            self.execute(f"SAVEPOINT {name}")
+            self._depth += 1
+            try:
+                yield self
+            except BaseException:
+                self._depth -= 1
+                self.conn.execute(f"ROLLBACK TO {name}")
+                self.conn.execute(f"RELEASE {name}")
+                raise
+            else:
+                self._depth -= 1
+                self.conn.execute(f"RELEASE {name}")
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def _translate(exc: sqlite3.OperationalError, path: Path) -> Exception:
+    text = str(exc).lower()
+    if "locked" in text or "busy" in text:
+        return StateLocked(
+            f"state file {path} is locked by another campctl process for longer than the busy "
+            "timeout; try again, or raise CAMPCTL_BUSY_TIMEOUT (milliseconds)"
+        )
+    if "readonly" in text or "read-only" in text:
+        return StateFileError(f"state file {path} is read-only: {exc}")
+    if "disk is full" in text or "disk i/o" in text:
+        return StateFileError(f"cannot write state file {path}: {exc}")
+    return exc
+
+
+def _check_header(path: Path) -> None:
+    try:
+        with path.open("rb") as handle:
+            header = handle.read(len(SQLITE_HEADER))
+    except OSError as exc:
+        raise StateFileError(f"cannot read state file {path}: {exc.strerror}") from exc
+    if header != SQLITE_HEADER:
+        raise StateFileError(
+            f"{path} is not a campctl state file (not an SQLite database); it was left untouched"
+        )
+
+
+def _create_private(path: Path) -> None:
+    """Create the file 0600 before SQLite opens it, so -wal and -shm inherit the mode."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    os.close(fd)
+
+
+def open_db(
+    path: str | os.PathLike,
+    *,
+    create: bool,
+    busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
+    migrate: bool = True,
+) -> Database:
+    """Open (and with `create`, create) the state file, refusing foreign or newer files."""
+    path = Path(path)
+    created = False
+    if not path.exists():
+        if not create:
+            raise StateFileError(f"no state file at {path} (run 'campctl init')")
+        try:
+            _create_private(path)
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise StateFileError(f"cannot create state file {path}: {exc.strerror}") from exc
+        else:
+            created = True
+    if not created:
+        if path.stat().st_size == 0:
+            # A zero-length file is what _create_private leaves before SQLite writes a page;
+            # only accept it when we may create.
+            if not create:
+                raise StateFileError(f"{path} is empty, not a campctl state file")
+        else:
+            _check_header(path)
+    try:
+        conn = sqlite3.connect(
+            str(path), isolation_level=None, timeout=busy_timeout_ms / 1000, check_same_thread=False
+        )
+    except sqlite3.Error as exc:
+        raise StateFileError(f"cannot open state file {path}: {exc}") from exc
+    conn.row_factory = sqlite3.Row
+    db = Database(conn, path)
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StateFileError(
+                f"state file {path} has schema version {version}, newer than this campctl "
+                f"understands ({SCHEMA_VERSION}); upgrade campctl"
+            )
+        if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+            conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        if version < SCHEMA_VERSION and migrate:
+            if version > 0 and not _is_campctl(conn):
+                raise StateFileError(f"{path} is an SQLite file but not a campctl state file")
+            if version == 0 and _has_tables(conn):
+                raise StateFileError(f"{path} is an SQLite file but not a campctl state file")
+            _migrate(db, version)
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        translated = _translate(exc, path) if isinstance(exc, sqlite3.OperationalError) else None
+        if isinstance(translated, StateFileError):
+            raise translated from exc
+        raise StateFileError(f"state file {path} is corrupt or unreadable: {exc}") from exc
+    except BaseException:
+        conn.close()
+        raise
+    return db
+
+
+def _has_tables(conn: sqlite3.Connection) -> bool:
+    return conn.execute("SELECT count(*) FROM sqlite_master WHERE type='table'").fetchone()[0] > 0
+
+
+def _is_campctl(conn: sqlite3.Connection) -> bool:
+    return (
+        conn.execute(
+            "SELECT count(*) FROM sqlite_master WHERE type='table' AND name='objects'"
+        ).fetchone()[0]
+        == 1
+    )
+
+
+def _migrate(db: Database, current: int) -> None:
+    with db.atomic():
+        # Re-read inside the write lock: another process may have migrated meanwhile.
+        current = db.scalar("PRAGMA user_version")
+        for version in range(current, SCHEMA_VERSION):
+            for statement in MIGRATIONS[version]:
+                db.execute(statement)
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+
+def schema_version(db: Database) -> int:
+    return db.scalar("PRAGMA user_version")

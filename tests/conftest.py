@@ -1,0 +1,119 @@
+"""Shared fixtures: a state-file path, a fixed clock, and a runner that goes through main()."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from campctl.__main__ import main
+
+NOW = "2027-03-01T09:00:00Z"
+
+
+@dataclass
+class Result:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def json(self):
+        return json.loads(self.stdout)
+
+    def __repr__(self) -> str:  # shown by pytest when an assertion fails
+        return f"Result(exit={self.exit_code}, stdout={self.stdout!r}, stderr={self.stderr!r})"
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch, tmp_path):
+    for key in list(os.environ):
+        if key.startswith("CAMPCTL_"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("CAMPCTL_USER", "tester")
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def state(tmp_path) -> Path:
+    return tmp_path / "state.db"
+
+
+@pytest.fixture
+def cli(state):
+    """Run campctl in-process against `state` at NOW unless --now/--state are given."""
+
+    def invoke(*args: str, input: str | None = None, env: dict | None = None) -> Result:
+        argv = [str(a) for a in args]
+        if "--state" not in argv:
+            argv = ["--state", str(state), *argv]
+        if "--now" not in argv and not (env and "CAMPCTL_NOW" in env):
+            argv = ["--now", NOW, *argv]
+        runner = CliRunner()
+        with runner.isolation(input=input, env=env) as outstreams:
+            try:
+                code = main(argv)
+            except SystemExit as exc:  # pragma: no cover - main() returns codes
+                code = exc.code if isinstance(exc.code, int) else 1
+            sys.stdout.flush()
+            sys.stderr.flush()
+            stdout = outstreams[0].getvalue().decode()
+            stderr = outstreams[1].getvalue().decode()
+        return Result(code, stdout, stderr)
+
+    return invoke
+
+
+@pytest.fixture
+def run_subprocess(state):
+    """Run the real console script in a fresh process (for tests of the process boundary)."""
+
+    def invoke(*args: str, env: dict | None = None, input: str | None = None, timeout=60):
+        full_env = {k: v for k, v in os.environ.items() if not k.startswith("CAMPCTL_")}
+        full_env.update(env or {})
+        proc = subprocess.run(
+            [sys.executable, "-m", "campctl", "--state", str(state), *map(str, args)],
+            capture_output=True, text=True, env=full_env, input=input, timeout=timeout,
+        )
+        return Result(proc.returncode, proc.stdout, proc.stderr)
+
+    return invoke
+
+
+@pytest.fixture
+def rows(state):
+    """Read rows straight from the state file: rows('SELECT ...') -> list[dict]."""
+
+    def query(sql: str, params=()):
+        conn = sqlite3.connect(state)
+        conn.row_factory = sqlite3.Row
+        try:
+            return [dict(r) for r in conn.execute(sql, params)]
+        finally:
+            conn.close()
+
+    return query
+
+
+@pytest.fixture
+def write_yaml(tmp_path):
+    """write_yaml('name.yaml', text) -> Path, in a definitions folder under tmp_path."""
+
+    folder = tmp_path / "defs"
+    folder.mkdir(exist_ok=True)
+
+    def write(name: str, text: str) -> Path:
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        return path
+
+    write.folder = folder  # type: ignore[attr-defined]
+    return write
