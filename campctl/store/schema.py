@@ -50,6 +50,218 @@ V1 = [
         note TEXT
     )""",
     "CREATE INDEX history_object ON history (kind, name, id)",
+    # --- audience -------------------------------------------------------------------------
+    """CREATE TABLE contacts (
+        id INTEGER PRIMARY KEY,
+        external_id TEXT NOT NULL UNIQUE,
+        email TEXT,
+        phone TEXT,
+        attrs TEXT NOT NULL DEFAULT '{}',
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    )""",
+    """CREATE TABLE contact_groups (
+        grp TEXT NOT NULL,
+        contact_id INTEGER NOT NULL REFERENCES contacts (id) ON DELETE CASCADE,
+        PRIMARY KEY (grp, contact_id)
+    ) WITHOUT ROWID""",
+    "CREATE INDEX contact_groups_contact ON contact_groups (contact_id)",
+    """CREATE TABLE contact_optouts (
+        contact_id INTEGER NOT NULL REFERENCES contacts (id) ON DELETE CASCADE,
+        message_type TEXT NOT NULL,
+        PRIMARY KEY (contact_id, message_type)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE events (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL,
+        contact_id INTEGER REFERENCES contacts (id) ON DELETE CASCADE,
+        at TEXT NOT NULL,
+        data TEXT,
+        recorded_at TEXT NOT NULL
+    )""",
+    "CREATE INDEX events_name ON events (name, id)",
+    "CREATE INDEX events_contact ON events (contact_id, name, at)",
+    # Where each consumer (event-triggered campaign, event-captured scenario) has read up to.
+    """CREATE TABLE event_cursors (
+        consumer TEXT PRIMARY KEY,
+        last_event_id INTEGER NOT NULL
+    )""",
+    # --- schedules and runs -------------------------------------------------------------------
+    # An occurrence is unique by (object, scheduled time): the database makes firing exactly-once.
+    """CREATE TABLE occurrences (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL,
+        name TEXT NOT NULL,
+        scheduled_at TEXT NOT NULL,
+        status TEXT NOT NULL,
+        reason TEXT,
+        created_at TEXT NOT NULL,
+        UNIQUE (kind, name, scheduled_at)
+    )""",
+    # The next instant at which an object's schedule needs attention; a no-op tick reads only this.
+    """CREATE TABLE schedule_state (
+        kind TEXT NOT NULL,
+        name TEXT NOT NULL,
+        next_due_at TEXT,
+        cursor_at TEXT,
+        PRIMARY KEY (kind, name)
+    )""",
+    "CREATE INDEX schedule_state_due ON schedule_state (next_due_at)",
+    """CREATE TABLE runs (
+        id INTEGER PRIMARY KEY,
+        campaign TEXT NOT NULL,
+        stage TEXT NOT NULL,
+        status TEXT NOT NULL,
+        scheduled_at TEXT,
+        queue_at TEXT,
+        send_at TEXT,
+        built_at TEXT,
+        finished_at TEXT,
+        instance_id INTEGER,
+        restart_of INTEGER REFERENCES runs (id),
+        include_sent INTEGER NOT NULL DEFAULT 0,
+        occurrence_id INTEGER REFERENCES occurrences (id),
+        spec TEXT NOT NULL,
+        error TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    )""",
+    "CREATE INDEX runs_campaign ON runs (campaign, id)",
+    "CREATE INDEX runs_status ON runs (status)",
+    # One queue item per recipient and run; the message id is deterministic and unique.
+    """CREATE TABLE queue_items (
+        id INTEGER PRIMARY KEY,
+        message_id TEXT NOT NULL UNIQUE,
+        run_id INTEGER REFERENCES runs (id),
+        profile_id INTEGER,
+        scenario TEXT,
+        step TEXT,
+        contact_id INTEGER,
+        channel TEXT NOT NULL,
+        message_type TEXT,
+        status TEXT NOT NULL DEFAULT 'queued',
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        next_attempt_at TEXT,
+        claimed_until TEXT,
+        claim_token TEXT,
+        created_at TEXT NOT NULL,
+        sent_at TEXT,
+        UNIQUE (run_id, contact_id)
+    )""",
+    "CREATE INDEX queue_items_due ON queue_items (run_id, next_attempt_at) WHERE status = 'queued'",
+    "CREATE INDEX queue_items_run_status ON queue_items (run_id, status)",
+    "CREATE INDEX queue_items_profile ON queue_items (profile_id) WHERE profile_id IS NOT NULL",
+    """CREATE TABLE outbox (
+        message_id TEXT PRIMARY KEY,
+        channel TEXT NOT NULL,
+        run_id INTEGER,
+        campaign TEXT,
+        stage TEXT,
+        scenario TEXT,
+        step TEXT,
+        contact TEXT,
+        recipient TEXT,
+        subject TEXT,
+        body TEXT,
+        sent_at TEXT NOT NULL
+    )""",
+    "CREATE INDEX outbox_run ON outbox (run_id)",
+    "CREATE INDEX outbox_campaign ON outbox (campaign, sent_at)",
+    # Sliding-window throttle per channel, shared by every run and tick.
+    """CREATE TABLE channel_sends (
+        channel TEXT NOT NULL,
+        window_start TEXT NOT NULL,
+        sent INTEGER NOT NULL,
+        PRIMARY KEY (channel, window_start)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE notifications (
+        id INTEGER PRIMARY KEY,
+        at TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        object TEXT NOT NULL,
+        note TEXT,
+        actor TEXT,
+        delivered_at TEXT,
+        delivery_error TEXT
+    )""",
+    # --- plans ---------------------------------------------------------------------------------
+    """CREATE TABLE plan_instances (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        plan TEXT NOT NULL,
+        status TEXT NOT NULL,
+        scheduled_at TEXT,
+        started_at TEXT NOT NULL,
+        finished_at TEXT,
+        plan_version INTEGER NOT NULL,
+        snapshot TEXT NOT NULL,
+        occurrence_id INTEGER REFERENCES occurrences (id)
+    )""",
+    "CREATE INDEX plan_instances_plan ON plan_instances (plan, status)",
+    """CREATE TABLE stage_instances (
+        id INTEGER PRIMARY KEY,
+        instance_id INTEGER NOT NULL REFERENCES plan_instances (id),
+        position INTEGER NOT NULL,
+        campaign TEXT NOT NULL,
+        code TEXT,
+        stage TEXT NOT NULL,
+        status TEXT NOT NULL,
+        started_at TEXT,
+        activity_created_at TEXT,
+        activity_finished_at TEXT,
+        ended_at TEXT,
+        completed INTEGER NOT NULL DEFAULT 0,
+        has_errors INTEGER NOT NULL DEFAULT 0,
+        run_id INTEGER REFERENCES runs (id),
+        run_log TEXT,
+        UNIQUE (instance_id, position)
+    )""",
+    # The execution log of plans, runs and scenarios (SPEC §6 events).
+    """CREATE TABLE exec_log (
+        id INTEGER PRIMARY KEY,
+        at TEXT NOT NULL,
+        event TEXT NOT NULL,
+        plan TEXT,
+        instance_id INTEGER,
+        campaign TEXT,
+        stage TEXT,
+        run_id INTEGER,
+        scenario TEXT,
+        details TEXT
+    )""",
+    "CREATE INDEX exec_log_plan ON exec_log (plan, id)",
+    "CREATE INDEX exec_log_instance ON exec_log (instance_id, id)",
+    "CREATE INDEX exec_log_run ON exec_log (run_id, id)",
+    # --- scenarios -----------------------------------------------------------------------------
+    """CREATE TABLE scenario_launches (
+        id INTEGER PRIMARY KEY,
+        scenario TEXT NOT NULL,
+        status TEXT NOT NULL,
+        targeted INTEGER NOT NULL DEFAULT 0,
+        include_opted_out INTEGER NOT NULL DEFAULT 0,
+        selection TEXT,
+        actor TEXT,
+        created_at TEXT NOT NULL,
+        finished_at TEXT
+    )""",
+    """CREATE TABLE scenario_profiles (
+        id INTEGER PRIMARY KEY,
+        scenario TEXT NOT NULL,
+        contact_id INTEGER NOT NULL,
+        step TEXT,
+        status TEXT NOT NULL,
+        entered_at TEXT NOT NULL,
+        wake_at TEXT,
+        exited_at TEXT,
+        launch_id INTEGER REFERENCES scenario_launches (id),
+        capture_key TEXT,
+        error TEXT,
+        updated_at TEXT NOT NULL
+    )""",
+    "CREATE INDEX scenario_profiles_step ON scenario_profiles (scenario, status, step)",
+    "CREATE INDEX scenario_profiles_wake ON scenario_profiles (status, wake_at)",
+    "CREATE INDEX scenario_profiles_contact ON scenario_profiles (scenario, contact_id)",
 ]
 
 MIGRATIONS: list[list[str]] = [V1]
