@@ -197,3 +197,30 @@ class Definition:
     @property
     def key(self) -> tuple[str, str]:
         return (self.kind.value, self.name)
+
+
+@dataclass
+class TickReport:
+    """What one tick did (or, with --dry-run, would do)."""
+
+    now: Any = None
+    fired: int = 0
+    built: int = 0
+    sent: int = 0
+    failed: int = 0
+    cancelled: int = 0
+    skipped: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        from campctl.timeutil import iso_z
+
+        return {
+            "now": iso_z(self.now),
+            "fired": self.fired,
+            "built": self.built,
+            "sent": self.sent,
+            "failed": self.failed,
+            "cancelled": self.cancelled,
+            "skipped": self.skipped,
+        }
