@@ -1,0 +1,1 @@
+"""Channels: outbox, smtp, webhook behind one small interface."""

@@ -1,0 +1,1 @@
+"""The engine: schedules, windows, runs, plans, scenarios, audience building, the tick."""
