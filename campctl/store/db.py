@@ -170,15 +170,14 @@ def open_db(
                 f"state file {path} has schema version {version}, newer than this campctl "
                 f"understands ({SCHEMA_VERSION}); upgrade campctl"
             )
+        # Refuse foreign files before anything (even the WAL switch) writes to them.
+        if (version > 0 and not _is_campctl(conn)) or (version == 0 and _has_tables(conn)):
+            raise StateFileError(f"{path} is an SQLite file but not a campctl state file")
         if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
             conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA foreign_keys = ON")
         if version < SCHEMA_VERSION and migrate:
-            if version > 0 and not _is_campctl(conn):
-                raise StateFileError(f"{path} is an SQLite file but not a campctl state file")
-            if version == 0 and _has_tables(conn):
-                raise StateFileError(f"{path} is an SQLite file but not a campctl state file")
             _migrate(db, version)
     except sqlite3.DatabaseError as exc:
         conn.close()
@@ -206,13 +205,19 @@ def _is_campctl(conn: sqlite3.Connection) -> bool:
 
 
 def _migrate(db: Database, current: int) -> None:
-    with db.atomic():
-        # Re-read inside the write lock: another process may have migrated meanwhile.
-        current = db.scalar("PRAGMA user_version")
-        for version in range(current, SCHEMA_VERSION):
-            for statement in MIGRATIONS[version]:
-                db.execute(statement)
-        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    try:
+        with db.atomic():
+            # Re-read inside the write lock: another process may have migrated meanwhile.
+            current = db.scalar("PRAGMA user_version")
+            for version in range(current, SCHEMA_VERSION):
+                for statement in MIGRATIONS[version]:
+                    db.execute(statement)
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    except sqlite3.DatabaseError as exc:
+        raise StateFileError(
+            f"migrating state file {db.path} from schema version {current} failed ({exc}); "
+            "the file was left unchanged"
+        ) from exc
 
 
 def schema_version(db: Database) -> int:
