@@ -114,3 +114,24 @@ def test_console_script_subprocess(run_subprocess, state):
     result = run_subprocess("init", env={"CAMPCTL_NOW": "2027-01-01T00:00:00Z"})
     assert result.exit_code == 0, result
     assert state.exists()
+
+
+def test_backup_is_a_consistent_private_copy(cli, state, tmp_path):
+    assert cli("init").exit_code == 0
+    assert cli("config", "set", "notify_to", "ops@example.com").exit_code == 0
+    target = tmp_path / "copy.db"
+    old = os.umask(0o022)
+    try:
+        result = cli("backup", str(target))
+    finally:
+        os.umask(old)
+    assert result.exit_code == 0, result
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    conn = sqlite3.connect(target)
+    assert conn.execute("SELECT value FROM config WHERE key='notify_to'").fetchone()[0] == (
+        "ops@example.com"
+    )
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    conn.close()
+    again = cli("backup", str(target))
+    assert again.exit_code == 4 and "already exists" in again.stderr

@@ -21,6 +21,8 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         config_set
     )
     app.add_typer(config, name="config")
+    app.command("backup", help="Copy the state file to PATH while campctl keeps running "
+                "(SQLite backup API; the copy is 0600).")(backup)
 
 
 def init(ctx: typer.Context) -> None:
@@ -87,3 +89,17 @@ def config_set(
         history.record(db, kind="config", name=key, action="set", actor=app.actor, now=app.now,
                        from_status=old, to_status=value or None, note=note)
     notice(app, f"{key} = {value or '(default)'}")
+
+
+def backup(
+    ctx: typer.Context,
+    path: Annotated[str, typer.Argument(help="Where to write the copy (must not exist).")],
+) -> None:
+    from campctl.store.db import backup_to
+
+    app = app_context(ctx)
+    size = backup_to(app.db(), path)
+    if app.json:
+        emit_object(app, {"backup": path, "bytes": size})
+    else:
+        notice(app, f"backed up {app.state_path} to {path} ({size} bytes)")

@@ -222,3 +222,25 @@ def _migrate(db: Database, current: int) -> None:
 
 def schema_version(db: Database) -> int:
     return db.scalar("PRAGMA user_version")
+
+
+def backup_to(db: Database, target: str | os.PathLike) -> int:
+    """Copy the live state file through SQLite's backup API (safe while others write).
+
+    The copy is created 0600 like the state file; returns its size in bytes.
+    """
+    target = Path(target)
+    if target.exists():
+        raise StateFileError(f"{target} already exists; choose a new backup path")
+    _create_private(target)
+    try:
+        dest = sqlite3.connect(str(target))
+        try:
+            db.conn.backup(dest)
+            dest.execute("PRAGMA journal_mode = DELETE")
+        finally:
+            dest.close()
+    except sqlite3.Error as exc:
+        target.unlink(missing_ok=True)
+        raise StateFileError(f"backup to {target} failed: {exc}") from exc
+    return target.stat().st_size
