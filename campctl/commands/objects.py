@@ -1,7 +1,290 @@
-"""Commands: (to be written)."""
+"""Commands: apply, and get / describe / delete / history for the five definition kinds."""
 
 from __future__ import annotations
 
+import sys
+import textwrap
+from typing import Annotated
 
-def register(app, groups) -> None:
-    """Add this module's commands to the root app and the shared verb groups."""
+import typer
+
+from campctl.commands.common import app_context, emit, emit_object, local_cell, notice, print_json
+from campctl.errors import NotFound, ValidationFailed
+from campctl.models import Kind
+
+KIND_HELP = {
+    Kind.PLAN: "plans",
+    Kind.CAMPAIGN: "campaigns",
+    Kind.SCENARIO: "scenarios",
+    Kind.SEGMENT: "segments",
+    Kind.CHANNEL: "channels",
+}
+
+# Table columns of `get KIND`; JSON carries every key of engine.catalog.summary.
+COLUMNS = {
+    Kind.PLAN: [("name", "NAME"), ("status", "STATUS"), ("schedule_type", "SCHEDULE"),
+                ("transition", "TRANSITION"), ("stages", "STAGES"),
+                ("next_occurrence", "NEXT", local_cell(None)), ("version", "VERSION")],
+    Kind.CAMPAIGN: [("name", "NAME"), ("code", "CODE"), ("status", "STATUS"), ("type", "TYPE"),
+                    ("closes_at", "CLOSES", local_cell(None)),
+                    ("launched_at", "LAUNCHED", local_cell(None)),
+                    ("next_occurrence", "NEXT", local_cell(None)), ("version", "VERSION")],
+    Kind.SCENARIO: [("name", "NAME"), ("active", "ACTIVE"), ("launch_type", "LAUNCH"),
+                    ("reentry", "REENTRY"), ("profiles_active", "PROFILES"),
+                    ("version", "VERSION")],
+    Kind.SEGMENT: [("name", "NAME"), ("match", "MATCH"), ("rules", "RULES"),
+                   ("limit_percent", "LIMIT %"), ("version", "VERSION")],
+    Kind.CHANNEL: [("name", "NAME"), ("type", "TYPE"), ("rate", "RATE"), ("version", "VERSION")],
+}
+
+NoteOption = Annotated[str | None, typer.Option("--note", help="Why, for the history.")]
+
+
+def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
+    app.command(
+        "apply",
+        help="Validate definition files and create or update their objects in one transaction.",
+    )(apply)
+    for kind, plural in KIND_HELP.items():
+        groups["get"].command(plural, help=f"List {plural}, or show one.")(_get_command(kind))
+        groups["get"].command(kind.cli, hidden=True)(_get_command(kind))
+        for verb, factory, text in (
+            ("describe", _describe_command, f"Show one {kind.cli} in detail, with its spec."),
+            ("delete", _delete_command,
+             f"Delete a {kind.cli} (refused while in use); its history remains."),
+            ("history", _history_command, f"Show the versions and actions of a {kind.cli}."),
+        ):
+            groups[verb].command(kind.cli, help=text)(factory(kind))
+            groups[verb].command(plural, hidden=True)(factory(kind))
+
+
+# --- apply -----------------------------------------------------------------------------------
+
+def apply(
+    ctx: typer.Context,
+    paths: Annotated[list[str], typer.Argument(
+        help="Definition files or directories (recursively *.yaml, *.yml).", metavar="PATH...")],
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Show what would change, with a diff of the changed fields; "
+        "write nothing.")] = False,
+    note: NoteOption = None,
+) -> None:
+    from campctl.definitions import load_paths
+    from campctl.engine import catalog
+    from campctl.store.objects import known_specs
+
+    app = app_context(ctx)
+    db = app.db(create=False) if app.state_path.exists() else None
+    result = load_paths(list(paths), known=known_specs(db) if db is not None else {})
+    if result.issues:
+        for issue in result.issues:
+            sys.stderr.write(f"{issue}\n")
+        files = len({i.file for i in result.issues})
+        raise ValidationFailed(
+            f"{len(result.issues)} problem(s) in {files} file(s); nothing was applied "
+            "(fix them, 'campctl validate' shows the same list)",
+            issues=result.issues,
+        )
+    if not result.definitions:
+        notice(app, "no definitions found; nothing to apply")
+        if app.json:
+            print_json([])
+        return
+    changes = catalog.plan_apply(db, result.definitions)
+    if dry_run:
+        _print_changes(app, changes, diffs=True)
+        notice(app, f"dry run: {_totals(changes)}; nothing was written")
+        catalog.check_refusals(changes)
+        return
+    catalog.check_refusals(changes)
+    if any(c.action != "unchanged" for c in changes):
+        db = app.db(create=True)
+        with db.atomic():
+            # Decide again under the write lock: another apply may have landed meanwhile.
+            changes = catalog.plan_apply(db, result.definitions)
+            catalog.execute_apply(db, changes, actor=app.actor, now=app.now, note=note)
+    _print_changes(app, changes, diffs=False)
+    notice(app, _totals(changes))
+
+
+def _totals(changes) -> str:
+    counts = {a: sum(1 for c in changes if c.action == a)
+              for a in ("created", "updated", "unchanged")}
+    return ", ".join(f"{n} {a}" for a, n in counts.items())
+
+
+def _print_changes(app, changes, *, diffs: bool) -> None:
+    from campctl.engine.catalog import format_value
+
+    if app.json:
+        rows = []
+        for c in changes:
+            row = c.as_json()
+            if not diffs:
+                row.pop("changes")
+            rows.append(row)
+        print_json(rows)
+        return
+    lines = []
+    for c in changes:
+        lines.append(f"{c.label} {c.action}" + (f" (version {c.version})"
+                                                  if c.action != "unchanged" else ""))
+        if diffs:
+            for path, old, new in c.diffs:
+                lines.append(f"    {path}: {format_value(old)} → {format_value(new)}")
+    sys.stdout.write("\n".join(lines) + "\n")
+
+
+# --- get / describe / delete / history ---------------------------------------------------------
+
+def _require(db, kind: Kind, name: str) -> dict:
+    from campctl.engine.workflow import require_object
+
+    return require_object(db, kind, name)
+
+
+def _get_command(kind: Kind):
+    def get(
+        ctx: typer.Context,
+        name: Annotated[str | None, typer.Argument(help="Show only this one.")] = None,
+    ) -> None:
+        from campctl.engine.catalog import summary
+        from campctl.store.objects import list_objects, profile_counts
+
+        app = app_context(ctx)
+        db = app.db()
+        profiles = profile_counts(db) if kind is Kind.SCENARIO else None
+        if name is not None:
+            row = summary(kind, _require(db, kind, name), now=app.now, profiles=profiles)
+            if app.json:
+                print_json(row)
+            else:
+                emit(app, [row], COLUMNS[kind])
+            return
+        rows = [summary(kind, obj, now=app.now, profiles=profiles)
+                for obj in list_objects(db, kind.value)]
+        emit(app, rows, COLUMNS[kind], empty=f"no {KIND_HELP[kind]} (apply some definitions)")
+
+    get.__doc__ = f"List {KIND_HELP[kind]}."
+    return get
+
+
+def _describe_command(kind: Kind):
+    def describe(
+        ctx: typer.Context,
+        name: Annotated[str, typer.Argument(help="The object's name.")],
+    ) -> None:
+        from campctl.engine.catalog import referenced_by, summary
+        from campctl.engine.workflow import delete_blockers
+        from campctl.store.objects import history_with_versions, profile_counts
+
+        app = app_context(ctx)
+        db = app.db()
+        obj = _require(db, kind, name)
+        profiles = profile_counts(db) if kind is Kind.SCENARIO else None
+        detail = {
+            "kind": kind.cli,
+            "name": name,
+            "description": obj["description"],
+            **summary(kind, obj, now=app.now, profiles=profiles),
+            "status": obj["status"],
+            "created_at": obj["created_at"],
+            "updated_at": obj["updated_at"],
+            "source": obj["source"],
+            "referenced_by": referenced_by(db, kind, name),
+            "in_use": delete_blockers(db, kind, name),
+            "history": [
+                {k: v for k, v in row.items() if k != "id"}
+                for row in history_with_versions(db, kind.value, name)[-10:]
+            ],
+            "spec": obj["spec"],
+        }
+        if app.json:
+            print_json(detail)
+            return
+        import yaml
+
+        shown = {k: v for k, v in detail.items() if k not in ("spec", "history")}
+        shown["referenced_by"] = ", ".join(detail["referenced_by"]) or None
+        shown["in_use"] = "; ".join(detail["in_use"]) or None
+        emit_object(app, shown, title=f"{kind.cli}/{name}")
+        out = app.out()
+        out.print("spec:", markup=False)
+        text = yaml.safe_dump(obj["spec"], sort_keys=False, allow_unicode=True).rstrip()
+        out.print(textwrap.indent(text, "  "), markup=False)
+        if detail["history"]:
+            out.print("recent history:", markup=False)
+            for row in detail["history"]:
+                out.print("  " + _history_line(row), markup=False)
+
+    describe.__doc__ = f"Describe a {kind.cli}."
+    return describe
+
+
+def _history_line(row: dict) -> str:
+    moves = (f" {row['from_status'] or '-'} → {row['to_status'] or '-'}"
+             if row["from_status"] != row["to_status"] else "")
+    version = f" v{row['version']}" if row.get("version") else ""
+    note = f" — {row['note']}" if row.get("note") else ""
+    return f"{row['at']} {row['actor']} {row['action']}{version}{moves}{note}"
+
+
+def _delete_command(kind: Kind):
+    def delete(
+        ctx: typer.Context,
+        name: Annotated[str, typer.Argument(help="The object's name.")],
+        note: NoteOption = None,
+    ) -> None:
+        from campctl.engine import workflow
+
+        app = app_context(ctx)
+        db = app.db(create=True)
+        with db.atomic():
+            workflow.delete(db, kind=kind, name=name, actor=app.actor, now=app.now, note=note)
+        if app.json:
+            print_json({"kind": kind.cli, "name": name, "action": "deleted"})
+        else:
+            sys.stdout.write(f"{kind.cli}/{name} deleted\n")
+
+    delete.__doc__ = f"Delete a {kind.cli}."
+    return delete
+
+
+def _history_command(kind: Kind):
+    def history(
+        ctx: typer.Context,
+        name: Annotated[str, typer.Argument(help="The object's name (deleted ones too).")],
+        version: Annotated[int | None, typer.Option(
+            "--version", help="Show the spec of this version instead.")] = None,
+    ) -> None:
+        from campctl.store.objects import history_with_versions, versions
+
+        app = app_context(ctx)
+        db = app.db()
+        if version is not None:
+            found = [v for v in versions(db, kind.value, name) if v["version"] == version]
+            if not found:
+                raise NotFound(f"{kind.cli} {name} has no version {version} "
+                               f"(see 'campctl history {kind.cli} {name}')")
+            row = {k: v for k, v in found[0].items() if k != "history_id"}
+            row["kind"] = kind.cli
+            if app.json:
+                print_json(row)
+            else:
+                import yaml
+
+                emit_object(app, {k: v for k, v in row.items() if k != "spec"})
+                app.out().print(yaml.safe_dump(row["spec"], sort_keys=False,
+                                               allow_unicode=True).rstrip(), markup=False)
+            return
+        rows = [{k: v for k, v in r.items() if k != "id"}
+                for r in history_with_versions(db, kind.value, name)]
+        if not rows:
+            raise NotFound(f"no {kind.cli} named {name!r} has any history "
+                           f"(see 'campctl get {KIND_HELP[kind]}')")
+        emit(app, rows, [("at", "AT"), ("actor", "ACTOR"), ("action", "ACTION"),
+                         ("from_status", "FROM"), ("to_status", "TO"), ("version", "VERSION"),
+                         ("note", "NOTE")])
+
+    history.__doc__ = f"History of a {kind.cli}."
+    return history

@@ -1,0 +1,375 @@
+"""Apply: what changes between loaded definitions and the state file, versions, references."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from campctl.errors import ActionRefused, ValidationFailed
+from campctl.models import (
+    APPLY_ORDER,
+    NAME_PATTERN,
+    BusinessStatus,
+    Definition,
+    Issue,
+    Kind,
+    ScenarioStatus,
+)
+from campctl.store import history
+from campctl.store import objects as store
+
+BUSINESS_KINDS = (Kind.CAMPAIGN, Kind.PLAN)
+_NAME = re.compile(NAME_PATTERN)
+
+
+def initial_status(kind: Kind) -> str | None:
+    if kind in BUSINESS_KINDS:
+        return str(BusinessStatus.DRAFT)
+    if kind is Kind.SCENARIO:
+        return str(ScenarioStatus.INACTIVE)
+    return None
+
+
+@dataclass
+class Change:
+    """What apply does (or, with --dry-run, would do) to one object."""
+
+    kind: Kind
+    name: str
+    action: str  # created | updated | unchanged
+    version: int
+    status: str | None
+    definition: Definition
+    spec: dict
+    diffs: list[tuple[str, Any, Any]] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind.cli}/{self.name}"
+
+    def as_json(self) -> dict:
+        return {
+            "kind": self.kind.cli,
+            "name": self.name,
+            "action": self.action,
+            "version": self.version,
+            "changes": [{"path": p, "old": o, "new": n} for p, o, n in self.diffs],
+        }
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "(absent)"
+
+
+_MISSING = _Missing()
+
+
+def diff(old: Any, new: Any, path: str = "") -> list[tuple[str, Any, Any]]:
+    """Changed leaves as (dotted path, old, new); absent values are None in the result."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out: list[tuple[str, Any, Any]] = []
+        for key in list(old) + [k for k in new if k not in old]:
+            sub = f"{path}.{key}" if path else str(key)
+            out += diff(old.get(key, _MISSING), new.get(key, _MISSING), sub)
+        return out
+    if isinstance(old, list) and isinstance(new, list):
+        out = []
+        for index in range(max(len(old), len(new))):
+            sub = f"{path}.{index}" if path else str(index)
+            out += diff(
+                old[index] if index < len(old) else _MISSING,
+                new[index] if index < len(new) else _MISSING,
+                sub,
+            )
+        return out
+    if old is _MISSING and new is _MISSING:
+        return []
+    if old is not _MISSING and new is not _MISSING and old == new and type(old) is type(new):
+        return []
+    return [(path, None if old is _MISSING else old, None if new is _MISSING else new)]
+
+
+def format_value(value: Any) -> str:
+    if value is None:
+        return "(absent)"
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _same(old: dict, new: dict) -> bool:
+    # json text equality also tells 1 from 1.0 and True from 1, which dict equality does not.
+    return json.dumps(old, sort_keys=True) == json.dumps(new, sort_keys=True)
+
+
+def _ordered(definitions: list[Definition]) -> list[Definition]:
+    rank = {kind: i for i, kind in enumerate(APPLY_ORDER)}
+    return sorted(definitions, key=lambda d: rank.get(d.kind, len(rank)))
+
+
+def _check_names(definitions: list[Definition]) -> None:
+    """Guards the store whatever the loader lets through: valid, unique names."""
+    issues: list[Issue] = []
+    seen: dict[tuple[str, str], Definition] = {}
+    for d in definitions:
+        if not isinstance(d.name, str) or not _NAME.match(d.name):
+            issues.append(Issue(d.pos.file, d.pos.line, d.pos.col,
+                                f"invalid name {d.name!r}: use lower-case letters, digits and '-'"))
+        elif d.key in seen:
+            first = seen[d.key].pos
+            issues.append(Issue(d.pos.file, d.pos.line, d.pos.col,
+                                f"duplicate {d.kind.value} {d.name!r} (also at "
+                                f"{first.file}:{first.line}:{first.col})"))
+        else:
+            seen[d.key] = d
+    if issues:
+        raise ValidationFailed(f"{len(issues)} problem(s) in the definitions; nothing was applied",
+                               issues=issues)
+
+
+def plan_apply(db, definitions: list[Definition]) -> list[Change]:
+    """Compare each definition with the state file. Reads only."""
+    _check_names(definitions)
+    changes: list[Change] = []
+    for d in _ordered(definitions):
+        spec = store.normalise_spec(d.spec)
+        description = d.description if isinstance(d.description, str) or d.description is None \
+            else str(d.description)
+        d.description = description
+        current = store.get_object(db, d.kind.value, d.name) if db is not None else None
+        if current is None:
+            version = store.next_version(db, d.kind.value, d.name) if db is not None else 1
+            changes.append(Change(d.kind, d.name, "created", version, initial_status(d.kind), d,
+                                  spec))
+            continue
+        old = {"description": current["description"], **current["spec"]}
+        new = {"description": description, **spec}
+        if _same(old, new):
+            changes.append(Change(d.kind, d.name, "unchanged", current["version"],
+                                  current["status"], d, spec))
+            continue
+        changes.append(Change(d.kind, d.name, "updated", store.next_version(db, d.kind.value, d.name),
+                              current["status"], d, spec, diff(old, new)))
+    return changes
+
+
+def refusals(changes: list[Change]) -> list[Change]:
+    return [
+        c for c in changes
+        if c.action == "updated" and c.kind in BUSINESS_KINDS and c.status != BusinessStatus.DRAFT
+    ]
+
+
+def refusal_message(refused: list[Change]) -> str:
+    first = refused[0]
+    text = (f"{first.label} is {first.status}: only draft {first.kind.cli}s can be changed; "
+            f"run 'campctl revise {first.kind.cli} {first.name}' first")
+    if len(refused) > 1:
+        others = ", ".join(f"{c.label} ({c.status})" for c in refused[1:])
+        text += f"; also not draft: {others}"
+    return text + "; nothing was applied"
+
+
+def check_refusals(changes: list[Change]) -> None:
+    refused = refusals(changes)
+    if refused:
+        raise ActionRefused(refusal_message(refused))
+
+
+def execute_apply(db, changes: list[Change], *, actor: str, now: datetime,
+                  note: str | None = None) -> None:
+    """Write the changes; the caller holds the transaction. Unchanged objects are not touched."""
+    check_refusals(changes)
+    for c in changes:
+        if c.action == "unchanged":
+            continue
+        kind, d = c.kind.value, c.definition
+        source = f"{d.pos.file}:{d.pos.line}" if d.pos.file else None
+        if c.action == "created":
+            store.insert_object(db, kind=kind, name=c.name, version=c.version, spec=c.spec,
+                                description=d.description, status=c.status, source=source, now=now)
+            history.record(db, kind=kind, name=c.name, action="created", actor=actor, now=now,
+                           to_status=c.status, note=note)
+        else:
+            store.update_spec(db, kind=kind, name=c.name, version=c.version, spec=c.spec,
+                              description=d.description, source=source, now=now)
+            history.record(db, kind=kind, name=c.name, action="updated", actor=actor, now=now,
+                           from_status=c.status, to_status=c.status, note=note)
+        store.add_version(db, kind=kind, name=c.name, version=c.version, spec=c.spec,
+                          description=d.description, source=source, actor=actor, now=now,
+                          history_id=store.last_history_id(db))
+
+
+# --- references between objects -------------------------------------------------------------
+
+_REFERENCE_KEYS = {Kind.SEGMENT: "segment", Kind.CHANNEL: "channel", Kind.CAMPAIGN: "campaign"}
+
+
+def _walk(value: Any) -> Iterator[dict]:
+    if isinstance(value, dict):
+        yield value
+        for item in value.values():
+            yield from _walk(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _walk(item)
+
+
+def references(spec: Any, kind: Kind, name: str) -> bool:
+    """Whether a spec names `kind`/`name` (a segment in an audience, a channel, a plan stage)."""
+    key = _REFERENCE_KEYS.get(kind)
+    if key is None:
+        return False
+    return any(node.get(key) == name for node in _walk(spec))
+
+
+def referenced_by(db, kind: Kind, name: str) -> list[str]:
+    """`kind/name` of every other object whose spec refers to this one."""
+    found = []
+    for obj in store.all_objects(db):
+        if (obj["kind"], obj["name"]) == (kind.value, name):
+            continue
+        if references(obj["spec"], kind, name):
+            found.append(f"{obj['kind'].lower()}/{obj['name']}")
+    return found
+
+
+# --- listings (get / describe) ---------------------------------------------------------------
+
+def _get(spec: Any, *path: str) -> Any:
+    for key in path:
+        if not isinstance(spec, dict):
+            return None
+        spec = spec.get(key)
+    return spec
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _instant(value: Any, tz: Any, *, now: datetime) -> datetime | None:
+    """`{at: DATETIME}` or a DATETIME string → UTC; None for `immediately`, absent or junk."""
+    from campctl.timeutil import parse_local_datetime
+
+    if isinstance(value, dict):
+        value = value.get("at")
+    if not isinstance(value, str) or value == "immediately":
+        return None
+    try:
+        return parse_local_datetime(value, tz if isinstance(tz, str) else "UTC")
+    except ValueError:
+        return None
+
+
+def _next_cron(expr: Any, tz: Any, *, after: datetime, until: datetime | None = None):
+    try:
+        from campctl.engine import cron
+    except ImportError:  # the time area has not landed yet
+        return None
+    next_fire = getattr(cron, "next_fire", None)
+    if next_fire is None or not isinstance(expr, str):
+        return None
+    try:
+        moment = next_fire(expr, tz if isinstance(tz, str) else "UTC", after=after)
+    except Exception:  # a junk spec must not break a listing
+        return None
+    if moment is None or (until is not None and moment > until):
+        return None
+    return moment
+
+
+def next_occurrence(kind: Kind, obj: dict, *, now: datetime) -> datetime | None:
+    """When the object's schedule fires next, only if it would (approved, and launched for
+    campaigns); None otherwise."""
+    spec = obj["spec"]
+    if obj["status"] != BusinessStatus.APPROVED:
+        return None
+    if kind is Kind.PLAN:
+        schedule = _get(spec, "schedule") or {}
+        tz = _get(schedule, "timezone")
+        kind_of = _get(schedule, "type") or "manual"
+        if kind_of == "once":
+            at = _instant(_get(schedule, "at"), tz, now=now)
+            return at if at is not None and at > now else None
+        if kind_of == "recurrent":
+            return _next_cron(_get(schedule, "cron"), tz, after=now)
+        return None
+    if kind is not Kind.CAMPAIGN or not obj.get("launched_at"):
+        return None
+    tz = _get(spec, "timezone")
+    schedule = _get(spec, "schedule") or {}
+    closing = _instant(_get(spec, "closes_at"), tz, now=now)
+    kind_of = _get(spec, "type") or "one-off"
+    if kind_of == "date-triggered":
+        start = _instant(_get(schedule, "start"), tz, now=now)
+        until = _instant(_get(schedule, "until"), tz, now=now)
+        limit = min((m for m in (until, closing) if m is not None), default=None)
+        return _next_cron(_get(schedule, "cron") or "0 9 * * *", tz,
+                          after=max(now, start) if start else now, until=limit)
+    if kind_of == "event-triggered":
+        every = _get(schedule, "queue_every")
+        if isinstance(every, str) and every != "on_event":
+            return _next_cron(every, tz, after=now, until=closing)
+        return None
+    send = _instant(_get(schedule, "send"), tz, now=now)
+    return send if send is not None and send > now else None
+
+
+def summary(kind: Kind, obj: dict, *, now: datetime, profiles: dict[str, int] | None = None) -> dict:
+    """One row of `get KIND` with the §9 keys (and a few more)."""
+    from campctl.timeutil import iso_z
+
+    spec = obj["spec"]
+    name = obj["name"]
+    if kind is Kind.PLAN:
+        return {
+            "name": name,
+            "status": obj["status"],
+            "schedule_type": _text(_get(spec, "schedule", "type")) or "manual",
+            "transition": _text(_get(spec, "transition")) or "completed",
+            "next_occurrence": iso_z(next_occurrence(kind, obj, now=now)),
+            "version": obj["version"],
+            "timezone": _text(_get(spec, "schedule", "timezone")),
+            "stages": len(_get(spec, "stages") or []) if isinstance(_get(spec, "stages"), list) else 0,
+        }
+    if kind is Kind.CAMPAIGN:
+        tz = _text(_get(spec, "timezone"))
+        return {
+            "name": name,
+            "code": _get(spec, "code") if _get(spec, "code") is not None else name,
+            "status": obj["status"],
+            "type": _text(_get(spec, "type")) or "one-off",
+            "closes_at": iso_z(_instant(_get(spec, "closes_at"), tz, now=now)),
+            "next_occurrence": iso_z(next_occurrence(kind, obj, now=now)),
+            "version": obj["version"],
+            "launched_at": obj["launched_at"],
+            "timezone": tz,
+        }
+    if kind is Kind.SCENARIO:
+        return {
+            "name": name,
+            "active": obj["status"] == ScenarioStatus.ACTIVE,
+            "launch_type": _text(_get(spec, "launch", "type")) or "manual",
+            "reentry": _text(_get(spec, "reentry")) or "once",
+            "profiles_active": (profiles or {}).get(name, 0),
+            "version": obj["version"],
+        }
+    if kind is Kind.SEGMENT:
+        rules = _get(spec, "rules")
+        return {
+            "name": name,
+            "match": _text(_get(spec, "match")) or "all",
+            "rules": len(rules) if isinstance(rules, list) else 0,
+            "limit_percent": _get(spec, "limit_percent"),
+            "version": obj["version"],
+        }
+    return {
+        "name": name,
+        "type": _text(_get(spec, "type")),
+        "rate": _get(spec, "rate"),
+        "version": obj["version"],
+    }

@@ -1,0 +1,240 @@
+"""Business statuses: submit/approve/deny/stop/revise, launch, scenario activation, delete."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from campctl.engine.catalog import BUSINESS_KINDS, referenced_by
+from campctl.errors import ActionRefused, NotFound, UsageProblem
+from campctl.models import (
+    BUSINESS_TRANSITIONS,
+    SCENARIO_TRANSITIONS,
+    BusinessStatus,
+    Kind,
+    allowed_verbs,
+)
+from campctl.store import history
+from campctl.store import objects as store
+from campctl.timeutil import iso_z, parse_local_datetime
+
+
+def require_object(db, kind: Kind, name: str) -> dict:
+    obj = store.get_object(db, kind.value, name)
+    if obj is None:
+        raise NotFound(f"no {kind.cli} named {name!r} (see 'campctl get {kind.cli}s')")
+    return obj
+
+
+def closes_at(spec: dict) -> datetime | None:
+    """The campaign's closing instant (UTC), None when it has none. ValueError when unreadable."""
+    raw = spec.get("closes_at") if isinstance(spec, dict) else None
+    if raw is None:
+        return None
+    tz = spec.get("timezone") if isinstance(spec.get("timezone"), str) else "UTC"
+    return parse_local_datetime(str(raw), tz)
+
+
+def _closing_problem(name: str, spec: dict, *, now: datetime) -> str | None:
+    try:
+        closing = closes_at(spec)
+    except ValueError:
+        return f"campaign {name} has an unreadable closes_at {spec.get('closes_at')!r}"
+    if closing is not None and closing <= now:
+        return f"campaign {name} closed at {iso_z(closing)} (closes_at is not in the future)"
+    return None
+
+
+def _stage_entries(spec: dict) -> list[Any]:
+    stages = spec.get("stages") if isinstance(spec, dict) else None
+    return stages if isinstance(stages, list) else []
+
+
+def plan_blockers(db, plan_spec: dict, *, now: datetime) -> list[str]:
+    """Why the plan may not be submitted, approved or started now (empty when it may).
+
+    Every campaign of the execution tree must exist, be approved, close in the future, and hold
+    the named stage with `controlled_by_plan: true`.
+    """
+    entries = _stage_entries(plan_spec)
+    if not entries:
+        return ["the plan has no stages"]
+    problems: list[str] = []
+    for position, entry in enumerate(entries, start=1):
+        if not isinstance(entry, dict) or not isinstance(entry.get("campaign"), str):
+            problems.append(f"stage {position} names no campaign")
+            continue
+        name = entry["campaign"]
+        stage = entry.get("stage", "main")
+        campaign = store.get_object(db, Kind.CAMPAIGN.value, name)
+        if campaign is None:
+            problems.append(f"campaign {name} (stage {position}) does not exist")
+            continue
+        if campaign["status"] != BusinessStatus.APPROVED:
+            problems.append(
+                f"campaign {name} is {campaign['status']}, not approved "
+                f"(run 'campctl submit campaign {name}' and have it approved)"
+            )
+            continue
+        if closing := _closing_problem(name, campaign["spec"], now=now):
+            problems.append(closing)
+            continue
+        stages = _stage_entries(campaign["spec"]) or [{"name": "main"}]
+        found = next((s for s in stages if isinstance(s, dict) and s.get("name") == stage), None)
+        if found is None:
+            problems.append(f"campaign {name} has no stage {stage!r}")
+        elif found.get("controlled_by_plan") is not True:
+            problems.append(f"stage {stage!r} of campaign {name} is not controlled_by_plan: true")
+    return problems
+
+
+def _refuse_verb(kind: Kind, name: str, status: str, verb: str, table: dict) -> ActionRefused:
+    allowed = allowed_verbs(table, status)
+    hint = ", ".join(f"'campctl {v} {kind.cli} {name}'" for v in allowed) or "none"
+    return ActionRefused(
+        f"cannot {verb} {kind.cli} {name}: it is {status}; allowed from {status}: {hint}"
+    )
+
+
+def _running(db, kind: Kind, name: str) -> str | None:
+    if kind is Kind.CAMPAIGN:
+        runs = store.active_runs(db, name)
+        if runs:
+            return f"it has {runs} active run(s); stop them first ('campctl get runs --campaign {name}')"
+        instances = store.live_instances_using(db, name)
+        if instances:
+            return f"{instances} running plan instance(s) use it"
+    elif kind is Kind.PLAN:
+        instances = store.live_instances(db, name)
+        if instances:
+            return (f"it has {instances} running or paused instance(s); "
+                    f"stop it first ('campctl stop plan {name} --current')")
+    return None
+
+
+def business_verb(
+    db, *, kind: Kind, name: str, verb: str, actor: str, now: datetime,
+    note: str | None = None, override_four_eyes: bool = False,
+) -> tuple[str, str]:
+    """Apply one approval-workflow verb to a campaign or plan; returns (from, to).
+
+    The caller holds the transaction; the move is a conditional UPDATE on the old status.
+    """
+    from campctl.store.config import four_eyes
+
+    if kind not in BUSINESS_KINDS:
+        raise UsageProblem(f"{verb} applies to campaigns and plans, not {kind.cli}s")
+    obj = require_object(db, kind, name)
+    status = obj["status"]
+    target = BUSINESS_TRANSITIONS.get(status, {}).get(verb)
+    if target is None:
+        raise _refuse_verb(kind, name, status, verb, BUSINESS_TRANSITIONS)
+    action = verb
+    if verb == "revise" and status == BusinessStatus.APPROVED and (why := _running(db, kind, name)):
+        raise ActionRefused(f"cannot revise {kind.cli} {name} while something runs: {why}")
+    if verb in ("submit", "approve"):
+        if kind is Kind.PLAN:
+            problems = plan_blockers(db, obj["spec"], now=now)
+        else:
+            problems = [p for p in [_closing_problem(name, obj["spec"], now=now)] if p]
+        if problems:
+            more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
+            raise ActionRefused(f"cannot {verb} {kind.cli} {name}: {problems[0]}{more}")
+    if verb == "approve" and four_eyes(db):
+        submitter = store.last_actor(db, kind.value, name, "submit")
+        if submitter == actor:
+            if not override_four_eyes:
+                raise ActionRefused(
+                    f"four-eyes rule: {actor} submitted {kind.cli} {name} and cannot approve it; "
+                    "ask another operator, or record a bypass with --override-four-eyes --note WHY"
+                )
+            if not note:
+                raise UsageProblem("--override-four-eyes needs --note saying why")
+            action = "approve-override"
+    elif override_four_eyes and verb != "approve":
+        raise UsageProblem("--override-four-eyes only applies to approve")
+    # Stopping or revising ends a campaign's launch.
+    clear = kind is Kind.CAMPAIGN and verb in ("stop", "revise")
+    if not store.set_status(db, kind.value, name, from_status=status, to_status=str(target),
+                            now=now, clear_launch=clear):
+        raise ActionRefused(f"{kind.cli} {name} changed meanwhile; look again and retry")
+    history.record(db, kind=kind.value, name=name, action=action, actor=actor, now=now,
+                   from_status=status, to_status=str(target), note=note)
+    return status, str(target)
+
+
+def start_campaign(db, *, name: str, actor: str, now: datetime, note: str | None = None) -> None:
+    """The launch: an approved campaign starts following its schedule from `now`."""
+    obj = require_object(db, Kind.CAMPAIGN, name)
+    if obj["status"] != BusinessStatus.APPROVED:
+        raise ActionRefused(
+            f"cannot start campaign {name}: it is {obj['status']}, and only an approved campaign "
+            f"can be launched (submit and approve it first)"
+        )
+    if obj["launched_at"] is not None:
+        raise ActionRefused(
+            f"campaign {name} was already launched at {obj['launched_at']}; "
+            f"'campctl stop campaign {name}' ends the launch"
+        )
+    if problem := _closing_problem(name, obj["spec"], now=now):
+        raise ActionRefused(f"cannot start campaign {name}: {problem}")
+    if not store.set_launched(db, name, now=now):
+        raise ActionRefused(f"campaign {name} changed meanwhile; look again and retry")
+    history.record(db, kind=Kind.CAMPAIGN.value, name=name, action="start", actor=actor, now=now,
+                   from_status=obj["status"], to_status=obj["status"], note=note)
+
+
+def scenario_verb(db, *, name: str, verb: str, actor: str, now: datetime,
+                  note: str | None = None) -> tuple[str, str]:
+    """activate / deactivate; the scenarios engine's hooks act on the profiles."""
+    from campctl.engine import scenarios
+
+    obj = require_object(db, Kind.SCENARIO, name)
+    status = obj["status"]
+    target = SCENARIO_TRANSITIONS.get(status, {}).get(verb)
+    if target is None:
+        raise _refuse_verb(Kind.SCENARIO, name, status, verb, SCENARIO_TRANSITIONS)
+    if not store.set_status(db, Kind.SCENARIO.value, name, from_status=status,
+                            to_status=str(target), now=now):
+        raise ActionRefused(f"scenario {name} changed meanwhile; look again and retry")
+    if verb == "deactivate":
+        hook = getattr(scenarios, "on_deactivate", None)
+        if hook is not None:
+            keep = obj["spec"].get("keep_profiles_on_deactivate") is True
+            hook(db, name=name, now=now, keep=keep)
+    else:
+        hook = getattr(scenarios, "on_activate", None)
+        if hook is not None:
+            hook(db, name=name, now=now)
+    history.record(db, kind=Kind.SCENARIO.value, name=name, action=verb, actor=actor, now=now,
+                   from_status=status, to_status=str(target), note=note)
+    return status, str(target)
+
+
+def delete_blockers(db, kind: Kind, name: str) -> list[str]:
+    problems: list[str] = []
+    if why := _running(db, kind, name):
+        problems.append(why)
+    if kind is Kind.SCENARIO and (profiles := store.active_profiles(db, name)):
+        problems.append(f"{profiles} profile(s) are in it ('campctl clear scenario {name}')")
+    users = referenced_by(db, kind, name)
+    if users:
+        problems.append(f"it is referenced by {', '.join(users)}")
+    if kind is Kind.CHANNEL:
+        from campctl.store.config import get_config
+
+        if get_config(db, "notify_channel") == name:
+            problems.append("it is the notify_channel of 'campctl config'")
+    return problems
+
+
+def delete(db, *, kind: Kind, name: str, actor: str, now: datetime,
+           note: str | None = None) -> None:
+    """Remove the definition; its versions and history stay."""
+    obj = require_object(db, kind, name)
+    problems = delete_blockers(db, kind, name)
+    if problems:
+        raise ActionRefused(f"cannot delete {kind.cli} {name}: {'; '.join(problems)}")
+    store.delete_object(db, kind.value, name)
+    history.record(db, kind=kind.value, name=name, action="deleted", actor=actor, now=now,
+                   from_status=obj["status"], note=note)
