@@ -35,6 +35,8 @@ V1 = [
         description TEXT,
         applied_at TEXT NOT NULL,
         actor TEXT NOT NULL,
+        source TEXT,
+        history_id INTEGER,
         PRIMARY KEY (kind, name, version)
     )""",
     # The action history of every object (definitions by kind/name, runs/instances/launches by id).
