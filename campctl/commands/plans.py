@@ -1,7 +1,197 @@
-"""Commands: (to be written)."""
+"""Commands: start plan, get/describe instances, pause/resume/stop instance."""
 
 from __future__ import annotations
 
+from typing import Annotated
 
-def register(app, groups) -> None:
-    """Add this module's commands to the root app and the shared verb groups."""
+import typer
+
+from campctl.commands.common import app_context, cell, emit, emit_object, local_cell, notice
+
+NoteOption = Annotated[str | None, typer.Option("--note", help="Why, for the history.")]
+InstanceArg = Annotated[str, typer.Argument(help="Instance id (or its name).", metavar="ID")]
+
+
+def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
+    groups["start"].command(
+        "plan", help="Start Now: create an instance of an approved manual plan."
+    )(start_plan)
+    groups["get"].command(
+        "instances", help="List plan instances with their stages (--plan to filter)."
+    )(get_instances)
+    groups["get"].command("instance", hidden=True)(get_instances)
+    groups["describe"].command(
+        "instance", help="Show a plan instance: stage instances, snapshot and execution log."
+    )(describe_instance)
+    groups["describe"].command("instances", hidden=True)(describe_instance)
+    groups["pause"].command(
+        "instance", help="Pause delivery of an instance: messages are built, none are sent."
+    )(pause_instance)
+    groups["resume"].command("instance", help="Resume delivery of a paused instance.")(
+        resume_instance
+    )
+    groups["stop"].command(
+        "instance",
+        help="Stop an instance now: building and delivery stop, unsent messages are cancelled, "
+        "later stages are cancelled.",
+    )(stop_instance)
+
+
+def start_plan(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Plan name.")],
+    note: NoteOption = None,
+) -> None:
+    from campctl.engine import plans
+
+    app = app_context(ctx)
+    db = app.db(create=True)
+    with db.atomic():
+        result = plans.start_manual(db, plan=name, now=app.now, actor=app.actor, note=note)
+    if "queued" in result:
+        if app.json:
+            emit_object(app, {"plan": name, "queued": result["queued"],
+                              "behind": result["behind"]})
+        notice(app, f"plan {name}: instance {result['behind']} is still running; this start is "
+                    "queued and begins when it ends (overlap: queue)")
+        return
+    view = result["instance"]
+    if app.json:
+        emit_object(app, view)
+    notice(app, f"instance {view['name']} (id {view['id']}) started; follow it with "
+                f"'campctl describe instance {view['id']}' or 'campctl log --instance {view['id']}'")
+
+
+def _stage_summary(view: dict) -> str:
+    return ", ".join(f"{s['campaign']}/{s['stage']}:{s['status']}" for s in view["stages"])
+
+
+def get_instances(
+    ctx: typer.Context,
+    ref: Annotated[str | None, typer.Argument(help="One instance id (or name).",
+                                              metavar="[ID]")] = None,
+    plan: Annotated[str | None, typer.Option("--plan", help="Only instances of this plan.")]
+    = None,
+) -> None:
+    from campctl.engine import plans
+
+    app = app_context(ctx)
+    db = app.db()
+    if ref is not None:
+        found = plans.require_instance(db, ref)
+        views = [plans.instance_view(db, found["id"])]
+    else:
+        views = plans.list_views(db, plan=plan)
+    rows = [_json_row(v) for v in views]
+    if app.json:
+        emit(app, rows, [])
+        return
+    emit(app, [{**r, "timezone": v["timezone"], "stage_list": _stage_summary(v),
+                "current": v["current_stage"]} for r, v in zip(rows, views, strict=True)],
+         [("id", "ID"), ("name", "NAME"), ("plan", "PLAN"), ("status", "STATUS"),
+          ("current", "CURRENT STAGE"), ("started_at", "STARTED", local_cell(None)),
+          ("finished_at", "FINISHED", local_cell(None)), ("stage_list", "STAGES")],
+         empty="no plan instances (start one with 'campctl start plan NAME')")
+
+
+def _json_row(view: dict) -> dict:
+    """SPEC §9 keys of `get instances`, plus a few more."""
+    return {
+        "id": view["id"],
+        "name": view["name"],
+        "plan": view["plan"],
+        "status": view["status"],
+        "started_at": view["started_at"],
+        "finished_at": view["finished_at"],
+        "scheduled_at": view["scheduled_at"],
+        "plan_version": view["plan_version"],
+        "transition": view["transition"],
+        "current_stage": view["current_stage"],
+        "stages": [
+            {key: s[key] for key in ("campaign", "code", "stage", "status", "started_at",
+                                     "ended_at", "run", "completed", "has_errors")}
+            for s in view["stages"]
+        ],
+    }
+
+
+def describe_instance(ctx: typer.Context, ref: InstanceArg) -> None:
+    from rich.table import Table
+
+    from campctl.engine import plans
+    from campctl.timeutil import from_db
+
+    app = app_context(ctx)
+    db = app.db()
+    view = plans.describe(db, ref)
+    if app.json:
+        emit_object(app, view)
+        return
+    tz = view["timezone"]
+
+    def when(text: str | None) -> str:
+        return cell(None) if text is None else local_cell(tz)(from_db(text), {})
+
+    console = app.out()
+    summary = {
+        "name": view["name"],
+        "id": view["id"],
+        "parent plan": f"{view['plan']} (version {view['plan_version']})",
+        "status": view["status"],
+        "transition": view["transition"],
+        "scheduled": when(view["scheduled_at"]),
+        "started": when(view["started_at"]),
+        "finished": when(view["finished_at"]),
+        "execution tree": " → ".join(f"{s['campaign']}/{s['stage']}" for s in view["stages"]),
+    }
+    if view["error"]:
+        summary["error"] = view["error"]
+    emit_object(app, summary, title=f"instance {view['name']}")
+    stages = Table(title="Campaign stage instances")
+    for header in ("CAMPAIGN", "CODE", "STAGE", "STATUS", "START", "ACTIVITY CREATED",
+                   "ACTIVITY FINISHED", "END", "COMPLETED", "HAS ERRORS", "RUN", "RUN LOG"):
+        stages.add_column(header, overflow="fold")
+    for s in view["stages"]:
+        stages.add_row(s["campaign"], cell(s["code"]), s["stage"], s["status"],
+                       when(s["started_at"]), when(s["activity_created_at"]),
+                       when(s["activity_finished_at"]), when(s["ended_at"]),
+                       cell(s["completed"]), cell(s["has_errors"]), cell(s["run"]),
+                       cell(s["run_log"]))
+    console.print(stages)
+    log = Table(title="Execution log")
+    for header in ("DATE", "TIME", "EVENT", "STAGE", "CAMPAIGN", "RUN", "DETAILS"):
+        log.add_column(header, overflow="fold")
+    for entry in view["log"]:
+        stamp = when(entry["at"])
+        date, _, clock = stamp.partition(" ")
+        log.add_row(date, clock, entry["event"], cell(entry["stage"]), cell(entry["campaign"]),
+                    cell(entry["run"]), cell(entry["details"]))
+    console.print(log)
+
+
+def _control(ctx: typer.Context, verb: str, ref: str, note: str | None) -> None:
+    from campctl.engine import plans
+
+    app = app_context(ctx)
+    db = app.db(create=True)
+    action = {"pause": plans.pause_instance, "resume": plans.resume_instance,
+              "stop": plans.stop_instance}[verb]
+    with db.atomic():
+        view = action(db, ref=ref, now=app.now, actor=app.actor, note=note)
+    if app.json:
+        emit_object(app, _json_row(view))
+    done = {"pause": "paused (messages are still built, none are sent)",
+            "resume": "resumed", "stop": "stopped (cancelled)"}[verb]
+    notice(app, f"instance {view['name']} (id {view['id']}) {done}")
+
+
+def pause_instance(ctx: typer.Context, ref: InstanceArg, note: NoteOption = None) -> None:
+    _control(ctx, "pause", ref, note)
+
+
+def resume_instance(ctx: typer.Context, ref: InstanceArg, note: NoteOption = None) -> None:
+    _control(ctx, "resume", ref, note)
+
+
+def stop_instance(ctx: typer.Context, ref: InstanceArg, note: NoteOption = None) -> None:
+    _control(ctx, "stop", ref, note)

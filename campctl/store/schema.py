@@ -198,7 +198,8 @@ V1 = [
         finished_at TEXT,
         plan_version INTEGER NOT NULL,
         snapshot TEXT NOT NULL,
-        occurrence_id INTEGER REFERENCES occurrences (id)
+        occurrence_id INTEGER REFERENCES occurrences (id),
+        error TEXT
     )""",
     "CREATE INDEX plan_instances_plan ON plan_instances (plan, status)",
     """CREATE TABLE stage_instances (
@@ -217,8 +218,12 @@ V1 = [
         has_errors INTEGER NOT NULL DEFAULT 0,
         run_id INTEGER REFERENCES runs (id),
         run_log TEXT,
+        queue_created_at TEXT,
+        delivery_started_at TEXT,
+        sent_logged INTEGER NOT NULL DEFAULT 0,
         UNIQUE (instance_id, position)
     )""",
+    "CREATE INDEX stage_instances_run ON stage_instances (run_id)",
     # The execution log of plans, runs and scenarios (SPEC §6 events).
     """CREATE TABLE exec_log (
         id INTEGER PRIMARY KEY,

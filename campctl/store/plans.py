@@ -1,0 +1,343 @@
+"""Plan instances, stage instances, plan occurrences and plan schedule state (all their SQL)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from campctl.store.db import Database
+from campctl.timeutil import to_db
+
+ACTIVE_INSTANCE = ("running", "paused")
+TERMINAL_RUN = ("completed", "failed", "stopped", "skipped")
+ACTIVE_RUN = ("scheduled", "building", "queued", "sending", "paused")
+
+_INSTANCE_FIELDS = {"status", "finished_at", "error"}
+_STAGE_FIELDS = {
+    "status", "started_at", "activity_created_at", "activity_finished_at", "ended_at",
+    "completed", "has_errors", "run_id", "run_log", "queue_created_at", "delivery_started_at",
+    "sent_logged",
+}
+
+
+def _db_time(value: datetime | None) -> str | None:
+    return None if value is None else to_db(value)
+
+
+# --- definitions (read-only view of the objects table) ------------------------------------------
+
+def get_definition(db: Database, kind: str, name: str) -> dict | None:
+    row = db.one(
+        "SELECT kind, name, version, spec, status, updated_at FROM objects "
+        "WHERE kind = ? AND name = ?",
+        (kind, name),
+    )
+    if row is None:
+        return None
+    found = dict(row)
+    found["spec"] = json.loads(found["spec"])
+    return found
+
+
+def approved_at(db: Database, plan: str) -> str | None:
+    """When the plan last became approved, from its history (kind spelled either way)."""
+    return db.scalar(
+        "SELECT max(at) FROM history WHERE lower(kind) = 'plan' AND name = ? "
+        "AND to_status = 'approved'",
+        (plan,),
+    )
+
+
+def plans_to_examine(db: Database, now: datetime) -> list[dict]:
+    """Approved plans whose schedule needs attention: never examined, due, or changed since.
+
+    One indexed query; a tick with nothing due evaluates no cron expression.
+    """
+    rows = db.query(
+        "SELECT o.name, o.spec, o.version, o.updated_at, s.next_due_at, s.cursor_at "
+        "FROM objects o LEFT JOIN schedule_state s ON s.kind = 'Plan' AND s.name = o.name "
+        "WHERE o.kind = 'Plan' AND o.status = 'approved' AND ("
+        " s.name IS NULL OR (s.next_due_at IS NOT NULL AND s.next_due_at <= ?)"
+        " OR o.updated_at > coalesce(s.cursor_at, '')"
+        " OR EXISTS (SELECT 1 FROM occurrences q WHERE q.kind = 'Plan' AND q.name = o.name"
+        "            AND q.status = 'queued')"
+        ") ORDER BY o.name",
+        (to_db(now),),
+    )
+    result = []
+    for row in rows:
+        item = dict(row)
+        item["spec"] = json.loads(item["spec"])
+        result.append(item)
+    return result
+
+
+def get_schedule_state(db: Database, plan: str) -> dict | None:
+    row = db.one(
+        "SELECT next_due_at, cursor_at FROM schedule_state WHERE kind = 'Plan' AND name = ?",
+        (plan,),
+    )
+    return None if row is None else dict(row)
+
+
+def set_schedule_state(db: Database, plan: str, *, next_due_at: datetime | None,
+                       cursor_at: datetime) -> None:
+    db.execute(
+        "INSERT INTO schedule_state (kind, name, next_due_at, cursor_at) VALUES ('Plan', ?, ?, ?) "
+        "ON CONFLICT (kind, name) DO UPDATE SET next_due_at = excluded.next_due_at, "
+        "cursor_at = excluded.cursor_at",
+        (plan, _db_time(next_due_at), to_db(cursor_at)),
+    )
+
+
+def next_due(db: Database, plan: str) -> str | None:
+    return db.scalar(
+        "SELECT next_due_at FROM schedule_state WHERE kind = 'Plan' AND name = ?", (plan,)
+    )
+
+
+# --- occurrences -------------------------------------------------------------------------------
+
+def insert_occurrence(db: Database, plan: str, scheduled_at: datetime, *, status: str,
+                      reason: str | None, now: datetime) -> int | None:
+    """The occurrence's id, or None when (plan, scheduled_at) was already handled."""
+    row = db.one(
+        "INSERT INTO occurrences (kind, name, scheduled_at, status, reason, created_at) "
+        "VALUES ('Plan', ?, ?, ?, ?, ?) ON CONFLICT (kind, name, scheduled_at) DO NOTHING "
+        "RETURNING id",
+        (plan, to_db(scheduled_at), status, reason, to_db(now)),
+    )
+    return None if row is None else int(row[0])
+
+
+def set_occurrence(db: Database, occurrence_id: int, *, status: str, reason: str | None = None,
+                   only_if: str | None = None) -> bool:
+    sql = "UPDATE occurrences SET status = ?, reason = coalesce(?, reason) WHERE id = ?"
+    params: list[Any] = [status, reason, occurrence_id]
+    if only_if is not None:
+        sql += " AND status = ?"
+        params.append(only_if)
+    return db.one(sql + " RETURNING id", params) is not None
+
+
+def queued_occurrences(db: Database, plan: str) -> list[dict]:
+    return [
+        dict(r)
+        for r in db.query(
+            "SELECT id, scheduled_at FROM occurrences WHERE kind = 'Plan' AND name = ? "
+            "AND status = 'queued' ORDER BY scheduled_at, id",
+            (plan,),
+        )
+    ]
+
+
+def plan_occurrences(db: Database, plan: str) -> list[dict]:
+    return [
+        dict(r)
+        for r in db.query(
+            "SELECT id, scheduled_at, status, reason FROM occurrences WHERE kind = 'Plan' "
+            "AND name = ? ORDER BY scheduled_at, id",
+            (plan,),
+        )
+    ]
+
+
+# --- instances ---------------------------------------------------------------------------------
+
+def insert_instance(db: Database, *, name: str, plan: str, status: str,
+                    scheduled_at: datetime | None, started_at: datetime, plan_version: int,
+                    snapshot: dict, occurrence_id: int | None) -> tuple[int, str]:
+    """Insert under `name`, or `name-2`, `name-3` ... when taken; returns (id, final name)."""
+    suffix = 1
+    while True:
+        candidate = name if suffix == 1 else f"{name}-{suffix}"
+        row = db.one(
+            "INSERT INTO plan_instances (name, plan, status, scheduled_at, started_at, "
+            "plan_version, snapshot, occurrence_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (name) DO NOTHING RETURNING id",
+            (candidate, plan, status, _db_time(scheduled_at), to_db(started_at), plan_version,
+             json.dumps(snapshot, sort_keys=True), occurrence_id),
+        )
+        if row is not None:
+            return int(row[0]), candidate
+        suffix += 1
+
+
+def insert_stage(db: Database, *, instance_id: int, position: int, campaign: str,
+                 code: str | None, stage: str) -> int:
+    cur = db.execute(
+        "INSERT INTO stage_instances (instance_id, position, campaign, code, stage, status) "
+        "VALUES (?, ?, ?, ?, ?, 'not-started')",
+        (instance_id, position, campaign, code, stage),
+    )
+    return int(cur.lastrowid)
+
+
+def _instance(row) -> dict:
+    item = dict(row)
+    item["snapshot"] = json.loads(item["snapshot"])
+    return item
+
+
+_INSTANCE_COLUMNS = (
+    "id, name, plan, status, scheduled_at, started_at, finished_at, plan_version, snapshot, "
+    "occurrence_id, error"
+)
+
+
+def get_instance(db: Database, instance_id: int) -> dict | None:
+    row = db.one(f"SELECT {_INSTANCE_COLUMNS} FROM plan_instances WHERE id = ?", (instance_id,))
+    return None if row is None else _instance(row)
+
+
+def find_instance_id(db: Database, name: str) -> int | None:
+    return db.scalar("SELECT id FROM plan_instances WHERE name = ?", (name,))
+
+
+def list_instances(db: Database, *, plan: str | None = None,
+                   statuses: tuple[str, ...] | None = None) -> list[dict]:
+    sql = f"SELECT {_INSTANCE_COLUMNS} FROM plan_instances WHERE 1 = 1"
+    params: list[Any] = []
+    if plan is not None:
+        sql += " AND plan = ?"
+        params.append(plan)
+    if statuses:
+        sql += f" AND status IN ({', '.join('?' for _ in statuses)})"
+        params.extend(statuses)
+    return [_instance(r) for r in db.query(sql + " ORDER BY id", params)]
+
+
+def active_instance_ids(db: Database, *, plan: str | None = None) -> list[int]:
+    sql = "SELECT id FROM plan_instances WHERE status IN ('running', 'paused')"
+    params: tuple = ()
+    if plan is not None:
+        sql += " AND plan = ?"
+        params = (plan,)
+    return [int(r[0]) for r in db.query(sql + " ORDER BY id", params)]
+
+
+def set_instance_status(db: Database, instance_id: int, *, to: str, from_: tuple[str, ...],
+                        finished_at: datetime | None = None, error: str | None = None) -> bool:
+    """Conditional move: True only if the instance was in one of `from_`."""
+    row = db.one(
+        "UPDATE plan_instances SET status = ?, finished_at = coalesce(?, finished_at), "
+        "error = coalesce(?, error) "
+        f"WHERE id = ? AND status IN ({', '.join('?' for _ in from_)}) RETURNING id",
+        (to, _db_time(finished_at), error, instance_id, *from_),
+    )
+    return row is not None
+
+
+# --- stage instances ---------------------------------------------------------------------------
+
+def stages_of(db: Database, instance_id: int) -> list[dict]:
+    return [
+        dict(r)
+        for r in db.query(
+            "SELECT s.*, r.status AS run_status FROM stage_instances s "
+            "LEFT JOIN runs r ON r.id = s.run_id WHERE s.instance_id = ? ORDER BY s.position",
+            (instance_id,),
+        )
+    ]
+
+
+def stages_of_many(db: Database, instance_ids: list[int]) -> dict[int, list[dict]]:
+    found: dict[int, list[dict]] = {i: [] for i in instance_ids}
+    if not instance_ids:
+        return found
+    marks = ", ".join("?" for _ in instance_ids)
+    for r in db.query(
+        "SELECT s.*, r.status AS run_status FROM stage_instances s "
+        f"LEFT JOIN runs r ON r.id = s.run_id WHERE s.instance_id IN ({marks}) "
+        "ORDER BY s.instance_id, s.position",
+        instance_ids,
+    ):
+        found[r["instance_id"]].append(dict(r))
+    return found
+
+
+def claim_stage_start(db: Database, stage_id: int, *, now: datetime) -> bool:
+    """not-started → started, once (a concurrent tick finds nothing to claim)."""
+    row = db.one(
+        "UPDATE stage_instances SET status = 'started', started_at = ? "
+        "WHERE id = ? AND status = 'not-started' RETURNING id",
+        (to_db(now), stage_id),
+    )
+    return row is not None
+
+
+def update_stage(db: Database, stage_id: int, **fields: Any) -> None:
+    unknown = set(fields) - _STAGE_FIELDS
+    if unknown:
+        raise ValueError(f"unknown stage_instances fields: {sorted(unknown)}")
+    if not fields:
+        return
+    values = [_db_time(v) if isinstance(v, datetime) else v for v in fields.values()]
+    assignments = ", ".join(f"{key} = ?" for key in fields)
+    db.execute(f"UPDATE stage_instances SET {assignments} WHERE id = ?", (*values, stage_id))
+
+
+def cancel_open_stages(db: Database, instance_id: int, *, now: datetime) -> list[dict]:
+    """Every stage not completed becomes cancelled; returns those stages."""
+    return [
+        dict(r)
+        for r in db.query(
+            "UPDATE stage_instances SET status = 'cancelled', ended_at = ? "
+            "WHERE instance_id = ? AND status IN ('not-started', 'started', 'running') "
+            "RETURNING id, position, campaign, stage, run_id",
+            (to_db(now), instance_id),
+        )
+    ]
+
+
+# --- the runs behind stage instances (read, and the few status moves plans make) ---------------
+
+def run_state(db: Database, run_id: int) -> dict | None:
+    row = db.one(
+        "SELECT id, status, built_at, finished_at, error, updated_at FROM runs WHERE id = ?",
+        (run_id,),
+    )
+    if row is None:
+        return None
+    state = dict(row)
+    counts = {"queued": 0, "sent": 0, "failed": 0, "cancelled": 0}
+    for status, number in db.query(
+        "SELECT status, count(*) FROM queue_items WHERE run_id = ? GROUP BY status", (run_id,)
+    ):
+        counts[status] = counts.get(status, 0) + int(number)
+    state["counts"] = counts
+    state["total"] = sum(counts.values())
+    return state
+
+
+def active_runs_of_instance(db: Database, instance_id: int) -> list[dict]:
+    return [
+        dict(r)
+        for r in db.query(
+            "SELECT r.id, r.status, r.built_at FROM runs r JOIN stage_instances s "
+            "ON s.run_id = r.id WHERE s.instance_id = ? AND r.status IN "
+            "('scheduled', 'building', 'queued', 'sending', 'paused') ORDER BY r.id",
+            (instance_id,),
+        )
+    ]
+
+
+def follow_restart(db: Database, run_id: int) -> int | None:
+    """The run that replaced `run_id` through `restart run`, if any."""
+    return db.scalar(
+        "SELECT id FROM runs WHERE restart_of = ? ORDER BY id DESC LIMIT 1", (run_id,)
+    )
+
+
+# --- the execution log of one instance ---------------------------------------------------------
+
+def instance_log(db: Database, instance_id: int) -> list[dict]:
+    return [
+        dict(r)
+        for r in db.query(
+            "SELECT at, event, plan, instance_id AS instance, campaign, stage, run_id AS run, "
+            "details FROM exec_log WHERE instance_id = ? ORDER BY id",
+            (instance_id,),
+        )
+    ]
