@@ -1,7 +1,281 @@
-"""Commands: (to be written)."""
+"""Commands: get runs, describe run, stop/restart/skip/pause/resume run, notifications."""
 
 from __future__ import annotations
 
+from typing import Annotated
 
-def register(app, groups) -> None:
-    """Add this module's commands to the root app and the shared verb groups."""
+import typer
+
+from campctl.commands.common import app_context, emit, emit_object, local_cell, notice
+from campctl.errors import NotFound, UsageProblem
+
+RunId = Annotated[int, typer.Argument(help="Run id (see 'campctl get runs').", min=1)]
+NoteRequired = Annotated[
+    str, typer.Option("--note", help="Why (recorded in the run's history and notification).")
+]
+NoteOptional = Annotated[
+    str | None, typer.Option("--note", help="Why (recorded in the run's history).")
+]
+
+RUN_COLUMNS = [
+    ("id", "ID"),
+    ("campaign", "CAMPAIGN"),
+    ("stage", "STAGE"),
+    ("status", "STATUS"),
+    ("scheduled_at", "SCHEDULED", local_cell(None)),
+    ("queued", "Q/S/F/C",
+     lambda _v, r: f"{r['queued']}/{r['sent']}/{r['failed']}/{r['cancelled']}"),
+    ("instance", "INSTANCE"),
+    ("restart_of", "RESTART OF"),
+]
+
+
+def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
+    groups["get"].command("runs", help="List campaign runs with their item counts.")(get_runs)
+    groups["get"].command("run", hidden=True)(get_runs)
+    groups["describe"].command("run", help="Show one run: times, counts, snapshot, history.")(
+        describe_run
+    )
+    groups["stop"].command(
+        "run", help="Stop an active run at the earliest point; its unsent items are cancelled."
+    )(stop_run)
+    groups["restart"].command(
+        "run", help="Restart a failed or stopped run: it becomes skipped and a new run is created."
+    )(restart_run)
+    groups["skip"].command(
+        "run", help="Mark a failed or stopped run as skipped; the campaign carries on."
+    )(skip_run)
+    groups["pause"].command("run", help="Hold the delivery of an active run.")(pause_run)
+    groups["resume"].command("run", help="Release a paused run (back to the status it had).")(
+        resume_run
+    )
+    app.command(
+        "notifications",
+        help="List operator notifications (runs stopped, restarted, skipped, failed).",
+    )(list_notifications)
+
+
+def run_view(run: dict, counts: dict, notes: list[str]) -> dict:
+    """The §9 shape of a run (JSON keys fixed by the spec), plus its timezone for tables."""
+    spec = run.get("spec") or {}
+    return {
+        "id": run["id"],
+        "campaign": run["campaign"],
+        "stage": run["stage"],
+        "status": run["status"],
+        "scheduled_at": run["scheduled_at"],
+        "built_at": run["built_at"],
+        "finished_at": run["finished_at"],
+        "queued": counts["queued"],
+        "sent": counts["sent"],
+        "failed": counts["failed"],
+        "cancelled": counts["cancelled"],
+        "instance": run["instance_id"],
+        "restart_of": run["restart_of"],
+        "notes": notes,
+        "timezone": spec.get("timezone") if isinstance(spec, dict) else None,
+    }
+
+
+def get_runs(
+    ctx: typer.Context,
+    campaign: Annotated[
+        str | None, typer.Option("--campaign", help="Only runs of this campaign.")
+    ] = None,
+    instance: Annotated[
+        int | None, typer.Option("--instance", help="Only runs of this plan instance (id).")
+    ] = None,
+    status: Annotated[
+        str | None,
+        typer.Option("--status", help="Only runs in this status (comma-separated for several)."),
+    ] = None,
+) -> None:
+    from campctl.models import RunStatus
+    from campctl.store import runs as store_runs
+
+    app = app_context(ctx)
+    statuses = None
+    if status:
+        statuses = [s.strip() for s in status.split(",") if s.strip()]
+        unknown = [s for s in statuses if s not in set(RunStatus)]
+        if unknown:
+            raise UsageProblem(
+                f"unknown run status {', '.join(unknown)}; use one of "
+                + ", ".join(str(s) for s in RunStatus)
+            )
+    db = app.db()
+    runs = store_runs.list_runs(db, campaign=campaign, instance_id=instance, status=statuses)
+    ids = [r["id"] for r in runs]
+    counts = store_runs.counts_for(db, ids)
+    notes = store_runs.notes_for(db, ids)
+    rows = [run_view(r, counts[r["id"]], notes.get(r["id"], [])) for r in runs]
+    if app.json:
+        for row in rows:
+            row.pop("timezone", None)
+    emit(app, rows, RUN_COLUMNS, empty="no runs")
+
+
+def describe_run(ctx: typer.Context, run_id: RunId) -> None:
+    from campctl.store import history
+    from campctl.store import runs as store_runs
+    from campctl.timeutil import display, from_db
+
+    app = app_context(ctx)
+    db = app.db()
+    run = store_runs.get_run(db, run_id)
+    if run is None:
+        raise NotFound(f"no run {run_id} (list them with 'campctl get runs')")
+    view = run_view(run, store_runs.counts(db, run_id), store_runs.notes_for(db, [run_id])[run_id])
+    tz = view.pop("timezone")
+    spec = run.get("spec") or {}
+    view.update(
+        {
+            "queue_at": run["queue_at"],
+            "send_at": run["send_at"],
+            "include_sent": run["include_sent"],
+            "paused_from": run["paused_from"],
+            "error": run["error"],
+            "timezone": tz,
+            "channel": spec.get("channel") if isinstance(spec, dict) else None,
+            "window": spec.get("window") if isinstance(spec, dict) else None,
+            "created_at": run["created_at"],
+            "updated_at": run["updated_at"],
+            "restarted_as": store_runs.restarted_as(db, run_id),
+            "history": history.actions(db, "run", str(run_id)),
+        }
+    )
+    if app.json:
+        emit_object(app, view)
+        return
+    shown = dict(view)
+    for key in ("scheduled_at", "built_at", "finished_at", "queue_at", "send_at", "created_at",
+                "updated_at"):
+        shown[key] = display(from_db(shown[key]), tz) if shown[key] else None
+    events = shown.pop("history")
+    shown["notes"] = "; ".join(shown["notes"]) or None
+    shown["restarted_as"] = ", ".join(str(i) for i in shown["restarted_as"]) or None
+    emit_object(app, shown, title=f"run {run_id}")
+    if events:
+        emit(
+            app,
+            events,
+            [
+                ("at", "AT", lambda v, _r: display(from_db(v), tz)),
+                ("actor", "ACTOR"),
+                ("action", "ACTION"),
+                ("from_status", "FROM"),
+                ("to_status", "TO"),
+                ("note", "NOTE"),
+            ],
+            title="history",
+        )
+
+
+def _act(ctx: typer.Context, run_id: int, verb: str, note: str | None, *,
+         include_sent: bool = False) -> None:
+    from campctl.engine.run_control import apply_run_verb, deliver_pending_notifications
+
+    app = app_context(ctx)
+    if note is not None and not note.strip() and verb in ("stop", "restart", "skip"):
+        raise UsageProblem(f"--note must say why you {verb} run {run_id}")
+    db = app.db(create=True)
+    action = apply_run_verb(db, run_id, verb, note=note, actor=app.actor, now=app.now,
+                            include_sent=include_sent)
+    delivery = None
+    if action.notification_id is not None:
+        delivery = deliver_pending_notifications(db, now=app.now, environ=app.environ)
+    result = {
+        "run": action.run_id,
+        "action": verb,
+        "from_status": action.from_status,
+        "status": action.to_status,
+        "new_run": action.new_run_id,
+        "cancelled": action.cancelled,
+    }
+    if app.json:
+        emit_object(app, result)
+    else:
+        text = f"run {run_id}: {action.from_status} -> {action.to_status}"
+        if verb == "stop":
+            text += f" ({action.cancelled} queued items cancelled)"
+        if action.new_run_id is not None:
+            text += f"; new run {action.new_run_id} scheduled (restart of {run_id})"
+        notice(app, text)
+    if delivery is not None:
+        for error in delivery.errors or []:
+            notice(app, f"warning: operator notification not delivered ({error}); "
+                        "the next tick retries it")
+
+
+def stop_run(ctx: typer.Context, run_id: RunId, note: NoteRequired) -> None:
+    _act(ctx, run_id, "stop", note)
+
+
+def restart_run(
+    ctx: typer.Context,
+    run_id: RunId,
+    note: NoteRequired,
+    include_sent: Annotated[
+        bool,
+        typer.Option("--include-sent",
+                     help="Also send again to contacts already sent in the replaced run."),
+    ] = False,
+) -> None:
+    _act(ctx, run_id, "restart", note, include_sent=include_sent)
+
+
+def skip_run(ctx: typer.Context, run_id: RunId, note: NoteRequired) -> None:
+    _act(ctx, run_id, "skip", note)
+
+
+def pause_run(ctx: typer.Context, run_id: RunId, note: NoteOptional = None) -> None:
+    _act(ctx, run_id, "pause", note)
+
+
+def resume_run(ctx: typer.Context, run_id: RunId, note: NoteOptional = None) -> None:
+    _act(ctx, run_id, "resume", note)
+
+
+def list_notifications(
+    ctx: typer.Context,
+    since: Annotated[
+        str | None,
+        typer.Option("--since", help="Only the last DURATION (e.g. 30m, 6h, 2d, 1w)."),
+    ] = None,
+) -> None:
+    from campctl.store.notifications import list_notifications as load
+    from campctl.timeutil import parse_duration
+
+    app = app_context(ctx)
+    start = None
+    if since is not None:
+        try:
+            start = app.now - parse_duration(since)
+        except ValueError as exc:
+            raise UsageProblem(f"--since: {exc}") from exc
+    rows = load(app.db(), since=start)
+    for row in rows:
+        row["delivered"] = row["delivered_at"] is not None
+    emit(
+        app,
+        rows,
+        [
+            ("at", "AT", local_cell(None)),
+            ("kind", "KIND"),
+            ("object", "OBJECT"),
+            ("note", "NOTE"),
+            ("actor", "ACTOR"),
+            ("delivered_at", "DELIVERED", lambda v, r: _delivery_cell(v, r)),
+        ],
+        empty="no notifications",
+    )
+
+
+def _delivery_cell(value, row: dict) -> str:
+    if value:
+        from campctl.timeutil import display, from_db
+
+        return display(from_db(value))
+    if row.get("delivery_error"):
+        return f"failed: {row['delivery_error']}"
+    return "-"

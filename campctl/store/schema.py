@@ -126,7 +126,8 @@ V1 = [
         spec TEXT NOT NULL,
         error TEXT,
         created_at TEXT NOT NULL,
-        updated_at TEXT NOT NULL
+        updated_at TEXT NOT NULL,
+        paused_from TEXT
     )""",
     "CREATE INDEX runs_campaign ON runs (campaign, id)",
     "CREATE INDEX runs_status ON runs (status)",
@@ -185,8 +186,11 @@ V1 = [
         note TEXT,
         actor TEXT,
         delivered_at TEXT,
-        delivery_error TEXT
+        delivery_error TEXT,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        claimed_until TEXT
     )""",
+    "CREATE INDEX notifications_pending ON notifications (id) WHERE delivered_at IS NULL",
     # --- plans ---------------------------------------------------------------------------------
     """CREATE TABLE plan_instances (
         id INTEGER PRIMARY KEY,

@@ -1,0 +1,240 @@
+"""Operator verbs on runs (stop, restart, skip, pause, resume) and operator notifications.
+
+Each verb checks `models.RUN_TRANSITIONS`, moves the run with a conditional update, writes its
+history row (kind `run`, name = id) and, for stop/restart/skip, a notification — all in the
+caller's transaction. Notifications are delivered afterwards, outside any transaction, by
+`deliver_pending_notifications` (the command right after the action, and every tick).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from campctl.errors import ActionRefused, NotFound
+from campctl.models import ACTIVE_RUN_STATUSES, RUN_TRANSITIONS, RunStatus, allowed_verbs
+from campctl.store import history
+from campctl.store import log as exec_log
+from campctl.store import notifications as store_notifications
+from campctl.store import runs as store_runs
+from campctl.timeutil import from_db
+
+RUN_VERBS = ("stop", "restart", "skip", "pause", "resume")
+NOTIFY_KINDS = {
+    "stop": "run-stopped",
+    "stopped": "run-stopped",
+    "restart": "run-restarted",
+    "restarted": "run-restarted",
+    "skip": "run-skipped",
+    "skipped": "run-skipped",
+    "fail": "run-failed",
+    "failed": "run-failed",
+}
+NOTIFY_MAX_ATTEMPTS = 5
+NOTIFY_CLAIM = timedelta(minutes=5)
+_LOG_EVENTS = {
+    "stop": "Run Stopped",
+    "restart": "Run Restarted",
+    "skip": "Run Skipped",
+    "pause": "Delivery Paused",
+    "resume": "Delivery Resumed",
+}
+
+
+@dataclass
+class RunAction:
+    """What one verb did."""
+
+    run_id: int
+    verb: str
+    from_status: str
+    to_status: str
+    new_run_id: int | None = None
+    cancelled: int = 0
+    notification_id: int | None = None
+
+
+def _refusal(run_id: int, status: str, verb: str) -> ActionRefused:
+    verbs = allowed_verbs(RUN_TRANSITIONS, status)
+    why = {
+        "restart": "only failed or stopped runs can be restarted",
+        "skip": "only failed or stopped runs can be skipped",
+        "stop": "only active runs can be stopped",
+        "pause": "only active runs can be paused",
+        "resume": "only paused runs can be resumed",
+    }[verb]
+    if verbs:
+        hint = f"allowed on it now: {', '.join(verbs)}"
+    else:
+        hint = f"{status} is final, no verb applies (see 'campctl describe run {run_id}')"
+    return ActionRefused(f"cannot {verb} run {run_id}: it is {status}; {why}; {hint}")
+
+
+def apply_run_verb(
+    db,
+    run_id: int,
+    verb: str,
+    *,
+    note: str | None,
+    actor: str,
+    now: datetime,
+    include_sent: bool = False,
+) -> RunAction:
+    """Apply one operator verb to a run. Raises NotFound (3) or ActionRefused (1)."""
+    if verb not in RUN_VERBS:
+        raise ValueError(f"unknown run verb {verb!r}")
+    with db.atomic():
+        run = store_runs.get_run(db, run_id)
+        if run is None:
+            raise NotFound(f"no run {run_id} (list them with 'campctl get runs')")
+        status = run["status"]
+        table = RUN_TRANSITIONS.get(RunStatus(status), {}) if status in set(RunStatus) else {}
+        if verb not in table:
+            raise _refusal(run_id, status, verb)
+        target = str(table[verb])
+        paused_from = None
+        if verb == "pause":
+            paused_from = status
+        elif verb == "resume":
+            previous = run.get("paused_from")
+            active = {str(s) for s in ACTIVE_RUN_STATUSES} - {str(RunStatus.PAUSED)}
+            target = previous if previous in active else target
+        finished = verb in ("stop", "restart", "skip")
+        moved = store_runs.set_status(
+            db, run_id, target, now=now, expected=[status], paused_from=paused_from,
+            finished=finished,
+        )
+        if not moved:  # pragma: no cover - BEGIN IMMEDIATE makes this a can't-happen guard
+            raise ActionRefused(f"run {run_id} changed while you acted; try again")
+        action = RunAction(run_id=run_id, verb=verb, from_status=status, to_status=target)
+        history.record(db, kind="run", name=str(run_id), action=verb, actor=actor, now=now,
+                       from_status=status, to_status=target, note=note)
+        if verb == "stop":
+            action.cancelled = store_runs.cancel_queued_items(db, run_id, now=now)
+        if verb == "restart":
+            action.new_run_id = _create_restart(db, run, note=note, actor=actor, now=now,
+                                                include_sent=include_sent)
+        details = note or ""
+        if action.cancelled:
+            details = f"{details} ({action.cancelled} items cancelled)".strip()
+        if action.new_run_id is not None:
+            details = f"{details} (new run {action.new_run_id})".strip()
+        exec_log.append(db, now=now, event=_LOG_EVENTS[verb], instance_id=run["instance_id"],
+                        campaign=run["campaign"], stage=run["stage"], run_id=run_id,
+                        details=details or None)
+        if verb in ("stop", "restart", "skip"):
+            action.notification_id = notify_run(db, run_id, verb, note, actor, now)
+    return action
+
+
+def _create_restart(db, run: dict, *, note: str | None, actor: str, now: datetime,
+                    include_sent: bool) -> int:
+    """The replacement run: same snapshot and instance, scheduled now; keeps queue/send times
+    so that a send planned for later still waits for it."""
+    new_id = store_runs.insert_run(
+        db,
+        campaign=run["campaign"],
+        stage=run["stage"],
+        spec=run["spec"],
+        now=now,
+        status=str(RunStatus.SCHEDULED),
+        scheduled_at=now,
+        queue_at=from_db(run["queue_at"]),
+        send_at=from_db(run["send_at"]),
+        instance_id=run["instance_id"],
+        restart_of=run["id"],
+        include_sent=include_sent,
+    )
+    extra = "including contacts already sent" if include_sent else "excluding contacts already sent"
+    history.record(db, kind="run", name=str(new_id), action="create", actor=actor, now=now,
+                   to_status=str(RunStatus.SCHEDULED),
+                   note=f"restart of run {run['id']} ({extra})" + (f": {note}" if note else ""))
+    return new_id
+
+
+def notify_run(db, run_id: int, kind: str, note: str | None, actor: str | None,
+               now: datetime) -> int:
+    """Record an operator notification about a run (`kind`: stopped, restarted, skipped, failed;
+    the `run-` prefixed forms are accepted too). Call inside the caller's transaction; delivery
+    happens later through `deliver_pending_notifications`."""
+    normal = kind if kind.startswith("run-") else NOTIFY_KINDS.get(kind, f"run-{kind}")
+    return store_notifications.add(db, now=now, kind=normal, object=f"run/{run_id}", note=note,
+                                   actor=actor)
+
+
+@dataclass
+class NotificationDelivery:
+    delivered: int = 0
+    failed: int = 0
+    errors: list[str] | None = None
+
+
+def deliver_pending_notifications(
+    db, *, now: datetime, environ: Mapping[str, str], limit: int = 100
+) -> NotificationDelivery:
+    """Deliver undelivered notifications through `notify_channel` to `notify_to`, if both are
+    set. Each is claimed in a short transaction, handed over outside any transaction, and its
+    outcome recorded (`delivered_at` or `delivery_error`); failures are retried by later calls
+    up to NOTIFY_MAX_ATTEMPTS times."""
+    from campctl.store.config import get_config
+
+    report = NotificationDelivery(errors=[])
+    channel = get_config(db, "notify_channel")
+    to = get_config(db, "notify_to")
+    if not channel or not to:
+        return report
+    try:
+        from campctl.engine.delivery import send_notification
+    except ImportError:  # delivery area not installed yet: leave them pending
+        return report
+    for notification_id in store_notifications.pending_ids(
+        db, now=now, max_attempts=NOTIFY_MAX_ATTEMPTS, limit=limit
+    ):
+        with db.atomic():
+            if not store_notifications.claim(db, notification_id, now=now, until=now + NOTIFY_CLAIM):
+                continue
+            item = store_notifications.get(db, notification_id)
+        if item is None:  # pragma: no cover
+            continue
+        subject, body = render_notification(db, item)
+        try:
+            send_notification(db, channel=channel, to=to, subject=subject, body=body, now=now,
+                              environ=environ)
+        except Exception as exc:  # any channel failure is recorded and retried, never raised
+            error = " ".join(str(exc).split()) or type(exc).__name__
+            with db.atomic():
+                store_notifications.mark_failed(db, notification_id, error=error)
+            report.failed += 1
+            report.errors.append(f"notification {notification_id}: {error}")  # type: ignore[union-attr]
+        else:
+            with db.atomic():
+                store_notifications.mark_delivered(db, notification_id, now=now)
+            report.delivered += 1
+    return report
+
+
+def render_notification(db, item: dict) -> tuple[str, str]:
+    """Subject and plain-text body of one notification."""
+    obj = item["object"]
+    what = item["kind"].removeprefix("run-")
+    subject = f"[campctl] {obj} {what}"
+    lines = [f"{obj} {what} at {item['at']}"]
+    if obj.startswith("run/"):
+        try:
+            run = store_runs.get_run(db, int(obj.split("/", 1)[1]))
+        except ValueError:
+            run = None
+        if run is not None:
+            subject = f"[campctl] run {run['id']} ({run['campaign']}/{run['stage']}) {what}"
+            lines.append(f"campaign: {run['campaign']}, stage: {run['stage']}, "
+                         f"status now: {run['status']}")
+            if run.get("error"):
+                lines.append(f"error: {run['error']}")
+    if item.get("actor"):
+        lines.append(f"by: {item['actor']}")
+    if item.get("note"):
+        lines.append(f"note: {item['note']}")
+    if obj.startswith("run/"):
+        lines.append(f"details: campctl describe run {obj.split('/', 1)[1]}")
+    return subject, "\n".join(lines) + "\n"

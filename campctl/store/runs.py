@@ -1,0 +1,278 @@
+"""Run rows: create, read, list, item counts, conditional status changes, cancelling items.
+
+Shared by run control (time area) and the campaign engine. Status changes are conditional
+`UPDATE … RETURNING` on the expected current status, so two processes cannot both move a run.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from campctl.store.db import Database
+from campctl.timeutil import to_db
+
+RUN_FIELDS = (
+    "id, campaign, stage, status, scheduled_at, queue_at, send_at, built_at, finished_at, "
+    "instance_id, restart_of, include_sent, occurrence_id, spec, error, created_at, updated_at, "
+    "paused_from"
+)
+# Queue item statuses that are final; anything else still waits to be delivered.
+FINAL_ITEM_STATUSES = ("sent", "failed", "cancelled")
+
+
+def _row(row) -> dict[str, Any]:
+    data = dict(row)
+    spec = data.get("spec")
+    if isinstance(spec, str):
+        try:
+            data["spec"] = json.loads(spec)
+        except ValueError:
+            data["spec"] = {}
+    data["include_sent"] = bool(data.get("include_sent"))
+    return data
+
+
+def insert_run(
+    db: Database,
+    *,
+    campaign: str,
+    stage: str,
+    spec: dict | str,
+    now: datetime,
+    status: str = "scheduled",
+    scheduled_at: datetime | None = None,
+    queue_at: datetime | None = None,
+    send_at: datetime | None = None,
+    instance_id: int | None = None,
+    restart_of: int | None = None,
+    include_sent: bool = False,
+    occurrence_id: int | None = None,
+) -> int:
+    """Insert one run row and return its id (the caller owns the transaction)."""
+    spec_text = spec if isinstance(spec, str) else json.dumps(spec, sort_keys=True)
+    cur = db.execute(
+        "INSERT INTO runs (campaign, stage, status, scheduled_at, queue_at, send_at, instance_id,"
+        " restart_of, include_sent, occurrence_id, spec, created_at, updated_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            campaign,
+            stage,
+            status,
+            to_db(scheduled_at) if scheduled_at else None,
+            to_db(queue_at) if queue_at else None,
+            to_db(send_at) if send_at else None,
+            instance_id,
+            restart_of,
+            1 if include_sent else 0,
+            occurrence_id,
+            spec_text,
+            to_db(now),
+            to_db(now),
+        ),
+    )
+    return int(cur.lastrowid)
+
+
+def get_run(db: Database, run_id: int) -> dict[str, Any] | None:
+    """One run as a dict (`spec` parsed), or None."""
+    row = db.one(f"SELECT {RUN_FIELDS} FROM runs WHERE id = ?", (run_id,))
+    return None if row is None else _row(row)
+
+
+def list_runs(
+    db: Database,
+    *,
+    campaign: str | None = None,
+    instance_id: int | None = None,
+    status: str | Iterable[str] | None = None,
+    limit: int | None = None,
+) -> list[dict[str, Any]]:
+    """Runs, newest first, filtered by campaign, plan instance and status(es)."""
+    where: list[str] = []
+    params: list[Any] = []
+    if campaign is not None:
+        where.append("campaign = ?")
+        params.append(campaign)
+    if instance_id is not None:
+        where.append("instance_id = ?")
+        params.append(instance_id)
+    if status is not None:
+        statuses = [status] if isinstance(status, str) else list(status)
+        where.append(f"status IN ({', '.join('?' for _ in statuses)})")
+        params.extend(statuses)
+    sql = f"SELECT {RUN_FIELDS} FROM runs"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY id DESC"
+    if limit is not None:
+        sql += " LIMIT ?"
+        params.append(int(limit))
+    return [_row(r) for r in db.query(sql, params)]
+
+
+def _empty_counts() -> dict[str, int]:
+    return {"queued": 0, "sent": 0, "failed": 0, "cancelled": 0}
+
+
+def counts(db: Database, run_id: int) -> dict[str, int]:
+    """Item counts of one run: queued (not yet final), sent, failed, cancelled."""
+    return counts_for(db, [run_id]).get(run_id, _empty_counts())
+
+
+def counts_for(db: Database, run_ids: Iterable[int] | None = None) -> dict[int, dict[str, int]]:
+    """Item counts for several runs (all runs when `run_ids` is None), one grouped query."""
+    sql = "SELECT run_id, status, count(*) AS n FROM queue_items WHERE run_id IS NOT NULL"
+    params: list[Any] = []
+    if run_ids is not None:
+        ids = list(run_ids)
+        if not ids:
+            return {}
+        params = ids
+        sql += f" AND run_id IN ({', '.join('?' for _ in ids)})"
+        out = {i: _empty_counts() for i in ids}
+    else:
+        out = {}
+    sql += " GROUP BY run_id, status"
+    for row in db.query(sql, params):
+        bucket = out.setdefault(row["run_id"], _empty_counts())
+        key = row["status"] if row["status"] in FINAL_ITEM_STATUSES else "queued"
+        bucket[key] += row["n"]
+    return out
+
+
+def notes_for(db: Database, run_ids: Iterable[int]) -> dict[int, list[str]]:
+    """The notes recorded in each run's history, oldest first."""
+    ids = [str(i) for i in run_ids]
+    out: dict[int, list[str]] = {int(i): [] for i in ids}
+    if not ids:
+        return out
+    rows = db.query(
+        "SELECT name, note FROM history WHERE kind = 'run' AND note IS NOT NULL AND note != ''"
+        f" AND name IN ({', '.join('?' for _ in ids)}) ORDER BY id",
+        ids,
+    )
+    for row in rows:
+        out.setdefault(int(row["name"]), []).append(row["note"])
+    return out
+
+
+def set_status(
+    db: Database,
+    run_id: int,
+    status: str,
+    *,
+    now: datetime,
+    expected: Iterable[str] | None = None,
+    paused_from: str | None = None,
+    finished: bool = False,
+    error: str | None = None,
+) -> bool:
+    """Move a run to `status` if its current status is one of `expected` (any when None).
+
+    Sets `paused_from` (NULL unless given), `finished_at` when `finished` (kept if already set),
+    and `error` when given. Returns False when the run was not in an expected status.
+    """
+    sets = ["status = ?", "updated_at = ?", "paused_from = ?"]
+    params: list[Any] = [status, to_db(now), paused_from]
+    if finished:
+        sets.append("finished_at = coalesce(finished_at, ?)")
+        params.append(to_db(now))
+    if error is not None:
+        sets.append("error = ?")
+        params.append(error)
+    sql = f"UPDATE runs SET {', '.join(sets)} WHERE id = ?"
+    params.append(run_id)
+    if expected is not None:
+        allowed = list(expected)
+        sql += f" AND status IN ({', '.join('?' for _ in allowed)})"
+        params.extend(allowed)
+    return db.execute(sql + " RETURNING id", params).fetchone() is not None
+
+
+def cancel_queued_items(db: Database, run_id: int, *, now: datetime) -> int:
+    """Cancel a run's waiting items that no delivery currently holds; returns how many.
+
+    Items under a live claim (a tick handing them over right now) are left to that delivery,
+    which records their outcome; the next cancel (e.g. the tick's finish step) catches any
+    it released unsent.
+    """
+    cur = db.execute(
+        "UPDATE queue_items SET status = 'cancelled', claimed_until = NULL, claim_token = NULL"
+        " WHERE run_id = ? AND status = 'queued'"
+        " AND (claimed_until IS NULL OR claimed_until <= ?)",
+        (run_id, to_db(now)),
+    )
+    return cur.rowcount
+
+
+def sent_contact_ids(db: Database, run_id: int) -> list[int]:
+    """Contacts that received this run's message (for restarts without --include-sent)."""
+    return [
+        r[0]
+        for r in db.query(
+            "SELECT contact_id FROM queue_items WHERE run_id = ? AND status = 'sent'"
+            " AND contact_id IS NOT NULL ORDER BY contact_id",
+            (run_id,),
+        )
+    ]
+
+
+def restarted_as(db: Database, run_id: int) -> list[int]:
+    """Ids of the runs created by restarting `run_id`."""
+    return [r[0] for r in db.query("SELECT id FROM runs WHERE restart_of = ? ORDER BY id",
+                                   (run_id,))]
+
+
+# --- campaign engine additions ----------------------------------------------------------------
+
+def scheduled_due(db: Database, *, now: datetime) -> list[int]:
+    """Scheduled runs whose queue (build) time has come, oldest first."""
+    return [r[0] for r in db.query(
+        "SELECT id FROM runs WHERE status = 'scheduled' AND (queue_at IS NULL OR queue_at <= ?)"
+        " ORDER BY id", (to_db(now),))]
+
+
+def mark_built(db: Database, run_id: int, *, now: datetime) -> bool:
+    """building → queued, stamping built_at (conditional: False if the run moved meanwhile)."""
+    return db.one(
+        "UPDATE runs SET status = 'queued', built_at = ?, updated_at = ? WHERE id = ?"
+        " AND status = 'building' RETURNING id", (to_db(now), to_db(now), run_id)
+    ) is not None
+
+
+def active_runs_of_campaign(db: Database, campaign: str) -> list[dict[str, Any]]:
+    return list_runs(db, campaign=campaign,
+                     status=("scheduled", "building", "queued", "sending", "paused"))
+
+
+def remaining_items(db: Database, run_ids: Iterable[int]) -> dict[int, int]:
+    """Items not yet final per run (0 for runs without any)."""
+    ids = list(run_ids)
+    if not ids:
+        return {}
+    out = dict.fromkeys(ids, 0)
+    for row in db.query(
+        "SELECT run_id, count(*) FROM queue_items WHERE status = 'queued'"
+        f" AND run_id IN ({', '.join('?' for _ in ids)}) GROUP BY run_id", ids):
+        out[row[0]] = row[1]
+    return out
+
+
+def next_retry_at(db: Database, run_id: int) -> str | None:
+    """The earliest instant a waiting item of the run may be attempted again."""
+    return db.scalar(
+        "SELECT min(coalesce(next_attempt_at, '')) FROM queue_items WHERE run_id = ?"
+        " AND status = 'queued'", (run_id,))
+
+
+def paused_instances(db: Database, instance_ids: Iterable[int]) -> set[int]:
+    """Those of the given plan instances whose delivery is paused."""
+    ids = sorted({int(i) for i in instance_ids})
+    if not ids:
+        return set()
+    return {r[0] for r in db.query(
+        "SELECT id FROM plan_instances WHERE status = 'paused'"
+        f" AND id IN ({', '.join('?' for _ in ids)})", ids)}
