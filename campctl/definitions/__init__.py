@@ -8,8 +8,17 @@ Public contract (used by commands and tests):
         `known` maps (Kind value, name) -> spec dict for objects already in the state file, used
         to resolve references (segments, channels, campaign stages of plans).
         `definitions` is meaningful only when `issues` is empty.
+    load_texts([(file, text, None), ...], known=None) -> LoadResult   (same, from strings)
+    json_schema() -> dict   (draft 2020-12, generated from the validator's field tables)
 """
 
-from campctl.definitions.loader import LoadResult, load_paths
+from campctl.definitions.loader import LoadResult, load_paths, load_texts
 
-__all__ = ["LoadResult", "load_paths"]
+
+def json_schema() -> dict:
+    from campctl.definitions.schema import json_schema as build
+
+    return build()
+
+
+__all__ = ["LoadResult", "json_schema", "load_paths", "load_texts"]

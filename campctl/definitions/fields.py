@@ -1,0 +1,534 @@
+"""The field tables of the five kinds (SPEC §2–§7): structure, value formats and their docs."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from campctl.definitions.types import (
+    INVALID,
+    Bool,
+    Choice,
+    Ctx,
+    Enum,
+    F,
+    ListOf,
+    Map,
+    Number,
+    Scalar,
+    Tagged,
+    Text,
+    Type,
+    describe,
+    did_you_mean,
+    label,
+)
+from campctl.definitions.yamlsrc import Node
+from campctl.models import NAME_PATTERN
+
+DATETIME_PATTERN = (r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2})?"
+                    r"(Z|z|[+-]\d{2}:?\d{2})?$")
+DURATION_PATTERN = r"^\d+[smhdw]$"
+WINDOW_PATTERN = r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$"
+RATE_PATTERN = r"^[1-9][0-9]*/[smh]$"
+TOKEN_PATTERN = r"^[A-Za-z0-9_.:-]{1,100}$"
+ATTR_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]{0,99}$"
+SECRET_PATTERN = r"^\$\{[A-Za-z_][A-Za-z0-9_]*\}$"
+URL_PATTERN = r"^https?://\S+$"
+_VAR_REF = re.compile(r"\$\{([^}]*)\}")
+_VAR_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+# --- value formats -------------------------------------------------------------------------------
+
+def check_name(text: str) -> str | None:
+    if re.match(NAME_PATTERN, text):
+        return None
+    return (f"invalid name {text!r}: use lower-case letters, digits and '-', starting with a "
+            "letter or digit, at most 63 characters")
+
+
+def check_duration(text: str) -> str | None:
+    from campctl.timeutil import parse_duration
+
+    try:
+        parse_duration(text)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def check_window(text: str) -> str | None:
+    from campctl.timeutil import parse_window
+
+    try:
+        parse_window(text)
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
+def check_datetime(text: str) -> str | None:
+    from datetime import datetime
+
+    if not re.match(DATETIME_PATTERN, text):
+        return (f"bad datetime {text!r}: use YYYY-MM-DDTHH:MM (local to the timezone) or add an "
+                "offset, e.g. 2027-04-02T10:00 or 2027-04-02T10:00+02:00")
+    raw = text[:-1] + "+00:00" if text.endswith(("Z", "z")) else text
+    try:
+        datetime.fromisoformat(raw)
+    except ValueError:
+        return f"bad datetime {text!r}: no such date or time"
+    return None
+
+
+def check_timezone(text: str) -> str | None:
+    from campctl.timeutil import zone
+
+    try:
+        zone(text)
+    except ValueError:
+        from zoneinfo import available_timezones
+
+        hint = did_you_mean(text, available_timezones())
+        return f"unknown timezone {text!r}{hint}: use an IANA name such as Europe/Paris"
+    return None
+
+
+def check_cron(text: str) -> str | None:
+    from campctl.engine.cron import validate_cron
+
+    return validate_cron(text)
+
+
+def check_queue_every(text: str) -> str | None:
+    if text == "on_event":
+        return None
+    problem = check_cron(text)
+    return f"expected on_event or a cron expression: {problem}" if problem else None
+
+
+def _pattern(regex: str, message: str):
+    compiled = re.compile(regex)
+
+    def check(text: str) -> str | None:
+        return None if compiled.match(text) else message.format(text=text)
+
+    return check
+
+
+check_rate = _pattern(RATE_PATTERN, "bad rate {text!r}: use N/s, N/m or N/h, e.g. 200/s")
+check_token = _pattern(TOKEN_PATTERN, "invalid name {text!r}: use letters, digits, '_', '.', "
+                                      "':' or '-' (no spaces)")
+check_attr = _pattern(ATTR_PATTERN, "invalid attribute name {text!r}: use letters, digits, '_' "
+                                    "or '-', starting with a letter or '_'")
+check_url = _pattern(URL_PATTERN, "bad url {text!r}: use http:// or https://")
+
+
+def check_var_refs(text: str) -> str | None:
+    for ref in _VAR_REF.findall(text):
+        if not _VAR_NAME.match(ref):
+            return f"bad variable reference ${{{ref}}}: use ${{NAME}} with letters, digits and _"
+    if text.count("${") != len(_VAR_REF.findall(text)):
+        return "unterminated ${...} reference: write ${NAME}"
+    return None
+
+
+def check_secret(text: str) -> str | None:
+    if re.match(SECRET_PATTERN, text):
+        return None
+    return ("secrets are never stored: write this value as ${VAR} and set VAR in the environment "
+            "of campctl (e.g. password: ${SMTP_PASSWORD})")
+
+
+def check_url_refs(text: str) -> str | None:
+    return check_url(text) or check_var_refs(text)
+
+
+class Template(Text):
+    """A Jinja2 template, compiled in the sandbox at validation time for syntax errors."""
+
+    def __init__(self, description: str = "") -> None:
+        super().__init__(description)
+
+    def check(self, node: Node, ctx: Ctx, path: str) -> Any:
+        value = super().check(node, ctx, path)
+        if value is INVALID:
+            return value
+        from jinja2 import TemplateSyntaxError
+        from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+        try:
+            ImmutableSandboxedEnvironment().from_string(value)
+        except TemplateSyntaxError as exc:
+            lineno = exc.lineno or 1
+            # A block scalar (|, >) starts on the line after its indicator.
+            block = node.quoted and node.text and "\n" in node.text
+            line = node.line + lineno if block else node.line
+            ctx.error((line, node.col), label(path, f"template error: {exc.message}"))
+            return INVALID
+        return value
+
+
+def name_ref(description: str) -> Text:
+    return Text(description, validate=check_name, pattern=NAME_PATTERN)
+
+
+NAME = name_ref
+DATETIME = Text("Local date and time in the object's timezone (YYYY-MM-DDTHH:MM), or with an "
+                "offset.", validate=check_datetime, pattern=DATETIME_PATTERN,
+                examples=["2027-04-02T10:00"])
+DURATION = Text("Duration: a number and s, m, h, d or w (30s, 15m, 6h, 2d, 1w).",
+                validate=check_duration, pattern=DURATION_PATTERN)
+WINDOW = Text("Daily window \"HH:MM-HH:MM\" in the object's timezone; an end before the start "
+              "wraps past midnight. Quote it.", validate=check_window, pattern=WINDOW_PATTERN,
+              examples=["12:00-17:00"])
+TIMEZONE = Text("IANA timezone name, e.g. Europe/Paris.", validate=check_timezone)
+CRON = Text("Cron expression (5 fields: minute hour day-of-month month day-of-week). Quote it.",
+            validate=check_cron, examples=["0 9 * * *"])
+RATE = Text("Throttle: N/s, N/m or N/h.", validate=check_rate, pattern=RATE_PATTERN)
+MAX_ATTEMPTS = Number("Attempts before a message fails for good (transient errors are retried "
+                      "with exponential backoff).", integer=True, minimum=1, maximum=100)
+TIMEOUT = Number("Network timeout in seconds.", exclusive_minimum=0, maximum=3600)
+EVENT = Text("Event name.", validate=check_token, pattern=TOKEN_PATTERN)
+MESSAGE_TYPE = Text("Message type, matched against contacts' opt_out.", validate=check_token,
+                    pattern=TOKEN_PATTERN)
+CATCHUP = Enum(("latest", "all", "none"),
+               "Occurrences missed while nothing ticked: latest (default) fires the last one, "
+               "all fires each, none skips them.")
+
+
+# --- audiences and segment rules ------------------------------------------------------------------
+
+class TrueOnly(Bool):
+    def check(self, node: Node, ctx: Ctx, path: str) -> Any:
+        value = super().check(node, ctx, path)
+        if value is False:
+            ctx.error(node, label(path, "must be true (leave it out to use segment or groups)"))
+            return INVALID
+        return value
+
+    def schema(self) -> dict:
+        return self.with_doc({"const": True})
+
+
+AUDIENCE = Map({
+    "segment": F(NAME("A Segment by name.")),
+    "groups": F(ListOf(Text("Group name.", validate=check_token, pattern=TOKEN_PATTERN),
+                       "Contacts in any of these groups.", min_items=1)),
+    "all": F(TrueOnly("Every contact (must be true).")),
+    "include_opted_out": F(Bool("Also message contacts whose opt_out lists the message type "
+                                "(default false).")),
+}, "Who receives the messages: {segment: NAME}, {groups: [...]} or {all: true}.",
+    one_of=("segment", "groups", "all"))
+
+ATTR_OPS = ("eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte", "contains", "exists",
+            "not_exists", "within_days", "older_than_days")
+NO_VALUE_OPS = ("exists", "not_exists")
+LIST_OPS = ("in", "not_in")
+DAY_OPS = ("within_days", "older_than_days")
+
+ATTR_RULE = Map({
+    "attr": F(Text("Contact attribute (or id, email, phone).", validate=check_attr,
+                   pattern=ATTR_PATTERN), required=True),
+    "op": F(Enum(ATTR_OPS, "Comparison."), required=True),
+    "value": F(Scalar("Value to compare with (a list for in/not_in, days for within_days and "
+                      "older_than_days; none for exists/not_exists).")),
+})
+GROUP_RULE = Map({"group": F(Text("The contact is in this group.", validate=check_token,
+                                  pattern=TOKEN_PATTERN), required=True)})
+EVENT_RULE = Map({"event": F(EVENT, required=True),
+                  "within": F(DURATION, required=True)})
+
+
+class Rule(Type):
+    """One segment rule: {attr, op, value}, {group} or {event, within}."""
+
+    def __init__(self, forms: tuple[str, ...] = ("attr", "group", "event")) -> None:
+        self.forms = forms
+        self.description = "A rule: " + ", ".join(
+            {"attr": "{attr, op, value}", "group": "{group}", "event": "{event, within}"}[f]
+            for f in forms)
+
+    def check(self, node: Node, ctx: Ctx, path: str) -> Any:
+        if node.kind != "map":
+            ctx.error(node, label(path, f"expected a rule mapping, got {describe(node)}"))
+            return INVALID
+        present = [f for f in ("attr", "group", "event") if node.get(f) is not None]
+        allowed = [f for f in present if f in self.forms]
+        if len(present) != 1 or not allowed:
+            forms = " or ".join(self.forms)
+            if not present:
+                keys = [k.text for k, _ in node.items]
+                hint = did_you_mean(keys[0], self.forms) if keys else ""
+                ctx.error(node, label(path, f"a rule needs one of {forms}{hint}"))
+            elif len(present) > 1:
+                ctx.error(node, label(path, f"a rule takes only one of {forms}, got "
+                                            f"{' and '.join(present)}"))
+            else:
+                ctx.error(node, label(path, f"{present[0]} rules are not allowed here; use {forms}"))
+            return INVALID
+        form = allowed[0]
+        table = {"attr": ATTR_RULE, "group": GROUP_RULE, "event": EVENT_RULE}[form]
+        value = table.check(node, ctx, path)
+        if form == "attr" and isinstance(value, dict) and "op" in value:
+            return _check_attr_value(node, value, ctx, path)
+        return value
+
+    def schema(self) -> dict:
+        attr = ATTR_RULE.schema()
+        attr["allOf"] = [
+            {"if": {"properties": {"op": {"enum": list(NO_VALUE_OPS)}}},
+             "then": {"not": {"required": ["value"]}}, "else": {"required": ["value"]}},
+            {"if": {"properties": {"op": {"enum": list(LIST_OPS)}}},
+             "then": {"properties": {"value": {"type": "array", "minItems": 1, "items": {
+                 "type": ["string", "number", "boolean"]}}}}},
+            {"if": {"properties": {"op": {"enum": list(DAY_OPS)}}},
+             "then": {"properties": {"value": {"type": "integer", "minimum": 0}}}},
+        ]
+        forms = {"attr": attr, "group": GROUP_RULE.schema(), "event": EVENT_RULE.schema()}
+        return {"description": self.description, "oneOf": [forms[f] for f in self.forms]}
+
+
+def _check_attr_value(node: Node, rule: dict, ctx: Ctx, path: str) -> Any:
+    op = rule["op"]
+    value_node = node.get("value")
+    if op in NO_VALUE_OPS:
+        if value_node is not None:
+            ctx.error(value_node, label(f"{path}.value" if path else "value",
+                                        f"op {op} takes no value; remove it"))
+            return INVALID
+        return rule
+    if value_node is None:
+        ctx.error(node, label(path, f"op {op} needs a value"))
+        return INVALID
+    sub = f"{path}.value" if path else "value"
+    if op in LIST_OPS:
+        items = ListOf(Scalar(), min_items=1).check(value_node, ctx, sub)
+        if items is INVALID:
+            return INVALID
+        rule["value"] = items
+    elif op in DAY_OPS:
+        days = Number(integer=True, minimum=0).check(value_node, ctx, sub)
+        if days is INVALID:
+            return INVALID
+        rule["value"] = days
+    elif value_node.kind != "scalar":
+        ctx.error(value_node, label(sub, f"op {op} takes one value, got {describe(value_node)}"
+                                    + ("; use op in for a list" if value_node.kind == "seq"
+                                       and op in ("eq", "ne") else "")))
+        return INVALID
+    return rule
+
+
+# --- messages, schedules --------------------------------------------------------------------------
+
+MESSAGE_FIELDS = {
+    "subject": F(Template("Subject template (Jinja2, sandboxed): contact fields and attributes.")),
+    "body": F(Template("Body template (Jinja2, sandboxed).")),
+}
+MESSAGE = Map({"subject": MESSAGE_FIELDS["subject"],
+               "body": F(MESSAGE_FIELDS["body"].type, required=True)},
+              "The message: subject and body templates.")
+MESSAGE_OVERRIDE = Map(dict(MESSAGE_FIELDS), "Overrides of the campaign message, key by key.")
+
+AT = Map({"at": F(DATETIME, required=True)})
+START = Choice(("immediately",), {"at": AT}, "immediately (at launch) or {at: DATETIME}.")
+
+ONE_OFF_SCHEDULE = Map({
+    "queue": F(Choice(("immediately",), {
+        "at": AT,
+        "before_send": Map({"before_send": F(DURATION, required=True)}),
+    }, "When messages are built: immediately (default, at launch), {at: DATETIME} or "
+       "{before_send: DURATION} before send.at.")),
+    "send": F(Choice(("immediately", "after_queue"), {"at": AT},
+                     "When sending starts: {at: DATETIME}, immediately or after_queue."),
+              required=True),
+    "window": F(WINDOW),
+}, "One-off schedule: queue (build) phase and send phase.")
+
+DATE_SCHEDULE = Map({
+    "start": F(START),
+    "cron": F(CRON),
+    "send_start": F(Choice(("immediately",), {"at": AT},
+                           "When sending starts (not before start); default immediately.")),
+    "until": F(DATETIME),
+    "catchup": F(CATCHUP),
+    "window": F(WINDOW),
+}, "Date-triggered schedule: each cron occurrence (default \"0 9 * * *\") after start builds.")
+
+EVENT_SCHEDULE = Map({
+    "queue_start": F(START),
+    "send_start": F(Choice(("immediately",), {"at": AT},
+                           "When sending starts (not before queue_start).")),
+    "queue_every": F(Text("on_event (default: build at the next tick after the event) or a cron "
+                          "expression that batches events.", validate=check_queue_every,
+                          examples=["on_event", "0 8 * * 5"])),
+    "build_window": F(WINDOW),
+    "window": F(WINDOW),
+}, "Event-triggered schedule.")
+
+STAGE = Map({
+    "name": F(NAME("Stage name, unique in the campaign."), required=True),
+    "controlled_by_plan": F(Bool("Run only as part of a plan instance (default false).")),
+    "audience": F(AUDIENCE),
+    "message": F(MESSAGE_OVERRIDE),
+    "channel": F(NAME("Channel override.")),
+})
+
+
+def _common(kind: str) -> dict[str, F]:
+    return {
+        "kind": F(Enum((kind,)), required=True),
+        "name": F(NAME(f"{kind} name: lower-case letters, digits and '-'."), required=True),
+        "description": F(Text("Free text.", min_length=0)),
+    }
+
+
+CAMPAIGN_COMMON = {
+    **_common("Campaign"),
+    "code": F(Text("Campaign code (default: the name).")),
+    "timezone": F(TIMEZONE),
+    "closes_at": F(DATETIME),
+    "channel": F(NAME("Channel name (default: outbox).")),
+    "message_type": F(MESSAGE_TYPE),
+    "audience": F(AUDIENCE, required=True),
+    "message": F(MESSAGE, required=True),
+    "stages": F(ListOf(STAGE, "Stages (default: one stage named main).", min_items=1)),
+}
+CAMPAIGN_TYPES = ("one-off", "date-triggered", "event-triggered")
+
+
+def _campaign(ctype: str, schedule: Map, required: bool, extra: dict | None = None) -> Map:
+    return Map({**CAMPAIGN_COMMON, "type": F(Enum((ctype,)), required=True),
+                "schedule": F(schedule, required=required), **(extra or {})},
+               f"A {ctype} campaign.", title=f"Campaign ({ctype})")
+
+
+CAMPAIGN = Tagged("type", {
+    "one-off": _campaign("one-off", ONE_OFF_SCHEDULE, True),
+    "date-triggered": _campaign("date-triggered", DATE_SCHEDULE, False),
+    "event-triggered": _campaign("event-triggered", EVENT_SCHEDULE, False, {
+        "trigger": F(Map({"event": F(EVENT, required=True)}, "The event that triggers a build."),
+                     required=True)}),
+}, "A campaign (SPEC §5).", noun="campaign type")
+
+CHANNEL_COMMON = _common("Channel")
+CHANNEL = Tagged("type", {
+    "outbox": Map({**CHANNEL_COMMON, "type": F(Enum(("outbox",)), required=True),
+                   "dir": F(Text("Also append each message as a JSON line to DIR/<channel>.jsonl."))},
+                  title="Channel (outbox)"),
+    "smtp": Map({**CHANNEL_COMMON, "type": F(Enum(("smtp",)), required=True),
+                 "host": F(Text("SMTP server host.", validate=check_var_refs), required=True),
+                 "port": F(Number("SMTP port (default 25).", integer=True, minimum=1,
+                                  maximum=65535)),
+                 "starttls": F(Bool("Upgrade the connection with STARTTLS (default false).")),
+                 "username": F(Text("Login name; may be ${VAR}.", validate=check_var_refs)),
+                 "password": F(Text("Password, always as ${VAR} (read from the environment at "
+                                    "send time, never stored).", validate=check_secret,
+                                    pattern=SECRET_PATTERN)),
+                 "from": F(Text("Sender, e.g. \"Shop <news@example.com>\"."), required=True),
+                 "rate": F(RATE), "max_attempts": F(MAX_ATTEMPTS), "timeout": F(TIMEOUT)},
+                title="Channel (smtp)"),
+    "webhook": Map({**CHANNEL_COMMON, "type": F(Enum(("webhook",)), required=True),
+                    "url": F(Text("Endpoint (http or https); may contain ${VAR}.",
+                                  validate=check_url_refs, pattern=URL_PATTERN), required=True),
+                    "headers": F(Map(values=Text("Header value; may contain ${VAR}.",
+                                                 validate=check_var_refs, min_length=0),
+                                     description="Extra HTTP headers.")),
+                    "timeout": F(TIMEOUT), "rate": F(RATE), "max_attempts": F(MAX_ATTEMPTS)},
+                   title="Channel (webhook)"),
+}, "A delivery channel (SPEC §4).", noun="channel type")
+
+SEGMENT = Map({
+    **_common("Segment"),
+    "match": F(Enum(("all", "any"), "all (default): every rule; any: at least one.")),
+    "rules": F(ListOf(Rule(), "Rules on attributes, groups and recent events.", min_items=1),
+               required=True),
+    "limit_percent": F(Number("Deterministic sample of this share of the matches (0 < p <= 100).",
+                              exclusive_minimum=0, maximum=100)),
+}, "A dynamic audience (SPEC §3).", title="Segment")
+
+PLAN_SCHEDULE = Tagged("type", {
+    "manual": Map({"type": F(Enum(("manual",)), required=True),
+                   "timezone": F(TIMEZONE)}, "Started with campctl start plan NAME."),
+    "once": Map({"type": F(Enum(("once",)), required=True),
+                 "at": F(DATETIME, required=True),
+                 "timezone": F(TIMEZONE, required=True),
+                 "catchup": F(CATCHUP)}, "Fires once at `at`."),
+    "recurrent": Map({"type": F(Enum(("recurrent",)), required=True),
+                      "cron": F(CRON, required=True),
+                      "timezone": F(TIMEZONE, required=True),
+                      "overlap": F(Enum(("skip", "queue"), "When an instance is still running at "
+                                        "the next occurrence: skip (default) or queue.")),
+                      "catchup": F(CATCHUP)}, "Fires at each cron occurrence."),
+}, "When instances start.", noun="schedule type")
+
+PLAN = Map({
+    **_common("Plan"),
+    "transition": F(Enum(("completed", "sent"), "Next stage when all messages are built "
+                         "(completed, default) or sent (sent).")),
+    "schedule": F(PLAN_SCHEDULE, required=True),
+    "stages": F(ListOf(Map({"campaign": F(NAME("Campaign name."), required=True),
+                            "stage": F(NAME("Stage of that campaign, controlled_by_plan: true."),
+                                       required=True)}),
+                       "The execution tree, run top to bottom.", min_items=1), required=True),
+}, "A multi-stage execution plan (SPEC §6).", title="Plan")
+
+SEND_STEP = Map({
+    "channel": F(NAME("Channel (default: outbox).")),
+    "message_type": F(MESSAGE_TYPE),
+    "subject": MESSAGE_FIELDS["subject"],
+    "body": F(MESSAGE_FIELDS["body"].type, required=True),
+}, "Send one message.")
+
+IF_CONDITION = Choice((), {
+    "event": Map({"event": F(EVENT, required=True), "within": F(DURATION, required=True)},
+                 "The contact had this event within the duration."),
+    "rules": Map({"rules": F(ListOf(Rule(("attr", "group")), min_items=1), required=True),
+                  "match": F(Enum(("all", "any")))}, "Conditions on the contact's attributes."),
+}, "{event, within} or {rules, match}.")
+
+STEP_REF = Text("A step id, or end.", validate=check_name, pattern=NAME_PATTERN)
+STEP = Map({
+    "id": F(NAME("Step id, unique in the scenario (end is reserved)."), required=True),
+    "send": F(SEND_STEP),
+    "wait": F(DURATION),
+    "if": F(IF_CONDITION),
+    "next": F(STEP_REF),
+    "then": F(STEP_REF),
+    "else": F(STEP_REF),
+}, "One step: exactly one of send, wait, if.", one_of=("send", "wait", "if"))
+
+SCENARIO_LAUNCH = Tagged("type", {
+    "event": Map({"type": F(Enum(("event",)), required=True),
+                  "event": F(EVENT, required=True)}, "Capture contacts when the event arrives."),
+    "schedule": Map({"type": F(Enum(("schedule",)), required=True),
+                     "cron": F(CRON, required=True),
+                     "timezone": F(TIMEZONE, required=True),
+                     "audience": F(AUDIENCE, required=True),
+                     "deactivate_after": F(DATETIME)}, "Capture a segment at each occurrence."),
+    "manual": Map({"type": F(Enum(("manual",)), required=True)},
+                  "Launched with campctl start scenario NAME."),
+}, "How contacts enter.", noun="launch type")
+
+SCENARIO = Map({
+    **_common("Scenario"),
+    "reentry": F(Enum(("once", "after_exit", "restart", "parallel"), "Re-entry mode (default once).")),
+    "keep_profiles_on_deactivate": F(Bool("Freeze profiles on deactivation instead of exiting "
+                                          "them (default false).")),
+    "launch": F(SCENARIO_LAUNCH, required=True),
+    "steps": F(ListOf(STEP, "Steps, run in order unless next/then/else jump.", min_items=1),
+               required=True),
+}, "A customer journey (SPEC §7).", title="Scenario")
+
+KINDS: dict[str, Type] = {
+    "Segment": SEGMENT,
+    "Channel": CHANNEL,
+    "Campaign": CAMPAIGN,
+    "Plan": PLAN,
+    "Scenario": SCENARIO,
+}
+
+DOCUMENT = Tagged("kind", KINDS, "A campctl definition document.",  # type: ignore[arg-type]
+                  noun="kind", ref_prefix="#/$defs/")

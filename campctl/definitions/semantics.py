@@ -1,0 +1,327 @@
+"""Rules across fields of one definition (schedule order, scenario step graph) and references."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from campctl.definitions.types import Ctx, did_you_mean
+from campctl.definitions.yamlsrc import Node
+
+
+@dataclass
+class Ref:
+    """A reference to resolve once every file is read: kind and name, or a plan stage."""
+
+    kind: str  # "Segment" | "Channel" | "stage"
+    name: str
+    node: Node
+    ctx: Ctx
+    stage: str | None = None
+    stage_node: Node | None = None
+
+
+def dig(node: Node | None, *keys: str | int) -> Node | None:
+    for key in keys:
+        if node is None:
+            return None
+        if isinstance(key, int):
+            node = node.items[key] if node.kind == "seq" and key < len(node.items) else None
+        else:
+            node = node.get(key)
+    return node
+
+
+def _get(value: Any, *keys: str) -> Any:
+    for key in keys:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(key)
+    return value
+
+
+def _instant(text: Any, tz: str | None) -> datetime | None:
+    from campctl.timeutil import parse_local_datetime
+
+    if not isinstance(text, str) or tz is None:
+        return None
+    try:
+        return parse_local_datetime(text, tz)
+    except ValueError:
+        return None
+
+
+def check(kind: str, spec: dict, root: Node, ctx: Ctx, refs: list[Ref]) -> None:
+    {"Campaign": _campaign, "Plan": _plan, "Scenario": _scenario, "Segment": _segment,
+     "Channel": _channel}[kind](spec, root, ctx, refs)
+
+
+def _segment(spec: dict, root: Node, ctx: Ctx, refs: list[Ref]) -> None:
+    return None
+
+
+def _channel(spec: dict, root: Node, ctx: Ctx, refs: list[Ref]) -> None:
+    return None
+
+
+def _audience_refs(spec: Any, node: Node | None, ctx: Ctx, refs: list[Ref]) -> None:
+    segment = _get(spec, "segment")
+    if isinstance(segment, str) and node is not None and node.get("segment") is not None:
+        refs.append(Ref("Segment", segment, node.get("segment"), ctx))  # type: ignore[arg-type]
+
+
+def _channel_ref(spec: Any, node: Node | None, ctx: Ctx, refs: list[Ref]) -> None:
+    channel = _get(spec, "channel")
+    if isinstance(channel, str) and node is not None and node.get("channel") is not None:
+        refs.append(Ref("Channel", channel, node.get("channel"), ctx))  # type: ignore[arg-type]
+
+
+def _campaign(spec: dict, root: Node, ctx: Ctx, refs: list[Ref]) -> None:
+    _audience_refs(spec.get("audience"), root.get("audience"), ctx, refs)
+    _channel_ref(spec, root, ctx, refs)
+    stages = spec.get("stages")
+    if isinstance(stages, list):
+        seen: dict[str, Node] = {}
+        for index, stage in enumerate(stages):
+            node = dig(root, "stages", index)
+            if not isinstance(stage, dict) or node is None:
+                continue
+            _audience_refs(stage.get("audience"), node.get("audience"), ctx, refs)
+            _channel_ref(stage, node, ctx, refs)
+            name = stage.get("name")
+            name_node = node.get("name")
+            if isinstance(name, str) and name_node is not None:
+                if name in seen:
+                    first = seen[name]
+                    ctx.error(name_node, f"stages[{index + 1}].name: duplicate stage name "
+                                         f"{name!r} (first at {first.line}:{first.col})")
+                else:
+                    seen[name] = name_node
+    tz = spec.get("timezone", "UTC") if root.get("timezone") is None or "timezone" in spec else None
+    sched = spec.get("schedule") if isinstance(spec.get("schedule"), dict) else {}
+    sched_node = root.get("schedule")
+    ctype = spec.get("type")
+    moments: list[tuple[str, datetime, Node]] = []
+
+    def moment(*keys: str) -> datetime | None:
+        value = _instant(_get(sched, *keys), tz)
+        node = dig(sched_node, *keys)
+        if value is not None and node is not None:
+            moments.append(("schedule." + ".".join(keys), value, node))
+        return value
+
+    if ctype == "one-off":
+        queue_at, send_at = moment("queue", "at"), moment("send", "at")
+        before = dig(sched_node, "queue", "before_send")
+        send_node = dig(sched_node, "send")
+        send_ok = send_node is None or "send" in sched
+        if before is not None and send_ok and not isinstance(_get(sched, "send", "at"), str):
+            ctx.error(before, "schedule.queue.before_send needs schedule.send: {at: DATETIME} "
+                              "(the build time is counted back from the send time)")
+        if queue_at and send_at and send_at < queue_at:
+            ctx.error(dig(sched_node, "send", "at"),  # type: ignore[arg-type]
+                      f"schedule.send.at ({_get(sched, 'send', 'at')}) is before schedule.queue.at "
+                      f"({_get(sched, 'queue', 'at')}): messages cannot be sent before they are "
+                      "built")
+    elif ctype == "date-triggered":
+        start, send_start = moment("start", "at"), moment("send_start", "at")
+        until = moment("until")
+        if start and send_start and send_start < start:
+            ctx.error(dig(sched_node, "send_start", "at"),  # type: ignore[arg-type]
+                      "schedule.send_start.at is before schedule.start.at: sending cannot start "
+                      "before building")
+        if start and until and until <= start:
+            ctx.error(dig(sched_node, "until"),  # type: ignore[arg-type]
+                      "schedule.until is not after schedule.start.at: nothing would ever run")
+    elif ctype == "event-triggered":
+        queue_start, send_start = moment("queue_start", "at"), moment("send_start", "at")
+        if queue_start and send_start and send_start < queue_start:
+            ctx.error(dig(sched_node, "send_start", "at"),  # type: ignore[arg-type]
+                      "schedule.send_start.at is before schedule.queue_start.at: sending cannot "
+                      "start before building")
+    closes = _instant(spec.get("closes_at"), tz)
+    if closes is not None:
+        for what, when, node in moments:
+            if when > closes:
+                ctx.error(node, f"{what} ({_get(sched, *what.split('.')[1:])}) is after closes_at "
+                                f"({spec['closes_at']}): nothing runs after the closing date")
+
+
+def _plan(spec: dict, root: Node, ctx: Ctx, refs: list[Ref]) -> None:
+    stages = spec.get("stages")
+    if not isinstance(stages, list):
+        return
+    seen: dict[tuple[str, str], Node] = {}
+    for index, entry in enumerate(stages):
+        node = dig(root, "stages", index)
+        if not isinstance(entry, dict) or node is None:
+            continue
+        campaign, stage = entry.get("campaign"), entry.get("stage")
+        if not (isinstance(campaign, str) and isinstance(stage, str)):
+            continue
+        key = (campaign, stage)
+        if key in seen:
+            first = seen[key]
+            ctx.error(node, f"stages[{index + 1}]: stage {stage!r} of campaign {campaign!r} is "
+                            f"listed twice (first at {first.line}:{first.col})")
+            continue
+        seen[key] = node
+        refs.append(Ref("stage", campaign, node.get("campaign"), ctx, stage,  # type: ignore[arg-type]
+                        node.get("stage")))
+
+
+def _scenario(spec: dict, root: Node, ctx: Ctx, refs: list[Ref]) -> None:
+    launch = spec.get("launch")
+    if isinstance(launch, dict):
+        _audience_refs(launch.get("audience"), dig(root, "launch", "audience"), ctx, refs)
+    steps = spec.get("steps")
+    steps_node = root.get("steps")
+    if not isinstance(steps, list) or steps_node is None:
+        return
+    ids: dict[str, int] = {}
+    complete = True
+    for index, step in enumerate(steps):
+        node = dig(steps_node, index)
+        if not isinstance(step, dict) or node is None:
+            complete = False
+            continue
+        _channel_ref(step.get("send"), node.get("send"), ctx, refs)
+        sid = step.get("id")
+        id_node = node.get("id")
+        if not isinstance(sid, str) or id_node is None:
+            complete = False
+            continue
+        if sid == "end":
+            ctx.error(id_node, f"steps[{index + 1}].id: 'end' is reserved (it exits the scenario); "
+                               "choose another id")
+            complete = False
+        elif sid in ids:
+            first = dig(steps_node, ids[sid], "id")
+            where = f" (first at {first.line}:{first.col})" if first is not None else ""
+            ctx.error(id_node, f"steps[{index + 1}].id: duplicate step id {sid!r}{where}")
+            complete = False
+        else:
+            ids[sid] = index
+    edges: dict[int, list[int | None]] = {}
+    for index, step in enumerate(steps):
+        node = dig(steps_node, index)
+        if not isinstance(step, dict) or node is None:
+            continue
+        actions = [a for a in ("send", "wait", "if") if node.get(a) is not None]
+        if len(actions) != 1:
+            complete = False
+            continue
+        action = actions[0]
+        following = index + 1 if index + 1 < len(steps) else None
+        jumps = ("then", "else") if action == "if" else ("next",)
+        for key in ("next", "then", "else"):
+            key_node = node.key_node(key)
+            if key_node is not None and key not in jumps:
+                use = "then and else" if action == "if" else "next"
+                ctx.error(key_node, f"steps[{index + 1}]: {key} does not apply to a {action} "
+                                    f"step; use {use}")
+        out: list[int | None] = []
+        for key in jumps:
+            target = step.get(key)
+            target_node = node.get(key)
+            if target_node is None:
+                out.append(following)
+            elif not isinstance(target, str):
+                complete = False
+            elif target == "end":
+                out.append(None)
+            elif target in ids:
+                out.append(ids[target])
+            else:
+                ctx.error(target_node, f"steps[{index + 1}].{key}: unknown step {target!r}"
+                                       f"{did_you_mean(target, ids)} (use a step id or end)")
+                complete = False
+        edges[index] = out
+    if not complete or len(edges) != len(steps):
+        return
+    reached = {0}
+    todo = [0]
+    while todo:
+        for target in edges[todo.pop()]:
+            if target is not None and target not in reached:
+                reached.add(target)
+                todo.append(target)
+    for index in range(len(steps)):
+        if index not in reached:
+            ctx.error(dig(steps_node, index, "id") or dig(steps_node, index),  # type: ignore[arg-type]
+                      f"steps[{index + 1}]: step {steps[index]['id']!r} is unreachable (no step "
+                      "leads to it; name it in next, then or else, or remove it)")
+    _loops_without_wait(steps, steps_node, edges, reached, ctx)
+
+
+def _loops_without_wait(steps: list, steps_node: Node, edges: dict, reached: set,
+                        ctx: Ctx) -> None:
+    """A cycle of send/if steps with no wait would run forever inside one tick."""
+    busy = {i for i in reached if "wait" not in steps[i]}
+    state: dict[int, int] = {}
+
+    def visit(i: int, trail: list[int]) -> list[int] | None:
+        state[i] = 1
+        trail.append(i)
+        for target in edges[i]:
+            if target is None or target not in busy:
+                continue
+            if state.get(target) == 1:
+                return trail[trail.index(target):] + [target]
+            if target not in state:
+                found = visit(target, trail)
+                if found:
+                    return found
+        trail.pop()
+        state[i] = 2
+        return None
+
+    for start in sorted(busy):
+        if start not in state:
+            cycle = visit(start, [])
+            if cycle:
+                names = " -> ".join(steps[i]["id"] for i in cycle)
+                node = dig(steps_node, cycle[0], "id") or steps_node
+                ctx.error(node, f"steps loop without a wait ({names}); add a wait step to the "
+                                "loop or jump to end")
+                return
+
+
+def resolve(refs: list[Ref], specs: dict[tuple[str, str], Any]) -> None:
+    """Report references to objects that exist neither in the files nor in the state file."""
+    names: dict[str, set[str]] = {}
+    for kind, name in specs:
+        names.setdefault(kind, set()).add(name)
+    names.setdefault("Channel", set()).add("outbox")
+    for ref in refs:
+        if ref.kind in ("Segment", "Channel"):
+            if ref.name not in names.get(ref.kind, set()):
+                ref.ctx.error(ref.node, f"unknown {ref.kind.lower()} {ref.name!r}"
+                                        f"{did_you_mean(ref.name, names.get(ref.kind, ()))}: "
+                                        f"define it in the given files or apply it first")
+            continue
+        campaign = specs.get(("Campaign", ref.name))
+        if ("Campaign", ref.name) not in specs:
+            ref.ctx.error(ref.node, f"unknown campaign {ref.name!r}"
+                                    f"{did_you_mean(ref.name, names.get('Campaign', ()))}: "
+                                    "define it in the given files or apply it first")
+            continue
+        if not isinstance(campaign, dict):
+            continue  # the campaign itself is invalid; its own errors say why
+        stages = campaign.get("stages")
+        if stages is None:
+            stages = [{"name": "main"}]
+        if not isinstance(stages, list):
+            continue
+        by_name = {s.get("name"): s for s in stages if isinstance(s, dict)}
+        at = ref.stage_node or ref.node
+        if ref.stage not in by_name:
+            listed = ", ".join(str(n) for n in by_name if n) or "none"
+            ref.ctx.error(at, f"campaign {ref.name!r} has no stage {ref.stage!r}"
+                              f"{did_you_mean(ref.stage or '', [n for n in by_name if n])} "
+                              f"(stages: {listed})")
+        elif by_name[ref.stage].get("controlled_by_plan") is not True:
+            ref.ctx.error(at, f"stage {ref.stage!r} of campaign {ref.name!r} is not "
+                              "controlled_by_plan: true; set it on the stage so that it runs only "
+                              "in plan instances")
