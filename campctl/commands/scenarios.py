@@ -1,7 +1,243 @@
-"""Commands: (to be written)."""
+"""Commands of scenarios: start scenario, stop launch, get launches, clear, remove-profile, clone,
+stats, profiles (and describe scenario's per-step picture)."""
 
 from __future__ import annotations
 
+from typing import Annotated
 
-def register(app, groups) -> None:
-    """Add this module's commands to the root app and the shared verb groups."""
+import typer
+
+from campctl.commands.common import app_context, emit, emit_object, local_cell, notice, print_json
+from campctl.errors import ActionRefused, UsageProblem
+
+NOTE = typer.Option("--note", help="Why, for the history.")
+
+
+def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
+    groups["start"].command(
+        "scenario", help="Launch a manual scenario for --all contacts, --group G (repeatable) or "
+        "one --contact ID.")(start_scenario)
+    groups["stop"].command(
+        "launch", help="Abandon the future steps of a scenario launch's profiles.")(stop_launch)
+    groups["get"].command("launches", help="Scenario launches and their results.")(get_launches)
+    groups["get"].command("launch", hidden=True)(get_launches)
+    groups["clear"].command("scenario", help="Remove all profiles of a scenario.")(clear_scenario)
+    groups["remove-profile"].command(
+        "scenario", help="Remove one contact's profile(s) inside a scenario.")(remove_profile)
+    groups["clone"].command(
+        "scenario", help="Copy a scenario's definition under a new name (inactive, version 1)."
+    )(clone_scenario)
+    groups["stats"].command(
+        "scenario", help="Entered, completed and errors in a period; profiles inside now, "
+        "per step.")(stats_scenario)
+    groups["profiles"].command(
+        "scenario", help="List a scenario's profiles with their wake-up times.")(profiles_scenario)
+
+
+def start_scenario(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Scenario name.")],
+    all_contacts: Annotated[bool, typer.Option("--all", help="Every contact.")] = False,
+    group: Annotated[list[str] | None, typer.Option(
+        "--group", help="Contacts of this group (repeatable).")] = None,
+    contact: Annotated[str | None, typer.Option(
+        "--contact", help="One contact (its external id), manually triggered.")] = None,
+    include_opted_out: Annotated[bool, typer.Option(
+        "--include-opted-out", help="Send even to contacts that opted out of a step's "
+        "message type.")] = False,
+    count: Annotated[bool, typer.Option(
+        "--count", help="Print the number of targeted contacts; launch nothing.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    note: Annotated[str | None, NOTE] = None,
+) -> None:
+    from campctl.engine import scenarios
+
+    app = app_context(ctx)
+    groups = list(group or [])
+    if count:
+        db = app.db()
+        plan = scenarios.plan_launch(db, name=name, all_contacts=all_contacts, groups=groups,
+                                     contact=contact, include_opted_out=include_opted_out,
+                                     validate=False)
+        if app.json:
+            print_json(plan.targeted)
+        else:
+            app.out().print(str(plan.targeted))
+        return
+    db = app.db(create=True)
+    plan = scenarios.plan_launch(db, name=name, all_contacts=all_contacts, groups=groups,
+                                 contact=contact, include_opted_out=include_opted_out)
+    if plan.problems:
+        for problem in plan.problems:
+            notice(app, f"  {problem}")
+        raise ActionRefused(f"scenario {name}: {len(plan.problems)} validation problem(s) "
+                            "listed above; nothing launched")
+    if not yes:
+        if not (app.stdin_is_terminal and app.stdout_is_terminal):
+            raise ActionRefused("not a terminal: add --yes to launch without confirmation")
+        notice(app, f"scenario {name}: {plan.targeted} contact(s) targeted ({plan.selection})"
+               + (", opted-out contacts included" if include_opted_out else ""))
+        if not typer.confirm("Confirm and launch scenario?", default=False, err=True):
+            raise ActionRefused("not confirmed; nothing launched")
+    with db.atomic():
+        result = scenarios.launch(db, plan, actor=app.actor, now=app.now)
+    if app.json:
+        emit_object(app, result)
+    else:
+        notice(app, f"launch {result['id']}: scenario {name}, {result['targeted']} targeted, "
+               f"{result['entered']} entered; profiles move at the next tick")
+
+
+def stop_launch(
+    ctx: typer.Context,
+    launch_id: Annotated[int, typer.Argument(metavar="ID", help="Launch id (get launches).")],
+    note: Annotated[str | None, NOTE] = None,
+) -> None:
+    from campctl.engine import scenarios
+
+    app = app_context(ctx)
+    db = app.db(create=True)
+    with db.atomic():
+        result = scenarios.stop_launch(db, launch_id=launch_id, actor=app.actor, now=app.now,
+                                       note=note)
+    if app.json:
+        emit_object(app, result)
+    else:
+        notice(app, f"launch {launch_id} abandoned: {result['abandoned']} profile(s) stopped; "
+               "messages already sent stand")
+
+
+def get_launches(
+    ctx: typer.Context,
+    scenario: Annotated[str | None, typer.Option("--scenario", help="Only this scenario.")] = None,
+) -> None:
+    from campctl.engine import scenarios
+
+    app = app_context(ctx)
+    rows = scenarios.launches(app.db(), scenario=scenario)
+    emit(app, rows, [("id", "ID"), ("scenario", "SCENARIO"), ("status", "STATUS"),
+                     ("targeted", "TARGETED"), ("success", "SUCCESS"), ("failure", "FAILURE"),
+                     ("abandoned", "ABANDONED"), ("other", "OTHER"), ("inside", "INSIDE")],
+         empty="no launches")
+
+
+def clear_scenario(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Scenario name.")],
+    note: Annotated[str | None, NOTE] = None,
+) -> None:
+    from campctl.engine import scenarios
+    from campctl.store import history
+
+    app = app_context(ctx)
+    db = app.db(create=True)
+    with db.atomic():
+        removed = scenarios.clear(db, name=name, now=app.now)
+        history.record(db, kind="Scenario", name=name, action="clear", actor=app.actor,
+                       now=app.now, note=note)
+    if app.json:
+        emit_object(app, {"scenario": name, "removed": removed})
+    else:
+        notice(app, f"scenario {name}: {removed} profile(s) removed")
+
+
+def remove_profile(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Scenario name.")],
+    contact: Annotated[str, typer.Argument(help="Contact id (external id).")],
+    note: Annotated[str | None, NOTE] = None,
+) -> None:
+    from campctl.engine import scenarios
+    from campctl.store import history
+
+    app = app_context(ctx)
+    db = app.db(create=True)
+    with db.atomic():
+        removed = scenarios.remove_profile(db, name=name, contact=contact, now=app.now)
+        history.record(db, kind="Scenario", name=name, action="remove-profile", actor=app.actor,
+                       now=app.now, note=note or f"contact {contact}")
+    if app.json:
+        emit_object(app, {"scenario": name, "contact": contact, "removed": removed})
+    else:
+        notice(app, f"scenario {name}: profile of {contact} removed")
+
+
+def clone_scenario(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Scenario to copy.")],
+    new: Annotated[str, typer.Argument(help="Name of the copy.")],
+    note: Annotated[str | None, NOTE] = None,
+) -> None:
+    from campctl.engine import scenarios
+
+    app = app_context(ctx)
+    db = app.db(create=True)
+    with db.atomic():
+        scenarios.clone(db, name=name, new=new, actor=app.actor, now=app.now, note=note)
+    if app.json:
+        emit_object(app, {"scenario": new, "clone_of": name, "status": "inactive"})
+    else:
+        notice(app, f"scenario/{new} created (inactive) as a copy of scenario/{name}")
+
+
+def stats_scenario(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Scenario name.")],
+    since: Annotated[str, typer.Option("--since", help="Period: a duration back from now.")]
+    = "7d",
+) -> None:
+    from campctl.engine import scenarios
+    from campctl.timeutil import parse_duration
+
+    app = app_context(ctx)
+    try:
+        period = parse_duration(since)
+    except ValueError as exc:
+        raise UsageProblem(f"--since: {exc}") from exc
+    result = scenarios.stats(app.db(), name=name, since=period, now=app.now)
+    if app.json:
+        emit_object(app, result)
+        return
+    emit_object(app, {k: v for k, v in result.items() if k != "by_step"},
+                title=f"scenario {name}, last {since}")
+    emit(app, [{"step": k, "count": v} for k, v in result["by_step"].items()],
+         [("step", "STEP"), ("count", "INSIDE")], empty="no profiles inside")
+
+
+def profiles_scenario(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Scenario name.")],
+    step: Annotated[str | None, typer.Option("--step", help="Only profiles at this step.")]
+    = None,
+    status: Annotated[str | None, typer.Option(
+        "--status", help="Only this status (active, waiting, completed, exited, frozen, "
+        "abandoned, error).")] = None,
+) -> None:
+    from campctl.engine import scenarios
+
+    app = app_context(ctx)
+    rows = scenarios.profiles(app.db(), name=name, step=step, status=status)
+    tz = None
+    emit(app, rows, [("contact", "CONTACT"), ("step", "STEP"), ("status", "STATUS"),
+                     ("entered_at", "ENTERED", local_cell(tz)),
+                     ("wake_at", "WAKES", local_cell(tz)),
+                     ("exited_at", "EXITED", local_cell(tz))],
+         empty="no profiles")
+
+
+def render_steps(app, rows: list[dict], title: str | None = None) -> None:
+    """The journey as a tree with the profiles on each step (for describe scenario)."""
+    from rich.markup import escape
+    from rich.tree import Tree
+
+    tree = Tree(escape(title or "steps"))
+    for row in rows:
+        inside = row.get("active", 0) + row.get("waiting", 0) + row.get("frozen", 0)
+        bar = "█" * min(30, inside) if inside else ""
+        label = (f"[bold]{escape(row['step'])}[/bold] {row['action']} {escape(row['detail'])} "
+                 f"→ {escape(row['next'])}")
+        counts = f"  [cyan]{inside} inside[/cyan] {bar}" if inside else ""
+        if row.get("sent"):
+            counts += f"  [green]{row['sent']} sent[/green]"
+        tree.add(label + counts)
+    app.out().print(tree)

@@ -1,11 +1,718 @@
-"""Tick hooks for scenarios (stubs until implemented)."""
+"""Scenarios (customer journeys): step graph, capture, re-entry, tick hooks, launches, statistics."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
 
-def fire_due(db, *, now, report) -> None:
-    """Fire due scenarios occurrences."""
+from campctl.errors import ActionRefused, NotFound, UsageProblem, ValidationFailed
+from campctl.store import scenarios as store
+from campctl.timeutil import parse_duration, parse_local_datetime, to_db
+
+END = "end"
+REENTRY_MODES = ("once", "after_exit", "restart", "parallel")
+LAUNCH_TYPES = ("event", "schedule", "manual")
+DEFAULT_CHANNEL = "outbox"
 
 
-def advance(db, *, now, report) -> None:
-    """Advance running scenarios work."""
+@dataclass(frozen=True)
+class Step:
+    """One step as the engine runs it; `next`/`then`/`otherwise` are step ids or None (= end)."""
+
+    id: str
+    kind: str  # send | wait | if | pass
+    next: str | None
+    then: str | None = None
+    otherwise: str | None = None
+    wait: timedelta | None = None
+    send: dict | None = None
+    condition: dict | None = None
+
+
+# --- the step graph ------------------------------------------------------------------------------
+
+def check_steps(spec: dict) -> list[str]:
+    """Problems of a scenario's steps (for validation): ids, targets, kinds, waitless cycles."""
+    try:
+        parse_steps(spec)
+    except ValidationFailed as exc:
+        return list(exc.issues) or [exc.message]
+    return []
+
+
+def parse_steps(spec: dict) -> list[Step]:
+    raw = spec.get("steps")
+    problems: list[str] = []
+    if not isinstance(raw, list) or not raw:
+        raise ValidationFailed("scenario has no steps; add a `steps:` list",
+                               ["scenario has no steps"])
+    ids: list[str] = []
+    for index, item in enumerate(raw):
+        if not isinstance(item, dict) or not isinstance(item.get("id"), str) or not item["id"]:
+            problems.append(f"step {index + 1} needs an `id`")
+            ids.append(f"#{index + 1}")
+        else:
+            ids.append(item["id"])
+    for dup in sorted({i for i in ids if ids.count(i) > 1}):
+        problems.append(f"step id {dup!r} is used twice")
+    known = set(ids)
+    if END in known:
+        problems.append("`end` is reserved; it cannot be a step id")
+
+    def target(value: Any, where: str) -> str | None:
+        if value is None or value == END:
+            return None
+        if not isinstance(value, str) or value not in known:
+            problems.append(f"{where} names unknown step {value!r} (steps: {', '.join(ids)}, end)")
+            return None
+        return value
+
+    steps: list[Step] = []
+    for index, item in enumerate(raw):
+        if not isinstance(item, dict):
+            continue
+        sid = ids[index]
+        following = ids[index + 1] if index + 1 < len(ids) else None
+        nxt = target(item["next"], f"step {sid}: next") if "next" in item else following
+        actions = [k for k in ("send", "wait", "if") if k in item]
+        if len(actions) > 1:
+            problems.append(f"step {sid} has {' and '.join(actions)}; one action per step")
+            continue
+        kind = actions[0] if actions else "pass"
+        if kind == "send":
+            send = item["send"] if isinstance(item["send"], dict) else None
+            if send is None:
+                problems.append(f"step {sid}: send must be a mapping with subject and body")
+            steps.append(Step(sid, "send", nxt, send=send or {}))
+        elif kind == "wait":
+            try:
+                delay = parse_duration(item["wait"])
+            except ValueError as exc:
+                problems.append(f"step {sid}: {exc}")
+                delay = timedelta(0)
+            steps.append(Step(sid, "wait", nxt, wait=delay))
+        elif kind == "if":
+            cond = item["if"]
+            if not isinstance(cond, dict):
+                problems.append(f"step {sid}: if must be {{event, within}} or rules")
+                cond = {}
+            elif "event" in cond:
+                try:
+                    parse_duration(cond.get("within", ""))
+                except ValueError as exc:
+                    problems.append(f"step {sid}: if.within: {exc}")
+            then = target(item.get("then", following), f"step {sid}: then") \
+                if "then" in item else following
+            other = target(item.get("else"), f"step {sid}: else") if "else" in item else nxt
+            steps.append(Step(sid, "if", nxt, then=then, otherwise=other, condition=cond))
+        else:
+            steps.append(Step(sid, "pass", nxt))
+    if not problems:
+        cycle = _waitless_cycle(steps)
+        if cycle:
+            problems.append("steps " + " → ".join(cycle) + " form a loop without a wait; "
+                            "add a wait step to the loop")
+    if problems:
+        raise ValidationFailed("; ".join(problems), problems)
+    return steps
+
+
+def _successors(step: Step) -> list[str]:
+    if step.kind == "wait":
+        return []  # a wait always ends the tick's moves for a profile
+    if step.kind == "if":
+        return [s for s in (step.then, step.otherwise) if s]
+    return [step.next] if step.next else []
+
+
+def _waitless_cycle(steps: list[Step]) -> list[str] | None:
+    graph = {s.id: _successors(s) for s in steps}
+    colour: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        colour[node] = 1
+        stack.append(node)
+        for nxt in graph.get(node, []):
+            if colour.get(nxt) == 1:
+                return [*stack[stack.index(nxt):], nxt]
+            if colour.get(nxt) is None and (found := visit(nxt)):
+                return found
+        stack.pop()
+        colour[node] = 2
+        return None
+
+    for node in graph:
+        if colour.get(node) is None and (found := visit(node)):
+            return found
+    return None
+
+
+def _launch(spec: dict) -> dict:
+    launch = spec.get("launch") or {}
+    return launch if isinstance(launch, dict) else {}
+
+
+def launch_type(spec: dict) -> str:
+    return str(_launch(spec).get("type") or "event")
+
+
+def reentry(spec: dict) -> str:
+    mode = spec.get("reentry") or "once"
+    return mode if mode in REENTRY_MODES else "once"
+
+
+def _scenario(db, name: str) -> dict:
+    from campctl.store.objects import get_object
+
+    obj = get_object(db, "Scenario", name)
+    if obj is None:
+        raise NotFound(f"no scenario named {name!r}; see 'campctl get scenarios'")
+    return obj
+
+
+# --- tick hooks ----------------------------------------------------------------------------------
+
+def _consumer(name: str) -> str:
+    return f"scenario:{name}"
+
+
+def fire_due(db, *, now: datetime, report) -> None:
+    """Capture by event (new events since the cursor) and by schedule (due cron occurrences)."""
+    for obj in store.active_scenarios(db):
+        name, spec = obj["name"], obj["spec"]
+        try:
+            steps = parse_steps(spec)
+        except ValidationFailed:
+            continue
+        kind = launch_type(spec)
+        with db.atomic():
+            if kind == "event":
+                _capture_events(db, name, spec, steps, now=now, report=report)
+            elif kind == "schedule":
+                _fire_schedule(db, name, spec, steps, now=now, report=report)
+
+
+def _capture_events(db, name: str, spec: dict, steps: list[Step], *, now, report) -> None:
+    from campctl.store import log
+
+    event = _launch(spec).get("event")
+    consumer = _consumer(name)
+    upto = store.max_event_id(db)
+    after = store.get_cursor(db, consumer)
+    if after is None:
+        # Never activated through the hook (e.g. state written by hand): start from now on.
+        store.set_cursor(db, consumer, upto)
+        return
+    if not event or upto <= after:
+        return
+    sql, params = store.events_source(str(event), after, upto)
+    mode = reentry(spec)
+    captured = store.capture(db, scenario=name, source_sql=sql, source_params=params,
+                             reentry=mode, first_step=steps[0].id, now=now,
+                             capture_key_sql="'e:' || src.event_id")
+    store.set_cursor(db, consumer, upto)
+    if captured:
+        log.append(db, now=now, event="Profiles Captured", scenario=name,
+                   details=f"{captured} profile(s) on event {event}")
+
+
+def _deactivate_after(spec: dict) -> datetime | None:
+    launch = _launch(spec)
+    value = launch.get("deactivate_after")
+    if not value:
+        return None
+    return parse_local_datetime(str(value), str(launch.get("timezone") or "UTC"))
+
+
+def _fire_schedule(db, name: str, spec: dict, steps: list[Step], *, now, report) -> None:
+    from campctl.engine import cron
+    from campctl.store import log
+
+    launch = _launch(spec)
+    expr, tz = launch.get("cron"), str(launch.get("timezone") or "UTC")
+    if not expr:
+        return
+    cursor_text = store.schedule_cursor(db, name)
+    if cursor_text is None:
+        # First sight of the schedule: occurrences count from activation on.
+        store.set_schedule_state(db, name, cursor_at=now,
+                                 next_due_at=cron.next_fire(expr, tz, after=now))
+        return
+    from campctl.timeutil import from_db
+
+    cursor = from_db(cursor_text)
+    until = now
+    stop_at = _deactivate_after(spec)
+    if stop_at is not None:
+        until = min(now, stop_at)
+    due = cron.fire_times(expr, tz, after=cursor, until=until) if until > cursor else []
+    fire, skipped = cron.apply_catchup(due, launch.get("catchup"), now=now)
+    for scheduled_at, reason in skipped:
+        if store.add_occurrence(db, name, scheduled_at=scheduled_at, status="skipped",
+                                reason=reason, now=now) is not None:
+            report.skipped += 1
+            log.append(db, now=now, event="Occurrence Skipped", scenario=name,
+                       details=f"{to_db(scheduled_at)}: {reason}")
+    for scheduled_at in fire:
+        occurrence = store.add_occurrence(db, name, scheduled_at=scheduled_at, status="fired",
+                                          reason=None, now=now)
+        if occurrence is None:
+            continue  # another tick fired it
+        report.fired += 1
+        captured = _capture_audience(db, name, spec, steps, occurrence=occurrence, now=now)
+        log.append(db, now=now, event="Profiles Captured", scenario=name,
+                   details=f"occurrence {to_db(scheduled_at)}: {captured} profile(s)")
+    new_cursor = max([cursor, *due]) if due else cursor
+    if until == now:
+        new_cursor = max(new_cursor, now)
+    nxt = cron.next_fire(expr, tz, after=new_cursor)
+    if nxt is not None and stop_at is not None and nxt > stop_at:
+        nxt = None
+    store.set_schedule_state(db, name, cursor_at=new_cursor, next_due_at=nxt)
+
+
+def _capture_audience(db, name: str, spec: dict, steps: list[Step], *, occurrence: int,
+                      now: datetime) -> int:
+    from campctl.store import segments
+
+    audience = _launch(spec).get("audience") or {"all": True}
+    sql, params = segments.audience_query(db, audience, now=now,
+                                          sample_key=f"scenario:{name}:{occurrence}")
+    return store.capture(db, scenario=name, source_sql=sql, source_params=params,
+                         reentry=reentry(spec), first_step=steps[0].id, now=now,
+                         capture_key_sql=f"'o:{int(occurrence)}'")
+
+
+def advance(db, *, now: datetime, report) -> None:
+    """Move every active scenario's profiles until each waits or ends (set-based, per step)."""
+    for obj in store.active_scenarios(db):
+        with db.atomic():
+            advance_scenario(db, obj["name"], obj["spec"], now=now, report=report)
+
+
+def advance_scenario(db, name: str, spec: dict, *, now: datetime, report=None) -> dict:
+    """One scenario's moves at `now`; returns counters (for tests and the benchmark)."""
+    counts = {"moved": 0, "queued": 0, "skipped": 0, "errors": 0}
+    try:
+        steps = parse_steps(spec)
+    except ValidationFailed as exc:
+        counts["errors"] += store.fail_profiles(db, scenario=name, now=now,
+                                                reason=f"invalid steps: {exc.message}",
+                                                invalid_steps_of=[])
+        return counts
+    by_id = {s.id: s for s in steps}
+    counts["errors"] += store.fail_profiles(
+        db, scenario=name, now=now, invalid_steps_of=list(by_id),
+        reason="its step no longer exists in the scenario definition")
+    for step in steps:
+        if step.kind == "wait":
+            counts["moved"] += store.wake(db, scenario=name, step=step.id, to=step.next, now=now)
+    # Each round walks the steps in order, so a forward path completes in one round; a backward
+    # jump needs another. The static check rejects loops without a wait; the bound is a backstop.
+    for _round in range(len(steps) + 1):
+        pending = store.active_at_steps(db, name)
+        if not pending:
+            break
+        for step in steps:
+            # Every step, not only those in `pending`: profiles moved earlier in this round
+            # arrive at later steps (an empty step costs one indexed statement).
+            counts["moved"] += _run_step(db, name, step, now=now, counts=counts)
+    else:
+        stuck = store.active_at_steps(db, name)
+        if stuck:
+            counts["errors"] += store.fail_profiles(
+                db, scenario=name, now=now, steps=list(stuck),
+                reason="too many step moves in one tick (a loop without a wait)")
+    store.finish_launches(db, name, now=now)
+    if report is not None:
+        report.built += counts["queued"]
+    return counts
+
+
+def _run_step(db, name: str, step: Step, *, now: datetime, counts: dict) -> int:
+    if step.kind == "send":
+        send = step.send or {}
+        queued, skipped = store.queue_sends(
+            db, scenario=name, step=step.id, channel=str(send.get("channel") or DEFAULT_CHANNEL),
+            message_type=send.get("message_type"), now=now)
+        counts["queued"] += queued
+        counts["skipped"] += skipped
+        return store.move(db, scenario=name, step=step.id, to=step.next, now=now)
+    if step.kind == "wait":
+        assert step.wait is not None
+        return store.start_wait(db, scenario=name, step=step.id, wake_at=now + step.wait, now=now)
+    if step.kind == "if":
+        taken, rest = store.branch(db, scenario=name, step=step.id,
+                                   condition=_condition_sql(step.condition or {}, now=now),
+                                   then=step.then, otherwise=step.otherwise, now=now)
+        return taken + rest
+    return store.move(db, scenario=name, step=step.id, to=step.next, now=now)
+
+
+def _condition_sql(cond: dict, *, now: datetime) -> tuple[str, list[Any]]:
+    if "event" in cond:
+        within = parse_duration(cond.get("within", "1d"))
+        return store.event_condition(str(cond["event"]), int(within.total_seconds()), now)
+    from campctl.store import segments
+
+    if "rules" in cond:
+        rules, match = cond["rules"], cond.get("match", "all")
+    else:
+        rules, match = [cond], "all"
+    sql, params = segments.rules_where(rules, match, now=now, alias="c")
+    if isinstance(params, dict):
+        raise ValidationFailed("segment rules returned named parameters; expected positional")
+    return store.attribute_condition(sql, list(params))
+
+
+# --- activation ----------------------------------------------------------------------------------
+
+def on_activate(db, *, name: str, now: datetime) -> None:
+    """Frozen profiles resume; captures count from now (events and occurrences while inactive
+    are not caught up)."""
+    from campctl.engine import cron
+    from campctl.store import log
+    from campctl.store.objects import get_object
+
+    resumed = store.unfreeze(db, name, now=now)
+    store.set_cursor(db, _consumer(name), store.max_event_id(db))
+    obj = get_object(db, "Scenario", name)
+    spec = obj["spec"] if obj else {}
+    launch = _launch(spec)
+    if launch_type(spec) == "schedule" and launch.get("cron"):
+        nxt = cron.next_fire(str(launch["cron"]), str(launch.get("timezone") or "UTC"), after=now)
+        store.set_schedule_state(db, name, cursor_at=now, next_due_at=nxt)
+    log.append(db, now=now, event="Scenario Activated", scenario=name,
+               details=f"{resumed} frozen profile(s) resumed" if resumed else None)
+
+
+def on_deactivate(db, *, name: str, now: datetime, keep: bool) -> None:
+    """Profiles inside are frozen (keep) or exit (their unsent messages are cancelled)."""
+    from campctl.store import log
+
+    if keep:
+        count = store.freeze(db, name, now=now)
+        details = f"{count} profile(s) frozen"
+    else:
+        count = store.end_profiles(db, name, now=now, status="exited")
+        details = f"{count} profile(s) exited"
+    store.finish_launches(db, name, now=now)
+    log.append(db, now=now, event="Scenario Deactivated", scenario=name, details=details)
+
+
+def clear(db, *, name: str, now: datetime) -> int:
+    from campctl.store import log
+
+    _scenario(db, name)
+    removed = store.delete_profiles(db, name)
+    store.finish_launches(db, name, now=now)
+    log.append(db, now=now, event="Profiles Cleared", scenario=name,
+               details=f"{removed} profile(s) removed")
+    return removed
+
+
+def remove_profile(db, *, name: str, contact: str, now: datetime) -> int:
+    from campctl.store import log
+
+    _scenario(db, name)
+    contact_id = store.contact_id_of(db, contact)
+    if contact_id is None:
+        raise NotFound(f"no contact with id {contact!r}")
+    removed = store.delete_profiles(db, name, contact_id=contact_id, inside_only=True)
+    if not removed:
+        raise NotFound(f"contact {contact} has no profile inside scenario {name}; "
+                       f"see 'campctl profiles scenario {name}'")
+    store.finish_launches(db, name, now=now)
+    log.append(db, now=now, event="Profile Removed", scenario=name, details=f"contact {contact}")
+    return removed
+
+
+def clone(db, *, name: str, new: str, actor: str, now: datetime, note: str | None = None) -> None:
+    import re
+
+    from campctl.models import NAME_PATTERN
+    from campctl.store import history
+    from campctl.store import objects as objects_store
+
+    obj = _scenario(db, name)
+    if not re.match(NAME_PATTERN, new):
+        raise UsageProblem(f"bad name {new!r}: use lower-case letters, digits and '-' "
+                           "(at most 63, starting with a letter or digit)")
+    if objects_store.get_object(db, "Scenario", new) is not None:
+        raise ActionRefused(f"scenario {new} already exists; choose another name or delete it")
+    # Version 1, unless the name was used before: versions are never reused after a delete.
+    version = objects_store.next_version(db, "Scenario", new)
+    source = f"clone of {name}"
+    objects_store.insert_object(db, kind="Scenario", name=new, version=version, spec=obj["spec"],
+                                description=obj.get("description"), status="inactive",
+                                source=source, now=now)
+    history.record(db, kind="Scenario", name=new, action="cloned", actor=actor, now=now,
+                   to_status="inactive", note=note or f"clone of {name} v{obj['version']}")
+    objects_store.add_version(db, kind="Scenario", name=new, version=version, spec=obj["spec"],
+                              description=obj.get("description"), source=source, actor=actor,
+                              now=now, history_id=objects_store.last_history_id(db))
+
+
+# --- manual launch -------------------------------------------------------------------------------
+
+@dataclass
+class LaunchPlan:
+    """What `start scenario` would do: the participants and the problems found."""
+
+    scenario: str
+    selection: str
+    source_sql: str
+    source_params: dict
+    targeted: int
+    problems: list[str]
+    include_opted_out: bool
+
+
+def plan_launch(db, *, name: str, all_contacts: bool, groups: Sequence[str],
+                contact: str | None, include_opted_out: bool, environ=None,
+                validate: bool = True) -> LaunchPlan:
+    obj = _scenario(db, name)
+    chosen = sum([bool(all_contacts), bool(groups), contact is not None])
+    if chosen != 1:
+        raise UsageProblem("choose the participants with exactly one of --all, --group G "
+                           "(repeatable) or --contact ID")
+    spec = obj["spec"]
+    if launch_type(spec) != "manual":
+        raise ActionRefused(f"scenario {name} has launch.type {launch_type(spec)}; only a "
+                            "scenario with launch.type manual can be started by hand")
+    if validate and obj["status"] != "active":
+        raise ActionRefused(f"scenario {name} is {obj['status']}; run "
+                            f"'campctl activate scenario {name}' first")
+    contact_id = None
+    if contact is not None:
+        contact_id = store.contact_id_of(db, contact)
+        if contact_id is None:
+            raise NotFound(f"no contact with id {contact!r}; see 'campctl contacts list'")
+        selection = f"contact {contact}"
+    elif all_contacts:
+        selection = "all contacts"
+    else:
+        selection = "groups " + ", ".join(groups)
+    sql, params = store.contacts_source(all_contacts=all_contacts, groups=list(groups),
+                                        contact_id=contact_id)
+    targeted = store.count_source(db, sql, params)
+    problems: list[str] = []
+    if validate:
+        try:
+            steps = parse_steps(spec)
+        except ValidationFailed as exc:
+            problems.extend(exc.issues or [exc.message])
+            steps = []
+        sample = store.sample_contact(db, sql, params)
+        problems += validate_send_steps(db, steps, sample)
+    return LaunchPlan(name, selection, sql, params, targeted, problems, include_opted_out)
+
+
+def validate_send_steps(db, steps: list[Step], sample: dict | None) -> list[str]:
+    """Every send step: its channel exists and its templates render for a sample contact."""
+    from campctl.store.objects import get_object
+
+    problems: list[str] = []
+    for step in steps:
+        if step.kind != "send":
+            continue
+        send = step.send or {}
+        channel = str(send.get("channel") or DEFAULT_CHANNEL)
+        if channel != DEFAULT_CHANNEL and get_object(db, "Channel", channel) is None:
+            problems.append(f"step {step.id}: channel {channel!r} does not exist")
+        message = {k: send.get(k) for k in ("subject", "body") if k in send}
+        if not message.get("body") and not message.get("subject"):
+            problems.append(f"step {step.id}: send has neither subject nor body")
+            continue
+        if sample is not None:
+            problems += [f"step {step.id}: {p}" for p in _check_message(message, sample)]
+    return problems
+
+
+def _check_message(message: dict, context: dict) -> list[str]:
+    try:
+        from campctl.engine.templates import check_message
+    except ImportError:  # the delivery area's renderer is not there yet: same sandbox rules
+        return _fallback_check(message, context)
+    return list(check_message(message, context))
+
+
+def _fallback_check(message: dict, context: dict) -> list[str]:
+    from jinja2 import StrictUndefined, TemplateError
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    env = ImmutableSandboxedEnvironment(undefined=StrictUndefined)
+    problems = []
+    for key, text in message.items():
+        try:
+            env.from_string(str(text or "")).render(context)
+        except TemplateError as exc:
+            problems.append(f"{key} does not render: {exc}")
+    return problems
+
+
+def launch(db, plan: LaunchPlan, *, actor: str, now: datetime) -> dict:
+    """Create the launch and its profiles (they move at the next tick)."""
+    from campctl.store import history, log
+    from campctl.store.objects import get_object
+
+    if plan.problems:
+        raise ValidationFailed("validation failed, nothing launched: " + "; ".join(plan.problems),
+                               plan.problems)
+    if plan.targeted == 0:
+        raise ActionRefused(f"no contacts match {plan.selection}; nothing launched")
+    obj = get_object(db, "Scenario", plan.scenario)
+    if obj is None or obj["status"] != "active":
+        raise ActionRefused(f"scenario {plan.scenario} is not active any more; nothing launched")
+    steps = parse_steps(obj["spec"])
+    launch_id = store.create_launch(db, scenario=plan.scenario, selection=plan.selection,
+                                    include_opted_out=plan.include_opted_out, actor=actor, now=now)
+    entered = store.capture(db, scenario=plan.scenario, source_sql=plan.source_sql,
+                            source_params=plan.source_params, reentry=reentry(obj["spec"]),
+                            first_step=steps[0].id, now=now,
+                            capture_key_sql=f"'l:{launch_id}'", launch_id=launch_id,
+                            include_opted_out=plan.include_opted_out)
+    store.set_launch_targeted(db, launch_id, plan.targeted)
+    history.record(db, kind="launch", name=str(launch_id), action="start", actor=actor, now=now,
+                   to_status="running", note=f"scenario {plan.scenario}: {plan.selection}")
+    log.append(db, now=now, event="Launch Created", scenario=plan.scenario,
+               details=f"launch {launch_id}: {plan.targeted} targeted, {entered} entered")
+    return {"id": launch_id, "scenario": plan.scenario, "targeted": plan.targeted,
+            "entered": entered}
+
+
+def stop_launch(db, *, launch_id: int, actor: str, now: datetime, note: str | None = None) -> dict:
+    from campctl.store import history, log
+
+    row = store.get_launch(db, launch_id)
+    if row is None:
+        raise NotFound(f"no launch {launch_id}; see 'campctl get launches'")
+    if row["status"] != "running":
+        raise ActionRefused(f"launch {launch_id} is {row['status']}; only a running launch "
+                            "can be stopped")
+    abandoned = store.end_profiles(db, row["scenario"], now=now, status="abandoned",
+                                   launch_id=launch_id)
+    if not store.abandon_launch(db, launch_id, now=now):
+        raise ActionRefused(f"launch {launch_id} changed meanwhile; look again and retry")
+    history.record(db, kind="launch", name=str(launch_id), action="stop", actor=actor, now=now,
+                   from_status="running", to_status="abandoned", note=note)
+    log.append(db, now=now, event="Launch Abandoned", scenario=row["scenario"],
+               details=f"launch {launch_id}: {abandoned} profile(s) abandoned")
+    return {"id": launch_id, "abandoned": abandoned}
+
+
+def launches(db, *, scenario: str | None = None) -> list[dict]:
+    if scenario is not None:
+        _scenario(db, scenario)
+    return [
+        {"id": r["id"], "scenario": r["scenario"], "status": r["status"],
+         "targeted": r["targeted"], "success": r["success"], "failure": r["failure"],
+         "abandoned": r["abandoned"], "other": r["other"], "inside": r["inside"],
+         "selection": r["selection"], "include_opted_out": bool(r["include_opted_out"]),
+         "created_at": r["created_at"], "finished_at": r["finished_at"]}
+        for r in store.launches(db, scenario)
+    ]
+
+
+# --- statistics and pictures ---------------------------------------------------------------------
+
+def stats(db, *, name: str, since: timedelta, now: datetime) -> dict:
+    _scenario(db, name)
+    counts = store.period_counts(db, name, since=now - since, now=now)
+    steps = store.by_step(db, name)
+    return {
+        "scenario": name,
+        "since": to_db(now - since),
+        "entered": counts["entered"],
+        "completed": counts["completed"],
+        "errors": counts["errors"],
+        "active": counts["active"],
+        "by_step": {step: sum(c.values()) for step, c in sorted(steps.items(), key=_order(db, name))},
+    }
+
+
+def _order(db, name: str):
+    try:
+        ids = [s.id for s in parse_steps(_scenario(db, name)["spec"])]
+    except ValidationFailed:
+        ids = []
+    return lambda item: (ids.index(item[0]) if item[0] in ids else len(ids), item[0] or "")
+
+
+def profiles(db, *, name: str, step: str | None = None, status: str | None = None) -> list[dict]:
+    _scenario(db, name)
+    return [
+        {"contact": r["contact"], "step": r["step"], "status": r["status"],
+         "entered_at": r["entered_at"], "wake_at": r["wake_at"], "exited_at": r["exited_at"],
+         "launch": r["launch_id"], "error": r["error"]}
+        for r in store.profiles(db, name, step=step, status=status)
+    ]
+
+
+def describe_extra(db, name: str, now: datetime) -> list[dict]:
+    """One row per step for `describe scenario`: what it does, where it leads, who is there."""
+    obj = _scenario(db, name)
+    try:
+        steps = parse_steps(obj["spec"])
+    except ValidationFailed as exc:
+        return [{"step": "-", "action": "invalid", "detail": exc.message, "next": None,
+                 "active": 0, "waiting": 0, "frozen": 0, "sent": 0}]
+    inside = store.by_step(db, name)
+    messages = store.step_message_counts(db, name)
+    rows = []
+    for step in steps:
+        here = inside.get(step.id, {})
+        if step.kind == "send":
+            send = step.send or {}
+            detail = f"{send.get('channel') or DEFAULT_CHANNEL}"
+            if send.get("message_type"):
+                detail += f" ({send['message_type']})"
+            if send.get("subject"):
+                detail += f": {send['subject']}"
+            leads = step.next or END
+        elif step.kind == "wait":
+            detail = _human(step.wait)
+            leads = step.next or END
+        elif step.kind == "if":
+            cond = step.condition or {}
+            detail = (f"event {cond.get('event')} within {cond.get('within')}" if "event" in cond
+                      else "contact matches rules")
+            leads = f"then {step.then or END} / else {step.otherwise or END}"
+        else:
+            detail, leads = "", step.next or END
+        rows.append({
+            "step": step.id, "action": step.kind, "detail": detail, "next": leads,
+            "active": here.get("active", 0), "waiting": here.get("waiting", 0),
+            "frozen": here.get("frozen", 0),
+            "sent": messages.get(step.id, {}).get("sent", 0),
+            "queued": messages.get(step.id, {}).get("queued", 0),
+        })
+    return rows
+
+
+def _human(delta: timedelta | None) -> str:
+    if delta is None:
+        return ""
+    seconds = int(delta.total_seconds())
+    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def status_rows(db, *, now: datetime) -> list[dict]:
+    """Active scenarios with profiles inside, per step (for `campctl status` and the daemon)."""
+    rows = []
+    for obj in store.active_scenarios(db):
+        steps = store.by_step(db, obj["name"])
+        rows.append({
+            "scenario": obj["name"],
+            "launch_type": launch_type(obj["spec"]),
+            "reentry": reentry(obj["spec"]),
+            "profiles": sum(sum(c.values()) for c in steps.values()),
+            "by_step": {s: sum(c.values()) for s, c in steps.items()},
+        })
+    return rows

@@ -268,11 +268,18 @@ V1 = [
         launch_id INTEGER REFERENCES scenario_launches (id),
         capture_key TEXT,
         error TEXT,
-        updated_at TEXT NOT NULL
+        updated_at TEXT NOT NULL,
+        visit INTEGER NOT NULL DEFAULT 0,
+        skipped INTEGER NOT NULL DEFAULT 0,
+        include_opted_out INTEGER NOT NULL DEFAULT 0
     )""",
     "CREATE INDEX scenario_profiles_step ON scenario_profiles (scenario, status, step)",
     "CREATE INDEX scenario_profiles_wake ON scenario_profiles (status, wake_at)",
     "CREATE INDEX scenario_profiles_contact ON scenario_profiles (scenario, contact_id)",
+    # One profile per capture (event id, occurrence, launch): a replayed capture adds nothing.
+    "CREATE UNIQUE INDEX scenario_profiles_capture ON scenario_profiles "
+    "(scenario, contact_id, capture_key)",
+    "CREATE INDEX scenario_profiles_launch ON scenario_profiles (launch_id, status)",
 ]
 
 MIGRATIONS: list[list[str]] = [V1]

@@ -1,0 +1,542 @@
+"""Scenario profiles and launches: capture, set-based step moves, statistics (all SQL of scenarios)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from campctl.models import IN_SCENARIO_STATUSES
+from campctl.store.db import Database
+from campctl.timeutil import to_db
+
+IN = tuple(str(s) for s in IN_SCENARIO_STATUSES)
+_IN_SQL = "('active', 'waiting', 'frozen')"
+# Profiles that can still be captured again under `after_exit`/`restart` are those "inside".
+LIVE = "('active', 'waiting')"
+
+PROFILE_FIELDS = (
+    "p.id, p.scenario, p.contact_id, c.external_id AS contact, p.step, p.status, p.entered_at, "
+    "p.wake_at, p.exited_at, p.launch_id, p.error, p.visit, p.skipped"
+)
+
+
+# --- capture ----------------------------------------------------------------------------------
+
+def _reentry_filter(reentry: str) -> str:
+    """SQL (over `src.contact_id`) excluding contacts the re-entry mode does not capture."""
+    if reentry == "once":
+        return ("AND NOT EXISTS (SELECT 1 FROM scenario_profiles x WHERE x.scenario = :scenario "
+                "AND x.contact_id = src.contact_id)")
+    if reentry in ("after_exit", "restart"):
+        # restart: contacts inside were sent back to the first step before this insert runs.
+        return ("AND NOT EXISTS (SELECT 1 FROM scenario_profiles x WHERE x.scenario = :scenario "
+                f"AND x.contact_id = src.contact_id AND x.status IN {_IN_SQL})")
+    return ""
+
+
+def capture(
+    db: Database, *, scenario: str, source_sql: str, source_params: Sequence[Any] | dict,
+    reentry: str, first_step: str, now: datetime, capture_key_sql: str,
+    launch_id: int | None = None, include_opted_out: bool = False,
+) -> int:
+    """Set-based capture of the contacts produced by `source_sql`.
+
+    `source_sql` is a SELECT yielding `contact_id` (and, for parallel event capture, `event_id`)
+    that may use named parameters; `capture_key_sql` is an SQL expression over `src` giving each
+    new profile's capture key. Applies the re-entry mode; returns profiles created or restarted.
+    """
+    params: dict[str, Any] = dict(source_params) if isinstance(source_params, dict) else {}
+    if not isinstance(source_params, dict) and source_params:
+        # Positional parameters of an embedded audience query: name them for this statement.
+        source_sql, named = _name_positional(source_sql, source_params)
+        params.update(named)
+    params.update(scenario=scenario, step=first_step, now=to_db(now), launch=launch_id,
+                  inc=1 if include_opted_out else 0)
+    restarted = 0
+    if reentry == "restart":
+        restarted = db.execute(
+            "UPDATE scenario_profiles SET step = :step, status = 'active', wake_at = NULL, "
+            "entered_at = :now, visit = visit + 1, updated_at = :now, launch_id = "
+            "coalesce(:launch, launch_id), include_opted_out = max(include_opted_out, :inc) "
+            f"WHERE scenario = :scenario AND status IN {LIVE} AND contact_id IN "
+            f"(SELECT contact_id FROM ({source_sql}))",
+            params,
+        ).rowcount
+    distinct = "" if reentry == "parallel" else "GROUP BY src.contact_id"
+    inserted = db.execute(
+        "INSERT INTO scenario_profiles (scenario, contact_id, step, status, entered_at, launch_id, "
+        "capture_key, updated_at, include_opted_out) "
+        f"SELECT :scenario, src.contact_id, :step, 'active', :now, :launch, {capture_key_sql}, "
+        f"       :now, :inc FROM ({source_sql}) AS src "
+        f"WHERE src.contact_id IS NOT NULL {_reentry_filter(reentry)} {distinct} "
+        "ON CONFLICT DO NOTHING",
+        params,
+    ).rowcount
+    return restarted + inserted
+
+
+def _name_positional(sql: str, values: Sequence[Any]) -> tuple[str, dict[str, Any]]:
+    out: list[str] = []
+    named: dict[str, Any] = {}
+    index = 0
+    in_quote = False
+    for char in sql:
+        if char == "'":
+            in_quote = not in_quote
+        if char == "?" and not in_quote:
+            key = f"_p{index}"
+            named[key] = values[index]
+            out.append(f":{key}")
+            index += 1
+        else:
+            out.append(char)
+    return "".join(out), named
+
+
+def events_source(event: str, after_id: int, upto_id: int) -> tuple[str, dict[str, Any]]:
+    sql = ("SELECT e.contact_id AS contact_id, e.id AS event_id FROM events e "
+           "WHERE e.name = :ev_name AND e.id > :ev_after AND e.id <= :ev_upto")
+    return sql, {"ev_name": event, "ev_after": after_id, "ev_upto": upto_id}
+
+
+def contacts_source(*, all_contacts: bool, groups: Sequence[str] = (),
+                    contact_id: int | None = None) -> tuple[str, dict[str, Any]]:
+    """The participants of a manual launch: everyone, members of groups, or one contact."""
+    if contact_id is not None:
+        return "SELECT c.id AS contact_id FROM contacts c WHERE c.id = :one_contact", {
+            "one_contact": contact_id}
+    if all_contacts:
+        return "SELECT c.id AS contact_id FROM contacts c", {}
+    params = {f"grp{i}": g for i, g in enumerate(groups)}
+    holes = ", ".join(f":{k}" for k in params)
+    return (f"SELECT DISTINCT g.contact_id AS contact_id FROM contact_groups g "
+            f"WHERE g.grp IN ({holes})", params)
+
+
+def count_source(db: Database, source_sql: str, params: dict[str, Any]) -> int:
+    return db.scalar(f"SELECT count(*) FROM ({source_sql})", params)
+
+
+def sample_contact(db: Database, source_sql: str, params: dict[str, Any]) -> dict | None:
+    """One targeted contact as a template context (attributes plus id, email, phone, groups)."""
+    import json
+
+    row = db.one(
+        "SELECT c.external_id, c.email, c.phone, c.attrs, "
+        "(SELECT group_concat(grp, ';') FROM contact_groups g WHERE g.contact_id = c.id) AS grps "
+        f"FROM contacts c WHERE c.id IN (SELECT contact_id FROM ({source_sql})) "
+        "ORDER BY c.id LIMIT 1",
+        params,
+    )
+    if row is None:
+        return None
+    context = json.loads(row["attrs"] or "{}")
+    context.update(id=row["external_id"], email=row["email"], phone=row["phone"],
+                   groups=(row["grps"] or "").split(";") if row["grps"] else [])
+    return context
+
+
+def contact_id_of(db: Database, external_id: str) -> int | None:
+    return db.scalar("SELECT id FROM contacts WHERE external_id = ?", (external_id,))
+
+
+def max_event_id(db: Database) -> int:
+    return db.scalar("SELECT coalesce(max(id), 0) FROM events")
+
+
+def get_cursor(db: Database, consumer: str) -> int | None:
+    return db.scalar("SELECT last_event_id FROM event_cursors WHERE consumer = ?", (consumer,))
+
+
+def set_cursor(db: Database, consumer: str, last_event_id: int) -> None:
+    db.execute(
+        "INSERT INTO event_cursors (consumer, last_event_id) VALUES (?, ?) "
+        "ON CONFLICT (consumer) DO UPDATE SET last_event_id = excluded.last_event_id",
+        (consumer, last_event_id),
+    )
+
+
+# --- schedule state and occurrences -------------------------------------------------------------
+
+def schedule_cursor(db: Database, name: str) -> str | None:
+    return db.scalar(
+        "SELECT cursor_at FROM schedule_state WHERE kind = 'Scenario' AND name = ?", (name,))
+
+
+def set_schedule_state(db: Database, name: str, *, cursor_at: datetime,
+                       next_due_at: datetime | None) -> None:
+    db.execute(
+        "INSERT INTO schedule_state (kind, name, cursor_at, next_due_at) VALUES "
+        "('Scenario', ?, ?, ?) ON CONFLICT (kind, name) DO UPDATE SET "
+        "cursor_at = excluded.cursor_at, next_due_at = excluded.next_due_at",
+        (name, to_db(cursor_at), None if next_due_at is None else to_db(next_due_at)),
+    )
+
+
+def add_occurrence(db: Database, name: str, *, scheduled_at: datetime, status: str,
+                   reason: str | None, now: datetime) -> int | None:
+    """The occurrence row, unique by (scenario, scheduled time); None if it already exists."""
+    row = db.one(
+        "INSERT INTO occurrences (kind, name, scheduled_at, status, reason, created_at) "
+        "VALUES ('Scenario', ?, ?, ?, ?, ?) ON CONFLICT (kind, name, scheduled_at) DO NOTHING "
+        "RETURNING id",
+        (name, to_db(scheduled_at), status, reason, to_db(now)),
+    )
+    return None if row is None else int(row[0])
+
+
+# --- journey moves (one statement per step) -----------------------------------------------------
+
+def _moved(now: datetime) -> str:
+    return f"visit = visit + 1, updated_at = '{to_db(now)}'"
+
+
+def move(db: Database, *, scenario: str, step: str, to: str | None, now: datetime,
+         status: str = "active", extra_where: str = "", params: Sequence[Any] = ()) -> int:
+    """Move the profiles that are `status` at `step` to step `to` (None = completed)."""
+    if to is None:
+        sql = ("UPDATE scenario_profiles SET status = 'completed', exited_at = ?, wake_at = NULL, "
+               "updated_at = ? WHERE scenario = ? AND status = ? AND step = ?")
+        args: list[Any] = [to_db(now), to_db(now), scenario, status, step]
+    else:
+        sql = ("UPDATE scenario_profiles SET step = ?, status = 'active', wake_at = NULL, "
+               "visit = visit + 1, updated_at = ? WHERE scenario = ? AND status = ? AND step = ?")
+        args = [to, to_db(now), scenario, status, step]
+    if extra_where:
+        sql += f" AND {extra_where}"
+        args += list(params)
+    return db.execute(sql, args).rowcount
+
+
+def wake(db: Database, *, scenario: str, step: str, to: str | None, now: datetime) -> int:
+    """Profiles waiting at `step` whose wake time has come move on."""
+    return move(db, scenario=scenario, step=step, to=to, now=now, status="waiting",
+                extra_where="wake_at <= ?", params=[to_db(now)])
+
+
+def start_wait(db: Database, *, scenario: str, step: str, wake_at: datetime,
+               now: datetime) -> int:
+    return db.execute(
+        "UPDATE scenario_profiles SET status = 'waiting', wake_at = ?, updated_at = ? "
+        "WHERE scenario = ? AND status = 'active' AND step = ?",
+        (to_db(wake_at), to_db(now), scenario, step),
+    ).rowcount
+
+
+def event_condition(event: str, within_seconds: int, now: datetime) -> tuple[str, list[Any]]:
+    """The contact had `event` within the duration before now, and since the profile entered."""
+    since = db_instant_minus(now, within_seconds)
+    return (
+        "EXISTS (SELECT 1 FROM events e WHERE e.contact_id = scenario_profiles.contact_id "
+        "AND e.name = ? AND e.at > ? AND e.at >= scenario_profiles.entered_at AND e.at <= ?)",
+        [event, since, to_db(now)],
+    )
+
+
+def attribute_condition(rule_sql: str, rule_params: Sequence[Any]) -> tuple[str, list[Any]]:
+    """Wrap a segment rule expression over contacts row `c` as a condition on the profile."""
+    return (
+        "EXISTS (SELECT 1 FROM contacts c WHERE c.id = scenario_profiles.contact_id "
+        f"AND ({rule_sql}))",
+        list(rule_params),
+    )
+
+
+def db_instant_minus(now: datetime, seconds: int) -> str:
+    from datetime import timedelta
+
+    return to_db(now - timedelta(seconds=seconds))
+
+
+def branch(db: Database, *, scenario: str, step: str, condition: tuple[str, list[Any]],
+           then: str | None, otherwise: str | None, now: datetime) -> tuple[int, int]:
+    """Profiles at an `if` step go to `then` where the condition holds, else to `otherwise`."""
+    cond_sql, cond_params = condition
+    taken = move(db, scenario=scenario, step=step, to=then, now=now,
+                 extra_where=f"({cond_sql})", params=cond_params)
+    rest = move(db, scenario=scenario, step=step, to=otherwise, now=now)
+    return taken, rest
+
+
+def queue_sends(db: Database, *, scenario: str, step: str, channel: str,
+                message_type: str | None, now: datetime) -> tuple[int, int]:
+    """One queue item per active profile at a send step; opted-out contacts skip the send.
+
+    The message id is deterministic per (profile, step, visit), so replaying a tick adds nothing.
+    Returns (queued, skipped).
+    """
+    at = to_db(now)
+    # As for campaigns, a contact opted out of "all" refuses every message type.
+    optout = ("(p.include_opted_out = 0 AND EXISTS (SELECT 1 FROM contact_optouts o "
+              "WHERE o.contact_id = p.contact_id AND (o.message_type = 'all' "
+              "OR o.message_type = :mtype)))")
+    params = {"scenario": scenario, "step": step, "channel": channel, "mtype": message_type,
+              "now": at}
+    queued = db.execute(
+        "INSERT INTO queue_items (message_id, run_id, profile_id, scenario, step, contact_id, "
+        "channel, message_type, status, next_attempt_at, created_at) "
+        "SELECT 'scn-' || p.id || '-' || p.step || '-' || p.visit, NULL, p.id, p.scenario, p.step, "
+        "p.contact_id, :channel, :mtype, 'queued', :now, :now FROM scenario_profiles p "
+        f"WHERE p.scenario = :scenario AND p.status = 'active' AND p.step = :step AND NOT {optout} "
+        "ON CONFLICT DO NOTHING",
+        params,
+    ).rowcount
+    skipped = db.execute(
+        f"UPDATE scenario_profiles AS p SET skipped = skipped + 1 WHERE p.scenario = :scenario "
+        f"AND p.status = 'active' AND p.step = :step AND {optout}",
+        params,
+    ).rowcount
+    return queued, skipped
+
+
+def active_at_steps(db: Database, scenario: str) -> dict[str, int]:
+    return {
+        r[0]: r[1]
+        for r in db.query(
+            "SELECT step, count(*) FROM scenario_profiles WHERE scenario = ? AND status = 'active' "
+            "GROUP BY step",
+            (scenario,),
+        )
+    }
+
+
+def fail_profiles(db: Database, *, scenario: str, now: datetime, reason: str,
+                  steps: Sequence[str] | None = None, invalid_steps_of: Sequence[str] | None = None,
+                  status: str = "active") -> int:
+    """Mark profiles `error`: those still active at `steps`, or stranded on a removed step."""
+    at = to_db(now)
+    if invalid_steps_of is not None:
+        holes = ", ".join("?" for _ in invalid_steps_of)  # SQLite accepts an empty IN ()
+        return db.execute(
+            "UPDATE scenario_profiles SET status = 'error', error = ?, exited_at = ?, "
+            f"wake_at = NULL, updated_at = ? WHERE scenario = ? AND status IN {LIVE} "
+            f"AND (step IS NULL OR step NOT IN ({holes}))",
+            (reason, at, at, scenario, *invalid_steps_of),
+        ).rowcount
+    holes = ", ".join("?" for _ in (steps or ()))
+    return db.execute(
+        "UPDATE scenario_profiles SET status = 'error', error = ?, exited_at = ?, wake_at = NULL, "
+        f"updated_at = ? WHERE scenario = ? AND status = ? AND step IN ({holes})",
+        (reason, at, at, scenario, status, *(steps or ())),
+    ).rowcount
+
+
+# --- activation, removal --------------------------------------------------------------------------
+
+def freeze(db: Database, scenario: str, *, now: datetime) -> int:
+    return db.execute(
+        "UPDATE scenario_profiles SET status = 'frozen', updated_at = ? "
+        f"WHERE scenario = ? AND status IN {LIVE}",
+        (to_db(now), scenario),
+    ).rowcount
+
+
+def unfreeze(db: Database, scenario: str, *, now: datetime) -> int:
+    """Frozen profiles resume: a wait keeps its wake time (an expired one fires at the next tick)."""
+    return db.execute(
+        "UPDATE scenario_profiles SET status = CASE WHEN wake_at IS NULL THEN 'active' "
+        "ELSE 'waiting' END, updated_at = ? WHERE scenario = ? AND status = 'frozen'",
+        (to_db(now), scenario),
+    ).rowcount
+
+
+def end_profiles(db: Database, scenario: str, *, now: datetime, status: str,
+                 launch_id: int | None = None) -> int:
+    """Profiles inside the scenario (or of one launch) leave it with `status`; their unsent
+    messages are cancelled."""
+    at = to_db(now)
+    where = f"scenario = ? AND status IN {_IN_SQL}"
+    args: list[Any] = [scenario]
+    if launch_id is not None:
+        where += " AND launch_id = ?"
+        args.append(launch_id)
+    cancel_queued(db, where, args)
+    return db.execute(
+        f"UPDATE scenario_profiles SET status = ?, exited_at = ?, wake_at = NULL, updated_at = ? "
+        f"WHERE {where}",
+        (status, at, at, *args),
+    ).rowcount
+
+
+def cancel_queued(db: Database, profile_where: str, args: Sequence[Any]) -> int:
+    return db.execute(
+        "UPDATE queue_items SET status = 'cancelled', last_error = 'scenario profile ended' "
+        "WHERE status = 'queued' AND profile_id IN "
+        f"(SELECT id FROM scenario_profiles WHERE {profile_where})",
+        list(args),
+    ).rowcount
+
+
+def delete_profiles(db: Database, scenario: str, *, contact_id: int | None = None,
+                    inside_only: bool = False) -> int:
+    where = "scenario = ?"
+    args: list[Any] = [scenario]
+    if contact_id is not None:
+        where += " AND contact_id = ?"
+        args.append(contact_id)
+    if inside_only:
+        where += f" AND status IN {_IN_SQL}"
+    cancel_queued(db, where, args)
+    return db.execute(f"DELETE FROM scenario_profiles WHERE {where}", args).rowcount
+
+
+# --- launches -----------------------------------------------------------------------------------
+
+def create_launch(db: Database, *, scenario: str, selection: str, include_opted_out: bool,
+                  actor: str, now: datetime) -> int:
+    row = db.one(
+        "INSERT INTO scenario_launches (scenario, status, include_opted_out, selection, actor, "
+        "created_at) VALUES (?, 'running', ?, ?, ?, ?) RETURNING id",
+        (scenario, 1 if include_opted_out else 0, selection, actor, to_db(now)),
+    )
+    return int(row[0])
+
+
+def set_launch_targeted(db: Database, launch_id: int, targeted: int) -> None:
+    db.execute("UPDATE scenario_launches SET targeted = ? WHERE id = ?", (targeted, launch_id))
+
+
+def get_launch(db: Database, launch_id: int) -> dict | None:
+    row = db.one("SELECT * FROM scenario_launches WHERE id = ?", (launch_id,))
+    return None if row is None else dict(row)
+
+
+def abandon_launch(db: Database, launch_id: int, *, now: datetime) -> bool:
+    row = db.one(
+        "UPDATE scenario_launches SET status = 'abandoned', finished_at = ? "
+        "WHERE id = ? AND status = 'running' RETURNING id",
+        (to_db(now), launch_id),
+    )
+    return row is not None
+
+
+def finish_launches(db: Database, scenario: str, *, now: datetime) -> int:
+    """Running launches none of whose profiles is inside the scenario any more are completed."""
+    return db.execute(
+        "UPDATE scenario_launches SET status = 'completed', finished_at = ? "
+        "WHERE scenario = ? AND status = 'running' AND NOT EXISTS (SELECT 1 FROM "
+        f"scenario_profiles p WHERE p.launch_id = scenario_launches.id AND p.status IN {_IN_SQL})",
+        (to_db(now), scenario),
+    ).rowcount
+
+
+def launches(db: Database, scenario: str | None = None) -> list[dict]:
+    """Each launch with its results: every targeted contact counted once.
+
+    success: completed and every message went out; failure: error, or a message that failed;
+    abandoned: stopped (stop launch, or exited on deactivation); other: not entered (re-entry
+    mode) or a send skipped for opt-out. Contacts still inside count in none yet.
+    """
+    where = "WHERE l.scenario = ?" if scenario else ""
+    rows = db.query(
+        "SELECT l.id, l.scenario, l.status, l.targeted, l.include_opted_out, l.selection, "
+        "l.actor, l.created_at, l.finished_at, "
+        "coalesce(sum(r.outcome = 'success'), 0) AS success, "
+        "coalesce(sum(r.outcome = 'failure'), 0) AS failure, "
+        "coalesce(sum(r.outcome = 'abandoned'), 0) AS abandoned, "
+        "coalesce(sum(r.outcome = 'other'), 0) AS other_, "
+        "coalesce(sum(r.outcome = 'inside'), 0) AS inside, count(r.outcome) AS entered "
+        "FROM scenario_launches l LEFT JOIN ("
+        "  SELECT p.launch_id, CASE "
+        f"    WHEN p.status IN {_IN_SQL} THEN 'inside' "
+        "    WHEN p.status IN ('abandoned', 'exited') THEN 'abandoned' "
+        "    WHEN p.status = 'error' OR EXISTS (SELECT 1 FROM queue_items q WHERE "
+        "      q.profile_id = p.id AND q.status = 'failed') THEN 'failure' "
+        "    WHEN p.skipped > 0 THEN 'other' ELSE 'success' END AS outcome "
+        "  FROM scenario_profiles p WHERE p.launch_id IS NOT NULL"
+        f") r ON r.launch_id = l.id {where} GROUP BY l.id ORDER BY l.id",
+        (scenario,) if scenario else (),
+    )
+    out = []
+    for r in rows:
+        item = dict(r)
+        not_entered = max(0, item["targeted"] - item.pop("entered"))
+        item["other"] = item.pop("other_") + not_entered
+        out.append(item)
+    return out
+
+
+# --- reading ------------------------------------------------------------------------------------
+
+def profiles(db: Database, scenario: str, *, step: str | None = None,
+             status: str | None = None, contact_id: int | None = None) -> list[dict]:
+    where = "p.scenario = ?"
+    args: list[Any] = [scenario]
+    if step is not None:
+        where += " AND p.step = ?"
+        args.append(step)
+    if status is not None:
+        where += " AND p.status = ?"
+        args.append(status)
+    if contact_id is not None:
+        where += " AND p.contact_id = ?"
+        args.append(contact_id)
+    return [
+        dict(r)
+        for r in db.query(
+            f"SELECT {PROFILE_FIELDS} FROM scenario_profiles p LEFT JOIN contacts c "
+            f"ON c.id = p.contact_id WHERE {where} ORDER BY p.id",
+            args,
+        )
+    ]
+
+
+def by_step(db: Database, scenario: str) -> dict[str, dict[str, int]]:
+    """Per step, the profiles inside the scenario by status."""
+    out: dict[str, dict[str, int]] = {}
+    for r in db.query(
+        "SELECT step, status, count(*) FROM scenario_profiles WHERE scenario = ? "
+        f"AND status IN {_IN_SQL} GROUP BY step, status",
+        (scenario,),
+    ):
+        out.setdefault(r[0], {})[r[1]] = r[2]
+    return out
+
+
+def period_counts(db: Database, scenario: str, *, since: datetime, now: datetime) -> dict:
+    lo, hi = to_db(since), to_db(now)
+    row = db.one(
+        "SELECT "
+        "coalesce(sum(entered_at >= :lo AND entered_at <= :hi), 0) AS entered, "
+        "coalesce(sum(status = 'completed' AND exited_at >= :lo AND exited_at <= :hi), 0) "
+        "  AS completed, "
+        "coalesce(sum(status = 'error' AND exited_at >= :lo AND exited_at <= :hi), 0) AS errors, "
+        f"coalesce(sum(status IN {_IN_SQL}), 0) AS active "
+        "FROM scenario_profiles WHERE scenario = :scenario",
+        {"lo": lo, "hi": hi, "scenario": scenario},
+    )
+    return dict(row)
+
+
+def step_message_counts(db: Database, scenario: str) -> dict[str, dict[str, int]]:
+    out: dict[str, dict[str, int]] = {}
+    for r in db.query(
+        "SELECT step, status, count(*) FROM queue_items WHERE scenario = ? GROUP BY step, status",
+        (scenario,),
+    ):
+        out.setdefault(r[0], {})[r[1]] = r[2]
+    return out
+
+
+def active_scenarios(db: Database) -> list[dict]:
+    import json
+
+    return [
+        {"name": r["name"], "spec": json.loads(r["spec"]), "version": r["version"]}
+        for r in db.query(
+            "SELECT name, spec, version FROM objects WHERE kind = 'Scenario' AND status = 'active' "
+            "ORDER BY name"
+        )
+    ]
+
+
+def scenarios_with_live_profiles(db: Database) -> set[str]:
+    return {r[0] for r in db.query(
+        f"SELECT DISTINCT scenario FROM scenario_profiles WHERE status IN {LIVE}")}
+
+
+def status_counts(db: Database) -> dict[str, int]:
+    return {r[0]: r[1] for r in db.query(
+        "SELECT status, count(*) FROM scenario_profiles GROUP BY status")}
+
