@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import textwrap
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 
@@ -27,7 +27,6 @@ COLUMNS = {
                 ("next_occurrence", "NEXT", local_cell(None)), ("version", "VERSION")],
     Kind.CAMPAIGN: [("name", "NAME"), ("code", "CODE"), ("status", "STATUS"), ("type", "TYPE"),
                     ("closes_at", "CLOSES", local_cell(None)),
-                    ("launched_at", "LAUNCHED", local_cell(None)),
                     ("next_occurrence", "NEXT", local_cell(None)), ("version", "VERSION")],
     Kind.SCENARIO: [("name", "NAME"), ("active", "ACTIVE"), ("launch_type", "LAUNCH"),
                     ("reentry", "REENTRY"), ("profiles_active", "PROFILES"),
@@ -77,20 +76,16 @@ def apply(
     db = app.db(create=False) if app.state_path.exists() else None
     result = load_paths(list(paths), known=known_specs(db) if db is not None else {})
     if result.issues:
-        for issue in result.issues:
-            sys.stderr.write(f"{issue}\n")
-        files = len({i.file for i in result.issues})
-        raise ValidationFailed(
-            f"{len(result.issues)} problem(s) in {files} file(s); nothing was applied "
-            "(fix them, 'campctl validate' shows the same list)",
-            issues=result.issues,
-        )
+        _fail(result.issues)
     if not result.definitions:
         notice(app, "no definitions found; nothing to apply")
         if app.json:
             print_json([])
         return
-    changes = catalog.plan_apply(db, result.definitions)
+    try:
+        changes = catalog.plan_apply(db, result.definitions)
+    except ValidationFailed as exc:
+        _fail(exc.issues)
     if dry_run:
         _print_changes(app, changes, diffs=True)
         notice(app, f"dry run: {_totals(changes)}; nothing was written")
@@ -105,6 +100,17 @@ def apply(
             catalog.execute_apply(db, changes, actor=app.actor, now=app.now, note=note)
     _print_changes(app, changes, diffs=False)
     notice(app, _totals(changes))
+
+
+def _fail(issues) -> NoReturn:
+    for issue in issues:
+        sys.stderr.write(f"{issue}\n")
+    files = len({i.file for i in issues})
+    raise ValidationFailed(
+        f"{len(issues)} problem(s) in {files} file(s); nothing was applied "
+        "(fix them; 'campctl validate' shows the same list)",
+        issues=issues,
+    )
 
 
 def _totals(changes) -> str:
@@ -199,16 +205,24 @@ def _describe_command(kind: Kind):
             ],
             "spec": obj["spec"],
         }
+        if kind is Kind.SCENARIO:  # the journey with profiles per step (scenarios area)
+            from campctl.engine.scenarios import describe_extra
+
+            detail["steps"] = describe_extra(db, name, app.now)
         if app.json:
             print_json(detail)
             return
         import yaml
 
-        shown = {k: v for k, v in detail.items() if k not in ("spec", "history")}
+        shown = {k: v for k, v in detail.items() if k not in ("spec", "history", "steps")}
         shown["referenced_by"] = ", ".join(detail["referenced_by"]) or None
         shown["in_use"] = "; ".join(detail["in_use"]) or None
         emit_object(app, shown, title=f"{kind.cli}/{name}")
         out = app.out()
+        if detail.get("steps") is not None:
+            from campctl.commands.scenarios import render_steps
+
+            render_steps(app, detail["steps"], title="journey (profiles inside, per step)")
         out.print("spec:", markup=False)
         text = yaml.safe_dump(obj["spec"], sort_keys=False, allow_unicode=True).rstrip()
         out.print(textwrap.indent(text, "  "), markup=False)
