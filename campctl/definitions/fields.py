@@ -222,6 +222,21 @@ AUDIENCE = Map({
 }, "Who receives the messages: {segment: NAME}, {groups: [...]} or {all: true}.",
     one_of=("segment", "groups", "all"))
 
+class RuleValue(Type):
+    """Checked against its op by _check_attr_value; here only its shape is described."""
+
+    def __init__(self, description: str = "") -> None:
+        self.description = description
+
+    def check(self, node: Node, ctx: Ctx, path: str) -> Any:
+        from campctl.definitions.yamlsrc import to_plain
+
+        return to_plain(node)
+
+    def schema(self) -> dict:
+        return self.with_doc({"type": ["string", "number", "boolean", "array"]})
+
+
 ATTR_OPS = ("eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte", "contains", "exists",
             "not_exists", "within_days", "older_than_days")
 NO_VALUE_OPS = ("exists", "not_exists")
@@ -232,8 +247,8 @@ ATTR_RULE = Map({
     "attr": F(Text("Contact attribute (or id, email, phone).", validate=check_attr,
                    pattern=ATTR_PATTERN), required=True),
     "op": F(Enum(ATTR_OPS, "Comparison."), required=True),
-    "value": F(Scalar("Value to compare with (a list for in/not_in, days for within_days and "
-                      "older_than_days; none for exists/not_exists).")),
+    "value": F(RuleValue("Value to compare with (a list for in/not_in, days for within_days and "
+                         "older_than_days; none for exists/not_exists).")),
 })
 GROUP_RULE = Map({"group": F(Text("The contact is in this group.", validate=check_token,
                                   pattern=TOKEN_PATTERN), required=True)})
@@ -283,6 +298,9 @@ class Rule(Type):
             {"if": {"properties": {"op": {"enum": list(LIST_OPS)}}},
              "then": {"properties": {"value": {"type": "array", "minItems": 1, "items": {
                  "type": ["string", "number", "boolean"]}}}}},
+            {"if": {"properties": {"op": {"enum": [o for o in ATTR_OPS if o not in (
+                *NO_VALUE_OPS, *LIST_OPS, *DAY_OPS)]}}},
+             "then": {"properties": {"value": {"type": ["string", "number", "boolean"]}}}},
             {"if": {"properties": {"op": {"enum": list(DAY_OPS)}}},
              "then": {"properties": {"value": {"type": "integer", "minimum": 0}}}},
         ]
@@ -313,11 +331,17 @@ def _check_attr_value(node: Node, rule: dict, ctx: Ctx, path: str) -> Any:
         if days is INVALID:
             return INVALID
         rule["value"] = days
-    elif value_node.kind != "scalar":
-        ctx.error(value_node, label(sub, f"op {op} takes one value, got {describe(value_node)}"
-                                    + ("; use op in for a list" if value_node.kind == "seq"
-                                       and op in ("eq", "ne") else "")))
-        return INVALID
+    else:
+        if value_node.kind != "scalar":
+            ctx.error(value_node, label(sub, f"op {op} takes one value, got "
+                                        f"{describe(value_node)}"
+                                        + ("; use op in for a list" if value_node.kind == "seq"
+                                           and op in ("eq", "ne") else "")))
+            return INVALID
+        scalar = Scalar().check(value_node, ctx, sub)
+        if scalar is INVALID:
+            return INVALID
+        rule["value"] = scalar
     return rule
 
 
@@ -384,6 +408,22 @@ def _common(kind: str) -> dict[str, F]:
         "description": F(Text("Free text.", min_length=0)),
     }
 
+
+def _explain_schedule_keys() -> None:
+    """A schedule key of another campaign type gets a precise message, not "unknown key"."""
+    tables = {"one-off": ONE_OFF_SCHEDULE, "date-triggered": DATE_SCHEDULE,
+              "event-triggered": EVENT_SCHEDULE}
+    for ctype, table in tables.items():
+        owners: dict[str, list[str]] = {}
+        for other, other_table in tables.items():
+            for key in other_table.fields if other != ctype else ():
+                if key not in table.fields:
+                    owners.setdefault(key, []).append(other)
+        table.elsewhere = {k: f"is not used by {ctype} campaigns (only by {', '.join(v)})"
+                           for k, v in owners.items()}
+
+
+_explain_schedule_keys()
 
 CAMPAIGN_COMMON = {
     **_common("Campaign"),

@@ -8,6 +8,7 @@ describes itself as JSON Schema, so `campctl schema` cannot drift from `campctl 
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -156,7 +157,7 @@ class Bool(Type):
     def check(self, node: Node, ctx: Ctx, path: str) -> Any:
         if node.kind == "scalar" and isinstance(node.value, bool) and not node.quoted:
             return node.value
-        if node.kind == "scalar" and isinstance(node.value, bool):
+        if node.kind == "scalar" and node.quoted and node.text.lower() in ("true", "false"):
             ctx.error(node, label(path, f"expected true or false, got the string {node.text!r}; "
                                         "remove the quotes"))
             return INVALID
@@ -186,7 +187,8 @@ class Number(Type):
         if node.kind != "scalar" or node.quoted or isinstance(value, bool) or not isinstance(
                 value, ok_types):
             note = ""
-            if node.kind == "scalar" and not node.quoted and node.tag11 in ("int", "float"):
+            if node.kind == "scalar" and not node.quoted and (
+                    node.tag11 in ("int", "float") or re.match(r"^[-+]?0[0-9_]+$", node.text)):
                 note = " (write it in plain decimal, without leading zeros, _ or :)"
             elif node.kind == "scalar" and node.quoted and isinstance(value, str):
                 note = " (remove the quotes)" if _looks_numeric(value) else ""

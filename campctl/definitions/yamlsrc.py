@@ -136,11 +136,13 @@ class _Builder:
             return self._scalar(ynode, line, col)
         if isinstance(ynode, yaml.SequenceNode):
             if ynode.tag != YAML_TAG + "seq":
-                raise YamlProblem(line, col, f"tag {ynode.tag!r} is not allowed; use plain YAML lists")
+                raise YamlProblem(line, col, f"tag {ynode.tag!r} is not allowed (safe YAML only: "
+                                  "plain strings, numbers, booleans, lists and mappings)")
             return Node("seq", line, col, items=[self.build(n, depth + 1) for n in ynode.value])
         if isinstance(ynode, yaml.MappingNode):
             if ynode.tag != YAML_TAG + "map":
-                raise YamlProblem(line, col, f"tag {ynode.tag!r} is not allowed; use plain YAML mappings")
+                raise YamlProblem(line, col, f"tag {ynode.tag!r} is not allowed (safe YAML only: "
+                                  "plain strings, numbers, booleans, lists and mappings)")
             return self._mapping(ynode, line, col, depth)
         raise YamlProblem(line, col, "unsupported YAML node")  # pragma: no cover
 
@@ -237,9 +239,10 @@ def parse(text: str) -> tuple[list[Document], YamlProblem | None]:
         mark = exc.problem_mark or exc.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         problem = " ".join(str(exc.problem or exc.context or "syntax error").split())
+        context = " ".join(str(exc.context or "").split())
         lines = text.splitlines()
         snippet = lines[line - 1][col - 1:] if 0 < line <= len(lines) else ""
-        return docs, YamlProblem(line, col, f"invalid YAML: {problem}{_hint(problem, snippet)}")
+        return docs, YamlProblem(line, col, f"invalid YAML: {problem}{_hint(problem + ' ' + context, snippet)}")
     except yaml.YAMLError as exc:
         return docs, YamlProblem(1, 1, f"invalid YAML: {' '.join(str(exc).split())}")
     except RecursionError:
