@@ -1,7 +1,204 @@
-"""Commands: (to be written)."""
+"""Commands: contacts import|list|count|show|forget, segment count."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+from typing import Annotated
 
-def register(app, groups) -> None:
-    """Add this module's commands to the root app and the shared verb groups."""
+import typer
+
+from campctl.commands.common import app_context, emit, emit_object, notice
+from campctl.errors import NotFound, UsageProblem
+
+GroupOption = Annotated[
+    list[str] | None,
+    typer.Option("--group", "-g", help="Only contacts in this group (repeat: in any of them)."),
+]
+SegmentOption = Annotated[
+    str | None, typer.Option("--segment", "-s", help="Only contacts matching this segment.")
+]
+
+
+def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
+    contacts = typer.Typer(
+        help="The people campaigns are sent to: import, list, count, show, forget.",
+        no_args_is_help=True, rich_markup_mode=None,
+    )
+    contacts.command("import", help="Upsert contacts by id from a CSV (with a header) or "
+                     "JSON Lines file; rejected rows are listed, valid rows still import.")(
+        import_
+    )
+    contacts.command("list", help="List contacts (import order), optionally by group or segment.")(
+        list_
+    )
+    contacts.command("count", help="Count contacts, optionally by group or segment.")(count)
+    contacts.command("show", help="Show one contact by its id.")(show)
+    contacts.command("forget", help="Erase one person's data (email, phone, attributes, groups, "
+                     "opt-outs, events; message contents); counts stay consistent.")(forget)
+    app.add_typer(contacts, name="contacts")
+    segment = typer.Typer(help="Segments: dynamic audiences (defined in YAML, kind Segment).",
+                          no_args_is_help=True, rich_markup_mode=None)
+    segment.command("count", help="Print the number of contacts a segment matches now.")(
+        segment_count
+    )
+    app.add_typer(segment, name="segment")
+
+
+def import_(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="A .csv, .jsonl or .ndjson file.")],
+    fmt: Annotated[
+        str | None,
+        typer.Option("--format", "-f", help="csv or jsonl (default: from the file extension)."),
+    ] = None,
+) -> None:
+    from campctl.engine.audience import detect_format, import_contacts
+
+    app = app_context(ctx)
+    detect_format(file, fmt)  # usage errors before the state file is touched
+    if not file.is_file():
+        raise UsageProblem(f"no such file: {file}")
+    db = app.db(create=True)
+    if sys.stderr.isatty():
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+
+        with Progress(TextColumn("importing"), BarColumn(), DownloadColumn(),
+                      TimeRemainingColumn(), console=app.err(), transient=True) as bar:
+            task = bar.add_task("import", total=file.stat().st_size)
+            report = import_contacts(db, file, now=app.now, fmt=fmt,
+                                     progress=lambda done: bar.update(task, completed=done))
+    else:
+        report = import_contacts(db, file, now=app.now, fmt=fmt)
+    if app.json:
+        emit_object(app, report.as_json())
+        return
+    for error in report.errors:
+        notice(app, f"{file}:{error['line']}: rejected: {error['reason']}")
+    if report.errors_omitted:
+        notice(app, f"... and {report.errors_omitted} more rejected rows")
+    notice(app, f"{report.inserted} inserted, {report.updated} updated, "
+                f"{report.rejected} rejected")
+
+
+def _filter(app, db, group, segment):
+    from campctl.store.segments import contact_filter
+
+    return contact_filter(db, now=app.now, groups=group or (), segment=segment)
+
+
+def list_(
+    ctx: typer.Context,
+    group: GroupOption = None,
+    segment: SegmentOption = None,
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", min=0, help="At most N contacts (0: no limit).")
+    ] = 100,
+) -> None:
+    from campctl.store.contacts import count_contacts, list_contacts
+
+    app = app_context(ctx)
+    db = app.db()
+    where, params = _filter(app, db, group, segment)
+    found = list_contacts(db, where=where, params=params, limit=limit or None)
+    if limit and len(found) == limit:
+        total = count_contacts(db, where=where, params=params)
+        if total > limit:
+            notice(app, f"showing {limit} of {total} contacts; use --limit N (0: all)")
+    emit(
+        app,
+        found,
+        [("id", "ID"), ("email", "EMAIL"), ("phone", "PHONE"),
+         ("groups", "GROUPS", lambda v, r: ", ".join(v) or "-"),
+         ("opt_out", "OPT-OUT", lambda v, r: ", ".join(v) or "-"),
+         ("attributes", "ATTRIBUTES", _attrs_cell)],
+        empty="no contacts",
+    )
+
+
+def _attrs_cell(value, row) -> str:
+    import json
+
+    return " ".join(
+        f"{k}={v if isinstance(v, str) else json.dumps(v, ensure_ascii=False)}"
+        for k, v in value.items()
+    ) or "-"
+
+
+def count(ctx: typer.Context, group: GroupOption = None, segment: SegmentOption = None) -> None:
+    from campctl.store.contacts import count_contacts
+
+    app = app_context(ctx)
+    db = app.db()
+    where, params = _filter(app, db, group, segment)
+    total = count_contacts(db, where=where, params=params)
+    if app.json:
+        emit_object(app, {"count": total})
+    else:
+        app.out().print(str(total))
+
+
+def show(ctx: typer.Context, contact: Annotated[str, typer.Argument(help="The contact's id.")]):
+    from campctl.store.contacts import get_contact
+
+    app = app_context(ctx)
+    found = get_contact(app.db(), contact)
+    if found is None:
+        raise NotFound(f"no contact with id {contact!r}")
+    emit_object(app, found, title=f"contact {contact}")
+
+
+def forget(
+    ctx: typer.Context,
+    contact: Annotated[str, typer.Argument(help="The contact's id.")],
+    note: Annotated[str | None, typer.Option("--note", help="Why (e.g. the request's reference), "
+                                             "for the history.")] = None,
+) -> None:
+    from campctl.store import contacts as store
+    from campctl.store import history
+
+    app = app_context(ctx)
+    db = app.db(create=True)
+    with db.atomic():
+        pk = store.contact_pk(db, contact)
+        if pk is None:
+            raise NotFound(f"no contact with id {contact!r}")
+        result = store.forget(db, pk, now=app.now)
+        # The history names the internal number only: the external id may itself be personal.
+        history.record(db, kind="contact", name=f"#{pk}", action="forget", actor=app.actor,
+                       now=app.now, note=note)
+    if app.json:
+        emit_object(app, {"forgotten": contact, **result})
+    else:
+        notice(app, f"contact {contact} forgotten: {result['events_deleted']} events deleted, "
+                    f"{result['queue_items_cancelled']} queued messages cancelled, "
+                    f"{result['outbox_redacted']} outbox messages redacted, "
+                    f"{result['profiles_exited']} scenario profiles exited")
+
+
+def segment_count(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="The segment's name.")],
+    message_type: Annotated[
+        str | None,
+        typer.Option("--message-type", help="Leave out contacts opted out of this message type."),
+    ] = None,
+) -> None:
+    from campctl.engine.audience import count_audience
+    from campctl.store.segments import segment_spec
+
+    app = app_context(ctx)
+    db = app.db()
+    spec = segment_spec(db, name)
+    total = count_audience(db, {"segment": name}, now=app.now, message_type=message_type)
+    if app.json:
+        emit_object(app, {"segment": name, "count": total,
+                          "limit_percent": spec.get("limit_percent")})
+    else:
+        app.out().print(str(total))

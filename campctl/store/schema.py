@@ -53,8 +53,9 @@ V1 = [
     )""",
     "CREATE INDEX history_object ON history (kind, name, id)",
     # --- audience -------------------------------------------------------------------------
+    # AUTOINCREMENT: a forgotten contact's number is never reused by someone else's queue items.
     """CREATE TABLE contacts (
-        id INTEGER PRIMARY KEY,
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
         external_id TEXT NOT NULL UNIQUE,
         email TEXT,
         phone TEXT,

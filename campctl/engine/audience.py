@@ -1,0 +1,374 @@
+"""Audiences: streaming contact import (CSV, JSON Lines), audience counts and queue building."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from campctl.errors import UsageProblem, ValidationFailed
+from campctl.store import contacts as contacts_store
+from campctl.store import queue as queue_store
+from campctl.store import segments
+from campctl.store.contacts import ContactRow
+from campctl.store.db import Database
+
+message_id_for = queue_store.message_id_for
+
+CHUNK_ROWS = 5000
+MAX_ERRORS_KEPT = 10_000
+MAX_ID_LENGTH = 255
+FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+RESERVED = ("id", "email", "phone", "groups", "opt_out")
+
+_INT = re.compile(r"^-?(0|[1-9][0-9]*)$")
+_DEC = re.compile(r"^-?(0|[1-9][0-9]*)\.[0-9]+$")
+_SURROGATE = re.compile("[\udc80-\udcff]")
+_BAD_NAME = re.compile(r'["\\\x00-\x1f]')
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
+
+
+@dataclass
+class ImportReport:
+    inserted: int = 0
+    updated: int = 0
+    rejected: int = 0
+    errors: list[dict] = field(default_factory=list)
+    errors_omitted: int = 0
+
+    def reject(self, line: int, reason: str) -> None:
+        self.rejected += 1
+        if len(self.errors) < MAX_ERRORS_KEPT:
+            self.errors.append({"line": line, "reason": reason})
+        else:
+            self.errors_omitted += 1
+
+    def as_json(self) -> dict:
+        out = {"inserted": self.inserted, "updated": self.updated, "rejected": self.rejected,
+               "errors": self.errors}
+        if self.errors_omitted:
+            out["errors_omitted"] = self.errors_omitted
+        return out
+
+
+class RowRejected(Exception):
+    pass
+
+
+class _CountingReader(io.RawIOBase):
+    """Counts bytes read so a progress bar can follow a streamed file."""
+
+    def __init__(self, raw: BinaryIO, progress: Callable[[int], None] | None) -> None:
+        self.raw = raw
+        self.progress = progress
+        self.position = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        count = self.raw.readinto(buffer)
+        self.position += count or 0
+        if self.progress is not None and count:
+            self.progress(self.position)
+        return count
+
+
+def detect_format(path: Path, explicit: str | None) -> str:
+    if explicit:
+        if explicit not in ("csv", "jsonl"):
+            raise UsageProblem(f"--format must be csv or jsonl, not {explicit!r}")
+        return explicit
+    fmt = FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise UsageProblem(
+            f"cannot tell the format of {path.name} from its extension; "
+            "use .csv, .jsonl or .ndjson, or give --format csv|jsonl"
+        )
+    return fmt
+
+
+def import_contacts(
+    db: Database,
+    path: Path,
+    *,
+    now: datetime,
+    fmt: str | None = None,
+    progress: Callable[[int], None] | None = None,
+    chunk_rows: int = CHUNK_ROWS,
+) -> ImportReport:
+    """Stream `path` into the contacts, one transaction per chunk of rows.
+
+    A crash loses at most the chunk in progress, never half a row; the import is an idempotent
+    upsert, so running it again completes it. `progress(bytes_read)` follows the file.
+    Raises ValidationFailed (nothing imported) when the file cannot be read as a whole: missing
+    `id` column, bad header, undecodable header.
+    """
+    kind = detect_format(path, fmt)
+    try:
+        raw = path.open("rb")
+    except FileNotFoundError as exc:
+        raise UsageProblem(f"no such file: {path}") from exc
+    except OSError as exc:
+        raise UsageProblem(f"cannot read {path}: {exc.strerror}") from exc
+    report = ImportReport()
+    with raw:
+        counted = io.BufferedReader(_CountingReader(raw, progress), buffer_size=1 << 16)
+        # surrogateescape keeps a bad byte inside its row, so that row alone is rejected.
+        text = io.TextIOWrapper(counted, encoding="utf-8-sig", errors="surrogateescape",
+                                newline="" if kind == "csv" else None)
+        rows = _csv_rows(text, path, report) if kind == "csv" else _jsonl_rows(text, report)
+        chunk: list[ContactRow] = []
+        for row in rows:
+            chunk.append(row)
+            if len(chunk) >= chunk_rows:
+                _flush(db, chunk, report, now)
+                chunk = []
+        _flush(db, chunk, report, now)
+    return report
+
+
+def _flush(db: Database, chunk: list[ContactRow], report: ImportReport, now: datetime) -> None:
+    if not chunk:
+        return
+    with db.atomic():
+        inserted, updated = contacts_store.upsert_chunk(db, chunk, now=now)
+    report.inserted += inserted
+    report.updated += updated
+
+
+# --- CSV ---------------------------------------------------------------------------------------
+
+
+def _csv_rows(text: io.TextIOBase, path: Path, report: ImportReport) -> Iterator[ContactRow]:
+    reader = csv.reader(text)
+    try:
+        header = next(reader, None)
+    except csv.Error as exc:
+        raise ValidationFailed(f"{path}: line 1: cannot read the CSV header: {exc}") from exc
+    if header is None:
+        raise ValidationFailed(f"{path} is empty; a CSV import needs a header row with an id column")
+    header = [h.strip() for h in header]
+    problem = _header_problem(header)
+    if problem:
+        raise ValidationFailed(f"{path}: line 1: {problem}")
+    width = len(header)
+    last_line = reader.line_num
+    while True:
+        start = last_line + 1
+        try:
+            values = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            last_line = reader.line_num
+            report.reject(start, f"malformed CSV: {exc}")
+            continue
+        last_line = reader.line_num
+        if not values or (len(values) == 1 and values[0] == ""):
+            continue  # blank line
+        try:
+            if len(values) != width:
+                raise RowRejected(f"{len(values)} fields, but the header has {width}")
+            if any(_SURROGATE.search(v) for v in values):
+                raise RowRejected("not valid UTF-8")
+            yield _csv_contact(start, header, values)
+        except RowRejected as exc:
+            report.reject(start, str(exc))
+
+
+def _header_problem(header: list[str]) -> str | None:
+    if any(_SURROGATE.search(h) for h in header):
+        return "the header is not valid UTF-8"
+    if "id" not in header:
+        return "no id column; the header must name an id column (the contact's external id)"
+    if "" in header:
+        return f"column {header.index('') + 1} has no name"
+    seen = set()
+    for name in header:
+        if name in seen:
+            return f"column {name!r} appears twice"
+        seen.add(name)
+        if _BAD_NAME.search(name):
+            return f"column name {name!r} may not contain quotes, backslashes or control characters"
+    return None
+
+
+def _typed(value: str) -> Any:
+    """CSV cell → JSON value: integers (no leading zeros, so zip codes stay text), decimals,
+    true/false; anything else stays text."""
+    if _INT.match(value):
+        number = int(value)
+        return number if -(1 << 63) <= number < (1 << 63) else value
+    if _DEC.match(value):
+        return float(value)
+    lowered = value.lower()
+    if lowered == "true":
+        return True
+    if lowered == "false":
+        return False
+    return value
+
+
+def _split(cell: str) -> list[str]:
+    seen: dict[str, None] = {}
+    for part in cell.split(";"):
+        part = part.strip()
+        if part:
+            seen[part] = None
+    return list(seen)
+
+
+def _csv_contact(line: int, header: list[str], values: list[str]) -> ContactRow:
+    cells = dict(zip(header, values, strict=True))
+    external_id = cells["id"].strip()
+    _check_id(external_id)
+    email = cells.get("email", "").strip() or None
+    if email is not None:
+        _check_email(email)
+    phone = cells.get("phone", "").strip() or None
+    groups = _split(cells["groups"]) if cells.get("groups", "").strip() else None
+    opt_out = _split(cells["opt_out"]) if cells.get("opt_out", "").strip() else None
+    attrs = {k: _typed(v) for k, v in cells.items() if k not in RESERVED and v != ""}
+    return ContactRow(line, external_id, email, email is not None, phone, phone is not None,
+                      attrs, groups, opt_out)
+
+
+def _check_id(external_id: str) -> None:
+    if not external_id:
+        raise RowRejected("id is empty")
+    if len(external_id) > MAX_ID_LENGTH:
+        raise RowRejected(f"id is longer than {MAX_ID_LENGTH} characters")
+
+
+def _check_email(email: str) -> None:
+    if not _EMAIL.match(email):
+        raise RowRejected(f"invalid email {email!r}")
+
+
+# --- JSON Lines --------------------------------------------------------------------------------
+
+
+def _jsonl_rows(text: io.TextIOBase, report: ImportReport) -> Iterator[ContactRow]:
+    for number, line in enumerate(text, start=1):
+        if not line.strip():
+            continue
+        try:
+            if _SURROGATE.search(line):
+                raise RowRejected("not valid UTF-8")
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise RowRejected(f"invalid JSON: {exc.msg} at column {exc.colno}") from exc
+            if not isinstance(obj, dict):
+                raise RowRejected("not a JSON object")
+            yield _json_contact(number, obj)
+        except RowRejected as exc:
+            report.reject(number, str(exc))
+
+
+def _json_contact(line: int, obj: dict) -> ContactRow:
+    if "id" not in obj:
+        raise RowRejected("no id")
+    raw_id = obj["id"]
+    if isinstance(raw_id, bool) or not isinstance(raw_id, str | int):
+        raise RowRejected("id must be a string")
+    external_id = str(raw_id).strip()
+    _check_id(external_id)
+    email = _json_text(obj, "email")
+    if email:
+        _check_email(email)
+    phone = _json_text(obj, "phone")
+    groups = _json_list(obj, "groups")
+    opt_out = _json_list(obj, "opt_out")
+    attrs = {}
+    for key, value in obj.items():
+        if key in RESERVED:
+            continue
+        if not key.strip() or _BAD_NAME.search(key):
+            raise RowRejected(f"attribute name {key!r} is empty or has quotes/control characters")
+        attrs[key] = value
+    return ContactRow(line, external_id, email or None, "email" in obj, phone or None,
+                      "phone" in obj, attrs, groups, opt_out)
+
+
+def _json_text(obj: dict, key: str) -> str | None:
+    value = obj.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise RowRejected(f"{key} must be a string")
+    return value.strip() or None
+
+
+def _json_list(obj: dict, key: str) -> list[str] | None:
+    if key not in obj:
+        return None
+    value = obj[key]
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise RowRejected(f"{key} must be a list of strings")
+    return list(dict.fromkeys(v.strip() for v in value if v.strip()))
+
+
+# --- audiences and queues ----------------------------------------------------------------------
+
+
+def count_audience(
+    db: Database,
+    audience: Mapping,
+    *,
+    now: datetime,
+    message_type: str | None = None,
+    include_opted_out: bool = False,
+    sample_key: str | None = None,
+) -> int:
+    sql, params = segments.audience_query(
+        db, audience, now=now, message_type=message_type,
+        include_opted_out=include_opted_out, sample_key=sample_key,
+    )
+    return segments.count_query(db, sql, params)
+
+
+def channel_needs_email(db: Database, channel: str) -> bool:
+    """Only SMTP channels need an address; outbox and webhook take every contact."""
+    return channel != "outbox" and queue_store.channel_type(db, channel) == "smtp"
+
+
+def build_queue(
+    db: Database,
+    *,
+    run_id: int,
+    audience: Mapping,
+    channel: str,
+    message_type: str | None,
+    include_opted_out: bool,
+    now: datetime,
+    sample_key: str | None,
+    exclude_sent_of_run: int | None = None,
+    require_email: bool | None = None,
+) -> int:
+    """Create the run's queue items (status `queued`) in set-based chunks; returns how many
+    were new. Idempotent: building the same run again inserts nothing twice.
+
+    `require_email=None` decides from the channel (SMTP channels need an email; outbox and
+    webhook do not). `exclude_sent_of_run` skips contacts with a `sent` item in that run.
+    """
+    sql, params = segments.audience_query(
+        db, audience, now=now, message_type=message_type,
+        include_opted_out=include_opted_out, sample_key=sample_key,
+    )
+    if require_email is None:
+        require_email = channel_needs_email(db, channel)
+    return queue_store.insert_run_items(
+        db, run_id=run_id, audience_sql=sql, audience_params=params, channel=channel,
+        message_type=message_type, now=now, require_email=require_email,
+        exclude_sent_of_run=exclude_sent_of_run,
+    )

@@ -1,0 +1,206 @@
+"""Contacts, their groups and opt-outs in the state file: upserts, lookups, listing and erasure."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from campctl.store.db import Database
+from campctl.timeutil import to_db
+
+
+@dataclass(frozen=True)
+class ContactRow:
+    """One parsed import row. `None` for email/phone/groups/opt_out means "the row says nothing";
+    `attrs` is a merge patch (a None value removes the attribute)."""
+
+    line: int
+    external_id: str
+    email: str | None
+    has_email: bool
+    phone: str | None
+    has_phone: bool
+    attrs: dict[str, Any]
+    groups: list[str] | None
+    opt_out: list[str] | None
+
+
+# Fields the row does not carry keep their stored value; attributes merge key by key
+# (RFC 7396 json_patch: a JSON null removes the key, and null never gets stored on insert).
+_UPSERT = """
+INSERT INTO contacts (external_id, email, phone, attrs, created_at, updated_at)
+VALUES (:id, :email, :phone, json_patch('{}', :attrs), :now, :now)
+ON CONFLICT (external_id) DO UPDATE SET
+    email = CASE WHEN :has_email THEN excluded.email ELSE contacts.email END,
+    phone = CASE WHEN :has_phone THEN excluded.phone ELSE contacts.phone END,
+    attrs = json_patch(contacts.attrs, :attrs),
+    updated_at = excluded.updated_at
+"""
+
+_EXISTING = """
+SELECT count(DISTINCT j.value) FROM json_each(?) j
+JOIN contacts c ON c.external_id = j.value
+"""
+
+_CLEAR_GROUPS = """
+DELETE FROM contact_groups WHERE contact_id IN (
+    SELECT c.id FROM json_each(?) p JOIN contacts c ON c.external_id = json_extract(p.value, '$[0]'))
+"""
+_ADD_GROUPS = """
+INSERT INTO contact_groups (grp, contact_id)
+SELECT g.value, c.id FROM json_each(?) p
+JOIN contacts c ON c.external_id = json_extract(p.value, '$[0]')
+JOIN json_each(p.value, '$[1]') g
+WHERE 1 ON CONFLICT DO NOTHING
+"""
+_CLEAR_OPTOUTS = """
+DELETE FROM contact_optouts WHERE contact_id IN (
+    SELECT c.id FROM json_each(?) p JOIN contacts c ON c.external_id = json_extract(p.value, '$[0]'))
+"""
+_ADD_OPTOUTS = """
+INSERT INTO contact_optouts (contact_id, message_type)
+SELECT c.id, g.value FROM json_each(?) p
+JOIN contacts c ON c.external_id = json_extract(p.value, '$[0]')
+JOIN json_each(p.value, '$[1]') g
+WHERE 1 ON CONFLICT DO NOTHING
+"""
+
+
+def upsert_chunk(db: Database, rows: Sequence[ContactRow], *, now: datetime) -> tuple[int, int]:
+    """Upsert one chunk of rows (the caller holds the transaction); returns (inserted, updated).
+
+    A row repeated within the chunk counts once as inserted (if new) and then as updated.
+    """
+    if not rows:
+        return 0, 0
+    stamp = to_db(now)
+    ids = [r.external_id for r in rows]
+    distinct = set(ids)
+    existing = db.scalar(_EXISTING, (json.dumps(list(distinct)),)) or 0
+    inserted = len(distinct) - existing
+    db.executemany(
+        _UPSERT,
+        (
+            {
+                "id": r.external_id,
+                "email": r.email,
+                "has_email": r.has_email,
+                "phone": r.phone,
+                "has_phone": r.has_phone,
+                "attrs": json.dumps(r.attrs, ensure_ascii=False),
+                "now": stamp,
+            }
+            for r in rows
+        ),
+    )
+    # Set memberships: the last row of a contact in the chunk that carries the field wins.
+    groups = {r.external_id: r.groups for r in rows if r.groups is not None}
+    if groups:
+        pairs = json.dumps(list(groups.items()), ensure_ascii=False)
+        db.execute(_CLEAR_GROUPS, (pairs,))
+        db.execute(_ADD_GROUPS, (pairs,))
+    optouts = {r.external_id: r.opt_out for r in rows if r.opt_out is not None}
+    if optouts:
+        pairs = json.dumps(list(optouts.items()), ensure_ascii=False)
+        db.execute(_CLEAR_OPTOUTS, (pairs,))
+        db.execute(_ADD_OPTOUTS, (pairs,))
+    return inserted, len(rows) - inserted
+
+
+_SELECT = """
+SELECT c.id AS pk, c.external_id AS id, c.email, c.phone, c.attrs,
+    (SELECT json_group_array(grp) FROM (SELECT grp FROM contact_groups
+        WHERE contact_id = c.id ORDER BY grp)) AS groups,
+    (SELECT json_group_array(message_type) FROM (SELECT message_type FROM contact_optouts
+        WHERE contact_id = c.id ORDER BY message_type)) AS opt_out,
+    c.created_at, c.updated_at
+FROM contacts c
+"""
+
+
+def _contact(row) -> dict:
+    return {
+        "id": row["id"],
+        "email": row["email"],
+        "phone": row["phone"],
+        "groups": json.loads(row["groups"]),
+        "opt_out": json.loads(row["opt_out"]),
+        "attributes": json.loads(row["attrs"]),
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+    }
+
+
+def get_contact(db: Database, external_id: str) -> dict | None:
+    row = db.one(_SELECT + " WHERE c.external_id = ?", (external_id,))
+    if row is None:
+        return None
+    contact = _contact(row)
+    contact["events"] = db.scalar("SELECT count(*) FROM events WHERE contact_id = ?", (row["pk"],))
+    return contact
+
+
+def contact_pk(db: Database, external_id: str) -> int | None:
+    return db.scalar("SELECT id FROM contacts WHERE external_id = ?", (external_id,))
+
+
+def list_contacts(
+    db: Database, *, where: str = "1", params: Sequence = (), limit: int | None = None
+) -> list[dict]:
+    """Contacts matching a boolean SQL expression over alias `c` (from store.segments), in
+    import order."""
+    sql = _SELECT + f" WHERE {where} ORDER BY c.id"
+    args = list(params)
+    if limit is not None:
+        sql += " LIMIT ?"
+        args.append(limit)
+    return [_contact(r) for r in db.query(sql, args)]
+
+
+def count_contacts(db: Database, *, where: str = "1", params: Sequence = ()) -> int:
+    return db.scalar(f"SELECT count(*) FROM contacts c WHERE {where}", list(params))
+
+
+def forget(db: Database, pk: int, *, now: datetime) -> dict[str, int]:
+    """Erase one person (the caller holds the transaction).
+
+    Deletes the contact row, its groups, opt-outs and events; queue items keep their status but
+    queued ones are cancelled (nobody to send to); outbox rows keep their status and counts but
+    lose recipient, contact id, subject and body; scenario profiles keep their step and status
+    (statistics stay right) but those still inside the scenario exit and lose their error text.
+    Contact ids are AUTOINCREMENT, so the number is never given to another person.
+    """
+    stamp = to_db(now)
+    events = db.execute("DELETE FROM events WHERE contact_id = ?", (pk,)).rowcount
+    cancelled = db.execute(
+        "UPDATE queue_items SET status = 'cancelled', last_error = 'contact forgotten', "
+        "claimed_until = NULL, claim_token = NULL, next_attempt_at = NULL "
+        "WHERE contact_id = ? AND status = 'queued'",
+        (pk,),
+    ).rowcount
+    redacted = db.execute(
+        "UPDATE outbox SET recipient = NULL, contact = NULL, subject = NULL, body = NULL "
+        "WHERE message_id IN (SELECT message_id FROM queue_items WHERE contact_id = ?)",
+        (pk,),
+    ).rowcount
+    exited = db.execute(
+        "UPDATE scenario_profiles SET status = 'exited', exited_at = ?, wake_at = NULL, "
+        "updated_at = ? WHERE contact_id = ? AND status IN ('active', 'waiting', 'frozen')",
+        (stamp, stamp, pk),
+    ).rowcount
+    db.execute(
+        "UPDATE scenario_profiles SET error = NULL WHERE contact_id = ?",
+        (pk,),
+    )
+    db.execute("DELETE FROM contact_groups WHERE contact_id = ?", (pk,))
+    db.execute("DELETE FROM contact_optouts WHERE contact_id = ?", (pk,))
+    db.execute("DELETE FROM contacts WHERE id = ?", (pk,))
+    return {
+        "events_deleted": events,
+        "queue_items_cancelled": cancelled,
+        "outbox_redacted": redacted,
+        "profiles_exited": exited,
+    }

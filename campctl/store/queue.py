@@ -1,0 +1,91 @@
+"""Queue building: set-based inserts of a run's queue items (claiming and marking belong to
+store/delivery.py)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+
+from campctl.store.db import Database
+from campctl.timeutil import to_db
+
+# Chunks of contact ids: each INSERT … SELECT stays short enough for other writers to get a turn
+# when the caller does not hold an outer transaction.
+BUILD_CHUNK_IDS = 250_000
+
+
+def message_id_for(run_id: int, contact_id: int) -> str:
+    """The deterministic message id of a run's item for a contact (same text as the SQL below)."""
+    return f"r{int(run_id)}-c{int(contact_id)}"
+
+
+_MESSAGE_ID_SQL = "'r' || ? || '-c' || a.contact_id"
+
+
+def insert_run_items(
+    db: Database,
+    *,
+    run_id: int,
+    audience_sql: str,
+    audience_params: Sequence,
+    channel: str,
+    message_type: str | None,
+    now: datetime,
+    require_email: bool = False,
+    exclude_sent_of_run: int | None = None,
+    chunk_ids: int = BUILD_CHUNK_IDS,
+) -> int:
+    """Insert one `queued` item per audience contact; returns how many were new.
+
+    `audience_sql` selects `contact_id` (store.segments.audience_query). Unique by (run,
+    contact) and by message id, so building again (after a crash, or twice) inserts nothing
+    twice. Chunked by contact id; each chunk is a savepoint (or its own transaction when the
+    caller holds none).
+    """
+    bounds = db.one("SELECT min(id), max(id) FROM contacts")
+    if bounds is None or bounds[0] is None:
+        return 0
+    low, high = bounds[0], bounds[1]
+    filters = ["a.contact_id > ?", "a.contact_id <= ?"]
+    extra: list = []
+    if require_email:
+        filters.append(
+            "EXISTS (SELECT 1 FROM contacts m WHERE m.id = a.contact_id "
+            "AND m.email IS NOT NULL AND m.email <> '')"
+        )
+    if exclude_sent_of_run is not None:
+        filters.append(
+            "NOT EXISTS (SELECT 1 FROM queue_items s WHERE s.run_id = ? "
+            "AND s.contact_id = a.contact_id AND s.status = 'sent')"
+        )
+        extra.append(exclude_sent_of_run)
+    sql = (
+        "INSERT INTO queue_items (message_id, run_id, contact_id, channel, message_type, status,"
+        " created_at) "
+        f"SELECT {_MESSAGE_ID_SQL}, ?, a.contact_id, ?, ?, 'queued', ? "
+        f"FROM ({audience_sql}) a WHERE {' AND '.join(filters)} "
+        "ORDER BY a.contact_id "
+        "ON CONFLICT DO NOTHING"
+    )
+    stamp = to_db(now)
+    inserted = 0
+    start = low - 1
+    while start < high:
+        end = start + chunk_ids
+        params = [int(run_id), int(run_id), channel, message_type, stamp,
+                  *audience_params, start, end, *extra]
+        with db.atomic():
+            inserted += db.execute(sql, params).rowcount
+        start = end
+    return inserted
+
+
+def run_item_count(db: Database, run_id: int) -> int:
+    return db.scalar("SELECT count(*) FROM queue_items WHERE run_id = ?", (run_id,))
+
+
+def channel_type(db: Database, channel: str) -> str | None:
+    """The `type` of a defined channel (None if it is not defined)."""
+    text = db.scalar("SELECT spec FROM objects WHERE kind = 'Channel' AND name = ?", (channel,))
+    return None if text is None else json.loads(text).get("type")

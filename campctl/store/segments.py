@@ -1,0 +1,396 @@
+"""Segments and audiences compiled to parameterised SQL over the contacts table (no value is
+ever spliced into SQL text: only fixed fragments and `?` placeholders)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from campctl.errors import NotFound, ValidationFailed
+from campctl.store.db import Database
+from campctl.timeutil import parse_duration, to_db
+
+ATTR_OPS = (
+    "eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte", "contains", "exists", "not_exists",
+    "within_days", "older_than_days",
+)
+NO_VALUE_OPS = ("exists", "not_exists")
+# Built-in contact fields a rule may name as `attr`; everything else is an imported attribute.
+COLUMN_FIELDS = {"id": "external_id", "email": "email", "phone": "phone"}
+_ALIAS = re.compile(r"^[a-z_][a-z0-9_]*$")
+_DATE_GLOB = "'[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]'"
+_CMP = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
+_NUM = "IN ('integer', 'real')"
+
+# Deterministic sampling: a two-round integer hash of (sample_key, contact id) into 0..9999,
+# computable in SQL without overflow (ids < 2**31, multipliers < 2**20, P = 2**31 - 1).
+_P = 2147483647
+_Q = 2097143
+
+
+def _sample_seed(key: str) -> tuple[int, int, int, int]:
+    digest = hashlib.sha256(key.encode()).digest()
+    a1, b1, a2, b2 = (int.from_bytes(digest[i : i + 4], "big") for i in (0, 4, 8, 12))
+    return a1 % (1 << 20) | 1, b1 % _P, a2 % (1 << 20) | 1, b2 % _P
+
+
+def sample_bucket(key: str, contact_pk: int) -> int:
+    """The bucket (0..9999) of a contact for a sample key; in the sample iff bucket < pct*100."""
+    a1, b1, a2, b2 = _sample_seed(key)
+    h = (contact_pk * a1 + b1) % _P
+    h = h ^ (h >> 15)
+    h = ((h % _Q) * a2 + b2) % _P
+    return h % 10000
+
+
+def _sample_sql(key: str, percent: float, alias: str) -> tuple[str, list]:
+    a1, b1, a2, b2 = _sample_seed(key)
+    h1 = f"(({alias}.id * ? + ?) % {_P})"
+    # SQLite has no XOR: a ^ b == (a | b) - (a & b)
+    mixed = f"(({h1} | ({h1} >> 15)) - ({h1} & ({h1} >> 15)))"
+    sql = f"(((({mixed} % {_Q}) * ? + ?) % {_P}) % 10000 < ?)"
+    return sql, [a1, b1, a1, b1, a1, b1, a1, b1, a2, b2, percent_threshold(percent)]
+
+
+def percent_threshold(percent: float) -> int:
+    return round(float(percent) * 100)
+
+
+# --- validation --------------------------------------------------------------------------------
+
+
+def rule_problems(rules: Any, match: Any = "all", limit_percent: Any = None) -> list[str]:
+    """Every problem with a segment's rules (empty when valid); used by compile and validate."""
+    problems: list[str] = []
+    if match not in ("all", "any"):
+        problems.append(f"match must be all or any, not {match!r}")
+    if limit_percent is not None and (
+        isinstance(limit_percent, bool)
+        or not isinstance(limit_percent, int | float)
+        or not 0 < limit_percent <= 100
+    ):
+        problems.append(f"limit_percent must be a number above 0 and at most 100, not {limit_percent!r}")
+    if rules is None:
+        return problems
+    if not isinstance(rules, list):
+        return [*problems, "rules must be a list"]
+    for index, rule in enumerate(rules):
+        problems += [f"rules[{index}]: {p}" for p in _rule_problems(rule)]
+    return problems
+
+
+def _rule_problems(rule: Any) -> list[str]:
+    if not isinstance(rule, Mapping):
+        return ["a rule is a mapping: {attr, op, value}, {group} or {event, within}"]
+    kinds = [k for k in ("attr", "group", "event") if k in rule]
+    if len(kinds) != 1:
+        return ["a rule has exactly one of attr, group or event"]
+    kind = kinds[0]
+    allowed = {"attr": {"attr", "op", "value"}, "group": {"group"}, "event": {"event", "within"}}
+    extra = sorted(set(rule) - allowed[kind])
+    if extra:
+        return [f"unknown key(s) {', '.join(map(str, extra))} in a {kind} rule"]
+    if kind == "group":
+        return [] if _text(rule["group"]) else ["group must be a non-empty string"]
+    if kind == "event":
+        if not _text(rule["event"]):
+            return ["event must be a non-empty string"]
+        if "within" in rule:
+            try:
+                parse_duration(rule["within"])
+            except ValueError as exc:
+                return [f"within: {exc}"]
+        return []
+    attr, op = rule.get("attr"), rule.get("op")
+    if not _text(attr):
+        return ["attr must be a non-empty string"]
+    if '"' in attr or "\\" in attr:
+        return [f"attr {attr!r} may not contain quotes or backslashes"]
+    if op not in ATTR_OPS:
+        return [f"unknown op {op!r}; use one of {', '.join(ATTR_OPS)}"]
+    if op in NO_VALUE_OPS:
+        return [] if "value" not in rule else [f"{op} takes no value"]
+    if "value" not in rule:
+        return [f"{op} needs a value"]
+    value = rule["value"]
+    if op in ("in", "not_in"):
+        if not isinstance(value, list) or not value:
+            return [f"{op} needs a non-empty list value"]
+        bad = [v for v in value if not _scalar(v)]
+        return [f"{op} values must be strings, numbers or booleans"] if bad else []
+    if op in ("within_days", "older_than_days"):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            return [f"{op} needs a whole number of days (0 or more)"]
+        return []
+    if op in _CMP:
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            return [f"{op} compares with a number or a string"]
+        return []
+    if op == "contains":
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            return ["contains needs a string (substring or list element) or a number (list element)"]
+        return []
+    return [] if _scalar(value) else [f"{op} needs a string, number or boolean value"]
+
+
+def _text(value: Any) -> bool:
+    return isinstance(value, str) and value.strip() != ""
+
+
+def _scalar(value: Any) -> bool:
+    return isinstance(value, bool | int | float | str)
+
+
+# --- compilation -------------------------------------------------------------------------------
+
+
+class _Field:
+    """SQL for one attribute's JSON type and value over contacts alias `a`."""
+
+    def __init__(self, attr: str, alias: str) -> None:
+        column = COLUMN_FIELDS.get(attr)
+        self.alias = alias
+        if column:
+            self.type_sql = f"iif({alias}.{column} IS NULL, NULL, 'text')"
+            self.value_sql = f"{alias}.{column}"
+            self.params: list = []
+            self.path: str | None = None
+        else:
+            self.path = f'$."{attr}"'
+            self.type_sql = f"json_type({alias}.attrs, ?)"
+            self.value_sql = f"json_extract({alias}.attrs, ?)"
+
+    def t(self) -> tuple[str, list]:
+        return self.type_sql, ([self.path] if self.path else [])
+
+    def v(self) -> tuple[str, list]:
+        return self.value_sql, ([self.path] if self.path else [])
+
+
+def _typed_in(field: _Field, values: Sequence) -> tuple[str, list]:
+    """The attribute equals one of `values`, types respected (numbers as numbers)."""
+    parts, params = [], []
+    bools = [("true" if v else "false") for v in values if isinstance(v, bool)]
+    nums = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
+    texts = [v for v in values if isinstance(v, str)]
+    t_sql, t_par = field.t()
+    v_sql, v_par = field.v()
+    if bools:
+        parts.append(f"{t_sql} IN ({', '.join('?' * len(bools))})")
+        params += t_par + bools
+    for group, type_cond in ((nums, _NUM), (texts, "= 'text'")):
+        if group:
+            parts.append(f"({t_sql} {type_cond} AND {v_sql} IN ({', '.join('?' * len(group))}))")
+            params += t_par + v_par + group
+    return "(" + " OR ".join(parts) + ")", params
+
+
+def _attr_rule(rule: Mapping, alias: str, now: datetime) -> tuple[str, list]:
+    field = _Field(rule["attr"], alias)
+    op = rule["op"]
+    value = rule.get("value")
+    t_sql, t_par = field.t()
+    v_sql, v_par = field.v()
+    negate = op in ("ne", "not_in", "not_exists")
+    if op in ("eq", "ne"):
+        sql, params = _typed_in(field, [value])
+    elif op in ("in", "not_in"):
+        sql, params = _typed_in(field, value)
+    elif op in ("exists", "not_exists"):
+        sql, params = f"({t_sql} IS NOT NULL AND {t_sql} <> 'null')", t_par + t_par
+    elif op in _CMP:
+        type_cond = "= 'text'" if isinstance(value, str) else _NUM
+        sql = f"({t_sql} {type_cond} AND {v_sql} {_CMP[op]} ?)"
+        params = t_par + v_par + [value]
+    elif op == "contains":
+        member = (
+            "j.type = 'text' AND j.value = ?" if isinstance(value, str)
+            else f"j.type {_NUM} AND j.value = ?"
+        )
+        parts, params = [], []
+        if isinstance(value, str):
+            parts.append(f"({t_sql} = 'text' AND instr({v_sql}, ?) > 0)")
+            params += t_par + v_par + [value]
+        if field.path:
+            parts.append(
+                f"({t_sql} = 'array' AND EXISTS (SELECT 1 FROM json_each({alias}.attrs, ?) j "
+                f"WHERE {member}))"
+            )
+            params += t_par + [field.path, value]
+        sql = "(" + (" OR ".join(parts) or "0") + ")"
+    else:  # within_days / older_than_days: date text (YYYY-MM-DD...) against today (UTC)
+        today = now.date()
+        day = f"substr({v_sql}, 1, 10)"
+        if op == "within_days":
+            bound = f"{day} BETWEEN ? AND ?"
+            bounds = v_par + [today.isoformat(), (today + timedelta(days=value)).isoformat()]
+        else:
+            bound = f"{day} < ?"
+            bounds = v_par + [(today - timedelta(days=value)).isoformat()]
+        sql = f"({t_sql} = 'text' AND {day} GLOB {_DATE_GLOB} AND {bound})"
+        params = t_par + v_par + bounds
+    # Rules are two-valued: an absent attribute makes eq false and ne true.
+    sql = f"coalesce({sql}, 0)"
+    return (f"NOT {sql}", params) if negate else (sql, params)
+
+
+def _rule_sql(rule: Mapping, alias: str, now: datetime) -> tuple[str, list]:
+    if "group" in rule:
+        return (
+            f"EXISTS (SELECT 1 FROM contact_groups g WHERE g.grp = ? AND g.contact_id = {alias}.id)",
+            [rule["group"]],
+        )
+    if "event" in rule:
+        sql = (
+            "EXISTS (SELECT 1 FROM events e WHERE e.contact_id = "
+            f"{alias}.id AND e.name = ? AND e.at <= ?"
+        )
+        params: list = [rule["event"], to_db(now)]
+        if rule.get("within") is not None:
+            sql += " AND e.at >= ?"
+            params.append(to_db(now - parse_duration(rule["within"])))
+        return sql + ")", params
+    return _attr_rule(rule, alias, now)
+
+
+def rules_where(
+    rules: Sequence[Mapping] | None, match: str = "all", *, now: datetime, alias: str = "c"
+) -> tuple[str, list]:
+    """A boolean SQL expression over contacts row `alias`; no rules matches everyone."""
+    if not _ALIAS.match(alias):
+        raise ValueError(f"bad SQL alias {alias!r}")
+    problems = rule_problems(list(rules or []), match)
+    if problems:
+        raise ValidationFailed("invalid segment rules: " + "; ".join(problems))
+    if not rules:
+        return "1", []
+    parts, params = [], []
+    for rule in rules:
+        sql, par = _rule_sql(rule, alias, now)
+        parts.append(sql)
+        params += par
+    joiner = " AND " if match == "all" else " OR "
+    return "(" + joiner.join(parts) + ")", params
+
+
+def segment_spec(db: Database, name: str) -> dict:
+    text = db.scalar("SELECT spec FROM objects WHERE kind = 'Segment' AND name = ?", (name,))
+    if text is None:
+        raise NotFound(f"no segment named {name!r} (see 'campctl get segments')")
+    return json.loads(text)
+
+
+def segment_where(
+    db: Database,
+    name: str,
+    *,
+    now: datetime,
+    alias: str = "c",
+    sample_key: str | None = None,
+    sample: bool = True,
+) -> tuple[str, list]:
+    """The condition of a stored segment, with its `limit_percent` sample (key: `sample_key`,
+    else the segment's name) unless `sample=False`."""
+    spec = segment_spec(db, name)
+    problems = rule_problems(spec.get("rules") or [], spec.get("match", "all"),
+                             spec.get("limit_percent"))
+    if problems:
+        raise ValidationFailed(f"segment {name} is invalid: " + "; ".join(problems))
+    sql, params = rules_where(spec.get("rules") or [], spec.get("match", "all"), now=now,
+                              alias=alias)
+    percent = spec.get("limit_percent")
+    if sample and percent is not None and percent < 100:
+        s_sql, s_par = _sample_sql(sample_key or f"segment:{name}", percent, alias)
+        sql, params = f"({sql} AND {s_sql})", params + s_par
+    return sql, params
+
+
+def audience_where(
+    db: Database,
+    audience: Mapping,
+    *,
+    now: datetime,
+    message_type: str | None = None,
+    include_opted_out: bool = False,
+    sample_key: str | None = None,
+    alias: str = "c",
+) -> tuple[str, list]:
+    """The boolean condition behind `audience_query`, for callers that add their own filters."""
+    if not isinstance(audience, Mapping):
+        raise ValidationFailed("audience must be {segment: NAME}, {groups: [..]} or {all: true}")
+    forms = [k for k in ("segment", "groups", "all") if k in audience]
+    unknown = sorted(set(audience) - {"segment", "groups", "all", "include_opted_out"})
+    if len(forms) != 1 or unknown:
+        raise ValidationFailed(
+            "audience must have exactly one of segment, groups or all (plus include_opted_out)"
+        )
+    if "segment" in audience:
+        sql, params = segment_where(db, audience["segment"], now=now, alias=alias,
+                                    sample_key=sample_key)
+    elif "groups" in audience:
+        groups = audience["groups"]
+        if isinstance(groups, str):
+            groups = [groups]
+        if not groups or not all(_text(g) for g in groups):
+            raise ValidationFailed("audience groups must be a non-empty list of group names")
+        sql = (
+            f"EXISTS (SELECT 1 FROM contact_groups g WHERE g.contact_id = {alias}.id "
+            f"AND g.grp IN ({', '.join('?' * len(groups))}))"
+        )
+        params = list(groups)
+    else:
+        if audience["all"] is not True:
+            raise ValidationFailed("audience all must be true")
+        sql, params = "1", []
+    if message_type and not (include_opted_out or audience.get("include_opted_out") is True):
+        # A contact opted out of "all" refuses every message type.
+        sql = (
+            f"{sql} AND NOT EXISTS (SELECT 1 FROM contact_optouts o WHERE o.contact_id = {alias}.id"
+            " AND o.message_type IN (?, 'all'))"
+        )
+        params = [*params, message_type]
+    return sql, params
+
+
+def audience_query(
+    db: Database,
+    audience: Mapping,
+    *,
+    now: datetime,
+    message_type: str | None = None,
+    include_opted_out: bool = False,
+    sample_key: str | None = None,
+) -> tuple[str, list]:
+    """`SELECT contact_id` of an audience (qmark parameters, in order), to embed in set-based
+    INSERTs."""
+    where, params = audience_where(
+        db, audience, now=now, message_type=message_type,
+        include_opted_out=include_opted_out, sample_key=sample_key,
+    )
+    return f"SELECT c.id AS contact_id FROM contacts c WHERE {where}", params
+
+
+def count_query(db: Database, sql: str, params: Sequence) -> int:
+    """How many rows a `SELECT contact_id` query (audience_query) yields."""
+    return db.scalar(f"SELECT count(*) FROM ({sql})", list(params))
+
+
+def contact_filter(
+    db: Database, *, now: datetime, groups: Sequence[str] = (), segment: str | None = None
+) -> tuple[str, list]:
+    """The condition of `contacts list|count`: in any of `groups` and in `segment` (its
+    limit_percent sample included)."""
+    parts, params = [], []
+    if groups:
+        sql, par = audience_where(db, {"groups": list(groups)}, now=now)
+        parts.append(sql)
+        params += par
+    if segment:
+        sql, par = segment_where(db, segment, now=now)
+        parts.append(sql)
+        params += par
+    return (" AND ".join(f"({p})" for p in parts) or "1"), params
