@@ -195,6 +195,14 @@ def _gap_end(wall: datetime, tz: tzinfo) -> datetime:
     return hi
 
 
+def _uniform_offset(day: date, tz: tzinfo) -> timedelta | None:
+    """The zone's UTC offset if it is the same all `day` long (no gap, no repeat), else None."""
+    start = datetime(day.year, day.month, day.day)  # noqa: DTZ001 - wall time, zone added below
+    probes = (start, start + timedelta(hours=12), start + timedelta(days=1))
+    offsets = {p.replace(tzinfo=tz, fold=f).utcoffset() for p in probes for f in (0, 1)}
+    return offsets.pop() if len(offsets) == 1 else None
+
+
 def _iter_fire(expr: str, tz: str | tzinfo, after: datetime, until: datetime) -> Iterator[datetime]:
     compiled = _parse(expr)
     zone_ = _tz(tz)
@@ -204,8 +212,16 @@ def _iter_fire(expr: str, tz: str | tzinfo, after: datetime, until: datetime) ->
     start_wall = after.astimezone(zone_).replace(tzinfo=None) - timedelta(days=1)
     stop_wall = until.astimezone(zone_).replace(tzinfo=None) + timedelta(days=1)
     last: datetime | None = None
+    day_offsets: dict[date, timedelta | None] = {}
     for wall in compiled.walls_after(start_wall, stop_wall):
-        moment = place(wall, zone_)
+        day = wall.date()
+        if day not in day_offsets:
+            day_offsets[day] = _uniform_offset(day, zone_)
+        offset = day_offsets[day]
+        if offset is None:  # a transition day: place each slot by the DST rules
+            moment = place(wall, zone_)
+        else:
+            moment = (wall - offset).replace(tzinfo=UTC)
         if moment <= after or moment == last:
             continue
         if moment > until:

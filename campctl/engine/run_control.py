@@ -136,7 +136,7 @@ def _create_restart(db, run: dict, *, note: str | None, actor: str, now: datetim
         db,
         campaign=run["campaign"],
         stage=run["stage"],
-        spec=run["spec"],
+        spec=store_runs.raw_spec(db, run["id"]) or run["spec"],
         now=now,
         status=str(RunStatus.SCHEDULED),
         scheduled_at=now,
@@ -198,13 +198,22 @@ def deliver_pending_notifications(
         if item is None:  # pragma: no cover
             continue
         subject, body = render_notification(db, item)
+        error = None
         try:
-            send_notification(db, channel=channel, to=to, subject=subject, body=body, now=now,
-                              environ=environ)
+            # A stable message id per notification lets the receiver drop a retried duplicate.
+            result = send_notification(db, channel=channel, to=to, subject=subject, body=body,
+                                       now=now, environ=environ,
+                                       message_id=f"notify-{notification_id}")
+            if result is not None and not getattr(result, "ok", True):
+                error = getattr(result, "reason", None) or "channel refused the message"
         except Exception as exc:  # any channel failure is recorded and retried, never raised
             error = " ".join(str(exc).split()) or type(exc).__name__
+        if error is not None:
             with db.atomic():
-                store_notifications.mark_failed(db, notification_id, error=error)
+                # Back off 1, 2, 4, 8 ... minutes between attempts.
+                retry_at = now + timedelta(minutes=2 ** max(0, int(item["attempts"]) - 1))
+                store_notifications.mark_failed(db, notification_id, error=error,
+                                                retry_at=retry_at)
             report.failed += 1
             report.errors.append(f"notification {notification_id}: {error}")  # type: ignore[union-attr]
         else:

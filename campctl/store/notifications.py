@@ -67,8 +67,10 @@ def mark_delivered(db: Database, notification_id: int, *, now: datetime) -> None
     )
 
 
-def mark_failed(db: Database, notification_id: int, *, error: str) -> None:
+def mark_failed(db: Database, notification_id: int, *, error: str,
+                retry_at: datetime | None = None) -> None:
+    """Record a failed attempt; `retry_at` holds the next try back until then."""
     db.execute(
-        "UPDATE notifications SET delivery_error = ?, claimed_until = NULL WHERE id = ?",
-        (error[:500], notification_id),
+        "UPDATE notifications SET delivery_error = ?, claimed_until = ? WHERE id = ?",
+        (error[:500], to_db(retry_at) if retry_at else None, notification_id),
     )

@@ -82,6 +82,11 @@ def get_run(db: Database, run_id: int) -> dict[str, Any] | None:
     return None if row is None else _row(row)
 
 
+def raw_spec(db: Database, run_id: int) -> str | None:
+    """The run's snapshot exactly as stored (a restart copies it byte for byte)."""
+    return db.scalar("SELECT spec FROM runs WHERE id = ?", (run_id,))
+
+
 def list_runs(
     db: Database,
     *,

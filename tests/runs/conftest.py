@@ -1,0 +1,55 @@
+"""Arrange runs straight in the state file (the run engine lands in parallel)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+import pytest
+
+SNAPSHOT = {
+    "campaign": "spring-sale", "stage": "main", "code": "SPR-27", "timezone": "Europe/Paris",
+    "channel": "outbox", "message_type": "promotional", "audience": {"all": True},
+    "include_opted_out": False, "message": {"subject": "Hi {{ id }}", "body": "Hello"},
+    "window": None, "campaign_version": 1,
+}
+
+
+@pytest.fixture
+def make_run(cli, state):
+    """make_run(status, items=(...statuses), **columns) -> run id, with contacts c1..cN."""
+    assert cli("init").exit_code == 0
+
+    def make(status: str, items: tuple[str, ...] = (), **columns) -> int:
+        conn = sqlite3.connect(state)
+        try:
+            values = {
+                "campaign": "spring-sale", "stage": "main", "status": status,
+                "scheduled_at": "2027-03-01T08:00:00Z", "spec": json.dumps(SNAPSHOT),
+                "created_at": "2027-03-01T08:00:00Z", "updated_at": "2027-03-01T08:00:00Z",
+                **columns,
+            }
+            cur = conn.execute(
+                f"INSERT INTO runs ({', '.join(values)}) VALUES ({', '.join('?' for _ in values)})",
+                list(values.values()),
+            )
+            run_id = cur.lastrowid
+            for n, item_status in enumerate(items, start=1):
+                conn.execute(
+                    "INSERT INTO contacts (external_id, created_at, updated_at) VALUES (?, ?, ?)"
+                    " ON CONFLICT (external_id) DO NOTHING",
+                    (f"c{n}", "2027-01-01T00:00:00Z", "2027-01-01T00:00:00Z"),
+                )
+                contact = conn.execute("SELECT id FROM contacts WHERE external_id = ?",
+                                       (f"c{n}",)).fetchone()[0]
+                conn.execute(
+                    "INSERT INTO queue_items (message_id, run_id, contact_id, channel, status,"
+                    " created_at) VALUES (?, ?, ?, 'outbox', ?, '2027-03-01T08:00:00Z')",
+                    (f"r{run_id}-c{contact}", run_id, contact, item_status),
+                )
+            conn.commit()
+            return run_id
+        finally:
+            conn.close()
+
+    return make
