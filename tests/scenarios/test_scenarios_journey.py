@@ -153,3 +153,29 @@ def test_loop_without_wait_is_refused_and_never_spins(scn, state):
     assert scn.messages("spin") == []
     stats = scn.stats("spin", at(td(minutes=1)))
     assert stats["errors"] == 1 and stats["active"] == 0
+
+
+def test_branch_on_contact_attributes(scn):
+    scn.contacts({"id": "ann", "plan": "premium", "groups": ["vip"]},
+                 {"id": "bob", "plan": "basic"}, {"id": "cid", "plan": "basic", "groups": ["vip"]})
+    scn.apply("""\
+        kind: Scenario
+        name: tiers
+        launch: {type: manual}
+        steps:
+          - id: which
+            if: {rules: [{attr: plan, op: eq, value: premium}, {group: vip}], match: any}
+            then: gold
+            else: plain
+          - id: gold
+            send: {subject: "Gold", body: "for you"}
+            next: end
+          - id: plain
+            send: {subject: "Plain", body: "for you"}
+        """)
+    scn.activate("tiers")
+    scn.ok("start", "scenario", "tiers", "--all", "--yes")
+    scn.tick(at(td(minutes=1)))
+    assert sorted(m[:2] for m in scn.messages("tiers")) == [
+        ("ann", "gold"), ("bob", "plain"), ("cid", "gold")]
+    assert {p["status"] for p in scn.profiles("tiers")} == {"completed"}
