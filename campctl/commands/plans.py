@@ -63,7 +63,8 @@ def start_plan(
 
 
 def _stage_summary(view: dict) -> str:
-    return ", ".join(f"{s['campaign']}/{s['stage']}:{s['status']}" for s in view["stages"])
+    done = sum(1 for s in view["stages"] if s["status"] == "completed")
+    return f"{done}/{len(view['stages'])}"
 
 
 def get_instances(
@@ -90,7 +91,7 @@ def get_instances(
                 "current": v["current_stage"]} for r, v in zip(rows, views, strict=True)],
          [("id", "ID"), ("name", "NAME"), ("plan", "PLAN"), ("status", "STATUS"),
           ("current", "CURRENT STAGE"), ("started_at", "STARTED", local_cell(None)),
-          ("finished_at", "FINISHED", local_cell(None)), ("stage_list", "STAGES")],
+          ("finished_at", "FINISHED", local_cell(None)), ("stage_list", "DONE")],
          empty="no plan instances (start one with 'campctl start plan NAME')")
 
 
@@ -148,16 +149,21 @@ def describe_instance(ctx: typer.Context, ref: InstanceArg) -> None:
         summary["error"] = view["error"]
     emit_object(app, summary, title=f"instance {view['name']}")
     stages = Table(title="Campaign stage instances")
-    for header in ("CAMPAIGN", "CODE", "STAGE", "STATUS", "START", "ACTIVITY CREATED",
-                   "ACTIVITY FINISHED", "END", "COMPLETED", "HAS ERRORS", "RUN", "RUN LOG"):
+    for header in ("CAMPAIGN", "CODE", "STAGE", "STATUS", "START DATE", "END DATE",
+                   "COMPLETED", "HAS ERRORS", "RUN"):
         stages.add_column(header, overflow="fold")
     for s in view["stages"]:
         stages.add_row(s["campaign"], cell(s["code"]), s["stage"], s["status"],
-                       when(s["started_at"]), when(s["activity_created_at"]),
-                       when(s["activity_finished_at"]), when(s["ended_at"]),
-                       cell(s["completed"]), cell(s["has_errors"]), cell(s["run"]),
-                       cell(s["run_log"]))
+                       when(s["started_at"]), when(s["ended_at"]), cell(s["completed"]),
+                       cell(s["has_errors"]), cell(s["run"]))
     console.print(stages)
+    activity = Table(title="Activities (campaign runs)")
+    for header in ("STAGE", "ACTIVITY CREATED", "ACTIVITY FINISHED", "RUN LOG"):
+        activity.add_column(header, overflow="fold")
+    for s in view["stages"]:
+        activity.add_row(f"{s['campaign']}/{s['stage']}", when(s["activity_created_at"]),
+                         when(s["activity_finished_at"]), cell(s["run_log"]))
+    console.print(activity)
     log = Table(title="Execution log")
     for header in ("DATE", "TIME", "EVENT", "STAGE", "CAMPAIGN", "RUN", "DETAILS"):
         log.add_column(header, overflow="fold")

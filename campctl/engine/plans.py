@@ -15,7 +15,6 @@ from campctl.timeutil import from_db, iso_z, parse_local_datetime, zone
 
 SCHEDULER = "campctl-scheduler"  # the actor of instances started by a schedule
 BUILT_RUN = ("queued", "sending", "completed")
-PAUSABLE_RUN = ("scheduled", "building", "queued", "sending")
 
 
 # --- reading a plan spec (defaults filled here, SPEC §6) ---------------------------------------
@@ -125,8 +124,8 @@ def _snapshot(db, obj: dict) -> dict:
         if campaign is None:  # guarded by the preconditions; kept for a clear message
             raise ActionRefused(f"campaign {entry['campaign']} does not exist")
         stage = entry.get("stage", "main")
-        resolved = dict(resolve_stage(campaign["spec"], campaign["name"], stage))
-        resolved.setdefault("campaign_version", campaign["version"])
+        resolved = dict(resolve_stage(campaign["spec"], campaign["name"], stage,
+                                      version=campaign["version"]))
         stages.append({
             "campaign": campaign["name"],
             "stage": stage,
@@ -386,17 +385,15 @@ def _observe(db, instance: dict, stage: dict, *, now: datetime) -> dict | None:
             return None
     changes: dict[str, Any] = {}
     counts = run["counts"]
+    # The campaign engine logs "Queue Items Created" and "Delivery Started" for the run itself;
+    # the stage only records when it saw them.
     if _is_built(run) and stage["queue_created_at"] is None:
         changes["queue_created_at"] = now
-        exec_log.append(db, now=now, event="Queue Items Created", run_id=run["id"],
-                        details=f"{run['total']} queue item(s) created", **base)
         if stage["status"] == "started":
             changes["status"] = "running"
     handled = counts["sent"] + counts["failed"]
     if stage["delivery_started_at"] is None and (handled or run["status"] == "sending"):
         changes["delivery_started_at"] = now
-        exec_log.append(db, now=now, event="Delivery Started", run_id=run["id"],
-                        details=f"delivery of {run['total']} message(s) started", **base)
     if handled > stage["sent_logged"]:
         changes["sent_logged"] = handled
         exec_log.append(
@@ -450,9 +447,10 @@ def _start_stage(db, instance: dict, stage: dict, total: int, *, now: datetime) 
                     details=f"stage {stage['position'] + 1} of {total}")
     exec_log.append(db, now=now, event="Activity Created", run_id=run_id, **base,
                     details=f"run {run_id} created")
-    if instance["status"] == "paused" and _pause_run(db, run_id, now=now):
+    if instance["status"] == "paused":
         exec_log.append(db, now=now, event="Delivery Paused", run_id=run_id, **base,
-                        details="stage started while the instance is paused")
+                        details="stage started while the instance is paused: its messages are "
+                                "built but not sent until 'resume instance'")
 
 
 def _complete_stage(db, instance: dict, stage: dict, *, now: datetime, why: str) -> None:
@@ -467,6 +465,7 @@ def _advance_instance(db, instance_id: int, *, now: datetime, report=None) -> No
     instance = store.get_instance(db, instance_id)
     if instance is None or instance["status"] not in store.ACTIVE_INSTANCE:
         return
+    store.tag_plan_in_log(db, instance_id, instance["plan"])
     stages = store.stages_of(db, instance_id)
     transition = instance["snapshot"].get("transition", "completed")
     for stage in stages:
@@ -486,7 +485,8 @@ def _advance_instance(db, instance_id: int, *, now: datetime, report=None) -> No
             return
         if not _reached(run, transition):
             return
-        why = ("run skipped by the operator" if run["status"] == "skipped" else
+        why = (f"run {run['id']} skipped ({run.get('error') or 'by the operator'})"
+               if run["status"] == "skipped" else
                f"all {run['total']} message(s) built" if transition == "completed" else
                f"all {run['total']} message(s) sent or finally failed")
         _complete_stage(db, instance, stage, now=now, why=f"transition {transition}: {why}")
@@ -510,6 +510,7 @@ def _end_instance(db, instance: dict, *, to: str, now: datetime, actor: str, why
     if not store.set_instance_status(db, instance["id"], to=to, from_=store.ACTIVE_INSTANCE,
                                      finished_at=now, error=why if to == "failed" else None):
         return
+    store.tag_plan_in_log(db, instance["id"], instance["plan"])
     base = {"plan": instance["plan"], "instance_id": instance["id"]}
     for stage in store.cancel_open_stages(db, instance["id"], now=now):
         exec_log.append(db, now=now, event="Stage Cancelled", campaign=stage["campaign"],
@@ -534,21 +535,13 @@ def _end_instance(db, instance: dict, *, to: str, now: datetime, actor: str, why
 
 # --- delivery control --------------------------------------------------------------------------
 
-def _pause_run(db, run_id: int, *, now: datetime) -> bool:
-    """Hold a run's delivery; `paused_from` remembers where it resumes (as `pause run`)."""
-    run = store_runs.get_run(db, run_id)
-    if run is None or run["status"] not in PAUSABLE_RUN:
-        return False
-    return store_runs.set_status(db, run_id, "paused", now=now, expected=[run["status"]],
-                                 paused_from=run["status"])
-
-
-def _resume_run(db, run_id: int, *, now: datetime) -> bool:
-    run = store_runs.get_run(db, run_id)
-    if run is None or run["status"] != "paused":
-        return False
-    target = run.get("paused_from") if run.get("paused_from") in PAUSABLE_RUN else "queued"
-    return store_runs.set_status(db, run_id, target, now=now, expected=["paused"])
+def _current_stage(stages: list[dict]) -> dict | None:
+    """The stage in progress, else the last one that started."""
+    active = [s for s in stages if s["status"] in ("started", "running")]
+    if active:
+        return active[0]
+    started = [s for s in stages if s["run_id"] is not None]
+    return started[-1] if started else None
 
 
 def _verb_allowed(instance: dict, verb: str) -> None:
@@ -568,12 +561,13 @@ def pause_instance(db, *, ref: str | int, now: datetime, actor: str,
     _verb_allowed(instance, "pause")
     if not store.set_instance_status(db, instance["id"], to="paused", from_=("running",)):
         raise ActionRefused(f"instance {instance['name']} changed meanwhile; look again")
-    for stage in store.stages_of(db, instance["id"]):
-        if stage["run_id"] and _pause_run(db, stage["run_id"], now=now):
-            exec_log.append(db, now=now, event="Delivery Paused", plan=instance["plan"],
-                            instance_id=instance["id"], campaign=stage["campaign"],
-                            stage=stage["stage"], run_id=stage["run_id"],
-                            details=f"paused by {actor}" + (f": {note}" if note else ""))
+    # The campaign engine keeps building the runs of a paused instance and delivers none of
+    # them (engine.runs.live_runs), so pausing is the instance's status alone.
+    current = _current_stage(store.stages_of(db, instance["id"]))
+    exec_log.append(db, now=now, event="Delivery Paused", plan=instance["plan"],
+                    instance_id=instance["id"], campaign=current and current["campaign"],
+                    stage=current and current["stage"], run_id=current and current["run_id"],
+                    details=f"paused by {actor}" + (f": {note}" if note else ""))
     history.record(db, kind="instance", name=str(instance["id"]), action="pause", actor=actor,
                    now=now, from_status="running", to_status="paused", note=note)
     return instance_view(db, instance["id"])
@@ -585,14 +579,11 @@ def resume_instance(db, *, ref: str | int, now: datetime, actor: str,
     _verb_allowed(instance, "resume")
     if not store.set_instance_status(db, instance["id"], to="running", from_=("paused",)):
         raise ActionRefused(f"instance {instance['name']} changed meanwhile; look again")
-    for stage in store.stages_of(db, instance["id"]):
-        if not stage["run_id"] or stage["run_status"] != "paused":
-            continue
-        if _resume_run(db, stage["run_id"], now=now):
-            exec_log.append(db, now=now, event="Delivery Resumed", plan=instance["plan"],
-                            instance_id=instance["id"], campaign=stage["campaign"],
-                            stage=stage["stage"], run_id=stage["run_id"],
-                            details=f"resumed by {actor}" + (f": {note}" if note else ""))
+    current = _current_stage(store.stages_of(db, instance["id"]))
+    exec_log.append(db, now=now, event="Delivery Resumed", plan=instance["plan"],
+                    instance_id=instance["id"], campaign=current and current["campaign"],
+                    stage=current and current["stage"], run_id=current and current["run_id"],
+                    details=f"resumed by {actor}" + (f": {note}" if note else ""))
     history.record(db, kind="instance", name=str(instance["id"]), action="resume", actor=actor,
                    now=now, from_status="paused", to_status="running", note=note)
     _advance_instance(db, instance["id"], now=now)
@@ -632,8 +623,11 @@ def _refresh_logs(db, instance: dict, *, now: datetime) -> None:
 def stop_current(db, *, plan: str, now: datetime, actor: str, note: str | None = None
                  ) -> list[int]:
     """`stop plan NAME --current`: stop the plan's running or paused instances, whatever the
-    plan's status; returns their ids (empty when none was running)."""
+    plan's status; returns their ids. Refused (exit 1) when none is running."""
     ids = store.active_instance_ids(db, plan=plan)
+    if not ids:
+        raise ActionRefused(f"plan {plan} has no running or paused instance, nothing to stop "
+                            f"(see 'campctl get instances --plan {plan}')")
     for instance_id in ids:
         stop_instance(db, ref=instance_id, now=now, actor=actor, note=note)
     return ids

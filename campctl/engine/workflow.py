@@ -101,9 +101,7 @@ def _running(db, kind: Kind, name: str) -> str | None:
         runs = store.active_runs(db, name)
         if runs:
             return f"it has {runs} active run(s); stop them first ('campctl get runs --campaign {name}')"
-        instances = store.live_instances_using(db, name)
-        if instances:
-            return f"{instances} running plan instance(s) use it"
+        # A plan instance that uses it is not in the way: it runs from its snapshot (SPEC §6).
     elif kind is Kind.PLAN:
         instances = store.live_instances(db, name)
         if instances:

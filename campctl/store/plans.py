@@ -341,3 +341,11 @@ def instance_log(db: Database, instance_id: int) -> list[dict]:
             (instance_id,),
         )
     ]
+
+
+def tag_plan_in_log(db: Database, instance_id: int, plan: str) -> None:
+    """Rows that other areas log for an instance's runs carry its id; add the plan name so that
+    `log --plan` finds them."""
+    db.execute(
+        "UPDATE exec_log SET plan = ? WHERE instance_id = ? AND plan IS NULL", (plan, instance_id)
+    )

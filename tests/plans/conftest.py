@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import textwrap
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -33,7 +36,8 @@ stages:
 CHANNEL = """\
 kind: Channel
 name: slow
-type: outbox
+type: webhook
+url: {url}
 rate: {rate}
 """
 
@@ -51,7 +55,9 @@ stages:
 class PlanWorld:
     """Builds a state file with contacts, a campaign and a plan through the real CLI."""
 
-    def __init__(self, cli, write_yaml, rows, tmp_path):
+    def __init__(self, cli, write_yaml, rows, tmp_path, hook_url: str, received: list):
+        self.hook_url = hook_url
+        self.received = received  # JSON bodies the webhook receiver got
         self.cli = cli
         self.write_yaml = write_yaml
         self.rows = rows
@@ -75,7 +81,7 @@ class PlanWorld:
         text = CAMPAIGN.format(name=name, code=code, closes_at=closes_at, channel=channel,
                                subject=subject, main_controlled=main_controlled)
         if rate:
-            text = CHANNEL.format(rate=rate) + "---\n" + text
+            text = CHANNEL.format(rate=rate, url=self.hook_url) + "---\n" + text
         self.ok("apply", str(self.write_yaml(f"{name}.yaml", text)))
 
     def plan(self, *, name="spring-launch", transition="completed", schedule=None,
@@ -108,6 +114,11 @@ class PlanWorld:
             params.append(plan)
         return self.rows(sql + " ORDER BY id", params)
 
+    def sent(self, run: int) -> int:
+        """Messages of a run handed over (any channel)."""
+        return self.rows("SELECT count(*) AS n FROM queue_items WHERE run_id = ? AND "
+                         "status = 'sent'", (run,))[0]["n"]
+
     def outbox(self, run: int | None = None) -> list[dict]:
         if run is None:
             return self.rows("SELECT * FROM outbox ORDER BY message_id")
@@ -121,8 +132,34 @@ def _yaml_value(value) -> str:
 
 
 @pytest.fixture
-def world(cli, write_yaml, rows, tmp_path) -> PlanWorld:
-    w = PlanWorld(cli, write_yaml, rows, tmp_path)
+def webhook():
+    """A webhook receiver on 127.0.0.1 that accepts everything: (url, received bodies)."""
+    received: list = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - the http.server hook name
+            length = int(self.headers.get("Content-Length") or 0)
+            received.append(json.loads(self.rfile.read(length) or b"null"))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/hook", received
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def world(cli, write_yaml, rows, tmp_path, webhook) -> PlanWorld:
+    w = PlanWorld(cli, write_yaml, rows, tmp_path, *webhook)
     w.ok("init")
     return w
 
