@@ -1,7 +1,447 @@
-"""Commands: (to be written)."""
+"""Commands: tick, daemon, status, preview, log, events emit|import, demo."""
 
 from __future__ import annotations
 
+import json
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
 
-def register(app, groups) -> None:
-    """Add this module's commands to the root app and the shared verb groups."""
+import typer
+
+from campctl.commands.common import app_context, emit, emit_object, notice, print_json
+from campctl.errors import NotFound, UsageProblem
+
+LOG_COLUMNS = [("at", "AT"), ("event", "EVENT"), ("plan", "PLAN"), ("instance", "INSTANCE"),
+               ("campaign", "CAMPAIGN"), ("stage", "STAGE"), ("run", "RUN"),
+               ("details", "DETAILS")]
+
+
+def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
+    app.command("tick", help="One pass of the engine at the current time: fire due "
+                "occurrences, build due queues, deliver due messages, finish what is done.")(tick)
+    app.command("daemon", help="Tick in a loop every --interval; a live table on a terminal, "
+                "one line per tick otherwise. SIGINT/SIGTERM finish the batch and exit 0.")(daemon)
+    app.command("status", help="One screen: plans, campaigns, active runs and instances, "
+                "scenarios, next occurrences.")(status)
+    app.command("log", help="The execution log, oldest first (filters combine).")(log)
+    app.command("demo", help="Run the example definitions on a sample audience across N "
+                "simulated days (no network, a temporary state file unless --state).")(demo)
+    for kind in ("campaign", "plan", "scenario"):
+        groups["preview"].command(kind, help=f"The next occurrences of a {kind}'s schedule, "
+                                  "local and UTC.")(_preview_for(kind))
+    events = typer.Typer(help="Record contact events (they trigger event campaigns and "
+                         "scenarios).", no_args_is_help=True, rich_markup_mode=None)
+    events.command("emit", help="Record one event for a contact.")(events_emit)
+    events.command("import", help="Record events from a JSON Lines file: {\"event\", "
+                   "\"contact\", \"at\"?, \"data\"?} per line.")(events_import)
+    events.command("list", help="The most recent events.")(events_list)
+    app.add_typer(events, name="events")
+
+
+# --- tick ---------------------------------------------------------------------------------------
+
+def _summary_line(report) -> str:
+    from campctl.timeutil import iso_z
+
+    return (f"tick {iso_z(report.now)}: fired {report.fired}, built {report.built}, sent "
+            f"{report.sent}, failed {report.failed}, cancelled {report.cancelled}"
+            + (f", skipped {report.skipped}" if report.skipped else ""))
+
+
+def tick(
+    ctx: typer.Context,
+    max_messages: Annotated[int | None, typer.Option(
+        "--max-messages", min=1, help="Deliver at most N messages in this tick.")] = None,
+    max_seconds: Annotated[float | None, typer.Option(
+        "--max-seconds", min=0.1, help="Stop delivering after S seconds.")] = None,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="Write nothing; print what this tick would do and why.")] = False,
+) -> None:
+    from campctl.engine.tick import tick as run_tick
+
+    app = app_context(ctx)
+    db = app.db(create=True)
+    report = run_tick(db, now=app.now, environ=app.environ, max_messages=max_messages,
+                      max_seconds=max_seconds, dry_run=dry_run)
+    _deliver_notifications(db, app)
+    if app.json:
+        data = report.as_json()
+        if dry_run:
+            data["dry_run"] = True
+            data["notes"] = list(report.notes)
+        print_json(data)
+        return
+    out = app.out()
+    if dry_run:
+        out.print("dry run: nothing was written", markup=False)
+        for line in report.notes:
+            out.print(f"  {line}", markup=False)
+    out.print(_summary_line(report), markup=False)
+
+
+def _deliver_notifications(db, app) -> None:
+    try:
+        from campctl.engine.run_control import deliver_pending_notifications
+    except ImportError:
+        return
+    try:
+        deliver_pending_notifications(db, now=app.now, environ=app.environ)
+    except Exception as exc:  # a notification problem must never fail the tick
+        notice(app, f"warning: notifications not delivered: {exc}")
+
+
+# --- daemon -------------------------------------------------------------------------------------
+
+def daemon(
+    ctx: typer.Context,
+    interval: Annotated[str, typer.Option("--interval", help="Time between ticks (30s, 1m).")]
+    = "30s",
+    max_messages: Annotated[int | None, typer.Option(
+        "--max-messages", min=1, help="Deliver at most N messages per tick.")] = None,
+    ticks: Annotated[int | None, typer.Option(
+        "--ticks", min=1, help="Stop after N ticks (for rehearsals and tests).")] = None,
+) -> None:
+    from datetime import UTC, datetime
+
+    from campctl.engine.tick import tick as run_tick
+    from campctl.timeutil import parse_duration
+
+    app = app_context(ctx)
+    try:
+        seconds = parse_duration(interval).total_seconds()
+    except ValueError as exc:
+        raise UsageProblem(f"--interval: {exc}") from exc
+    if seconds <= 0:
+        raise UsageProblem("--interval must be positive")
+    db = app.db(create=True)
+    stop = {"requested": False}
+
+    def on_signal(signum, frame):  # finish the current batch, then leave the loop
+        stop["requested"] = True
+
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    live = None
+    try:
+        if app.stdout_is_terminal and not app.json:
+            from rich.live import Live
+
+            live = Live(console=app.out(), refresh_per_second=2)
+            live.start()
+        count = 0
+        next_at = time.monotonic()
+        while not stop["requested"]:
+            # --now fixes the clock for a rehearsal; each tick then advances it by the interval.
+            if app.now_text:
+                from datetime import timedelta
+
+                now = app.now + timedelta(seconds=seconds * count)
+            else:
+                now = datetime.now(UTC).replace(microsecond=0)
+            report = run_tick(db, now=now, environ=app.environ, max_messages=max_messages,
+                              stop_requested=lambda: stop["requested"])
+            _deliver_notifications(db, app)
+            count += 1
+            if live is not None:
+                live.update(_status_renderable(db, now=now, footer=_summary_line(report)))
+            elif app.json:
+                sys.stdout.write(json.dumps(report.as_json()) + "\n")
+                sys.stdout.flush()
+            else:
+                sys.stdout.write(_summary_line(report) + "\n")
+                sys.stdout.flush()
+            if ticks is not None and count >= ticks:
+                break
+            next_at += seconds
+            while not stop["requested"]:
+                left = next_at - time.monotonic()
+                if left <= 0:
+                    break
+                time.sleep(min(left, 0.2))
+    finally:
+        if live is not None:
+            live.stop()
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+    if stop["requested"]:
+        notice(app, "daemon: stopped by signal after finishing the current batch")
+
+
+# --- status -------------------------------------------------------------------------------------
+
+def status(ctx: typer.Context) -> None:
+    from campctl.engine.status import collect
+
+    app = app_context(ctx)
+    data = collect(app.db(), now=app.now)
+    if app.json:
+        print_json(data)
+        return
+    app.out().print(_status_renderable(app.db(), now=app.now, data=data))
+
+
+def _status_renderable(db, *, now, data=None, footer: str | None = None):
+    from rich.console import Group
+    from rich.progress_bar import ProgressBar
+    from rich.table import Table
+    from rich.text import Text
+
+    from campctl.engine.status import collect
+    from campctl.timeutil import display, from_db
+
+    data = data or collect(db, now=now)
+    parts = []
+
+    def table(title, columns, rows):
+        t = Table(title=title, title_justify="left", show_lines=False)
+        for c in columns:
+            t.add_column(c)
+        for r in rows:
+            t.add_row(*r)
+        parts.append(t if rows else Text(f"{title}: none", style="dim"))
+
+    def when(value, tz=None):
+        return display(from_db(value), tz) if value else "-"
+
+    table("Plans", ["NAME", "STATUS", "SCHEDULE", "NEXT"],
+          [(p["name"], p["status"] or "-", p["schedule_type"] or "-", when(p["next_occurrence"]))
+           for p in data["plans"]])
+    table("Campaigns", ["NAME", "STATUS", "TYPE", "LAUNCHED", "NEXT"],
+          [(c["name"], c["status"] or "-", c["type"], when(c["launched_at"], c["timezone"]),
+            when(c["next_occurrence"], c["timezone"])) for c in data["campaigns"]])
+    rows = []
+    for r in data["runs"]:
+        total = r["queued"] + r["sent"] + r["failed"] + r["cancelled"]
+        done = total - r["queued"]
+        bar = ProgressBar(total=max(total, 1), completed=done if total else 0, width=20)
+        rows.append((str(r["id"]), f"{r['campaign']}/{r['stage']}", r["status"], bar,
+                     f"{r['sent']}/{total}", str(r["failed"])))
+    t = Table(title="Active runs", title_justify="left")
+    for c in ("RUN", "CAMPAIGN/STAGE", "STATUS", "PROGRESS", "SENT", "FAILED"):
+        t.add_column(c)
+    for row in rows:
+        t.add_row(*row)
+    parts.append(t if rows else Text("Active runs: none", style="dim"))
+    table("Active instances", ["ID", "NAME", "PLAN", "STATUS", "STAGE", "STARTED"],
+          [(str(i["id"]), i["name"], i["plan"], i["status"], i.get("stage") or "-",
+            when(i["started_at"])) for i in data["instances"]])
+    table("Scenarios", ["NAME", "ACTIVE", "LAUNCH", "PROFILES"],
+          [(s["name"], "yes" if s["active"] else "no", s["launch_type"] or "-",
+            str(s["profiles_active"])) for s in data["scenarios"]])
+    table("Next occurrences", ["KIND", "NAME", "AT"],
+          [(o["kind"], o["name"], when(o["next_due_at"])) for o in data["next_occurrences"]])
+    if footer:
+        parts.append(Text(footer))
+    return Group(*parts)
+
+
+# --- preview ------------------------------------------------------------------------------------
+
+def _preview_for(kind: str):
+    def preview_cmd(
+        ctx: typer.Context,
+        name: Annotated[str, typer.Argument(help="The object's name.")],
+        next_: Annotated[int, typer.Option("--next", min=1, max=1000,
+                                           help="How many occurrences.")] = 5,
+    ) -> None:
+        from campctl.engine.status import preview as compute
+        from campctl.timeutil import iso_z
+
+        app = app_context(ctx)
+        moments, tz = compute(app.db(), kind, name, now=app.now, count=next_)
+        rows = [{"local": m.astimezone(_zone(tz)).isoformat(), "utc": iso_z(m)} for m in moments]
+        emit(app, rows, [("local", f"LOCAL ({tz})"), ("utc", "UTC")],
+             empty=f"{kind} {name} has no upcoming occurrences")
+
+    preview_cmd.__name__ = f"preview_{kind}"
+    return preview_cmd
+
+
+def _zone(tz: str):
+    from campctl.timeutil import zone
+
+    return zone(tz)
+
+
+# --- log ----------------------------------------------------------------------------------------
+
+def log(
+    ctx: typer.Context,
+    plan: Annotated[str | None, typer.Option("--plan", help="Only this plan.")] = None,
+    instance: Annotated[int | None, typer.Option("--instance", help="Only this instance.")]
+    = None,
+    run: Annotated[int | None, typer.Option("--run", help="Only this run.")] = None,
+    scenario: Annotated[str | None, typer.Option("--scenario", help="Only this scenario.")]
+    = None,
+    campaign: Annotated[str | None, typer.Option("--campaign", help="Only this campaign.")]
+    = None,
+    since: Annotated[str | None, typer.Option("--since", help="Only the last DURATION (2h).")]
+    = None,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new entries "
+                                         "(Ctrl-C to stop).")] = False,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="At most N entries.")] = 1000,
+) -> None:
+    from campctl.store.log import read_log
+    from campctl.timeutil import parse_duration, to_db
+
+    app = app_context(ctx)
+    db = app.db()
+    after_at = None
+    if since:
+        try:
+            after_at = to_db(app.now - parse_duration(since))
+        except ValueError as exc:
+            raise UsageProblem(f"--since: {exc}") from exc
+    filters = {"plan": plan, "instance_id": instance, "run_id": run, "scenario": scenario,
+               "campaign": campaign, "since": after_at}
+    rows, last_id = read_log(db, limit=limit, **filters)
+    if not follow:
+        emit(app, rows, LOG_COLUMNS, empty="no log entries")
+        return
+    _print_log_lines(app, rows)
+    try:
+        while True:
+            time.sleep(1.0)
+            rows, new_last = read_log(db, after_id=last_id, limit=limit, **filters)
+            if rows:
+                last_id = new_last
+                _print_log_lines(app, rows)
+    except KeyboardInterrupt:
+        return
+
+
+def _print_log_lines(app, rows) -> None:
+    for row in rows:
+        if app.json:
+            sys.stdout.write(json.dumps(row) + "\n")
+        else:
+            cells = [str(row.get(k) if row.get(k) is not None else "-") for k, _ in LOG_COLUMNS]
+            sys.stdout.write("  ".join(cells) + "\n")
+    sys.stdout.flush()
+
+
+# --- events -------------------------------------------------------------------------------------
+
+def events_emit(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Event name, e.g. form_submitted.")],
+    contact: Annotated[str, typer.Option("--contact", help="The contact's id.")],
+    data: Annotated[str | None, typer.Option("--data", help="JSON object with details.")] = None,
+) -> None:
+    from campctl.engine.campaigns import record_event
+
+    app = app_context(ctx)
+    payload = None
+    if data is not None:
+        try:
+            payload = json.loads(data)
+        except ValueError as exc:
+            raise UsageProblem(f"--data is not valid JSON: {exc}") from exc
+    db = app.db(create=True)
+    with db.atomic():
+        event_id = record_event(db, name=name, contact=contact, at=app.now, data=payload,
+                                now=app.now)
+    if app.json:
+        emit_object(app, {"id": event_id, "event": name, "contact": contact,
+                          "at": app.now})
+    else:
+        notice(app, f"event {name} recorded for contact {contact} (id {event_id})")
+
+
+def events_import(
+    ctx: typer.Context,
+    path: Annotated[Path, typer.Argument(help="JSON Lines file.")],
+) -> None:
+    from campctl.engine.campaigns import import_events
+
+    app = app_context(ctx)
+    if not path.is_file():
+        raise NotFound(f"no file {path}")
+    db = app.db(create=True)
+    with path.open(encoding="utf-8") as handle:
+        result = import_events(db, handle, now=app.now)
+    if app.json:
+        print_json(result)
+    else:
+        for err in result["errors"]:
+            notice(app, f"{path}:{err['line']}: {err['reason']}")
+        notice(app, f"imported {result['imported']}, rejected {result['rejected']}")
+    if result["rejected"]:
+        raise typer.Exit(1)
+
+
+def events_list(
+    ctx: typer.Context,
+    name: Annotated[str | None, typer.Option("--event", help="Only this event name.")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1)] = 50,
+) -> None:
+    from campctl.store.events import list_events
+
+    app = app_context(ctx)
+    rows = list_events(app.db(), name=name, limit=limit)
+    emit(app, rows, [("id", "ID"), ("name", "EVENT"), ("contact", "CONTACT"), ("at", "AT"),
+                     ("data", "DATA")], empty="no events")
+
+
+# --- demo ---------------------------------------------------------------------------------------
+
+def demo(
+    ctx: typer.Context,
+    days: Annotated[int, typer.Option("--days", min=1, max=60,
+                                      help="Simulated days.")] = 7,
+) -> None:
+    from campctl.engine.demo import run_demo
+
+    app = app_context(ctx)
+    state = app.state_path if _state_given(ctx) else None
+    summary = run_demo(state=state, days=days, now=app.now, environ=app.environ,
+                       actor=app.actor, progress=None if app.json else
+                       _demo_progress(app))
+    if app.json:
+        print_json(summary)
+        return
+    _print_demo_summary(app, summary)
+
+
+def _state_given(ctx) -> bool:
+    root = ctx.find_root()
+    return root.params.get("state") is not None or "CAMPCTL_STATE" in app_context(ctx).environ
+
+
+def _demo_progress(app):
+    if not app.stdout_is_terminal:
+        def plain(db, now, report):
+            if report.fired or report.built or report.sent:
+                sys.stdout.write(_summary_line(report) + "\n")
+        return plain
+    from rich.live import Live
+
+    holder = {}
+
+    def live(db, now, report):
+        if "live" not in holder:
+            holder["live"] = Live(console=app.out(), refresh_per_second=8, transient=True)
+            holder["live"].start()
+        holder["live"].update(_status_renderable(db, now=now, footer=_summary_line(report)))
+        if report is None:
+            holder["live"].stop()
+    return live
+
+
+def _print_demo_summary(app, summary) -> None:
+    out = app.out()
+    out.print(f"demo: {summary['days']} simulated days on {summary['state']}", markup=False)
+    emit(app, summary["runs"], [("id", "RUN"), ("campaign", "CAMPAIGN"), ("stage", "STAGE"),
+                                ("status", "STATUS"), ("sent", "SENT"), ("failed", "FAILED")],
+         title="Runs", empty="no runs")
+    emit(app, summary["instances"], [("id", "ID"), ("name", "INSTANCE"), ("status", "STATUS")],
+         title="Plan instances", empty="no plan instances")
+    emit(app, summary["scenarios"], [("name", "SCENARIO"), ("profiles", "PROFILES")],
+         title="Scenarios", empty="no scenarios")
+    emit(app, summary["messages"], [("sent_at", "SENT"), ("contact", "TO"),
+                                    ("campaign", "CAMPAIGN"), ("subject", "SUBJECT")],
+         title="Sample of delivered messages", empty="no messages delivered")
+    out.print(f"total messages delivered: {summary['delivered']}", markup=False)
+

@@ -26,3 +26,40 @@ def append(
         " details) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (to_db(now), event, plan, instance_id, campaign, stage, run_id, scenario, details),
     )
+
+
+def read_log(
+    db: Database,
+    *,
+    plan: str | None = None,
+    instance_id: int | None = None,
+    run_id: int | None = None,
+    scenario: str | None = None,
+    campaign: str | None = None,
+    since: str | None = None,
+    after_id: int = 0,
+    limit: int = 1000,
+) -> tuple[list[dict], int]:
+    """Log rows oldest first (SPEC §9 keys) with filters, and the last id read (for --follow)."""
+    where = ["id > ?"]
+    params: list = [after_id]
+    for column, value in (("plan", plan), ("instance_id", instance_id), ("run_id", run_id),
+                          ("scenario", scenario), ("campaign", campaign)):
+        if value is not None:
+            where.append(f"{column} = ?")
+            params.append(value)
+    if since is not None:
+        where.append("at >= ?")
+        params.append(since)
+    rows = db.query(
+        "SELECT id, at, event, plan, instance_id, campaign, stage, run_id, scenario, details"
+        f" FROM (SELECT * FROM exec_log WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?)"
+        " ORDER BY id",
+        [*params, limit],
+    )
+    out = [{"at": r["at"], "event": r["event"], "plan": r["plan"],
+            "instance": r["instance_id"], "campaign": r["campaign"], "stage": r["stage"],
+            "run": r["run_id"], "scenario": r["scenario"], "details": r["details"]}
+           for r in rows]
+    last = rows[-1]["id"] if rows else after_id
+    return out, last

@@ -1,0 +1,396 @@
+"""Campaign schedules: launch, one-off / date-triggered / event-triggered occurrences, closes_at.
+
+Each launched campaign has a schedule_state row whose `next_due_at` says when it next needs
+attention; a tick looks only at due rows. Occurrences are unique by (campaign, scheduled time) in
+the database, so concurrent ticks create one set of runs per occurrence.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta
+
+from campctl.engine import runs as run_engine
+from campctl.store import events as event_store
+from campctl.store import log as exec_log
+from campctl.store import objects as object_store
+from campctl.store import schedules
+from campctl.timeutil import from_db, parse_duration, parse_local_datetime, to_db
+
+KIND = "Campaign"
+DEFAULT_CRON = "0 9 * * *"
+ONE_SECOND = timedelta(seconds=1)
+
+
+def _when(value, tz: str, launch: datetime) -> datetime | None:
+    """`immediately` → launch; `{at: DATETIME}` or a bare datetime → that instant."""
+    if value is None:
+        return None
+    if value == "immediately":
+        return launch
+    if isinstance(value, dict) and "at" in value:
+        return parse_local_datetime(str(value["at"]), tz)
+    if isinstance(value, str) and value not in ("after_queue",):
+        return parse_local_datetime(value, tz)
+    return None
+
+
+def _closes_at(spec: dict) -> datetime | None:
+    value = spec.get("closes_at")
+    if not value:
+        return None
+    return parse_local_datetime(str(value), spec.get("timezone") or "UTC")
+
+
+def _earliest(*moments: datetime | None) -> datetime | None:
+    present = [m for m in moments if m is not None]
+    return min(present) if present else None
+
+
+def one_off_times(spec: dict, launch: datetime) -> tuple[datetime, datetime | None]:
+    """(queue_at, send_at) of a one-off launch; send_at None = send as soon as built."""
+    schedule = spec.get("schedule") or {}
+    tz = spec.get("timezone") or "UTC"
+    send = schedule.get("send", "immediately")
+    send_at = None if send in ("immediately", "after_queue", None) else _when(send, tz, launch)
+    queue = schedule.get("queue", "immediately")
+    if isinstance(queue, dict) and "before_send" in queue:
+        base = send_at or launch
+        queue_at = base - parse_duration(str(queue["before_send"]))
+    else:
+        queue_at = _when(queue, tz, launch) or launch
+    return max(queue_at, launch), send_at
+
+
+def on_launch(db, name: str, now: datetime) -> None:
+    """Hook for `start campaign`: compute the schedule at once, inside the caller's transaction."""
+    from campctl.models import TickReport
+
+    process(db, name, now=now, report=TickReport(now=now))
+
+
+def fire_due(db, *, now: datetime, report, dry_run: bool = False) -> None:
+    """Process every campaign whose schedule is due (one transaction per campaign)."""
+    for name in schedules.due_campaigns(db, now=now):
+        with db.atomic():
+            process(db, name, now=now, report=report)
+
+
+def process(db, name: str, *, now: datetime, report) -> None:
+    obj = object_store.get_object(db, KIND, name)
+    if obj is None:
+        schedules.clear_state(db, KIND, name)
+        return
+    spec = obj["spec"] or {}
+    closes_at = _closes_at(spec)
+    launched = from_db(obj.get("launched_at"))
+    state = schedules.get_state(db, KIND, name) or {}
+    cursor_launch = state.get("cursor_at")
+    if closes_at is not None and now >= closes_at:
+        _close(db, name, closes_at, now=now, report=report)
+        schedules.set_state(db, KIND, name, next_due_at=None,
+                            cursor_at=obj.get("launched_at") or cursor_launch)
+        return
+    if obj["status"] != "approved" or launched is None:
+        schedules.set_state(db, KIND, name, next_due_at=closes_at, cursor_at=cursor_launch)
+        return
+    kind = spec.get("type") or "one-off"
+    if kind == "date-triggered":
+        nxt = _date_triggered(db, name, obj, launched, now=now, report=report)
+    elif kind == "event-triggered":
+        nxt = _event_triggered(db, name, obj, launched, now=now, report=report)
+    else:
+        nxt = _one_off(db, name, obj, launched, now=now, report=report)
+    schedules.set_state(db, KIND, name, next_due_at=_earliest(nxt, closes_at),
+                        cursor_at=obj["launched_at"])
+
+
+def _close(db, name: str, closes_at: datetime, *, now: datetime, report) -> None:
+    occ = schedules.insert_occurrence(db, kind=KIND, name=name, scheduled_at=closes_at,
+                                      status="closed", now=now, reason="closes_at reached")
+    if occ is None:
+        return
+    run_engine.close_campaign_runs(db, name, now=now, report=report)
+    report.notes.append(f"campaign {name}: closed at {to_db(closes_at)}; no new runs, queued "
+                        "messages cancelled")
+
+
+def _create_stage_runs(db, name: str, obj: dict, *, now: datetime, occurrence_id: int,
+                       scheduled_at: datetime, queue_at: datetime, send_at: datetime | None,
+                       audience: dict | None = None) -> list[int]:
+    spec = obj["spec"] or {}
+    ids = []
+    for stage in run_engine.stages_of(spec):
+        if stage.get("controlled_by_plan"):
+            continue
+        snapshot = run_engine.resolve_stage(spec, name, stage["name"], version=obj.get("version"))
+        if audience is not None:
+            snapshot["audience"] = audience
+        run_id = run_engine.create_run(
+            db, campaign=name, stage=stage["name"], snapshot=snapshot, now=now,
+            scheduled_at=scheduled_at, queue_at=queue_at, send_at=send_at,
+            occurrence_id=occurrence_id)
+        exec_log.append(db, now=now, event="Activity Created", campaign=name,
+                        stage=stage["name"], run_id=run_id,
+                        details=f"occurrence {to_db(scheduled_at)}")
+        ids.append(run_id)
+    return ids
+
+
+def _one_off(db, name: str, obj: dict, launch: datetime, *, now: datetime, report):
+    queue_at, send_at = one_off_times(obj["spec"] or {}, launch)
+    occ = schedules.insert_occurrence(db, kind=KIND, name=name, scheduled_at=launch,
+                                      status="fired", now=now, reason="launch")
+    if occ is not None:
+        ids = _create_stage_runs(db, name, obj, now=now, occurrence_id=occ, scheduled_at=launch,
+                                 queue_at=queue_at, send_at=send_at)
+        report.fired += 1
+        report.notes.append(
+            f"campaign {name}: launched; {len(ids)} run(s) build at {to_db(queue_at)}, send "
+            + (f"from {to_db(send_at)}" if send_at else "as soon as built"))
+    return None
+
+
+def _record_skips(db, name: str, skipped, *, now: datetime, report) -> None:
+    for moment, reason in skipped:
+        if schedules.insert_occurrence(db, kind=KIND, name=name, scheduled_at=moment,
+                                       status="skipped", now=now, reason=reason) is not None:
+            exec_log.append(db, now=now, event="Occurrence Skipped", campaign=name,
+                            details=f"{to_db(moment)}: {reason}")
+            report.skipped += 1
+            report.notes.append(f"campaign {name}: occurrence {to_db(moment)} skipped ({reason})")
+
+
+def _cron_cursor(db, name: str, start: datetime) -> datetime:
+    last = from_db(schedules.last_occurrence_at(db, kind=KIND, name=name))
+    floor = start - ONE_SECOND  # an occurrence exactly at the start counts
+    return max(floor, last) if last is not None else floor
+
+
+def _date_triggered(db, name: str, obj: dict, launch: datetime, *, now: datetime, report):
+    from campctl.engine import cron
+
+    spec = obj["spec"] or {}
+    schedule = spec.get("schedule") or {}
+    tz = spec.get("timezone") or "UTC"
+    expr = schedule.get("cron") or DEFAULT_CRON
+    start = _when(schedule.get("start", "immediately"), tz, launch) or launch
+    start = max(start, launch)
+    send_start = _when(schedule.get("send_start", "immediately"), tz, launch) or start
+    until = _when(schedule.get("until"), tz, launch) if schedule.get("until") else None
+    cursor = _cron_cursor(db, name, start)
+    horizon = _earliest(now, until) or now
+    if horizon > cursor:
+        due = cron.fire_times(expr, tz, after=cursor, until=horizon)
+        fire, skipped = cron.apply_catchup(due, schedule.get("catchup"), now=now)
+        _record_skips(db, name, skipped, now=now, report=report)
+        for moment in fire:
+            occ = schedules.insert_occurrence(db, kind=KIND, name=name, scheduled_at=moment,
+                                              status="fired", now=now)
+            if occ is None:
+                continue
+            send_at = send_start if send_start > moment else None
+            ids = _create_stage_runs(db, name, obj, now=now, occurrence_id=occ,
+                                     scheduled_at=moment, queue_at=moment, send_at=send_at)
+            report.fired += 1
+            report.notes.append(f"campaign {name}: occurrence {to_db(moment)} fired, {len(ids)} "
+                                "run(s)" + (f" held until {to_db(send_at)}" if send_at else ""))
+    nxt = cron.next_fire(expr, tz, after=max(now, _cron_cursor(db, name, start)))
+    if nxt is not None and until is not None and nxt > until:
+        return None
+    return nxt
+
+
+def _event_triggered(db, name: str, obj: dict, launch: datetime, *, now: datetime, report):
+    spec = obj["spec"] or {}
+    schedule = spec.get("schedule") or {}
+    tz = spec.get("timezone") or "UTC"
+    event = ((spec.get("trigger") or {}).get("event")) or ""
+    queue_start = _when(schedule.get("queue_start", "immediately"), tz, launch) or launch
+    queue_start = max(queue_start, launch)
+    send_start = _when(schedule.get("send_start", "immediately"), tz, launch) or queue_start
+    every = schedule.get("queue_every") or "on_event"
+    build_window = schedule.get("build_window")
+    if now < queue_start:
+        report.notes.append(f"campaign {name}: queue schedule starts {to_db(queue_start)}")
+        return queue_start
+    if every == "on_event":
+        if build_window:
+            from campctl.engine import windows
+
+            if not windows.is_open(build_window, tz, now):
+                opens = windows.next_open(build_window, tz, now)
+                if _has_new_events(db, name, event, queue_start):
+                    report.notes.append(f"campaign {name}: events wait for the build window "
+                                        f"{build_window}, opens {to_db(opens)}")
+                    return opens
+                return None
+        _build_batch(db, name, obj, event, queue_start, send_start, now=now, moment=now,
+                     report=report)
+        return None
+    from campctl.engine import cron
+
+    cursor = _cron_cursor(db, name, queue_start)
+    if now > cursor:
+        due = cron.fire_times(every, tz, after=cursor, until=now)
+        fire, skipped = cron.apply_catchup(due, schedule.get("catchup"), now=now)
+        _record_skips(db, name, skipped, now=now, report=report)
+        for moment in fire:
+            if build_window:
+                from campctl.engine import windows
+
+                if not windows.is_open(build_window, tz, moment):
+                    _record_skips(db, name, [(moment, f"outside build_window {build_window}; "
+                                              "events carry over")], now=now, report=report)
+                    continue
+            _build_batch(db, name, obj, event, queue_start, send_start, now=now, moment=moment,
+                         report=report)
+    return cron.next_fire(every, tz, after=max(now, _cron_cursor(db, name, queue_start)))
+
+
+def _consumer(name: str) -> str:
+    return f"campaign:{name}"
+
+
+def _has_new_events(db, name: str, event: str, since: datetime) -> bool:
+    cursor = event_store.get_cursor(db, _consumer(name)) or 0
+    top = event_store.max_event_id(db, name=event)
+    return top > cursor and event_store.pending_events(
+        db, name=event, after_id=cursor, upto_id=top, since=since) > 0
+
+
+def _build_batch(db, name: str, obj: dict, event: str, queue_start: datetime,
+                 send_start: datetime, *, now: datetime, moment: datetime, report) -> None:
+    """One run over every event of `event` since the last batch (none: nothing happens)."""
+    consumer = _consumer(name)
+    cursor = event_store.get_cursor(db, consumer) or 0
+    top = event_store.max_event_id(db, name=event)
+    if top <= cursor:
+        return
+    count = event_store.pending_events(db, name=event, after_id=cursor, upto_id=top,
+                                       since=queue_start)
+    event_store.set_cursor(db, consumer, top)
+    if count == 0:
+        return  # only events from before queue_start: they produce nothing
+    occ = schedules.insert_occurrence(db, kind=KIND, name=name, scheduled_at=moment,
+                                      status="fired", now=now, reason=f"{count} events")
+    if occ is None:
+        return
+    selection = {"events": {"name": event, "after_id": cursor, "upto_id": top,
+                            "since": to_db(queue_start)}}
+    send_at = send_start if send_start > now else None
+    ids = _create_stage_runs(db, name, obj, now=now, occurrence_id=occ, scheduled_at=moment,
+                             queue_at=now, send_at=send_at, audience=selection)
+    report.fired += 1
+    report.notes.append(f"campaign {name}: {count} '{event}' events batched into {len(ids)} "
+                        "run(s)")
+
+
+def note_event(db, event: str, *, at: datetime) -> None:
+    """An event was recorded: bring listening on_event campaigns' next_due_at forward."""
+    for name in event_store.event_campaigns(db, event):
+        schedules.lower_due(db, KIND, name, due=at)
+
+
+def preview(obj: dict, *, now: datetime, count: int) -> list[datetime]:
+    """The next `count` instants at which this campaign builds (and, one-off, sends)."""
+    from campctl.engine import cron
+
+    spec = obj["spec"] or {}
+    schedule = spec.get("schedule") or {}
+    tz = spec.get("timezone") or "UTC"
+    launch = from_db(obj.get("launched_at")) or now
+    kind = spec.get("type") or "one-off"
+    closes_at = _closes_at(spec)
+    out: list[datetime] = []
+    if kind == "one-off":
+        queue_at, send_at = one_off_times(spec, launch)
+        out = sorted({m for m in (queue_at, send_at) if m is not None and m >= now})
+    else:
+        if kind == "date-triggered":
+            expr = schedule.get("cron") or DEFAULT_CRON
+            start = _when(schedule.get("start", "immediately"), tz, launch) or launch
+        else:
+            expr = schedule.get("queue_every") or "on_event"
+            start = _when(schedule.get("queue_start", "immediately"), tz, launch) or launch
+            if expr == "on_event":
+                return []
+        after = max(now, start - ONE_SECOND)
+        horizon = after + timedelta(days=366 * 5)
+        until = _when(schedule.get("until"), tz, launch) if schedule.get("until") else None
+        out = cron.fire_times(expr, tz, after=after, until=_earliest(horizon, until) or horizon,
+                              limit=count)
+    if closes_at is not None:
+        out = [m for m in out if m <= closes_at]
+    return out[:count]
+
+
+# --- events -----------------------------------------------------------------------------------
+
+_EVENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")
+
+
+def record_event(db, *, name: str, contact: str, at: datetime, data, now: datetime) -> int:
+    """Record one event of a known contact (caller's transaction) and wake its campaigns."""
+    from campctl.errors import NotFound, UsageProblem
+
+    if not isinstance(name, str) or not _EVENT_NAME.match(name):
+        raise UsageProblem(f"bad event name {name!r}: use letters, digits, _ . : -")
+    if data is not None and not isinstance(data, dict):
+        raise UsageProblem("event data must be a JSON object")
+    contact_id = event_store.contact_id(db, str(contact))
+    if contact_id is None:
+        raise NotFound(f"no contact with id {contact!r} (import it with 'campctl contacts "
+                       "import')")
+    event_id = event_store.insert_event(db, name=name, contact=contact_id, at=at, data=data,
+                                        now=now)
+    note_event(db, name, at=min(at, now))
+    return event_id
+
+
+def import_events(db, lines, *, now: datetime, chunk: int = 1000) -> dict:
+    """Events from JSON Lines; bad lines are reported by number and the rest are imported."""
+    import json
+
+    from campctl.errors import CampctlError
+    from campctl.timeutil import parse_instant
+
+    imported = 0
+    errors: list[dict] = []
+    pending = 0
+    tx = db.atomic()
+    tx.__enter__()
+    try:
+        for number, raw in enumerate(lines, start=1):
+            text = raw.strip()
+            if not text:
+                continue
+            try:
+                obj = json.loads(text)
+                if not isinstance(obj, dict):
+                    raise ValueError("not a JSON object")
+                unknown = set(obj) - {"event", "contact", "at", "data"}
+                if unknown:
+                    raise ValueError(f"unknown keys {sorted(unknown)}")
+                if "event" not in obj or "contact" not in obj:
+                    raise ValueError("needs \"event\" and \"contact\"")
+                at = parse_instant(str(obj["at"])) if obj.get("at") else now
+                with db.atomic():
+                    record_event(db, name=obj["event"], contact=str(obj["contact"]), at=at,
+                                 data=obj.get("data"), now=now)
+            except (ValueError, CampctlError) as exc:
+                reason = getattr(exc, "message", None) or str(exc)
+                errors.append({"line": number, "reason": reason})
+                continue
+            imported += 1
+            pending += 1
+            if pending >= chunk:
+                tx.__exit__(None, None, None)
+                tx = db.atomic()
+                tx.__enter__()
+                pending = 0
+    except BaseException as exc:
+        tx.__exit__(type(exc), exc, exc.__traceback__)
+        raise
+    tx.__exit__(None, None, None)
+    return {"imported": imported, "rejected": len(errors), "errors": errors}

@@ -1,0 +1,274 @@
+"""Campaign runs: the stage snapshot, creating runs, and the run lifecycle inside a tick.
+
+scheduled → building → queued → sending → completed (or failed); paused runs are left alone.
+Building is one transaction (claim + set-based insert + status), so a run's queue is
+all-or-nothing; delivery is delegated to `engine.delivery.deliver_due`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime
+
+from campctl.errors import CampctlError, NotFound
+from campctl.store import log as exec_log
+from campctl.store import runs as run_store
+from campctl.store import schedules
+from campctl.timeutil import from_db, to_db
+
+DEFAULT_STAGE = "main"
+
+
+def stages_of(spec: dict) -> list[dict]:
+    stages = spec.get("stages") or [{"name": DEFAULT_STAGE}]
+    return [s for s in stages if isinstance(s, dict) and s.get("name")]
+
+
+def resolve_stage(campaign_spec: dict, campaign_name: str, stage: str, *,
+                  version: int | None = None) -> dict:
+    """The run snapshot of one stage: campaign settings with the stage's overrides applied."""
+    found = next((s for s in stages_of(campaign_spec) if s["name"] == stage), None)
+    if found is None:
+        names = ", ".join(s["name"] for s in stages_of(campaign_spec))
+        raise NotFound(f"campaign {campaign_name} has no stage {stage!r} (stages: {names})")
+    audience = dict(found.get("audience") or campaign_spec.get("audience") or {"all": True})
+    message = dict(campaign_spec.get("message") or {})
+    message.update(found.get("message") or {})
+    schedule = campaign_spec.get("schedule") or {}
+    return {
+        "campaign": campaign_name,
+        "stage": stage,
+        "code": campaign_spec.get("code") or campaign_name,
+        "timezone": campaign_spec.get("timezone") or "UTC",
+        "channel": found.get("channel") or campaign_spec.get("channel") or "outbox",
+        "message_type": campaign_spec.get("message_type"),
+        "audience": audience,
+        "include_opted_out": bool(audience.get("include_opted_out", False)),
+        "message": {"subject": message.get("subject", ""), "body": message.get("body", "")},
+        "window": schedule.get("window") if isinstance(schedule, dict) else None,
+        "campaign_version": version,
+    }
+
+
+def create_run(db, *, campaign: str, stage: str, snapshot: dict, now: datetime,
+               scheduled_at: datetime | None = None, queue_at: datetime | None = None,
+               send_at: datetime | None = None, instance_id: int | None = None,
+               restart_of: int | None = None, include_sent: bool = False,
+               occurrence_id: int | None = None) -> int:
+    """A new run in status `scheduled`; the tick builds it once `queue_at` has come."""
+    return run_store.insert_run(
+        db, campaign=campaign, stage=stage, spec=snapshot, now=now, status="scheduled",
+        scheduled_at=scheduled_at, queue_at=queue_at, send_at=send_at, instance_id=instance_id,
+        restart_of=restart_of, include_sent=include_sent, occurrence_id=occurrence_id,
+    )
+
+
+# --- building ---------------------------------------------------------------------------------
+
+def _build(db, run: dict, *, now: datetime) -> int:
+    snapshot = run["spec"] or {}
+    audience = snapshot.get("audience") or {"all": True}
+    exclude = run["restart_of"] if run.get("restart_of") and not run.get("include_sent") else None
+    if "events" in audience:
+        from campctl.store.events import build_queue_from_events
+
+        return build_queue_from_events(
+            db, run_id=run["id"], selection=audience["events"],
+            channel=snapshot.get("channel") or "outbox",
+            message_type=snapshot.get("message_type"),
+            include_opted_out=bool(snapshot.get("include_opted_out")), now=now,
+            exclude_sent_of_run=exclude,
+        )
+    from campctl.engine import audience as audience_engine
+
+    return audience_engine.build_queue(
+        db, run_id=run["id"], audience=audience, channel=snapshot.get("channel") or "outbox",
+        message_type=snapshot.get("message_type"),
+        include_opted_out=bool(snapshot.get("include_opted_out")), now=now,
+        sample_key=f"{run['campaign']}/{run['stage']}/{run.get('scheduled_at') or run['id']}",
+        exclude_sent_of_run=exclude,
+    )
+
+
+def build_due(db, *, now: datetime, report, dry_run: bool = False) -> None:
+    """Build every scheduled run whose queue time has come, one transaction per run."""
+    for run_id in run_store.scheduled_due(db, now=now):
+        with db.atomic():
+            if not run_store.set_status(db, run_id, "building", now=now, expected=["scheduled"]):
+                continue  # another tick took it
+            run = run_store.get_run(db, run_id)
+            assert run is not None
+            try:
+                with db.atomic():
+                    count = _build(db, run, now=now)
+            except (CampctlError, sqlite3.Error, ValueError, KeyError, TypeError) as exc:
+                reason = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+                run_store.set_status(db, run_id, "failed", now=now, expected=["building"],
+                                     finished=True, error=f"building failed: {reason}")
+                exec_log.append(db, now=now, event="Build Failed", campaign=run["campaign"],
+                                stage=run["stage"], run_id=run_id, instance_id=run["instance_id"],
+                                details=reason)
+                notify_failure(db, run_id, f"building failed: {reason}", now=now)
+                report.notes.append(f"run {run_id} ({run['campaign']}/{run['stage']}): building "
+                                    f"failed: {reason}")
+                continue
+            run_store.mark_built(db, run_id, now=now)
+            exec_log.append(db, now=now, event="Queue Items Created", campaign=run["campaign"],
+                            stage=run["stage"], run_id=run_id, instance_id=run["instance_id"],
+                            details=f"{count} queue items")
+            report.built += count
+            report.notes.append(f"run {run_id} ({run['campaign']}/{run['stage']}): built "
+                                f"{count} messages")
+
+
+def notify_failure(db, run_id: int, note: str, *, now: datetime) -> None:
+    """Operator notification for a failed run (through run control when it is there)."""
+    try:
+        from campctl.engine import run_control
+    except ImportError:
+        run_control = None  # type: ignore[assignment]
+    notify = getattr(run_control, "notify_run", None)
+    if notify is not None:
+        try:
+            notify(db, run_id=run_id, kind="run-failed", note=note, actor="campctl", now=now)
+            return
+        except TypeError:
+            pass
+    from campctl.store import notifications
+
+    notifications.add(db, now=now, kind="run-failed", object=f"run/{run_id}", note=note,
+                      actor="campctl")
+
+
+# --- delivery ---------------------------------------------------------------------------------
+
+def _sleep_until(db, run_id: int, wake: datetime, *, dry_run: bool) -> None:
+    if not dry_run:
+        schedules.set_state(db, "Run", str(run_id), next_due_at=wake, keep_cursor=True)
+
+
+def live_runs(db, *, now: datetime, report, dry_run: bool = False) -> list[int]:
+    """Runs whose messages may go out now: built, send schedule live, window open, not paused.
+
+    Runs that must wait get a wake-up instant in schedule_state, so no-op ticks stay cheap.
+    """
+    from campctl.engine import windows
+
+    candidates = run_store.list_runs(db, status=("queued", "sending"))
+    paused_instances = run_store.paused_instances(db, [r["instance_id"] for r in candidates
+                                                       if r["instance_id"]])
+    live: list[int] = []
+    for run in sorted(candidates, key=lambda r: r["id"]):
+        label = f"run {run['id']} ({run['campaign']}/{run['stage']})"
+        if run["built_at"] is None:
+            continue
+        if run["instance_id"] in paused_instances:
+            report.notes.append(f"{label}: waits, its plan instance is paused")
+            continue
+        send_at = from_db(run["send_at"])
+        if send_at is not None and send_at > now:
+            report.notes.append(f"{label}: held until its send schedule at {to_db(send_at)}")
+            _sleep_until(db, run["id"], send_at, dry_run=dry_run)
+            continue
+        spec = run["spec"] or {}
+        window = spec.get("window")
+        tz = spec.get("timezone") or "UTC"
+        if window and not windows.is_open(window, tz, now):
+            opens = windows.next_open(window, tz, now)
+            report.notes.append(f"{label}: waits for its sending window {window} ({tz}), opens "
+                                f"{to_db(opens)}")
+            _sleep_until(db, run["id"], opens, dry_run=dry_run)
+            continue
+        live.append(run["id"])
+    return live
+
+
+def start_delivery(db, run_ids: list[int], *, now: datetime) -> None:
+    for run_id in run_ids:
+        with db.atomic():
+            if run_store.set_status(db, run_id, "sending", now=now, expected=["queued"]):
+                run = run_store.get_run(db, run_id) or {}
+                exec_log.append(db, now=now, event="Delivery Started", campaign=run.get("campaign"),
+                                stage=run.get("stage"), run_id=run_id,
+                                instance_id=run.get("instance_id"))
+
+
+def deliver(db, *, now: datetime, environ, report, run_ids: list[int],
+            max_messages: int | None = None, deadline: float | None = None,
+            stop_requested=None, dry_run: bool = False) -> None:
+    try:
+        from campctl.engine import delivery
+    except ImportError:
+        report.notes.append("delivery is not available in this build")
+        return
+    result = delivery.deliver_due(
+        db, now=now, run_ids=run_ids, scenario_items=True, environ=environ,
+        max_messages=max_messages, deadline=deadline, stop_requested=stop_requested,
+        dry_run=dry_run,
+    )
+    report.sent += getattr(result, "sent", 0) or 0
+    report.failed += getattr(result, "failed", 0) or 0
+    report.cancelled += getattr(result, "cancelled", 0) or 0
+    waiting = getattr(result, "waiting_rate", 0) or 0
+    if waiting:
+        report.notes.append(f"{waiting} messages wait for their channel's rate limit")
+    retried = getattr(result, "retried", 0) or 0
+    if retried:
+        report.notes.append(f"{retried} messages will be retried (channel unavailable)")
+
+
+# --- finishing --------------------------------------------------------------------------------
+
+def finish(db, *, now: datetime, report, dry_run: bool = False) -> None:
+    """Complete built runs with nothing left to deliver; wake-ups of retries; tidy wake rows."""
+    runs = [r for r in run_store.list_runs(db, status=("queued", "sending"))
+            if r["built_at"] is not None]
+    remaining = run_store.remaining_items(db, [r["id"] for r in runs])
+    for run in runs:
+        left = remaining.get(run["id"], 0)
+        if left:
+            retry = from_db(run_store.next_retry_at(db, run["id"]) or None)
+            if retry is not None and retry > now and not dry_run:
+                with db.atomic():
+                    schedules.set_state(db, "Run", str(run["id"]), next_due_at=retry,
+                                        keep_cursor=True)
+            continue
+        with db.atomic():
+            counts = run_store.counts(db, run["id"])
+            failed = counts["failed"] > 0 and counts["sent"] == 0
+            status = "failed" if failed else "completed"
+            error = "every message failed (channel unreachable or refused)" if failed else None
+            if not run_store.set_status(db, run["id"], status, now=now,
+                                        expected=["queued", "sending"], finished=True,
+                                        error=error):
+                continue
+            details = (f"sent {counts['sent']}, failed {counts['failed']}, "
+                       f"cancelled {counts['cancelled']}")
+            exec_log.append(db, now=now, event="Run Failed" if failed else "Run Completed",
+                            campaign=run["campaign"], stage=run["stage"], run_id=run["id"],
+                            instance_id=run["instance_id"], details=details)
+            if failed:
+                notify_failure(db, run["id"], error or "failed", now=now)
+            report.notes.append(f"run {run['id']} ({run['campaign']}/{run['stage']}): {status} "
+                                f"({details})")
+    if not dry_run:
+        with db.atomic():
+            schedules.clear_run_wakes(db)
+
+
+def close_campaign_runs(db, campaign: str, *, now: datetime, report) -> None:
+    """closes_at has passed: unbuilt runs are skipped, waiting items cancelled, runs finished."""
+    for run in run_store.active_runs_of_campaign(db, campaign):
+        cancelled = run_store.cancel_queued_items(db, run["id"], now=now)
+        report.cancelled += cancelled
+        if run["status"] == "scheduled":
+            run_store.set_status(db, run["id"], "skipped", now=now, expected=["scheduled"],
+                                 finished=True, error="campaign closed before it was built")
+        elif run["status"] in ("queued", "sending", "building", "paused"):
+            run_store.set_status(db, run["id"], "completed", now=now,
+                                 expected=[run["status"]], finished=True,
+                                 error="campaign closed; unsent messages cancelled")
+        exec_log.append(db, now=now, event="Campaign Closed", campaign=campaign,
+                        stage=run["stage"], run_id=run["id"], instance_id=run["instance_id"],
+                        details=f"{cancelled} queued messages cancelled")
+

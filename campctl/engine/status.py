@@ -1,0 +1,76 @@
+"""Data for `campctl status`, the daemon's live table and `campctl preview` (no rendering here)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from campctl.errors import NotFound
+from campctl.store import objects as object_store
+from campctl.store import runs as run_store
+from campctl.store import schedules
+from campctl.timeutil import iso_z, parse_local_datetime
+
+
+def collect(db, *, now: datetime) -> dict:
+    """One object: plans, campaigns, active runs, active instances, scenarios, next occurrences."""
+    due = {(r["kind"], r["name"]): r["next_due_at"]
+           for r in schedules.next_occurrences(db, limit=100000)}
+    plans = [{"name": p["name"], "status": p["status"],
+              "schedule_type": (p["spec"].get("schedule") or {}).get("type", "manual"),
+              "next_occurrence": due.get(("Plan", p["name"]))}
+             for p in object_store.list_objects(db, "Plan")]
+    campaigns = [{"name": c["name"], "status": c["status"],
+                  "type": c["spec"].get("type") or "one-off",
+                  "timezone": c["spec"].get("timezone") or "UTC",
+                  "launched_at": c.get("launched_at"),
+                  "next_occurrence": due.get(("Campaign", c["name"]))}
+                 for c in object_store.list_objects(db, "Campaign")]
+    active = run_store.list_runs(db, status=("scheduled", "building", "queued", "sending",
+                                             "paused"))
+    counts = run_store.counts_for(db, [r["id"] for r in active])
+    runs = [{"id": r["id"], "campaign": r["campaign"], "stage": r["stage"],
+             "status": r["status"], "instance": r["instance_id"],
+             "send_at": r["send_at"], **counts.get(r["id"], {"queued": 0, "sent": 0,
+                                                              "failed": 0, "cancelled": 0})}
+            for r in sorted(active, key=lambda r: r["id"])]
+    try:
+        from campctl.engine.plans import status_rows
+
+        # id, name, plan, status, started_at, plus stage (current campaign/stage) and progress
+        instances = status_rows(db, now=now)
+    except ImportError:  # pragma: no cover
+        instances = []
+    profiles = object_store.profile_counts(db)
+    scenarios = [{"name": s["name"], "active": s["status"] == "active",
+                  "launch_type": (s["spec"].get("launch") or {}).get("type"),
+                  "profiles_active": profiles.get(s["name"], 0)}
+                 for s in object_store.list_objects(db, "Scenario")]
+    upcoming = [{"kind": r["kind"], "name": r["name"], "next_due_at": r["next_due_at"]}
+                for r in schedules.next_occurrences(db, limit=10)]
+    return {"now": iso_z(now), "plans": plans, "campaigns": campaigns, "runs": runs,
+            "instances": instances, "scenarios": scenarios, "next_occurrences": upcoming}
+
+
+def preview(db, kind: str, name: str, *, now: datetime, count: int) -> tuple[list[datetime], str]:
+    """The next `count` occurrences of a campaign, plan or scenario schedule, and its zone."""
+    from campctl.engine import campaigns, cron
+
+    stored = {"campaign": "Campaign", "plan": "Plan", "scenario": "Scenario"}[kind]
+    obj = object_store.get_object(db, stored, name)
+    if obj is None:
+        raise NotFound(f"no {kind} named {name} (see 'campctl get {kind}s')")
+    spec = obj["spec"] or {}
+    if kind == "campaign":
+        return campaigns.preview(obj, now=now, count=count), spec.get("timezone") or "UTC"
+    block = spec.get("schedule") if kind == "plan" else spec.get("launch")
+    block = block or {}
+    tz = block.get("timezone") or spec.get("timezone") or "UTC"
+    horizon = now + timedelta(days=366 * 5)
+    if kind == "plan" and block.get("type") == "once" and block.get("at"):
+        at = parse_local_datetime(str(block["at"]), tz)
+        return ([at] if at > now else []), tz
+    expr = block.get("cron")
+    wanted = "recurrent" if kind == "plan" else "schedule"
+    if not expr or block.get("type") != wanted:
+        return [], tz
+    return cron.fire_times(expr, tz, after=now, until=horizon, limit=count), tz

@@ -1,0 +1,114 @@
+"""Contact events: recording, per-consumer cursors, and set-based queue building from events."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from campctl.timeutil import to_db
+
+
+def contact_id(db, external_id: str) -> int | None:
+    return db.scalar("SELECT id FROM contacts WHERE external_id = ?", (external_id,))
+
+
+def insert_event(db, *, name: str, contact: int, at: datetime, data: Any, now: datetime) -> int:
+    cur = db.execute(
+        "INSERT INTO events (name, contact_id, at, data, recorded_at) VALUES (?, ?, ?, ?, ?)",
+        (name, contact, to_db(at), None if data is None else json.dumps(data, sort_keys=True),
+         to_db(now)),
+    )
+    return int(cur.lastrowid)
+
+
+def event_campaigns(db, event: str) -> list[str]:
+    """Launched event-triggered campaigns listening to `event`."""
+    return [r[0] for r in db.query(
+        "SELECT name FROM objects WHERE kind = 'Campaign' AND status = 'approved'"
+        " AND launched_at IS NOT NULL AND json_extract(spec, '$.type') = 'event-triggered'"
+        " AND json_extract(spec, '$.trigger.event') = ?", (event,))]
+
+
+def get_cursor(db, consumer: str) -> int | None:
+    return db.scalar("SELECT last_event_id FROM event_cursors WHERE consumer = ?", (consumer,))
+
+
+def set_cursor(db, consumer: str, last_event_id: int) -> None:
+    db.execute(
+        "INSERT INTO event_cursors (consumer, last_event_id) VALUES (?, ?)"
+        " ON CONFLICT (consumer) DO UPDATE SET last_event_id = excluded.last_event_id"
+        " WHERE event_cursors.last_event_id IS NOT excluded.last_event_id",
+        (consumer, last_event_id),
+    )
+
+
+def max_event_id(db, *, name: str | None = None, upto_at: datetime | None = None) -> int:
+    sql = "SELECT max(id) FROM events"
+    where, params = [], []
+    if name is not None:
+        where.append("name = ?")
+        params.append(name)
+    if upto_at is not None:
+        where.append("at <= ?")
+        params.append(to_db(upto_at))
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    return int(db.scalar(sql, params) or 0)
+
+
+def pending_events(db, *, name: str, after_id: int, upto_id: int, since: datetime,
+                   upto_at: datetime | None = None) -> int:
+    """How many events of `name` in the id range (after_id, upto_id] count for a build."""
+    sql = ("SELECT count(*) FROM events WHERE name = ? AND id > ? AND id <= ? AND at >= ?"
+           " AND contact_id IS NOT NULL")
+    params: list[Any] = [name, after_id, upto_id, to_db(since)]
+    if upto_at is not None:
+        sql += " AND at <= ?"
+        params.append(to_db(upto_at))
+    return int(db.scalar(sql, params) or 0)
+
+
+def build_queue_from_events(db, *, run_id: int, selection: dict, channel: str,
+                            message_type: str | None, include_opted_out: bool,
+                            now: datetime, exclude_sent_of_run: int | None = None) -> int:
+    """One set-based INSERT: a queue item per distinct contact with a matching event.
+
+    `selection` = {"name", "after_id", "upto_id", "since", "until"?} as stored in the run
+    snapshot, so a rebuild (restart) selects the same contacts.
+    """
+    sql = (
+        "INSERT INTO queue_items (message_id, run_id, contact_id, channel, message_type, status,"
+        " created_at)"
+        " SELECT 'r' || ? || '-c' || e.contact_id, ?, e.contact_id, ?, ?, 'queued', ?"
+        " FROM (SELECT DISTINCT contact_id FROM events WHERE name = ? AND id > ? AND id <= ?"
+        " AND at >= ? AND (? IS NULL OR at <= ?) AND contact_id IS NOT NULL) e"
+        " WHERE 1"
+    )
+    params: list[Any] = [
+        run_id, run_id, channel, message_type, to_db(now), selection["name"],
+        int(selection["after_id"]), int(selection["upto_id"]), selection["since"],
+        selection.get("until"), selection.get("until"),
+    ]
+    if message_type and not include_opted_out:
+        sql += (" AND NOT EXISTS (SELECT 1 FROM contact_optouts o WHERE o.contact_id ="
+                " e.contact_id AND o.message_type = ?)")
+        params.append(message_type)
+    if exclude_sent_of_run is not None:
+        sql += (" AND NOT EXISTS (SELECT 1 FROM queue_items q WHERE q.run_id = ?"
+                " AND q.contact_id = e.contact_id AND q.status = 'sent')")
+        params.append(exclude_sent_of_run)
+    sql += " ORDER BY e.contact_id ON CONFLICT DO NOTHING"
+    return db.execute(sql, params).rowcount
+
+
+def list_events(db, *, name: str | None = None, limit: int = 100) -> list[dict]:
+    sql = ("SELECT e.id, e.name, c.external_id AS contact, e.at, e.data FROM events e"
+           " LEFT JOIN contacts c ON c.id = e.contact_id")
+    params: list[Any] = []
+    if name:
+        sql += " WHERE e.name = ?"
+        params.append(name)
+    sql += " ORDER BY e.id DESC LIMIT ?"
+    params.append(limit)
+    return [dict(r) for r in db.query(sql, params)]
