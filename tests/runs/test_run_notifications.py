@@ -122,3 +122,16 @@ def test_failed_delivery_is_recorded_and_retried_later(cli, make_run, rows, stat
     assert done == {"delivered_at": "2027-03-01T09:02:00Z", "delivery_error": None,
                     "attempts": 2}
     assert len(rows("SELECT * FROM outbox WHERE message_id LIKE 'notify-%'")) == 1
+
+
+@needs_delivery
+def test_a_no_op_tick_retries_pending_notifications(cli, make_run, rows, state):
+    run_id = make_run("stopped")
+    assert cli("config", "set", "notify_channel", "missing-channel").exit_code == 0
+    assert cli("config", "set", "notify_to", "ops@example.com").exit_code == 0
+    assert cli("skip", "run", str(run_id), "--note", "x").exit_code == 0
+    assert cli("config", "set", "notify_channel", "outbox").exit_code == 0
+    tick = cli("--now", "2027-03-01T09:05:00Z", "tick")
+    assert tick.exit_code == 0, tick
+    assert rows("SELECT delivered_at FROM notifications") == [
+        {"delivered_at": "2027-03-01T09:05:00Z"}]
