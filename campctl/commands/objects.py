@@ -243,6 +243,23 @@ def _history_line(row: dict) -> str:
     return f"{row['at']} {row['actor']} {row['action']}{version}{moves}{note}"
 
 
+def _timezone(spec: dict) -> str | None:
+    """The zone an object's times are shown in (campaign, plan schedule or scenario launch)."""
+    from campctl.timeutil import zone
+
+    for candidate in (spec.get("timezone"), (spec.get("schedule") or {}).get("timezone")
+                      if isinstance(spec.get("schedule"), dict) else None,
+                      (spec.get("launch") or {}).get("timezone")
+                      if isinstance(spec.get("launch"), dict) else None):
+        if isinstance(candidate, str):
+            try:
+                zone(candidate)
+            except ValueError:
+                continue
+            return candidate
+    return None
+
+
 def _delete_command(kind: Kind):
     def delete(
         ctx: typer.Context,
@@ -271,7 +288,7 @@ def _history_command(kind: Kind):
         version: Annotated[int | None, typer.Option(
             "--version", help="Show the spec of this version instead.")] = None,
     ) -> None:
-        from campctl.store.objects import history_with_versions, versions
+        from campctl.store.objects import get_object, history_with_versions, versions
 
         app = app_context(ctx)
         db = app.db()
@@ -296,7 +313,9 @@ def _history_command(kind: Kind):
         if not rows:
             raise NotFound(f"no {kind.cli} named {name!r} has any history "
                            f"(see 'campctl get {KIND_HELP[kind]}')")
-        emit(app, rows, [("at", "AT"), ("actor", "ACTOR"), ("action", "ACTION"),
+        obj = get_object(db, kind.value, name)
+        tz = _timezone(obj["spec"]) if obj else None
+        emit(app, rows, [("at", "AT", local_cell(tz)), ("actor", "ACTOR"), ("action", "ACTION"),
                          ("from_status", "FROM"), ("to_status", "TO"), ("version", "VERSION"),
                          ("note", "NOTE")])
 

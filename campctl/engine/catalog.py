@@ -300,6 +300,10 @@ def next_occurrence(kind: Kind, obj: dict, *, now: datetime) -> datetime | None:
         return None
     if kind is not Kind.CAMPAIGN or not obj.get("launched_at"):
         return None
+    stages = _get(spec, "stages")
+    if isinstance(stages, list) and stages and all(
+            isinstance(s, dict) and s.get("controlled_by_plan") is True for s in stages):
+        return None  # it runs only inside plan instances
     tz = _get(spec, "timezone")
     schedule = _get(spec, "schedule") or {}
     closing = _instant(_get(spec, "closes_at"), tz, now=now)

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+
 from objects_defs import BASE_YAML, DEFINITION_TABLES, NOW, table_dump
 
 EXPECTED_CREATED = [
@@ -212,3 +218,31 @@ def test_deleted_then_recreated_object_continues_its_versions(cli, fresh_copy, w
         {"status": "draft", "version": 2}]
     actions = [h["action"] for h in cli("history", "plan", "spring-launch", "-o", "json").json]
     assert actions == ["created", "deleted", "created"]
+
+
+def test_unquoted_timestamps_reapply_as_unchanged(cli, write_yaml, rows):
+    text = BASE_YAML.replace('closes_at: "2027-06-30T23:59"', "closes_at: 2027-06-30T23:59")
+    path = write_yaml("base.yaml", text)
+    assert cli("apply", path).exit_code == 0
+    spec = rows("SELECT spec FROM objects WHERE name = 'spring-sale'")[0]["spec"]
+    assert '"closes_at": "2027-06-30T23:59' in spec  # text, not a YAML 1.1 datetime
+    again = cli("apply", path)
+    assert again.exit_code == 0 and "campaign/spring-sale unchanged" in again.stdout
+
+
+def test_concurrent_applies_create_each_object_once(base_file, state):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CAMPCTL_")}
+    env.update(CAMPCTL_NOW=NOW, CAMPCTL_USER="tester")
+    procs = [subprocess.Popen([sys.executable, "-m", "campctl", "--state", str(state), "apply",
+                               str(base_file), "-o", "json"], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    outputs = [p.communicate(timeout=60) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], outputs
+    actions = sorted(r["action"] for out, _ in outputs for r in json.loads(out))
+    assert actions.count("created") == 5 and actions.count("unchanged") == 10
+    conn = sqlite3.connect(state)
+    try:
+        assert conn.execute("SELECT count(*) FROM object_versions").fetchone()[0] == 5
+        assert conn.execute("SELECT count(*) FROM history").fetchone()[0] == 5
+    finally:
+        conn.close()
