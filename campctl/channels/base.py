@@ -1,0 +1,122 @@
+"""The channel interface: a message, an outcome, secrets from the environment, rate parsing."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+SENT = "sent"
+TRANSIENT = "transient"  # retried with backoff until max_attempts
+PERMANENT = "permanent"  # failed at once
+
+DEFAULT_MAX_ATTEMPTS = 5
+_SECRET = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_RATE = re.compile(r"^\s*(\d+)\s*/\s*([smh])\s*$")
+_RATE_UNITS = {"s": 1, "m": 60, "h": 3600}
+
+
+class ChannelError(Exception):
+    """A channel cannot be used as configured; `reason` is one line for the operator."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class MissingSecret(ChannelError):
+    """A `${VAR}` the channel needs is not set in the environment."""
+
+
+@dataclass(frozen=True)
+class Message:
+    """One message ready to hand over. `record` is the outbox/JSONL/webhook object (SPEC §9)."""
+
+    message_id: str
+    to: str | None
+    subject: str
+    body: str
+    record: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str  # SENT | TRANSIENT | PERMANENT
+    reason: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == SENT
+
+
+def resolve_secrets(value: Any, environ: Mapping[str, str], *, what: str) -> Any:
+    """Replace each `${VAR}` in a string from `environ`; a missing one raises MissingSecret.
+
+    Resolved values exist only in memory for one hand-over; nothing here is ever stored.
+    """
+    if not isinstance(value, str) or "${" not in value:
+        return value
+
+    def sub(match: re.Match) -> str:
+        name = match.group(1)
+        if name not in environ:
+            raise MissingSecret(
+                f"environment variable {name} is not set (needed by {what}); "
+                "export it where campctl runs"
+            )
+        return environ[name]
+
+    return _SECRET.sub(sub, value)
+
+
+def parse_rate(text: Any) -> tuple[int, int] | None:
+    """`N/s`, `N/m`, `N/h` -> (N, window seconds); None when absent."""
+    if text is None or text == "":
+        return None
+    match = _RATE.match(str(text))
+    if not match or int(match.group(1)) < 1:
+        raise ChannelError(f"bad rate {text!r}: use N/s, N/m or N/h with N >= 1 (e.g. 200/s)")
+    return int(match.group(1)), _RATE_UNITS[match.group(2)]
+
+
+def parse_timeout(value: Any, default: float) -> float:
+    """`timeout: 10` (seconds) or a duration such as `30s`."""
+    if value is None:
+        return default
+    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+        return float(value)
+    from campctl.timeutil import parse_duration
+
+    try:
+        return parse_duration(str(value)).total_seconds()
+    except ValueError as exc:
+        raise ChannelError(f"bad timeout {value!r}: {exc}") from None
+
+
+class Channel:
+    """One configured channel. Subclasses implement `send_batch`; `in_store` channels (outbox)
+    are handed over by the transaction that records the outcome instead."""
+
+    type = "?"
+    in_store = False
+    batch_size = 100
+
+    def __init__(self, name: str, spec: Mapping[str, Any], environ: Mapping[str, str]) -> None:
+        self.name = name
+        self.spec = dict(spec or {})
+        self.environ = environ
+        self.rate = parse_rate(self.spec.get("rate"))
+        attempts = self.spec.get("max_attempts", DEFAULT_MAX_ATTEMPTS)
+        if not isinstance(attempts, int) or isinstance(attempts, bool) or attempts < 1:
+            raise ChannelError(f"channel {name}: max_attempts must be a whole number >= 1")
+        self.max_attempts = attempts
+
+    def secret(self, key: str) -> Any:
+        return resolve_secrets(self.spec.get(key), self.environ, what=f"channel {self.name} {key}")
+
+    def send_batch(self, messages: list[Message]) -> list[Outcome]:  # pragma: no cover
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release connections kept between batches."""

@@ -1,0 +1,283 @@
+"""Delivery rows: claiming due queue items, recording outcomes, outbox rows, rate windows.
+
+Callers own the transactions (`db.atomic()`); nothing here commits. A claim is one conditional
+`UPDATE … RETURNING` inside BEGIN IMMEDIATE, so two processes never hold the same item, and every
+outcome is recorded only while the caller's claim token still holds the item.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from campctl.store.db import Database
+from campctl.timeutil import to_db
+
+# A run's items may be claimed only while the run is in one of these statuses.
+DELIVERING_RUN_STATUSES = ("queued", "sending")
+OUTBOX_KEYS = (
+    "message_id", "run", "campaign", "stage", "scenario", "step", "contact", "channel",
+    "subject", "body", "sent_at", "to",
+)
+
+
+def _ids(values: Iterable[int]) -> str:
+    return json.dumps([int(v) for v in values])
+
+
+def _scope(run_ids: Sequence[int], scenario_items: bool) -> tuple[str, list[Any]]:
+    """Which items a delivery may take: those of live runs among `run_ids`, and scenario items."""
+    parts: list[str] = []
+    params: list[Any] = []
+    if run_ids:
+        marks = ", ".join("?" for _ in run_ids)
+        parts.append(
+            f"q.run_id IN (SELECT id FROM runs WHERE id IN ({marks})"
+            f" AND status IN ({', '.join('?' for _ in DELIVERING_RUN_STATUSES)}))"
+        )
+        params += [int(r) for r in run_ids] + list(DELIVERING_RUN_STATUSES)
+    if scenario_items:
+        # A frozen profile (scenario deactivated with keep_profiles_on_deactivate) holds its mail.
+        parts.append(
+            "(q.run_id IS NULL AND q.scenario IS NOT NULL AND (q.profile_id IS NULL OR NOT EXISTS"
+            " (SELECT 1 FROM scenario_profiles p WHERE p.id = q.profile_id"
+            " AND p.status = 'frozen')))"
+        )
+    if not parts:
+        return "0", []
+    return "(" + " OR ".join(parts) + ")", params
+
+
+def _due(now: datetime) -> tuple[str, list[Any]]:
+    at = to_db(now)
+    return (
+        "q.status = 'queued' AND (q.next_attempt_at IS NULL OR q.next_attempt_at <= ?)"
+        " AND (q.claimed_until IS NULL OR q.claimed_until <= ?)",
+        [at, at],
+    )
+
+
+def due_channels(db: Database, *, run_ids: Sequence[int], scenario_items: bool,
+                 now: datetime) -> list[str]:
+    """The channels that have due items in scope, by name."""
+    scope, sparams = _scope(run_ids, scenario_items)
+    due, dparams = _due(now)
+    rows = db.query(
+        f"SELECT DISTINCT q.channel FROM queue_items q WHERE {due} AND {scope} ORDER BY 1",
+        dparams + sparams,
+    )
+    return [r[0] for r in rows]
+
+
+def count_due(db: Database, *, channel: str, run_ids: Sequence[int], scenario_items: bool,
+              now: datetime) -> int:
+    scope, sparams = _scope(run_ids, scenario_items)
+    due, dparams = _due(now)
+    return int(db.scalar(
+        f"SELECT count(*) FROM queue_items q WHERE {due} AND q.channel = ? AND {scope}",
+        [*dparams, channel, *sparams],
+    ))
+
+
+def claim(db: Database, *, channel: str, run_ids: Sequence[int], scenario_items: bool,
+          now: datetime, until: datetime, token: str, limit: int) -> list[int]:
+    """Take up to `limit` due items of `channel` for this delivery; returns their ids.
+
+    Also moves each run of a claimed item from `queued` to `sending` (never another status).
+    """
+    if limit <= 0:
+        return []
+    scope, sparams = _scope(run_ids, scenario_items)
+    due, dparams = _due(now)
+    rows = db.query(
+        "UPDATE queue_items SET claimed_until = ?, claim_token = ? WHERE id IN ("
+        f" SELECT q.id FROM queue_items q WHERE {due} AND q.channel = ? AND {scope}"
+        " ORDER BY q.id LIMIT ?) RETURNING id, run_id",
+        [to_db(until), token, *dparams, channel, *sparams, int(limit)],
+    )
+    runs = sorted({r[1] for r in rows if r[1] is not None})
+    if runs:
+        db.execute(
+            "UPDATE runs SET status = 'sending', updated_at = ? WHERE status = 'queued'"
+            " AND id IN (SELECT value FROM json_each(?))",
+            (to_db(now), _ids(runs)),
+        )
+    return sorted(r[0] for r in rows)
+
+
+def load_items(db: Database, ids: Sequence[int]) -> list[dict[str, Any]]:
+    """Claimed items with what rendering needs: the contact, its groups, its opt-out."""
+    rows = db.query(
+        "SELECT q.id, q.message_id, q.run_id, q.profile_id, q.scenario, q.step, q.contact_id,"
+        " q.channel, q.message_type, q.attempts, c.id AS contact_row, c.external_id, c.email,"
+        " c.phone, c.attrs,"
+        " (SELECT json_group_array(g.grp) FROM contact_groups g WHERE g.contact_id = q.contact_id)"
+        " AS groups,"
+        " EXISTS (SELECT 1 FROM contact_optouts o WHERE o.contact_id = q.contact_id"
+        " AND o.message_type = q.message_type) AS opted_out,"
+        " coalesce(p.include_opted_out, 0) AS profile_include_opted_out"
+        " FROM queue_items q LEFT JOIN contacts c ON c.id = q.contact_id"
+        " LEFT JOIN scenario_profiles p ON p.id = q.profile_id"
+        " WHERE q.id IN (SELECT value FROM json_each(?)) ORDER BY q.id",
+        (_ids(ids),),
+    )
+    return [dict(r) for r in rows]
+
+
+def run_snapshots(db: Database, run_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+    """`{id: {"campaign", "stage", "spec"}}` for the given runs (spec parsed)."""
+    out: dict[int, dict[str, Any]] = {}
+    for row in db.query(
+        "SELECT id, campaign, stage, spec FROM runs WHERE id IN (SELECT value FROM json_each(?))",
+        (_ids(run_ids),),
+    ):
+        try:
+            spec = json.loads(row["spec"]) if row["spec"] else {}
+        except ValueError:
+            spec = {}
+        out[row["id"]] = {"campaign": row["campaign"], "stage": row["stage"], "spec": spec}
+    return out
+
+
+# --- outcomes ------------------------------------------------------------------------------------
+def mark_sent(db: Database, *, token: str, ids: Sequence[int], now: datetime) -> set[int]:
+    """Mark items sent if this claim still holds them; returns the ids that were marked."""
+    if not ids:
+        return set()
+    rows = db.query(
+        "UPDATE queue_items SET status = 'sent', sent_at = ?, attempts = attempts + 1,"
+        " last_error = NULL, next_attempt_at = NULL, claimed_until = NULL, claim_token = NULL"
+        " WHERE id IN (SELECT value FROM json_each(?)) AND claim_token = ? AND status = 'queued'"
+        " RETURNING id",
+        (to_db(now), _ids(ids), token),
+    )
+    return {r[0] for r in rows}
+
+
+def mark_failed(db: Database, *, token: str, items: Sequence[tuple[int, str]]) -> int:
+    """Permanent failures: `(id, reason)`."""
+    done = 0
+    for item_id, reason in items:
+        done += db.execute(
+            "UPDATE queue_items SET status = 'failed', attempts = attempts + 1, last_error = ?,"
+            " next_attempt_at = NULL, claimed_until = NULL, claim_token = NULL"
+            " WHERE id = ? AND claim_token = ? AND status = 'queued'",
+            (reason[:500], item_id, token),
+        ).rowcount
+    return done
+
+
+def mark_retry(db: Database, *, token: str, items: Sequence[tuple[int, str, datetime]],
+               max_attempts: int) -> tuple[int, int]:
+    """Transient failures: `(id, reason, next_attempt_at)`. An item whose attempts reach
+    `max_attempts` fails for good. Returns (retried, failed)."""
+    retried = failed = 0
+    for item_id, reason, next_at in items:
+        row = db.one(
+            "UPDATE queue_items SET attempts = attempts + 1, last_error = ?,"
+            " status = CASE WHEN attempts + 1 >= ? THEN 'failed' ELSE status END,"
+            " next_attempt_at = CASE WHEN attempts + 1 >= ? THEN NULL ELSE ? END,"
+            " claimed_until = NULL, claim_token = NULL"
+            " WHERE id = ? AND claim_token = ? AND status = 'queued' RETURNING status",
+            (reason[:500], max_attempts, max_attempts, to_db(next_at), item_id, token),
+        )
+        if row is None:
+            continue
+        if row[0] == "failed":
+            failed += 1
+        else:
+            retried += 1
+    return retried, failed
+
+
+def mark_cancelled(db: Database, *, token: str, items: Sequence[tuple[int, str]]) -> int:
+    done = 0
+    for item_id, reason in items:
+        done += db.execute(
+            "UPDATE queue_items SET status = 'cancelled', last_error = ?, next_attempt_at = NULL,"
+            " claimed_until = NULL, claim_token = NULL"
+            " WHERE id = ? AND claim_token = ? AND status = 'queued'",
+            (reason[:500], item_id, token),
+        ).rowcount
+    return done
+
+
+def release(db: Database, *, token: str, ids: Sequence[int]) -> None:
+    """Give claimed items back untouched (nothing was handed over)."""
+    if ids:
+        db.execute(
+            "UPDATE queue_items SET claimed_until = NULL, claim_token = NULL"
+            " WHERE id IN (SELECT value FROM json_each(?)) AND claim_token = ?",
+            (_ids(ids), token),
+        )
+
+
+# --- outbox --------------------------------------------------------------------------------------
+def insert_outbox(db: Database, records: Sequence[dict[str, Any]]) -> int:
+    """Outbox rows from §9 records (keys as in OUTBOX_KEYS); an existing message id is kept."""
+    cur = db.executemany(
+        "INSERT INTO outbox (message_id, channel, run_id, campaign, stage, scenario, step,"
+        " contact, recipient, subject, body, sent_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (message_id) DO NOTHING",
+        [
+            (r["message_id"], r["channel"], r.get("run"), r.get("campaign"), r.get("stage"),
+             r.get("scenario"), r.get("step"), r.get("contact"), r.get("to"), r.get("subject"),
+             r.get("body"), r["sent_at"])
+            for r in records
+        ],
+    )
+    return cur.rowcount
+
+
+def list_outbox(db: Database, *, campaign: str | None = None, run_id: int | None = None,
+                scenario: str | None = None, contact: str | None = None,
+                channel: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+    """Outbox records (§9 keys plus `to`), oldest first; with `limit`, the newest `limit`."""
+    where: list[str] = []
+    params: list[Any] = []
+    for column, value in (("campaign", campaign), ("run_id", run_id), ("scenario", scenario),
+                          ("contact", contact), ("channel", channel)):
+        if value is not None:
+            where.append(f"{column} = ?")
+            params.append(value)
+    sql = (
+        "SELECT rowid AS seq, message_id, run_id AS run, campaign, stage, scenario, step, contact,"
+        " channel, subject, body, sent_at, recipient AS \"to\" FROM outbox"
+    )
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY rowid DESC"
+    if limit:
+        sql += " LIMIT ?"
+        params.append(int(limit))
+    rows = [dict(r) for r in db.query(sql, params)]
+    rows.reverse()
+    for row in rows:
+        del row["seq"]
+    return rows
+
+
+# --- rate windows --------------------------------------------------------------------------------
+def rate_used(db: Database, *, channel: str, window_start: datetime) -> int:
+    return int(db.scalar(
+        "SELECT coalesce(sum(sent), 0) FROM channel_sends WHERE channel = ? AND window_start = ?",
+        (channel, to_db(window_start)),
+    ))
+
+
+def rate_add(db: Database, *, channel: str, window_start: datetime, count: int,
+             prune_before: datetime) -> None:
+    """Count `count` hand-overs in the channel's current window; drop windows long past."""
+    if count <= 0:
+        return
+    db.execute(
+        "INSERT INTO channel_sends (channel, window_start, sent) VALUES (?, ?, ?)"
+        " ON CONFLICT (channel, window_start) DO UPDATE SET sent = sent + excluded.sent",
+        (channel, to_db(window_start), int(count)),
+    )
+    db.execute(
+        "DELETE FROM channel_sends WHERE channel = ? AND window_start < ?",
+        (channel, to_db(prune_before)),
+    )

@@ -1,0 +1,246 @@
+"""Fixtures for delivery tests: arranged rows, and real SMTP / HTTP servers on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from campctl.store.db import open_db
+
+T0 = "2027-03-01T09:00:00Z"
+
+
+class Arrange:
+    """Writes the rows a delivery needs, straight into the state file (arranging state only)."""
+
+    def __init__(self, path: Path) -> None:
+        open_db(path, create=True).close()  # schema
+        self.path = path
+        self.conn = sqlite3.connect(path, isolation_level=None)
+        self._contacts = 0
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def contact(self, ext: str, email: str | None = None, *, attrs: dict | None = None,
+                groups=(), opt_out=(), phone: str | None = None) -> int:
+        cur = self.conn.execute(
+            "INSERT INTO contacts (external_id, email, phone, attrs, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (ext, email, phone, json.dumps(attrs or {}), T0, T0),
+        )
+        cid = cur.lastrowid
+        for g in groups:
+            self.conn.execute("INSERT INTO contact_groups VALUES (?, ?)", (g, cid))
+        for t in opt_out:
+            self.conn.execute("INSERT INTO contact_optouts VALUES (?, ?)", (cid, t))
+        return cid
+
+    def contacts(self, n: int, *, prefix: str = "c") -> list[int]:
+        rows = [(f"{prefix}{i}", f"{prefix}{i}@example.com", json.dumps({"first_name": f"N{i}"}),
+                 T0, T0) for i in range(n)]
+        self.conn.execute("BEGIN")
+        self.conn.executemany(
+            "INSERT INTO contacts (external_id, email, attrs, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?)", rows)
+        self.conn.execute("COMMIT")
+        return [r[0] for r in self.conn.execute(
+            "SELECT id FROM contacts WHERE external_id LIKE ? ORDER BY id", (f"{prefix}%",))]
+
+    def channel(self, name: str, spec: dict) -> None:
+        self.conn.execute(
+            "INSERT OR REPLACE INTO objects (kind, name, version, spec, created_at, updated_at)"
+            " VALUES ('Channel', ?, 1, ?, ?, ?)", (name, json.dumps(spec), T0, T0))
+
+    def scenario(self, name: str, spec: dict, status: str = "active") -> None:
+        self.conn.execute(
+            "INSERT OR REPLACE INTO objects (kind, name, version, spec, status, created_at,"
+            " updated_at) VALUES ('Scenario', ?, 1, ?, ?, ?, ?)",
+            (name, json.dumps(spec), status, T0, T0))
+
+    def run(self, *, campaign: str = "spring", stage: str = "main", status: str = "queued",
+            channel: str = "outbox", subject: str = "Hello {{ first_name }}",
+            body: str = "Hi {{ first_name }}, id {{ id }}.", message_type: str = "promotional",
+            include_opted_out: bool = False) -> int:
+        spec = {"campaign": campaign, "stage": stage, "code": campaign, "timezone": "UTC",
+                "channel": channel, "message_type": message_type, "audience": {"all": True},
+                "include_opted_out": include_opted_out,
+                "message": {"subject": subject, "body": body}, "window": None,
+                "campaign_version": 1}
+        cur = self.conn.execute(
+            "INSERT INTO runs (campaign, stage, status, spec, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)", (campaign, stage, status, json.dumps(spec), T0, T0))
+        return cur.lastrowid
+
+    def items(self, run_id: int | None, contact_ids, *, channel: str = "outbox",
+              message_type: str = "promotional", scenario: str | None = None,
+              step: str | None = None, profile_id: int | None = None) -> None:
+        self.conn.execute("BEGIN")
+        self.conn.executemany(
+            "INSERT INTO queue_items (message_id, run_id, profile_id, scenario, step, contact_id,"
+            " channel, message_type, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(f"m-{run_id or scenario}-{step or ''}-{c}", run_id, profile_id, scenario, step, c,
+              channel, message_type, T0) for c in contact_ids])
+        self.conn.execute("COMMIT")
+
+    def rows(self, sql: str, params=()) -> list[dict]:
+        self.conn.row_factory = sqlite3.Row
+        try:
+            return [dict(r) for r in self.conn.execute(sql, params)]
+        finally:
+            self.conn.row_factory = None
+
+    def statuses(self, run_id: int | None = None) -> dict[str, int]:
+        sql = "SELECT status, count(*) FROM queue_items"
+        params: tuple = ()
+        if run_id is not None:
+            sql += " WHERE run_id = ?"
+            params = (run_id,)
+        return dict(self.conn.execute(sql + " GROUP BY status", params).fetchall())
+
+
+@pytest.fixture
+def arrange(state):
+    a = Arrange(state)
+    yield a
+    a.close()
+
+
+@pytest.fixture
+def db(state, arrange):
+    handle = open_db(state, create=True)
+    yield handle
+    handle.close()
+
+
+# --- SMTP ------------------------------------------------------------------------------------
+class SmtpRecorder:
+    """An aiosmtpd handler: records messages; `script` holds SMTP replies to give at DATA
+    (e.g. '451 try later') or 'drop' to close the connection, consumed one per message."""
+
+    def __init__(self) -> None:
+        self.messages: list[dict] = []
+        self.script: list[str] = []
+        self.rcpt_script: dict[str, str] = {}
+        self.auth: list[tuple[str, str]] = []
+        self.lock = threading.Lock()
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        reply = self.rcpt_script.get(address)
+        if reply:
+            return reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        with self.lock:
+            action = self.script.pop(0) if self.script else "250 Message accepted"
+        if action == "drop":
+            session.transport.close()
+            return "421 closing"
+        if action.startswith("2"):
+            from email import message_from_bytes
+
+            msg = message_from_bytes(envelope.content)
+            with self.lock:
+                self.messages.append({"to": envelope.rcpt_tos, "message_id": msg["Message-ID"],
+                                      "subject": str(msg["Subject"]),
+                                      "body": msg.get_payload(decode=True).decode()})
+        return action
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def smtp_server():
+    from aiosmtpd.controller import Controller
+
+    handler = SmtpRecorder()
+    port = _free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    handler.port = port
+    yield handler
+    controller.stop()
+
+
+@pytest.fixture
+def smtp_auth_server():
+    """An SMTP server that requires AUTH (allowed without TLS, for the test only)."""
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import AuthResult
+
+    handler = SmtpRecorder()
+
+    def authenticator(server, session, envelope, mechanism, auth_data):
+        handler.auth.append((auth_data.login.decode(), auth_data.password.decode()))
+        ok = auth_data.login == b"mailer" and auth_data.password == b"s3cret"
+        return AuthResult(success=ok)
+
+    port = _free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port,
+                            authenticator=authenticator, auth_require_tls=False,
+                            auth_required=True)
+    controller.start()
+    handler.port = port
+    yield handler
+    controller.stop()
+
+
+# --- HTTP ------------------------------------------------------------------------------------
+class HttpRecorder:
+    def __init__(self) -> None:
+        self.requests: list[dict] = []
+        self.script: list[tuple[int, float]] = []  # (status, delay seconds) per request
+        self.lock = threading.Lock()
+
+
+@pytest.fixture
+def http_server():
+    recorder = HttpRecorder()
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self):  # noqa: N802
+            length = int(self.headers.get("Content-Length", 0))
+            body = json.loads(self.rfile.read(length))
+            with recorder.lock:
+                status, delay = recorder.script.pop(0) if recorder.script else (200, 0.0)
+                recorder.requests.append({"headers": dict(self.headers), "body": body,
+                                          "path": self.path, "status": status})
+            if delay:
+                time.sleep(delay)
+            payload = b'{"ok": true}' if status < 300 else b'{"error": "nope"}'
+            try:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+            except OSError:
+                pass
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    recorder.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+    yield recorder
+    server.shutdown()
+    server.server_close()
