@@ -163,6 +163,7 @@ def start_instance(db, *, plan: dict, now: datetime, actor: str, how: str,
                     instance_id=instance_id,
                     details=f"{name}: {how}{when}; {len(snapshot['stages'])} stage(s), "
                             f"transition {snapshot['transition']}, plan version {plan['version']}")
+    _note(report, f"plan {plan['name']}: instance {name} created ({how})")
     history.record(db, kind="instance", name=str(instance_id), action="start", actor=actor,
                    now=now, to_status="running", note=note or how)
     _advance_instance(db, instance_id, now=now, report=report)
@@ -172,11 +173,12 @@ def start_instance(db, *, plan: dict, now: datetime, actor: str, how: str,
 # --- the tick: firing occurrences --------------------------------------------------------------
 
 def fire_due(db, *, now: datetime, report, dry_run: bool = False) -> None:
-    """Fire due plan occurrences (once / recurrent), applying catch-up and overlap rules."""
+    """Fire due plan occurrences (once / recurrent), applying catch-up and overlap rules.
+
+    `tick --dry-run` runs this inside a transaction it rolls back; `report.notes` says what
+    happened. `dry_run` is accepted for callers that pass it and changes nothing here.
+    """
     for candidate in store.plans_to_examine(db, now):
-        if dry_run:
-            _explain_due(db, candidate, now=now, report=report)
-            continue
         with db.atomic():
             _fire_plan(db, candidate["name"], now=now, report=report)
 
@@ -251,6 +253,13 @@ def _skip(db, plan: str, scheduled_at: datetime, *, reason: str, tz: str, now: d
                     details=f"occurrence {_local(scheduled_at, tz)} skipped: {reason}")
     if report is not None:
         report.skipped += 1
+    _note(report, f"plan {plan}: occurrence {iso_z(scheduled_at)} skipped ({reason})")
+
+
+def _note(report, text: str) -> None:
+    """What the tick did, for `tick --dry-run` (which runs the same code and rolls back)."""
+    if report is not None:
+        report.notes.append(text)
 
 
 def _fire_occurrence(db, plan: dict, scheduled_at: datetime, *, now: datetime, report) -> None:
@@ -272,6 +281,8 @@ def _fire_occurrence(db, plan: dict, scheduled_at: datetime, *, now: datetime, r
                 exec_log.append(db, now=now, event="Occurrence Queued", plan=name,
                                 details=f"occurrence {_local(scheduled_at, tz)} waits for "
                                         f"instance {current} (overlap: queue)")
+                _note(report, f"plan {name}: occurrence {iso_z(scheduled_at)} queued behind "
+                              f"instance {current} (overlap: queue)")
         else:
             _skip(db, name, scheduled_at, tz=tz, now=now, report=report,
                   reason=f"overlap skip: instance {current} is still running")
@@ -316,46 +327,11 @@ def _start_queued(db, name: str, *, now: datetime, report) -> None:
         report.fired += 1
 
 
-def _explain_due(db, candidate: dict, *, now: datetime, report) -> None:
-    """--dry-run: say what would fire or be skipped, write nothing."""
-    from campctl.engine import cron
-
-    name, spec = candidate["name"], candidate["spec"]
-    if _schedule(spec).get("type", "manual") not in ("once", "recurrent"):
-        return
-    try:
-        due, _ = _due_times(spec, after=_cursor(db, candidate, now), now=now)
-        fire, skipped = cron.apply_catchup(due, _schedule(spec).get("catchup"), now=now)
-    except ValueError as exc:
-        report.notes.append(f"plan {name}: schedule cannot be evaluated: {exc}")
-        return
-    done = {o["scheduled_at"] for o in store.plan_occurrences(db, name)}
-    running = store.active_instance_ids(db, plan=name)
-    problems = precondition_problems(db, spec, now=now)
-    for moment, reason in skipped:
-        if iso_z(moment) not in done:
-            report.notes.append(f"plan {name}: occurrence {iso_z(moment)} would be skipped "
-                                f"({reason})")
-    for moment in fire:
-        if iso_z(moment) in done:
-            continue
-        if problems:
-            why = f"skipped (precondition not met: {problems[0]})"
-        elif running:
-            why = ("queued (overlap: queue)" if _schedule(spec).get("overlap") == "queue"
-                   else "skipped (overlap: an instance is still running)")
-        else:
-            why = "would fire and start an instance"
-        report.notes.append(f"plan {name}: occurrence {iso_z(moment)} {why}")
-
-
 # --- the tick: advancing instances -------------------------------------------------------------
 
 def advance(db, *, now: datetime, report, dry_run: bool = False) -> None:
     """Move every running or paused instance along its execution tree by the transition rule."""
     for instance_id in store.active_instance_ids(db):
-        if dry_run:
-            continue
         with db.atomic():
             _advance_instance(db, instance_id, now=now, report=report)
 
@@ -479,7 +455,7 @@ def _advance_instance(db, instance_id: int, *, now: datetime, report=None) -> No
         if run is None:
             return
         if run["status"] == "failed":
-            _end_instance(db, instance, to="failed", now=now, actor=SCHEDULER,
+            _end_instance(db, instance, to="failed", now=now, actor=SCHEDULER, report=report,
                           why=f"run {run['id']} of stage {stage['campaign']}/{stage['stage']} "
                               f"failed: {run.get('error') or 'see the run log'}")
             return
@@ -490,17 +466,19 @@ def _advance_instance(db, instance_id: int, *, now: datetime, report=None) -> No
                f"all {run['total']} message(s) built" if transition == "completed" else
                f"all {run['total']} message(s) sent or finally failed")
         _complete_stage(db, instance, stage, now=now, why=f"transition {transition}: {why}")
+        _note(report, f"instance {instance['name']}: stage {stage['campaign']}/{stage['stage']} "
+                      f"completed ({why})")
     # Every stage reached its transition; the instance ends when its runs have finished, so
     # pause and stop keep control of delivery until the last message.
     if any(s["run_status"] in store.ACTIVE_RUN for s in store.stages_of(db, instance_id)):
         return
     failed = [s for s in store.stages_of(db, instance_id) if s["run_status"] == "failed"]
     if failed:
-        _end_instance(db, instance, to="failed", now=now, actor=SCHEDULER,
+        _end_instance(db, instance, to="failed", now=now, actor=SCHEDULER, report=report,
                       why=f"run {failed[0]['run_id']} of stage {failed[0]['campaign']}/"
                           f"{failed[0]['stage']} failed")
         return
-    _end_instance(db, instance, to="completed", now=now, actor=SCHEDULER,
+    _end_instance(db, instance, to="completed", now=now, actor=SCHEDULER, report=report,
                   why=f"all {len(stages)} stage(s) completed")
 
 
@@ -518,6 +496,7 @@ def _end_instance(db, instance: dict, *, to: str, now: datetime, actor: str, why
                         details=f"instance {to}: {why}")
     event = {"completed": "Instance Completed", "failed": "Instance Failed",
              "cancelled": "Instance Cancelled"}[to]
+    _note(report, f"instance {instance['name']}: {to} ({why})")
     exec_log.append(db, now=now, event=event, **base,
                     details=why + (f"; note: {note}" if note else ""))
     history.record(db, kind="instance", name=str(instance["id"]),

@@ -55,9 +55,11 @@ stages:
 class PlanWorld:
     """Builds a state file with contacts, a campaign and a plan through the real CLI."""
 
-    def __init__(self, cli, write_yaml, rows, tmp_path, hook_url: str, received: list):
+    def __init__(self, cli, write_yaml, rows, tmp_path, hook_url: str, received: list,
+                 hook_status: list):
         self.hook_url = hook_url
         self.received = received  # JSON bodies the webhook receiver got
+        self.hook_status = hook_status  # [HTTP status the receiver answers]
         self.cli = cli
         self.write_yaml = write_yaml
         self.rows = rows
@@ -135,12 +137,13 @@ def _yaml_value(value) -> str:
 def webhook():
     """A webhook receiver on 127.0.0.1 that accepts everything: (url, received bodies)."""
     received: list = []
+    status = [200]  # tests may change the answer: status[0] = 400
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self):  # noqa: N802 - the http.server hook name
             length = int(self.headers.get("Content-Length") or 0)
             received.append(json.loads(self.rfile.read(length) or b"null"))
-            self.send_response(200)
+            self.send_response(status[0])
             self.send_header("Content-Length", "0")
             self.end_headers()
 
@@ -151,7 +154,7 @@ def webhook():
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/hook", received
+        yield f"http://127.0.0.1:{server.server_address[1]}/hook", received, status
     finally:
         server.shutdown()
         server.server_close()

@@ -241,3 +241,20 @@ def test_instance_name_gets_a_suffix_on_collision(world):
     second = _start(world, now="2027-03-01T09:00:40Z")
     assert (first["name"], second["name"]) == ("spring-launch-20270301T0900",
                                                "spring-launch-20270301T0900-2")
+
+
+def test_failed_run_fails_the_instance_and_cancels_later_stages(world):
+    _ready(world, contacts=2, rate="100/m")
+    world.hook_status[0] = 400  # permanent refusal: every message fails
+    started = _start(world)
+    world.tick(minute(1))
+    [instance] = world.instances()
+    assert instance["status"] == "failed", instance
+    assert [s["status"] for s in instance["stages"]] == ["cancelled", "cancelled"]
+    assert instance["stages"][0]["has_errors"] is True
+    described = world.ok("-o", "json", "describe", "instance", str(started["id"])).json
+    assert "failed" in described["error"]
+    events = [e["event"] for e in world.log(plan="spring-launch")]
+    assert "Instance Failed" in events
+    kinds = [n["kind"] for n in world.rows("SELECT kind FROM notifications")]
+    assert "instance-failed" in kinds

@@ -142,8 +142,9 @@ def test_ticks_at_the_same_time_fire_once(world):
 
 def test_dry_run_tick_fires_nothing(world):
     _ready(world, schedule=DAILY)
-    result = world.cli("--now", at("mon"), "tick", "--dry-run")
+    result = world.cli("--now", at("mon"), "-o", "json", "tick", "--dry-run")
     assert result.exit_code == 0, result
+    assert any("instance spring-launch-20270301T0900 created" in n for n in result.json["notes"])
     assert world.instances() == []
     assert world.rows("SELECT * FROM occurrences") == []
     assert world.tick(at("mon"))["fired"] == 1
