@@ -152,7 +152,8 @@ def _require(db, kind: Kind, name: str) -> dict:
 def _get_command(kind: Kind):
     def get(
         ctx: typer.Context,
-        name: Annotated[str | None, typer.Argument(help="Show only this one.")] = None,
+        name: Annotated[str | None, typer.Argument(
+            help="Show only this one.", metavar="NAME")] = None,
     ) -> None:
         from campctl.engine.catalog import summary
         from campctl.store.objects import list_objects, profile_counts
@@ -178,7 +179,7 @@ def _get_command(kind: Kind):
 def _describe_command(kind: Kind):
     def describe(
         ctx: typer.Context,
-        name: Annotated[str, typer.Argument(help="The object's name.")],
+        name: Annotated[str, typer.Argument(help="The object's name.", metavar="NAME")],
     ) -> None:
         from campctl.engine.catalog import referenced_by, summary
         from campctl.engine.workflow import delete_blockers
@@ -263,7 +264,7 @@ def _timezone(spec: dict) -> str | None:
 def _delete_command(kind: Kind):
     def delete(
         ctx: typer.Context,
-        name: Annotated[str, typer.Argument(help="The object's name.")],
+        name: Annotated[str, typer.Argument(help="The object's name.", metavar="NAME")],
         note: NoteOption = None,
     ) -> None:
         from campctl.engine import workflow
@@ -284,7 +285,8 @@ def _delete_command(kind: Kind):
 def _history_command(kind: Kind):
     def history(
         ctx: typer.Context,
-        name: Annotated[str, typer.Argument(help="The object's name (deleted ones too).")],
+        name: Annotated[str, typer.Argument(
+            help="The object's name (deleted ones too).", metavar="NAME")],
         version: Annotated[int | None, typer.Option(
             "--version", help="Show the spec of this version instead.")] = None,
     ) -> None:

@@ -1,4 +1,4 @@
-"""Commands: submit, approve, deny, revise, start/stop campaign, stop plan, (de)activate scenario."""
+"""Commands: submit, approve, deny, revise, start/stop campaign, stop plan, (de)activate."""
 
 from __future__ import annotations
 
@@ -12,13 +12,14 @@ from campctl.errors import ActionRefused
 from campctl.models import Kind
 
 NoteOption = Annotated[str | None, typer.Option("--note", help="Why, for the history.")]
-NameArg = Annotated[str, typer.Argument(help="The object's name.")]
+NameArg = Annotated[str, typer.Argument(help="The object's name.", metavar="NAME")]
 
 VERB_HELP = {
     "submit": "Submit a draft {kind} for approval.",
     "approve": "Approve a {kind} pending approval.",
     "deny": "Deny a {kind} pending approval.",
-    "revise": "Return a denied, stopped or approved (idle) {kind} to draft, so apply may change it.",
+    "revise": "Return a denied, stopped or approved (idle) {kind} to draft, so apply may "
+              "change it.",
 }
 
 PAST = {"submit": "submitted", "approve": "approved", "deny": "denied", "revise": "revised",

@@ -151,7 +151,8 @@ def plan_apply(db, definitions: list[Definition]) -> list[Change]:
             changes.append(Change(d.kind, d.name, "unchanged", current["version"],
                                   current["status"], d, spec))
             continue
-        changes.append(Change(d.kind, d.name, "updated", store.next_version(db, d.kind.value, d.name),
+        version = store.next_version(db, d.kind.value, d.name)
+        changes.append(Change(d.kind, d.name, "updated", version,
                               current["status"], d, spec, diff(old, new)))
     return changes
 
@@ -323,7 +324,8 @@ def next_occurrence(kind: Kind, obj: dict, *, now: datetime) -> datetime | None:
     return send if send is not None and send > now else None
 
 
-def summary(kind: Kind, obj: dict, *, now: datetime, profiles: dict[str, int] | None = None) -> dict:
+def summary(kind: Kind, obj: dict, *, now: datetime,
+            profiles: dict[str, int] | None = None) -> dict:
     """One row of `get KIND` with the §9 keys (and a few more)."""
     from campctl.timeutil import iso_z
 
@@ -338,7 +340,7 @@ def summary(kind: Kind, obj: dict, *, now: datetime, profiles: dict[str, int] | 
             "next_occurrence": iso_z(next_occurrence(kind, obj, now=now)),
             "version": obj["version"],
             "timezone": _text(_get(spec, "schedule", "timezone")),
-            "stages": len(_get(spec, "stages") or []) if isinstance(_get(spec, "stages"), list) else 0,
+            "stages": len(stages) if isinstance(stages := _get(spec, "stages"), list) else 0,
         }
     if kind is Kind.CAMPAIGN:
         tz = _text(_get(spec, "timezone"))

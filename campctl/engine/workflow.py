@@ -100,7 +100,8 @@ def _running(db, kind: Kind, name: str) -> str | None:
     if kind is Kind.CAMPAIGN:
         runs = store.active_runs(db, name)
         if runs:
-            return f"it has {runs} active run(s); stop them first ('campctl get runs --campaign {name}')"
+            return (f"it has {runs} active run(s); stop them first "
+                    f"('campctl get runs --campaign {name}')")
         # A plan instance that uses it is not in the way: it runs from its snapshot (SPEC §6).
     elif kind is Kind.PLAN:
         instances = store.live_instances(db, name)

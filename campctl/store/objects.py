@@ -10,7 +10,8 @@ from campctl.models import ACTIVE_RUN_STATUSES, IN_SCENARIO_STATUSES, InstanceSt
 from campctl.store.db import Database
 from campctl.timeutil import to_db
 
-_COLUMNS = "kind, name, version, spec, description, status, source, created_at, updated_at, launched_at"
+_COLUMNS = ("kind, name, version, spec, description, status, source, created_at, updated_at, "
+            "launched_at")
 
 
 def _json_fallback(value: Any) -> Any:

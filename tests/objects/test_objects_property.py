@@ -1,4 +1,4 @@
-"""Property: mutated definitions never crash apply, and a refused apply leaves every row as it was."""
+"""Property: mutated definitions never crash apply; a refused apply leaves every row as it was."""
 
 from __future__ import annotations
 
