@@ -159,7 +159,9 @@ class _Builder:
                 raise YamlProblem(line, col, f"tag {ynode.tag!r} is not allowed (safe YAML only: "
                                   "plain strings, numbers, booleans, lists and mappings)")
             typed = _explicit(value, ynode.tag, line, col)
-            return Node("scalar", line, col, text=value, value=typed, quoted=True, tag11=tag11)
+            # An explicit !!str reads like a quoted string; !!int etc. like a plain typed value.
+            return Node("scalar", line, col, text=value, value=typed,
+                        quoted=ynode.tag == YAML_TAG + "str", tag11=tag11)
         typed = _type12(value) if plain else value
         return Node("scalar", line, col, text=value, value=typed, quoted=not plain, tag11=tag11)
 
