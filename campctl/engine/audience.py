@@ -159,6 +159,7 @@ def _csv_rows(text: io.TextIOBase, path: Path, report: ImportReport) -> Iterator
     if problem:
         raise ValidationFailed(f"{path}: line 1: {problem}")
     width = len(header)
+    layout = _Layout(header)
     last_line = reader.line_num
     while True:
         start = last_line + 1
@@ -176,9 +177,9 @@ def _csv_rows(text: io.TextIOBase, path: Path, report: ImportReport) -> Iterator
         try:
             if len(values) != width:
                 raise RowRejected(f"{len(values)} fields, but the header has {width}")
-            if any(_SURROGATE.search(v) for v in values):
+            if _SURROGATE.search("".join(values)):
                 raise RowRejected("not valid UTF-8")
-            yield _csv_contact(start, header, values)
+            yield layout.contact(start, values)
         except RowRejected as exc:
             report.reject(start, str(exc))
 
@@ -200,19 +201,26 @@ def _header_problem(header: list[str]) -> str | None:
     return None
 
 
+_NUMBER_START = frozenset("-0123456789")
+
+
 def _typed(value: str) -> Any:
     """CSV cell → JSON value: integers (no leading zeros, so zip codes stay text), decimals,
     true/false; anything else stays text."""
-    if _INT.match(value):
-        number = int(value)
-        return number if -(1 << 63) <= number < (1 << 63) else value
-    if _DEC.match(value):
-        return float(value)
-    lowered = value.lower()
-    if lowered == "true":
-        return True
-    if lowered == "false":
-        return False
+    first = value[0]
+    if first in _NUMBER_START:
+        if _INT.match(value):
+            number = int(value)
+            return number if -(1 << 63) <= number < (1 << 63) else value
+        if _DEC.match(value):
+            return float(value)
+        return value
+    if len(value) in (4, 5):
+        lowered = value.lower()
+        if lowered == "true":
+            return True
+        if lowered == "false":
+            return False
     return value
 
 
@@ -225,19 +233,35 @@ def _split(cell: str) -> list[str]:
     return list(seen)
 
 
-def _csv_contact(line: int, header: list[str], values: list[str]) -> ContactRow:
-    cells = dict(zip(header, values, strict=True))
-    external_id = cells["id"].strip()
-    _check_id(external_id)
-    email = cells.get("email", "").strip() or None
-    if email is not None:
-        _check_email(email)
-    phone = cells.get("phone", "").strip() or None
-    groups = _split(cells["groups"]) if cells.get("groups", "").strip() else None
-    opt_out = _split(cells["opt_out"]) if cells.get("opt_out", "").strip() else None
-    attrs = {k: _typed(v) for k, v in cells.items() if k not in RESERVED and v != ""}
-    return ContactRow(line, external_id, email, email is not None, phone, phone is not None,
-                      attrs, groups, opt_out)
+class _Layout:
+    """Column positions of a CSV header, so each row is read without building a dict."""
+
+    def __init__(self, header: list[str]) -> None:
+        def pos(name: str) -> int | None:
+            return header.index(name) if name in header else None
+
+        self.id = header.index("id")
+        self.email = pos("email")
+        self.phone = pos("phone")
+        self.groups = pos("groups")
+        self.opt_out = pos("opt_out")
+        self.attrs = [(i, name) for i, name in enumerate(header) if name not in RESERVED]
+
+    def contact(self, line: int, values: list[str]) -> ContactRow:
+        external_id = values[self.id].strip()
+        _check_id(external_id)
+        email = values[self.email].strip() or None if self.email is not None else None
+        if email is not None:
+            _check_email(email)
+        phone = values[self.phone].strip() or None if self.phone is not None else None
+        groups = opt_out = None
+        if self.groups is not None and values[self.groups].strip():
+            groups = _split(values[self.groups])
+        if self.opt_out is not None and values[self.opt_out].strip():
+            opt_out = _split(values[self.opt_out])
+        attrs = {name: _typed(values[i]) for i, name in self.attrs if values[i] != ""}
+        return ContactRow(line, external_id, email, email is not None, phone, phone is not None,
+                          attrs, groups, opt_out)
 
 
 def _check_id(external_id: str) -> None:

@@ -32,11 +32,11 @@ class ContactRow:
 # (RFC 7396 json_patch: a JSON null removes the key, and null never gets stored on insert).
 _UPSERT = """
 INSERT INTO contacts (external_id, email, phone, attrs, created_at, updated_at)
-VALUES (:id, :email, :phone, json_patch('{}', :attrs), :now, :now)
+VALUES (?1, ?2, ?4, json_patch('{}', ?6), ?7, ?7)
 ON CONFLICT (external_id) DO UPDATE SET
-    email = CASE WHEN :has_email THEN excluded.email ELSE contacts.email END,
-    phone = CASE WHEN :has_phone THEN excluded.phone ELSE contacts.phone END,
-    attrs = json_patch(contacts.attrs, :attrs),
+    email = CASE WHEN ?3 THEN excluded.email ELSE contacts.email END,
+    phone = CASE WHEN ?5 THEN excluded.phone ELSE contacts.phone END,
+    attrs = json_patch(contacts.attrs, ?6),
     updated_at = excluded.updated_at
 """
 
@@ -81,18 +81,11 @@ def upsert_chunk(db: Database, rows: Sequence[ContactRow], *, now: datetime) -> 
     distinct = set(ids)
     existing = db.scalar(_EXISTING, (json.dumps(list(distinct)),)) or 0
     inserted = len(distinct) - existing
+    dumps = json.JSONEncoder(ensure_ascii=False).encode
     db.executemany(
         _UPSERT,
         (
-            {
-                "id": r.external_id,
-                "email": r.email,
-                "has_email": r.has_email,
-                "phone": r.phone,
-                "has_phone": r.has_phone,
-                "attrs": json.dumps(r.attrs, ensure_ascii=False),
-                "now": stamp,
-            }
+            (r.external_id, r.email, r.has_email, r.phone, r.has_phone, dumps(r.attrs), stamp)
             for r in rows
         ),
     )

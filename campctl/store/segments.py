@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
+import sys
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -172,7 +174,12 @@ class _Field:
 
 
 def _typed_in(field: _Field, values: Sequence) -> tuple[str, list]:
-    """The attribute equals one of `values`, types respected (numbers as numbers)."""
+    """The attribute equals one of `values`, types respected (numbers as numbers).
+
+    json_extract yields text only for text (and JSON text for arrays/objects, which starts with
+    `[` or `{`), numbers for numbers and 0/1 for booleans; so a type test (a second JSON call
+    per row) is added only where a value could be confused: 0/1, or text starting with [ or {.
+    """
     parts, params = [], []
     bools = [("true" if v else "false") for v in values if isinstance(v, bool)]
     nums = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
@@ -182,11 +189,42 @@ def _typed_in(field: _Field, values: Sequence) -> tuple[str, list]:
     if bools:
         parts.append(f"{t_sql} IN ({', '.join('?' * len(bools))})")
         params += t_par + bools
-    for group, type_cond in ((nums, _NUM), (texts, "= 'text'")):
-        if group:
-            parts.append(f"({t_sql} {type_cond} AND {v_sql} IN ({', '.join('?' * len(group))}))")
-            params += t_par + v_par + group
+    if nums:
+        sql = f"{v_sql} IN ({', '.join('?' * len(nums))})"
+        params += v_par + nums
+        if any(n in (0, 1) for n in nums):
+            sql = f"({sql} AND {t_sql} {_NUM})"
+            params += t_par
+        parts.append(sql)
+    if texts:
+        sql = f"{v_sql} IN ({', '.join('?' * len(texts))})"
+        params += v_par + texts
+        if field.path and any(t[:1] in ("[", "{") for t in texts):
+            sql = f"({sql} AND {t_sql} = 'text')"
+            params += t_par
+        parts.append(sql)
     return "(" + " OR ".join(parts) + ")", params
+
+
+def _number_range(field: _Field, op: str, value: float) -> tuple[str, list]:
+    """A numeric comparison as one BETWEEN: text sorts above every number in SQLite, so the
+    upper bound DBL_MAX also rules out text, with a single JSON call per row."""
+    v_sql, v_par = field.v()
+    low, high = -sys.float_info.max, sys.float_info.max
+    if op == "gt":
+        low = math.nextafter(float(value), math.inf)
+    elif op == "gte":
+        low = value
+    elif op == "lt":
+        high = math.nextafter(float(value), -math.inf)
+    else:
+        high = value
+    sql, params = f"{v_sql} BETWEEN ? AND ?", [*v_par, low, high]
+    if low <= 0 <= high or low <= 1 <= high:  # booleans read as 0/1
+        t_sql, t_par = field.t()
+        sql = f"({sql} AND {t_sql} {_NUM})"
+        params += t_par
+    return sql, params
 
 
 def _attr_rule(rule: Mapping, alias: str, now: datetime) -> tuple[str, list]:
@@ -201,10 +239,11 @@ def _attr_rule(rule: Mapping, alias: str, now: datetime) -> tuple[str, list]:
     elif op in ("in", "not_in"):
         sql, params = _typed_in(field, value)
     elif op in ("exists", "not_exists"):
-        sql, params = f"({t_sql} IS NOT NULL AND {t_sql} <> 'null')", t_par + t_par
+        sql, params = f"{t_sql} <> 'null'", t_par
+    elif op in _CMP and not isinstance(value, str):
+        sql, params = _number_range(field, op, value)
     elif op in _CMP:
-        type_cond = "= 'text'" if isinstance(value, str) else _NUM
-        sql = f"({t_sql} {type_cond} AND {v_sql} {_CMP[op]} ?)"
+        sql = f"({t_sql} = 'text' AND {v_sql} {_CMP[op]} ?)"
         params = t_par + v_par + [value]
     elif op == "contains":
         member = (
@@ -231,8 +270,9 @@ def _attr_rule(rule: Mapping, alias: str, now: datetime) -> tuple[str, list]:
         else:
             bound = f"{day} < ?"
             bounds = v_par + [(today - timedelta(days=value)).isoformat()]
-        sql = f"({t_sql} = 'text' AND {day} GLOB {_DATE_GLOB} AND {bound})"
-        params = t_par + v_par + bounds
+        # Numbers, booleans and JSON text of arrays/objects never look like a date.
+        sql = f"({day} GLOB {_DATE_GLOB} AND {bound})"
+        params = v_par + bounds
     # Rules are two-valued: an absent attribute makes eq false and ne true.
     sql = f"coalesce({sql}, 0)"
     return (f"NOT {sql}", params) if negate else (sql, params)
@@ -347,10 +387,11 @@ def audience_where(
             raise ValidationFailed("audience all must be true")
         sql, params = "1", []
     if message_type and not (include_opted_out or audience.get("include_opted_out") is True):
-        # A contact opted out of "all" refuses every message type.
+        # A contact opted out of "all" refuses every message type. The unary + makes it one
+        # seek on contact_id instead of one per listed type.
         sql = (
             f"{sql} AND NOT EXISTS (SELECT 1 FROM contact_optouts o WHERE o.contact_id = {alias}.id"
-            " AND o.message_type IN (?, 'all'))"
+            " AND +o.message_type IN (?, 'all'))"
         )
         params = [*params, message_type]
     return sql, params
