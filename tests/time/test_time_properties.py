@@ -14,7 +14,7 @@ from campctl.engine.windows import is_open, next_open
 
 ZONES = ["Australia/Sydney", "Europe/Paris", "America/New_York", "UTC", "Asia/Kolkata",
          "Australia/Lord_Howe"]
-PROPS = settings(max_examples=120, deadline=None,
+PROPS = settings(max_examples=80, deadline=None,
                  suppress_health_check=[HealthCheck.too_slow])
 
 
