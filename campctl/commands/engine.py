@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from campctl.commands.common import app_context, emit, emit_object, notice, print_json
-from campctl.errors import NotFound, UsageProblem
+from campctl.errors import NotFound, UsageProblem, ValidationFailed
 
 LOG_COLUMNS = [("at", "AT"), ("event", "EVENT"), ("plan", "PLAN"), ("instance", "INSTANCE"),
                ("campaign", "CAMPAIGN"), ("stage", "STAGE"), ("run", "RUN"),
@@ -227,9 +227,11 @@ def _status_renderable(db, *, now, data=None, footer: str | None = None):
     table("Active instances", ["ID", "NAME", "PLAN", "STATUS", "STAGE", "STARTED"],
           [(str(i["id"]), i["name"], i["plan"], i["status"], i.get("stage") or "-",
             when(i["started_at"])) for i in data["instances"]])
-    table("Scenarios", ["NAME", "ACTIVE", "LAUNCH", "PROFILES"],
+    table("Scenarios", ["NAME", "ACTIVE", "LAUNCH", "PROFILES", "BY STEP"],
           [(s["name"], "yes" if s["active"] else "no", s["launch_type"] or "-",
-            str(s["profiles_active"])) for s in data["scenarios"]])
+            str(s["profiles_active"]),
+            ", ".join(f"{k}: {v}" for k, v in (s.get("by_step") or {}).items()) or "-")
+           for s in data["scenarios"]])
     table("Next occurrences", ["KIND", "NAME", "AT"],
           [(o["kind"], o["name"], when(o["next_due_at"])) for o in data["next_occurrences"]])
     if footer:
@@ -392,17 +394,102 @@ def demo(
     days: Annotated[int, typer.Option("--days", min=1, max=60,
                                       help="Simulated days.")] = 7,
 ) -> None:
-    from campctl.engine.demo import run_demo
+    import tempfile
+
+    from campctl.engine import demo as demo_engine
+    from campctl.store.db import open_db
+    from campctl.timeutil import iso_z, parse_instant
 
     app = app_context(ctx)
-    state = app.state_path if _state_given(ctx) else None
-    summary = run_demo(state=state, days=days, now=app.now, environ=app.environ,
-                       actor=app.actor, progress=None if app.json else
-                       _demo_progress(app))
+    start = parse_instant(app.now_text) if app.now_text else demo_engine.DEFAULT_START
+    keep = _state_given(ctx)
+    tmp = None if keep else tempfile.TemporaryDirectory(prefix="campctl-demo-")
+    try:
+        path = app.state_path if keep else Path(tmp.name) / "demo.db"
+        db = open_db(path, create=True)
+        try:
+            notes = _demo_setup(db, start=start, actor="demo")
+            for line in notes:
+                notice(app, f"demo: {line}")
+            from campctl.engine.campaigns import record_event
+
+            progress = None if app.json else _demo_progress(app)
+            try:
+                totals = demo_engine.drive(db, start=start, days=days, environ=app.environ,
+                                           record_event=record_event, progress=progress)
+            finally:
+                getattr(progress, "close", lambda: None)()
+            summary = demo_engine.summary(db)
+        finally:
+            db.close()
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+    summary.update(days=days, start=iso_z(start), state=str(path) if keep else None,
+                   totals=totals)
     if app.json:
         print_json(summary)
         return
     _print_demo_summary(app, summary)
+
+
+def _plans_dir() -> Path:
+    """The example definitions: shipped in campctl/data/plans, else the repository's plans/."""
+    here = Path(__file__).resolve().parent.parent
+    for candidate in (here / "data" / "plans", here.parent / "plans", Path.cwd() / "plans"):
+        if candidate.is_dir():
+            return candidate
+    raise NotFound("the example definitions (plans/) are not installed with this campctl")
+
+
+def _demo_setup(db, *, start, actor: str) -> list[str]:
+    """Import the sample audience, apply plans/ (channels rerouted to the outbox), approve and
+    start everything. Returns notes about what could not be started."""
+    from campctl.definitions import load_paths
+    from campctl.engine import catalog, plans, workflow
+    from campctl.engine.audience import import_contacts
+    from campctl.errors import CampctlError
+    from campctl.models import Kind
+    from campctl.store.objects import known_specs
+
+    notes: list[str] = []
+    contacts = Path(__file__).resolve().parent.parent / "data" / "contacts.csv"
+    import_contacts(db, contacts, now=start)
+    result = load_paths([str(_plans_dir())], known=known_specs(db))
+    if result.issues:
+        raise ValidationFailed(f"the example definitions do not validate: {result.issues[0]}")
+    for definition in result.definitions:
+        if definition.kind == Kind.CHANNEL:
+            # No network in the demo: every channel becomes an outbox without a file copy.
+            definition.spec = {"type": "outbox"}
+    with db.atomic():
+        changes = catalog.plan_apply(db, result.definitions)
+        catalog.execute_apply(db, changes, actor=actor, now=start, note="demo")
+    for kind in (Kind.CAMPAIGN, Kind.PLAN):
+        for definition in [d for d in result.definitions if d.kind == kind]:
+            for verb, who in (("submit", actor), ("approve", f"{actor}-approver")):
+                try:
+                    with db.atomic():
+                        workflow.business_verb(db, kind=kind, name=definition.name, verb=verb,
+                                               actor=who, now=start, note="demo")
+                except CampctlError as exc:
+                    notes.append(exc.message)
+    for definition in result.definitions:
+        try:
+            with db.atomic():
+                if definition.kind == Kind.CAMPAIGN:
+                    stages = definition.spec.get("stages") or [{}]
+                    if not all(s.get("controlled_by_plan") for s in stages):
+                        workflow.start_campaign(db, name=definition.name, actor=actor, now=start)
+                elif definition.kind == Kind.PLAN:
+                    if (definition.spec.get("schedule") or {}).get("type") == "manual":
+                        plans.start_manual(db, plan=definition.name, now=start, actor=actor)
+                elif definition.kind == Kind.SCENARIO:
+                    workflow.scenario_verb(db, name=definition.name, verb="activate",
+                                           actor=actor, now=start)
+        except CampctlError as exc:
+            notes.append(exc.message)
+    return notes
 
 
 def _state_given(ctx) -> bool:
@@ -414,7 +501,7 @@ def _demo_progress(app):
     if not app.stdout_is_terminal:
         def plain(db, now, report):
             if report.fired or report.built or report.sent:
-                sys.stdout.write(_summary_line(report) + "\n")
+                sys.stderr.write(_summary_line(report) + "\n")
         return plain
     from rich.live import Live
 
@@ -422,17 +509,23 @@ def _demo_progress(app):
 
     def live(db, now, report):
         if "live" not in holder:
-            holder["live"] = Live(console=app.out(), refresh_per_second=8, transient=True)
+            holder["live"] = Live(console=app.out(), refresh_per_second=8)
             holder["live"].start()
         holder["live"].update(_status_renderable(db, now=now, footer=_summary_line(report)))
-        if report is None:
+
+    def close():
+        if "live" in holder:
             holder["live"].stop()
+
+    live.close = close  # type: ignore[attr-defined]
     return live
 
 
 def _print_demo_summary(app, summary) -> None:
     out = app.out()
-    out.print(f"demo: {summary['days']} simulated days on {summary['state']}", markup=False)
+    where = summary["state"] or "a temporary state file (removed; use --state PATH to keep it)"
+    out.print(f"demo: {summary['days']} simulated days from {summary['start']} on {where}",
+              markup=False)
     emit(app, summary["runs"], [("id", "RUN"), ("campaign", "CAMPAIGN"), ("stage", "STAGE"),
                                 ("status", "STATUS"), ("sent", "SENT"), ("failed", "FAILED")],
          title="Runs", empty="no runs")

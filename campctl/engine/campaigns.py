@@ -124,8 +124,9 @@ def _create_stage_runs(db, name: str, obj: dict, *, now: datetime, occurrence_id
         if stage.get("controlled_by_plan"):
             continue
         snapshot = run_engine.resolve_stage(spec, name, stage["name"], version=obj.get("version"))
-        if audience is not None:
-            snapshot["audience"] = audience
+        if audience is not None:  # an event batch, filtered by the stage's own audience
+            selection = dict(audience["events"], audience=snapshot["audience"])
+            snapshot["audience"] = {"events": selection}
         run_id = run_engine.create_run(
             db, campaign=name, stage=stage["name"], snapshot=snapshot, now=now,
             scheduled_at=scheduled_at, queue_at=queue_at, send_at=send_at,
@@ -276,8 +277,9 @@ def _build_batch(db, name: str, obj: dict, event: str, queue_start: datetime,
                                       status="fired", now=now, reason=f"{count} events")
     if occ is None:
         return
+    audience = dict((obj["spec"] or {}).get("audience") or {"all": True})
     selection = {"events": {"name": event, "after_id": cursor, "upto_id": top,
-                            "since": to_db(queue_start)}}
+                            "since": to_db(queue_start), "audience": audience}}
     send_at = send_start if send_start > now else None
     ids = _create_stage_runs(db, name, obj, now=now, occurrence_id=occ, scheduled_at=moment,
                              queue_at=now, send_at=send_at, audience=selection)

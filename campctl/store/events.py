@@ -72,28 +72,32 @@ def pending_events(db, *, name: str, after_id: int, upto_id: int, since: datetim
 def build_queue_from_events(db, *, run_id: int, selection: dict, channel: str,
                             message_type: str | None, include_opted_out: bool,
                             now: datetime, exclude_sent_of_run: int | None = None) -> int:
-    """One set-based INSERT: a queue item per distinct contact with a matching event.
+    """One set-based INSERT: a queue item per distinct contact with a matching event who is
+    also in the campaign's audience (`selection["audience"]`, opt-outs applied there).
 
-    `selection` = {"name", "after_id", "upto_id", "since", "until"?} as stored in the run
+    `selection` = {"name", "after_id", "upto_id", "since", "audience"?} as stored in the run
     snapshot, so a rebuild (restart) selects the same contacts.
     """
+    from campctl.store.segments import audience_query
+
+    audience = selection.get("audience") or {"all": True}
+    audience_sql, audience_params = audience_query(
+        db, audience, now=now, message_type=message_type,
+        include_opted_out=include_opted_out or bool(audience.get("include_opted_out")),
+        sample_key=f"run-{run_id}")
     sql = (
         "INSERT INTO queue_items (message_id, run_id, contact_id, channel, message_type, status,"
         " created_at)"
         " SELECT 'r' || ? || '-c' || e.contact_id, ?, e.contact_id, ?, ?, 'queued', ?"
         " FROM (SELECT DISTINCT contact_id FROM events WHERE name = ? AND id > ? AND id <= ?"
-        " AND at >= ? AND (? IS NULL OR at <= ?) AND contact_id IS NOT NULL) e"
-        " WHERE 1"
+        " AND at >= ? AND contact_id IS NOT NULL) e"
+        f" WHERE e.contact_id IN ({audience_sql})"
     )
     params: list[Any] = [
         run_id, run_id, channel, message_type, to_db(now), selection["name"],
         int(selection["after_id"]), int(selection["upto_id"]), selection["since"],
-        selection.get("until"), selection.get("until"),
+        *audience_params,
     ]
-    if message_type and not include_opted_out:
-        sql += (" AND NOT EXISTS (SELECT 1 FROM contact_optouts o WHERE o.contact_id ="
-                " e.contact_id AND o.message_type = ?)")
-        params.append(message_type)
     if exclude_sent_of_run is not None:
         sql += (" AND NOT EXISTS (SELECT 1 FROM queue_items q WHERE q.run_id = ?"
                 " AND q.contact_id = e.contact_id AND q.status = 'sent')")

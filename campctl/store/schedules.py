@@ -224,3 +224,20 @@ def probe_file(path: str, now_text: str) -> str | None:
         return "probe failed"
     finally:
         conn.close()
+
+
+# --- demo read-outs ---------------------------------------------------------------------------
+
+def sample_contacts(db, count: int) -> list[str]:
+    return [r[0] for r in db.query(
+        "SELECT external_id FROM contacts ORDER BY id LIMIT ?", (count,))]
+
+
+def delivered_sample(db, limit: int) -> list[dict]:
+    return [dict(r) for r in db.query(
+        "SELECT sent_at, contact, campaign, stage, scenario, step, subject FROM outbox"
+        " ORDER BY sent_at, message_id LIMIT ?", (limit,))]
+
+
+def delivered_total(db) -> int:
+    return int(db.scalar("SELECT count(*) FROM outbox") or 0)
