@@ -1,0 +1,128 @@
+"""Run lifecycle across run control, DST, the demo."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from .test_seed003 import campaign
+
+
+@pytest.mark.parametrize("include_sent,expected", [(False, 3), (True, 5)])
+def test_restarted_run_skips_contacts_already_sent(launch, tick, cli, rows, include_sent,
+                                                   expected):
+    launch(campaign("type: one-off\nschedule: {send: immediately}\n"),
+           at="2027-03-01T08:00:00Z", contacts=5)
+    assert tick("2027-03-01T08:00:00Z", "--max-messages", "2")["sent"] == 2
+    stop = cli("--now", "2027-03-01T08:01:00Z", "stop", "run", "1", "--note", "wrong subject")
+    assert stop.exit_code == 0, stop
+    args = ["--now", "2027-03-01T08:02:00Z", "restart", "run", "1", "--note", "fixed"]
+    if include_sent:
+        args.append("--include-sent")
+    assert cli(*args).exit_code == 0
+    report = tick("2027-03-01T08:03:00Z")
+    assert (report["built"], report["sent"]) == (expected, expected)
+    statuses = rows("SELECT id, status, restart_of FROM runs ORDER BY id")
+    assert statuses == [{"id": 1, "status": "skipped", "restart_of": None},
+                        {"id": 2, "status": "completed", "restart_of": 1}]
+    per_contact = rows("SELECT contact, count(*) AS n FROM outbox GROUP BY contact")
+    assert len(per_contact) == 5
+    assert max(r["n"] for r in per_contact) == (2 if include_sent else 1)
+
+
+def test_paused_run_is_left_alone_until_resumed(launch, tick, cli, rows):
+    launch(campaign("type: one-off\nschedule: {send: {at: \"2027-03-01T10:00\"}}\n"),
+           at="2027-03-01T08:00:00Z")
+    tick("2027-03-01T08:00:00Z")
+    assert cli("--now", "2027-03-01T09:00:00Z", "pause", "run", "1").exit_code == 0
+    assert tick("2027-03-01T10:00:00Z")["sent"] == 0
+    assert cli("--now", "2027-03-01T10:05:00Z", "resume", "run", "1").exit_code == 0
+    assert tick("2027-03-01T10:06:00Z")["sent"] == 3
+    assert rows("SELECT status FROM runs") == [{"status": "completed"}]
+
+
+def test_failed_channel_fails_the_run_and_notifies(launch, tick, rows):
+    # Nothing listens on port 9: every POST fails; with max_attempts 1 the run fails.
+    text = campaign("type: one-off\nchannel: dead\nschedule: {send: immediately}\n") + (
+        "---\nkind: Channel\nname: dead\ntype: webhook\nurl: http://127.0.0.1:9/x\n"
+        "max_attempts: 1\n")
+    launch(text, at="2027-03-01T08:00:00Z")
+    for minute in range(0, 30, 5):
+        tick(f"2027-03-01T08:{minute:02d}:00Z")
+    assert rows("SELECT status FROM runs") == [{"status": "failed"}]
+    notes = rows("SELECT kind, object FROM notifications")
+    assert {"kind": "run-failed", "object": "run/1"} in notes
+
+
+@settings(max_examples=5, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(zone=st.sampled_from(["Europe/Paris", "America/New_York", "Australia/Sydney"]),
+       year=st.integers(2027, 2030), hour=st.sampled_from([1, 2, 3]))
+def test_daily_campaign_fires_once_per_local_day_across_dst(tmp_path_factory, zone, year,
+                                                           hour):
+    """Ticks every hour through the spring and autumn changes of `zone`."""
+    from campctl.engine.tick import tick as run_tick
+    from campctl.store.db import open_db
+    from campctl.timeutil import zone as tz
+
+    db = open_db(tmp_path_factory.mktemp("dst") / "s.db", create=True)
+    spec = {"type": "date-triggered", "timezone": zone, "audience": {"all": True},
+            "message": {"subject": "s", "body": "b"},
+            "schedule": {"cron": f"30 {hour} * * *", "catchup": "all"}}
+    _insert_launched_campaign(db, spec, launched=datetime(year, 1, 1, tzinfo=UTC))
+    for month in (3, 4, 10, 11) if zone != "Australia/Sydney" else (4, 10):
+        for day_start in range(1, 29, 7):
+            start = datetime(year, month, day_start, tzinfo=UTC)
+            now = start
+            while now < start + timedelta(days=7):
+                run_tick(db, now=now, environ={})
+                now += timedelta(minutes=60)
+    fired = [row for row in _occurrences(db)]
+    days = [datetime.fromisoformat(f.replace("Z", "+00:00")).astimezone(tz(zone)).date()
+            for f in fired]
+    assert len(days) == len(set(days)), fired  # never twice on a local day
+    expected = [days[0] + timedelta(days=n) for n in range((days[-1] - days[0]).days + 1)]
+    assert days == expected  # and on every local day, in order
+    db.close()
+
+
+def _insert_launched_campaign(db, spec, *, launched):
+    from campctl.store import objects as object_store
+    from campctl.timeutil import to_db
+
+    with db.atomic():
+        object_store.insert_object(db, kind="Campaign", name="dst", version=1, spec=spec,
+                                   description=None, status="approved", source=None,
+                                   now=launched)
+        db.conn.execute("UPDATE objects SET launched_at = ? WHERE name = 'dst'",
+                        (to_db(launched),))
+
+
+def _occurrences(db):
+    return [r[0] for r in db.conn.execute(
+        "SELECT scheduled_at FROM occurrences WHERE status = 'fired' ORDER BY scheduled_at")]
+
+
+def test_demo_runs_quickly_and_keeps_state_when_asked(cli, tmp_path, rows):
+    import time
+
+    target = tmp_path / "demo.db"
+    started = time.monotonic()
+    result = cli("--state", str(target), "-o", "json", "demo", "--days", "3")
+    assert result.exit_code == 0, result
+    assert time.monotonic() - started < 60
+    data = result.json
+    assert data["delivered"] > 0 and data["runs"] and data["instances"]
+    assert {"runs", "instances", "scenarios", "messages"} <= set(data)
+    assert target.exists()
+    # channels were rerouted: nothing was handed to a network channel
+    import sqlite3
+
+    conn = sqlite3.connect(target)
+    kinds = {json_type for (json_type,) in conn.execute(
+        "SELECT json_extract(spec, '$.type') FROM objects WHERE kind = 'Channel'")}
+    conn.close()
+    assert kinds <= {"outbox"}
