@@ -1,0 +1,191 @@
+"""SMTP channel against a real aiosmtpd server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import ssl
+import subprocess
+from datetime import timedelta
+
+import pytest
+
+from campctl.engine.delivery import deliver_due
+from campctl.timeutil import parse_instant
+
+pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+NOW = parse_instant("2027-03-01T09:00:00Z")
+
+
+def smtp_spec(port: int, **extra) -> dict:
+    return {"type": "smtp", "host": "127.0.0.1", "port": port, "from": "Shop <news@example.com>",
+            "timeout": 5, **extra}
+
+
+def setup_run(arrange, port: int, n: int = 3, **extra) -> tuple[int, list[int]]:
+    arrange.channel("mail", smtp_spec(port, **extra))
+    ids = arrange.contacts(n)
+    run = arrange.run(channel="mail")
+    arrange.items(run, ids, channel="mail")
+    return run, ids
+
+
+def test_smtp_success_one_connection_deterministic_message_id(arrange, db, smtp_server):
+    run, ids = setup_run(arrange, smtp_server.port)
+    report = deliver_due(db, now=NOW, run_ids=[run], scenario_items=False, environ={})
+    assert report.sent == 3, report
+    got = sorted(smtp_server.messages, key=lambda m: m["to"])
+    assert [m["to"] for m in got] == [["c0@example.com"], ["c1@example.com"], ["c2@example.com"]]
+    assert got[0]["message_id"] == f"<m-{run}--{ids[0]}@campctl>"
+    assert got[0]["subject"] == "Hello N0"
+    assert got[0]["body"] == "Hi N0, id c0."
+    assert len({m["session"] for m in got}) == 1  # one connection for the batch
+    assert arrange.statuses(run) == {"sent": 3}
+    # SMTP messages are not copied into the outbox (that is the outbox channel's record).
+    assert arrange.rows("SELECT count(*) AS n FROM outbox") == [{"n": 0}]
+
+
+def test_smtp_4xx_is_retried_later_with_the_same_message_id(arrange, db, smtp_server):
+    run, ids = setup_run(arrange, smtp_server.port, n=2)
+    smtp_server.script = ["451 4.3.0 try again later"]
+    first = deliver_due(db, now=NOW, run_ids=[run], scenario_items=False, environ={})
+    assert (first.sent, first.retried, first.failed) == (1, 1, 0)
+    waiting = arrange.rows("SELECT message_id, attempts, last_error, next_attempt_at, status"
+                           " FROM queue_items WHERE status = 'queued'")
+    assert len(waiting) == 1
+    assert waiting[0]["attempts"] == 1
+    assert "451" in waiting[0]["last_error"]
+    assert waiting[0]["next_attempt_at"] == "2027-03-01T09:01:00Z"
+    too_early = deliver_due(db, now=NOW + timedelta(seconds=30), run_ids=[run],
+                            scenario_items=False, environ={})
+    assert too_early.sent == 0
+    later = deliver_due(db, now=NOW + timedelta(minutes=2), run_ids=[run], scenario_items=False,
+                        environ={})
+    assert later.sent == 1
+    ids_seen = [m["message_id"] for m in smtp_server.messages]
+    assert f"<{waiting[0]['message_id']}@campctl>" in ids_seen
+    assert len(ids_seen) == len(set(ids_seen)) == 2
+
+
+def test_smtp_5xx_fails_permanently_and_others_go(arrange, db, smtp_server):
+    run, ids = setup_run(arrange, smtp_server.port, n=3)
+    smtp_server.rcpt_script = {"c1@example.com": "550 5.1.1 no such user"}
+    report = deliver_due(db, now=NOW, run_ids=[run], scenario_items=False, environ={})
+    assert (report.sent, report.failed, report.retried) == (2, 1, 0)
+    bad = arrange.rows("SELECT status, last_error FROM queue_items WHERE contact_id = ?",
+                       (ids[1],))
+    assert bad[0]["status"] == "failed" and "550" in bad[0]["last_error"]
+
+
+def test_smtp_data_5xx_is_permanent(arrange, db, smtp_server):
+    run, _ = setup_run(arrange, smtp_server.port, n=1)
+    smtp_server.script = ["554 5.7.1 rejected as spam"]
+    report = deliver_due(db, now=NOW, run_ids=[run], scenario_items=False, environ={})
+    assert report.failed == 1
+    assert "554" in arrange.rows("SELECT last_error FROM queue_items")[0]["last_error"]
+
+
+def test_smtp_dropped_connection_mid_batch(arrange, db, smtp_server):
+    run, ids = setup_run(arrange, smtp_server.port, n=4)
+    smtp_server.script = ["250 OK", "drop"]
+    report = deliver_due(db, now=NOW, run_ids=[run], scenario_items=False, environ={})
+    assert (report.sent, report.retried) == (3, 1), report
+    dropped = arrange.rows("SELECT message_id, last_error FROM queue_items WHERE status='queued'")
+    assert len(dropped) == 1 and "connection lost" in dropped[0]["last_error"]
+    later = deliver_due(db, now=NOW + timedelta(minutes=5), run_ids=[run], scenario_items=False,
+                        environ={})
+    assert later.sent == 1
+    ids_seen = [m["message_id"] for m in smtp_server.messages]
+    assert sorted(ids_seen) == sorted(f"<m-{run}--{c}@campctl>" for c in ids)
+
+
+def test_smtp_server_down_retries_then_fails(arrange, db):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    run, _ = setup_run(arrange, port, n=2, max_attempts=2)
+    first = deliver_due(db, now=NOW, run_ids=[run], scenario_items=False, environ={})
+    assert (first.sent, first.retried) == (0, 2)
+    errors = {r["last_error"] for r in arrange.rows("SELECT last_error FROM queue_items")}
+    assert len(errors) == 1 and "cannot connect to 127.0.0.1" in errors.pop()
+    second = deliver_due(db, now=NOW + timedelta(minutes=2), run_ids=[run], scenario_items=False,
+                         environ={})
+    assert (second.sent, second.failed) == (0, 2)
+    assert arrange.statuses(run) == {"failed": 2}
+
+
+def test_smtp_recipient_without_email_fails_permanently(arrange, db, smtp_server):
+    arrange.channel("mail", smtp_spec(smtp_server.port))
+    phone_only = arrange.contact("p", None, attrs={"first_name": "P"}, phone="+331234")
+    run = arrange.run(channel="mail")
+    arrange.items(run, [phone_only], channel="mail")
+    report = deliver_due(db, now=NOW, run_ids=[run], scenario_items=False, environ={})
+    assert report.failed == 1
+    assert "email" in arrange.rows("SELECT last_error FROM queue_items")[0]["last_error"]
+
+
+def test_smtp_login_with_secret_from_environment(arrange, db, smtp_auth_server, state):
+    run, _ = setup_run(arrange, smtp_auth_server.port, n=2, username="${SMTP_USER}",
+                       password="${SMTP_PASSWORD}")
+    missing = deliver_due(db, now=NOW, run_ids=[run], scenario_items=False,
+                          environ={"SMTP_USER": "mailer"})
+    assert (missing.sent, missing.retried) == (0, 2)
+    reason = arrange.rows("SELECT last_error FROM queue_items")[0]["last_error"]
+    assert "SMTP_PASSWORD is not set" in reason
+    assert smtp_auth_server.auth == []
+    ok = deliver_due(db, now=NOW + timedelta(minutes=2), run_ids=[run], scenario_items=False,
+                     environ={"SMTP_USER": "mailer", "SMTP_PASSWORD": "s3cret"})
+    assert ok.sent == 2
+    assert smtp_auth_server.auth == [("mailer", "s3cret")]
+    db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    for path in state.parent.glob(state.name + "*"):
+        assert b"s3cret" not in path.read_bytes()
+
+
+def test_smtp_wrong_password_is_retried_not_sent(arrange, db, smtp_auth_server):
+    run, _ = setup_run(arrange, smtp_auth_server.port, n=1, username="mailer",
+                       password="${SMTP_PASSWORD}")
+    report = deliver_due(db, now=NOW, run_ids=[run], scenario_items=False,
+                         environ={"SMTP_PASSWORD": "wrong"})
+    assert report.retried == 1
+    assert "535" in arrange.rows("SELECT last_error FROM queue_items")[0]["last_error"]
+
+
+@pytest.fixture
+def tls_files(tmp_path):
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed: no certificate for the STARTTLS test")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    proc = subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
+         "-out", str(cert), "-days", "2", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1"],
+        capture_output=True, timeout=60,
+    )
+    if proc.returncode != 0:
+        pytest.skip(f"openssl could not make a certificate: {proc.stderr[-200:]!r}")
+    return cert, key
+
+
+def test_smtp_starttls(arrange, db, tls_files, monkeypatch):
+    from aiosmtpd.controller import Controller
+
+    from tests.delivery.conftest import SmtpRecorder, _free_port
+
+    cert, key = tls_files
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    handler = SmtpRecorder()
+    port = _free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port, tls_context=context,
+                            require_starttls=True)
+    controller.start()
+    try:
+        # The client trusts the test certificate through OpenSSL's standard variable.
+        monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+        run, _ = setup_run(arrange, port, n=1, starttls=True)
+        report = deliver_due(db, now=NOW, run_ids=[run], scenario_items=False, environ={})
+        assert report.sent == 1, arrange.rows("SELECT last_error FROM queue_items")
+        assert len(handler.messages) == 1
+    finally:
+        controller.stop()
