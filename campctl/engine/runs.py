@@ -184,8 +184,10 @@ def live_runs(db, *, now: datetime, report, dry_run: bool = False) -> list[int]:
 
 
 def start_delivery(db, run_ids: list[int], *, now: datetime) -> None:
-    for run_id in run_ids:
-        with db.atomic():
+    if not run_ids:
+        return
+    with db.atomic():
+        for run_id in run_ids:
             if run_store.set_status(db, run_id, "sending", now=now, expected=["queued"]):
                 run = run_store.get_run(db, run_id) or {}
                 exec_log.append(db, now=now, event="Delivery Started", campaign=run.get("campaign"),
