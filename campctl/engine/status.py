@@ -45,6 +45,11 @@ def collect(db, *, now: datetime) -> dict:
                   "launch_type": (s["spec"].get("launch") or {}).get("type"),
                   "profiles_active": profiles.get(s["name"], 0)}
                  for s in object_store.list_objects(db, "Scenario")]
+    from campctl.engine.scenarios import status_rows  # profiles inside per step (scenarios area)
+
+    steps = {r["scenario"]: r["by_step"] for r in status_rows(db, now=now)}
+    for s in scenarios:
+        s["by_step"] = steps.get(s["name"], {})
     upcoming = [{"kind": r["kind"], "name": r["name"], "next_due_at": r["next_due_at"]}
                 for r in schedules.next_occurrences(db, limit=10)]
     return {"now": iso_z(now), "plans": plans, "campaigns": campaigns, "runs": runs,
