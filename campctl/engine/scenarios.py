@@ -215,6 +215,7 @@ def _capture_events(db, name: str, spec: dict, steps: list[Step], *, now, report
                              capture_key_sql="'e:' || src.event_id")
     store.set_cursor(db, consumer, upto)
     if captured:
+        report.notes.append(f"scenario {name}: {captured} profile(s) captured on event {event}")
         log.append(db, now=now, event="Profiles Captured", scenario=name,
                    details=f"{captured} profile(s) on event {event}")
 
@@ -235,7 +236,9 @@ def _fire_schedule(db, name: str, spec: dict, steps: list[Step], *, now, report)
     expr, tz = launch.get("cron"), str(launch.get("timezone") or "UTC")
     if not expr:
         return
-    cursor_text = store.schedule_cursor(db, name)
+    cursor_text, next_due = store.schedule_cursor(db, name)
+    if next_due is not None and next_due > to_db(now):
+        return  # nothing due: no cron evaluation
     if cursor_text is None:
         # First sight of the schedule: occurrences count from activation on.
         store.set_schedule_state(db, name, cursor_at=now,
@@ -254,6 +257,8 @@ def _fire_schedule(db, name: str, spec: dict, steps: list[Step], *, now, report)
         if store.add_occurrence(db, name, scheduled_at=scheduled_at, status="skipped",
                                 reason=reason, now=now) is not None:
             report.skipped += 1
+            report.notes.append(f"scenario {name}: occurrence {to_db(scheduled_at)} skipped "
+                                f"({reason})")
             log.append(db, now=now, event="Occurrence Skipped", scenario=name,
                        details=f"{to_db(scheduled_at)}: {reason}")
     for scheduled_at in fire:
@@ -263,11 +268,12 @@ def _fire_schedule(db, name: str, spec: dict, steps: list[Step], *, now, report)
             continue  # another tick fired it
         report.fired += 1
         captured = _capture_audience(db, name, spec, steps, occurrence=occurrence, now=now)
+        report.notes.append(f"scenario {name}: occurrence {to_db(scheduled_at)} fires, "
+                            f"{captured} profile(s) captured")
         log.append(db, now=now, event="Profiles Captured", scenario=name,
                    details=f"occurrence {to_db(scheduled_at)}: {captured} profile(s)")
+    # The cursor is the last occurrence considered, so an unchanged schedule writes nothing.
     new_cursor = max([cursor, *due]) if due else cursor
-    if until == now:
-        new_cursor = max(new_cursor, now)
     nxt = cron.next_fire(expr, tz, after=new_cursor)
     if nxt is not None and stop_at is not None and nxt > stop_at:
         nxt = None
@@ -329,6 +335,11 @@ def advance_scenario(db, name: str, spec: dict, *, now: datetime, report=None) -
     store.finish_launches(db, name, now=now)
     if report is not None:
         report.built += counts["queued"]
+        if counts["moved"] or counts["errors"]:
+            report.notes.append(
+                f"scenario {name}: {counts['moved']} profile move(s), {counts['queued']} "
+                f"message(s) queued, {counts['skipped']} send(s) skipped for opt-out, "
+                f"{counts['errors']} error(s)")
     return counts
 
 

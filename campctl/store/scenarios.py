@@ -159,9 +159,11 @@ def set_cursor(db: Database, consumer: str, last_event_id: int) -> None:
 
 # --- schedule state and occurrences -------------------------------------------------------------
 
-def schedule_cursor(db: Database, name: str) -> str | None:
-    return db.scalar(
-        "SELECT cursor_at FROM schedule_state WHERE kind = 'Scenario' AND name = ?", (name,))
+def schedule_cursor(db: Database, name: str) -> tuple[str | None, str | None]:
+    """(cursor_at, next_due_at) of a scheduled scenario; (None, None) before its first tick."""
+    row = db.one("SELECT cursor_at, next_due_at FROM schedule_state WHERE kind = 'Scenario' "
+                 "AND name = ?", (name,))
+    return (None, None) if row is None else (row[0], row[1])
 
 
 def set_schedule_state(db: Database, name: str, *, cursor_at: datetime,
@@ -169,7 +171,10 @@ def set_schedule_state(db: Database, name: str, *, cursor_at: datetime,
     db.execute(
         "INSERT INTO schedule_state (kind, name, cursor_at, next_due_at) VALUES "
         "('Scenario', ?, ?, ?) ON CONFLICT (kind, name) DO UPDATE SET "
-        "cursor_at = excluded.cursor_at, next_due_at = excluded.next_due_at",
+        "cursor_at = excluded.cursor_at, next_due_at = excluded.next_due_at "
+        # a tick that changes nothing writes nothing (not one page)
+        "WHERE schedule_state.cursor_at IS NOT excluded.cursor_at "
+        "OR schedule_state.next_due_at IS NOT excluded.next_due_at",
         (name, to_db(cursor_at), None if next_due_at is None else to_db(next_due_at)),
     )
 

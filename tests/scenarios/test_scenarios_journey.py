@@ -179,3 +179,20 @@ def test_branch_on_contact_attributes(scn):
     assert sorted(m[:2] for m in scn.messages("tiers")) == [
         ("ann", "gold"), ("bob", "plain"), ("cid", "gold")]
     assert {p["status"] for p in scn.profiles("tiers")} == {"completed"}
+
+
+def test_status_and_dry_run_show_scenarios(scn):
+    scn.contacts({"id": "ann", "first_name": "Ann"}, {"id": "bob", "first_name": "Bob"})
+    scn.apply(JOURNEY)
+    scn.activate("onboarding")
+    scn.tick(at())
+    scn.event("signed_up", "ann", at(td(minutes=1)))
+    scn.event("signed_up", "bob", at(td(minutes=1)))
+    dry = scn.ok("tick", "--dry-run", "-o", "json", "--now", at(td(minutes=2))).json
+    assert any("scenario onboarding" in note for note in dry["notes"])
+    assert scn.profiles("onboarding") == []  # a dry run writes nothing
+    scn.tick(at(td(minutes=2)))
+    status = scn.ok("status", "-o", "json", "--now", at(td(minutes=3))).json
+    row = next(s for s in status["scenarios"] if s["name"] == "onboarding")
+    assert row["profiles_active"] == 2 and row["by_step"] == {"pause-3d": 2}
+    assert "pause-3d: 2" in scn.ok("status", "--now", at(td(minutes=3))).stdout
