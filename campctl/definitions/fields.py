@@ -281,7 +281,8 @@ class Rule(Type):
                 ctx.error(node, label(path, f"a rule takes only one of {forms}, got "
                                             f"{' and '.join(present)}"))
             else:
-                ctx.error(node, label(path, f"{present[0]} rules are not allowed here; use {forms}"))
+                ctx.error(node, label(path, f"{present[0]} rules are not allowed here; "
+                                            f"use {forms}"))
             return INVALID
         form = allowed[0]
         table = {"attr": ATTR_RULE, "group": GROUP_RULE, "event": EVENT_RULE}[form]
@@ -456,7 +457,8 @@ CAMPAIGN = Tagged("type", {
 CHANNEL_COMMON = _common("Channel")
 CHANNEL = Tagged("type", {
     "outbox": Map({**CHANNEL_COMMON, "type": F(Enum(("outbox",)), required=True),
-                   "dir": F(Text("Also append each message as a JSON line to DIR/<channel>.jsonl."))},
+                   "dir": F(Text("Also append each message as a JSON line to "
+                                 "DIR/<channel>.jsonl."))},
                   title="Channel (outbox)"),
     "smtp": Map({**CHANNEL_COMMON, "type": F(Enum(("smtp",)), required=True),
                  "host": F(Text("SMTP server host.", validate=check_var_refs), required=True),
@@ -554,7 +556,8 @@ SCENARIO_LAUNCH = Tagged("type", {
 
 SCENARIO = Map({
     **_common("Scenario"),
-    "reentry": F(Enum(("once", "after_exit", "restart", "parallel"), "Re-entry mode (default once).")),
+    "reentry": F(Enum(("once", "after_exit", "restart", "parallel"),
+                      "Re-entry mode (default once).")),
     "keep_profiles_on_deactivate": F(Bool("Freeze profiles on deactivation instead of exiting "
                                           "them (default false).")),
     "launch": F(SCENARIO_LAUNCH, required=True),

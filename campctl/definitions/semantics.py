@@ -167,8 +167,9 @@ def _plan(spec: dict, root: Node, ctx: Ctx, refs: list[Ref]) -> None:
                             f"listed twice (first at {first.line}:{first.col})")
             continue
         seen[key] = node
-        refs.append(Ref("stage", campaign, node.get("campaign"), ctx, stage,  # type: ignore[arg-type]
-                        node.get("stage")))
+        campaign_node = node.get("campaign")
+        if campaign_node is not None:
+            refs.append(Ref("stage", campaign, campaign_node, ctx, stage, node.get("stage")))
 
 
 def _scenario(spec: dict, root: Node, ctx: Ctx, refs: list[Ref]) -> None:
@@ -249,7 +250,8 @@ def _scenario(spec: dict, root: Node, ctx: Ctx, refs: list[Ref]) -> None:
                 todo.append(target)
     for index in range(len(steps)):
         if index not in reached:
-            ctx.error(dig(steps_node, index, "id") or dig(steps_node, index),  # type: ignore[arg-type]
+            at = dig(steps_node, index, "id") or dig(steps_node, index) or steps_node
+            ctx.error(at,
                       f"steps[{index + 1}]: step {steps[index]['id']!r} is unreachable (no step "
                       "leads to it; name it in next, then or else, or remove it)")
     _loops_without_wait(steps, steps_node, edges, reached, ctx)

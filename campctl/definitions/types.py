@@ -93,7 +93,8 @@ class Text(Type):
     `validate` returns an error message or None; `pattern` is its JSON Schema twin.
     """
 
-    def __init__(self, description: str = "", *, validate: Callable[[str], str | None] | None = None,
+    def __init__(self, description: str = "", *,
+                 validate: Callable[[str], str | None] | None = None,
                  pattern: str | None = None, fmt: str | None = None, min_length: int = 1,
                  examples: list | None = None) -> None:
         self.description = description
@@ -172,7 +173,8 @@ class Bool(Type):
 
 
 class Number(Type):
-    def __init__(self, description: str = "", *, integer: bool = False, minimum: float | None = None,
+    def __init__(self, description: str = "", *, integer: bool = False,
+                 minimum: float | None = None,
                  maximum: float | None = None, exclusive_minimum: float | None = None) -> None:
         self.description = description
         self.integer = integer
@@ -240,7 +242,8 @@ class Scalar(Type):
 
     def check(self, node: Node, ctx: Ctx, path: str) -> Any:
         if node.kind != "scalar" or (node.value is None and not node.quoted):
-            ctx.error(node, label(path, f"expected a string, number or boolean, got {describe(node)}"))
+            ctx.error(node, label(path, "expected a string, number or boolean, got "
+                                        f"{describe(node)}"))
             return INVALID
         return node.value
 
@@ -360,7 +363,8 @@ class Map(Type):
 class Choice(Type):
     """A keyword (`immediately`) or one of several single-purpose mappings (`{at: ...}`)."""
 
-    def __init__(self, words: tuple[str, ...], maps: dict[str, Type], description: str = "") -> None:
+    def __init__(self, words: tuple[str, ...], maps: dict[str, Type],
+                 description: str = "") -> None:
         self.words = words
         self.maps = maps  # key that selects the form -> type of that mapping
         self.description = description

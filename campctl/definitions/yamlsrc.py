@@ -199,7 +199,8 @@ class _Builder:
         out: list[tuple[Node, Node]] = []
         for m in maps:
             if m.kind != "map":
-                raise YamlProblem(m.line, m.col, "a merge key (<<) needs a mapping or list of mappings")
+                raise YamlProblem(m.line, m.col,
+                                  "a merge key (<<) needs a mapping or a list of mappings")
             out.extend(m.items)
         return out
 
@@ -244,7 +245,8 @@ def parse(text: str) -> tuple[list[Document], YamlProblem | None]:
         context = " ".join(str(exc.context or "").split())
         lines = text.splitlines()
         snippet = lines[line - 1][col - 1:] if 0 < line <= len(lines) else ""
-        return docs, YamlProblem(line, col, f"invalid YAML: {problem}{_hint(problem + ' ' + context, snippet)}")
+        hint = _hint(f"{problem} {context}", snippet)
+        return docs, YamlProblem(line, col, f"invalid YAML: {problem}{hint}")
     except yaml.YAMLError as exc:
         return docs, YamlProblem(1, 1, f"invalid YAML: {' '.join(str(exc).split())}")
     except RecursionError:

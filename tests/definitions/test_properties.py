@@ -72,7 +72,8 @@ def others(path: Path) -> dict[str, str]:
     return {p.name: p.read_text() for p in EXAMPLES if p != path}
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_mutated_definitions_never_crash_validate(cli, data):
     index = data.draw(st.integers(0, len(DOCS) - 1))
@@ -89,7 +90,8 @@ def test_mutated_definitions_never_crash_validate(cli, data):
     check(cli, {**others(path), "mutated.yaml": text})
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=25, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_damaged_text_never_crashes_validate(cli, data):
     path = data.draw(st.sampled_from(EXAMPLES))

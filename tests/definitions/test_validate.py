@@ -105,7 +105,8 @@ def test_global_json_output_selects_json_format(cli, write_yaml):
 
 def test_missing_path_and_empty_directory(cli, tmp_path):
     (tmp_path / "empty").mkdir()
-    result = cli("validate", "--format", "json", str(tmp_path / "nope.yaml"), str(tmp_path / "empty"))
+    result = cli("validate", "--format", "json", str(tmp_path / "nope.yaml"),
+                 str(tmp_path / "empty"))
     assert result.exit_code == 1
     messages = [e["message"] for e in result.json["errors"]]
     assert messages == ["no such file or directory", "no *.yaml or *.yml files in this directory"]
