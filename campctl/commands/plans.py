@@ -47,15 +47,7 @@ def start_plan(
     app = app_context(ctx)
     db = app.db(create=True)
     with db.atomic():
-        result = plans.start_manual(db, plan=name, now=app.now, actor=app.actor, note=note)
-    if "queued" in result:
-        if app.json:
-            emit_object(app, {"plan": name, "queued": result["queued"],
-                              "behind": result["behind"]})
-        notice(app, f"plan {name}: instance {result['behind']} is still running; this start is "
-                    "queued and begins when it ends (overlap: queue)")
-        return
-    view = result["instance"]
+        view = plans.start_manual(db, plan=name, now=app.now, actor=app.actor, note=note)
     if app.json:
         emit_object(app, view)
     notice(app, f"instance {view['name']} (id {view['id']}) started; follow it with "

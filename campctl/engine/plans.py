@@ -67,11 +67,8 @@ def require_instance(db, ref: str | int) -> dict:
 # --- starting instances ------------------------------------------------------------------------
 
 def start_manual(db, *, plan: str, now: datetime, actor: str, note: str | None = None) -> dict:
-    """`campctl start plan NAME` (Start Now). The caller holds the transaction.
-
-    Returns {"instance": view} when started, {"queued": scheduled_at} when queued behind a
-    running instance (overlap: queue).
-    """
+    """`campctl start plan NAME` (Start Now): the new instance's view. The caller holds the
+    transaction. One instance at a time: refused while one is running or paused."""
     obj = _require_plan(db, plan)
     if obj["status"] != "approved":
         raise ActionRefused(
@@ -92,25 +89,14 @@ def start_manual(db, *, plan: str, now: datetime, actor: str, note: str | None =
     running = store.list_instances(db, plan=plan, statuses=store.ACTIVE_INSTANCE)
     if running:
         current = running[0]
-        if _schedule(obj["spec"]).get("overlap", "skip") != "queue":
-            raise ActionRefused(
-                f"cannot start plan {plan}: instance {current['name']} (id {current['id']}) is "
-                f"still {current['status']}; wait for it, or 'campctl stop instance "
-                f"{current['id']} --note WHY' (overlap: skip)"
-            )
-        occurrence = store.insert_occurrence(db, plan, now, status="queued",
-                                             reason=f"overlap: queued behind {current['name']}",
-                                             now=now)
-        if occurrence is None:
-            raise ActionRefused(f"plan {plan} was already started at this instant; retry later")
-        exec_log.append(db, now=now, event="Occurrence Queued", plan=plan,
-                        details=f"Start Now by {actor} queued behind instance {current['name']}")
-        history.record(db, kind="Plan", name=plan, action="start-queued", actor=actor, now=now,
-                       note=note)
-        return {"queued": iso_z(now), "behind": current["name"]}
+        raise ActionRefused(
+            f"cannot start plan {plan}: instance {current['name']} (id {current['id']}) is "
+            f"still {current['status']}; wait for it to end, or 'campctl stop instance "
+            f"{current['id']} --note WHY'"
+        )
     instance_id = start_instance(db, plan=obj, now=now, actor=actor, note=note,
                                  how=f"Start Now by {actor}")
-    return {"instance": instance_view(db, instance_id)}
+    return instance_view(db, instance_id)
 
 
 def _snapshot(db, obj: dict) -> dict:

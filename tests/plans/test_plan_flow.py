@@ -48,8 +48,15 @@ def test_manual_start_creates_instance_with_stages_and_log(world):
     history = world.rows("SELECT kind, name, action, actor FROM history WHERE kind = 'instance'")
     assert history == [{"kind": "instance", "name": str(started["id"]), "action": "start",
                         "actor": "tester"}]
-    # A second start in the same minute is refused (overlap: skip), and the name stays unique.
-    assert world.cli("start", "plan", "spring-launch").exit_code == 1
+    # One instance at a time: a second start is refused and names the running one.
+    again = world.cli("start", "plan", "spring-launch")
+    assert again.exit_code == 1, again
+    assert f"instance spring-launch-20270301T0900 (id {started['id']}) is still running" in \
+        again.stderr
+    world.ok("pause", "instance", str(started["id"]))
+    paused = world.cli("pause", "instance", str(started["id"]))
+    assert paused.exit_code == 1 and "it is paused; allowed:" in paused.stderr, paused
+    assert "'campctl resume instance" in paused.stderr
 
 
 def test_two_stages_complete_end_to_end(world):
@@ -258,3 +265,34 @@ def test_failed_run_fails_the_instance_and_cancels_later_stages(world):
     assert "Instance Failed" in events
     kinds = [n["kind"] for n in world.rows("SELECT kind FROM notifications")]
     assert "instance-failed" in kinds
+
+
+def test_stage_follows_restarted_run_and_skipped_run_lets_the_plan_carry_on(world):
+    _ready(world, contacts=4, rate="2/m", transition="sent")
+    started = _start(world)
+    world.tick(minute(1))
+    first_run = _stages(world, started["id"])[0]["run_id"]
+    world.ok("stop", "run", str(first_run), "--note", "bad copy", now=minute(1))
+    world.tick(minute(2))
+    # A stopped run holds the stage: the operator decides (restart or skip).
+    stages = _stages(world, started["id"])
+    assert [s["status"] for s in stages] == ["running", "not-started"]
+    assert world.instances()[0]["status"] == "running"
+    world.ok("restart", "run", str(first_run), "--note", "fixed", now=minute(2))
+    for n in range(3, 8):
+        world.tick(minute(n))
+        stages = _stages(world, started["id"])
+        if stages[1]["status"] != "not-started":
+            break
+    assert stages[0]["run_id"] != first_run
+    assert stages[0]["status"] == "completed" and stages[1]["status"] != "not-started"
+    assert world.sent(stages[0]["run_id"]) == 2  # the two already sent are not sent again
+    second_run = stages[1]["run_id"]
+    world.ok("stop", "run", str(second_run), "--note", "enough", now=minute(n))
+    world.ok("skip", "run", str(second_run), "--note", "enough", now=minute(n))
+    world.tick(minute(n + 1))
+    [instance] = world.instances()
+    assert instance["status"] == "completed", instance
+    stage_log = world.log("Stage Completed", plan="spring-launch")
+    assert f"run {second_run} skipped" in stage_log[-1]["details"]
+
