@@ -52,10 +52,12 @@ def test_apply_json_lists_kind_name_action_version(cli, base_file):
 
 def test_reapply_unchanged_is_a_no_op(cli, applied, state):
     before = table_dump(state)
+    file_bytes = state.read_bytes()
     again = cli("apply", applied, "--now", "2027-03-05T10:00:00Z", "--as", "someone-else")
     assert again.exit_code == 0, again
     assert again.stdout.splitlines() == [line.split(" created")[0] + " unchanged"
                                          for line in EXPECTED_CREATED]
+    assert state.read_bytes() == file_bytes  # not even a transaction
     assert table_dump(state) == before
 
 

@@ -88,11 +88,13 @@ def test_mutated_definitions_never_crash_and_refusals_write_nothing(cli, templat
         path = folder / "mutated.yaml"
         path.write_text(text)
         before = table_dump(state)
+        file_bytes = state.read_bytes()
         result = cli("--state", state, "apply", path)
         assert result.exit_code in (0, 1), result
         assert "Traceback" not in result.stderr and "internal error" not in result.stderr, result
         if result.exit_code == 1:
             assert result.stderr.splitlines()[-1].startswith("error: "), result
+            assert state.read_bytes() == file_bytes
             assert table_dump(state) == before
             return
         for plural in KINDS:
