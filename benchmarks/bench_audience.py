@@ -135,6 +135,7 @@ def write_csv(path: Path, count: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--contacts", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=3, help="builds per side (best kept)")
     parser.add_argument("--dir", help="work directory (default: a temporary one, removed after)")
     args = parser.parse_args()
     n = args.contacts
@@ -170,19 +171,27 @@ def main() -> None:
                 print(f"segment count         wall {float(seconds):6.2f} s  cpu {float(cpu):6.2f} s"
                       f"  {name}: {int(matched):,} contacts")
 
-        # Build and floor each on its own copy of the same file, so neither sees the other's rows.
-        copy_a, copy_b = work / "a.db", work / "b.db"
-        shutil.copyfile(state, copy_a)
-        shutil.copyfile(state, copy_b)
-        build = measured([py, "-c", BUILD, str(copy_a), NOW])
-        raw = measured([py, "-c", FLOOR_BUILD, str(copy_b), NOW])
+        # Build and floor each on a fresh copy of the same file (neither sees the other's rows),
+        # alternately, `--repeat` times; the best of each is reported (a shared machine's load
+        # only ever adds time).
+        builds, raws = [], []
+        for _ in range(args.repeat):
+            for script, results in ((BUILD, builds), (FLOOR_BUILD, raws)):
+                copy = work / "copy.db"
+                shutil.copyfile(state, copy)
+                results.append(measured([py, "-c", script, str(copy), NOW]))
+                copy.unlink()
+        build = (min(b[0] for b in builds), min(b[1] for b in builds),
+                 max(b[2] for b in builds), builds[0][3])
+        raw = (min(r[0] for r in raws), min(r[1] for r in raws), max(r[2] for r in raws),
+               raws[0][3])
         items = int(build[3])
         print(f"build queue (segment) wall {build[0]:6.2f} s  cpu {build[1]:6.2f} s  {items:,} items"
               f"  {items / build[0]:8,.0f} items/s  peak RSS {build[2]:4.0f} MB")
         print(f"raw INSERT … SELECT   wall {raw[0]:6.2f} s  cpu {raw[1]:6.2f} s  "
               f"{int(raw[3]):,} items  peak RSS {raw[2]:4.0f} MB")
         print(f"build / floor ratio   {build[0] / raw[0]:.2f}× wall, {build[1] / raw[1]:.2f}× cpu "
-              "(target ≤ 1.5×; RSS target ≤ 150 MB)")
+              f"(best of {args.repeat}; target ≤ 1.5×; RSS target ≤ 150 MB)")
     finally:
         if not args.dir:
             shutil.rmtree(work, ignore_errors=True)

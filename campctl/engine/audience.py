@@ -153,7 +153,9 @@ def _csv_rows(text: io.TextIOBase, path: Path, report: ImportReport) -> Iterator
     except csv.Error as exc:
         raise ValidationFailed(f"{path}: line 1: cannot read the CSV header: {exc}") from exc
     if header is None:
-        raise ValidationFailed(f"{path} is empty; a CSV import needs a header row with an id column")
+        raise ValidationFailed(
+            f"{path} is empty; a CSV import needs a header row with an id column"
+        )
     header = [h.strip() for h in header]
     problem = _header_problem(header)
     if problem:

@@ -47,7 +47,8 @@ JOIN contacts c ON c.external_id = j.value
 
 _CLEAR_GROUPS = """
 DELETE FROM contact_groups WHERE contact_id IN (
-    SELECT c.id FROM json_each(?) p JOIN contacts c ON c.external_id = json_extract(p.value, '$[0]'))
+    SELECT c.id FROM json_each(?) p
+    JOIN contacts c ON c.external_id = json_extract(p.value, '$[0]'))
 """
 _ADD_GROUPS = """
 INSERT INTO contact_groups (grp, contact_id)
@@ -58,7 +59,8 @@ WHERE 1 ON CONFLICT DO NOTHING
 """
 _CLEAR_OPTOUTS = """
 DELETE FROM contact_optouts WHERE contact_id IN (
-    SELECT c.id FROM json_each(?) p JOIN contacts c ON c.external_id = json_extract(p.value, '$[0]'))
+    SELECT c.id FROM json_each(?) p
+    JOIN contacts c ON c.external_id = json_extract(p.value, '$[0]'))
 """
 _ADD_OPTOUTS = """
 INSERT INTO contact_optouts (contact_id, message_type)
@@ -93,12 +95,14 @@ def upsert_chunk(db: Database, rows: Sequence[ContactRow], *, now: datetime) -> 
     groups = {r.external_id: r.groups for r in rows if r.groups is not None}
     if groups:
         pairs = json.dumps(list(groups.items()), ensure_ascii=False)
-        db.execute(_CLEAR_GROUPS, (pairs,))
+        if existing:  # a chunk of new contacts has no memberships to replace
+            db.execute(_CLEAR_GROUPS, (pairs,))
         db.execute(_ADD_GROUPS, (pairs,))
     optouts = {r.external_id: r.opt_out for r in rows if r.opt_out is not None}
     if optouts:
         pairs = json.dumps(list(optouts.items()), ensure_ascii=False)
-        db.execute(_CLEAR_OPTOUTS, (pairs,))
+        if existing:
+            db.execute(_CLEAR_OPTOUTS, (pairs,))
         db.execute(_ADD_OPTOUTS, (pairs,))
     return inserted, len(rows) - inserted
 
@@ -176,8 +180,9 @@ def forget(db: Database, pk: int, *, now: datetime) -> dict[str, int]:
     ).rowcount
     redacted = db.execute(
         "UPDATE outbox SET recipient = NULL, contact = NULL, subject = NULL, body = NULL "
-        "WHERE message_id IN (SELECT message_id FROM queue_items WHERE contact_id = ?)",
-        (pk,),
+        "WHERE message_id IN (SELECT message_id FROM queue_items WHERE contact_id = ?) "
+        "OR contact = (SELECT external_id FROM contacts WHERE id = ?)",
+        (pk, pk),
     ).rowcount
     exited = db.execute(
         "UPDATE scenario_profiles SET status = 'exited', exited_at = ?, wake_at = NULL, "

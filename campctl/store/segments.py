@@ -75,7 +75,9 @@ def rule_problems(rules: Any, match: Any = "all", limit_percent: Any = None) -> 
         or not isinstance(limit_percent, int | float)
         or not 0 < limit_percent <= 100
     ):
-        problems.append(f"limit_percent must be a number above 0 and at most 100, not {limit_percent!r}")
+        problems.append(
+            f"limit_percent must be a number above 0 and at most 100, not {limit_percent!r}"
+        )
     if rules is None:
         return problems
     if not isinstance(rules, list):
@@ -134,7 +136,8 @@ def _rule_problems(rule: Any) -> list[str]:
         return []
     if op == "contains":
         if isinstance(value, bool) or not isinstance(value, int | float | str):
-            return ["contains needs a string (substring or list element) or a number (list element)"]
+            return ["contains needs a string (substring or list element) or a number "
+                    "(list element)"]
         return []
     return [] if _scalar(value) else [f"{op} needs a string, number or boolean value"]
 
@@ -281,7 +284,8 @@ def _attr_rule(rule: Mapping, alias: str, now: datetime) -> tuple[str, list]:
 def _rule_sql(rule: Mapping, alias: str, now: datetime) -> tuple[str, list]:
     if "group" in rule:
         return (
-            f"EXISTS (SELECT 1 FROM contact_groups g WHERE g.grp = ? AND g.contact_id = {alias}.id)",
+            "EXISTS (SELECT 1 FROM contact_groups g WHERE g.grp = ? "
+            f"AND g.contact_id = {alias}.id)",
             [rule["group"]],
         )
     if "event" in rule:

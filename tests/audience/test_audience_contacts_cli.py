@@ -75,8 +75,11 @@ def test_segment_from_apply_counts(cli, datafile, write_yaml):
 
 
 def test_not_found_and_missing_state(cli, datafile, state):
-    missing = cli("contacts", "list")
-    assert missing.exit_code == 4 and "campctl init" in missing.stderr
+    for args in (("contacts", "list"), ("contacts", "count"), ("contacts", "forget", "a"),
+                 ("segment", "count", "x")):
+        missing = cli(*args)
+        assert missing.exit_code == 4 and "campctl init" in missing.stderr, (args, missing)
+    assert not state.exists()
     setup(cli, datafile)
     for args in (("contacts", "show", "zz"), ("contacts", "forget", "zz"),
                  ("segment", "count", "nope"), ("contacts", "list", "--segment", "nope")):

@@ -218,3 +218,35 @@ def test_import_is_streamed_in_chunks(db, now, tmp_path):
     report = import_contacts(db, path, now=now, chunk_rows=1000)
     assert report.inserted == 2500
     assert db.scalar("SELECT count(*) FROM contacts") == 2500
+
+
+def test_memory_stays_flat_in_the_file_size(db, now, tmp_path):
+    """Streaming: importing 10× more rows must not need 10× more memory (a list of 60k parsed
+    rows alone would take tens of MB)."""
+    import tracemalloc
+
+    def peak(rows: int) -> int:
+        path = tmp_path / f"m{rows}.csv"
+        with path.open("w") as handle:
+            handle.write("id,email,groups,plan,age\n")
+            for i in range(rows):
+                handle.write(f"m{rows}-{i},u{i}@x.org,all,premium,{i % 90}\n")
+        tracemalloc.start()
+        try:
+            report = import_contacts(db, path, now=now, chunk_rows=1000)
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+            assert report.inserted == rows
+
+    small, large = peak(6000), peak(60000)
+    assert large < small * 2 + 1_000_000, (small, large)
+
+
+def test_progress_reports_bytes_read_up_to_the_file_size(db, now, tmp_path):
+    path = tmp_path / "p.csv"
+    path.write_text("id,n\n" + "".join(f"{i},{i}\n" for i in range(30000)))
+    seen: list[int] = []
+    import_contacts(db, path, now=now, progress=seen.append)
+    assert seen == sorted(seen) and len(seen) > 1
+    assert seen[-1] == path.stat().st_size
