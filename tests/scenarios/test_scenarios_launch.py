@@ -150,3 +150,23 @@ def test_launches_results_stop_and_opt_out(scn):
     assert ("2", "stop", "wrong list") in {(h["name"], h["action"], h["note"]) for h in history}
     table = scn.ok("get", "launches").stdout
     assert table.count("promo") == 3
+
+
+def test_message_that_fails_for_one_contact_counts_as_failure(scn):
+    # ann (the sample contact) renders; bob has no first_name, so his message fails at delivery.
+    scn.contacts({"id": "ann", "first_name": "Ann"}, {"id": "bob"})
+    scn.apply("""\
+        kind: Scenario
+        name: hello
+        launch: {type: manual}
+        steps:
+          - id: hi
+            send: {subject: "Hi {{ first_name }}", body: "welcome"}
+        """)
+    scn.activate("hello")
+    scn.ok("start", "scenario", "hello", "--all", "--yes")
+    scn.tick(at(td(minutes=1)))
+    statuses = {m[0]: m[3] for m in scn.messages("hello")}
+    assert statuses == {"ann": "sent", "bob": "failed"}
+    launch = scn.launches()[0]
+    assert (launch["status"], launch["success"], launch["failure"]) == ("completed", 1, 1)
