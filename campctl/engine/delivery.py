@@ -85,6 +85,20 @@ class _Content:
         self.db = db
         self.runs: dict[int, dict] = {}
         self.scenarios: dict[str, dict | None] = {}
+        self._compiled: dict[int, tuple[dict, Any]] = {}
+
+    def compiled(self, source: dict):
+        """Compile once per run / scenario step in this pass (sources live in the caches above)."""
+        found = self._compiled.get(id(source))
+        if found is None or found[0] is not source:
+            try:
+                found = (source, compile_message(source))
+            except TemplateFailed as exc:  # a syntax error fails every item: compile it once
+                found = (source, exc)
+            self._compiled[id(source)] = found
+        if isinstance(found[1], TemplateFailed):
+            raise TemplateFailed(found[1].reason)
+        return found[1]
 
     def preload_runs(self, run_ids: Sequence[int]) -> None:
         self.runs.update(store.run_snapshots(self.db, run_ids))
@@ -261,9 +275,10 @@ def _one_batch(db, report, name, channel, problem, *, content, clock, run_ids, s
                 continue
             context = contact_context(
                 external_id=row["external_id"], email=row["email"], phone=row["phone"],
-                attrs=_json(row["attrs"], {}), groups=_json(row["groups"], []),
+                attrs=_json(row["attrs"], {}),
+                groups=row["groups"].split("\x1f") if row["groups"] else [],
             )
-            subject, body = compile_message(source).render(context)
+            subject, body = content.compiled(source).render(context)
         except TemplateFailed as exc:
             failed.append((row["id"], exc.reason))
             continue

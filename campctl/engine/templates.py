@@ -118,7 +118,7 @@ def _reason(exc: BaseException) -> str:
 class _Part:
     """One template (subject or body), compiled once."""
 
-    __slots__ = ("constant", "label", "template")
+    __slots__ = ("constant", "globals", "label", "template")
 
     def __init__(self, source: str | None, label: str) -> None:
         self.label = label
@@ -133,6 +133,9 @@ class _Part:
             self.template = environment().from_string(source)
         except Exception as exc:
             raise TemplateFailed(f"{label}: {_reason(exc)}") from None
+        # Jinja copies its globals ChainMap into every new context; one flat copy, made here,
+        # then a shared context per render is ~2x faster.
+        self.globals = dict(self.template.globals)
 
     def render(self, context: dict) -> str:
         if self.constant is not None:
@@ -140,7 +143,8 @@ class _Part:
         size = 0
         chunks: list[str] = []
         try:
-            for chunk in self.template.generate(context):
+            frame = self.template.new_context({**self.globals, **context}, shared=True)
+            for chunk in self.template.root_render_func(frame):
                 size += len(chunk)
                 if size > MAX_OUTPUT:
                     raise TemplateFailed(

@@ -93,8 +93,10 @@ def claim(db: Database, *, channel: str, run_ids: Sequence[int], scenario_items:
     due, dparams = _due(now)
     rows = db.query(
         "UPDATE queue_items SET claimed_until = ?, claim_token = ? WHERE id IN ("
+        # No ORDER BY: the (run_id, status) index yields rowid order anyway, and sorting every
+        # queued row of a 200k-item run on each claim made delivery quadratic.
         f" SELECT q.id FROM queue_items q WHERE {due} AND q.channel = ? AND {scope}"
-        " ORDER BY q.id LIMIT ?) RETURNING id, run_id",
+        " LIMIT ?) RETURNING id, run_id",
         [to_db(until), token, *dparams, channel, *sparams, int(limit)],
     )
     runs = sorted({r[1] for r in rows if r[1] is not None})
@@ -113,7 +115,8 @@ def load_items(db: Database, ids: Sequence[int]) -> list[dict[str, Any]]:
         "SELECT q.id, q.message_id, q.run_id, q.profile_id, q.scenario, q.step, q.contact_id,"
         " q.channel, q.message_type, q.attempts, c.id AS contact_row, c.external_id, c.email,"
         " c.phone, c.attrs,"
-        " (SELECT json_group_array(g.grp) FROM contact_groups g WHERE g.contact_id = q.contact_id)"
+        " (SELECT group_concat(g.grp, char(31)) FROM contact_groups g"
+        " WHERE g.contact_id = q.contact_id)"
         " AS groups,"
         " EXISTS (SELECT 1 FROM contact_optouts o WHERE o.contact_id = q.contact_id"
         " AND o.message_type = q.message_type) AS opted_out,"

@@ -321,3 +321,13 @@ def test_backoff_grows_and_is_capped():
     assert [backoff(n).total_seconds() for n in range(4)] == [60, 120, 240, 480]
     assert backoff(30) == timedelta(hours=1)
     assert isinstance(NOW, datetime)
+
+
+def test_template_syntax_error_fails_every_item_with_the_position(arrange, db):
+    ids = arrange.contacts(3)
+    run = arrange.run(subject="Hi {{ first_name ")
+    arrange.items(run, ids)
+    report = deliver_due(db, now=NOW, run_ids=[run], scenario_items=False, environ={})
+    assert report.failed == 3
+    errors = {r["last_error"] for r in arrange.rows("SELECT last_error FROM queue_items")}
+    assert len(errors) == 1 and errors.pop().startswith("subject: template syntax error at line 1")
