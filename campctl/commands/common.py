@@ -70,7 +70,9 @@ class AppContext:
     def out(self):
         from rich.console import Console
 
-        return Console(file=sys.stdout, highlight=False, soft_wrap=True)
+        # Piped output (scripts, grep, CI logs) gets a wide table instead of rich's 80 columns.
+        width = None if sys.stdout.isatty() else int(self.environ.get("COLUMNS") or 200)
+        return Console(file=sys.stdout, highlight=False, soft_wrap=True, width=width)
 
     def err(self):
         from rich.console import Console
