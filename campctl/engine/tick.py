@@ -78,6 +78,7 @@ def _phases(db, *, now, environ, report, max_messages, deadline, stop_requested,
     if not dry_run:
         with db.atomic():
             schedules.mark_events_seen(db)
+            schedules.mark_launches_seen(db)
 
 
 def nothing_due(db, *, now: datetime) -> bool:

@@ -155,15 +155,26 @@ def mark_events_seen(db) -> None:
         set_state(db, "Events", "seen", next_due_at=None, cursor_at=str(top))
 
 
+_LAUNCHES = ("SELECT max(launched_at) || '|' || count(*) FROM objects"
+             " WHERE kind = 'Campaign' AND launched_at IS NOT NULL")
+
+
+def mark_launches_seen(db) -> None:
+    seen = db.scalar(_LAUNCHES)
+    if seen != db.scalar("SELECT cursor_at FROM schedule_state WHERE kind = 'Launches'"
+                         " AND name = 'seen'"):
+        set_state(db, "Launches", "seen", next_due_at=None, cursor_at=seen)
+
+
 # --- the no-op probe --------------------------------------------------------------------------
 
 # Each query reads an index (or a handful of rows) and answers "is there anything to do at ?".
 _PROBES = (
     ("schedule due", "SELECT 1 FROM schedule_state WHERE next_due_at <= :now LIMIT 1"),
-    ("campaign launched", "SELECT 1 FROM objects o WHERE o.kind = 'Campaign'"
-     " AND o.launched_at IS NOT NULL AND o.status = 'approved' AND NOT EXISTS"
-     " (SELECT 1 FROM schedule_state s WHERE s.kind = 'Campaign' AND s.name = o.name"
-     " AND s.cursor_at = o.launched_at) LIMIT 1"),
+    # A launch changes the latest launch time or the number of launched campaigns; both come
+    # from the objects_launched index, compared with what the last full tick saw.
+    ("campaign launched", "SELECT 1 WHERE (" + _LAUNCHES + ") IS NOT (SELECT cursor_at"
+     " FROM schedule_state WHERE kind = 'Launches' AND name = 'seen')"),
     ("plan changed", "SELECT 1 FROM objects o WHERE o.kind = 'Plan' AND o.status = 'approved'"
      " AND NOT EXISTS (SELECT 1 FROM schedule_state s WHERE s.kind = 'Plan' AND s.name = o.name"
      " AND s.cursor_at >= o.updated_at) LIMIT 1"),

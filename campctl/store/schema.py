@@ -27,6 +27,8 @@ V1 = [
         launched_at TEXT,
         PRIMARY KEY (kind, name)
     )""",
+    # The no-op tick asks "was a campaign launched since the last tick?" without a table scan.
+    "CREATE INDEX objects_launched ON objects (kind, launched_at) WHERE launched_at IS NOT NULL",
     """CREATE TABLE object_versions (
         kind TEXT NOT NULL,
         name TEXT NOT NULL,
