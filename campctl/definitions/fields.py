@@ -156,10 +156,9 @@ class Template(Text):
         if value is INVALID:
             return value
         from jinja2 import TemplateSyntaxError
-        from jinja2.sandbox import ImmutableSandboxedEnvironment
 
         try:
-            ImmutableSandboxedEnvironment().from_string(value)
+            _template_environment().from_string(value)
         except TemplateSyntaxError as exc:
             lineno = exc.lineno or 1
             # A block scalar (|, >) starts on the line after its indicator.
@@ -168,6 +167,18 @@ class Template(Text):
             ctx.error((line, node.col), label(path, f"template error: {exc.message}"))
             return INVALID
         return value
+
+
+def _template_environment():
+    """The delivery engine's sandbox, so that filters known at send time are known here."""
+    try:
+        from campctl.engine.templates import environment
+
+        return environment()
+    except (ImportError, AttributeError):  # pragma: no cover - engine module reshaped
+        from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+        return ImmutableSandboxedEnvironment()
 
 
 def name_ref(description: str) -> Text:

@@ -197,3 +197,29 @@ def test_schema_command_prints_json_schema(cli):
 @pytest.mark.parametrize("args", [("validate",), ("validate", "--format")])
 def test_usage_errors(cli, args):
     assert cli(*args).exit_code == 2
+
+
+def test_scenario_step_template_errors_are_positioned(cli, write_yaml):
+    path = write_yaml("sc.yaml", """kind: Scenario
+name: sc
+launch: {type: manual}
+steps:
+  - id: hi
+    send:
+      subject: "ok {{ first_name }}"
+      body: "{% for x in y %}never closed"
+""")
+    result = cli("validate", "--format", "json", str(path))
+    assert result.exit_code == 1
+    [error] = result.json["errors"]
+    assert (error["line"], error["col"]) == (8, 13)
+    assert error["message"].startswith("steps[1].send.body: template error:")
+
+
+def test_validate_in_a_real_process(run_subprocess, write_yaml, state):
+    bad = write_yaml("bad.yaml", "kind: Segment\nname: s\nrules: [{group: vip}]\nmatch: some\n")
+    result = run_subprocess("validate", "--format", "github", str(bad))
+    assert result.exit_code == 1, result
+    assert result.stdout.startswith("::error file=") and ",line=4,col=8::" in result.stdout
+    assert result.stderr.startswith("error: 1 error in 1 file")
+    assert not state.exists()
