@@ -170,3 +170,47 @@ def test_message_that_fails_for_one_contact_counts_as_failure(scn):
     assert statuses == {"ann": "sent", "bob": "failed"}
     launch = scn.launches()[0]
     assert (launch["status"], launch["success"], launch["failure"]) == ("completed", 1, 1)
+
+
+def _on_terminal(state, args, answer: bytes) -> tuple[str, int]:
+    """Run campctl with a pseudo-terminal as stdin/stdout, answer the prompt, return output."""
+    import os
+    import pty
+    import select
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CAMPCTL_")}
+    env.update(CAMPCTL_USER="tester")
+    pid, fd = pty.fork()
+    if pid == 0:  # pragma: no cover - the child process
+        os.execve(sys.executable, [sys.executable, "-m", "campctl", "--state", str(state),
+                                   "--now", at(td(minutes=1)), *args], env)
+    out = b""
+    answered = False
+    while True:
+        ready, _, _ = select.select([fd], [], [], 30)
+        if not ready:
+            break
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+        if not answered and b"[y/N]" in out:
+            os.write(fd, answer)
+            answered = True
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    return out.decode(errors="replace"), os.waitstatus_to_exitcode(status)
+
+
+def test_confirmation_on_a_terminal(scn, state):
+    _setup(scn)
+    output, code = _on_terminal(state, ["start", "scenario", "promo", "--group", "b"], b"n\n")
+    assert code == 1 and "2 contact(s) targeted" in output and "nothing launched" in output
+    assert scn.rows("SELECT count(*) AS n FROM scenario_launches")[0]["n"] == 0
+    output, code = _on_terminal(state, ["start", "scenario", "promo", "--group", "b"], b"y\n")
+    assert code == 0 and "launch 1" in output, output
+    assert scn.launches()[0]["targeted"] == 2
