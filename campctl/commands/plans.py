@@ -24,6 +24,9 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
         "instance", help="Show a plan instance: stage instances, snapshot and execution log."
     )(describe_instance)
     groups["describe"].command("instances", hidden=True)(describe_instance)
+    groups["history"].command(
+        "instance", help="Show the actions recorded for a plan instance (start, pause, stop ...)."
+    )(history_instance)
     groups["pause"].command(
         "instance", help="Pause delivery of an instance: messages are built, none are sent."
     )(pause_instance)
@@ -193,3 +196,13 @@ def resume_instance(ctx: typer.Context, ref: InstanceArg, note: NoteOption = Non
 
 def stop_instance(ctx: typer.Context, ref: InstanceArg, note: NoteOption = None) -> None:
     _control(ctx, "stop", ref, note)
+
+
+def history_instance(ctx: typer.Context, ref: InstanceArg) -> None:
+    from campctl.engine import plans
+
+    app = app_context(ctx)
+    rows = plans.instance_history(app.db(), ref)
+    emit(app, rows, [("at", "AT", local_cell(None)), ("actor", "ACTOR"), ("action", "ACTION"),
+                     ("from_status", "FROM"), ("to_status", "TO"), ("note", "NOTE")],
+         empty="no actions recorded")

@@ -645,9 +645,9 @@ def instance_view(db, instance_id: int) -> dict:
 
 
 def list_views(db, *, plan: str | None = None) -> list[dict]:
-    if plan is not None:
-        _require_plan(db, plan)
     instances = store.list_instances(db, plan=plan)
+    if plan is not None and not instances:
+        _require_plan(db, plan)  # a deleted plan's instances are still listed
     stages = store.stages_of_many(db, [i["id"] for i in instances])
     return [_view(i, stages[i["id"]]) for i in instances]
 
@@ -659,6 +659,12 @@ def describe(db, ref: str | int) -> dict:
     view["snapshot"] = instance["snapshot"]
     view["log"] = store.instance_log(db, instance["id"])
     return view
+
+
+def instance_history(db, ref: str | int) -> list[dict]:
+    """The actions recorded for an instance (kind `instance`, name = id)."""
+    instance = require_instance(db, ref)
+    return history.actions(db, "instance", str(instance["id"]))
 
 
 def status_rows(db, *, now: datetime) -> list[dict]:

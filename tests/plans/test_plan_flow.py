@@ -157,6 +157,9 @@ def test_paused_instance_builds_but_sends_nothing_until_resumed(world):
     actions = [h["action"] for h in world.rows(
         "SELECT action FROM history WHERE kind = 'instance' ORDER BY id")]
     assert actions == ["start", "pause", "resume", "complete"]
+    shown = world.ok("-o", "json", "history", "instance", str(started["id"])).json
+    assert [(h["action"], h["note"]) for h in shown][1] == ("pause", "hold on")
+    assert world.ok("history", "instance", str(started["id"])).stdout.count("tester") >= 3
 
 
 def test_sent_transition_waits_while_paused(world):
