@@ -144,7 +144,7 @@ def _channel_spec(db: Database, name: str) -> dict | None:
 
 
 def load_channel(db: Database, name: str, environ: Mapping[str, str]) -> Channel:
-    """The named channel (a Channel definition, or the built-in outbox); ChannelError if unusable."""
+    """The named channel (a definition, or the built-in outbox); ChannelError if unusable."""
     return open_channel(name, _channel_spec(db, name), environ, base_dir=db.path.parent)
 
 
@@ -386,7 +386,7 @@ def _dry_run_channel(db, report, name, channel, *, run_ids, scenario_items, now,
     return would
 
 
-# --- single messages: channel test and operator notifications --------------------------------------
+# --- single messages: channel test and operator notifications ------------------------------------
 @dataclass(frozen=True)
 class SendResult:
     channel: str

@@ -150,7 +150,8 @@ class SmtpRecorder:
 
             msg = message_from_bytes(envelope.content)
             with self.lock:
-                self.messages.append({"session": id(session), "to": envelope.rcpt_tos, "message_id": msg["Message-ID"],
+                self.messages.append({"session": id(session), "to": envelope.rcpt_tos,
+                                      "message_id": msg["Message-ID"],
                                       "subject": str(msg["Subject"]),
                                       "body": msg.get_payload(decode=True).decode()})
         return action
@@ -175,6 +176,26 @@ def smtp_server():
     handler.port = port
     yield handler
     controller.stop()
+
+
+@pytest.fixture
+def smtp_factory():
+    """start(**controller_options) -> SmtpRecorder with `.port`; stopped after the test."""
+    from aiosmtpd.controller import Controller
+
+    controllers = []
+
+    def start(**options) -> SmtpRecorder:
+        handler = SmtpRecorder()
+        handler.port = _free_port()
+        controller = Controller(handler, hostname="127.0.0.1", port=handler.port, **options)
+        controller.start()
+        controllers.append(controller)
+        return handler
+
+    yield start
+    for controller in controllers:
+        controller.stop()
 
 
 @pytest.fixture

@@ -167,25 +167,25 @@ def tls_files(tmp_path):
     return cert, key
 
 
-def test_smtp_starttls(arrange, db, tls_files, monkeypatch):
-    from aiosmtpd.controller import Controller
-
-    from tests.delivery.conftest import SmtpRecorder, _free_port
-
+def test_smtp_starttls(arrange, db, tls_files, monkeypatch, smtp_factory):
     cert, key = tls_files
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
-    handler = SmtpRecorder()
-    port = _free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port, tls_context=context,
-                            require_starttls=True)
-    controller.start()
-    try:
-        # The client trusts the test certificate through OpenSSL's standard variable.
-        monkeypatch.setenv("SSL_CERT_FILE", str(cert))
-        run, _ = setup_run(arrange, port, n=1, starttls=True)
-        report = deliver_due(db, now=NOW, run_ids=[run], scenario_items=False, environ={})
-        assert report.sent == 1, arrange.rows("SELECT last_error FROM queue_items")
-        assert len(handler.messages) == 1
-    finally:
-        controller.stop()
+    server = smtp_factory(tls_context=context, require_starttls=True)
+    # The client trusts the test certificate through OpenSSL's standard variable.
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    run, _ = setup_run(arrange, server.port, n=1, starttls=True)
+    report = deliver_due(db, now=NOW, run_ids=[run], scenario_items=False, environ={})
+    assert report.sent == 1, arrange.rows("SELECT last_error FROM queue_items")
+    assert len(server.messages) == 1
+
+
+def test_smtp_without_starttls_is_refused_by_a_tls_only_server(arrange, db, tls_files,
+                                                               smtp_factory):
+    cert, key = tls_files
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    server = smtp_factory(tls_context=context, require_starttls=True)
+    run, _ = setup_run(arrange, server.port, n=1)
+    report = deliver_due(db, now=NOW, run_ids=[run], scenario_items=False, environ={})
+    assert report.sent == 0 and server.messages == []
