@@ -148,3 +148,28 @@ def test_dry_run_tick_fires_nothing(world):
     assert world.instances() == []
     assert world.rows("SELECT * FROM occurrences") == []
     assert world.tick(at("mon"))["fired"] == 1
+
+
+def test_concurrent_ticks_start_one_instance_and_one_run_per_stage(world, state):
+    import os
+    import subprocess
+    import sys
+
+    _ready(world, schedule=DAILY, contacts=5,
+           stages=(("spring-sale", "teaser"), ("spring-sale", "main")))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CAMPCTL_")}
+    for clock in ("08:01", "08:02"):
+        procs = [subprocess.Popen([sys.executable, "-m", "campctl", "--state", str(state),
+                                   "--now", at("mon", clock), "tick"], env=env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                 for _ in range(4)]
+        for proc in procs:
+            _, err = proc.communicate(timeout=60)
+            assert proc.returncode == 0, err
+    [instance] = world.instances()
+    assert instance["status"] == "completed", instance
+    assert world.rows("SELECT count(*) AS n FROM runs")[0]["n"] == 2
+    assert world.rows("SELECT count(*) AS n FROM occurrences WHERE kind = 'Plan'")[0]["n"] == 1
+    assert len(world.outbox()) == 10
+    assert len(world.log("Instance Created")) == 1
+    assert len(world.log("Stage Completed")) == 2
