@@ -1,4 +1,4 @@
-"""Scenarios (customer journeys): step graph, capture, re-entry, tick hooks, launches, statistics."""
+"""Scenarios (customer journeys): step graph, capture, re-entry, tick hooks, launches, stats."""
 
 from __future__ import annotations
 
@@ -641,7 +641,8 @@ def stats(db, *, name: str, since: timedelta, now: datetime) -> dict:
         "completed": counts["completed"],
         "errors": counts["errors"],
         "active": counts["active"],
-        "by_step": {step: sum(c.values()) for step, c in sorted(steps.items(), key=_order(db, name))},
+        "by_step": {step: sum(c.values())
+                    for step, c in sorted(steps.items(), key=_order(db, name))},
     }
 
 

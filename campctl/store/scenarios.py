@@ -1,4 +1,4 @@
-"""Scenario profiles and launches: capture, set-based step moves, statistics (all SQL of scenarios)."""
+"""Scenario profiles and launches: capture, set-based step moves, statistics (their SQL)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,7 @@ from campctl.models import IN_SCENARIO_STATUSES
 from campctl.store.db import Database
 from campctl.timeutil import to_db
 
-IN = tuple(str(s) for s in IN_SCENARIO_STATUSES)
-_IN_SQL = "('active', 'waiting', 'frozen')"
+_IN_SQL = "(" + ", ".join(f"'{s}'" for s in IN_SCENARIO_STATUSES) + ")"
 # Profiles that can still be captured again under `after_exit`/`restart` are those "inside".
 LIVE = "('active', 'waiting')"
 
@@ -338,7 +337,7 @@ def freeze(db: Database, scenario: str, *, now: datetime) -> int:
 
 
 def unfreeze(db: Database, scenario: str, *, now: datetime) -> int:
-    """Frozen profiles resume: a wait keeps its wake time (an expired one fires at the next tick)."""
+    """Frozen profiles resume: a wait keeps its wake time (an expired one fires at next tick)."""
     return db.execute(
         "UPDATE scenario_profiles SET status = CASE WHEN wake_at IS NULL THEN 'active' "
         "ELSE 'waiting' END, updated_at = ? WHERE scenario = ? AND status = 'frozen'",
