@@ -14,9 +14,9 @@ def at(day: str, clock: str = "08:01") -> str:
 
 
 def _ready(world, *, schedule, contacts=3, rate=None, stages=(("spring-sale", "teaser"),),
-           approve_at="2027-03-01T07:00:00Z"):
+           approve_at="2027-03-01T07:00:00Z", closes_at="2027-06-30T23:59"):
     world.contacts(contacts)
-    world.campaign(channel="slow" if rate else "outbox", rate=rate)
+    world.campaign(channel="slow" if rate else "outbox", rate=rate, closes_at=closes_at)
     world.approve("campaign", "spring-sale", now=approve_at)
     world.plan(schedule=schedule, stages=stages)
     world.approve("plan", "spring-launch", now=approve_at)
@@ -173,3 +173,30 @@ def test_concurrent_ticks_start_one_instance_and_one_run_per_stage(world, state)
     assert len(world.outbox()) == 10
     assert len(world.log("Instance Created")) == 1
     assert len(world.log("Stage Completed")) == 2
+
+
+@pytest.mark.parametrize("host_tz", ["UTC", "Asia/Kolkata", "America/New_York"])
+def test_recurrent_plan_across_dst_fires_once_per_local_slot(world, monkeypatch, host_tz):
+    import time as _time
+
+    monkeypatch.setenv("TZ", host_tz)
+    _time.tzset()
+    try:
+        _ready(world, schedule={"type": "recurrent", "cron": "30 2 * * *",
+                                "timezone": "Europe/Paris"},
+               approve_at="2027-03-27T00:00:00Z", closes_at="2027-12-31T23:59")
+        # Spring forward on 2027-03-28: 02:30 does not exist and fires at 03:00 CEST.
+        for moment in ("2027-03-27T01:31:00Z", "2027-03-28T00:31:00Z", "2027-03-28T01:01:00Z",
+                       "2027-03-28T01:31:00Z", "2027-03-29T00:31:00Z"):
+            world.tick(moment)
+        assert _names(world) == ["spring-launch-20270327T0230", "spring-launch-20270328T0300",
+                                 "spring-launch-20270329T0230"]
+        # Fall back on 2027-10-31: 02:30 happens twice and fires once, at the first.
+        for moment in ("2027-10-31T00:31:00Z", "2027-10-31T01:31:00Z", "2027-10-31T02:31:00Z"):
+            world.tick(moment)
+        autumn = [i for i in world.instances() if i["name"].startswith("spring-launch-202710")]
+        assert [(i["name"], i["scheduled_at"]) for i in autumn] == [
+            ("spring-launch-20271031T0230", "2027-10-31T00:30:00Z")]
+    finally:
+        monkeypatch.delenv("TZ")
+        _time.tzset()
