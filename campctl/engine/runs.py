@@ -157,6 +157,9 @@ def live_runs(db, *, now: datetime, report, dry_run: bool = False) -> list[int]:
     candidates = run_store.list_runs(db, status=("queued", "sending"))
     paused_instances = run_store.paused_instances(db, [r["instance_id"] for r in candidates
                                                        if r["instance_id"]])
+    for run in run_store.list_runs(db, status="paused"):
+        report.notes.append(f"run {run['id']} ({run['campaign']}/{run['stage']}): paused, nothing "
+                            f"is sent until 'campctl resume run {run['id']}'")
     live: list[int] = []
     for run in sorted(candidates, key=lambda r: r["id"]):
         label = f"run {run['id']} ({run['campaign']}/{run['stage']})"

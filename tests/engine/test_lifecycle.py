@@ -39,6 +39,8 @@ def test_paused_run_is_left_alone_until_resumed(launch, tick, cli, rows):
     tick("2027-03-01T08:00:00Z")
     assert cli("--now", "2027-03-01T09:00:00Z", "pause", "run", "1").exit_code == 0
     assert tick("2027-03-01T10:00:00Z")["sent"] == 0
+    dry = cli("--now", "2027-03-01T10:01:00Z", "tick", "--dry-run")
+    assert "paused, nothing is sent until 'campctl resume run 1'" in dry.stdout, dry
     assert cli("--now", "2027-03-01T10:05:00Z", "resume", "run", "1").exit_code == 0
     assert tick("2027-03-01T10:06:00Z")["sent"] == 3
     assert rows("SELECT status FROM runs") == [{"status": "completed"}]
