@@ -118,3 +118,38 @@ def test_events_import_reports_bad_lines_and_keeps_good_ones(launch, cli, rows, 
     assert [e["line"] for e in result.json["errors"]] == [2, 3, 5]
     stored = rows("SELECT at FROM events ORDER BY id")
     assert [e["at"] for e in stored] == ["2027-03-01T09:00:00Z", "2027-02-28T10:00:00Z"]
+
+
+def test_log_follow_prints_new_entries_and_stops_on_sigint(launch, state, tick):
+    launch(campaign("type: one-off\nschedule: {send: immediately}\n"), at="2027-03-01T08:00:00Z")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CAMPCTL_")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "campctl", "--state", str(state), "-o", "json", "log",
+         "--follow"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        time.sleep(2.0)
+        tick("2027-03-01T08:00:00Z")
+        time.sleep(2.5)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    events = [json.loads(line)["event"] for line in out.splitlines() if line.strip()]
+    assert "Queue Items Created" in events and "Run Completed" in events
+
+
+def test_stopped_campaign_fires_no_more_and_relaunch_starts_again(launch, tick, cli, rows):
+    launch(campaign("type: date-triggered\n"), at="2027-03-01T08:00:00Z")
+    assert tick("2027-03-01T09:00:00Z")["fired"] == 1
+    assert cli("--now", "2027-03-01T10:00:00Z", "stop", "campaign", "promo").exit_code == 0
+    assert tick("2027-03-02T09:00:00Z")["fired"] == 0
+    for verb in ("revise", "submit", "approve", "start"):
+        result = cli("--now", "2027-03-02T10:00:00Z", verb, "campaign", "promo")
+        assert result.exit_code == 0, result
+    # The occurrence of 2 March 09:00 was before the new launch: it does not fire late.
+    assert tick("2027-03-02T10:01:00Z")["fired"] == 0
+    assert tick("2027-03-03T09:00:00Z")["fired"] == 1
+    assert [r["scheduled_at"] for r in rows("SELECT scheduled_at FROM runs ORDER BY id")] == [
+        "2027-03-01T09:00:00Z", "2027-03-03T09:00:00Z"]
