@@ -451,16 +451,24 @@ CAMPAIGN_COMMON = {
 CAMPAIGN_TYPES = ("one-off", "date-triggered", "event-triggered")
 
 
-def _campaign(ctype: str, schedule: Map, required: bool, extra: dict | None = None) -> Map:
+# A one-off campaign needs a schedule unless every stage runs only inside plans (then its own
+# schedule would never be used); semantics._campaign checks the same rule.
+PLAN_ONLY = {"if": {"required": ["stages"], "properties": {"stages": {"items": {
+    "required": ["controlled_by_plan"], "properties": {"controlled_by_plan": {"const": True}}}}}},
+    "else": {"required": ["schedule"]}}
+
+
+def _campaign(ctype: str, schedule: Map, extra: dict | None = None,
+              schema_extra: dict | None = None) -> Map:
     return Map({**CAMPAIGN_COMMON, "type": F(Enum((ctype,)), required=True),
-                "schedule": F(schedule, required=required), **(extra or {})},
-               f"A {ctype} campaign.", title=f"Campaign ({ctype})")
+                "schedule": F(schedule), **(extra or {})},
+               f"A {ctype} campaign.", title=f"Campaign ({ctype})", schema_extra=schema_extra)
 
 
 CAMPAIGN = Tagged("type", {
-    "one-off": _campaign("one-off", ONE_OFF_SCHEDULE, True),
-    "date-triggered": _campaign("date-triggered", DATE_SCHEDULE, False),
-    "event-triggered": _campaign("event-triggered", EVENT_SCHEDULE, False, {
+    "one-off": _campaign("one-off", ONE_OFF_SCHEDULE, schema_extra=PLAN_ONLY),
+    "date-triggered": _campaign("date-triggered", DATE_SCHEDULE),
+    "event-triggered": _campaign("event-triggered", EVENT_SCHEDULE, {
         "trigger": F(Map({"event": F(EVENT, required=True)}, "The event that triggers a build."),
                      required=True)}),
 }, "A campaign (SPEC §5).", noun="campaign type")

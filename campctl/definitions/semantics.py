@@ -111,6 +111,9 @@ def _campaign(spec: dict, root: Node, ctx: Ctx, refs: list[Ref]) -> None:
             moments.append(("schedule." + ".".join(keys), value, node))
         return value
 
+    if ctype == "one-off" and sched_node is None and not _plan_only(root):
+        ctx.error(root, "missing required key 'schedule' (a one-off campaign needs "
+                        "schedule.send unless every stage is controlled_by_plan: true)")
     if ctype == "one-off":
         queue_at, send_at = moment("queue", "at"), moment("send", "at")
         before = dig(sched_node, "queue", "before_send")
@@ -146,6 +149,18 @@ def _campaign(spec: dict, root: Node, ctx: Ctx, refs: list[Ref]) -> None:
             if when > closes:
                 ctx.error(node, f"{what} ({_get(sched, *what.split('.')[1:])}) is after closes_at "
                                 f"({spec['closes_at']}): nothing runs after the closing date")
+
+
+def _plan_only(root: Node) -> bool:
+    """Every stage is controlled_by_plan: true (read from the nodes: the rule is structural)."""
+    stages = root.get("stages")
+    if stages is None or stages.kind != "seq" or not stages.items:
+        return False
+    for stage in stages.items:
+        flag = stage.get("controlled_by_plan")
+        if flag is None or flag.kind != "scalar" or flag.value is not True or flag.quoted:
+            return False
+    return True
 
 
 def _plan(spec: dict, root: Node, ctx: Ctx, refs: list[Ref]) -> None:

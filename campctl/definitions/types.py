@@ -293,7 +293,9 @@ class Map(Type):
 
     def __init__(self, fields: dict[str, F] | None = None, description: str = "", *,
                  one_of: tuple[str, ...] = (), values: Type | None = None,
-                 elsewhere: dict[str, str] | None = None, title: str = "") -> None:
+                 elsewhere: dict[str, str] | None = None, title: str = "",
+                 schema_extra: dict | None = None) -> None:
+        self.schema_extra = schema_extra or {}
         self.fields = fields or {}
         self.description = description
         self.one_of = one_of
@@ -357,6 +359,7 @@ class Map(Type):
         out["additionalProperties"] = False
         if self.one_of:
             out["oneOf"] = [{"required": [k]} for k in self.one_of]
+        out.update(self.schema_extra)
         return self.with_doc(out)
 
 

@@ -23,7 +23,7 @@ STRUCTURAL = [
     "bad_rate", "literal_password", "smtp_missing_from", "segment_op", "segment_in_scalar",
     "segment_days", "segment_exists_value", "segment_missing_value", "segment_limit",
     "segment_limit_high", "segment_rule_form", "segment_match", "segment_event_within",
-    "one_off_no_send", "queue_form", "date_only", "audience_two_forms", "audience_all_false",
+    "one_off_no_send", "one_off_no_schedule", "queue_form", "date_only", "audience_two_forms", "audience_all_false",
     "stage_unknown_key", "campaign_type_foreign", "event_no_trigger", "build_window",
     "window_sexagesimal", "plan_once_no_tz", "plan_recurrent_no_cron", "plan_overlap",
     "plan_transition", "scenario_two_actions", "scenario_launch_event", "scenario_launch_type",
