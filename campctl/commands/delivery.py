@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from campctl.commands.common import app_context, emit, emit_object, notice
+from campctl.commands.common import app_context, emit, emit_object, local_cell, notice
 from campctl.errors import ActionRefused, UsageProblem
 
 
@@ -20,7 +20,7 @@ def _source(_value, row: dict) -> str:
 
 
 OUTBOX_COLUMNS = [
-    ("sent_at", "SENT (UTC)"), ("campaign", "FROM", _source), ("contact", "CONTACT"),
+    ("sent_at", "SENT", local_cell(None)), ("campaign", "FROM", _source), ("contact", "CONTACT"),
     ("channel", "CHANNEL"), ("subject", "SUBJECT"),
 ]
 
