@@ -282,7 +282,9 @@ V1 = [
     # One profile per capture (event id, occurrence, launch): a replayed capture adds nothing.
     "CREATE UNIQUE INDEX scenario_profiles_capture ON scenario_profiles "
     "(scenario, contact_id, capture_key)",
-    "CREATE INDEX scenario_profiles_launch ON scenario_profiles (launch_id, status)",
+    # Partial, without status: journey moves of launch-less profiles never touch it.
+    "CREATE INDEX scenario_profiles_launch ON scenario_profiles (launch_id) "
+    "WHERE launch_id IS NOT NULL",
 ]
 
 MIGRATIONS: list[list[str]] = [V1]
