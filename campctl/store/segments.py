@@ -276,9 +276,10 @@ def _attr_rule(rule: Mapping, alias: str, now: datetime) -> tuple[str, list]:
         # Numbers, booleans and JSON text of arrays/objects never look like a date.
         sql = f"({day} GLOB {_DATE_GLOB} AND {bound})"
         params = v_par + bounds
-    # Rules are two-valued: an absent attribute makes eq false and ne true.
-    sql = f"coalesce({sql}, 0)"
-    return (f"NOT {sql}", params) if negate else (sql, params)
+    # An absent attribute makes a rule NULL, which AND/OR treat as false; a negated rule must
+    # first become two-valued (absent: eq false, so ne true). rules_where() makes the whole
+    # expression two-valued once, which is cheaper than once per rule.
+    return (f"NOT coalesce({sql}, 0)", params) if negate else (sql, params)
 
 
 def _rule_sql(rule: Mapping, alias: str, now: datetime) -> tuple[str, list]:
@@ -318,7 +319,7 @@ def rules_where(
         parts.append(sql)
         params += par
     joiner = " AND " if match == "all" else " OR "
-    return "(" + joiner.join(parts) + ")", params
+    return "coalesce(" + joiner.join(parts) + ", 0)", params
 
 
 def segment_spec(db: Database, name: str) -> dict:
@@ -391,11 +392,11 @@ def audience_where(
             raise ValidationFailed("audience all must be true")
         sql, params = "1", []
     if message_type and not (include_opted_out or audience.get("include_opted_out") is True):
-        # A contact opted out of "all" refuses every message type. The unary + makes it one
-        # seek on contact_id instead of one per listed type.
+        # A contact opted out of "all" refuses every message type. NOT IN builds the (small)
+        # set of opted-out contacts once per statement instead of probing per contact.
         sql = (
-            f"{sql} AND NOT EXISTS (SELECT 1 FROM contact_optouts o WHERE o.contact_id = {alias}.id"
-            " AND +o.message_type IN (?, 'all'))"
+            f"{sql} AND {alias}.id NOT IN (SELECT o.contact_id FROM contact_optouts o"
+            " WHERE o.message_type IN (?, 'all'))"
         )
         params = [*params, message_type]
     return sql, params
