@@ -71,9 +71,12 @@ def start_manual(db, *, plan: str, now: datetime, actor: str, note: str | None =
     transaction. One instance at a time: refused while one is running or paused."""
     obj = _require_plan(db, plan)
     if obj["status"] != "approved":
+        hint = {
+            "draft": f"submit and approve it first: 'campctl submit plan {plan}'",
+            "pending-approval": f"it waits for 'campctl approve plan {plan}'",
+        }.get(obj["status"], f"'campctl revise plan {plan}', then submit and approve it again")
         raise ActionRefused(
-            f"cannot start plan {plan}: it is {obj['status']}, only approved plans start "
-            f"(submit and approve it first: 'campctl submit plan {plan}')"
+            f"cannot start plan {plan}: it is {obj['status']}, only approved plans start ({hint})"
         )
     kind = _schedule(obj["spec"]).get("type", "manual")
     if kind != "manual":

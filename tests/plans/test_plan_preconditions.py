@@ -73,3 +73,13 @@ def test_instance_verbs_refused_on_unknown_or_finished_instances(world):
         assert "no plan instance '42'" in result.stderr
     bad = world.cli("get", "instances", "--plan", "nope")
     assert bad.exit_code == 3, bad
+
+
+def test_start_refused_for_stopped_plan_names_revise(world):
+    _ready(world)
+    world.approve("plan", "spring-launch")
+    world.ok("stop", "plan", "spring-launch")
+    result = world.cli("start", "plan", "spring-launch")
+    assert result.exit_code == 1, result
+    assert "it is stopped" in result.stderr and "campctl revise plan spring-launch" in \
+        result.stderr
