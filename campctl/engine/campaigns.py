@@ -73,6 +73,9 @@ def on_launch(db, name: str, now: datetime) -> None:
 def fire_due(db, *, now: datetime, report, dry_run: bool = False) -> None:
     """Process every campaign whose schedule is due (one transaction per campaign)."""
     due = schedules.due_campaigns(db, now=now)
+    if event_store.max_event_id(db) > schedules.events_seen(db):
+        # Events recorded by any path (not only record_event) reach on_event campaigns.
+        due = sorted(set(due) | set(event_store.event_campaigns(db, None)))
     # Short transactions of a few campaigns each: fewer commits, and each campaign's
     # occurrences and runs still appear together or not at all.
     for start in range(0, len(due), FIRE_CHUNK):

@@ -22,12 +22,13 @@ def insert_event(db, *, name: str, contact: int, at: datetime, data: Any, now: d
     return int(cur.lastrowid)
 
 
-def event_campaigns(db, event: str) -> list[str]:
-    """Launched event-triggered campaigns listening to `event`."""
+def event_campaigns(db, event: str | None) -> list[str]:
+    """Launched event-triggered campaigns listening to `event` (None: to any event)."""
     return [r[0] for r in db.query(
         "SELECT name FROM objects WHERE kind = 'Campaign' AND status = 'approved'"
         " AND launched_at IS NOT NULL AND json_extract(spec, '$.type') = 'event-triggered'"
-        " AND json_extract(spec, '$.trigger.event') = ?", (event,))]
+        " AND (? IS NULL OR json_extract(spec, '$.trigger.event') = ?) ORDER BY name",
+        (event, event))]
 
 
 def get_cursor(db, consumer: str) -> int | None:
