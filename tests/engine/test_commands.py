@@ -153,3 +153,19 @@ def test_stopped_campaign_fires_no_more_and_relaunch_starts_again(launch, tick, 
     assert tick("2027-03-03T09:00:00Z")["fired"] == 1
     assert [r["scheduled_at"] for r in rows("SELECT scheduled_at FROM runs ORDER BY id")] == [
         "2027-03-01T09:00:00Z", "2027-03-03T09:00:00Z"]
+
+
+def test_preview_plan_and_scenario_schedules(cli):
+    from pathlib import Path
+
+    examples = Path(__file__).resolve().parents[2] / "plans"
+    assert cli("apply", str(examples)).exit_code == 0
+    now = "2027-03-01T09:00:00Z"
+    weekly = cli("--now", now, "-o", "json", "preview", "plan", "weekly-digest", "--next", "2")
+    assert [r["utc"] for r in weekly.json] == ["2027-03-08T07:00:00Z", "2027-03-15T07:00:00Z"]
+    once = cli("--now", now, "-o", "json", "preview", "plan", "easter-push")
+    assert once.json == [{"local": "2027-03-04T10:00:00+01:00", "utc": "2027-03-04T09:00:00Z"}]
+    manual = cli("--now", now, "-o", "json", "preview", "plan", "spring-launch")
+    assert manual.json == []
+    scenario = cli("--now", now, "-o", "json", "preview", "scenario", "winback", "--next", "1")
+    assert scenario.json[0]["utc"] == "2027-03-02T09:00:00Z"
