@@ -74,13 +74,16 @@ class SmtpChannel(Channel):
     def build(self, message: Message) -> bytes:
         from email.header import Header
         from email.mime.text import MIMEText
-        from email.utils import formatdate
+        from email.utils import formataddr, formatdate, parseaddr
 
         # MIMEText (compat32) builds ~5x faster than EmailMessage with the default policy.
         mime = MIMEText(message.body, "plain", "utf-8")
         subject = _clean(message.subject)
         mime["Subject"] = subject if subject.isascii() else Header(subject, "utf-8")
-        mime["From"] = _clean(self.sender)
+        name, address = parseaddr(_clean(self.sender))
+        # Only the display name may be encoded; an encoded address is undeliverable.
+        mime["From"] = formataddr((name, address), charset="utf-8") if address else _clean(
+            self.sender)
         mime["To"] = _clean(message.to or "")
         mime["Message-ID"] = message_id_header(message.message_id)
         sent_at = message.record.get("sent_at")

@@ -152,6 +152,7 @@ class SmtpRecorder:
             with self.lock:
                 self.messages.append({"session": id(session), "to": envelope.rcpt_tos,
                                       "message_id": msg["Message-ID"],
+                                      "mail_from": envelope.mail_from, "from": msg["From"],
                                       "subject": str(msg["Subject"]),
                                       "body": msg.get_payload(decode=True).decode()})
         return action

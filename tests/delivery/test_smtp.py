@@ -189,3 +189,20 @@ def test_smtp_without_starttls_is_refused_by_a_tls_only_server(arrange, db, tls_
     run, _ = setup_run(arrange, server.port, n=1)
     report = deliver_due(db, now=NOW, run_ids=[run], scenario_items=False, environ={})
     assert report.sent == 0 and server.messages == []
+
+
+def test_smtp_non_ascii_sender_subject_and_body(arrange, db, smtp_server):
+    from email.header import decode_header, make_header
+
+    arrange.channel("mail", smtp_spec(smtp_server.port,
+                                      **{"from": "Boutique Été <news@example.com>"}))
+    c = arrange.contact("z", "z@example.com", attrs={"first_name": "Zoë"})
+    run = arrange.run(channel="mail", subject="Réduction pour {{ first_name }}",
+                      body="Bonjour {{ first_name }} — été")
+    arrange.items(run, [c], channel="mail")
+    assert deliver_due(db, now=NOW, run_ids=[run], scenario_items=False, environ={}).sent == 1
+    got = smtp_server.messages[0]
+    assert got["mail_from"] == "news@example.com"
+    assert str(make_header(decode_header(got["from"]))) == "Boutique Été <news@example.com>"
+    assert str(make_header(decode_header(got["subject"]))) == "Réduction pour Zoë"
+    assert got["body"] == "Bonjour Zoë — été"
