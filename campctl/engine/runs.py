@@ -240,9 +240,13 @@ def finish(db, *, now: datetime, report, dry_run: bool = False) -> None:
             continue
         with db.atomic():
             counts = run_store.counts(db, run["id"])
-            failed = counts["failed"] > 0 and counts["sent"] == 0
+            # A template that cannot render fails its message, not the run; a run fails when
+            # nothing went out and the channel is what failed.
+            failed = (counts["failed"] > 0 and counts["sent"] == 0
+                      and run_store.channel_failures(db, run["id"]) > 0)
             status = "failed" if failed else "completed"
-            error = "every message failed (channel unreachable or refused)" if failed else None
+            error = "no message went out: the channel stayed unreachable or refused them" \
+                if failed else None
             if not run_store.set_status(db, run["id"], status, now=now,
                                         expected=["queued", "sending"], finished=True,
                                         error=error):

@@ -281,3 +281,12 @@ def paused_instances(db: Database, instance_ids: Iterable[int]) -> set[int]:
     return {r[0] for r in db.query(
         "SELECT id FROM plan_instances WHERE status = 'paused'"
         f" AND id IN ({', '.join('?' for _ in ids)})", ids)}
+
+
+def channel_failures(db: Database, run_id: int) -> int:
+    """Failed items of a run whose failure came from the channel, not from rendering (template
+    failures are recorded with a `subject:` / `body:` reason and fail only that message)."""
+    return int(db.scalar(
+        "SELECT count(*) FROM queue_items WHERE run_id = ? AND status = 'failed'"
+        " AND coalesce(last_error, '') NOT LIKE 'subject:%'"
+        " AND coalesce(last_error, '') NOT LIKE 'body:%'", (run_id,)) or 0)

@@ -128,3 +128,14 @@ def test_demo_runs_quickly_and_keeps_state_when_asked(cli, tmp_path, rows):
         "SELECT json_extract(spec, '$.type') FROM objects WHERE kind = 'Channel'")}
     conn.close()
     assert kinds <= {"outbox"}
+
+
+def test_template_failures_fail_messages_not_the_run(launch, tick, rows):
+    text = ("kind: Campaign\nname: promo\ntimezone: UTC\naudience: {all: true}\n"
+            "message: {subject: \"Hi {{ missing_field }}\", body: \"x\"}\n"
+            "type: one-off\nschedule: {send: immediately}\n")
+    launch(text, at="2027-03-01T08:00:00Z")
+    report = tick("2027-03-01T08:00:00Z")
+    assert (report["sent"], report["failed"]) == (0, 3)
+    assert rows("SELECT status FROM runs") == [{"status": "completed"}]
+    assert rows("SELECT count(*) AS n FROM notifications")[0]["n"] == 0
