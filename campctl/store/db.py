@@ -147,12 +147,10 @@ def open_db(
         else:
             created = True
     if not created:
-        if path.stat().st_size == 0:
-            # A zero-length file is what _create_private leaves before SQLite writes a page;
-            # only accept it when we may create.
-            if not create:
-                raise StateFileError(f"{path} is empty, not a campctl state file")
-        else:
+        # A zero-length file is what another campctl process leaves between creating the file
+        # and committing its schema: SQLite treats it as an empty database, and the migration
+        # below (under the write lock) initialises it exactly once.
+        if path.stat().st_size > 0:
             _check_header(path)
     try:
         conn = sqlite3.connect(
@@ -164,14 +162,22 @@ def open_db(
     db = Database(conn, path)
     try:
         conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        # Version and tables read in one snapshot: a concurrent creator may commit in between.
+        conn.execute("BEGIN")
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            foreign = (version > 0 and not _is_campctl(conn)) or (
+                version == 0 and _has_tables(conn)
+            )
+        finally:
+            conn.execute("COMMIT")
         if version > SCHEMA_VERSION:
             raise StateFileError(
                 f"state file {path} has schema version {version}, newer than this campctl "
                 f"understands ({SCHEMA_VERSION}); upgrade campctl"
             )
         # Refuse foreign files before anything (even the WAL switch) writes to them.
-        if (version > 0 and not _is_campctl(conn)) or (version == 0 and _has_tables(conn)):
+        if foreign:
             raise StateFileError(f"{path} is an SQLite file but not a campctl state file")
         if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
             conn.execute("PRAGMA journal_mode = WAL")
