@@ -7,7 +7,7 @@ import subprocess
 import sys
 from datetime import timedelta as td
 
-from conftest import at
+from scenario_support import at
 
 
 def test_parallel_ticks_send_each_scenario_message_once(scn, state):

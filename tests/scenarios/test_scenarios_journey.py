@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta as td
 
-from conftest import at
+from scenario_support import at
 
 JOURNEY = """\
 kind: Scenario

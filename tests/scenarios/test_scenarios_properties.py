@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlite3
 from datetime import timedelta as td
 
-from conftest import Scenarios, at
+from scenario_support import Scenarios, at
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

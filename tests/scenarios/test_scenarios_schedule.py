@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import timedelta as td
 
-from conftest import at
+from scenario_support import at
 
 DEFS = """\
 kind: Segment
