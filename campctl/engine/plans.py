@@ -525,36 +525,38 @@ def _verb_allowed(instance: dict, verb: str) -> None:
 def pause_instance(db, *, ref: str | int, now: datetime, actor: str,
                    note: str | None = None) -> dict:
     """Hold delivery: messages keep being built, none are sent, later stages start paused."""
-    instance = require_instance(db, ref)
-    _verb_allowed(instance, "pause")
-    if not store.set_instance_status(db, instance["id"], to="paused", from_=("running",)):
-        raise ActionRefused(f"instance {instance['name']} changed meanwhile; look again")
     # The campaign engine keeps building the runs of a paused instance and delivers none of
     # them (engine.runs.live_runs), so pausing is the instance's status alone.
-    current = _current_stage(store.stages_of(db, instance["id"]))
-    exec_log.append(db, now=now, event="Delivery Paused", plan=instance["plan"],
-                    instance_id=instance["id"], campaign=current and current["campaign"],
-                    stage=current and current["stage"], run_id=current and current["run_id"],
-                    details=f"paused by {actor}" + (f": {note}" if note else ""))
-    history.record(db, kind="instance", name=str(instance["id"]), action="pause", actor=actor,
-                   now=now, from_status="running", to_status="paused", note=note)
-    return instance_view(db, instance["id"])
+    return _set_delivery(db, ref=ref, now=now, actor=actor, note=note, verb="pause")
 
 
 def resume_instance(db, *, ref: str | int, now: datetime, actor: str,
                     note: str | None = None) -> dict:
+    return _set_delivery(db, ref=ref, now=now, actor=actor, note=note, verb="resume")
+
+
+_DELIVERY_VERBS = {
+    "pause": ("running", "paused", "Delivery Paused", "paused"),
+    "resume": ("paused", "running", "Delivery Resumed", "resumed"),
+}
+
+
+def _set_delivery(db, *, ref: str | int, now: datetime, actor: str, note: str | None,
+                  verb: str) -> dict:
+    from_status, to_status, event, past = _DELIVERY_VERBS[verb]
     instance = require_instance(db, ref)
-    _verb_allowed(instance, "resume")
-    if not store.set_instance_status(db, instance["id"], to="running", from_=("paused",)):
+    _verb_allowed(instance, verb)
+    if not store.set_instance_status(db, instance["id"], to=to_status, from_=(from_status,)):
         raise ActionRefused(f"instance {instance['name']} changed meanwhile; look again")
     current = _current_stage(store.stages_of(db, instance["id"]))
-    exec_log.append(db, now=now, event="Delivery Resumed", plan=instance["plan"],
+    exec_log.append(db, now=now, event=event, plan=instance["plan"],
                     instance_id=instance["id"], campaign=current and current["campaign"],
                     stage=current and current["stage"], run_id=current and current["run_id"],
-                    details=f"resumed by {actor}" + (f": {note}" if note else ""))
-    history.record(db, kind="instance", name=str(instance["id"]), action="resume", actor=actor,
-                   now=now, from_status="paused", to_status="running", note=note)
-    _advance_instance(db, instance["id"], now=now)
+                    details=f"{past} by {actor}" + (f": {note}" if note else ""))
+    history.record(db, kind="instance", name=str(instance["id"]), action=verb, actor=actor,
+                   now=now, from_status=from_status, to_status=to_status, note=note)
+    if verb == "resume":
+        _advance_instance(db, instance["id"], now=now)
     return instance_view(db, instance["id"])
 
 
