@@ -160,16 +160,8 @@ def mark_sent(db: Database, *, token: str, ids: Sequence[int], now: datetime) ->
 
 
 def mark_failed(db: Database, *, token: str, items: Sequence[tuple[int, str]]) -> int:
-    """Permanent failures: `(id, reason)`."""
-    done = 0
-    for item_id, reason in items:
-        done += db.execute(
-            "UPDATE queue_items SET status = 'failed', attempts = attempts + 1, last_error = ?,"
-            " next_attempt_at = NULL, claimed_until = NULL, claim_token = NULL"
-            " WHERE id = ? AND claim_token = ? AND status = 'queued'",
-            (reason[:500], item_id, token),
-        ).rowcount
-    return done
+    """Permanent failures: `(id, reason)`; the attempt counts."""
+    return _finish(db, token=token, items=items, status="failed", attempted=1)
 
 
 def mark_retry(db: Database, *, token: str, items: Sequence[tuple[int, str, datetime]],
@@ -196,13 +188,19 @@ def mark_retry(db: Database, *, token: str, items: Sequence[tuple[int, str, date
 
 
 def mark_cancelled(db: Database, *, token: str, items: Sequence[tuple[int, str]]) -> int:
+    """Items that must not go out any more (contact forgotten, opted out): `(id, reason)`."""
+    return _finish(db, token=token, items=items, status="cancelled", attempted=0)
+
+
+def _finish(db: Database, *, token: str, items: Sequence[tuple[int, str]], status: str,
+            attempted: int) -> int:
     done = 0
     for item_id, reason in items:
         done += db.execute(
-            "UPDATE queue_items SET status = 'cancelled', last_error = ?, next_attempt_at = NULL,"
-            " claimed_until = NULL, claim_token = NULL"
+            "UPDATE queue_items SET status = ?, attempts = attempts + ?, last_error = ?,"
+            " next_attempt_at = NULL, claimed_until = NULL, claim_token = NULL"
             " WHERE id = ? AND claim_token = ? AND status = 'queued'",
-            (reason[:500], item_id, token),
+            (status, attempted, reason[:500], item_id, token),
         ).rowcount
     return done
 

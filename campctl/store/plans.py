@@ -132,17 +132,6 @@ def queued_occurrences(db: Database, plan: str) -> list[dict]:
     ]
 
 
-def plan_occurrences(db: Database, plan: str) -> list[dict]:
-    return [
-        dict(r)
-        for r in db.query(
-            "SELECT id, scheduled_at, status, reason FROM occurrences WHERE kind = 'Plan' "
-            "AND name = ? ORDER BY scheduled_at, id",
-            (plan,),
-        )
-    ]
-
-
 # --- instances ---------------------------------------------------------------------------------
 
 def insert_instance(db: Database, *, name: str, plan: str, status: str,
