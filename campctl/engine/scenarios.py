@@ -332,7 +332,7 @@ def advance_scenario(db, name: str, spec: dict, *, now: datetime, report=None) -
             counts["errors"] += store.fail_profiles(
                 db, scenario=name, now=now, steps=list(stuck),
                 reason="too many step moves in one tick (a loop without a wait)")
-    store.finish_launches(db, name, now=now)
+    finish_launches(db, name, now=now)
     if report is not None:
         report.built += counts["queued"]
         if counts["moved"] or counts["errors"]:
@@ -400,6 +400,19 @@ def on_activate(db, *, name: str, now: datetime) -> None:
                details=f"{resumed} frozen profile(s) resumed" if resumed else None)
 
 
+def finish_launches(db, name: str, *, now: datetime) -> None:
+    """Complete the launches whose profiles have all left, each with its history and log row
+    in the caller's transaction (a launch's status never changes without them)."""
+    from campctl.store import history, log
+
+    for launch_id in store.finish_launches(db, name, now=now):
+        history.record(db, kind="launch", name=str(launch_id), action="complete",
+                       actor="campctl", now=now, from_status="running", to_status="completed",
+                       note=f"scenario {name}: every profile of the launch has left")
+        log.append(db, now=now, event="Launch Completed", scenario=name,
+                   details=f"launch {launch_id}: every profile has left the scenario")
+
+
 def on_deactivate(db, *, name: str, now: datetime, keep: bool) -> None:
     """Profiles inside are frozen (keep) or exit (their unsent messages are cancelled)."""
     from campctl.store import log
@@ -410,7 +423,7 @@ def on_deactivate(db, *, name: str, now: datetime, keep: bool) -> None:
     else:
         count = store.end_profiles(db, name, now=now, status="exited")
         details = f"{count} profile(s) exited"
-    store.finish_launches(db, name, now=now)
+    finish_launches(db, name, now=now)
     log.append(db, now=now, event="Scenario Deactivated", scenario=name, details=details)
 
 
@@ -419,7 +432,7 @@ def clear(db, *, name: str, now: datetime) -> int:
 
     _scenario(db, name)
     removed = store.delete_profiles(db, name)
-    store.finish_launches(db, name, now=now)
+    finish_launches(db, name, now=now)
     log.append(db, now=now, event="Profiles Cleared", scenario=name,
                details=f"{removed} profile(s) removed")
     return removed
@@ -436,7 +449,7 @@ def remove_profile(db, *, name: str, contact: str, now: datetime) -> int:
     if not removed:
         raise NotFound(f"contact {contact} has no profile inside scenario {name}; "
                        f"see 'campctl profiles scenario {name}'")
-    store.finish_launches(db, name, now=now)
+    finish_launches(db, name, now=now)
     log.append(db, now=now, event="Profile Removed", scenario=name, details=f"contact {contact}")
     return removed
 

@@ -415,14 +415,16 @@ def abandon_launch(db: Database, launch_id: int, *, now: datetime) -> bool:
     return row is not None
 
 
-def finish_launches(db: Database, scenario: str, *, now: datetime) -> int:
-    """Running launches none of whose profiles is inside the scenario any more are completed."""
-    return db.execute(
+def finish_launches(db: Database, scenario: str, *, now: datetime) -> list[int]:
+    """Running launches none of whose profiles is inside the scenario any more are completed;
+    returns their ids (the caller records each one's history)."""
+    return [r[0] for r in db.execute(
         "UPDATE scenario_launches SET status = 'completed', finished_at = ? "
         "WHERE scenario = ? AND status = 'running' AND NOT EXISTS (SELECT 1 FROM "
-        f"scenario_profiles p WHERE p.launch_id = scenario_launches.id AND p.status IN {_IN_SQL})",
+        f"scenario_profiles p WHERE p.launch_id = scenario_launches.id AND p.status IN {_IN_SQL})"
+        " RETURNING id",
         (to_db(now), scenario),
-    ).rowcount
+    ).fetchall()]
 
 
 def launches(db: Database, scenario: str | None = None) -> list[dict]:

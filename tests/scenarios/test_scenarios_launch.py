@@ -214,3 +214,21 @@ def test_confirmation_on_a_terminal(scn, state):
     output, code = _on_terminal(state, ["start", "scenario", "promo", "--group", "b"], b"y\n")
     assert code == 0 and "launch 1" in output, output
     assert scn.launches()[0]["targeted"] == 2
+
+
+def test_a_launch_that_completes_records_its_history_and_log_row(scn):
+    # Item 11 of issue 8: the tick's running → completed move of a launch has its history row
+    # (and an execution-log row) in the same transaction, like start and stop.
+    _setup(scn)
+    scn.ok("start", "scenario", "promo", "--group", "b", "--yes", "--now", at())
+    scn.tick(at(td(minutes=1)))
+    assert scn.launches()[0]["status"] == "running"
+    scn.tick(at(td(days=1, minutes=1)))
+    assert scn.launches()[0]["status"] == "completed"
+    history = scn.rows("SELECT action, from_status, to_status FROM history"
+                       " WHERE kind = 'launch' AND name = '1' ORDER BY id")
+    assert [tuple(h.values()) for h in history] == [("start", None, "running"),
+                                                    ("complete", "running", "completed")]
+    logged = scn.rows("SELECT event, details FROM exec_log WHERE scenario = 'promo'"
+                      " AND event = 'Launch Completed'")
+    assert len(logged) == 1 and "launch 1" in logged[0]["details"]
