@@ -1,0 +1,123 @@
+"""Items 3, 4 and 11 of the reliability suite at CI size (full size: tests/reliability/full_size.py).
+
+The workload SIGKILLs ticks at seeded random moments; the focused tests below place the kill
+exactly between a hand-over and the commit that records it: the receiving server kills the tick
+the moment the first message arrives.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from collections import Counter
+from datetime import timedelta
+
+import chaos_workload
+import pytest
+from chaos_workload import T0, _cmd, _env, _key, _must, _query, _tune_server
+from receivers import SmtpReceiver, WebhookReceiver
+
+
+def test_sigkill_chaos_over_a_mixed_workload_at_small_size(tmp_path):
+    figures = chaos_workload.measure(tmp_path, size="small")
+    assert figures["kills"] >= 6, figures
+    assert figures["integrity_failures"] == 0, figures
+    assert figures["partial_queues"] == 0, figures
+    assert figures["lost"] == 0 and figures["items_not_sent"] == 0, figures
+    assert figures["duplicates"] == 0 and figures["unknown_arrivals"] == 0, figures
+    # Any key seen twice went again only because the tick that handed it over was killed.
+    assert figures["resent_after_kill"] == figures["resent_explained_by_kill"], figures
+    assert figures["changes_without_history"] == 0, figures
+    assert min(figures["messages_smtp"], figures["messages_webhook"],
+               figures["messages_outbox"]) > 0, figures
+    assert figures["hourly_runs"] >= 4 and figures["plan_instances"] >= 1, figures
+    assert figures["ok"] is True, figures
+
+
+class _KillingWebhook(WebhookReceiver):
+    """Kills the tick (SIGKILL) as the first message arrives: after the hand-over, before the
+    commit that records it."""
+
+    victim: int | None = None
+
+    def _add(self, key, info):
+        super()._add(key, info)
+        if self.victim is not None:
+            os.kill(self.victim, signal.SIGKILL)
+            self.victim = None
+
+
+class _KillingSmtp(SmtpReceiver):
+    victim: int | None = None
+
+    def _add(self, key, info):
+        super()._add(key, info)
+        if self.victim is not None:
+            os.kill(self.victim, signal.SIGKILL)
+            self.victim = None
+
+
+CAMPAIGN = """\
+kind: Channel
+name: out
+{channel}
+---
+kind: Campaign
+name: once
+timezone: UTC
+channel: out
+audience: {{all: true}}
+message: {{subject: "Hi {{{{ first_name }}}}", body: "b"}}
+type: one-off
+schedule: {{queue: immediately, send: after_queue}}
+"""
+
+
+@pytest.mark.parametrize("kind", ["webhook", "smtp"])
+def test_a_kill_between_hand_over_and_its_commit_sends_that_message_again_with_its_key(
+        tmp_path, kind):
+    receiver = _KillingWebhook() if kind == "webhook" else _KillingSmtp()
+    state = tmp_path / "kill.db"
+    with receiver:
+        if kind == "webhook":
+            _tune_server(receiver)
+            channel = f"type: webhook\nurl: {receiver.url}"
+        else:
+            channel = f"type: smtp\nhost: 127.0.0.1\nport: {receiver.port}\nstarttls: false\n" \
+                      "from: t@example.org"
+        (tmp_path / "c.csv").write_text("id,email,first_name\n" + "".join(
+            f"c{i},c{i}@example.org,N{i}\n" for i in range(5)))
+        (tmp_path / "d.yaml").write_text(CAMPAIGN.format(channel=channel))
+        _must(state, T0, "init")
+        _must(state, T0, "contacts", "import", str(tmp_path / "c.csv"))
+        _must(state, T0, "apply", str(tmp_path / "d.yaml"))
+        _must(state, T0, "submit", "campaign", "once")
+        _must(state, T0, "approve", "campaign", "once", "--as", "approver")
+        _must(state, T0, "start", "campaign", "once")
+        now = T0 + timedelta(minutes=1)
+        proc = subprocess.Popen(_cmd(state, now, "tick"), env=_env(),
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        receiver.victim = proc.pid
+        proc.wait(timeout=60)
+        assert proc.returncode == -signal.SIGKILL
+        first = [_key(k) for k in receiver.keys()]
+        assert len(first) == 1
+        assert _query(state, "PRAGMA integrity_check") == [("ok",)]
+        # Nothing recorded as sent; the claim holds the batch until its lease ends.
+        assert _query(state, "SELECT count(*) FROM queue_items WHERE status = 'sent'") == [(0,)]
+        _must(state, now, "tick")
+        assert [_key(k) for k in receiver.keys()] == first  # still leased: nothing again yet
+        _must(state, now + chaos_workload_lease() + timedelta(minutes=1), "tick")
+        keys = Counter(_key(k) for k in receiver.keys())
+    assert sum(keys.values()) == 6 and len(keys) == 5
+    assert keys[first[0]] == 2  # that one message again, with the same key
+    assert {n for k, n in keys.items() if k != first[0]} == {1}
+    assert _query(state, "SELECT status, count(*) FROM queue_items GROUP BY status") == \
+        [("sent", 5)]
+
+
+def chaos_workload_lease() -> timedelta:
+    from campctl.engine.delivery import LEASE
+
+    return LEASE
