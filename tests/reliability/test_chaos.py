@@ -121,3 +121,56 @@ def chaos_workload_lease() -> timedelta:
     from campctl.engine.delivery import LEASE
 
     return LEASE
+
+
+def test_the_queue_and_history_checks_catch_what_they_look_for(tmp_path):
+    """The checks of the workload fail on a state that breaks them (so they can fail)."""
+    import sqlite3
+
+    state = tmp_path / "audit.db"
+    (tmp_path / "c.csv").write_text("id,email,first_name,groups\n" + "".join(
+        f"c{i},c{i}@example.org,N{i},vip\n" for i in range(3)))
+    (tmp_path / "d.yaml").write_text(CAMPAIGN.format(channel="type: outbox") + """\
+---
+kind: Scenario
+name: care
+reentry: parallel
+launch: {type: manual}
+steps:
+  - id: hi
+    send: {subject: "Hi", body: "b"}
+""")
+    for args in (("init",), ("contacts", "import", str(tmp_path / "c.csv")),
+                 ("apply", str(tmp_path / "d.yaml")), ("submit", "campaign", "once"),
+                 ("approve", "campaign", "once", "--as", "approver"),
+                 ("start", "campaign", "once"), ("activate", "scenario", "care"),
+                 ("start", "scenario", "care", "--all", "--yes"), ("tick",)):
+        _must(state, T0, *args)
+    _must(state, T0 + timedelta(minutes=1), "tick")
+    assert chaos_workload.partial_queues(state, 3) == []
+    count, problems, audited = chaos_workload.audit_history(state)
+    assert (count, problems) == (0, [])
+    assert audited == {"objects": 2, "runs": 1, "launches": 1}
+
+    conn = sqlite3.connect(state)
+    with conn:
+        conn.execute("DELETE FROM exec_log WHERE event = 'Run Completed'")
+        conn.execute("DELETE FROM history WHERE kind = 'launch' AND action = 'complete'")
+        conn.execute("UPDATE objects SET status = 'stopped' WHERE name = 'once'")
+        conn.execute("DELETE FROM queue_items WHERE id = (SELECT max(id) FROM queue_items"
+                     " WHERE run_id IS NOT NULL)")
+        conn.execute("INSERT INTO runs (campaign, stage, status, spec, created_at, updated_at)"
+                     " VALUES ('once', 'main', 'building', '{}', 'x', 'x')")
+        conn.execute("INSERT INTO queue_items (message_id, run_id, contact_id, channel,"
+                     " created_at) VALUES ('m', last_insert_rowid(), 1, 'out', 'x')")
+    conn.close()
+    partial = chaos_workload.partial_queues(state, 3)
+    assert any("built with 2 items, expected 3" in p for p in partial), partial
+    assert any("left in status building" in p for p in partial), partial
+    assert any("not built but has 1 items" in p for p in partial), partial
+    count, problems, _ = chaos_workload.audit_history(state)
+    text = "\n".join(problems)
+    assert "Campaign/once is stopped, last history says approved" in text, text
+    assert "is completed without any of ('Run Completed', 'Campaign Closed')" in text, text
+    assert "launch 1 is completed, last history row is start" in text, text
+    assert "committed in status building" in text and "no row for its creation" in text, text
