@@ -227,35 +227,50 @@ def _one_batch(db, report, name, channel, problem, *, content, clock, run_ids, s
     """Claim, render, hand over and record one batch. Returns the number of items taken, 0 when
     nothing is left, None after sleeping for a per-second rate window."""
     token = os.urandom(12).hex()  # names this claim; cheaper to import than uuid
-    with db.atomic():
-        at = clock.now()
-        if channel is not None and channel.rate:
-            count, seconds = channel.rate
-            start, left = _window(at, seconds)
-            budget = count - store.rate_used(db, channel=name, window_start=start)
-            if budget <= 0:
-                waiting = store.count_due(db, channel=name, run_ids=run_ids,
-                                          scenario_items=scenario_items, now=now)
-                if waiting == 0:
+    handing_over = False
+    try:
+        with db.atomic():
+            at = clock.now()
+            if channel is not None and channel.rate:
+                count, seconds = channel.rate
+                start, left = _window(at, seconds)
+                budget = count - store.rate_used(db, channel=name, window_start=start)
+                if budget <= 0:
+                    waiting = store.count_due(db, channel=name, run_ids=run_ids,
+                                              scenario_items=scenario_items, now=now)
+                    if waiting == 0:
+                        return 0
+                    fits = deadline is None or clock.monotonic() + left < deadline
+                    if left <= MAX_RATE_SLEEP and fits:
+                        sleep(left)
+                        return None
+                    report.waiting_rate += waiting
+                    report.notes.append(f"channel {name}: {waiting} item(s) wait for the rate "
+                                        f"limit {channel.spec.get('rate')}")
                     return 0
-                fits = deadline is None or clock.monotonic() + left < deadline
-                if left <= MAX_RATE_SLEEP and fits:
-                    sleep(left)
-                    return None
-                report.waiting_rate += waiting
-                report.notes.append(f"channel {name}: {waiting} item(s) wait for the rate "
-                                    f"limit {channel.spec.get('rate')}")
+                limit = min(limit, budget)
+            ids = store.claim(db, channel=name, run_ids=run_ids, scenario_items=scenario_items,
+                              now=now, until=at + LEASE, token=token, limit=limit)
+            if not ids:
                 return 0
-            limit = min(limit, budget)
-        ids = store.claim(db, channel=name, run_ids=run_ids, scenario_items=scenario_items,
-                          now=now, until=at + LEASE, token=token, limit=limit)
-        if not ids:
-            return 0
-        if channel is not None and channel.rate:
-            store.rate_add(db, channel=name, window_start=start, count=len(ids),
-                           prune_before=start - timedelta(days=1))
-        rows = store.load_items(db, ids)
+            if channel is not None and channel.rate:
+                store.rate_add(db, channel=name, window_start=start, count=len(ids),
+                               prune_before=start - timedelta(days=1))
+            rows = store.load_items(db, ids)
+            if channel is not None and not channel.in_store:
+                # Taken before the claim commits: a pause that commits after this claim waits
+                # until the batch is handed over (see Database.wait_for_hand_overs).
+                db.hand_over_begin()
+                handing_over = True
+        return _hand_over(db, report, name, channel, problem, token, rows, content=content,
+                          clock=clock)
+    finally:
+        if handing_over:
+            db.hand_over_end()
 
+
+def _hand_over(db, report, name, channel, problem, token, rows, *, content, clock) -> int:
+    """Render the claimed rows, hand them to the channel, record the outcomes."""
     sent_at = to_db(clock.now())
     messages: list[tuple[dict, Message]] = []
     failed: list[tuple[int, str]] = []
@@ -301,6 +316,8 @@ def _one_batch(db, report, name, channel, problem, *, content, clock, run_ids, s
             reason = f"channel {name} failed: {type(exc).__name__}: {exc}"
             outcomes = [Outcome("transient", reason)] * len(messages)
             report.errors.append(reason)
+    if channel is not None and not channel.in_store:
+        db.hand_over_end()  # handed over: a pause may commit now (before this records it)
 
     _record(db, report, name, channel, token, messages, outcomes, failed, cancelled, clock)
     return len(rows)
@@ -315,8 +332,15 @@ def _record(db, report, name, channel, token, messages, outcomes, failed, cancel
                  for (row, _), o in zip(messages, outcomes, strict=True)
                  if not o.ok and o.status != PERMANENT]
     by_id = {row["id"]: m for row, m in messages}
+    wrote = False
     try:
         with db.atomic():
+            if channel is not None and channel.in_store and sent_ids:
+                # The outbox delivers at this commit: a run paused or stopped since the claim
+                # gets its items back unsent.
+                keep = store.deliverable(db, sent_ids)
+                store.release(db, token=token, ids=[i for i in sent_ids if i not in keep])
+                sent_ids = [i for i in sent_ids if i in keep]
             marked = store.mark_sent(db, token=token, ids=sent_ids, now=_sent_at(messages, at))
             if channel is not None and channel.in_store and marked:
                 records = [by_id[i].record for i in sent_ids if i in marked]
@@ -324,6 +348,7 @@ def _record(db, report, name, channel, token, messages, outcomes, failed, cancel
                 # The JSONL file is written before the commit: a crash may repeat a line (same
                 # message_id), never lose one.
                 channel.write_lines(records)
+                wrote = True
             report.sent += len(marked)
             _record_failures(db, report, channel, token, permanent + failed, transient, cancelled)
     except ChannelError as exc:  # the outbox file could not be written: nothing was recorded
@@ -331,6 +356,10 @@ def _record(db, report, name, channel, token, messages, outcomes, failed, cancel
         retry = [(row["id"], exc.reason, at + backoff(row["attempts"])) for row, _ in messages]
         with db.atomic():
             _record_failures(db, report, channel, token, failed, retry, cancelled)
+    except BaseException:  # not recorded (full or read-only state file): take the lines back
+        if wrote:
+            channel.discard_written()
+        raise
 
 
 def _record_failures(db, report, channel, token, permanent, transient, cancelled):
@@ -413,9 +442,16 @@ def _send_one(db: Database, channel: Channel, *, to: str, subject: str, body: st
     message = Message(message_id, to, subject, body, record)
     try:
         if channel.in_store:
-            with db.atomic():
-                store.insert_outbox(db, [record])
-                channel.write_lines([record])
+            wrote = False
+            try:
+                with db.atomic():
+                    store.insert_outbox(db, [record])
+                    channel.write_lines([record])
+                    wrote = True
+            except BaseException:
+                if wrote:
+                    channel.discard_written()
+                raise
             return SendResult(channel.name, to, message_id, True)
         outcome = channel.send_batch([message])[0]
     except ChannelError as exc:

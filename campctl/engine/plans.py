@@ -546,6 +546,8 @@ def _set_delivery(db, *, ref: str | int, now: datetime, actor: str, note: str | 
     from_status, to_status, event, past = _DELIVERY_VERBS[verb]
     instance = require_instance(db, ref)
     _verb_allowed(instance, verb)
+    if verb == "pause":
+        db.wait_for_hand_overs()  # as for a run: batches claimed before it are handed over first
     if not store.set_instance_status(db, instance["id"], to=to_status, from_=(from_status,)):
         raise ActionRefused(f"instance {instance['name']} changed meanwhile; look again")
     current = _current_stage(store.stages_of(db, instance["id"]))

@@ -96,6 +96,9 @@ def apply_run_verb(
         paused_from = None
         if verb == "pause":
             paused_from = status
+            # Nothing is delivered after a pause commits: batches claimed before it (this
+            # transaction now blocks new claims) finish their hand-over first.
+            db.wait_for_hand_overs()
         elif verb == "resume":
             previous = run.get("paused_from")
             active = {str(s) for s in ACTIVE_RUN_STATUSES} - {str(RunStatus.PAUSED)}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,10 +23,14 @@ class Database:
     'database is locked', ignoring the busy timeout); nested calls become savepoints.
     """
 
-    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+    def __init__(self, conn: sqlite3.Connection, path: Path,
+                 busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS) -> None:
         self.conn = conn
         self.path = path
+        self.busy_timeout_ms = busy_timeout_ms
         self._depth = 0
+        self._gate: int | None = None
+        self._gate_held = False
 
     def execute(self, sql: str, params: tuple | dict | list = ()) -> sqlite3.Cursor:
         try:
@@ -64,6 +69,7 @@ class Database:
                 self._depth = 0
                 with contextlib.suppress(sqlite3.Error):
                     self.conn.execute("ROLLBACK")
+                self._release_gate()
                 raise
             else:
                 self._depth = 0
@@ -73,6 +79,8 @@ class Database:
                     with contextlib.suppress(sqlite3.Error):
                         self.conn.execute("ROLLBACK")
                     raise _translate(exc, self.path) from exc
+                finally:
+                    self._release_gate()
         else:
             name = f"sp{self._depth}"
             self.execute(f"SAVEPOINT {name}")
@@ -88,22 +96,114 @@ class Database:
                 self._depth -= 1
                 self.conn.execute(f"RELEASE {name}")
 
+    # --- the hand-over gate -----------------------------------------------------------------
+    # A delivery hands a claimed batch to a channel outside any transaction. So that a pause
+    # never commits while a batch it should hold is on its way, every hand-over holds a shared
+    # lock on `<state>-lock`, taken inside the claim transaction; a pause takes it exclusively
+    # inside its own transaction. Holding the write lock, the pause stops new claims; holding the
+    # gate, it waits for the batches claimed before it. The kernel drops the lock of a killed
+    # process, so a crashed tick never blocks a pause.
+    def _gate_fd(self) -> int:
+        if self._gate is None:
+            import fcntl  # noqa: F401 - fail here, not halfway, where there is no fcntl
+
+            lock = self.path.with_name(self.path.name + "-lock")
+            try:
+                self._gate = os.open(lock, os.O_RDONLY | os.O_CREAT, 0o600)
+            except OSError as exc:
+                raise StateFileError(f"cannot open lock file {lock}: {exc.strerror}") from exc
+        return self._gate
+
+    def hand_over_begin(self) -> None:
+        """Hold the gate shared (call inside the claim transaction); see `hand_over_end`."""
+        import fcntl
+
+        fcntl.flock(self._gate_fd(), fcntl.LOCK_SH)
+
+    def hand_over_end(self) -> None:
+        if self._gate is not None:
+            import fcntl
+
+            fcntl.flock(self._gate, fcntl.LOCK_UN)
+
+    def wait_for_hand_overs(self) -> None:
+        """Inside a write transaction: wait (up to the busy timeout) until no batch is being
+        handed over, and keep others from starting one until this transaction ends.
+
+        Raises StateLocked when a hand-over outlasts the busy timeout (nothing is changed)."""
+        import fcntl
+
+        if not self.in_transaction:
+            raise RuntimeError("wait_for_hand_overs needs a transaction")
+        fd = self._gate_fd()
+        deadline = time.monotonic() + self.busy_timeout_ms / 1000
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise StateLocked(
+                        f"another campctl process has been handing messages to a channel for "
+                        f"longer than the busy timeout ({self.busy_timeout_ms} ms); nothing was "
+                        "changed; try again, or raise CAMPCTL_BUSY_TIMEOUT (milliseconds)"
+                    ) from None
+                time.sleep(0.005)
+        self._gate_held = True
+
+    def _release_gate(self) -> None:
+        if self._gate_held:
+            self._gate_held = False
+            self.hand_over_end()
+
     def close(self) -> None:
         self.conn.close()
+        if self._gate is not None:
+            os.close(self._gate)
+            self._gate = None
 
 
 def _translate(exc: sqlite3.OperationalError, path: Path) -> Exception:
+    """An OperationalError that is a state-file problem, as a StateFileError (exit 4)."""
     text = str(exc).lower()
+    code = getattr(exc, "sqlite_errorname", "") or ""
     if "locked" in text or "busy" in text:
         return StateLocked(
             f"state file {path} is locked by another campctl process for longer than the busy "
             "timeout; try again, or raise CAMPCTL_BUSY_TIMEOUT (milliseconds)"
         )
-    if "readonly" in text or "read-only" in text:
-        return StateFileError(f"state file {path} is read-only: {exc}")
-    if "disk is full" in text or "disk i/o" in text:
-        return StateFileError(f"cannot write state file {path}: {exc}")
+    if "readonly" in text or "read-only" in text or code.startswith("SQLITE_READONLY") or (
+        _read_only_fs(path) and (code.startswith(("SQLITE_CANTOPEN", "SQLITE_IOERR")))
+    ):
+        return StateFileError(
+            f"state file {path} is read-only ({exc}); make the file and its folder writable "
+            "and rerun; nothing was written"
+        )
+    if "disk is full" in text or code.startswith("SQLITE_FULL"):
+        return StateFileError(
+            f"cannot write state file {path}: the disk is full or a file size limit was "
+            f"reached ({exc}); free space and rerun; the interrupted transaction was rolled back"
+        )
+    if "disk i/o" in text or code.startswith("SQLITE_IOERR"):
+        return StateFileError(
+            f"cannot write state file {path}: input/output error ({exc}; a full disk, a file "
+            "size limit or a failing disk); fix it and rerun; the interrupted transaction was "
+            "rolled back"
+        )
+    if code.startswith("SQLITE_CANTOPEN"):
+        return StateFileError(
+            f"cannot open state file {path} ({exc}); its folder must be readable and writable "
+            "(SQLite keeps -wal and -shm files beside it)"
+        )
     return exc
+
+
+def _read_only_fs(path: Path) -> bool:
+    """True when the state file's folder is on a read-only mount (root ignores file modes)."""
+    try:
+        return bool(os.statvfs(os.path.abspath(path.parent)).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
 
 
 def _check_header(path: Path) -> None:
@@ -159,7 +259,7 @@ def open_db(
     except sqlite3.Error as exc:
         raise StateFileError(f"cannot open state file {path}: {exc}") from exc
     conn.row_factory = sqlite3.Row
-    db = Database(conn, path)
+    db = Database(conn, path, busy_timeout_ms)
     try:
         conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
         # Version and tables read in one snapshot: a concurrent creator may commit in between.
@@ -170,7 +270,9 @@ def open_db(
                 version == 0 and _has_tables(conn)
             )
         finally:
-            conn.execute("COMMIT")
+            # An I/O error may have ended the transaction already: COMMIT would then hide it.
+            if conn.in_transaction:
+                conn.execute("COMMIT")
         if version > SCHEMA_VERSION:
             raise StateFileError(
                 f"state file {path} has schema version {version}, newer than this campctl "

@@ -23,6 +23,11 @@ OUTBOX_KEYS = (
 )
 
 
+# A run of a paused plan instance keeps its status but holds its delivery.
+_NOT_HELD = ("(instance_id IS NULL OR instance_id NOT IN"
+             " (SELECT id FROM plan_instances WHERE status = 'paused'))")
+
+
 def _ids(values: Iterable[int]) -> str:
     return json.dumps([int(v) for v in values])
 
@@ -35,7 +40,7 @@ def _scope(run_ids: Sequence[int], scenario_items: bool) -> tuple[str, list[Any]
         marks = ", ".join("?" for _ in run_ids)
         parts.append(
             f"q.run_id IN (SELECT id FROM runs WHERE id IN ({marks})"
-            f" AND status IN ({', '.join('?' for _ in DELIVERING_RUN_STATUSES)}))"
+            f" AND status IN ({', '.join('?' for _ in DELIVERING_RUN_STATUSES)}) AND {_NOT_HELD})"
         )
         params += [int(r) for r in run_ids] + list(DELIVERING_RUN_STATUSES)
     if scenario_items:
@@ -203,6 +208,22 @@ def _finish(db: Database, *, token: str, items: Sequence[tuple[int, str]], statu
             (status, attempted, reason[:500], item_id, token),
         ).rowcount
     return done
+
+
+def deliverable(db: Database, ids: Sequence[int]) -> set[int]:
+    """The items among `ids` that may still go out: scenario items, and items of runs that are
+    still delivering (not paused, stopped or finished, nor their plan instance paused, since
+    they were claimed)."""
+    if not ids:
+        return set()
+    marks = ", ".join("?" for _ in DELIVERING_RUN_STATUSES)
+    rows = db.query(
+        "SELECT q.id FROM queue_items q WHERE q.id IN (SELECT value FROM json_each(?))"
+        " AND (q.run_id IS NULL OR q.run_id IN"
+        f" (SELECT id FROM runs WHERE status IN ({marks}) AND {_NOT_HELD}))",
+        (_ids(ids), *DELIVERING_RUN_STATUSES),
+    )
+    return {r[0] for r in rows}
 
 
 def release(db: Database, *, token: str, ids: Sequence[int]) -> None:

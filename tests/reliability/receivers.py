@@ -8,6 +8,8 @@ Plain classes (no pytest), so the full-size script can use them too:
         hook.keys()   -> list of Idempotency-Keys in arrival order
 
 Each arrival also keeps `time.time()` at receipt (`arrivals()`), for "nothing after X" checks.
+`delay=SECONDS` makes each message (SMTP DATA, webhook POST) take that long to answer, after its
+receipt is recorded: a slow channel, so that batches and operator actions interleave.
 """
 
 from __future__ import annotations
@@ -50,8 +52,9 @@ class _Recorder:
 class SmtpReceiver(_Recorder):
     """An aiosmtpd server that accepts every message and records its Message-ID."""
 
-    def __init__(self) -> None:
+    def __init__(self, delay: float = 0.0) -> None:
         super().__init__()
+        self.delay = delay
         self.port = free_port()
         self._controller = None
 
@@ -61,6 +64,10 @@ class SmtpReceiver(_Recorder):
         msg = message_from_bytes(envelope.content)
         self._add(str(msg["Message-ID"]), {"to": list(envelope.rcpt_tos),
                                            "subject": str(msg["Subject"])})
+        if self.delay:
+            import asyncio
+
+            await asyncio.sleep(self.delay)
         return "250 Message accepted"
 
     def __enter__(self) -> SmtpReceiver:
@@ -78,12 +85,16 @@ class SmtpReceiver(_Recorder):
 class WebhookReceiver(_Recorder):
     """A threading HTTP server that answers 200 to every POST and records its Idempotency-Key."""
 
-    def __init__(self) -> None:
+    def __init__(self, delay: float = 0.0) -> None:
         super().__init__()
         recorder = self
+        self.delay = delay
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # The answer goes out in two writes (headers, body); with Nagle on, the body waits
+            # for the client's delayed ACK: 40 ms per request on loopback.
+            disable_nagle_algorithm = True
 
             def do_POST(self):  # noqa: N802 - http.server API
                 length = int(self.headers.get("Content-Length") or 0)
@@ -93,6 +104,8 @@ class WebhookReceiver(_Recorder):
                 except ValueError:
                     body = None
                 recorder._add(self.headers.get("Idempotency-Key") or "", {"body": body})
+                if recorder.delay:
+                    time.sleep(recorder.delay)
                 payload = b'{"ok": true}'
                 try:
                     self.send_response(200)
