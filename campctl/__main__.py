@@ -109,6 +109,8 @@ def _direct_tick(state: str, now, output: str) -> int:
         sys.stderr.write(f"error: internal error: {type(exc).__name__}: {exc} "
                          "(rerun with --debug for details)\n")
         return 1
+    for problem in report.warnings:
+        sys.stderr.write(f"warning: {problem}\n")
     if output == "json":
         import json
 

@@ -211,6 +211,7 @@ class TickReport:
     cancelled: int = 0
     skipped: int = 0
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # channel problems, shown on stderr
 
     def as_json(self) -> dict[str, Any]:
         from campctl.timeutil import iso_z

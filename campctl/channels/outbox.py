@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Mapping
@@ -29,14 +30,17 @@ class OutboxChannel(Channel):
                 root = Path(base_dir or ".") / root
             # The file name comes from the channel name (a checked NAME): it cannot leave the dir.
             self.path = root / f"{name}.jsonl"
+        self._written: tuple[int, int] | None = None
 
     def send_batch(self, messages: list[Message]) -> list[Outcome]:
         return [Outcome(SENT) for _ in messages]
 
     def write_lines(self, records: list[dict]) -> None:
         """Append one JSON line per record; the file is created 0600 and never followed if it is
-        a symlink. Called before the recording transaction commits, so a crash can duplicate a
-        line (same message_id) but never lose one."""
+        a symlink. Called before the recording transaction commits: a crash can duplicate a line
+        (same message_id) but never lose one. A failed write (full disk, read-only folder) leaves
+        the file as it was; so does `discard_written()` when the recording transaction fails."""
+        self._written = None
         if self.path is None or not records:
             return
         data = "".join(json.dumps(r, ensure_ascii=False, sort_keys=False) + "\n" for r in records)
@@ -45,13 +49,36 @@ class OutboxChannel(Channel):
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
         except OSError as exc:
             raise ChannelError(f"cannot open outbox file {self.path}: {exc.strerror}") from None
+        start = None
         try:
+            # Appends happen under the state file's write lock, so no other campctl writes here
+            # between `start` and the end of this batch.
+            start = os.fstat(fd).st_size
             os.fchmod(fd, 0o600)
             view = memoryview(data.encode("utf-8"))
             while view:
                 written = os.write(fd, view)
                 view = view[written:]
+            self._written = (start, os.fstat(fd).st_size)
         except OSError as exc:
+            if start is not None:  # never leave half a line: the next append would join it
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, start)
             raise ChannelError(f"cannot write outbox file {self.path}: {exc.strerror}") from None
         finally:
             os.close(fd)
+
+    def discard_written(self) -> None:
+        """Undo the last `write_lines` (its transaction did not commit), if nothing was appended
+        after it."""
+        written, self._written = self._written, None
+        if written is None or self.path is None:
+            return
+        start, end = written
+        with contextlib.suppress(OSError):
+            fd = os.open(self.path, os.O_WRONLY | os.O_NOFOLLOW)
+            try:
+                if os.fstat(fd).st_size == end:
+                    os.ftruncate(fd, start)
+            finally:
+                os.close(fd)

@@ -67,6 +67,8 @@ def tick(
     report = run_tick(db, now=app.now, environ=app.environ, max_messages=max_messages,
                       max_seconds=max_seconds, dry_run=dry_run)
     _deliver_notifications(db, app)
+    for problem in report.warnings:
+        notice(app, f"warning: {problem}")
     if app.json:
         data = report.as_json()
         if dry_run:

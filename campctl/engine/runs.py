@@ -220,6 +220,9 @@ def deliver(db, *, now: datetime, environ, report, run_ids: list[int],
     retried = getattr(result, "retried", 0) or 0
     if retried:
         report.notes.append(f"{retried} messages will be retried (channel unavailable)")
+    for problem in dict.fromkeys(getattr(result, "errors", ()) or ()):
+        report.warnings.append(problem + (f" ({retried} message(s) will be retried)"
+                                          if retried else ""))
 
 
 # --- finishing --------------------------------------------------------------------------------
