@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,7 +95,7 @@ def parse_timeout(value: Any, default: float) -> float:
 
 
 class Channel:
-    """One configured channel. Subclasses implement `send_batch`; `in_store` channels (outbox)
+    """One configured channel. Subclasses implement `deliver`; `in_store` channels (outbox)
     are handed over by the transaction that records the outcome instead."""
 
     type = "?"
@@ -115,8 +115,13 @@ class Channel:
     def secret(self, key: str) -> Any:
         return resolve_secrets(self.spec.get(key), self.environ, what=f"channel {self.name} {key}")
 
-    def send_batch(self, messages: list[Message]) -> list[Outcome]:  # pragma: no cover
+    def deliver(self, messages: list[Message]) -> Iterator[Outcome]:  # pragma: no cover
+        """Hand the messages over one by one, yielding each outcome as soon as it is known, so
+        the caller can record a message before the next one goes (and stop early)."""
         raise NotImplementedError
+
+    def send_batch(self, messages: list[Message]) -> list[Outcome]:
+        return list(self.deliver(messages))
 
     def close(self) -> None:
         """Release connections kept between batches."""

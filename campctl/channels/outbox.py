@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +32,8 @@ class OutboxChannel(Channel):
             self.path = root / f"{name}.jsonl"
         self._written: tuple[int, int] | None = None
 
-    def send_batch(self, messages: list[Message]) -> list[Outcome]:
-        return [Outcome(SENT) for _ in messages]
+    def deliver(self, messages: list[Message]) -> Iterator[Outcome]:
+        return iter([Outcome(SENT)] * len(messages))
 
     def write_lines(self, records: list[dict]) -> None:
         """Append one JSON line per record; the file is created 0600 and never followed if it is

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from campctl.channels.base import (
@@ -90,60 +90,57 @@ class SmtpChannel(Channel):
         mime["Date"] = formatdate(_epoch(sent_at) if sent_at else 0, usegmt=True)
         return mime.as_bytes()
 
-    def send_batch(self, messages: list[Message]) -> list[Outcome]:
+    def deliver(self, messages: list[Message]) -> Iterator[Outcome]:
         import smtplib
 
         from email.utils import parseaddr
 
-        outcomes: list[Outcome] = []
         reconnects = 0
         down: str | None = None
         envelope_from = parseaddr(str(self.sender))[1] or str(self.sender)
         for message in messages:
             to = (message.to or "").strip()
             if not to or "@" not in to or any(c in to for c in "\r\n<>,"):
-                outcomes.append(Outcome(PERMANENT, "recipient has no usable email address"))
+                yield Outcome(PERMANENT, "recipient has no usable email address")
                 continue
             if down is not None:
-                outcomes.append(Outcome(TRANSIENT, down))
+                yield Outcome(TRANSIENT, down)
                 continue
             if self._conn is None:
                 try:
                     self._conn = self._connect()
                 except ChannelError as exc:  # a missing ${VAR}: retried, so fixing env recovers
                     down = exc.reason
-                    outcomes.append(Outcome(TRANSIENT, down))
+                    yield Outcome(TRANSIENT, down)
                     continue
                 except smtplib.SMTPResponseException as exc:
                     down = f"SMTP {exc.smtp_code} at connect/login: {_text(exc.smtp_error)}"
-                    outcomes.append(Outcome(TRANSIENT, down))
+                    yield Outcome(TRANSIENT, down)
                     continue
                 except (OSError, smtplib.SMTPException) as exc:
                     down = f"cannot connect to {self.spec.get('host')}:{self.port}: {_exc(exc)}"
-                    outcomes.append(Outcome(TRANSIENT, down))
+                    yield Outcome(TRANSIENT, down)
                     continue
             try:
                 refused = self._conn.sendmail(envelope_from, [to], self.build(message))
             except smtplib.SMTPRecipientsRefused as exc:
                 code, text = next(iter(exc.recipients.values()), (0, b""))
-                outcomes.append(_by_code(code, f"recipient refused: {code} {_text(text)}"))
+                yield _by_code(code, f"recipient refused: {code} {_text(text)}")
             except (smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as exc:
-                outcomes.append(_by_code(exc.smtp_code, f"SMTP {exc.smtp_code}: "
-                                                        f"{_text(exc.smtp_error)}"))
+                yield _by_code(exc.smtp_code, f"SMTP {exc.smtp_code}: {_text(exc.smtp_error)}")
             except (smtplib.SMTPServerDisconnected, OSError, smtplib.SMTPException) as exc:
                 _quietly_close(self._conn)
                 self._conn = None
-                outcomes.append(Outcome(TRANSIENT, f"connection lost: {_exc(exc)}"))
+                yield Outcome(TRANSIENT, f"connection lost: {_exc(exc)}")
                 reconnects += 1
                 if reconnects > 1:
                     down = f"connection lost again: {_exc(exc)}"
             else:
                 if refused:
                     code, text = next(iter(refused.values()))
-                    outcomes.append(_by_code(code, f"recipient refused: {code} {_text(text)}"))
+                    yield _by_code(code, f"recipient refused: {code} {_text(text)}")
                 else:
-                    outcomes.append(Outcome(SENT))
-        return outcomes
+                    yield Outcome(SENT)
 
 
 def _by_code(code: int, reason: str) -> Outcome:

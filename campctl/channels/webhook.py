@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from campctl.channels.base import (
@@ -69,12 +69,14 @@ class WebhookChannel(Channel):
             except Exception:
                 pass
 
-    def send_batch(self, messages: list[Message]) -> list[Outcome]:
+    def deliver(self, messages: list[Message]) -> Iterator[Outcome]:
         try:
             scheme, host, port, path, headers = self._resolve()
         except ChannelError as exc:
-            return [Outcome(TRANSIENT, exc.reason) for _ in messages]
-        return [self._post(scheme, host, port, path, headers, m) for m in messages]
+            yield from (Outcome(TRANSIENT, exc.reason) for _ in messages)
+            return
+        for message in messages:
+            yield self._post(scheme, host, port, path, headers, message)
 
     def _post(self, scheme, host, port, path, headers, message: Message) -> Outcome:
         import http.client

@@ -27,10 +27,10 @@ from campctl.channels import (
     open_channel,
 )
 from campctl.engine.templates import TemplateFailed, compile_message, contact_context
-from campctl.errors import NotFound
+from campctl.errors import NotFound, StateLocked
 from campctl.store import delivery as store
 from campctl.store.db import Database
-from campctl.timeutil import to_db
+from campctl.timeutil import from_db, to_db
 
 # How long a claim holds an item. Longer than any batch takes; after a crash the item waits
 # this long before another delivery may take it again.
@@ -39,6 +39,9 @@ BACKOFF_BASE = timedelta(minutes=1)
 BACKOFF_MAX = timedelta(hours=1)
 # Waits for a per-second rate window are slept through; longer windows end the delivery.
 MAX_RATE_SLEEP = 1.0
+# How long a hand-over waits for the write lock to record one sent message before it stops the
+# batch (a pause waiting for this hand-over holds that lock).
+RECORD_WAIT_MS = 50
 
 
 @dataclass
@@ -305,25 +308,62 @@ def _hand_over(db, report, name, channel, problem, token, rows, *, content, cloc
         messages.append((row, Message(row["message_id"], row["email"], subject, body, record)))
 
     outcomes: list[Outcome]
+    untouched: list[int] = []
     if not messages:
         outcomes = []
     elif channel.in_store:
         outcomes = [Outcome(SENT)] * len(messages)
     else:
-        try:
-            outcomes = channel.send_batch([m for _, m in messages])
-        except Exception as exc:  # a channel bug must not leave the batch claimed for 5 minutes
-            reason = f"channel {name} failed: {type(exc).__name__}: {exc}"
-            outcomes = [Outcome("transient", reason)] * len(messages)
-            report.errors.append(reason)
+        outcomes, untouched = _hand_over_each(db, report, name, channel, token, messages,
+                                              sent_at)
+        recorded = {i for i, o in enumerate(outcomes) if o is RECORDED}
+        messages = [m for i, m in enumerate(messages[:len(outcomes)]) if i not in recorded]
+        outcomes = [o for i, o in enumerate(outcomes) if i not in recorded]
     if channel is not None and not channel.in_store:
         db.hand_over_end()  # handed over: a pause may commit now (before this records it)
 
-    _record(db, report, name, channel, token, messages, outcomes, failed, cancelled, clock)
+    _record(db, report, name, channel, token, messages, outcomes, failed, cancelled, clock,
+            untouched=untouched)
     return len(rows)
 
 
-def _record(db, report, name, channel, token, messages, outcomes, failed, cancelled, clock):
+RECORDED = Outcome(SENT, "recorded at hand-over")
+
+
+def _hand_over_each(db, report, name, channel, token, messages, sent_at):
+    """Hand messages to an external channel one by one, recording each sent one in its own
+    short transaction before the next goes: a kill between a hand-over and its record repeats
+    at most that one message. When the write lock is not free within RECORD_WAIT_MS (a pause
+    or another tick holds it) the batch stops there and the rest is given back unsent.
+
+    Returns (outcomes of the messages tried, RECORDED for those already recorded; ids given
+    back)."""
+    outcomes: list[Outcome] = []
+    at = from_db(sent_at)
+    try:
+        for (row, _), outcome in zip(messages, channel.deliver([m for _, m in messages]),
+                                     strict=False):
+            if not outcome.ok:
+                outcomes.append(outcome)
+                continue
+            try:
+                with db.atomic(wait_ms=RECORD_WAIT_MS):
+                    report.sent += len(store.mark_sent(db, token=token, ids=[row["id"]],
+                                                       now=at))
+                outcomes.append(RECORDED)
+            except StateLocked:
+                outcomes.append(outcome)  # recorded with the rest, after the lock is free
+                break
+    except Exception as exc:  # a channel bug must not leave the batch claimed for 5 minutes
+        reason = f"channel {name} failed: {type(exc).__name__}: {exc}"
+        report.errors.append(reason)
+        outcomes += [Outcome("transient", reason)] * (len(messages) - len(outcomes))
+    untouched = [row["id"] for row, _ in messages[len(outcomes):]]
+    return outcomes, untouched
+
+
+def _record(db, report, name, channel, token, messages, outcomes, failed, cancelled, clock, *,
+            untouched=()):
     sent_ids = [row["id"] for (row, _), o in zip(messages, outcomes, strict=True) if o.ok]
     permanent = [(row["id"], o.reason or "refused") for (row, _), o in
                  zip(messages, outcomes, strict=True) if o.status == PERMANENT]
@@ -350,7 +390,10 @@ def _record(db, report, name, channel, token, messages, outcomes, failed, cancel
                 channel.write_lines(records)
                 wrote = True
             report.sent += len(marked)
+            store.release(db, token=token, ids=list(untouched))
             _record_failures(db, report, channel, token, permanent + failed, transient, cancelled)
+            report.cancelled += store.cancel_where_run_ended(
+                db, [row["id"] for row, _ in messages] + list(untouched))
     except ChannelError as exc:  # the outbox file could not be written: nothing was recorded
         report.errors.append(exc.reason)
         retry = [(row["id"], exc.reason, at + backoff(row["attempts"])) for row, _ in messages]
@@ -373,8 +416,6 @@ def _record_failures(db, report, channel, token, permanent, transient, cancelled
 
 
 def _sent_at(messages, fallback: datetime) -> datetime:
-    from campctl.timeutil import from_db
-
     for _, message in messages:
         return from_db(message.record["sent_at"]) or fallback
     return fallback

@@ -59,9 +59,21 @@ class Database:
         return self._depth > 0
 
     @contextlib.contextmanager
-    def atomic(self) -> Iterator[Database]:
+    def atomic(self, *, wait_ms: int | None = None) -> Iterator[Database]:
+        """One write transaction (outermost) or a savepoint (nested).
+
+        `wait_ms` shortens the wait for the write lock below the busy timeout: StateLocked is
+        raised after it (used by a tick that must not sit on a lock another process waits for).
+        """
         if self._depth == 0:
-            self.execute("BEGIN IMMEDIATE")
+            if wait_ms is None:
+                self.execute("BEGIN IMMEDIATE")
+            else:
+                self.conn.execute(f"PRAGMA busy_timeout = {int(wait_ms)}")
+                try:
+                    self.execute("BEGIN IMMEDIATE")
+                finally:
+                    self.conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
             self._depth = 1
             try:
                 yield self

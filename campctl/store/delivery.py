@@ -17,6 +17,7 @@ from campctl.timeutil import to_db
 
 # A run's items may be claimed only while the run is in one of these statuses.
 DELIVERING_RUN_STATUSES = ("queued", "sending")
+ENDED_RUN_STATUSES = ("completed", "failed", "stopped", "skipped")
 OUTBOX_KEYS = (
     "message_id", "run", "campaign", "stage", "scenario", "step", "contact", "channel",
     "subject", "body", "sent_at", "to",
@@ -234,6 +235,22 @@ def release(db: Database, *, token: str, ids: Sequence[int]) -> None:
             " WHERE id IN (SELECT value FROM json_each(?)) AND claim_token = ?",
             (_ids(ids), token),
         )
+
+
+def cancel_where_run_ended(db: Database, ids: Sequence[int]) -> int:
+    """Among items just given back unsent or for a retry, cancel those whose run ended (stopped,
+    skipped, ...) while they were claimed: the stop's own cancel had to leave them to us."""
+    if not ids:
+        return 0
+    marks = ", ".join("?" for _ in ENDED_RUN_STATUSES)
+    return db.execute(
+        "UPDATE queue_items SET status = 'cancelled', claimed_until = NULL, claim_token = NULL,"
+        " next_attempt_at = NULL, last_error = 'run ' || (SELECT status FROM runs"
+        " WHERE runs.id = queue_items.run_id) || ' before it was sent'"
+        " WHERE id IN (SELECT value FROM json_each(?)) AND status = 'queued'"
+        f" AND run_id IN (SELECT id FROM runs WHERE status IN ({marks}))",
+        (_ids(ids), *ENDED_RUN_STATUSES),
+    ).rowcount
 
 
 # --- outbox --------------------------------------------------------------------------------------

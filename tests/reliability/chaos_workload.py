@@ -630,6 +630,7 @@ def measure(workdir: Path, *, size: str = "small", seed: int = 0) -> dict:
         integrity_failures == 0 and not partial and lost == 0 and counts["duplicates"] == 0
         and counts["unknown_arrivals"] == 0 and without_history == 0
         and counts["resent_after_kill"] == counts["resent_explained_by_kill"]
+        and counts["max_resent_per_kill"] <= 1
         and not nonzero_unkilled and kills >= params["kills"]
     )
     problems = partial[:5] + work["missing_work"][:5] + history_problems[:5] + nonzero_unkilled[:3]

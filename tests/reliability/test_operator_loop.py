@@ -43,8 +43,9 @@ def _campctl(state, *args, check=True):
 @pytest.mark.parametrize("target", ["run", "instance"])
 def test_a_pause_commits_only_after_the_batch_in_flight_is_handed_over(tmp_path, target):
     """A tick hands a 50-message batch to a webhook that takes 5 s for it (longer than a loaded
-    machine takes to start a command); a pause issued meanwhile returns only once that batch is
-    handed over, and nothing arrives after it. Without the hand-over gate the pause commits at
+    machine takes to start a command); a pause issued meanwhile returns once the message in
+    flight is handed over and recorded, the tick stops that batch there, and nothing arrives
+    after the pause. Without the hand-over gate the pause commits at
     once and the rest of the batch arrives after it."""
     state = tmp_path / "s.db"
     contacts = 60
@@ -80,13 +81,14 @@ def test_a_pause_commits_only_after_the_batch_in_flight_is_handed_over(tmp_path,
         ident = "1"
         paused = _campctl(state, "pause", target, ident, "--note", "hold")
         returned = time.time()
-        assert len(hook.keys()) == BATCH  # it waited for the whole batch in flight
+        # The pause waited for the message in flight; the tick then stopped its batch there
+        # and gave the rest back unsent.
         _, err = tick.communicate(timeout=120)
         assert tick.returncode == 0 and "Traceback" not in err, err
         late = [key for key, at, _ in hook.arrivals() if at > returned]
         assert late == [], f"{len(late)} messages arrived after the pause returned"
         held = len(hook.keys())
-        assert held == BATCH < contacts, paused.stderr
+        assert 0 < held < contacts, paused.stderr
         _campctl(state, "tick")
         assert len(hook.keys()) == held  # still paused: a tick sends nothing
         _campctl(state, "resume", target, ident, "--note", "go")
