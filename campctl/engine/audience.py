@@ -385,7 +385,8 @@ def build_queue(
     were new. Idempotent: building the same run again inserts nothing twice.
 
     `require_email=None` decides from the channel (SMTP channels need an email; outbox and
-    webhook do not). `exclude_sent_of_run` skips contacts with a `sent` item in that run.
+    webhook do not). `exclude_sent_of_run` skips contacts with a `sent` item in that run or in
+    a run it restarts.
     """
     sql, params = segments.audience_query(
         db, audience, now=now, message_type=message_type,

@@ -567,6 +567,7 @@ def stop_instance(db, *, ref: str | int, now: datetime, actor: str,
     """Stop current instance execution, whatever the plan's status (SPEC §6)."""
     instance = require_instance(db, ref)
     _verb_allowed(instance, "stop")
+    db.wait_for_hand_overs()  # as for a run: nothing goes out after the stop commits
     cancelled = 0
     for run in store.active_runs_of_instance(db, instance["id"]):
         if store_runs.set_status(db, run["id"], "stopped", now=now, expected=store.ACTIVE_RUN,

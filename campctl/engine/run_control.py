@@ -94,11 +94,13 @@ def apply_run_verb(
             raise _refusal(run_id, status, verb)
         target = str(table[verb])
         paused_from = None
+        if verb in ("pause", "stop"):
+            # Nothing is delivered after a pause or stop commits: this transaction blocks new
+            # claims, and a hand-over in flight stops after its current message (see
+            # engine/delivery.py), which is recorded before a restart can build.
+            db.wait_for_hand_overs()
         if verb == "pause":
             paused_from = status
-            # Nothing is delivered after a pause commits: batches claimed before it (this
-            # transaction now blocks new claims) finish their hand-over first.
-            db.wait_for_hand_overs()
         elif verb == "resume":
             previous = run.get("paused_from")
             active = {str(s) for s in ACTIVE_RUN_STATUSES} - {str(RunStatus.PAUSED)}

@@ -213,6 +213,13 @@ def cancel_queued_items(db: Database, run_id: int, *, now: datetime) -> int:
     return cur.rowcount
 
 
+# The run and every run it restarts, back to the first (restarts of restarts keep excluding).
+RESTART_CHAIN_SQL = (
+    "(WITH RECURSIVE chain(id) AS (SELECT ? UNION SELECT r.restart_of FROM runs r"
+    " JOIN chain ON r.id = chain.id WHERE r.restart_of IS NOT NULL) SELECT id FROM chain)"
+)
+
+
 def sent_contact_ids(db: Database, run_id: int) -> list[int]:
     """Contacts that received this run's message (for restarts without --include-sent)."""
     return [

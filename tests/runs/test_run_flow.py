@@ -69,6 +69,24 @@ def test_restart_does_not_resend_to_contacts_already_sent(cli, launched, rows):
     assert runs[new_id]["restart_of"] == 1 and runs[new_id]["sent"] == 2
 
 
+def test_a_restart_of_a_restart_excludes_contacts_sent_by_every_earlier_run(cli, launched, rows):
+    launched(6)
+    assert cli("--now", T0, "tick", "--max-messages", "2").exit_code == 0  # run 1: 2 sent
+    assert cli("--now", T0, "stop", "run", "1", "--note", "halt").exit_code == 0
+    second = cli("--now", T0, "restart", "run", "1", "--note", "go on", "-o", "json")
+    second_id = second.json["new_run"]
+    tick = cli("--now", "2027-03-01T09:01:00Z", "tick", "--max-messages", "2")
+    assert tick.exit_code == 0, tick
+    assert len(outbox_contacts(rows, second_id)) == 2  # 2 of the 4 not yet sent
+    assert cli("--now", T0, "stop", "run", str(second_id), "--note", "halt").exit_code == 0
+    third = cli("--now", T0, "restart", "run", str(second_id), "--note", "again", "-o", "json")
+    third_id = third.json["new_run"]
+    assert cli("--now", "2027-03-01T09:02:00Z", "tick").exit_code == 0
+    # run 3 sends only to the 2 contacts neither run 1 nor run 2 reached: 6 messages in all
+    assert len(outbox_contacts(rows, third_id)) == 2
+    assert outbox_contacts(rows) == [f"c{i}" for i in range(6)]
+
+
 def test_restart_include_sent_sends_to_everyone_again(cli, launched, rows):
     launched(3)
     assert cli("--now", T0, "tick", "--max-messages", "1").exit_code == 0
