@@ -22,7 +22,7 @@ def test_operator_loop_beside_ticks_and_a_daemon(tmp_path):
     assert f["duplicates"] == 0 and f["duplicates_by_contact_run"] == 0, f
     assert f["restart_chain_duplicates"] == 0, f
     assert f["delivered_while_paused"] == 0, f
-    assert f["delivered_after_stop_max"] <= DELIVERERS * BATCH, f
+    assert f["delivered_after_stop_total"] == 0, f  # a stop waits for the message in flight
     assert f["arrived_not_recorded_sent"] == 0 and f["sent_not_arrived"] == 0, f
     assert f["invalid_actions_accepted"] == 0, f
     assert f["invalid_actions_rejected"] == f["invalid_actions_tried"], f
