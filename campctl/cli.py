@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import getpass
 import importlib
 import os
@@ -96,6 +97,13 @@ def build_app() -> typer.Typer:
     return app
 
 
+@functools.lru_cache(maxsize=1)
+def _command():
+    """The click command, built once per process (building it costs ~90 ms; in-process callers
+    such as the test suite run many command lines)."""
+    return typer.main.get_command(build_app())
+
+
 def root_options(
     ctx: typer.Context,
     state: Annotated[
@@ -181,7 +189,7 @@ def run(argv: list[str] | None = None) -> int:
     unless --debug."""
     args = hoist_global_options(list(sys.argv[1:] if argv is None else argv))
     try:
-        command = typer.main.get_command(build_app())
+        command = _command()
         result = command.main(args=args, prog_name="campctl", standalone_mode=False)
         return result if isinstance(result, int) else 0
     except CampctlError as exc:
