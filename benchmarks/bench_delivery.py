@@ -21,9 +21,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from campctl.engine.delivery import deliver_due  # noqa: E402
-from campctl.store.db import open_db  # noqa: E402
-from campctl.timeutil import parse_instant  # noqa: E402
+from campctl.engine.delivery import deliver_due
+from campctl.store.db import open_db
+from campctl.timeutil import parse_instant
 
 T0 = "2027-03-01T09:00:00Z"
 SPEC = {

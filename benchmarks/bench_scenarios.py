@@ -21,9 +21,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from campctl.engine import scenarios  # noqa: E402
-from campctl.models import TickReport  # noqa: E402
-from campctl.store.db import open_db  # noqa: E402
+from campctl.engine import scenarios
+from campctl.models import TickReport
+from campctl.store.db import open_db
 
 NOW = datetime(2027, 3, 10, 9, 0, tzinfo=UTC)
 SPEC = {

@@ -92,7 +92,6 @@ class SmtpChannel(Channel):
 
     def deliver(self, messages: list[Message]) -> Iterator[Outcome]:
         import smtplib
-
         from email.utils import parseaddr
 
         reconnects = 0

@@ -10,7 +10,6 @@ from campctl.commands.common import app_context, emit, emit_object, local_cell, 
 from campctl.errors import ActionRefused, UsageProblem
 
 
-
 def _source(_value, row: dict) -> str:
     if row.get("campaign"):
         return f"{row['campaign']}/{row.get('stage')} run {row.get('run')}"

@@ -66,7 +66,7 @@ def environment():
                 raise SecurityError("format width is too large")
             return super().call_binop(context, operator, left, right)
 
-        def call(__self, __context, __obj, *args, **kwargs):  # noqa: N805
+        def call(__self, __context, __obj, *args, **kwargs):
             try:
                 _check_args(args, kwargs)
             except _TooBig as exc:

@@ -5,11 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 
 import pytest
+from audience_helpers import NOW
 
 from campctl.store.db import open_db
 from campctl.timeutil import parse_instant
-
-from audience_helpers import NOW
 
 
 @pytest.fixture

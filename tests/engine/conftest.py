@@ -83,7 +83,7 @@ def webhook():
     keys: list[str] = []
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802 - http.server API
+        def do_POST(self):
             length = int(self.headers.get("Content-Length") or 0)
             self.rfile.read(length)
             keys.append(self.headers.get("Idempotency-Key") or "")

@@ -28,7 +28,7 @@ def _spawn(state, now: str, *extra: str) -> subprocess.Popen:
 
 def test_eight_concurrent_ticks_fire_once_and_send_once(launch, state, rows, webhook):
     text = "".join(
-        campaign(f"type: date-triggered\nchannel: hook\nschedule: {{cron: \"0 9 * * *\"}}\n",
+        campaign("type: date-triggered\nchannel: hook\nschedule: {cron: \"0 9 * * *\"}\n",
                  name=f"daily-{i}") + "---\n" for i in range(3)
     ) + campaign("type: one-off\nchannel: hook\nschedule: {send: immediately}\n",
                  name="once") + f"---\nkind: Channel\nname: hook\ntype: webhook\nurl: {webhook.url}\n"

@@ -140,7 +140,7 @@ def webhook():
     status = [200]  # tests may change the answer: status[0] = 400
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802 - the http.server hook name
+        def do_POST(self):
             length = int(self.headers.get("Content-Length") or 0)
             received.append(json.loads(self.rfile.read(length) or b"null"))
             self.send_response(status[0])

@@ -58,7 +58,7 @@ class SmtpReceiver(_Recorder):
         self.port = free_port()
         self._controller = None
 
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd API
+    async def handle_DATA(self, server, session, envelope):
         from email import message_from_bytes
 
         msg = message_from_bytes(envelope.content)
@@ -96,7 +96,7 @@ class WebhookReceiver(_Recorder):
             # for the client's delayed ACK: 40 ms per request on loopback.
             disable_nagle_algorithm = True
 
-            def do_POST(self):  # noqa: N802 - http.server API
+            def do_POST(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length)
                 try:

@@ -11,7 +11,7 @@ import sys
 import time
 
 import pytest
-from operator_workload import BATCH, DELIVERERS, _env, measure
+from operator_workload import _env, measure
 from receivers import WebhookReceiver
 
 

@@ -134,7 +134,7 @@ class _SlowHook(BaseHTTPRequestHandler):
     received: list[str] = []
     delay = 0.01
 
-    def do_POST(self):  # noqa: N802 - the http.server API
+    def do_POST(self):
         length = int(self.headers.get("Content-Length") or 0)
         self.rfile.read(length)
         type(self).received.append(self.headers.get("Idempotency-Key", ""))

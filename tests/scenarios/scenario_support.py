@@ -7,7 +7,6 @@ import sqlite3
 import textwrap
 from datetime import UTC, datetime, timedelta
 
-
 T0 = datetime(2027, 3, 1, 9, 0, tzinfo=UTC)
 
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import sqlite3
 from datetime import timedelta as td
 
-from scenario_support import Scenarios, at
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from scenario_support import Scenarios, at
 
 DRIP = """\
 kind: Scenario
