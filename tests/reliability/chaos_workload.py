@@ -33,6 +33,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from receivers import SmtpReceiver, WebhookReceiver
+from workload_support import clean_env
+from workload_support import iso as _iso
 
 SIZES = {
     "small": {"kills": 12, "contacts": 40},
@@ -64,14 +66,8 @@ def _tune_server(hook: WebhookReceiver) -> None:
     server.handle_error = handle_error
 
 
-def _iso(at: datetime) -> str:
-    return at.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CAMPCTL_")}
-    env["CAMPCTL_USER"] = "chaos"
-    return env
+    return clean_env("chaos")
 
 
 def _cmd(state: Path, now: datetime, *args: str) -> list[str]:

@@ -37,6 +37,9 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from workload_support import clean_env, dump
+from workload_support import iso as _iso
+
 SIZES = {
     "small": {"contacts": 150, "state_limits": 6, "tmpfs_free_kib": [0, 48, 160],
               "import_contacts": 400},
@@ -63,14 +66,8 @@ schedule: {queue: immediately, send: after_queue}
 """
 
 
-def _iso(at: datetime) -> str:
-    return at.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CAMPCTL_")}
-    env["CAMPCTL_USER"] = "disk-test"
-    return env
+    return clean_env("disk-test")
 
 
 def _limit(size: int):
@@ -95,14 +92,6 @@ def _must(folder: Path, now: datetime, *args: str, **kw) -> subprocess.Completed
     if proc.returncode != 0:
         raise RuntimeError(f"campctl {' '.join(args)} exited {proc.returncode}: {proc.stderr}")
     return proc
-
-
-def dump(state: Path) -> list[str]:
-    conn = sqlite3.connect(state)
-    try:
-        return list(conn.iterdump())
-    finally:
-        conn.close()
 
 
 def prepare(workdir: Path, contacts: int) -> Path:

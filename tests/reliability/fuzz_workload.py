@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import yaml
+from workload_support import dump
 
 PLANS = Path(__file__).resolve().parents[2] / "plans"
 SIZES = {"small": {"yaml": 300, "imports": 100, "dump_every": 1},
@@ -205,14 +206,6 @@ def run(argv: list[str]) -> tuple[int, str, str]:
         except SystemExit as exc:  # pragma: no cover - main() returns codes
             code = exc.code if isinstance(exc.code, int) else 1
     return code, out.getvalue(), err.getvalue()
-
-
-def dump(state: Path) -> list[str]:
-    conn = sqlite3.connect(state)
-    try:
-        return list(conn.iterdump())
-    finally:
-        conn.close()
 
 
 def _output_problems(code: int, err: str, allowed: tuple[int, ...]) -> list[str]:

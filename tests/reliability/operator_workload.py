@@ -28,7 +28,6 @@ Checks (counted at the receivers, by Idempotency-Key / Message-ID mapped to run 
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
 import sqlite3
@@ -40,6 +39,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from receivers import SmtpReceiver, WebhookReceiver
+from workload_support import clean_env
 
 SIZES = {
     "small": {"seconds": 8.0, "contacts": 1000, "campaigns": 6},
@@ -62,9 +62,7 @@ RUN_VERBS = ("pause", "resume", "stop", "restart", "skip")
 
 
 def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CAMPCTL_")}
-    env["CAMPCTL_USER"] = "operator"
-    return env
+    return clean_env("operator")
 
 
 class _Commands:

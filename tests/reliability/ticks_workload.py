@@ -14,7 +14,6 @@ file and a real webhook receiver on 127.0.0.1:
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import subprocess
 import sys
@@ -23,6 +22,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from receivers import WebhookReceiver
+from workload_support import clean_env as _env
+from workload_support import dump as _dump
+from workload_support import iso as _iso
 
 SIZES = {"small": {"rounds": 2, "contacts": 30}, "full": {"rounds": 25, "contacts": 200}}
 PROCESSES = 8
@@ -33,14 +35,6 @@ T0 = datetime(2027, 3, 1, 8, 0, tzinfo=UTC)
 _BARRIER = ("import os, sys, time\n"
             "time.sleep(max(0.0, float(sys.argv[1]) - time.time()))\n"
             "os.execv(sys.executable, [sys.executable, '-m', 'campctl', *sys.argv[2:]])\n")
-
-
-def _iso(at: datetime) -> str:
-    return at.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("CAMPCTL_")}
 
 
 def _campctl(state: Path, now: datetime, *args: str) -> subprocess.CompletedProcess:
@@ -60,14 +54,6 @@ def _rows(state: Path, sql: str, params=()) -> list[tuple]:
     conn = sqlite3.connect(state)
     try:
         return conn.execute(sql, params).fetchall()
-    finally:
-        conn.close()
-
-
-def _dump(state: Path) -> list[str]:
-    conn = sqlite3.connect(state)
-    try:
-        return list(conn.iterdump())
     finally:
         conn.close()
 
