@@ -287,6 +287,10 @@ V1 = [
     "WHERE launch_id IS NOT NULL",
 ]
 
-MIGRATIONS: list[list[str]] = [V1]
+# V2: the seams between objects (message ids never reused, outbox files cut back to their
+# committed length, ...). Each area appends its statements here; V1 has shipped and never changes.
+V2: list[str] = []
+
+MIGRATIONS: list[list[str]] = [V1, V2]
 
 SCHEMA_VERSION = len(MIGRATIONS)
