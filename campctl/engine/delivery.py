@@ -391,25 +391,26 @@ def _record(db, report, name, channel, token, messages, outcomes, failed, cancel
                 wrote = True
             report.sent += len(marked)
             store.release(db, token=token, ids=list(untouched))
-            _record_failures(db, report, channel, token, permanent + failed, transient, cancelled)
+            _record_failures(db, report, channel, token, permanent + failed, transient, cancelled,
+                             at=at)
             report.cancelled += store.cancel_where_run_ended(
                 db, [row["id"] for row, _ in messages] + list(untouched))
     except ChannelError as exc:  # the outbox file could not be written: nothing was recorded
         report.errors.append(exc.reason)
         retry = [(row["id"], exc.reason, at + backoff(row["attempts"])) for row, _ in messages]
         with db.atomic():
-            _record_failures(db, report, channel, token, failed, retry, cancelled)
+            _record_failures(db, report, channel, token, failed, retry, cancelled, at=at)
     except BaseException:  # not recorded (full or read-only state file): take the lines back
         if wrote:
             channel.discard_written()
         raise
 
 
-def _record_failures(db, report, channel, token, permanent, transient, cancelled):
-    report.failed += store.mark_failed(db, token=token, items=permanent)
+def _record_failures(db, report, channel, token, permanent, transient, cancelled, *, at):
+    report.failed += store.mark_failed(db, token=token, items=permanent, now=at)
     max_attempts = channel.max_attempts if channel is not None else 1
     retried, gave_up = store.mark_retry(db, token=token, items=transient,
-                                        max_attempts=max_attempts)
+                                        max_attempts=max_attempts, now=at)
     report.retried += retried
     report.failed += gave_up
     report.cancelled += store.mark_cancelled(db, token=token, items=cancelled)
