@@ -114,6 +114,11 @@ def redactor_for(spec: Mapping[str, Any] | None, environ: Mapping[str, str]) -> 
             parts = urlsplit(resolved)
             if parts.username is not None:
                 encoded.append(_b64(f"{parts.username}:{parts.password or ''}"))
+            written_path = url if url.startswith("${") else urlsplit(url).path
+            if _REFERENCE.search(written_path) and parts.path not in ("", "/"):
+                # A URL kept in the environment may carry its token in the path (chat webhooks).
+                secrets.append(parts.path)
+                secrets.append(parts.path.rstrip("/").rsplit("/", 1)[-1])
         except ValueError:
             pass
     username, password = spec.get("username"), spec.get("password")

@@ -195,3 +195,13 @@ def test_redactor_for_a_channel_covers_env_values_and_url_parts():
             "headers": {"X": "${T}"}}
     mask = redactor_for(spec, {"P": "pppp1", "K": "kkkk2", "T": "tttt3", "OTHER": "oooo4"})
     assert mask("pppp1 kkkk2 tttt3 zzzz9 oooo4") == "*** *** *** *** oooo4"
+
+
+def test_a_url_from_the_environment_masks_its_path_token():
+    mask = redactor_for({"type": "webhook", "url": "${CHAT_URL}"},
+                        {"CHAT_URL": "https://chat.example/services/T01/B02/xoxTOKEN99"})
+    assert mask('404 no route for "/services/T01/B02/xoxTOKEN99"') == '404 no route for "***"'
+    assert mask("token xoxTOKEN99 revoked") == "token *** revoked"
+    # A path written literally is no secret: the channel's name stays readable.
+    plain = redactor_for({"url": "https://h.example/hook?k=${K}"}, {"K": "kkkk1"})
+    assert plain("channel hook: /hook?k=kkkk1") == "channel hook: /hook?k=***"
