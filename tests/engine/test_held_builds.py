@@ -67,3 +67,22 @@ def test_preview_and_dry_run_say_so_and_the_number_holds(cli, rows, tmp_path, wr
     # Once sending has started nothing is held any more, and the dry run stops saying so.
     later = cli("tick", "--dry-run", "-o", "json", "--now", "2027-03-05T10:01:00Z").json
     assert not any("queue build" in n for n in later["notes"])
+
+
+def test_event_campaign_with_a_cron_batch_is_warned_too(cli, write_yaml):
+    path = write_yaml("events.yaml", """\
+kind: Campaign
+name: basket
+timezone: UTC
+type: event-triggered
+trigger: {event: basket-left}
+audience: {all: true}
+channel: outbox
+message: {subject: "Basket", body: "come back"}
+schedule:
+  queue_every: "0 * * * *"
+  send_start: {at: "2027-03-01T12:00"}
+""")
+    result = cli("validate", str(path))
+    assert result.exit_code == 0, result
+    assert "campaign basket: if launched now, 3 queue build(s)" in result.stdout
