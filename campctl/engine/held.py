@@ -51,7 +51,8 @@ def held_builds(spec: dict, *, launch: datetime) -> HeldBuilds | None:
     """The builds of a campaign launched at `launch` that its send schedule holds, when there
     are several; None otherwise. Invalid specs give None: validation reports them."""
     kind = spec.get("type") or "one-off"
-    schedule = spec.get("schedule") if isinstance(spec.get("schedule"), dict) else {}
+    raw = spec.get("schedule")
+    schedule: dict = raw if isinstance(raw, dict) else {}
     tz = spec.get("timezone") or "UTC"
     try:
         if kind == "date-triggered":

@@ -19,6 +19,7 @@ def failed_items(db: Database, *, run_id: int | None = None, scenario: str | Non
                  step: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
     """Failed items of one run, or of one scenario (optionally one step), oldest failure first;
     `limit` keeps the most recent N."""
+    params: list[Any]
     if run_id is not None:
         where, params = "q.run_id = ?", [run_id]
     else:
