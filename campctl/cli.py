@@ -65,6 +65,7 @@ COMMAND_MODULES = [
     "campctl.commands.workflow",
     "campctl.commands.contacts",
     "campctl.commands.delivery",
+    "campctl.commands.failures",
     "campctl.commands.runs",
     "campctl.commands.engine",
     "campctl.commands.plans",

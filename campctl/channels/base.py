@@ -111,13 +111,24 @@ class Channel:
         if not isinstance(attempts, int) or isinstance(attempts, bool) or attempts < 1:
             raise ChannelError(f"channel {name}: max_attempts must be a whole number >= 1")
         self.max_attempts = attempts
+        from campctl.channels.redact import redactor_for
+
+        # Every reason a channel gives passes through this before anyone stores or prints it.
+        self.redact = redactor_for(self.spec, environ)
 
     def secret(self, key: str) -> Any:
         return resolve_secrets(self.spec.get(key), self.environ, what=f"channel {self.name} {key}")
 
-    def deliver(self, messages: list[Message]) -> Iterator[Outcome]:  # pragma: no cover
+    def deliver(self, messages: list[Message]) -> Iterator[Outcome]:
         """Hand the messages over one by one, yielding each outcome as soon as it is known, so
-        the caller can record a message before the next one goes (and stop early)."""
+        the caller can record a message before the next one goes (and stop early). Reasons come
+        out with the channel's secrets masked."""
+        for outcome in self._deliver(messages):
+            if outcome.reason:
+                outcome = Outcome(outcome.status, self.redact(outcome.reason))
+            yield outcome
+
+    def _deliver(self, messages: list[Message]) -> Iterator[Outcome]:  # pragma: no cover
         raise NotImplementedError
 
     def send_batch(self, messages: list[Message]) -> list[Outcome]:

@@ -32,7 +32,7 @@ class OutboxChannel(Channel):
             self.path = root / f"{name}.jsonl"
         self._written: tuple[int, int] | None = None
 
-    def deliver(self, messages: list[Message]) -> Iterator[Outcome]:
+    def _deliver(self, messages: list[Message]) -> Iterator[Outcome]:
         return iter([Outcome(SENT)] * len(messages))
 
     def write_lines(self, records: list[dict]) -> None:

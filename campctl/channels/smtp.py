@@ -90,7 +90,7 @@ class SmtpChannel(Channel):
         mime["Date"] = formatdate(_epoch(sent_at) if sent_at else 0, usegmt=True)
         return mime.as_bytes()
 
-    def deliver(self, messages: list[Message]) -> Iterator[Outcome]:
+    def _deliver(self, messages: list[Message]) -> Iterator[Outcome]:
         import smtplib
         from email.utils import parseaddr
 
@@ -113,47 +113,48 @@ class SmtpChannel(Channel):
                     yield Outcome(TRANSIENT, down)
                     continue
                 except smtplib.SMTPResponseException as exc:
-                    down = f"SMTP {exc.smtp_code} at connect/login: {_text(exc.smtp_error)}"
+                    down = f"SMTP {exc.smtp_code} at connect/login: {self._text(exc.smtp_error)}"
                     yield Outcome(TRANSIENT, down)
                     continue
                 except (OSError, smtplib.SMTPException) as exc:
-                    down = f"cannot connect to {self.spec.get('host')}:{self.port}: {_exc(exc)}"
+                    down = (f"cannot connect to {self.spec.get('host')}:{self.port}: "
+                            f"{self._exc(exc)}")
                     yield Outcome(TRANSIENT, down)
                     continue
             try:
                 refused = self._conn.sendmail(envelope_from, [to], self.build(message))
             except smtplib.SMTPRecipientsRefused as exc:
                 code, text = next(iter(exc.recipients.values()), (0, b""))
-                yield _by_code(code, f"recipient refused: {code} {_text(text)}")
+                yield _by_code(code, f"recipient refused: {code} {self._text(text)}")
             except (smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as exc:
-                yield _by_code(exc.smtp_code, f"SMTP {exc.smtp_code}: {_text(exc.smtp_error)}")
+                yield _by_code(exc.smtp_code, f"SMTP {exc.smtp_code}: {self._text(exc.smtp_error)}")
             except (smtplib.SMTPServerDisconnected, OSError, smtplib.SMTPException) as exc:
                 _quietly_close(self._conn)
                 self._conn = None
-                yield Outcome(TRANSIENT, f"connection lost: {_exc(exc)}")
+                yield Outcome(TRANSIENT, f"connection lost: {self._exc(exc)}")
                 reconnects += 1
                 if reconnects > 1:
-                    down = f"connection lost again: {_exc(exc)}"
+                    down = f"connection lost again: {self._exc(exc)}"
             else:
                 if refused:
                     code, text = next(iter(refused.values()))
-                    yield _by_code(code, f"recipient refused: {code} {_text(text)}")
+                    yield _by_code(code, f"recipient refused: {code} {self._text(text)}")
                 else:
                     yield Outcome(SENT)
 
 
+    def _text(self, value: Any) -> str:
+        """A server's reply text, one line, with the channel's secrets masked before the cut."""
+        if isinstance(value, bytes):
+            value = value.decode("utf-8", "replace")
+        return self.redact.clip(str(value), 300)
+
+    def _exc(self, exc: BaseException) -> str:
+        return self._text(str(exc) or type(exc).__name__)
+
+
 def _by_code(code: int, reason: str) -> Outcome:
     return Outcome(PERMANENT if 500 <= int(code or 0) < 600 else TRANSIENT, reason)
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, bytes):
-        value = value.decode("utf-8", "replace")
-    return " ".join(str(value).split())[:300]
-
-
-def _exc(exc: BaseException) -> str:
-    return _text(str(exc) or type(exc).__name__)
 
 
 def _epoch(text: str) -> float:

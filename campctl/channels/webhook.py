@@ -17,6 +17,8 @@ from campctl.channels.base import (
     parse_timeout,
 )
 
+READ_LIMIT = 4000  # bytes of an answer read for its reason
+
 
 class WebhookChannel(Channel):
     type = "webhook"
@@ -69,7 +71,7 @@ class WebhookChannel(Channel):
             except Exception:
                 pass
 
-    def deliver(self, messages: list[Message]) -> Iterator[Outcome]:
+    def _deliver(self, messages: list[Message]) -> Iterator[Outcome]:
         try:
             scheme, host, port, path, headers = self._resolve()
         except ChannelError as exc:
@@ -99,7 +101,7 @@ class WebhookChannel(Channel):
             try:
                 conn.request("POST", path, body=body, headers=sent_headers)
                 response = conn.getresponse()
-                text = response.read(2000)
+                text = response.read(READ_LIMIT)
                 status = response.status
                 if response.will_close:
                     self.close()
@@ -118,7 +120,9 @@ class WebhookChannel(Channel):
                 return Outcome(TRANSIENT, f"cannot reach {host}:{port}: "
                                           f"{detail or type(exc).__name__}")
             break
-        snippet = " ".join(text.decode("utf-8", "replace").split())[:200]
+        # Masked before the cut, so a cut never leaves half a secret behind.
+        snippet = self.redact.clip(text.decode("utf-8", "replace"), 200,
+                                   cut_tail=len(text) >= READ_LIMIT)
         if 200 <= status < 300:
             return Outcome(SENT)
         reason = f"HTTP {status}" + (f": {snippet}" if snippet else "")

@@ -41,18 +41,28 @@ def validate(
     known = _known_specs(app)
     result = load_paths(paths, known)
     issues = result.issues
+    warnings = _warnings(result.definitions, now=app.now)
     files_with_errors = len({i.file for i in issues})
     out = sys.stdout
     if chosen is Format.json:
-        print_json({"valid": not issues, "errors": [
-            {"file": i.file, "line": i.line, "col": i.col, "message": i.message} for i in issues]})
+        data: dict = {"valid": not issues, "errors": [
+            {"file": i.file, "line": i.line, "col": i.col, "message": i.message} for i in issues]}
+        if warnings:  # the key appears only when there is something to say
+            data["warnings"] = [{"file": w.file, "line": w.line, "col": w.col,
+                                 "message": w.message} for w in warnings]
+        print_json(data)
     elif chosen is Format.github:
         for i in issues:
             out.write(f"::error file={_gh_prop(i.file)},line={i.line},col={i.col}::"
                       f"{_gh_data(i.message)}\n")
+        for w in warnings:
+            out.write(f"::warning file={_gh_prop(w.file)},line={w.line},col={w.col}::"
+                      f"{_gh_data(w.message)}\n")
     else:
         for i in issues:
             out.write(f"{i}\n")
+        for w in warnings:
+            out.write(f"{w.file}:{w.line}:{w.col}: warning: {w.message}\n")
     out.flush()
     if issues:
         noun = "error" if len(issues) == 1 else "errors"
@@ -66,6 +76,23 @@ def validate(
         out.write(summary + "\n")
     else:
         notice(app, summary)
+
+
+def _warnings(definitions, *, now) -> list:
+    """Valid definitions that may still surprise: several queue builds held for a later send
+    schedule (each contact then gets one message per build)."""
+    from campctl.engine.held import held_builds
+    from campctl.models import Issue, Kind
+
+    found = []
+    for d in definitions:
+        if d.kind is not Kind.CAMPAIGN:
+            continue
+        held = held_builds(d.spec, launch=now)
+        if held is not None:
+            found.append(Issue(d.pos.file, d.pos.line, d.pos.col,
+                               f"campaign {d.name}: if launched now, {held.text()}"))
+    return found
 
 
 def _known_specs(app) -> dict:

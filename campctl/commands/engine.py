@@ -69,17 +69,22 @@ def tick(
     _deliver_notifications(db, app)
     for problem in report.warnings:
         notice(app, f"warning: {problem}")
+    notes = list(report.notes)
+    if dry_run:
+        from campctl.engine.held import held_notes
+
+        notes += held_notes(db, now=app.now)
     if app.json:
         data = report.as_json()
         if dry_run:
             data["dry_run"] = True
-            data["notes"] = list(report.notes)
+            data["notes"] = notes
         print_json(data)
         return
     out = app.out()
     if dry_run:
         out.print("dry run: nothing was written", markup=False)
-        for line in report.notes:
+        for line in notes:
             out.print(f"  {line}", markup=False)
     out.print(_summary_line(report), markup=False)
 
@@ -256,8 +261,19 @@ def _preview_for(kind: str):
         app = app_context(ctx)
         moments, tz = compute(app.db(), kind, name, now=app.now, count=next_)
         rows = [{"local": m.astimezone(_zone(tz)).isoformat(), "utc": iso_z(m)} for m in moments]
-        emit(app, rows, [("local", f"LOCAL ({tz})"), ("utc", "UTC")],
-             empty=f"{kind} {name} has no upcoming occurrences")
+        columns = [("local", f"LOCAL ({tz})"), ("utc", "UTC")]
+        if kind == "campaign":
+            from campctl.engine.status import preview_held
+
+            held = preview_held(app.db(), name, now=app.now)
+            if held is not None:
+                # Each row says whether its build waits for the send schedule.
+                for row, moment in zip(rows, moments, strict=True):
+                    row["held_until"] = (iso_z(held.send_start)
+                                         if moment < held.send_start else None)
+                columns.append(("held_until", "HELD UNTIL"))
+                notice(app, f"note: campaign {name}: {held.text()}")
+        emit(app, rows, columns, empty=f"{kind} {name} has no upcoming occurrences")
 
     preview_cmd.__name__ = f"preview_{kind}"
     return preview_cmd

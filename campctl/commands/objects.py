@@ -119,9 +119,22 @@ def _totals(changes) -> str:
     return ", ".join(f"{n} {a}" for a, n in counts.items())
 
 
+def _shown_change(change):
+    """A change fit to print: a channel's URL credentials and literal passwords masked."""
+    if change.kind is not Kind.CHANNEL or not change.diffs:
+        return change
+    import dataclasses
+
+    from campctl.channels.redact import display_leaf
+
+    return dataclasses.replace(change, diffs=[(p, display_leaf(p, o), display_leaf(p, n))
+                                              for p, o, n in change.diffs])
+
+
 def _print_changes(app, changes, *, diffs: bool) -> None:
     from campctl.engine.catalog import format_value
 
+    changes = [_shown_change(c) for c in changes]
     if app.json:
         rows = []
         for c in changes:
@@ -204,7 +217,7 @@ def _describe_command(kind: Kind):
                 {k: v for k, v in row.items() if k != "id"}
                 for row in history_with_versions(db, kind.value, name)[-10:]
             ],
-            "spec": obj["spec"],
+            "spec": _shown_spec(kind, obj["spec"]),
         }
         if kind is Kind.SCENARIO:  # the journey with profiles per step (scenarios area)
             from campctl.engine.scenarios import describe_extra
@@ -225,7 +238,7 @@ def _describe_command(kind: Kind):
 
             render_steps(app, detail["steps"], title="journey (profiles inside, per step)")
         out.print("spec:", markup=False)
-        text = yaml.safe_dump(obj["spec"], sort_keys=False, allow_unicode=True).rstrip()
+        text = yaml.safe_dump(detail["spec"], sort_keys=False, allow_unicode=True).rstrip()
         out.print(textwrap.indent(text, "  "), markup=False)
         if detail["history"]:
             out.print("recent history:", markup=False)
@@ -234,6 +247,15 @@ def _describe_command(kind: Kind):
 
     describe.__doc__ = f"Describe a {kind.cli}."
     return describe
+
+
+def _shown_spec(kind: Kind, spec):
+    """A spec fit to print: a channel's URL credentials and literal passwords masked."""
+    if kind is not Kind.CHANNEL or not isinstance(spec, dict):
+        return spec
+    from campctl.channels.redact import display_spec
+
+    return display_spec(spec)
 
 
 def _history_line(row: dict) -> str:
@@ -301,6 +323,7 @@ def _history_command(kind: Kind):
                                f"(see 'campctl history {kind.cli} {name}')")
             row = {k: v for k, v in found[0].items() if k != "history_id"}
             row["kind"] = kind.cli
+            row["spec"] = _shown_spec(kind, row["spec"])
             if app.json:
                 print_json(row)
             else:

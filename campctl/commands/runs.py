@@ -118,6 +118,7 @@ def get_runs(
 def describe_run(ctx: typer.Context, run_id: RunId) -> None:
     from campctl.store import history
     from campctl.store import runs as store_runs
+    from campctl.store.failures import reasons as failure_reasons
     from campctl.timeutil import display, from_db
 
     app = app_context(ctx)
@@ -141,6 +142,7 @@ def describe_run(ctx: typer.Context, run_id: RunId) -> None:
             "created_at": run["created_at"],
             "updated_at": run["updated_at"],
             "restarted_as": store_runs.restarted_as(db, run_id),
+            "failure_reasons": failure_reasons(db, run_id=run_id),
             "history": history.actions(db, "run", str(run_id)),
         }
     )
@@ -154,6 +156,10 @@ def describe_run(ctx: typer.Context, run_id: RunId) -> None:
     events = shown.pop("history")
     shown["notes"] = "; ".join(shown["notes"]) or None
     shown["restarted_as"] = ", ".join(str(i) for i in shown["restarted_as"]) or None
+    shown["failure_reasons"] = "; ".join(
+        f"{r['count']}: {r['reason']}" for r in shown["failure_reasons"]) or None
+    if view["failed"]:
+        shown["failure_reasons"] += f" (all: campctl failures run {run_id})"
     emit_object(app, shown, title=f"run {run_id}")
     if events:
         emit(

@@ -239,5 +239,7 @@ def render_steps(app, rows: list[dict], title: str | None = None) -> None:
         counts = f"  [cyan]{inside} inside[/cyan] {bar}" if inside else ""
         if row.get("sent"):
             counts += f"  [green]{row['sent']} sent[/green]"
+        if row.get("failed"):
+            counts += f"  [red]{row['failed']} failed[/red]"
         tree.add(label + counts)
     app.out().print(tree)

@@ -191,7 +191,7 @@ def deliver_due(
             channel: Channel | None = load_channel(db, name, environ)
         except ChannelError as exc:
             channel = None
-            problem = exc.reason
+            problem = _unusable(db, name, environ, exc)
             report.errors.append(problem)
         if dry_run:
             taken += _dry_run_channel(db, report, name, channel, run_ids=run_ids,
@@ -355,7 +355,7 @@ def _hand_over_each(db, report, name, channel, token, messages, sent_at):
                 outcomes.append(outcome)  # recorded with the rest, after the lock is free
                 break
     except Exception as exc:  # a channel bug must not leave the batch claimed for 5 minutes
-        reason = f"channel {name} failed: {type(exc).__name__}: {exc}"
+        reason = channel.redact(f"channel {name} failed: {type(exc).__name__}: {exc}")
         report.errors.append(reason)
         outcomes += [Outcome("transient", reason)] * (len(messages) - len(outcomes))
     untouched = [row["id"] for row, _ in messages[len(outcomes):]]
@@ -391,25 +391,26 @@ def _record(db, report, name, channel, token, messages, outcomes, failed, cancel
                 wrote = True
             report.sent += len(marked)
             store.release(db, token=token, ids=list(untouched))
-            _record_failures(db, report, channel, token, permanent + failed, transient, cancelled)
+            _record_failures(db, report, channel, token, permanent + failed, transient, cancelled,
+                             at=at)
             report.cancelled += store.cancel_where_run_ended(
                 db, [row["id"] for row, _ in messages] + list(untouched))
     except ChannelError as exc:  # the outbox file could not be written: nothing was recorded
         report.errors.append(exc.reason)
         retry = [(row["id"], exc.reason, at + backoff(row["attempts"])) for row, _ in messages]
         with db.atomic():
-            _record_failures(db, report, channel, token, failed, retry, cancelled)
+            _record_failures(db, report, channel, token, failed, retry, cancelled, at=at)
     except BaseException:  # not recorded (full or read-only state file): take the lines back
         if wrote:
             channel.discard_written()
         raise
 
 
-def _record_failures(db, report, channel, token, permanent, transient, cancelled):
-    report.failed += store.mark_failed(db, token=token, items=permanent)
+def _record_failures(db, report, channel, token, permanent, transient, cancelled, *, at):
+    report.failed += store.mark_failed(db, token=token, items=permanent, now=at)
     max_attempts = channel.max_attempts if channel is not None else 1
     retried, gave_up = store.mark_retry(db, token=token, items=transient,
-                                        max_attempts=max_attempts)
+                                        max_attempts=max_attempts, now=at)
     report.retried += retried
     report.failed += gave_up
     report.cancelled += store.mark_cancelled(db, token=token, items=cancelled)
@@ -496,10 +497,22 @@ def _send_one(db: Database, channel: Channel, *, to: str, subject: str, body: st
             return SendResult(channel.name, to, message_id, True)
         outcome = channel.send_batch([message])[0]
     except ChannelError as exc:
-        return SendResult(channel.name, to, message_id, False, exc.reason)
+        return SendResult(channel.name, to, message_id, False, channel.redact(exc.reason))
     finally:
         channel.close()
     return SendResult(channel.name, to, message_id, outcome.ok, outcome.reason)
+
+
+def _unusable(db: Database, channel: str, environ: Mapping[str, str], exc: ChannelError) -> str:
+    """The reason a channel cannot be opened, with its secrets masked."""
+    return redact_text(db, channel, environ, exc.reason)
+
+
+def redact_text(db: Database, channel: str, environ: Mapping[str, str], text: str) -> str:
+    """`text` with the secrets of channel `channel` (as `environ` resolves them) masked."""
+    from campctl.channels.redact import redactor_for
+
+    return redactor_for(_channel_spec(db, channel), environ)(text) or ""
 
 
 def send_test(db: Database, channel: str, to: str, *, now: datetime,
@@ -513,7 +526,7 @@ def send_test(db: Database, channel: str, to: str, *, now: datetime,
     try:
         opened = load_channel(db, channel, environ)
     except ChannelError as exc:
-        return SendResult(channel, to, message_id, False, exc.reason)
+        return SendResult(channel, to, message_id, False, _unusable(db, channel, environ, exc))
     subject = f"campctl test message ({channel})"
     body = (f"This is a test message sent by campctl through channel {channel} "
             f"at {to_db(now)}.\n")
@@ -530,6 +543,6 @@ def send_notification(db: Database, *, channel: str, to: str, subject: str, body
     try:
         opened = load_channel(db, channel, environ)
     except ChannelError as exc:
-        return SendResult(channel, to, message_id, False, exc.reason)
+        return SendResult(channel, to, message_id, False, _unusable(db, channel, environ, exc))
     return _send_one(db, opened, to=to, subject=subject, body=body, message_id=message_id,
                      now=now, extra={})

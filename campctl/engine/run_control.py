@@ -214,6 +214,10 @@ def deliver_pending_notifications(
         except Exception as exc:  # any channel failure is recorded and retried, never raised
             error = " ".join(str(exc).split()) or type(exc).__name__
         if error is not None:
+            from campctl.engine.delivery import redact_text
+
+            error = redact_text(db, channel, environ, error)
+        if error is not None:
             with db.atomic():
                 # Back off 1, 2, 4, 8 ... minutes between attempts.
                 retry_at = now + timedelta(minutes=2 ** max(0, int(item["attempts"]) - 1))

@@ -647,12 +647,17 @@ def stats(db, *, name: str, since: timedelta, now: datetime) -> dict:
     _scenario(db, name)
     counts = store.period_counts(db, name, since=now - since, now=now)
     steps = store.by_step(db, name)
+    from campctl.store.failures import scenario_failures
+
+    # A profile whose message failed counts as an error too (once, whatever its status).
+    failed, failed_profiles = scenario_failures(db, name, since=now - since, now=now)
     return {
         "scenario": name,
         "since": to_db(now - since),
         "entered": counts["entered"],
         "completed": counts["completed"],
-        "errors": counts["errors"],
+        "errors": counts["errors"] + failed_profiles,
+        "failed_messages": failed,
         "active": counts["active"],
         "by_step": {step: sum(c.values())
                     for step, c in sorted(steps.items(), key=_order(db, name))},
@@ -714,6 +719,7 @@ def describe_extra(db, name: str, now: datetime) -> list[dict]:
             "frozen": here.get("frozen", 0),
             "sent": messages.get(step.id, {}).get("sent", 0),
             "queued": messages.get(step.id, {}).get("queued", 0),
+            "failed": messages.get(step.id, {}).get("failed", 0),
         })
     return rows
 

@@ -79,3 +79,15 @@ def preview(db, kind: str, name: str, *, now: datetime, count: int) -> tuple[lis
     if not expr or block.get("type") != wanted:
         return [], tz
     return cron.fire_times(expr, tz, after=now, until=horizon, limit=count), tz
+
+
+def preview_held(db, name: str, *, now: datetime):
+    """The builds of campaign `name` its send schedule holds (a launch now, or the recorded
+    launch), as `engine.held.HeldBuilds`, or None."""
+    from campctl.engine.held import held_builds
+    from campctl.timeutil import from_db
+
+    obj = object_store.get_object(db, "Campaign", name)
+    if obj is None:
+        return None
+    return held_builds(obj["spec"] or {}, launch=from_db(obj.get("launched_at")) or now)

@@ -165,24 +165,28 @@ def mark_sent(db: Database, *, token: str, ids: Sequence[int], now: datetime) ->
     return {r[0] for r in rows}
 
 
-def mark_failed(db: Database, *, token: str, items: Sequence[tuple[int, str]]) -> int:
-    """Permanent failures: `(id, reason)`; the attempt counts."""
-    return _finish(db, token=token, items=items, status="failed", attempted=1)
+def mark_failed(db: Database, *, token: str, items: Sequence[tuple[int, str]],
+                now: datetime | None = None) -> int:
+    """Permanent failures: `(id, reason)`; the attempt counts; `now` is kept as `failed_at`."""
+    return _finish(db, token=token, items=items, status="failed", attempted=1, failed_at=now)
 
 
 def mark_retry(db: Database, *, token: str, items: Sequence[tuple[int, str, datetime]],
-               max_attempts: int) -> tuple[int, int]:
+               max_attempts: int, now: datetime | None = None) -> tuple[int, int]:
     """Transient failures: `(id, reason, next_attempt_at)`. An item whose attempts reach
-    `max_attempts` fails for good. Returns (retried, failed)."""
+    `max_attempts` fails for good (at `now`, kept as `failed_at`). Returns (retried, failed)."""
+    failed_at = to_db(now) if now is not None else None
     retried = failed = 0
     for item_id, reason, next_at in items:
         row = db.one(
             "UPDATE queue_items SET attempts = attempts + 1, last_error = ?,"
             " status = CASE WHEN attempts + 1 >= ? THEN 'failed' ELSE status END,"
             " next_attempt_at = CASE WHEN attempts + 1 >= ? THEN NULL ELSE ? END,"
+            " failed_at = CASE WHEN attempts + 1 >= ? THEN ? ELSE failed_at END,"
             " claimed_until = NULL, claim_token = NULL"
             " WHERE id = ? AND claim_token = ? AND status = 'queued' RETURNING status",
-            (reason[:500], max_attempts, max_attempts, to_db(next_at), item_id, token),
+            (reason[:500], max_attempts, max_attempts, to_db(next_at), max_attempts, failed_at,
+             item_id, token),
         )
         if row is None:
             continue
@@ -199,14 +203,16 @@ def mark_cancelled(db: Database, *, token: str, items: Sequence[tuple[int, str]]
 
 
 def _finish(db: Database, *, token: str, items: Sequence[tuple[int, str]], status: str,
-            attempted: int) -> int:
+            attempted: int, failed_at: datetime | None = None) -> int:
     done = 0
+    at = to_db(failed_at) if failed_at is not None else None
     for item_id, reason in items:
         done += db.execute(
             "UPDATE queue_items SET status = ?, attempts = attempts + ?, last_error = ?,"
-            " next_attempt_at = NULL, claimed_until = NULL, claim_token = NULL"
+            " next_attempt_at = NULL, claimed_until = NULL, claim_token = NULL,"
+            " failed_at = coalesce(?, failed_at)"
             " WHERE id = ? AND claim_token = ? AND status = 'queued'",
-            (status, attempted, reason[:500], item_id, token),
+            (status, attempted, reason[:500], at, item_id, token),
         ).rowcount
     return done
 

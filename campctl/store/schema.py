@@ -289,7 +289,11 @@ V1 = [
 
 # V2: the seams between objects (message ids never reused, outbox files cut back to their
 # committed length, ...). Each area appends its statements here; V1 has shipped and never changes.
-V2: list[str] = []
+V2: list[str] = [
+    # failures: when a message failed for good, and the index `campctl failures` reads by
+    "ALTER TABLE queue_items ADD COLUMN failed_at TEXT",
+    "CREATE INDEX queue_items_failed ON queue_items (scenario, step) WHERE status = 'failed'",
+]
 
 MIGRATIONS: list[list[str]] = [V1, V2]
 
