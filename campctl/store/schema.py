@@ -289,7 +289,46 @@ V1 = [
 
 # V2: the seams between objects (message ids never reused, outbox files cut back to their
 # committed length, ...). Each area appends its statements here; V1 has shipped and never changes.
-V2: list[str] = []
+V2: list[str] = [
+    # scenarios: profile ids never come back (scenario message ids are built from them), so the
+    # table is rebuilt with AUTOINCREMENT, every row and id kept; the sequence starts above every
+    # profile id a message already names, including profiles deleted under schema 1.
+    "ALTER TABLE scenario_profiles RENAME TO scenario_profiles_v1",
+    """CREATE TABLE scenario_profiles (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        scenario TEXT NOT NULL,
+        contact_id INTEGER NOT NULL,
+        step TEXT,
+        status TEXT NOT NULL,
+        entered_at TEXT NOT NULL,
+        wake_at TEXT,
+        exited_at TEXT,
+        launch_id INTEGER REFERENCES scenario_launches (id),
+        capture_key TEXT,
+        error TEXT,
+        updated_at TEXT NOT NULL,
+        visit INTEGER NOT NULL DEFAULT 0,
+        skipped INTEGER NOT NULL DEFAULT 0,
+        include_opted_out INTEGER NOT NULL DEFAULT 0
+    )""",
+    "INSERT INTO scenario_profiles (id, scenario, contact_id, step, status, entered_at, wake_at, "
+    "exited_at, launch_id, capture_key, error, updated_at, visit, skipped, include_opted_out) "
+    "SELECT id, scenario, contact_id, step, status, entered_at, wake_at, exited_at, launch_id, "
+    "capture_key, error, updated_at, visit, skipped, include_opted_out "
+    "FROM scenario_profiles_v1 ORDER BY id",
+    "DROP TABLE scenario_profiles_v1",
+    "CREATE INDEX scenario_profiles_step ON scenario_profiles (scenario, status, step)",
+    "CREATE INDEX scenario_profiles_wake ON scenario_profiles (status, wake_at)",
+    "CREATE INDEX scenario_profiles_contact ON scenario_profiles (scenario, contact_id)",
+    "CREATE UNIQUE INDEX scenario_profiles_capture ON scenario_profiles "
+    "(scenario, contact_id, capture_key)",
+    "CREATE INDEX scenario_profiles_launch ON scenario_profiles (launch_id) "
+    "WHERE launch_id IS NOT NULL",
+    "DELETE FROM sqlite_sequence WHERE name = 'scenario_profiles'",
+    "INSERT INTO sqlite_sequence (name, seq) SELECT 'scenario_profiles', max("
+    "(SELECT coalesce(max(id), 0) FROM scenario_profiles), "
+    "(SELECT coalesce(max(profile_id), 0) FROM queue_items))",
+]
 
 MIGRATIONS: list[list[str]] = [V1, V2]
 
