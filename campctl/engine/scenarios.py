@@ -431,7 +431,7 @@ def clear(db, *, name: str, now: datetime) -> int:
     from campctl.store import log
 
     _scenario(db, name)
-    removed = store.delete_profiles(db, name)
+    removed = store.remove_profiles(db, name, now=now)
     finish_launches(db, name, now=now)
     log.append(db, now=now, event="Profiles Cleared", scenario=name,
                details=f"{removed} profile(s) removed")
@@ -445,7 +445,7 @@ def remove_profile(db, *, name: str, contact: str, now: datetime) -> int:
     contact_id = store.contact_id_of(db, contact)
     if contact_id is None:
         raise NotFound(f"no contact with id {contact!r}")
-    removed = store.delete_profiles(db, name, contact_id=contact_id, inside_only=True)
+    removed = store.remove_profiles(db, name, now=now, contact_id=contact_id, inside_only=True)
     if not removed:
         raise NotFound(f"contact {contact} has no profile inside scenario {name}; "
                        f"see 'campctl profiles scenario {name}'")

@@ -293,6 +293,8 @@ V2: list[str] = [
     # scenarios: profile ids never come back (scenario message ids are built from them), so the
     # table is rebuilt with AUTOINCREMENT, every row and id kept; the sequence starts above every
     # profile id a message already names, including profiles deleted under schema 1.
+    # `cleared_at`: clear/remove-profile mark profiles instead of deleting them (statistics and
+    # launch results keep counting them; re-entry ignores them).
     "ALTER TABLE scenario_profiles RENAME TO scenario_profiles_v1",
     """CREATE TABLE scenario_profiles (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -309,7 +311,8 @@ V2: list[str] = [
         updated_at TEXT NOT NULL,
         visit INTEGER NOT NULL DEFAULT 0,
         skipped INTEGER NOT NULL DEFAULT 0,
-        include_opted_out INTEGER NOT NULL DEFAULT 0
+        include_opted_out INTEGER NOT NULL DEFAULT 0,
+        cleared_at TEXT
     )""",
     "INSERT INTO scenario_profiles (id, scenario, contact_id, step, status, entered_at, wake_at, "
     "exited_at, launch_id, capture_key, error, updated_at, visit, skipped, include_opted_out) "
@@ -328,6 +331,14 @@ V2: list[str] = [
     "INSERT INTO sqlite_sequence (name, seq) SELECT 'scenario_profiles', max("
     "(SELECT coalesce(max(id), 0) FROM scenario_profiles), "
     "(SELECT coalesce(max(profile_id), 0) FROM queue_items))",
+    # scenarios: each `restart` re-entry keeps the entry it replaced, so `stats` counts both.
+    """CREATE TABLE scenario_reentries (
+        id INTEGER PRIMARY KEY,
+        scenario TEXT NOT NULL,
+        profile_id INTEGER NOT NULL,
+        entered_at TEXT NOT NULL
+    )""",
+    "CREATE INDEX scenario_reentries_scenario ON scenario_reentries (scenario, entered_at)",
 ]
 
 MIGRATIONS: list[list[str]] = [V1, V2]
