@@ -8,7 +8,7 @@ the database, so concurrent ticks create one set of runs per occurrence.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from campctl.engine import runs as run_engine
 from campctl.store import events as event_store
@@ -338,16 +338,26 @@ def preview(obj: dict, *, now: datetime, count: int) -> list[datetime]:
 # --- events -----------------------------------------------------------------------------------
 
 _EVENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")
+# Earliest `at` an event may carry; the latest is the time of recording.
+EARLIEST_EVENT = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def record_event(db, *, name: str, contact: str, at: datetime, data, now: datetime) -> int:
-    """Record one event of a known contact (caller's transaction) and wake its campaigns."""
+    """Record one event of a known contact (caller's transaction) and wake its campaigns.
+
+    An event dated in the future is refused (it would start journeys before it happened), as
+    is one dated before 1970."""
     from campctl.errors import NotFound, UsageProblem
 
     if not isinstance(name, str) or not _EVENT_NAME.match(name):
         raise UsageProblem(f"bad event name {name!r}: use letters, digits, _ . : -")
     if data is not None and not isinstance(data, dict):
         raise UsageProblem("event data must be a JSON object")
+    if at > now:
+        raise UsageProblem(f"event time {to_db(at)} is in the future (now is {to_db(now)}); "
+                           "record an event when it has happened")
+    if at < EARLIEST_EVENT:
+        raise UsageProblem(f"event time {at.isoformat()} is before 1970-01-01")
     contact_id = event_store.contact_id(db, str(contact))
     if contact_id is None:
         raise NotFound(f"no contact with id {contact!r} (import it with 'campctl contacts "

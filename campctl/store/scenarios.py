@@ -102,10 +102,29 @@ def _name_positional(sql: str, values: Sequence[Any]) -> tuple[str, dict[str, An
     return "".join(out), named
 
 
-def events_source(event: str, after_id: int, upto_id: int) -> tuple[str, dict[str, Any]]:
+def events_source(event: str, after_id: int, upto_id: int, *, since: datetime | None,
+                  now: datetime) -> tuple[str, dict[str, Any]]:
+    """Events recorded in the id range (after_id, upto_id] and dated in [since, now]."""
     sql = ("SELECT e.contact_id AS contact_id, e.id AS event_id FROM events e "
-           "WHERE e.name = :ev_name AND e.id > :ev_after AND e.id <= :ev_upto")
-    return sql, {"ev_name": event, "ev_after": after_id, "ev_upto": upto_id}
+           "WHERE e.name = :ev_name AND e.id > :ev_after AND e.id <= :ev_upto "
+           "AND e.at >= :ev_since AND e.at <= :ev_now")
+    return sql, {"ev_name": event, "ev_after": after_id, "ev_upto": upto_id,
+                 "ev_since": "" if since is None else to_db(since), "ev_now": to_db(now)}
+
+
+def active_since(db: Database, scenario: str) -> datetime | None:
+    from campctl.timeutil import from_db
+
+    return from_db(db.scalar(
+        "SELECT active_since FROM scenario_activations WHERE scenario = ?", (scenario,)))
+
+
+def set_active_since(db: Database, scenario: str, *, now: datetime) -> None:
+    db.execute(
+        "INSERT INTO scenario_activations (scenario, active_since) VALUES (?, ?) "
+        "ON CONFLICT (scenario) DO UPDATE SET active_since = excluded.active_since",
+        (scenario, to_db(now)),
+    )
 
 
 def contacts_source(*, all_contacts: bool, groups: Sequence[str] = (),
@@ -237,13 +256,16 @@ def start_wait(db: Database, *, scenario: str, step: str, wake_at: datetime,
     ).rowcount
 
 
-def event_condition(event: str, within_seconds: int, now: datetime) -> tuple[str, list[Any]]:
-    """The contact had `event` within the duration before now, and since the profile entered."""
-    since = db_instant_minus(now, within_seconds)
+def event_condition(event: str, within: str, now: datetime) -> tuple[str, list[Any]]:
+    """The contact had `event` within the duration before now (its boundary included, as in
+    segment rules), and not before the profile entered."""
+    from campctl.store.segments import within_bounds
+
+    since, until = within_bounds(now, within)
     return (
         "EXISTS (SELECT 1 FROM events e WHERE e.contact_id = scenario_profiles.contact_id "
-        "AND e.name = ? AND e.at > ? AND e.at >= scenario_profiles.entered_at AND e.at <= ?)",
-        [event, since, to_db(now)],
+        "AND e.name = ? AND e.at >= ? AND e.at >= scenario_profiles.entered_at AND e.at <= ?)",
+        [event, since, until],
     )
 
 
@@ -254,12 +276,6 @@ def attribute_condition(rule_sql: str, rule_params: Sequence[Any]) -> tuple[str,
         f"AND ({rule_sql}))",
         list(rule_params),
     )
-
-
-def db_instant_minus(now: datetime, seconds: int) -> str:
-    from datetime import timedelta
-
-    return to_db(now - timedelta(seconds=seconds))
 
 
 def branch(db: Database, *, scenario: str, step: str, condition: tuple[str, list[Any]],

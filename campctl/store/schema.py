@@ -339,6 +339,15 @@ V2: list[str] = [
         entered_at TEXT NOT NULL
     )""",
     "CREATE INDEX scenario_reentries_scenario ON scenario_reentries (scenario, entered_at)",
+    # scenarios: since when each scenario is active; an event captures only if dated after it.
+    """CREATE TABLE scenario_activations (
+        scenario TEXT PRIMARY KEY,
+        active_since TEXT NOT NULL
+    )""",
+    "INSERT INTO scenario_activations (scenario, active_since) "
+    "SELECT o.name, coalesce((SELECT max(h.at) FROM history h WHERE h.kind = 'Scenario' "
+    "AND h.name = o.name AND h.to_status = 'active'), o.updated_at) "
+    "FROM objects o WHERE o.kind = 'Scenario' AND o.status = 'active'",
 ]
 
 MIGRATIONS: list[list[str]] = [V1, V2]
