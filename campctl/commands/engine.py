@@ -364,16 +364,18 @@ def events_import(
     if not path.is_file():
         raise NotFound(f"no file {path}")
     db = app.db(create=True)
-    with path.open(encoding="utf-8") as handle:
+    # surrogateescape: an undecodable byte stays inside its line, so that line alone is refused.
+    with path.open(encoding="utf-8-sig", errors="surrogateescape") as handle:
         result = import_events(db, handle, now=app.now)
+    # As for `contacts import`: rejected lines are reported, the exit code stays 0.
     if app.json:
         print_json(result)
-    else:
-        for err in result["errors"]:
-            notice(app, f"{path}:{err['line']}: {err['reason']}")
-        notice(app, f"imported {result['imported']}, rejected {result['rejected']}")
-    if result["rejected"]:
-        raise typer.Exit(1)
+        return
+    for err in result["errors"]:
+        notice(app, f"{path}:{err['line']}: rejected: {err['reason']}")
+    if result.get("errors_omitted"):
+        notice(app, f"... and {result['errors_omitted']} more rejected lines")
+    notice(app, f"imported {result['imported']}, rejected {result['rejected']}")
 
 
 def events_list(
