@@ -348,6 +348,30 @@ V2: list[str] = [
     "SELECT o.name, coalesce((SELECT max(h.at) FROM history h WHERE h.kind = 'Scenario' "
     "AND h.name = o.name AND h.to_status = 'active'), o.updated_at) "
     "FROM objects o WHERE o.kind = 'Scenario' AND o.status = 'active'",
+    # scenarios/events: event ids never come back either. Consumers read events by id after a
+    # cursor; an id reused after `contacts forget` (the newest event deleted) sat at or below
+    # every cursor and was never seen. Rebuilt with AUTOINCREMENT, every row and id kept; the
+    # sequence starts above every id a cursor or the "events seen" marker has passed.
+    "ALTER TABLE events RENAME TO events_v1",
+    """CREATE TABLE events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL,
+        contact_id INTEGER REFERENCES contacts (id) ON DELETE CASCADE,
+        at TEXT NOT NULL,
+        data TEXT,
+        recorded_at TEXT NOT NULL
+    )""",
+    "INSERT INTO events (id, name, contact_id, at, data, recorded_at) "
+    "SELECT id, name, contact_id, at, data, recorded_at FROM events_v1 ORDER BY id",
+    "DROP TABLE events_v1",
+    "CREATE INDEX events_name ON events (name, id)",
+    "CREATE INDEX events_contact ON events (contact_id, name, at)",
+    "DELETE FROM sqlite_sequence WHERE name = 'events'",
+    "INSERT INTO sqlite_sequence (name, seq) SELECT 'events', max("
+    "(SELECT coalesce(max(id), 0) FROM events), "
+    "(SELECT coalesce(max(last_event_id), 0) FROM event_cursors), "
+    "(SELECT coalesce(max(CAST(cursor_at AS INTEGER)), 0) FROM schedule_state "
+    "WHERE kind = 'Events' AND name = 'seen'))",
 ]
 
 MIGRATIONS: list[list[str]] = [V1, V2]
