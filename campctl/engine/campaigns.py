@@ -409,8 +409,9 @@ def _event_time(value, now: datetime) -> datetime:
         raise ValueError(f"event time {value!r} is out of range") from exc
 
 
-def parse_event_line(text: str, *, now: datetime) -> dict:
-    """One JSON Lines row as {event, contact, at, data}; ValueError says why it is refused."""
+def _strict_json(text: str):
+    """json.loads without NaN/Infinity, numbers out of range, runaway nesting or lone
+    surrogates; ValueError says why."""
     import json
 
     try:
@@ -418,11 +419,39 @@ def parse_event_line(text: str, *, now: datetime) -> dict:
     except UnicodeEncodeError:
         raise ValueError("the line is not valid UTF-8") from None
     try:
-        obj = json.loads(text, parse_constant=_no_constant, parse_float=_finite)
+        value = json.loads(text, parse_constant=_no_constant, parse_float=_finite)
     except RecursionError:
         raise ValueError(f"nested too deeply (at most {MAX_DATA_DEPTH} levels)") from None
     except ValueError as exc:
         raise ValueError(f"invalid JSON: {exc}") from None
+    if _depth(value, MAX_DATA_DEPTH + 1) > MAX_DATA_DEPTH + 1:
+        raise ValueError(f"nested too deeply (at most {MAX_DATA_DEPTH} levels)")
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("contains a lone surrogate (\\ud800-\\udfff), which is not text") \
+            from None
+    return value
+
+
+def parse_event_data(text: str) -> dict:
+    """`events emit --data`: a JSON object under the same rules as an imported line's data."""
+    from campctl.errors import UsageProblem
+
+    try:
+        value = _strict_json(text)
+    except ValueError as exc:
+        raise UsageProblem(f"--data: {exc}") from None
+    if not isinstance(value, dict):
+        raise UsageProblem("--data must be a JSON object")
+    if _depth(value, MAX_DATA_DEPTH) > MAX_DATA_DEPTH:
+        raise UsageProblem(f"--data is nested too deeply (at most {MAX_DATA_DEPTH} levels)")
+    return value
+
+
+def parse_event_line(text: str, *, now: datetime) -> dict:
+    """One JSON Lines row as {event, contact, at, data}; ValueError says why it is refused."""
+    obj = _strict_json(text)
     if not isinstance(obj, dict):
         raise ValueError("not a JSON object")
     unknown = set(obj) - {"event", "contact", "at", "data"}
@@ -433,13 +462,6 @@ def parse_event_line(text: str, *, now: datetime) -> dict:
     contact = obj["contact"]
     if isinstance(contact, bool) or not isinstance(contact, str | int):
         raise ValueError("\"contact\" must be the contact's id (a string)")
-    if _depth(obj.get("data"), MAX_DATA_DEPTH) > MAX_DATA_DEPTH:
-        raise ValueError(f"\"data\" is nested too deeply (at most {MAX_DATA_DEPTH} levels)")
-    try:
-        json.dumps(obj, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("contains a lone surrogate (\\ud800-\\udfff), which is not text") \
-            from None
     return {"event": obj["event"], "contact": str(contact),
             "at": _event_time(obj.get("at"), now), "data": obj.get("data")}
 

@@ -70,3 +70,15 @@ def test_json_report_is_plain_json(scn, tmp_path):
     assert result.exit_code == 0, result
     json.loads(result.stdout)  # the reasons carry no lone surrogate
     assert result.json["rejected"] == 2
+
+
+def test_emit_refuses_hostile_data_with_exit_2(scn):
+    scn.contacts({"id": "ann"})
+    for data in ('{"v": NaN}', '{"v": 1e999}', '{"v": "\\ud800"}',
+                 '{"k": ' * 40 + '1' + '}' * 40, '[' * 5000 + ']' * 5000, '[1]'):
+        result = scn.cli("events", "emit", "visited", "--contact", "ann", "--data", data)
+        assert result.exit_code == 2, (data[:20], result)
+        assert result.stderr.startswith("error: --data"), result
+    assert scn.rows("SELECT count(*) AS n FROM events")[0]["n"] == 0
+    ok = scn.cli("events", "emit", "visited", "--contact", "ann", "--data", '{"v": [1, 2.5]}')
+    assert ok.exit_code == 0, ok
