@@ -371,7 +371,7 @@ def record_event(db, *, name: str, contact: str, at: datetime, data, now: dateti
     return event_id
 
 
-def _no_constant(name: str):
+def _no_constant(name: str) -> float:
     raise ValueError(f"{name} is not a JSON number")
 
 
@@ -382,7 +382,7 @@ def _finite(text: str) -> float:
     return value
 
 
-def _depth(value, limit: int) -> int:
+def _depth(value: object, limit: int) -> int:
     """Nesting depth of a parsed JSON value, without recursion; stops counting past `limit`."""
     deepest, stack = 0, [(value, 1)]
     while stack:
@@ -396,7 +396,7 @@ def _depth(value, limit: int) -> int:
     return deepest
 
 
-def _event_time(value, now: datetime) -> datetime:
+def _event_time(value: object, now: datetime) -> datetime:
     from campctl.timeutil import parse_instant
 
     if value is None:
@@ -409,7 +409,7 @@ def _event_time(value, now: datetime) -> datetime:
         raise ValueError(f"event time {value!r} is out of range") from exc
 
 
-def _strict_json(text: str):
+def _strict_json(text: str) -> object:
     """json.loads without NaN/Infinity, numbers out of range, runaway nesting or lone
     surrogates; ValueError says why."""
     import json

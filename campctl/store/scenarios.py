@@ -556,6 +556,7 @@ def period_counts(db: Database, scenario: str, *, since: datetime, now: datetime
         "FROM scenario_profiles WHERE scenario = :scenario",
         {"lo": lo, "hi": hi, "scenario": scenario},
     )
+    assert row is not None  # an aggregate always yields one row
     counts = dict(row)
     counts["entered"] += db.scalar(
         "SELECT count(*) FROM scenario_reentries WHERE scenario = ? AND entered_at >= ? "
