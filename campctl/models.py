@@ -143,6 +143,7 @@ class ProfileStatus(StrEnum):
     EXITED = "exited"
     FROZEN = "frozen"
     ABANDONED = "abandoned"
+    REMOVED = "removed"
     ERROR = "error"
 
 

@@ -350,15 +350,10 @@ def events_emit(
     contact: Annotated[str, typer.Option("--contact", help="The contact's id.")],
     data: Annotated[str | None, typer.Option("--data", help="JSON object with details.")] = None,
 ) -> None:
-    from campctl.engine.campaigns import record_event
+    from campctl.engine.campaigns import parse_event_data, record_event
 
     app = app_context(ctx)
-    payload = None
-    if data is not None:
-        try:
-            payload = json.loads(data)
-        except ValueError as exc:
-            raise UsageProblem(f"--data is not valid JSON: {exc}") from exc
+    payload = None if data is None else parse_event_data(data)
     db = app.db(create=True)
     with db.atomic():
         event_id = record_event(db, name=name, contact=contact, at=app.now, data=payload,
@@ -380,16 +375,18 @@ def events_import(
     if not path.is_file():
         raise NotFound(f"no file {path}")
     db = app.db(create=True)
-    with path.open(encoding="utf-8") as handle:
+    # surrogateescape: an undecodable byte stays inside its line, so that line alone is refused.
+    with path.open(encoding="utf-8-sig", errors="surrogateescape") as handle:
         result = import_events(db, handle, now=app.now)
+    # As for `contacts import`: rejected lines are reported, the exit code stays 0.
     if app.json:
         print_json(result)
-    else:
-        for err in result["errors"]:
-            notice(app, f"{path}:{err['line']}: {err['reason']}")
-        notice(app, f"imported {result['imported']}, rejected {result['rejected']}")
-    if result["rejected"]:
-        raise typer.Exit(1)
+        return
+    for err in result["errors"]:
+        notice(app, f"{path}:{err['line']}: rejected: {err['reason']}")
+    if result.get("errors_omitted"):
+        notice(app, f"... and {result['errors_omitted']} more rejected lines")
+    notice(app, f"imported {result['imported']}, rejected {result['rejected']}")
 
 
 def events_list(

@@ -7,8 +7,9 @@ the database, so concurrent ticks create one set of runs per occurrence.
 
 from __future__ import annotations
 
+import math
 import re
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from campctl.engine import runs as run_engine
 from campctl.store import events as event_store
@@ -338,16 +339,28 @@ def preview(obj: dict, *, now: datetime, count: int) -> list[datetime]:
 # --- events -----------------------------------------------------------------------------------
 
 _EVENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}$")
+# Earliest `at` an event may carry; the latest is the time of recording.
+EARLIEST_EVENT = datetime(1970, 1, 1, tzinfo=UTC)
+MAX_DATA_DEPTH = 32
+MAX_ERRORS_KEPT = 10_000
 
 
 def record_event(db, *, name: str, contact: str, at: datetime, data, now: datetime) -> int:
-    """Record one event of a known contact (caller's transaction) and wake its campaigns."""
+    """Record one event of a known contact (caller's transaction) and wake its campaigns.
+
+    An event dated in the future is refused (it would start journeys before it happened), as
+    is one dated before 1970."""
     from campctl.errors import NotFound, UsageProblem
 
     if not isinstance(name, str) or not _EVENT_NAME.match(name):
         raise UsageProblem(f"bad event name {name!r}: use letters, digits, _ . : -")
     if data is not None and not isinstance(data, dict):
         raise UsageProblem("event data must be a JSON object")
+    if at > now:
+        raise UsageProblem(f"event time {to_db(at)} is in the future (now is {to_db(now)}); "
+                           "record an event when it has happened")
+    if at < EARLIEST_EVENT:
+        raise UsageProblem(f"event time {at.isoformat()} is before 1970-01-01")
     contact_id = event_store.contact_id(db, str(contact))
     if contact_id is None:
         raise NotFound(f"no contact with id {contact!r} (import it with 'campctl contacts "
@@ -358,14 +371,111 @@ def record_event(db, *, name: str, contact: str, at: datetime, data, now: dateti
     return event_id
 
 
-def import_events(db, lines, *, now: datetime, chunk: int = 1000) -> dict:
-    """Events from JSON Lines; bad lines are reported by number and the rest are imported."""
-    import json
+def _no_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a JSON number")
 
-    from campctl.errors import CampctlError
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"{text} is out of range for a number")
+    return value
+
+
+def _depth(value: object, limit: int) -> int:
+    """Nesting depth of a parsed JSON value, without recursion; stops counting past `limit`."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, level)
+            if deepest > limit:
+                break
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, level + 1) for child in children)
+    return deepest
+
+
+def _event_time(value: object, now: datetime) -> datetime:
     from campctl.timeutil import parse_instant
 
+    if value is None:
+        return now
+    if not isinstance(value, str):
+        raise ValueError("\"at\" must be an ISO 8601 text with an offset")
+    try:
+        return parse_instant(value)
+    except OverflowError as exc:  # a shift near year 1 or 9999
+        raise ValueError(f"event time {value!r} is out of range") from exc
+
+
+def _strict_json(text: str) -> object:
+    """json.loads without NaN/Infinity, numbers out of range, runaway nesting or lone
+    surrogates; ValueError says why."""
+    import json
+
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("the line is not valid UTF-8") from None
+    try:
+        value = json.loads(text, parse_constant=_no_constant, parse_float=_finite)
+    except RecursionError:
+        raise ValueError(f"nested too deeply (at most {MAX_DATA_DEPTH} levels)") from None
+    except ValueError as exc:
+        raise ValueError(f"invalid JSON: {exc}") from None
+    if _depth(value, MAX_DATA_DEPTH + 1) > MAX_DATA_DEPTH + 1:
+        raise ValueError(f"nested too deeply (at most {MAX_DATA_DEPTH} levels)")
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("contains a lone surrogate (\\ud800-\\udfff), which is not text") \
+            from None
+    return value
+
+
+def parse_event_data(text: str) -> dict:
+    """`events emit --data`: a JSON object under the same rules as an imported line's data."""
+    from campctl.errors import UsageProblem
+
+    try:
+        value = _strict_json(text)
+    except ValueError as exc:
+        raise UsageProblem(f"--data: {exc}") from None
+    if not isinstance(value, dict):
+        raise UsageProblem("--data must be a JSON object")
+    if _depth(value, MAX_DATA_DEPTH) > MAX_DATA_DEPTH:
+        raise UsageProblem(f"--data is nested too deeply (at most {MAX_DATA_DEPTH} levels)")
+    return value
+
+
+def parse_event_line(text: str, *, now: datetime) -> dict:
+    """One JSON Lines row as {event, contact, at, data}; ValueError says why it is refused."""
+    obj = _strict_json(text)
+    if not isinstance(obj, dict):
+        raise ValueError("not a JSON object")
+    unknown = set(obj) - {"event", "contact", "at", "data"}
+    if unknown:
+        raise ValueError(f"unknown keys {sorted(unknown)}")
+    if "event" not in obj or "contact" not in obj:
+        raise ValueError("needs \"event\" and \"contact\"")
+    contact = obj["contact"]
+    if isinstance(contact, bool) or not isinstance(contact, str | int):
+        raise ValueError("\"contact\" must be the contact's id (a string)")
+    return {"event": obj["event"], "contact": str(contact),
+            "at": _event_time(obj.get("at"), now), "data": obj.get("data")}
+
+
+def import_events(db, lines, *, now: datetime, chunk: int = 1000) -> dict:
+    """Events from JSON Lines; each bad line is reported by number and the rest are imported.
+
+    `lines` may carry undecodable bytes as surrogate escapes (such a line alone is refused).
+    A state-file problem still stops the import: it is not the line's fault.
+    """
+    from campctl.errors import CampctlError, StateFileError
+
     imported = 0
+    rejected = 0
     errors: list[dict] = []
     pending = 0
     tx = db.atomic()
@@ -376,21 +486,17 @@ def import_events(db, lines, *, now: datetime, chunk: int = 1000) -> dict:
             if not text:
                 continue
             try:
-                obj = json.loads(text)
-                if not isinstance(obj, dict):
-                    raise ValueError("not a JSON object")
-                unknown = set(obj) - {"event", "contact", "at", "data"}
-                if unknown:
-                    raise ValueError(f"unknown keys {sorted(unknown)}")
-                if "event" not in obj or "contact" not in obj:
-                    raise ValueError("needs \"event\" and \"contact\"")
-                at = parse_instant(str(obj["at"])) if obj.get("at") else now
+                row = parse_event_line(text, now=now)
                 with db.atomic():
-                    record_event(db, name=obj["event"], contact=str(obj["contact"]), at=at,
-                                 data=obj.get("data"), now=now)
+                    record_event(db, name=row["event"], contact=row["contact"], at=row["at"],
+                                 data=row["data"], now=now)
+            except StateFileError:
+                raise
             except (ValueError, CampctlError) as exc:
-                reason = getattr(exc, "message", None) or str(exc)
-                errors.append({"line": number, "reason": reason})
+                rejected += 1
+                if len(errors) < MAX_ERRORS_KEPT:
+                    errors.append({"line": number,
+                                   "reason": getattr(exc, "message", None) or str(exc)})
                 continue
             imported += 1
             pending += 1
@@ -403,4 +509,7 @@ def import_events(db, lines, *, now: datetime, chunk: int = 1000) -> dict:
         tx.__exit__(type(exc), exc, exc.__traceback__)
         raise
     tx.__exit__(None, None, None)
-    return {"imported": imported, "rejected": len(errors), "errors": errors}
+    report: dict = {"imported": imported, "rejected": rejected, "errors": errors}
+    if rejected > len(errors):
+        report["errors_omitted"] = rejected - len(errors)
+    return report

@@ -208,7 +208,9 @@ def _capture_events(db, name: str, spec: dict, steps: list[Step], *, now, report
         return
     if not event or upto <= after:
         return
-    sql, params = store.events_source(str(event), after, upto)
+    # Only events dated while the scenario is active capture (not a month-old import).
+    sql, params = store.events_source(str(event), after, upto,
+                                      since=store.active_since(db, name), now=now)
     mode = reentry(spec)
     captured = store.capture(db, scenario=name, source_sql=sql, source_params=params,
                              reentry=mode, first_step=steps[0].id, now=now,
@@ -365,8 +367,7 @@ def _run_step(db, name: str, step: Step, *, now: datetime, counts: dict) -> int:
 
 def _condition_sql(cond: dict, *, now: datetime) -> tuple[str, list[Any]]:
     if "event" in cond:
-        within = parse_duration(cond.get("within", "1d"))
-        return store.event_condition(str(cond["event"]), int(within.total_seconds()), now)
+        return store.event_condition(str(cond["event"]), str(cond.get("within", "1d")), now)
     from campctl.store import segments
 
     if "rules" in cond:
@@ -390,6 +391,7 @@ def on_activate(db, *, name: str, now: datetime) -> None:
 
     resumed = store.unfreeze(db, name, now=now)
     store.set_cursor(db, _consumer(name), store.max_event_id(db))
+    store.set_active_since(db, name, now=now)
     obj = get_object(db, "Scenario", name)
     spec = obj["spec"] if obj else {}
     launch = _launch(spec)
@@ -431,7 +433,7 @@ def clear(db, *, name: str, now: datetime) -> int:
     from campctl.store import log
 
     _scenario(db, name)
-    removed = store.delete_profiles(db, name)
+    removed = store.remove_profiles(db, name, now=now)
     finish_launches(db, name, now=now)
     log.append(db, now=now, event="Profiles Cleared", scenario=name,
                details=f"{removed} profile(s) removed")
@@ -445,7 +447,7 @@ def remove_profile(db, *, name: str, contact: str, now: datetime) -> int:
     contact_id = store.contact_id_of(db, contact)
     if contact_id is None:
         raise NotFound(f"no contact with id {contact!r}")
-    removed = store.delete_profiles(db, name, contact_id=contact_id, inside_only=True)
+    removed = store.remove_profiles(db, name, now=now, contact_id=contact_id, inside_only=True)
     if not removed:
         raise NotFound(f"contact {contact} has no profile inside scenario {name}; "
                        f"see 'campctl profiles scenario {name}'")

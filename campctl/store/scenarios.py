@@ -25,8 +25,9 @@ PROFILE_FIELDS = (
 def _reentry_filter(reentry: str) -> str:
     """SQL (over `src.contact_id`) excluding contacts the re-entry mode does not capture."""
     if reentry == "once":
+        # A profile removed by clear/remove-profile no longer holds its contact out.
         return ("AND NOT EXISTS (SELECT 1 FROM scenario_profiles x WHERE x.scenario = :scenario "
-                "AND x.contact_id = src.contact_id)")
+                "AND x.contact_id = src.contact_id AND x.cleared_at IS NULL)")
     if reentry in ("after_exit", "restart"):
         # restart: contacts inside were sent back to the first step before this insert runs.
         return ("AND NOT EXISTS (SELECT 1 FROM scenario_profiles x WHERE x.scenario = :scenario "
@@ -54,6 +55,14 @@ def capture(
                   inc=1 if include_opted_out else 0)
     restarted = 0
     if reentry == "restart":
+        # The entry being replaced is kept, so statistics count both entries.
+        db.execute(
+            "INSERT INTO scenario_reentries (scenario, profile_id, entered_at) "
+            "SELECT scenario, id, entered_at FROM scenario_profiles "
+            f"WHERE scenario = :scenario AND status IN {LIVE} AND contact_id IN "
+            f"(SELECT contact_id FROM ({source_sql}))",
+            params,
+        )
         restarted = db.execute(
             "UPDATE scenario_profiles SET step = :step, status = 'active', wake_at = NULL, "
             "entered_at = :now, visit = visit + 1, updated_at = :now, launch_id = "
@@ -93,10 +102,29 @@ def _name_positional(sql: str, values: Sequence[Any]) -> tuple[str, dict[str, An
     return "".join(out), named
 
 
-def events_source(event: str, after_id: int, upto_id: int) -> tuple[str, dict[str, Any]]:
+def events_source(event: str, after_id: int, upto_id: int, *, since: datetime | None,
+                  now: datetime) -> tuple[str, dict[str, Any]]:
+    """Events recorded in the id range (after_id, upto_id] and dated in [since, now]."""
     sql = ("SELECT e.contact_id AS contact_id, e.id AS event_id FROM events e "
-           "WHERE e.name = :ev_name AND e.id > :ev_after AND e.id <= :ev_upto")
-    return sql, {"ev_name": event, "ev_after": after_id, "ev_upto": upto_id}
+           "WHERE e.name = :ev_name AND e.id > :ev_after AND e.id <= :ev_upto "
+           "AND e.at >= :ev_since AND e.at <= :ev_now")
+    return sql, {"ev_name": event, "ev_after": after_id, "ev_upto": upto_id,
+                 "ev_since": "" if since is None else to_db(since), "ev_now": to_db(now)}
+
+
+def active_since(db: Database, scenario: str) -> datetime | None:
+    from campctl.timeutil import from_db
+
+    return from_db(db.scalar(
+        "SELECT active_since FROM scenario_activations WHERE scenario = ?", (scenario,)))
+
+
+def set_active_since(db: Database, scenario: str, *, now: datetime) -> None:
+    db.execute(
+        "INSERT INTO scenario_activations (scenario, active_since) VALUES (?, ?) "
+        "ON CONFLICT (scenario) DO UPDATE SET active_since = excluded.active_since",
+        (scenario, to_db(now)),
+    )
 
 
 def contacts_source(*, all_contacts: bool, groups: Sequence[str] = (),
@@ -228,13 +256,16 @@ def start_wait(db: Database, *, scenario: str, step: str, wake_at: datetime,
     ).rowcount
 
 
-def event_condition(event: str, within_seconds: int, now: datetime) -> tuple[str, list[Any]]:
-    """The contact had `event` within the duration before now, and since the profile entered."""
-    since = db_instant_minus(now, within_seconds)
+def event_condition(event: str, within: str, now: datetime) -> tuple[str, list[Any]]:
+    """The contact had `event` within the duration before now (its boundary included, as in
+    segment rules), and not before the profile entered."""
+    from campctl.store.segments import within_bounds
+
+    since, until = within_bounds(now, within)
     return (
         "EXISTS (SELECT 1 FROM events e WHERE e.contact_id = scenario_profiles.contact_id "
-        "AND e.name = ? AND e.at > ? AND e.at >= scenario_profiles.entered_at AND e.at <= ?)",
-        [event, since, to_db(now)],
+        "AND e.name = ? AND e.at >= ? AND e.at >= scenario_profiles.entered_at AND e.at <= ?)",
+        [event, since, until],
     )
 
 
@@ -245,12 +276,6 @@ def attribute_condition(rule_sql: str, rule_params: Sequence[Any]) -> tuple[str,
         f"AND ({rule_sql}))",
         list(rule_params),
     )
-
-
-def db_instant_minus(now: datetime, seconds: int) -> str:
-    from datetime import timedelta
-
-    return to_db(now - timedelta(seconds=seconds))
 
 
 def branch(db: Database, *, scenario: str, step: str, condition: tuple[str, list[Any]],
@@ -372,9 +397,16 @@ def cancel_queued(db: Database, profile_where: str, args: Sequence[Any]) -> int:
     ).rowcount
 
 
-def delete_profiles(db: Database, scenario: str, *, contact_id: int | None = None,
-                    inside_only: bool = False) -> int:
-    where = "scenario = ?"
+def remove_profiles(db: Database, scenario: str, *, now: datetime,
+                    contact_id: int | None = None, inside_only: bool = False) -> int:
+    """Take profiles out of the scenario (clear, remove-profile) without erasing their past.
+
+    The rows stay, marked `cleared_at`, so statistics and launch results keep counting them and
+    re-entry (`once`) no longer sees them; a profile still inside leaves with status `removed`
+    and its unsent messages are cancelled. Returns the profiles removed.
+    """
+    at = to_db(now)
+    where = "scenario = ? AND cleared_at IS NULL"
     args: list[Any] = [scenario]
     if contact_id is not None:
         where += " AND contact_id = ?"
@@ -382,7 +414,14 @@ def delete_profiles(db: Database, scenario: str, *, contact_id: int | None = Non
     if inside_only:
         where += f" AND status IN {_IN_SQL}"
     cancel_queued(db, where, args)
-    return db.execute(f"DELETE FROM scenario_profiles WHERE {where}", args).rowcount
+    return db.execute(
+        f"UPDATE scenario_profiles SET cleared_at = ?, updated_at = ?, "
+        f"status = CASE WHEN status IN {_IN_SQL} THEN 'removed' ELSE status END, "
+        f"exited_at = CASE WHEN status IN {_IN_SQL} THEN ? ELSE exited_at END, "
+        f"wake_at = CASE WHEN status IN {_IN_SQL} THEN NULL ELSE wake_at END "
+        f"WHERE {where}",
+        (at, at, at, *args),
+    ).rowcount
 
 
 # --- launches -----------------------------------------------------------------------------------
@@ -431,8 +470,9 @@ def launches(db: Database, scenario: str | None = None) -> list[dict]:
     """Each launch with its results: every targeted contact counted once.
 
     success: completed and every message went out; failure: error, or a message that failed;
-    abandoned: stopped (stop launch, or exited on deactivation); other: not entered (re-entry
-    mode) or a send skipped for opt-out. Contacts still inside count in none yet.
+    abandoned: stopped (stop launch), exited on deactivation, or removed while inside (clear,
+    remove-profile); other: not entered (re-entry mode) or a send skipped for opt-out. Contacts
+    still inside count in none yet. Cleared profiles keep counting: results are history.
     """
     where = "WHERE l.scenario = ?" if scenario else ""
     rows = db.query(
@@ -446,7 +486,7 @@ def launches(db: Database, scenario: str | None = None) -> list[dict]:
         "FROM scenario_launches l LEFT JOIN ("
         "  SELECT p.launch_id, CASE "
         f"    WHEN p.status IN {_IN_SQL} THEN 'inside' "
-        "    WHEN p.status IN ('abandoned', 'exited') THEN 'abandoned' "
+        "    WHEN p.status IN ('abandoned', 'exited', 'removed') THEN 'abandoned' "
         "    WHEN p.status = 'error' OR EXISTS (SELECT 1 FROM queue_items q WHERE "
         "      q.profile_id = p.id AND q.status = 'failed') THEN 'failure' "
         "    WHEN p.skipped > 0 THEN 'other' ELSE 'success' END AS outcome "
@@ -467,7 +507,7 @@ def launches(db: Database, scenario: str | None = None) -> list[dict]:
 
 def profiles(db: Database, scenario: str, *, step: str | None = None,
              status: str | None = None, contact_id: int | None = None) -> list[dict]:
-    where = "p.scenario = ?"
+    where = "p.scenario = ? AND p.cleared_at IS NULL"
     args: list[Any] = [scenario]
     if step is not None:
         where += " AND p.step = ?"
@@ -501,6 +541,10 @@ def by_step(db: Database, scenario: str) -> dict[str, dict[str, int]]:
 
 
 def period_counts(db: Database, scenario: str, *, since: datetime, now: datetime) -> dict:
+    """Entries, completions and errors in [since, now], profiles inside now.
+
+    Profiles removed by clear/remove-profile still count; an entry replaced by a `restart`
+    re-entry counts too (scenario_reentries)."""
     lo, hi = to_db(since), to_db(now)
     row = db.one(
         "SELECT "
@@ -512,7 +556,12 @@ def period_counts(db: Database, scenario: str, *, since: datetime, now: datetime
         "FROM scenario_profiles WHERE scenario = :scenario",
         {"lo": lo, "hi": hi, "scenario": scenario},
     )
-    return dict(row)
+    assert row is not None  # an aggregate always yields one row
+    counts = dict(row)
+    counts["entered"] += db.scalar(
+        "SELECT count(*) FROM scenario_reentries WHERE scenario = ? AND entered_at >= ? "
+        "AND entered_at <= ?", (scenario, lo, hi))
+    return counts
 
 
 def step_message_counts(db: Database, scenario: str) -> dict[str, dict[str, int]]:

@@ -293,6 +293,88 @@ V2: list[str] = [
     # failures: when a message failed for good, and the index `campctl failures` reads by
     "ALTER TABLE queue_items ADD COLUMN failed_at TEXT",
     "CREATE INDEX queue_items_failed ON queue_items (scenario, step) WHERE status = 'failed'",
+    # scenarios: profile ids never come back (scenario message ids are built from them), so the
+    # table is rebuilt with AUTOINCREMENT, every row and id kept; the sequence starts above every
+    # profile id a message already names, including profiles deleted under schema 1.
+    # `cleared_at`: clear/remove-profile mark profiles instead of deleting them (statistics and
+    # launch results keep counting them; re-entry ignores them).
+    "ALTER TABLE scenario_profiles RENAME TO scenario_profiles_v1",
+    """CREATE TABLE scenario_profiles (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        scenario TEXT NOT NULL,
+        contact_id INTEGER NOT NULL,
+        step TEXT,
+        status TEXT NOT NULL,
+        entered_at TEXT NOT NULL,
+        wake_at TEXT,
+        exited_at TEXT,
+        launch_id INTEGER REFERENCES scenario_launches (id),
+        capture_key TEXT,
+        error TEXT,
+        updated_at TEXT NOT NULL,
+        visit INTEGER NOT NULL DEFAULT 0,
+        skipped INTEGER NOT NULL DEFAULT 0,
+        include_opted_out INTEGER NOT NULL DEFAULT 0,
+        cleared_at TEXT
+    )""",
+    "INSERT INTO scenario_profiles (id, scenario, contact_id, step, status, entered_at, wake_at, "
+    "exited_at, launch_id, capture_key, error, updated_at, visit, skipped, include_opted_out) "
+    "SELECT id, scenario, contact_id, step, status, entered_at, wake_at, exited_at, launch_id, "
+    "capture_key, error, updated_at, visit, skipped, include_opted_out "
+    "FROM scenario_profiles_v1 ORDER BY id",
+    "DROP TABLE scenario_profiles_v1",
+    "CREATE INDEX scenario_profiles_step ON scenario_profiles (scenario, status, step)",
+    "CREATE INDEX scenario_profiles_wake ON scenario_profiles (status, wake_at)",
+    "CREATE INDEX scenario_profiles_contact ON scenario_profiles (scenario, contact_id)",
+    "CREATE UNIQUE INDEX scenario_profiles_capture ON scenario_profiles "
+    "(scenario, contact_id, capture_key)",
+    "CREATE INDEX scenario_profiles_launch ON scenario_profiles (launch_id) "
+    "WHERE launch_id IS NOT NULL",
+    "DELETE FROM sqlite_sequence WHERE name = 'scenario_profiles'",
+    "INSERT INTO sqlite_sequence (name, seq) SELECT 'scenario_profiles', max("
+    "(SELECT coalesce(max(id), 0) FROM scenario_profiles), "
+    "(SELECT coalesce(max(profile_id), 0) FROM queue_items))",
+    # scenarios: each `restart` re-entry keeps the entry it replaced, so `stats` counts both.
+    """CREATE TABLE scenario_reentries (
+        id INTEGER PRIMARY KEY,
+        scenario TEXT NOT NULL,
+        profile_id INTEGER NOT NULL,
+        entered_at TEXT NOT NULL
+    )""",
+    "CREATE INDEX scenario_reentries_scenario ON scenario_reentries (scenario, entered_at)",
+    # scenarios: since when each scenario is active; an event captures only if dated after it.
+    """CREATE TABLE scenario_activations (
+        scenario TEXT PRIMARY KEY,
+        active_since TEXT NOT NULL
+    )""",
+    "INSERT INTO scenario_activations (scenario, active_since) "
+    "SELECT o.name, coalesce((SELECT max(h.at) FROM history h WHERE h.kind = 'Scenario' "
+    "AND h.name = o.name AND h.to_status = 'active'), o.updated_at) "
+    "FROM objects o WHERE o.kind = 'Scenario' AND o.status = 'active'",
+    # scenarios/events: event ids never come back either. Consumers read events by id after a
+    # cursor; an id reused after `contacts forget` (the newest event deleted) sat at or below
+    # every cursor and was never seen. Rebuilt with AUTOINCREMENT, every row and id kept; the
+    # sequence starts above every id a cursor or the "events seen" marker has passed.
+    "ALTER TABLE events RENAME TO events_v1",
+    """CREATE TABLE events (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL,
+        contact_id INTEGER REFERENCES contacts (id) ON DELETE CASCADE,
+        at TEXT NOT NULL,
+        data TEXT,
+        recorded_at TEXT NOT NULL
+    )""",
+    "INSERT INTO events (id, name, contact_id, at, data, recorded_at) "
+    "SELECT id, name, contact_id, at, data, recorded_at FROM events_v1 ORDER BY id",
+    "DROP TABLE events_v1",
+    "CREATE INDEX events_name ON events (name, id)",
+    "CREATE INDEX events_contact ON events (contact_id, name, at)",
+    "DELETE FROM sqlite_sequence WHERE name = 'events'",
+    "INSERT INTO sqlite_sequence (name, seq) SELECT 'events', max("
+    "(SELECT coalesce(max(id), 0) FROM events), "
+    "(SELECT coalesce(max(last_event_id), 0) FROM event_cursors), "
+    "(SELECT coalesce(max(CAST(cursor_at AS INTEGER)), 0) FROM schedule_state "
+    "WHERE kind = 'Events' AND name = 'seen'))",
 ]
 
 MIGRATIONS: list[list[str]] = [V1, V2]

@@ -296,10 +296,20 @@ def _rule_sql(rule: Mapping, alias: str, now: datetime) -> tuple[str, list]:
         )
         params: list = [rule["event"], to_db(now)]
         if rule.get("within") is not None:
+            since, _ = within_bounds(now, rule["within"])
             sql += " AND e.at >= ?"
-            params.append(to_db(now - parse_duration(rule["within"])))
+            params.append(since)
         return sql + ")", params
     return _attr_rule(rule, alias, now)
+
+
+def within_bounds(now: datetime, within: str) -> tuple[str, str]:
+    """`within: D` as instants in database text: an event counts when `since <= at <= until`.
+
+    Both ends are included, in segment rules and in scenario `if` steps alike: an event exactly
+    D before now is within D.
+    """
+    return to_db(now - parse_duration(within)), to_db(now)
 
 
 def rules_where(

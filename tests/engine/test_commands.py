@@ -113,7 +113,7 @@ def test_events_import_reports_bad_lines_and_keeps_good_ones(launch, cli, rows, 
         '{"contact": "c003"}',
     ]) + "\n")
     result = cli("-o", "json", "events", "import", str(path))
-    assert result.exit_code == 1, result
+    assert result.exit_code == 0, result  # like contacts import: rejected lines are reported
     assert result.json["imported"] == 2
     assert [e["line"] for e in result.json["errors"]] == [2, 3, 5]
     stored = rows("SELECT at FROM events ORDER BY id")
