@@ -50,16 +50,32 @@ def resolve_stage(campaign_spec: dict, campaign_name: str, stage: str, *,
     }
 
 
+def campaign_closes_at(db, campaign: str) -> datetime | None:
+    """The closing instant of the campaign as defined now (None: none, unreadable or deleted)."""
+    from campctl.engine.workflow import closes_at
+    from campctl.store import objects as object_store
+
+    obj = object_store.get_object(db, "Campaign", campaign)
+    if obj is None:
+        return None
+    try:
+        return closes_at(obj["spec"] or {})
+    except ValueError:
+        return None
+
+
 def create_run(db, *, campaign: str, stage: str, snapshot: dict, now: datetime,
                scheduled_at: datetime | None = None, queue_at: datetime | None = None,
                send_at: datetime | None = None, instance_id: int | None = None,
                restart_of: int | None = None, include_sent: bool = False,
                occurrence_id: int | None = None) -> int:
-    """A new run in status `scheduled`; the tick builds it once `queue_at` has come."""
+    """A new run in status `scheduled`; the tick builds it once `queue_at` has come. It carries
+    the campaign's current closes_at, after which delivery claims none of its items."""
     return run_store.insert_run(
         db, campaign=campaign, stage=stage, spec=snapshot, now=now, status="scheduled",
         scheduled_at=scheduled_at, queue_at=queue_at, send_at=send_at, instance_id=instance_id,
         restart_of=restart_of, include_sent=include_sent, occurrence_id=occurrence_id,
+        closes_at=campaign_closes_at(db, campaign),
     )
 
 
@@ -268,19 +284,26 @@ def finish(db, *, now: datetime, report, dry_run: bool = False) -> None:
             schedules.clear_run_wakes(db)
 
 
-def close_campaign_runs(db, campaign: str, *, now: datetime, report) -> None:
-    """closes_at has passed: unbuilt runs are skipped, waiting items cancelled, runs finished."""
+def close_campaign_runs(db, campaign: str, *, now: datetime, report) -> list[dict]:
+    """closes_at has passed: unbuilt runs are skipped, waiting items cancelled, runs finished.
+    Returns the runs it ended (`id`, `instance_id`, `status` before, `cancelled` items)."""
+    ended: list[dict] = []
     for run in run_store.active_runs_of_campaign(db, campaign):
         cancelled = run_store.cancel_queued_items(db, run["id"], now=now)
-        report.cancelled += cancelled
+        if report is not None:
+            report.cancelled += cancelled
         if run["status"] == "scheduled":
-            run_store.set_status(db, run["id"], "skipped", now=now, expected=["scheduled"],
-                                 finished=True, error="campaign closed before it was built")
-        elif run["status"] in ("queued", "sending", "building", "paused"):
-            run_store.set_status(db, run["id"], "completed", now=now,
-                                 expected=[run["status"]], finished=True,
-                                 error="campaign closed; unsent messages cancelled")
+            moved = run_store.set_status(db, run["id"], "skipped", now=now,
+                                         expected=["scheduled"], finished=True,
+                                         error="campaign closed before it was built")
+        else:
+            moved = run_store.set_status(db, run["id"], "completed", now=now,
+                                         expected=[run["status"]], finished=True,
+                                         error="campaign closed; unsent messages cancelled")
         exec_log.append(db, now=now, event="Campaign Closed", campaign=campaign,
                         stage=run["stage"], run_id=run["id"], instance_id=run["instance_id"],
                         details=f"{cancelled} queued messages cancelled")
-
+        if moved:
+            ended.append({"id": run["id"], "instance_id": run["instance_id"],
+                          "status": run["status"], "cancelled": cancelled})
+    return ended

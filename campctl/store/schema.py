@@ -289,7 +289,13 @@ V1 = [
 
 # V2: the seams between objects (message ids never reused, outbox files cut back to their
 # committed length, ...). Each area appends its statements here; V1 has shipped and never changes.
-V2: list[str] = []
+V2: list[str] = [
+    # closing: each run carries its campaign's closing instant (UTC), so that delivery refuses to
+    # claim its items once it has passed and a tick finds runs to close without reading specs.
+    "ALTER TABLE runs ADD COLUMN closes_at TEXT",
+    "CREATE INDEX runs_closing ON runs (closes_at) WHERE closes_at IS NOT NULL"
+    " AND status IN ('scheduled', 'building', 'queued', 'sending', 'paused')",
+]
 
 MIGRATIONS: list[list[str]] = [V1, V2]
 
