@@ -107,34 +107,49 @@ def _build(db, run: dict, *, now: datetime) -> int:
 
 
 def build_due(db, *, now: datetime, report, dry_run: bool = False) -> None:
-    """Build every scheduled run whose queue time has come, one transaction per run."""
+    """Build every scheduled run whose queue time has come, one transaction per run. A run
+    paused before it was built builds too and stays paused: pause holds delivery only."""
     for run_id in run_store.scheduled_due(db, now=now):
         with db.atomic():
             if not run_store.set_status(db, run_id, "building", now=now, expected=["scheduled"]):
                 continue  # another tick took it
-            run = run_store.get_run(db, run_id)
-            assert run is not None
-            try:
-                with db.atomic():
-                    count = _build(db, run, now=now)
-            except (CampctlError, sqlite3.Error, ValueError, KeyError, TypeError) as exc:
-                reason = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-                run_store.set_status(db, run_id, "failed", now=now, expected=["building"],
-                                     finished=True, error=f"building failed: {reason}")
-                exec_log.append(db, now=now, event="Build Failed", campaign=run["campaign"],
-                                stage=run["stage"], run_id=run_id, instance_id=run["instance_id"],
-                                details=reason)
-                notify_failure(db, run_id, f"building failed: {reason}", now=now)
-                report.notes.append(f"run {run_id} ({run['campaign']}/{run['stage']}): building "
-                                    f"failed: {reason}")
+            _build_claimed(db, run_id, paused=False, now=now, report=report)
+    for run_id in run_store.paused_unbuilt_due(db, now=now):
+        with db.atomic():
+            if not run_store.claim_paused_build(db, run_id, now=now):
                 continue
-            run_store.mark_built(db, run_id, now=now)
-            exec_log.append(db, now=now, event="Queue Items Created", campaign=run["campaign"],
-                            stage=run["stage"], run_id=run_id, instance_id=run["instance_id"],
-                            details=f"{count} queue items")
-            report.built += count
-            report.notes.append(f"run {run_id} ({run['campaign']}/{run['stage']}): built "
-                                f"{count} messages")
+            _build_claimed(db, run_id, paused=True, now=now, report=report)
+
+
+def _build_claimed(db, run_id: int, *, paused: bool, now: datetime, report) -> None:
+    run = run_store.get_run(db, run_id)
+    assert run is not None
+    try:
+        with db.atomic():
+            count = _build(db, run, now=now)
+    except (CampctlError, sqlite3.Error, ValueError, KeyError, TypeError) as exc:
+        reason = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+        run_store.set_status(db, run_id, "failed", now=now,
+                             expected=["paused" if paused else "building"], finished=True,
+                             error=f"building failed: {reason}")
+        exec_log.append(db, now=now, event="Build Failed", campaign=run["campaign"],
+                        stage=run["stage"], run_id=run_id, instance_id=run["instance_id"],
+                        details=reason)
+        notify_failure(db, run_id, f"building failed: {reason}", now=now)
+        report.notes.append(f"run {run_id} ({run['campaign']}/{run['stage']}): building "
+                            f"failed: {reason}")
+        return
+    if paused:
+        run_store.mark_built_paused(db, run_id, now=now)
+    else:
+        run_store.mark_built(db, run_id, now=now)
+    exec_log.append(db, now=now, event="Queue Items Created", campaign=run["campaign"],
+                    stage=run["stage"], run_id=run_id, instance_id=run["instance_id"],
+                    details=f"{count} queue items" + ("; held, the run is paused" if paused
+                                                     else ""))
+    report.built += count
+    report.notes.append(f"run {run_id} ({run['campaign']}/{run['stage']}): built {count} "
+                        "messages" + (" (paused: none is sent until resumed)" if paused else ""))
 
 
 def notify_failure(db, run_id: int, note: str, *, now: datetime) -> None:

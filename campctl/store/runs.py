@@ -268,6 +268,29 @@ def campaigns_past_closing(db: Database, *, now: datetime) -> list[str]:
         (to_db(now),))]
 
 
+def paused_unbuilt_due(db: Database, *, now: datetime) -> list[int]:
+    """Runs paused before they were built whose queue (build) time has come, oldest first."""
+    return [r[0] for r in db.query(
+        "SELECT id FROM runs WHERE status = 'paused' AND paused_from = 'scheduled'"
+        " AND (queue_at IS NULL OR queue_at <= ?) ORDER BY id", (to_db(now),))]
+
+
+def claim_paused_build(db: Database, run_id: int, *, now: datetime) -> bool:
+    """Take a paused, unbuilt run for building; it stays paused (paused_from 'building')."""
+    return db.one(
+        "UPDATE runs SET paused_from = 'building', updated_at = ? WHERE id = ?"
+        " AND status = 'paused' AND paused_from = 'scheduled' RETURNING id",
+        (to_db(now), run_id)) is not None
+
+
+def mark_built_paused(db: Database, run_id: int, *, now: datetime) -> bool:
+    """A paused run's queue is built: it stays paused and resumes to `queued`."""
+    return db.one(
+        "UPDATE runs SET paused_from = 'queued', built_at = ?, updated_at = ? WHERE id = ?"
+        " AND status = 'paused' AND paused_from = 'building' RETURNING id",
+        (to_db(now), to_db(now), run_id)) is not None
+
+
 def active_runs_of_campaign(db: Database, campaign: str) -> list[dict[str, Any]]:
     return list_runs(db, campaign=campaign,
                      status=("scheduled", "building", "queued", "sending", "paused"))
