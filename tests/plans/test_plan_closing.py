@@ -118,7 +118,14 @@ def test_start_campaign_after_its_close_says_it_is_closed(world):
     world.approve("campaign", "spring-sale")
     result = world.cli("--now", AFTER_CLOSE, "start", "campaign", "spring-sale")
     assert result.exit_code == 1, result
-    assert "closed" in result.stderr
+    assert "spring-sale closed at 2027-03-01T10:00:00Z" in result.stderr
+    # Launched before the close, or stopped since: the answer is still that it is closed.
+    world.ok("start", "campaign", "spring-sale", now=T0)
+    again = world.cli("--now", AFTER_CLOSE, "start", "campaign", "spring-sale")
+    assert again.exit_code == 1 and "closed at 2027-03-01T10:00:00Z" in again.stderr, again
+    world.ok("stop", "campaign", "spring-sale", now=minute(5))
+    stopped = world.cli("--now", AFTER_CLOSE, "start", "campaign", "spring-sale")
+    assert stopped.exit_code == 1 and "closed at 2027-03-01T10:00:00Z" in stopped.stderr, stopped
 
 
 def test_send_at_the_closing_instant_is_refused_by_validate(world):
