@@ -307,9 +307,10 @@ def close_campaign_runs(db, campaign: str, *, now: datetime, report) -> list[dic
         cancelled = run_store.cancel_queued_items(db, run["id"], now=now)
         if report is not None:
             report.cancelled += cancelled
-        if run["status"] == "scheduled":
+        if run["status"] == "scheduled" or (run["status"] == "paused"
+                                             and run.get("built_at") is None):
             moved = run_store.set_status(db, run["id"], "skipped", now=now,
-                                         expected=["scheduled"], finished=True,
+                                         expected=[run["status"]], finished=True,
                                          error="campaign closed before it was built")
         else:
             moved = run_store.set_status(db, run["id"], "completed", now=now,

@@ -43,3 +43,23 @@ def test_paused_run_builds_at_its_queue_time_and_sends_after_resume(cli, tmp_pat
     assert cli("--now", "2027-03-01T10:05:00Z", "tick").exit_code == 0
     assert rows("SELECT count(*) AS n FROM outbox") == [{"n": 4}]
     assert rows("SELECT status FROM runs") == [{"status": "completed"}]
+
+
+def test_a_paused_run_never_built_before_the_close_ends_skipped(cli, tmp_path, write_yaml, rows):
+    """Queue time 10:00 UTC, close 10:30 UTC, no tick in between: the close comes first and the
+    run, never built, is skipped like an unpaused one."""
+    text = CAMPAIGN.replace("closes_at: 2027-06-30T23:59", "closes_at: 2027-03-01T11:30")
+    csv = tmp_path / "contacts.csv"
+    csv.write_text("id,email\nc1,c1@example.com\n")
+    for step in (("init",), ("contacts", "import", str(csv)),
+                 ("apply", str(write_yaml("spring.yaml", text))),
+                 ("submit", "campaign", "spring"), ("approve", "campaign", "spring"),
+                 ("start", "campaign", "spring"), ("tick",)):
+        result = cli("--now", T0, *step)
+        assert result.exit_code == 0, (step, result)
+    [run] = rows("SELECT id FROM runs")
+    assert cli("--now", "2027-03-01T09:30:00Z", "pause", "run", str(run["id"])).exit_code == 0
+    assert cli("--now", "2027-03-01T11:00:00Z", "tick").exit_code == 0
+    assert rows("SELECT status, built_at, error FROM runs") == [
+        {"status": "skipped", "built_at": None, "error": "campaign closed before it was built"}]
+    assert rows("SELECT count(*) AS n FROM queue_items") == [{"n": 0}]
