@@ -673,7 +673,18 @@ def run_verb_blocker(db, run: dict, verb: str) -> str | None:
     if run.get("instance_id") is None:
         return None
     instance = store.get_instance(db, int(run["instance_id"]))
-    if instance is None or instance["status"] not in ("cancelled", "completed"):
+    if instance is None:
+        return None
+    if instance["status"] == "failed":
+        # Resuming it beside a newer instance would run the plan twice at once.
+        others = [i for i in store.active_instance_ids(db, plan=instance["plan"])
+                  if i != instance["id"]]
+        if others:
+            return (f"it would resume the failed plan instance {instance['name']} (id "
+                    f"{instance['id']}) while instance {others[0]} of plan {instance['plan']} "
+                    f"runs; stop that one first ('campctl stop instance {others[0]} --note WHY')")
+        return None
+    if instance["status"] not in ("cancelled", "completed"):
         return None
     return (f"its plan instance {instance['name']} (id {instance['id']}) is "
             f"{instance['status']}, so no stage of it runs again (start a new instance: "

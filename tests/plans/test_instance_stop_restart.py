@@ -102,3 +102,19 @@ def test_stop_instance_marks_the_stages_it_cut_cancelled(world):
     cancelled = world.log("Stage Cancelled", plan="spring-launch")
     assert sorted(r["stage"] for r in cancelled) == ["main", "teaser"]
     assert all("unsent" in r["details"] for r in cancelled), cancelled
+
+
+def test_the_failed_instance_is_not_resumed_beside_a_newer_one(world):
+    started = _start(world, contacts=2, rate="100/m", transition="completed")
+    world.hook_status[0] = 400
+    world.tick(minute(1))
+    failed_run = _stages(world, started["id"])[0]["run_id"]
+    newer = world.ok("-o", "json", "start", "plan", "spring-launch", now=minute(2)).json
+    result = world.cli("--now", minute(3), "restart", "run", str(failed_run), "--note", "retry")
+    assert result.exit_code == 1, result
+    assert f"stop that one first ('campctl stop instance {newer['id']}" in result.stderr
+    assert [i["status"] for i in world.instances()] == ["failed", "running"]
+    world.ok("stop", "instance", str(newer["id"]), "--note", "make way", now=minute(3))
+    world.hook_status[0] = 200
+    world.ok("restart", "run", str(failed_run), "--note", "retry", now=minute(4))
+    assert [i["status"] for i in world.instances()] == ["running", "cancelled"]
