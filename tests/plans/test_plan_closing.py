@@ -164,3 +164,42 @@ def test_delivery_never_claims_an_item_after_the_close(world, state):
     assert report.sent == 0
     assert len(world.received) == 2
     assert world.sent(run) == 2
+
+
+WINDOWED = """\
+kind: Campaign
+name: spring-sale
+timezone: Europe/Paris
+closes_at: "2027-03-01T12:00"
+audience: {all: true}
+message: {subject: "Hi", body: "Hello {{ id }}"}
+type: one-off
+schedule:
+  queue: immediately
+  send: immediately
+  window: "08:00-09:00"
+stages:
+  - {name: teaser, controlled_by_plan: true}
+  - {name: main, controlled_by_plan: true}
+"""
+
+
+def test_messages_held_for_a_window_that_opens_after_the_close_never_go_out(world):
+    """The run is built at 10:00 Paris and held for the next 08:00-09:00 window, which opens
+    the day after the 12:00 close: the close cancels them; the window changes nothing."""
+    world.contacts(3)
+    world.ok("apply", str(world.write_yaml("windowed.yaml", WINDOWED)))
+    world.approve("campaign", "spring-sale")
+    world.plan(transition="completed")
+    world.approve("plan", "spring-launch")
+    world.ok("start", "plan", "spring-launch", now=T0)
+    world.tick(minute(1))
+    assert world.rows("SELECT count(*) AS n FROM queue_items WHERE status = 'queued'") \
+        == [{"n": 3}]
+    for now in ("2027-03-01T11:01:00Z", "2027-03-02T07:05:00Z", "2027-03-02T07:30:00Z"):
+        world.tick(now)
+    assert world.outbox() == []
+    assert world.rows("SELECT status, count(*) AS n FROM queue_items GROUP BY status") == [
+        {"status": "cancelled", "n": 3}]
+    assert world.log("Campaign Closed")[0]["at"] == "2027-03-01T11:01:00Z"
+    assert world.instances()[0]["status"] == "cancelled"
