@@ -146,9 +146,12 @@ def _campaign(spec: dict, root: Node, ctx: Ctx, refs: list[Ref]) -> None:
     closes = _instant(spec.get("closes_at"), tz)
     if closes is not None:
         for what, when, node in moments:
-            if when > closes:
-                ctx.error(node, f"{what} ({_get(sched, *what.split('.')[1:])}) is after closes_at "
-                                f"({spec['closes_at']}): nothing runs after the closing date")
+            # Nothing runs at the closing instant either; `until` may end exactly there.
+            if when > closes or (when == closes and what != "schedule.until"):
+                where = "after" if when > closes else "at"
+                ctx.error(node, f"{what} ({_get(sched, *what.split('.')[1:])}) is {where} "
+                                f"closes_at ({spec['closes_at']}): nothing runs from the "
+                                "closing date on")
 
 
 def _plan_only(root: Node) -> bool:

@@ -15,6 +15,7 @@ from campctl.engine import runs as run_engine
 from campctl.store import events as event_store
 from campctl.store import log as exec_log
 from campctl.store import objects as object_store
+from campctl.store import runs as run_store
 from campctl.store import schedules
 from campctl.timeutil import from_db, parse_duration, parse_local_datetime, to_db
 
@@ -74,6 +75,10 @@ def on_launch(db, name: str, now: datetime) -> None:
 def fire_due(db, *, now: datetime, report, dry_run: bool = False) -> None:
     """Process every campaign whose schedule is due (one transaction per campaign)."""
     due = schedules.due_campaigns(db, now=now)
+    # A campaign whose stages all run in plans is never launched: its runs say when it closes.
+    closing = run_store.campaigns_past_closing(db, now=now)
+    if closing:
+        due = sorted(set(due) | set(closing))
     if event_store.max_event_id(db) > schedules.events_seen(db):
         # Events recorded by any path (not only record_event) reach on_event campaigns.
         due = sorted(set(due) | set(event_store.event_campaigns(db, None)))
@@ -115,13 +120,56 @@ def process(db, name: str, *, now: datetime, report) -> None:
 
 
 def _close(db, name: str, closes_at: datetime, *, now: datetime, report) -> None:
+    """Cancel what is left of the campaign's runs (every time: a late run cannot slip through)
+    and end the plan stages they served; the campaign's own row is written once."""
     occ = schedules.insert_occurrence(db, kind=KIND, name=name, scheduled_at=closes_at,
                                       status="closed", now=now, reason="closes_at reached")
-    if occ is None:
-        return
-    run_engine.close_campaign_runs(db, name, now=now, report=report)
-    report.notes.append(f"campaign {name}: closed at {to_db(closes_at)}; no new runs, queued "
-                        "messages cancelled")
+    ended = run_engine.close_campaign_runs(db, name, now=now, report=report)
+    if occ is not None:
+        exec_log.append(db, now=now, event="Campaign Closed", campaign=name,
+                        details=f"closes_at {to_db(closes_at)} reached: no new run starts; "
+                                f"{len(ended)} active run(s) ended")
+        if report is not None:
+            report.notes.append(f"campaign {name}: closed at {to_db(closes_at)}; no new runs, "
+                                "queued messages cancelled")
+    if ended:
+        from campctl.engine import plans
+
+        plans.campaign_closed(db, campaign=name, closes_at=closes_at, runs=ended, now=now,
+                              report=report)
+
+
+def close_if_due(db, name: str, *, now: datetime, report=None) -> datetime | None:
+    """Close the campaign now if its closes_at has come (caller's transaction); returns the
+    closing instant when it has, None while the campaign is open."""
+    obj = object_store.get_object(db, KIND, name)
+    if obj is None:
+        return None
+    try:
+        closes_at = _closes_at(obj["spec"] or {})
+    except ValueError:
+        return None
+    if closes_at is None or now < closes_at:
+        return None
+    _close(db, name, closes_at, now=now, report=report)
+    return closes_at
+
+
+def new_run_blocker(db, name: str, *, now: datetime, missing_ok: bool = False) -> str | None:
+    """Why no new run of the campaign may start now (a plan stage, a restart), None when one
+    may: the campaign must exist, be approved (not stopped) and not have closed."""
+    obj = object_store.get_object(db, KIND, name)
+    if obj is None:
+        return None if missing_ok else f"campaign {name} no longer exists"
+    try:
+        closes_at = _closes_at(obj["spec"] or {})
+    except ValueError:
+        closes_at = None
+    if closes_at is not None and now >= closes_at:
+        return f"campaign {name} closed at {to_db(closes_at)}"
+    if obj["status"] != "approved":
+        return f"campaign {name} is {obj['status']}, and no new run of it starts"
+    return None
 
 
 def _create_stage_runs(db, name: str, obj: dict, *, now: datetime, occurrence_id: int,

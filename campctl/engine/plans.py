@@ -437,7 +437,22 @@ def _advance_instance(db, instance_id: int, *, now: datetime, report=None) -> No
         if stage["status"] == "cancelled":
             continue
         if stage["status"] == "not-started":
+            # The campaign is looked at again when its stage starts: stopped, revised or
+            # closed since the instance started, it starts no new run.
+            from campctl.engine.campaigns import new_run_blocker
+
+            if problem := new_run_blocker(db, stage["campaign"], now=now):
+                _cancel_instance(db, instance, now=now, report=report,
+                                 why=f"stage {stage['campaign']}/{stage['stage']} cannot start:"
+                                     f" {problem}")
+                return
             _start_stage(db, instance, stage, len(stages), now=now)
+        elif stage["run_status"] in store.ACTIVE_RUN:
+            from campctl.engine.campaigns import close_if_due
+
+            # Ends the instance through campaign_closed when the close cuts this stage.
+            if close_if_due(db, stage["campaign"], now=now, report=report) is not None:
+                return
         run = _observe(db, instance, stage, now=now)
         if stage["status"] == "completed":
             continue
@@ -471,8 +486,58 @@ def _advance_instance(db, instance_id: int, *, now: datetime, report=None) -> No
                   why=f"all {len(stages)} stage(s) completed")
 
 
+def _cancel_instance(db, instance: dict, *, now: datetime, why: str, report=None) -> None:
+    """The engine ends an instance that cannot go on (its campaign closed or stopped): stages
+    cancelled, logged, and an operator notification, as for a failure."""
+    from campctl.store import notifications
+
+    _refresh_logs(db, instance, now=now)
+    _end_instance(db, instance, to="cancelled", now=now, actor=SCHEDULER, why=why,
+                  report=report, action="cancel")
+    notifications.add(db, now=now, kind="instance-cancelled", object=f"instance/{instance['id']}",
+                      note=f"{instance['name']}: {why}", actor=SCHEDULER)
+
+
+def _cancel_cut_stages(db, instance: dict, why_by_run: dict[int, str], *,
+                       now: datetime) -> None:
+    """Stages whose delivery was just cut read `cancelled`, even once their transition was
+    reached (transition completed): their messages did not all go out."""
+    for stage in store.stages_of(db, instance["id"]):
+        if stage["run_id"] in why_by_run and stage["status"] != "cancelled":
+            store.update_stage(db, stage["id"], status="cancelled", ended_at=now)
+            exec_log.append(db, now=now, event="Stage Cancelled", plan=instance["plan"],
+                            instance_id=instance["id"], campaign=stage["campaign"],
+                            stage=stage["stage"], run_id=stage["run_id"],
+                            details=why_by_run[stage["run_id"]])
+
+
+def campaign_closed(db, *, campaign: str, closes_at: datetime, runs: list[dict],
+                    now: datetime, report=None) -> None:
+    """The campaign's close ended `runs` (engine.campaigns): an instance whose stage lost
+    messages or never got to build is cancelled with the reason."""
+    why = f"campaign {campaign} closed at {iso_z(closes_at)}"
+    by_instance: dict[int, list[dict]] = {}
+    for run in runs:
+        if run.get("instance_id") is not None:
+            by_instance.setdefault(int(run["instance_id"]), []).append(run)
+    for instance_id, ended in by_instance.items():
+        instance = store.get_instance(db, instance_id)
+        if instance is None or instance["status"] not in store.ACTIVE_INSTANCE:
+            continue
+        stages = {s["run_id"]: s for s in store.stages_of(db, instance_id)}
+        cut = {r["id"] for r in ended
+               if r["cancelled"] or r["status"] in ("scheduled", "building")
+               or (r["id"] in stages and stages[r["id"]]["status"] != "completed")}
+        if not cut:
+            continue  # its messages had all gone out: the instance carries on
+        lost = sum(r["cancelled"] for r in ended)
+        reason = f"{why}; {lost} unsent message(s) cancelled"
+        _cancel_cut_stages(db, instance, dict.fromkeys(cut, reason), now=now)
+        _cancel_instance(db, instance, now=now, why=reason, report=report)
+
+
 def _end_instance(db, instance: dict, *, to: str, now: datetime, actor: str, why: str,
-                  note: str | None = None, report=None) -> None:
+                  note: str | None = None, report=None, action: str | None = None) -> None:
     """completed | failed | cancelled: close open stages, record, start a queued occurrence."""
     if not store.set_instance_status(db, instance["id"], to=to, from_=store.ACTIVE_INSTANCE,
                                      finished_at=now, error=why if to == "failed" else None):
@@ -489,7 +554,8 @@ def _end_instance(db, instance: dict, *, to: str, now: datetime, actor: str, why
     exec_log.append(db, now=now, event=event, **base,
                     details=why + (f"; note: {note}" if note else ""))
     history.record(db, kind="instance", name=str(instance["id"]),
-                   action={"completed": "complete", "failed": "fail", "cancelled": "stop"}[to],
+                   action=action or {"completed": "complete", "failed": "fail",
+                                     "cancelled": "stop"}[to],
                    actor=actor, now=now, from_status=instance["status"], to_status=to,
                    note=note or why)
     if to == "failed":
@@ -568,16 +634,30 @@ def stop_instance(db, *, ref: str | int, now: datetime, actor: str,
     instance = require_instance(db, ref)
     _verb_allowed(instance, "stop")
     db.wait_for_hand_overs()  # as for a run: nothing goes out after the stop commits
+    who = f"stopped by {actor}"
     cancelled = 0
+    cut: dict[int, str] = {}
+    stopped: dict[int, str] = {}
     for run in store.active_runs_of_instance(db, instance["id"]):
         if store_runs.set_status(db, run["id"], "stopped", now=now, expected=store.ACTIVE_RUN,
                                  finished=True):
-            cancelled += store_runs.cancel_queued_items(db, run["id"], now=now)
+            count = store_runs.cancel_queued_items(db, run["id"], now=now)
+            cancelled += count
             history.record(db, kind="run", name=str(run["id"]), action="stop", actor=actor,
                            now=now, from_status=run["status"], to_status="stopped",
                            note=note or f"instance {instance['name']} stopped")
+            stopped[run["id"]] = (f"instance {who}: delivery cut, {count} unsent message(s) "
+                                  "cancelled")
+            if count or run["built_at"] is None:
+                cut[run["id"]] = stopped[run["id"]]
     _refresh_logs(db, instance, now=now)
-    who = f"stopped by {actor}"
+    for stage in store.stages_of(db, instance["id"]):
+        if stage["run_id"] in stopped:
+            exec_log.append(db, now=now, event="Run Stopped", plan=instance["plan"],
+                            instance_id=instance["id"], campaign=stage["campaign"],
+                            stage=stage["stage"], run_id=stage["run_id"],
+                            details=stopped[stage["run_id"]] + (f"; note: {note}" if note else ""))
+    _cancel_cut_stages(db, instance, cut, now=now)
     _end_instance(db, instance, to="cancelled", now=now, actor=actor, note=note,
                   why=f"{who}; {cancelled} unsent message(s) cancelled")
     from campctl.store import notifications
@@ -585,6 +665,57 @@ def stop_instance(db, *, ref: str | int, now: datetime, actor: str,
     notifications.add(db, now=now, kind="instance-stopped", object=f"instance/{instance['id']}",
                       note=note or who, actor=actor)
     return instance_view(db, instance["id"])
+
+
+def run_verb_blocker(db, run: dict, verb: str) -> str | None:
+    """Why `restart`/`skip` of a stage's run is refused: its instance has ended (an operator
+    stopped it, or its campaign closed); None when the verb may go ahead."""
+    if run.get("instance_id") is None:
+        return None
+    instance = store.get_instance(db, int(run["instance_id"]))
+    if instance is None:
+        return None
+    if instance["status"] == "failed":
+        # Resuming it beside a newer instance would run the plan twice at once.
+        others = [i for i in store.active_instance_ids(db, plan=instance["plan"])
+                  if i != instance["id"]]
+        if others:
+            return (f"it would resume the failed plan instance {instance['name']} (id "
+                    f"{instance['id']}) while instance {others[0]} of plan {instance['plan']} "
+                    f"runs; stop that one first ('campctl stop instance {others[0]} --note WHY')")
+        return None
+    if instance["status"] not in ("cancelled", "completed"):
+        return None
+    return (f"its plan instance {instance['name']} (id {instance['id']}) is "
+            f"{instance['status']}, so no stage of it runs again (start a new instance: "
+            f"'campctl start plan {instance['plan']}')")
+
+
+def resume_after_run_verb(db, run: dict, verb: str, *, new_run_id: int | None, actor: str,
+                          now: datetime, note: str | None = None) -> bool:
+    """A restart or skip of the run that failed an instance resumes that instance: the stage
+    follows the new run (or carries on past the skipped one), later stages run. Caller's
+    transaction; True when an instance was resumed."""
+    if run.get("instance_id") is None:
+        return False
+    instance = store.get_instance(db, int(run["instance_id"]))
+    if instance is None or instance["status"] != "failed":
+        return False
+    stage = next((s for s in store.stages_of(db, instance["id"]) if s["run_id"] == run["id"]),
+                 None)
+    if stage is None or not store.reopen_failed_instance(db, instance["id"]):
+        return False
+    store.reopen_cancelled_stages(db, instance["id"])
+    what = (f"run {run['id']} restarted as run {new_run_id}" if verb == "restart"
+            else f"run {run['id']} skipped")
+    exec_log.append(db, now=now, event="Instance Resumed", plan=instance["plan"],
+                    instance_id=instance["id"], campaign=stage["campaign"], stage=stage["stage"],
+                    run_id=new_run_id or run["id"],
+                    details=f"{what} by {actor}: stage {stage['campaign']}/{stage['stage']} "
+                            "and the stages after it go on" + (f"; note: {note}" if note else ""))
+    history.record(db, kind="instance", name=str(instance["id"]), action="resume", actor=actor,
+                   now=now, from_status="failed", to_status="running", note=note or what)
+    return True
 
 
 def _refresh_logs(db, instance: dict, *, now: datetime) -> None:

@@ -92,6 +92,8 @@ def apply_run_verb(
         table = RUN_TRANSITIONS.get(RunStatus(status), {}) if status in set(RunStatus) else {}
         if verb not in table:
             raise _refusal(run_id, status, verb)
+        if verb in ("restart", "skip"):
+            _refuse_new_work(db, run, verb, now=now)
         target = str(table[verb])
         paused_from = None
         if verb in ("pause", "stop"):
@@ -130,13 +132,37 @@ def apply_run_verb(
                         details=details or None)
         if verb in ("stop", "restart", "skip"):
             action.notification_id = notify_run(db, run_id, verb, note, actor, now)
+        if verb in ("restart", "skip"):
+            from campctl.engine.plans import resume_after_run_verb
+
+            resume_after_run_verb(db, run, verb, new_run_id=action.new_run_id, actor=actor,
+                                  now=now, note=note)
     return action
+
+
+def _refuse_new_work(db, run: dict, verb: str, *, now: datetime) -> None:
+    """A restart starts a new run: not for a closed or stopped campaign. Neither verb applies
+    to a run whose plan instance has ended (stopped by an operator, or its campaign closed)."""
+    from campctl.engine.campaigns import new_run_blocker
+    from campctl.engine.plans import run_verb_blocker
+
+    why = run_verb_blocker(db, run, verb)
+    if why is None and verb == "restart":
+        closes_at = from_db(run.get("closes_at"))
+        if closes_at is not None and closes_at <= now:
+            why = f"campaign {run['campaign']} closed at {run['closes_at']}"
+        else:
+            why = new_run_blocker(db, run["campaign"], now=now, missing_ok=True)
+    if why is not None:
+        raise ActionRefused(f"cannot {verb} run {run['id']}: {why}")
 
 
 def _create_restart(db, run: dict, *, note: str | None, actor: str, now: datetime,
                     include_sent: bool) -> int:
     """The replacement run: same snapshot and instance, scheduled now; keeps queue/send times
     so that a send planned for later still waits for it."""
+    from campctl.engine.runs import campaign_closes_at
+
     new_id = store_runs.insert_run(
         db,
         campaign=run["campaign"],
@@ -150,6 +176,7 @@ def _create_restart(db, run: dict, *, note: str | None, actor: str, now: datetim
         instance_id=run["instance_id"],
         restart_of=run["id"],
         include_sent=include_sent,
+        closes_at=campaign_closes_at(db, run["campaign"]) or from_db(run.get("closes_at")),
     )
     extra = "including contacts already sent" if include_sent else "excluding contacts already sent"
     history.record(db, kind="run", name=str(new_id), action="create", actor=actor, now=now,

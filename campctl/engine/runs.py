@@ -50,16 +50,32 @@ def resolve_stage(campaign_spec: dict, campaign_name: str, stage: str, *,
     }
 
 
+def campaign_closes_at(db, campaign: str) -> datetime | None:
+    """The closing instant of the campaign as defined now (None: none, unreadable or deleted)."""
+    from campctl.engine.workflow import closes_at
+    from campctl.store import objects as object_store
+
+    obj = object_store.get_object(db, "Campaign", campaign)
+    if obj is None:
+        return None
+    try:
+        return closes_at(obj["spec"] or {})
+    except ValueError:
+        return None
+
+
 def create_run(db, *, campaign: str, stage: str, snapshot: dict, now: datetime,
                scheduled_at: datetime | None = None, queue_at: datetime | None = None,
                send_at: datetime | None = None, instance_id: int | None = None,
                restart_of: int | None = None, include_sent: bool = False,
                occurrence_id: int | None = None) -> int:
-    """A new run in status `scheduled`; the tick builds it once `queue_at` has come."""
+    """A new run in status `scheduled`; the tick builds it once `queue_at` has come. It carries
+    the campaign's current closes_at, after which delivery claims none of its items."""
     return run_store.insert_run(
         db, campaign=campaign, stage=stage, spec=snapshot, now=now, status="scheduled",
         scheduled_at=scheduled_at, queue_at=queue_at, send_at=send_at, instance_id=instance_id,
         restart_of=restart_of, include_sent=include_sent, occurrence_id=occurrence_id,
+        closes_at=campaign_closes_at(db, campaign),
     )
 
 
@@ -91,34 +107,49 @@ def _build(db, run: dict, *, now: datetime) -> int:
 
 
 def build_due(db, *, now: datetime, report, dry_run: bool = False) -> None:
-    """Build every scheduled run whose queue time has come, one transaction per run."""
+    """Build every scheduled run whose queue time has come, one transaction per run. A run
+    paused before it was built builds too and stays paused: pause holds delivery only."""
     for run_id in run_store.scheduled_due(db, now=now):
         with db.atomic():
             if not run_store.set_status(db, run_id, "building", now=now, expected=["scheduled"]):
                 continue  # another tick took it
-            run = run_store.get_run(db, run_id)
-            assert run is not None
-            try:
-                with db.atomic():
-                    count = _build(db, run, now=now)
-            except (CampctlError, sqlite3.Error, ValueError, KeyError, TypeError) as exc:
-                reason = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-                run_store.set_status(db, run_id, "failed", now=now, expected=["building"],
-                                     finished=True, error=f"building failed: {reason}")
-                exec_log.append(db, now=now, event="Build Failed", campaign=run["campaign"],
-                                stage=run["stage"], run_id=run_id, instance_id=run["instance_id"],
-                                details=reason)
-                notify_failure(db, run_id, f"building failed: {reason}", now=now)
-                report.notes.append(f"run {run_id} ({run['campaign']}/{run['stage']}): building "
-                                    f"failed: {reason}")
+            _build_claimed(db, run_id, paused=False, now=now, report=report)
+    for run_id in run_store.paused_unbuilt_due(db, now=now):
+        with db.atomic():
+            if not run_store.claim_paused_build(db, run_id, now=now):
                 continue
-            run_store.mark_built(db, run_id, now=now)
-            exec_log.append(db, now=now, event="Queue Items Created", campaign=run["campaign"],
-                            stage=run["stage"], run_id=run_id, instance_id=run["instance_id"],
-                            details=f"{count} queue items")
-            report.built += count
-            report.notes.append(f"run {run_id} ({run['campaign']}/{run['stage']}): built "
-                                f"{count} messages")
+            _build_claimed(db, run_id, paused=True, now=now, report=report)
+
+
+def _build_claimed(db, run_id: int, *, paused: bool, now: datetime, report) -> None:
+    run = run_store.get_run(db, run_id)
+    assert run is not None
+    try:
+        with db.atomic():
+            count = _build(db, run, now=now)
+    except (CampctlError, sqlite3.Error, ValueError, KeyError, TypeError) as exc:
+        reason = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+        run_store.set_status(db, run_id, "failed", now=now,
+                             expected=["paused" if paused else "building"], finished=True,
+                             error=f"building failed: {reason}")
+        exec_log.append(db, now=now, event="Build Failed", campaign=run["campaign"],
+                        stage=run["stage"], run_id=run_id, instance_id=run["instance_id"],
+                        details=reason)
+        notify_failure(db, run_id, f"building failed: {reason}", now=now)
+        report.notes.append(f"run {run_id} ({run['campaign']}/{run['stage']}): building "
+                            f"failed: {reason}")
+        return
+    if paused:
+        run_store.mark_built_paused(db, run_id, now=now)
+    else:
+        run_store.mark_built(db, run_id, now=now)
+    exec_log.append(db, now=now, event="Queue Items Created", campaign=run["campaign"],
+                    stage=run["stage"], run_id=run_id, instance_id=run["instance_id"],
+                    details=f"{count} queue items" + ("; held, the run is paused" if paused
+                                                     else ""))
+    report.built += count
+    report.notes.append(f"run {run_id} ({run['campaign']}/{run['stage']}): built {count} "
+                        "messages" + (" (paused: none is sent until resumed)" if paused else ""))
 
 
 def notify_failure(db, run_id: int, note: str, *, now: datetime) -> None:
@@ -268,19 +299,27 @@ def finish(db, *, now: datetime, report, dry_run: bool = False) -> None:
             schedules.clear_run_wakes(db)
 
 
-def close_campaign_runs(db, campaign: str, *, now: datetime, report) -> None:
-    """closes_at has passed: unbuilt runs are skipped, waiting items cancelled, runs finished."""
+def close_campaign_runs(db, campaign: str, *, now: datetime, report) -> list[dict]:
+    """closes_at has passed: unbuilt runs are skipped, waiting items cancelled, runs finished.
+    Returns the runs it ended (`id`, `instance_id`, `status` before, `cancelled` items)."""
+    ended: list[dict] = []
     for run in run_store.active_runs_of_campaign(db, campaign):
         cancelled = run_store.cancel_queued_items(db, run["id"], now=now)
-        report.cancelled += cancelled
-        if run["status"] == "scheduled":
-            run_store.set_status(db, run["id"], "skipped", now=now, expected=["scheduled"],
-                                 finished=True, error="campaign closed before it was built")
-        elif run["status"] in ("queued", "sending", "building", "paused"):
-            run_store.set_status(db, run["id"], "completed", now=now,
-                                 expected=[run["status"]], finished=True,
-                                 error="campaign closed; unsent messages cancelled")
+        if report is not None:
+            report.cancelled += cancelled
+        if run["status"] == "scheduled" or (run["status"] == "paused"
+                                             and run.get("built_at") is None):
+            moved = run_store.set_status(db, run["id"], "skipped", now=now,
+                                         expected=[run["status"]], finished=True,
+                                         error="campaign closed before it was built")
+        else:
+            moved = run_store.set_status(db, run["id"], "completed", now=now,
+                                         expected=[run["status"]], finished=True,
+                                         error="campaign closed; unsent messages cancelled")
         exec_log.append(db, now=now, event="Campaign Closed", campaign=campaign,
                         stage=run["stage"], run_id=run["id"], instance_id=run["instance_id"],
                         details=f"{cancelled} queued messages cancelled")
-
+        if moved:
+            ended.append({"id": run["id"], "instance_id": run["instance_id"],
+                          "status": run["status"], "cancelled": cancelled})
+    return ended

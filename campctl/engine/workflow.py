@@ -165,6 +165,10 @@ def business_verb(
 def start_campaign(db, *, name: str, actor: str, now: datetime, note: str | None = None) -> None:
     """The launch: an approved campaign starts following its schedule from `now`."""
     obj = require_object(db, Kind.CAMPAIGN, name)
+    # Said first: once closed, nothing else about the campaign matters to a launch.
+    if problem := _closing_problem(name, obj["spec"], now=now):
+        raise ActionRefused(f"cannot start campaign {name}: {problem}; a closed campaign "
+                            "never runs again")
     if obj["status"] != BusinessStatus.APPROVED:
         raise ActionRefused(
             f"cannot start campaign {name}: it is {obj['status']}, and only an approved campaign "
@@ -175,8 +179,6 @@ def start_campaign(db, *, name: str, actor: str, now: datetime, note: str | None
             f"campaign {name} was already launched at {obj['launched_at']}; "
             f"'campctl stop campaign {name}' ends the launch"
         )
-    if problem := _closing_problem(name, obj["spec"], now=now):
-        raise ActionRefused(f"cannot start campaign {name}: {problem}")
     if not store.set_launched(db, name, now=now):
         raise ActionRefused(f"campaign {name} changed meanwhile; look again and retry")
     history.record(db, kind=Kind.CAMPAIGN.value, name=name, action="start", actor=actor, now=now,

@@ -33,17 +33,20 @@ def _ids(values: Iterable[int]) -> str:
     return json.dumps([int(v) for v in values])
 
 
-def _scope(run_ids: Sequence[int], scenario_items: bool) -> tuple[str, list[Any]]:
-    """Which items a delivery may take: those of live runs among `run_ids`, and scenario items."""
+def _scope(run_ids: Sequence[int], scenario_items: bool,
+           now: datetime) -> tuple[str, list[Any]]:
+    """Which items a delivery may take: those of live runs among `run_ids` whose campaign has
+    not closed by `now`, and scenario items."""
     parts: list[str] = []
     params: list[Any] = []
     if run_ids:
         marks = ", ".join("?" for _ in run_ids)
         parts.append(
             f"q.run_id IN (SELECT id FROM runs WHERE id IN ({marks})"
-            f" AND status IN ({', '.join('?' for _ in DELIVERING_RUN_STATUSES)}) AND {_NOT_HELD})"
+            f" AND status IN ({', '.join('?' for _ in DELIVERING_RUN_STATUSES)}) AND {_NOT_HELD}"
+            " AND (closes_at IS NULL OR closes_at > ?))"
         )
-        params += [int(r) for r in run_ids] + list(DELIVERING_RUN_STATUSES)
+        params += [int(r) for r in run_ids] + list(DELIVERING_RUN_STATUSES) + [to_db(now)]
     if scenario_items:
         # A frozen profile (scenario deactivated with keep_profiles_on_deactivate) holds its mail.
         parts.append(
@@ -68,7 +71,7 @@ def _due(now: datetime) -> tuple[str, list[Any]]:
 def due_channels(db: Database, *, run_ids: Sequence[int], scenario_items: bool,
                  now: datetime) -> list[str]:
     """The channels that have due items in scope, by name."""
-    scope, sparams = _scope(run_ids, scenario_items)
+    scope, sparams = _scope(run_ids, scenario_items, now)
     due, dparams = _due(now)
     rows = db.query(
         f"SELECT DISTINCT q.channel FROM queue_items q WHERE {due} AND {scope} ORDER BY 1",
@@ -79,7 +82,7 @@ def due_channels(db: Database, *, run_ids: Sequence[int], scenario_items: bool,
 
 def count_due(db: Database, *, channel: str, run_ids: Sequence[int], scenario_items: bool,
               now: datetime) -> int:
-    scope, sparams = _scope(run_ids, scenario_items)
+    scope, sparams = _scope(run_ids, scenario_items, now)
     due, dparams = _due(now)
     return int(db.scalar(
         f"SELECT count(*) FROM queue_items q WHERE {due} AND q.channel = ? AND {scope}",
@@ -95,7 +98,7 @@ def claim(db: Database, *, channel: str, run_ids: Sequence[int], scenario_items:
     """
     if limit <= 0:
         return []
-    scope, sparams = _scope(run_ids, scenario_items)
+    scope, sparams = _scope(run_ids, scenario_items, now)
     due, dparams = _due(now)
     rows = db.query(
         "UPDATE queue_items SET claimed_until = ?, claim_token = ? WHERE id IN ("

@@ -218,6 +218,14 @@ def set_instance_status(db: Database, instance_id: int, *, to: str, from_: tuple
     return row is not None
 
 
+def reopen_failed_instance(db: Database, instance_id: int) -> bool:
+    """failed → running (its failed stage's run was restarted or skipped); clears the end."""
+    return db.one(
+        "UPDATE plan_instances SET status = 'running', finished_at = NULL, error = NULL "
+        "WHERE id = ? AND status = 'failed' RETURNING id", (instance_id,),
+    ) is not None
+
+
 # --- stage instances ---------------------------------------------------------------------------
 
 def stages_of(db: Database, instance_id: int) -> list[dict]:
@@ -276,6 +284,22 @@ def cancel_open_stages(db: Database, instance_id: int, *, now: datetime) -> list
             "WHERE instance_id = ? AND status IN ('not-started', 'started', 'running') "
             "RETURNING id, position, campaign, stage, run_id",
             (to_db(now), instance_id),
+        )
+    ]
+
+
+def reopen_cancelled_stages(db: Database, instance_id: int) -> list[dict]:
+    """The stages a failure cancelled go on: back to `running` (built run), `started` (a run
+    not built yet) or `not-started` (no run); returns them."""
+    return [
+        dict(r)
+        for r in db.query(
+            "UPDATE stage_instances SET ended_at = NULL, status = CASE"
+            " WHEN run_id IS NULL THEN 'not-started'"
+            " WHEN queue_created_at IS NULL THEN 'started' ELSE 'running' END "
+            "WHERE instance_id = ? AND status = 'cancelled' "
+            "RETURNING id, position, campaign, stage, run_id, status",
+            (instance_id,),
         )
     ]
 

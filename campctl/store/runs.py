@@ -17,7 +17,7 @@ from campctl.timeutil import to_db
 RUN_FIELDS = (
     "id, campaign, stage, status, scheduled_at, queue_at, send_at, built_at, finished_at, "
     "instance_id, restart_of, include_sent, occurrence_id, spec, error, created_at, updated_at, "
-    "paused_from"
+    "paused_from, closes_at"
 )
 # Queue item statuses that are final; anything else still waits to be delivered.
 FINAL_ITEM_STATUSES = ("sent", "failed", "cancelled")
@@ -50,13 +50,17 @@ def insert_run(
     restart_of: int | None = None,
     include_sent: bool = False,
     occurrence_id: int | None = None,
+    closes_at: datetime | None = None,
 ) -> int:
-    """Insert one run row and return its id (the caller owns the transaction)."""
+    """Insert one run row and return its id (the caller owns the transaction).
+
+    `closes_at` is the campaign's closing instant: delivery claims nothing of the run after it.
+    """
     spec_text = spec if isinstance(spec, str) else json.dumps(spec, sort_keys=True)
     cur = db.execute(
         "INSERT INTO runs (campaign, stage, status, scheduled_at, queue_at, send_at, instance_id,"
-        " restart_of, include_sent, occurrence_id, spec, created_at, updated_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " restart_of, include_sent, occurrence_id, spec, created_at, updated_at, closes_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             campaign,
             stage,
@@ -71,6 +75,7 @@ def insert_run(
             spec_text,
             to_db(now),
             to_db(now),
+            to_db(closes_at) if closes_at else None,
         ),
     )
     return int(cur.lastrowid)
@@ -253,6 +258,37 @@ def mark_built(db: Database, run_id: int, *, now: datetime) -> bool:
         "UPDATE runs SET status = 'queued', built_at = ?, updated_at = ? WHERE id = ?"
         " AND status = 'building' RETURNING id", (to_db(now), to_db(now), run_id)
     ) is not None
+
+
+def campaigns_past_closing(db: Database, *, now: datetime) -> list[str]:
+    """Campaigns with an active run whose closing instant has come (runs_closing index)."""
+    return [r[0] for r in db.query(
+        "SELECT DISTINCT campaign FROM runs WHERE closes_at IS NOT NULL AND closes_at <= ?"
+        " AND status IN ('scheduled', 'building', 'queued', 'sending', 'paused') ORDER BY 1",
+        (to_db(now),))]
+
+
+def paused_unbuilt_due(db: Database, *, now: datetime) -> list[int]:
+    """Runs paused before they were built whose queue (build) time has come, oldest first."""
+    return [r[0] for r in db.query(
+        "SELECT id FROM runs WHERE status = 'paused' AND paused_from = 'scheduled'"
+        " AND (queue_at IS NULL OR queue_at <= ?) ORDER BY id", (to_db(now),))]
+
+
+def claim_paused_build(db: Database, run_id: int, *, now: datetime) -> bool:
+    """Take a paused, unbuilt run for building; it stays paused (paused_from 'building')."""
+    return db.one(
+        "UPDATE runs SET paused_from = 'building', updated_at = ? WHERE id = ?"
+        " AND status = 'paused' AND paused_from = 'scheduled' RETURNING id",
+        (to_db(now), run_id)) is not None
+
+
+def mark_built_paused(db: Database, run_id: int, *, now: datetime) -> bool:
+    """A paused run's queue is built: it stays paused and resumes to `queued`."""
+    return db.one(
+        "UPDATE runs SET paused_from = 'queued', built_at = ?, updated_at = ? WHERE id = ?"
+        " AND status = 'paused' AND paused_from = 'building' RETURNING id",
+        (to_db(now), to_db(now), run_id)) is not None
 
 
 def active_runs_of_campaign(db: Database, campaign: str) -> list[dict[str, Any]]:

@@ -181,6 +181,13 @@ _PROBES = (
     ("run active", "SELECT 1 FROM runs r WHERE r.status IN ('scheduled', 'building', 'queued',"
      " 'sending') AND NOT EXISTS (SELECT 1 FROM schedule_state s WHERE s.kind = 'Run'"
      " AND s.name = CAST(r.id AS TEXT) AND s.next_due_at > :now) LIMIT 1"),
+    # pause: a run paused before it was built still builds when its queue time comes.
+    ("paused run to build", "SELECT 1 FROM runs WHERE status = 'paused'"
+     " AND paused_from = 'scheduled' AND (queue_at IS NULL OR queue_at <= :now) LIMIT 1"),
+    # closing: an active run whose campaign's closes_at has come, even asleep until a later
+    # send time (runs_closing index).
+    ("campaign closing", "SELECT 1 FROM runs WHERE closes_at IS NOT NULL AND closes_at <= :now"
+     " AND status IN ('scheduled', 'building', 'queued', 'sending', 'paused') LIMIT 1"),
     ("instance active", "SELECT 1 FROM plan_instances WHERE status IN ('running', 'paused')"
      " LIMIT 1"),
     ("scenario item", "SELECT 1 FROM queue_items WHERE run_id IS NULL AND status = 'queued'"

@@ -375,6 +375,11 @@ V2: list[str] = [
     "(SELECT coalesce(max(last_event_id), 0) FROM event_cursors), "
     "(SELECT coalesce(max(CAST(cursor_at AS INTEGER)), 0) FROM schedule_state "
     "WHERE kind = 'Events' AND name = 'seen'))",
+    # closing: each run carries its campaign's closing instant (UTC), so that delivery refuses to
+    # claim its items once it has passed and a tick finds runs to close without reading specs.
+    "ALTER TABLE runs ADD COLUMN closes_at TEXT",
+    "CREATE INDEX runs_closing ON runs (closes_at) WHERE closes_at IS NOT NULL"
+    " AND status IN ('scheduled', 'building', 'queued', 'sending', 'paused')",
 ]
 
 MIGRATIONS: list[list[str]] = [V1, V2]
