@@ -115,7 +115,10 @@ def apply_run_verb(
         action = RunAction(run_id=run_id, verb=verb, from_status=status, to_status=target)
         history.record(db, kind="run", name=str(run_id), action=verb, actor=actor, now=now,
                        from_status=status, to_status=target, note=note)
-        if verb == "stop":
+        if finished:
+            # A stopped run's items are all cancelled at once; those whose hand-over began in a
+            # delivery that never recorded it (a crash) as possibly handed over. Skip and restart
+            # find them cancelled already, unless the stop predates this rule.
             action.cancelled = store_runs.cancel_queued_items(db, run_id, now=now)
         if verb == "restart":
             action.new_run_id = _create_restart(db, run, note=note, actor=actor, now=now,
@@ -123,6 +126,10 @@ def apply_run_verb(
         details = note or ""
         if action.cancelled:
             details = f"{details} ({action.cancelled} items cancelled)".strip()
+        unsure = store_runs.unsure_items(db, run_id) if finished else 0
+        if unsure:
+            details = (f"{details} ({unsure} possibly handed over before an interrupted "
+                       "delivery: not sent again)").strip()
         if action.new_run_id is not None:
             details = f"{details} (new run {action.new_run_id})".strip()
         exec_log.append(db, now=now, event=_LOG_EVENTS[verb], instance_id=run["instance_id"],

@@ -289,7 +289,16 @@ V1 = [
 
 # V2: the seams between objects (message ids never reused, outbox files cut back to their
 # committed length, ...). Each area appends its statements here; V1 has shipped and never changes.
-V2: list[str] = []
+V2: list[str] = [
+    # crash and results area: an item whose hand-over may have begun (1 until its outcome is
+    # recorded), and each outbox file's length as of the last committed batch.
+    "ALTER TABLE queue_items ADD COLUMN handover_begun INTEGER NOT NULL DEFAULT 0",
+    """CREATE TABLE outbox_files (
+        path TEXT PRIMARY KEY,
+        committed_length INTEGER NOT NULL,
+        updated_at TEXT NOT NULL
+    )""",
+]
 
 MIGRATIONS: list[list[str]] = [V1, V2]
 
