@@ -402,9 +402,7 @@ def _record(db, report, name, channel, token, messages, outcomes, failed, cancel
             if channel is not None and channel.in_store and marked:
                 records = [by_id[i].record for i in sent_ids if i in marked]
                 store.insert_outbox(db, records)
-                # The JSONL file is written before the commit: a crash may repeat a line (same
-                # message_id), never lose one.
-                channel.write_lines(records)
+                _write_outbox_file(db, channel, records, now=at)
                 wrote = True
             report.sent += len(marked)
             store.release(db, token=token, ids=list(untouched))
@@ -420,6 +418,21 @@ def _record(db, report, name, channel, token, messages, outcomes, failed, cancel
         if wrote:
             channel.discard_written()
         raise
+
+
+def _write_outbox_file(db: Database, channel: Channel, records: list[dict], *,
+                       now: datetime) -> None:
+    """Append the batch to the outbox `dir:` file inside the transaction that records it, and
+    record the file's new length in that transaction: lines a killed process wrote beyond the
+    last committed length are cut off by the next append, so a retried batch is not doubled."""
+    from campctl.channels.outbox import OutboxChannel
+
+    if not isinstance(channel, OutboxChannel) or channel.path is None:
+        return
+    key = os.path.abspath(channel.path)
+    end = channel.write_lines(records, committed_length=store.outbox_file_length(db, key))
+    if end is not None:
+        store.set_outbox_file_length(db, key, end, now=now)
 
 
 def _record_failures(db, report, channel, token, permanent, transient, cancelled):
@@ -504,7 +517,7 @@ def _send_one(db: Database, channel: Channel, *, to: str, subject: str, body: st
             try:
                 with db.atomic():
                     store.insert_outbox(db, [record])
-                    channel.write_lines([record])
+                    _write_outbox_file(db, channel, [record], now=now)
                     wrote = True
             except BaseException:
                 if wrote:

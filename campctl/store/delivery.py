@@ -294,6 +294,22 @@ def insert_outbox(db: Database, records: Sequence[dict[str, Any]]) -> int:
     return cur.rowcount
 
 
+def outbox_file_length(db: Database, path: str) -> int | None:
+    """The length of an outbox `dir:` file as of its last committed batch (None: never recorded,
+    e.g. a file written before this was kept)."""
+    value = db.scalar("SELECT committed_length FROM outbox_files WHERE path = ?", (path,))
+    return None if value is None else int(value)
+
+
+def set_outbox_file_length(db: Database, path: str, length: int, *, now: datetime) -> None:
+    db.execute(
+        "INSERT INTO outbox_files (path, committed_length, updated_at) VALUES (?, ?, ?)"
+        " ON CONFLICT (path) DO UPDATE SET committed_length = excluded.committed_length,"
+        " updated_at = excluded.updated_at",
+        (path, int(length), to_db(now)),
+    )
+
+
 def list_outbox(db: Database, *, campaign: str | None = None, run_id: int | None = None,
                 scenario: str | None = None, contact: str | None = None,
                 channel: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
