@@ -415,24 +415,38 @@ def abandon_launch(db: Database, launch_id: int, *, now: datetime) -> bool:
     return row is not None
 
 
+# A profile's message that still waits for delivery (first attempt or a retry).
+_WAITING_MESSAGE_SQL = ("EXISTS (SELECT 1 FROM queue_items q WHERE q.profile_id = p.id"
+                        " AND q.status = 'queued')")
+
+
 def finish_launches(db: Database, scenario: str, *, now: datetime) -> list[int]:
-    """Running launches none of whose profiles is inside the scenario any more are completed;
-    returns their ids (the caller records each one's history)."""
+    """Running launches none of whose profiles is inside the scenario any more, nor has a
+    message still waiting for delivery (or a retry), are completed; returns their ids (the
+    caller records each one's history)."""
     return [r[0] for r in db.execute(
         "UPDATE scenario_launches SET status = 'completed', finished_at = ? "
         "WHERE scenario = ? AND status = 'running' AND NOT EXISTS (SELECT 1 FROM "
-        f"scenario_profiles p WHERE p.launch_id = scenario_launches.id AND p.status IN {_IN_SQL})"
+        "scenario_profiles p WHERE p.launch_id = scenario_launches.id AND "
+        f"(p.status IN {_IN_SQL} OR {_WAITING_MESSAGE_SQL}))"
         " RETURNING id",
         (to_db(now), scenario),
     ).fetchall()]
 
 
+def scenarios_with_running_launches(db: Database) -> list[str]:
+    return [r[0] for r in db.query(
+        "SELECT DISTINCT scenario FROM scenario_launches WHERE status = 'running' ORDER BY 1")]
+
+
 def launches(db: Database, scenario: str | None = None) -> list[dict]:
     """Each launch with its results: every targeted contact counted once.
 
-    success: completed and every message went out; failure: error, or a message that failed;
-    abandoned: stopped (stop launch, or exited on deactivation); other: not entered (re-entry
-    mode) or a send skipped for opt-out. Contacts still inside count in none yet.
+    success: completed and every message handed over; failure: error, or a message that
+    failed; abandoned: stopped (stop launch, or exited on deactivation); other: not entered
+    (re-entry mode), a send skipped for opt-out, or a message cancelled at delivery (contact
+    opted out or erased since). Inside: still in the journey, or a message of theirs still
+    waits for delivery (retries): counted in none of the results yet.
     """
     where = "WHERE l.scenario = ?" if scenario else ""
     rows = db.query(
@@ -449,7 +463,10 @@ def launches(db: Database, scenario: str | None = None) -> list[dict]:
         "    WHEN p.status IN ('abandoned', 'exited') THEN 'abandoned' "
         "    WHEN p.status = 'error' OR EXISTS (SELECT 1 FROM queue_items q WHERE "
         "      q.profile_id = p.id AND q.status = 'failed') THEN 'failure' "
-        "    WHEN p.skipped > 0 THEN 'other' ELSE 'success' END AS outcome "
+        f"    WHEN {_WAITING_MESSAGE_SQL} THEN 'inside' "
+        "    WHEN p.skipped > 0 OR EXISTS (SELECT 1 FROM queue_items q WHERE "
+        "      q.profile_id = p.id AND q.status = 'cancelled') THEN 'other' "
+        "    ELSE 'success' END AS outcome "
         "  FROM scenario_profiles p WHERE p.launch_id IS NOT NULL"
         f") r ON r.launch_id = l.id {where} GROUP BY l.id ORDER BY l.id",
         (scenario,) if scenario else (),
