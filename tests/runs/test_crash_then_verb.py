@@ -70,12 +70,11 @@ def receiver():
     hook.server.server_close()
 
 
-@pytest.fixture
-def launched(cli, tmp_path, write_yaml, receiver):
+def launch(cli, tmp_path, write_yaml, receiver, closes_at: str = "2027-06-30T23:59") -> None:
     csv = tmp_path / "contacts.csv"
     csv.write_text("id,email\n" + "".join(f"c{i},c{i}@example.com\n" for i in range(CONTACTS)))
     text = (f"kind: Channel\nname: hook\ntype: webhook\nurl: {receiver.url}\n---\n"
-            "kind: Campaign\nname: spring\ntimezone: UTC\ncloses_at: 2027-06-30T23:59\n"
+            f"kind: Campaign\nname: spring\ntimezone: UTC\ncloses_at: {closes_at}\n"
             "type: one-off\nchannel: hook\nmessage: {subject: \"Hi\", body: \"Hello\"}\n"
             "audience: {all: true}\nschedule: {queue: immediately, send: immediately}\n")
     for step in (("init",), ("contacts", "import", str(csv)),
@@ -85,6 +84,11 @@ def launched(cli, tmp_path, write_yaml, receiver):
                  ("start", "campaign", "spring")):
         result = cli("--now", T0, *step)
         assert result.exit_code == 0, (step, result)
+
+
+@pytest.fixture
+def launched(cli, tmp_path, write_yaml, receiver):
+    launch(cli, tmp_path, write_yaml, receiver)
 
 
 def killed_tick(state, receiver, kill_at: int) -> None:
@@ -155,6 +159,22 @@ def test_a_live_run_resends_the_item_in_doubt_with_its_key_once_the_claim_expire
     assert len(set(receiver.keys)) == CONTACTS
     assert rows("SELECT count(*) AS n FROM queue_items WHERE status = 'sent'"
                 " AND handover_begun = 0") == [{"n": CONTACTS}]
+
+
+def test_closing_after_a_crash_cancels_the_dead_ticks_items(cli, rows, state, receiver,
+                                                            tmp_path, write_yaml):
+    launch(cli, tmp_path, write_yaml, receiver, closes_at="2027-03-01T09:02")
+    killed_tick(state, receiver, KILL_AT)
+    in_doubt = receiver.keys[-1]
+    # Closed while the dead tick's claim (5 minutes) is still live.
+    assert cli("--now", "2027-03-01T09:03:00Z", "tick").exit_code == 0
+    assert rows("SELECT status FROM runs") == [{"status": "completed"}]
+    items = rows("SELECT status FROM queue_items WHERE status != 'sent'")
+    assert {i["status"] for i in items} == {"cancelled"} and len(items) == CONTACTS - KILL_AT + 1
+    assert rows("SELECT message_id FROM queue_items WHERE handover_begun = 1") == [
+        {"message_id": in_doubt}]
+    assert cli("--now", "2027-03-01T09:10:00Z", "tick").exit_code == 0
+    assert len(receiver.keys) == KILL_AT  # nothing went after the closing
 
 
 def test_an_ended_run_keeps_no_queued_item_once_the_claims_expire(cli, make_run, rows, state):
