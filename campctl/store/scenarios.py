@@ -8,11 +8,17 @@ from typing import Any
 
 from campctl.models import IN_SCENARIO_STATUSES
 from campctl.store.db import Database
+from campctl.store.runs import UNSURE_SQL
 from campctl.timeutil import to_db
 
 _IN_SQL = "(" + ", ".join(f"'{s}'" for s in IN_SCENARIO_STATUSES) + ")"
 # Profiles that can still be captured again under `after_exit`/`restart` are those "inside".
 LIVE = "('active', 'waiting')"
+# `last_error` of a message cancelled because its profile left (stop launch, deactivation).
+_PROFILE_ENDED_SQL = "'scenario profile ended'"
+# A profile's message that still waits for delivery (first attempt or a retry).
+_WAITING_MESSAGE_SQL = ("EXISTS (SELECT 1 FROM queue_items q WHERE q.profile_id = p.id"
+                        " AND q.status = 'queued')")
 
 PROFILE_FIELDS = (
     "p.id, p.scenario, p.contact_id, c.external_id AS contact, p.step, p.status, p.entered_at, "
@@ -348,14 +354,17 @@ def unfreeze(db: Database, scenario: str, *, now: datetime) -> int:
 def end_profiles(db: Database, scenario: str, *, now: datetime, status: str,
                  launch_id: int | None = None) -> int:
     """Profiles inside the scenario (or of one launch) leave it with `status`; their unsent
-    messages are cancelled."""
+    messages are cancelled (for a launch, also those of its profiles that already left the
+    journey: a stopped launch sends nothing more)."""
     at = to_db(now)
     where = f"scenario = ? AND status IN {_IN_SQL}"
     args: list[Any] = [scenario]
     if launch_id is not None:
         where += " AND launch_id = ?"
         args.append(launch_id)
-    cancel_queued(db, where, args)
+        cancel_queued(db, "scenario = ? AND launch_id = ?", [scenario, launch_id])
+    else:
+        cancel_queued(db, where, args)
     return db.execute(
         f"UPDATE scenario_profiles SET status = ?, exited_at = ?, wake_at = NULL, updated_at = ? "
         f"WHERE {where}",
@@ -364,8 +373,12 @@ def end_profiles(db: Database, scenario: str, *, now: datetime, status: str,
 
 
 def cancel_queued(db: Database, profile_where: str, args: Sequence[Any]) -> int:
+    """Cancel the waiting messages of the profiles; one whose hand-over began (a delivery is
+    handing it over, or was killed doing so) keeps its claim and is marked possibly handed
+    over, so the delivery can still record it sent."""
     return db.execute(
-        "UPDATE queue_items SET status = 'cancelled', last_error = 'scenario profile ended' "
+        "UPDATE queue_items SET status = 'cancelled', last_error = CASE WHEN handover_begun = 1"
+        f" THEN {UNSURE_SQL} ELSE {_PROFILE_ENDED_SQL} END "
         "WHERE status = 'queued' AND profile_id IN "
         f"(SELECT id FROM scenario_profiles WHERE {profile_where})",
         list(args),
@@ -415,11 +428,6 @@ def abandon_launch(db: Database, launch_id: int, *, now: datetime) -> bool:
     return row is not None
 
 
-# A profile's message that still waits for delivery (first attempt or a retry).
-_WAITING_MESSAGE_SQL = ("EXISTS (SELECT 1 FROM queue_items q WHERE q.profile_id = p.id"
-                        " AND q.status = 'queued')")
-
-
 def finish_launches(db: Database, scenario: str, *, now: datetime) -> list[int]:
     """Running launches none of whose profiles is inside the scenario any more, nor has a
     message still waiting for delivery (or a retry), are completed; returns their ids (the
@@ -464,6 +472,9 @@ def launches(db: Database, scenario: str | None = None) -> list[dict]:
         "    WHEN p.status = 'error' OR EXISTS (SELECT 1 FROM queue_items q WHERE "
         "      q.profile_id = p.id AND q.status = 'failed') THEN 'failure' "
         f"    WHEN {_WAITING_MESSAGE_SQL} THEN 'inside' "
+        "    WHEN EXISTS (SELECT 1 FROM queue_items q WHERE q.profile_id = p.id AND "
+        f"      q.status = 'cancelled' AND q.last_error IN ({_PROFILE_ENDED_SQL}, {UNSURE_SQL}))"
+        "      THEN 'abandoned' "
         "    WHEN p.skipped > 0 OR EXISTS (SELECT 1 FROM queue_items q WHERE "
         "      q.profile_id = p.id AND q.status = 'cancelled') THEN 'other' "
         "    ELSE 'success' END AS outcome "

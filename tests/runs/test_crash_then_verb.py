@@ -222,3 +222,31 @@ def test_the_restart_does_not_build_for_a_contact_in_doubt(cli, make_run, rows, 
     built = rows("SELECT c.external_id FROM queue_items q JOIN contacts c ON c.id = q.contact_id"
                  " WHERE q.run_id = ?", (new,))
     assert built == [{"external_id": "c2"}]
+
+
+def test_stop_launch_after_a_crash_cancels_every_waiting_message_of_the_launch(cli, rows, state,
+                                                                      receiver, tmp_path,
+                                                                      write_yaml):
+    csv = tmp_path / "contacts.csv"
+    csv.write_text("id,email\n" + "".join(f"c{i},c{i}@example.com\n" for i in range(CONTACTS)))
+    text = (f"kind: Channel\nname: hook\ntype: webhook\nurl: {receiver.url}\n---\n"
+            "kind: Scenario\nname: promo\nlaunch: {type: manual}\nsteps:\n"
+            "  - id: offer\n    send: {channel: hook, subject: \"Offer\", body: \"Hi\"}\n")
+    for step in (("init",), ("contacts", "import", str(csv)),
+                 ("apply", str(write_yaml("defs.yaml", text))),
+                 ("activate", "scenario", "promo"),
+                 ("start", "scenario", "promo", "--all", "--yes")):
+        result = cli("--now", T0, *step)
+        assert result.exit_code == 0, (step, result)
+    killed_tick(state, receiver, KILL_AT)
+    assert cli("--now", T0, "stop", "launch", "1", "--note", "halt").exit_code == 0
+    items = rows("SELECT message_id, status, last_error FROM queue_items WHERE status != 'sent'")
+    assert {i["status"] for i in items} == {"cancelled"} and len(items) == CONTACTS - KILL_AT + 1
+    doubt = [i for i in items if "possibly handed over" in (i["last_error"] or "")]
+    assert [i["message_id"] for i in doubt] == [receiver.keys[-1]]
+    assert cli("--now", "2027-03-01T09:10:00Z", "tick").exit_code == 0
+    assert len(receiver.keys) == KILL_AT  # a stopped launch sends nothing more
+    launch = cli("--now", "2027-03-01T09:10:00Z", "get", "launches", "-o", "json").json[0]
+    assert {k: launch[k] for k in ("status", "success", "abandoned", "other", "inside")} == {
+        "status": "abandoned", "success": KILL_AT - 1, "abandoned": CONTACTS - KILL_AT + 1,
+        "other": 0, "inside": 0}
