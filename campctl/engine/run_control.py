@@ -53,6 +53,8 @@ class RunAction:
     new_run_id: int | None = None
     cancelled: int = 0
     notification_id: int | None = None
+    # Cancelled items whose hand-over began before a delivery was interrupted (never resent).
+    possibly_handed_over: int = 0
 
 
 def _refusal(run_id: int, status: str, verb: str) -> ActionRefused:
@@ -127,6 +129,7 @@ def apply_run_verb(
         if action.cancelled:
             details = f"{details} ({action.cancelled} items cancelled)".strip()
         unsure = store_runs.unsure_items(db, run_id) if finished else 0
+        action.possibly_handed_over = unsure
         if unsure:
             details = (f"{details} ({unsure} possibly handed over before an interrupted "
                        "delivery: not sent again)").strip()

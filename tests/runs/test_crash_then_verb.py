@@ -115,6 +115,7 @@ def test_stop_then_restart_after_a_crash_sends_no_contact_twice(cli, rows, state
     assert rows("SELECT count(*) AS n FROM queue_items WHERE run_id = 1 AND status = 'queued'"
                 ) == [{"n": 0}]
     assert stop.json["cancelled"] == CONTACTS - (KILL_AT - 1)
+    assert stop.json["possibly_handed_over"] == 1
     doubt = rows("SELECT message_id, status, last_error FROM queue_items WHERE run_id = 1"
                  " AND handover_begun = 1")
     assert [d["message_id"] for d in doubt] == [in_doubt]
