@@ -207,7 +207,8 @@ def deliver_pending_notifications(
         db, now=now, max_attempts=NOTIFY_MAX_ATTEMPTS, limit=limit
     ):
         with db.atomic():
-            if not store_notifications.claim(db, notification_id, now=now, until=now + NOTIFY_CLAIM):
+            if not store_notifications.claim(db, notification_id, now=now,
+                                             until=now + NOTIFY_CLAIM):
                 continue
             item = store_notifications.get(db, notification_id)
         if item is None:  # pragma: no cover
