@@ -35,14 +35,20 @@ class OutboxChannel(Channel):
     def _deliver(self, messages: list[Message]) -> Iterator[Outcome]:
         return iter([Outcome(SENT)] * len(messages))
 
-    def write_lines(self, records: list[dict]) -> None:
-        """Append one JSON line per record; the file is created 0600 and never followed if it is
-        a symlink. Called before the recording transaction commits: a crash can duplicate a line
-        (same message_id) but never lose one. A failed write (full disk, read-only folder) leaves
-        the file as it was; so does `discard_written()` when the recording transaction fails."""
+    def write_lines(self, records: list[dict], *, committed_length: int | None = None
+                    ) -> int | None:
+        """Append one JSON line per record; returns the file's length after them (None without a
+        `dir`). The file is created 0600 and never followed if it is a symlink.
+
+        Called inside the transaction that records the batch, which also records the returned
+        length. `committed_length` is the length recorded by the last committed batch: anything
+        beyond it was written by a batch whose transaction never committed (a kill between the
+        write and the commit) and is cut off first, so the file holds each message once. A
+        failed write (full disk, read-only folder) leaves the file as it was; so does
+        `discard_written()` when the recording transaction fails."""
         self._written = None
         if self.path is None or not records:
-            return
+            return None
         data = "".join(json.dumps(r, ensure_ascii=False, sort_keys=False) + "\n" for r in records)
         try:
             self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -54,12 +60,16 @@ class OutboxChannel(Channel):
             # Appends happen under the state file's write lock, so no other campctl writes here
             # between `start` and the end of this batch.
             start = os.fstat(fd).st_size
+            if committed_length is not None and start > committed_length:
+                os.ftruncate(fd, committed_length)
+                start = committed_length
             os.fchmod(fd, 0o600)
             view = memoryview(data.encode("utf-8"))
             while view:
                 written = os.write(fd, view)
                 view = view[written:]
-            self._written = (start, os.fstat(fd).st_size)
+            end = os.fstat(fd).st_size
+            self._written = (start, end)
         except OSError as exc:
             if start is not None:  # never leave half a line: the next append would join it
                 with contextlib.suppress(OSError):
@@ -67,6 +77,7 @@ class OutboxChannel(Channel):
             raise ChannelError(f"cannot write outbox file {self.path}: {exc.strerror}") from None
         finally:
             os.close(fd)
+        return end
 
     def discard_written(self) -> None:
         """Undo the last `write_lines` (its transaction did not commit), if nothing was appended

@@ -197,6 +197,7 @@ def _act(ctx: typer.Context, run_id: int, verb: str, note: str | None, *,
         "status": action.to_status,
         "new_run": action.new_run_id,
         "cancelled": action.cancelled,
+        "possibly_handed_over": action.possibly_handed_over,
     }
     if app.json:
         emit_object(app, result)
@@ -204,6 +205,9 @@ def _act(ctx: typer.Context, run_id: int, verb: str, note: str | None, *,
         text = f"run {run_id}: {action.from_status} -> {action.to_status}"
         if verb == "stop":
             text += f" ({action.cancelled} queued items cancelled)"
+        if action.possibly_handed_over:
+            text += (f" ({action.possibly_handed_over} possibly handed over before an interrupted"
+                     " delivery: not sent again)")
         if action.new_run_id is not None:
             text += f"; new run {action.new_run_id} scheduled (restart of {run_id})"
         notice(app, text)

@@ -336,23 +336,40 @@ def _hand_over_each(db, report, name, channel, token, messages, sent_at):
     at most that one message. When the write lock is not free within RECORD_WAIT_MS (a pause
     or another tick holds it) the batch stops there and the rest is given back unsent.
 
+    Before each message goes, a committed `handover_begun` mark says it may reach the channel
+    (in the transaction that records the previous one): after a crash, only that message is in
+    doubt. The batch also stops when the next item was cancelled meanwhile (stop, closing).
+
     Returns (outcomes of the messages tried, RECORDED for those already recorded; ids given
     back)."""
     outcomes: list[Outcome] = []
     at = from_db(sent_at)
+
+    def begin(index: int) -> bool:
+        return store.begin_hand_over(db, token=token, item_id=messages[index][0]["id"])
+
     try:
-        for (row, _), outcome in zip(messages, channel.deliver([m for _, m in messages]),
-                                     strict=False):
-            if not outcome.ok:
-                outcomes.append(outcome)
-                continue
+        with db.atomic(wait_ms=RECORD_WAIT_MS):
+            go_on = begin(0)
+    except StateLocked:
+        go_on = False
+    if not go_on:
+        return [], [row["id"] for row, _ in messages]
+    try:
+        for index, ((row, _), outcome) in enumerate(
+                zip(messages, channel.deliver([m for _, m in messages]), strict=False)):
+            more = index + 1 < len(messages)
             try:
                 with db.atomic(wait_ms=RECORD_WAIT_MS):
-                    report.sent += len(store.mark_sent(db, token=token, ids=[row["id"]],
-                                                       now=at))
-                outcomes.append(RECORDED)
+                    marked = (store.mark_sent(db, token=token, ids=[row["id"]], now=at)
+                              if outcome.ok else set())
+                    go_on = not more or begin(index + 1)
             except StateLocked:
                 outcomes.append(outcome)  # recorded with the rest, after the lock is free
+                break
+            report.sent += len(marked)
+            outcomes.append(RECORDED if outcome.ok else outcome)
+            if not go_on:
                 break
     except Exception as exc:  # a channel bug must not leave the batch claimed for 5 minutes
         reason = channel.redact(f"channel {name} failed: {type(exc).__name__}: {exc}")
@@ -385,9 +402,7 @@ def _record(db, report, name, channel, token, messages, outcomes, failed, cancel
             if channel is not None and channel.in_store and marked:
                 records = [by_id[i].record for i in sent_ids if i in marked]
                 store.insert_outbox(db, records)
-                # The JSONL file is written before the commit: a crash may repeat a line (same
-                # message_id), never lose one.
-                channel.write_lines(records)
+                _write_outbox_file(db, channel, records, now=at)
                 wrote = True
             report.sent += len(marked)
             store.release(db, token=token, ids=list(untouched))
@@ -404,6 +419,21 @@ def _record(db, report, name, channel, token, messages, outcomes, failed, cancel
         if wrote:
             channel.discard_written()
         raise
+
+
+def _write_outbox_file(db: Database, channel: Channel, records: list[dict], *,
+                       now: datetime) -> None:
+    """Append the batch to the outbox `dir:` file inside the transaction that records it, and
+    record the file's new length in that transaction: lines a killed process wrote beyond the
+    last committed length are cut off by the next append, so a retried batch is not doubled."""
+    from campctl.channels.outbox import OutboxChannel
+
+    if not isinstance(channel, OutboxChannel) or channel.path is None:
+        return
+    key = os.path.abspath(channel.path)
+    end = channel.write_lines(records, committed_length=store.outbox_file_length(db, key))
+    if end is not None:
+        store.set_outbox_file_length(db, key, end, now=now)
 
 
 def _record_failures(db, report, channel, token, permanent, transient, cancelled, *, at):
@@ -488,7 +518,7 @@ def _send_one(db: Database, channel: Channel, *, to: str, subject: str, body: st
             try:
                 with db.atomic():
                     store.insert_outbox(db, [record])
-                    channel.write_lines([record])
+                    _write_outbox_file(db, channel, [record], now=now)
                     wrote = True
             except BaseException:
                 if wrote:

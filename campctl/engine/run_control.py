@@ -53,6 +53,8 @@ class RunAction:
     new_run_id: int | None = None
     cancelled: int = 0
     notification_id: int | None = None
+    # Cancelled items whose hand-over began before a delivery was interrupted (never resent).
+    possibly_handed_over: int = 0
 
 
 def _refusal(run_id: int, status: str, verb: str) -> ActionRefused:
@@ -117,7 +119,10 @@ def apply_run_verb(
         action = RunAction(run_id=run_id, verb=verb, from_status=status, to_status=target)
         history.record(db, kind="run", name=str(run_id), action=verb, actor=actor, now=now,
                        from_status=status, to_status=target, note=note)
-        if verb == "stop":
+        if finished:
+            # A stopped run's items are all cancelled at once; those whose hand-over began in a
+            # delivery that never recorded it (a crash) as possibly handed over. Skip and restart
+            # find them cancelled already, unless the stop predates this rule.
             action.cancelled = store_runs.cancel_queued_items(db, run_id, now=now)
         if verb == "restart":
             action.new_run_id = _create_restart(db, run, note=note, actor=actor, now=now,
@@ -125,6 +130,11 @@ def apply_run_verb(
         details = note or ""
         if action.cancelled:
             details = f"{details} ({action.cancelled} items cancelled)".strip()
+        unsure = store_runs.unsure_items(db, run_id) if finished else 0
+        action.possibly_handed_over = unsure
+        if unsure:
+            details = (f"{details} ({unsure} possibly handed over before an interrupted "
+                       "delivery: not sent again)").strip()
         if action.new_run_id is not None:
             details = f"{details} (new run {action.new_run_id})".strip()
         exec_log.append(db, now=now, event=_LOG_EVENTS[verb], instance_id=run["instance_id"],
@@ -224,7 +234,8 @@ def deliver_pending_notifications(
         db, now=now, max_attempts=NOTIFY_MAX_ATTEMPTS, limit=limit
     ):
         with db.atomic():
-            if not store_notifications.claim(db, notification_id, now=now, until=now + NOTIFY_CLAIM):
+            if not store_notifications.claim(db, notification_id, now=now,
+                                             until=now + NOTIFY_CLAIM):
                 continue
             item = store_notifications.get(db, notification_id)
         if item is None:  # pragma: no cover

@@ -259,7 +259,11 @@ def deliver(db, *, now: datetime, environ, report, run_ids: list[int],
 # --- finishing --------------------------------------------------------------------------------
 
 def finish(db, *, now: datetime, report, dry_run: bool = False) -> None:
-    """Complete built runs with nothing left to deliver; wake-ups of retries; tidy wake rows."""
+    """Complete built runs with nothing left to deliver; wake-ups of retries; tidy wake rows;
+    cancel what ended runs still hold once no live claim keeps it (a delivery that died)."""
+    if not dry_run:
+        with db.atomic():
+            report.cancelled += run_store.sweep_ended_runs(db, now=now)
     runs = [r for r in run_store.list_runs(db, status=("queued", "sending"))
             if r["built_at"] is not None]
     remaining = run_store.remaining_items(db, [r["id"] for r in runs])

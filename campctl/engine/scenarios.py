@@ -410,9 +410,19 @@ def finish_launches(db, name: str, *, now: datetime) -> None:
     for launch_id in store.finish_launches(db, name, now=now):
         history.record(db, kind="launch", name=str(launch_id), action="complete",
                        actor="campctl", now=now, from_status="running", to_status="completed",
-                       note=f"scenario {name}: every profile of the launch has left")
+                       note=f"scenario {name}: every profile of the launch has left and "
+                            "its messages are delivered or failed")
         log.append(db, now=now, event="Launch Completed", scenario=name,
-                   details=f"launch {launch_id}: every profile has left the scenario")
+                   details=f"launch {launch_id}: every profile has left the scenario and no "
+                           "message of the launch waits for delivery")
+
+
+def finish_delivered_launches(db, *, now: datetime) -> None:
+    """After delivery: complete the launches whose last messages this tick handed over (or
+    failed for good), each scenario in its own transaction."""
+    for name in store.scenarios_with_running_launches(db):
+        with db.atomic():
+            finish_launches(db, name, now=now)
 
 
 def on_deactivate(db, *, name: str, now: datetime, keep: bool) -> None:

@@ -72,6 +72,9 @@ def _phases(db, *, now, environ, report, max_messages, deadline, stop_requested,
                      stop_requested=stop_requested, dry_run=dry_run)
     # 4. finish: complete runs, then let plans follow their `sent` transition
     runs.finish(db, now=now, report=report, dry_run=dry_run)
+    hook = _hook("scenarios", "finish_delivered_launches")
+    if hook is not None and not dry_run:
+        hook(db, now=now)
     hook = _hook("plans", "advance")
     if hook is not None:
         hook(db, now=now, report=report)

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from campctl.store.db import Database
+from campctl.store.runs import UNSURE_SQL
 from campctl.timeutil import to_db
 
 # A run's items may be claimed only while the run is in one of these statuses.
@@ -154,14 +155,36 @@ def run_snapshots(db: Database, run_ids: Iterable[int]) -> dict[int, dict[str, A
 
 
 # --- outcomes ------------------------------------------------------------------------------------
+def begin_hand_over(db: Database, *, token: str, item_id: int) -> bool:
+    """Note that this claim is about to hand the item over (committed before it goes), if the
+    claim still holds it and its run still delivers. False: leave it and stop the batch (a stop
+    or a closing cancelled it, a pause holds its run).
+
+    A crash between this and the record of the outcome leaves `handover_begun = 1`: the item
+    may have reached the channel, and once its run has ended it is never sent under another key
+    (see `store.runs.cancel_queued_items` and the restart's exclusion)."""
+    marks = ", ".join("?" for _ in DELIVERING_RUN_STATUSES)
+    return db.one(
+        "UPDATE queue_items SET handover_begun = 1 WHERE id = ? AND claim_token = ?"
+        " AND status = 'queued' AND (run_id IS NULL OR run_id IN"
+        f" (SELECT id FROM runs WHERE status IN ({marks}) AND {_NOT_HELD})) RETURNING id",
+        (int(item_id), token, *DELIVERING_RUN_STATUSES),
+    ) is not None
+
+
 def mark_sent(db: Database, *, token: str, ids: Sequence[int], now: datetime) -> set[int]:
-    """Mark items sent if this claim still holds them; returns the ids that were marked."""
+    """Mark items sent if this claim still holds them; returns the ids that were marked.
+
+    An item cancelled as possibly handed over (its run was stopped or closed while this claim
+    was handing it over) is marked sent too: the delivery knows it went."""
     if not ids:
         return set()
     rows = db.query(
         "UPDATE queue_items SET status = 'sent', sent_at = ?, attempts = attempts + 1,"
-        " last_error = NULL, next_attempt_at = NULL, claimed_until = NULL, claim_token = NULL"
-        " WHERE id IN (SELECT value FROM json_each(?)) AND claim_token = ? AND status = 'queued'"
+        " last_error = NULL, next_attempt_at = NULL, claimed_until = NULL, claim_token = NULL,"
+        " handover_begun = 0"
+        " WHERE id IN (SELECT value FROM json_each(?)) AND claim_token = ?"
+        " AND (status = 'queued' OR (status = 'cancelled' AND handover_begun = 1))"
         " RETURNING id",
         (to_db(now), _ids(ids), token),
     )
@@ -186,7 +209,7 @@ def mark_retry(db: Database, *, token: str, items: Sequence[tuple[int, str, date
             " status = CASE WHEN attempts + 1 >= ? THEN 'failed' ELSE status END,"
             " next_attempt_at = CASE WHEN attempts + 1 >= ? THEN NULL ELSE ? END,"
             " failed_at = CASE WHEN attempts + 1 >= ? THEN ? ELSE failed_at END,"
-            " claimed_until = NULL, claim_token = NULL"
+            " claimed_until = NULL, claim_token = NULL, handover_begun = 0"
             " WHERE id = ? AND claim_token = ? AND status = 'queued' RETURNING status",
             (reason[:500], max_attempts, max_attempts, to_db(next_at), max_attempts, failed_at,
              item_id, token),
@@ -212,7 +235,7 @@ def _finish(db: Database, *, token: str, items: Sequence[tuple[int, str]], statu
     for item_id, reason in items:
         done += db.execute(
             "UPDATE queue_items SET status = ?, attempts = attempts + ?, last_error = ?,"
-            " next_attempt_at = NULL, claimed_until = NULL, claim_token = NULL,"
+            " next_attempt_at = NULL, claimed_until = NULL, claim_token = NULL, handover_begun = 0,"
             " failed_at = coalesce(?, failed_at)"
             " WHERE id = ? AND claim_token = ? AND status = 'queued'",
             (status, attempted, reason[:500], at, item_id, token),
@@ -254,8 +277,9 @@ def cancel_where_run_ended(db: Database, ids: Sequence[int]) -> int:
     marks = ", ".join("?" for _ in ENDED_RUN_STATUSES)
     return db.execute(
         "UPDATE queue_items SET status = 'cancelled', claimed_until = NULL, claim_token = NULL,"
-        " next_attempt_at = NULL, last_error = 'run ' || (SELECT status FROM runs"
-        " WHERE runs.id = queue_items.run_id) || ' before it was sent'"
+        f" next_attempt_at = NULL, last_error = CASE WHEN handover_begun = 1 THEN {UNSURE_SQL}"
+        " ELSE 'run ' || (SELECT status FROM runs"
+        " WHERE runs.id = queue_items.run_id) || ' before it was sent' END"
         " WHERE id IN (SELECT value FROM json_each(?)) AND status = 'queued'"
         f" AND run_id IN (SELECT id FROM runs WHERE status IN ({marks}))",
         (_ids(ids), *ENDED_RUN_STATUSES),
@@ -277,6 +301,22 @@ def insert_outbox(db: Database, records: Sequence[dict[str, Any]]) -> int:
         ],
     )
     return cur.rowcount
+
+
+def outbox_file_length(db: Database, path: str) -> int | None:
+    """The length of an outbox `dir:` file as of its last committed batch (None: never recorded,
+    e.g. a file written before this was kept)."""
+    value = db.scalar("SELECT committed_length FROM outbox_files WHERE path = ?", (path,))
+    return None if value is None else int(value)
+
+
+def set_outbox_file_length(db: Database, path: str, length: int, *, now: datetime) -> None:
+    db.execute(
+        "INSERT INTO outbox_files (path, committed_length, updated_at) VALUES (?, ?, ?)"
+        " ON CONFLICT (path) DO UPDATE SET committed_length = excluded.committed_length,"
+        " updated_at = excluded.updated_at",
+        (path, int(length), to_db(now)),
+    )
 
 
 def list_outbox(db: Database, *, campaign: str | None = None, run_id: int | None = None,

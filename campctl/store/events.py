@@ -6,7 +6,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from campctl.store.runs import RESTART_CHAIN_SQL
+from campctl.store.runs import REACHED_SQL, RESTART_CHAIN_SQL
 from campctl.timeutil import to_db
 
 
@@ -101,8 +101,8 @@ def build_queue_from_events(db, *, run_id: int, selection: dict, channel: str,
         *audience_params,
     ]
     if exclude_sent_of_run is not None:
-        sql += (" AND NOT EXISTS (SELECT 1 FROM queue_items q WHERE q.run_id IN"
-                f" {RESTART_CHAIN_SQL} AND q.contact_id = e.contact_id AND q.status = 'sent')")
+        sql += (" AND NOT EXISTS (SELECT 1 FROM queue_items s WHERE s.run_id IN"
+                f" {RESTART_CHAIN_SQL} AND s.contact_id = e.contact_id AND {REACHED_SQL})")
         params.append(exclude_sent_of_run)
     sql += " ORDER BY e.contact_id ON CONFLICT DO NOTHING"
     return db.execute(sql, params).rowcount

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from campctl.store.db import Database
-from campctl.store.runs import RESTART_CHAIN_SQL
+from campctl.store.runs import REACHED_SQL, RESTART_CHAIN_SQL
 from campctl.timeutil import to_db
 
 # Chunks of contact ids: each INSERT … SELECT stays short enough for other writers to get a turn
@@ -58,7 +58,7 @@ def insert_run_items(
     if exclude_sent_of_run is not None:
         filters.append(
             f"NOT EXISTS (SELECT 1 FROM queue_items s WHERE s.run_id IN {RESTART_CHAIN_SQL} "
-            "AND s.contact_id = a.contact_id AND s.status = 'sent')"
+            f"AND s.contact_id = a.contact_id AND {REACHED_SQL})"
         )
         extra.append(exclude_sent_of_run)
     sql = (

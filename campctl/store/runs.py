@@ -202,20 +202,54 @@ def set_status(
     return db.execute(sql + " RETURNING id", params).fetchone() is not None
 
 
-def cancel_queued_items(db: Database, run_id: int, *, now: datetime) -> int:
-    """Cancel a run's waiting items that no delivery currently holds; returns how many.
+# `last_error` of an item cancelled after a hand-over that began and was never recorded.
+UNSURE_ERROR = "possibly handed over before a delivery was interrupted; not sent again"
+UNSURE_SQL = f"'{UNSURE_ERROR}'"
+# A contact counts as reached by an item when it was sent or may have been (see above).
+REACHED_SQL = "(s.status = 'sent' OR s.handover_begun = 1)"
 
-    Items under a live claim (a tick handing them over right now) are left to that delivery,
-    which records their outcome; the next cancel (e.g. the tick's finish step) catches any
-    it released unsent.
+_CANCEL_SET = (
+    "status = 'cancelled', next_attempt_at = NULL,"
+    f" last_error = CASE WHEN handover_begun = 1 THEN {UNSURE_SQL} ELSE last_error END"
+)
+
+
+def cancel_queued_items(db: Database, run_id: int, *, now: datetime) -> int:
+    """Cancel every waiting item of a run; returns how many (for stop, skip, restart, closing).
+
+    An item whose hand-over began and was never recorded (a delivery was killed, or is
+    recording right now) is cancelled as possibly handed over: it keeps its claim so that a
+    delivery still recording it can mark it sent, and a restart excludes its contact. Every
+    other claimed item was not handed over: the delivery holding it finds it cancelled and
+    stops its batch.
     """
     cur = db.execute(
-        "UPDATE queue_items SET status = 'cancelled', claimed_until = NULL, claim_token = NULL"
-        " WHERE run_id = ? AND status = 'queued'"
-        " AND (claimed_until IS NULL OR claimed_until <= ?)",
-        (run_id, to_db(now)),
+        f"UPDATE queue_items SET {_CANCEL_SET},"
+        " claimed_until = CASE WHEN handover_begun = 1 THEN claimed_until END,"
+        " claim_token = CASE WHEN handover_begun = 1 THEN claim_token END"
+        " WHERE run_id = ? AND status = 'queued'",
+        (run_id,),
     )
     return cur.rowcount
+
+
+def unsure_items(db: Database, run_id: int) -> int:
+    """Cancelled items of a run that may have been handed over (a crash in between)."""
+    return int(db.scalar(
+        "SELECT count(*) FROM queue_items WHERE run_id = ? AND status = 'cancelled'"
+        " AND handover_begun = 1", (run_id,)) or 0)
+
+
+def sweep_ended_runs(db: Database, *, now: datetime) -> int:
+    """Cancel the waiting items of runs that have ended and that no live claim holds (a claim
+    of a delivery that died expires); returns how many."""
+    return db.execute(
+        f"UPDATE queue_items SET {_CANCEL_SET}, claimed_until = NULL, claim_token = NULL"
+        " WHERE status = 'queued' AND (claimed_until IS NULL OR claimed_until <= ?)"
+        " AND run_id IN (SELECT id FROM runs WHERE status IN"
+        " ('completed', 'failed', 'stopped', 'skipped'))",
+        (to_db(now),),
+    ).rowcount
 
 
 # The run and every run it restarts, back to the first (restarts of restarts keep excluding).
@@ -226,11 +260,12 @@ RESTART_CHAIN_SQL = (
 
 
 def sent_contact_ids(db: Database, run_id: int) -> list[int]:
-    """Contacts that received this run's message (for restarts without --include-sent)."""
+    """Contacts that received this run's message, or may have (for restarts without
+    --include-sent)."""
     return [
         r[0]
         for r in db.query(
-            "SELECT contact_id FROM queue_items WHERE run_id = ? AND status = 'sent'"
+            f"SELECT contact_id FROM queue_items s WHERE run_id = ? AND {REACHED_SQL}"
             " AND contact_id IS NOT NULL ORDER BY contact_id",
             (run_id,),
         )

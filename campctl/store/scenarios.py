@@ -8,11 +8,17 @@ from typing import Any
 
 from campctl.models import IN_SCENARIO_STATUSES
 from campctl.store.db import Database
+from campctl.store.runs import UNSURE_SQL
 from campctl.timeutil import to_db
 
 _IN_SQL = "(" + ", ".join(f"'{s}'" for s in IN_SCENARIO_STATUSES) + ")"
 # Profiles that can still be captured again under `after_exit`/`restart` are those "inside".
 LIVE = "('active', 'waiting')"
+# `last_error` of a message cancelled because its profile left (stop launch, deactivation).
+_PROFILE_ENDED_SQL = "'scenario profile ended'"
+# A profile's message that still waits for delivery (first attempt or a retry).
+_WAITING_MESSAGE_SQL = ("EXISTS (SELECT 1 FROM queue_items q WHERE q.profile_id = p.id"
+                        " AND q.status = 'queued')")
 
 PROFILE_FIELDS = (
     "p.id, p.scenario, p.contact_id, c.external_id AS contact, p.step, p.status, p.entered_at, "
@@ -373,14 +379,17 @@ def unfreeze(db: Database, scenario: str, *, now: datetime) -> int:
 def end_profiles(db: Database, scenario: str, *, now: datetime, status: str,
                  launch_id: int | None = None) -> int:
     """Profiles inside the scenario (or of one launch) leave it with `status`; their unsent
-    messages are cancelled."""
+    messages are cancelled (for a launch, also those of its profiles that already left the
+    journey: a stopped launch sends nothing more)."""
     at = to_db(now)
     where = f"scenario = ? AND status IN {_IN_SQL}"
     args: list[Any] = [scenario]
     if launch_id is not None:
         where += " AND launch_id = ?"
         args.append(launch_id)
-    cancel_queued(db, where, args)
+        cancel_queued(db, "scenario = ? AND launch_id = ?", [scenario, launch_id])
+    else:
+        cancel_queued(db, where, args)
     return db.execute(
         f"UPDATE scenario_profiles SET status = ?, exited_at = ?, wake_at = NULL, updated_at = ? "
         f"WHERE {where}",
@@ -389,8 +398,12 @@ def end_profiles(db: Database, scenario: str, *, now: datetime, status: str,
 
 
 def cancel_queued(db: Database, profile_where: str, args: Sequence[Any]) -> int:
+    """Cancel the waiting messages of the profiles; one whose hand-over began (a delivery is
+    handing it over, or was killed doing so) keeps its claim and is marked possibly handed
+    over, so the delivery can still record it sent."""
     return db.execute(
-        "UPDATE queue_items SET status = 'cancelled', last_error = 'scenario profile ended' "
+        "UPDATE queue_items SET status = 'cancelled', last_error = CASE WHEN handover_begun = 1"
+        f" THEN {UNSURE_SQL} ELSE {_PROFILE_ENDED_SQL} END "
         "WHERE status = 'queued' AND profile_id IN "
         f"(SELECT id FROM scenario_profiles WHERE {profile_where})",
         list(args),
@@ -455,24 +468,33 @@ def abandon_launch(db: Database, launch_id: int, *, now: datetime) -> bool:
 
 
 def finish_launches(db: Database, scenario: str, *, now: datetime) -> list[int]:
-    """Running launches none of whose profiles is inside the scenario any more are completed;
-    returns their ids (the caller records each one's history)."""
+    """Running launches none of whose profiles is inside the scenario any more, nor has a
+    message still waiting for delivery (or a retry), are completed; returns their ids (the
+    caller records each one's history)."""
     return [r[0] for r in db.execute(
         "UPDATE scenario_launches SET status = 'completed', finished_at = ? "
         "WHERE scenario = ? AND status = 'running' AND NOT EXISTS (SELECT 1 FROM "
-        f"scenario_profiles p WHERE p.launch_id = scenario_launches.id AND p.status IN {_IN_SQL})"
+        "scenario_profiles p WHERE p.launch_id = scenario_launches.id AND "
+        f"(p.status IN {_IN_SQL} OR {_WAITING_MESSAGE_SQL}))"
         " RETURNING id",
         (to_db(now), scenario),
     ).fetchall()]
 
 
+def scenarios_with_running_launches(db: Database) -> list[str]:
+    return [r[0] for r in db.query(
+        "SELECT DISTINCT scenario FROM scenario_launches WHERE status = 'running' ORDER BY 1")]
+
+
 def launches(db: Database, scenario: str | None = None) -> list[dict]:
     """Each launch with its results: every targeted contact counted once.
 
-    success: completed and every message went out; failure: error, or a message that failed;
-    abandoned: stopped (stop launch), exited on deactivation, or removed while inside (clear,
-    remove-profile); other: not entered (re-entry mode) or a send skipped for opt-out. Contacts
-    still inside count in none yet. Cleared profiles keep counting: results are history.
+    success: completed and every message handed over; failure: error, or a message that
+    failed; abandoned: stopped (stop launch), exited on deactivation, or removed while inside
+    (clear, remove-profile); other: not entered (re-entry mode), a send skipped for opt-out, or a
+    message cancelled at delivery (contact opted out or erased since). Inside: still in the
+    journey, or a message of theirs still waits for delivery (retries): counted in none of the
+    results yet. Cleared profiles keep counting: results are history.
     """
     where = "WHERE l.scenario = ?" if scenario else ""
     rows = db.query(
@@ -489,7 +511,13 @@ def launches(db: Database, scenario: str | None = None) -> list[dict]:
         "    WHEN p.status IN ('abandoned', 'exited', 'removed') THEN 'abandoned' "
         "    WHEN p.status = 'error' OR EXISTS (SELECT 1 FROM queue_items q WHERE "
         "      q.profile_id = p.id AND q.status = 'failed') THEN 'failure' "
-        "    WHEN p.skipped > 0 THEN 'other' ELSE 'success' END AS outcome "
+        f"    WHEN {_WAITING_MESSAGE_SQL} THEN 'inside' "
+        "    WHEN EXISTS (SELECT 1 FROM queue_items q WHERE q.profile_id = p.id AND "
+        f"      q.status = 'cancelled' AND q.last_error IN ({_PROFILE_ENDED_SQL}, {UNSURE_SQL}))"
+        "      THEN 'abandoned' "
+        "    WHEN p.skipped > 0 OR EXISTS (SELECT 1 FROM queue_items q WHERE "
+        "      q.profile_id = p.id AND q.status = 'cancelled') THEN 'other' "
+        "    ELSE 'success' END AS outcome "
         "  FROM scenario_profiles p WHERE p.launch_id IS NOT NULL"
         f") r ON r.launch_id = l.id {where} GROUP BY l.id ORDER BY l.id",
         (scenario,) if scenario else (),

@@ -380,6 +380,14 @@ V2: list[str] = [
     "ALTER TABLE runs ADD COLUMN closes_at TEXT",
     "CREATE INDEX runs_closing ON runs (closes_at) WHERE closes_at IS NOT NULL"
     " AND status IN ('scheduled', 'building', 'queued', 'sending', 'paused')",
+    # crash and results area: an item whose hand-over may have begun (1 until its outcome is
+    # recorded), and each outbox file's length as of the last committed batch.
+    "ALTER TABLE queue_items ADD COLUMN handover_begun INTEGER NOT NULL DEFAULT 0",
+    """CREATE TABLE outbox_files (
+        path TEXT PRIMARY KEY,
+        committed_length INTEGER NOT NULL,
+        updated_at TEXT NOT NULL
+    )""",
 ]
 
 MIGRATIONS: list[list[str]] = [V1, V2]

@@ -78,18 +78,27 @@ def test_stop_cancels_unsent_items_only(cli, make_run, rows):
     assert log and log[-1]["event"] == "Run Stopped" and "wrong price" in log[-1]["details"]
 
 
-def test_stop_leaves_items_under_a_live_claim_to_their_delivery(cli, make_run, rows, state):
+def test_stop_cancels_items_under_a_claim_too_marking_a_begun_hand_over(cli, make_run, rows,
+                                                                       state):
     import sqlite3
 
-    run_id = make_run("sending", items=("queued", "queued"))
+    run_id = make_run("sending", items=("queued", "queued", "queued"))
     conn = sqlite3.connect(state)
-    conn.execute("UPDATE queue_items SET claimed_until = '2027-03-01T09:05:00Z' WHERE id = "
-                 "(SELECT min(id) FROM queue_items WHERE run_id = ?)", (run_id,))
+    ids = [r[0] for r in conn.execute("SELECT id FROM queue_items ORDER BY id")]
+    # A delivery (dead or alive) claimed the first two and began handing over the first.
+    conn.execute("UPDATE queue_items SET claimed_until = '2027-03-01T09:05:00Z',"
+                 " claim_token = 'tok' WHERE id IN (?, ?)", ids[:2])
+    conn.execute("UPDATE queue_items SET handover_begun = 1 WHERE id = ?", (ids[0],))
     conn.commit()
     conn.close()
     assert cli("stop", "run", str(run_id), "--note", "x").exit_code == 0
-    statuses = [r["status"] for r in rows("SELECT status FROM queue_items ORDER BY id")]
-    assert statuses == ["queued", "cancelled"]
+    items = rows("SELECT status, claim_token, last_error FROM queue_items ORDER BY id")
+    assert [i["status"] for i in items] == ["cancelled"] * 3
+    # The one in doubt keeps its claim, so a delivery still recording it can mark it sent.
+    assert items[0]["claim_token"] == "tok" and "possibly handed over" in items[0]["last_error"]
+    assert items[1]["claim_token"] is None and items[1]["last_error"] is None
+    log = rows("SELECT details FROM exec_log WHERE event = 'Run Stopped'")
+    assert "1 possibly handed over" in log[0]["details"]
 
 
 @pytest.mark.parametrize("before", ["scheduled", "building", "queued", "sending"])
