@@ -1,0 +1,1148 @@
+"""A model of what the operator did, a random driver of the real CLI, and the invariant checks.
+
+`Episode(workdir, seed, steps).run()` builds a fresh state file with small definitions (two
+campaigns with windows and `closes_at`, a two-stage plan over their plan-only stages, an
+event-captured and a manually launched scenario), then takes `steps` random operator steps
+through `campctl.__main__.main` with `--state` and a virtual `--now`. Messages go to two channels
+that record every arrival: a webhook receiver on 127.0.0.1 (`hook`) and an outbox channel with a
+`dir:` JSON Lines copy (`box`). One kind of step runs `campctl tick` as a subprocess that the
+receiver SIGKILLs when the Nth message of that tick arrives, before answering: a tick dying
+between hand-over and commit.
+
+After every step each `check_*` function compares the model, the arrivals and the state file,
+and returns violations as one-line texts; `Episode.violations` maps check name -> texts. Each
+violation carries the steps that led to it (`Episode.transcript`), as CLI command lines.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from typer.testing import CliRunner
+
+from campctl.__main__ import main
+
+REPO = Path(__file__).resolve().parents[2]
+T0 = datetime(2027, 3, 1, 8, 0, tzinfo=UTC)
+CONTACTS = ("c1", "c2", "c3", "c4", "c5")
+CAMPAIGNS = ("flash", "daily", "nudge")
+SCENARIOS = ("welcome", "tour")
+PLAN = "duo"
+LIVE_RUN = {"scheduled", "building", "queued", "sending", "paused"}
+ENDED_RUN = {"completed", "failed", "stopped", "skipped"}
+INSIDE = {"active", "waiting", "frozen"}
+# The send steps of each scenario, in the order a profile passes them.
+SEND_STEPS = {"welcome": ("hi", "bye"), "tour": ("hello", "bye")}
+
+
+def iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+# Every window, send time and closing date is a fixed offset from T0, so a seed replays.
+FLASH_SEND = T0 + timedelta(hours=1)
+FLASH_CLOSES = T0 + timedelta(hours=5)
+DAILY_SEND_START = T0 + timedelta(hours=3)
+DAILY_CLOSES = T0 + timedelta(hours=14)
+NUDGE_CLOSES = T0 + timedelta(hours=10)
+CLOSES = {"flash": FLASH_CLOSES, "daily": DAILY_CLOSES, "nudge": NUDGE_CLOSES}
+
+
+def definitions(hook_url: str, versions: dict[str, int]) -> dict[str, str]:
+    """The YAML files of one episode; `versions` changes each campaign's subjects only."""
+    channels = f"""\
+        kind: Channel
+        name: hook
+        type: webhook
+        url: {hook_url}
+        ---
+        kind: Channel
+        name: box
+        type: outbox
+        dir: jsonl
+        """
+    flash = f"""\
+        kind: Campaign
+        name: flash
+        timezone: UTC
+        closes_at: "{iso(FLASH_CLOSES)[:-4]}"
+        channel: hook
+        message_type: promotional
+        audience: {{all: true}}
+        message:
+          subject: "Flash v{versions["flash"]} {{{{ first_name }}}}"
+          body: "Only today, {{{{ id }}}}."
+        type: one-off
+        schedule:
+          queue: immediately
+          send: {{at: "{iso(FLASH_SEND)[:-4]}"}}
+          window: "08:00-20:00"
+        stages:
+          - name: main
+          - name: teaser
+            controlled_by_plan: true
+            message: {{subject: "Teaser v{versions["flash"]}", body: "Soon, {{{{ id }}}}."}}
+        """
+    daily = f"""\
+        kind: Campaign
+        name: daily
+        timezone: UTC
+        closes_at: "{iso(DAILY_CLOSES)[:-4]}"
+        channel: box
+        message_type: promotional
+        audience: {{all: true}}
+        message:
+          subject: "Daily v{versions["daily"]} {{{{ first_name }}}}"
+          body: "News for {{{{ id }}}}."
+        type: date-triggered
+        schedule:
+          start: immediately
+          cron: "0 */2 * * *"
+          send_start: {{at: "{iso(DAILY_SEND_START)[:-4]}"}}
+          window: "07:00-21:00"
+        stages:
+          - name: main
+          - name: boost
+            controlled_by_plan: true
+            channel: hook
+            message: {{subject: "Boost v{versions["daily"]}", body: "More for {{{{ id }}}}."}}
+        """
+    nudge = f"""\
+        kind: Campaign
+        name: nudge
+        timezone: UTC
+        closes_at: "{iso(NUDGE_CLOSES)[:-4]}"
+        channel: box
+        message_type: promotional
+        audience: {{all: true}}
+        message:
+          subject: "Nudge v{versions["nudge"]}"
+          body: "Did you see it, {{{{ id }}}}?"
+        type: event-triggered
+        trigger: {{event: signup}}
+        schedule:
+          queue_start: immediately
+          send_start: immediately
+          queue_every: on_event
+          window: "09:00-19:00"
+        """
+    plan = """\
+        kind: Plan
+        name: duo
+        transition: sent
+        schedule: {type: manual}
+        stages:
+          - {campaign: daily, stage: boost}
+          - {campaign: flash, stage: teaser}
+        """
+    scenarios = """\
+        kind: Scenario
+        name: welcome
+        reentry: after_exit
+        launch: {type: event, event: signup}
+        steps:
+          - id: hi
+            send: {channel: hook, message_type: transactional, subject: "Hi {{ first_name }}",
+                   body: "Welcome {{ id }}"}
+          - id: w
+            wait: 2h
+          - id: bye
+            send: {channel: box, message_type: transactional, subject: "Bye", body: "{{ id }}"}
+        ---
+        kind: Scenario
+        name: tour
+        reentry: once
+        launch: {type: manual}
+        steps:
+          - id: hello
+            send: {channel: box, message_type: transactional, subject: "Hello", body: "{{ id }}"}
+          - id: w
+            wait: 1h
+          - id: bye
+            send: {channel: hook, message_type: transactional, subject: "Tour done",
+                   body: "{{ id }}"}
+        """
+    return {name: textwrap.dedent(text) for name, text in (
+        ("channels.yaml", channels), ("flash.yaml", flash), ("daily.yaml", daily),
+        ("nudge.yaml", nudge), ("plan.yaml", plan), ("scenarios.yaml", scenarios))}
+
+
+# --- the webhook receiver ------------------------------------------------------------------------
+
+@dataclass
+class Arrival:
+    key: str
+    channel: str
+    body: dict
+    step: int
+    now: datetime
+
+
+class HookReceiver:
+    """A webhook server on 127.0.0.1 recording each POST with the step and virtual time that
+    sent it. Armed with `arm(nth)`, it SIGKILLs the process given to `set_pid` when the nth
+    message of that tick arrives, and closes the connection without answering."""
+
+    def __init__(self) -> None:
+        self.arrivals: list[Arrival] = []
+        self.step = 0
+        self.now = T0
+        self.killed_key: str | None = None
+        self._lock = threading.Lock()
+        self._kill_nth = 0
+        self._count = 0
+        self._pid: int | None = None
+        self._pid_ready = threading.Event()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length)
+                try:
+                    body = json.loads(raw)
+                except ValueError:
+                    body = {"unreadable": raw.decode(errors="replace")}
+                key = self.headers.get("Idempotency-Key") or ""
+                if receiver._record(key, body):
+                    self.close_connection = True
+                    return
+                payload = b'{"ok": true}'
+                try:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                except OSError:
+                    pass
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._server.handle_error = lambda request, address: None  # resets by killed ticks
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/hook"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def _record(self, key: str, body: dict) -> bool:
+        """Record one arrival; True when the sender was killed because of it."""
+        with self._lock:
+            self.arrivals.append(Arrival(key, "hook", body, self.step, self.now))
+            if not self._kill_nth:
+                return False
+            self._count += 1
+            if self._count != self._kill_nth:
+                return False
+            self._kill_nth = 0
+        self._pid_ready.wait()
+        if self._pid is not None:
+            os.kill(self._pid, signal.SIGKILL)
+            self.killed_key = key
+        return True
+
+    def arm(self, nth: int) -> None:
+        with self._lock:
+            self._kill_nth, self._count, self._pid = nth, 0, None
+            self.killed_key = None
+            self._pid_ready.clear()
+
+    def set_pid(self, pid: int | None) -> None:
+        self._pid = pid
+        self._pid_ready.set()
+
+    def disarm(self) -> None:
+        with self._lock:
+            self._kill_nth = 0
+        self._pid_ready.set()
+
+    def __enter__(self) -> HookReceiver:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+# --- the model -----------------------------------------------------------------------------------
+
+Identity = tuple[int, str, int, str]  # profile id, scenario, contact pk, capture key
+
+
+@dataclass
+class Model:
+    """What the operator did and when (step numbers), as the checks need it."""
+
+    run_paused: dict[int, int] = field(default_factory=dict)  # run -> step of the pause
+    run_pauses: list[tuple[int, int, int | None]] = field(default_factory=list)
+    run_stopped: dict[int, int] = field(default_factory=dict)
+    instance_pauses: list[tuple[int, int, int | None]] = field(default_factory=list)
+    instance_paused: dict[int, int] = field(default_factory=dict)
+    instance_cancelled: dict[int, int] = field(default_factory=dict)  # by the operator
+    campaign_stopped: dict[str, tuple[int, int]] = field(default_factory=dict)  # step, max run
+    plan_stopped_at: int | None = None
+    # Scenario activity as virtual-time intervals [start, end).
+    active_since: dict[str, datetime | None] = field(default_factory=dict)
+    active_intervals: dict[str, list[tuple[datetime, datetime | None]]] = field(
+        default_factory=lambda: defaultdict(list))
+    halted_profiles: dict[Identity, tuple[int, str]] = field(default_factory=dict)
+    kills: list[tuple[int, str]] = field(default_factory=list)  # step, key in flight
+
+
+@dataclass
+class Snapshot:
+    runs: dict[int, dict]
+    items: dict[str, dict]
+    profiles: dict[int, dict]
+    instances: dict[int, dict]
+    contacts: dict[int, str]
+    events: dict[int, dict]
+
+
+def snapshot(state: Path) -> Snapshot:
+    conn = sqlite3.connect(f"file:{state}?mode=ro", uri=True)
+    conn.row_factory = sqlite3.Row
+    try:
+        def rows(sql: str) -> list[dict]:
+            return [dict(r) for r in conn.execute(sql)]
+
+        return Snapshot(
+            runs={r["id"]: r for r in rows(
+                "SELECT id, campaign, stage, status, queue_at, scheduled_at, built_at, "
+                "instance_id, restart_of, paused_from, created_at FROM runs")},
+            items={r["message_id"]: r for r in rows(
+                "SELECT message_id, run_id, profile_id, scenario, step, contact_id, channel, "
+                "status, created_at FROM queue_items")},
+            profiles={r["id"]: r for r in rows(
+                "SELECT id, scenario, contact_id, step, status, entered_at, launch_id, "
+                "capture_key, visit FROM scenario_profiles")},
+            instances={r["id"]: r for r in rows(
+                "SELECT id, plan, status, started_at FROM plan_instances")},
+            contacts={r["id"]: r["external_id"] for r in rows(
+                "SELECT id, external_id FROM contacts")},
+            events={r["id"]: r for r in rows(
+                "SELECT e.id, e.name, e.at, e.recorded_at, c.external_id AS contact "
+                "FROM events e LEFT JOIN contacts c ON c.id = e.contact_id")},
+        )
+    finally:
+        conn.close()
+
+
+@dataclass
+class Result:
+    code: int
+    stdout: str
+    stderr: str
+
+    def json(self) -> Any:
+        return json.loads(self.stdout)
+
+
+@dataclass
+class Step:
+    number: int
+    now: datetime
+    commands: list[str]
+    results: list[Result]
+    kind: str
+
+
+SCENARIO_KEY = re.compile(r"^scn-(\d+)-(.+)-(\d+)$")
+
+
+class Episode:
+    """One random operator sequence on a fresh state file, checked after every step."""
+
+    def __init__(self, workdir: Path, seed: int, steps: int, *, kills: bool = True) -> None:
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.state = self.workdir / "state.db"
+        self.defs = self.workdir / "defs"
+        self.seed = seed
+        self.rng = random.Random(seed)
+        self.max_steps = steps
+        self.allow_kills = kills
+        self.now = T0
+        self.step = 0
+        self.model = Model()
+        self.transcript: list[Step] = []
+        self.arrivals: list[Arrival] = []
+        self.violations: dict[str, list[str]] = defaultdict(list)
+        self._seen_violations: set[tuple[str, str]] = set()
+        self.steps_run = 0
+        self._jsonl_lines = 0
+        self._hook_seen = 0
+        self._versions = dict.fromkeys(CAMPAIGNS, 1)
+        self._identities: dict[int, Identity] = {}  # profile id -> identity last seen
+        self._identity_launch: dict[Identity, int | None] = {}
+        self._identity_of_key: dict[str, Identity] = {}
+        self._item_first: dict[str, tuple] = {}
+        self._item_reported: set[str] = set()
+        self.snap: Snapshot | None = None
+        self.figures: dict[str, Any] = {}
+        self.hook: HookReceiver | None = None
+
+    # --- running commands ------------------------------------------------------------------
+
+    def cli(self, *args: str) -> Result:
+        argv = ["--state", str(self.state), "--now", iso(self.now), *map(str, args)]
+        runner = CliRunner()
+        with runner.isolation(env={"CAMPCTL_USER": "model"}) as streams:
+            try:
+                code = main(argv)
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else 1
+            sys.stdout.flush()
+            sys.stderr.flush()
+            result = Result(code, streams[0].getvalue().decode(), streams[1].getvalue().decode())
+        self._current.commands.append("campctl --now " + iso(self.now) + " " + " ".join(
+            map(str, args)))
+        self._current.results.append(result)
+        self._check_clean(args, result)
+        return result
+
+    def _check_clean(self, args: tuple, result: Result) -> None:
+        """A command exits 0, 1 (refused) or 3 (not found) with one error line: never a
+        traceback, an internal error or a state file problem."""
+        text = result.stderr
+        if result.code in (0, 1, 3) and "Traceback" not in text and "internal error" not in text:
+            return
+        self.violate("check_cli_clean", f"`campctl {' '.join(map(str, args))}` exited "
+                     f"{result.code}: {text.strip()[-300:]}")
+
+    def quiet(self, *args: str) -> Result:
+        """A read-only command of the observation (not part of the transcript)."""
+        argv = ["--state", str(self.state), "--now", iso(self.now), *map(str, args)]
+        runner = CliRunner()
+        with runner.isolation(env={"CAMPCTL_USER": "model"}) as streams:
+            code = main(argv)
+            sys.stdout.flush()
+            result = Result(code, streams[0].getvalue().decode(), streams[1].getvalue().decode())
+        if code != 0:
+            self.violate("check_cli_clean", f"`campctl {' '.join(args)}` exited {code}: "
+                         f"{result.stderr.strip()[-300:]}")
+        return result
+
+    def violate(self, check: str, text: str) -> None:
+        """Record a violation once (a state that stays wrong is reported at its first step)."""
+        if (check, text) in self._seen_violations:
+            return
+        self._seen_violations.add((check, text))
+        self.violations[check].append(f"step {self.step} ({iso(self.now)}): {text}")
+
+    # --- setup -------------------------------------------------------------------------------
+
+    def _write_defs(self) -> None:
+        assert self.hook is not None
+        self.defs.mkdir(exist_ok=True)
+        for name, text in definitions(self.hook.url, self._versions).items():
+            (self.defs / name).write_text(text)
+
+    def setup(self) -> None:
+        self._current = Step(0, self.now, [], [], "setup")
+        self.transcript.append(self._current)
+        csv = self.workdir / "contacts.csv"
+        csv.write_text("id,email,first_name\n" + "".join(
+            f"{c},{c}@example.com,N{c}\n" for c in CONTACTS))
+        self._write_defs()
+        for args in (("init",), ("contacts", "import", str(csv)), ("apply", str(self.defs))):
+            self._must(*args)
+        for name in CAMPAIGNS:
+            self._must("submit", "campaign", name)
+            self._must("approve", "campaign", name)
+            self._must("start", "campaign", name)
+        self._must("submit", "plan", PLAN)
+        self._must("approve", "plan", PLAN)
+        for name in SCENARIOS:
+            self._must("activate", "scenario", name)
+            self.model.active_since[name] = self.now
+        self._observe()
+
+    def _must(self, *args: str) -> Result:
+        result = self.cli(*args)
+        if result.code != 0:
+            raise RuntimeError(f"setup command {args} failed: {result}")
+        return result
+
+    # --- steps ---------------------------------------------------------------------------------
+
+    def actions(self) -> list[tuple[int, Callable[[], None]]]:
+        return [
+            (14, self.act_tick), (12, self.act_advance), (3, self.act_crash_tick),
+            (5, self.act_run_verb), (3, self.act_instance_verb), (2, self.act_start_plan),
+            (1, self.act_stop_plan), (2, self.act_campaign_workflow), (1, self.act_relaunch),
+            (1, self.act_apply), (3, self.act_event), (1, self.act_scenario_activation),
+            (1, self.act_clear), (1, self.act_remove_profile), (2, self.act_launch),
+            (1, self.act_stop_launch),
+        ]
+
+    def run(self) -> Episode:
+        with HookReceiver() as hook:
+            self.hook = hook
+            self.setup()
+            table = self.actions()
+            weights = [w for w, _ in table]
+            for _ in range(self.max_steps):
+                self.step += 1
+                self.hook.step, self.hook.now = self.step, self.now
+                (action,) = self.rng.choices([a for _, a in table], weights)
+                self._current = Step(self.step, self.now, [], [], action.__name__)
+                self.transcript.append(self._current)
+                before = self.snap
+                action()
+                self._observe(before)
+                self.steps_run += 1
+            self.hook = None
+        return self
+
+    def _pick(self, values: list) -> Any:
+        return self.rng.choice(values) if values else None
+
+    def act_tick(self) -> None:
+        args = ["-o", "json", "tick"]
+        if self.rng.random() < 0.5:
+            args += ["--max-messages", str(self.rng.randint(1, 4))]
+        self.cli(*args)
+
+    def act_advance(self) -> None:
+        minutes = self.rng.choice([1, 3, 6, 20, 45, 90, 180])
+        self.now += timedelta(minutes=minutes)
+        self._current.commands.append(f"# the clock moves {minutes} minutes")
+        self.hook.now = self.now  # type: ignore[union-attr]
+
+    def act_crash_tick(self) -> None:
+        if not self.allow_kills:
+            return self.act_tick()
+        hook = self.hook
+        assert hook is not None
+        nth = self.rng.randint(1, 3)
+        hook.arm(nth)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CAMPCTL_")}
+        env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(
+            os.pathsep)
+        env["CAMPCTL_USER"] = "model"
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "campctl", "--state", str(self.state), "--now",
+             iso(self.now), "tick"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True)
+        hook.set_pid(proc.pid)
+        stdout, stderr = proc.communicate(timeout=300)
+        hook.disarm()
+        killed = proc.returncode == -signal.SIGKILL
+        self._current.commands.append(
+            f"campctl --now {iso(self.now)} tick   # subprocess, SIGKILLed by the webhook "
+            f"receiver at message {nth} of this tick, before it answered"
+            + ("" if killed else " (ended before that message)"))
+        self._current.results.append(Result(proc.returncode, stdout, stderr))
+        if killed and hook.killed_key:
+            self.model.kills.append((self.step, hook.killed_key))
+        elif proc.returncode != 0 or "Traceback" in stderr:
+            self.violate("check_cli_clean", f"subprocess tick exited {proc.returncode}: "
+                         f"{stderr.strip()[-300:]}")
+        return None
+
+    def act_run_verb(self) -> None:
+        snap = self.snap
+        assert snap is not None
+        run = self._pick(sorted(snap.runs))
+        if run is None:
+            return
+        verb = self.rng.choice(["pause", "resume", "stop", "restart", "skip", "pause", "stop"])
+        args = [verb, "run", str(run)]
+        if verb in ("stop", "restart", "skip"):
+            args += ["--note", "model"]
+        result = self.cli(*args)
+        if result.code != 0:
+            return
+        m = self.model
+        if verb == "pause":
+            m.run_paused[run] = self.step
+        elif verb == "resume":
+            started = m.run_paused.pop(run, None)
+            if started is not None:
+                m.run_pauses.append((run, started, self.step))
+        elif verb == "stop":
+            m.run_stopped[run] = self.step
+            started = m.run_paused.pop(run, None)
+            if started is not None:
+                m.run_pauses.append((run, started, self.step))
+        else:
+            instance = snap.runs[run]["instance_id"]
+            if instance in m.instance_cancelled:
+                self.violate("check_stopping", f"`{verb} run {run}` was accepted although its "
+                             f"plan instance {instance} was stopped by the operator at step "
+                             f"{m.instance_cancelled[instance]}")
+
+    def act_instance_verb(self) -> None:
+        snap = self.snap
+        assert snap is not None
+        instance = self._pick(sorted(snap.instances))
+        verb = self.rng.choice(["pause", "resume", "stop", "pause", "stop-current"])
+        if verb == "stop-current":
+            result = self.cli("stop", "plan", PLAN, "--current", "--note", "model")
+        elif instance is None:
+            return
+        else:
+            args = [verb, "instance", str(instance)]
+            if verb == "stop":
+                args += ["--note", "model"]
+            result = self.cli(*args)
+        if result.code != 0:
+            return
+        m = self.model
+        after = snapshot(self.state).instances
+        if verb in ("stop", "stop-current"):
+            for iid, row in after.items():
+                was = snap.instances.get(iid, {}).get("status")
+                if row["status"] == "cancelled" and was != "cancelled":
+                    m.instance_cancelled[iid] = self.step
+                    started = m.instance_paused.pop(iid, None)
+                    if started is not None:
+                        m.instance_pauses.append((iid, started, self.step))
+        elif verb == "pause":
+            m.instance_paused[instance] = self.step
+        else:
+            started = m.instance_paused.pop(instance, None)
+            if started is not None:
+                m.instance_pauses.append((instance, started, self.step))
+
+    def act_start_plan(self) -> None:
+        self.cli("start", "plan", PLAN, "--note", "model")
+
+    def act_stop_plan(self) -> None:
+        verb = self.rng.choice(["stop", "revise", "submit", "approve", "deny"])
+        result = self.cli(verb, "plan", PLAN, "--note", "model")
+        if result.code == 0 and verb == "stop":
+            self.model.plan_stopped_at = self.step
+        elif result.code == 0 and verb == "approve":
+            self.model.plan_stopped_at = None
+
+    def act_campaign_workflow(self) -> None:
+        name = self.rng.choice(CAMPAIGNS)
+        verb = self.rng.choice(["stop", "revise", "submit", "approve", "deny", "start", "stop"])
+        args = [verb, "campaign", name]
+        if verb != "start":
+            args += ["--note", "model"]
+        result = self.cli(*args)
+        if result.code == 0:
+            self._campaign_moved(name, verb)
+
+    def _campaign_moved(self, name: str, verb: str) -> None:
+        if verb == "stop":
+            snap = snapshot(self.state)
+            self.model.campaign_stopped.setdefault(name, (self.step, max(snap.runs, default=0)))
+        elif verb == "start":
+            self.model.campaign_stopped.pop(name, None)
+
+    def act_relaunch(self) -> None:
+        """Stop, revise, change, approve and start a campaign again: a new launch."""
+        name = self.rng.choice(CAMPAIGNS)
+        for verb in ("stop", "revise"):
+            if self.cli(verb, "campaign", name, "--note", "model").code == 0:
+                self._campaign_moved(name, verb)
+        self._versions[name] += 1
+        self._write_defs()
+        self.cli("apply", str(self.defs / f"{name}.yaml"))
+        for verb in ("submit", "approve", "start"):
+            args = [verb, "campaign", name] + ([] if verb == "start" else ["--note", "model"])
+            if self.cli(*args).code == 0:
+                self._campaign_moved(name, verb)
+
+    def act_apply(self) -> None:
+        self.cli("apply", str(self.defs))
+
+    def act_event(self) -> None:
+        contact = self.rng.choice(CONTACTS)
+        when = self.rng.choice(["now", "now", "past", "future"])
+        if when == "now":
+            self.cli("events", "emit", "signup", "--contact", contact)
+            return
+        at = self.now + (timedelta(days=-30) if when == "past" else timedelta(hours=3))
+        path = self.workdir / f"events-{self.step}.jsonl"
+        line = json.dumps({"event": "signup", "contact": contact, "at": iso(at)})
+        path.write_text(line + "\n")
+        self._current.commands.append(f"# {path.name} holds: {line}")
+        self._current.results.append(Result(0, "", ""))
+        self.cli("events", "import", str(path))
+
+    def act_scenario_activation(self) -> None:
+        name = self.rng.choice(SCENARIOS)
+        verb = self.rng.choice(["activate", "deactivate"])
+        snap = self.snap
+        assert snap is not None
+        if self.cli(verb, "scenario", name).code != 0:
+            return
+        m = self.model
+        if verb == "activate" and m.active_since.get(name) is None:
+            m.active_since[name] = self.now
+        elif verb == "deactivate" and m.active_since.get(name) is not None:
+            m.active_intervals[name].append((m.active_since[name], self.now))  # type: ignore
+            m.active_since[name] = None
+            self._halt(p for p in snap.profiles.values()
+                       if p["scenario"] == name and p["status"] in INSIDE)
+
+    def _halt(self, profiles: Any) -> None:
+        for p in profiles:
+            ident = self._identity(p)
+            self.model.halted_profiles.setdefault(ident, (self.step, self._current.kind))
+
+    def act_clear(self) -> None:
+        name = self.rng.choice(SCENARIOS)
+        snap = self.snap
+        assert snap is not None
+        if self.cli("clear", "scenario", name, "--note", "model").code == 0:
+            self._halt(p for p in snap.profiles.values() if p["scenario"] == name)
+
+    def act_remove_profile(self) -> None:
+        name = self.rng.choice(SCENARIOS)
+        contact = self.rng.choice(CONTACTS)
+        snap = self.snap
+        assert snap is not None
+        if self.cli("remove-profile", "scenario", name, contact, "--note", "model").code == 0:
+            after = snapshot(self.state).profiles
+            self._halt(p for pid, p in snap.profiles.items()
+                       if p["scenario"] == name and (pid not in after or
+                                                     self._identity(after[pid]) !=
+                                                     self._identity(p)))
+
+    def act_launch(self) -> None:
+        choice = self.rng.choice(["all", "contact"])
+        args = ["start", "scenario", "tour", "--yes"]
+        args += ["--all"] if choice == "all" else ["--contact", self.rng.choice(CONTACTS)]
+        self.cli(*args)
+
+    def act_stop_launch(self) -> None:
+        snap = self.snap
+        assert snap is not None
+        launches = sorted({p["launch_id"] for p in snap.profiles.values() if p["launch_id"]})
+        launch = self._pick(launches)
+        if launch is None:
+            return
+        if self.cli("stop", "launch", str(launch), "--note", "model").code == 0:
+            self._halt(p for p in snap.profiles.values()
+                       if p["launch_id"] == launch and p["status"] in INSIDE)
+
+    # --- observation ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _identity(profile: dict) -> Identity:
+        return (profile["id"], profile["scenario"], profile["contact_id"],
+                str(profile["capture_key"]))
+
+    def _new_arrivals(self) -> list[Arrival]:
+        assert self.hook is not None
+        fresh = list(self.hook.arrivals[self._hook_seen:])
+        self._hook_seen += len(fresh)
+        jsonl = self.workdir / "jsonl" / "box.jsonl"
+        if jsonl.exists():
+            lines = jsonl.read_text().splitlines()
+            for line in lines[self._jsonl_lines:]:
+                body = json.loads(line)
+                fresh.append(Arrival(str(body.get("message_id")), "box", body, self.step,
+                                     self.now))
+            self._jsonl_lines = len(lines)
+        return fresh
+
+    def _observe(self, before: Snapshot | None = None) -> None:
+        fresh = self._new_arrivals()
+        snap = snapshot(self.state)
+        self.snap = snap
+        for pid, p in snap.profiles.items():
+            ident = self._identity(p)
+            self._identities[pid] = ident
+            self._identity_launch.setdefault(ident, p["launch_id"])
+        for arrival in fresh:
+            match = SCENARIO_KEY.match(arrival.key)
+            if match and int(match.group(1)) in snap.profiles:
+                ident = self._identities[int(match.group(1))]
+                self._identity_of_key.setdefault(arrival.key, ident)
+        self.arrivals.extend(fresh)
+        figures = {
+            "runs": {r["id"]: r for r in self.quiet("-o", "json", "get", "runs").json()},
+            "launches": {r["id"]: r for r in self.quiet("-o", "json", "get", "launches").json()},
+            "stats": {n: self.quiet("-o", "json", "stats", "scenario", n, "--since",
+                                    "52w").json() for n in SCENARIOS},
+            "steps": {n: {s["step"]: s for s in self.quiet(
+                "-o", "json", "describe", "scenario", n).json()["steps"]} for n in SCENARIOS},
+        }
+        previous, self.figures = self.figures, figures
+        for check in CHECKS:
+            check(self, fresh, before, previous)
+
+    # --- reporting -------------------------------------------------------------------------------
+
+    def total_violations(self) -> int:
+        return sum(len(v) for v in self.violations.values())
+
+    def reproduction(self, upto: int | None = None) -> str:
+        lines = [f"# seed {self.seed}: definitions as in tests/model/model_support.py, "
+                 f"contacts {', '.join(CONTACTS)}"]
+        for step in self.transcript[: (upto + 1) if upto is not None else None]:
+            for command, result in zip(step.commands, [*step.results, *[None] * 9],
+                                       strict=False):
+                code = "" if result is None else f"   # exit {result.code}"
+                lines.append(f"{step.number:3d} {command}{code}")
+        return "\n".join(lines)
+
+
+# --- the checks ----------------------------------------------------------------------------------
+# Each takes the episode, the arrivals of the step just taken, the snapshot before it and the
+# figures before it; it reports through `episode.violate(name, text)`.
+
+def _campaign_arrivals(fresh: list[Arrival]) -> list[Arrival]:
+    return [a for a in fresh if a.body.get("run") is not None]
+
+
+def check_closing(ep: Episode, fresh: list[Arrival], before: Snapshot | None,
+                  figures: dict) -> None:
+    """No message of a campaign is handed over after its `closes_at`, whatever drives the run."""
+    for a in _campaign_arrivals(fresh):
+        closes = CLOSES.get(str(a.body.get("campaign")))
+        if closes is not None and a.now > closes:
+            run = ep.snap.runs.get(a.body["run"], {}) if ep.snap else {}
+            ep.violate("check_closing", f"{a.key} of campaign {a.body['campaign']} (run "
+                       f"{a.body['run']}, instance {run.get('instance_id')}, restart_of "
+                       f"{run.get('restart_of')}) handed over at {iso(a.now)}, after its "
+                       f"closes_at {iso(closes)}")
+
+
+def check_stopping(ep: Episode, fresh: list[Arrival], before: Snapshot | None,
+                   figures: dict) -> None:
+    """Nothing arrives for a stopped run, a cancelled instance, a stopped launch, a deactivated
+    scenario's exited profiles or a removed profile after the verb returned; no new run of a
+    stopped campaign and no new instance of a stopped plan."""
+    m, snap = ep.model, ep.snap
+    assert snap is not None
+    for a in fresh:
+        run = a.body.get("run")
+        if run is not None:
+            stopped = m.run_stopped.get(run)
+            if stopped is not None and a.step > stopped:
+                ep.violate("check_stopping", f"{a.key} of run {run} arrived after `stop run "
+                           f"{run}` at step {stopped}")
+            instance = snap.runs.get(run, {}).get("instance_id")
+            cancelled = m.instance_cancelled.get(instance) if instance else None
+            if cancelled is not None and a.step > cancelled:
+                ep.violate("check_stopping", f"{a.key} of run {run} arrived after its plan "
+                           f"instance {instance} was stopped at step {cancelled}")
+            continue
+        match = SCENARIO_KEY.match(a.key)
+        if not match:
+            continue
+        ident = ep._identity_of_key.get(a.key)
+        if ident is None:
+            ep.violate("check_stopping", f"{a.key} arrived for profile {match.group(1)}, which "
+                       f"no longer exists (removed by clear/remove-profile)")
+            continue
+        halted = m.halted_profiles.get(ident)
+        if halted is not None and a.step > halted[0]:
+            ep.violate("check_stopping", f"{a.key} (contact {a.body.get('contact')}) arrived "
+                       f"after its profile was halted by {halted[1]} at step {halted[0]}")
+    if before is None:
+        return
+    for rid, run in snap.runs.items():
+        if rid in before.runs:
+            continue
+        stopped = m.campaign_stopped.get(run["campaign"])
+        if stopped is not None and rid > stopped[1] and run["restart_of"] is None:
+            ep.violate("check_stopping", f"run {rid} of campaign {run['campaign']} (stage "
+                       f"{run['stage']}, instance {run['instance_id']}) was created after "
+                       f"`stop campaign {run['campaign']}` at step {stopped[0]}")
+    for iid, instance in snap.instances.items():
+        if iid not in before.instances and m.plan_stopped_at is not None:
+            ep.violate("check_stopping", f"instance {iid} of plan {instance['plan']} was "
+                       f"created after `stop plan` at step {m.plan_stopped_at}")
+
+
+def check_queued_items_live(ep: Episode, fresh: list[Arrival], before: Snapshot | None,
+                            figures: dict) -> None:
+    """Every queued item belongs to a live run or to a profile still in its journey (also
+    after a tick died holding claims)."""
+    snap = ep.snap
+    assert snap is not None
+    for key, item in snap.items.items():
+        if item["status"] != "queued" or key in ep._item_reported:
+            continue
+        if item["run_id"] is not None:
+            run = snap.runs.get(item["run_id"])
+            if run is None or run["status"] not in LIVE_RUN:
+                ep._item_reported.add(key)
+                ep.violate("check_queued_items_live", f"item {key} is queued on run "
+                           f"{item['run_id']}, which is {run and run['status']}")
+        elif item["profile_id"] is not None:
+            profile = snap.profiles.get(item["profile_id"])
+            if profile is None or profile["status"] in ("exited", "abandoned"):
+                ep._item_reported.add(key)
+                ep.violate("check_queued_items_live", f"item {key} is queued for profile "
+                           f"{item['profile_id']}, which is "
+                           f"{profile['status'] if profile else 'removed'}")
+
+
+def _kill_allowance(ep: Episode) -> Counter:
+    return Counter(key for _, key in ep.model.kills)
+
+
+def check_message_ids(ep: Episode, fresh: list[Arrival], before: Snapshot | None,
+                      figures: dict) -> None:
+    """A message id names one message for the life of the state file: it arrives once (again
+    only after a kill, with the same key, once per kill), is never given to another contact or
+    another queue item, and a new profile's message is never swallowed by an old one's id."""
+    counts = Counter(a.key for a in ep.arrivals)
+    allowance = _kill_allowance(ep)
+    first: dict[str, Arrival] = {}
+    for a in ep.arrivals:
+        first.setdefault(a.key, a)
+    for a in fresh:
+        if counts[a.key] > 1 + allowance[a.key]:
+            earlier = first[a.key]
+            ep.violate("check_message_ids", f"{a.key} arrived {counts[a.key]} times (kills "
+                       f"with it in flight: {allowance[a.key]}); first at step {earlier.step} "
+                       f"for contact {earlier.body.get('contact')}, again for contact "
+                       f"{a.body.get('contact')} via {a.channel}")
+        earlier = first[a.key]
+        if earlier is not a and (earlier.body.get("contact"), earlier.body.get("subject")) != (
+                a.body.get("contact"), a.body.get("subject")):
+            ep.violate("check_message_ids", f"{a.key} carried two different messages: "
+                       f"{earlier.body.get('contact')}/{earlier.body.get('subject')!r} and "
+                       f"{a.body.get('contact')}/{a.body.get('subject')!r}")
+    snap = ep.snap
+    assert snap is not None
+    for key, item in snap.items.items():
+        identity = (item["run_id"], item["scenario"], item["step"], item["contact_id"],
+                    item["created_at"])
+        known = ep._item_first.setdefault(key, identity)
+        if known != identity:
+            ep.violate("check_message_ids", f"message id {key} was reused: {known} then "
+                       f"{identity}")
+            ep._item_first[key] = identity
+    by_profile: dict[tuple[int, str], list[dict]] = defaultdict(list)
+    for item in snap.items.values():
+        if item["profile_id"] is not None:
+            by_profile[(item["profile_id"], item["step"])].append(item)
+    for pid, p in snap.profiles.items():
+        if p["status"] != "completed":
+            continue
+        for step in SEND_STEPS.get(p["scenario"], ()):
+            own = [i for i in by_profile.get((pid, step), [])
+                   if i["contact_id"] == p["contact_id"] and i["created_at"] >= p["entered_at"]]
+            if not own:
+                ep.violate("check_message_ids", f"profile {pid} ({p['scenario']}, contact "
+                           f"{snap.contacts.get(p['contact_id'])}, entered {p['entered_at']}) "
+                           f"completed without its own '{step}' message: its id was taken by "
+                           f"an earlier message")
+
+
+def _chain_root(runs: dict[int, dict], run: int) -> int:
+    seen = set()
+    while runs.get(run, {}).get("restart_of") is not None and run not in seen:
+        seen.add(run)
+        run = runs[run]["restart_of"]
+    return run
+
+
+def check_no_true_duplicates(ep: Episode, fresh: list[Arrival], before: Snapshot | None,
+                             figures: dict) -> None:
+    """A contact gets at most one message per run chain (a run and its restarts), so a
+    restart never sends under a new key what may already have been handed over."""
+    snap = ep.snap
+    assert snap is not None
+    keys: dict[tuple[int, str], set[str]] = defaultdict(set)
+    for a in _campaign_arrivals(ep.arrivals):
+        keys[(_chain_root(snap.runs, a.body["run"]), str(a.body.get("contact")))].add(a.key)
+    fresh_roots = {(_chain_root(snap.runs, a.body["run"]), str(a.body.get("contact")))
+                   for a in _campaign_arrivals(fresh)}
+    for root_contact in fresh_roots:
+        if len(keys[root_contact]) > 1:
+            ep.violate("check_no_true_duplicates", f"contact {root_contact[1]} got "
+                       f"{len(keys[root_contact])} messages in the run chain of run "
+                       f"{root_contact[0]}: {sorted(keys[root_contact])}")
+
+
+def _intervals(m: Model, kind: str, ident: int) -> list[tuple[int, int | None]]:
+    if kind == "run":
+        spans = [(s, e) for r, s, e in m.run_pauses if r == ident]
+        if ident in m.run_paused:
+            spans.append((m.run_paused[ident], None))
+    else:
+        spans = [(s, e) for i, s, e in m.instance_pauses if i == ident]
+        if ident in m.instance_paused:
+            spans.append((m.instance_paused[ident], None))
+    return spans
+
+
+def check_pause(ep: Episode, fresh: list[Arrival], before: Snapshot | None,
+                figures: dict) -> None:
+    """Nothing of a paused run or instance is handed over while paused; building goes on."""
+    m, snap = ep.model, ep.snap
+    assert snap is not None
+    for a in _campaign_arrivals(fresh):
+        run = a.body["run"]
+        for start, end in _intervals(m, "run", run):
+            if start < a.step and (end is None or a.step < end):
+                ep.violate("check_pause", f"{a.key} of run {run} arrived while the run was "
+                           f"paused (since step {start})")
+        instance = snap.runs.get(run, {}).get("instance_id")
+        if instance:
+            for start, end in _intervals(m, "instance", instance):
+                if start < a.step and (end is None or a.step < end):
+                    ep.violate("check_pause", f"{a.key} of run {run} arrived while instance "
+                               f"{instance} was paused (since step {start})")
+    if ep._current.kind not in ("act_tick", "act_crash_tick"):
+        return
+    for rid, run in snap.runs.items():
+        held = run["status"] == "paused" or (
+            run["instance_id"] in m.instance_paused and run["status"] in LIVE_RUN)
+        due = run["queue_at"] or run["scheduled_at"]
+        if held and run["built_at"] is None and due and parse(due) <= ep.now:
+            ep.violate("check_pause", f"run {rid} ({run['campaign']}/{run['stage']}, status "
+                       f"{run['status']}, paused_from {run['paused_from']}) is held by a pause "
+                       f"and was not built although its queue time {due} has passed")
+
+
+def check_counts(ep: Episode, fresh: list[Arrival], before: Snapshot | None,
+                 figures: dict) -> None:
+    """Run `sent`, launch `success` and scenario step `sent` equal the messages that arrived
+    (a message in flight at a kill may be counted or not until it is re-sent)."""
+    in_doubt = {key for _, key in ep.model.kills}
+    arrived: dict[int, set[str]] = defaultdict(set)
+    by_step: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for a in ep.arrivals:
+        if a.body.get("run") is not None:
+            arrived[a.body["run"]].add(a.key)
+        elif a.body.get("scenario"):
+            by_step[(a.body["scenario"], str(a.body.get("step")))].add(a.key)
+    for rid, row in ep.figures["runs"].items():
+        keys = arrived.get(rid, set())
+        low = len(keys - in_doubt)
+        if not low <= row["sent"] <= len(keys):
+            ep.violate("check_counts", f"run {rid} ({row['campaign']}/{row['stage']}, "
+                       f"{row['status']}) says sent {row['sent']}, {len(keys)} arrived")
+    for name in SCENARIOS:
+        for step in SEND_STEPS[name]:
+            keys = by_step.get((name, step), set())
+            sent = ep.figures["steps"][name].get(step, {}).get("sent", 0)
+            if not len(keys - in_doubt) <= sent <= len(keys):
+                ep.violate("check_counts", f"describe scenario {name}: step {step} says sent "
+                           f"{sent}, {len(keys)} arrived")
+    # A launch's success: its profiles that got both tour messages.
+    got: dict[Identity, set[str]] = defaultdict(set)
+    doubtful: dict[Identity, set[str]] = defaultdict(set)
+    for a in ep.arrivals:
+        ident = ep._identity_of_key.get(a.key)
+        if ident is None or ident[1] != "tour":
+            continue
+        (got if a.key not in in_doubt else doubtful)[ident].add(str(a.body.get("step")))
+    for lid, row in ep.figures["launches"].items():
+        idents = [i for i, launch in ep._identity_launch.items() if launch == lid]
+        low = sum(1 for i in idents if got[i] >= set(SEND_STEPS["tour"]))
+        high = sum(1 for i in idents if got[i] | doubtful[i] >= set(SEND_STEPS["tour"]))
+        if not low <= row["success"] <= high:
+            ep.violate("check_counts", f"launch {lid} says success {row['success']}, "
+                       f"{low} of its profiles got every message")
+
+
+def check_history(ep: Episode, fresh: list[Arrival], before: Snapshot | None,
+                  figures: dict) -> None:
+    """clear / remove-profile never change past statistics or launch results; counts of the
+    past never go down."""
+    if not figures:
+        return
+    kind = ep._current.kind
+    for name in SCENARIOS:
+        old, new = figures["stats"][name], ep.figures["stats"][name]
+        for key in ("entered", "completed"):
+            if new[key] < old[key] or (kind in ("act_clear", "act_remove_profile")
+                                       and new[key] != old[key]):
+                ep.violate("check_history", f"stats scenario {name}: {key} went from "
+                           f"{old[key]} to {new[key]} at a {kind[4:]} step")
+        for step in SEND_STEPS[name]:
+            was = figures["steps"][name].get(step, {}).get("sent", 0)
+            now = ep.figures["steps"][name].get(step, {}).get("sent", 0)
+            if now < was:
+                ep.violate("check_history", f"describe scenario {name}: step {step} sent went "
+                           f"from {was} to {now} at a {kind[4:]} step")
+    for lid, old in figures["launches"].items():
+        new = ep.figures["launches"].get(lid)
+        if new is None:
+            ep.violate("check_history", f"launch {lid} disappeared at a {kind[4:]} step")
+            continue
+        if kind in ("act_clear", "act_remove_profile"):
+            fields = ("targeted", "success", "failure", "abandoned", "other")
+            changed = {f: (old[f], new[f]) for f in fields if old[f] != new[f]}
+            if changed:
+                ep.violate("check_history", f"launch {lid} results changed by {kind[4:]}: "
+                           f"{changed}")
+        elif new["success"] < old["success"]:
+            ep.violate("check_history", f"launch {lid} success went from {old['success']} to "
+                       f"{new['success']}")
+
+
+def _falls_within(at: datetime, spans: list[tuple[datetime, datetime | None]],
+                  now: datetime) -> bool:
+    return at <= now and any(s <= at and (e is None or at < e) for s, e in spans)
+
+
+def check_event_time(ep: Episode, fresh: list[Arrival], before: Snapshot | None,
+                     figures: dict) -> None:
+    """A scenario captures only events whose `at` falls while it is active, and not before
+    that instant has come."""
+    snap = ep.snap
+    assert snap is not None
+    m = ep.model
+    known = before.profiles if before else {}
+    for pid, p in snap.profiles.items():
+        if p["scenario"] != "welcome" or p["launch_id"] is not None:
+            continue
+        if pid in known and ep._identity(known[pid]) == ep._identity(p):
+            continue
+        spans = list(m.active_intervals["welcome"])
+        if m.active_since.get("welcome") is not None:
+            spans.append((m.active_since["welcome"], None))  # type: ignore[arg-type]
+        key = str(p["capture_key"] or "")
+        candidates = []
+        if key.startswith("e:") and key[2:].isdigit() and int(key[2:]) in snap.events:
+            candidates = [snap.events[int(key[2:])]]
+        else:
+            contact = snap.contacts.get(p["contact_id"])
+            candidates = [e for e in snap.events.values()
+                          if e["name"] == "signup" and e["contact"] == contact]
+
+        if not any(_falls_within(parse(e["at"]), spans, ep.now) for e in candidates):
+            shown = ", ".join(f"event {e['id']} at {e['at']} recorded {e['recorded_at']}"
+                              for e in candidates) or "no event"
+            ep.violate("check_event_time", f"profile {pid} of welcome (contact "
+                       f"{snap.contacts.get(p['contact_id'])}) captured at {iso(ep.now)} from "
+                       f"{shown}; active spans "
+                       + "; ".join(f"{iso(s)}..{iso(e) if e else 'now'}" for s, e in spans))
+
+
+CHECKS: list[Callable[[Episode, list[Arrival], Snapshot | None, dict], None]] = [
+    check_closing, check_stopping, check_queued_items_live, check_message_ids,
+    check_no_true_duplicates, check_pause, check_counts, check_history, check_event_time,
+]
+CHECK_NAMES = ["check_cli_clean", *(c.__name__ for c in CHECKS)]
