@@ -337,7 +337,7 @@ def snapshot(state: Path) -> Snapshot:
                 "instance_id, restart_of, paused_from, created_at FROM runs")},
             items={r["message_id"]: r for r in rows(
                 "SELECT message_id, run_id, profile_id, scenario, step, contact_id, channel, "
-                "status, created_at FROM queue_items")},
+                "status, created_at, claimed_until FROM queue_items")},
             profiles={r["id"]: r for r in rows(
                 "SELECT id, scenario, contact_id, step, status, entered_at, launch_id, "
                 "capture_key, visit FROM scenario_profiles")},
@@ -394,6 +394,7 @@ class Episode:
         self.arrivals: list[Arrival] = []
         self.violations: dict[str, list[str]] = defaultdict(list)
         self._seen_violations: set[tuple[str, str]] = set()
+        self.accepted: Counter = Counter()  # accepted commands by verb and kind
         self.steps_run = 0
         self._jsonl_lines = 0
         self._hook_seen = 0
@@ -406,6 +407,7 @@ class Episode:
         self.snap: Snapshot | None = None
         self.figures: dict[str, Any] = {}
         self.hook: HookReceiver | None = None
+        self._killed_this_step = False
 
     # --- running commands ------------------------------------------------------------------
 
@@ -422,6 +424,10 @@ class Episode:
             result = Result(code, streams[0].getvalue().decode(), streams[1].getvalue().decode())
         self._current.commands.append("campctl --now " + iso(self.now) + " " + " ".join(
             map(str, args)))
+        if result.code == 0:
+            words = [str(a) for a in args if str(a) not in ("-o", "json")][:3]
+            self.accepted[" ".join(w for w in words if not w.startswith("-")
+                                   and not w.isdigit() and "/" not in w)] += 1
         self._current.results.append(result)
         self._check_clean(args, result)
         return result
@@ -494,8 +500,8 @@ class Episode:
     def actions(self) -> list[tuple[int, Callable[[], None]]]:
         return [
             (14, self.act_tick), (12, self.act_advance), (3, self.act_crash_tick),
-            (5, self.act_run_verb), (3, self.act_instance_verb), (2, self.act_start_plan),
-            (1, self.act_stop_plan), (2, self.act_campaign_workflow), (1, self.act_relaunch),
+            (8, self.act_run_verb), (5, self.act_instance_verb), (4, self.act_start_plan),
+            (1, self.act_plan_workflow), (2, self.act_campaign_workflow), (1, self.act_relaunch),
             (1, self.act_apply), (3, self.act_event), (1, self.act_scenario_activation),
             (1, self.act_clear), (1, self.act_remove_profile), (2, self.act_launch),
             (1, self.act_stop_launch),
@@ -512,6 +518,7 @@ class Episode:
                 self.hook.step, self.hook.now = self.step, self.now
                 (action,) = self.rng.choices([a for _, a in table], weights)
                 self._current = Step(self.step, self.now, [], [], action.__name__)
+                self._killed_this_step = False
                 self.transcript.append(self._current)
                 before = self.snap
                 action()
@@ -554,6 +561,7 @@ class Episode:
         stdout, stderr = proc.communicate(timeout=300)
         hook.disarm()
         killed = proc.returncode == -signal.SIGKILL
+        self._killed_this_step = killed
         self._current.commands.append(
             f"campctl --now {iso(self.now)} tick   # subprocess, SIGKILLed by the webhook "
             f"receiver at message {nth} of this tick, before it answered"
@@ -569,10 +577,17 @@ class Episode:
     def act_run_verb(self) -> None:
         snap = self.snap
         assert snap is not None
-        run = self._pick(sorted(snap.runs))
+        live = sorted(r for r, row in snap.runs.items() if row["status"] in LIVE_RUN)
+        run = self._pick(live if live and self.rng.random() < 0.75 else sorted(snap.runs))
         if run is None:
             return
-        verb = self.rng.choice(["pause", "resume", "stop", "restart", "skip", "pause", "stop"])
+        status = snap.runs[run]["status"]
+        # Mostly verbs that apply to the run's status, sometimes one that must be refused.
+        verbs = {"paused": ["resume", "resume", "stop", "restart"],
+                 "stopped": ["restart", "restart", "skip", "resume"],
+                 "failed": ["restart", "skip", "pause"]}.get(
+            status, ["pause", "pause", "stop", "stop", "restart", "skip", "resume"])
+        verb = self.rng.choice(verbs)
         args = [verb, "run", str(run)]
         if verb in ("stop", "restart", "skip"):
             args += ["--note", "model"]
@@ -601,8 +616,14 @@ class Episode:
     def act_instance_verb(self) -> None:
         snap = self.snap
         assert snap is not None
-        instance = self._pick(sorted(snap.instances))
-        verb = self.rng.choice(["pause", "resume", "stop", "pause", "stop-current"])
+        live = sorted(i for i, row in snap.instances.items()
+                      if row["status"] in ("running", "paused"))
+        instance = self._pick(live if live and self.rng.random() < 0.8 else sorted(snap.instances))
+        status = snap.instances[instance]["status"] if instance is not None else None
+        verbs = {"paused": ["resume", "resume", "stop", "stop-current"],
+                 "running": ["pause", "pause", "stop", "stop-current", "resume"]}.get(
+            str(status), ["pause", "stop", "stop-current"])
+        verb = self.rng.choice(verbs)
         if verb == "stop-current":
             result = self.cli("stop", "plan", PLAN, "--current", "--note", "model")
         elif instance is None:
@@ -632,25 +653,37 @@ class Episode:
                 m.instance_pauses.append((instance, started, self.step))
 
     def act_start_plan(self) -> None:
-        self.cli("start", "plan", PLAN, "--note", "model")
+        """Start Now; sometimes pause the new instance at once, before any tick."""
+        result = self.cli("-o", "json", "start", "plan", PLAN, "--note", "model")
+        if result.code == 0 and self.rng.random() < 0.4:
+            instance = result.json()["id"]
+            if self.cli("pause", "instance", str(instance)).code == 0:
+                self.model.instance_paused[instance] = self.step
 
-    def act_stop_plan(self) -> None:
-        verb = self.rng.choice(["stop", "revise", "submit", "approve", "deny"])
-        result = self.cli(verb, "plan", PLAN, "--note", "model")
-        if result.code == 0 and verb == "stop":
-            self.model.plan_stopped_at = self.step
-        elif result.code == 0 and verb == "approve":
-            self.model.plan_stopped_at = None
+    def act_plan_workflow(self) -> None:
+        """Stop the plan, or take it back to draft and through approval (or a denial) again."""
+        form = self.rng.choice(["stop", "again", "denied-then-again"])
+        verbs = {"stop": ["stop"], "again": ["revise", "submit", "approve"],
+                 "denied-then-again": ["revise", "submit", "deny", "revise", "submit",
+                                       "approve"]}[form]
+        for verb in verbs:
+            if self.cli(verb, "plan", PLAN, "--note", "model").code != 0:
+                continue
+            if verb == "stop":
+                self.model.plan_stopped_at = self.step
+            elif verb == "approve":
+                self.model.plan_stopped_at = None
 
     def act_campaign_workflow(self) -> None:
+        """One business verb on a campaign, or a denial and a second approval."""
         name = self.rng.choice(CAMPAIGNS)
-        verb = self.rng.choice(["stop", "revise", "submit", "approve", "deny", "start", "stop"])
-        args = [verb, "campaign", name]
-        if verb != "start":
-            args += ["--note", "model"]
-        result = self.cli(*args)
-        if result.code == 0:
-            self._campaign_moved(name, verb)
+        form = self.rng.choice(["stop", "submit", "approve", "start", "denied-then-again"])
+        verbs = ["revise", "submit", "deny", "revise", "submit", "approve", "start"] \
+            if form == "denied-then-again" else [form]
+        for verb in verbs:
+            args = [verb, "campaign", name] + ([] if verb == "start" else ["--note", "model"])
+            if self.cli(*args).code == 0:
+                self._campaign_moved(name, verb)
 
     def _campaign_moved(self, name: str, verb: str) -> None:
         if verb == "stop":
@@ -882,11 +915,17 @@ def check_stopping(ep: Episode, fresh: list[Arrival], before: Snapshot | None,
 def check_queued_items_live(ep: Episode, fresh: list[Arrival], before: Snapshot | None,
                             figures: dict) -> None:
     """Every queued item belongs to a live run or to a profile still in its journey (also
-    after a tick died holding claims)."""
+    after a tick died holding claims: the verb that ended the run cancels them, or the first
+    tick after their claim expired does)."""
     snap = ep.snap
     assert snap is not None
+    ticked = ep._current.kind == "act_tick" or (
+        ep._current.kind == "act_crash_tick" and not ep._killed_this_step)
     for key, item in snap.items.items():
         if item["status"] != "queued" or key in ep._item_reported:
+            continue
+        claim = item["claimed_until"]
+        if claim is not None and (not ticked or parse(claim) > ep.now):
             continue
         if item["run_id"] is not None:
             run = snap.runs.get(item["run_id"])

@@ -33,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     totals: Counter = Counter()
     first: dict[str, tuple[int, str, str]] = {}
     steps = episodes = kills = 0
+    accepted: Counter = Counter()
     seed = args.seed
     while steps < args.steps:
         length = min(args.episode, args.steps - steps)
@@ -43,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         steps += episode.steps_run
         episodes += 1
         kills += len(episode.model.kills)
+        accepted.update(episode.accepted)
         for check, found in episode.violations.items():
             totals[check] += len(found)
             if found and check not in first:
@@ -54,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
         seed += 1
     print(f"\nsteps run: {steps} in {episodes} episodes (seeds {args.seed}..{seed - 1}), "
           f"ticks killed mid-hand-over: {kills}")
+    print("accepted operator commands: " + ", ".join(
+        f"{verb} {n}" for verb, n in sorted(accepted.items())))
     print("violations by check:")
     for name in CHECK_NAMES:
         print(f"  {name:28s} {totals[name]}")
