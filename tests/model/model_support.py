@@ -572,6 +572,16 @@ class Episode:
         self._current.results.append(Result(proc.returncode, stdout, stderr))
         if killed and hook.killed_key:
             self.model.kills.append((self.step, hook.killed_key))
+            # The operator reacts at once: stop the run whose message was in flight, then
+            # restart or skip it (the seam between a crash and an operator verb).
+            match = re.match(r"^r(\d+)-c\d+$", hook.killed_key)
+            if match and self.rng.random() < 0.6:
+                run = int(match.group(1))
+                snap = snapshot(self.state)
+                self._run_verb(snap, run, "stop")
+                follow = self.rng.choice(["restart", "restart", "skip", None])
+                if follow:
+                    self._run_verb(snap, run, follow)
         elif proc.returncode != 0 or "Traceback" in stderr:
             self.violate("check_cli_clean", f"subprocess tick exited {proc.returncode}: "
                          f"{stderr.strip()[-300:]}")
@@ -590,7 +600,9 @@ class Episode:
                  "stopped": ["restart", "restart", "skip", "resume"],
                  "failed": ["restart", "skip", "pause"]}.get(
             status, ["pause", "pause", "stop", "stop", "restart", "skip", "resume"])
-        verb = self.rng.choice(verbs)
+        self._run_verb(snap, run, self.rng.choice(verbs))
+
+    def _run_verb(self, snap: Snapshot, run: int, verb: str) -> None:
         args = [verb, "run", str(run)]
         if verb in ("stop", "restart", "skip"):
             args += ["--note", "model"]
