@@ -365,27 +365,34 @@ class Result:
 
 @dataclass
 class Step:
+    """One step: the operations it took (replayable) and their transcript lines."""
+
     number: int
-    now: datetime
-    commands: list[str]
-    results: list[Result]
     kind: str
+    ops: list[tuple] = field(default_factory=list)
+    lines: list[tuple[str, int | None]] = field(default_factory=list)  # text, exit code
 
 
 SCENARIO_KEY = re.compile(r"^scn-(\d+)-(.+)-(\d+)$")
+RUN_KEY = re.compile(r"^r(\d+)-c\d+$")
+WORKDIR = "@/"  # marks a path inside the episode's folder in recorded commands
 
 
 class Episode:
-    """One random operator sequence on a fresh state file, checked after every step."""
+    """One random operator sequence on a fresh state file, checked after every step.
 
-    def __init__(self, workdir: Path, seed: int, steps: int, *, kills: bool = True) -> None:
+    With `script` (the `ops` of the steps of an earlier episode) it replays those steps instead
+    of drawing new ones: `run_long.py --shrink` uses that to find a shorter reproduction."""
+
+    def __init__(self, workdir: Path, seed: int, steps: int, *, kills: bool = True,
+                 script: list[tuple[str, list[tuple]]] | None = None) -> None:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.state = self.workdir / "state.db"
-        self.defs = self.workdir / "defs"
         self.seed = seed
         self.rng = random.Random(seed)
-        self.max_steps = steps
+        self.max_steps = steps if script is None else len(script)
+        self.script = script
         self.allow_kills = kills
         self.now = T0
         self.step = 0
@@ -407,13 +414,23 @@ class Episode:
         self.snap: Snapshot | None = None
         self.figures: dict[str, Any] = {}
         self.hook: HookReceiver | None = None
-        self._killed_this_step = False
         self.last_tick_step = 0
+        self.step_ticked = False  # a tick ran to its end in this step
+        self.step_removed = False  # clear / remove-profile was accepted in this step
+        self._current = Step(0, "setup")
 
-    # --- running commands ------------------------------------------------------------------
+    # --- primitive operations (each recorded in the step, so that it can be replayed) ---------
+
+    def _path(self, arg: str) -> str:
+        return str(self.workdir / arg[len(WORKDIR):]) if arg.startswith(WORKDIR) else arg
 
     def cli(self, *args: str) -> Result:
-        argv = ["--state", str(self.state), "--now", iso(self.now), *map(str, args)]
+        args = tuple(map(str, args))
+        self._current.ops.append(("cli", args))
+        words = [a for a in args if a not in ("-o", "json")]
+        pre = snapshot(self.state) if self.state.exists() and words[0] not in (
+            "tick", "apply", "events", "init", "contacts") else None
+        argv = ["--state", str(self.state), "--now", iso(self.now), *map(self._path, args)]
         runner = CliRunner()
         with runner.isolation(env={"CAMPCTL_USER": "model"}) as streams:
             try:
@@ -423,24 +440,83 @@ class Episode:
             sys.stdout.flush()
             sys.stderr.flush()
             result = Result(code, streams[0].getvalue().decode(), streams[1].getvalue().decode())
-        self._current.commands.append("campctl --now " + iso(self.now) + " " + " ".join(
-            map(str, args)))
+        shown = " ".join(a[len(WORKDIR):] if a.startswith(WORKDIR) else a for a in args)
+        self._current.lines.append((f"campctl --now {iso(self.now)} {shown}", result.code))
+        self._check_clean(shown, result)
+        if words[0] == "tick":
+            self.last_tick_step = self.step
+            self.step_ticked = self.step_ticked or result.code == 0
         if result.code == 0:
-            words = [str(a) for a in args if str(a) not in ("-o", "json")][:3]
-            self.accepted[" ".join(w for w in words if not w.startswith("-")
+            self.accepted[" ".join(w for w in words[:3] if not w.startswith("-")
                                    and not w.isdigit() and "/" not in w)] += 1
-        self._current.results.append(result)
-        self._check_clean(args, result)
+            self._after(words, args, pre)
         return result
 
-    def _check_clean(self, args: tuple, result: Result) -> None:
+    def advance(self, minutes: int) -> None:
+        self._current.ops.append(("advance", minutes))
+        self.now += timedelta(minutes=minutes)
+        self._current.lines.append((f"# the clock moves {minutes} minutes", None))
+        if self.hook is not None:
+            self.hook.now = self.now
+
+    def write_file(self, name: str, text: str) -> str:
+        self._current.ops.append(("file", name, text))
+        (self.workdir / name).write_text(text)
+        self._current.lines.append((f"# {name} holds: {text.strip()}", None))
+        return WORKDIR + name
+
+    def write_defs(self, versions: dict[str, int]) -> None:
+        self._current.ops.append(("defs", dict(versions)))
+        self._versions = dict(versions)
+        assert self.hook is not None
+        (self.workdir / "defs").mkdir(exist_ok=True)
+        for name, text in definitions(self.hook.url, self._versions).items():
+            (self.workdir / "defs" / name).write_text(text)
+        if self.step:
+            changed = ", ".join(f"{c} v{v}" for c, v in self._versions.items() if v > 1)
+            self._current.lines.append((f"# definitions rewritten: subjects {changed}", None))
+
+    def crash_tick(self, nth: int) -> str | None:
+        """A tick in a subprocess, killed by the receiver at its nth message before it answers;
+        returns the key of the message in flight (None when the tick ended first)."""
+        self._current.ops.append(("crash", nth))
+        hook = self.hook
+        assert hook is not None
+        self.last_tick_step = self.step
+        hook.arm(nth)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CAMPCTL_")}
+        env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(
+            os.pathsep)
+        env["CAMPCTL_USER"] = "model"
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "campctl", "--state", str(self.state), "--now",
+             iso(self.now), "tick"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True)
+        hook.set_pid(proc.pid)
+        _, stderr = proc.communicate(timeout=300)
+        hook.disarm()
+        killed = proc.returncode == -signal.SIGKILL
+        self._current.lines.append((
+            f"campctl --now {iso(self.now)} tick   # in a subprocess that the webhook receiver "
+            f"SIGKILLs when message {nth} of this tick arrives, before answering"
+            + ("" if killed else " (the tick ended before that)"), proc.returncode))
+        if killed and hook.killed_key:
+            self.model.kills.append((self.step, hook.killed_key))
+            return hook.killed_key
+        self.step_ticked = True
+        if proc.returncode != 0 or "Traceback" in stderr:
+            self.violate("check_cli_clean", f"subprocess tick exited {proc.returncode}: "
+                         f"{stderr.strip()[-300:]}")
+        return None
+
+    def _check_clean(self, shown: str, result: Result) -> None:
         """A command exits 0, 1 (refused) or 3 (not found) with one error line: never a
         traceback, an internal error or a state file problem."""
         text = result.stderr
         if result.code in (0, 1, 3) and "Traceback" not in text and "internal error" not in text:
             return
-        self.violate("check_cli_clean", f"`campctl {' '.join(map(str, args))}` exited "
-                     f"{result.code}: {text.strip()[-300:]}")
+        self.violate("check_cli_clean", f"`campctl {shown}` exited {result.code}: "
+                     f"{text.strip()[-300:]}")
 
     def quiet(self, *args: str) -> Result:
         """A read-only command of the observation (not part of the transcript)."""
@@ -462,32 +538,96 @@ class Episode:
         self._seen_violations.add((check, text))
         self.violations[check].append(f"step {self.step} ({iso(self.now)}): {text}")
 
+    # --- the model follows every accepted command ----------------------------------------------
+
+    def _after(self, words: list[str], args: tuple[str, ...], pre: Snapshot | None) -> None:
+        m = self.model
+        verb, kind = words[0], (words[1] if len(words) > 1 else "")
+        target = words[2] if len(words) > 2 else ""
+        label = " ".join(words[:3])
+        if kind == "run" and pre is not None:
+            run = int(target)
+            if verb == "pause":
+                m.run_paused[run] = self.step
+            elif verb in ("resume", "stop"):
+                if verb == "stop":
+                    m.run_stopped[run] = self.step
+                started = m.run_paused.pop(run, None)
+                if started is not None:
+                    m.run_pauses.append((run, started, self.step))
+            elif verb in ("restart", "skip"):
+                instance = pre.runs[run]["instance_id"]
+                if instance in m.instance_cancelled:
+                    self.violate("check_stopping", f"`{verb} run {run}` was accepted although "
+                                 f"its plan instance {instance} was stopped by the operator at "
+                                 f"step {m.instance_cancelled[instance]}")
+        elif (kind == "instance" or (kind == "plan" and "--current" in args)) and pre:
+            if verb == "pause":
+                m.instance_paused[int(target)] = self.step
+            elif verb == "resume":
+                started = m.instance_paused.pop(int(target), None)
+                if started is not None:
+                    m.instance_pauses.append((int(target), started, self.step))
+            elif verb == "stop":
+                for iid, row in snapshot(self.state).instances.items():
+                    was = pre.instances.get(iid, {}).get("status")
+                    if row["status"] == "cancelled" and was != "cancelled":
+                        m.instance_cancelled[iid] = self.step
+                        started = m.instance_paused.pop(iid, None)
+                        if started is not None:
+                            m.instance_pauses.append((iid, started, self.step))
+        elif kind == "plan":
+            if verb == "stop":
+                m.plan_stopped_at = self.step
+            elif verb == "approve":
+                m.plan_stopped_at = None
+        elif kind == "campaign" and pre is not None:
+            if verb == "stop":
+                m.campaign_stopped.setdefault(target, (self.step, max(pre.runs, default=0)))
+            elif verb in ("approve", "start"):
+                # Approved again (or launched again): the operator wants it to run.
+                m.campaign_stopped.pop(target, None)
+        elif kind == "scenario" and pre is not None:
+            profiles = [p for p in pre.profiles.values() if p["scenario"] == target]
+            if verb == "activate" and m.active_since.get(target) is None:
+                m.active_since[target] = self.now
+            elif verb == "deactivate" and m.active_since.get(target) is not None:
+                m.active_intervals[target].append((m.active_since[target], self.now))  # type: ignore[arg-type]
+                m.active_since[target] = None
+                self._halt([p for p in profiles if p["status"] in INSIDE], label)
+            elif verb == "clear":
+                self.step_removed = True
+                self._halt(profiles, label)
+            elif verb == "remove-profile":
+                self.step_removed = True
+                after = snapshot(self.state).profiles
+                self._halt([p for p in profiles if p["id"] not in after
+                            or self._identity(after[p["id"]]) != self._identity(p)], label)
+        elif kind == "launch" and verb == "stop" and pre is not None:
+            self._halt([p for p in pre.profiles.values()
+                        if p["launch_id"] == int(target) and p["status"] in INSIDE], label)
+
+    def _halt(self, profiles: list[dict], label: str) -> None:
+        for p in profiles:
+            self.model.halted_profiles.setdefault(self._identity(p), (self.step, label))
+
     # --- setup -------------------------------------------------------------------------------
 
-    def _write_defs(self) -> None:
-        assert self.hook is not None
-        self.defs.mkdir(exist_ok=True)
-        for name, text in definitions(self.hook.url, self._versions).items():
-            (self.defs / name).write_text(text)
-
     def setup(self) -> None:
-        self._current = Step(0, self.now, [], [], "setup")
+        self._current = Step(0, "setup")
         self.transcript.append(self._current)
-        csv = self.workdir / "contacts.csv"
-        csv.write_text("id,email,first_name\n" + "".join(
+        csv = self.write_file("contacts.csv", "id,email,first_name\n" + "".join(
             f"{c},{c}@example.com,N{c}\n" for c in CONTACTS))
-        self._write_defs()
-        for args in (("init",), ("contacts", "import", str(csv)), ("apply", str(self.defs))):
+        self.write_defs(self._versions)
+        for args in (("init",), ("contacts", "import", csv), ("apply", WORKDIR + "defs")):
             self._must(*args)
         for name in CAMPAIGNS:
-            self._must("submit", "campaign", name)
-            self._must("approve", "campaign", name)
-            self._must("start", "campaign", name)
+            for verb in ("submit", "approve", "start"):
+                self._must(verb, "campaign", name)
         self._must("submit", "plan", PLAN)
         self._must("approve", "plan", PLAN)
         for name in SCENARIOS:
             self._must("activate", "scenario", name)
-            self.model.active_since[name] = self.now
         self._observe()
 
     def _must(self, *args: str) -> Result:
@@ -514,77 +654,69 @@ class Episode:
             self.setup()
             table = self.actions()
             weights = [w for w, _ in table]
-            for _ in range(self.max_steps):
+            for index in range(self.max_steps):
                 self.step += 1
-                self.hook.step, self.hook.now = self.step, self.now
-                (action,) = self.rng.choices([a for _, a in table], weights)
-                self._current = Step(self.step, self.now, [], [], action.__name__)
-                self._killed_this_step = False
-                self.transcript.append(self._current)
+                hook.step, hook.now = self.step, self.now
+                self.step_ticked = self.step_removed = False
                 before = self.snap
-                action()
+                if self.script is not None:
+                    kind, ops = self.script[index]
+                    self._current = Step(self.step, kind)
+                    self.transcript.append(self._current)
+                    self._replay(ops)
+                else:
+                    (action,) = self.rng.choices([a for _, a in table], weights)
+                    self._current = Step(self.step, action.__name__)
+                    self.transcript.append(self._current)
+                    action()
                 self._observe(before)
                 self.steps_run += 1
             self.hook = None
         return self
 
+    def _replay(self, ops: list[tuple]) -> None:
+        for op in ops:
+            if op[0] == "cli":
+                self.cli(*op[1])
+            elif op[0] == "advance":
+                self.advance(op[1])
+            elif op[0] == "file":
+                self.write_file(op[1], op[2])
+            elif op[0] == "defs":
+                self.write_defs(op[1])
+            elif op[0] == "crash":
+                self.crash_tick(op[1])
+
+    def script_of(self, upto: int | None = None) -> list[tuple[str, list[tuple]]]:
+        """The steps taken (after setup), replayable with `Episode(..., script=...)`."""
+        steps = self.transcript[1:] if upto is None else self.transcript[1:upto + 1]
+        return [(s.kind, list(s.ops)) for s in steps]
+
     def _pick(self, values: list) -> Any:
         return self.rng.choice(values) if values else None
 
     def act_tick(self) -> None:
-        self.last_tick_step = self.step
         args = ["-o", "json", "tick"]
         if self.rng.random() < 0.5:
             args += ["--max-messages", str(self.rng.randint(1, 4))]
         self.cli(*args)
 
     def act_advance(self) -> None:
-        minutes = self.rng.choice([1, 3, 6, 20, 45, 90, 180])
-        self.now += timedelta(minutes=minutes)
-        self._current.commands.append(f"# the clock moves {minutes} minutes")
-        self.hook.now = self.now  # type: ignore[union-attr]
+        self.advance(self.rng.choice([1, 3, 6, 20, 45, 90, 180]))
 
     def act_crash_tick(self) -> None:
         if not self.allow_kills:
             return self.act_tick()
-        hook = self.hook
-        assert hook is not None
-        self.last_tick_step = self.step
-        nth = self.rng.randint(1, 3)
-        hook.arm(nth)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CAMPCTL_")}
-        env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(
-            os.pathsep)
-        env["CAMPCTL_USER"] = "model"
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "campctl", "--state", str(self.state), "--now",
-             iso(self.now), "tick"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            text=True)
-        hook.set_pid(proc.pid)
-        stdout, stderr = proc.communicate(timeout=300)
-        hook.disarm()
-        killed = proc.returncode == -signal.SIGKILL
-        self._killed_this_step = killed
-        self._current.commands.append(
-            f"campctl --now {iso(self.now)} tick   # subprocess, SIGKILLed by the webhook "
-            f"receiver at message {nth} of this tick, before it answered"
-            + ("" if killed else " (ended before that message)"))
-        self._current.results.append(Result(proc.returncode, stdout, stderr))
-        if killed and hook.killed_key:
-            self.model.kills.append((self.step, hook.killed_key))
+        key = self.crash_tick(self.rng.randint(1, 3))
+        match = RUN_KEY.match(key or "")
+        if match and self.rng.random() < 0.6:
             # The operator reacts at once: stop the run whose message was in flight, then
             # restart or skip it (the seam between a crash and an operator verb).
-            match = re.match(r"^r(\d+)-c\d+$", hook.killed_key)
-            if match and self.rng.random() < 0.6:
-                run = int(match.group(1))
-                snap = snapshot(self.state)
-                self._run_verb(snap, run, "stop")
-                follow = self.rng.choice(["restart", "restart", "skip", None])
-                if follow:
-                    self._run_verb(snap, run, follow)
-        elif proc.returncode != 0 or "Traceback" in stderr:
-            self.violate("check_cli_clean", f"subprocess tick exited {proc.returncode}: "
-                         f"{stderr.strip()[-300:]}")
+            run = match.group(1)
+            self.cli("stop", "run", run, "--note", "model")
+            follow = self.rng.choice(["restart", "restart", "skip", None])
+            if follow:
+                self.cli(follow, "run", run, "--note", "model")
         return None
 
     def act_run_verb(self) -> None:
@@ -600,33 +732,9 @@ class Episode:
                  "stopped": ["restart", "restart", "skip", "resume"],
                  "failed": ["restart", "skip", "pause"]}.get(
             status, ["pause", "pause", "stop", "stop", "restart", "skip", "resume"])
-        self._run_verb(snap, run, self.rng.choice(verbs))
-
-    def _run_verb(self, snap: Snapshot, run: int, verb: str) -> None:
-        args = [verb, "run", str(run)]
-        if verb in ("stop", "restart", "skip"):
-            args += ["--note", "model"]
-        result = self.cli(*args)
-        if result.code != 0:
-            return
-        m = self.model
-        if verb == "pause":
-            m.run_paused[run] = self.step
-        elif verb == "resume":
-            started = m.run_paused.pop(run, None)
-            if started is not None:
-                m.run_pauses.append((run, started, self.step))
-        elif verb == "stop":
-            m.run_stopped[run] = self.step
-            started = m.run_paused.pop(run, None)
-            if started is not None:
-                m.run_pauses.append((run, started, self.step))
-        else:
-            instance = snap.runs[run]["instance_id"]
-            if instance in m.instance_cancelled:
-                self.violate("check_stopping", f"`{verb} run {run}` was accepted although its "
-                             f"plan instance {instance} was stopped by the operator at step "
-                             f"{m.instance_cancelled[instance]}")
+        verb = self.rng.choice(verbs)
+        note = ["--note", "model"] if verb in ("stop", "restart", "skip") else []
+        self.cli(verb, "run", str(run), *note)
 
     def act_instance_verb(self) -> None:
         snap = self.snap
@@ -640,40 +748,16 @@ class Episode:
             str(status), ["pause", "stop", "stop-current"])
         verb = self.rng.choice(verbs)
         if verb == "stop-current":
-            result = self.cli("stop", "plan", PLAN, "--current", "--note", "model")
-        elif instance is None:
-            return
-        else:
-            args = [verb, "instance", str(instance)]
-            if verb == "stop":
-                args += ["--note", "model"]
-            result = self.cli(*args)
-        if result.code != 0:
-            return
-        m = self.model
-        after = snapshot(self.state).instances
-        if verb in ("stop", "stop-current"):
-            for iid, row in after.items():
-                was = snap.instances.get(iid, {}).get("status")
-                if row["status"] == "cancelled" and was != "cancelled":
-                    m.instance_cancelled[iid] = self.step
-                    started = m.instance_paused.pop(iid, None)
-                    if started is not None:
-                        m.instance_pauses.append((iid, started, self.step))
-        elif verb == "pause":
-            m.instance_paused[instance] = self.step
-        else:
-            started = m.instance_paused.pop(instance, None)
-            if started is not None:
-                m.instance_pauses.append((instance, started, self.step))
+            self.cli("stop", "plan", PLAN, "--current", "--note", "model")
+        elif instance is not None:
+            note = ["--note", "model"] if verb == "stop" else []
+            self.cli(verb, "instance", str(instance), *note)
 
     def act_start_plan(self) -> None:
         """Start Now; sometimes pause the new instance at once, before any tick."""
         result = self.cli("-o", "json", "start", "plan", PLAN, "--note", "model")
         if result.code == 0 and self.rng.random() < 0.4:
-            instance = result.json()["id"]
-            if self.cli("pause", "instance", str(instance)).code == 0:
-                self.model.instance_paused[instance] = self.step
+            self.cli("pause", "instance", str(result.json()["id"]))
 
     def act_plan_workflow(self) -> None:
         """Stop the plan, or take it back to draft and through approval (or a denial) again."""
@@ -682,12 +766,7 @@ class Episode:
                  "denied-then-again": ["revise", "submit", "deny", "revise", "submit",
                                        "approve"]}[form]
         for verb in verbs:
-            if self.cli(verb, "plan", PLAN, "--note", "model").code != 0:
-                continue
-            if verb == "stop":
-                self.model.plan_stopped_at = self.step
-            elif verb == "approve":
-                self.model.plan_stopped_at = None
+            self.cli(verb, "plan", PLAN, "--note", "model")
 
     def act_campaign_workflow(self) -> None:
         """One business verb on a campaign, or a denial and a second approval."""
@@ -696,34 +775,20 @@ class Episode:
         verbs = ["revise", "submit", "deny", "revise", "submit", "approve", "start"] \
             if form == "denied-then-again" else [form]
         for verb in verbs:
-            args = [verb, "campaign", name] + ([] if verb == "start" else ["--note", "model"])
-            if self.cli(*args).code == 0:
-                self._campaign_moved(name, verb)
-
-    def _campaign_moved(self, name: str, verb: str) -> None:
-        if verb == "stop":
-            snap = snapshot(self.state)
-            self.model.campaign_stopped.setdefault(name, (self.step, max(snap.runs, default=0)))
-        elif verb in ("approve", "start"):
-            # Approved again (or launched again): the operator wants it to run.
-            self.model.campaign_stopped.pop(name, None)
+            self.cli(verb, "campaign", name, *([] if verb == "start" else ["--note", "model"]))
 
     def act_relaunch(self) -> None:
         """Stop, revise, change, approve and start a campaign again: a new launch."""
         name = self.rng.choice(CAMPAIGNS)
         for verb in ("stop", "revise"):
-            if self.cli(verb, "campaign", name, "--note", "model").code == 0:
-                self._campaign_moved(name, verb)
-        self._versions[name] += 1
-        self._write_defs()
-        self.cli("apply", str(self.defs / f"{name}.yaml"))
+            self.cli(verb, "campaign", name, "--note", "model")
+        self.write_defs({**self._versions, name: self._versions[name] + 1})
+        self.cli("apply", f"{WORKDIR}defs/{name}.yaml")
         for verb in ("submit", "approve", "start"):
-            args = [verb, "campaign", name] + ([] if verb == "start" else ["--note", "model"])
-            if self.cli(*args).code == 0:
-                self._campaign_moved(name, verb)
+            self.cli(verb, "campaign", name, *([] if verb == "start" else ["--note", "model"]))
 
     def act_apply(self) -> None:
-        self.cli("apply", str(self.defs))
+        self.cli("apply", WORKDIR + "defs")
 
     def act_event(self) -> None:
         contact = self.rng.choice(CONTACTS)
@@ -732,69 +797,32 @@ class Episode:
             self.cli("events", "emit", "signup", "--contact", contact)
             return
         at = self.now + (timedelta(days=-30) if when == "past" else timedelta(hours=3))
-        path = self.workdir / f"events-{self.step}.jsonl"
         line = json.dumps({"event": "signup", "contact": contact, "at": iso(at)})
-        path.write_text(line + "\n")
-        self._current.commands.append(f"# {path.name} holds: {line}")
-        self._current.results.append(Result(0, "", ""))
-        self.cli("events", "import", str(path))
+        self.cli("events", "import", self.write_file(f"events-{self.step}.jsonl", line + "\n"))
 
     def act_scenario_activation(self) -> None:
-        name = self.rng.choice(SCENARIOS)
-        verb = self.rng.choice(["activate", "deactivate"])
-        snap = self.snap
-        assert snap is not None
-        if self.cli(verb, "scenario", name).code != 0:
-            return
-        m = self.model
-        if verb == "activate" and m.active_since.get(name) is None:
-            m.active_since[name] = self.now
-        elif verb == "deactivate" and m.active_since.get(name) is not None:
-            m.active_intervals[name].append((m.active_since[name], self.now))  # type: ignore
-            m.active_since[name] = None
-            self._halt(p for p in snap.profiles.values()
-                       if p["scenario"] == name and p["status"] in INSIDE)
-
-    def _halt(self, profiles: Any) -> None:
-        for p in profiles:
-            ident = self._identity(p)
-            self.model.halted_profiles.setdefault(ident, (self.step, self._current.kind))
+        self.cli(self.rng.choice(["activate", "deactivate"]), "scenario",
+                 self.rng.choice(SCENARIOS))
 
     def act_clear(self) -> None:
-        name = self.rng.choice(SCENARIOS)
-        snap = self.snap
-        assert snap is not None
-        if self.cli("clear", "scenario", name, "--note", "model").code == 0:
-            self._halt(p for p in snap.profiles.values() if p["scenario"] == name)
+        self.cli("clear", "scenario", self.rng.choice(SCENARIOS), "--note", "model")
 
     def act_remove_profile(self) -> None:
-        name = self.rng.choice(SCENARIOS)
-        contact = self.rng.choice(CONTACTS)
-        snap = self.snap
-        assert snap is not None
-        if self.cli("remove-profile", "scenario", name, contact, "--note", "model").code == 0:
-            after = snapshot(self.state).profiles
-            self._halt(p for pid, p in snap.profiles.items()
-                       if p["scenario"] == name and (pid not in after or
-                                                     self._identity(after[pid]) !=
-                                                     self._identity(p)))
+        self.cli("remove-profile", "scenario", self.rng.choice(SCENARIOS),
+                 self.rng.choice(CONTACTS), "--note", "model")
 
     def act_launch(self) -> None:
-        choice = self.rng.choice(["all", "contact"])
         args = ["start", "scenario", "tour", "--yes"]
-        args += ["--all"] if choice == "all" else ["--contact", self.rng.choice(CONTACTS)]
+        args += ["--all"] if self.rng.random() < 0.5 else ["--contact", self.rng.choice(CONTACTS)]
         self.cli(*args)
 
     def act_stop_launch(self) -> None:
         snap = self.snap
         assert snap is not None
-        launches = sorted({p["launch_id"] for p in snap.profiles.values() if p["launch_id"]})
-        launch = self._pick(launches)
-        if launch is None:
-            return
-        if self.cli("stop", "launch", str(launch), "--note", "model").code == 0:
-            self._halt(p for p in snap.profiles.values()
-                       if p["launch_id"] == launch and p["status"] in INSIDE)
+        launch = self._pick(sorted({p["launch_id"] for p in snap.profiles.values()
+                                    if p["launch_id"]}))
+        if launch is not None:
+            self.cli("stop", "launch", str(launch), "--note", "model")
 
     # --- observation ---------------------------------------------------------------------------
 
@@ -848,14 +876,25 @@ class Episode:
     def total_violations(self) -> int:
         return sum(len(v) for v in self.violations.values())
 
-    def reproduction(self, upto: int | None = None) -> str:
-        lines = [f"# seed {self.seed}: definitions as in tests/model/model_support.py, "
-                 f"contacts {', '.join(CONTACTS)}"]
+    def reproduction(self, upto: int | None = None, *, setup: bool = False,
+                     refused: bool = False) -> str:
+        """The command lines up to step `upto`, run from the episode's folder (definitions as
+        written by `definitions()`); without `setup`, the setup is summed up in one line;
+        without `refused`, commands that were refused (exit 1 or 3, nothing changed) are left
+        out."""
+        lines = [f"# seed {self.seed}: contacts {', '.join(CONTACTS)}; defs/ as in "
+                 "tests/model/model_support.py definitions()"]
+        if not setup:
+            lines.append("# setup: init, contacts import, apply defs, submit/approve/start "
+                         "flash, daily, nudge; submit/approve plan duo; activate welcome, tour")
         for step in self.transcript[: (upto + 1) if upto is not None else None]:
-            for command, result in zip(step.commands, [*step.results, *[None] * 9],
-                                       strict=False):
-                code = "" if result is None else f"   # exit {result.code}"
-                lines.append(f"{step.number:3d} {command}{code}")
+            if step.number == 0 and not setup:
+                continue
+            for text, code in step.lines:
+                if code in (1, 3) and not refused:
+                    continue
+                lines.append(f"{step.number:3d} {text}" + ("" if code is None else
+                                                            f"   # exit {code}"))
         return "\n".join(lines)
 
 
@@ -935,8 +974,7 @@ def check_queued_items_live(ep: Episode, fresh: list[Arrival], before: Snapshot 
     tick after their claim expired does)."""
     snap = ep.snap
     assert snap is not None
-    ticked = ep._current.kind == "act_tick" or (
-        ep._current.kind == "act_crash_tick" and not ep._killed_this_step)
+    ticked = ep.step_ticked
     for key, item in snap.items.items():
         if item["status"] != "queued" or key in ep._item_reported:
             continue
@@ -1069,7 +1107,7 @@ def check_pause(ep: Episode, fresh: list[Arrival], before: Snapshot | None,
                 if start < a.step and (end is None or a.step < end):
                     ep.violate("check_pause", f"{a.key} of run {run} arrived while instance "
                                f"{instance} was paused (since step {start})")
-    if ep._current.kind not in ("act_tick", "act_crash_tick"):
+    if not ep.step_ticked:
         return
     for rid, run in snap.runs.items():
         if ep.now > CLOSES.get(run["campaign"], ep.now):
@@ -1133,26 +1171,26 @@ def check_history(ep: Episode, fresh: list[Arrival], before: Snapshot | None,
     past never go down."""
     if not figures:
         return
-    kind = ep._current.kind
+    removal = ep.step_removed
+    kind = "clear/remove-profile" if removal else "other"
     for name in SCENARIOS:
         old, new = figures["stats"][name], ep.figures["stats"][name]
         for key in ("entered", "completed"):
-            if new[key] < old[key] or (kind in ("act_clear", "act_remove_profile")
-                                       and new[key] != old[key]):
+            if new[key] < old[key] or (removal and new[key] != old[key]):
                 ep.violate("check_history", f"stats scenario {name}: {key} went from "
-                           f"{old[key]} to {new[key]} at a {kind[4:]} step")
+                           f"{old[key]} to {new[key]} at a {kind} step")
         for step in SEND_STEPS[name]:
             was = figures["steps"][name].get(step, {}).get("sent", 0)
             now = ep.figures["steps"][name].get(step, {}).get("sent", 0)
             if now < was:
                 ep.violate("check_history", f"describe scenario {name}: step {step} sent went "
-                           f"from {was} to {now} at a {kind[4:]} step")
+                           f"from {was} to {now} at a {kind} step")
     for lid, old in figures["launches"].items():
         new = ep.figures["launches"].get(lid)
         if new is None:
-            ep.violate("check_history", f"launch {lid} disappeared at a {kind[4:]} step")
+            ep.violate("check_history", f"launch {lid} disappeared at a {kind} step")
             continue
-        if kind in ("act_clear", "act_remove_profile"):
+        if removal:
             # Results of profiles that had left stay; only profiles still inside get one.
             final = ("success", "failure", "abandoned", "other")
             gained = sum(new[f] - old[f] for f in final)
@@ -1160,7 +1198,7 @@ def check_history(ep: Episode, fresh: list[Arrival], before: Snapshot | None,
                     or gained > old.get("inside", 0) - new.get("inside", 0)):
                 changed = {f: (old[f], new[f]) for f in ("targeted", *final, "inside")
                            if old.get(f) != new.get(f)}
-                ep.violate("check_history", f"launch {lid} results changed by {kind[4:]}: "
+                ep.violate("check_history", f"launch {lid} results changed by {kind}: "
                            f"{changed}")
         elif new["success"] < old["success"]:
             ep.violate("check_history", f"launch {lid} success went from {old['success']} to "

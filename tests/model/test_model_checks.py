@@ -54,7 +54,8 @@ def arrival(key: str, step: int, now=T0, run: int | None = 1, contact: str = "c1
 def episode(tmp_path: Path) -> Episode:
     ep = Episode(tmp_path, 0, 0)
     ep.step, ep.now = 2, T0
-    ep._current = Step(2, T0, [], [], "act_tick")
+    ep._current = Step(2, "act_tick")
+    ep.step_ticked = True
     ep.snap = Snapshot(runs={1: run_row(1)}, items={}, profiles={}, instances={},
                        contacts={1: "c1", 2: "c2"}, events={})
     ep.figures = {"runs": {}, "launches": {}, "stats": {}, "steps": {}}
@@ -163,7 +164,7 @@ def test_counts_fire_when_sent_differs_from_arrivals(episode: Episode) -> None:
 
 
 def test_history_fires_when_clear_lowers_past_figures(episode: Episode) -> None:
-    episode._current.kind = "act_clear"
+    episode.step_removed = True
     stats = {"welcome": {"entered": 3, "completed": 1}, "tour": {"entered": 0, "completed": 0}}
     steps = {"welcome": {}, "tour": {}}
     old = {"stats": stats, "steps": steps, "launches": {}}
