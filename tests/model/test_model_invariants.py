@@ -14,8 +14,11 @@ from pathlib import Path
 import pytest
 from model_support import CHECK_NAMES, Episode
 
-SEEDS = (11, 12, 13)
-STEPS = 70
+# Between them these episodes reach every seam the checks guard: on the engine before the
+# fixes each check except check_cli_clean failed in at least one of them. A change to the
+# driver changes the episodes; pick seeds again with run_long.py then.
+SEEDS = (8, 11, 18, 19)
+STEPS = 80
 
 pytestmark = pytest.mark.slow
 
