@@ -1,19 +1,20 @@
 """A model of what the operator did, a random driver of the real CLI, and the invariant checks.
 
-`Episode(workdir, seed, steps).run()` builds a fresh state file with small definitions (two
-campaigns with windows and `closes_at`, a two-stage plan over their plan-only stages, an
-event-captured and a manually launched scenario), then takes `steps` random operator steps
-through `campctl.__main__.main` with `--state` and a virtual `--now`. Messages go to two channels
-that record every arrival: a webhook receiver on 127.0.0.1 (`hook`) and an outbox channel with a
-`dir:` JSON Lines copy (`box`). One kind of step runs `campctl tick` as a subprocess that the
-receiver SIGKILLs when the Nth message of that tick arrives, before answering: a tick dying
-between hand-over and commit.
+`Episode(workdir, seed, steps).run()` builds a fresh state file with small definitions (a
+one-off, a date-triggered and an event-triggered campaign with windows and `closes_at`, a
+two-stage plan over their plan-only stages, an event-captured and a manually launched
+scenario), then takes `steps` random operator steps through `campctl.__main__.main` with
+`--state` and a virtual `--now`. Messages go to two channels that record every arrival: a
+webhook receiver on 127.0.0.1 (`hook`) and an outbox channel with a `dir:` JSON Lines copy
+(`box`). One kind of step runs `campctl tick` as a subprocess that the receiver SIGKILLs when
+the Nth message of that tick arrives, before answering: a tick dying between hand-over and
+commit.
 
-After every step each `check_*` function compares the model, the arrivals and the state file,
-and returns violations as one-line texts; `Episode.violations` maps check name -> texts. Each
-violation carries the steps that led to it (`Episode.transcript`), as CLI command lines.
+After every step each `check_*` function compares the model, the arrivals and the state file
+and reports through `Episode.violate`; `Episode.violations` maps check name -> texts, and
+`Episode.reproduction(step)` gives the command lines that led there. Steps are recorded as
+operations, so `Episode(..., script=episode.script_of(step))` replays them.
 """
-
 from __future__ import annotations
 
 import json
