@@ -57,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--episode", type=int, default=80, help="steps per fresh state file")
     parser.add_argument("--no-kills", action="store_true", help="no killed ticks")
     parser.add_argument("--quiet", action="store_true", help="no reproductions")
+    parser.add_argument("--list", action="store_true", help="print every violation")
     parser.add_argument("--shrink", type=int, default=0, metavar="REPLAYS",
                         help="shorten each first violation's reproduction with up to REPLAYS "
                              "replays")
@@ -78,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
         accepted.update(episode.accepted)
         for check, found in episode.violations.items():
             totals[check] += len(found)
+            if args.list:
+                print("".join(f"  seed {seed} {check}: {text}\n" for text in found), end="")
             if found and check not in first:
                 first[check] = episode
         print(f"episode seed {seed}: {episode.steps_run} steps, {len(episode.model.kills)} "
