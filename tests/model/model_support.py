@@ -1045,7 +1045,8 @@ def check_message_ids(ep: Episode, fresh: list[Arrival], before: Snapshot | None
             continue
         for step in SEND_STEPS.get(p["scenario"], ()):
             own = [i for i in by_profile.get((pid, step), [])
-                   if i["contact_id"] == p["contact_id"] and i["created_at"] >= p["entered_at"]]
+                   if i["contact_id"] == p["contact_id"] and i["scenario"] == p["scenario"]
+                   and i["created_at"] >= p["entered_at"]]
             if not own:
                 ep.violate("check_message_ids", f"profile {pid} ({p['scenario']}, contact "
                            f"{snap.contacts.get(p['contact_id'])}, entered {p['entered_at']}) "

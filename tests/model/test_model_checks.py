@@ -187,3 +187,18 @@ def test_event_time_fires_for_an_event_before_activation(episode: Episode) -> No
     episode.snap.events[7]["at"] = iso(T0)  # type: ignore[union-attr]
     check_event_time(episode, [], None, {})
     assert not fired(episode, "check_event_time")
+
+
+def test_a_message_id_taken_by_another_scenario_fires(episode: Episode) -> None:
+    at = iso(T0 + timedelta(hours=2))
+    items = {"scn-1-hello-0": item("scn-1-hello-0", None, 1, profile_id=1, scenario="tour",
+                                   step="hello", created_at=at),
+             "scn-1-bye-2": item("scn-1-bye-2", None, 1, profile_id=1, scenario="welcome",
+                                 step="bye", created_at=at)}
+    episode.snap.items = items  # type: ignore[union-attr]
+    episode.snap.profiles = {1: {  # type: ignore[union-attr]
+        "id": 1, "scenario": "tour", "contact_id": 1, "step": "bye", "status": "completed",
+        "entered_at": at, "launch_id": 1, "capture_key": "l:1", "visit": 2}}
+    check_message_ids(episode, [], None, {})
+    assert [v for v in episode.violations["check_message_ids"] if "'bye'" in v]
+    assert not [v for v in episode.violations["check_message_ids"] if "'hello'" in v]
