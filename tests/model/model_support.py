@@ -375,7 +375,6 @@ class Step:
 
 
 SCENARIO_KEY = re.compile(r"^scn-(\d+)-(.+)-(\d+)$")
-RUN_KEY = re.compile(r"^r(\d+)-c\d+$")
 WORKDIR = "@/"  # marks a path inside the episode's folder in recorded commands
 
 
@@ -709,11 +708,11 @@ class Episode:
         if not self.allow_kills:
             return self.act_tick()
         key = self.crash_tick(self.rng.randint(1, 3))
-        match = RUN_KEY.match(key or "")
-        if match and self.rng.random() < 0.6:
+        runs = [a.body.get("run") for a in self.hook.arrivals if a.key == key]  # type: ignore[union-attr]
+        if key and runs and runs[-1] is not None and self.rng.random() < 0.6:
             # The operator reacts at once: stop the run whose message was in flight, then
             # restart or skip it (the seam between a crash and an operator verb).
-            run = match.group(1)
+            run = str(runs[-1])
             self.cli("stop", "run", run, "--note", "model")
             follow = self.rng.choice(["restart", "restart", "skip", None])
             if follow:
@@ -828,6 +827,16 @@ class Episode:
     # --- observation ---------------------------------------------------------------------------
 
     @staticmethod
+    def _profile_of(key: str, snap: Snapshot) -> int | None:
+        """The profile a scenario message belongs to: its queue item's, else the number in a
+        `scn-<profile>-<step>-<visit>` id."""
+        item = snap.items.get(key)
+        if item is not None:
+            return item["profile_id"]
+        match = SCENARIO_KEY.match(key)
+        return int(match.group(1)) if match else None
+
+    @staticmethod
     def _identity(profile: dict) -> Identity:
         return (profile["id"], profile["scenario"], profile["contact_id"],
                 str(profile["capture_key"]))
@@ -855,10 +864,9 @@ class Episode:
             self._identities[pid] = ident
             self._identity_launch.setdefault(ident, p["launch_id"])
         for arrival in fresh:
-            match = SCENARIO_KEY.match(arrival.key)
-            if match and int(match.group(1)) in snap.profiles:
-                ident = self._identities[int(match.group(1))]
-                self._identity_of_key.setdefault(arrival.key, ident)
+            profile = self._profile_of(arrival.key, snap)
+            if profile is not None and profile in snap.profiles:
+                self._identity_of_key.setdefault(arrival.key, self._identities[profile])
         self.arrivals.extend(fresh)
         figures = {
             "runs": {r["id"]: r for r in self.quiet("-o", "json", "get", "runs").json()},
@@ -940,13 +948,13 @@ def check_stopping(ep: Episode, fresh: list[Arrival], before: Snapshot | None,
                 ep.violate("check_stopping", f"{a.key} of run {run} arrived after its plan "
                            f"instance {instance} was stopped at step {cancelled}")
             continue
-        match = SCENARIO_KEY.match(a.key)
-        if not match:
+        if not a.body.get("scenario"):
             continue
         ident = ep._identity_of_key.get(a.key)
         if ident is None:
-            ep.violate("check_stopping", f"{a.key} arrived for profile {match.group(1)}, which "
-                       f"no longer exists (removed by clear/remove-profile)")
+            ep.violate("check_stopping", f"{a.key} arrived for profile "
+                       f"{ep._profile_of(a.key, snap)}, which no longer exists (removed by "
+                       f"clear/remove-profile)")
             continue
         halted = m.halted_profiles.get(ident)
         if halted is not None and a.step > halted[0]:
