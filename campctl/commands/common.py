@@ -27,8 +27,10 @@ class AppContext:
     debug: bool
     busy_timeout_ms: int
     environ: dict[str, str]
+    command: str | None = None
     _db: Any = field(default=None, repr=False)
     _now: datetime | None = field(default=None, repr=False)
+    _actor_checked: bool = field(default=False, repr=False)
 
     @property
     def now(self) -> datetime:
@@ -52,6 +54,12 @@ class AppContext:
             from campctl.store.db import open_db
 
             self._db = open_db(self.state_path, create=create, busy_timeout_ms=self.busy_timeout_ms)
+        if create and not self._actor_checked:
+            from campctl.engine.users import check_actor
+
+            # strict_users: a command that writes refuses an actor who is not a user.
+            check_actor(self._db, self.actor, command=self.command)
+            self._actor_checked = True
         return self._db
 
     def close(self) -> None:
