@@ -48,13 +48,14 @@ class AppContext:
     def json(self) -> bool:
         return self.output == "json"
 
-    def db(self, *, create: bool = False):
-        """The state file; `create=True` for commands that write (they create it if missing)."""
+    def db(self, *, create: bool = False, writes: bool | None = None):
+        """The state file; `create=True` for commands that write (they create it if missing).
+        `writes` (default: `create`) says the command changes state: the actor is checked."""
         if self._db is None:
             from campctl.store.db import open_db
 
             self._db = open_db(self.state_path, create=create, busy_timeout_ms=self.busy_timeout_ms)
-        if create and not self._actor_checked:
+        if (create if writes is None else writes) and not self._actor_checked:
             from campctl.engine.users import check_actor
 
             # strict_users: a command that writes refuses an actor who is not a user.

@@ -197,6 +197,7 @@ def _describe_command(kind: Kind):
         from campctl.engine.catalog import referenced_by, summary
         from campctl.engine.workflow import delete_blockers
         from campctl.store.objects import history_with_versions, profile_counts
+        from campctl.store.users import created_by
 
         app = app_context(ctx)
         db = app.db()
@@ -209,6 +210,7 @@ def _describe_command(kind: Kind):
             **summary(kind, obj, now=app.now, profiles=profiles),
             "status": obj["status"],
             "created_at": obj["created_at"],
+            "created_by": created_by(db, kind.value, name),
             "updated_at": obj["updated_at"],
             "source": obj["source"],
             "referenced_by": referenced_by(db, kind, name),

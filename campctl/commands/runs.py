@@ -124,6 +124,7 @@ def get_runs(
 
 
 def describe_run(ctx: typer.Context, run_id: RunId) -> None:
+    from campctl.engine.worklist import assignee
     from campctl.store import history
     from campctl.store import runs as store_runs
     from campctl.store.failures import reasons as failure_reasons
@@ -152,6 +153,7 @@ def describe_run(ctx: typer.Context, run_id: RunId) -> None:
             "created_at": run["created_at"],
             "updated_at": run["updated_at"],
             "restarted_as": store_runs.restarted_as(db, run_id),
+            "assigned_to": assignee(db, run_id),
             "failure_reasons": failure_reasons(db, run_id=run_id),
             "history": history.actions(db, "run", str(run_id)),
         }

@@ -135,7 +135,14 @@ def build_due(db, *, now: datetime, report, dry_run: bool = False) -> None:
                             details=f"{count} queue items")
             report.built += count
             report.notes.append(f"run {run_id} ({run['campaign']}/{run['stage']}): built "
-                                f"{count} messages")
+                                f"{count} messages" + _left_out_note(db, run_id))
+
+
+def _left_out_note(db, run_id: int) -> str:
+    from campctl.store.users import run_left_out
+
+    count, reason = run_left_out(db, [run_id]).get(run_id, (0, None))
+    return f" ({count} contacts left out: {reason})" if count else ""
 
 
 def notify_failure(db, run_id: int, note: str, *, now: datetime) -> None:

@@ -42,6 +42,7 @@ def test_unknown_actor_works_until_strict_users_is_on(ok, cli, write_yaml):
     assert denied.exit_code == 1, denied
     assert denied.stderr.startswith("error: unknown user 'stranger' and strict_users is on")
     assert cli("users", "add", "bob", "--as", "stranger").exit_code == 1
+    assert cli("contacts", "forget", "v1", "--as", "stranger").exit_code == 1
     # Reading is not acting; the scheduler is not a person.
     ok("get", "campaigns", "--as", "stranger")
     ok("tick", "--as", "stranger")

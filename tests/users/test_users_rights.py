@@ -17,6 +17,7 @@ def test_campaign_sends_only_to_the_creators_groups_and_counts_the_rest(ok, worl
     world.apply(campaign_yaml(), as_user="alice")
     assert rows("SELECT created_by FROM objects WHERE name = 'spring'") == [
         {"created_by": "alice"}]
+    assert ok("describe", "campaign", "spring", "-o", "json").json["created_by"] == "alice"
     world.launch(as_user="alice")
     ok("--now", T1, "tick")
     assert sent_to(rows) == ["s1", "v1", "v2"]
