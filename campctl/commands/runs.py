@@ -285,6 +285,7 @@ def list_notifications(
             ("object", "OBJECT"),
             ("note", "NOTE"),
             ("actor", "ACTOR"),
+            ("recipient", "TO", lambda v, _r: v or "notify_to"),
             ("delivered_at", "DELIVERED", lambda v, r: _delivery_cell(v, r)),
         ],
         empty="no notifications",

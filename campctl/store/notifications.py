@@ -8,7 +8,8 @@ from typing import Any
 from campctl.store.db import Database
 from campctl.timeutil import to_db
 
-FIELDS = "id, at, kind, object, note, actor, delivered_at, delivery_error, attempts"
+FIELDS = ("id, at, kind, object, note, actor, delivered_at, delivery_error, attempts, "
+          "recipient")
 
 
 def add(db: Database, *, now: datetime, kind: str, object: str, note: str | None,

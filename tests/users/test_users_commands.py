@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import T0, campaign_yaml
+from users_support import T0, campaign_yaml
 
 USER_KEYS = {"name", "email", "groups", "message_types", "created_at", "updated_at"}
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import T0, campaign_yaml
+from users_support import T0, campaign_yaml
 
 T1 = "2027-03-01T09:05:00Z"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import socket
 
-from conftest import campaign_yaml
+from users_support import campaign_yaml
 
 T1 = "2027-03-01T09:05:00Z"
 ENTRY_KEYS = {"id", "kind", "object", "assigned_to", "reason", "assigned_at", "cleared_at",
@@ -117,5 +117,8 @@ def test_the_acting_user_receives_the_notification_at_their_address(ok, world, r
     assert recipients == ["alice@example.com", "ops@example.com", "ops@example.com"]
     ids = [r["message_id"] for r in rows("SELECT message_id FROM outbox")]
     assert len(ids) == len(set(ids))
+    listed = ok("notifications", "-o", "json").json
+    assert [(n["kind"], n["recipient"]) for n in listed] == [
+        ("run-stopped", None), ("run-stopped", "alice@example.com"), ("run-skipped", None)]
     ok("--now", "2027-03-01T10:00:00Z", "tick")  # nothing is sent twice
     assert len(rows("SELECT 1 FROM outbox WHERE message_id LIKE 'notify-%'")) == 3
