@@ -130,12 +130,13 @@ def build_due(db, *, now: datetime, report, dry_run: bool = False) -> None:
                                     f"failed: {reason}")
                 continue
             run_store.mark_built(db, run_id, now=now)
+            left_out = _left_out_note(db, run_id)
             exec_log.append(db, now=now, event="Queue Items Created", campaign=run["campaign"],
                             stage=run["stage"], run_id=run_id, instance_id=run["instance_id"],
-                            details=f"{count} queue items")
+                            details=f"{count} queue items{left_out}")
             report.built += count
             report.notes.append(f"run {run_id} ({run['campaign']}/{run['stage']}): built "
-                                f"{count} messages" + _left_out_note(db, run_id))
+                                f"{count} messages" + left_out)
 
 
 def _left_out_note(db, run_id: int) -> str:

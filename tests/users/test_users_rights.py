@@ -27,6 +27,9 @@ def test_campaign_sends_only_to_the_creators_groups_and_counts_the_rest(ok, worl
     assert described["left_out"]["rights"] == 2
     table = ok("get", "runs").stdout
     assert "2 (outside alice's groups" in table
+    log = ok("log", "--run", str(run["id"]), "-o", "json").json
+    assert any("2 contacts left out: outside alice's groups" in (row.get("details") or "")
+               for row in log), log
 
 
 def test_the_creator_stays_the_first_applier(ok, world, rows):
