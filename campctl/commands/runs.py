@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from campctl.commands.common import app_context, emit, emit_object, local_cell, notice
+from campctl.commands.common import Column, app_context, emit, emit_object, local_cell, notice
 from campctl.errors import NotFound, UsageProblem
 
 RunId = Annotated[int, typer.Argument(help="Run id (see 'campctl get runs').", min=1)]
@@ -17,7 +17,7 @@ NoteOptional = Annotated[
     str | None, typer.Option("--note", help="Why (recorded in the run's history).")
 ]
 
-RUN_COLUMNS = [
+RUN_COLUMNS: list[Column] = [
     ("id", "ID"),
     ("campaign", "CAMPAIGN"),
     ("stage", "STAGE"),

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from campctl.commands.common import app_context, emit, emit_object, notice
+from campctl.commands.common import Column, app_context, emit, emit_object, notice
 
 NOTE = typer.Option("--note", help="Why, for the history.")
 EMAIL_HELP = "Address for notifications (through notify_channel)."
@@ -15,14 +15,14 @@ GROUPS_HELP = ("Comma-separated contact groups the user may send to (a contact i
 TYPES_HELP = ("Comma-separated message types the user may create and send; '' = no "
               "restriction.")
 
-USER_COLUMNS = [
+USER_COLUMNS: list[Column] = [
     ("name", "NAME"),
     ("email", "EMAIL"),
     ("groups", "GROUPS", lambda v, _r: ",".join(v) if v is not None else "any"),
     ("message_types", "MESSAGE TYPES", lambda v, _r: ",".join(v) if v is not None else "any"),
     ("worklist", "WORK LIST"),
 ]
-WORKLIST_COLUMNS = [
+WORKLIST_COLUMNS: list[Column] = [
     ("object", "OBJECT"),
     ("campaign", "CAMPAIGN"),
     ("stage", "STAGE"),

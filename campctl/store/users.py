@@ -222,7 +222,7 @@ def add_notification_for(db: Database, *, notification_id: int, recipient: str) 
         "SELECT at, kind, object, note, actor, ? FROM notifications WHERE id = ?",
         (recipient, notification_id),
     )
-    return int(cur.lastrowid)
+    return int(cur.lastrowid or 0)
 
 
 def notification_recipient(db: Database, notification_id: int) -> str | None:
@@ -259,4 +259,5 @@ def restricted_source(source_sql: str, params: Sequence[Any] | dict,
 def count_outside_source(db: Database, source_sql: str, params: Sequence[Any] | dict,
                          groups: Sequence[str] | None, allowed: bool) -> int:
     cond, merged = _source_condition(groups, allowed, params)
-    return int(db.scalar(f"SELECT count(*) FROM ({source_sql}) s WHERE NOT ({cond})", merged))
+    bound = merged if isinstance(merged, dict) else list(merged)
+    return int(db.scalar(f"SELECT count(*) FROM ({source_sql}) s WHERE NOT ({cond})", bound))
