@@ -90,6 +90,11 @@ def apply(
         _print_changes(app, changes, diffs=True)
         notice(app, f"dry run: {_totals(changes)}; nothing was written")
         catalog.check_refusals(changes)
+        if db is not None:  # the same rights check as the real apply
+            from campctl.engine.users import check_apply
+
+            check_apply(db, actor=app.actor, created=[(c.kind.value, c.name, c.spec)
+                                                      for c in changes if c.action != "unchanged"])
         return
     catalog.check_refusals(changes)
     if any(c.action != "unchanged" for c in changes):

@@ -209,7 +209,8 @@ def _capture_events(db, name: str, spec: dict, steps: list[Step], *, now, report
     if not event or upto <= after:
         return
     sql, params = store.events_source(str(event), after, upto)
-    sql, params = _within_rights(db, name, spec, sql, params)
+    sql, params = _within_rights(db, name, spec, sql, params, now=now, report=report,
+                                 what=f"on event {event}")
     mode = reentry(spec)
     captured = store.capture(db, scenario=name, source_sql=sql, source_params=params,
                              reentry=mode, first_step=steps[0].id, now=now,
@@ -288,18 +289,31 @@ def _capture_audience(db, name: str, spec: dict, steps: list[Step], *, occurrenc
     audience = _launch(spec).get("audience") or {"all": True}
     sql, params = segments.audience_query(db, audience, now=now,
                                           sample_key=f"scenario:{name}:{occurrence}")
-    sql, params = _within_rights(db, name, spec, sql, params)
+    sql, params = _within_rights(db, name, spec, sql, params, now=now, report=None,
+                                 what=f"at occurrence {occurrence}")
     return store.capture(db, scenario=name, source_sql=sql, source_params=params,
                          reentry=reentry(spec), first_step=steps[0].id, now=now,
                          capture_key_sql=f"'o:{int(occurrence)}'")
 
 
-def _within_rights(db, name: str, spec: dict, sql: str, params):
-    """A capture source narrowed to the contacts the scenario creator's rights allow."""
+def _within_rights(db, name: str, spec: dict, sql: str, params, *, now: datetime, report,
+                   what: str):
+    """A capture source narrowed to the contacts the scenario creator's rights allow; those
+    left out are logged (`Profiles Left Out`) with the reason."""
     from campctl.engine.users import scenario_restriction
+    from campctl.store import log
 
     restriction = scenario_restriction(db, name, spec)
-    return (sql, params) if restriction is None else restriction.narrow(sql, params)
+    if restriction is None:
+        return sql, params
+    left_out = restriction.left_out(db, sql, params)
+    if left_out:
+        text = (f"{left_out} capture(s) {what} left out for the creator's rights: "
+                f"{restriction.reason}")
+        log.append(db, now=now, event="Profiles Left Out", scenario=name, details=text)
+        if report is not None:
+            report.notes.append(f"scenario {name}: {text}")
+    return restriction.narrow(sql, params)
 
 
 def advance(db, *, now: datetime, report) -> None:

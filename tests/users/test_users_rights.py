@@ -62,6 +62,9 @@ def test_message_type_outside_the_rights_is_refused_at_apply(ok, cli, world, row
     assert refused.exit_code == 1, refused
     assert "message type promotional is outside alice's message types" in refused.stderr
     assert rows("SELECT count(*) AS n FROM objects") == [{"n": 0}]
+    dry = cli("--now", T0, "apply", str(write_yaml("c.yaml", campaign_yaml())), "--dry-run",
+              "--as", "alice")
+    assert dry.exit_code == 1 and "outside alice's message types" in dry.stderr
     untyped = cli("--now", T0, "apply", str(write_yaml("u.yaml", campaign_yaml(
         message_type=None))), "--as", "alice")
     assert untyped.exit_code == 1 and "(no type)" in untyped.stderr
@@ -110,3 +113,30 @@ def test_scenario_launch_leaves_out_contacts_outside_the_creators_groups(ok, cli
     assert result["left_out"]["rights"] == 3
     nobody = cli("--now", T0, "start", "scenario", "promo", "--group", "staff", "--yes")
     assert nobody.exit_code == 1 and "left out" in nobody.stderr
+
+
+EVENT_SCENARIO = """\
+kind: Scenario
+name: welcome
+launch: {type: event, event: signup}
+steps:
+  - id: hello
+    send: {message_type: promotional, subject: "Welcome {{ id }}", body: "Hi"}
+"""
+
+
+def test_event_captures_leave_out_contacts_outside_the_creators_groups(ok, world, rows):
+    ok("users", "add", "alice", "--groups", "vip")
+    world.apply(EVENT_SCENARIO, as_user="alice")
+    ok("activate", "scenario", "welcome")
+    for contact in ("v1", "n1", "s1"):
+        ok("events", "emit", "signup", "--contact", contact)
+    ok("--now", T1, "tick")
+    ok("--now", "2027-03-01T09:10:00Z", "tick")
+    assert [p["contact"] for p in ok("profiles", "scenario", "welcome", "-o", "json").json] == [
+        "v1"]
+    assert sent_to(rows) == ["v1"]
+    logged = rows("SELECT details FROM exec_log WHERE event = 'Profiles Left Out'")
+    assert [r["details"] for r in logged] == [
+        "2 capture(s) on event signup left out for the creator's rights: outside alice's groups "
+        "(vip)"]
