@@ -154,6 +154,7 @@ def describe_run(ctx: typer.Context, run_id: RunId) -> None:
             "updated_at": run["updated_at"],
             "restarted_as": store_runs.restarted_as(db, run_id),
             "assigned_to": assignee(db, run_id),
+            "worklist_history": history.actions(db, "worklist", f"run/{run_id}"),
             "failure_reasons": failure_reasons(db, run_id=run_id),
             "history": history.actions(db, "run", str(run_id)),
         }
@@ -166,6 +167,7 @@ def describe_run(ctx: typer.Context, run_id: RunId) -> None:
                 "updated_at"):
         shown[key] = display(from_db(shown[key]), tz) if shown[key] else None
     events = shown.pop("history")
+    shown.pop("worklist_history")
     shown["notes"] = "; ".join(shown["notes"]) or None
     shown["left_out"] = (f"{view['left_out']['rights']}: {view['left_out']['reason']}"
                          if view["left_out"]["rights"] else None)

@@ -44,6 +44,12 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
     users.command("remove", help="Remove a user (refused while they own restricted objects or "
                   "have open work-list items).")(remove_user)
     app.add_typer(users, name="users")
+    groups["get"].command("users", help="List users (same as 'users list').")(list_users)
+    groups["get"].command("user", hidden=True)(list_users)
+    groups["describe"].command(
+        "user", help="Show a user: rights, open work-list items, recent history.")(describe_user)
+    groups["history"].command("user", help="Show the actions recorded for a user.")(
+        history_user)
     app.command("worklist", help="Stopped and failed runs assigned to you (--as), or to "
                 "--user, or to anyone (--all).")(worklist)
     assign = typer.Typer(help="Hand a work-list item to another user.", no_args_is_help=True,
@@ -61,6 +67,52 @@ def list_users(ctx: typer.Context) -> None:
     db = app.db()
     rows = [user_view(u, open_items=open_count(db, u["name"])) for u in stored(db)]
     emit(app, rows, USER_COLUMNS, empty="no users (add one with 'campctl users add NAME')")
+
+
+HISTORY_COLUMNS: list[Column] = [
+    ("at", "AT"), ("actor", "ACTOR"), ("action", "ACTION"), ("from_status", "FROM"),
+    ("to_status", "TO"), ("note", "NOTE"),
+]
+
+
+def describe_user(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="User name.")],
+) -> None:
+    from campctl.engine.users import require_user, user_view
+    from campctl.engine.worklist import worklist as entries
+    from campctl.store import history
+
+    app = app_context(ctx)
+    db = app.db()
+    view = user_view(require_user(db, name))
+    items = entries(db, user=name)
+    view["worklist"] = [item["object"] for item in items]
+    view["history"] = history.actions(db, "user", name)[-10:]
+    if app.json:
+        emit_object(app, view)
+        return
+    shown = {k: v for k, v in view.items() if k != "history"}
+    shown["worklist"] = ", ".join(shown["worklist"]) or None
+    for key in ("groups", "message_types"):
+        shown[key] = ", ".join(shown[key]) if shown[key] is not None else "any"
+    emit_object(app, shown, title=f"user/{name}")
+    if view["history"]:
+        emit(app, view["history"], HISTORY_COLUMNS, title="recent history")
+
+
+def history_user(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="User name (a removed user's history remains).")],
+) -> None:
+    from campctl.errors import NotFound
+    from campctl.store import history
+
+    app = app_context(ctx)
+    rows = history.actions(app.db(), "user", name)
+    if not rows:
+        raise NotFound(f"nothing recorded for user {name!r} (see 'campctl users list')")
+    emit(app, rows, HISTORY_COLUMNS)
 
 
 def add_user(

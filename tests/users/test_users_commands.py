@@ -23,8 +23,16 @@ def test_add_set_list_remove_with_history(ok, cli, rows):
     assert cli("users", "set", "nobody", "--email", "x@example.com").exit_code == 3
     assert cli("users", "add", "eve", "--email", "not-an-address").exit_code == 2
     assert cli("users", "add", "eve", "--groups", "Bad Group").exit_code == 2
+    described = ok("describe", "user", "alice", "-o", "json").json
+    assert described["worklist"] == [] and [h["action"] for h in described["history"]] == [
+        "created", "updated"]
+    assert ok("get", "users", "-o", "json").json == ok("users", "list", "-o", "json").json
     ok("users", "remove", "alice", "--note", "left the team")
     assert ok("users", "list", "-o", "json").json == []
+    assert cli("describe", "user", "alice").exit_code == 3
+    removed = ok("history", "user", "alice", "-o", "json").json
+    assert [h["action"] for h in removed] == ["created", "updated", "deleted"]
+    assert cli("history", "user", "never").exit_code == 3
     history = rows("SELECT actor, action, note FROM history WHERE kind = 'user' ORDER BY id")
     assert [h["action"] for h in history] == ["created", "updated", "deleted"]
     assert history[0]["actor"] == "tester" and history[2]["note"] == "left the team"

@@ -33,7 +33,10 @@ def test_stop_assigns_the_run_to_whoever_stopped_it_and_restart_clears_it(ok, cl
     assert ok("worklist", "--as", "bob", "-o", "json").json == []
     assert len(ok("worklist", "--all", "-o", "json").json) == 1
     assert ok("users", "list", "-o", "json").json[0]["worklist"] == 1
-    assert ok("describe", "run", str(run_id), "-o", "json").json["assigned_to"] == "alice"
+    described = ok("describe", "run", str(run_id), "-o", "json").json
+    assert described["assigned_to"] == "alice"
+    assert [h["action"] for h in described["worklist_history"]] == ["assign"]
+    assert ok("describe", "user", "alice", "-o", "json").json["worklist"] == [f"run/{run_id}"]
 
     ok("--now", T1, "restart", "run", str(run_id), "--note", "fixed", "--as", "alice")
     assert ok("worklist", "--as", "alice", "-o", "json").json == []
