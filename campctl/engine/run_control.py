@@ -262,6 +262,11 @@ def render_notification(db, item: dict) -> tuple[str, str]:
                          f"status now: {run['status']}")
             if run.get("error"):
                 lines.append(f"error: {run['error']}")
+            from campctl.engine.worklist import assignee
+
+            holder = assignee(db, run["id"])
+            if holder:
+                lines.append(f"in the work list of: {holder} (campctl worklist --as {holder})")
     if item.get("actor"):
         lines.append(f"by: {item['actor']}")
     if item.get("note"):

@@ -111,8 +111,9 @@ def test_the_acting_user_receives_the_notification_at_their_address(ok, world, r
     run_id = _run_id(ok)
     ok("stop", "run", str(run_id), "--note", "typo", "--as", "alice")
     # Without notify_to, the user's copy goes out anyway; the operators' copy waits.
-    sent = rows("SELECT message_id, recipient FROM outbox WHERE message_id LIKE 'notify-%'")
+    sent = rows("SELECT recipient, body FROM outbox WHERE message_id LIKE 'notify-%'")
     assert [s["recipient"] for s in sent] == ["alice@example.com"]
+    assert "in the work list of: alice" in sent[0]["body"]
     ok("config", "set", "notify_to", "ops@example.com")
     ok("--now", T1, "skip", "run", str(run_id), "--note", "later", "--as", "bob")
     recipients = sorted(r["recipient"] for r in rows(
