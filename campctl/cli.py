@@ -70,6 +70,7 @@ COMMAND_MODULES = [
     "campctl.commands.engine",
     "campctl.commands.plans",
     "campctl.commands.scenarios",
+    "campctl.commands.users",
 ]
 
 
@@ -136,6 +137,7 @@ def root_options(
         debug=debug or environ.get("CAMPCTL_DEBUG") == "1",
         busy_timeout_ms=_busy_timeout(environ),
         environ=environ,
+        command=ctx.invoked_subcommand,
     )
     ctx.call_on_close(ctx.obj.close)
 

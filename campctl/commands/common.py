@@ -27,8 +27,10 @@ class AppContext:
     debug: bool
     busy_timeout_ms: int
     environ: dict[str, str]
+    command: str | None = None
     _db: Any = field(default=None, repr=False)
     _now: datetime | None = field(default=None, repr=False)
+    _actor_checked: bool = field(default=False, repr=False)
 
     @property
     def now(self) -> datetime:
@@ -46,12 +48,19 @@ class AppContext:
     def json(self) -> bool:
         return self.output == "json"
 
-    def db(self, *, create: bool = False):
-        """The state file; `create=True` for commands that write (they create it if missing)."""
+    def db(self, *, create: bool = False, writes: bool | None = None):
+        """The state file; `create=True` for commands that write (they create it if missing).
+        `writes` (default: `create`) says the command changes state: the actor is checked."""
         if self._db is None:
             from campctl.store.db import open_db
 
             self._db = open_db(self.state_path, create=create, busy_timeout_ms=self.busy_timeout_ms)
+        if (create if writes is None else writes) and not self._actor_checked:
+            from campctl.engine.users import check_actor
+
+            # strict_users: a command that writes refuses an actor who is not a user.
+            check_actor(self._db, self.actor, command=self.command)
+            self._actor_checked = True
         return self._db
 
     def close(self) -> None:

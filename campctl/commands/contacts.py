@@ -164,7 +164,7 @@ def forget(
     from campctl.store import history
 
     app = app_context(ctx)
-    db = app.db()
+    db = app.db(writes=True)
     with db.atomic():
         pk = store.contact_pk(db, contact)
         if pk is None:

@@ -90,6 +90,11 @@ def apply(
         _print_changes(app, changes, diffs=True)
         notice(app, f"dry run: {_totals(changes)}; nothing was written")
         catalog.check_refusals(changes)
+        if db is not None:  # the same rights check as the real apply
+            from campctl.engine.users import check_apply
+
+            check_apply(db, actor=app.actor, created=[(c.kind.value, c.name, c.spec)
+                                                      for c in changes if c.action != "unchanged"])
         return
     catalog.check_refusals(changes)
     if any(c.action != "unchanged" for c in changes):
@@ -197,6 +202,7 @@ def _describe_command(kind: Kind):
         from campctl.engine.catalog import referenced_by, summary
         from campctl.engine.workflow import delete_blockers
         from campctl.store.objects import history_with_versions, profile_counts
+        from campctl.store.users import created_by
 
         app = app_context(ctx)
         db = app.db()
@@ -209,6 +215,7 @@ def _describe_command(kind: Kind):
             **summary(kind, obj, now=app.now, profiles=profiles),
             "status": obj["status"],
             "created_at": obj["created_at"],
+            "created_by": created_by(db, kind.value, name),
             "updated_at": obj["updated_at"],
             "source": obj["source"],
             "referenced_by": referenced_by(db, kind, name),

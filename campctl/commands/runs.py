@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from campctl.commands.common import app_context, emit, emit_object, local_cell, notice
+from campctl.commands.common import Column, app_context, emit, emit_object, local_cell, notice
 from campctl.errors import NotFound, UsageProblem
 
 RunId = Annotated[int, typer.Argument(help="Run id (see 'campctl get runs').", min=1)]
@@ -17,7 +17,7 @@ NoteOptional = Annotated[
     str | None, typer.Option("--note", help="Why (recorded in the run's history).")
 ]
 
-RUN_COLUMNS = [
+RUN_COLUMNS: list[Column] = [
     ("id", "ID"),
     ("campaign", "CAMPAIGN"),
     ("stage", "STAGE"),
@@ -27,6 +27,8 @@ RUN_COLUMNS = [
      lambda _v, r: f"{r['queued']}/{r['sent']}/{r['failed']}/{r['cancelled']}"),
     ("instance", "INSTANCE"),
     ("restart_of", "RESTART OF"),
+    ("left_out", "LEFT OUT",
+     lambda v, _r: f"{v['rights']} ({v['reason']})" if v and v["rights"] else "-"),
 ]
 
 
@@ -55,8 +57,10 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
     )(list_notifications)
 
 
-def run_view(run: dict, counts: dict, notes: list[str]) -> dict:
-    """The §9 shape of a run (JSON keys fixed by the spec), plus its timezone for tables."""
+def run_view(run: dict, counts: dict, notes: list[str],
+             left_out: tuple[int, str | None] = (0, None)) -> dict:
+    """The §9 shape of a run (JSON keys fixed by the spec), plus its timezone for tables.
+    `left_out`: contacts the creator's sending rights left out of the queue, and why."""
     spec = run.get("spec") or {}
     return {
         "id": run["id"],
@@ -73,6 +77,7 @@ def run_view(run: dict, counts: dict, notes: list[str]) -> dict:
         "instance": run["instance_id"],
         "restart_of": run["restart_of"],
         "notes": notes,
+        "left_out": {"rights": left_out[0], "reason": left_out[1]},
         "timezone": spec.get("timezone") if isinstance(spec, dict) else None,
     }
 
@@ -92,6 +97,7 @@ def get_runs(
 ) -> None:
     from campctl.models import RunStatus
     from campctl.store import runs as store_runs
+    from campctl.store.users import run_left_out
 
     app = app_context(ctx)
     statuses = None
@@ -108,7 +114,9 @@ def get_runs(
     ids = [r["id"] for r in runs]
     counts = store_runs.counts_for(db, ids)
     notes = store_runs.notes_for(db, ids)
-    rows = [run_view(r, counts[r["id"]], notes.get(r["id"], [])) for r in runs]
+    left_out = run_left_out(db, ids)
+    rows = [run_view(r, counts[r["id"]], notes.get(r["id"], []), left_out.get(r["id"], (0, None)))
+            for r in runs]
     if app.json:
         for row in rows:
             row.pop("timezone", None)
@@ -116,9 +124,11 @@ def get_runs(
 
 
 def describe_run(ctx: typer.Context, run_id: RunId) -> None:
+    from campctl.engine.worklist import assignee
     from campctl.store import history
     from campctl.store import runs as store_runs
     from campctl.store.failures import reasons as failure_reasons
+    from campctl.store.users import run_left_out
     from campctl.timeutil import display, from_db
 
     app = app_context(ctx)
@@ -126,7 +136,8 @@ def describe_run(ctx: typer.Context, run_id: RunId) -> None:
     run = store_runs.get_run(db, run_id)
     if run is None:
         raise NotFound(f"no run {run_id} (list them with 'campctl get runs')")
-    view = run_view(run, store_runs.counts(db, run_id), store_runs.notes_for(db, [run_id])[run_id])
+    view = run_view(run, store_runs.counts(db, run_id), store_runs.notes_for(db, [run_id])[run_id],
+                    run_left_out(db, [run_id]).get(run_id, (0, None)))
     tz = view.pop("timezone")
     spec = run.get("spec") or {}
     view.update(
@@ -142,6 +153,8 @@ def describe_run(ctx: typer.Context, run_id: RunId) -> None:
             "created_at": run["created_at"],
             "updated_at": run["updated_at"],
             "restarted_as": store_runs.restarted_as(db, run_id),
+            "assigned_to": assignee(db, run_id),
+            "worklist_history": history.actions(db, "worklist", f"run/{run_id}"),
             "failure_reasons": failure_reasons(db, run_id=run_id),
             "history": history.actions(db, "run", str(run_id)),
         }
@@ -154,7 +167,10 @@ def describe_run(ctx: typer.Context, run_id: RunId) -> None:
                 "updated_at"):
         shown[key] = display(from_db(shown[key]), tz) if shown[key] else None
     events = shown.pop("history")
+    shown.pop("worklist_history")
     shown["notes"] = "; ".join(shown["notes"]) or None
+    shown["left_out"] = (f"{view['left_out']['rights']}: {view['left_out']['reason']}"
+                         if view["left_out"]["rights"] else None)
     shown["restarted_as"] = ", ".join(str(i) for i in shown["restarted_as"]) or None
     shown["failure_reasons"] = "; ".join(
         f"{r['count']}: {r['reason']}" for r in shown["failure_reasons"]) or None
@@ -275,6 +291,7 @@ def list_notifications(
             ("object", "OBJECT"),
             ("note", "NOTE"),
             ("actor", "ACTOR"),
+            ("recipient", "TO", lambda v, _r: v or "notify_to"),
             ("delivered_at", "DELIVERED", lambda v, r: _delivery_cell(v, r)),
         ],
         empty="no notifications",

@@ -63,6 +63,8 @@ def start_scenario(
             print_json(plan.targeted)
         else:
             app.out().print(str(plan.targeted))
+        if plan.left_out:
+            notice(app, _left_out_text(plan.left_out, plan.left_out_reason))
         return
     db = app.db(create=True)
     plan = scenarios.plan_launch(db, name=name, all_contacts=all_contacts, groups=groups,
@@ -77,6 +79,8 @@ def start_scenario(
             raise ActionRefused("not a terminal: add --yes to launch without confirmation")
         notice(app, f"scenario {name}: {plan.targeted} contact(s) targeted ({plan.selection})"
                + (", opted-out contacts included" if include_opted_out else ""))
+        if plan.left_out:
+            notice(app, _left_out_text(plan.left_out, plan.left_out_reason))
         if not typer.confirm("Confirm and launch scenario?", default=False, err=True):
             raise ActionRefused("not confirmed; nothing launched")
     with db.atomic():
@@ -86,6 +90,12 @@ def start_scenario(
     else:
         notice(app, f"launch {result['id']}: scenario {name}, {result['targeted']} targeted, "
                f"{result['entered']} entered; profiles move at the next tick")
+        if plan.left_out:
+            notice(app, _left_out_text(plan.left_out, plan.left_out_reason))
+
+
+def _left_out_text(count: int, reason: str | None) -> str:
+    return f"{count} targeted contact(s) left out for the creator's rights: {reason}"
 
 
 def stop_launch(

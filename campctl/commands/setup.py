@@ -9,12 +9,13 @@ import typer
 from campctl.commands.common import app_context, emit, emit_object, notice
 from campctl.errors import UsageProblem
 
-BOOL_KEYS = {"four_eyes"}
+BOOL_KEYS = {"four_eyes", "strict_users"}
 
 
 def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
     app.command("init", help="Create the state file (exit 0 if it already exists).")(init)
-    config = typer.Typer(help="State-wide settings: four_eyes, notify_channel, notify_to.",
+    config = typer.Typer(help="State-wide settings: four_eyes, notify_channel, notify_to, "
+                         "strict_users.",
                          no_args_is_help=True, rich_markup_mode=None)
     config.command("get", help="Show one setting, or all of them.")(config_get)
     config.command("set", help="Change a setting; an empty VALUE resets it to its default.")(
@@ -68,8 +69,10 @@ def config_get(
 
 def config_set(
     ctx: typer.Context,
-    key: Annotated[str, typer.Argument(help="four_eyes | notify_channel | notify_to")],
-    value: Annotated[str, typer.Argument(help="New value (four_eyes: true or false).")],
+    key: Annotated[str, typer.Argument(
+        help="four_eyes | notify_channel | notify_to | strict_users")],
+    value: Annotated[str, typer.Argument(
+        help="New value (four_eyes, strict_users: true or false).")],
     note: Annotated[str | None, typer.Option("--note", help="Why, for the history.")] = None,
 ) -> None:
     from campctl.store import history
@@ -84,6 +87,10 @@ def config_set(
         value = lowered
     db = app.db(create=True)
     with db.atomic():
+        if key == "strict_users":
+            from campctl.engine.users import check_strict_setting
+
+            check_strict_setting(db, value, app.actor)
         old = get_config(db, key)
         set_config(db, key, value or None)
         history.record(db, kind="config", name=key, action="set", actor=app.actor, now=app.now,

@@ -6,7 +6,7 @@ import csv
 import io
 import json
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -380,17 +380,19 @@ def build_queue(
     sample_key: str | None,
     exclude_sent_of_run: int | None = None,
     require_email: bool | None = None,
+    extra_where: tuple[str, Sequence] | None = None,
 ) -> int:
     """Create the run's queue items (status `queued`) in set-based chunks; returns how many
     were new. Idempotent: building the same run again inserts nothing twice.
 
     `require_email=None` decides from the channel (SMTP channels need an email; outbox and
     webhook do not). `exclude_sent_of_run` skips contacts with a `sent` item in that run or in
-    a run it restarts.
+    a run it restarts. `extra_where` narrows the audience (a condition on contacts row `c`:
+    the sending rights of the campaign's creator).
     """
     sql, params = segments.audience_query(
         db, audience, now=now, message_type=message_type,
-        include_opted_out=include_opted_out, sample_key=sample_key,
+        include_opted_out=include_opted_out, sample_key=sample_key, extra=extra_where,
     )
     if require_email is None:
         require_email = channel_needs_email(db, channel)

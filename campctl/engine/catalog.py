@@ -184,6 +184,10 @@ def execute_apply(db, changes: list[Change], *, actor: str, now: datetime,
                   note: str | None = None) -> None:
     """Write the changes; the caller holds the transaction. Unchanged objects are not touched."""
     check_refusals(changes)
+    from campctl.engine import users
+
+    users.check_apply(db, actor=actor, created=[(c.kind.value, c.name, c.spec) for c in changes
+                                                 if c.action != "unchanged"])
     for c in changes:
         if c.action == "unchanged":
             continue
@@ -194,6 +198,7 @@ def execute_apply(db, changes: list[Change], *, actor: str, now: datetime,
                                 description=d.description, status=c.status, source=source, now=now)
             history.record(db, kind=kind, name=c.name, action="created", actor=actor, now=now,
                            to_status=c.status, note=note)
+            users.record_creator(db, kind=kind, name=c.name, actor=actor)
         else:
             store.update_spec(db, kind=kind, name=c.name, version=c.version, spec=c.spec,
                               description=d.description, source=source, now=now)

@@ -201,8 +201,15 @@ def notify_run(db, run_id: int, kind: str, note: str | None, actor: str | None,
     the `run-` prefixed forms are accepted too). Call inside the caller's transaction; delivery
     happens later through `deliver_pending_notifications`."""
     normal = kind if kind.startswith("run-") else NOTIFY_KINDS.get(kind, f"run-{kind}")
-    return store_notifications.add(db, now=now, kind=normal, object=f"run/{run_id}", note=note,
-                                   actor=actor)
+    notification_id = store_notifications.add(db, now=now, kind=normal, object=f"run/{run_id}",
+                                              note=note, actor=actor)
+    from campctl.engine import worklist
+
+    # The run enters or leaves a work list; the user it concerns is notified at their address.
+    concerned = worklist.on_run_notification(db, run_id=run_id, kind=normal, actor=actor,
+                                             note=note, now=now)
+    worklist.notify_user(db, notification_id=notification_id, user=concerned)
+    return notification_id
 
 
 @dataclass
@@ -220,19 +227,25 @@ def deliver_pending_notifications(
     outcome recorded (`delivered_at` or `delivery_error`); failures are retried by later calls
     up to NOTIFY_MAX_ATTEMPTS times."""
     from campctl.store.config import get_config
+    from campctl.store.users import notification_recipient
 
     report = NotificationDelivery(errors=[])
     channel = get_config(db, "notify_channel")
-    to = get_config(db, "notify_to")
-    if not channel or not to:
+    notify_to = get_config(db, "notify_to")
+    if not channel:
         return report
     try:
         from campctl.engine.delivery import send_notification
     except ImportError:  # delivery area not installed yet: leave them pending
         return report
     for notification_id in store_notifications.pending_ids(
-        db, now=now, max_attempts=NOTIFY_MAX_ATTEMPTS, limit=limit
+        db, now=now, max_attempts=NOTIFY_MAX_ATTEMPTS, limit=limit,
+        addressed_only=not notify_to,
     ):
+        # A copy for a user goes to the user's address; the original to notify_to.
+        to = notification_recipient(db, notification_id) or notify_to
+        if not to:
+            continue
         with db.atomic():
             if not store_notifications.claim(db, notification_id, now=now,
                                              until=now + NOTIFY_CLAIM):
@@ -287,6 +300,11 @@ def render_notification(db, item: dict) -> tuple[str, str]:
                          f"status now: {run['status']}")
             if run.get("error"):
                 lines.append(f"error: {run['error']}")
+            from campctl.engine.worklist import assignee
+
+            holder = assignee(db, run["id"])
+            if holder:
+                lines.append(f"in the work list of: {holder} (campctl worklist --as {holder})")
     if item.get("actor"):
         lines.append(f"by: {item['actor']}")
     if item.get("note"):

@@ -85,25 +85,42 @@ def _build(db, run: dict, *, now: datetime) -> int:
     snapshot = run["spec"] or {}
     audience = snapshot.get("audience") or {"all": True}
     exclude = run["restart_of"] if run.get("restart_of") and not run.get("include_sent") else None
+    message_type = snapshot.get("message_type")
+    include_opted_out = bool(snapshot.get("include_opted_out"))
+    # The campaign creator's sending rights narrow the audience; those left out are counted.
+    from campctl.engine import users
+
+    restriction = users.restriction_for(db, kind="Campaign", name=run["campaign"],
+                                        message_types=[message_type])
+    extra = None if restriction is None else (restriction.sql, restriction.params)
     if "events" in audience:
-        from campctl.store.events import build_queue_from_events
+        from campctl.store.events import build_queue_from_events, event_contacts_query
 
-        return build_queue_from_events(
+        count = build_queue_from_events(
             db, run_id=run["id"], selection=audience["events"],
-            channel=snapshot.get("channel") or "outbox",
-            message_type=snapshot.get("message_type"),
-            include_opted_out=bool(snapshot.get("include_opted_out")), now=now,
-            exclude_sent_of_run=exclude,
+            channel=snapshot.get("channel") or "outbox", message_type=message_type,
+            include_opted_out=include_opted_out, now=now, exclude_sent_of_run=exclude,
+            extra_where=extra,
         )
+        if restriction is not None:
+            users.record_run_left_out(db, run["id"], restriction, event_contacts_query(
+                db, run_id=run["id"], selection=audience["events"], message_type=message_type,
+                include_opted_out=include_opted_out, now=now))
+        return count
     from campctl.engine import audience as audience_engine
+    from campctl.store.segments import audience_query
 
-    return audience_engine.build_queue(
+    sample_key = f"{run['campaign']}/{run['stage']}/{run.get('scheduled_at') or run['id']}"
+    count = audience_engine.build_queue(
         db, run_id=run["id"], audience=audience, channel=snapshot.get("channel") or "outbox",
-        message_type=snapshot.get("message_type"),
-        include_opted_out=bool(snapshot.get("include_opted_out")), now=now,
-        sample_key=f"{run['campaign']}/{run['stage']}/{run.get('scheduled_at') or run['id']}",
-        exclude_sent_of_run=exclude,
+        message_type=message_type, include_opted_out=include_opted_out, now=now,
+        sample_key=sample_key, exclude_sent_of_run=exclude, extra_where=extra,
     )
+    if restriction is not None:
+        users.record_run_left_out(db, run["id"], restriction, audience_query(
+            db, audience, now=now, message_type=message_type,
+            include_opted_out=include_opted_out, sample_key=sample_key))
+    return count
 
 
 def build_due(db, *, now: datetime, report, dry_run: bool = False) -> None:
@@ -143,13 +160,22 @@ def _build_claimed(db, run_id: int, *, paused: bool, now: datetime, report) -> N
         run_store.mark_built_paused(db, run_id, now=now)
     else:
         run_store.mark_built(db, run_id, now=now)
+    left_out = _left_out_note(db, run_id)
     exec_log.append(db, now=now, event="Queue Items Created", campaign=run["campaign"],
                     stage=run["stage"], run_id=run_id, instance_id=run["instance_id"],
-                    details=f"{count} queue items" + ("; held, the run is paused" if paused
-                                                     else ""))
+                    details=f"{count} queue items{left_out}" + ("; held, the run is paused"
+                                                                if paused else ""))
     report.built += count
     report.notes.append(f"run {run_id} ({run['campaign']}/{run['stage']}): built {count} "
-                        "messages" + (" (paused: none is sent until resumed)" if paused else ""))
+                        "messages" + left_out
+                        + (" (paused: none is sent until resumed)" if paused else ""))
+
+
+def _left_out_note(db, run_id: int) -> str:
+    from campctl.store.users import run_left_out
+
+    count, reason = run_left_out(db, [run_id]).get(run_id, (0, None))
+    return f" ({count} contacts left out: {reason})" if count else ""
 
 
 def notify_failure(db, run_id: int, note: str, *, now: datetime) -> None:

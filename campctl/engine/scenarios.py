@@ -211,6 +211,8 @@ def _capture_events(db, name: str, spec: dict, steps: list[Step], *, now, report
     # Only events dated while the scenario is active capture (not a month-old import).
     sql, params = store.events_source(str(event), after, upto,
                                       since=store.active_since(db, name), now=now)
+    sql, params = _within_rights(db, name, spec, sql, params, now=now, report=report,
+                                 what=f"on event {event}")
     mode = reentry(spec)
     captured = store.capture(db, scenario=name, source_sql=sql, source_params=params,
                              reentry=mode, first_step=steps[0].id, now=now,
@@ -289,9 +291,31 @@ def _capture_audience(db, name: str, spec: dict, steps: list[Step], *, occurrenc
     audience = _launch(spec).get("audience") or {"all": True}
     sql, params = segments.audience_query(db, audience, now=now,
                                           sample_key=f"scenario:{name}:{occurrence}")
+    sql, params = _within_rights(db, name, spec, sql, params, now=now, report=None,
+                                 what=f"at occurrence {occurrence}")
     return store.capture(db, scenario=name, source_sql=sql, source_params=params,
                          reentry=reentry(spec), first_step=steps[0].id, now=now,
                          capture_key_sql=f"'o:{int(occurrence)}'")
+
+
+def _within_rights(db, name: str, spec: dict, sql: str, params, *, now: datetime, report,
+                   what: str):
+    """A capture source narrowed to the contacts the scenario creator's rights allow; those
+    left out are logged (`Profiles Left Out`) with the reason."""
+    from campctl.engine.users import scenario_restriction
+    from campctl.store import log
+
+    restriction = scenario_restriction(db, name, spec)
+    if restriction is None:
+        return sql, params
+    left_out = restriction.left_out(db, sql, params)
+    if left_out:
+        text = (f"{left_out} capture(s) {what} left out for the creator's rights: "
+                f"{restriction.reason}")
+        log.append(db, now=now, event="Profiles Left Out", scenario=name, details=text)
+        if report is not None:
+            report.notes.append(f"scenario {name}: {text}")
+    return restriction.narrow(sql, params)
 
 
 def advance(db, *, now: datetime, report) -> None:
@@ -487,6 +511,9 @@ def clone(db, *, name: str, new: str, actor: str, now: datetime, note: str | Non
                                 source=source, now=now)
     history.record(db, kind="Scenario", name=new, action="cloned", actor=actor, now=now,
                    to_status="inactive", note=note or f"clone of {name} v{obj['version']}")
+    from campctl.engine.users import record_creator
+
+    record_creator(db, kind="Scenario", name=new, actor=actor)
     objects_store.add_version(db, kind="Scenario", name=new, version=version, spec=obj["spec"],
                               description=obj.get("description"), source=source, actor=actor,
                               now=now, history_id=objects_store.last_history_id(db))
@@ -505,6 +532,8 @@ class LaunchPlan:
     targeted: int
     problems: list[str]
     include_opted_out: bool
+    left_out: int = 0  # targeted contacts outside the scenario creator's rights
+    left_out_reason: str | None = None
 
 
 def plan_launch(db, *, name: str, all_contacts: bool, groups: Sequence[str],
@@ -535,6 +564,14 @@ def plan_launch(db, *, name: str, all_contacts: bool, groups: Sequence[str],
     sql, params = store.contacts_source(all_contacts=all_contacts, groups=list(groups),
                                         contact_id=contact_id)
     targeted = store.count_source(db, sql, params)
+    from campctl.engine.users import scenario_restriction
+
+    restriction = scenario_restriction(db, name, spec)
+    left_out, left_out_reason = 0, None
+    if restriction is not None:
+        left_out = restriction.left_out(db, sql, params)
+        left_out_reason = restriction.reason if left_out else None
+        sql, params = restriction.narrow(sql, params)  # type: ignore[assignment]
     problems: list[str] = []
     if validate:
         try:
@@ -544,7 +581,8 @@ def plan_launch(db, *, name: str, all_contacts: bool, groups: Sequence[str],
             steps = []
         sample = store.sample_contact(db, sql, params)
         problems += validate_send_steps(db, steps, sample)
-    return LaunchPlan(name, selection, sql, params, targeted, problems, include_opted_out)
+    return LaunchPlan(name, selection, sql, params, targeted, problems, include_opted_out,
+                      left_out, left_out_reason)
 
 
 def validate_send_steps(db, steps: list[Step], sample: dict | None) -> list[str]:
@@ -600,6 +638,9 @@ def launch(db, plan: LaunchPlan, *, actor: str, now: datetime) -> dict:
                                plan.problems)
     if plan.targeted == 0:
         raise ActionRefused(f"no contacts match {plan.selection}; nothing launched")
+    if plan.left_out >= plan.targeted:
+        raise ActionRefused(f"all {plan.targeted} targeted contact(s) are left out: "
+                            f"{plan.left_out_reason}; nothing launched")
     obj = get_object(db, "Scenario", plan.scenario)
     if obj is None or obj["status"] != "active":
         raise ActionRefused(f"scenario {plan.scenario} is not active any more; nothing launched")
@@ -612,12 +653,16 @@ def launch(db, plan: LaunchPlan, *, actor: str, now: datetime) -> dict:
                             capture_key_sql=f"'l:{launch_id}'", launch_id=launch_id,
                             include_opted_out=plan.include_opted_out)
     store.set_launch_targeted(db, launch_id, plan.targeted)
+    from campctl.store.users import set_launch_left_out
+
+    set_launch_left_out(db, launch_id, count=plan.left_out, reason=plan.left_out_reason)
     history.record(db, kind="launch", name=str(launch_id), action="start", actor=actor, now=now,
                    to_status="running", note=f"scenario {plan.scenario}: {plan.selection}")
     log.append(db, now=now, event="Launch Created", scenario=plan.scenario,
                details=f"launch {launch_id}: {plan.targeted} targeted, {entered} entered")
     return {"id": launch_id, "scenario": plan.scenario, "targeted": plan.targeted,
-            "entered": entered}
+            "entered": entered,
+            "left_out": {"rights": plan.left_out, "reason": plan.left_out_reason}}
 
 
 def stop_launch(db, *, launch_id: int, actor: str, now: datetime, note: str | None = None) -> dict:
@@ -641,14 +686,19 @@ def stop_launch(db, *, launch_id: int, actor: str, now: datetime, note: str | No
 
 
 def launches(db, *, scenario: str | None = None) -> list[dict]:
+    from campctl.store.users import launch_left_out
+
     if scenario is not None:
         _scenario(db, scenario)
+    left_out = launch_left_out(db)
     return [
         {"id": r["id"], "scenario": r["scenario"], "status": r["status"],
          "targeted": r["targeted"], "success": r["success"], "failure": r["failure"],
          "abandoned": r["abandoned"], "other": r["other"], "inside": r["inside"],
          "selection": r["selection"], "include_opted_out": bool(r["include_opted_out"]),
-         "created_at": r["created_at"], "finished_at": r["finished_at"]}
+         "created_at": r["created_at"], "finished_at": r["finished_at"],
+         "left_out": dict(zip(("rights", "reason"), left_out.get(r["id"], (0, None)),
+                              strict=True))}
         for r in store.launches(db, scenario)
     ]
 

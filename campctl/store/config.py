@@ -9,6 +9,7 @@ CONFIG_KEYS: dict[str, str | None] = {
     "four_eyes": "false",
     "notify_channel": None,
     "notify_to": None,
+    "strict_users": "false",
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -71,34 +72,45 @@ def pending_events(db, *, name: str, after_id: int, upto_id: int, since: datetim
     return int(db.scalar(sql, params) or 0)
 
 
-def build_queue_from_events(db, *, run_id: int, selection: dict, channel: str,
-                            message_type: str | None, include_opted_out: bool,
-                            now: datetime, exclude_sent_of_run: int | None = None) -> int:
-    """One set-based INSERT: a queue item per distinct contact with a matching event who is
-    also in the campaign's audience (`selection["audience"]`, opt-outs applied there).
-
-    `selection` = {"name", "after_id", "upto_id", "since", "audience"?} as stored in the run
-    snapshot, so a rebuild (restart) selects the same contacts.
-    """
+def event_contacts_query(db, *, run_id: int, selection: dict, message_type: str | None,
+                         include_opted_out: bool, now: datetime,
+                         extra_where: tuple[str, Sequence] | None = None) -> tuple[str, list]:
+    """`SELECT contact_id` of the distinct contacts with a matching event who are also in the
+    campaign's audience (and meet `extra_where`, a condition on contacts row `c`)."""
     from campctl.store.segments import audience_query
 
     audience = selection.get("audience") or {"all": True}
     audience_sql, audience_params = audience_query(
         db, audience, now=now, message_type=message_type,
         include_opted_out=include_opted_out or bool(audience.get("include_opted_out")),
-        sample_key=f"run-{run_id}")
+        sample_key=f"run-{run_id}", extra=extra_where)
+    sql = ("SELECT DISTINCT contact_id FROM events WHERE name = ? AND id > ? AND id <= ?"
+           f" AND at >= ? AND contact_id IS NOT NULL AND contact_id IN ({audience_sql})")
+    return sql, [selection["name"], int(selection["after_id"]), int(selection["upto_id"]),
+                 selection["since"], *audience_params]
+
+
+def build_queue_from_events(db, *, run_id: int, selection: dict, channel: str,
+                            message_type: str | None, include_opted_out: bool,
+                            now: datetime, exclude_sent_of_run: int | None = None,
+                            extra_where: tuple[str, Sequence] | None = None) -> int:
+    """One set-based INSERT: a queue item per distinct contact with a matching event who is
+    also in the campaign's audience (`selection["audience"]`, opt-outs applied there).
+
+    `selection` = {"name", "after_id", "upto_id", "since", "audience"?} as stored in the run
+    snapshot, so a rebuild (restart) selects the same contacts.
+    """
+    contacts_sql, contacts_params = event_contacts_query(
+        db, run_id=run_id, selection=selection, message_type=message_type,
+        include_opted_out=include_opted_out, now=now, extra_where=extra_where)
     sql = (
         "INSERT INTO queue_items (message_id, run_id, contact_id, channel, message_type, status,"
         " created_at)"
         " SELECT 'r' || ? || '-c' || e.contact_id, ?, e.contact_id, ?, ?, 'queued', ?"
-        " FROM (SELECT DISTINCT contact_id FROM events WHERE name = ? AND id > ? AND id <= ?"
-        " AND at >= ? AND contact_id IS NOT NULL) e"
-        f" WHERE e.contact_id IN ({audience_sql})"
+        f" FROM ({contacts_sql}) e WHERE 1"
     )
     params: list[Any] = [
-        run_id, run_id, channel, message_type, to_db(now), selection["name"],
-        int(selection["after_id"]), int(selection["upto_id"]), selection["since"],
-        *audience_params,
+        run_id, run_id, channel, message_type, to_db(now), *contacts_params,
     ]
     if exclude_sent_of_run is not None:
         sql += (" AND NOT EXISTS (SELECT 1 FROM queue_items s WHERE s.run_id IN"

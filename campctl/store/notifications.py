@@ -8,7 +8,8 @@ from typing import Any
 from campctl.store.db import Database
 from campctl.timeutil import to_db
 
-FIELDS = "id, at, kind, object, note, actor, delivered_at, delivery_error, attempts"
+FIELDS = ("id, at, kind, object, note, actor, delivered_at, delivery_error, attempts, "
+          "recipient")
 
 
 def add(db: Database, *, now: datetime, kind: str, object: str, note: str | None,
@@ -36,13 +37,16 @@ def get(db: Database, notification_id: int) -> dict[str, Any] | None:
     return None if row is None else dict(row)
 
 
-def pending_ids(db: Database, *, now: datetime, max_attempts: int, limit: int = 100) -> list[int]:
-    """Undelivered notifications that may be tried now (not claimed, attempts left)."""
+def pending_ids(db: Database, *, now: datetime, max_attempts: int, limit: int = 100,
+                addressed_only: bool = False) -> list[int]:
+    """Undelivered notifications that may be tried now (not claimed, attempts left);
+    `addressed_only`: only the copies addressed to a user (`recipient` set)."""
+    addressed = " AND recipient IS NOT NULL" if addressed_only else ""
     return [
         r[0]
         for r in db.query(
             "SELECT id FROM notifications WHERE delivered_at IS NULL AND attempts < ?"
-            " AND (claimed_until IS NULL OR claimed_until <= ?) ORDER BY id LIMIT ?",
+            f" AND (claimed_until IS NULL OR claimed_until <= ?){addressed} ORDER BY id LIMIT ?",
             (max_attempts, to_db(now), limit),
         )
     ]

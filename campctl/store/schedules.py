@@ -205,7 +205,8 @@ _PROBES = (
     ("notification pending", "SELECT 1 FROM notifications WHERE delivered_at IS NULL"
      " AND attempts < 5 AND (claimed_until IS NULL OR claimed_until <= :now)"
      " AND EXISTS (SELECT 1 FROM config WHERE key = 'notify_channel')"
-     " AND EXISTS (SELECT 1 FROM config WHERE key = 'notify_to') LIMIT 1"),
+     " AND (recipient IS NOT NULL"
+     " OR EXISTS (SELECT 1 FROM config WHERE key = 'notify_to')) LIMIT 1"),
 )
 
 

@@ -388,6 +388,35 @@ V2: list[str] = [
         committed_length INTEGER NOT NULL,
         updated_at TEXT NOT NULL
     )""",
+    # users: people who act (`--as`), their sending rights, who created each object, contacts
+    # left out of a run or launch for rights, work lists, and the addressee of a notification
+    """CREATE TABLE users (
+        name TEXT PRIMARY KEY,
+        email TEXT,
+        groups TEXT,
+        message_types TEXT,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    )""",
+    "ALTER TABLE objects ADD COLUMN created_by TEXT",
+    "ALTER TABLE runs ADD COLUMN left_out_rights INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE runs ADD COLUMN left_out_reason TEXT",
+    "ALTER TABLE scenario_launches ADD COLUMN left_out_rights INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE scenario_launches ADD COLUMN left_out_reason TEXT",
+    "ALTER TABLE notifications ADD COLUMN recipient TEXT",
+    """CREATE TABLE worklist (
+        id INTEGER PRIMARY KEY,
+        object_kind TEXT NOT NULL,
+        object_id TEXT NOT NULL,
+        assigned_to TEXT,
+        reason TEXT NOT NULL,
+        assigned_at TEXT NOT NULL,
+        cleared_at TEXT
+    )""",
+    # At most one open entry per object: a second stop or failure moves it, never duplicates it.
+    "CREATE UNIQUE INDEX worklist_open ON worklist (object_kind, object_id) "
+    "WHERE cleared_at IS NULL",
+    "CREATE INDEX worklist_assignee ON worklist (assigned_to) WHERE cleared_at IS NULL",
 ]
 
 MIGRATIONS: list[list[str]] = [V1, V2]

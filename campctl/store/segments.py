@@ -420,13 +420,17 @@ def audience_query(
     message_type: str | None = None,
     include_opted_out: bool = False,
     sample_key: str | None = None,
+    extra: tuple[str, Sequence] | None = None,
 ) -> tuple[str, list]:
     """`SELECT contact_id` of an audience (qmark parameters, in order), to embed in set-based
-    INSERTs."""
+    INSERTs. `extra` is one more condition on contacts row `c` (a creator's sending rights)."""
     where, params = audience_where(
         db, audience, now=now, message_type=message_type,
         include_opted_out=include_opted_out, sample_key=sample_key,
     )
+    if extra is not None:
+        where = f"({where}) AND ({extra[0]})"
+        params = [*params, *extra[1]]
     return f"SELECT c.id AS contact_id FROM contacts c WHERE {where}", params
 
 
