@@ -299,6 +299,10 @@ def _hand_over(db, report, name, channel, problem, token, rows, *, content, cloc
         except TemplateFailed as exc:
             failed.append((row["id"], exc.reason))
             continue
+        except Exception as exc:  # a broken stored message fails its item, not the batch
+            text = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+            failed.append((row["id"], f"message could not be prepared: {text}"))
+            continue
         record = {
             "message_id": row["message_id"], **fields, "contact": row["external_id"],
             "channel": name, "subject": subject, "body": body, "sent_at": sent_at,

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from campctl.errors import ActionRefused, NotFound, UsageProblem, ValidationFailed
+from campctl.engine import isolation
+from campctl.errors import ActionRefused, NotFound, StateFileError, UsageProblem, ValidationFailed
 from campctl.store import scenarios as store
 from campctl.timeutil import parse_duration, parse_local_datetime, to_db
 
@@ -183,12 +184,14 @@ def fire_due(db, *, now: datetime, report) -> None:
     """Capture by event (new events since the cursor) and by schedule (due cron occurrences)."""
     for obj in store.active_scenarios(db):
         name, spec = obj["name"], obj["spec"]
-        try:
-            steps = parse_steps(spec)
-        except ValidationFailed:
-            continue
-        kind = launch_type(spec)
-        with db.atomic():
+        # A scenario whose capture fails is rolled back alone and retried at the next tick.
+        with isolation.boundary(db, report, kind="Scenario", name=name, now=now,
+                                key="Scenario capture"):
+            try:
+                steps = parse_steps(spec)
+            except ValidationFailed:
+                continue
+            kind = launch_type(spec)
             if kind == "event":
                 _capture_events(db, name, spec, steps, now=now, report=report)
             elif kind == "schedule":
@@ -295,7 +298,9 @@ def _capture_audience(db, name: str, spec: dict, steps: list[Step], *, occurrenc
 def advance(db, *, now: datetime, report) -> None:
     """Move every active scenario's profiles until each waits or ends (set-based, per step)."""
     for obj in store.active_scenarios(db):
-        with db.atomic():
+        # A failing step errors its own profiles (see _isolated_step); a scenario whose moves
+        # fail otherwise is rolled back alone and retried at the next tick.
+        with isolation.boundary(db, report, kind="Scenario", name=obj["name"], now=now):
             advance_scenario(db, obj["name"], obj["spec"], now=now, report=report)
 
 
@@ -325,7 +330,8 @@ def advance_scenario(db, name: str, spec: dict, *, now: datetime, report=None) -
         for step in steps:
             # Every step, not only those in `pending`: profiles moved earlier in this round
             # arrive at later steps (an empty step costs one indexed statement).
-            counts["moved"] += _run_step(db, name, step, now=now, counts=counts)
+            counts["moved"] += _isolated_step(db, name, step, now=now, counts=counts,
+                                              report=report)
     else:
         stuck = store.active_at_steps(db, name)
         if stuck:
@@ -341,6 +347,37 @@ def advance_scenario(db, name: str, spec: dict, *, now: datetime, report=None) -
                 f"message(s) queued, {counts['skipped']} send(s) skipped for opt-out, "
                 f"{counts['errors']} error(s)")
     return counts
+
+
+def _isolated_step(db, name: str, step: Step, *, now: datetime, counts: dict, report) -> int:
+    """One step's moves in a savepoint: when they fail, the profiles at that step go to `error`
+    with the reason (log row, notification, tick warning) and the other steps go on."""
+    saved = dict(counts)
+    try:
+        with db.atomic():
+            return _run_step(db, name, step, now=now, counts=counts)
+    except StateFileError:
+        raise
+    except Exception as exc:
+        counts.clear()
+        counts.update(saved)
+        reason = f"step {step.id} failed: {isolation.describe(exc)}"
+    from campctl.store import log, notifications
+
+    with db.atomic():
+        failed = store.fail_profiles(db, scenario=name, now=now, reason=reason, steps=[step.id])
+        if failed:
+            log.append(db, now=now, event="Profiles Failed", scenario=name,
+                       details=f"{failed} profile(s) moved to error: {reason}")
+            notifications.add(db, now=now, kind="scenario-failed", object=f"scenario/{name}",
+                              note=f"{failed} profile(s) moved to error: {reason}",
+                              actor=isolation.ACTOR)
+    counts["errors"] += failed
+    if failed and report is not None:
+        report.object_failures.append({"object": f"scenario/{name}", "reason": reason})
+        report.warnings.append(f"scenario {name}: {reason}; {failed} profile(s) moved to error, "
+                               "the other steps and objects went on")
+    return 0
 
 
 def _run_step(db, name: str, step: Step, *, now: datetime, counts: dict) -> int:

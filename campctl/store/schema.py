@@ -289,7 +289,12 @@ V1 = [
 
 # V2: the seams between objects (message ids never reused, outbox files cut back to their
 # committed length, ...). Each area appends its statements here; V1 has shipped and never changes.
-V2: list[str] = []
+V2: list[str] = [
+    # isolation: an object whose processing failed in a tick; one row while it keeps failing
+    "CREATE TABLE object_failures (kind TEXT NOT NULL, name TEXT NOT NULL, reason TEXT NOT NULL, "
+    "first_at TEXT NOT NULL, last_at TEXT NOT NULL, count INTEGER NOT NULL DEFAULT 1, "
+    "PRIMARY KEY (kind, name)) WITHOUT ROWID",
+]
 
 MIGRATIONS: list[list[str]] = [V1, V2]
 

@@ -1,0 +1,105 @@
+"""One bad object never stops the rest: a campaign, run, plan instance or scenario whose stored
+definition breaks the engine is set aside with its reason, and every other object goes on,
+tick after tick."""
+
+from __future__ import annotations
+
+import json
+
+from .conftest import T0, campaign
+
+DAILY = "type: date-triggered\nschedule: {cron: \"0 9 * * *\"}\n"
+
+
+def daily(name: str) -> str:
+    return (f"kind: Campaign\nname: {name}\ntimezone: UTC\naudience: {{all: true}}\n{DAILY}"
+            "message: {subject: \"Hi\", body: \"Hello {{ first_name }}\"}\n")
+
+
+def sent_by(rows, name: str) -> int:
+    return len(rows("SELECT 1 FROM outbox WHERE campaign = ?", (name,)))
+
+
+def test_a_campaign_that_breaks_the_engine_is_retried_and_the_others_deliver_every_day(
+        launch, edit_spec, cli, rows):
+    launch(daily("healthy") + "---\n" + daily("broken"))
+    # Passed validation once; now its stored schedule makes the engine raise.
+    edit_spec("Campaign", "broken", lambda spec: spec["schedule"].update(cron="61 * * * *"))
+    for day in (1, 2, 3):
+        result = cli("--now", f"2027-03-0{day}T09:00:00Z", "-o", "json", "tick")
+        assert result.exit_code == 0, result
+        assert result.json["failed_objects"] == 1
+        assert result.json["object_failures"][0]["object"] == "campaign/broken"
+        assert "61 * * * *" in result.json["object_failures"][0]["reason"]
+        assert "warning: campaign broken:" in result.stderr
+        assert sent_by(rows, "healthy") == 3 * day
+    assert sent_by(rows, "broken") == 0
+    assert rows("SELECT count FROM object_failures") == [{"count": 3}]
+    # Told once, not once a tick.
+    logged = rows("SELECT campaign, details FROM exec_log WHERE event = 'Processing Failed'")
+    assert len(logged) == 1 and logged[0]["campaign"] == "broken"
+    notes = rows("SELECT kind, object FROM notifications")
+    assert notes == [{"kind": "campaign-failed", "object": "campaign/broken"}]
+    # Repaired (here by hand, as it was broken): the next tick processes it and says so.
+    edit_spec("Campaign", "broken", lambda spec: spec["schedule"].update(cron="0 9 * * *"))
+    result = cli("--now", "2027-03-04T09:00:00Z", "-o", "json", "tick")
+    assert result.exit_code == 0 and result.json["failed_objects"] == 0, result
+    assert sent_by(rows, "broken") == 3 and sent_by(rows, "healthy") == 12
+    assert rows("SELECT * FROM object_failures") == []
+    assert [r["campaign"] for r in rows(
+        "SELECT campaign FROM exec_log WHERE event = 'Processing Recovered'")] == ["broken"]
+
+
+def test_the_summary_line_counts_failed_objects(launch, edit_spec, cli):
+    launch(daily("healthy") + "---\n" + daily("broken"))
+    edit_spec("Campaign", "broken", lambda spec: spec.update(timezone="Mars/Olympus"))
+    result = cli("--now", "2027-03-01T09:00:00Z", "tick")
+    assert result.exit_code == 0, result
+    assert result.stdout.strip().endswith("failed objects 1")
+    assert "sent 3" in result.stdout
+    assert [line for line in result.stderr.splitlines() if line.startswith("warning:")] == [
+        line for line in result.stderr.splitlines() if "campaign broken" in line]
+
+
+def test_a_run_whose_snapshot_breaks_delivery_fails_alone(launch, sql, cli, rows):
+    launch(campaign("healthy") + "---\n" + campaign("broken").replace(
+        "schedule: {send: immediately}", "schedule: {send: {at: \"2027-03-01T10:00\"}}"))
+    first = cli("--now", T0, "-o", "json", "tick")
+    assert first.exit_code == 0 and first.json["sent"] == 3, first
+    # The held run's stored snapshot now carries a window the engine cannot read.
+    sql("UPDATE runs SET spec = json_set(spec, '$.window', 'bogus') WHERE campaign = 'broken'")
+    result = cli("--now", "2027-03-01T10:00:00Z", "-o", "json", "tick")
+    assert result.exit_code == 0, result
+    assert result.json["object_failures"][0]["object"].startswith("run/")
+    run = rows("SELECT id, status, error FROM runs WHERE campaign = 'broken'")[0]
+    assert run["status"] == "failed" and "bogus" in run["error"]
+    assert {r["status"] for r in rows(
+        "SELECT status FROM queue_items WHERE run_id = ?", (run["id"],))} == {"cancelled"}
+    assert rows("SELECT event FROM exec_log WHERE run_id = ? AND event = 'Run Failed'",
+                (run["id"],))
+    assert rows("SELECT action, to_status FROM history WHERE kind = 'run' AND name = ?",
+                (str(run["id"]),)) == [{"action": "fail", "to_status": "failed"}]
+    assert rows("SELECT kind FROM notifications WHERE object = ?", (f"run/{run['id']}",)) == [
+        {"kind": "run-failed"}]
+    # The failure is final for the run: the next tick has nothing to say about it.
+    again = cli("--now", "2027-03-01T10:01:00Z", "-o", "json", "tick")
+    assert again.exit_code == 0 and again.json["failed_objects"] == 0, again
+
+
+def test_a_dry_run_isolates_too_and_writes_nothing(launch, edit_spec, cli, rows):
+    launch(daily("healthy") + "---\n" + daily("broken"))
+    edit_spec("Campaign", "broken", lambda spec: spec["schedule"].update(cron="61 * * * *"))
+    result = cli("--now", "2027-03-01T09:00:00Z", "-o", "json", "tick", "--dry-run")
+    assert result.exit_code == 0, result
+    assert result.json["failed_objects"] == 1 and result.json["sent"] == 3
+    assert rows("SELECT * FROM object_failures") == []
+    assert rows("SELECT * FROM outbox") == []
+
+
+def test_json_of_a_no_op_tick_has_the_same_keys(cli, run_subprocess, launch):
+    launch(daily("healthy"))
+    fast = run_subprocess("--now", "2027-03-01T08:30:00Z", "-o", "json", "tick")
+    full = cli("--now", "2027-03-01T08:30:00Z", "-o", "json", "tick", "--max-messages", "5")
+    assert fast.exit_code == full.exit_code == 0
+    assert json.loads(fast.stdout).keys() == full.json.keys()
+    assert json.loads(fast.stdout)["failed_objects"] == 0
