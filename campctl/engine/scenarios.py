@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -16,6 +16,7 @@ END = "end"
 REENTRY_MODES = ("once", "after_exit", "restart", "parallel")
 LAUNCH_TYPES = ("event", "schedule", "manual")
 DEFAULT_CHANNEL = "outbox"
+MAX_LISTED_REASONS = 10  # a launch check lists at most this many distinct render failures
 
 
 @dataclass(frozen=True)
@@ -530,6 +531,7 @@ class LaunchPlan:
     targeted: int
     problems: list[str]
     include_opted_out: bool
+    failing: int = 0  # targeted contacts for whom at least one send step would fail to render
 
 
 def plan_launch(db, *, name: str, all_contacts: bool, groups: Sequence[str],
@@ -567,16 +569,32 @@ def plan_launch(db, *, name: str, all_contacts: bool, groups: Sequence[str],
         except ValidationFailed as exc:
             problems.extend(exc.issues or [exc.message])
             steps = []
-        sample = store.sample_contact(db, sql, params)
-        problems += validate_send_steps(db, steps, sample)
-    return LaunchPlan(name, selection, sql, params, targeted, problems, include_opted_out)
+        check = validate_send_steps(db, steps, store.targeted_contacts(db, sql, params))
+        problems += check.problems
+        failing = check.failing
+    else:
+        failing = 0
+    return LaunchPlan(name, selection, sql, params, targeted, problems, include_opted_out,
+                      failing)
 
 
-def validate_send_steps(db, steps: list[Step], sample: dict | None) -> list[str]:
-    """Every send step: its channel exists and its templates render for a sample contact."""
+@dataclass
+class SendCheck:
+    """What `validate_send_steps` found: problems, and how many contacts would get a failure."""
+
+    problems: list[str]
+    checked: int = 0
+    failing: int = 0
+
+
+def validate_send_steps(db, steps: list[Step], contacts: Iterable[dict] | None) -> SendCheck:
+    """Every send step: its channel exists, its templates compile (and pass their test render),
+    and render for every contact in `contacts` (the launch's targeted contacts)."""
+    from campctl.engine.templates import TemplateFailed, compile_message
     from campctl.store.objects import get_object
 
     problems: list[str] = []
+    compiled: list[tuple[str, Any]] = []
     for step in steps:
         if step.kind != "send":
             continue
@@ -588,31 +606,35 @@ def validate_send_steps(db, steps: list[Step], sample: dict | None) -> list[str]
         if not message.get("body") and not message.get("subject"):
             problems.append(f"step {step.id}: send has neither subject nor body")
             continue
-        if sample is not None:
-            problems += [f"step {step.id}: {p}" for p in _check_message(message, sample)]
-    return problems
-
-
-def _check_message(message: dict, context: dict) -> list[str]:
-    try:
-        from campctl.engine.templates import check_message
-    except ImportError:  # the delivery area's renderer is not there yet: same sandbox rules
-        return _fallback_check(message, context)
-    return list(check_message(message, context))
-
-
-def _fallback_check(message: dict, context: dict) -> list[str]:
-    from jinja2 import StrictUndefined, TemplateError
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
-
-    env = ImmutableSandboxedEnvironment(undefined=StrictUndefined)
-    problems = []
-    for key, text in message.items():
         try:
-            env.from_string(str(text or "")).render(context)
-        except TemplateError as exc:
-            problems.append(f"{key} does not render: {exc}")
-    return problems
+            compiled.append((step.id, compile_message(message)))
+        except TemplateFailed as exc:  # fails for everyone: no need to try each contact
+            problems.append(f"step {step.id}: {exc.reason}")
+    check = SendCheck(problems)
+    if contacts is None or not compiled:
+        return check
+    # (step, reason) -> [contacts, first contact], in the order first seen
+    found: dict[tuple[str, str], list] = {}
+    for context in contacts:
+        check.checked += 1
+        bad = False
+        for step_id, message in compiled:
+            try:
+                message.render(context)
+            except TemplateFailed as exc:
+                bad = True
+                entry = found.setdefault((step_id, exc.reason), [0, context.get("id")])
+                entry[0] += 1
+        check.failing += bad
+    for (step_id, reason), (count, first) in list(found.items())[:MAX_LISTED_REASONS]:
+        problems.append(f"step {step_id}: {reason} (for {count} targeted contact(s), first "
+                        f"{first})")
+    if len(found) > MAX_LISTED_REASONS:
+        problems.append(f"... and {len(found) - MAX_LISTED_REASONS} more distinct reason(s)")
+    if check.failing:
+        problems.append(f"{check.failing} of {check.checked} targeted contact(s) would get a "
+                        "message that fails to render")
+    return check
 
 
 def launch(db, plan: LaunchPlan, *, actor: str, now: datetime) -> dict:

@@ -383,24 +383,43 @@ def _intrinsic(exc: BaseException) -> bool:
                       | MemoryError)
 
 
-def _sample_problems(compiled: CompiledMessage, *, intrinsic_only: bool) -> list[str]:
-    """Problems of one render with the synthetic contact. An error that may come from the missing
-    attributes (an undefined value used) is not a problem: real contacts have them."""
+def _sample_problem(part: _Part, budget: _Budget, *, intrinsic_only: bool) -> str | None:
+    """Why `part` fails its render with the synthetic contact, if it does. An error that may come
+    from the missing attributes (an undefined value used) is not a problem: real contacts have
+    them."""
     from jinja2 import UndefinedError
 
-    budget = _Budget()
+    context = sample_contact()
+    try:
+        part.render_raw(context, budget)
+    except Exception as exc:
+        if _intrinsic(exc) or not (intrinsic_only or isinstance(exc, UndefinedError)
+                                   or context.touched):  # type: ignore[attr-defined]
+            return _reason(exc)
+    return None
+
+
+def _sample_problems(compiled: CompiledMessage, *, intrinsic_only: bool) -> list[str]:
+    budget = _Budget()  # one message: subject and body share it, as at delivery
     problems: list[str] = []
     for part in (compiled.subject, compiled.body):
-        context = sample_contact()
-        try:
-            part.render_raw(context, budget)
-        except Exception as exc:
-            if _intrinsic(exc) or not (intrinsic_only or isinstance(exc, UndefinedError)
-                                       or context.touched):  # type: ignore[attr-defined]
-                problems.append(f"{part.label}: {_reason(exc)}")
-            if isinstance(exc, BudgetExceeded):
-                break  # the budget is shared by both parts: the body has nothing left
+        problem = _sample_problem(part, budget, intrinsic_only=intrinsic_only)
+        if problem is not None:
+            problems.append(f"{part.label}: {problem}")
+            if budget.exceeded:
+                break  # the body has no budget left to be judged by
     return problems
+
+
+def template_problems(source: str) -> list[str]:
+    """Problems of one template (a subject or a body alone) for `validate`: its syntax, and its
+    test render with the synthetic contact, without a `subject:`/`body:` prefix."""
+    try:
+        part = _Part(source, "")
+    except TemplateFailed as exc:
+        return [exc.reason.removeprefix(": ")]
+    problem = _sample_problem(part, _Budget(), intrinsic_only=False)
+    return [] if problem is None else [problem]
 
 
 def render_problems(message: dict | None) -> list[str]:
