@@ -101,6 +101,8 @@ def build_due(db, *, now: datetime, report, dry_run: bool = False) -> None:
                 continue  # another tick took it
             run = run_store.get_run(db, run_id)
             assert run is not None
+            if run.get("spec_error"):  # never build from a guess: {} would mean everyone
+                raise ValueError(run["spec_error"])
             count = _build(db, run, now=now)
             run_store.mark_built(db, run_id, now=now)
             exec_log.append(db, now=now, event="Queue Items Created", campaign=run["campaign"],
@@ -199,6 +201,8 @@ def live_runs(db, *, now: datetime, report, dry_run: bool = False) -> list[int]:
             label = f"run {run['id']} ({run['campaign']}/{run['stage']})"
             if run["built_at"] is None:
                 continue
+            if run.get("spec_error"):  # never send from a guess: {} would be a blank message
+                raise ValueError(run["spec_error"])
             if run["instance_id"] in paused_instances:
                 report.notes.append(f"{label}: waits, its plan instance is paused")
                 continue

@@ -188,6 +188,8 @@ def fire_due(db, *, now: datetime, report) -> None:
         # A scenario whose capture fails is rolled back alone and retried at the next tick.
         with isolation.boundary(db, report, kind="Scenario", name=name, now=now,
                                 key="Scenario capture"):
+            if obj.get("spec_error"):
+                raise ValueError(obj["spec_error"])
             try:
                 steps = parse_steps(spec)
             except ValidationFailed:
@@ -302,6 +304,8 @@ def advance(db, *, now: datetime, report) -> None:
         # A failing step errors its own profiles (see _isolated_step); a scenario whose moves
         # fail otherwise is rolled back alone and retried at the next tick.
         with isolation.boundary(db, report, kind="Scenario", name=obj["name"], now=now):
+            if obj.get("spec_error"):  # its profiles wait: nothing moves on a guess
+                raise ValueError(obj["spec_error"])
             advance_scenario(db, obj["name"], obj["spec"], now=now, report=report)
 
 

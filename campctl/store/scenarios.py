@@ -548,15 +548,22 @@ def step_message_counts(db: Database, scenario: str) -> dict[str, dict[str, int]
 
 
 def active_scenarios(db: Database) -> list[dict]:
+    """Active scenarios with their spec; one that cannot be read has spec {} and `spec_error`
+    (the tick sets it aside; the others go on)."""
     import json
 
-    return [
-        {"name": r["name"], "spec": json.loads(r["spec"]), "version": r["version"]}
-        for r in db.query(
-            "SELECT name, spec, version FROM objects WHERE kind = 'Scenario' AND status = 'active' "
-            "ORDER BY name"
-        )
-    ]
+    found = []
+    for r in db.query(
+        "SELECT name, spec, version FROM objects WHERE kind = 'Scenario' AND status = 'active' "
+        "ORDER BY name"
+    ):
+        item = {"name": r["name"], "spec": {}, "version": r["version"]}
+        try:
+            item["spec"] = json.loads(r["spec"])
+        except ValueError as exc:
+            item["spec_error"] = f"its stored definition is not valid JSON ({exc})"
+        found.append(item)
+    return found
 
 
 def scenarios_with_live_profiles(db: Database) -> set[str]:

@@ -103,3 +103,87 @@ def test_json_of_a_no_op_tick_has_the_same_keys(cli, run_subprocess, launch):
     assert fast.exit_code == full.exit_code == 0
     assert json.loads(fast.stdout).keys() == full.json.keys()
     assert json.loads(fast.stdout)["failed_objects"] == 0
+
+
+def test_a_run_whose_snapshot_is_not_json_is_never_built_nor_sent(launch, sql, cli, rows):
+    launch(campaign("healthy") + "---\n" + campaign("broken").replace(
+        "schedule: {send: immediately}", "schedule: {send: {at: \"2027-03-01T10:00\"}}"),
+           start=False)
+    for name in ("healthy", "broken"):
+        assert cli("--now", T0, "start", "campaign", name).exit_code == 0
+    # Both runs exist; the broken one's snapshot is garbage before it is built.
+    assert cli("--now", T0, "-o", "json", "tick", "--max-messages", "1").exit_code == 0
+    sql("UPDATE runs SET spec = 'not json' WHERE campaign = 'broken'")
+    sql("UPDATE runs SET status = 'scheduled', built_at = NULL WHERE campaign = 'broken'")
+    sql("DELETE FROM queue_items WHERE run_id IN (SELECT id FROM runs WHERE campaign = 'broken')")
+    result = cli("--now", "2027-03-01T10:00:00Z", "-o", "json", "tick")
+    assert result.exit_code == 0, result
+    run = rows("SELECT status, error FROM runs WHERE campaign = 'broken'")[0]
+    assert run["status"] == "failed" and "not valid JSON" in run["error"]
+    assert rows("SELECT 1 FROM queue_items q JOIN runs r ON r.id = q.run_id"
+                " WHERE r.campaign = 'broken'") == []
+    assert len(rows("SELECT 1 FROM outbox WHERE campaign = 'healthy'")) == 3
+    assert rows("SELECT 1 FROM outbox WHERE campaign IS NULL OR campaign = 'broken'") == []
+
+
+def test_a_message_that_cannot_be_prepared_fails_alone_in_its_batch(launch, sql, cli, rows):
+    launch(campaign("healthy") + "---\n" + campaign("broken"), start=False)
+    for name in ("broken", "healthy"):
+        assert cli("--now", T0, "start", "campaign", name).exit_code == 0
+    # Build both (nothing delivered yet), then break the stored message of one run.
+    assert cli("--now", T0, "tick", "--max-messages", "1").exit_code == 0
+    sql("UPDATE runs SET spec = json_set(spec, '$.message', json('[1, 2]'))"
+        " WHERE campaign = 'broken'")
+    result = cli("--now", "2027-03-01T08:01:00Z", "-o", "json", "tick")
+    assert result.exit_code == 0, result
+    items = rows("SELECT r.campaign, q.status, q.last_error FROM queue_items q"
+                 " JOIN runs r ON r.id = q.run_id ORDER BY r.campaign, q.id")
+    broken = [i for i in items if i["campaign"] == "broken"]
+    healthy = [i for i in items if i["campaign"] == "healthy"]
+    assert {i["status"] for i in healthy} == {"sent"} and len(healthy) == 3
+    # The one delivered before the edit is sent; the others fail with the reason.
+    failed = [i for i in broken if i["status"] == "failed"]
+    assert failed and all("message could not be prepared" in i["last_error"] for i in failed)
+
+
+def test_a_scenario_whose_definition_cannot_be_read_waits_and_the_rest_goes_on(
+        launch, sql, cli, rows):
+    journey = ("kind: Scenario\nname: journey\nlaunch: {type: event, event: signup}\nsteps:\n"
+               "  - id: pause\n    wait: 1d\n"
+               "  - id: hi\n    send: {subject: \"Hi\", body: \"x\"}\n")
+    launch(journey + "---\n" + campaign("healthy"), start=False)
+    assert cli("--now", T0, "activate", "scenario", "journey").exit_code == 0
+    assert cli("--now", T0, "events", "emit", "signup", "--contact", "c1").exit_code == 0
+    assert cli("--now", T0, "tick").exit_code == 0
+    sql("UPDATE objects SET spec = '{broken' WHERE kind = 'Scenario' AND name = 'journey'")
+    assert cli("--now", T0, "start", "campaign", "healthy").exit_code == 0
+    result = cli("--now", "2027-03-02T09:00:00Z", "-o", "json", "tick")
+    assert result.exit_code == 0, result
+    assert {f["object"] for f in result.json["object_failures"]} == {"scenario/journey"}
+    assert "not valid JSON" in result.json["object_failures"][0]["reason"]
+    assert len(rows("SELECT 1 FROM outbox WHERE campaign = 'healthy'")) == 3
+    # Its profile is left where it was, for when the definition is readable again.
+    assert rows("SELECT status, step FROM scenario_profiles") == [
+        {"status": "waiting", "step": "pause"}]
+
+
+def test_a_plan_that_breaks_the_engine_is_retried_and_the_others_go_on(launch, edit_spec, cli,
+                                                                       rows):
+    plan = ("kind: Campaign\nname: staged\ntimezone: UTC\ncloses_at: \"2027-12-31T00:00\"\n"
+            "audience: {all: true}\nmessage: {subject: \"Hi\", body: \"x\"}\ntype: one-off\n"
+            "stages:\n  - name: main\n    controlled_by_plan: true\n---\n"
+            "kind: Plan\nname: weekly\nschedule: {type: recurrent, cron: \"0 9 * * *\", "
+            "timezone: UTC}\nstages:\n  - {campaign: staged, stage: main}\n")
+    launch(plan + "---\n" + daily("healthy"))
+    for verb in ("submit", "approve"):
+        assert cli("--now", T0, verb, "plan", "weekly").exit_code == 0
+    edit_spec("Plan", "weekly", lambda spec: spec["schedule"].update(catchup="sometimes"))
+    for day in (1, 2):
+        result = cli("--now", f"2027-03-0{day}T09:00:00Z", "-o", "json", "tick")
+        assert result.exit_code == 0, result
+        assert [f["object"] for f in result.json["object_failures"]] == ["plan/weekly"]
+    assert len(rows("SELECT 1 FROM outbox WHERE campaign = 'healthy'")) == 6
+    assert rows("SELECT kind, name, count FROM object_failures") == [
+        {"kind": "Plan", "name": "weekly", "count": 2}]
+    assert rows("SELECT plan FROM exec_log WHERE event = 'Processing Failed'") == [
+        {"plan": "weekly"}]
