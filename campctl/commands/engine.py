@@ -240,6 +240,10 @@ def _status_renderable(db, *, now, data=None, footer: str | None = None):
            for s in data["scenarios"]])
     table("Next occurrences", ["KIND", "NAME", "AT"],
           [(o["kind"], o["name"], when(o["next_due_at"])) for o in data["next_occurrences"]])
+    if data.get("failing"):
+        table("Failing (retried at every tick)", ["KIND", "NAME", "SINCE", "TICKS", "REASON"],
+              [(f["kind"], f["name"], when(f["since"]), str(f["ticks"]), f["reason"])
+               for f in data["failing"]])
     if footer:
         parts.append(Text(footer))
     return Group(*parts)

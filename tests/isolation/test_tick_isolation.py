@@ -187,3 +187,17 @@ def test_a_plan_that_breaks_the_engine_is_retried_and_the_others_go_on(launch, e
         {"kind": "Plan", "name": "weekly", "count": 2}]
     assert rows("SELECT plan FROM exec_log WHERE event = 'Processing Failed'") == [
         {"plan": "weekly"}]
+
+
+def test_status_lists_what_keeps_failing_until_it_goes_through(launch, edit_spec, cli):
+    launch(daily("healthy") + "---\n" + daily("broken"))
+    edit_spec("Campaign", "broken", lambda spec: spec["schedule"].update(cron="61 * * * *"))
+    assert cli("--now", "2027-03-01T09:00:00Z", "tick").exit_code == 0
+    data = cli("--now", "2027-03-01T09:05:00Z", "-o", "json", "status").json
+    assert [(f["kind"], f["name"], f["ticks"]) for f in data["failing"]] == [
+        ("Campaign", "broken", 1)]
+    table = cli("--now", "2027-03-01T09:05:00Z", "status")
+    assert "Failing" in table.stdout and "broken" in table.stdout
+    edit_spec("Campaign", "broken", lambda spec: spec["schedule"].update(cron="0 9 * * *"))
+    assert cli("--now", "2027-03-02T09:00:00Z", "tick").exit_code == 0
+    assert cli("--now", "2027-03-02T09:05:00Z", "-o", "json", "status").json["failing"] == []
