@@ -193,6 +193,11 @@ def deliver_due(
             channel = None
             problem = exc.reason
             report.errors.append(problem)
+        except Exception as exc:  # a definition the engine cannot read: this channel only
+            channel = None
+            problem = " ".join(f"channel {name} cannot be opened: {type(exc).__name__}: "
+                               f"{exc}".split())[:300]
+            report.errors.append(problem)
         if dry_run:
             taken += _dry_run_channel(db, report, name, channel, run_ids=run_ids,
                                       scenario_items=scenario_items, now=now,

@@ -201,3 +201,21 @@ def test_status_lists_what_keeps_failing_until_it_goes_through(launch, edit_spec
     edit_spec("Campaign", "broken", lambda spec: spec["schedule"].update(cron="0 9 * * *"))
     assert cli("--now", "2027-03-02T09:00:00Z", "tick").exit_code == 0
     assert cli("--now", "2027-03-02T09:05:00Z", "-o", "json", "status").json["failing"] == []
+
+
+def test_a_channel_whose_definition_cannot_be_read_does_not_stop_the_others(launch, sql, cli,
+                                                                           rows):
+    later = "schedule: {send: {at: \"2027-03-01T10:00\"}}"
+    launch("kind: Channel\nname: bad\ntype: webhook\nurl: http://127.0.0.1:9/hook\n---\n"
+           + campaign("via-bad", extra="channel: bad\n").replace(
+               "schedule: {send: immediately}", later) + "---\n"
+           + campaign("healthy").replace("schedule: {send: immediately}", later))
+    assert cli("--now", T0, "tick").exit_code == 0  # both built, held until 10:00
+    sql("UPDATE objects SET spec = '{oops' WHERE kind = 'Channel' AND name = 'bad'")
+    result = cli("--now", "2027-03-01T10:00:00Z", "-o", "json", "tick")
+    assert result.exit_code == 0, result
+    assert len(rows("SELECT 1 FROM outbox WHERE campaign = 'healthy'")) == 3
+    assert "channel bad cannot be opened" in result.stderr
+    assert {r["status"] for r in rows("SELECT q.status FROM queue_items q JOIN runs r"
+                                      " ON r.id = q.run_id WHERE r.campaign = 'via-bad'")} == {
+        "failed"}
