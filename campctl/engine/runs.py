@@ -154,22 +154,11 @@ def fail_run(db, run_id: int, *, error: str, now: datetime, report=None,
 
 
 def notify_failure(db, run_id: int, note: str, *, now: datetime) -> None:
-    """Operator notification for a failed run (through run control when it is there)."""
-    try:
-        from campctl.engine import run_control
-    except ImportError:
-        run_control = None  # type: ignore[assignment]
-    notify = getattr(run_control, "notify_run", None)
-    if notify is not None:
-        try:
-            notify(db, run_id=run_id, kind="run-failed", note=note, actor="campctl", now=now)
-            return
-        except TypeError:
-            pass
-    from campctl.store import notifications
+    """Operator notification `run-failed` for a failed run (caller's transaction)."""
+    from campctl.engine import run_control
 
-    notifications.add(db, now=now, kind="run-failed", object=f"run/{run_id}", note=note,
-                      actor="campctl")
+    run_control.notify_run(db, run_id=run_id, kind="run-failed", note=note, actor="campctl",
+                           now=now)
 
 
 # --- delivery ---------------------------------------------------------------------------------
