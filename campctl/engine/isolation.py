@@ -14,7 +14,7 @@ is set aside depends on what it is:
 
 Either way the tick reports it (`TickReport.object_failures`, one `warning:` line each) and exits
 0. A problem of the state file itself (StateFileError: locked, full, read-only) is not an object's
-failure: it stops the tick as before.
+failure (`state_problem`): it stops the tick as before.
 """
 
 from __future__ import annotations
@@ -32,6 +32,15 @@ ACTOR = "campctl"
 # Object kinds retried at the next tick, with the exec_log column that names them.
 RETRIED = {"Campaign": "campaign", "Plan": "plan", "Scenario": "scenario"}
 _COUNTERS = ("fired", "built", "sent", "failed", "cancelled", "skipped")
+
+
+def state_problem(exc: BaseException) -> bool:
+    """A failure of the state file itself (locked, full, read-only, malformed): it stops the
+    tick; an object cannot be set aside in a file that cannot be written."""
+    import sqlite3
+
+    return isinstance(exc, StateFileError) or type(exc) in (
+        sqlite3.DatabaseError, sqlite3.OperationalError, sqlite3.InternalError)
 
 
 def describe(exc: BaseException) -> str:
@@ -58,9 +67,9 @@ def boundary(db, report: TickReport | None, *, kind: str, name: str, now: dateti
                 yield
         else:
             yield
-    except StateFileError:
-        raise
     except Exception as exc:
+        if state_problem(exc):
+            raise
         _restore(report, saved)
         set_aside(db, report, kind=kind, name=name, reason=describe(exc), now=now, fail=fail,
                   key=key)
@@ -83,9 +92,9 @@ def set_aside(db, report: TickReport | None, *, kind: str, name: str, reason: st
             elif kind in RETRIED:
                 _note_retried(db, kind=kind, name=name, reason=reason, now=now,
                               key=key or kind)
-    except StateFileError:
-        raise
     except Exception as exc:  # even setting it aside failed: say so, and keep going
+        if state_problem(exc):
+            raise
         reason += f" (and recording the failure failed: {describe(exc)})"
     if report is not None:
         then = "retried at the next tick" if fail is None else "marked failed"

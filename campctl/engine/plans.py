@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from campctl.engine import isolation
-from campctl.errors import ActionRefused, NotFound, StateFileError
+from campctl.errors import ActionRefused, NotFound
 from campctl.models import INSTANCE_TRANSITIONS, allowed_verbs
 from campctl.store import history
 from campctl.store import log as exec_log
@@ -349,10 +349,9 @@ def fail_instance(db, instance_id: int, *, reason: str, now: datetime, report=No
             _end_instance(db, instance, to="failed", now=now, actor=SCHEDULER, why=why,
                           report=report)
         return
-    except StateFileError:
-        raise
-    except Exception:  # the instance is too broken to end the usual way: its status alone
-        pass
+    except Exception as exc:  # the instance is too broken to end the usual way: status alone
+        if isolation.state_problem(exc):
+            raise
     if store.set_instance_status(db, instance_id, to="failed", from_=store.ACTIVE_INSTANCE,
                                  finished_at=now, error=why):
         exec_log.append(db, now=now, event="Instance Failed", instance_id=instance_id,

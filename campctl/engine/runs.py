@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from campctl.engine import isolation
-from campctl.errors import NotFound, StateFileError
+from campctl.errors import NotFound
 from campctl.models import ACTIVE_RUN_STATUSES
 from campctl.store import history, schedules
 from campctl.store import log as exec_log
@@ -238,9 +238,9 @@ def deliver(db, *, now: datetime, environ, report, run_ids: list[int],
             max_messages=max_messages, deadline=deadline, stop_requested=stop_requested,
             dry_run=dry_run,
         )
-    except StateFileError:
-        raise
     except Exception as exc:
+        if isolation.state_problem(exc):
+            raise
         # Messages fail one by one inside delivery; this is delivery itself breaking. What it
         # claimed and did not record is taken again after the claim's lease, with the same ids.
         reason = isolation.describe(exc)

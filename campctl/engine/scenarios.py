@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from campctl.engine import isolation
-from campctl.errors import ActionRefused, NotFound, StateFileError, UsageProblem, ValidationFailed
+from campctl.errors import ActionRefused, NotFound, UsageProblem, ValidationFailed
 from campctl.store import scenarios as store
 from campctl.timeutil import parse_duration, parse_local_datetime, to_db
 
@@ -361,9 +361,9 @@ def _isolated_step(db, name: str, step: Step, *, now: datetime, counts: dict, re
     try:
         with db.atomic():
             return _run_step(db, name, step, now=now, counts=counts)
-    except StateFileError:
-        raise
     except Exception as exc:
+        if isolation.state_problem(exc):
+            raise
         counts.clear()
         counts.update(saved)
         reason = f"step {step.id} failed: {isolation.describe(exc)}"
