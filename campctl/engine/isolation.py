@@ -13,8 +13,8 @@ is set aside depends on what it is:
   gets through writes `Processing Recovered`.
 
 Either way the tick reports it (`TickReport.object_failures`, one `warning:` line each) and exits
-0. A problem of the state file itself (StateFileError: locked, full, read-only) is not an object's
-failure (`state_problem`): it stops the tick as before.
+0. A problem of the state file itself (locked, full, read-only, malformed: `state_problem`) is
+not an object's failure: it stops the tick as before.
 """
 
 from __future__ import annotations
