@@ -219,3 +219,13 @@ def test_a_channel_whose_definition_cannot_be_read_does_not_stop_the_others(laun
     assert {r["status"] for r in rows("SELECT q.status FROM queue_items q JOIN runs r"
                                       " ON r.id = q.run_id WHERE r.campaign = 'via-bad'")} == {
         "failed"}
+
+
+def test_the_daemon_warns_about_each_object_set_aside(launch, edit_spec, cli, rows):
+    launch(daily("healthy") + "---\n" + daily("broken"))
+    edit_spec("Campaign", "broken", lambda spec: spec["schedule"].update(cron="61 * * * *"))
+    result = cli("--now", "2027-03-01T09:00:00Z", "daemon", "--ticks", "1")
+    assert result.exit_code == 0, result
+    assert "warning: campaign broken:" in result.stderr
+    assert "failed objects 1" in result.stdout
+    assert len(rows("SELECT 1 FROM outbox WHERE campaign = 'healthy'")) == 3
