@@ -48,7 +48,9 @@ def _summary_line(report) -> str:
 
     return (f"tick {iso_z(report.now)}: fired {report.fired}, built {report.built}, sent "
             f"{report.sent}, failed {report.failed}, cancelled {report.cancelled}"
-            + (f", skipped {report.skipped}" if report.skipped else ""))
+            + (f", skipped {report.skipped}" if report.skipped else "")
+            + (f", failed objects {len(report.object_failures)}" if report.object_failures
+               else ""))
 
 
 def tick(
@@ -150,6 +152,8 @@ def daemon(
             report = run_tick(db, now=now, environ=app.environ, max_messages=max_messages,
                               stop_requested=lambda: stop["requested"])
             _deliver_notifications(db, app)
+            for problem in report.warnings:
+                notice(app, f"warning: {problem}")
             count += 1
             if live is not None:
                 live.update(_status_renderable(db, now=now, footer=_summary_line(report)))
@@ -241,6 +245,10 @@ def _status_renderable(db, *, now, data=None, footer: str | None = None):
            for s in data["scenarios"]])
     table("Next occurrences", ["KIND", "NAME", "AT"],
           [(o["kind"], o["name"], when(o["next_due_at"])) for o in data["next_occurrences"]])
+    if data.get("failing"):
+        table("Failing (retried at every tick)", ["KIND", "NAME", "SINCE", "TICKS", "REASON"],
+              [(f["kind"], f["name"], when(f["since"]), str(f["ticks"]), f["reason"])
+               for f in data["failing"]])
     if footer:
         parts.append(Text(footer))
     return Group(*parts)
