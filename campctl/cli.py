@@ -106,6 +106,14 @@ def _command():
     return typer.main.get_command(build_app())
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        import campctl
+
+        sys.stdout.write(f"campctl {campctl.__version__}\n")
+        raise typer.Exit(0)
+
+
 def root_options(
     ctx: typer.Context,
     state: Annotated[
@@ -124,6 +132,11 @@ def root_options(
     ] = None,
     debug: Annotated[
         bool, typer.Option("--debug", help="Show tracebacks [env CAMPCTL_DEBUG=1].")
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", is_eager=True, expose_value=False, callback=_print_version,
+                     help="Show the installed version and exit."),
     ] = False,
 ) -> None:
     environ = dict(os.environ)

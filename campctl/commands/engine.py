@@ -457,12 +457,13 @@ def demo(
 
 
 def _plans_dir() -> Path:
-    """The example definitions: shipped in campctl/data/plans, else the repository's plans/."""
-    here = Path(__file__).resolve().parent.parent
-    for candidate in (here / "data" / "plans", here.parent / "plans", Path.cwd() / "plans"):
-        if candidate.is_dir():
-            return candidate
-    raise NotFound("the example definitions (plans/) are not installed with this campctl")
+    """The example definitions, shipped as package data (in a source tree, campctl/data/plans
+    is a link to the repository's plans/)."""
+    candidate = Path(__file__).resolve().parent.parent / "data" / "plans"
+    if candidate.is_dir():
+        return candidate
+    raise NotFound(f"the example definitions are not installed with this campctl ({candidate} "
+                   "is missing): reinstall campctl")
 
 
 def _demo_setup(db, *, start, actor: str) -> list[str]:
