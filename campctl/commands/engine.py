@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from campctl.commands.common import app_context, emit, emit_object, notice, print_json
+from campctl.commands.completion import complete_object_name
 from campctl.errors import NotFound, UsageProblem, ValidationFailed
 
 LOG_COLUMNS = [("at", "AT"), ("event", "EVENT"), ("plan", "PLAN"), ("instance", "INSTANCE"),
@@ -259,7 +260,8 @@ def _status_renderable(db, *, now, data=None, footer: str | None = None):
 def _preview_for(kind: str):
     def preview_cmd(
         ctx: typer.Context,
-        name: Annotated[str, typer.Argument(help="The object's name.")],
+        name: Annotated[str, typer.Argument(help="The object's name.",
+                                            autocompletion=complete_object_name)],
         next_: Annotated[int, typer.Option("--next", min=1, max=1000,
                                            help="How many occurrences.")] = 5,
     ) -> None:
