@@ -51,7 +51,7 @@ def test_the_wheel_ships_the_examples_license_and_type_marker(wheel):
                    for n in names if n.startswith("campctl/data/plans/")}
         metadata = archive.read(f"campctl-{VERSION}.dist-info/METADATA").decode()
     examples = {p.relative_to(ROOT / "plans").as_posix(): p.read_bytes()
-                for p in (ROOT / "plans").rglob("*.yaml")}
+                for p in (ROOT / "plans").rglob("*") if p.is_file()}
     assert shipped == examples
     assert "campctl/py.typed" in names
     assert "campctl/data/contacts.csv" in names
