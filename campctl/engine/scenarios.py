@@ -224,7 +224,8 @@ def _capture_events(db, name: str, spec: dict, steps: list[Step], *, now, report
                    details=f"{captured} profile(s) on event {event}")
 
 
-def _deactivate_after(spec: dict) -> datetime | None:
+def deactivate_after(spec: dict) -> datetime | None:
+    """When a scheduled scenario's schedule ends (no occurrence after it), or None."""
     launch = _launch(spec)
     value = launch.get("deactivate_after")
     if not value:
@@ -252,7 +253,7 @@ def _fire_schedule(db, name: str, spec: dict, steps: list[Step], *, now, report)
 
     cursor = from_db(cursor_text)
     until = now
-    stop_at = _deactivate_after(spec)
+    stop_at = deactivate_after(spec)
     if stop_at is not None:
         until = min(now, stop_at)
     due = cron.fire_times(expr, tz, after=cursor, until=until) if until > cursor else []
@@ -421,6 +422,9 @@ def on_activate(db, *, name: str, now: datetime) -> None:
     launch = _launch(spec)
     if launch_type(spec) == "schedule" and launch.get("cron"):
         nxt = cron.next_fire(str(launch["cron"]), str(launch.get("timezone") or "UTC"), after=now)
+        stop_at = deactivate_after(spec)
+        if nxt is not None and stop_at is not None and nxt > stop_at:
+            nxt = None  # `status` shows no next occurrence past the schedule's end
         store.set_schedule_state(db, name, cursor_at=now, next_due_at=nxt)
     log.append(db, now=now, event="Scenario Activated", scenario=name,
                details=f"{resumed} frozen profile(s) resumed" if resumed else None)
