@@ -11,6 +11,8 @@ from campctl.commands.common import app_context, emit, emit_object, local_cell, 
 from campctl.errors import ActionRefused, UsageProblem
 
 NOTE = typer.Option("--note", help="Why, for the history.")
+# A table of tens of thousands of rows takes minutes to draw; JSON and --limit 0 give them all.
+PROFILES_LIMIT = 1000
 
 
 def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
@@ -220,19 +222,28 @@ def profiles_scenario(
     step: Annotated[str | None, typer.Option("--step", help="Only profiles at this step.")]
     = None,
     status: Annotated[str | None, typer.Option(
-        "--status", help="Only this status (active, waiting, completed, exited, frozen, "
-        "abandoned, error).")] = None,
+        "--status", help="Only this status (active, waiting, frozen, completed, exited, "
+        "abandoned, removed, error).")] = None,
+    contact: Annotated[str | None, typer.Option(
+        "--contact", help="Only this contact's profiles (its external id).")] = None,
+    limit: Annotated[int, typer.Option(
+        "--limit", "-n", min=0, help="At most N profiles, oldest first (0: no limit).")]
+    = PROFILES_LIMIT,
 ) -> None:
     from campctl.engine import scenarios
 
     app = app_context(ctx)
-    rows = scenarios.profiles(app.db(), name=name, step=step, status=status)
+    rows, total = scenarios.profiles(app.db(), name=name, step=step, status=status,
+                                     contact=contact, limit=limit or None)
     tz = None
     emit(app, rows, [("contact", "CONTACT"), ("step", "STEP"), ("status", "STATUS"),
                      ("entered_at", "ENTERED", local_cell(tz)),
                      ("wake_at", "WAKES", local_cell(tz)),
                      ("exited_at", "EXITED", local_cell(tz))],
          empty="no profiles")
+    if total > len(rows):
+        notice(app, f"showing {len(rows)} of {total} profiles; narrow with --step, --status or "
+               "--contact, or raise --limit (0: all)")
 
 
 def render_steps(app, rows: list[dict], title: str | None = None) -> None:

@@ -738,14 +738,39 @@ def _order(db, name: str):
     return lambda item: (ids.index(item[0]) if item[0] in ids else len(ids), item[0] or "")
 
 
-def profiles(db, *, name: str, step: str | None = None, status: str | None = None) -> list[dict]:
-    _scenario(db, name)
-    return [
-        {"contact": r["contact"], "step": r["step"], "status": r["status"],
-         "entered_at": r["entered_at"], "wake_at": r["wake_at"], "exited_at": r["exited_at"],
-         "launch": r["launch_id"], "error": r["error"]}
-        for r in store.profiles(db, name, step=step, status=status)
-    ]
+def profiles(db, *, name: str, step: str | None = None, status: str | None = None,
+             contact: str | None = None, limit: int | None = None) -> tuple[list[dict], int]:
+    """A scenario's profiles (oldest first, at most `limit`) and how many match in all.
+
+    An unknown step, status or contact is an error rather than an empty list."""
+    from campctl.models import ProfileStatus
+
+    obj = _scenario(db, name)
+    if step is not None:
+        try:
+            ids = [s.id for s in parse_steps(obj["spec"])]
+        except ValidationFailed:
+            ids = []
+        if step not in ids and not store.has_profiles_at_step(db, name, step):
+            raise NotFound(f"scenario {name} has no step {step!r}; its steps: "
+                           + (", ".join(ids) or "none"))
+    if status is not None and status not in {s.value for s in ProfileStatus}:
+        raise UsageProblem(f"--status: unknown profile status {status!r}; use one of "
+                           + ", ".join(s.value for s in ProfileStatus))
+    contact_id = None
+    if contact is not None:
+        contact_id = store.contact_id_of(db, contact)
+        if contact_id is None:
+            raise NotFound(f"no contact with id {contact!r}; see 'campctl contacts list'")
+    rows, total = store.profiles_page(db, name, step=step, status=status,
+                                      contact_id=contact_id, limit=limit)
+    return [_profile_row(r) for r in rows], total
+
+
+def _profile_row(r: dict) -> dict:
+    return {"contact": r["contact"], "step": r["step"], "status": r["status"],
+            "entered_at": r["entered_at"], "wake_at": r["wake_at"], "exited_at": r["exited_at"],
+            "launch": r["launch_id"], "error": r["error"]}
 
 
 def describe_extra(db, name: str, now: datetime) -> list[dict]:

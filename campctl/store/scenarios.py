@@ -556,6 +556,29 @@ def profiles(db: Database, scenario: str, *, step: str | None = None,
     ]
 
 
+def profiles_page(db: Database, scenario: str, *, step: str | None = None,
+                  status: str | None = None, contact_id: int | None = None,
+                  limit: int | None = None) -> tuple[list[dict], int]:
+    """The first `limit` matching profiles (all when None) and the number that match."""
+    where = "p.scenario = ? AND p.cleared_at IS NULL"
+    args: list[Any] = [scenario]
+    for column, value in (("step", step), ("status", status), ("contact_id", contact_id)):
+        if value is not None:
+            where += f" AND p.{column} = ?"
+            args.append(value)
+    total = db.scalar(f"SELECT count(*) FROM scenario_profiles p WHERE {where}", args)
+    page = "" if limit is None else f" LIMIT {int(limit)}"
+    rows = [dict(r) for r in db.query(
+        f"SELECT {PROFILE_FIELDS} FROM scenario_profiles p LEFT JOIN contacts c "
+        f"ON c.id = p.contact_id WHERE {where} ORDER BY p.id{page}", args)]
+    return rows, total
+
+
+def has_profiles_at_step(db: Database, scenario: str, step: str) -> bool:
+    return db.scalar("SELECT 1 FROM scenario_profiles WHERE scenario = ? AND step = ? LIMIT 1",
+                     (scenario, step)) is not None
+
+
 def by_step(db: Database, scenario: str) -> dict[str, dict[str, int]]:
     """Per step, the profiles inside the scenario by status."""
     out: dict[str, dict[str, int]] = {}
