@@ -195,25 +195,54 @@ def clone_scenario(
 def stats_scenario(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Scenario name.")],
-    since: Annotated[str, typer.Option("--since", help="Period: a duration back from now.")]
-    = "7d",
+    since: Annotated[str | None, typer.Option(
+        "--since", help="Period: a duration back from now (e.g. 30d).")] = None,
+    from_: Annotated[str | None, typer.Option(
+        "--from", help="Start of the period: a date (YYYY-MM-DD, from 00:00 UTC) or a "
+        "datetime (UTC unless it has an offset). Default: 7 days before --to.")] = None,
+    to: Annotated[str | None, typer.Option(
+        "--to", help="End of the period: a date (up to 24:00 UTC of that day) or a datetime. "
+        "Default: now.")] = None,
 ) -> None:
     from campctl.engine import scenarios
     from campctl.timeutil import parse_duration
 
     app = app_context(ctx)
     try:
-        period = parse_duration(since)
+        period = parse_duration(since) if since is not None else None
     except ValueError as exc:
         raise UsageProblem(f"--since: {exc}") from exc
-    result = scenarios.stats(app.db(), name=name, since=period, now=app.now)
+    start, end = scenarios.period_bounds(
+        since=period, start=_period_edge("--from", from_, end_of_day=False),
+        end=_period_edge("--to", to, end_of_day=True), now=app.now)
+    result = scenarios.stats(app.db(), name=name, start=start, end=end, now=app.now)
     if app.json:
         emit_object(app, result)
         return
-    emit_object(app, {k: v for k, v in result.items() if k != "by_step"},
-                title=f"scenario {name}, last {since}")
+    title = (f"scenario {name}, last {since}" if since is not None
+             else f"scenario {name}, {result['from']} to {result['to']}")
+    emit_object(app, {k: v for k, v in result.items() if k not in ("by_step", "since")},
+                title=title)
     emit(app, [{"step": k, "count": v} for k, v in result["by_step"].items()],
          [("step", "STEP"), ("count", "INSIDE")], empty="no profiles inside")
+
+
+def _period_edge(option: str, text: str | None, *, end_of_day: bool):
+    """A --from/--to value as an aware UTC instant; a bare date covers that whole UTC day."""
+    import re
+    from datetime import timedelta
+
+    from campctl.timeutil import parse_local_datetime
+
+    if text is None:
+        return None
+    try:
+        moment = parse_local_datetime(text, "UTC")
+    except ValueError as exc:
+        raise UsageProblem(f"{option}: {exc}; a date YYYY-MM-DD also works") from exc
+    if end_of_day and re.fullmatch(r"\d{4}-\d{2}-\d{2}", text.strip()):
+        moment += timedelta(days=1, seconds=-1)
+    return moment
 
 
 def profiles_scenario(

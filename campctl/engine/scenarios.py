@@ -709,17 +709,23 @@ def launches(db, *, scenario: str | None = None) -> list[dict]:
 
 # --- statistics and pictures ---------------------------------------------------------------------
 
-def stats(db, *, name: str, since: timedelta, now: datetime) -> dict:
+def stats(db, *, name: str, start: datetime, end: datetime, now: datetime) -> dict:
+    """Entries, completions and errors in [start, end]; profiles inside at `now`."""
     _scenario(db, name)
-    counts = store.period_counts(db, name, since=now - since, now=now)
+    if start > end:
+        raise UsageProblem(f"the period starts ({to_db(start)}) after it ends ({to_db(end)}); "
+                           "swap --from and --to")
+    counts = store.period_counts(db, name, since=start, now=end)
     steps = store.by_step(db, name)
     from campctl.store.failures import scenario_failures
 
     # A profile whose message failed counts as an error too (once, whatever its status).
-    failed, failed_profiles = scenario_failures(db, name, since=now - since, now=now)
+    failed, failed_profiles = scenario_failures(db, name, since=start, now=end)
     return {
         "scenario": name,
-        "since": to_db(now - since),
+        "since": to_db(start),
+        "from": to_db(start),
+        "to": to_db(end),
         "entered": counts["entered"],
         "completed": counts["completed"],
         "errors": counts["errors"] + failed_profiles,
@@ -728,6 +734,18 @@ def stats(db, *, name: str, since: timedelta, now: datetime) -> dict:
         "by_step": {step: sum(c.values())
                     for step, c in sorted(steps.items(), key=_order(db, name))},
     }
+
+
+def period_bounds(*, since: timedelta | None, start: datetime | None, end: datetime | None,
+                  now: datetime) -> tuple[datetime, datetime]:
+    """The statistics period: `since` back from now, or absolute bounds (`end` defaults to now,
+    `start` to seven days before `end`)."""
+    if since is not None:
+        if start is not None or end is not None:
+            raise UsageProblem("give the period either as --since or as --from/--to, not both")
+        return now - since, now
+    upper = end or now
+    return start or upper - timedelta(days=7), upper
 
 
 def _order(db, name: str):
