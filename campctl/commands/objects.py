@@ -227,15 +227,17 @@ def _describe_command(kind: Kind):
             "spec": _shown_spec(kind, obj["spec"]),
         }
         if kind is Kind.SCENARIO:  # the journey with profiles per step (scenarios area)
-            from campctl.engine.scenarios import describe_extra
+            from campctl.engine.scenarios import describe_extra, recent_profiles
 
             detail["steps"] = describe_extra(db, name, app.now)
+            detail["recent_profiles"] = recent_profiles(db, name)
         if app.json:
             print_json(detail)
             return
         import yaml
 
-        shown = {k: v for k, v in detail.items() if k not in ("spec", "history", "steps")}
+        shown = {k: v for k, v in detail.items()
+                 if k not in ("spec", "history", "steps", "recent_profiles")}
         shown["referenced_by"] = ", ".join(detail["referenced_by"]) or None
         shown["in_use"] = "; ".join(detail["in_use"]) or None
         emit_object(app, shown, title=f"{kind.cli}/{name}")
@@ -244,6 +246,13 @@ def _describe_command(kind: Kind):
             from campctl.commands.scenarios import render_steps
 
             render_steps(app, detail["steps"], title="journey (profiles inside, per step)")
+            if detail["recent_profiles"]:
+                from campctl.commands.scenarios import data_text
+
+                out.print("latest profiles (capture data):", markup=False)
+                for row in detail["recent_profiles"]:
+                    out.print(f"  {row['contact']} {row['status']} at {row['step'] or '-'} "
+                              f"{data_text(row['data'])}", markup=False)
         out.print("spec:", markup=False)
         text = yaml.safe_dump(detail["spec"], sort_keys=False, allow_unicode=True).rstrip()
         out.print(textwrap.indent(text, "  "), markup=False)

@@ -47,20 +47,25 @@ def start_scenario(
     include_opted_out: Annotated[bool, typer.Option(
         "--include-opted-out", help="Send even to contacts that opted out of a step's "
         "message type.")] = False,
+    data: Annotated[str | None, typer.Option(
+        "--data", help="JSON object kept on the profiles as capture data (event.* in "
+        "templates).")] = None,
     count: Annotated[bool, typer.Option(
         "--count", help="Print the number of targeted contacts; launch nothing.")] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     note: Annotated[str | None, NOTE] = None,
 ) -> None:
     from campctl.engine import scenarios
+    from campctl.engine.campaigns import parse_event_data
 
     app = app_context(ctx)
     groups = list(group or [])
+    payload = None if data is None else parse_event_data(data)
     if count:
         db = app.db()
         plan = scenarios.plan_launch(db, name=name, all_contacts=all_contacts, groups=groups,
                                      contact=contact, include_opted_out=include_opted_out,
-                                     validate=False)
+                                     validate=False, data=payload, now=app.now)
         if app.json:
             print_json(plan.targeted)
         else:
@@ -70,7 +75,8 @@ def start_scenario(
         return
     db = app.db(create=True)
     plan = scenarios.plan_launch(db, name=name, all_contacts=all_contacts, groups=groups,
-                                 contact=contact, include_opted_out=include_opted_out)
+                                 contact=contact, include_opted_out=include_opted_out,
+                                 data=payload, now=app.now)
     if plan.problems:
         for problem in plan.problems:
             notice(app, f"  {problem}")
@@ -268,11 +274,28 @@ def profiles_scenario(
     emit(app, rows, [("contact", "CONTACT"), ("step", "STEP"), ("status", "STATUS"),
                      ("entered_at", "ENTERED", local_cell(tz)),
                      ("wake_at", "WAKES", local_cell(tz)),
-                     ("exited_at", "EXITED", local_cell(tz))],
+                     ("exited_at", "EXITED", local_cell(tz)),
+                     ("data", "DATA", data_cell)],
          empty="no profiles")
     if total > len(rows):
         notice(app, f"showing {len(rows)} of {total} profiles; narrow with --step, --status or "
                "--contact, or raise --limit (0: all)")
+
+
+def data_text(value: dict | None) -> str:
+    """Capture data on one line: compact JSON, cut at 60 characters."""
+    import json
+
+    if not value:
+        return "-"
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return text if len(text) <= 60 else text[:59] + "…"
+
+
+def data_cell(value: dict | None, _row: dict) -> str:
+    from rich.markup import escape
+
+    return escape(data_text(value))
 
 
 def render_steps(app, rows: list[dict], title: str | None = None) -> None:

@@ -563,7 +563,12 @@ STEP = Map({
 
 SCENARIO_LAUNCH = Tagged("type", {
     "event": Map({"type": F(Enum(("event",)), required=True),
-                  "event": F(EVENT, required=True)}, "Capture contacts when the event arrives."),
+                  "event": F(EVENT, required=True),
+                  "audience": F(AUDIENCE),
+                  "allow_manual": F(Bool("May be started by hand for one contact: campctl "
+                                         "start scenario NAME --contact ID (default false)."))},
+                 "Capture contacts when the event arrives (those matching `audience`, when "
+                 "given)."),
     "schedule": Map({"type": F(Enum(("schedule",)), required=True),
                      "cron": F(CRON, required=True),
                      "timezone": F(TIMEZONE, required=True),

@@ -209,14 +209,17 @@ def _capture_events(db, name: str, spec: dict, steps: list[Step], *, now, report
     if not event or upto <= after:
         return
     # Only events dated while the scenario is active capture (not a month-old import).
+    mode = reentry(spec)
     sql, params = store.events_source(str(event), after, upto,
-                                      since=store.active_since(db, name), now=now)
+                                      since=store.active_since(db, name), now=now,
+                                      latest_per_contact=mode != "parallel")
+    sql, params = _within_conditions(db, name, spec, sql, params, now=now, report=report,
+                                     what=f"on event {event}")
     sql, params = _within_rights(db, name, spec, sql, params, now=now, report=report,
                                  what=f"on event {event}")
-    mode = reentry(spec)
     captured = store.capture(db, scenario=name, source_sql=sql, source_params=params,
                              reentry=mode, first_step=steps[0].id, now=now,
-                             capture_key_sql="'e:' || src.event_id")
+                             capture_key_sql="'e:' || src.event_id", data_sql="src.data")
     store.set_cursor(db, consumer, upto)
     if captured:
         report.notes.append(f"scenario {name}: {captured} profile(s) captured on event {event}")
@@ -297,6 +300,33 @@ def _capture_audience(db, name: str, spec: dict, steps: list[Step], *, occurrenc
     return store.capture(db, scenario=name, source_sql=sql, source_params=params,
                          reentry=reentry(spec), first_step=steps[0].id, now=now,
                          capture_key_sql=f"'o:{int(occurrence)}'")
+
+
+def capture_audience(spec: dict) -> dict | None:
+    """The capture conditions of an event scenario (`launch.audience`), or None."""
+    launch = _launch(spec)
+    audience = launch.get("audience") if launch_type(spec) == "event" else None
+    return audience if isinstance(audience, dict) and audience else None
+
+
+def _within_conditions(db, name: str, spec: dict, sql: str, params: dict, *, now: datetime,
+                       report, what: str) -> tuple[str, dict]:
+    """An event capture source narrowed to the contacts matching the scenario's capture
+    conditions; those that do not are logged (`Capture Conditions Unmet`)."""
+    from campctl.store import log, segments
+
+    audience = capture_audience(spec)
+    if audience is None:
+        return sql, params
+    cond_sql, cond_params = segments.audience_where(db, audience, now=now, alias="c",
+                                                    include_opted_out=True)
+    narrowed, merged, unmet = store.narrow_source(db, sql, params, cond_sql, list(cond_params))
+    if unmet:
+        text = f"{unmet} capture(s) {what} did not match the capture conditions"
+        log.append(db, now=now, event="Capture Conditions Unmet", scenario=name, details=text)
+        if report is not None:
+            report.notes.append(f"scenario {name}: {text}")
+    return narrowed, merged
 
 
 def _within_rights(db, name: str, spec: dict, sql: str, params, *, now: datetime, report,
@@ -538,20 +568,38 @@ class LaunchPlan:
     include_opted_out: bool
     left_out: int = 0  # targeted contacts outside the scenario creator's rights
     left_out_reason: str | None = None
+    data: dict | None = None  # capture data of the profiles (`--data`), `event.*` in templates
+    manual_trigger: bool = False  # an event scenario started by hand for one contact
+    steps: int = 0
+    messages: int = 0  # send steps: messages each entering profile may receive
+    opted_out: int = 0  # targeted contacts a send step would skip for opt-out
+
+
+def allows_manual_trigger(spec: dict) -> bool:
+    """An event scenario with `launch.allow_manual: true` may be started for one contact."""
+    return launch_type(spec) == "event" and _launch(spec).get("allow_manual") is True
 
 
 def plan_launch(db, *, name: str, all_contacts: bool, groups: Sequence[str],
                 contact: str | None, include_opted_out: bool, environ=None,
-                validate: bool = True) -> LaunchPlan:
+                validate: bool = True, data: dict | None = None,
+                now: datetime | None = None) -> LaunchPlan:
     obj = _scenario(db, name)
     chosen = sum([bool(all_contacts), bool(groups), contact is not None])
     if chosen != 1:
         raise UsageProblem("choose the participants with exactly one of --all, --group G "
                            "(repeatable) or --contact ID")
     spec = obj["spec"]
-    if launch_type(spec) != "manual":
-        raise ActionRefused(f"scenario {name} has launch.type {launch_type(spec)}; only a "
-                            "scenario with launch.type manual can be started by hand")
+    kind = launch_type(spec)
+    manual_trigger = allows_manual_trigger(spec)
+    if manual_trigger and contact is None:
+        raise ActionRefused(f"scenario {name} is triggered by event {_launch(spec).get('event')}"
+                            "; by hand it starts for one contact at a time: use --contact ID")
+    if kind != "manual" and not manual_trigger:
+        hint = (" (or an event scenario with launch.allow_manual: true, for one --contact)"
+                if kind == "event" else "")
+        raise ActionRefused(f"scenario {name} has launch.type {kind}; only a scenario with "
+                            f"launch.type manual can be started by hand{hint}")
     if validate and obj["status"] != "active":
         raise ActionRefused(f"scenario {name} is {obj['status']}; run "
                             f"'campctl activate scenario {name}' first")
@@ -567,6 +615,17 @@ def plan_launch(db, *, name: str, all_contacts: bool, groups: Sequence[str],
         selection = "groups " + ", ".join(groups)
     sql, params = store.contacts_source(all_contacts=all_contacts, groups=list(groups),
                                         contact_id=contact_id)
+    if manual_trigger and (audience := capture_audience(spec)) is not None:
+        from campctl.store import segments
+
+        if now is None:
+            raise ValueError("plan_launch needs `now` to check capture conditions")
+        cond_sql, cond_params = segments.audience_where(db, audience, now=now,
+                                                        alias="c", include_opted_out=True)
+        sql, params, unmet = store.narrow_source(db, sql, params, cond_sql, list(cond_params))
+        if unmet:
+            raise ActionRefused(f"contact {contact} does not match the capture conditions of "
+                                f"scenario {name} (launch.audience); nothing launched")
     targeted = store.count_source(db, sql, params)
     from campctl.engine.users import scenario_restriction
 
@@ -584,9 +643,11 @@ def plan_launch(db, *, name: str, all_contacts: bool, groups: Sequence[str],
             problems.extend(exc.issues or [exc.message])
             steps = []
         sample = store.sample_contact(db, sql, params)
+        if sample is not None:
+            sample["event"] = dict(data or {})
         problems += validate_send_steps(db, steps, sample)
     return LaunchPlan(name, selection, sql, params, targeted, problems, include_opted_out,
-                      left_out, left_out_reason)
+                      left_out, left_out_reason, data=data, manual_trigger=manual_trigger)
 
 
 def validate_send_steps(db, steps: list[Step], sample: dict | None) -> list[str]:
@@ -655,7 +716,8 @@ def launch(db, plan: LaunchPlan, *, actor: str, now: datetime) -> dict:
                             source_params=plan.source_params, reentry=reentry(obj["spec"]),
                             first_step=steps[0].id, now=now,
                             capture_key_sql=f"'l:{launch_id}'", launch_id=launch_id,
-                            include_opted_out=plan.include_opted_out)
+                            include_opted_out=plan.include_opted_out,
+                            data_sql=store.json_literal(plan.data))
     store.set_launch_targeted(db, launch_id, plan.targeted)
     from campctl.store.users import set_launch_left_out
 
@@ -788,7 +850,24 @@ def profiles(db, *, name: str, step: str | None = None, status: str | None = Non
 def _profile_row(r: dict) -> dict:
     return {"contact": r["contact"], "step": r["step"], "status": r["status"],
             "entered_at": r["entered_at"], "wake_at": r["wake_at"], "exited_at": r["exited_at"],
-            "launch": r["launch_id"], "error": r["error"]}
+            "launch": r["launch_id"], "error": r["error"], "data": _data(r.get("data"))}
+
+
+def _data(text: str | None) -> dict | None:
+    import json
+
+    if not text:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def recent_profiles(db, name: str, *, limit: int = 5) -> list[dict]:
+    """The latest profiles of a scenario with their capture data (for describe scenario)."""
+    return [_profile_row(r) for r in store.latest_profiles(db, name, limit=limit)]
 
 
 def describe_extra(db, name: str, now: datetime) -> list[dict]:

@@ -417,6 +417,8 @@ V2: list[str] = [
     "CREATE UNIQUE INDEX worklist_open ON worklist (object_kind, object_id) "
     "WHERE cleared_at IS NULL",
     "CREATE INDEX worklist_assignee ON worklist (assigned_to) WHERE cleared_at IS NULL",
+    # scenarios: the data carried by the capturing event (or `start scenario --data`), as JSON
+    "ALTER TABLE scenario_profiles ADD COLUMN data TEXT",
 ]
 
 MIGRATIONS: list[list[str]] = [V1, V2]
