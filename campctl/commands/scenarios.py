@@ -85,8 +85,7 @@ def start_scenario(
     if not yes:
         if not (app.stdin_is_terminal and app.stdout_is_terminal):
             raise ActionRefused("not a terminal: add --yes to launch without confirmation")
-        notice(app, f"scenario {name}: {plan.targeted} contact(s) targeted ({plan.selection})"
-               + (", opted-out contacts included" if include_opted_out else ""))
+        notice(app, f"scenario {name} ({plan.selection}): {scenarios.summary_text(plan)}")
         if plan.left_out:
             notice(app, _left_out_text(plan.left_out, plan.left_out_reason))
         if not typer.confirm("Confirm and launch scenario?", default=False, err=True):
@@ -96,7 +95,7 @@ def start_scenario(
     if app.json:
         emit_object(app, result)
     else:
-        notice(app, f"launch {result['id']}: scenario {name}, {result['targeted']} targeted, "
+        notice(app, f"launch {result['id']}: scenario {name}, {scenarios.summary_text(plan)}; "
                f"{result['entered']} entered; profiles move at the next tick")
         if plan.left_out:
             notice(app, _left_out_text(plan.left_out, plan.left_out_reason))

@@ -470,9 +470,9 @@ def finish_launches(db, name: str, *, now: datetime) -> None:
                        actor="campctl", now=now, from_status="running", to_status="completed",
                        note=f"scenario {name}: every profile of the launch has left and "
                             "its messages are delivered or failed")
-        log.append(db, now=now, event="Launch Completed", scenario=name,
-                   details=f"launch {launch_id}: every profile has left the scenario and no "
-                           "message of the launch waits for delivery")
+        log.append(db, now=now, event="Launch Completed", scenario=name, launch_id=launch_id,
+                   details=f"launch {launch_id} completed; "
+                           f"{_results_text(db, name, launch_id)}")
 
 
 def finish_delivered_launches(db, *, now: datetime) -> None:
@@ -642,12 +642,21 @@ def plan_launch(db, *, name: str, all_contacts: bool, groups: Sequence[str],
         except ValidationFailed as exc:
             problems.extend(exc.issues or [exc.message])
             steps = []
+        sends = [step for step in steps if step.kind == "send"]
+        summary = {"steps": len(steps), "messages": len(sends)}
+        if sends and not include_opted_out:
+            summary["opted_out"] = store.count_opted_out(
+                db, sql, dict(params),  # type: ignore[arg-type]
+                [(step.send or {}).get("message_type") for step in sends])
         sample = store.sample_contact(db, sql, params)
         if sample is not None:
             sample["event"] = dict(data or {})
         problems += validate_send_steps(db, steps, sample)
+    else:
+        summary = {}
     return LaunchPlan(name, selection, sql, params, targeted, problems, include_opted_out,
-                      left_out, left_out_reason, data=data, manual_trigger=manual_trigger)
+                      left_out, left_out_reason, data=data, manual_trigger=manual_trigger,
+                      **summary)
 
 
 def validate_send_steps(db, steps: list[Step], sample: dict | None) -> list[str]:
@@ -724,19 +733,44 @@ def launch(db, plan: LaunchPlan, *, actor: str, now: datetime) -> dict:
     set_launch_left_out(db, launch_id, count=plan.left_out, reason=plan.left_out_reason)
     history.record(db, kind="launch", name=str(launch_id), action="start", actor=actor, now=now,
                    to_status="running", note=f"scenario {plan.scenario}: {plan.selection}")
-    log.append(db, now=now, event="Launch Created", scenario=plan.scenario,
-               details=f"launch {launch_id}: {plan.targeted} targeted, {entered} entered")
+    log.append(db, now=now, event="Launch Created", scenario=plan.scenario, launch_id=launch_id,
+               details=f"launch {launch_id}: {plan.selection}; {summary_text(plan)}; "
+                       f"{entered} entered")
     return {"id": launch_id, "scenario": plan.scenario, "targeted": plan.targeted,
-            "entered": entered,
+            "entered": entered, "steps": plan.steps, "messages": plan.messages,
+            "opted_out": plan.opted_out,
             "left_out": {"rights": plan.left_out, "reason": plan.left_out_reason}}
+
+
+def summary_text(plan: LaunchPlan) -> str:
+    """The launch summary on one line (confirmation, launch notice, execution log)."""
+    opted = ("opted-out contacts included" if plan.include_opted_out
+             else f"{plan.opted_out} left out for opt-out")
+    return (f"{plan.steps} step(s), {plan.messages} message(s); {plan.targeted} contact(s) "
+            f"targeted, {opted}, {plan.left_out} left out for rights")
+
+
+def require_launch(db, launch_id: int) -> dict:
+    row = store.get_launch(db, launch_id)
+    if row is None:
+        raise NotFound(f"no launch {launch_id}; see 'campctl get launches'")
+    return row
+
+
+def _results_text(db, scenario: str, launch_id: int) -> str:
+    """A launch's result numbers, for its log rows."""
+    for row in store.launches(db, scenario):
+        if row["id"] == launch_id:
+            return (f"targeted {row['targeted']}: success {row['success']}, failure "
+                    f"{row['failure']}, abandoned {row['abandoned']}, other {row['other']}, "
+                    f"inside {row['inside']}")
+    return "no results"
 
 
 def stop_launch(db, *, launch_id: int, actor: str, now: datetime, note: str | None = None) -> dict:
     from campctl.store import history, log
 
-    row = store.get_launch(db, launch_id)
-    if row is None:
-        raise NotFound(f"no launch {launch_id}; see 'campctl get launches'")
+    row = require_launch(db, launch_id)
     if row["status"] != "running":
         raise ActionRefused(f"launch {launch_id} is {row['status']}; only a running launch "
                             "can be stopped")
@@ -747,7 +781,9 @@ def stop_launch(db, *, launch_id: int, actor: str, now: datetime, note: str | No
     history.record(db, kind="launch", name=str(launch_id), action="stop", actor=actor, now=now,
                    from_status="running", to_status="abandoned", note=note)
     log.append(db, now=now, event="Launch Abandoned", scenario=row["scenario"],
-               details=f"launch {launch_id}: {abandoned} profile(s) abandoned")
+               launch_id=launch_id,
+               details=f"launch {launch_id}: {abandoned} profile(s) abandoned; "
+                       f"{_results_text(db, row['scenario'], launch_id)}")
     return {"id": launch_id, "abandoned": abandoned}
 
 

@@ -184,6 +184,19 @@ def count_source(db: Database, source_sql: str, params: dict[str, Any]) -> int:
     return db.scalar(f"SELECT count(*) FROM ({source_sql})", params)
 
 
+def count_opted_out(db: Database, source_sql: str, params: dict[str, Any],
+                    message_types: Sequence[str | None]) -> int:
+    """Contacts of the source that a send step of these message types would skip for opt-out
+    (opted out of `all` or of one of the types)."""
+    types = {f"optout_mt{i}": t for i, t in enumerate(sorted({t for t in message_types if t}))}
+    marks = ", ".join(f":{k}" for k in types) or "NULL"
+    return db.scalar(
+        f"SELECT count(*) FROM ({source_sql}) s WHERE EXISTS (SELECT 1 FROM contact_optouts o "
+        f"WHERE o.contact_id = s.contact_id AND (o.message_type = 'all' "
+        f"OR o.message_type IN ({marks})))",
+        {**params, **types})
+
+
 def sample_contact(db: Database, source_sql: str, params: dict[str, Any]) -> dict | None:
     """One targeted contact as a template context (attributes plus id, email, phone, groups)."""
     import json

@@ -419,6 +419,9 @@ V2: list[str] = [
     "CREATE INDEX worklist_assignee ON worklist (assigned_to) WHERE cleared_at IS NULL",
     # scenarios: the data carried by the capturing event (or `start scenario --data`), as JSON
     "ALTER TABLE scenario_profiles ADD COLUMN data TEXT",
+    # scenarios: the launch an execution-log row is about (`campctl log --launch ID`)
+    "ALTER TABLE exec_log ADD COLUMN launch_id INTEGER",
+    "CREATE INDEX exec_log_launch ON exec_log (launch_id, id) WHERE launch_id IS NOT NULL",
 ]
 
 MIGRATIONS: list[list[str]] = [V1, V2]
