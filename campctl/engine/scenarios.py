@@ -901,6 +901,12 @@ def _data(text: str | None) -> dict | None:
     return value if isinstance(value, dict) else None
 
 
+def contact_journeys(db, contact_id: int) -> list[dict]:
+    """A contact's scenario profiles: scenario, step, status, wake-up, capture data."""
+    return [{"scenario": r["scenario"], **_profile_row(r), "cleared": r["cleared_at"] is not None}
+            for r in store.contact_profiles(db, contact_id)]
+
+
 def recent_profiles(db, name: str, *, limit: int = 5) -> list[dict]:
     """The latest profiles of a scenario with their capture data (for describe scenario)."""
     return [_profile_row(r) for r in store.latest_profiles(db, name, limit=limit)]

@@ -627,6 +627,13 @@ def latest_profiles(db: Database, scenario: str, *, limit: int) -> list[dict]:
         "ORDER BY p.id DESC LIMIT ?", (scenario, int(limit)))]
 
 
+def contact_profiles(db: Database, contact_id: int) -> list[dict]:
+    """A contact's profiles in every scenario (those cleared included: history), oldest first."""
+    return [dict(r) for r in db.query(
+        f"SELECT {PROFILE_FIELDS}, p.cleared_at FROM scenario_profiles p LEFT JOIN contacts c "
+        "ON c.id = p.contact_id WHERE p.contact_id = ? ORDER BY p.id", (contact_id,))]
+
+
 def has_profiles_at_step(db: Database, scenario: str, step: str) -> bool:
     return db.scalar("SELECT 1 FROM scenario_profiles WHERE scenario = ? AND step = ? LIMIT 1",
                      (scenario, step)) is not None
