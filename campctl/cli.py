@@ -25,7 +25,7 @@ from campctl.errors import CampctlError
 
 # Options valid anywhere on the line; they are moved in front of the subcommand before parsing,
 # so `campctl get plans -o json` and `campctl -o json get plans` mean the same.
-GLOBAL_VALUE_OPTIONS = {"--state", "--now", "-o", "--output", "--as"}
+GLOBAL_VALUE_OPTIONS = {"--state", "--now", "-o", "--output", "--as", "--override-access"}
 GLOBAL_FLAGS = {"--debug"}
 KIND_SLASH = re.compile(
     r"^(plan|campaign|scenario|segment|channel|run|instance|launch)s?/(.+)$", re.IGNORECASE
@@ -125,6 +125,12 @@ def root_options(
     debug: Annotated[
         bool, typer.Option("--debug", help="Show tracebacks [env CAMPCTL_DEBUG=1].")
     ] = False,
+    override_access: Annotated[
+        str | None, typer.Option(
+            "--override-access", metavar="WHY",
+            help="Act on an object whose access_groups do not name you; the reason is "
+            "recorded in its history.")
+    ] = None,
 ) -> None:
     environ = dict(os.environ)
     if output not in ("table", "json"):
@@ -138,6 +144,7 @@ def root_options(
         busy_timeout_ms=_busy_timeout(environ),
         environ=environ,
         command=ctx.invoked_subcommand,
+        override_access=override_access,
     )
     ctx.call_on_close(ctx.obj.close)
 

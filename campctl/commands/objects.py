@@ -9,7 +9,7 @@ from typing import Annotated, NoReturn
 import typer
 
 from campctl.commands.common import app_context, emit, emit_object, local_cell, notice, print_json
-from campctl.errors import NotFound, ValidationFailed
+from campctl.errors import NotFound, UsageProblem, ValidationFailed
 from campctl.models import Kind
 
 KIND_HELP = {
@@ -102,7 +102,8 @@ def apply(
         with db.atomic():
             # Decide again under the write lock: another apply may have landed meanwhile.
             changes = catalog.plan_apply(db, result.definitions)
-            catalog.execute_apply(db, changes, actor=app.actor, now=app.now, note=note)
+            catalog.execute_apply(db, changes, actor=app.actor, now=app.now, note=note,
+                                  override_access=app.override_access)
     _print_changes(app, changes, diffs=False)
     notice(app, _totals(changes))
 
@@ -172,26 +173,52 @@ def _get_command(kind: Kind):
         ctx: typer.Context,
         name: Annotated[str | None, typer.Argument(
             help="Show only this one.", metavar="NAME")] = None,
+        tag: Annotated[list[str] | None, typer.Option(
+            "--tag", help="Only objects with this tag (repeatable: all of them); campaigns, "
+            "plans and scenarios.")] = None,
     ) -> None:
+        from campctl.engine import access
         from campctl.engine.catalog import summary
         from campctl.store.objects import list_objects, profile_counts
 
         app = app_context(ctx)
         db = app.db()
         profiles = profile_counts(db) if kind is Kind.SCENARIO else None
+        tagged = kind.value in access.ACCESS_KINDS
+        if tag and not tagged:
+            raise UsageProblem(f"--tag: {KIND_HELP[kind]} have no tags (campaigns, plans and "
+                               "scenarios do)")
+        columns = [*COLUMNS[kind], ("tags", "TAGS", _tags_cell)] if tagged else COLUMNS[kind]
+
+        def row_of(obj: dict) -> dict:
+            row = summary(kind, obj, now=app.now, profiles=profiles)
+            if tagged:
+                row["tags"] = access.tags(obj["spec"])
+                row["access_groups"] = access.access_groups(obj["spec"])
+            return row
+
         if name is not None:
-            row = summary(kind, _require(db, kind, name), now=app.now, profiles=profiles)
+            row = row_of(_require(db, kind, name))
             if app.json:
                 print_json(row)
             else:
-                emit(app, [row], COLUMNS[kind])
+                emit(app, [row], columns)
             return
-        rows = [summary(kind, obj, now=app.now, profiles=profiles)
-                for obj in list_objects(db, kind.value)]
-        emit(app, rows, COLUMNS[kind], empty=f"no {KIND_HELP[kind]} (apply some definitions)")
+        wanted = set(tag or [])
+        rows = [row_of(obj) for obj in list_objects(db, kind.value)
+                if not wanted or wanted <= set(access.tags(obj["spec"]))]
+        empty = (f"no {KIND_HELP[kind]} tagged {', '.join(sorted(wanted))}" if wanted
+                 else f"no {KIND_HELP[kind]} (apply some definitions)")
+        emit(app, rows, columns, empty=empty)
 
     get.__doc__ = f"List {KIND_HELP[kind]}."
     return get
+
+
+def _tags_cell(value: list[str] | None, _row: dict) -> str:
+    from rich.markup import escape
+
+    return escape(", ".join(value)) if value else "-"
 
 
 def _describe_command(kind: Kind):
@@ -226,6 +253,11 @@ def _describe_command(kind: Kind):
             ],
             "spec": _shown_spec(kind, obj["spec"]),
         }
+        if kind.value in ("Campaign", "Plan", "Scenario"):
+            from campctl.engine import access
+
+            detail["tags"] = access.tags(obj["spec"])
+            detail["access_groups"] = access.access_groups(obj["spec"])
         if kind is Kind.SCENARIO:  # the journey with profiles per step (scenarios area)
             from campctl.engine.scenarios import describe_extra, recent_profiles
 
@@ -305,11 +337,13 @@ def _delete_command(kind: Kind):
         name: Annotated[str, typer.Argument(help="The object's name.", metavar="NAME")],
         note: NoteOption = None,
     ) -> None:
-        from campctl.engine import workflow
+        from campctl.engine import access, workflow
 
         app = app_context(ctx)
         db = app.db(create=True)
         with db.atomic():
+            access.check(db, kind=kind.value, name=name, actor=app.actor, action="delete",
+                         now=app.now, override=app.override_access)
             workflow.delete(db, kind=kind, name=name, actor=app.actor, now=app.now, note=note)
         if app.json:
             print_json({"kind": kind.cli, "name": name, "action": "deleted"})

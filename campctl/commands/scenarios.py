@@ -55,7 +55,7 @@ def start_scenario(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     note: Annotated[str | None, NOTE] = None,
 ) -> None:
-    from campctl.engine import scenarios
+    from campctl.engine import access, scenarios
     from campctl.engine.campaigns import parse_event_data
 
     app = app_context(ctx)
@@ -91,6 +91,8 @@ def start_scenario(
         if not typer.confirm("Confirm and launch scenario?", default=False, err=True):
             raise ActionRefused("not confirmed; nothing launched")
     with db.atomic():
+        access.check(db, kind="Scenario", name=name, actor=app.actor, action="launch",
+                     now=app.now, override=app.override_access)
         result = scenarios.launch(db, plan, actor=app.actor, now=app.now)
     if app.json:
         emit_object(app, result)
@@ -143,12 +145,14 @@ def clear_scenario(
     name: Annotated[str, typer.Argument(help="Scenario name.")],
     note: Annotated[str | None, NOTE] = None,
 ) -> None:
-    from campctl.engine import scenarios
+    from campctl.engine import access, scenarios
     from campctl.store import history
 
     app = app_context(ctx)
     db = app.db(create=True)
     with db.atomic():
+        access.check(db, kind="Scenario", name=name, actor=app.actor, action="clear",
+                     now=app.now, override=app.override_access)
         removed = scenarios.clear(db, name=name, now=app.now)
         history.record(db, kind="Scenario", name=name, action="clear", actor=app.actor,
                        now=app.now, note=note)
