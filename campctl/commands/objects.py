@@ -95,6 +95,13 @@ def apply(
 
             check_apply(db, actor=app.actor, created=[(c.kind.value, c.name, c.spec)
                                                       for c in changes if c.action != "unchanged"])
+            from campctl.engine import access
+
+            for c in changes:
+                if c.action not in ("unchanged", "created"):
+                    access.check(db, kind=c.kind.value, name=c.name, actor=app.actor,
+                                 action="apply", now=app.now, override=app.override_access,
+                                 record=False)
         return
     catalog.check_refusals(changes)
     if any(c.action != "unchanged" for c in changes):

@@ -29,10 +29,11 @@ def access_groups(spec: Any) -> list[str] | None:
 
 
 def check(db, *, kind: str, name: str, actor: str, action: str, now: datetime,
-          override: str | None = None, spec: dict | None = None) -> bool:
+          override: str | None = None, spec: dict | None = None, record: bool = True) -> bool:
     """Refuse `action` on the object unless `actor` is in its access groups; with `override`
     (the reason) the bypass is allowed and recorded as an `access-override` history row.
-    Returns True when a bypass was recorded. `spec` defaults to the stored definition."""
+    Returns True when a bypass was allowed. `spec` defaults to the stored definition; `record`
+    False (a dry run) checks without writing the history row."""
     from campctl.store import history
     from campctl.store.objects import get_object
 
@@ -51,6 +52,8 @@ def check(db, *, kind: str, name: str, actor: str, action: str, now: datetime,
             "ask one of them, or record a bypass with --override-access WHY")
     if not override.strip():
         raise UsageProblem("--override-access needs a reason (--override-access 'WHY')")
-    history.record(db, kind=kind, name=name, action="access-override", actor=actor, now=now,
-                   note=f"{action} outside access_groups ({', '.join(allowed)}): {override}")
+    if record:
+        history.record(db, kind=kind, name=name, action="access-override", actor=actor, now=now,
+                       note=f"{action} outside access_groups ({', '.join(allowed)}): "
+                            f"{override}")
     return True

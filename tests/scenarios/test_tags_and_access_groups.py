@@ -73,6 +73,8 @@ def test_access_groups_refuse_others_and_record_a_bypass(scn):
     refused = _apply(scn, changed, "carol")
     assert refused.exit_code == 1 and "carol may not apply scenario onboarding" in refused.stderr
     assert scn.rows("SELECT version FROM objects WHERE name = 'onboarding'") == [{"version": 1}]
+    dry = _apply(scn, changed, "carol", "--dry-run")
+    assert dry.exit_code == 1 and "carol may not apply" in dry.stderr
     activate = scn.cli("activate", "scenario", "onboarding", "--as", "carol", "--now", at())
     assert activate.exit_code == 1 and "alice, bob" in activate.stderr
     # winback has no access groups: open to everyone.
