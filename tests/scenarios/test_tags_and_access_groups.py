@@ -116,4 +116,4 @@ def test_access_groups_guard_campaign_verbs(scn):
 def test_bad_access_groups_are_refused_by_validate(scn, write_yaml):
     bad = SCENARIOS.replace("access_groups: [alice, bob]", "access_groups: ['not a user!']")
     result = scn.cli("validate", write_yaml("bad.yaml", bad))
-    assert result.exit_code == 1 and "access_groups" in (result.stdout + result.stderr)
+    assert result.exit_code == 1 and "invalid user name" in (result.stdout + result.stderr)
