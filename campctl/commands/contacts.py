@@ -165,16 +165,19 @@ def show(ctx: typer.Context, contact: Annotated[str, typer.Argument(help="The co
         emit_object(app, {**found, "journeys": journeys, "recent_messages": messages,
                           "runs": runs})
         return
+    from campctl.commands.common import local_cell
     from campctl.commands.scenarios import data_cell
 
+    when = local_cell(None)
     emit_object(app, found, title=f"contact {contact}")
     emit(app, journeys, [("scenario", "SCENARIO"), ("step", "STEP"), ("status", "STATUS"),
-                         ("wake_at", "WAKES"), ("entered_at", "ENTERED"),
-                         ("exited_at", "EXITED"), ("data", "DATA", data_cell)],
+                         ("wake_at", "WAKES", when), ("entered_at", "ENTERED", when),
+                         ("exited_at", "EXITED", when), ("data", "DATA", data_cell)],
          title="scenario journeys", empty="no scenario journeys")
-    emit(app, messages, [("created_at", "CREATED"), ("campaign", "CAMPAIGN"),
+    emit(app, messages, [("created_at", "CREATED", when), ("campaign", "CAMPAIGN"),
                          ("run_id", "RUN"), ("scenario", "SCENARIO"), ("step", "STEP"),
-                         ("channel", "CHANNEL"), ("status", "STATUS"), ("sent_at", "SENT")],
+                         ("channel", "CHANNEL"), ("status", "STATUS"),
+                         ("sent_at", "SENT", when)],
          title=f"recent messages (latest {SHOW_RECENT})", empty="no messages")
     emit(app, runs, [("id", "RUN"), ("campaign", "CAMPAIGN"), ("stage", "STAGE"),
                      ("status", "STATUS"), ("message_status", "MESSAGE")],
