@@ -99,3 +99,20 @@ def test_event_scenario_without_allow_manual_cannot_be_started(scn):
     scn.activate("cart")
     result = scn.cli("start", "scenario", "cart", "--contact", "ann", "--yes", "--now", at())
     assert result.exit_code == 1 and "allow_manual" in result.stderr
+
+
+def test_restart_reentry_takes_the_new_captures_data(scn):
+    scn.contacts({"id": "ann", "groups": ["shoppers"]})
+    scn.apply(CART.replace("reentry: after_exit", "reentry: restart").replace(
+        "  - id: remind\n", "  - id: pause\n    wait: 1d\n  - id: remind\n"))
+    scn.activate("cart")
+    scn.ok("events", "emit", "cart_abandoned", "--contact", "ann", "--data",
+           '{"amount": 1, "item": "pen"}', "--now", at(td(minutes=1)))
+    scn.tick(at(td(minutes=2)))
+    scn.ok("events", "emit", "cart_abandoned", "--contact", "ann", "--data",
+           '{"amount": 2, "item": "ink"}', "--now", at(td(minutes=3)))
+    scn.tick(at(td(minutes=4)))
+    [profile] = scn.profiles("cart")
+    assert profile["data"] == {"amount": 2, "item": "ink"}
+    scn.tick(at(td(days=1, minutes=5)))
+    assert _subjects(scn) == {"ann": "Your cart of 2 EUR | Item ink"}
