@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 # Options valid anywhere on the line; they are moved in front of the subcommand before parsing,
 # so `campctl get plans -o json` and `campctl -o json get plans` mean the same.
-GLOBAL_VALUE_OPTIONS = {"--state", "--now", "-o", "--output", "--as"}
+GLOBAL_VALUE_OPTIONS = {"--state", "--now", "-o", "--output", "--as", "--override-access"}
 GLOBAL_FLAGS = {"--debug"}
 KIND_SLASH = re.compile(
     r"^(plan|campaign|scenario|segment|channel|run|instance|launch)s?/(.+)$", re.IGNORECASE
@@ -182,6 +182,12 @@ def root_options(
         typer.Option("--version", is_eager=True, expose_value=False, callback=_print_version,
                      help="Show the installed version and exit."),
     ] = False,
+    override_access: Annotated[
+        str | None, typer.Option(
+            "--override-access", metavar="WHY",
+            help="Act on an object whose access_groups do not name you; the reason is "
+            "recorded in its history.")
+    ] = None,
 ) -> None:
     environ = dict(os.environ)
     if output not in ("table", "json"):
@@ -195,6 +201,7 @@ def root_options(
         busy_timeout_ms=_busy_timeout(environ),
         environ=environ,
         command=ctx.invoked_subcommand,
+        override_access=override_access,
     )
     ctx.call_on_close(ctx.obj.close)
 

@@ -28,6 +28,7 @@ class AppContext:
     busy_timeout_ms: int
     environ: dict[str, str]
     command: str | None = None
+    override_access: str | None = None  # the reason of a recorded access-groups bypass
     _db: Any = field(default=None, repr=False)
     _now: datetime | None = field(default=None, repr=False)
     _actor_checked: bool = field(default=False, repr=False)

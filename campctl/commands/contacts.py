@@ -144,14 +144,44 @@ def count(ctx: typer.Context, group: GroupOption = None, segment: SegmentOption 
         app.out().print(str(total))
 
 
+# How many recent messages and runs `contacts show` lists.
+SHOW_RECENT = 10
+
+
 def show(ctx: typer.Context, contact: Annotated[str, typer.Argument(help="The contact's id.")]):
-    from campctl.store.contacts import get_contact
+    from campctl.engine.scenarios import contact_journeys
+    from campctl.store.contacts import contact_pk, contact_runs, get_contact, recent_messages
 
     app = app_context(ctx)
-    found = get_contact(app.db(), contact)
-    if found is None:
+    db = app.db()
+    found = get_contact(db, contact)
+    pk = contact_pk(db, contact)
+    if found is None or pk is None:
         raise NotFound(f"no contact with id {contact!r}")
+    journeys = contact_journeys(db, pk)
+    messages = recent_messages(db, pk, limit=SHOW_RECENT)
+    runs = contact_runs(db, pk, limit=SHOW_RECENT)
+    if app.json:
+        emit_object(app, {**found, "journeys": journeys, "recent_messages": messages,
+                          "runs": runs})
+        return
+    from campctl.commands.common import local_cell
+    from campctl.commands.scenarios import data_cell
+
+    when = local_cell(None)
     emit_object(app, found, title=f"contact {contact}")
+    emit(app, journeys, [("scenario", "SCENARIO"), ("step", "STEP"), ("status", "STATUS"),
+                         ("wake_at", "WAKES", when), ("entered_at", "ENTERED", when),
+                         ("exited_at", "EXITED", when), ("data", "DATA", data_cell)],
+         title="scenario journeys", empty="no scenario journeys")
+    emit(app, messages, [("created_at", "CREATED", when), ("campaign", "CAMPAIGN"),
+                         ("run_id", "RUN"), ("scenario", "SCENARIO"), ("step", "STEP"),
+                         ("channel", "CHANNEL"), ("status", "STATUS"),
+                         ("sent_at", "SENT", when)],
+         title=f"recent messages (latest {SHOW_RECENT})", empty="no messages")
+    emit(app, runs, [("id", "RUN"), ("campaign", "CAMPAIGN"), ("stage", "STAGE"),
+                     ("status", "STATUS"), ("message_status", "MESSAGE")],
+         title=f"runs (latest {SHOW_RECENT})", empty="no runs")
 
 
 def forget(

@@ -17,7 +17,7 @@ from campctl.errors import NotFound, UsageProblem, ValidationFailed
 
 LOG_COLUMNS = [("at", "AT"), ("event", "EVENT"), ("plan", "PLAN"), ("instance", "INSTANCE"),
                ("campaign", "CAMPAIGN"), ("stage", "STAGE"), ("run", "RUN"),
-               ("details", "DETAILS")]
+               ("launch", "LAUNCH"), ("details", "DETAILS")]
 
 
 def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
@@ -307,6 +307,8 @@ def log(
     = None,
     campaign: Annotated[str | None, typer.Option("--campaign", help="Only this campaign.")]
     = None,
+    launch: Annotated[int | None, typer.Option(
+        "--launch", help="Only this scenario launch (get launches).")] = None,
     since: Annotated[str | None, typer.Option("--since", help="Only the last DURATION (2h).")]
     = None,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new entries "
@@ -324,8 +326,12 @@ def log(
             after_at = to_db(app.now - parse_duration(since))
         except ValueError as exc:
             raise UsageProblem(f"--since: {exc}") from exc
+    if launch is not None:
+        from campctl.engine.scenarios import require_launch
+
+        require_launch(db, launch)
     filters = {"plan": plan, "instance_id": instance, "run_id": run, "scenario": scenario,
-               "campaign": campaign, "since": after_at}
+               "campaign": campaign, "launch_id": launch, "since": after_at}
     rows, last_id = read_log(db, limit=limit, **filters)
     if not follow:
         emit(app, rows, LOG_COLUMNS, empty="no log entries")

@@ -10,7 +10,7 @@ import typer
 
 from campctl.commands.common import app_context, emit, emit_object, local_cell, notice, print_json
 from campctl.commands.completion import complete_object_name
-from campctl.errors import NotFound, ValidationFailed
+from campctl.errors import NotFound, UsageProblem, ValidationFailed
 from campctl.models import Kind
 
 KIND_HELP = {
@@ -96,6 +96,13 @@ def apply(
 
             check_apply(db, actor=app.actor, created=[(c.kind.value, c.name, c.spec)
                                                       for c in changes if c.action != "unchanged"])
+            from campctl.engine import access
+
+            for c in changes:
+                if c.action not in ("unchanged", "created"):
+                    access.check(db, kind=c.kind.value, name=c.name, actor=app.actor,
+                                 action="apply", now=app.now, override=app.override_access,
+                                 record=False)
         return
     catalog.check_refusals(changes)
     if any(c.action != "unchanged" for c in changes):
@@ -103,7 +110,8 @@ def apply(
         with db.atomic():
             # Decide again under the write lock: another apply may have landed meanwhile.
             changes = catalog.plan_apply(db, result.definitions)
-            catalog.execute_apply(db, changes, actor=app.actor, now=app.now, note=note)
+            catalog.execute_apply(db, changes, actor=app.actor, now=app.now, note=note,
+                                  override_access=app.override_access)
     _print_changes(app, changes, diffs=False)
     notice(app, _totals(changes))
 
@@ -174,26 +182,52 @@ def _get_command(kind: Kind):
         name: Annotated[str | None, typer.Argument(
             help="Show only this one.", metavar="NAME",
             autocompletion=complete_object_name)] = None,
+        tag: Annotated[list[str] | None, typer.Option(
+            "--tag", help="Only objects with this tag (repeatable: all of them); campaigns, "
+            "plans and scenarios.")] = None,
     ) -> None:
+        from campctl.engine import access
         from campctl.engine.catalog import summary
         from campctl.store.objects import list_objects, profile_counts
 
         app = app_context(ctx)
         db = app.db()
         profiles = profile_counts(db) if kind is Kind.SCENARIO else None
+        tagged = kind.value in access.ACCESS_KINDS
+        if tag and not tagged:
+            raise UsageProblem(f"--tag: {KIND_HELP[kind]} have no tags (campaigns, plans and "
+                               "scenarios do)")
+        columns = [*COLUMNS[kind], ("tags", "TAGS", _tags_cell)] if tagged else COLUMNS[kind]
+
+        def row_of(obj: dict) -> dict:
+            row = summary(kind, obj, now=app.now, profiles=profiles)
+            if tagged:
+                row["tags"] = access.tags(obj["spec"])
+                row["access_groups"] = access.access_groups(obj["spec"])
+            return row
+
         if name is not None:
-            row = summary(kind, _require(db, kind, name), now=app.now, profiles=profiles)
+            row = row_of(_require(db, kind, name))
             if app.json:
                 print_json(row)
             else:
-                emit(app, [row], COLUMNS[kind])
+                emit(app, [row], columns)
             return
-        rows = [summary(kind, obj, now=app.now, profiles=profiles)
-                for obj in list_objects(db, kind.value)]
-        emit(app, rows, COLUMNS[kind], empty=f"no {KIND_HELP[kind]} (apply some definitions)")
+        wanted = set(tag or [])
+        rows = [row_of(obj) for obj in list_objects(db, kind.value)
+                if not wanted or wanted <= set(access.tags(obj["spec"]))]
+        empty = (f"no {KIND_HELP[kind]} tagged {', '.join(sorted(wanted))}" if wanted
+                 else f"no {KIND_HELP[kind]} (apply some definitions)")
+        emit(app, rows, columns, empty=empty)
 
     get.__doc__ = f"List {KIND_HELP[kind]}."
     return get
+
+
+def _tags_cell(value: list[str] | None, _row: dict) -> str:
+    from rich.markup import escape
+
+    return escape(", ".join(value)) if value else "-"
 
 
 def _describe_command(kind: Kind):
@@ -229,16 +263,23 @@ def _describe_command(kind: Kind):
             ],
             "spec": _shown_spec(kind, obj["spec"]),
         }
+        if kind.value in ("Campaign", "Plan", "Scenario"):
+            from campctl.engine import access
+
+            detail["tags"] = access.tags(obj["spec"])
+            detail["access_groups"] = access.access_groups(obj["spec"])
         if kind is Kind.SCENARIO:  # the journey with profiles per step (scenarios area)
-            from campctl.engine.scenarios import describe_extra
+            from campctl.engine.scenarios import describe_extra, recent_profiles
 
             detail["steps"] = describe_extra(db, name, app.now)
+            detail["recent_profiles"] = recent_profiles(db, name)
         if app.json:
             print_json(detail)
             return
         import yaml
 
-        shown = {k: v for k, v in detail.items() if k not in ("spec", "history", "steps")}
+        shown = {k: v for k, v in detail.items()
+                 if k not in ("spec", "history", "steps", "recent_profiles")}
         shown["referenced_by"] = ", ".join(detail["referenced_by"]) or None
         shown["in_use"] = "; ".join(detail["in_use"]) or None
         emit_object(app, shown, title=f"{kind.cli}/{name}")
@@ -247,6 +288,13 @@ def _describe_command(kind: Kind):
             from campctl.commands.scenarios import render_steps
 
             render_steps(app, detail["steps"], title="journey (profiles inside, per step)")
+            if detail["recent_profiles"]:
+                from campctl.commands.scenarios import data_text
+
+                out.print("latest profiles (capture data):", markup=False)
+                for row in detail["recent_profiles"]:
+                    out.print(f"  {row['contact']} {row['status']} at {row['step'] or '-'} "
+                              f"{data_text(row['data'])}", markup=False)
         out.print("spec:", markup=False)
         text = yaml.safe_dump(detail["spec"], sort_keys=False, allow_unicode=True).rstrip()
         out.print(textwrap.indent(text, "  "), markup=False)
@@ -300,11 +348,13 @@ def _delete_command(kind: Kind):
             help="The object's name.", metavar="NAME", autocompletion=complete_object_name)],
         note: NoteOption = None,
     ) -> None:
-        from campctl.engine import workflow
+        from campctl.engine import access, workflow
 
         app = app_context(ctx)
         db = app.db(create=True)
         with db.atomic():
+            access.check(db, kind=kind.value, name=name, actor=app.actor, action="delete",
+                         now=app.now, override=app.override_access)
             workflow.delete(db, kind=kind, name=name, actor=app.actor, now=app.now, note=note)
         if app.json:
             print_json({"kind": kind.cli, "name": name, "action": "deleted"})

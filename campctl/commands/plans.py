@@ -46,11 +46,13 @@ def start_plan(
     name: Annotated[str, typer.Argument(help="Plan name.", autocompletion=complete_object_name)],
     note: NoteOption = None,
 ) -> None:
-    from campctl.engine import plans
+    from campctl.engine import access, plans
 
     app = app_context(ctx)
     db = app.db(create=True)
     with db.atomic():
+        access.check(db, kind="Plan", name=name, actor=app.actor, action="start", now=app.now,
+                     override=app.override_access)
         view = plans.start_manual(db, plan=name, now=app.now, actor=app.actor, note=note)
     if app.json:
         emit_object(app, view)

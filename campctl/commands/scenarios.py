@@ -12,6 +12,8 @@ from campctl.commands.completion import complete_object_name
 from campctl.errors import ActionRefused, UsageProblem
 
 NOTE = typer.Option("--note", help="Why, for the history.")
+# A table of tens of thousands of rows takes minutes to draw; JSON and --limit 0 give them all.
+PROFILES_LIMIT = 1000
 
 
 def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
@@ -47,20 +49,25 @@ def start_scenario(
     include_opted_out: Annotated[bool, typer.Option(
         "--include-opted-out", help="Send even to contacts that opted out of a step's "
         "message type.")] = False,
+    data: Annotated[str | None, typer.Option(
+        "--data", help="JSON object kept on the profiles as capture data (event.* in "
+        "templates).")] = None,
     count: Annotated[bool, typer.Option(
         "--count", help="Print the number of targeted contacts; launch nothing.")] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     note: Annotated[str | None, NOTE] = None,
 ) -> None:
-    from campctl.engine import scenarios
+    from campctl.engine import access, scenarios
+    from campctl.engine.campaigns import parse_event_data
 
     app = app_context(ctx)
     groups = list(group or [])
+    payload = None if data is None else parse_event_data(data)
     if count:
         db = app.db()
         plan = scenarios.plan_launch(db, name=name, all_contacts=all_contacts, groups=groups,
                                      contact=contact, include_opted_out=include_opted_out,
-                                     validate=False)
+                                     validate=False, data=payload, now=app.now)
         if app.json:
             print_json(plan.targeted)
         else:
@@ -70,7 +77,8 @@ def start_scenario(
         return
     db = app.db(create=True)
     plan = scenarios.plan_launch(db, name=name, all_contacts=all_contacts, groups=groups,
-                                 contact=contact, include_opted_out=include_opted_out)
+                                 contact=contact, include_opted_out=include_opted_out,
+                                 data=payload, now=app.now)
     if plan.problems:
         for problem in plan.problems:
             notice(app, f"  {problem}")
@@ -79,18 +87,19 @@ def start_scenario(
     if not yes:
         if not (app.stdin_is_terminal and app.stdout_is_terminal):
             raise ActionRefused("not a terminal: add --yes to launch without confirmation")
-        notice(app, f"scenario {name}: {plan.targeted} contact(s) targeted ({plan.selection})"
-               + (", opted-out contacts included" if include_opted_out else ""))
+        notice(app, f"scenario {name} ({plan.selection}): {scenarios.summary_text(plan)}")
         if plan.left_out:
             notice(app, _left_out_text(plan.left_out, plan.left_out_reason))
         if not typer.confirm("Confirm and launch scenario?", default=False, err=True):
             raise ActionRefused("not confirmed; nothing launched")
     with db.atomic():
+        access.check(db, kind="Scenario", name=name, actor=app.actor, action="launch",
+                     now=app.now, override=app.override_access)
         result = scenarios.launch(db, plan, actor=app.actor, now=app.now)
     if app.json:
         emit_object(app, result)
     else:
-        notice(app, f"launch {result['id']}: scenario {name}, {result['targeted']} targeted, "
+        notice(app, f"launch {result['id']}: scenario {name}, {scenarios.summary_text(plan)}; "
                f"{result['entered']} entered; profiles move at the next tick")
         if plan.left_out:
             notice(app, _left_out_text(plan.left_out, plan.left_out_reason))
@@ -139,12 +148,14 @@ def clear_scenario(
                                         autocompletion=complete_object_name)],
     note: Annotated[str | None, NOTE] = None,
 ) -> None:
-    from campctl.engine import scenarios
+    from campctl.engine import access, scenarios
     from campctl.store import history
 
     app = app_context(ctx)
     db = app.db(create=True)
     with db.atomic():
+        access.check(db, kind="Scenario", name=name, actor=app.actor, action="clear",
+                     now=app.now, override=app.override_access)
         removed = scenarios.clear(db, name=name, now=app.now)
         history.record(db, kind="Scenario", name=name, action="clear", actor=app.actor,
                        now=app.now, note=note)
@@ -199,25 +210,54 @@ def stats_scenario(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Scenario name.",
                                         autocompletion=complete_object_name)],
-    since: Annotated[str, typer.Option("--since", help="Period: a duration back from now.")]
-    = "7d",
+    since: Annotated[str | None, typer.Option(
+        "--since", help="Period: a duration back from now (e.g. 30d).")] = None,
+    from_: Annotated[str | None, typer.Option(
+        "--from", help="Start of the period: a date (YYYY-MM-DD, from 00:00 UTC) or a "
+        "datetime (UTC unless it has an offset). Default: 7 days before --to.")] = None,
+    to: Annotated[str | None, typer.Option(
+        "--to", help="End of the period: a date (up to 24:00 UTC of that day) or a datetime. "
+        "Default: now.")] = None,
 ) -> None:
     from campctl.engine import scenarios
     from campctl.timeutil import parse_duration
 
     app = app_context(ctx)
     try:
-        period = parse_duration(since)
+        period = parse_duration(since) if since is not None else None
     except ValueError as exc:
         raise UsageProblem(f"--since: {exc}") from exc
-    result = scenarios.stats(app.db(), name=name, since=period, now=app.now)
+    start, end = scenarios.period_bounds(
+        since=period, start=_period_edge("--from", from_, end_of_day=False),
+        end=_period_edge("--to", to, end_of_day=True), now=app.now)
+    result = scenarios.stats(app.db(), name=name, start=start, end=end, now=app.now)
     if app.json:
         emit_object(app, result)
         return
-    emit_object(app, {k: v for k, v in result.items() if k != "by_step"},
-                title=f"scenario {name}, last {since}")
+    title = (f"scenario {name}, last {since}" if since is not None
+             else f"scenario {name}, {result['from']} to {result['to']}")
+    emit_object(app, {k: v for k, v in result.items() if k not in ("by_step", "since")},
+                title=title)
     emit(app, [{"step": k, "count": v} for k, v in result["by_step"].items()],
          [("step", "STEP"), ("count", "INSIDE")], empty="no profiles inside")
+
+
+def _period_edge(option: str, text: str | None, *, end_of_day: bool):
+    """A --from/--to value as an aware UTC instant; a bare date covers that whole UTC day."""
+    import re
+    from datetime import timedelta
+
+    from campctl.timeutil import parse_local_datetime
+
+    if text is None:
+        return None
+    try:
+        moment = parse_local_datetime(text, "UTC")
+    except ValueError as exc:
+        raise UsageProblem(f"{option}: {exc}; a date YYYY-MM-DD also works") from exc
+    if end_of_day and re.fullmatch(r"\d{4}-\d{2}-\d{2}", text.strip()):
+        moment += timedelta(days=1, seconds=-1)
+    return moment
 
 
 def profiles_scenario(
@@ -227,19 +267,45 @@ def profiles_scenario(
     step: Annotated[str | None, typer.Option("--step", help="Only profiles at this step.")]
     = None,
     status: Annotated[str | None, typer.Option(
-        "--status", help="Only this status (active, waiting, completed, exited, frozen, "
-        "abandoned, error).")] = None,
+        "--status", help="Only this status (active, waiting, frozen, completed, exited, "
+        "abandoned, removed, error).")] = None,
+    contact: Annotated[str | None, typer.Option(
+        "--contact", help="Only this contact's profiles (its external id).")] = None,
+    limit: Annotated[int, typer.Option(
+        "--limit", "-n", min=0, help="At most N profiles, oldest first (0: no limit).")]
+    = PROFILES_LIMIT,
 ) -> None:
     from campctl.engine import scenarios
 
     app = app_context(ctx)
-    rows = scenarios.profiles(app.db(), name=name, step=step, status=status)
+    rows, total = scenarios.profiles(app.db(), name=name, step=step, status=status,
+                                     contact=contact, limit=limit or None)
     tz = None
     emit(app, rows, [("contact", "CONTACT"), ("step", "STEP"), ("status", "STATUS"),
                      ("entered_at", "ENTERED", local_cell(tz)),
                      ("wake_at", "WAKES", local_cell(tz)),
-                     ("exited_at", "EXITED", local_cell(tz))],
+                     ("exited_at", "EXITED", local_cell(tz)),
+                     ("data", "DATA", data_cell)],
          empty="no profiles")
+    if total > len(rows):
+        notice(app, f"showing {len(rows)} of {total} profiles; narrow with --step, --status or "
+               "--contact, or raise --limit (0: all)")
+
+
+def data_text(value: dict | None) -> str:
+    """Capture data on one line: compact JSON, cut at 60 characters."""
+    import json
+
+    if not value:
+        return "-"
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return text if len(text) <= 60 else text[:59] + "…"
+
+
+def data_cell(value: dict | None, _row: dict) -> str:
+    from rich.markup import escape
+
+    return escape(data_text(value))
 
 
 def render_steps(app, rows: list[dict], title: str | None = None) -> None:

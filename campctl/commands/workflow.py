@@ -59,11 +59,15 @@ def _report(app, kind: Kind, name: str, action: str, old: str | None, new: str |
 
 def _business(ctx: typer.Context, kind: Kind, verb: str, name: str, note: str | None,
               override: bool = False) -> None:
+    from campctl.engine import access
     from campctl.engine.workflow import business_verb
 
     app = app_context(ctx)
     db = app.db(create=True)
     with db.atomic():
+        if verb in access.GUARDED_ACTIONS:
+            access.check(db, kind=kind.value, name=name, actor=app.actor, action=verb,
+                         now=app.now, override=app.override_access)
         old, new = business_verb(db, kind=kind, name=name, verb=verb, actor=app.actor,
                                  now=app.now, note=note, override_four_eyes=override)
     _report(app, kind, name, PAST[verb], old, new)
@@ -131,21 +135,28 @@ def stop_plan(
 
 
 def start_campaign(ctx: typer.Context, name: NameArg, note: NoteOption = None) -> None:
+    from campctl.engine import access
     from campctl.engine.workflow import start_campaign as launch
 
     app = app_context(ctx)
     db = app.db(create=True)
     with db.atomic():
+        access.check(db, kind=Kind.CAMPAIGN.value, name=name, actor=app.actor, action="start",
+                     now=app.now, override=app.override_access)
         launch(db, name=name, actor=app.actor, now=app.now, note=note)
     _report(app, Kind.CAMPAIGN, name, "started", "approved", "approved")
 
 
 def _scenario(ctx: typer.Context, verb: str, name: str, note: str | None) -> None:
+    from campctl.engine import access
     from campctl.engine.workflow import scenario_verb
 
     app = app_context(ctx)
     db = app.db(create=True)
     with db.atomic():
+        if verb in access.GUARDED_ACTIONS:
+            access.check(db, kind=Kind.SCENARIO.value, name=name, actor=app.actor, action=verb,
+                         now=app.now, override=app.override_access)
         old, new = scenario_verb(db, name=name, verb=verb, actor=app.actor, now=app.now,
                                  note=note)
     _report(app, Kind.SCENARIO, name, f"{verb}d", old, new)

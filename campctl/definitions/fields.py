@@ -446,8 +446,22 @@ def _explain_schedule_keys() -> None:
 
 _explain_schedule_keys()
 
+USER_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,62}$"
+# Tags (for `get ... --tag`) and access groups (who may change, activate and launch the object).
+ACCESS_FIELDS = {
+    "tags": F(ListOf(Text("A tag.", validate=check_token, pattern=TOKEN_PATTERN),
+                     "Tags for finding the object: campctl get ... --tag T.", min_items=1)),
+    "access_groups": F(ListOf(Text("A user name.", pattern=USER_NAME_PATTERN,
+                                   validate=_pattern(USER_NAME_PATTERN, "invalid user name "
+                                                     "{text!r}: use letters, digits, '.', '_', "
+                                                     "'@' and '-'")),
+                              "The users who may change, activate and launch the object "
+                              "(default: everyone).", min_items=1)),
+}
+
 CAMPAIGN_COMMON = {
     **_common("Campaign"),
+    **ACCESS_FIELDS,
     "code": F(Text("Campaign code (default: the name).")),
     "timezone": F(TIMEZONE),
     "closes_at": F(DATETIME),
@@ -536,6 +550,7 @@ PLAN_SCHEDULE = Tagged("type", {
 
 PLAN = Map({
     **_common("Plan"),
+    **ACCESS_FIELDS,
     "transition": F(Enum(("completed", "sent"), "Next stage when all messages are built "
                          "(completed, default) or sent (sent).")),
     "schedule": F(PLAN_SCHEDULE, required=True),
@@ -572,7 +587,12 @@ STEP = Map({
 
 SCENARIO_LAUNCH = Tagged("type", {
     "event": Map({"type": F(Enum(("event",)), required=True),
-                  "event": F(EVENT, required=True)}, "Capture contacts when the event arrives."),
+                  "event": F(EVENT, required=True),
+                  "audience": F(AUDIENCE),
+                  "allow_manual": F(Bool("May be started by hand for one contact: campctl "
+                                         "start scenario NAME --contact ID (default false)."))},
+                 "Capture contacts when the event arrives (those matching `audience`, when "
+                 "given)."),
     "schedule": Map({"type": F(Enum(("schedule",)), required=True),
                      "cron": F(CRON, required=True),
                      "timezone": F(TIMEZONE, required=True),
@@ -584,6 +604,7 @@ SCENARIO_LAUNCH = Tagged("type", {
 
 SCENARIO = Map({
     **_common("Scenario"),
+    **ACCESS_FIELDS,
     "reentry": F(Enum(("once", "after_exit", "restart", "parallel"),
                       "Re-entry mode (default once).")),
     "keep_profiles_on_deactivate": F(Bool("Freeze profiles on deactivation instead of exiting "

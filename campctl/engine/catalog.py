@@ -181,10 +181,17 @@ def check_refusals(changes: list[Change]) -> None:
 
 
 def execute_apply(db, changes: list[Change], *, actor: str, now: datetime,
-                  note: str | None = None) -> None:
-    """Write the changes; the caller holds the transaction. Unchanged objects are not touched."""
+                  note: str | None = None, override_access: str | None = None) -> None:
+    """Write the changes; the caller holds the transaction. Unchanged objects are not touched.
+    A change to an object whose stored access_groups do not name `actor` is refused unless
+    `override_access` gives the reason of a recorded bypass."""
     check_refusals(changes)
-    from campctl.engine import users
+    from campctl.engine import access, users
+
+    for c in changes:
+        if c.action not in ("unchanged", "created"):
+            access.check(db, kind=c.kind.value, name=c.name, actor=actor, action="apply",
+                         now=now, override=override_access)
 
     users.check_apply(db, actor=actor, created=[(c.kind.value, c.name, c.spec) for c in changes
                                                  if c.action != "unchanged"])

@@ -300,6 +300,9 @@ def _hand_over(db, report, name, channel, problem, token, rows, *, content, cloc
                 attrs=_json(row["attrs"], {}),
                 groups=row["groups"].split("\x1f") if row["groups"] else [],
             )
+            if row["profile_id"] is not None:
+                # A scenario message sees its profile's capture data as `event.*`.
+                context["event"] = _json(row["profile_data"], {})
             subject, body = content.compiled(source).render(context)
         except TemplateFailed as exc:
             failed.append((row["id"], exc.reason))

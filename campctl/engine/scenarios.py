@@ -215,14 +215,17 @@ def _capture_events(db, name: str, spec: dict, steps: list[Step], *, now, report
     if not event or upto <= after:
         return
     # Only events dated while the scenario is active capture (not a month-old import).
+    mode = reentry(spec)
     sql, params = store.events_source(str(event), after, upto,
-                                      since=store.active_since(db, name), now=now)
+                                      since=store.active_since(db, name), now=now,
+                                      latest_per_contact=mode != "parallel")
+    sql, params = _within_conditions(db, name, spec, sql, params, now=now, report=report,
+                                     what=f"on event {event}")
     sql, params = _within_rights(db, name, spec, sql, params, now=now, report=report,
                                  what=f"on event {event}")
-    mode = reentry(spec)
     captured = store.capture(db, scenario=name, source_sql=sql, source_params=params,
                              reentry=mode, first_step=steps[0].id, now=now,
-                             capture_key_sql="'e:' || src.event_id")
+                             capture_key_sql="'e:' || src.event_id", data_sql="src.data")
     store.set_cursor(db, consumer, upto)
     if captured:
         report.notes.append(f"scenario {name}: {captured} profile(s) captured on event {event}")
@@ -230,7 +233,8 @@ def _capture_events(db, name: str, spec: dict, steps: list[Step], *, now, report
                    details=f"{captured} profile(s) on event {event}")
 
 
-def _deactivate_after(spec: dict) -> datetime | None:
+def deactivate_after(spec: dict) -> datetime | None:
+    """When a scheduled scenario's schedule ends (no occurrence after it), or None."""
     launch = _launch(spec)
     value = launch.get("deactivate_after")
     if not value:
@@ -258,7 +262,7 @@ def _fire_schedule(db, name: str, spec: dict, steps: list[Step], *, now, report)
 
     cursor = from_db(cursor_text)
     until = now
-    stop_at = _deactivate_after(spec)
+    stop_at = deactivate_after(spec)
     if stop_at is not None:
         until = min(now, stop_at)
     due = cron.fire_times(expr, tz, after=cursor, until=until) if until > cursor else []
@@ -302,6 +306,33 @@ def _capture_audience(db, name: str, spec: dict, steps: list[Step], *, occurrenc
     return store.capture(db, scenario=name, source_sql=sql, source_params=params,
                          reentry=reentry(spec), first_step=steps[0].id, now=now,
                          capture_key_sql=f"'o:{int(occurrence)}'")
+
+
+def capture_audience(spec: dict) -> dict | None:
+    """The capture conditions of an event scenario (`launch.audience`), or None."""
+    launch = _launch(spec)
+    audience = launch.get("audience") if launch_type(spec) == "event" else None
+    return audience if isinstance(audience, dict) and audience else None
+
+
+def _within_conditions(db, name: str, spec: dict, sql: str, params: dict, *, now: datetime,
+                       report, what: str) -> tuple[str, dict]:
+    """An event capture source narrowed to the contacts matching the scenario's capture
+    conditions; those that do not are logged (`Capture Conditions Unmet`)."""
+    from campctl.store import log, segments
+
+    audience = capture_audience(spec)
+    if audience is None:
+        return sql, params
+    cond_sql, cond_params = segments.audience_where(db, audience, now=now, alias="c",
+                                                    include_opted_out=True)
+    narrowed, merged, unmet = store.narrow_source(db, sql, params, cond_sql, list(cond_params))
+    if unmet:
+        text = f"{unmet} capture(s) {what} did not match the capture conditions"
+        log.append(db, now=now, event="Capture Conditions Unmet", scenario=name, details=text)
+        if report is not None:
+            report.notes.append(f"scenario {name}: {text}")
+    return narrowed, merged
 
 
 def _within_rights(db, name: str, spec: dict, sql: str, params, *, now: datetime, report,
@@ -463,6 +494,9 @@ def on_activate(db, *, name: str, now: datetime) -> None:
     launch = _launch(spec)
     if launch_type(spec) == "schedule" and launch.get("cron"):
         nxt = cron.next_fire(str(launch["cron"]), str(launch.get("timezone") or "UTC"), after=now)
+        stop_at = deactivate_after(spec)
+        if nxt is not None and stop_at is not None and nxt > stop_at:
+            nxt = None  # `status` shows no next occurrence past the schedule's end
         store.set_schedule_state(db, name, cursor_at=now, next_due_at=nxt)
     log.append(db, now=now, event="Scenario Activated", scenario=name,
                details=f"{resumed} frozen profile(s) resumed" if resumed else None)
@@ -478,9 +512,9 @@ def finish_launches(db, name: str, *, now: datetime) -> None:
                        actor="campctl", now=now, from_status="running", to_status="completed",
                        note=f"scenario {name}: every profile of the launch has left and "
                             "its messages are delivered or failed")
-        log.append(db, now=now, event="Launch Completed", scenario=name,
-                   details=f"launch {launch_id}: every profile has left the scenario and no "
-                           "message of the launch waits for delivery")
+        log.append(db, now=now, event="Launch Completed", scenario=name, launch_id=launch_id,
+                   details=f"launch {launch_id} completed; "
+                           f"{_results_text(db, name, launch_id)}")
 
 
 def finish_delivered_launches(db, *, now: datetime) -> None:
@@ -577,20 +611,38 @@ class LaunchPlan:
     left_out: int = 0  # targeted contacts outside the scenario creator's rights
     left_out_reason: str | None = None
     failing: int = 0  # targeted contacts for whom at least one send step would fail to render
+    data: dict | None = None  # capture data of the profiles (`--data`), `event.*` in templates
+    manual_trigger: bool = False  # an event scenario started by hand for one contact
+    steps: int = 0
+    messages: int = 0  # send steps: messages each entering profile may receive
+    opted_out: int = 0  # targeted contacts a send step would skip for opt-out
+
+
+def allows_manual_trigger(spec: dict) -> bool:
+    """An event scenario with `launch.allow_manual: true` may be started for one contact."""
+    return launch_type(spec) == "event" and _launch(spec).get("allow_manual") is True
 
 
 def plan_launch(db, *, name: str, all_contacts: bool, groups: Sequence[str],
                 contact: str | None, include_opted_out: bool, environ=None,
-                validate: bool = True) -> LaunchPlan:
+                validate: bool = True, data: dict | None = None,
+                now: datetime | None = None) -> LaunchPlan:
     obj = _scenario(db, name)
     chosen = sum([bool(all_contacts), bool(groups), contact is not None])
     if chosen != 1:
         raise UsageProblem("choose the participants with exactly one of --all, --group G "
                            "(repeatable) or --contact ID")
     spec = obj["spec"]
-    if launch_type(spec) != "manual":
-        raise ActionRefused(f"scenario {name} has launch.type {launch_type(spec)}; only a "
-                            "scenario with launch.type manual can be started by hand")
+    kind = launch_type(spec)
+    manual_trigger = allows_manual_trigger(spec)
+    if manual_trigger and contact is None:
+        raise ActionRefused(f"scenario {name} is triggered by event {_launch(spec).get('event')}"
+                            "; by hand it starts for one contact at a time: use --contact ID")
+    if kind != "manual" and not manual_trigger:
+        hint = (" (or an event scenario with launch.allow_manual: true, for one --contact)"
+                if kind == "event" else "")
+        raise ActionRefused(f"scenario {name} has launch.type {kind}; only a scenario with "
+                            f"launch.type manual can be started by hand{hint}")
     if validate and obj["status"] != "active":
         raise ActionRefused(f"scenario {name} is {obj['status']}; run "
                             f"'campctl activate scenario {name}' first")
@@ -606,6 +658,17 @@ def plan_launch(db, *, name: str, all_contacts: bool, groups: Sequence[str],
         selection = "groups " + ", ".join(groups)
     sql, params = store.contacts_source(all_contacts=all_contacts, groups=list(groups),
                                         contact_id=contact_id)
+    if manual_trigger and (audience := capture_audience(spec)) is not None:
+        from campctl.store import segments
+
+        if now is None:
+            raise ValueError("plan_launch needs `now` to check capture conditions")
+        cond_sql, cond_params = segments.audience_where(db, audience, now=now,
+                                                        alias="c", include_opted_out=True)
+        sql, params, unmet = store.narrow_source(db, sql, params, cond_sql, list(cond_params))
+        if unmet:
+            raise ActionRefused(f"contact {contact} does not match the capture conditions of "
+                                f"scenario {name} (launch.audience); nothing launched")
     targeted = store.count_source(db, sql, params)
     from campctl.engine.users import scenario_restriction
 
@@ -622,13 +685,22 @@ def plan_launch(db, *, name: str, all_contacts: bool, groups: Sequence[str],
         except ValidationFailed as exc:
             problems.extend(exc.issues or [exc.message])
             steps = []
-        check = validate_send_steps(db, steps, store.targeted_contacts(db, sql, params))
+        sends = [step for step in steps if step.kind == "send"]
+        summary = {"steps": len(steps), "messages": len(sends)}
+        if sends and not include_opted_out:
+            summary["opted_out"] = store.count_opted_out(
+                db, sql, dict(params),  # type: ignore[arg-type]
+                [(step.send or {}).get("message_type") for step in sends])
+        contacts = (dict(context, event=dict(data or {}))
+                    for context in store.targeted_contacts(db, sql, params))
+        check = validate_send_steps(db, steps, contacts)
         problems += check.problems
-        failing = check.failing
+        summary["failing"] = check.failing
     else:
-        failing = 0
+        summary = {}
     return LaunchPlan(name, selection, sql, params, targeted, problems, include_opted_out,
-                      left_out, left_out_reason, failing)
+                      left_out, left_out_reason, data=data, manual_trigger=manual_trigger,
+                      **summary)
 
 
 @dataclass
@@ -713,26 +785,52 @@ def launch(db, plan: LaunchPlan, *, actor: str, now: datetime) -> dict:
                             source_params=plan.source_params, reentry=reentry(obj["spec"]),
                             first_step=steps[0].id, now=now,
                             capture_key_sql=f"'l:{launch_id}'", launch_id=launch_id,
-                            include_opted_out=plan.include_opted_out)
+                            include_opted_out=plan.include_opted_out,
+                            data_sql=store.json_literal(plan.data))
     store.set_launch_targeted(db, launch_id, plan.targeted)
     from campctl.store.users import set_launch_left_out
 
     set_launch_left_out(db, launch_id, count=plan.left_out, reason=plan.left_out_reason)
     history.record(db, kind="launch", name=str(launch_id), action="start", actor=actor, now=now,
                    to_status="running", note=f"scenario {plan.scenario}: {plan.selection}")
-    log.append(db, now=now, event="Launch Created", scenario=plan.scenario,
-               details=f"launch {launch_id}: {plan.targeted} targeted, {entered} entered")
+    log.append(db, now=now, event="Launch Created", scenario=plan.scenario, launch_id=launch_id,
+               details=f"launch {launch_id}: {plan.selection}; {summary_text(plan)}; "
+                       f"{entered} entered")
     return {"id": launch_id, "scenario": plan.scenario, "targeted": plan.targeted,
-            "entered": entered,
+            "entered": entered, "steps": plan.steps, "messages": plan.messages,
+            "opted_out": plan.opted_out,
             "left_out": {"rights": plan.left_out, "reason": plan.left_out_reason}}
+
+
+def summary_text(plan: LaunchPlan) -> str:
+    """The launch summary on one line (confirmation, launch notice, execution log)."""
+    opted = ("opted-out contacts included" if plan.include_opted_out
+             else f"{plan.opted_out} left out for opt-out")
+    return (f"{plan.steps} step(s), {plan.messages} message(s); {plan.targeted} contact(s) "
+            f"targeted, {opted}, {plan.left_out} left out for rights")
+
+
+def require_launch(db, launch_id: int) -> dict:
+    row = store.get_launch(db, launch_id)
+    if row is None:
+        raise NotFound(f"no launch {launch_id}; see 'campctl get launches'")
+    return row
+
+
+def _results_text(db, scenario: str, launch_id: int) -> str:
+    """A launch's result numbers, for its log rows."""
+    for row in store.launches(db, scenario):
+        if row["id"] == launch_id:
+            return (f"targeted {row['targeted']}: success {row['success']}, failure "
+                    f"{row['failure']}, abandoned {row['abandoned']}, other {row['other']}, "
+                    f"inside {row['inside']}")
+    return "no results"
 
 
 def stop_launch(db, *, launch_id: int, actor: str, now: datetime, note: str | None = None) -> dict:
     from campctl.store import history, log
 
-    row = store.get_launch(db, launch_id)
-    if row is None:
-        raise NotFound(f"no launch {launch_id}; see 'campctl get launches'")
+    row = require_launch(db, launch_id)
     if row["status"] != "running":
         raise ActionRefused(f"launch {launch_id} is {row['status']}; only a running launch "
                             "can be stopped")
@@ -743,7 +841,9 @@ def stop_launch(db, *, launch_id: int, actor: str, now: datetime, note: str | No
     history.record(db, kind="launch", name=str(launch_id), action="stop", actor=actor, now=now,
                    from_status="running", to_status="abandoned", note=note)
     log.append(db, now=now, event="Launch Abandoned", scenario=row["scenario"],
-               details=f"launch {launch_id}: {abandoned} profile(s) abandoned")
+               launch_id=launch_id,
+               details=f"launch {launch_id}: {abandoned} profile(s) abandoned; "
+                       f"{_results_text(db, row['scenario'], launch_id)}")
     return {"id": launch_id, "abandoned": abandoned}
 
 
@@ -767,17 +867,23 @@ def launches(db, *, scenario: str | None = None) -> list[dict]:
 
 # --- statistics and pictures ---------------------------------------------------------------------
 
-def stats(db, *, name: str, since: timedelta, now: datetime) -> dict:
+def stats(db, *, name: str, start: datetime, end: datetime, now: datetime) -> dict:
+    """Entries, completions and errors in [start, end]; profiles inside at `now`."""
     _scenario(db, name)
-    counts = store.period_counts(db, name, since=now - since, now=now)
+    if start > end:
+        raise UsageProblem(f"the period starts ({to_db(start)}) after it ends ({to_db(end)}); "
+                           "swap --from and --to")
+    counts = store.period_counts(db, name, since=start, now=end)
     steps = store.by_step(db, name)
     from campctl.store.failures import scenario_failures
 
     # A profile whose message failed counts as an error too (once, whatever its status).
-    failed, failed_profiles = scenario_failures(db, name, since=now - since, now=now)
+    failed, failed_profiles = scenario_failures(db, name, since=start, now=end)
     return {
         "scenario": name,
-        "since": to_db(now - since),
+        "since": to_db(start),
+        "from": to_db(start),
+        "to": to_db(end),
         "entered": counts["entered"],
         "completed": counts["completed"],
         "errors": counts["errors"] + failed_profiles,
@@ -788,6 +894,18 @@ def stats(db, *, name: str, since: timedelta, now: datetime) -> dict:
     }
 
 
+def period_bounds(*, since: timedelta | None, start: datetime | None, end: datetime | None,
+                  now: datetime) -> tuple[datetime, datetime]:
+    """The statistics period: `since` back from now, or absolute bounds (`end` defaults to now,
+    `start` to seven days before `end`)."""
+    if since is not None:
+        if start is not None or end is not None:
+            raise UsageProblem("give the period either as --since or as --from/--to, not both")
+        return now - since, now
+    upper = end or now
+    return start or upper - timedelta(days=7), upper
+
+
 def _order(db, name: str):
     try:
         ids = [s.id for s in parse_steps(_scenario(db, name)["spec"])]
@@ -796,14 +914,62 @@ def _order(db, name: str):
     return lambda item: (ids.index(item[0]) if item[0] in ids else len(ids), item[0] or "")
 
 
-def profiles(db, *, name: str, step: str | None = None, status: str | None = None) -> list[dict]:
-    _scenario(db, name)
-    return [
-        {"contact": r["contact"], "step": r["step"], "status": r["status"],
-         "entered_at": r["entered_at"], "wake_at": r["wake_at"], "exited_at": r["exited_at"],
-         "launch": r["launch_id"], "error": r["error"]}
-        for r in store.profiles(db, name, step=step, status=status)
-    ]
+def profiles(db, *, name: str, step: str | None = None, status: str | None = None,
+             contact: str | None = None, limit: int | None = None) -> tuple[list[dict], int]:
+    """A scenario's profiles (oldest first, at most `limit`) and how many match in all.
+
+    An unknown step, status or contact is an error rather than an empty list."""
+    from campctl.models import ProfileStatus
+
+    obj = _scenario(db, name)
+    if step is not None:
+        try:
+            ids = [s.id for s in parse_steps(obj["spec"])]
+        except ValidationFailed:
+            ids = []
+        if step not in ids and not store.has_profiles_at_step(db, name, step):
+            raise NotFound(f"scenario {name} has no step {step!r}; its steps: "
+                           + (", ".join(ids) or "none"))
+    if status is not None and status not in {s.value for s in ProfileStatus}:
+        raise UsageProblem(f"--status: unknown profile status {status!r}; use one of "
+                           + ", ".join(s.value for s in ProfileStatus))
+    contact_id = None
+    if contact is not None:
+        contact_id = store.contact_id_of(db, contact)
+        if contact_id is None:
+            raise NotFound(f"no contact with id {contact!r}; see 'campctl contacts list'")
+    rows, total = store.profiles_page(db, name, step=step, status=status,
+                                      contact_id=contact_id, limit=limit)
+    return [_profile_row(r) for r in rows], total
+
+
+def _profile_row(r: dict) -> dict:
+    return {"contact": r["contact"], "step": r["step"], "status": r["status"],
+            "entered_at": r["entered_at"], "wake_at": r["wake_at"], "exited_at": r["exited_at"],
+            "launch": r["launch_id"], "error": r["error"], "data": _data(r.get("data"))}
+
+
+def _data(text: str | None) -> dict | None:
+    import json
+
+    if not text:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def contact_journeys(db, contact_id: int) -> list[dict]:
+    """A contact's scenario profiles: scenario, step, status, wake-up, capture data."""
+    return [{"scenario": r["scenario"], **_profile_row(r), "cleared": r["cleared_at"] is not None}
+            for r in store.contact_profiles(db, contact_id)]
+
+
+def recent_profiles(db, name: str, *, limit: int = 5) -> list[dict]:
+    """The latest profiles of a scenario with their capture data (for describe scenario)."""
+    return [_profile_row(r) for r in store.latest_profiles(db, name, limit=limit)]
 
 
 def describe_extra(db, name: str, now: datetime) -> list[dict]:

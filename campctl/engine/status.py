@@ -83,6 +83,14 @@ def preview(db, kind: str, name: str, *, now: datetime, count: int) -> tuple[lis
     wanted = "recurrent" if kind == "plan" else "schedule"
     if not expr or block.get("type") != wanted:
         return [], tz
+    if kind == "scenario":
+        from campctl.engine.scenarios import deactivate_after
+
+        stop_at = deactivate_after(spec)
+        if stop_at is not None:
+            horizon = min(horizon, stop_at)
+            if horizon <= now:
+                return [], tz
     return cron.fire_times(expr, tz, after=now, until=horizon, limit=count), tz
 
 

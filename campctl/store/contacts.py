@@ -202,3 +202,20 @@ def forget(db: Database, pk: int, *, now: datetime) -> dict[str, int]:
         "outbox_redacted": redacted,
         "profiles_exited": exited,
     }
+
+
+def recent_messages(db: Database, pk: int, *, limit: int) -> list[dict]:
+    """A contact's latest messages (campaign runs and scenario steps), newest first."""
+    return [dict(r) for r in db.query(
+        "SELECT q.message_id, q.run_id, r.campaign, r.stage, q.scenario, q.step, q.channel,"
+        " q.message_type, q.status, q.created_at, q.sent_at, q.last_error"
+        " FROM queue_items q LEFT JOIN runs r ON r.id = q.run_id"
+        " WHERE q.contact_id = ? ORDER BY q.id DESC LIMIT ?", (pk, int(limit)))]
+
+
+def contact_runs(db: Database, pk: int, *, limit: int) -> list[dict]:
+    """The latest runs that hold a message for the contact, newest first."""
+    return [dict(r) for r in db.query(
+        "SELECT r.id, r.campaign, r.stage, r.status, q.status AS message_status, r.created_at"
+        " FROM queue_items q JOIN runs r ON r.id = q.run_id"
+        " WHERE q.contact_id = ? ORDER BY r.id DESC LIMIT ?", (pk, int(limit)))]

@@ -130,7 +130,7 @@ def load_items(db: Database, ids: Sequence[int]) -> list[dict[str, Any]]:
         " AS groups,"
         " EXISTS (SELECT 1 FROM contact_optouts o WHERE o.contact_id = q.contact_id"
         " AND o.message_type = q.message_type) AS opted_out,"
-        " coalesce(p.include_opted_out, 0) AS profile_include_opted_out"
+        " coalesce(p.include_opted_out, 0) AS profile_include_opted_out, p.data AS profile_data"
         " FROM queue_items q LEFT JOIN contacts c ON c.id = q.contact_id"
         " LEFT JOIN scenario_profiles p ON p.id = q.profile_id"
         " WHERE q.id IN (SELECT value FROM json_each(?)) ORDER BY q.id",

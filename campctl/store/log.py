@@ -20,11 +20,13 @@ def append(
     run_id: int | None = None,
     scenario: str | None = None,
     details: str | None = None,
+    launch_id: int | None = None,
 ) -> None:
     db.execute(
         "INSERT INTO exec_log (at, event, plan, instance_id, campaign, stage, run_id, scenario,"
-        " details) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (to_db(now), event, plan, instance_id, campaign, stage, run_id, scenario, details),
+        " details, launch_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (to_db(now), event, plan, instance_id, campaign, stage, run_id, scenario, details,
+         launch_id),
     )
 
 
@@ -36,6 +38,7 @@ def read_log(
     run_id: int | None = None,
     scenario: str | None = None,
     campaign: str | None = None,
+    launch_id: int | None = None,
     since: str | None = None,
     after_id: int = 0,
     limit: int = 1000,
@@ -44,7 +47,8 @@ def read_log(
     where = ["id > ?"]
     params: list = [after_id]
     for column, value in (("plan", plan), ("instance_id", instance_id), ("run_id", run_id),
-                          ("scenario", scenario), ("campaign", campaign)):
+                          ("scenario", scenario), ("campaign", campaign),
+                          ("launch_id", launch_id)):
         if value is not None:
             where.append(f"{column} = ?")
             params.append(value)
@@ -52,14 +56,16 @@ def read_log(
         where.append("at >= ?")
         params.append(since)
     rows = db.query(
-        "SELECT id, at, event, plan, instance_id, campaign, stage, run_id, scenario, details"
+        "SELECT id, at, event, plan, instance_id, campaign, stage, run_id, scenario, details,"
+        " launch_id"
         f" FROM (SELECT * FROM exec_log WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?)"
         " ORDER BY id",
         [*params, limit],
     )
     out = [{"at": r["at"], "event": r["event"], "plan": r["plan"],
             "instance": r["instance_id"], "campaign": r["campaign"], "stage": r["stage"],
-            "run": r["run_id"], "scenario": r["scenario"], "details": r["details"]}
+            "run": r["run_id"], "scenario": r["scenario"], "launch": r["launch_id"],
+            "details": r["details"]}
            for r in rows]
     last = rows[-1]["id"] if rows else after_id
     return out, last

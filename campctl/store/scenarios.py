@@ -22,7 +22,7 @@ _WAITING_MESSAGE_SQL = ("EXISTS (SELECT 1 FROM queue_items q WHERE q.profile_id 
 
 PROFILE_FIELDS = (
     "p.id, p.scenario, p.contact_id, c.external_id AS contact, p.step, p.status, p.entered_at, "
-    "p.wake_at, p.exited_at, p.launch_id, p.error, p.visit, p.skipped"
+    "p.wake_at, p.exited_at, p.launch_id, p.error, p.visit, p.skipped, p.data"
 )
 
 
@@ -44,13 +44,14 @@ def _reentry_filter(reentry: str) -> str:
 def capture(
     db: Database, *, scenario: str, source_sql: str, source_params: Sequence[Any] | dict,
     reentry: str, first_step: str, now: datetime, capture_key_sql: str,
-    launch_id: int | None = None, include_opted_out: bool = False,
+    launch_id: int | None = None, include_opted_out: bool = False, data_sql: str = "NULL",
 ) -> int:
     """Set-based capture of the contacts produced by `source_sql`.
 
     `source_sql` is a SELECT yielding `contact_id` (and, for parallel event capture, `event_id`)
     that may use named parameters; `capture_key_sql` is an SQL expression over `src` giving each
-    new profile's capture key. Applies the re-entry mode; returns profiles created or restarted.
+    new profile's capture key and `data_sql` its capture data (JSON text or NULL). Applies the
+    re-entry mode; returns profiles created or restarted.
     """
     params: dict[str, Any] = dict(source_params) if isinstance(source_params, dict) else {}
     if not isinstance(source_params, dict) and source_params:
@@ -71,6 +72,8 @@ def capture(
         )
         restarted = db.execute(
             "UPDATE scenario_profiles SET step = :step, status = 'active', wake_at = NULL, "
+            f"data = coalesce((SELECT {data_sql} FROM ({source_sql}) AS src "
+            "WHERE src.contact_id = scenario_profiles.contact_id LIMIT 1), data), "
             "entered_at = :now, visit = visit + 1, updated_at = :now, launch_id = "
             "coalesce(:launch, launch_id), include_opted_out = max(include_opted_out, :inc) "
             f"WHERE scenario = :scenario AND status IN {LIVE} AND contact_id IN "
@@ -80,14 +83,23 @@ def capture(
     distinct = "" if reentry == "parallel" else "GROUP BY src.contact_id"
     inserted = db.execute(
         "INSERT INTO scenario_profiles (scenario, contact_id, step, status, entered_at, launch_id, "
-        "capture_key, updated_at, include_opted_out) "
+        "capture_key, updated_at, include_opted_out, data) "
         f"SELECT :scenario, src.contact_id, :step, 'active', :now, :launch, {capture_key_sql}, "
-        f"       :now, :inc FROM ({source_sql}) AS src "
+        f"       :now, :inc, {data_sql} FROM ({source_sql}) AS src "
         f"WHERE src.contact_id IS NOT NULL {_reentry_filter(reentry)} {distinct} "
         "ON CONFLICT DO NOTHING",
         params,
     ).rowcount
     return restarted + inserted
+
+
+def json_literal(value: dict | None) -> str:
+    """A JSON object as an SQL string literal (NULL for None), for `capture(data_sql=...)`."""
+    import json
+
+    if value is None:
+        return "NULL"
+    return "'" + json.dumps(value, ensure_ascii=False).replace("'", "''") + "'"
 
 
 def _name_positional(sql: str, values: Sequence[Any]) -> tuple[str, dict[str, Any]]:
@@ -109,13 +121,34 @@ def _name_positional(sql: str, values: Sequence[Any]) -> tuple[str, dict[str, An
 
 
 def events_source(event: str, after_id: int, upto_id: int, *, since: datetime | None,
-                  now: datetime) -> tuple[str, dict[str, Any]]:
-    """Events recorded in the id range (after_id, upto_id] and dated in [since, now]."""
-    sql = ("SELECT e.contact_id AS contact_id, e.id AS event_id FROM events e "
+                  now: datetime, latest_per_contact: bool = False) -> tuple[str, dict[str, Any]]:
+    """Events recorded in the id range (after_id, upto_id] and dated in [since, now]: columns
+    contact_id, event_id and data. `latest_per_contact` keeps each contact's latest event only
+    (its data is the capture's data when several events count as one capture)."""
+    sql = ("SELECT e.contact_id AS contact_id, e.id AS event_id, e.data AS data FROM events e "
            "WHERE e.name = :ev_name AND e.id > :ev_after AND e.id <= :ev_upto "
            "AND e.at >= :ev_since AND e.at <= :ev_now")
+    if latest_per_contact:
+        # SQLite takes the bare column `data` from the row holding max(event_id).
+        sql = (f"SELECT contact_id, max(event_id) AS event_id, data FROM ({sql}) "
+               "GROUP BY contact_id")
     return sql, {"ev_name": event, "ev_after": after_id, "ev_upto": upto_id,
                  "ev_since": "" if since is None else to_db(since), "ev_now": to_db(now)}
+
+
+def narrow_source(db: Database, source_sql: str, params: dict[str, Any], cond_sql: str,
+                  cond_params: Sequence[Any]) -> tuple[str, dict[str, Any], int]:
+    """A source narrowed to the contacts (row `c`) meeting a positional-parameter condition:
+    (sql, named params, how many rows of the source it drops)."""
+    cond_named, named = _name_positional(cond_sql, cond_params)
+    cond_named = cond_named.replace(":_p", ":_cond")
+    merged = dict(params)
+    merged.update({k.replace("_p", "_cond", 1): v for k, v in named.items()})
+    narrowed = (f"SELECT s.* FROM ({source_sql}) s JOIN contacts c ON c.id = s.contact_id "
+                f"WHERE {cond_named}")
+    unmet = db.scalar(f"SELECT (SELECT count(*) FROM ({source_sql})) - "
+                      f"(SELECT count(*) FROM ({narrowed}))", merged)
+    return narrowed, merged, int(unmet or 0)
 
 
 def active_since(db: Database, scenario: str) -> datetime | None:
@@ -149,6 +182,19 @@ def contacts_source(*, all_contacts: bool, groups: Sequence[str] = (),
 
 def count_source(db: Database, source_sql: str, params: dict[str, Any]) -> int:
     return db.scalar(f"SELECT count(*) FROM ({source_sql})", params)
+
+
+def count_opted_out(db: Database, source_sql: str, params: dict[str, Any],
+                    message_types: Sequence[str | None]) -> int:
+    """Contacts of the source that a send step of these message types would skip for opt-out
+    (opted out of `all` or of one of the types)."""
+    types = {f"optout_mt{i}": t for i, t in enumerate(sorted({t for t in message_types if t}))}
+    marks = ", ".join(f":{k}" for k in types) or "NULL"
+    return db.scalar(
+        f"SELECT count(*) FROM ({source_sql}) s WHERE EXISTS (SELECT 1 FROM contact_optouts o "
+        f"WHERE o.contact_id = s.contact_id AND (o.message_type = 'all' "
+        f"OR o.message_type IN ({marks})))",
+        {**params, **types})
 
 
 def sample_contact(db: Database, source_sql: str, params: dict[str, Any]) -> dict | None:
@@ -576,6 +622,43 @@ def profiles(db: Database, scenario: str, *, step: str | None = None,
             args,
         )
     ]
+
+
+def profiles_page(db: Database, scenario: str, *, step: str | None = None,
+                  status: str | None = None, contact_id: int | None = None,
+                  limit: int | None = None) -> tuple[list[dict], int]:
+    """The first `limit` matching profiles (all when None) and the number that match."""
+    where = "p.scenario = ? AND p.cleared_at IS NULL"
+    args: list[Any] = [scenario]
+    for column, value in (("step", step), ("status", status), ("contact_id", contact_id)):
+        if value is not None:
+            where += f" AND p.{column} = ?"
+            args.append(value)
+    total = db.scalar(f"SELECT count(*) FROM scenario_profiles p WHERE {where}", args)
+    page = "" if limit is None else f" LIMIT {int(limit)}"
+    rows = [dict(r) for r in db.query(
+        f"SELECT {PROFILE_FIELDS} FROM scenario_profiles p LEFT JOIN contacts c "
+        f"ON c.id = p.contact_id WHERE {where} ORDER BY p.id{page}", args)]
+    return rows, total
+
+
+def latest_profiles(db: Database, scenario: str, *, limit: int) -> list[dict]:
+    return [dict(r) for r in db.query(
+        f"SELECT {PROFILE_FIELDS} FROM scenario_profiles p LEFT JOIN contacts c "
+        "ON c.id = p.contact_id WHERE p.scenario = ? AND p.cleared_at IS NULL "
+        "ORDER BY p.id DESC LIMIT ?", (scenario, int(limit)))]
+
+
+def contact_profiles(db: Database, contact_id: int) -> list[dict]:
+    """A contact's profiles in every scenario (those cleared included: history), oldest first."""
+    return [dict(r) for r in db.query(
+        f"SELECT {PROFILE_FIELDS}, p.cleared_at FROM scenario_profiles p LEFT JOIN contacts c "
+        "ON c.id = p.contact_id WHERE p.contact_id = ? ORDER BY p.id", (contact_id,))]
+
+
+def has_profiles_at_step(db: Database, scenario: str, step: str) -> bool:
+    return db.scalar("SELECT 1 FROM scenario_profiles WHERE scenario = ? AND step = ? LIMIT 1",
+                     (scenario, step)) is not None
 
 
 def by_step(db: Database, scenario: str) -> dict[str, dict[str, int]]:

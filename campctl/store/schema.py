@@ -421,6 +421,11 @@ V2: list[str] = [
     "CREATE TABLE object_failures (kind TEXT NOT NULL, name TEXT NOT NULL, reason TEXT NOT NULL, "
     "first_at TEXT NOT NULL, last_at TEXT NOT NULL, count INTEGER NOT NULL DEFAULT 1, "
     "PRIMARY KEY (kind, name)) WITHOUT ROWID",
+    # scenarios: the data carried by the capturing event (or `start scenario --data`), as JSON
+    "ALTER TABLE scenario_profiles ADD COLUMN data TEXT",
+    # scenarios: the launch an execution-log row is about (`campctl log --launch ID`)
+    "ALTER TABLE exec_log ADD COLUMN launch_id INTEGER",
+    "CREATE INDEX exec_log_launch ON exec_log (launch_id, id) WHERE launch_id IS NOT NULL",
 ]
 
 MIGRATIONS: list[list[str]] = [V1, V2]
