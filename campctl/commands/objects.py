@@ -9,7 +9,7 @@ from typing import Annotated, NoReturn
 import typer
 
 from campctl.commands.common import app_context, emit, emit_object, local_cell, notice, print_json
-from campctl.errors import NotFound, ValidationFailed
+from campctl.errors import NotFound, UsageProblem, ValidationFailed
 from campctl.models import Kind
 
 KIND_HELP = {
@@ -37,6 +37,11 @@ COLUMNS = {
 }
 
 NoteOption = Annotated[str | None, typer.Option("--note", help="Why, for the history.")]
+
+# `apply --dry-run --exit-code` when something would be created or updated: not an error, so
+# no `error:` line; distinct from 1-4 so that CI can tell "changes pending" from a failure.
+EXIT_CHANGES_PENDING = 10
+DRY_RUN_MARK = "(dry run)"
 
 
 def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
@@ -66,6 +71,9 @@ def apply(
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Show what would change, with a diff of the changed fields; "
         "write nothing.")] = False,
+    exit_code: Annotated[bool, typer.Option(
+        "--exit-code", help=f"With --dry-run: exit {EXIT_CHANGES_PENDING} when something would "
+        "be created or updated (0 when all is unchanged).")] = False,
     note: NoteOption = None,
 ) -> None:
     from campctl.definitions import load_paths
@@ -73,12 +81,16 @@ def apply(
     from campctl.store.objects import known_specs
 
     app = app_context(ctx)
+    if exit_code and not dry_run:
+        raise UsageProblem("--exit-code goes with --dry-run (a real apply exits 0 when it "
+                           "applied)")
     db = app.db(create=False) if app.state_path.exists() else None
     result = load_paths(list(paths), known=known_specs(db) if db is not None else {})
     if result.issues:
         _fail(result.issues)
     if not result.definitions:
-        notice(app, "no definitions found; nothing to apply")
+        notice(app, ("dry run: " if dry_run else "")
+               + "no definitions found; nothing to apply")
         if app.json:
             print_json([])
         return
@@ -87,7 +99,7 @@ def apply(
     except ValidationFailed as exc:
         _fail(exc.issues)
     if dry_run:
-        _print_changes(app, changes, diffs=True)
+        _print_changes(app, changes, diffs=True, dry_run=True)
         notice(app, f"dry run: {_totals(changes)}; nothing was written")
         catalog.check_refusals(changes)
         if db is not None:  # the same rights check as the real apply
@@ -95,6 +107,8 @@ def apply(
 
             check_apply(db, actor=app.actor, created=[(c.kind.value, c.name, c.spec)
                                                       for c in changes if c.action != "unchanged"])
+        if exit_code and any(c.action != "unchanged" for c in changes):
+            raise typer.Exit(EXIT_CHANGES_PENDING)
         return
     catalog.check_refusals(changes)
     if any(c.action != "unchanged" for c in changes):
@@ -136,7 +150,7 @@ def _shown_change(change):
                                               for p, o, n in change.diffs])
 
 
-def _print_changes(app, changes, *, diffs: bool) -> None:
+def _print_changes(app, changes, *, diffs: bool, dry_run: bool = False) -> None:
     from campctl.engine.catalog import format_value
 
     changes = [_shown_change(c) for c in changes]
@@ -146,6 +160,8 @@ def _print_changes(app, changes, *, diffs: bool) -> None:
             row = c.as_json()
             if not diffs:
                 row.pop("changes")
+            if dry_run:
+                row["dry_run"] = True
             rows.append(row)
         print_json(rows)
         return
@@ -156,6 +172,8 @@ def _print_changes(app, changes, *, diffs: bool) -> None:
         if diffs:
             for path, old, new in c.diffs:
                 lines.append(f"    {path}: {format_value(old)} → {format_value(new)}")
+    if dry_run:  # a dry run's lines pasted into a ticket or a log must not read as done
+        lines = [f"{DRY_RUN_MARK} {line}" for line in lines]
     sys.stdout.write("\n".join(lines) + "\n")
 
 
