@@ -196,6 +196,10 @@ def _get_command(kind: Kind):
 
         app = app_context(ctx)
         db = app.db()
+        if app.output == "yaml":
+            _print_yaml(app, kind, [_require(db, kind, name)] if name is not None
+                        else list_objects(db, kind.value))
+            return
         profiles = profile_counts(db) if kind is Kind.SCENARIO else None
         if name is not None:
             row = summary(kind, _require(db, kind, name), now=app.now, profiles=profiles)
@@ -210,6 +214,28 @@ def _get_command(kind: Kind):
 
     get.__doc__ = f"List {KIND_HELP[kind]}."
     return get
+
+
+def definition_text(app, kind: Kind, obj: dict) -> str:
+    """An object as the YAML document that applies it; a channel's literal credentials are
+    masked (with a warning: that document no longer applies as it stands)."""
+    from campctl.definitions.dump import definition_yaml
+
+    spec = _shown_spec(kind, obj["spec"])
+    if spec != obj["spec"]:
+        notice(app, f"warning: {kind.cli}/{obj['name']}: literal credentials are masked as *** "
+               "in this output; write them as ${VAR} in the definition so that it applies as "
+               "exported")
+    return definition_yaml(kind, obj["name"], obj["description"], spec)
+
+
+def _print_yaml(app, kind: Kind, objects: list[dict]) -> None:
+    """`get KIND [NAME] -o yaml`: the definitions as applied, several as a multi-document
+    stream."""
+    if not objects:
+        notice(app, f"no {KIND_HELP[kind]} (apply some definitions)")
+        return
+    sys.stdout.write("---\n".join(definition_text(app, kind, obj) for obj in objects))
 
 
 def _describe_command(kind: Kind):
