@@ -105,6 +105,7 @@ COMMAND_MODULES = [
     "campctl.commands.setup",
     "campctl.commands.definitions",
     "campctl.commands.objects",
+    "campctl.commands.export",
     "campctl.commands.workflow",
     "campctl.commands.contacts",
     "campctl.commands.delivery",
@@ -169,7 +170,8 @@ def root_options(
         typer.Option("--now", help="Current time, ISO 8601 with offset or Z [env CAMPCTL_NOW]."),
     ] = None,
     output: Annotated[
-        str, typer.Option("-o", "--output", help="Output format: table or json.")
+        str, typer.Option("-o", "--output", help="Output format: table or json; yaml for "
+                          "definitions ('get KIND [NAME] -o yaml').")
     ] = "table",
     actor: Annotated[
         str | None, typer.Option("--as", help="Who acts, for the history [env CAMPCTL_USER].")
@@ -190,8 +192,10 @@ def root_options(
     ] = None,
 ) -> None:
     environ = dict(os.environ)
-    if output not in ("table", "json"):
-        raise click.BadParameter("use table or json", param_hint="'-o/--output'")
+    if output not in ("table", "json", "yaml") or (
+            output == "yaml" and ctx.invoked_subcommand not in (None, "get")):
+        raise click.BadParameter("use table or json (or yaml with 'get KIND [NAME]')",
+                                 param_hint="'-o/--output'")
     ctx.obj = AppContext(
         state_path=Path(state or environ.get("CAMPCTL_STATE") or "campctl.db"),
         now_text=now or environ.get("CAMPCTL_NOW") or None,

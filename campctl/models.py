@@ -169,15 +169,23 @@ class SourcePos:
 
 @dataclass(frozen=True)
 class Issue:
-    """One validation error, pointing at the offending key or value."""
+    """One validation problem (an error, or a warning), pointing at the offending key or value."""
 
     file: str
     line: int
     col: int
     message: str
+    code: str = ""  # a stable id such as CC101 (campctl.definitions.codes)
+    level: str = "error"  # error | warning
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}:{self.col}: {self.message}"
+        marker = "warning: " if self.level == "warning" else ""
+        code = f" [{self.code}]" if self.code else ""
+        return f"{self.file}:{self.line}:{self.col}: {marker}{self.message}{code}"
+
+    def as_json(self) -> dict[str, Any]:
+        return {"file": self.file, "line": self.line, "col": self.col, "code": self.code,
+                "level": self.level, "message": self.message}
 
 
 @dataclass

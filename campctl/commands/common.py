@@ -123,6 +123,7 @@ def emit(
     empty: str = "nothing to show",
 ) -> None:
     """One listing, as a rich table or (with -o json) an array of the row objects."""
+    refuse_yaml(app)
     if app.json:
         print_json(list(rows))
         return
@@ -147,6 +148,7 @@ def emit(
 
 def emit_object(app: AppContext, obj: dict, *, title: str | None = None) -> None:
     """One object, as a two-column table or a JSON object."""
+    refuse_yaml(app)
     if app.json:
         print_json(obj)
         return
@@ -160,6 +162,13 @@ def emit_object(app: AppContext, obj: dict, *, title: str | None = None) -> None
             value = json.dumps(value, default=_json_default, ensure_ascii=False)
         table.add_row(key, cell(value))
     app.out().print(table)
+
+
+def refuse_yaml(app: AppContext) -> None:
+    """`-o yaml` prints definitions only; any other listing refuses it rather than guess."""
+    if app.output == "yaml":
+        raise UsageProblem("-o yaml prints definitions only: campctl get segments|channels|"
+                           "campaigns|plans|scenarios [NAME] -o yaml (or campctl export DIR)")
 
 
 def cell(value: Any) -> str:

@@ -31,8 +31,8 @@ def validate(
     paths: Annotated[list[str], typer.Argument(help="Files or directories (searched recursively "
                                                "for *.yaml and *.yml).")],
     fmt: Annotated[Format | None, typer.Option(
-        "--format", help="text (path:line:col: message), json, or github (workflow "
-        "annotations). Default: text, or json with -o json.")] = None,
+        "--format", help="text (path:line:col: message [CODE]), json, or github (workflow "
+        "annotations titled with the code). Default: text, or json with -o json.")] = None,
 ) -> None:
     from campctl.definitions import load_paths
 
@@ -45,24 +45,19 @@ def validate(
     files_with_errors = len({i.file for i in issues})
     out = sys.stdout
     if chosen is Format.json:
-        data: dict = {"valid": not issues, "errors": [
-            {"file": i.file, "line": i.line, "col": i.col, "message": i.message} for i in issues]}
+        data: dict = {"valid": not issues, "errors": [i.as_json() for i in issues]}
         if warnings:  # the key appears only when there is something to say
-            data["warnings"] = [{"file": w.file, "line": w.line, "col": w.col,
-                                 "message": w.message} for w in warnings]
+            data["warnings"] = [w.as_json() for w in warnings]
         print_json(data)
     elif chosen is Format.github:
-        for i in issues:
-            out.write(f"::error file={_gh_prop(i.file)},line={i.line},col={i.col}::"
-                      f"{_gh_data(i.message)}\n")
-        for w in warnings:
-            out.write(f"::warning file={_gh_prop(w.file)},line={w.line},col={w.col}::"
-                      f"{_gh_data(w.message)}\n")
+        # The code is the annotation's title; file comes first, as workflow tools expect.
+        for problem in [*issues, *warnings]:
+            out.write(f"::{problem.level} file={_gh_prop(problem.file)},"
+                      f"title={_gh_prop(problem.code)},line={problem.line},col={problem.col}::"
+                      f"{_gh_data(problem.message)}\n")
     else:
-        for i in issues:
-            out.write(f"{i}\n")
-        for w in warnings:
-            out.write(f"{w.file}:{w.line}:{w.col}: warning: {w.message}\n")
+        for problem in [*issues, *warnings]:
+            out.write(f"{problem}\n")
     out.flush()
     if issues:
         noun = "error" if len(issues) == 1 else "errors"
@@ -91,7 +86,8 @@ def _warnings(definitions, *, now) -> list:
         held = held_builds(d.spec, launch=now)
         if held is not None:
             found.append(Issue(d.pos.file, d.pos.line, d.pos.col,
-                               f"campaign {d.name}: if launched now, {held.text()}"))
+                               f"campaign {d.name}: if launched now, {held.text()}",
+                               "CC901", "warning"))
     return found
 
 

@@ -39,6 +39,11 @@ COLUMNS = {
 
 NoteOption = Annotated[str | None, typer.Option("--note", help="Why, for the history.")]
 
+# `apply --dry-run --exit-code` when something would be created or updated: not an error, so
+# no `error:` line; distinct from 1-4 so that CI can tell "changes pending" from a failure.
+EXIT_CHANGES_PENDING = 10
+DRY_RUN_MARK = "(dry run)"
+
 
 def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
     app.command(
@@ -67,6 +72,9 @@ def apply(
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Show what would change, with a diff of the changed fields; "
         "write nothing.")] = False,
+    exit_code: Annotated[bool, typer.Option(
+        "--exit-code", help=f"With --dry-run: exit {EXIT_CHANGES_PENDING} when something would "
+        "be created or updated (0 when all is unchanged).")] = False,
     note: NoteOption = None,
 ) -> None:
     from campctl.definitions import load_paths
@@ -74,12 +82,16 @@ def apply(
     from campctl.store.objects import known_specs
 
     app = app_context(ctx)
+    if exit_code and not dry_run:
+        raise UsageProblem("--exit-code goes with --dry-run (a real apply exits 0 when it "
+                           "applied)")
     db = app.db(create=False) if app.state_path.exists() else None
     result = load_paths(list(paths), known=known_specs(db) if db is not None else {})
     if result.issues:
         _fail(result.issues)
     if not result.definitions:
-        notice(app, "no definitions found; nothing to apply")
+        notice(app, ("dry run: " if dry_run else "")
+               + "no definitions found; nothing to apply")
         if app.json:
             print_json([])
         return
@@ -88,7 +100,7 @@ def apply(
     except ValidationFailed as exc:
         _fail(exc.issues)
     if dry_run:
-        _print_changes(app, changes, diffs=True)
+        _print_changes(app, changes, diffs=True, dry_run=True)
         notice(app, f"dry run: {_totals(changes)}; nothing was written")
         catalog.check_refusals(changes)
         if db is not None:  # the same rights check as the real apply
@@ -103,6 +115,8 @@ def apply(
                     access.check(db, kind=c.kind.value, name=c.name, actor=app.actor,
                                  action="apply", now=app.now, override=app.override_access,
                                  record=False)
+        if exit_code and any(c.action != "unchanged" for c in changes):
+            raise typer.Exit(EXIT_CHANGES_PENDING)
         return
     catalog.check_refusals(changes)
     if any(c.action != "unchanged" for c in changes):
@@ -145,7 +159,7 @@ def _shown_change(change):
                                               for p, o, n in change.diffs])
 
 
-def _print_changes(app, changes, *, diffs: bool) -> None:
+def _print_changes(app, changes, *, diffs: bool, dry_run: bool = False) -> None:
     from campctl.engine.catalog import format_value
 
     changes = [_shown_change(c) for c in changes]
@@ -155,6 +169,8 @@ def _print_changes(app, changes, *, diffs: bool) -> None:
             row = c.as_json()
             if not diffs:
                 row.pop("changes")
+            if dry_run:
+                row["dry_run"] = True
             rows.append(row)
         print_json(rows)
         return
@@ -165,6 +181,8 @@ def _print_changes(app, changes, *, diffs: bool) -> None:
         if diffs:
             for path, old, new in c.diffs:
                 lines.append(f"    {path}: {format_value(old)} → {format_value(new)}")
+    if dry_run:  # a dry run's lines pasted into a ticket or a log must not read as done
+        lines = [f"{DRY_RUN_MARK} {line}" for line in lines]
     sys.stdout.write("\n".join(lines) + "\n")
 
 
@@ -192,6 +210,10 @@ def _get_command(kind: Kind):
 
         app = app_context(ctx)
         db = app.db()
+        if app.output == "yaml":
+            _print_yaml(app, kind, [_require(db, kind, name)] if name is not None
+                        else list_objects(db, kind.value))
+            return
         profiles = profile_counts(db) if kind is Kind.SCENARIO else None
         tagged = kind.value in access.ACCESS_KINDS
         if tag and not tagged:
@@ -228,6 +250,28 @@ def _tags_cell(value: list[str] | None, _row: dict) -> str:
     from rich.markup import escape
 
     return escape(", ".join(value)) if value else "-"
+
+
+def definition_text(app, kind: Kind, obj: dict) -> str:
+    """An object as the YAML document that applies it; a channel's literal credentials are
+    masked (with a warning: that document no longer applies as it stands)."""
+    from campctl.definitions.dump import definition_yaml
+
+    spec = _shown_spec(kind, obj["spec"])
+    if spec != obj["spec"]:
+        notice(app, f"warning: {kind.cli}/{obj['name']}: literal credentials are masked as *** "
+               "in this output; write them as ${VAR} in the definition so that it applies as "
+               "exported")
+    return definition_yaml(kind, obj["name"], obj["description"], spec)
+
+
+def _print_yaml(app, kind: Kind, objects: list[dict]) -> None:
+    """`get KIND [NAME] -o yaml`: the definitions as applied, several as a multi-document
+    stream."""
+    if not objects:
+        notice(app, f"no {KIND_HELP[kind]} (apply some definitions)")
+        return
+    sys.stdout.write("---\n".join(definition_text(app, kind, obj) for obj in objects))
 
 
 def _describe_command(kind: Kind):

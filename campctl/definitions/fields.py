@@ -145,6 +145,10 @@ def check_url_refs(text: str) -> str | None:
     return check_url(text) or check_var_refs(text)
 
 
+def url_problem_code(problem: str) -> str:
+    return "CC119" if problem.startswith("bad url") else "CC120"
+
+
 class Template(Text):
     """A Jinja2 template, compiled in the sandbox at validation time for syntax errors, then
     rendered once for a synthetic contact (engine.templates.template_problems)."""
@@ -165,7 +169,8 @@ class Template(Text):
             # A block scalar (|, >) starts on the line after its indicator.
             block = node.quoted and node.text and "\n" in node.text
             line = node.line + lineno if block else node.line
-            ctx.error((line, node.col), label(path, f"template error: {exc.message}"))
+            ctx.error((line, node.col), label(path, f"template error: {exc.message}"),
+                      code="CC401")
             return INVALID
         from campctl.engine.templates import template_problems
 
@@ -174,7 +179,8 @@ class Template(Text):
         problems = template_problems(value)
         for problem in problems:
             ctx.error((node.line, node.col),
-                      label(path, f"{problem} (test render with a synthetic contact)"))
+                      label(path, f"{problem} (test render with a synthetic contact)"),
+                      code="CC402")
         return INVALID if problems else value
 
 
@@ -191,28 +197,29 @@ def _template_environment():
 
 
 def name_ref(description: str) -> Text:
-    return Text(description, validate=check_name, pattern=NAME_PATTERN)
+    return Text(description, validate=check_name, pattern=NAME_PATTERN, code="CC201")
 
 
 NAME = name_ref
 DATETIME = Text("Local date and time in the object's timezone (YYYY-MM-DDTHH:MM), or with an "
-                "offset.", validate=check_datetime, pattern=DATETIME_PATTERN,
+                "offset.", validate=check_datetime, pattern=DATETIME_PATTERN, code="CC301",
                 examples=["2027-04-02T10:00"])
 DURATION = Text("Duration: a number and s, m, h, d or w (30s, 15m, 6h, 2d, 1w).",
-                validate=check_duration, pattern=DURATION_PATTERN)
+                validate=check_duration, pattern=DURATION_PATTERN, code="CC302")
 WINDOW = Text("Daily window \"HH:MM-HH:MM\" in the object's timezone; an end before the start "
               "wraps past midnight. Quote it.", validate=check_window, pattern=WINDOW_PATTERN,
-              examples=["12:00-17:00"])
-TIMEZONE = Text("IANA timezone name, e.g. Europe/Paris.", validate=check_timezone)
+              code="CC303", examples=["12:00-17:00"])
+TIMEZONE = Text("IANA timezone name, e.g. Europe/Paris.", validate=check_timezone, code="CC304")
 CRON = Text("Cron expression (5 fields: minute hour day-of-month month day-of-week). Quote it.",
-            validate=check_cron, examples=["0 9 * * *"])
-RATE = Text("Throttle: N/s, N/m or N/h.", validate=check_rate, pattern=RATE_PATTERN)
+            validate=check_cron, examples=["0 9 * * *"], code="CC305")
+RATE = Text("Throttle: N/s, N/m or N/h.", validate=check_rate, pattern=RATE_PATTERN,
+            code="CC118")
 MAX_ATTEMPTS = Number("Attempts before a message fails for good (transient errors are retried "
                       "with exponential backoff).", integer=True, minimum=1, maximum=100)
 TIMEOUT = Number("Network timeout in seconds.", exclusive_minimum=0, maximum=3600)
-EVENT = Text("Event name.", validate=check_token, pattern=TOKEN_PATTERN)
+EVENT = Text("Event name.", validate=check_token, pattern=TOKEN_PATTERN, code="CC116")
 MESSAGE_TYPE = Text("Message type, matched against contacts' opt_out.", validate=check_token,
-                    pattern=TOKEN_PATTERN)
+                    pattern=TOKEN_PATTERN, code="CC116")
 CATCHUP = Enum(("latest", "all", "none"),
                "Occurrences missed while nothing ticked: latest (default) fires the last one, "
                "all fires each, none skips them.")
@@ -224,7 +231,8 @@ class TrueOnly(Bool):
     def check(self, node: Node, ctx: Ctx, path: str) -> Any:
         value = super().check(node, ctx, path)
         if value is False:
-            ctx.error(node, label(path, "must be true (leave it out to use segment or groups)"))
+            ctx.error(node, label(path, "must be true (leave it out to use segment or groups)"),
+                  code="CC115")
             return INVALID
         return value
 
@@ -234,7 +242,8 @@ class TrueOnly(Bool):
 
 AUDIENCE = Map({
     "segment": F(NAME("A Segment by name.")),
-    "groups": F(ListOf(Text("Group name.", validate=check_token, pattern=TOKEN_PATTERN),
+    "groups": F(ListOf(Text("Group name.", validate=check_token, pattern=TOKEN_PATTERN,
+                            code="CC116"),
                        "Contacts in any of these groups.", min_items=1)),
     "all": F(TrueOnly("Every contact (must be true).")),
     "include_opted_out": F(Bool("Also message contacts whose opt_out lists the message type "
@@ -265,13 +274,13 @@ DAY_OPS = ("within_days", "older_than_days")
 
 ATTR_RULE = Map({
     "attr": F(Text("Contact attribute (or id, email, phone).", validate=check_attr,
-                   pattern=ATTR_PATTERN), required=True),
+                   pattern=ATTR_PATTERN, code="CC117"), required=True),
     "op": F(Enum(ATTR_OPS, "Comparison."), required=True),
     "value": F(RuleValue("Value to compare with (a list for in/not_in, days for within_days and "
                          "older_than_days; none for exists/not_exists).")),
 })
 GROUP_RULE = Map({"group": F(Text("The contact is in this group.", validate=check_token,
-                                  pattern=TOKEN_PATTERN), required=True)})
+                                  pattern=TOKEN_PATTERN, code="CC116"), required=True)})
 EVENT_RULE = Map({"event": F(EVENT, required=True),
                   "within": F(DURATION, required=True)})
 
@@ -287,7 +296,8 @@ class Rule(Type):
 
     def check(self, node: Node, ctx: Ctx, path: str) -> Any:
         if node.kind != "map":
-            ctx.error(node, label(path, f"expected a rule mapping, got {describe(node)}"))
+            ctx.error(node, label(path, f"expected a rule mapping, got {describe(node)}"),
+                      code="CC104")
             return INVALID
         present = [f for f in ("attr", "group", "event") if node.get(f) is not None]
         allowed = [f for f in present if f in self.forms]
@@ -296,13 +306,13 @@ class Rule(Type):
             if not present:
                 keys = [k.text for k, _ in node.items]
                 hint = did_you_mean(keys[0], self.forms) if keys else ""
-                ctx.error(node, label(path, f"a rule needs one of {forms}{hint}"))
+                ctx.error(node, label(path, f"a rule needs one of {forms}{hint}"), code="CC113")
             elif len(present) > 1:
                 ctx.error(node, label(path, f"a rule takes only one of {forms}, got "
-                                            f"{' and '.join(present)}"))
+                                            f"{' and '.join(present)}"), code="CC113")
             else:
                 ctx.error(node, label(path, f"{present[0]} rules are not allowed here; "
-                                            f"use {forms}"))
+                                            f"use {forms}"), code="CC113")
             return INVALID
         form = allowed[0]
         table = {"attr": ATTR_RULE, "group": GROUP_RULE, "event": EVENT_RULE}[form]
@@ -335,11 +345,11 @@ def _check_attr_value(node: Node, rule: dict, ctx: Ctx, path: str) -> Any:
     if op in NO_VALUE_OPS:
         if value_node is not None:
             ctx.error(value_node, label(f"{path}.value" if path else "value",
-                                        f"op {op} takes no value; remove it"))
+                                        f"op {op} takes no value; remove it"), code="CC114")
             return INVALID
         return rule
     if value_node is None:
-        ctx.error(node, label(path, f"op {op} needs a value"))
+        ctx.error(node, label(path, f"op {op} needs a value"), code="CC114")
         return INVALID
     sub = f"{path}.value" if path else "value"
     if op in LIST_OPS:
@@ -357,7 +367,7 @@ def _check_attr_value(node: Node, rule: dict, ctx: Ctx, path: str) -> Any:
             ctx.error(value_node, label(sub, f"op {op} takes one value, got "
                                         f"{describe(value_node)}"
                                         + ("; use op in for a list" if value_node.kind == "seq"
-                                           and op in ("eq", "ne") else "")))
+                                           and op in ("eq", "ne") else "")), code="CC114")
             return INVALID
         scalar = Scalar().check(value_node, ctx, sub)
         if scalar is INVALID:
@@ -408,7 +418,7 @@ EVENT_SCHEDULE = Map({
                            "When sending starts (not before queue_start).")),
     "queue_every": F(Text("on_event (default: build at the next tick after the event) or a cron "
                           "expression that batches events.", validate=check_queue_every,
-                          examples=["on_event", "0 8 * * 5"])),
+                          examples=["on_event", "0 8 * * 5"], code="CC305")),
     "build_window": F(WINDOW),
     "window": F(WINDOW),
 }, "Event-triggered schedule.")
@@ -503,22 +513,26 @@ CHANNEL = Tagged("type", {
                                  "DIR/<channel>.jsonl."))},
                   title="Channel (outbox)"),
     "smtp": Map({**CHANNEL_COMMON, "type": F(Enum(("smtp",)), required=True),
-                 "host": F(Text("SMTP server host.", validate=check_var_refs), required=True),
+                 "host": F(Text("SMTP server host.", validate=check_var_refs, code="CC120"),
+                         required=True),
                  "port": F(Number("SMTP port (default 25).", integer=True, minimum=1,
                                   maximum=65535)),
                  "starttls": F(Bool("Upgrade the connection with STARTTLS (default false).")),
-                 "username": F(Text("Login name; may be ${VAR}.", validate=check_var_refs)),
+                 "username": F(Text("Login name; may be ${VAR}.", validate=check_var_refs,
+                                    code="CC120")),
                  "password": F(Text("Password, always as ${VAR} (read from the environment at "
                                     "send time, never stored).", validate=check_secret,
-                                    pattern=SECRET_PATTERN)),
+                                    pattern=SECRET_PATTERN, code="CC121")),
                  "from": F(Text("Sender, e.g. \"Shop <news@example.com>\"."), required=True),
                  "rate": F(RATE), "max_attempts": F(MAX_ATTEMPTS), "timeout": F(TIMEOUT)},
                 title="Channel (smtp)"),
     "webhook": Map({**CHANNEL_COMMON, "type": F(Enum(("webhook",)), required=True),
                     "url": F(Text("Endpoint (http or https); may contain ${VAR}.",
-                                  validate=check_url_refs, pattern=URL_PATTERN), required=True),
+                                  validate=check_url_refs, pattern=URL_PATTERN,
+                                  code=url_problem_code), required=True),
                     "headers": F(Map(values=Text("Header value; may contain ${VAR}.",
-                                                 validate=check_var_refs, min_length=0),
+                                                 validate=check_var_refs, min_length=0,
+                                                 code="CC120"),
                                      description="Extra HTTP headers.")),
                     "timeout": F(TIMEOUT), "rate": F(RATE), "max_attempts": F(MAX_ATTEMPTS)},
                    title="Channel (webhook)"),
@@ -574,7 +588,7 @@ IF_CONDITION = Choice((), {
                   "match": F(Enum(("all", "any")))}, "Conditions on the contact's attributes."),
 }, "{event, within} or {rules, match}.")
 
-STEP_REF = Text("A step id, or end.", validate=check_name, pattern=NAME_PATTERN)
+STEP_REF = Text("A step id, or end.", validate=check_name, pattern=NAME_PATTERN, code="CC201")
 STEP = Map({
     "id": F(NAME("Step id, unique in the scenario (end is reserved)."), required=True),
     "send": F(SEND_STEP),

@@ -36,11 +36,12 @@ def expand_paths(paths: list[str]) -> tuple[list[Path], list[Issue]]:
                 and not any(part.startswith(".") for part in p.relative_to(path).parts)
             )
             if not found:
-                issues.append(Issue(str(path), 0, 0, "no *.yaml or *.yml files in this directory"))
+                issues.append(Issue(str(path), 0, 0, "no *.yaml or *.yml files in this directory",
+                                    "CC002"))
         elif path.is_file():
             found = [path]
         else:
-            issues.append(Issue(str(path), 0, 0, "no such file or directory"))
+            issues.append(Issue(str(path), 0, 0, "no such file or directory", "CC001"))
             found = []
         for item in found:
             key = item.resolve()
@@ -65,25 +66,29 @@ def load_paths(paths: list[str], known: dict | None = None) -> LoadResult:
     files, issues = expand_paths(list(paths))
     result = LoadResult(issues=list(issues), files=[str(f) for f in files])
     texts: list[tuple[str, str | None, str | None]] = []
+    read_codes: dict[str, str] = {}
     for path in files:
         try:
             data = path.read_bytes()
         except OSError as exc:
             texts.append((str(path), None, f"cannot read file: {exc.strerror}"))
+            read_codes[str(path)] = "CC003"
             continue
         try:
             texts.append((str(path), data.decode("utf-8-sig"), None))
         except UnicodeDecodeError as exc:
             texts.append((str(path), None, f"not UTF-8 text (byte {exc.start})"))
-    loaded = load_texts(texts, known)
+            read_codes[str(path)] = "CC004"
+    loaded = load_texts(texts, known, read_codes=read_codes)
     result.definitions = loaded.definitions
     result.issues.extend(loaded.issues)
     return result
 
 
-def load_texts(texts: list[tuple[str, str | None, str | None]], known: dict | None = None
-               ) -> LoadResult:
-    """Validate (file name, text or None, read problem) triples, in order."""
+def load_texts(texts: list[tuple[str, str | None, str | None]], known: dict | None = None, *,
+               read_codes: dict[str, str] | None = None) -> LoadResult:
+    """Validate (file name, text or None, read problem) triples, in order. `read_codes`: the
+    code of each file's read problem (default CC003, cannot read)."""
     from campctl.definitions import fields, semantics
     from campctl.definitions.types import INVALID, Ctx
     from campctl.definitions.yamlsrc import parse
@@ -96,19 +101,20 @@ def load_texts(texts: list[tuple[str, str | None, str | None]], known: dict | No
         ctx = Ctx(name)
         contexts.append(ctx)
         if text is None:
-            ctx.error((1, 1), problem or "cannot read file")
+            ctx.error((1, 1), problem or "cannot read file",
+                      code=(read_codes or {}).get(name, "CC003"))
             continue
         parsed, stop = parse(text)
         for doc in parsed:
             for p in doc.problems:
-                ctx.error((p.line, p.col), p.message)
+                ctx.error((p.line, p.col), p.message, code=p.code)
             if doc.root is None:
                 continue
             root = doc.root
             if root.kind != "map":
                 if root.kind == "scalar" and root.value is None:
                     continue  # an empty document (a stray ---)
-                ctx.error(root, "a definition must be a mapping with kind and name")
+                ctx.error(root, "a definition must be a mapping with kind and name", code="CC014")
                 continue
             spec = fields.DOCUMENT.check(root, ctx, "")
             kind_node, name_node = root.get("kind"), root.get("name")
@@ -122,7 +128,7 @@ def load_texts(texts: list[tuple[str, str | None, str | None]], known: dict | No
             docs.append(_Doc(kind, obj_name if name_node is not None else None, spec, root, ctx,
                              spec.get("description") if spec else None))
         if stop is not None:
-            ctx.error((stop.line, stop.col), stop.message)
+            ctx.error((stop.line, stop.col), stop.message, code=stop.code)
     # Objects by (kind, name): the files win over the state file; the first file wins over later.
     specs: dict[tuple[str, str], Any] = dict(known)
     firsts: dict[tuple[str, str], _Doc] = {}
@@ -135,7 +141,7 @@ def load_texts(texts: list[tuple[str, str | None, str | None]], known: dict | No
             where = first.root.get("name")
             doc.ctx.error(doc.root.get("name"),
                           f"duplicate {doc.kind} {doc.name!r} (first defined at "
-                          f"{first.ctx.file}:{where.line}:{where.col})")
+                          f"{first.ctx.file}:{where.line}:{where.col})", code="CC202")
             continue
         firsts[key] = doc
         specs[key] = doc.spec

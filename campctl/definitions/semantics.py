@@ -95,7 +95,8 @@ def _campaign(spec: dict, root: Node, ctx: Ctx, refs: list[Ref]) -> None:
                 if name in seen:
                     first = seen[name]
                     ctx.error(name_node, f"stages[{index + 1}].name: duplicate stage name "
-                                         f"{name!r} (first at {first.line}:{first.col})")
+                                         f"{name!r} (first at {first.line}:{first.col})",
+                              code="CC207")
                 else:
                     seen[name] = name_node
     tz = spec.get("timezone", "UTC") if root.get("timezone") is None or "timezone" in spec else None
@@ -113,7 +114,8 @@ def _campaign(spec: dict, root: Node, ctx: Ctx, refs: list[Ref]) -> None:
 
     if ctype == "one-off" and sched_node is None and not _plan_only(root):
         ctx.error(root, "missing required key 'schedule' (a one-off campaign needs "
-                        "schedule.send unless every stage is controlled_by_plan: true)")
+                        "schedule.send unless every stage is controlled_by_plan: true)",
+                  code="CC306")
     if ctype == "one-off":
         queue_at, send_at = moment("queue", "at"), moment("send", "at")
         before = dig(sched_node, "queue", "before_send")
@@ -121,28 +123,29 @@ def _campaign(spec: dict, root: Node, ctx: Ctx, refs: list[Ref]) -> None:
         send_ok = send_node is None or "send" in sched
         if before is not None and send_ok and not isinstance(_get(sched, "send", "at"), str):
             ctx.error(before, "schedule.queue.before_send needs schedule.send: {at: DATETIME} "
-                              "(the build time is counted back from the send time)")
+                              "(the build time is counted back from the send time)", code="CC307")
         if queue_at and send_at and send_at < queue_at:
             ctx.error(dig(sched_node, "send", "at"),  # type: ignore[arg-type]
                       f"schedule.send.at ({_get(sched, 'send', 'at')}) is before schedule.queue.at "
                       f"({_get(sched, 'queue', 'at')}): messages cannot be sent before they are "
-                      "built")
+                      "built", code="CC308")
     elif ctype == "date-triggered":
         start, send_start = moment("start", "at"), moment("send_start", "at")
         until = moment("until")
         if start and send_start and send_start < start:
             ctx.error(dig(sched_node, "send_start", "at"),  # type: ignore[arg-type]
                       "schedule.send_start.at is before schedule.start.at: sending cannot start "
-                      "before building")
+                      "before building", code="CC308")
         if start and until and until <= start:
             ctx.error(dig(sched_node, "until"),  # type: ignore[arg-type]
-                      "schedule.until is not after schedule.start.at: nothing would ever run")
+                      "schedule.until is not after schedule.start.at: nothing would ever run",
+                      code="CC309")
     elif ctype == "event-triggered":
         queue_start, send_start = moment("queue_start", "at"), moment("send_start", "at")
         if queue_start and send_start and send_start < queue_start:
             ctx.error(dig(sched_node, "send_start", "at"),  # type: ignore[arg-type]
                       "schedule.send_start.at is before schedule.queue_start.at: sending cannot "
-                      "start before building")
+                      "start before building", code="CC308")
     closes = _instant(spec.get("closes_at"), tz)
     if closes is not None:
         for what, when, node in moments:
@@ -151,7 +154,7 @@ def _campaign(spec: dict, root: Node, ctx: Ctx, refs: list[Ref]) -> None:
                 where = "after" if when > closes else "at"
                 ctx.error(node, f"{what} ({_get(sched, *what.split('.')[1:])}) is {where} "
                                 f"closes_at ({spec['closes_at']}): nothing runs from the "
-                                "closing date on")
+                                "closing date on", code="CC310")
 
 
 def _plan_only(root: Node) -> bool:
@@ -182,7 +185,7 @@ def _plan(spec: dict, root: Node, ctx: Ctx, refs: list[Ref]) -> None:
         if key in seen:
             first = seen[key]
             ctx.error(node, f"stages[{index + 1}]: stage {stage!r} of campaign {campaign!r} is "
-                            f"listed twice (first at {first.line}:{first.col})")
+                            f"listed twice (first at {first.line}:{first.col})", code="CC208")
             continue
         seen[key] = node
         campaign_node = node.get("campaign")
@@ -213,12 +216,13 @@ def _scenario(spec: dict, root: Node, ctx: Ctx, refs: list[Ref]) -> None:
             continue
         if sid == "end":
             ctx.error(id_node, f"steps[{index + 1}].id: 'end' is reserved (it exits the scenario); "
-                               "choose another id")
+                               "choose another id", code="CC209")
             complete = False
         elif sid in ids:
             first = dig(steps_node, ids[sid], "id")
             where = f" (first at {first.line}:{first.col})" if first is not None else ""
-            ctx.error(id_node, f"steps[{index + 1}].id: duplicate step id {sid!r}{where}")
+            ctx.error(id_node, f"steps[{index + 1}].id: duplicate step id {sid!r}{where}",
+                      code="CC210")
             complete = False
         else:
             ids[sid] = index
@@ -239,7 +243,7 @@ def _scenario(spec: dict, root: Node, ctx: Ctx, refs: list[Ref]) -> None:
             if key_node is not None and key not in jumps:
                 use = "then and else" if action == "if" else "next"
                 ctx.error(key_node, f"steps[{index + 1}]: {key} does not apply to a {action} "
-                                    f"step; use {use}")
+                                    f"step; use {use}", code="CC212")
         out: list[int | None] = []
         for key in jumps:
             target = step.get(key)
@@ -254,7 +258,8 @@ def _scenario(spec: dict, root: Node, ctx: Ctx, refs: list[Ref]) -> None:
                 out.append(ids[target])
             else:
                 ctx.error(target_node, f"steps[{index + 1}].{key}: unknown step {target!r}"
-                                       f"{did_you_mean(target, ids)} (use a step id or end)")
+                                       f"{did_you_mean(target, ids)} (use a step id or end)",
+                          code="CC211")
                 complete = False
         edges[index] = out
     if not complete or len(edges) != len(steps):
@@ -271,7 +276,7 @@ def _scenario(spec: dict, root: Node, ctx: Ctx, refs: list[Ref]) -> None:
             at = dig(steps_node, index, "id") or dig(steps_node, index) or steps_node
             ctx.error(at,
                       f"steps[{index + 1}]: step {steps[index]['id']!r} is unreachable (no step "
-                      "leads to it; name it in next, then or else, or remove it)")
+                      "leads to it; name it in next, then or else, or remove it)", code="CC213")
     _loops_without_wait(steps, steps_node, edges, reached, ctx)
 
 
@@ -304,7 +309,7 @@ def _loops_without_wait(steps: list, steps_node: Node, edges: dict, reached: set
                 names = " -> ".join(steps[i]["id"] for i in cycle)
                 node = dig(steps_node, cycle[0], "id") or steps_node
                 ctx.error(node, f"steps loop without a wait ({names}); add a wait step to the "
-                                "loop or jump to end")
+                                "loop or jump to end", code="CC311")
                 return
 
 
@@ -319,13 +324,14 @@ def resolve(refs: list[Ref], specs: dict[tuple[str, str], Any]) -> None:
             if ref.name not in names.get(ref.kind, set()):
                 ref.ctx.error(ref.node, f"unknown {ref.kind.lower()} {ref.name!r}"
                                         f"{did_you_mean(ref.name, names.get(ref.kind, ()))}: "
-                                        f"define it in the given files or apply it first")
+                                        f"define it in the given files or apply it first",
+                              code="CC203")
             continue
         campaign = specs.get(("Campaign", ref.name))
         if ("Campaign", ref.name) not in specs:
             ref.ctx.error(ref.node, f"unknown campaign {ref.name!r}"
                                     f"{did_you_mean(ref.name, names.get('Campaign', ()))}: "
-                                    "define it in the given files or apply it first")
+                                    "define it in the given files or apply it first", code="CC204")
             continue
         if not isinstance(campaign, dict):
             continue  # the campaign itself is invalid; its own errors say why
@@ -340,8 +346,8 @@ def resolve(refs: list[Ref], specs: dict[tuple[str, str], Any]) -> None:
             listed = ", ".join(str(n) for n in by_name if n) or "none"
             ref.ctx.error(at, f"campaign {ref.name!r} has no stage {ref.stage!r}"
                               f"{did_you_mean(ref.stage or '', [n for n in by_name if n])} "
-                              f"(stages: {listed})")
+                              f"(stages: {listed})", code="CC205")
         elif by_name[ref.stage].get("controlled_by_plan") is not True:
             ref.ctx.error(at, f"stage {ref.stage!r} of campaign {ref.name!r} is not "
                               "controlled_by_plan: true; set it on the stage so that it runs only "
-                              "in plan instances")
+                              "in plan instances", code="CC206")

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from campctl.definitions.codes import BY_CODE, FALLBACK
 from campctl.definitions.yamlsrc import Node
 from campctl.models import Issue
 
@@ -35,9 +36,10 @@ class Ctx:
     file: str
     issues: list[Issue] = field(default_factory=list)
 
-    def error(self, at: Node | tuple[int, int], message: str) -> None:
+    def error(self, at: Node | tuple[int, int], message: str, *, code: str = FALLBACK) -> None:
+        """`code`: the problem's id in campctl.definitions.codes (a test checks each call)."""
         line, col = at.pos if isinstance(at, Node) else at
-        self.issues.append(Issue(self.file, line, col, message))
+        self.issues.append(Issue(self.file, line, col, message, code, BY_CODE[code].level))
 
 
 def label(path: str, message: str) -> str:
@@ -96,9 +98,11 @@ class Text(Type):
     def __init__(self, description: str = "", *,
                  validate: Callable[[str], str | None] | None = None,
                  pattern: str | None = None, fmt: str | None = None, min_length: int = 1,
-                 examples: list | None = None) -> None:
+                 examples: list | None = None,
+                 code: str | Callable[[str], str] = FALLBACK) -> None:
         self.description = description
         self.validate = validate
+        self.code = code  # of what `validate` reports (or a function of its message)
         self.pattern = pattern
         self.fmt = fmt
         self.min_length = min_length
@@ -106,16 +110,17 @@ class Text(Type):
 
     def check(self, node: Node, ctx: Ctx, path: str) -> Any:
         if node.kind != "scalar" or (node.value is None and not node.quoted):
-            ctx.error(node, label(path, f"expected a string, got {describe(node)}"))
+            ctx.error(node, label(path, f"expected a string, got {describe(node)}"), code="CC104")
             return INVALID
         text = node.text
         if len(text) < self.min_length:
-            ctx.error(node, label(path, "must not be empty"))
+            ctx.error(node, label(path, "must not be empty"), code="CC107")
             return INVALID
         if self.validate is not None:
             problem = self.validate(text)
             if problem:
-                ctx.error(node, label(path, problem + _yaml11_note(node)))
+                code = self.code if isinstance(self.code, str) else self.code(problem)
+                ctx.error(node, label(path, problem + _yaml11_note(node)), code=code)
                 return INVALID
         return text
 
@@ -142,7 +147,8 @@ class Enum(Type):
             return node.text
         shown = describe(node)
         hint = did_you_mean(node.text, self.values) if node.kind == "scalar" else ""
-        ctx.error(node, label(path, f"must be one of {', '.join(self.values)}, got {shown}{hint}"))
+        ctx.error(node, label(path, f"must be one of {', '.join(self.values)}, got {shown}{hint}"),
+                  code="CC108")
         return INVALID
 
     def schema(self) -> dict:
@@ -160,12 +166,13 @@ class Bool(Type):
             return node.value
         if node.kind == "scalar" and node.quoted and node.text.lower() in ("true", "false"):
             ctx.error(node, label(path, f"expected true or false, got the string {node.text!r}; "
-                                        "remove the quotes"))
+                                        "remove the quotes"), code="CC105")
             return INVALID
         note = ""
         if node.kind == "scalar" and node.tag11 == "bool" and not node.quoted:
             note = " (yes/no/on/off are YAML 1.1 booleans; campctl accepts only true and false)"
-        ctx.error(node, label(path, f"expected true or false, got {describe(node)}{note}"))
+        ctx.error(node, label(path, f"expected true or false, got {describe(node)}{note}"),
+                  code="CC105")
         return INVALID
 
     def schema(self) -> dict:
@@ -194,20 +201,23 @@ class Number(Type):
                 note = " (write it in plain decimal, without leading zeros, _ or :)"
             elif node.kind == "scalar" and node.quoted and isinstance(value, str):
                 note = " (remove the quotes)" if _looks_numeric(value) else ""
-            ctx.error(node, label(path, f"expected {want}, got {describe(node)}{note}"))
+            ctx.error(node, label(path, f"expected {want}, got {describe(node)}{note}"),
+                      code="CC106")
             return INVALID
         if value != value or value in (float("inf"), float("-inf")):  # NaN / inf
-            ctx.error(node, label(path, f"expected {want}, got {node.text!r}"))
+            ctx.error(node, label(path, f"expected {want}, got {node.text!r}"), code="CC106")
             return INVALID
         if self.minimum is not None and value < self.minimum:
-            ctx.error(node, label(path, f"must be at least {_num(self.minimum)}, got {node.text}"))
+            ctx.error(node, label(path, f"must be at least {_num(self.minimum)}, got {node.text}"),
+                      code="CC109")
             return INVALID
         if self.exclusive_minimum is not None and value <= self.exclusive_minimum:
             ctx.error(node, label(path, f"must be greater than {_num(self.exclusive_minimum)}, "
-                                        f"got {node.text}"))
+                                        f"got {node.text}"), code="CC109")
             return INVALID
         if self.maximum is not None and value > self.maximum:
-            ctx.error(node, label(path, f"must be at most {_num(self.maximum)}, got {node.text}"))
+            ctx.error(node, label(path, f"must be at most {_num(self.maximum)}, got {node.text}"),
+                      code="CC109")
             return INVALID
         return value
 
@@ -243,7 +253,7 @@ class Scalar(Type):
     def check(self, node: Node, ctx: Ctx, path: str) -> Any:
         if node.kind != "scalar" or (node.value is None and not node.quoted):
             ctx.error(node, label(path, "expected a string, number or boolean, got "
-                                        f"{describe(node)}"))
+                                        f"{describe(node)}"), code="CC104")
             return INVALID
         return node.value
 
@@ -259,11 +269,11 @@ class ListOf(Type):
 
     def check(self, node: Node, ctx: Ctx, path: str) -> Any:
         if node.kind != "seq":
-            ctx.error(node, label(path, f"expected a list, got {describe(node)}"))
+            ctx.error(node, label(path, f"expected a list, got {describe(node)}"), code="CC104")
             return INVALID
         if len(node.items) < self.min_items:
             ctx.error(node, label(path, f"needs at least {self.min_items} item"
-                                        f"{'s' if self.min_items > 1 else ''}"))
+                                        f"{'s' if self.min_items > 1 else ''}"), code="CC110")
             return INVALID
         # Invalid items stay in place as INVALID, so positions of the others keep their index.
         return [self.item.check(n, ctx, f"{path}[{i + 1}]") for i, n in enumerate(node.items)]
@@ -309,7 +319,7 @@ class Map(Type):
 
     def check(self, node: Node, ctx: Ctx, path: str) -> Any:
         if node.kind != "map":
-            ctx.error(node, label(path, f"expected a mapping, got {describe(node)}"))
+            ctx.error(node, label(path, f"expected a mapping, got {describe(node)}"), code="CC104")
             return INVALID
         out: dict[str, Any] = {}
         where = f" in {path}" if path else ""
@@ -321,11 +331,12 @@ class Map(Type):
                 checked = self.fields[key.text].type.check(value, ctx, sub)
             else:
                 if key.text in self.elsewhere:
-                    ctx.error(key, f"key {key.text!r}{where} {self.elsewhere[key.text]}")
+                    ctx.error(key, f"key {key.text!r}{where} {self.elsewhere[key.text]}",
+                              code="CC102")
                 else:
                     hint = did_you_mean(key.text, self.fields) or (
                         f" (allowed: {', '.join(self.fields)})" if self.fields else "")
-                    ctx.error(key, f"unknown key {key.text!r}{where}{hint}")
+                    ctx.error(key, f"unknown key {key.text!r}{where}{hint}", code="CC101")
                 continue
             if checked is not INVALID:
                 out[key.text] = checked
@@ -333,14 +344,14 @@ class Map(Type):
         for name, spec in self.fields.items():
             if spec.required and name not in present:
                 ctx.error(node, label(path, f"missing required key {name!r}") if path
-                          else f"missing required key {name!r}")
+                          else f"missing required key {name!r}", code="CC103")
         if self.one_of:
             chosen = [k for k in self.one_of if k in present]
             if len(chosen) != 1:
                 forms = " or ".join(self.one_of)
                 message = (f"needs one of {forms}" if not chosen
                            else f"takes only one of {forms}, got {' and '.join(chosen)}")
-                ctx.error(node, label(path, message))
+                ctx.error(node, label(path, message), code="CC111")
         # Partial on error: semantic checks still see the valid parts (all errors in one run);
         # the document's definition is dropped anyway when it has any issue.
         return out
@@ -385,16 +396,19 @@ class Choice(Type):
             if len(chosen) == 1:
                 return self.maps[chosen[0]].check(node, ctx, path)
             if len(chosen) > 1:
-                ctx.error(node, label(path, f"takes only one of {' or '.join(chosen)}"))
+                ctx.error(node, label(path, f"takes only one of {' or '.join(chosen)}"),
+                          code="CC111")
                 return INVALID
             first = node.items[0][0] if node.items else node
             hint = did_you_mean(first.text, self.maps) if node.items else ""
             ctx.error(first, label(path, f"expected {self._forms()}, got key "
                                          f"{first.text!r}{hint}" if node.items
-                                   else f"expected {self._forms()}, got an empty mapping"))
+                                   else f"expected {self._forms()}, got an empty mapping"),
+                      code="CC111")
             return INVALID
         hint = did_you_mean(node.text, self.words) if node.kind == "scalar" else ""
-        ctx.error(node, label(path, f"expected {self._forms()}, got {describe(node)}{hint}"))
+        ctx.error(node, label(path, f"expected {self._forms()}, got {describe(node)}{hint}"),
+                  code="CC111")
         return INVALID
 
     def schema(self) -> dict:
@@ -430,17 +444,19 @@ class Tagged(Type):
 
     def check(self, node: Node, ctx: Ctx, path: str) -> Any:
         if node.kind != "map":
-            ctx.error(node, label(path, f"expected a mapping, got {describe(node)}"))
+            ctx.error(node, label(path, f"expected a mapping, got {describe(node)}"), code="CC104")
             return INVALID
         tag = node.get(self.key)
         choices = ", ".join(self.variants)
         if tag is None:
-            ctx.error(node, label(path, f"missing required key {self.key!r} ({choices})"))
+            ctx.error(node, label(path, f"missing required key {self.key!r} ({choices})"),
+                      code="CC103")
             return INVALID
         if tag.kind != "scalar" or tag.text not in self.variants:
             hint = did_you_mean(tag.text, self.variants) if tag.kind == "scalar" else ""
             shown = repr(tag.text) if tag.kind == "scalar" else describe(tag)
-            ctx.error(tag, f"unknown {self.noun or self.key} {shown}{hint}; use one of {choices}")
+            ctx.error(tag, f"unknown {self.noun or self.key} {shown}{hint}; use one of {choices}",
+                      code="CC112")
             return INVALID
         return self.variants[tag.text].check(node, ctx, path)
 

@@ -29,11 +29,12 @@ _FLOAT = re.compile(r"^[-+]?(\.[0-9]+|(0|[1-9][0-9]*)(\.[0-9]*)?)([eE][-+]?[0-9]
 class YamlProblem(Exception):
     """A document that cannot be turned into nodes; carries a 1-based position."""
 
-    def __init__(self, line: int, col: int, message: str) -> None:
+    def __init__(self, line: int, col: int, message: str, code: str = "CC005") -> None:
         super().__init__(message)
         self.line = line
         self.col = col
         self.message = message
+        self.code = code  # campctl.definitions.codes
 
 
 @dataclass
@@ -111,7 +112,7 @@ def _explicit(value: str, target: str, line: int, col: int) -> Any:
     if isinstance(typed, bool) and name != "bool":
         typed = value
     if not isinstance(typed, expected):
-        raise YamlProblem(line, col, f"{value!r} is not a valid !!{name}")
+        raise YamlProblem(line, col, f"{value!r} is not a valid !!{name}", "CC008")
     return float(typed) if name == "float" else typed
 
 
@@ -128,21 +129,21 @@ class _Builder:
         line, col = ynode.start_mark.line + 1, ynode.start_mark.column + 1
         if self.count > MAX_NODES:
             raise YamlProblem(line, col, f"document too large: more than {MAX_NODES} nodes after "
-                              "expanding aliases; remove nested aliases or split the file")
+                              "expanding aliases; remove nested aliases or split the file", "CC009")
         if depth > MAX_DEPTH:
             raise YamlProblem(line, col, f"document nested deeper than {MAX_DEPTH} levels "
-                              "(or a recursive alias)")
+                              "(or a recursive alias)", "CC010")
         if isinstance(ynode, yaml.ScalarNode):
             return self._scalar(ynode, line, col)
         if isinstance(ynode, yaml.SequenceNode):
             if ynode.tag != YAML_TAG + "seq":
                 raise YamlProblem(line, col, f"tag {ynode.tag!r} is not allowed (safe YAML only: "
-                                  "plain strings, numbers, booleans, lists and mappings)")
+                                  "plain strings, numbers, booleans, lists and mappings)", "CC007")
             return Node("seq", line, col, items=[self.build(n, depth + 1) for n in ynode.value])
         if isinstance(ynode, yaml.MappingNode):
             if ynode.tag != YAML_TAG + "map":
                 raise YamlProblem(line, col, f"tag {ynode.tag!r} is not allowed (safe YAML only: "
-                                  "plain strings, numbers, booleans, lists and mappings)")
+                                  "plain strings, numbers, booleans, lists and mappings)", "CC007")
             return self._mapping(ynode, line, col, depth)
         raise YamlProblem(line, col, "unsupported YAML node")  # pragma: no cover
 
@@ -157,7 +158,7 @@ class _Builder:
         if ynode.tag != implicit:
             if ynode.tag not in ALLOWED_EXPLICIT:
                 raise YamlProblem(line, col, f"tag {ynode.tag!r} is not allowed (safe YAML only: "
-                                  "plain strings, numbers, booleans, lists and mappings)")
+                                  "plain strings, numbers, booleans, lists and mappings)", "CC007")
             typed = _explicit(value, ynode.tag, line, col)
             # An explicit !!str reads like a quoted string; !!int etc. like a plain typed value.
             return Node("scalar", line, col, text=value, value=typed,
@@ -176,13 +177,13 @@ class _Builder:
             key = self.build(knode, depth + 1)
             if key.kind != "scalar":
                 self.problems.append(YamlProblem(key.line, key.col,
-                                                 "mapping keys must be plain strings"))
+                                                 "mapping keys must be plain strings", "CC011"))
                 continue
             if key.text in seen:
                 first = seen[key.text]
                 self.problems.append(YamlProblem(
                     key.line, key.col,
-                    f"duplicate key {key.text!r} (first at {first.line}:{first.col})"))
+                    f"duplicate key {key.text!r} (first at {first.line}:{first.col})", "CC012"))
                 self.count += 1
                 continue
             seen[key.text] = key
@@ -200,7 +201,7 @@ class _Builder:
         for m in maps:
             if m.kind != "map":
                 raise YamlProblem(m.line, m.col,
-                                  "a merge key (<<) needs a mapping or a list of mappings")
+                                  "a merge key (<<) needs a mapping or a list of mappings", "CC013")
             out.extend(m.items)
         return out
 
@@ -222,7 +223,8 @@ def parse(text: str) -> tuple[list[Document], YamlProblem | None]:
 
     docs: list[Document] = []
     if len(text.encode("utf-8", "replace")) > MAX_FILE_BYTES:
-        return docs, YamlProblem(1, 1, f"file larger than {MAX_FILE_BYTES} bytes; split it")
+        return docs, YamlProblem(1, 1, f"file larger than {MAX_FILE_BYTES} bytes; split it",
+                                 "CC006")
     loader = _loader_class()(text)
     resolver = yaml.resolver.Resolver()
     try:

@@ -117,12 +117,13 @@ def _check_names(definitions: list[Definition]) -> None:
     for d in definitions:
         if not isinstance(d.name, str) or not _NAME.match(d.name):
             issues.append(Issue(d.pos.file, d.pos.line, d.pos.col,
-                                f"invalid name {d.name!r}: use lower-case letters, digits and '-'"))
+                                f"invalid name {d.name!r}: use lower-case letters, digits and '-'",
+                                "CC201"))
         elif d.key in seen:
             first = seen[d.key].pos
             issues.append(Issue(d.pos.file, d.pos.line, d.pos.col,
                                 f"duplicate {d.kind.value} {d.name!r} (also at "
-                                f"{first.file}:{first.line}:{first.col})"))
+                                f"{first.file}:{first.line}:{first.col})", "CC202"))
         else:
             seen[d.key] = d
     if issues:

@@ -11,6 +11,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from campctl.definitions.codes import BY_CODE
 from campctl.definitions.yamlsrc import parse, to_plain
 
 PLANS = Path(__file__).resolve().parents[2] / "plans"
@@ -63,7 +64,8 @@ def check(cli, files: dict[str, str]) -> None:
     report = json.loads(result.stdout)
     assert set(report) == {"valid", "errors"} and report["valid"] == (result.exit_code == 0)
     for error in report["errors"]:
-        assert set(error) == {"file", "line", "col", "message"}
+        assert set(error) == {"file", "line", "col", "code", "level", "message"}
+        assert error["code"] in BY_CODE and error["level"] == "error", error
         assert error["line"] >= 1 and error["col"] >= 1 and error["message"]
     assert "Traceback" not in result.stderr and "internal error" not in result.stderr
 

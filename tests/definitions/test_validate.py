@@ -83,7 +83,7 @@ def test_text_format_lines_and_summary(cli, write_yaml):
     path = write_yaml("x.yaml", "kind: Segment\nname: s\nmatch: every\nrules: [{group: vip}]\n")
     result = cli("validate", str(path))
     assert result.exit_code == 1
-    assert result.stdout == (f"{path}:3:8: match: must be one of all, any, got 'every'\n")
+    assert result.stdout == (f"{path}:3:8: match: must be one of all, any, got 'every' [CC108]\n")
     assert result.stderr.startswith("error: 1 error in 1 file")
 
 
@@ -93,7 +93,8 @@ def test_github_format_escapes_annotations(cli, write_yaml):
     assert result.exit_code == 1
     file_prop = str(path).replace(",", "%2C").replace(":", "%3A")
     assert result.stdout == (
-        f"::error file={file_prop},line=3,col=8::match: must be one of all, any, got '100%25'\n")
+        f"::error file={file_prop},title=CC108,line=3,col=8::match: must be one of all, any, "
+        "got '100%25'\n")
 
 
 def test_global_json_output_selects_json_format(cli, write_yaml):

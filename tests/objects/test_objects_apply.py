@@ -115,11 +115,11 @@ def test_dry_run_prints_a_diff_and_writes_nothing(cli, applied, write_yaml, stat
     result = cli("apply", path, "--dry-run")
     assert result.exit_code == 0, result
     lines = result.stdout.splitlines()
-    assert "campaign/spring-sale updated (version 2)" in lines
-    assert '    message.subject: "Hello {{ first_name }}" → "Hi"' in lines
-    assert '    rules.1: (absent) → {"group": "gold"}' in lines
-    assert "segment/newbies created (version 1)" in lines
-    assert "plan/spring-launch unchanged" in lines
+    assert "(dry run) campaign/spring-sale updated (version 2)" in lines
+    assert '(dry run)     message.subject: "Hello {{ first_name }}" → "Hi"' in lines
+    assert '(dry run)     rules.1: (absent) → {"group": "gold"}' in lines
+    assert "(dry run) segment/newbies created (version 1)" in lines
+    assert "(dry run) plan/spring-launch unchanged" in lines
     assert "nothing was written" in result.stderr
     as_json = cli("apply", path, "--dry-run", "-o", "json")
     campaign = next(r for r in as_json.json if r["name"] == "spring-sale")
