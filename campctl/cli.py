@@ -67,7 +67,7 @@ VERB_GROUPS = {
 HELP_PANELS: dict[str, tuple[str, ...]] = {
     "Setup": ("init", "demo", "config", "users", "backup"),
     "Definitions": ("validate", "apply", "get", "describe", "history", "preview", "submit",
-                    "approve", "deny", "revise", "delete", "schema", "segment"),
+                    "approve", "deny", "revise", "delete", "schema", "segment", "export"),
     "Run control": ("start", "stop", "pause", "resume", "restart", "skip", "tick", "daemon",
                     "status", "log", "worklist", "assign", "notifications"),
     "Delivery": ("contacts", "events", "channel", "outbox", "failures"),
