@@ -154,7 +154,11 @@ def _busy_timeout(environ: dict[str, str]) -> int:
 
 
 def hoist_global_options(argv: list[str]) -> list[str]:
-    """Move global options to the front and split `KIND/NAME` into two words."""
+    """Move global options to the front and split an object address `KIND/NAME` into two words.
+
+    Only the word right after a verb (`describe run/3`, `stop plan/x`) is an object address: a
+    file path (`validate plans/a.yaml`) or a `--note` text is never rewritten.
+    """
     front: list[str] = []
     rest: list[str] = []
     i = 0
@@ -172,7 +176,8 @@ def hoist_global_options(argv: list[str]) -> list[str]:
                 i += 1
         elif arg in GLOBAL_FLAGS:
             front.append(arg)
-        elif (match := KIND_SLASH.match(arg)) and not arg.startswith("-"):
+        elif (len(rest) == 1 and rest[0] in VERB_GROUPS
+              and (match := KIND_SLASH.match(arg)) is not None):
             rest.extend([match.group(1).lower(), match.group(2)])
         else:
             rest.append(arg)
