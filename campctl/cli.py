@@ -21,7 +21,7 @@ except ImportError:  # pragma: no cover
     from click import exceptions as click  # type: ignore[no-redef]
 
 from campctl.commands.common import AppContext
-from campctl.errors import CampctlError
+from campctl.errors import CampctlError, UsageProblem
 
 # Options valid anywhere on the line; they are moved in front of the subcommand before parsing,
 # so `campctl get plans -o json` and `campctl -o json get plans` mean the same.
@@ -127,9 +127,14 @@ def root_options(
     environ = dict(os.environ)
     if output not in ("table", "json"):
         raise click.BadParameter("use table or json", param_hint="'-o/--output'")
+    # An explicit --now is checked here, whether or not the command reads the clock: a
+    # mistyped or empty value must never fall back to the system clock unnoticed.
+    now_text = now if now is not None else environ.get("CAMPCTL_NOW") or None
+    if now_text is not None:
+        _check_now(now_text)
     ctx.obj = AppContext(
         state_path=Path(state or environ.get("CAMPCTL_STATE") or "campctl.db"),
-        now_text=now or environ.get("CAMPCTL_NOW") or None,
+        now_text=now_text,
         output=output,
         actor=actor or environ.get("CAMPCTL_USER") or _login_name(),
         debug=debug or environ.get("CAMPCTL_DEBUG") == "1",
@@ -137,6 +142,18 @@ def root_options(
         environ=environ,
     )
     ctx.call_on_close(ctx.obj.close)
+
+
+def _check_now(text: str) -> None:
+    from campctl.timeutil import parse_instant
+
+    if not text.strip():
+        raise UsageProblem("--now/CAMPCTL_NOW is empty: give an ISO 8601 timestamp with Z or "
+                           "an offset, e.g. 2027-03-01T09:00Z")
+    try:
+        parse_instant(text)
+    except ValueError as exc:
+        raise UsageProblem(f"--now/CAMPCTL_NOW: {exc}") from exc
 
 
 def _login_name() -> str:
