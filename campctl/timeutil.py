@@ -14,7 +14,7 @@ DB_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 MIN_YEAR = 2000
 MAX_YEAR = 2999
 MAX_DURATION = timedelta(days=3650)
-_DURATION = re.compile(r"^(\d{1,12})([smhdw])$")
+_DURATION = re.compile(r"^(\d+)([smhdw])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _WINDOW = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
 _LOCAL_DT = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?$")
@@ -46,9 +46,9 @@ def parse_instant(text: str) -> datetime:
     try:
         moment = datetime.fromisoformat(raw)
     except ValueError as exc:
-        raise ValueError(f"not an ISO 8601 timestamp: {text!r}") from exc
+        raise ValueError(f"not an ISO 8601 timestamp: {shorten(text)!r}") from exc
     if moment.tzinfo is None:
-        raise ValueError(f"timestamp {text!r} has no offset; add Z or +HH:MM")
+        raise ValueError(f"timestamp {shorten(text)!r} has no offset; add Z or +HH:MM")
     check_year(moment, text)
     return moment.astimezone(UTC).replace(microsecond=0)
 
@@ -56,27 +56,34 @@ def parse_instant(text: str) -> datetime:
 def check_year(moment: datetime, text: str) -> None:
     """ValueError when the (local) year of `moment` is outside MIN_YEAR..MAX_YEAR."""
     if not MIN_YEAR <= moment.year <= MAX_YEAR:
-        raise ValueError(f"{text!r} is out of range: use a year from {MIN_YEAR} to {MAX_YEAR}")
+        raise ValueError(f"{shorten(str(text))!r} is out of range: use a year from {MIN_YEAR} "
+                         f"to {MAX_YEAR}")
+
+
+def shorten(text: str, limit: int = 40) -> str:
+    """A value as quoted in an error line: long input cut, so the line stays one line."""
+    return text if len(text) <= limit else text[:limit] + "..."
 
 
 def parse_duration(text: str) -> timedelta:
     """`30s`, `15m`, `6h`, `2d`, `1w`; at most MAX_DURATION (3650d, 520w)."""
     match = _DURATION.match(str(text).strip())
     if not match:
-        raise ValueError(f"bad duration {text!r}: use a number and one of s, m, h, d, w "
-                         "(e.g. 15m, 2d)")
-    seconds = int(match.group(1)) * _UNITS[match.group(2)]
-    if seconds > MAX_DURATION.total_seconds():
-        raise ValueError(f"duration {text!r} is too long: at most {MAX_DURATION.days}d "
-                         f"({MAX_DURATION.days // 7}w)")
-    return timedelta(seconds=seconds)
+        raise ValueError(f"bad duration {shorten(str(text))!r}: use a number and one of s, m, "
+                         "h, d, w (e.g. 15m, 2d)")
+    digits = match.group(1)
+    if len(digits) > 12 or int(digits) * _UNITS[match.group(2)] > MAX_DURATION.total_seconds():
+        raise ValueError(f"duration {shorten(str(text))!r} is too long: at most "
+                         f"{MAX_DURATION.days}d")
+    return timedelta(seconds=int(digits) * _UNITS[match.group(2)])
 
 
 def parse_window(text: str) -> tuple[time, time]:
     """`HH:MM-HH:MM`; an end earlier than the start wraps past midnight."""
     match = _WINDOW.match(str(text).strip())
     if not match:
-        raise ValueError(f"bad window {text!r}: use \"HH:MM-HH:MM\" (quoted), e.g. \"12:00-17:00\"")
+        raise ValueError(f"bad window {shorten(str(text))!r}: use \"HH:MM-HH:MM\" (quoted), "
+                         "e.g. \"12:00-17:00\"")
     h1, m1, h2, m2 = (int(g) for g in match.groups())
     if (h1, m1) == (h2, m2):
         raise ValueError(f"bad window {text!r}: start and end are the same")
@@ -108,7 +115,8 @@ def parse_local_datetime(text: str, tz_name: str) -> datetime:
         moment = datetime.fromisoformat(raw)
     except ValueError as exc:
         raise ValueError(
-            f"bad datetime {text!r}: use YYYY-MM-DDTHH:MM (local) or add an offset") from exc
+            f"bad datetime {shorten(str(text))!r}: use YYYY-MM-DDTHH:MM (local) or add an "
+            "offset") from exc
     check_year(moment, text)
     if moment.tzinfo is not None:
         return moment.astimezone(UTC)

@@ -15,6 +15,10 @@ from typing import Any
 
 from campctl.definitions.yamlsrc import Node
 from campctl.models import Issue
+from campctl.timeutil import shorten
+
+# Integers must fit SQLite's 64-bit INTEGER (rule values are bound as query parameters).
+INT_MIN, INT_MAX = -(1 << 63), (1 << 63) - 1
 
 
 class _Invalid:
@@ -56,7 +60,7 @@ def describe(node: Node) -> str:
         return "a list"
     if node.value is None:
         return "nothing"
-    return repr(node.text)
+    return repr(shorten(node.text))
 
 
 def _yaml11_note(node: Node) -> str:
@@ -186,6 +190,10 @@ class Number(Type):
         want = "an integer" if self.integer else "a number"
         ok_types = (int,) if self.integer else (int, float)
         value = node.value
+        if node.kind == "scalar" and not node.quoted and isinstance(value, float) and (
+                value != value or value in (float("inf"), float("-inf"))):  # NaN / inf / huge
+            ctx.error(node, label(path, f"number {describe(node)} is out of range"))
+            return INVALID
         if node.kind != "scalar" or node.quoted or isinstance(value, bool) or not isinstance(
                 value, ok_types):
             note = ""
@@ -196,18 +204,20 @@ class Number(Type):
                 note = " (remove the quotes)" if _looks_numeric(value) else ""
             ctx.error(node, label(path, f"expected {want}, got {describe(node)}{note}"))
             return INVALID
-        if value != value or value in (float("inf"), float("-inf")):  # NaN / inf
-            ctx.error(node, label(path, f"expected {want}, got {node.text!r}"))
-            return INVALID
         if self.minimum is not None and value < self.minimum:
-            ctx.error(node, label(path, f"must be at least {_num(self.minimum)}, got {node.text}"))
+            ctx.error(node, label(path, f"must be at least {_num(self.minimum)}, got "
+                                        f"{shorten(node.text)}"))
             return INVALID
         if self.exclusive_minimum is not None and value <= self.exclusive_minimum:
             ctx.error(node, label(path, f"must be greater than {_num(self.exclusive_minimum)}, "
-                                        f"got {node.text}"))
+                                        f"got {shorten(node.text)}"))
             return INVALID
         if self.maximum is not None and value > self.maximum:
-            ctx.error(node, label(path, f"must be at most {_num(self.maximum)}, got {node.text}"))
+            ctx.error(node, label(path, f"must be at most {_num(self.maximum)}, got "
+                                        f"{shorten(node.text)}"))
+            return INVALID
+        if isinstance(value, int) and not INT_MIN <= value <= INT_MAX:
+            ctx.error(node, label(path, f"number {describe(node)} is out of range"))
             return INVALID
         return value
 
@@ -245,7 +255,16 @@ class Scalar(Type):
             ctx.error(node, label(path, "expected a string, number or boolean, got "
                                         f"{describe(node)}"))
             return INVALID
-        return node.value
+        value = node.value
+        if isinstance(value, float) and (value != value or value in (float("inf"),
+                                                                      float("-inf"))):
+            ctx.error(node, label(path, f"number {describe(node)} is out of range"))
+            return INVALID
+        if isinstance(value, int) and not isinstance(value, bool) and not (
+                INT_MIN <= value <= INT_MAX):
+            ctx.error(node, label(path, f"number {describe(node)} is out of range"))
+            return INVALID
+        return value
 
     def schema(self) -> dict:
         return self.with_doc({"type": ["string", "number", "boolean"]})
