@@ -322,6 +322,12 @@ class Map(Type):
         self.elsewhere = elsewhere or {}
         self.title = title
 
+    def common_fields(self) -> dict[str, F]:
+        return dict(self.fields)
+
+    def all_keys(self) -> set[str]:
+        return set(self.fields)
+
     def extended(self, fields: dict[str, F], **kw) -> Map:
         return Map({**self.fields, **fields}, kw.pop("description", self.description),
                    one_of=kw.pop("one_of", self.one_of), values=self.values, **kw)
@@ -455,13 +461,44 @@ class Tagged(Type):
         choices = ", ".join(self.variants)
         if tag is None:
             ctx.error(node, label(path, f"missing required key {self.key!r} ({choices})"))
+            self._check_common(node, ctx, path)
             return INVALID
         if tag.kind != "scalar" or tag.text not in self.variants:
             hint = did_you_mean(tag.text, self.variants) if tag.kind == "scalar" else ""
-            shown = repr(tag.text) if tag.kind == "scalar" else describe(tag)
+            shown = repr(shorten(tag.text)) if tag.kind == "scalar" else describe(tag)
             ctx.error(tag, f"unknown {self.noun or self.key} {shown}{hint}; use one of {choices}")
+            self._check_common(node, ctx, path)
             return INVALID
         return self.variants[tag.text].check(node, ctx, path)
+
+    def common_fields(self) -> dict[str, F]:
+        """The fields every variant has (by key; the first variant's type checks them)."""
+        tables = [v.common_fields() for v in self.variants.values()]
+        return {k: f for k, f in tables[0].items() if all(k in t for t in tables[1:])}
+
+    def all_keys(self) -> set[str]:
+        return set().union(*(v.all_keys() for v in self.variants.values()))
+
+    def _check_common(self, node: Node, ctx: Ctx, path: str) -> None:
+        """Without a known variant, still check what does not depend on it: the fields common
+        to all variants, and keys that no variant knows (so one run reports every error)."""
+        common = self.common_fields()
+        known = self.all_keys()
+        where = f" in {path}" if path else ""
+        for key, value in node.items:
+            if key.text == self.key:
+                continue
+            if key.text in common:
+                common[key.text].type.check(value, ctx, f"{path}.{key.text}" if path
+                                            else key.text)
+            elif key.text not in known:
+                hint = did_you_mean(key.text, known)
+                ctx.error(key, f"unknown key {key.text!r}{where}{hint}")
+        present = {k.text for k, _ in node.items}
+        for name in common:
+            if name != self.key and name not in present and all(
+                    v.common_fields()[name].required for v in self.variants.values()):
+                ctx.error(node, label(path, f"missing required key {name!r}"))
 
     def schema(self) -> dict:
         names = list(self.variants)
