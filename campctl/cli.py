@@ -5,13 +5,14 @@ from __future__ import annotations
 import functools
 import getpass
 import importlib
+import math
 import os
 import re
 import sqlite3
 import sys
 import traceback
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -22,6 +23,7 @@ except ImportError:  # pragma: no cover
 
 from campctl.commands.common import AppContext
 from campctl.errors import CampctlError, UsageProblem
+from campctl.timeutil import shorten
 
 # Options valid anywhere on the line; they are moved in front of the subcommand before parsing,
 # so `campctl get plans -o json` and `campctl -o json get plans` mean the same.
@@ -101,7 +103,41 @@ def build_app() -> typer.Typer:
 def _command():
     """The click command, built once per process (building it costs ~90 ms; in-process callers
     such as the test suite run many command lines)."""
-    return typer.main.get_command(build_app())
+    command = typer.main.get_command(build_app())
+    _bound_numbers(command)
+    return command
+
+
+INT_MIN, INT_MAX = -(1 << 63), (1 << 63) - 1  # SQLite's INTEGER
+
+
+def _bounded(value: object) -> object:
+    """Numbers a query or a clock can hold: integers within 64 bits, finite floats."""
+    if isinstance(value, list | tuple):
+        for item in value:
+            _bounded(item)
+    elif isinstance(value, bool) or value is None:
+        pass
+    elif isinstance(value, int) and not INT_MIN <= value <= INT_MAX:
+        raise click.BadParameter(f"{shorten(str(value))} is out of range (at most {INT_MAX})")
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise click.BadParameter(f"{value} is not a finite number")
+    return value
+
+
+def _bound_numbers(command: Any) -> None:
+    """Check every option and argument of every command with `_bounded` after it is parsed
+    (a huge id or --limit is a usage error, exit 2, not an OverflowError in a query)."""
+    for param in command.params:
+        declared = param.callback
+
+        def check(ctx: Any, param: Any, value: Any, declared: Any = declared) -> Any:
+            _bounded(value)
+            return declared(ctx, param, value) if declared is not None else value
+
+        param.callback = check
+    for sub in getattr(command, "commands", {}).values():
+        _bound_numbers(sub)
 
 
 def root_options(
