@@ -32,7 +32,7 @@ DATETIME_PATTERN = (r"^2\d{3}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2})?"
                     r"(Z|z|[+-]\d{2}:?\d{2})?$")
 DURATION_PATTERN = r"^\d+[smhdw]$"
 WINDOW_PATTERN = r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$"
-RATE_PATTERN = r"^[1-9][0-9]*/[smh]$"
+RATE_PATTERN = r"^[1-9][0-9]{0,5}/[smh]$"
 TOKEN_PATTERN = r"^[A-Za-z0-9_.:-]{1,100}$"
 ATTR_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]{0,99}$"
 SECRET_PATTERN = r"^\$\{[A-Za-z_][A-Za-z0-9_]*\}$"
@@ -129,12 +129,13 @@ def _pattern(regex: str, message: str):
     compiled = re.compile(regex)
 
     def check(text: str) -> str | None:
-        return None if compiled.match(text) else message.format(text=text)
+        return None if compiled.match(text) else message.format(text=shorten(text))
 
     return check
 
 
-check_rate = _pattern(RATE_PATTERN, "bad rate {text!r}: use N/s, N/m or N/h, e.g. 200/s")
+check_rate = _pattern(RATE_PATTERN, "bad rate {text!r}: use N/s, N/m or N/h with N from 1 to "
+                                    "999999, e.g. 200/s")
 check_token = _pattern(TOKEN_PATTERN, "invalid name {text!r}: use letters, digits, '_', '.', "
                                       "':' or '-' (no spaces)")
 check_attr = _pattern(ATTR_PATTERN, "invalid attribute name {text!r}: use letters, digits, '_' "

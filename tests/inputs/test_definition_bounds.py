@@ -25,6 +25,7 @@ from: shop@example.com
 port: {port}
 max_attempts: {max_attempts}
 timeout: {timeout}
+rate: {rate}
 """
 SEGMENT = """kind: Segment
 name: seg
@@ -43,7 +44,7 @@ steps:
     next: {next}
 """
 GOOD_CAMPAIGN = {"name": "c", "closes_at": "2027-06-01T00:00", "cron": "0 9 * * *"}
-GOOD_CHANNEL = {"port": 25, "max_attempts": 3, "timeout": 10}
+GOOD_CHANNEL = {"port": 25, "max_attempts": 3, "timeout": 10, "rate": "10/s"}
 GOOD_SEGMENT = {"limit": 50, "op": "eq", "value": 1}
 # A list is good for op in, and one value for op eq: each case starts from a valid document.
 GOOD_SCENARIO = {"cron": "0 9 * * *", "wait": "1d", "next": "ping"}
@@ -63,6 +64,7 @@ CASES = [
     (CHANNEL, GOOD_CHANNEL, "max_attempts", "99999999999999999999", "must be at most 100"),
     (CHANNEL, GOOD_CHANNEL, "port", "-" + HUGE, "out of range"),
     (CHANNEL, GOOD_CHANNEL, "timeout", "1e999", "out of range"),
+    (CHANNEL, GOOD_CHANNEL, "rate", HUGE + "/s", "N from 1 to 999999"),
     (SEGMENT, GOOD_SEGMENT, "limit", "1e999", "out of range"),
     (SEGMENT, GOOD_SEGMENT, "value", "99999999999999999999", "out of range"),
     (SEGMENT, GOOD_SEGMENT, "value", "-1e999", "out of range"),
@@ -99,7 +101,7 @@ def test_an_out_of_bounds_value_is_one_located_error(cli, tmp_path, template, go
 @pytest.mark.parametrize(("template", "values"), [
     (CAMPAIGN, {**GOOD_CAMPAIGN, "closes_at": "2999-12-31T23:59", "cron": "*/60 * * * 0/7"}),
     (CAMPAIGN, {**GOOD_CAMPAIGN, "closes_at": "2000-01-01T00:00"}),
-    (CHANNEL, {"port": 65535, "max_attempts": 100, "timeout": 3600}),
+    (CHANNEL, {"port": 65535, "max_attempts": 100, "timeout": 3600, "rate": "999999/s"}),
     (SEGMENT, {"limit": 100, "op": "eq", "value": str((1 << 63) - 1)}),
     (SEGMENT, {"limit": 100, "op": "older_than_days", "value": 36500}),
     (SCENARIO, {"cron": "0 */24 */31 */12 *", "wait": "3650d", "next": "ping"}),
