@@ -43,6 +43,15 @@ class AppContext:
         return self._now
 
     @property
+    def state_has_content(self) -> bool:
+        """A non-empty state file exists. An empty one (made by `touch`, or by another campctl
+        process that is initialising it) is read as no objects, never opened read-only."""
+        try:
+            return self.state_path.is_file() and self.state_path.stat().st_size > 0
+        except OSError:
+            return False
+
+    @property
     def json(self) -> bool:
         return self.output == "json"
 

@@ -70,8 +70,8 @@ def validate(
 
 def _known_specs(app) -> dict:
     """Objects of the state file, when there is one: references may point at them."""
-    if not app.state_path.is_file() or app.state_path.stat().st_size == 0:
-        return {}  # no state file yet (an empty one is not initialised by validate)
+    if not app.state_has_content:
+        return {}
     from campctl.store.objects import known_specs
 
     return known_specs(app.db())

@@ -73,7 +73,7 @@ def apply(
     from campctl.store.objects import known_specs
 
     app = app_context(ctx)
-    db = app.db(create=False) if app.state_path.exists() else None
+    db = app.db(create=False) if app.state_has_content else None
     result = load_paths(list(paths), known=known_specs(db) if db is not None else {})
     if result.issues:
         _fail(result.issues)

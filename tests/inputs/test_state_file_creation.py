@@ -56,6 +56,18 @@ def test_validate_treats_an_empty_state_file_as_no_objects(cli, state, tmp_path)
     assert state.stat().st_size == 0
 
 
+def test_apply_reads_an_empty_state_file_as_no_objects(cli, state, tmp_path):
+    state.touch()
+    path = tmp_path / "seg.yaml"
+    path.write_text("kind: Segment\nname: vip\nrules:\n  - {group: vip}\n")
+    dry = cli("apply", "--dry-run", str(path))
+    assert dry.exit_code == 0, dry
+    assert state.stat().st_size == 0
+    applied = cli("apply", str(path))
+    assert applied.exit_code == 0 and "segment/vip created" in applied.stdout, applied
+    assert _mode(state) == 0o600
+
+
 def test_init_makes_an_empty_world_readable_file_private(cli, state, open_umask):
     state.touch(mode=0o666)
     assert _mode(state) == 0o666
