@@ -334,15 +334,16 @@ def events_emit(
     contact: Annotated[str, typer.Option("--contact", help="The contact's id.")],
     data: Annotated[str | None, typer.Option("--data", help="JSON object with details.")] = None,
 ) -> None:
+    from campctl.engine.audience import load_json_value
     from campctl.engine.campaigns import record_event
 
     app = app_context(ctx)
     payload = None
     if data is not None:
         try:
-            payload = json.loads(data)
+            payload = load_json_value(data)
         except ValueError as exc:
-            raise UsageProblem(f"--data is not valid JSON: {exc}") from exc
+            raise UsageProblem(f"--data: {exc}") from exc
     db = app.db(create=True)
     with db.atomic():
         event_id = record_event(db, name=name, contact=contact, at=app.now, data=payload,

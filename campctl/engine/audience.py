@@ -309,6 +309,23 @@ def _jsonl_rows(text: io.TextIOBase, report: ImportReport) -> Iterator[ContactRo
             report.reject(number, str(exc))
 
 
+def load_json_value(text: str) -> Any:
+    """JSON text as a value SQLite's JSON can hold (see `_check_json_value`); ValueError with
+    the reason otherwise. For JSON given on the command line (`events emit --data`)."""
+    try:
+        value = json.loads(text, parse_constant=_refuse_constant)
+        _check_json_value(value, 0)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"invalid JSON: {exc.msg} at column {exc.colno}") from exc
+    except RecursionError as exc:
+        raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels") from exc
+    except RowRejected as exc:
+        raise ValueError(str(exc)) from exc
+    except ValueError as exc:  # an integer of more than 4,300 digits
+        raise ValueError("a number is out of range") from exc
+    return value
+
+
 def _refuse_constant(name: str) -> Any:
     raise RowRejected(f"{name} is not a JSON number; write null or a finite number")
 

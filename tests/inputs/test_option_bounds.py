@@ -102,3 +102,18 @@ def test_a_strange_columns_variable_does_not_break_tables(cli, columns):
     assert cli("init").exit_code == 0
     result = cli("get", "campaigns", env={"COLUMNS": columns})
     assert result.exit_code == 0, result
+
+
+@pytest.mark.parametrize("data", ['{"v": NaN}', '{"v": Infinity}', '{"v": 1e999}',
+                                  '{"v": 99999999999999999999}', '{"v": "\\ud800"}',
+                                  '{"v": ' + "[" * 5000 + "]" * 5000 + "}", "{"])
+def test_event_data_given_on_the_command_line_is_bounded(cli, rows, tmp_path, data):
+    contacts = tmp_path / "contacts.csv"
+    contacts.write_text("id\na\n")
+    assert cli("contacts", "import", str(contacts)).exit_code == 0
+    result = cli("events", "emit", "signed_up", "--contact", "a", "--data", data)
+    assert result.exit_code == 2, result
+    assert result.stderr.startswith("error: --data: ") and "internal error" not in result.stderr
+    assert rows("SELECT count(*) AS n FROM events") == [{"n": 0}]
+    fine = cli("events", "emit", "signed_up", "--contact", "a", "--data", '{"v": [1, 2.5]}')
+    assert fine.exit_code == 0, fine
