@@ -44,7 +44,9 @@ def _fast_tick(argv: list[str]) -> int | None:
     state = opts.get("--state") or os.environ.get("CAMPCTL_STATE") or "campctl.db"
     if not os.path.isfile(state) or os.path.getsize(state) == 0:
         return None
-    now_text = opts.get("--now") or os.environ.get("CAMPCTL_NOW")
+    now_text = opts["--now"] if "--now" in opts else (os.environ.get("CAMPCTL_NOW") or None)
+    if now_text is not None and not now_text.strip():
+        return None  # the full CLI refuses an empty --now (and ignores an empty CAMPCTL_NOW)
     from datetime import UTC, datetime
 
     from campctl.timeutil import iso_z, parse_instant
@@ -52,7 +54,7 @@ def _fast_tick(argv: list[str]) -> int | None:
     try:
         now = parse_instant(now_text) if now_text else datetime.now(UTC).replace(microsecond=0)
     except ValueError:
-        return None
+        return None  # the full CLI reports it (exit 2)
     from campctl.store.schedules import probe_file
 
     reason = probe_file(state, iso_z(now))

@@ -5,13 +5,14 @@ from __future__ import annotations
 import functools
 import getpass
 import importlib
+import math
 import os
 import re
 import sqlite3
 import sys
 import traceback
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from typer.core import TyperGroup
@@ -22,7 +23,8 @@ except ImportError:  # pragma: no cover
     from click import exceptions as click  # type: ignore[no-redef]
 
 from campctl.commands.common import AppContext
-from campctl.errors import CampctlError
+from campctl.errors import CampctlError, UsageProblem
+from campctl.timeutil import shorten
 
 if TYPE_CHECKING:
     from typer._click import Context as ClickContext
@@ -148,7 +150,41 @@ def build_app() -> typer.Typer:
 def _command():
     """The click command, built once per process (building it costs ~90 ms; in-process callers
     such as the test suite run many command lines)."""
-    return typer.main.get_command(build_app())
+    command = typer.main.get_command(build_app())
+    _bound_numbers(command)
+    return command
+
+
+INT_MIN, INT_MAX = -(1 << 63), (1 << 63) - 1  # SQLite's INTEGER
+
+
+def _bounded(value: object) -> object:
+    """Numbers a query or a clock can hold: integers within 64 bits, finite floats."""
+    if isinstance(value, list | tuple):
+        for item in value:
+            _bounded(item)
+    elif isinstance(value, bool) or value is None:
+        pass
+    elif isinstance(value, int) and not INT_MIN <= value <= INT_MAX:
+        raise click.BadParameter(f"{shorten(str(value))} is out of range (at most {INT_MAX})")
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise click.BadParameter(f"{value} is not a finite number")
+    return value
+
+
+def _bound_numbers(command: Any) -> None:
+    """Check every option and argument of every command with `_bounded` after it is parsed
+    (a huge id or --limit is a usage error, exit 2, not an OverflowError in a query)."""
+    for param in command.params:
+        declared = param.callback
+
+        def check(ctx: Any, param: Any, value: Any, declared: Any = declared) -> Any:
+            _bounded(value)
+            return declared(ctx, param, value) if declared is not None else value
+
+        param.callback = check
+    for sub in getattr(command, "commands", {}).values():
+        _bound_numbers(sub)
 
 
 def _print_version(value: bool) -> None:
@@ -196,9 +232,14 @@ def root_options(
             output == "yaml" and ctx.invoked_subcommand not in (None, "get")):
         raise click.BadParameter("use table or json (or yaml with 'get KIND [NAME]')",
                                  param_hint="'-o/--output'")
+    # An explicit --now is checked here, whether or not the command reads the clock: a
+    # mistyped or empty value must never fall back to the system clock unnoticed.
+    now_text = now if now is not None else environ.get("CAMPCTL_NOW") or None
+    if now_text is not None:
+        _check_now(now_text)
     ctx.obj = AppContext(
         state_path=Path(state or environ.get("CAMPCTL_STATE") or "campctl.db"),
-        now_text=now or environ.get("CAMPCTL_NOW") or None,
+        now_text=now_text,
         output=output,
         actor=actor or environ.get("CAMPCTL_USER") or _login_name(),
         debug=debug or environ.get("CAMPCTL_DEBUG") == "1",
@@ -208,6 +249,18 @@ def root_options(
         override_access=override_access,
     )
     ctx.call_on_close(ctx.obj.close)
+
+
+def _check_now(text: str) -> None:
+    from campctl.timeutil import parse_instant
+
+    if not text.strip():
+        raise UsageProblem("--now/CAMPCTL_NOW is empty: give an ISO 8601 timestamp with Z or "
+                           "an offset, e.g. 2027-03-01T09:00Z")
+    try:
+        parse_instant(text)
+    except ValueError as exc:
+        raise UsageProblem(f"--now/CAMPCTL_NOW: {exc}") from exc
 
 
 def _login_name() -> str:
@@ -225,7 +278,11 @@ def _busy_timeout(environ: dict[str, str]) -> int:
 
 
 def hoist_global_options(argv: list[str]) -> list[str]:
-    """Move global options to the front and split `KIND/NAME` into two words."""
+    """Move global options to the front and split an object address `KIND/NAME` into two words.
+
+    Only the word right after a verb (`describe run/3`, `stop plan/x`) is an object address: a
+    file path (`validate plans/a.yaml`) or a `--note` text is never rewritten.
+    """
     front: list[str] = []
     rest: list[str] = []
     i = 0
@@ -243,7 +300,8 @@ def hoist_global_options(argv: list[str]) -> list[str]:
                 i += 1
         elif arg in GLOBAL_FLAGS:
             front.append(arg)
-        elif (match := KIND_SLASH.match(arg)) and not arg.startswith("-"):
+        elif (len(rest) == 1 and rest[0] in VERB_GROUPS
+              and (match := KIND_SLASH.match(arg)) is not None):
             rest.extend([match.group(1).lower(), match.group(2)])
         else:
             rest.append(arg)

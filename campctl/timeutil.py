@@ -8,6 +8,12 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 DB_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+# Instants outside these years are refused wherever they enter (--now, definitions): below 1000
+# a year is not written with four digits (the text neither sorts nor parses back), and near 9999
+# adding a duration overflows.
+MIN_YEAR = 2000
+MAX_YEAR = 2999
+MAX_DURATION = timedelta(days=3650)
 _DURATION = re.compile(r"^(\d+)([smhdw])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _WINDOW = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
@@ -40,25 +46,44 @@ def parse_instant(text: str) -> datetime:
     try:
         moment = datetime.fromisoformat(raw)
     except ValueError as exc:
-        raise ValueError(f"not an ISO 8601 timestamp: {text!r}") from exc
+        raise ValueError(f"not an ISO 8601 timestamp: {shorten(text)!r}") from exc
     if moment.tzinfo is None:
-        raise ValueError(f"timestamp {text!r} has no offset; add Z or +HH:MM")
+        raise ValueError(f"timestamp {shorten(text)!r} has no offset; add Z or +HH:MM")
+    check_year(moment, text)
     return moment.astimezone(UTC).replace(microsecond=0)
 
 
+def check_year(moment: datetime, text: str) -> None:
+    """ValueError when the (local) year of `moment` is outside MIN_YEAR..MAX_YEAR."""
+    if not MIN_YEAR <= moment.year <= MAX_YEAR:
+        raise ValueError(f"{shorten(str(text))!r} is out of range: use a year from {MIN_YEAR} "
+                         f"to {MAX_YEAR}")
+
+
+def shorten(text: str, limit: int = 40) -> str:
+    """A value as quoted in an error line: long input cut, so the line stays one line."""
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 def parse_duration(text: str) -> timedelta:
-    """`30s`, `15m`, `6h`, `2d`, `1w`."""
+    """`30s`, `15m`, `6h`, `2d`, `1w`; at most MAX_DURATION (3650d, 520w)."""
     match = _DURATION.match(str(text).strip())
     if not match:
-        raise ValueError(f"bad duration {text!r}: use a number and one of s, m, h, d, w (e.g. 15m, 2d)")
-    return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+        raise ValueError(f"bad duration {shorten(str(text))!r}: use a number and one of s, m, "
+                         "h, d, w (e.g. 15m, 2d)")
+    digits = match.group(1)
+    if len(digits) > 12 or int(digits) * _UNITS[match.group(2)] > MAX_DURATION.total_seconds():
+        raise ValueError(f"duration {shorten(str(text))!r} is too long: at most "
+                         f"{MAX_DURATION.days}d")
+    return timedelta(seconds=int(digits) * _UNITS[match.group(2)])
 
 
 def parse_window(text: str) -> tuple[time, time]:
     """`HH:MM-HH:MM`; an end earlier than the start wraps past midnight."""
     match = _WINDOW.match(str(text).strip())
     if not match:
-        raise ValueError(f"bad window {text!r}: use \"HH:MM-HH:MM\" (quoted), e.g. \"12:00-17:00\"")
+        raise ValueError(f"bad window {shorten(str(text))!r}: use \"HH:MM-HH:MM\" (quoted), "
+                         "e.g. \"12:00-17:00\"")
     h1, m1, h2, m2 = (int(g) for g in match.groups())
     if (h1, m1) == (h2, m2):
         raise ValueError(f"bad window {text!r}: start and end are the same")
@@ -73,7 +98,8 @@ def zone(name: str) -> tzinfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, IsADirectoryError) as exc:
-        raise ValueError(f"unknown timezone {name!r}: use an IANA name such as Europe/Paris") from exc
+        raise ValueError(
+            f"unknown timezone {name!r}: use an IANA name such as Europe/Paris") from exc
 
 
 def parse_local_datetime(text: str, tz_name: str) -> datetime:
@@ -88,7 +114,10 @@ def parse_local_datetime(text: str, tz_name: str) -> datetime:
     try:
         moment = datetime.fromisoformat(raw)
     except ValueError as exc:
-        raise ValueError(f"bad datetime {text!r}: use YYYY-MM-DDTHH:MM (local) or add an offset") from exc
+        raise ValueError(
+            f"bad datetime {shorten(str(text))!r}: use YYYY-MM-DDTHH:MM (local) or add an "
+            "offset") from exc
+    check_year(moment, text)
     if moment.tzinfo is not None:
         return moment.astimezone(UTC)
     return localize(moment, zone(tz_name))
@@ -109,7 +138,8 @@ def localize(naive: datetime, tz: tzinfo) -> datetime:
 
 
 def _exists(wall: datetime, tz: tzinfo) -> bool:
-    return wall.replace(tzinfo=tz, fold=0).astimezone(UTC).astimezone(tz).replace(tzinfo=None) == wall
+    placed = wall.replace(tzinfo=tz, fold=0).astimezone(UTC)
+    return placed.astimezone(tz).replace(tzinfo=None) == wall
 
 
 def is_local_datetime_text(text: str) -> bool:

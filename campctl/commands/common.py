@@ -46,6 +46,15 @@ class AppContext:
         return self._now
 
     @property
+    def state_has_content(self) -> bool:
+        """A non-empty state file exists. An empty one (made by `touch`, or by another campctl
+        process that is initialising it) is read as no objects, never opened read-only."""
+        try:
+            return self.state_path.is_file() and self.state_path.stat().st_size > 0
+        except OSError:
+            return False
+
+    @property
     def json(self) -> bool:
         return self.output == "json"
 
@@ -81,13 +90,21 @@ class AppContext:
         from rich.console import Console
 
         # Piped output (scripts, grep, CI logs) gets a wide table instead of rich's 80 columns.
-        width = None if sys.stdout.isatty() else int(self.environ.get("COLUMNS") or 200)
+        width = None if sys.stdout.isatty() else _columns(self.environ.get("COLUMNS"))
         return Console(file=sys.stdout, highlight=False, soft_wrap=True, width=width)
 
     def err(self):
         from rich.console import Console
 
         return Console(file=sys.stderr, highlight=False, soft_wrap=True)
+
+
+def _columns(text: str | None) -> int:
+    """Table width for piped output: COLUMNS when it is a sane number, else 200."""
+    value = (text or "").strip()
+    if value.isascii() and value.isdigit() and len(value) <= 4:
+        return min(max(int(value), 20), 1000)
+    return 200
 
 
 def app_context(ctx: typer.Context) -> AppContext:

@@ -93,7 +93,7 @@ def _warnings(definitions, *, now) -> list:
 
 def _known_specs(app) -> dict:
     """Objects of the state file, when there is one: references may point at them."""
-    if not app.state_path.exists():
+    if not app.state_has_content:
         return {}
     from campctl.store.objects import known_specs
 

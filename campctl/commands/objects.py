@@ -85,7 +85,7 @@ def apply(
     if exit_code and not dry_run:
         raise UsageProblem("--exit-code goes with --dry-run (a real apply exits 0 when it "
                            "applied)")
-    db = app.db(create=False) if app.state_path.exists() else None
+    db = app.db(create=False) if app.state_has_content else None
     result = load_paths(list(paths), known=known_specs(db) if db is not None else {})
     if result.issues:
         _fail(result.issues)

@@ -10,7 +10,19 @@ from campctl.commands.common import app_context, cell, emit, emit_object, local_
 from campctl.commands.completion import complete_object_name
 
 NoteOption = Annotated[str | None, typer.Option("--note", help="Why, for the history.")]
-InstanceArg = Annotated[str, typer.Argument(help="Instance id (or its name).", metavar="ID")]
+
+
+def _instance_ref(value: str) -> str:
+    """An id must be a plain decimal integer that fits SQLite's INTEGER (else: a name)."""
+    text = value.strip()
+    if text.isdigit() and (not text.isascii() or len(text) > 18):
+        raise typer.BadParameter(f"instance id {text[:40]!r} is out of range (ids are decimal "
+                                 "integers of at most 18 digits)")
+    return value
+
+
+InstanceArg = Annotated[str, typer.Argument(help="Instance id (or its name).", metavar="ID",
+                                            callback=_instance_ref)]
 
 
 def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
@@ -57,7 +69,8 @@ def start_plan(
     if app.json:
         emit_object(app, view)
     notice(app, f"instance {view['name']} (id {view['id']}) started; follow it with "
-                f"'campctl describe instance {view['id']}' or 'campctl log --instance {view['id']}'")
+                f"'campctl describe instance {view['id']}' or "
+                f"'campctl log --instance {view['id']}'")
 
 
 def _stage_summary(view: dict) -> str:

@@ -50,7 +50,8 @@ def _check_key(key: str) -> None:
 
 def config_get(
     ctx: typer.Context,
-    key: Annotated[str | None, typer.Argument(help="Setting name; all settings if omitted.")] = None,
+    key: Annotated[str | None,
+                   typer.Argument(help="Setting name; all settings if omitted.")] = None,
 ) -> None:
     from campctl.store.config import all_config
 

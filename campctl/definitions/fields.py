@@ -1,4 +1,4 @@
-"""The field tables of the five kinds (SPEC §2–§7): structure, value formats and their docs."""
+"""The field tables of the five kinds: structure, value formats and their docs."""
 
 from __future__ import annotations
 
@@ -25,12 +25,14 @@ from campctl.definitions.types import (
 )
 from campctl.definitions.yamlsrc import Node
 from campctl.models import NAME_PATTERN
+from campctl.timeutil import shorten
 
-DATETIME_PATTERN = (r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2})?"
+# Years 2000-2999 only (timeutil.MIN_YEAR/MAX_YEAR): the pattern says so for editors too.
+DATETIME_PATTERN = (r"^2\d{3}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2})?"
                     r"(Z|z|[+-]\d{2}:?\d{2})?$")
 DURATION_PATTERN = r"^\d+[smhdw]$"
 WINDOW_PATTERN = r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$"
-RATE_PATTERN = r"^[1-9][0-9]*/[smh]$"
+RATE_PATTERN = r"^[1-9][0-9]{0,5}/[smh]$"
 TOKEN_PATTERN = r"^[A-Za-z0-9_.:-]{1,100}$"
 ATTR_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]{0,99}$"
 SECRET_PATTERN = r"^\$\{[A-Za-z_][A-Za-z0-9_]*\}$"
@@ -71,6 +73,11 @@ def check_window(text: str) -> str | None:
 def check_datetime(text: str) -> str | None:
     from datetime import datetime
 
+    from campctl.timeutil import MAX_YEAR, MIN_YEAR
+
+    year = re.match(r"^(\d{4})-", text)
+    if year and not MIN_YEAR <= int(year.group(1)) <= MAX_YEAR:
+        return f"datetime {text!r} is out of range: use a year from {MIN_YEAR} to {MAX_YEAR}"
     if not re.match(DATETIME_PATTERN, text):
         return (f"bad datetime {text!r}: use YYYY-MM-DDTHH:MM (local to the timezone) or add an "
                 "offset, e.g. 2027-04-02T10:00 or 2027-04-02T10:00+02:00")
@@ -95,9 +102,19 @@ def check_timezone(text: str) -> str | None:
     return None
 
 
+CRON_FIELDS = (("minute", 60), ("hour", 24), ("day-of-month", 31), ("month", 12),
+               ("day-of-week", 7))
+_CRON_STEP = re.compile(r"/(\d+)")
+
+
 def check_cron(text: str) -> str | None:
     from campctl.engine.cron import validate_cron
 
+    for (field_name, size), part in zip(CRON_FIELDS, text.split(), strict=False):
+        for step in _CRON_STEP.findall(part):
+            if len(step) > 3 or int(step) > size:
+                return (f"cron step /{shorten(step)} in the {field_name} field is larger than the "
+                        f"field's {size} values; use a step from 1 to {size}")
     return validate_cron(text)
 
 
@@ -112,12 +129,13 @@ def _pattern(regex: str, message: str):
     compiled = re.compile(regex)
 
     def check(text: str) -> str | None:
-        return None if compiled.match(text) else message.format(text=text)
+        return None if compiled.match(text) else message.format(text=shorten(text))
 
     return check
 
 
-check_rate = _pattern(RATE_PATTERN, "bad rate {text!r}: use N/s, N/m or N/h, e.g. 200/s")
+check_rate = _pattern(RATE_PATTERN, "bad rate {text!r}: use N/s, N/m or N/h with N from 1 to "
+                                    "999999, e.g. 200/s")
 check_token = _pattern(TOKEN_PATTERN, "invalid name {text!r}: use letters, digits, '_', '.', "
                                       "':' or '-' (no spaces)")
 check_attr = _pattern(ATTR_PATTERN, "invalid attribute name {text!r}: use letters, digits, '_' "
@@ -196,8 +214,22 @@ def _template_environment():
         return ImmutableSandboxedEnvironment()
 
 
+class NameText(Text):
+    """A name: a string in the file too. A plain `12`, `0755` or `true` is refused with a hint to
+    quote it, because YAML tools (and the JSON Schema) read it as a number or a boolean."""
+
+    def check(self, node: Node, ctx: Ctx, path: str) -> Any:
+        if node.kind == "scalar" and not node.quoted and node.value is not None and (
+                not isinstance(node.value, str) or node.tag11 in ("int", "float", "bool")):
+            ctx.error(node, label(path, f"expected a name (a string), got {describe(node)}, "
+                                        "which YAML reads as a number or a boolean; quote it"),
+                      code="CC104")
+            return INVALID
+        return super().check(node, ctx, path)
+
+
 def name_ref(description: str) -> Text:
-    return Text(description, validate=check_name, pattern=NAME_PATTERN, code="CC201")
+    return NameText(description, validate=check_name, pattern=NAME_PATTERN, code="CC201")
 
 
 NAME = name_ref
@@ -271,6 +303,7 @@ ATTR_OPS = ("eq", "ne", "in", "not_in", "gt", "gte", "lt", "lte", "contains", "e
 NO_VALUE_OPS = ("exists", "not_exists")
 LIST_OPS = ("in", "not_in")
 DAY_OPS = ("within_days", "older_than_days")
+MAX_DAYS = 36500
 
 ATTR_RULE = Map({
     "attr": F(Text("Contact attribute (or id, email, phone).", validate=check_attr,
@@ -333,7 +366,8 @@ class Rule(Type):
                 *NO_VALUE_OPS, *LIST_OPS, *DAY_OPS)]}}},
              "then": {"properties": {"value": {"type": ["string", "number", "boolean"]}}}},
             {"if": {"properties": {"op": {"enum": list(DAY_OPS)}}},
-             "then": {"properties": {"value": {"type": "integer", "minimum": 0}}}},
+             "then": {"properties": {"value": {"type": "integer", "minimum": 0,
+                                               "maximum": MAX_DAYS}}}},
         ]
         forms = {"attr": attr, "group": GROUP_RULE.schema(), "event": EVENT_RULE.schema()}
         return {"description": self.description, "oneOf": [forms[f] for f in self.forms]}
@@ -358,7 +392,7 @@ def _check_attr_value(node: Node, rule: dict, ctx: Ctx, path: str) -> Any:
             return INVALID
         rule["value"] = items
     elif op in DAY_OPS:
-        days = Number(integer=True, minimum=0).check(value_node, ctx, sub)
+        days = Number(integer=True, minimum=0, maximum=MAX_DAYS).check(value_node, ctx, sub)
         if days is INVALID:
             return INVALID
         rule["value"] = days
@@ -588,7 +622,7 @@ IF_CONDITION = Choice((), {
                   "match": F(Enum(("all", "any")))}, "Conditions on the contact's attributes."),
 }, "{event, within} or {rules, match}.")
 
-STEP_REF = Text("A step id, or end.", validate=check_name, pattern=NAME_PATTERN, code="CC201")
+STEP_REF = NameText("A step id, or end.", validate=check_name, pattern=NAME_PATTERN, code="CC201")
 STEP = Map({
     "id": F(NAME("Step id, unique in the scenario (end is reserved)."), required=True),
     "send": F(SEND_STEP),

@@ -282,8 +282,10 @@ def _scenario(spec: dict, root: Node, ctx: Ctx, refs: list[Ref]) -> None:
 
 def _loops_without_wait(steps: list, steps_node: Node, edges: dict, reached: set,
                         ctx: Ctx) -> None:
-    """A cycle of send/if steps with no wait would run forever inside one tick."""
-    busy = {i for i in reached if "wait" not in steps[i]}
+    """A cycle of send/if steps with no wait would run forever inside one tick; a wait of zero
+    (`0s`) waits for nothing, so it sends once per tick forever: a loop needs a positive wait."""
+    busy = {i for i in reached if dig(steps_node, i, "wait") is None
+            or ("wait" in steps[i] and not _positive_wait(steps[i]["wait"]))}
     state: dict[int, int] = {}
 
     def visit(i: int, trail: list[int]) -> list[int] | None:
@@ -293,7 +295,7 @@ def _loops_without_wait(steps: list, steps_node: Node, edges: dict, reached: set
             if target is None or target not in busy:
                 continue
             if state.get(target) == 1:
-                return trail[trail.index(target):] + [target]
+                return [*trail[trail.index(target):], target]
             if target not in state:
                 found = visit(target, trail)
                 if found:
@@ -308,9 +310,18 @@ def _loops_without_wait(steps: list, steps_node: Node, edges: dict, reached: set
             if cycle:
                 names = " -> ".join(steps[i]["id"] for i in cycle)
                 node = dig(steps_node, cycle[0], "id") or steps_node
-                ctx.error(node, f"steps loop without a wait ({names}); add a wait step to the "
-                                "loop or jump to end", code="CC311")
+                ctx.error(node, f"steps loop without a wait ({names}); add a wait step of a "
+                                "positive duration to the loop or jump to end", code="CC311")
                 return
+
+
+def _positive_wait(wait: Any) -> bool:
+    from campctl.timeutil import parse_duration
+
+    try:
+        return isinstance(wait, str) and parse_duration(wait).total_seconds() > 0
+    except ValueError:
+        return False
 
 
 def resolve(refs: list[Ref], specs: dict[tuple[str, str], Any]) -> None:

@@ -16,6 +16,10 @@ from typing import Any
 from campctl.definitions.codes import BY_CODE, FALLBACK
 from campctl.definitions.yamlsrc import Node
 from campctl.models import Issue
+from campctl.timeutil import shorten
+
+# Integers must fit SQLite's 64-bit INTEGER (rule values are bound as query parameters).
+INT_MIN, INT_MAX = -(1 << 63), (1 << 63) - 1
 
 
 class _Invalid:
@@ -58,7 +62,7 @@ def describe(node: Node) -> str:
         return "a list"
     if node.value is None:
         return "nothing"
-    return repr(node.text)
+    return repr(shorten(node.text))
 
 
 def _yaml11_note(node: Node) -> str:
@@ -193,6 +197,10 @@ class Number(Type):
         want = "an integer" if self.integer else "a number"
         ok_types = (int,) if self.integer else (int, float)
         value = node.value
+        if node.kind == "scalar" and not node.quoted and isinstance(value, float) and (
+                value != value or value in (float("inf"), float("-inf"))):  # NaN / inf / huge
+            ctx.error(node, label(path, f"number {describe(node)} is out of range"))
+            return INVALID
         if node.kind != "scalar" or node.quoted or isinstance(value, bool) or not isinstance(
                 value, ok_types):
             note = ""
@@ -208,15 +216,19 @@ class Number(Type):
             ctx.error(node, label(path, f"expected {want}, got {node.text!r}"), code="CC106")
             return INVALID
         if self.minimum is not None and value < self.minimum:
-            ctx.error(node, label(path, f"must be at least {_num(self.minimum)}, got {node.text}"),
-                      code="CC109")
+            ctx.error(node, label(path, f"must be at least {_num(self.minimum)}, got "
+                                        f"{shorten(node.text)}"), code="CC109")
             return INVALID
         if self.exclusive_minimum is not None and value <= self.exclusive_minimum:
             ctx.error(node, label(path, f"must be greater than {_num(self.exclusive_minimum)}, "
-                                        f"got {node.text}"), code="CC109")
+                                        f"got {shorten(node.text)}"), code="CC109")
             return INVALID
         if self.maximum is not None and value > self.maximum:
-            ctx.error(node, label(path, f"must be at most {_num(self.maximum)}, got {node.text}"),
+            ctx.error(node, label(path, f"must be at most {_num(self.maximum)}, got "
+                                        f"{shorten(node.text)}"), code="CC109")
+            return INVALID
+        if isinstance(value, int) and not INT_MIN <= value <= INT_MAX:
+            ctx.error(node, label(path, f"number {describe(node)} is out of range"),
                       code="CC109")
             return INVALID
         return value
@@ -255,7 +267,16 @@ class Scalar(Type):
             ctx.error(node, label(path, "expected a string, number or boolean, got "
                                         f"{describe(node)}"), code="CC104")
             return INVALID
-        return node.value
+        value = node.value
+        if isinstance(value, float) and (value != value or value in (float("inf"),
+                                                                      float("-inf"))):
+            ctx.error(node, label(path, f"number {describe(node)} is out of range"))
+            return INVALID
+        if isinstance(value, int) and not isinstance(value, bool) and not (
+                INT_MIN <= value <= INT_MAX):
+            ctx.error(node, label(path, f"number {describe(node)} is out of range"))
+            return INVALID
+        return value
 
     def schema(self) -> dict:
         return self.with_doc({"type": ["string", "number", "boolean"]})
@@ -312,6 +333,12 @@ class Map(Type):
         self.values = values
         self.elsewhere = elsewhere or {}
         self.title = title
+
+    def common_fields(self) -> dict[str, F]:
+        return dict(self.fields)
+
+    def all_keys(self) -> set[str]:
+        return set(self.fields)
 
     def extended(self, fields: dict[str, F], **kw) -> Map:
         return Map({**self.fields, **fields}, kw.pop("description", self.description),
@@ -451,14 +478,45 @@ class Tagged(Type):
         if tag is None:
             ctx.error(node, label(path, f"missing required key {self.key!r} ({choices})"),
                       code="CC103")
+            self._check_common(node, ctx, path)
             return INVALID
         if tag.kind != "scalar" or tag.text not in self.variants:
             hint = did_you_mean(tag.text, self.variants) if tag.kind == "scalar" else ""
-            shown = repr(tag.text) if tag.kind == "scalar" else describe(tag)
+            shown = repr(shorten(tag.text)) if tag.kind == "scalar" else describe(tag)
             ctx.error(tag, f"unknown {self.noun or self.key} {shown}{hint}; use one of {choices}",
                       code="CC112")
+            self._check_common(node, ctx, path)
             return INVALID
         return self.variants[tag.text].check(node, ctx, path)
+
+    def common_fields(self) -> dict[str, F]:
+        """The fields every variant has (by key; the first variant's type checks them)."""
+        tables = [v.common_fields() for v in self.variants.values()]
+        return {k: f for k, f in tables[0].items() if all(k in t for t in tables[1:])}
+
+    def all_keys(self) -> set[str]:
+        return set().union(*(v.all_keys() for v in self.variants.values()))
+
+    def _check_common(self, node: Node, ctx: Ctx, path: str) -> None:
+        """Without a known variant, still check what does not depend on it: the fields common
+        to all variants, and keys that no variant knows (so one run reports every error)."""
+        common = self.common_fields()
+        known = self.all_keys()
+        where = f" in {path}" if path else ""
+        for key, value in node.items:
+            if key.text == self.key:
+                continue
+            if key.text in common:
+                common[key.text].type.check(value, ctx, f"{path}.{key.text}" if path
+                                            else key.text)
+            elif key.text not in known:
+                hint = did_you_mean(key.text, known)
+                ctx.error(key, f"unknown key {key.text!r}{where}{hint}")
+        present = {k.text for k, _ in node.items}
+        for name in common:
+            if name != self.key and name not in present and all(
+                    v.common_fields()[name].required for v in self.variants.values()):
+                ctx.error(node, label(path, f"missing required key {name!r}"))
 
     def schema(self) -> dict:
         names = list(self.variants)

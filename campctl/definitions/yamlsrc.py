@@ -96,6 +96,8 @@ def _type12(text: str) -> Any:
     if _BOOL.match(text):
         return text.lower() == "true"
     if _INT.match(text):
+        if len(text) > 40:  # beyond any bound (and int() refuses 4,300 digits): out of range
+            return float("-inf") if text.startswith("-") else float("inf")
         return int(text)
     if _FLOAT.match(text) and any(ch.isdigit() for ch in text):
         return float(text)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ message_id_for = queue_store.message_id_for
 CHUNK_ROWS = 5000
 MAX_ERRORS_KEPT = 10_000
 MAX_ID_LENGTH = 255
+MAX_JSON_DEPTH = 32
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 RESERVED = ("id", "email", "phone", "groups", "opt_out")
 
@@ -212,10 +214,13 @@ def _typed(value: str) -> Any:
     first = value[0]
     if first in _NUMBER_START:
         if _INT.match(value):
+            if len(value) > 20:  # beyond 64 bits (and int() refuses 4,300 digits): text
+                return value
             number = int(value)
             return number if -(1 << 63) <= number < (1 << 63) else value
         if _DEC.match(value):
-            return float(value)
+            number = float(value)
+            return number if math.isfinite(number) else value
         return value
     if len(value) in (4, 5):
         lowered = value.lower()
@@ -289,14 +294,75 @@ def _jsonl_rows(text: io.TextIOBase, report: ImportReport) -> Iterator[ContactRo
             if _SURROGATE.search(line):
                 raise RowRejected("not valid UTF-8")
             try:
-                obj = json.loads(line)
+                obj = json.loads(line, parse_constant=_refuse_constant)
             except json.JSONDecodeError as exc:
                 raise RowRejected(f"invalid JSON: {exc.msg} at column {exc.colno}") from exc
+            except RecursionError as exc:
+                raise RowRejected(f"nested deeper than {MAX_JSON_DEPTH} levels") from exc
+            except ValueError as exc:  # an integer of more than 4,300 digits
+                raise RowRejected("a number is out of range") from exc
             if not isinstance(obj, dict):
                 raise RowRejected("not a JSON object")
+            _check_json_value(obj, 0)
             yield _json_contact(number, obj)
         except RowRejected as exc:
             report.reject(number, str(exc))
+
+
+def load_json_value(text: str) -> Any:
+    """JSON text as a value SQLite's JSON can hold (see `_check_json_value`); ValueError with
+    the reason otherwise. For JSON given on the command line (`events emit --data`)."""
+    try:
+        value = json.loads(text, parse_constant=_refuse_constant)
+        _check_json_value(value, 0)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"invalid JSON: {exc.msg} at column {exc.colno}") from exc
+    except RecursionError as exc:
+        raise ValueError(f"nested deeper than {MAX_JSON_DEPTH} levels") from exc
+    except RowRejected as exc:
+        raise ValueError(str(exc)) from exc
+    except ValueError as exc:  # an integer of more than 4,300 digits
+        raise ValueError("a number is out of range") from exc
+    return value
+
+
+def _refuse_constant(name: str) -> Any:
+    raise RowRejected(f"{name} is not a JSON number; write null or a finite number")
+
+
+def _check_json_value(value: Any, depth: int) -> None:
+    """What SQLite's JSON and the segment queries can hold: bounded nesting, 64-bit integers,
+    finite numbers, text that encodes as UTF-8 (no lone surrogates)."""
+    if depth > MAX_JSON_DEPTH:
+        raise RowRejected(f"nested deeper than {MAX_JSON_DEPTH} levels")
+    if isinstance(value, str):
+        if not _encodable(value):
+            raise RowRejected("text with a lone surrogate (\\ud800-\\udfff) is not valid "
+                              "Unicode")
+    elif isinstance(value, bool) or value is None:
+        return
+    elif isinstance(value, int):
+        if not -(1 << 63) <= value < (1 << 63):
+            raise RowRejected("an integer is out of range (more than 64 bits)")
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise RowRejected("a number is out of range")
+    elif isinstance(value, list):
+        for item in value:
+            _check_json_value(item, depth + 1)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if not _encodable(key):
+                raise RowRejected("a key with a lone surrogate is not valid Unicode")
+            _check_json_value(item, depth + 1)
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _json_contact(line: int, obj: dict) -> ContactRow:

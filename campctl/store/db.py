@@ -259,11 +259,25 @@ def open_db(
         else:
             created = True
     if not created:
-        # A zero-length file is what another campctl process leaves between creating the file
-        # and committing its schema: SQLite treats it as an empty database, and the migration
-        # below (under the write lock) initialises it exactly once.
-        if path.stat().st_size > 0:
+        try:
+            size = path.stat().st_size
+        except OSError as exc:
+            raise StateFileError(f"cannot read state file {path}: {exc.strerror}") from exc
+        if size > 0:
             _check_header(path)
+        elif not create:
+            # Opening it would make it a database (WAL switch, schema): only commands that
+            # write may do that.
+            raise StateFileError(
+                f"state file {path} is empty (0 bytes) and was left untouched; run 'campctl "
+                "init' to initialise it, or point --state at the right file")
+        else:
+            # A zero-length file is what another campctl process leaves between creating the
+            # file and committing its schema, or one made by `touch`: SQLite treats it as an
+            # empty database and the migration below (under the write lock) initialises it
+            # exactly once. It is made private first so that -wal and -shm inherit 0600.
+            with contextlib.suppress(OSError):
+                os.chmod(path, 0o600)
     try:
         conn = sqlite3.connect(
             str(path), isolation_level=None, timeout=busy_timeout_ms / 1000, check_same_thread=False
