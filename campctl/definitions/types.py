@@ -199,7 +199,7 @@ class Number(Type):
         value = node.value
         if node.kind == "scalar" and not node.quoted and isinstance(value, float) and (
                 value != value or value in (float("inf"), float("-inf"))):  # NaN / inf / huge
-            ctx.error(node, label(path, f"number {describe(node)} is out of range"))
+            ctx.error(node, label(path, f"number {describe(node)} is out of range"), code="CC109")
             return INVALID
         if node.kind != "scalar" or node.quoted or isinstance(value, bool) or not isinstance(
                 value, ok_types):
@@ -270,11 +270,11 @@ class Scalar(Type):
         value = node.value
         if isinstance(value, float) and (value != value or value in (float("inf"),
                                                                       float("-inf"))):
-            ctx.error(node, label(path, f"number {describe(node)} is out of range"))
+            ctx.error(node, label(path, f"number {describe(node)} is out of range"), code="CC109")
             return INVALID
         if isinstance(value, int) and not isinstance(value, bool) and not (
                 INT_MIN <= value <= INT_MAX):
-            ctx.error(node, label(path, f"number {describe(node)} is out of range"))
+            ctx.error(node, label(path, f"number {describe(node)} is out of range"), code="CC109")
             return INVALID
         return value
 
@@ -511,12 +511,12 @@ class Tagged(Type):
                                             else key.text)
             elif key.text not in known:
                 hint = did_you_mean(key.text, known)
-                ctx.error(key, f"unknown key {key.text!r}{where}{hint}")
+                ctx.error(key, f"unknown key {key.text!r}{where}{hint}", code="CC101")
         present = {k.text for k, _ in node.items}
         for name in common:
             if name != self.key and name not in present and all(
                     v.common_fields()[name].required for v in self.variants.values()):
-                ctx.error(node, label(path, f"missing required key {name!r}"))
+                ctx.error(node, label(path, f"missing required key {name!r}"), code="CC103")
 
     def schema(self) -> dict:
         names = list(self.variants)

@@ -460,6 +460,14 @@ def _event_time(value: object, now: datetime) -> datetime:
         raise ValueError(f"event time {value!r} is out of range") from exc
 
 
+def _int64(text: str) -> int:
+    """An integer SQLite can store (64 bits); ValueError otherwise."""
+    if len(text) > 20 or not -2**63 <= (value := int(text)) < 2**63:
+        raise ValueError(f"the number {text[:20]}{'...' if len(text) > 20 else ''} is out of "
+                         "range (64-bit integers)")
+    return value
+
+
 def _strict_json(text: str) -> object:
     """json.loads without NaN/Infinity, numbers out of range, runaway nesting or lone
     surrogates; ValueError says why."""
@@ -470,7 +478,8 @@ def _strict_json(text: str) -> object:
     except UnicodeEncodeError:
         raise ValueError("the line is not valid UTF-8") from None
     try:
-        value = json.loads(text, parse_constant=_no_constant, parse_float=_finite)
+        value = json.loads(text, parse_constant=_no_constant, parse_float=_finite,
+                           parse_int=_int64)
     except RecursionError:
         raise ValueError(f"nested too deeply (at most {MAX_DATA_DEPTH} levels)") from None
     except ValueError as exc:

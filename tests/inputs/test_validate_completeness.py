@@ -3,6 +3,8 @@ the problems of the fields that every type shares, nor unknown keys."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 NO_TYPE = """kind: Campaign
@@ -15,7 +17,9 @@ message: {body: hi}
 
 
 def _messages(result) -> list[str]:
-    return [line.split(": ", 1)[1] for line in result.stdout.splitlines()]
+    """The message of each problem line, without its location and its code."""
+    return [re.sub(r" \[CC\d{3}\]$", "", line.split(": ", 1)[1])
+            for line in result.stdout.splitlines()]
 
 
 @pytest.mark.parametrize("type_line", ["", "type: oneoff\n", "type: [one-off]\n"])
