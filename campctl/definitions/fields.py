@@ -477,7 +477,10 @@ CHANNEL_COMMON = _common("Channel")
 CHANNEL = Tagged("type", {
     "outbox": Map({**CHANNEL_COMMON, "type": F(Enum(("outbox",)), required=True),
                    "dir": F(Text("Also append each message as a JSON line to "
-                                 "DIR/<channel>.jsonl."))},
+                                 "DIR/<channel>.jsonl.")),
+                   # Throttling and retries work as on the other types, so a send plan can
+                   # be rehearsed offline before it goes to a real server.
+                   "rate": F(RATE), "max_attempts": F(MAX_ATTEMPTS)},
                   title="Channel (outbox)"),
     "smtp": Map({**CHANNEL_COMMON, "type": F(Enum(("smtp",)), required=True),
                  "host": F(Text("SMTP server host.", validate=check_var_refs), required=True),
