@@ -400,6 +400,10 @@ EVENT_SCHEDULE = Map({
     "queue_every": F(Text("on_event (default: build at the next tick after the event) or a cron "
                           "expression that batches events.", validate=check_queue_every,
                           examples=["on_event", "0 8 * * 5"])),
+    "catchup": F(Enum(("latest", "all", "none"),
+                      "With a cron queue_every, occurrences missed while nothing ticked: latest "
+                      "(default) and all build one batch of every waiting event at once, none "
+                      "keeps the events for the next occurrence on time.")),
     "build_window": F(WINDOW),
     "window": F(WINDOW),
 }, "Event-triggered schedule.")

@@ -302,7 +302,7 @@ def _event_triggered(db, name: str, obj: dict, launch: datetime, *, now: datetim
                                               "events carry over")], now=now, report=report)
                     continue
             _build_batch(db, name, obj, event, queue_start, send_start, now=now, moment=moment,
-                         report=report)
+                         report=report, record_empty=True)
     return cron.next_fire(every, tz, after=max(now, _cron_cursor(db, name, queue_start)))
 
 
@@ -318,18 +318,25 @@ def _has_new_events(db, name: str, event: str, since: datetime) -> bool:
 
 
 def _build_batch(db, name: str, obj: dict, event: str, queue_start: datetime,
-                 send_start: datetime, *, now: datetime, moment: datetime, report) -> None:
-    """One run over every event of `event` since the last batch (none: nothing happens)."""
+                 send_start: datetime, *, now: datetime, moment: datetime, report,
+                 record_empty: bool = False) -> None:
+    """One run over every event of `event` since the last batch (none: nothing happens).
+
+    `record_empty` (a cron `queue_every` slot): a slot without new events is still recorded, so
+    that the schedule's cursor moves past it and a later tick never reports it as missed."""
     consumer = _consumer(name)
     cursor = event_store.get_cursor(db, consumer) or 0
     top = event_store.max_event_id(db, name=event)
-    if top <= cursor:
+    count = 0
+    if top > cursor:
+        count = event_store.pending_events(db, name=event, after_id=cursor, upto_id=top,
+                                           since=queue_start)
+        event_store.set_cursor(db, consumer, top)
+    if count == 0:  # nothing new, or only events from before queue_start: they produce nothing
+        if record_empty:
+            schedules.insert_occurrence(db, kind=KIND, name=name, scheduled_at=moment,
+                                        status="empty", now=now, reason="no new events")
         return
-    count = event_store.pending_events(db, name=event, after_id=cursor, upto_id=top,
-                                       since=queue_start)
-    event_store.set_cursor(db, consumer, top)
-    if count == 0:
-        return  # only events from before queue_start: they produce nothing
     occ = schedules.insert_occurrence(db, kind=KIND, name=name, scheduled_at=moment,
                                       status="fired", now=now, reason=f"{count} events")
     if occ is None:
