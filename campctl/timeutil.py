@@ -46,12 +46,48 @@ def parse_instant(text: str) -> datetime:
     return moment.astimezone(UTC).replace(microsecond=0)
 
 
-def parse_duration(text: str) -> timedelta:
-    """`30s`, `15m`, `6h`, `2d`, `1w`."""
+# Longer durations are typing mistakes, and would overflow datetime arithmetic.
+MAX_DURATION = timedelta(days=3660)
+CALENDAR_DAYS = {"d": 1, "w": 7}
+
+
+def _duration_parts(text: str) -> tuple[int, str]:
     match = _DURATION.match(str(text).strip())
     if not match:
-        raise ValueError(f"bad duration {text!r}: use a number and one of s, m, h, d, w (e.g. 15m, 2d)")
-    return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+        raise ValueError(f"bad duration {text!r}: use a number and one of s, m, h, d, w "
+                         "(e.g. 15m, 2d)")
+    count, unit = int(match.group(1)), match.group(2)
+    if count * _UNITS[unit] > MAX_DURATION.total_seconds():
+        raise ValueError(f"duration {text!r} is too long: at most {MAX_DURATION.days}d")
+    return count, unit
+
+
+def parse_duration(text: str) -> timedelta:
+    """`30s`, `15m`, `6h`, `2d`, `1w` as elapsed time (a day is 24 h): for look-backs such as
+    `within` and `--since`. Schedules use `shift`, where a day is a calendar day."""
+    count, unit = _duration_parts(text)
+    return timedelta(seconds=count * _UNITS[unit])
+
+
+def shift(moment: datetime, text: str, tz: str | tzinfo, *, back: bool = False) -> datetime:
+    """`moment` moved forward (or `back`) by the duration `text`, as a marketer means it.
+
+    `s`, `m` and `h` are elapsed time. `d` and `w` are calendar days on the local wall clock of
+    `tz`: `1d` is the same local time the next day, 23 or 25 hours away across a DST change. A
+    wall time that does not exist moves to the first instant after the gap; an ambiguous one
+    takes its first reading (as for every local time)."""
+    count, unit = _duration_parts(text)
+    if unit not in CALENDAR_DAYS:
+        step = timedelta(seconds=count * _UNITS[unit])
+        return moment - step if back else moment + step
+    tz_ = zone(tz) if isinstance(tz, str) else tz
+    days = timedelta(days=count * CALENDAR_DAYS[unit])
+    wall = moment.astimezone(tz_).replace(tzinfo=None)
+    try:
+        wall = wall - days if back else wall + days
+    except OverflowError as exc:
+        raise ValueError(f"{moment.isoformat()} moved by {text} is out of range") from exc
+    return localize(wall, tz_)
 
 
 def parse_window(text: str) -> tuple[time, time]:
@@ -73,7 +109,8 @@ def zone(name: str) -> tzinfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, IsADirectoryError) as exc:
-        raise ValueError(f"unknown timezone {name!r}: use an IANA name such as Europe/Paris") from exc
+        raise ValueError(f"unknown timezone {name!r}: use an IANA name such as "
+                         "Europe/Paris") from exc
 
 
 def parse_local_datetime(text: str, tz_name: str) -> datetime:
@@ -88,7 +125,8 @@ def parse_local_datetime(text: str, tz_name: str) -> datetime:
     try:
         moment = datetime.fromisoformat(raw)
     except ValueError as exc:
-        raise ValueError(f"bad datetime {text!r}: use YYYY-MM-DDTHH:MM (local) or add an offset") from exc
+        raise ValueError(f"bad datetime {text!r}: use YYYY-MM-DDTHH:MM (local) or add an "
+                         "offset") from exc
     if moment.tzinfo is not None:
         return moment.astimezone(UTC)
     return localize(moment, zone(tz_name))
@@ -109,7 +147,8 @@ def localize(naive: datetime, tz: tzinfo) -> datetime:
 
 
 def _exists(wall: datetime, tz: tzinfo) -> bool:
-    return wall.replace(tzinfo=tz, fold=0).astimezone(UTC).astimezone(tz).replace(tzinfo=None) == wall
+    placed = wall.replace(tzinfo=tz, fold=0).astimezone(UTC).astimezone(tz)
+    return placed.replace(tzinfo=None) == wall
 
 
 def is_local_datetime_text(text: str) -> bool:

@@ -584,6 +584,8 @@ SCENARIO = Map({
     **_common("Scenario"),
     "reentry": F(Enum(("once", "after_exit", "restart", "parallel"),
                       "Re-entry mode (default once).")),
+    "timezone": F(Text("IANA timezone in which wait days count (default: launch.timezone, "
+                       "else UTC).", validate=check_timezone)),
     "keep_profiles_on_deactivate": F(Bool("Freeze profiles on deactivation instead of exiting "
                                           "them (default false).")),
     "launch": F(SCENARIO_LAUNCH, required=True),

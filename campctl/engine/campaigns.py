@@ -17,7 +17,7 @@ from campctl.store import log as exec_log
 from campctl.store import objects as object_store
 from campctl.store import runs as run_store
 from campctl.store import schedules
-from campctl.timeutil import from_db, parse_duration, parse_local_datetime, to_db
+from campctl.timeutil import from_db, parse_local_datetime, shift, to_db
 
 KIND = "Campaign"
 DEFAULT_CRON = "0 9 * * *"
@@ -59,7 +59,7 @@ def one_off_times(spec: dict, launch: datetime) -> tuple[datetime, datetime | No
     queue = schedule.get("queue", "immediately")
     if isinstance(queue, dict) and "before_send" in queue:
         base = send_at or launch
-        queue_at = base - parse_duration(str(queue["before_send"]))
+        queue_at = shift(base, str(queue["before_send"]), tz, back=True)
     else:
         queue_at = _when(queue, tz, launch) or launch
     return max(queue_at, launch), send_at

@@ -9,7 +9,7 @@ from typing import Any
 
 from campctl.errors import ActionRefused, NotFound, UsageProblem, ValidationFailed
 from campctl.store import scenarios as store
-from campctl.timeutil import parse_duration, parse_local_datetime, to_db
+from campctl.timeutil import parse_duration, parse_local_datetime, shift, to_db
 
 END = "end"
 REENTRY_MODES = ("once", "after_exit", "restart", "parallel")
@@ -27,6 +27,7 @@ class Step:
     then: str | None = None
     otherwise: str | None = None
     wait: timedelta | None = None
+    wait_text: str | None = None  # as written: `1d` is a calendar day (timeutil.shift)
     send: dict | None = None
     condition: dict | None = None
 
@@ -92,7 +93,7 @@ def parse_steps(spec: dict) -> list[Step]:
             except ValueError as exc:
                 problems.append(f"step {sid}: {exc}")
                 delay = timedelta(0)
-            steps.append(Step(sid, "wait", nxt, wait=delay))
+            steps.append(Step(sid, "wait", nxt, wait=delay, wait_text=str(item["wait"])))
         elif kind == "if":
             cond = item["if"]
             if not isinstance(cond, dict):
@@ -351,7 +352,8 @@ def advance_scenario(db, name: str, spec: dict, *, now: datetime, report=None) -
         for step in steps:
             # Every step, not only those in `pending`: profiles moved earlier in this round
             # arrive at later steps (an empty step costs one indexed statement).
-            counts["moved"] += _run_step(db, name, step, now=now, counts=counts)
+            counts["moved"] += _run_step(db, name, step, now=now, counts=counts,
+                                         tz=scenario_timezone(spec))
     else:
         stuck = store.active_at_steps(db, name)
         if stuck:
@@ -369,7 +371,14 @@ def advance_scenario(db, name: str, spec: dict, *, now: datetime, report=None) -
     return counts
 
 
-def _run_step(db, name: str, step: Step, *, now: datetime, counts: dict) -> int:
+def scenario_timezone(spec: dict) -> str:
+    """The zone in which a scenario's days are counted: `timezone`, else the schedule's, else
+    UTC."""
+    launch = spec.get("launch") if isinstance(spec.get("launch"), dict) else {}
+    return str(spec.get("timezone") or launch.get("timezone") or "UTC")
+
+
+def _run_step(db, name: str, step: Step, *, now: datetime, counts: dict, tz: str) -> int:
     if step.kind == "send":
         send = step.send or {}
         queued, skipped = store.queue_sends(
@@ -379,8 +388,9 @@ def _run_step(db, name: str, step: Step, *, now: datetime, counts: dict) -> int:
         counts["skipped"] += skipped
         return store.move(db, scenario=name, step=step.id, to=step.next, now=now)
     if step.kind == "wait":
-        assert step.wait is not None
-        return store.start_wait(db, scenario=name, step=step.id, wake_at=now + step.wait, now=now)
+        assert step.wait_text is not None
+        wake_at = shift(now, step.wait_text, tz)
+        return store.start_wait(db, scenario=name, step=step.id, wake_at=wake_at, now=now)
     if step.kind == "if":
         taken, rest = store.branch(db, scenario=name, step=step.id,
                                    condition=_condition_sql(step.condition or {}, now=now),
