@@ -226,6 +226,10 @@ def _describe_command(kind: Kind):
             ],
             "spec": _shown_spec(kind, obj["spec"]),
         }
+        if kind is Kind.PLAN:  # what submit, approve or start would refuse now, all of it
+            from campctl.engine.workflow import plan_blockers
+
+            detail["preconditions_unmet"] = plan_blockers(db, obj["spec"], now=app.now)
         if kind is Kind.SCENARIO:  # the journey with profiles per step (scenarios area)
             from campctl.engine.scenarios import describe_extra
 
@@ -238,6 +242,8 @@ def _describe_command(kind: Kind):
         shown = {k: v for k, v in detail.items() if k not in ("spec", "history", "steps")}
         shown["referenced_by"] = ", ".join(detail["referenced_by"]) or None
         shown["in_use"] = "; ".join(detail["in_use"]) or None
+        if "preconditions_unmet" in detail:
+            shown["preconditions_unmet"] = "; ".join(detail["preconditions_unmet"]) or "none"
         emit_object(app, shown, title=f"{kind.cli}/{name}")
         out = app.out()
         if detail.get("steps") is not None:

@@ -98,3 +98,23 @@ def test_start_of_stopped_campaign_says_revise(world):
     assert "it is stopped" in result.stderr
     assert "'campctl revise campaign summer-sale'" in result.stderr
     assert "submit and approve it first" not in result.stderr
+
+
+def test_describe_plan_lists_the_unmet_preconditions(world):
+    world.campaign()
+    world.campaign(name="summer-sale", code="SUM-27")
+    world.approve("campaign", "summer-sale")
+    world.ok("stop", "campaign", "summer-sale")
+    world.plan(stages=(("spring-sale", "main"), ("summer-sale", "main")))
+    data = world.ok("-o", "json", "describe", "plan", "spring-launch").json
+    unmet = data["preconditions_unmet"]
+    assert len(unmet) == 2
+    assert unmet[0].startswith("campaign spring-sale is draft, not approved")
+    assert unmet[1].startswith("campaign summer-sale is stopped, not approved")
+    table = world.ok("describe", "plan", "spring-launch").stdout
+    assert "preconditions_unmet" in table and "summer-sale is stopped" in table
+    world.approve("campaign", "spring-sale")
+    world.ok("revise", "campaign", "summer-sale")
+    world.approve("campaign", "summer-sale")
+    assert world.ok("-o", "json", "describe", "plan",
+                    "spring-launch").json["preconditions_unmet"] == []
