@@ -63,8 +63,9 @@ def _fast_tick(argv: list[str]) -> int | None:
     stamp = iso_z(now)
     if output == "json":
         sys.stdout.write(
-            '{\n  "now": "%s",\n  "fired": 0,\n  "built": 0,\n  "sent": 0,\n  "failed": 0,\n'
-            '  "cancelled": 0,\n  "skipped": 0\n}\n' % stamp
+            '{\n  "now": "' + stamp + '",\n  "fired": 0,\n  "built": 0,\n  "sent": 0,\n'
+            '  "failed": 0,\n  "cancelled": 0,\n  "skipped": 0,\n  "failed_objects": 0,\n'
+            '  "object_failures": []\n}\n'
         )
     else:
         sys.stdout.write(
@@ -119,7 +120,9 @@ def _direct_tick(state: str, now, output: str) -> int:
         sys.stdout.write(
             f"tick {report.as_json()['now']}: fired {report.fired}, built {report.built}, sent "
             f"{report.sent}, failed {report.failed}, cancelled {report.cancelled}"
-            + (f", skipped {report.skipped}" if report.skipped else "") + "\n")
+            + (f", skipped {report.skipped}" if report.skipped else "")
+            + (f", failed objects {len(report.object_failures)}" if report.object_failures
+               else "") + "\n")
     return 0
 
 

@@ -11,9 +11,10 @@ import sqlite3
 import sys
 import traceback
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+from typer.core import TyperGroup
 
 try:  # typer >= 0.2x vendors click as typer._click: its exceptions are those classes
     from typer._click import exceptions as click
@@ -22,6 +23,10 @@ except ImportError:  # pragma: no cover
 
 from campctl.commands.common import AppContext
 from campctl.errors import CampctlError
+
+if TYPE_CHECKING:
+    from typer._click import Context as ClickContext
+    from typer._click import HelpFormatter
 
 # Options valid anywhere on the line; they are moved in front of the subcommand before parsing,
 # so `campctl get plans -o json` and `campctl -o json get plans` mean the same.
@@ -57,7 +62,45 @@ VERB_GROUPS = {
     "profiles": "List the profiles of a scenario.",
 }
 
-# Each module defines register(app, groups). Order = order in --help.
+# The sections of `campctl --help`, in order; commands list in the order given here. A command
+# missing from every section is shown under "Other commands" (tests/test_help.py refuses that).
+HELP_PANELS: dict[str, tuple[str, ...]] = {
+    "Setup": ("init", "demo", "config", "users", "backup"),
+    "Definitions": ("validate", "apply", "get", "describe", "history", "preview", "submit",
+                    "approve", "deny", "revise", "delete", "schema", "segment"),
+    "Run control": ("start", "stop", "pause", "resume", "restart", "skip", "tick", "daemon",
+                    "status", "log", "worklist", "assign", "notifications"),
+    "Delivery": ("contacts", "events", "channel", "outbox", "failures"),
+    "Scenarios": ("activate", "deactivate", "profiles", "stats", "remove-profile", "clear",
+                  "clone"),
+}
+OTHER_PANEL = "Other commands"
+
+
+class PanelGroup(TyperGroup):
+    """The root group: lists its commands in the sections of HELP_PANELS."""
+
+    def format_commands(self, ctx: ClickContext, formatter: HelpFormatter) -> None:
+        visible = {}
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                visible[name] = command
+        if not visible:
+            return
+        panels = {title: [n for n in names if n in visible] for title, names in HELP_PANELS.items()}
+        placed = {n for names in panels.values() for n in names}
+        panels[OTHER_PANEL] = [n for n in visible if n not in placed]
+        width = max(len(name) for name in visible)
+        limit = formatter.width - 6 - width
+        for title, names in panels.items():
+            if names:
+                with formatter.section(title):
+                    formatter.write_dl([(name.ljust(width), visible[name].get_short_help_str(limit))
+                                        for name in names])
+
+
+# Each module defines register(app, groups).
 COMMAND_MODULES = [
     "campctl.commands.setup",
     "campctl.commands.definitions",
@@ -77,6 +120,7 @@ COMMAND_MODULES = [
 def build_app() -> typer.Typer:
     app = typer.Typer(
         name="campctl",
+        cls=PanelGroup,
         help="Run marketing campaigns, multi-stage plans and customer journeys from YAML "
         "definitions and one SQLite state file.",
         no_args_is_help=True,
@@ -106,6 +150,14 @@ def _command():
     return typer.main.get_command(build_app())
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        import campctl
+
+        sys.stdout.write(f"campctl {campctl.__version__}\n")
+        raise typer.Exit(0)
+
+
 def root_options(
     ctx: typer.Context,
     state: Annotated[
@@ -124,6 +176,11 @@ def root_options(
     ] = None,
     debug: Annotated[
         bool, typer.Option("--debug", help="Show tracebacks [env CAMPCTL_DEBUG=1].")
+    ] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", is_eager=True, expose_value=False, callback=_print_version,
+                     help="Show the installed version and exit."),
     ] = False,
 ) -> None:
     environ = dict(os.environ)

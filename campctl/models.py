@@ -213,6 +213,10 @@ class TickReport:
     skipped: int = 0
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)  # channel problems, shown on stderr
+    # Objects this tick set aside after a failure: {"object": "campaign/NAME", "reason": ...}
+    object_failures: list[dict[str, str]] = field(default_factory=list)
+    # (kind, name) of the objects that were failing when the tick started (loaded on first use)
+    failing: set[tuple[str, str]] | None = field(default=None, repr=False)
 
     def as_json(self) -> dict[str, Any]:
         from campctl.timeutil import iso_z
@@ -225,4 +229,6 @@ class TickReport:
             "failed": self.failed,
             "cancelled": self.cancelled,
             "skipped": self.skipped,
+            "failed_objects": len(self.object_failures),
+            "object_failures": list(self.object_failures),
         }

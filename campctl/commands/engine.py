@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from campctl.commands.common import app_context, emit, emit_object, notice, print_json
+from campctl.commands.completion import complete_object_name
 from campctl.errors import NotFound, UsageProblem, ValidationFailed
 
 LOG_COLUMNS = [("at", "AT"), ("event", "EVENT"), ("plan", "PLAN"), ("instance", "INSTANCE"),
@@ -48,7 +49,9 @@ def _summary_line(report) -> str:
 
     return (f"tick {iso_z(report.now)}: fired {report.fired}, built {report.built}, sent "
             f"{report.sent}, failed {report.failed}, cancelled {report.cancelled}"
-            + (f", skipped {report.skipped}" if report.skipped else ""))
+            + (f", skipped {report.skipped}" if report.skipped else "")
+            + (f", failed objects {len(report.object_failures)}" if report.object_failures
+               else ""))
 
 
 def tick(
@@ -150,6 +153,8 @@ def daemon(
             report = run_tick(db, now=now, environ=app.environ, max_messages=max_messages,
                               stop_requested=lambda: stop["requested"])
             _deliver_notifications(db, app)
+            for problem in report.warnings:
+                notice(app, f"warning: {problem}")
             count += 1
             if live is not None:
                 live.update(_status_renderable(db, now=now, footer=_summary_line(report)))
@@ -241,6 +246,10 @@ def _status_renderable(db, *, now, data=None, footer: str | None = None):
            for s in data["scenarios"]])
     table("Next occurrences", ["KIND", "NAME", "AT"],
           [(o["kind"], o["name"], when(o["next_due_at"])) for o in data["next_occurrences"]])
+    if data.get("failing"):
+        table("Failing (retried at every tick)", ["KIND", "NAME", "SINCE", "TICKS", "REASON"],
+              [(f["kind"], f["name"], when(f["since"]), str(f["ticks"]), f["reason"])
+               for f in data["failing"]])
     if footer:
         parts.append(Text(footer))
     return Group(*parts)
@@ -251,7 +260,8 @@ def _status_renderable(db, *, now, data=None, footer: str | None = None):
 def _preview_for(kind: str):
     def preview_cmd(
         ctx: typer.Context,
-        name: Annotated[str, typer.Argument(help="The object's name.")],
+        name: Annotated[str, typer.Argument(help="The object's name.",
+                                            autocompletion=complete_object_name)],
         next_: Annotated[int, typer.Option("--next", min=1, max=1000,
                                            help="How many occurrences.")] = 5,
     ) -> None:
@@ -457,12 +467,13 @@ def demo(
 
 
 def _plans_dir() -> Path:
-    """The example definitions: shipped in campctl/data/plans, else the repository's plans/."""
-    here = Path(__file__).resolve().parent.parent
-    for candidate in (here / "data" / "plans", here.parent / "plans", Path.cwd() / "plans"):
-        if candidate.is_dir():
-            return candidate
-    raise NotFound("the example definitions (plans/) are not installed with this campctl")
+    """The example definitions, shipped as package data (in a source tree, campctl/data/plans
+    is a link to the repository's plans/)."""
+    candidate = Path(__file__).resolve().parent.parent / "data" / "plans"
+    if candidate.is_dir():
+        return candidate
+    raise NotFound(f"the example definitions are not installed with this campctl ({candidate} "
+                   "is missing): reinstall campctl")
 
 
 def _demo_setup(db, *, start, actor: str) -> list[str]:

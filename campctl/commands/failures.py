@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from campctl.commands.common import app_context, emit, local_cell
+from campctl.commands.completion import complete_object_name
 from campctl.errors import NotFound, UsageProblem
 
 LimitOption = Annotated[int, typer.Option(
@@ -55,7 +56,8 @@ def failures_run(
 
 def failures_scenario(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="Scenario name.")],
+    name: Annotated[str, typer.Argument(help="Scenario name.",
+                                        autocompletion=complete_object_name)],
     step: Annotated[str | None, typer.Option("--step", help="Only failures of this step.")]
     = None,
     limit: LimitOption = 100,

@@ -9,6 +9,7 @@ from typing import Annotated, NoReturn
 import typer
 
 from campctl.commands.common import app_context, emit, emit_object, local_cell, notice, print_json
+from campctl.commands.completion import complete_object_name
 from campctl.errors import NotFound, ValidationFailed
 from campctl.models import Kind
 
@@ -171,7 +172,8 @@ def _get_command(kind: Kind):
     def get(
         ctx: typer.Context,
         name: Annotated[str | None, typer.Argument(
-            help="Show only this one.", metavar="NAME")] = None,
+            help="Show only this one.", metavar="NAME",
+            autocompletion=complete_object_name)] = None,
     ) -> None:
         from campctl.engine.catalog import summary
         from campctl.store.objects import list_objects, profile_counts
@@ -197,7 +199,8 @@ def _get_command(kind: Kind):
 def _describe_command(kind: Kind):
     def describe(
         ctx: typer.Context,
-        name: Annotated[str, typer.Argument(help="The object's name.", metavar="NAME")],
+        name: Annotated[str, typer.Argument(
+            help="The object's name.", metavar="NAME", autocompletion=complete_object_name)],
     ) -> None:
         from campctl.engine.catalog import referenced_by, summary
         from campctl.engine.workflow import delete_blockers
@@ -299,7 +302,8 @@ def _timezone(spec: dict) -> str | None:
 def _delete_command(kind: Kind):
     def delete(
         ctx: typer.Context,
-        name: Annotated[str, typer.Argument(help="The object's name.", metavar="NAME")],
+        name: Annotated[str, typer.Argument(
+            help="The object's name.", metavar="NAME", autocompletion=complete_object_name)],
         note: NoteOption = None,
     ) -> None:
         from campctl.engine import workflow
@@ -321,7 +325,8 @@ def _history_command(kind: Kind):
     def history(
         ctx: typer.Context,
         name: Annotated[str, typer.Argument(
-            help="The object's name (deleted ones too).", metavar="NAME")],
+            help="The object's name (deleted ones too).", metavar="NAME",
+            autocompletion=complete_object_name)],
         version: Annotated[int | None, typer.Option(
             "--version", help="Show the spec of this version instead.")] = None,
     ) -> None:

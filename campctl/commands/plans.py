@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from campctl.commands.common import app_context, cell, emit, emit_object, local_cell, notice
+from campctl.commands.completion import complete_object_name
 
 NoteOption = Annotated[str | None, typer.Option("--note", help="Why, for the history.")]
 InstanceArg = Annotated[str, typer.Argument(help="Instance id (or its name).", metavar="ID")]
@@ -42,7 +43,7 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
 
 def start_plan(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="Plan name.")],
+    name: Annotated[str, typer.Argument(help="Plan name.", autocompletion=complete_object_name)],
     note: NoteOption = None,
 ) -> None:
     from campctl.engine import plans

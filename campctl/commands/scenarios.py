@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from campctl.commands.common import app_context, emit, emit_object, local_cell, notice, print_json
+from campctl.commands.completion import complete_object_name
 from campctl.errors import ActionRefused, UsageProblem
 
 NOTE = typer.Option("--note", help="Why, for the history.")
@@ -36,7 +37,8 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
 
 def start_scenario(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="Scenario name.")],
+    name: Annotated[str, typer.Argument(help="Scenario name.",
+                                        autocompletion=complete_object_name)],
     all_contacts: Annotated[bool, typer.Option("--all", help="Every contact.")] = False,
     group: Annotated[list[str] | None, typer.Option(
         "--group", help="Contacts of this group (repeatable).")] = None,
@@ -133,7 +135,8 @@ def get_launches(
 
 def clear_scenario(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="Scenario name.")],
+    name: Annotated[str, typer.Argument(help="Scenario name.",
+                                        autocompletion=complete_object_name)],
     note: Annotated[str | None, NOTE] = None,
 ) -> None:
     from campctl.engine import scenarios
@@ -153,7 +156,8 @@ def clear_scenario(
 
 def remove_profile(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="Scenario name.")],
+    name: Annotated[str, typer.Argument(help="Scenario name.",
+                                        autocompletion=complete_object_name)],
     contact: Annotated[str, typer.Argument(help="Contact id (external id).")],
     note: Annotated[str | None, NOTE] = None,
 ) -> None:
@@ -174,7 +178,8 @@ def remove_profile(
 
 def clone_scenario(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="Scenario to copy.")],
+    name: Annotated[str, typer.Argument(help="Scenario to copy.",
+                                        autocompletion=complete_object_name)],
     new: Annotated[str, typer.Argument(help="Name of the copy.")],
     note: Annotated[str | None, NOTE] = None,
 ) -> None:
@@ -192,7 +197,8 @@ def clone_scenario(
 
 def stats_scenario(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="Scenario name.")],
+    name: Annotated[str, typer.Argument(help="Scenario name.",
+                                        autocompletion=complete_object_name)],
     since: Annotated[str, typer.Option("--since", help="Period: a duration back from now.")]
     = "7d",
 ) -> None:
@@ -216,7 +222,8 @@ def stats_scenario(
 
 def profiles_scenario(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="Scenario name.")],
+    name: Annotated[str, typer.Argument(help="Scenario name.",
+                                        autocompletion=complete_object_name)],
     step: Annotated[str | None, typer.Option("--step", help="Only profiles at this step.")]
     = None,
     status: Annotated[str | None, typer.Option(

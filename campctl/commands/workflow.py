@@ -8,11 +8,13 @@ from typing import Annotated
 import typer
 
 from campctl.commands.common import app_context, print_json
+from campctl.commands.completion import complete_object_name
 from campctl.errors import ActionRefused
 from campctl.models import Kind
 
 NoteOption = Annotated[str | None, typer.Option("--note", help="Why, for the history.")]
-NameArg = Annotated[str, typer.Argument(help="The object's name.", metavar="NAME")]
+NameArg = Annotated[str, typer.Argument(help="The object's name.", metavar="NAME",
+                                        autocompletion=complete_object_name)]
 
 VERB_HELP = {
     "submit": "Submit a draft {kind} for approval.",

@@ -146,7 +146,8 @@ def check_url_refs(text: str) -> str | None:
 
 
 class Template(Text):
-    """A Jinja2 template, compiled in the sandbox at validation time for syntax errors."""
+    """A Jinja2 template, compiled in the sandbox at validation time for syntax errors, then
+    rendered once for a synthetic contact (engine.templates.template_problems)."""
 
     def __init__(self, description: str = "") -> None:
         super().__init__(description)
@@ -166,7 +167,15 @@ class Template(Text):
             line = node.line + lineno if block else node.line
             ctx.error((line, node.col), label(path, f"template error: {exc.message}"))
             return INVALID
-        return value
+        from campctl.engine.templates import template_problems
+
+        # Rendered once for a synthetic contact: what fails whatever the contact (its budget,
+        # the sandbox, an error no data can avoid) is refused here, before any send.
+        problems = template_problems(value)
+        for problem in problems:
+            ctx.error((node.line, node.col),
+                      label(path, f"{problem} (test render with a synthetic contact)"))
+        return INVALID if problems else value
 
 
 def _template_environment():

@@ -11,6 +11,7 @@ import math
 import re
 from datetime import UTC, datetime, timedelta
 
+from campctl.engine import isolation
 from campctl.engine import runs as run_engine
 from campctl.store import events as event_store
 from campctl.store import log as exec_log
@@ -87,7 +88,9 @@ def fire_due(db, *, now: datetime, report, dry_run: bool = False) -> None:
     for start in range(0, len(due), FIRE_CHUNK):
         with db.atomic():
             for name in due[start:start + FIRE_CHUNK]:
-                process(db, name, now=now, report=report)
+                # A campaign that fails is rolled back alone and retried at the next tick.
+                with isolation.boundary(db, report, kind=KIND, name=name, now=now):
+                    process(db, name, now=now, report=report)
 
 
 def process(db, name: str, *, now: datetime, report) -> None:

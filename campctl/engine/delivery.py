@@ -193,6 +193,11 @@ def deliver_due(
             channel = None
             problem = _unusable(db, name, environ, exc)
             report.errors.append(problem)
+        except Exception as exc:  # a definition the engine cannot read: this channel only
+            channel = None
+            problem = " ".join(f"channel {name} cannot be opened: {type(exc).__name__}: "
+                               f"{exc}".split())[:300]
+            report.errors.append(problem)
         if dry_run:
             taken += _dry_run_channel(db, report, name, channel, run_ids=run_ids,
                                       scenario_items=scenario_items, now=now,
@@ -298,6 +303,10 @@ def _hand_over(db, report, name, channel, problem, token, rows, *, content, cloc
             subject, body = content.compiled(source).render(context)
         except TemplateFailed as exc:
             failed.append((row["id"], exc.reason))
+            continue
+        except Exception as exc:  # a broken stored message fails its item, not the batch
+            text = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+            failed.append((row["id"], f"message could not be prepared: {text}"))
             continue
         record = {
             "message_id": row["message_id"], **fields, "contact": row["external_id"],

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from campctl.engine import isolation
 from campctl.errors import ActionRefused, NotFound
 from campctl.models import INSTANCE_TRANSITIONS, allowed_verbs
 from campctl.store import history
@@ -169,7 +170,8 @@ def fire_due(db, *, now: datetime, report, dry_run: bool = False) -> None:
     happened. `dry_run` is accepted for callers that pass it and changes nothing here.
     """
     for candidate in store.plans_to_examine(db, now):
-        with db.atomic():
+        # A plan that fails is rolled back alone and retried at the next tick.
+        with isolation.boundary(db, report, kind="Plan", name=candidate["name"], now=now):
             _fire_plan(db, candidate["name"], now=now, report=report)
 
 
@@ -322,8 +324,45 @@ def _start_queued(db, name: str, *, now: datetime, report) -> None:
 def advance(db, *, now: datetime, report, dry_run: bool = False) -> None:
     """Move every running or paused instance along its execution tree by the transition rule."""
     for instance_id in store.active_instance_ids(db):
-        with db.atomic():
+        # An instance that cannot be advanced fails alone; the other instances go on.
+        with isolation.boundary(
+                db, report, kind="instance", name=str(instance_id), now=now,
+                fail=lambda reason, instance_id=instance_id: fail_instance(
+                    db, instance_id, reason=reason, now=now, report=report)):
             _advance_instance(db, instance_id, now=now, report=report)
+
+
+def fail_instance(db, instance_id: int, *, reason: str, now: datetime, report=None) -> None:
+    """The tick could not advance this instance: it ends `failed`, and its active runs fail with
+    it (unsent messages cancelled), so nothing more goes out under a plan that stopped moving.
+    Caller's transaction."""
+    from campctl.engine.runs import fail_run
+
+    why = f"the engine could not advance it: {reason}"
+    for run in store.active_runs_of_instance(db, instance_id):
+        fail_run(db, run["id"], error=f"plan instance {instance_id} failed: {reason}", now=now,
+                 report=report)
+    try:
+        with db.atomic():
+            instance = store.get_instance(db, instance_id)
+            if instance is None or instance["status"] not in store.ACTIVE_INSTANCE:
+                return
+            _end_instance(db, instance, to="failed", now=now, actor=SCHEDULER, why=why,
+                          report=report)
+        return
+    except Exception as exc:  # the instance is too broken to end the usual way: status alone
+        if isolation.state_problem(exc):
+            raise
+    if store.set_instance_status(db, instance_id, to="failed", from_=store.ACTIVE_INSTANCE,
+                                 finished_at=now, error=why):
+        exec_log.append(db, now=now, event="Instance Failed", instance_id=instance_id,
+                        details=why)
+        history.record(db, kind="instance", name=str(instance_id), action="fail",
+                       actor=SCHEDULER, now=now, to_status="failed", note=why)
+        from campctl.store import notifications
+
+        notifications.add(db, now=now, kind="instance-failed", object=f"instance/{instance_id}",
+                          note=why, actor=SCHEDULER)
 
 
 def _is_built(run: dict) -> bool:

@@ -7,13 +7,14 @@ all-or-nothing; delivery is delegated to `engine.delivery.deliver_due`.
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import datetime
 
-from campctl.errors import CampctlError, NotFound
+from campctl.engine import isolation
+from campctl.errors import NotFound
+from campctl.models import ACTIVE_RUN_STATUSES
+from campctl.store import history, schedules
 from campctl.store import log as exec_log
 from campctl.store import runs as run_store
-from campctl.store import schedules
 from campctl.timeutil import from_db, to_db
 
 DEFAULT_STAGE = "main"
@@ -124,15 +125,18 @@ def _build(db, run: dict, *, now: datetime) -> int:
 
 
 def build_due(db, *, now: datetime, report, dry_run: bool = False) -> None:
-    """Build every scheduled run whose queue time has come, one transaction per run. A run
-    paused before it was built builds too and stays paused: pause holds delivery only."""
+    """Build every scheduled run whose queue time has come, one transaction per run; a run
+    whose building fails is rolled back and failed alone. A run paused before it was built
+    builds too and stays paused: pause holds delivery only."""
     for run_id in run_store.scheduled_due(db, now=now):
-        with db.atomic():
+        with isolation.boundary(db, report, kind="run", name=str(run_id), now=now,
+                                fail=_build_failed(db, run_id, now=now, report=report)):
             if not run_store.set_status(db, run_id, "building", now=now, expected=["scheduled"]):
                 continue  # another tick took it
             _build_claimed(db, run_id, paused=False, now=now, report=report)
     for run_id in run_store.paused_unbuilt_due(db, now=now):
-        with db.atomic():
+        with isolation.boundary(db, report, kind="run", name=str(run_id), now=now,
+                                fail=_build_failed(db, run_id, now=now, report=report)):
             if not run_store.claim_paused_build(db, run_id, now=now):
                 continue
             _build_claimed(db, run_id, paused=True, now=now, report=report)
@@ -141,21 +145,9 @@ def build_due(db, *, now: datetime, report, dry_run: bool = False) -> None:
 def _build_claimed(db, run_id: int, *, paused: bool, now: datetime, report) -> None:
     run = run_store.get_run(db, run_id)
     assert run is not None
-    try:
-        with db.atomic():
-            count = _build(db, run, now=now)
-    except (CampctlError, sqlite3.Error, ValueError, KeyError, TypeError) as exc:
-        reason = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-        run_store.set_status(db, run_id, "failed", now=now,
-                             expected=["paused" if paused else "building"], finished=True,
-                             error=f"building failed: {reason}")
-        exec_log.append(db, now=now, event="Build Failed", campaign=run["campaign"],
-                        stage=run["stage"], run_id=run_id, instance_id=run["instance_id"],
-                        details=reason)
-        notify_failure(db, run_id, f"building failed: {reason}", now=now)
-        report.notes.append(f"run {run_id} ({run['campaign']}/{run['stage']}): building "
-                            f"failed: {reason}")
-        return
+    if run.get("spec_error"):  # never build from a guess: {} would mean everyone
+        raise ValueError(run["spec_error"])
+    count = _build(db, run, now=now)
     if paused:
         run_store.mark_built_paused(db, run_id, now=now)
     else:
@@ -178,23 +170,52 @@ def _left_out_note(db, run_id: int) -> str:
     return f" ({count} contacts left out: {reason})" if count else ""
 
 
-def notify_failure(db, run_id: int, note: str, *, now: datetime) -> None:
-    """Operator notification for a failed run (through run control when it is there)."""
-    try:
-        from campctl.engine import run_control
-    except ImportError:
-        run_control = None  # type: ignore[assignment]
-    notify = getattr(run_control, "notify_run", None)
-    if notify is not None:
-        try:
-            notify(db, run_id=run_id, kind="run-failed", note=note, actor="campctl", now=now)
-            return
-        except TypeError:
-            pass
-    from campctl.store import notifications
+def _run_failed(db, run_id: int, *, now: datetime, report):
+    def fail(reason: str) -> None:
+        fail_run(db, run_id, error=f"the engine could not process this run: {reason}", now=now,
+                 report=report)
 
-    notifications.add(db, now=now, kind="run-failed", object=f"run/{run_id}", note=note,
-                      actor="campctl")
+    return fail
+
+
+def _build_failed(db, run_id: int, *, now: datetime, report):
+    def fail(reason: str) -> None:
+        fail_run(db, run_id, error=f"building failed: {reason}", now=now, report=report,
+                 event="Build Failed", details=reason)
+
+    return fail
+
+
+def fail_run(db, run_id: int, *, error: str, now: datetime, report=None,
+             event: str = "Run Failed", details: str | None = None) -> bool:
+    """An active run the engine cannot go on with ends `failed` (caller's transaction): its
+    unsent messages are cancelled; history, log row and operator notification with the reason.
+    False when the run had already ended."""
+    run = run_store.get_run(db, run_id) or {}
+    before = run.get("status")
+    if not run_store.set_status(db, run_id, "failed", now=now, expected=ACTIVE_RUN_STATUSES,
+                                finished=True, error=error):
+        return False
+    cancelled = run_store.cancel_queued_items(db, run_id, now=now)
+    history.record(db, kind="run", name=str(run_id), action="fail", actor=isolation.ACTOR,
+                   now=now, from_status=before, to_status="failed", note=error)
+    exec_log.append(db, now=now, event=event, campaign=run.get("campaign"),
+                    stage=run.get("stage"), run_id=run_id, instance_id=run.get("instance_id"),
+                    details=(details or error)
+                    + (f"; {cancelled} unsent message(s) cancelled" if cancelled else ""))
+    notify_failure(db, run_id, error, now=now)
+    if report is not None:
+        report.cancelled += cancelled
+        report.notes.append(f"run {run_id} ({run.get('campaign')}/{run.get('stage')}): {error}")
+    return True
+
+
+def notify_failure(db, run_id: int, note: str, *, now: datetime) -> None:
+    """Operator notification `run-failed` for a failed run (caller's transaction)."""
+    from campctl.engine import run_control
+
+    run_control.notify_run(db, run_id=run_id, kind="run-failed", note=note, actor="campctl",
+                           now=now)
 
 
 # --- delivery ---------------------------------------------------------------------------------
@@ -219,55 +240,72 @@ def live_runs(db, *, now: datetime, report, dry_run: bool = False) -> list[int]:
                             f"is sent until 'campctl resume run {run['id']}'")
     live: list[int] = []
     for run in sorted(candidates, key=lambda r: r["id"]):
-        label = f"run {run['id']} ({run['campaign']}/{run['stage']})"
-        if run["built_at"] is None:
-            continue
-        if run["instance_id"] in paused_instances:
-            report.notes.append(f"{label}: waits, its plan instance is paused")
-            continue
-        send_at = from_db(run["send_at"])
-        if send_at is not None and send_at > now:
-            report.notes.append(f"{label}: held until its send schedule at {to_db(send_at)}")
-            _sleep_until(db, run["id"], send_at, dry_run=dry_run)
-            continue
-        spec = run["spec"] or {}
-        window = spec.get("window")
-        tz = spec.get("timezone") or "UTC"
-        if window and not windows.is_open(window, tz, now):
-            opens = windows.next_open(window, tz, now)
-            report.notes.append(f"{label}: waits for its sending window {window} ({tz}), opens "
-                                f"{to_db(opens)}")
-            _sleep_until(db, run["id"], opens, dry_run=dry_run)
-            continue
-        live.append(run["id"])
+        # A run whose stored snapshot breaks this (a bad window, a bad time) fails alone.
+        with isolation.boundary(db, report, kind="run", name=str(run["id"]), now=now,
+                                transaction=False, fail=_run_failed(db, run["id"], now=now,
+                                                                    report=report)):
+            label = f"run {run['id']} ({run['campaign']}/{run['stage']})"
+            if run["built_at"] is None:
+                continue
+            if run.get("spec_error"):  # never send from a guess: {} would be a blank message
+                raise ValueError(run["spec_error"])
+            if run["instance_id"] in paused_instances:
+                report.notes.append(f"{label}: waits, its plan instance is paused")
+                continue
+            send_at = from_db(run["send_at"])
+            if send_at is not None and send_at > now:
+                report.notes.append(f"{label}: held until its send schedule at {to_db(send_at)}")
+                _sleep_until(db, run["id"], send_at, dry_run=dry_run)
+                continue
+            spec = run["spec"] or {}
+            window = spec.get("window")
+            tz = spec.get("timezone") or "UTC"
+            if window and not windows.is_open(window, tz, now):
+                opens = windows.next_open(window, tz, now)
+                report.notes.append(f"{label}: waits for its sending window {window} ({tz}), opens "
+                                    f"{to_db(opens)}")
+                _sleep_until(db, run["id"], opens, dry_run=dry_run)
+                continue
+            live.append(run["id"])
     return live
 
 
-def start_delivery(db, run_ids: list[int], *, now: datetime) -> None:
+def start_delivery(db, run_ids: list[int], *, now: datetime, report=None) -> None:
     if not run_ids:
         return
     with db.atomic():
         for run_id in run_ids:
-            if run_store.set_status(db, run_id, "sending", now=now, expected=["queued"]):
-                run = run_store.get_run(db, run_id) or {}
-                exec_log.append(db, now=now, event="Delivery Started", campaign=run.get("campaign"),
-                                stage=run.get("stage"), run_id=run_id,
-                                instance_id=run.get("instance_id"))
+            with isolation.boundary(db, report, kind="run", name=str(run_id), now=now,
+                                    fail=_run_failed(db, run_id, now=now, report=report)):
+                if run_store.set_status(db, run_id, "sending", now=now, expected=["queued"]):
+                    run = run_store.get_run(db, run_id) or {}
+                    exec_log.append(db, now=now, event="Delivery Started",
+                                    campaign=run.get("campaign"), stage=run.get("stage"),
+                                    run_id=run_id, instance_id=run.get("instance_id"))
 
 
 def deliver(db, *, now: datetime, environ, report, run_ids: list[int],
             max_messages: int | None = None, deadline: float | None = None,
             stop_requested=None, dry_run: bool = False) -> None:
+    from campctl.engine import delivery
+
     try:
-        from campctl.engine import delivery
-    except ImportError:
-        report.notes.append("delivery is not available in this build")
+        result = delivery.deliver_due(
+            db, now=now, run_ids=run_ids, scenario_items=True, environ=environ,
+            max_messages=max_messages, deadline=deadline, stop_requested=stop_requested,
+            dry_run=dry_run,
+        )
+    except Exception as exc:
+        if isolation.state_problem(exc):
+            raise
+        # Messages fail one by one inside delivery; this is delivery itself breaking. What it
+        # claimed and did not record is taken again after the claim's lease, with the same ids.
+        reason = isolation.describe(exc)
+        report.object_failures.append({"object": "delivery", "reason": reason})
+        report.warnings.append(f"delivery stopped: {reason}; the rest of the tick went on")
+        with db.atomic():
+            exec_log.append(db, now=now, event="Delivery Failed", details=reason)
         return
-    result = delivery.deliver_due(
-        db, now=now, run_ids=run_ids, scenario_items=True, environ=environ,
-        max_messages=max_messages, deadline=deadline, stop_requested=stop_requested,
-        dry_run=dry_run,
-    )
     report.sent += getattr(result, "sent", 0) or 0
     report.failed += getattr(result, "failed", 0) or 0
     report.cancelled += getattr(result, "cancelled", 0) or 0
@@ -302,7 +340,8 @@ def finish(db, *, now: datetime, report, dry_run: bool = False) -> None:
                     schedules.set_state(db, "Run", str(run["id"]), next_due_at=retry,
                                         keep_cursor=True)
             continue
-        with db.atomic():
+        with isolation.boundary(db, report, kind="run", name=str(run["id"]), now=now,
+                                fail=_run_failed(db, run["id"], now=now, report=report)):
             counts = run_store.counts(db, run["id"])
             # A template that cannot render fails its message, not the run; a run fails when
             # nothing went out and the channel is what failed.

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from campctl.engine import isolation
 from campctl.errors import ActionRefused, NotFound, UsageProblem, ValidationFailed
 from campctl.store import scenarios as store
 from campctl.timeutil import parse_duration, parse_local_datetime, shift, to_db
@@ -15,6 +16,7 @@ END = "end"
 REENTRY_MODES = ("once", "after_exit", "restart", "parallel")
 LAUNCH_TYPES = ("event", "schedule", "manual")
 DEFAULT_CHANNEL = "outbox"
+MAX_LISTED_REASONS = 10  # a launch check lists at most this many distinct render failures
 
 
 @dataclass(frozen=True)
@@ -184,12 +186,16 @@ def fire_due(db, *, now: datetime, report) -> None:
     """Capture by event (new events since the cursor) and by schedule (due cron occurrences)."""
     for obj in store.active_scenarios(db):
         name, spec = obj["name"], obj["spec"]
-        try:
-            steps = parse_steps(spec)
-        except ValidationFailed:
-            continue
-        kind = launch_type(spec)
-        with db.atomic():
+        # A scenario whose capture fails is rolled back alone and retried at the next tick.
+        with isolation.boundary(db, report, kind="Scenario", name=name, now=now,
+                                key="Scenario capture"):
+            if obj.get("spec_error"):
+                raise ValueError(obj["spec_error"])
+            try:
+                steps = parse_steps(spec)
+            except ValidationFailed:
+                continue
+            kind = launch_type(spec)
             if kind == "event":
                 _capture_events(db, name, spec, steps, now=now, report=report)
             elif kind == "schedule":
@@ -322,7 +328,11 @@ def _within_rights(db, name: str, spec: dict, sql: str, params, *, now: datetime
 def advance(db, *, now: datetime, report) -> None:
     """Move every active scenario's profiles until each waits or ends (set-based, per step)."""
     for obj in store.active_scenarios(db):
-        with db.atomic():
+        # A failing step errors its own profiles (see _isolated_step); a scenario whose moves
+        # fail otherwise is rolled back alone and retried at the next tick.
+        with isolation.boundary(db, report, kind="Scenario", name=obj["name"], now=now):
+            if obj.get("spec_error"):  # its profiles wait: nothing moves on a guess
+                raise ValueError(obj["spec_error"])
             advance_scenario(db, obj["name"], obj["spec"], now=now, report=report)
 
 
@@ -352,8 +362,8 @@ def advance_scenario(db, name: str, spec: dict, *, now: datetime, report=None) -
         for step in steps:
             # Every step, not only those in `pending`: profiles moved earlier in this round
             # arrive at later steps (an empty step costs one indexed statement).
-            counts["moved"] += _run_step(db, name, step, now=now, counts=counts,
-                                         tz=scenario_timezone(spec))
+            counts["moved"] += _isolated_step(db, name, step, now=now, counts=counts,
+                                              report=report, tz=scenario_timezone(spec))
     else:
         stuck = store.active_at_steps(db, name)
         if stuck:
@@ -376,6 +386,38 @@ def scenario_timezone(spec: dict) -> str:
     UTC."""
     launch = spec.get("launch") if isinstance(spec.get("launch"), dict) else {}
     return str(spec.get("timezone") or launch.get("timezone") or "UTC")
+
+
+def _isolated_step(db, name: str, step: Step, *, now: datetime, counts: dict, report,
+                   tz: str) -> int:
+    """One step's moves in a savepoint: when they fail, the profiles at that step go to `error`
+    with the reason (log row, notification, tick warning) and the other steps go on."""
+    saved = dict(counts)
+    try:
+        with db.atomic():
+            return _run_step(db, name, step, now=now, counts=counts, tz=tz)
+    except Exception as exc:
+        if isolation.state_problem(exc):
+            raise
+        counts.clear()
+        counts.update(saved)
+        reason = f"step {step.id} failed: {isolation.describe(exc)}"
+    from campctl.store import log, notifications
+
+    with db.atomic():
+        failed = store.fail_profiles(db, scenario=name, now=now, reason=reason, steps=[step.id])
+        if failed:
+            log.append(db, now=now, event="Profiles Failed", scenario=name,
+                       details=f"{failed} profile(s) moved to error: {reason}")
+            notifications.add(db, now=now, kind="scenario-failed", object=f"scenario/{name}",
+                              note=f"{failed} profile(s) moved to error: {reason}",
+                              actor=isolation.ACTOR)
+    counts["errors"] += failed
+    if failed and report is not None:
+        report.object_failures.append({"object": f"scenario/{name}", "reason": reason})
+        report.warnings.append(f"scenario {name}: {reason}; {failed} profile(s) moved to error, "
+                               "the other steps and objects went on")
+    return 0
 
 
 def _run_step(db, name: str, step: Step, *, now: datetime, counts: dict, tz: str) -> int:
@@ -544,6 +586,7 @@ class LaunchPlan:
     include_opted_out: bool
     left_out: int = 0  # targeted contacts outside the scenario creator's rights
     left_out_reason: str | None = None
+    failing: int = 0  # targeted contacts for whom at least one send step would fail to render
 
 
 def plan_launch(db, *, name: str, all_contacts: bool, groups: Sequence[str],
@@ -589,17 +632,32 @@ def plan_launch(db, *, name: str, all_contacts: bool, groups: Sequence[str],
         except ValidationFailed as exc:
             problems.extend(exc.issues or [exc.message])
             steps = []
-        sample = store.sample_contact(db, sql, params)
-        problems += validate_send_steps(db, steps, sample)
+        check = validate_send_steps(db, steps, store.targeted_contacts(db, sql, params))
+        problems += check.problems
+        failing = check.failing
+    else:
+        failing = 0
     return LaunchPlan(name, selection, sql, params, targeted, problems, include_opted_out,
-                      left_out, left_out_reason)
+                      left_out, left_out_reason, failing)
 
 
-def validate_send_steps(db, steps: list[Step], sample: dict | None) -> list[str]:
-    """Every send step: its channel exists and its templates render for a sample contact."""
+@dataclass
+class SendCheck:
+    """What `validate_send_steps` found: problems, and how many contacts would get a failure."""
+
+    problems: list[str]
+    checked: int = 0
+    failing: int = 0
+
+
+def validate_send_steps(db, steps: list[Step], contacts: Iterable[dict] | None) -> SendCheck:
+    """Every send step: its channel exists, its templates compile (and pass their test render),
+    and render for every contact in `contacts` (the launch's targeted contacts)."""
+    from campctl.engine.templates import TemplateFailed, compile_message
     from campctl.store.objects import get_object
 
     problems: list[str] = []
+    compiled: list[tuple[str, Any]] = []
     for step in steps:
         if step.kind != "send":
             continue
@@ -611,31 +669,35 @@ def validate_send_steps(db, steps: list[Step], sample: dict | None) -> list[str]
         if not message.get("body") and not message.get("subject"):
             problems.append(f"step {step.id}: send has neither subject nor body")
             continue
-        if sample is not None:
-            problems += [f"step {step.id}: {p}" for p in _check_message(message, sample)]
-    return problems
-
-
-def _check_message(message: dict, context: dict) -> list[str]:
-    try:
-        from campctl.engine.templates import check_message
-    except ImportError:  # the delivery area's renderer is not there yet: same sandbox rules
-        return _fallback_check(message, context)
-    return list(check_message(message, context))
-
-
-def _fallback_check(message: dict, context: dict) -> list[str]:
-    from jinja2 import StrictUndefined, TemplateError
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
-
-    env = ImmutableSandboxedEnvironment(undefined=StrictUndefined)
-    problems = []
-    for key, text in message.items():
         try:
-            env.from_string(str(text or "")).render(context)
-        except TemplateError as exc:
-            problems.append(f"{key} does not render: {exc}")
-    return problems
+            compiled.append((step.id, compile_message(message)))
+        except TemplateFailed as exc:  # fails for everyone: no need to try each contact
+            problems.append(f"step {step.id}: {exc.reason}")
+    check = SendCheck(problems)
+    if contacts is None or not compiled:
+        return check
+    # (step, reason) -> [contacts, first contact], in the order first seen
+    found: dict[tuple[str, str], list] = {}
+    for context in contacts:
+        check.checked += 1
+        bad = False
+        for step_id, message in compiled:
+            try:
+                message.render(context)
+            except TemplateFailed as exc:
+                bad = True
+                entry = found.setdefault((step_id, exc.reason), [0, context.get("id")])
+                entry[0] += 1
+        check.failing += bad
+    for (step_id, reason), (count, first) in list(found.items())[:MAX_LISTED_REASONS]:
+        problems.append(f"step {step_id}: {reason} (for {count} targeted contact(s), first "
+                        f"{first})")
+    if len(found) > MAX_LISTED_REASONS:
+        problems.append(f"... and {len(found) - MAX_LISTED_REASONS} more distinct reason(s)")
+    if check.failing:
+        problems.append(f"{check.failing} of {check.checked} targeted contact(s) would get a "
+                        "message that fails to render")
+    return check
 
 
 def launch(db, plan: LaunchPlan, *, actor: str, now: datetime) -> dict:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from campctl.errors import NotFound
+from campctl.store import object_failures, schedules
 from campctl.store import objects as object_store
 from campctl.store import runs as run_store
-from campctl.store import schedules
 from campctl.timeutil import iso_z, parse_local_datetime
 
 
@@ -52,8 +52,13 @@ def collect(db, *, now: datetime) -> dict:
         s["by_step"] = steps.get(s["name"], {})
     upcoming = [{"kind": r["kind"], "name": r["name"], "next_due_at": r["next_due_at"]}
                 for r in schedules.next_occurrences(db, limit=10)]
+    # Campaigns, plans and scenarios the tick sets aside and retries (engine.isolation).
+    failing = [{"kind": f["kind"], "name": f["name"], "reason": f["reason"],
+                "since": f["first_at"], "ticks": f["count"]}
+               for f in object_failures.list_failures(db)]
     return {"now": iso_z(now), "plans": plans, "campaigns": campaigns, "runs": runs,
-            "instances": instances, "scenarios": scenarios, "next_occurrences": upcoming}
+            "instances": instances, "scenarios": scenarios, "next_occurrences": upcoming,
+            "failing": failing}
 
 
 def preview(db, kind: str, name: str, *, now: datetime, count: int) -> tuple[list[datetime], str]:

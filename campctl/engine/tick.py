@@ -1,17 +1,20 @@
 """One pass of the engine at `now`: fire, advance and build, deliver, finish (docs/INTERFACES.md).
 
 Each phase runs in its own short transactions; exactly-once comes from the database (UNIQUE
-occurrences, conditional claims), so concurrent ticks and killed ticks are safe. A dry run does
-the same work inside one transaction that is rolled back, with delivery in dry-run mode.
+occurrences, conditional claims), so concurrent ticks and killed ticks are safe. Inside a phase
+every object (campaign, plan, instance, scenario, run) is processed inside its own savepoint and
+error boundary (`engine.isolation`): one that fails is set aside and the others go on. A dry run
+does the same work inside one transaction that is rolled back, with delivery in dry-run mode.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 
-from campctl.engine import campaigns, runs
+from campctl.engine import campaigns, plans, runs, scenarios
 from campctl.models import TickReport
 from campctl.store import schedules
 
@@ -20,14 +23,18 @@ class _Rollback(Exception):
     """Raised at the end of a dry run to undo everything it wrote."""
 
 
-def _hook(module_name: str, name: str) -> Callable | None:
-    import importlib
+@dataclass(frozen=True)
+class _Pass:
+    """What travels through the phases of one tick."""
 
-    try:
-        module = importlib.import_module(f"campctl.engine.{module_name}")
-    except ImportError:
-        return None
-    return getattr(module, name, None)
+    db: object
+    now: datetime
+    environ: Mapping[str, str]
+    report: TickReport
+    max_messages: int | None
+    deadline: float | None
+    stop_requested: Callable[[], bool] | None
+    dry_run: bool
 
 
 def tick(db, *, now: datetime, environ: Mapping[str, str], max_messages: int | None = None,
@@ -36,49 +43,63 @@ def tick(db, *, now: datetime, environ: Mapping[str, str], max_messages: int | N
          stop_requested: Callable[[], bool] | None = None) -> TickReport:
     report = TickReport(now=now)
     deadline = monotonic() + max_seconds if max_seconds is not None else None
+    work = _Pass(db, now, environ, report, max_messages, deadline, stop_requested, dry_run)
     if not dry_run:
-        _phases(db, now=now, environ=environ, report=report, max_messages=max_messages,
-                deadline=deadline, stop_requested=stop_requested, dry_run=False)
+        _phases(work)
         return report
     try:
         with db.atomic():
-            _phases(db, now=now, environ=environ, report=report, max_messages=max_messages,
-                    deadline=deadline, stop_requested=stop_requested, dry_run=True)
+            _phases(work)
             raise _Rollback
     except _Rollback:
         pass
     return report
 
 
-def _phases(db, *, now, environ, report, max_messages, deadline, stop_requested, dry_run):
-    # 1. fire due occurrences
+def _phases(work: _Pass) -> None:
+    _fire(work)
+    _advance_and_build(work)
+    _deliver(work)
+    _finish(work)
+
+
+def _fire(work: _Pass) -> None:
+    """1. Due occurrences: campaign schedules, plan schedules, scenario captures."""
+    db, now, report = work.db, work.now, work.report
     campaigns.fire_due(db, now=now, report=report)
-    for module in ("plans", "scenarios"):
-        hook = _hook(module, "fire_due")
-        if hook is not None:
-            hook(db, now=now, report=report)
-    # 2. advance plans and scenarios, build due campaign queues
-    for module in ("plans", "scenarios"):
-        hook = _hook(module, "advance")
-        if hook is not None:
-            hook(db, now=now, report=report)
-    runs.build_due(db, now=now, report=report, dry_run=dry_run)
-    # 3. deliver
-    live = runs.live_runs(db, now=now, report=report, dry_run=dry_run)
-    runs.start_delivery(db, live, now=now)
-    if stop_requested is None or not stop_requested():
-        runs.deliver(db, now=now, environ=environ, report=report, run_ids=live,
-                     max_messages=max_messages, deadline=deadline,
-                     stop_requested=stop_requested, dry_run=dry_run)
-    # 4. finish: complete runs, then let plans follow their `sent` transition
-    runs.finish(db, now=now, report=report, dry_run=dry_run)
-    hook = _hook("scenarios", "finish_delivered_launches")
-    if hook is not None and not dry_run:
-        hook(db, now=now)
-    hook = _hook("plans", "advance")
-    if hook is not None:
-        hook(db, now=now, report=report)
-    if not dry_run:
+    plans.fire_due(db, now=now, report=report)
+    scenarios.fire_due(db, now=now, report=report)
+
+
+def _advance_and_build(work: _Pass) -> None:
+    """2. Plan instances and scenario profiles move on; due campaign queues are built."""
+    db, now, report = work.db, work.now, work.report
+    plans.advance(db, now=now, report=report)
+    scenarios.advance(db, now=now, report=report)
+    runs.build_due(db, now=now, report=report, dry_run=work.dry_run)
+
+
+def _deliver(work: _Pass) -> None:
+    """3. Messages of live runs (send time come, window open, not paused) and scenario items."""
+    db, now, report = work.db, work.now, work.report
+    live = runs.live_runs(db, now=now, report=report, dry_run=work.dry_run)
+    runs.start_delivery(db, live, now=now, report=report)
+    if work.stop_requested is not None and work.stop_requested():
+        return
+    runs.deliver(db, now=now, environ=work.environ, report=report, run_ids=live,
+                 max_messages=work.max_messages, deadline=work.deadline,
+                 stop_requested=work.stop_requested, dry_run=work.dry_run)
+
+
+def _finish(work: _Pass) -> None:
+    """4. Runs with nothing left complete; plans follow their `sent` transition; the markers of
+    events and launches seen by this tick move on."""
+    db, now, report = work.db, work.now, work.report
+    runs.finish(db, now=now, report=report, dry_run=work.dry_run)
+    if not work.dry_run:
+        scenarios.finish_delivered_launches(db, now=now)
+    plans.advance(db, now=now, report=report)
+    if not work.dry_run:
         with db.atomic():
             schedules.mark_events_seen(db)
             schedules.mark_launches_seen(db)

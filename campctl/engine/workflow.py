@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from campctl.engine.catalog import BUSINESS_KINDS, referenced_by
-from campctl.errors import ActionRefused, NotFound, UsageProblem
+from campctl.errors import ActionRefused, NotFound, UsageProblem, ValidationFailed
 from campctl.models import (
     BUSINESS_TRANSITIONS,
     SCENARIO_TRANSITIONS,
@@ -156,6 +156,12 @@ def business_verb(
             problems = [p for p in [_closing_problem(name, obj["spec"], now=now)] if p]
         if problems:
             raise refusal(f"cannot {verb} {kind.cli} {name}", problems)
+    if verb == "approve" and kind is Kind.CAMPAIGN:
+        problems = template_problems(name, obj["spec"])
+        if problems:
+            listed = refusal(f"cannot approve campaign {name}", problems).message
+            raise ValidationFailed(f"{listed}; fix the template, apply it and submit again",
+                                   problems)
     if verb == "approve" and four_eyes(db):
         submitter = store.last_actor(db, kind.value, name, "submit")
         if submitter == actor:
@@ -177,6 +183,19 @@ def business_verb(
     history.record(db, kind=kind.value, name=name, action=action, actor=actor, now=now,
                    from_status=status, to_status=str(target), note=note)
     return status, str(target)
+
+
+def template_problems(name: str, spec: dict) -> list[str]:
+    """What each stage's message does when test-rendered for a synthetic contact (the check of
+    `validate`, repeated at approval for definitions stored before it or edited since)."""
+    from campctl.engine.runs import resolve_stage, stages_of
+    from campctl.engine.templates import render_problems
+
+    problems: list[str] = []
+    for stage in stages_of(spec or {}):
+        message = resolve_stage(spec, name, stage["name"])["message"]
+        problems += [f"stage {stage['name']}: message.{p}" for p in render_problems(message)]
+    return problems
 
 
 def start_campaign(db, *, name: str, actor: str, now: datetime, note: str | None = None) -> None:

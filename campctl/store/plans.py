@@ -68,7 +68,11 @@ def plans_to_examine(db: Database, now: datetime) -> list[dict]:
     result = []
     for row in rows:
         item = dict(row)
-        item["spec"] = json.loads(item["spec"])
+        try:
+            item["spec"] = json.loads(item["spec"])
+        except ValueError as exc:  # read again, and set aside, by the plan's own processing
+            item["spec"] = {}
+            item["spec_error"] = f"its stored definition is not valid JSON ({exc})"
         result.append(item)
     return result
 

@@ -29,8 +29,9 @@ def _row(row) -> dict[str, Any]:
     if isinstance(spec, str):
         try:
             data["spec"] = json.loads(spec)
-        except ValueError:
+        except ValueError as exc:
             data["spec"] = {}
+            data["spec_error"] = f"its stored snapshot is not valid JSON ({exc})"
     data["include_sent"] = bool(data.get("include_sent"))
     return data
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -168,6 +168,28 @@ def sample_contact(db: Database, source_sql: str, params: dict[str, Any]) -> dic
     context.update(id=row["external_id"], email=row["email"], phone=row["phone"],
                    groups=(row["grps"] or "").split(";") if row["grps"] else [])
     return context
+
+
+def targeted_contacts(db: Database, source_sql: str, params: dict[str, Any]) -> Iterator[dict]:
+    """Every targeted contact as a template context, by contact id, streamed (launch check)."""
+    import json
+
+    cursor = db.execute(
+        "SELECT c.external_id, c.email, c.phone, c.attrs, "
+        "(SELECT group_concat(grp, ';') FROM contact_groups g WHERE g.contact_id = c.id) AS grps "
+        f"FROM contacts c WHERE c.id IN (SELECT contact_id FROM ({source_sql})) ORDER BY c.id",
+        params,
+    )
+    for row in cursor:
+        try:
+            context = json.loads(row["attrs"] or "{}")
+        except ValueError:
+            context = {}
+        if not isinstance(context, dict):
+            context = {}
+        context.update(id=row["external_id"], email=row["email"], phone=row["phone"],
+                       groups=(row["grps"] or "").split(";") if row["grps"] else [])
+        yield context
 
 
 def contact_id_of(db: Database, external_id: str) -> int | None:
@@ -603,15 +625,22 @@ def step_message_counts(db: Database, scenario: str) -> dict[str, dict[str, int]
 
 
 def active_scenarios(db: Database) -> list[dict]:
+    """Active scenarios with their spec; one that cannot be read has spec {} and `spec_error`
+    (the tick sets it aside; the others go on)."""
     import json
 
-    return [
-        {"name": r["name"], "spec": json.loads(r["spec"]), "version": r["version"]}
-        for r in db.query(
-            "SELECT name, spec, version FROM objects WHERE kind = 'Scenario' AND status = 'active' "
-            "ORDER BY name"
-        )
-    ]
+    found = []
+    for r in db.query(
+        "SELECT name, spec, version FROM objects WHERE kind = 'Scenario' AND status = 'active' "
+        "ORDER BY name"
+    ):
+        item = {"name": r["name"], "spec": {}, "version": r["version"]}
+        try:
+            item["spec"] = json.loads(r["spec"])
+        except ValueError as exc:
+            item["spec_error"] = f"its stored definition is not valid JSON ({exc})"
+        found.append(item)
+    return found
 
 
 def scenarios_with_live_profiles(db: Database) -> set[str]:

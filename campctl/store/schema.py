@@ -417,6 +417,10 @@ V2: list[str] = [
     "CREATE UNIQUE INDEX worklist_open ON worklist (object_kind, object_id) "
     "WHERE cleared_at IS NULL",
     "CREATE INDEX worklist_assignee ON worklist (assigned_to) WHERE cleared_at IS NULL",
+    # isolation: an object whose processing failed in a tick; one row while it keeps failing
+    "CREATE TABLE object_failures (kind TEXT NOT NULL, name TEXT NOT NULL, reason TEXT NOT NULL, "
+    "first_at TEXT NOT NULL, last_at TEXT NOT NULL, count INTEGER NOT NULL DEFAULT 1, "
+    "PRIMARY KEY (kind, name)) WITHOUT ROWID",
 ]
 
 MIGRATIONS: list[list[str]] = [V1, V2]

@@ -153,8 +153,9 @@ def test_launches_results_stop_and_opt_out(scn):
 
 
 def test_message_that_fails_for_one_contact_counts_as_failure(scn):
-    # ann (the sample contact) renders; bob has no first_name, so his message fails at delivery.
-    scn.contacts({"id": "ann", "first_name": "Ann"}, {"id": "bob"})
+    # Both render at the launch check; bob loses his first_name before the tick, so his message
+    # fails at delivery.
+    scn.contacts({"id": "ann", "first_name": "Ann"}, {"id": "bob", "first_name": "Bob"})
     scn.apply("""\
         kind: Scenario
         name: hello
@@ -165,6 +166,12 @@ def test_message_that_fails_for_one_contact_counts_as_failure(scn):
         """)
     scn.activate("hello")
     scn.ok("start", "scenario", "hello", "--all", "--yes")
+    import sqlite3
+
+    conn = sqlite3.connect(scn.state)
+    with conn:
+        conn.execute("UPDATE contacts SET attrs = '{}' WHERE external_id = 'bob'")
+    conn.close()
     scn.tick(at(td(minutes=1)))
     statuses = {m[0]: m[3] for m in scn.messages("hello")}
     assert statuses == {"ann": "sent", "bob": "failed"}
