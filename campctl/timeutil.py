@@ -65,17 +65,47 @@ def shorten(text: str, limit: int = 40) -> str:
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-def parse_duration(text: str) -> timedelta:
-    """`30s`, `15m`, `6h`, `2d`, `1w`; at most MAX_DURATION (3650d, 520w)."""
+CALENDAR_DAYS = {"d": 1, "w": 7}
+
+
+def _duration_parts(text: str) -> tuple[int, str]:
     match = _DURATION.match(str(text).strip())
     if not match:
         raise ValueError(f"bad duration {shorten(str(text))!r}: use a number and one of s, m, "
                          "h, d, w (e.g. 15m, 2d)")
-    digits = match.group(1)
-    if len(digits) > 12 or int(digits) * _UNITS[match.group(2)] > MAX_DURATION.total_seconds():
+    digits, unit = match.group(1), match.group(2)
+    if len(digits) > 12 or int(digits) * _UNITS[unit] > MAX_DURATION.total_seconds():
         raise ValueError(f"duration {shorten(str(text))!r} is too long: at most "
                          f"{MAX_DURATION.days}d")
-    return timedelta(seconds=int(digits) * _UNITS[match.group(2)])
+    return int(digits), unit
+
+
+def parse_duration(text: str) -> timedelta:
+    """`30s`, `15m`, `6h`, `2d`, `1w` as elapsed time (a day is 24 h): for look-backs such as
+    `within` and `--since`. Schedules use `shift`, where a day is a calendar day."""
+    count, unit = _duration_parts(text)
+    return timedelta(seconds=count * _UNITS[unit])
+
+
+def shift(moment: datetime, text: str, tz: str | tzinfo, *, back: bool = False) -> datetime:
+    """`moment` moved forward (or `back`) by the duration `text`, as a marketer means it.
+
+    `s`, `m` and `h` are elapsed time. `d` and `w` are calendar days on the local wall clock of
+    `tz`: `1d` is the same local time the next day, 23 or 25 hours away across a DST change. A
+    wall time that does not exist moves to the first instant after the gap; an ambiguous one
+    takes its first reading (as for every local time)."""
+    count, unit = _duration_parts(text)
+    if unit not in CALENDAR_DAYS:
+        step = timedelta(seconds=count * _UNITS[unit])
+        return moment - step if back else moment + step
+    tz_ = zone(tz) if isinstance(tz, str) else tz
+    days = timedelta(days=count * CALENDAR_DAYS[unit])
+    wall = moment.astimezone(tz_).replace(tzinfo=None)
+    try:
+        wall = wall - days if back else wall + days
+    except OverflowError as exc:
+        raise ValueError(f"{moment.isoformat()} moved by {text} is out of range") from exc
+    return localize(wall, tz_)
 
 
 def parse_window(text: str) -> tuple[time, time]:

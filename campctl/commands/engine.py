@@ -269,18 +269,26 @@ def _preview_for(kind: str):
         from campctl.timeutil import iso_z
 
         app = app_context(ctx)
-        moments, tz = compute(app.db(), kind, name, now=app.now, count=next_)
-        rows = [{"local": m.astimezone(_zone(tz)).isoformat(), "utc": iso_z(m)} for m in moments]
-        columns = [("local", f"LOCAL ({tz})"), ("utc", "UTC")]
-        if kind == "campaign":
-            from campctl.engine.status import preview_held
+        if kind != "campaign":
+            moments, tz = compute(app.db(), kind, name, now=app.now, count=next_)
+            rows = [{"local": m.astimezone(_zone(tz)).isoformat(), "utc": iso_z(m)}
+                    for m in moments]
+            columns = [("local", f"LOCAL ({tz})"), ("utc", "UTC")]
+        else:
+            from campctl.engine.campaigns import QUEUE
+            from campctl.engine.status import preview_campaign, preview_held
 
+            steps, tz = preview_campaign(app.db(), name, now=app.now, count=next_)
+            rows = [{"phase": phase, "local": m.astimezone(_zone(tz)).isoformat(),
+                     "utc": iso_z(m)} for m, phase in steps]
+            columns = [("phase", "PHASE"), ("local", f"LOCAL ({tz})"), ("utc", "UTC")]
             held = preview_held(app.db(), name, now=app.now)
             if held is not None:
-                # Each row says whether its build waits for the send schedule.
-                for row, moment in zip(rows, moments, strict=True):
+                # Each build says whether it waits for the send schedule.
+                for row, (moment, phase) in zip(rows, steps, strict=True):
                     row["held_until"] = (iso_z(held.send_start)
-                                         if moment < held.send_start else None)
+                                         if phase == QUEUE and moment < held.send_start
+                                         else None)
                 columns.append(("held_until", "HELD UNTIL"))
                 notice(app, f"note: campaign {name}: {held.text()}")
         emit(app, rows, columns, empty=f"{kind} {name} has no upcoming occurrences")

@@ -312,6 +312,10 @@ def _describe_command(kind: Kind):
 
             detail["tags"] = access.tags(obj["spec"])
             detail["access_groups"] = access.access_groups(obj["spec"])
+        if kind is Kind.PLAN:  # what submit, approve or start would refuse now, all of it
+            from campctl.engine.workflow import plan_blockers
+
+            detail["preconditions_unmet"] = plan_blockers(db, obj["spec"], now=app.now)
         if kind is Kind.SCENARIO:  # the journey with profiles per step (scenarios area)
             from campctl.engine.scenarios import describe_extra, recent_profiles
 
@@ -326,6 +330,8 @@ def _describe_command(kind: Kind):
                  if k not in ("spec", "history", "steps", "recent_profiles")}
         shown["referenced_by"] = ", ".join(detail["referenced_by"]) or None
         shown["in_use"] = "; ".join(detail["in_use"]) or None
+        if "preconditions_unmet" in detail:
+            shown["preconditions_unmet"] = "; ".join(detail["preconditions_unmet"]) or "none"
         emit_object(app, shown, title=f"{kind.cli}/{name}")
         out = app.out()
         if detail.get("steps") is not None:

@@ -453,6 +453,10 @@ EVENT_SCHEDULE = Map({
     "queue_every": F(Text("on_event (default: build at the next tick after the event) or a cron "
                           "expression that batches events.", validate=check_queue_every,
                           examples=["on_event", "0 8 * * 5"], code="CC305")),
+    "catchup": F(Enum(("latest", "all", "none"),
+                      "With a cron queue_every, occurrences missed while nothing ticked: latest "
+                      "(default) and all build one batch of every waiting event at once, none "
+                      "keeps the events for the next occurrence on time.")),
     "build_window": F(WINDOW),
     "window": F(WINDOW),
 }, "Event-triggered schedule.")
@@ -544,7 +548,10 @@ CHANNEL_COMMON = _common("Channel")
 CHANNEL = Tagged("type", {
     "outbox": Map({**CHANNEL_COMMON, "type": F(Enum(("outbox",)), required=True),
                    "dir": F(Text("Also append each message as a JSON line to "
-                                 "DIR/<channel>.jsonl."))},
+                                 "DIR/<channel>.jsonl.")),
+                   # Throttling and retries work as on the other types, so a send plan can
+                   # be rehearsed offline before it goes to a real server.
+                   "rate": F(RATE), "max_attempts": F(MAX_ATTEMPTS)},
                   title="Channel (outbox)"),
     "smtp": Map({**CHANNEL_COMMON, "type": F(Enum(("smtp",)), required=True),
                  "host": F(Text("SMTP server host.", validate=check_var_refs, code="CC120"),
@@ -655,6 +662,8 @@ SCENARIO = Map({
     **ACCESS_FIELDS,
     "reentry": F(Enum(("once", "after_exit", "restart", "parallel"),
                       "Re-entry mode (default once).")),
+    "timezone": F(Text("IANA timezone in which wait days count (default: launch.timezone, "
+                       "else UTC).", validate=check_timezone)),
     "keep_profiles_on_deactivate": F(Bool("Freeze profiles on deactivation instead of exiting "
                                           "them (default false).")),
     "launch": F(SCENARIO_LAUNCH, required=True),

@@ -146,6 +146,11 @@ def _campaign(spec: dict, root: Node, ctx: Ctx, refs: list[Ref]) -> None:
             ctx.error(dig(sched_node, "send_start", "at"),  # type: ignore[arg-type]
                       "schedule.send_start.at is before schedule.queue_start.at: sending cannot "
                       "start before building", code="CC308")
+        catchup_node = dig(sched_node, "catchup")
+        if catchup_node is not None and _get(sched, "queue_every") in (None, "on_event"):
+            ctx.error(catchup_node, "schedule.catchup applies only to a cron queue_every: with "
+                                    "on_event (the default) every waiting event is built at the "
+                                    "next tick, whatever the downtime", code="CC111")
     closes = _instant(spec.get("closes_at"), tz)
     if closes is not None:
         for what, when, node in moments:

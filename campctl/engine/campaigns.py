@@ -18,7 +18,7 @@ from campctl.store import log as exec_log
 from campctl.store import objects as object_store
 from campctl.store import runs as run_store
 from campctl.store import schedules
-from campctl.timeutil import from_db, parse_duration, parse_local_datetime, to_db
+from campctl.timeutil import from_db, parse_local_datetime, shift, to_db
 
 KIND = "Campaign"
 DEFAULT_CRON = "0 9 * * *"
@@ -60,7 +60,7 @@ def one_off_times(spec: dict, launch: datetime) -> tuple[datetime, datetime | No
     queue = schedule.get("queue", "immediately")
     if isinstance(queue, dict) and "before_send" in queue:
         base = send_at or launch
-        queue_at = base - parse_duration(str(queue["before_send"]))
+        queue_at = shift(base, str(queue["before_send"]), tz, back=True)
     else:
         queue_at = _when(queue, tz, launch) or launch
     return max(queue_at, launch), send_at
@@ -305,7 +305,7 @@ def _event_triggered(db, name: str, obj: dict, launch: datetime, *, now: datetim
                                               "events carry over")], now=now, report=report)
                     continue
             _build_batch(db, name, obj, event, queue_start, send_start, now=now, moment=moment,
-                         report=report)
+                         report=report, record_empty=True)
     return cron.next_fire(every, tz, after=max(now, _cron_cursor(db, name, queue_start)))
 
 
@@ -321,18 +321,25 @@ def _has_new_events(db, name: str, event: str, since: datetime) -> bool:
 
 
 def _build_batch(db, name: str, obj: dict, event: str, queue_start: datetime,
-                 send_start: datetime, *, now: datetime, moment: datetime, report) -> None:
-    """One run over every event of `event` since the last batch (none: nothing happens)."""
+                 send_start: datetime, *, now: datetime, moment: datetime, report,
+                 record_empty: bool = False) -> None:
+    """One run over every event of `event` since the last batch (none: nothing happens).
+
+    `record_empty` (a cron `queue_every` slot): a slot without new events is still recorded, so
+    that the schedule's cursor moves past it and a later tick never reports it as missed."""
     consumer = _consumer(name)
     cursor = event_store.get_cursor(db, consumer) or 0
     top = event_store.max_event_id(db, name=event)
-    if top <= cursor:
+    count = 0
+    if top > cursor:
+        count = event_store.pending_events(db, name=event, after_id=cursor, upto_id=top,
+                                           since=queue_start)
+        event_store.set_cursor(db, consumer, top)
+    if count == 0:  # nothing new, or only events from before queue_start: they produce nothing
+        if record_empty:
+            schedules.insert_occurrence(db, kind=KIND, name=name, scheduled_at=moment,
+                                        status="empty", now=now, reason="no new events")
         return
-    count = event_store.pending_events(db, name=event, after_id=cursor, upto_id=top,
-                                       since=queue_start)
-    event_store.set_cursor(db, consumer, top)
-    if count == 0:
-        return  # only events from before queue_start: they produce nothing
     occ = schedules.insert_occurrence(db, kind=KIND, name=name, scheduled_at=moment,
                                       status="fired", now=now, reason=f"{count} events")
     if occ is None:
@@ -354,20 +361,42 @@ def note_event(db, event: str, *, at: datetime) -> None:
         schedules.lower_due(db, KIND, name, due=at)
 
 
+# What happens at a previewed instant: messages are built (queue), handed over (send), or both.
+QUEUE, SEND, QUEUE_AND_SEND = "queue", "send", "queue and send"
+QUEUE_START, SEND_START = "queue start", "send start"  # on_event: when each schedule goes live
+
+
 def preview(obj: dict, *, now: datetime, count: int) -> list[datetime]:
-    """The next `count` instants at which this campaign builds (and, one-off, sends)."""
-    from campctl.engine import cron
+    """The next `count` instants at which this campaign builds or sends."""
+    return [moment for moment, _ in preview_steps(obj, now=now, count=count)]
+
+
+def preview_steps(obj: dict, *, now: datetime, count: int) -> list[tuple[datetime, str]]:
+    """The next `count` (instant, phase) of a launch now (or of the recorded launch).
+
+    A build whose messages go out at once is one `queue and send` step; a build held by a later
+    send schedule or a closed sending window is a `queue` step followed by the `send` step at
+    which its messages start going out (one `send` step for all builds released together)."""
+    from campctl.engine import cron, windows
 
     spec = obj["spec"] or {}
     schedule = spec.get("schedule") or {}
     tz = spec.get("timezone") or "UTC"
     launch = from_db(obj.get("launched_at")) or now
     kind = spec.get("type") or "one-off"
-    closes_at = _closes_at(spec)
-    out: list[datetime] = []
+    window = schedule.get("window")
+    steps: set[tuple[datetime, str]] = set()
+
+    def build(at: datetime, send_from: datetime) -> None:
+        send = windows.next_open(window, tz, max(at, send_from))
+        if send == at:
+            steps.add((at, QUEUE_AND_SEND))
+        else:
+            steps.update({(at, QUEUE), (send, SEND)})
+
     if kind == "one-off":
         queue_at, send_at = one_off_times(spec, launch)
-        out = sorted({m for m in (queue_at, send_at) if m is not None and m >= now})
+        build(queue_at, send_at or queue_at)
     else:
         if kind == "date-triggered":
             expr = schedule.get("cron") or DEFAULT_CRON
@@ -375,15 +404,26 @@ def preview(obj: dict, *, now: datetime, count: int) -> list[datetime]:
         else:
             expr = schedule.get("queue_every") or "on_event"
             start = _when(schedule.get("queue_start", "immediately"), tz, launch) or launch
-            if expr == "on_event":
-                return []
-        after = max(now, start - ONE_SECOND)
-        horizon = after + timedelta(days=366 * 5)
-        until = _when(schedule.get("until"), tz, launch) if schedule.get("until") else None
-        out = cron.fire_times(expr, tz, after=after, until=_earliest(horizon, until) or horizon,
-                              limit=count)
-    if closes_at is not None:
-        out = [m for m in out if m <= closes_at]
+        start = max(start, launch)
+        send_start = _when(schedule.get("send_start", "immediately"), tz, launch) or start
+        if expr == "on_event":
+            # Builds follow events: only the instants at which the schedules go live are known.
+            steps.add((start, QUEUE_START))
+            if send_start > start:
+                steps.add((send_start, SEND_START))
+        else:
+            after = max(now, start - ONE_SECOND)
+            horizon = after + timedelta(days=366 * 5)
+            until = _when(schedule.get("until"), tz, launch) if schedule.get("until") else None
+            for moment in cron.fire_times(expr, tz, after=after,
+                                          until=_earliest(horizon, until) or horizon,
+                                          limit=count):
+                build(moment, send_start)
+    closes_at = _closes_at(spec)
+    order = {QUEUE_START: 0, QUEUE: 1, QUEUE_AND_SEND: 1, SEND_START: 2, SEND: 2}
+    out = sorted((step for step in steps
+                  if step[0] >= now and (closes_at is None or step[0] < closes_at)),
+                 key=lambda step: (step[0], order[step[1]]))
     return out[:count]
 
 

@@ -88,8 +88,9 @@ def start_manual(db, *, plan: str, now: datetime, actor: str, note: str | None =
         )
     problems = precondition_problems(db, obj["spec"], now=now)
     if problems:
-        more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
-        raise ActionRefused(f"cannot start plan {plan}: {problems[0]}{more}")
+        from campctl.engine.workflow import refusal
+
+        raise refusal(f"cannot start plan {plan}", problems)
     running = store.list_instances(db, plan=plan, statuses=store.ACTIVE_INSTANCE)
     if running:
         current = running[0]

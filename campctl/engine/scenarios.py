@@ -10,7 +10,7 @@ from typing import Any
 from campctl.engine import isolation
 from campctl.errors import ActionRefused, NotFound, UsageProblem, ValidationFailed
 from campctl.store import scenarios as store
-from campctl.timeutil import parse_duration, parse_local_datetime, to_db
+from campctl.timeutil import parse_duration, parse_local_datetime, shift, to_db
 
 END = "end"
 REENTRY_MODES = ("once", "after_exit", "restart", "parallel")
@@ -29,6 +29,7 @@ class Step:
     then: str | None = None
     otherwise: str | None = None
     wait: timedelta | None = None
+    wait_text: str | None = None  # as written: `1d` is a calendar day (timeutil.shift)
     send: dict | None = None
     condition: dict | None = None
 
@@ -94,7 +95,7 @@ def parse_steps(spec: dict) -> list[Step]:
             except ValueError as exc:
                 problems.append(f"step {sid}: {exc}")
                 delay = timedelta(0)
-            steps.append(Step(sid, "wait", nxt, wait=delay))
+            steps.append(Step(sid, "wait", nxt, wait=delay, wait_text=str(item["wait"])))
         elif kind == "if":
             cond = item["if"]
             if not isinstance(cond, dict):
@@ -393,7 +394,7 @@ def advance_scenario(db, name: str, spec: dict, *, now: datetime, report=None) -
             # Every step, not only those in `pending`: profiles moved earlier in this round
             # arrive at later steps (an empty step costs one indexed statement).
             counts["moved"] += _isolated_step(db, name, step, now=now, counts=counts,
-                                              report=report)
+                                              report=report, tz=scenario_timezone(spec))
     else:
         stuck = store.active_at_steps(db, name)
         if stuck:
@@ -411,13 +412,21 @@ def advance_scenario(db, name: str, spec: dict, *, now: datetime, report=None) -
     return counts
 
 
-def _isolated_step(db, name: str, step: Step, *, now: datetime, counts: dict, report) -> int:
+def scenario_timezone(spec: dict) -> str:
+    """The zone in which a scenario's days are counted: `timezone`, else the schedule's, else
+    UTC."""
+    launch = spec.get("launch") if isinstance(spec.get("launch"), dict) else {}
+    return str(spec.get("timezone") or launch.get("timezone") or "UTC")
+
+
+def _isolated_step(db, name: str, step: Step, *, now: datetime, counts: dict, report,
+                   tz: str) -> int:
     """One step's moves in a savepoint: when they fail, the profiles at that step go to `error`
     with the reason (log row, notification, tick warning) and the other steps go on."""
     saved = dict(counts)
     try:
         with db.atomic():
-            return _run_step(db, name, step, now=now, counts=counts)
+            return _run_step(db, name, step, now=now, counts=counts, tz=tz)
     except Exception as exc:
         if isolation.state_problem(exc):
             raise
@@ -442,7 +451,7 @@ def _isolated_step(db, name: str, step: Step, *, now: datetime, counts: dict, re
     return 0
 
 
-def _run_step(db, name: str, step: Step, *, now: datetime, counts: dict) -> int:
+def _run_step(db, name: str, step: Step, *, now: datetime, counts: dict, tz: str) -> int:
     if step.kind == "send":
         send = step.send or {}
         queued, skipped = store.queue_sends(
@@ -452,8 +461,9 @@ def _run_step(db, name: str, step: Step, *, now: datetime, counts: dict) -> int:
         counts["skipped"] += skipped
         return store.move(db, scenario=name, step=step.id, to=step.next, now=now)
     if step.kind == "wait":
-        assert step.wait is not None
-        return store.start_wait(db, scenario=name, step=step.id, wake_at=now + step.wait, now=now)
+        assert step.wait_text is not None
+        wake_at = shift(now, step.wait_text, tz)
+        return store.start_wait(db, scenario=name, step=step.id, wake_at=wake_at, now=now)
     if step.kind == "if":
         taken, rest = store.branch(db, scenario=name, step=step.id,
                                    condition=_condition_sql(step.condition or {}, now=now),

@@ -94,6 +94,19 @@ def preview(db, kind: str, name: str, *, now: datetime, count: int) -> tuple[lis
     return cron.fire_times(expr, tz, after=now, until=horizon, limit=count), tz
 
 
+def preview_campaign(db, name: str, *, now: datetime,
+                     count: int) -> tuple[list[tuple[datetime, str]], str]:
+    """The next `count` (instant, phase) of campaign `name` (see campaigns.preview_steps), and
+    its zone."""
+    from campctl.engine import campaigns
+
+    obj = object_store.get_object(db, "Campaign", name)
+    if obj is None:
+        raise NotFound(f"no campaign named {name} (see 'campctl get campaigns')")
+    spec = obj["spec"] or {}
+    return campaigns.preview_steps(obj, now=now, count=count), spec.get("timezone") or "UTC"
+
+
 def preview_held(db, name: str, *, now: datetime):
     """The builds of campaign `name` its send schedule holds (a launch now, or the recorded
     launch), as `engine.held.HeldBuilds`, or None."""

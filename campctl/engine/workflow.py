@@ -50,42 +50,60 @@ def _stage_entries(spec: dict) -> list[Any]:
     return stages if isinstance(stages, list) else []
 
 
+def _approval_hint(name: str, status: str) -> str:
+    """What brings a campaign in this status to approved."""
+    if status == BusinessStatus.DRAFT:
+        return f"run 'campctl submit campaign {name}' and have it approved"
+    if status == BusinessStatus.PENDING_APPROVAL:
+        return f"it waits for 'campctl approve campaign {name}'"
+    return (f"run 'campctl revise campaign {name}', then submit it and have it approved "
+            "again")
+
+
 def plan_blockers(db, plan_spec: dict, *, now: datetime) -> list[str]:
     """Why the plan may not be submitted, approved or started now (empty when it may).
 
     Every campaign of the execution tree must exist, be approved, close in the future, and hold
-    the named stage with `controlled_by_plan: true`.
+    the named stage with `controlled_by_plan: true`. Every problem is listed, each once.
     """
     entries = _stage_entries(plan_spec)
     if not entries:
         return ["the plan has no stages"]
     problems: list[str] = []
+
+    def add(problem: str) -> None:
+        if problem not in problems:  # a campaign with two stages in the tree is named once
+            problems.append(problem)
+
     for position, entry in enumerate(entries, start=1):
         if not isinstance(entry, dict) or not isinstance(entry.get("campaign"), str):
-            problems.append(f"stage {position} names no campaign")
+            add(f"stage {position} names no campaign")
             continue
         name = entry["campaign"]
         stage = entry.get("stage", "main")
         campaign = store.get_object(db, Kind.CAMPAIGN.value, name)
         if campaign is None:
-            problems.append(f"campaign {name} (stage {position}) does not exist")
+            add(f"campaign {name} (stage {position}) does not exist")
             continue
         if campaign["status"] != BusinessStatus.APPROVED:
-            problems.append(
-                f"campaign {name} is {campaign['status']}, not approved "
-                f"(run 'campctl submit campaign {name}' and have it approved)"
-            )
-            continue
+            add(f"campaign {name} is {campaign['status']}, not approved "
+                f"({_approval_hint(name, campaign['status'])})")
         if closing := _closing_problem(name, campaign["spec"], now=now):
-            problems.append(closing)
-            continue
+            add(closing)
         stages = _stage_entries(campaign["spec"]) or [{"name": "main"}]
         found = next((s for s in stages if isinstance(s, dict) and s.get("name") == stage), None)
         if found is None:
-            problems.append(f"campaign {name} has no stage {stage!r}")
+            add(f"campaign {name} has no stage {stage!r}")
         elif found.get("controlled_by_plan") is not True:
-            problems.append(f"stage {stage!r} of campaign {name} is not controlled_by_plan: true")
+            add(f"stage {stage!r} of campaign {name} is not controlled_by_plan: true")
     return problems
+
+
+def refusal(action: str, problems: list[str]) -> ActionRefused:
+    """One error line naming every problem: 'cannot X: 2 problems: a; b'."""
+    if len(problems) == 1:
+        return ActionRefused(f"{action}: {problems[0]}")
+    return ActionRefused(f"{action}: {len(problems)} problems: {'; '.join(problems)}")
 
 
 def _refuse_verb(kind: Kind, name: str, status: str, verb: str, table: dict) -> ActionRefused:
@@ -137,14 +155,13 @@ def business_verb(
         else:
             problems = [p for p in [_closing_problem(name, obj["spec"], now=now)] if p]
         if problems:
-            more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
-            raise ActionRefused(f"cannot {verb} {kind.cli} {name}: {problems[0]}{more}")
+            raise refusal(f"cannot {verb} {kind.cli} {name}", problems)
     if verb == "approve" and kind is Kind.CAMPAIGN:
         problems = template_problems(name, obj["spec"])
         if problems:
-            more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
-            raise ValidationFailed(f"cannot approve campaign {name}: {problems[0]}{more}; fix "
-                                   "the template, apply it and submit again", problems)
+            listed = refusal(f"cannot approve campaign {name}", problems).message
+            raise ValidationFailed(f"{listed}; fix the template, apply it and submit again",
+                                   problems)
     if verb == "approve" and four_eyes(db):
         submitter = store.last_actor(db, kind.value, name, "submit")
         if submitter == actor:
@@ -191,7 +208,7 @@ def start_campaign(db, *, name: str, actor: str, now: datetime, note: str | None
     if obj["status"] != BusinessStatus.APPROVED:
         raise ActionRefused(
             f"cannot start campaign {name}: it is {obj['status']}, and only an approved campaign "
-            f"can be launched (submit and approve it first)"
+            f"can be launched ({_approval_hint(name, obj['status'])})"
         )
     if obj["launched_at"] is not None:
         raise ActionRefused(
