@@ -11,12 +11,22 @@ from typing import Annotated
 
 import typer
 
-from campctl.commands.common import app_context, emit, emit_object, notice, print_json
+from campctl.commands.common import (
+    app_context,
+    emit,
+    emit_object,
+    local_cell,
+    local_text,
+    notice,
+    object_zones,
+    print_json,
+    text_cell,
+)
 from campctl.errors import NotFound, UsageProblem, ValidationFailed
 
 LOG_COLUMNS = [("at", "AT"), ("event", "EVENT"), ("plan", "PLAN"), ("instance", "INSTANCE"),
                ("campaign", "CAMPAIGN"), ("stage", "STAGE"), ("run", "RUN"),
-               ("details", "DETAILS")]
+               ("details", "DETAILS", text_cell)]
 
 
 def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
@@ -199,6 +209,7 @@ def _status_renderable(db, *, now, data=None, footer: str | None = None):
     from campctl.timeutil import display, from_db
 
     data = data or collect(db, now=now)
+    zone_of = object_zones(db)
     parts = []
 
     def table(title, columns, rows):
@@ -213,7 +224,8 @@ def _status_renderable(db, *, now, data=None, footer: str | None = None):
         return display(from_db(value), tz) if value else "-"
 
     table("Plans", ["NAME", "STATUS", "SCHEDULE", "NEXT"],
-          [(p["name"], p["status"] or "-", p["schedule_type"] or "-", when(p["next_occurrence"]))
+          [(p["name"], p["status"] or "-", p["schedule_type"] or "-",
+            when(p["next_occurrence"], zone_of({"plan": p["name"]})))
            for p in data["plans"]])
     table("Campaigns", ["NAME", "STATUS", "TYPE", "LAUNCHED", "NEXT"],
           [(c["name"], c["status"] or "-", c["type"], when(c["launched_at"], c["timezone"]),
@@ -233,14 +245,15 @@ def _status_renderable(db, *, now, data=None, footer: str | None = None):
     parts.append(t if rows else Text("Active runs: none", style="dim"))
     table("Active instances", ["ID", "NAME", "PLAN", "STATUS", "STAGE", "STARTED"],
           [(str(i["id"]), i["name"], i["plan"], i["status"], i.get("stage") or "-",
-            when(i["started_at"])) for i in data["instances"]])
+            when(i["started_at"], zone_of({"plan": i["plan"]}))) for i in data["instances"]])
     table("Scenarios", ["NAME", "ACTIVE", "LAUNCH", "PROFILES", "BY STEP"],
           [(s["name"], "yes" if s["active"] else "no", s["launch_type"] or "-",
             str(s["profiles_active"]),
             ", ".join(f"{k}: {v}" for k, v in (s.get("by_step") or {}).items()) or "-")
            for s in data["scenarios"]])
     table("Next occurrences", ["KIND", "NAME", "AT"],
-          [(o["kind"], o["name"], when(o["next_due_at"])) for o in data["next_occurrences"]])
+          [(o["kind"], o["name"], when(o["next_due_at"], zone_of({o["kind"].lower(): o["name"]})))
+           for o in data["next_occurrences"]])
     if footer:
         parts.append(Text(footer))
     return Group(*parts)
@@ -271,7 +284,7 @@ def _preview_for(kind: str):
                 for row, moment in zip(rows, moments, strict=True):
                     row["held_until"] = (iso_z(held.send_start)
                                          if moment < held.send_start else None)
-                columns.append(("held_until", "HELD UNTIL"))
+                columns.append(("held_until", "HELD UNTIL", local_cell(tz)))
                 notice(app, f"note: campaign {name}: {held.text()}")
         emit(app, rows, columns, empty=f"{kind} {name} has no upcoming occurrences")
 
@@ -318,26 +331,28 @@ def log(
                "campaign": campaign, "since": after_at}
     rows, last_id = read_log(db, limit=limit, **filters)
     if not follow:
-        emit(app, rows, LOG_COLUMNS, empty="no log entries")
+        emit(app, rows, LOG_COLUMNS, empty="no log entries", zones=object_zones(db))
         return
-    _print_log_lines(app, rows)
+    _print_log_lines(app, rows, object_zones(db))
     try:
         while True:
             time.sleep(1.0)
             rows, new_last = read_log(db, after_id=last_id, limit=limit, **filters)
             if rows:
                 last_id = new_last
-                _print_log_lines(app, rows)
+                _print_log_lines(app, rows, object_zones(db))
     except KeyboardInterrupt:
         return
 
 
-def _print_log_lines(app, rows) -> None:
+def _print_log_lines(app, rows, zone_of) -> None:
     for row in rows:
         if app.json:
             sys.stdout.write(json.dumps(row) + "\n")
         else:
-            cells = [str(row.get(k) if row.get(k) is not None else "-") for k, _ in LOG_COLUMNS]
+            tz = zone_of(row)
+            cells = [local_text(str(row[col[0]]), tz) if row.get(col[0]) is not None else "-"
+                     for col in LOG_COLUMNS]
             sys.stdout.write("  ".join(cells) + "\n")
     sys.stdout.flush()
 
@@ -398,6 +413,7 @@ def events_list(
 
     app = app_context(ctx)
     rows = list_events(app.db(), name=name, limit=limit)
+    # An event belongs to no object: its time is shown in UTC, labelled.
     emit(app, rows, [("id", "ID"), ("name", "EVENT"), ("contact", "CONTACT"), ("at", "AT"),
                      ("data", "DATA")], empty="no events")
 
@@ -435,6 +451,7 @@ def demo(
             finally:
                 getattr(progress, "close", lambda: None)()
             summary = demo_engine.summary(db)
+            zone_of = object_zones(db)
         finally:
             db.close()
     finally:
@@ -445,7 +462,7 @@ def demo(
     if app.json:
         print_json(summary)
         return
-    _print_demo_summary(app, summary)
+    _print_demo_summary(app, summary, zone_of)
 
 
 def _plans_dir() -> Path:
@@ -536,10 +553,11 @@ def _demo_progress(app):
     return live
 
 
-def _print_demo_summary(app, summary) -> None:
+def _print_demo_summary(app, summary, zone_of) -> None:
     out = app.out()
     where = summary["state"] or "a temporary state file (removed; use --state PATH to keep it)"
-    out.print(f"demo: {summary['days']} simulated days from {summary['start']} on {where}",
+    start = local_text(summary["start"], None)
+    out.print(f"demo: {summary['days']} simulated days from {start} on {where}",
               markup=False)
     emit(app, summary["runs"], [("id", "RUN"), ("campaign", "CAMPAIGN"), ("stage", "STAGE"),
                                 ("status", "STATUS"), ("sent", "SENT"), ("failed", "FAILED")],
@@ -550,6 +568,6 @@ def _print_demo_summary(app, summary) -> None:
          title="Scenarios", empty="no scenarios")
     emit(app, summary["messages"], [("sent_at", "SENT"), ("contact", "TO"),
                                     ("campaign", "CAMPAIGN"), ("subject", "SUBJECT")],
-         title="Sample of delivered messages", empty="no messages delivered")
+         title="Sample of delivered messages", empty="no messages delivered", zones=zone_of)
     out.print(f"total messages delivered: {summary['delivered']}", markup=False)
 

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from campctl.commands.common import app_context, emit, local_cell
+from campctl.commands.common import app_context, emit, local_cell, spec_timezone
 from campctl.errors import NotFound, UsageProblem
 
 LimitOption = Annotated[int, typer.Option(
@@ -77,8 +77,10 @@ def failures_scenario(
              "step": r["step"], "channel": r["channel"], "attempts": r["attempts"],
              "last_error": r["last_error"], "failed_at": r["failed_at"]}
             for r in failed_items(db, scenario=name, step=step, limit=limit or None)]
-    emit(app, rows, [("failed_at", "FAILED", local_cell(None)), ("contact", "CONTACT"),
+    emit(app, rows, [("failed_at", "FAILED", local_cell(spec_timezone(obj["spec"]))),
+                     ("contact", "CONTACT"),
                      ("step", "STEP"), ("attempts", "ATTEMPTS"), ("last_error", "REASON"),
                      ("message_id", "MESSAGE")],
          empty=f"no failed messages in scenario {name}"
                + (f" step {step}" if step else ""))
+

@@ -6,7 +6,15 @@ from typing import Annotated
 
 import typer
 
-from campctl.commands.common import app_context, cell, emit, emit_object, local_cell, notice
+from campctl.commands.common import (
+    app_context,
+    cell,
+    emit,
+    emit_object,
+    local_cell,
+    local_text,
+    notice,
+)
 
 NoteOption = Annotated[str | None, typer.Option("--note", help="Why, for the history.")]
 InstanceArg = Annotated[str, typer.Argument(help="Instance id (or its name).", metavar="ID")]
@@ -166,7 +174,7 @@ def describe_instance(ctx: typer.Context, ref: InstanceArg) -> None:
         stamp = when(entry["at"])
         date, _, clock = stamp.partition(" ")
         log.add_row(date, clock, entry["event"], cell(entry["stage"]), cell(entry["campaign"]),
-                    cell(entry["run"]), cell(entry["details"]))
+                    cell(entry["run"]), local_text(entry["details"], tz))
     console.print(log)
 
 
@@ -202,7 +210,9 @@ def history_instance(ctx: typer.Context, ref: InstanceArg) -> None:
     from campctl.engine import plans
 
     app = app_context(ctx)
-    rows = plans.instance_history(app.db(), ref)
-    emit(app, rows, [("at", "AT", local_cell(None)), ("actor", "ACTOR"), ("action", "ACTION"),
+    db = app.db()
+    rows = plans.instance_history(db, ref)
+    tz = plans.instance_view(db, plans.require_instance(db, ref)["id"])["timezone"]
+    emit(app, rows, [("at", "AT", local_cell(tz)), ("actor", "ACTOR"), ("action", "ACTION"),
                      ("from_status", "FROM"), ("to_status", "TO"), ("note", "NOTE")],
          empty="no actions recorded")

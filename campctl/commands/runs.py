@@ -6,7 +6,15 @@ from typing import Annotated
 
 import typer
 
-from campctl.commands.common import Column, app_context, emit, emit_object, local_cell, notice
+from campctl.commands.common import (
+    Column,
+    app_context,
+    emit,
+    emit_object,
+    local_cell,
+    notice,
+    object_zones,
+)
 from campctl.errors import NotFound, UsageProblem
 
 RunId = Annotated[int, typer.Argument(help="Run id (see 'campctl get runs').", min=1)]
@@ -176,7 +184,7 @@ def describe_run(ctx: typer.Context, run_id: RunId) -> None:
         f"{r['count']}: {r['reason']}" for r in shown["failure_reasons"]) or None
     if view["failed"]:
         shown["failure_reasons"] += f" (all: campctl failures run {run_id})"
-    emit_object(app, shown, title=f"run {run_id}")
+    emit_object(app, shown, title=f"run {run_id}", zone=tz)
     if events:
         emit(
             app,
@@ -279,7 +287,8 @@ def list_notifications(
             start = app.now - parse_duration(since)
         except ValueError as exc:
             raise UsageProblem(f"--since: {exc}") from exc
-    rows = load(app.db(), since=start)
+    db = app.db()
+    rows = load(db, since=start)
     for row in rows:
         row["delivered"] = row["delivered_at"] is not None
     emit(
@@ -295,6 +304,7 @@ def list_notifications(
             ("delivered_at", "DELIVERED", lambda v, r: _delivery_cell(v, r)),
         ],
         empty="no notifications",
+        zones=object_zones(db),
     )
 
 
@@ -302,7 +312,7 @@ def _delivery_cell(value, row: dict) -> str:
     if value:
         from campctl.timeutil import display, from_db
 
-        return display(from_db(value))
+        return display(from_db(value), row.get("timezone"))
     if row.get("delivery_error"):
         return f"failed: {row['delivery_error']}"
     return "-"

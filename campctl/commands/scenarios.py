@@ -7,7 +7,15 @@ from typing import Annotated
 
 import typer
 
-from campctl.commands.common import app_context, emit, emit_object, local_cell, notice, print_json
+from campctl.commands.common import (
+    app_context,
+    emit,
+    emit_object,
+    local_cell,
+    notice,
+    object_zones,
+    print_json,
+)
 from campctl.errors import ActionRefused, UsageProblem
 
 NOTE = typer.Option("--note", help="Why, for the history.")
@@ -209,7 +217,8 @@ def stats_scenario(
         emit_object(app, result)
         return
     emit_object(app, {k: v for k, v in result.items() if k != "by_step"},
-                title=f"scenario {name}, last {since}")
+                title=f"scenario {name}, last {since}",
+                zone=object_zones(app.db())({"scenario": name}))
     emit(app, [{"step": k, "count": v} for k, v in result["by_step"].items()],
          [("step", "STEP"), ("count", "INSIDE")], empty="no profiles inside")
 
@@ -226,8 +235,9 @@ def profiles_scenario(
     from campctl.engine import scenarios
 
     app = app_context(ctx)
-    rows = scenarios.profiles(app.db(), name=name, step=step, status=status)
-    tz = None
+    db = app.db()
+    rows = scenarios.profiles(db, name=name, step=step, status=status)
+    tz = object_zones(db)({"scenario": name})
     emit(app, rows, [("contact", "CONTACT"), ("step", "STEP"), ("status", "STATUS"),
                      ("entered_at", "ENTERED", local_cell(tz)),
                      ("wake_at", "WAKES", local_cell(tz)),
