@@ -264,6 +264,68 @@ def local_cell(tz_name: str | None) -> Callable[[Any, dict], str]:
     return render
 
 
+_FILTER_KINDS = {"campaign": "Campaign", "plan": "Plan", "scenario": "Scenario",
+                 "segment": "Segment", "channel": "Channel"}
+
+
+def require_filters(db: Any, **names: Any) -> None:
+    """Every listing filter that names something must name something known: a campaign, plan,
+    scenario, segment or channel that exists or existed (deleted objects keep their rows), a run
+    or instance id, a contact id, a user. NotFound (exit 3) otherwise, like `get KIND NAME`."""
+    from campctl.errors import NotFound
+
+    for key, value in names.items():
+        if value is None:
+            continue
+        if key in _FILTER_KINDS:
+            from campctl.channels import BUILTIN_OUTBOX
+            from campctl.store.objects import name_known
+
+            if key == "channel" and value == BUILTIN_OUTBOX:
+                continue
+            if not name_known(db, _FILTER_KINDS[key], str(value)):
+                raise NotFound(f"no {key} named {value!r} (see 'campctl get {key}s')")
+        elif key == "run":
+            from campctl.store.runs import get_run
+
+            if get_run(db, int(value)) is None:
+                raise NotFound(f"no run {value} (see 'campctl get runs')")
+        elif key == "instance":
+            from campctl.store.plans import get_instance
+
+            if get_instance(db, int(value)) is None:
+                raise NotFound(f"no plan instance {value} (see 'campctl get instances')")
+        elif key == "contact":
+            from campctl.store.contacts import contact_pk
+
+            if contact_pk(db, str(value)) is None:
+                raise NotFound(f"no contact {value!r} (see 'campctl contacts list')")
+        elif key == "user":
+            from campctl.store.history import actions
+            from campctl.store.users import get_user
+
+            if get_user(db, str(value)) is None and not actions(db, "user", str(value)):
+                raise NotFound(f"no user named {value!r} (see 'campctl users list')")
+        else:  # pragma: no cover - a programming error
+            raise ValueError(f"unknown filter {key}")
+
+
+def require_step(db: Any, scenario: str, step: str | None) -> None:
+    """A --step filter must name a step of the scenario (NotFound, exit 3, listing its steps)."""
+    from campctl.errors import NotFound
+    from campctl.store.objects import get_object
+
+    obj = get_object(db, "Scenario", scenario)
+    if obj is None:
+        raise NotFound(f"no scenario named {scenario!r} (see 'campctl get scenarios')")
+    if step is None:
+        return
+    steps = [s.get("id") for s in (obj["spec"] or {}).get("steps") or [] if isinstance(s, dict)]
+    if step not in steps:
+        raise NotFound(f"scenario {scenario} has no step {step!r}; its steps: "
+                       + (", ".join(str(s) for s in steps) or "none"))
+
+
 def notice(app: AppContext, message: str) -> None:
     """A notice for the operator: stderr, never mixed with JSON on stdout."""
     sys.stderr.write(message.rstrip("\n") + "\n")

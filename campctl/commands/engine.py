@@ -20,6 +20,7 @@ from campctl.commands.common import (
     notice,
     object_zones,
     print_json,
+    require_filters,
     text_cell,
 )
 from campctl.errors import NotFound, UsageProblem, ValidationFailed
@@ -314,7 +315,8 @@ def log(
     = None,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new entries "
                                          "(Ctrl-C to stop).")] = False,
-    limit: Annotated[int, typer.Option("--limit", min=1, help="At most N entries.")] = 1000,
+    limit: Annotated[int, typer.Option("--limit", min=0,
+                                       help="The most recent N entries (0: all).")] = 1000,
 ) -> None:
     from campctl.store.log import read_log
     from campctl.timeutil import parse_duration, to_db
@@ -327,9 +329,11 @@ def log(
             after_at = to_db(app.now - parse_duration(since))
         except ValueError as exc:
             raise UsageProblem(f"--since: {exc}") from exc
+    require_filters(db, plan=plan, instance=instance, run=run, scenario=scenario,
+                    campaign=campaign)
     filters = {"plan": plan, "instance_id": instance, "run_id": run, "scenario": scenario,
                "campaign": campaign, "since": after_at}
-    rows, last_id = read_log(db, limit=limit, **filters)
+    rows, last_id = read_log(db, limit=limit or None, **filters)
     if not follow:
         emit(app, rows, LOG_COLUMNS, empty="no log entries", zones=object_zones(db))
         return
@@ -337,7 +341,7 @@ def log(
     try:
         while True:
             time.sleep(1.0)
-            rows, new_last = read_log(db, after_id=last_id, limit=limit, **filters)
+            rows, new_last = read_log(db, after_id=last_id, limit=limit or None, **filters)
             if rows:
                 last_id = new_last
                 _print_log_lines(app, rows, object_zones(db))
@@ -407,12 +411,13 @@ def events_import(
 def events_list(
     ctx: typer.Context,
     name: Annotated[str | None, typer.Option("--event", help="Only this event name.")] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1)] = 50,
+    limit: Annotated[int, typer.Option("--limit", min=0,
+                                       help="The most recent N events (0: all).")] = 50,
 ) -> None:
     from campctl.store.events import list_events
 
     app = app_context(ctx)
-    rows = list_events(app.db(), name=name, limit=limit)
+    rows = list_events(app.db(), name=name, limit=limit or None)
     # An event belongs to no object: its time is shown in UTC, labelled.
     emit(app, rows, [("id", "ID"), ("name", "EVENT"), ("contact", "CONTACT"), ("at", "AT"),
                      ("data", "DATA")], empty="no events")

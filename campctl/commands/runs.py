@@ -14,6 +14,7 @@ from campctl.commands.common import (
     local_cell,
     notice,
     object_zones,
+    require_filters,
 )
 from campctl.errors import NotFound, UsageProblem
 
@@ -118,6 +119,7 @@ def get_runs(
                 + ", ".join(str(s) for s in RunStatus)
             )
     db = app.db()
+    require_filters(db, campaign=campaign, instance=instance)
     runs = store_runs.list_runs(db, campaign=campaign, instance_id=instance, status=statuses)
     ids = [r["id"] for r in runs]
     counts = store_runs.counts_for(db, ids)

@@ -15,6 +15,7 @@ from campctl.commands.common import (
     notice,
     object_zones,
     print_json,
+    require_step,
 )
 from campctl.errors import ActionRefused, UsageProblem
 
@@ -236,6 +237,7 @@ def profiles_scenario(
 
     app = app_context(ctx)
     db = app.db()
+    require_step(db, name, step)
     rows = scenarios.profiles(db, name=name, step=step, status=status)
     tz = object_zones(db)({"scenario": name})
     emit(app, rows, [("contact", "CONTACT"), ("step", "STEP"), ("status", "STATUS"),

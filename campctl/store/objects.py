@@ -41,6 +41,15 @@ def get_object(db: Database, kind: str, name: str) -> dict | None:
     return None if row is None else _row(row)
 
 
+def name_known(db: Database, kind: str, name: str) -> bool:
+    """The object exists, or existed: a deleted one keeps its versions (and its rows)."""
+    return db.one(
+        "SELECT 1 FROM objects WHERE kind = ? AND name = ?"
+        " UNION ALL SELECT 1 FROM object_versions WHERE kind = ? AND name = ? LIMIT 1",
+        (kind, name, kind, name),
+    ) is not None
+
+
 def list_objects(db: Database, kind: str) -> list[dict]:
     return [
         _row(r)
