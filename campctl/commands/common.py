@@ -292,8 +292,10 @@ def require_filters(db: Any, **names: Any) -> None:
                 raise NotFound(f"no run {value} (see 'campctl get runs')")
         elif key == "instance":
             from campctl.store.plans import get_instance
+            from campctl.store.runs import list_runs
 
-            if get_instance(db, int(value)) is None:
+            if get_instance(db, int(value)) is None and not list_runs(
+                    db, instance_id=int(value), limit=1):
                 raise NotFound(f"no plan instance {value} (see 'campctl get instances')")
         elif key == "contact":
             from campctl.store.contacts import contact_pk

@@ -42,11 +42,14 @@ def get_object(db: Database, kind: str, name: str) -> dict | None:
 
 
 def name_known(db: Database, kind: str, name: str) -> bool:
-    """The object exists, or existed: a deleted one keeps its versions (and its rows)."""
+    """The object exists, or existed: a deleted one keeps its versions, and a campaign's runs
+    carry its snapshot (the name stays known while they do)."""
+    runs = " UNION ALL SELECT 1 FROM runs WHERE campaign = ?" if kind == "Campaign" else ""
+    params = (kind, name, kind, name) + ((name,) if runs else ())
     return db.one(
         "SELECT 1 FROM objects WHERE kind = ? AND name = ?"
-        " UNION ALL SELECT 1 FROM object_versions WHERE kind = ? AND name = ? LIMIT 1",
-        (kind, name, kind, name),
+        " UNION ALL SELECT 1 FROM object_versions WHERE kind = ? AND name = ?" + runs + " LIMIT 1",
+        params,
     ) is not None
 
 
