@@ -275,7 +275,8 @@ def _preview_for(kind: str):
         app = app_context(ctx)
         moments, tz = compute(app.db(), kind, name, now=app.now, count=next_)
         rows = [{"local": m.astimezone(_zone(tz)).isoformat(), "utc": iso_z(m)} for m in moments]
-        columns = [("local", f"LOCAL ({tz})"), ("utc", "UTC")]
+        # The one screen with UTC beside local time, on purpose: local with its abbreviation.
+        columns = [("local", f"LOCAL ({tz})", _local_iso_cell(tz)), ("utc", "UTC")]
         if kind == "campaign":
             from campctl.engine.status import preview_held
 
@@ -291,6 +292,14 @@ def _preview_for(kind: str):
 
     preview_cmd.__name__ = f"preview_{kind}"
     return preview_cmd
+
+
+def _local_iso_cell(tz: str):
+    from datetime import datetime
+
+    from campctl.timeutil import display
+
+    return lambda value, _row: display(datetime.fromisoformat(value), tz)
 
 
 def _zone(tz: str):

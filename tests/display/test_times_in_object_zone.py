@@ -99,3 +99,12 @@ def test_json_keeps_utc_with_z(cli, zoned, args):
     assert result.exit_code == 0, result
     assert UTC_TEXT.search(result.stdout), result.stdout
     assert "CET" not in result.stdout and "EST" not in result.stdout
+
+
+def test_preview_shows_local_with_abbreviation_beside_utc(cli, zoned):
+    result = cli("--now", T1, "preview", "scenario", "tokyo", "--next", "1")
+    assert result.exit_code == 0, result
+    assert "2027-03-03 18:00 JST" in result.stdout and "2027-03-03 09:00 UTC" in result.stdout
+    assert not UTC_TEXT.search(result.stdout), result.stdout
+    as_json = cli("--now", T1, "-o", "json", "preview", "scenario", "tokyo", "--next", "1").json
+    assert as_json == [{"local": "2027-03-03T18:00:00+09:00", "utc": "2027-03-03T09:00:00Z"}]
