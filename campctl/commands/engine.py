@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import sys
 import time
@@ -95,9 +96,23 @@ def tick(
     out = app.out()
     if dry_run:
         out.print("dry run: nothing was written", markup=False)
+        zone_of = object_zones(db)
         for line in notes:
-            out.print(f"  {line}", markup=False)
+            out.print(f"  {local_text(line, zone_of(_named_in(line)))}", markup=False)
     out.print(_summary_line(report), markup=False)
+
+
+_NOTE_SUBJECT = re.compile(r"^(?:(campaign|plan|scenario) ([a-z0-9-]+)|run \d+ \(([a-z0-9-]+)/)")
+
+
+def _named_in(line: str) -> dict:
+    """The object a dry-run note is about ('campaign X: ...', 'run N (X/stage) ...')."""
+    match = _NOTE_SUBJECT.match(line)
+    if match is None:
+        return {}
+    if match.group(3):
+        return {"campaign": match.group(3)}
+    return {match.group(1): match.group(2)}
 
 
 def _deliver_notifications(db, app) -> None:

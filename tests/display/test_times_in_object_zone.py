@@ -108,3 +108,13 @@ def test_preview_shows_local_with_abbreviation_beside_utc(cli, zoned):
     assert not UTC_TEXT.search(result.stdout), result.stdout
     as_json = cli("--now", T1, "-o", "json", "preview", "scenario", "tokyo", "--next", "1").json
     assert as_json == [{"local": "2027-03-03T18:00:00+09:00", "utc": "2027-03-03T09:00:00Z"}]
+
+
+def test_dry_run_notes_quote_times_in_the_zone_of_their_object(cli, zoned):
+    day3 = "2027-03-03T09:00:00Z"
+    result = cli("--now", day3, "tick", "--dry-run")
+    assert result.exit_code == 0, result
+    notes = [line for line in result.stdout.splitlines() if line.startswith("  scenario tokyo")]
+    assert any("2027-03-03 18:00 JST" in line for line in notes), result.stdout
+    as_json = cli("--now", day3, "-o", "json", "tick", "--dry-run").json
+    assert any("2027-03-03T09:00:00Z" in note for note in as_json["notes"]), as_json
