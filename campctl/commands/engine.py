@@ -302,7 +302,8 @@ def _preview_for(kind: str):
                     row["held_until"] = (iso_z(held.send_start)
                                          if moment < held.send_start else None)
                 columns.append(("held_until", "HELD UNTIL", local_cell(tz)))
-                notice(app, f"note: campaign {name}: {held.text()}")
+                text = held.text() if app.json else local_text(held.text(), tz)
+                notice(app, f"note: campaign {name}: {text}")
         emit(app, rows, columns, empty=f"{kind} {name} has no upcoming occurrences")
 
     preview_cmd.__name__ = f"preview_{kind}"
