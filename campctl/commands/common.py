@@ -234,17 +234,25 @@ def cell(value: Any, tz_name: str | None = None) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, datetime):
-        return display(value, tz_name)
+        return _display(value, tz_name)
     if isinstance(value, str) and _INSTANT.fullmatch(value):
-        return display(from_db(value), tz_name)
+        return _display(from_db(value), tz_name)
     return str(value)
+
+
+def _display(moment: datetime | None, tz_name: str | None) -> str:
+    """`timeutil.display`, in UTC when a stored zone name is unusable (a table never fails)."""
+    try:
+        return display(moment, tz_name)
+    except ValueError:
+        return display(moment)
 
 
 def local_text(text: str | None, tz_name: str | None) -> str:
     """Free text (a log detail, a notification) with the UTC instants inside it shown local."""
     if text is None:
         return "-"
-    return _INSTANT.sub(lambda m: display(from_db(m.group(0)), tz_name), str(text))
+    return _INSTANT.sub(lambda m: _display(from_db(m.group(0)), tz_name), str(text))
 
 
 def text_cell(value: Any, row: dict) -> str:
@@ -259,7 +267,7 @@ def local_cell(tz_name: str | None) -> Callable[[Any, dict], str]:
         if value is None:
             return "-"
         moment = value if isinstance(value, datetime) else from_db(str(value))
-        return display(moment, row.get("timezone") or tz_name)
+        return _display(moment, row.get("timezone") or tz_name)
 
     return render
 

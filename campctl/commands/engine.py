@@ -14,6 +14,7 @@ import typer
 
 from campctl.commands.common import (
     app_context,
+    cell,
     emit,
     emit_object,
     local_cell,
@@ -222,8 +223,6 @@ def _status_renderable(db, *, now, data=None, footer: str | None = None):
     from rich.text import Text
 
     from campctl.engine.status import collect
-    from campctl.timeutil import display, from_db
-
     data = data or collect(db, now=now)
     zone_of = object_zones(db)
     parts = []
@@ -237,7 +236,7 @@ def _status_renderable(db, *, now, data=None, footer: str | None = None):
         parts.append(t if rows else Text(f"{title}: none", style="dim"))
 
     def when(value, tz=None):
-        return display(from_db(value), tz) if value else "-"
+        return cell(value, tz)
 
     table("Plans", ["NAME", "STATUS", "SCHEDULE", "NEXT"],
           [(p["name"], p["status"] or "-", p["schedule_type"] or "-",

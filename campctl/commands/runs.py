@@ -139,7 +139,6 @@ def describe_run(ctx: typer.Context, run_id: RunId) -> None:
     from campctl.store import runs as store_runs
     from campctl.store.failures import reasons as failure_reasons
     from campctl.store.users import run_left_out
-    from campctl.timeutil import display, from_db
 
     app = app_context(ctx)
     db = app.db()
@@ -172,10 +171,7 @@ def describe_run(ctx: typer.Context, run_id: RunId) -> None:
     if app.json:
         emit_object(app, view)
         return
-    shown = dict(view)
-    for key in ("scheduled_at", "built_at", "finished_at", "queue_at", "send_at", "created_at",
-                "updated_at"):
-        shown[key] = display(from_db(shown[key]), tz) if shown[key] else None
+    shown = dict(view)  # its instants are shown in the run's zone by emit_object
     events = shown.pop("history")
     shown.pop("worklist_history")
     shown["notes"] = "; ".join(shown["notes"]) or None
@@ -192,7 +188,7 @@ def describe_run(ctx: typer.Context, run_id: RunId) -> None:
             app,
             events,
             [
-                ("at", "AT", lambda v, _r: display(from_db(v), tz)),
+                ("at", "AT", local_cell(tz)),
                 ("actor", "ACTOR"),
                 ("action", "ACTION"),
                 ("from_status", "FROM"),
@@ -312,9 +308,9 @@ def list_notifications(
 
 def _delivery_cell(value, row: dict) -> str:
     if value:
-        from campctl.timeutil import display, from_db
+        from campctl.commands.common import cell
 
-        return display(from_db(value), row.get("timezone"))
+        return cell(value, row.get("timezone"))
     if row.get("delivery_error"):
         return f"failed: {row['delivery_error']}"
     return "-"

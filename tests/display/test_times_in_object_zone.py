@@ -118,3 +118,17 @@ def test_dry_run_notes_quote_times_in_the_zone_of_their_object(cli, zoned):
     assert any("2027-03-03 18:00 JST" in line for line in notes), result.stdout
     as_json = cli("--now", day3, "-o", "json", "tick", "--dry-run").json
     assert any("2027-03-03T09:00:00Z" in note for note in as_json["notes"]), as_json
+
+
+def test_an_unusable_stored_zone_falls_back_to_utc_labelled(cli, zoned, state):
+    import sqlite3
+
+    conn = sqlite3.connect(state)
+    with conn:
+        conn.execute("UPDATE runs SET spec = json_set(spec, '$.timezone', 'Mars/Base')"
+                     " WHERE id = 2")
+    conn.close()
+    for args in (["get", "runs"], ["describe", "run", "2"]):
+        result = cli("--now", T1, *args)
+        assert result.exit_code == 0, result
+        assert "2027-03-01 09:00 UTC" in result.stdout, result
