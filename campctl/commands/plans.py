@@ -14,6 +14,7 @@ from campctl.commands.common import (
     local_cell,
     local_text,
     notice,
+    require_filters,
 )
 
 NoteOption = Annotated[str | None, typer.Option("--note", help="Why, for the history.")]
@@ -85,6 +86,7 @@ def get_instances(
         found = plans.require_instance(db, ref)
         views = [plans.instance_view(db, found["id"])]
     else:
+        require_filters(db, plan=plan)  # a deleted plan's instances are still listed
         views = plans.list_views(db, plan=plan)
     rows = [_json_row(v) for v in views]
     if app.json:

@@ -98,3 +98,29 @@ def test_limit_zero_means_all_for_every_listing(cli, zoned, tmp_path, rows):
 def test_a_negative_limit_is_a_usage_error(cli, zoned, args):
     result = cli("--now", T1, *args, "--limit", "-1")
     assert result.exit_code == 2, result
+
+
+def test_a_deleted_plan_answers_like_a_deleted_campaign(cli, zoned, write_yaml):
+    plan = write_yaml("plan.yaml", """\
+kind: Campaign
+name: staged
+timezone: UTC
+audience: {all: true}
+message: {subject: "x", body: "x"}
+type: one-off
+stages:
+  - {name: main, controlled_by_plan: true}
+---
+kind: Plan
+name: gone-plan
+schedule: {type: manual}
+stages:
+  - {campaign: staged, stage: main}
+""")
+    applied = cli("--now", T1, "apply", str(plan))
+    assert applied.exit_code == 0, applied
+    assert cli("--now", T1, "delete", "plan", "gone-plan").exit_code == 0
+    for args in (["get", "instances", "--plan", "gone-plan"], ["log", "--plan", "gone-plan"]):
+        result = cli("--now", T1, "-o", "json", *args)
+        assert result.exit_code == 0, result
+        assert result.json == []
