@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -13,7 +14,7 @@ from typing import Any
 import typer
 
 from campctl.errors import UsageProblem
-from campctl.timeutil import display, iso_z, parse_instant
+from campctl.timeutil import display, from_db, iso_z, parse_instant
 
 
 @dataclass
@@ -129,6 +130,63 @@ def _json_default(value: Any) -> Any:
 
 
 Column = tuple[str, str] | tuple[str, str, Callable[[Any, dict], str]]
+# Which zone a row's times are shown in: a zone name for the whole screen, or one per row.
+Zones = str | Callable[[dict], str | None] | None
+
+_INSTANT = re.compile(r"\b\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
+
+
+def spec_timezone(spec: Any) -> str | None:
+    """The zone an object's times are shown in (campaign, plan schedule or scenario launch)."""
+    from campctl.timeutil import zone
+
+    if not isinstance(spec, dict):
+        return None
+    blocks = [spec, spec.get("schedule"), spec.get("launch")]
+    for block in blocks:
+        candidate = block.get("timezone") if isinstance(block, dict) else None
+        if isinstance(candidate, str):
+            try:
+                zone(candidate)
+            except ValueError:
+                continue
+            return candidate
+    return None
+
+
+def object_zones(db: Any) -> Callable[[dict], str | None]:
+    """A row's zone: its own `timezone`, else that of the campaign, plan or scenario it names,
+    else None (shown as UTC, labelled)."""
+    from campctl.store.objects import all_objects
+
+    known = {(obj["kind"], obj["name"]): spec_timezone(obj["spec"]) for obj in all_objects(db)}
+    run_campaigns: dict[str, str | None] = {}
+
+    def named(kind: str, name: Any) -> str | None:
+        return known.get((kind, name)) if isinstance(name, str) else None
+
+    def zone_of(row: dict) -> str | None:
+        if isinstance(row.get("timezone"), str):
+            return row["timezone"]
+        for key, kind in (("campaign", "Campaign"), ("plan", "Plan"), ("scenario", "Scenario")):
+            if tz := named(kind, row.get(key)):
+                return tz
+        # A notification names its object as KIND/NAME (a run: run/ID, in its campaign's zone).
+        kind, _, name = str(row.get("object") or "").partition("/")
+        if kind == "run" and name.isdigit():
+            if name not in run_campaigns:
+                from campctl.store.runs import get_run
+
+                run = get_run(db, int(name))
+                run_campaigns[name] = run["campaign"] if run else None
+            return named("Campaign", run_campaigns[name])
+        return named(kind.capitalize(), name) if kind else None
+
+    return zone_of
+
+
+def _zone_for(zones: Zones, row: dict) -> str | None:
+    return zones(row) if callable(zones) else zones
 
 
 def emit(
@@ -138,8 +196,12 @@ def emit(
     *,
     title: str | None = None,
     empty: str = "nothing to show",
+    zones: Zones = None,
 ) -> None:
-    """One listing, as a rich table or (with -o json) an array of the row objects."""
+    """One listing, as a rich table or (with -o json) an array of the row objects.
+
+    Tables show every instant (a datetime, or UTC text as stored) in the row's zone with its
+    abbreviation; JSON keeps the UTC text."""
     refuse_yaml(app)
     if app.json:
         print_json(list(rows))
@@ -155,16 +217,20 @@ def emit(
     for col in cols:
         table.add_column(col[1], overflow="fold")
     for row in rows:
+        tz = _zone_for(zones, row)
+        shown = row if tz is None or row.get("timezone") else {**row, "timezone": tz}
         cells = []
         for col in cols:
             value = row.get(col[0])
-            cells.append(col[2](value, row) if len(col) > 2 else cell(value))  # type: ignore[misc]
+            cells.append(col[2](value, shown) if len(col) > 2  # type: ignore[misc]
+                         else cell(value, tz))
         table.add_row(*cells)
     console.print(table)
 
 
-def emit_object(app: AppContext, obj: dict, *, title: str | None = None) -> None:
-    """One object, as a two-column table or a JSON object."""
+def emit_object(app: AppContext, obj: dict, *, title: str | None = None,
+                zone: str | None = None) -> None:
+    """One object, as a two-column table (instants in `zone`) or a JSON object."""
     refuse_yaml(app)
     if app.json:
         print_json(obj)
@@ -177,7 +243,7 @@ def emit_object(app: AppContext, obj: dict, *, title: str | None = None) -> None
     for key, value in obj.items():
         if isinstance(value, dict | list):
             value = json.dumps(value, default=_json_default, ensure_ascii=False)
-        table.add_row(key, cell(value))
+        table.add_row(key, cell(value, zone))
     app.out().print(table)
 
 
@@ -188,28 +254,113 @@ def refuse_yaml(app: AppContext) -> None:
                            "campaigns|plans|scenarios [NAME] -o yaml (or campctl export DIR)")
 
 
-def cell(value: Any) -> str:
+def cell(value: Any, tz_name: str | None = None) -> str:
+    """A table cell; an instant (datetime or stored UTC text) in `tz_name`, else UTC."""
     if value is None:
         return "-"
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, datetime):
-        return display(value)
+        return _display(value, tz_name)
+    if isinstance(value, str) and _INSTANT.fullmatch(value):
+        return _display(from_db(value), tz_name)
     return str(value)
+
+
+def _display(moment: datetime | None, tz_name: str | None) -> str:
+    """`timeutil.display`, in UTC when a stored zone name is unusable (a table never fails)."""
+    try:
+        return display(moment, tz_name)
+    except ValueError:
+        return display(moment)
+
+
+def local_text(text: str | None, tz_name: str | None) -> str:
+    """Free text (a log detail, a notification) with the UTC instants inside it shown local."""
+    if text is None:
+        return "-"
+    return _INSTANT.sub(lambda m: _display(from_db(m.group(0)), tz_name), str(text))
+
+
+def text_cell(value: Any, row: dict) -> str:
+    """A column renderer for free text holding instants: in the row's zone."""
+    return local_text(None if value is None else str(value), row.get("timezone"))
 
 
 def local_cell(tz_name: str | None) -> Callable[[Any, dict], str]:
     """A column renderer for UTC instant strings/datetimes shown in an object's timezone."""
 
     def render(value: Any, row: dict) -> str:
-        from campctl.timeutil import from_db
-
         if value is None:
             return "-"
         moment = value if isinstance(value, datetime) else from_db(str(value))
-        return display(moment, row.get("timezone") or tz_name)
+        return _display(moment, row.get("timezone") or tz_name)
 
     return render
+
+
+_FILTER_KINDS = {"campaign": "Campaign", "plan": "Plan", "scenario": "Scenario",
+                 "segment": "Segment", "channel": "Channel"}
+
+
+def require_filters(db: Any, **names: Any) -> None:
+    """Every listing filter that names something must name something known: a campaign, plan,
+    scenario, segment or channel that exists or existed (deleted objects keep their rows), a run
+    or instance id, a contact id, a user. NotFound (exit 3) otherwise, like `get KIND NAME`."""
+    from campctl.errors import NotFound
+
+    for key, value in names.items():
+        if value is None:
+            continue
+        if key in _FILTER_KINDS:
+            from campctl.channels import BUILTIN_OUTBOX
+            from campctl.store.objects import name_known
+
+            if key == "channel" and value == BUILTIN_OUTBOX:
+                continue
+            if not name_known(db, _FILTER_KINDS[key], str(value)):
+                raise NotFound(f"no {key} named {value!r} (see 'campctl get {key}s')")
+        elif key == "run":
+            from campctl.store.runs import get_run
+
+            if get_run(db, int(value)) is None:
+                raise NotFound(f"no run {value} (see 'campctl get runs')")
+        elif key == "instance":
+            from campctl.store.plans import get_instance
+            from campctl.store.runs import list_runs
+
+            if get_instance(db, int(value)) is None and not list_runs(
+                    db, instance_id=int(value), limit=1):
+                raise NotFound(f"no plan instance {value} (see 'campctl get instances')")
+        elif key == "contact":
+            from campctl.store.contacts import contact_pk
+
+            if contact_pk(db, str(value)) is None:
+                raise NotFound(f"no contact {value!r} (see 'campctl contacts list')")
+        elif key == "user":
+            from campctl.store.history import actions
+            from campctl.store.users import get_user
+
+            if get_user(db, str(value)) is None and not actions(db, "user", str(value)):
+                raise NotFound(f"no user named {value!r} (see 'campctl users list')")
+        else:  # pragma: no cover - a programming error
+            raise ValueError(f"unknown filter {key}")
+
+
+def require_step(db: Any, scenario: str, step: str | None) -> None:
+    """A --step filter must name a step of the scenario (NotFound, exit 3, listing its steps)."""
+    from campctl.errors import NotFound
+    from campctl.store.objects import get_object
+
+    obj = get_object(db, "Scenario", scenario)
+    if obj is None:
+        raise NotFound(f"no scenario named {scenario!r} (see 'campctl get scenarios')")
+    if step is None:
+        return
+    steps = [s.get("id") for s in (obj["spec"] or {}).get("steps") or [] if isinstance(s, dict)]
+    if step not in steps:
+        raise NotFound(f"scenario {scenario} has no step {step!r}; its steps: "
+                       + (", ".join(str(s) for s in steps) or "none"))
 
 
 def notice(app: AppContext, message: str) -> None:

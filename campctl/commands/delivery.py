@@ -6,7 +6,15 @@ from typing import Annotated
 
 import typer
 
-from campctl.commands.common import app_context, emit, emit_object, local_cell, notice
+from campctl.commands.common import (
+    app_context,
+    emit,
+    emit_object,
+    local_cell,
+    notice,
+    object_zones,
+    require_filters,
+)
 from campctl.errors import ActionRefused, UsageProblem
 
 
@@ -50,9 +58,12 @@ def outbox_list(
     if limit < 0:
         raise UsageProblem("--limit must be 0 (all) or a positive number")
     app = app_context(ctx)
-    rows = list_outbox(app.db(), campaign=campaign, run_id=run, scenario=scenario,
+    db = app.db()
+    require_filters(db, campaign=campaign, run=run, scenario=scenario, contact=contact,
+                    channel=channel)
+    rows = list_outbox(db, campaign=campaign, run_id=run, scenario=scenario,
                        contact=contact, channel=channel, limit=limit or None)
-    emit(app, rows, OUTBOX_COLUMNS, empty="no messages in the outbox")
+    emit(app, rows, OUTBOX_COLUMNS, empty="no messages in the outbox", zones=object_zones(db))
 
 
 def channel_test(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import sys
 import time
@@ -11,13 +12,25 @@ from typing import Annotated
 
 import typer
 
-from campctl.commands.common import app_context, emit, emit_object, notice, print_json
+from campctl.commands.common import (
+    app_context,
+    cell,
+    emit,
+    emit_object,
+    local_cell,
+    local_text,
+    notice,
+    object_zones,
+    print_json,
+    require_filters,
+    text_cell,
+)
 from campctl.commands.completion import complete_object_name
 from campctl.errors import NotFound, UsageProblem, ValidationFailed
 
 LOG_COLUMNS = [("at", "AT"), ("event", "EVENT"), ("plan", "PLAN"), ("instance", "INSTANCE"),
                ("campaign", "CAMPAIGN"), ("stage", "STAGE"), ("run", "RUN"),
-               ("launch", "LAUNCH"), ("details", "DETAILS")]
+               ("launch", "LAUNCH"), ("details", "DETAILS", text_cell)]
 
 
 def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
@@ -87,9 +100,23 @@ def tick(
     out = app.out()
     if dry_run:
         out.print("dry run: nothing was written", markup=False)
+        zone_of = object_zones(db)
         for line in notes:
-            out.print(f"  {line}", markup=False)
+            out.print(f"  {local_text(line, zone_of(_named_in(line)))}", markup=False)
     out.print(_summary_line(report), markup=False)
+
+
+_NOTE_SUBJECT = re.compile(r"^(?:(campaign|plan|scenario) ([a-z0-9-]+)|run \d+ \(([a-z0-9-]+)/)")
+
+
+def _named_in(line: str) -> dict:
+    """The object a dry-run note is about ('campaign X: ...', 'run N (X/stage) ...')."""
+    match = _NOTE_SUBJECT.match(line)
+    if match is None:
+        return {}
+    if match.group(3):
+        return {"campaign": match.group(3)}
+    return {match.group(1): match.group(2)}
 
 
 def _deliver_notifications(db, app) -> None:
@@ -201,9 +228,8 @@ def _status_renderable(db, *, now, data=None, footer: str | None = None):
     from rich.text import Text
 
     from campctl.engine.status import collect
-    from campctl.timeutil import display, from_db
-
     data = data or collect(db, now=now)
+    zone_of = object_zones(db)
     parts = []
 
     def table(title, columns, rows):
@@ -215,10 +241,11 @@ def _status_renderable(db, *, now, data=None, footer: str | None = None):
         parts.append(t if rows else Text(f"{title}: none", style="dim"))
 
     def when(value, tz=None):
-        return display(from_db(value), tz) if value else "-"
+        return cell(value, tz)
 
     table("Plans", ["NAME", "STATUS", "SCHEDULE", "NEXT"],
-          [(p["name"], p["status"] or "-", p["schedule_type"] or "-", when(p["next_occurrence"]))
+          [(p["name"], p["status"] or "-", p["schedule_type"] or "-",
+            when(p["next_occurrence"], zone_of({"plan": p["name"]})))
            for p in data["plans"]])
     table("Campaigns", ["NAME", "STATUS", "TYPE", "LAUNCHED", "NEXT"],
           [(c["name"], c["status"] or "-", c["type"], when(c["launched_at"], c["timezone"]),
@@ -238,17 +265,19 @@ def _status_renderable(db, *, now, data=None, footer: str | None = None):
     parts.append(t if rows else Text("Active runs: none", style="dim"))
     table("Active instances", ["ID", "NAME", "PLAN", "STATUS", "STAGE", "STARTED"],
           [(str(i["id"]), i["name"], i["plan"], i["status"], i.get("stage") or "-",
-            when(i["started_at"])) for i in data["instances"]])
+            when(i["started_at"], zone_of({"plan": i["plan"]}))) for i in data["instances"]])
     table("Scenarios", ["NAME", "ACTIVE", "LAUNCH", "PROFILES", "BY STEP"],
           [(s["name"], "yes" if s["active"] else "no", s["launch_type"] or "-",
             str(s["profiles_active"]),
             ", ".join(f"{k}: {v}" for k, v in (s.get("by_step") or {}).items()) or "-")
            for s in data["scenarios"]])
     table("Next occurrences", ["KIND", "NAME", "AT"],
-          [(o["kind"], o["name"], when(o["next_due_at"])) for o in data["next_occurrences"]])
+          [(o["kind"], o["name"], when(o["next_due_at"], zone_of({o["kind"].lower(): o["name"]})))
+           for o in data["next_occurrences"]])
     if data.get("failing"):
         table("Failing (retried at every tick)", ["KIND", "NAME", "SINCE", "TICKS", "REASON"],
-              [(f["kind"], f["name"], when(f["since"]), str(f["ticks"]), f["reason"])
+              [(f["kind"], f["name"], when(f["since"], zone_of({f["kind"].lower(): f["name"]})),
+                str(f["ticks"]), f["reason"])
                for f in data["failing"]])
     if footer:
         parts.append(Text(footer))
@@ -273,7 +302,8 @@ def _preview_for(kind: str):
             moments, tz = compute(app.db(), kind, name, now=app.now, count=next_)
             rows = [{"local": m.astimezone(_zone(tz)).isoformat(), "utc": iso_z(m)}
                     for m in moments]
-            columns = [("local", f"LOCAL ({tz})"), ("utc", "UTC")]
+            # The one screen with UTC beside local time, on purpose: local with its abbreviation.
+            columns = [("local", f"LOCAL ({tz})", _local_iso_cell(tz)), ("utc", "UTC")]
         else:
             from campctl.engine.campaigns import QUEUE
             from campctl.engine.status import preview_campaign, preview_held
@@ -281,7 +311,8 @@ def _preview_for(kind: str):
             steps, tz = preview_campaign(app.db(), name, now=app.now, count=next_)
             rows = [{"phase": phase, "local": m.astimezone(_zone(tz)).isoformat(),
                      "utc": iso_z(m)} for m, phase in steps]
-            columns = [("phase", "PHASE"), ("local", f"LOCAL ({tz})"), ("utc", "UTC")]
+            columns = [("phase", "PHASE"), ("local", f"LOCAL ({tz})", _local_iso_cell(tz)),
+                       ("utc", "UTC")]
             held = preview_held(app.db(), name, now=app.now)
             if held is not None:
                 # Each build says whether it waits for the send schedule.
@@ -289,12 +320,21 @@ def _preview_for(kind: str):
                     row["held_until"] = (iso_z(held.send_start)
                                          if phase == QUEUE and moment < held.send_start
                                          else None)
-                columns.append(("held_until", "HELD UNTIL"))
-                notice(app, f"note: campaign {name}: {held.text()}")
+                columns.append(("held_until", "HELD UNTIL", local_cell(tz)))
+                text = held.text() if app.json else local_text(held.text(), tz)
+                notice(app, f"note: campaign {name}: {text}")
         emit(app, rows, columns, empty=f"{kind} {name} has no upcoming occurrences")
 
     preview_cmd.__name__ = f"preview_{kind}"
     return preview_cmd
+
+
+def _local_iso_cell(tz: str):
+    from datetime import datetime
+
+    from campctl.timeutil import display
+
+    return lambda value, _row: display(datetime.fromisoformat(value), tz)
 
 
 def _zone(tz: str):
@@ -321,7 +361,8 @@ def log(
     = None,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new entries "
                                          "(Ctrl-C to stop).")] = False,
-    limit: Annotated[int, typer.Option("--limit", min=1, help="At most N entries.")] = 1000,
+    limit: Annotated[int, typer.Option("--limit", min=0,
+                                       help="The most recent N entries (0: all).")] = 1000,
 ) -> None:
     from campctl.store.log import read_log
     from campctl.timeutil import parse_duration, to_db
@@ -334,34 +375,38 @@ def log(
             after_at = to_db(app.now - parse_duration(since))
         except ValueError as exc:
             raise UsageProblem(f"--since: {exc}") from exc
+    require_filters(db, plan=plan, instance=instance, run=run, scenario=scenario,
+                    campaign=campaign)
     if launch is not None:
         from campctl.engine.scenarios import require_launch
 
         require_launch(db, launch)
     filters = {"plan": plan, "instance_id": instance, "run_id": run, "scenario": scenario,
                "campaign": campaign, "launch_id": launch, "since": after_at}
-    rows, last_id = read_log(db, limit=limit, **filters)
+    rows, last_id = read_log(db, limit=limit or None, **filters)
     if not follow:
-        emit(app, rows, LOG_COLUMNS, empty="no log entries")
+        emit(app, rows, LOG_COLUMNS, empty="no log entries", zones=object_zones(db))
         return
-    _print_log_lines(app, rows)
+    _print_log_lines(app, rows, object_zones(db))
     try:
         while True:
             time.sleep(1.0)
-            rows, new_last = read_log(db, after_id=last_id, limit=limit, **filters)
+            rows, new_last = read_log(db, after_id=last_id, limit=limit or None, **filters)
             if rows:
                 last_id = new_last
-                _print_log_lines(app, rows)
+                _print_log_lines(app, rows, object_zones(db))
     except KeyboardInterrupt:
         return
 
 
-def _print_log_lines(app, rows) -> None:
+def _print_log_lines(app, rows, zone_of) -> None:
     for row in rows:
         if app.json:
             sys.stdout.write(json.dumps(row) + "\n")
         else:
-            cells = [str(row.get(k) if row.get(k) is not None else "-") for k, _ in LOG_COLUMNS]
+            tz = zone_of(row)
+            cells = [local_text(str(row[col[0]]), tz) if row.get(col[0]) is not None else "-"
+                     for col in LOG_COLUMNS]
             sys.stdout.write("  ".join(cells) + "\n")
     sys.stdout.flush()
 
@@ -416,12 +461,14 @@ def events_import(
 def events_list(
     ctx: typer.Context,
     name: Annotated[str | None, typer.Option("--event", help="Only this event name.")] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1)] = 50,
+    limit: Annotated[int, typer.Option("--limit", min=0,
+                                       help="The most recent N events (0: all).")] = 50,
 ) -> None:
     from campctl.store.events import list_events
 
     app = app_context(ctx)
-    rows = list_events(app.db(), name=name, limit=limit)
+    rows = list_events(app.db(), name=name, limit=limit or None)
+    # An event belongs to no object: its time is shown in UTC, labelled.
     emit(app, rows, [("id", "ID"), ("name", "EVENT"), ("contact", "CONTACT"), ("at", "AT"),
                      ("data", "DATA")], empty="no events")
 
@@ -459,6 +506,7 @@ def demo(
             finally:
                 getattr(progress, "close", lambda: None)()
             summary = demo_engine.summary(db)
+            zone_of = object_zones(db)
         finally:
             db.close()
     finally:
@@ -469,7 +517,7 @@ def demo(
     if app.json:
         print_json(summary)
         return
-    _print_demo_summary(app, summary)
+    _print_demo_summary(app, summary, zone_of)
 
 
 def _plans_dir() -> Path:
@@ -561,10 +609,11 @@ def _demo_progress(app):
     return live
 
 
-def _print_demo_summary(app, summary) -> None:
+def _print_demo_summary(app, summary, zone_of) -> None:
     out = app.out()
     where = summary["state"] or "a temporary state file (removed; use --state PATH to keep it)"
-    out.print(f"demo: {summary['days']} simulated days from {summary['start']} on {where}",
+    start = local_text(summary["start"], None)
+    out.print(f"demo: {summary['days']} simulated days from {start} on {where}",
               markup=False)
     emit(app, summary["runs"], [("id", "RUN"), ("campaign", "CAMPAIGN"), ("stage", "STAGE"),
                                 ("status", "STATUS"), ("sent", "SENT"), ("failed", "FAILED")],
@@ -575,6 +624,6 @@ def _print_demo_summary(app, summary) -> None:
          title="Scenarios", empty="no scenarios")
     emit(app, summary["messages"], [("sent_at", "SENT"), ("contact", "TO"),
                                     ("campaign", "CAMPAIGN"), ("subject", "SUBJECT")],
-         title="Sample of delivered messages", empty="no messages delivered")
+         title="Sample of delivered messages", empty="no messages delivered", zones=zone_of)
     out.print(f"total messages delivered: {summary['delivered']}", markup=False)
 

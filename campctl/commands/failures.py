@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from campctl.commands.common import app_context, emit, local_cell
+from campctl.commands.common import app_context, emit, local_cell, object_zones, require_step
 from campctl.commands.completion import complete_object_name
 from campctl.errors import NotFound, UsageProblem
 
@@ -63,24 +63,19 @@ def failures_scenario(
     limit: LimitOption = 100,
 ) -> None:
     from campctl.store.failures import failed_items
-    from campctl.store.objects import get_object
 
     _check_limit(limit)
     app = app_context(ctx)
     db = app.db()
-    obj = get_object(db, "Scenario", name)
-    if obj is None:
-        raise NotFound(f"no scenario named {name!r} (see 'campctl get scenarios')")
-    steps = [s.get("id") for s in (obj["spec"] or {}).get("steps") or [] if isinstance(s, dict)]
-    if step is not None and step not in steps:
-        raise NotFound(f"scenario {name} has no step {step!r}; its steps: "
-                       + (", ".join(str(s) for s in steps) or "none"))
+    require_step(db, name, step)
     rows = [{"message_id": r["message_id"], "contact": r["contact"], "scenario": r["scenario"],
              "step": r["step"], "channel": r["channel"], "attempts": r["attempts"],
              "last_error": r["last_error"], "failed_at": r["failed_at"]}
             for r in failed_items(db, scenario=name, step=step, limit=limit or None)]
-    emit(app, rows, [("failed_at", "FAILED", local_cell(None)), ("contact", "CONTACT"),
+    emit(app, rows, [("failed_at", "FAILED", local_cell(object_zones(db)({"scenario": name}))),
+                     ("contact", "CONTACT"),
                      ("step", "STEP"), ("attempts", "ATTEMPTS"), ("last_error", "REASON"),
                      ("message_id", "MESSAGE")],
          empty=f"no failed messages in scenario {name}"
                + (f" step {step}" if step else ""))
+

@@ -8,7 +8,16 @@ from typing import Annotated, NoReturn
 
 import typer
 
-from campctl.commands.common import app_context, emit, emit_object, local_cell, notice, print_json
+from campctl.commands.common import (
+    app_context,
+    emit,
+    emit_object,
+    local_cell,
+    local_text,
+    notice,
+    print_json,
+    spec_timezone,
+)
 from campctl.commands.completion import complete_object_name
 from campctl.errors import NotFound, UsageProblem, ValidationFailed
 from campctl.models import Kind
@@ -332,7 +341,8 @@ def _describe_command(kind: Kind):
         shown["in_use"] = "; ".join(detail["in_use"]) or None
         if "preconditions_unmet" in detail:
             shown["preconditions_unmet"] = "; ".join(detail["preconditions_unmet"]) or "none"
-        emit_object(app, shown, title=f"{kind.cli}/{name}")
+        tz = spec_timezone(obj["spec"])
+        emit_object(app, shown, title=f"{kind.cli}/{name}", zone=tz)
         out = app.out()
         if detail.get("steps") is not None:
             from campctl.commands.scenarios import render_steps
@@ -351,7 +361,7 @@ def _describe_command(kind: Kind):
         if detail["history"]:
             out.print("recent history:", markup=False)
             for row in detail["history"]:
-                out.print("  " + _history_line(row), markup=False)
+                out.print("  " + _history_line(row, tz), markup=False)
 
     describe.__doc__ = f"Describe a {kind.cli}."
     return describe
@@ -366,29 +376,20 @@ def _shown_spec(kind: Kind, spec):
     return display_spec(spec)
 
 
-def _history_line(row: dict) -> str:
+def _history_line(row: dict, tz: str | None) -> str:
     moves = (f" {row['from_status'] or '-'} → {row['to_status'] or '-'}"
              if row["from_status"] != row["to_status"] else "")
     version = f" v{row['version']}" if row.get("version") else ""
     note = f" — {row['note']}" if row.get("note") else ""
-    return f"{row['at']} {row['actor']} {row['action']}{version}{moves}{note}"
+    return f"{local_text(row['at'], tz)} {row['actor']} {row['action']}{version}{moves}{note}"
 
 
-def _timezone(spec: dict) -> str | None:
-    """The zone an object's times are shown in (campaign, plan schedule or scenario launch)."""
-    from campctl.timeutil import zone
+def _deleted_timezone(db, kind: Kind, name: str) -> str | None:
+    """A deleted object's times stay in the zone of its last version."""
+    from campctl.store.objects import versions
 
-    for candidate in (spec.get("timezone"), (spec.get("schedule") or {}).get("timezone")
-                      if isinstance(spec.get("schedule"), dict) else None,
-                      (spec.get("launch") or {}).get("timezone")
-                      if isinstance(spec.get("launch"), dict) else None):
-        if isinstance(candidate, str):
-            try:
-                zone(candidate)
-            except ValueError:
-                continue
-            return candidate
-    return None
+    found = versions(db, kind.value, name)
+    return spec_timezone(found[-1]["spec"]) if found else None
 
 
 def _delete_command(kind: Kind):
@@ -441,7 +442,8 @@ def _history_command(kind: Kind):
             else:
                 import yaml
 
-                emit_object(app, {k: v for k, v in row.items() if k != "spec"})
+                emit_object(app, {k: v for k, v in row.items() if k != "spec"},
+                            zone=spec_timezone(row["spec"]))
                 app.out().print(yaml.safe_dump(row["spec"], sort_keys=False,
                                                allow_unicode=True).rstrip(), markup=False)
             return
@@ -451,7 +453,7 @@ def _history_command(kind: Kind):
             raise NotFound(f"no {kind.cli} named {name!r} has any history "
                            f"(see 'campctl get {KIND_HELP[kind]}')")
         obj = get_object(db, kind.value, name)
-        tz = _timezone(obj["spec"]) if obj else None
+        tz = spec_timezone(obj["spec"]) if obj else _deleted_timezone(db, kind, name)
         emit(app, rows, [("at", "AT", local_cell(tz)), ("actor", "ACTOR"), ("action", "ACTION"),
                          ("from_status", "FROM"), ("to_status", "TO"), ("version", "VERSION"),
                          ("note", "NOTE")])

@@ -6,7 +6,16 @@ from typing import Annotated
 
 import typer
 
-from campctl.commands.common import app_context, cell, emit, emit_object, local_cell, notice
+from campctl.commands.common import (
+    app_context,
+    cell,
+    emit,
+    emit_object,
+    local_cell,
+    local_text,
+    notice,
+    require_filters,
+)
 from campctl.commands.completion import complete_object_name
 
 NoteOption = Annotated[str | None, typer.Option("--note", help="Why, for the history.")]
@@ -93,6 +102,7 @@ def get_instances(
         found = plans.require_instance(db, ref)
         views = [plans.instance_view(db, found["id"])]
     else:
+        require_filters(db, plan=plan)  # a deleted plan's instances are still listed
         views = plans.list_views(db, plan=plan)
     rows = [_json_row(v) for v in views]
     if app.json:
@@ -182,7 +192,7 @@ def describe_instance(ctx: typer.Context, ref: InstanceArg) -> None:
         stamp = when(entry["at"])
         date, _, clock = stamp.partition(" ")
         log.add_row(date, clock, entry["event"], cell(entry["stage"]), cell(entry["campaign"]),
-                    cell(entry["run"]), cell(entry["details"]))
+                    cell(entry["run"]), local_text(entry["details"], tz))
     console.print(log)
 
 
@@ -218,7 +228,9 @@ def history_instance(ctx: typer.Context, ref: InstanceArg) -> None:
     from campctl.engine import plans
 
     app = app_context(ctx)
-    rows = plans.instance_history(app.db(), ref)
-    emit(app, rows, [("at", "AT", local_cell(None)), ("actor", "ACTOR"), ("action", "ACTION"),
+    db = app.db()
+    rows = plans.instance_history(db, ref)
+    tz = plans.instance_view(db, plans.require_instance(db, ref)["id"])["timezone"]
+    emit(app, rows, [("at", "AT", local_cell(tz)), ("actor", "ACTOR"), ("action", "ACTION"),
                      ("from_status", "FROM"), ("to_status", "TO"), ("note", "NOTE")],
          empty="no actions recorded")

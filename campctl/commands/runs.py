@@ -6,7 +6,16 @@ from typing import Annotated
 
 import typer
 
-from campctl.commands.common import Column, app_context, emit, emit_object, local_cell, notice
+from campctl.commands.common import (
+    Column,
+    app_context,
+    emit,
+    emit_object,
+    local_cell,
+    notice,
+    object_zones,
+    require_filters,
+)
 from campctl.errors import NotFound, UsageProblem
 
 RunId = Annotated[int, typer.Argument(help="Run id (see 'campctl get runs').", min=1)]
@@ -110,6 +119,7 @@ def get_runs(
                 + ", ".join(str(s) for s in RunStatus)
             )
     db = app.db()
+    require_filters(db, campaign=campaign, instance=instance)
     runs = store_runs.list_runs(db, campaign=campaign, instance_id=instance, status=statuses)
     ids = [r["id"] for r in runs]
     counts = store_runs.counts_for(db, ids)
@@ -129,7 +139,6 @@ def describe_run(ctx: typer.Context, run_id: RunId) -> None:
     from campctl.store import runs as store_runs
     from campctl.store.failures import reasons as failure_reasons
     from campctl.store.users import run_left_out
-    from campctl.timeutil import display, from_db
 
     app = app_context(ctx)
     db = app.db()
@@ -162,10 +171,7 @@ def describe_run(ctx: typer.Context, run_id: RunId) -> None:
     if app.json:
         emit_object(app, view)
         return
-    shown = dict(view)
-    for key in ("scheduled_at", "built_at", "finished_at", "queue_at", "send_at", "created_at",
-                "updated_at"):
-        shown[key] = display(from_db(shown[key]), tz) if shown[key] else None
+    shown = dict(view)  # its instants are shown in the run's zone by emit_object
     events = shown.pop("history")
     shown.pop("worklist_history")
     shown["notes"] = "; ".join(shown["notes"]) or None
@@ -176,13 +182,13 @@ def describe_run(ctx: typer.Context, run_id: RunId) -> None:
         f"{r['count']}: {r['reason']}" for r in shown["failure_reasons"]) or None
     if view["failed"]:
         shown["failure_reasons"] += f" (all: campctl failures run {run_id})"
-    emit_object(app, shown, title=f"run {run_id}")
+    emit_object(app, shown, title=f"run {run_id}", zone=tz)
     if events:
         emit(
             app,
             events,
             [
-                ("at", "AT", lambda v, _r: display(from_db(v), tz)),
+                ("at", "AT", local_cell(tz)),
                 ("actor", "ACTOR"),
                 ("action", "ACTION"),
                 ("from_status", "FROM"),
@@ -279,7 +285,8 @@ def list_notifications(
             start = app.now - parse_duration(since)
         except ValueError as exc:
             raise UsageProblem(f"--since: {exc}") from exc
-    rows = load(app.db(), since=start)
+    db = app.db()
+    rows = load(db, since=start)
     for row in rows:
         row["delivered"] = row["delivered_at"] is not None
     emit(
@@ -295,14 +302,15 @@ def list_notifications(
             ("delivered_at", "DELIVERED", lambda v, r: _delivery_cell(v, r)),
         ],
         empty="no notifications",
+        zones=object_zones(db),
     )
 
 
 def _delivery_cell(value, row: dict) -> str:
     if value:
-        from campctl.timeutil import display, from_db
+        from campctl.commands.common import cell
 
-        return display(from_db(value))
+        return cell(value, row.get("timezone"))
     if row.get("delivery_error"):
         return f"failed: {row['delivery_error']}"
     return "-"

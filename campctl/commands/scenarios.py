@@ -7,7 +7,15 @@ from typing import Annotated
 
 import typer
 
-from campctl.commands.common import app_context, emit, emit_object, local_cell, notice, print_json
+from campctl.commands.common import (
+    app_context,
+    emit,
+    emit_object,
+    local_cell,
+    notice,
+    object_zones,
+    print_json,
+)
 from campctl.commands.completion import complete_object_name
 from campctl.errors import ActionRefused, UsageProblem
 
@@ -237,7 +245,7 @@ def stats_scenario(
     title = (f"scenario {name}, last {since}" if since is not None
              else f"scenario {name}, {result['from']} to {result['to']}")
     emit_object(app, {k: v for k, v in result.items() if k not in ("by_step", "since")},
-                title=title)
+                title=title, zone=object_zones(app.db())({"scenario": name}))
     emit(app, [{"step": k, "count": v} for k, v in result["by_step"].items()],
          [("step", "STEP"), ("count", "INSIDE")], empty="no profiles inside")
 
@@ -278,9 +286,10 @@ def profiles_scenario(
     from campctl.engine import scenarios
 
     app = app_context(ctx)
-    rows, total = scenarios.profiles(app.db(), name=name, step=step, status=status,
+    db = app.db()
+    rows, total = scenarios.profiles(db, name=name, step=step, status=status,
                                      contact=contact, limit=limit or None)
-    tz = None
+    tz = object_zones(db)({"scenario": name})
     emit(app, rows, [("contact", "CONTACT"), ("step", "STEP"), ("status", "STATUS"),
                      ("entered_at", "ENTERED", local_cell(tz)),
                      ("wake_at", "WAKES", local_cell(tz)),

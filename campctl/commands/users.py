@@ -6,7 +6,15 @@ from typing import Annotated
 
 import typer
 
-from campctl.commands.common import Column, app_context, emit, emit_object, notice
+from campctl.commands.common import (
+    Column,
+    app_context,
+    emit,
+    emit_object,
+    notice,
+    object_zones,
+    require_filters,
+)
 
 NOTE = typer.Option("--note", help="Why, for the history.")
 EMAIL_HELP = "Address for notifications (through notify_channel)."
@@ -193,8 +201,10 @@ def worklist(
 
     app = app_context(ctx)
     who = user or app.actor
-    rows = entries(app.db(), user=who, all_users=all_users, include_cleared=cleared)
-    emit(app, rows, WORKLIST_COLUMNS,
+    db = app.db()
+    require_filters(db, user=user)
+    rows = entries(db, user=who, all_users=all_users, include_cleared=cleared)
+    emit(app, rows, WORKLIST_COLUMNS, zones=object_zones(db),
          empty="work list empty" if all_users else f"nothing in {who}'s work list")
 
 

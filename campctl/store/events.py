@@ -120,7 +120,8 @@ def build_queue_from_events(db, *, run_id: int, selection: dict, channel: str,
     return db.execute(sql, params).rowcount
 
 
-def list_events(db, *, name: str | None = None, limit: int = 100) -> list[dict]:
+def list_events(db, *, name: str | None = None, limit: int | None = 100) -> list[dict]:
+    """The most recent events first; `limit` None for all."""
     sql = ("SELECT e.id, e.name, c.external_id AS contact, e.at, e.data FROM events e"
            " LEFT JOIN contacts c ON c.id = e.contact_id")
     params: list[Any] = []
@@ -128,5 +129,5 @@ def list_events(db, *, name: str | None = None, limit: int = 100) -> list[dict]:
         sql += " WHERE e.name = ?"
         params.append(name)
     sql += " ORDER BY e.id DESC LIMIT ?"
-    params.append(limit)
+    params.append(-1 if limit is None else limit)
     return [dict(r) for r in db.query(sql, params)]

@@ -41,9 +41,10 @@ def read_log(
     launch_id: int | None = None,
     since: str | None = None,
     after_id: int = 0,
-    limit: int = 1000,
+    limit: int | None = 1000,
 ) -> tuple[list[dict], int]:
-    """Log rows oldest first (SPEC §9 keys) with filters, and the last id read (for --follow)."""
+    """Log rows oldest first (SPEC §9 keys) with filters, and the last id read (for --follow).
+    `limit`: the most recent N rows; None for all."""
     where = ["id > ?"]
     params: list = [after_id]
     for column, value in (("plan", plan), ("instance_id", instance_id), ("run_id", run_id),
@@ -60,7 +61,7 @@ def read_log(
         " launch_id"
         f" FROM (SELECT * FROM exec_log WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?)"
         " ORDER BY id",
-        [*params, limit],
+        [*params, -1 if limit is None else limit],
     )
     out = [{"at": r["at"], "event": r["event"], "plan": r["plan"],
             "instance": r["instance_id"], "campaign": r["campaign"], "stage": r["stage"],

@@ -41,6 +41,18 @@ def get_object(db: Database, kind: str, name: str) -> dict | None:
     return None if row is None else _row(row)
 
 
+def name_known(db: Database, kind: str, name: str) -> bool:
+    """The object exists, or existed: a deleted one keeps its versions, and a campaign's runs
+    carry its snapshot (the name stays known while they do)."""
+    runs = " UNION ALL SELECT 1 FROM runs WHERE campaign = ?" if kind == "Campaign" else ""
+    params = (kind, name, kind, name) + ((name,) if runs else ())
+    return db.one(
+        "SELECT 1 FROM objects WHERE kind = ? AND name = ?"
+        " UNION ALL SELECT 1 FROM object_versions WHERE kind = ? AND name = ?" + runs + " LIMIT 1",
+        params,
+    ) is not None
+
+
 def list_objects(db: Database, kind: str) -> list[dict]:
     return [
         _row(r)

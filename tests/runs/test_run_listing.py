@@ -42,7 +42,8 @@ def test_get_runs_filters(cli, make_run):
     assert ids("--instance", "5") == [b, c]
     assert ids("--status", "failed") == [b]
     assert ids("--status", "failed,completed") == [b, c]
-    assert ids("--campaign", "nope") == []
+    unknown = cli("get", "runs", "--campaign", "nope", "-o", "json")
+    assert unknown.exit_code == 3 and unknown.stderr.startswith("error: no campaign named")
     bad = cli("get", "runs", "--status", "done")
     assert bad.exit_code == 2 and "unknown run status" in bad.stderr
 
