@@ -12,6 +12,7 @@ from campctl.commands.common import (
     emit,
     emit_object,
     local_cell,
+    local_text,
     notice,
     object_zones,
     print_json,
@@ -242,10 +243,13 @@ def stats_scenario(
     if app.json:
         emit_object(app, result)
         return
+    zone = object_zones(app.db())({"scenario": name})
     title = (f"scenario {name}, last {since}" if since is not None
              else f"scenario {name}, {result['from']} to {result['to']}")
+    if not app.json:
+        title = local_text(title, zone)
     emit_object(app, {k: v for k, v in result.items() if k not in ("by_step", "since")},
-                title=title, zone=object_zones(app.db())({"scenario": name}))
+                title=title, zone=zone)
     emit(app, [{"step": k, "count": v} for k, v in result["by_step"].items()],
          [("step", "STEP"), ("count", "INSIDE")], empty="no profiles inside")
 
