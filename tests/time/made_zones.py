@@ -45,3 +45,11 @@ BLIP = made_zone("Test/Blip", H, [(_utc(2027, 6, 15, 2, 37), 2 * H),
 # then 12:00-12:59 happens twice; 13:00 is plain again.
 NOON_HOUR = made_zone("Test/NoonHour", H, [(_utc(2027, 6, 15, 10), 2 * H),
                                            (_utc(2027, 6, 15, 11), H)])
+# +01:00, summer time +02:00 from 2027-04-10 13:07Z to 2027-09-20 14:21Z: the clock changes in
+# the afternoon (14:07 to 15:07, then 16:21 back to 15:21).
+AFTERNOON = made_zone("Test/Afternoon", H, [(_utc(2027, 4, 10, 13, 7), 2 * H),
+                                            (_utc(2027, 9, 20, 14, 21), H)])
+# +01:00 with one hour of +02:00 on 2027-07-20 (20:30Z-21:30Z): the clock jumps from 21:30 to
+# 22:30, then goes back from 23:30 to 22:30.
+EVENING_HOUR = made_zone("Test/EveningHour", H, [(_utc(2027, 7, 20, 20, 30), 2 * H),
+                                                 (_utc(2027, 7, 20, 21, 30), H)])

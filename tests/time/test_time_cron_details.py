@@ -240,3 +240,11 @@ def test_next_fire_finds_a_slot_years_ahead():
     # 2100 is no leap year: eight years between two 29 Februaries.
     assert cron.next_fire("0 0 29 2 *", "UTC", after=utc(2096, 3, 1)) == utc(2104, 2, 29)
     assert cron.next_fire("0 0 1 1 *", "UTC", after=utc(2027, 1, 1)) == utc(2028, 1, 1)
+
+
+def test_a_schedule_decades_apart():
+    """The fifth Monday of February: only when 29 February is a Monday, 28 years apart, then 40
+    (2100 is no leap year): found within the horizon, or None beyond it."""
+    assert cron.next_fire("0 0 * 2 1#5", "UTC", after=utc(2016, 3, 1)) == utc(2044, 2, 29)
+    assert cron.next_fire("0 0 * 2 1#5", "UTC", after=utc(2044, 3, 1)) == utc(2072, 2, 29)
+    assert cron.next_fire("0 0 * 2 1#5", "UTC", after=utc(2072, 3, 1)) is None

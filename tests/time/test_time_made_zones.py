@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 import dst_oracle as oracle
 import pytest
-from made_zones import BLIP, NOON_HOUR, ODD_MINUTES
+from made_zones import AFTERNOON, BLIP, EVENING_HOUR, NOON_HOUR, ODD_MINUTES
 
 from campctl.engine import cron, windows
 
@@ -33,18 +33,22 @@ def test_place_at_odd_minutes(local, expected):
     assert oracle.place(local, ODD_MINUTES) == expected
 
 
-@pytest.mark.parametrize("day", [date(2027, 3, 28), date(2027, 10, 31)])
+@pytest.mark.parametrize(("zone", "day"), [
+    (ODD_MINUTES, date(2027, 3, 28)), (ODD_MINUTES, date(2027, 10, 31)),
+    (AFTERNOON, date(2027, 4, 10)), (AFTERNOON, date(2027, 9, 20)),
+])
 @pytest.mark.parametrize(("expr", "minutes", "hours"), [
     ("*/7 0-4 * * *", list(range(0, 60, 7)), [0, 1, 2, 3, 4]),
     ("13,47 * * * *", [13, 47], list(range(24))),
     ("50 2 * * *", [50], [2]),
+    ("*/10 13-17 * * *", list(range(0, 60, 10)), [13, 14, 15, 16, 17]),
 ])
-def test_fire_times_at_odd_minutes(day, expr, minutes, hours):
+def test_fire_times_at_odd_minutes(zone, day, expr, minutes, hours):
     days = [day + timedelta(days=n) for n in (-1, 0, 1)]
     after, until = utc(day.year, day.month, day.day) - timedelta(hours=12), utc(
-        day.year, day.month, day.day, 12)
-    expected = oracle.fire_times(minutes, hours, ODD_MINUTES, days, after=after, until=until)
-    assert cron.fire_times(expr, ODD_MINUTES, after=after, until=until) == expected
+        day.year, day.month, day.day, 23)
+    expected = oracle.fire_times(minutes, hours, zone, days, after=after, until=until)
+    assert cron.fire_times(expr, zone, after=after, until=until) == expected
 
 
 @pytest.mark.parametrize(("expr", "minutes", "hours"), [
@@ -60,12 +64,12 @@ def test_fire_times_around_an_hour_of_summer_time_at_noon(expr, minutes, hours):
 
 
 WINDOWS = ["02:00-02:30", "02:20-03:20", "01:50-02:10", "02:40-02:50", "04:00-04:50",
-           "04:30-05:00", "05:10-05:40", "23:00-04:45"]
+           "04:30-05:00", "05:10-05:40", "23:00-04:45", "22:00-23:00"]
 
 
 @pytest.mark.parametrize(("zone", "day"), [
     (ODD_MINUTES, date(2027, 3, 28)), (ODD_MINUTES, date(2027, 10, 31)),
-    (BLIP, date(2027, 6, 15)),
+    (BLIP, date(2027, 6, 15)), (EVENING_HOUR, date(2027, 7, 20)),
 ])
 def test_windows_in_made_zones(zone, day):
     start_at = utc(day.year, day.month, day.day) - timedelta(hours=3)
@@ -84,3 +88,9 @@ def test_a_window_reopened_by_a_short_spell_of_summer_time():
         2027, 6, 15, 3, 23)
     # 04:00-04:20 lies in the jump (03:37 to 04:37) and is not reached on the way back either.
     assert windows.next_open("04:00-04:20", BLIP, utc(2027, 6, 15, 2)) == utc(2027, 6, 16, 3)
+
+
+def test_a_window_reopened_by_an_hour_of_summer_time_in_the_evening():
+    # 21:15Z is 23:15 (+02:00), after the window; at 21:30Z the clock goes back to 22:30.
+    assert windows.next_open("22:00-23:00", EVENING_HOUR, utc(2027, 7, 20, 21, 15)) == utc(
+        2027, 7, 20, 21, 30)
