@@ -78,5 +78,8 @@ def test_a_gap_time_is_placed_in_utc(monkeypatch, host):
         placed = cron.place(datetime(2024, 3, 10, 2, 30), "America/New_York")  # noqa: DTZ001
         assert placed == utc(2024, 3, 10, 7) and placed.utcoffset() == timedelta(0)
         assert placed.tzinfo is UTC
+        # The gap's first minute: the search ends on the later bound it started with.
+        first = cron.place(datetime(2024, 3, 10, 2, 0), "America/New_York")  # noqa: DTZ001
+        assert first == utc(2024, 3, 10, 7) and first.tzinfo is UTC
         plain = cron.place(datetime(2024, 3, 10, 12, 0), "America/New_York")  # noqa: DTZ001
         assert plain == utc(2024, 3, 10, 16) and plain.tzinfo is UTC
