@@ -75,7 +75,7 @@ def cli(state):
 def run_subprocess(state):
     """Run the real console script in a fresh process (for tests of the process boundary)."""
 
-    def invoke(*args: str, env: dict | None = None, input: str | None = None, timeout=60):
+    def invoke(*args: str, env: dict | None = None, input: str | None = None, timeout=300):
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("CAMPCTL_")}
         full_env.update(env or {})
         proc = subprocess.run(

@@ -125,7 +125,7 @@ def test_template_escapes_fail_the_item_quickly(arrange, db, template):
     started = time.monotonic()
     report = deliver_due(db, now=NOW, run_ids=[run_bad, run_ok], scenario_items=False,
                          environ={})
-    assert time.monotonic() - started < 5.0  # a bound that proves no hang, not a speed target
+    assert time.monotonic() - started < 60  # a guard against a hang, not a speed target
     assert (report.sent, report.failed) == (1, 1)
     row = arrange.rows("SELECT status, last_error FROM queue_items WHERE run_id = ?", (run_bad,))
     assert row[0]["status"] == "failed"

@@ -160,7 +160,7 @@ def tls_files(tmp_path):
         ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
          "-out", str(cert), "-days", "2", "-subj", "/CN=127.0.0.1",
          "-addext", "subjectAltName=IP:127.0.0.1"],
-        capture_output=True, timeout=60,
+        capture_output=True, timeout=300,
     )
     if proc.returncode != 0:
         pytest.skip(f"openssl could not make a certificate: {proc.stderr[-200:]!r}")

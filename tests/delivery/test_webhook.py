@@ -80,10 +80,8 @@ def test_webhook_other_4xx_is_permanent(arrange, db, http_server):
 def test_webhook_slower_than_timeout_is_retried(arrange, db, http_server):
     run, ids = setup_run(arrange, http_server.url, n=1, timeout=0.3)
     http_server.script = [(200, 4.0)]
-    started = time.monotonic()
     report = deliver_due(db, now=NOW, run_ids=[run], scenario_items=False, environ={})
-    assert time.monotonic() - started < 3.0  # did not wait for the 4 s answer
-    assert report.retried == 1
+    assert report.retried == 1  # gave up before the 4 s answer: had it waited, it would be sent
     assert "no answer" in arrange.rows("SELECT last_error FROM queue_items")[0]["last_error"]
     again = deliver_due(db, now=NOW + timedelta(minutes=2), run_ids=[run], scenario_items=False,
                         environ={})
@@ -130,7 +128,7 @@ def test_two_processes_never_hand_over_the_same_item(arrange, http_server, state
     procs = [_deliver_process(state, "2027-03-01T09:00:00Z", run, 7) for _ in range(3)]
     totals = []
     for proc in procs:
-        out, err = proc.communicate(timeout=60)
+        out, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err
         totals.append(int(out.strip()))
     keys = [r["headers"]["Idempotency-Key"] for r in http_server.requests]
@@ -144,12 +142,11 @@ def test_crash_between_hand_over_and_record_resends_with_the_same_key(arrange, d
     run, ids = setup_run(arrange, http_server.url, n=1, timeout=30)
     http_server.script = [(200, 10.0)]  # the server holds the answer; the sender dies meanwhile
     proc = _deliver_process(state, "2027-03-01T09:00:00Z", run, 10)
-    deadline = time.monotonic() + 20
-    while not http_server.requests and time.monotonic() < deadline:
+    while not http_server.requests and proc.poll() is None:
         time.sleep(0.02)
-    assert http_server.requests, "the sender never reached the server"
+    assert http_server.requests, "the sender ended without reaching the server"
     proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=10)
+    proc.wait(timeout=300)
     held = arrange.rows("SELECT status, claim_token, claimed_until FROM queue_items")[0]
     assert held["status"] == "queued" and held["claim_token"]
     # While the claim holds, nobody else sends it.

@@ -7,9 +7,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 from .test_seed003 import campaign
+
+NO_HANG = 300  # seconds: a guard against a hung process, never a pass/fail budget
 
 
 def test_daemon_ticks_and_exits_0_on_sigterm(launch, state, rows):
@@ -20,17 +21,15 @@ def test_daemon_ticks_and_exits_0_on_sigterm(launch, state, rows):
          "daemon", "--interval", "1s"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True, env=env)
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not rows("SELECT 1 FROM outbox"):
-            time.sleep(0.2)
-        time.sleep(1.5)
+        # Two ticks' lines, however long a loaded machine takes for them, then the signal.
+        first = [proc.stdout.readline(), proc.stdout.readline()]
         proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=30)
+        out, err = proc.communicate(timeout=NO_HANG)
     finally:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0, err
-    lines = [line for line in out.splitlines() if line.startswith("tick ")]
+    lines = [line for line in [*first, *out.splitlines()] if line.startswith("tick ")]
     assert len(lines) >= 2, out  # one line per tick without a terminal
     assert "sent 3" in lines[0]
     assert "stopped by signal" in err
@@ -121,22 +120,28 @@ def test_events_import_reports_bad_lines_and_keeps_good_ones(launch, cli, rows, 
 
 
 def test_log_follow_prints_new_entries_and_stops_on_sigint(launch, state, tick):
-    launch(campaign("type: one-off\nschedule: {send: immediately}\n"), at="2027-03-01T08:00:00Z")
+    launch(campaign("type: one-off\nschedule: {send: {at: \"2027-03-01T09:00\"}}\n"),
+           at="2027-03-01T08:00:00Z")
+    tick("2027-03-01T08:00:00Z")  # builds the queue: an entry for the follower to start with
     env = {k: v for k, v in os.environ.items() if not k.startswith("CAMPCTL_")}
     proc = subprocess.Popen(
         [sys.executable, "-m", "campctl", "--state", str(state), "-o", "json", "log",
          "--follow"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
-        time.sleep(2.0)
-        tick("2027-03-01T08:00:00Z")
-        time.sleep(2.5)
+        # The entries already there come first: once one is printed, the follower is running,
+        # and what the next tick writes is new to it.
+        seen = [proc.stdout.readline()]
+        assert json.loads(seen[0])["event"], seen
+        tick("2027-03-01T09:00:00Z")
+        while '"Run Completed"' not in seen[-1] and seen[-1]:
+            seen.append(proc.stdout.readline())
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=20)
+        out, err = proc.communicate(timeout=NO_HANG)
     finally:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0, err
-    events = [json.loads(line)["event"] for line in out.splitlines() if line.strip()]
+    events = [json.loads(line)["event"] for line in [*seen, *out.splitlines()] if line.strip()]
     assert "Queue Items Created" in events and "Run Completed" in events
 
 

@@ -238,7 +238,7 @@ def test_concurrent_applies_create_each_object_once(base_file, state):
     procs = [subprocess.Popen([sys.executable, "-m", "campctl", "--state", str(state), "apply",
                                str(base_file), "-o", "json"], env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for _ in range(3)]
-    outputs = [p.communicate(timeout=60) for p in procs]
+    outputs = [p.communicate(timeout=300) for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0], outputs
     actions = sorted(r["action"] for out, _ in outputs for r in json.loads(out))
     assert actions.count("created") == 5 and actions.count("unchanged") == 10

@@ -164,7 +164,7 @@ def test_concurrent_ticks_start_one_instance_and_one_run_per_stage(world, state)
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
                  for _ in range(4)]
         for proc in procs:
-            _, err = proc.communicate(timeout=60)
+            _, err = proc.communicate(timeout=300)
             assert proc.returncode == 0, err
     [instance] = world.instances()
     assert instance["status"] == "completed", instance

@@ -1,16 +1,23 @@
 """Ticks, a daemon and an operator loop together on one state file (issue 8 item 2), as figures.
 
-`measure(workdir, size=..., seed=...)` runs, in real time (no --now), for `seconds`:
-- two loops of `campctl tick` subprocesses and one `campctl daemon --interval 1s`;
-- an operator loop (seeded random) that launches campaigns one after another and applies
-  `pause/resume/stop/restart/skip run ID` and `pause/resume instance ID` to the runs it sees in
-  `get runs -o json`: mostly verbs valid for the status it saw, some deliberately invalid ones
-  (wrong status, a run that does not exist), which must exit 1 (3 for a missing run) with one
-  `error:` line and no traceback;
+`measure(workdir, size=..., seed=...)` runs, in real time (no --now), a fixed amount of work:
+- two loops of `campctl tick` subprocesses (each at least `ticks` ticks, and on until the
+  operators are done) and one `campctl daemon --interval 1s` (stopped once it has completed at
+  least `daemon_cycles` cycles);
+- two operator loops (seeded random) of `actions` operator commands each; the first also
+  launches the campaigns one after another, one every few of its actions, so that fresh runs
+  keep appearing. They apply `pause/resume/stop/restart/skip run ID` and `pause/resume instance
+  ID` to the runs they see in `get runs -o json`: mostly verbs valid for the status seen, some
+  deliberately invalid ones (wrong status, a run that does not exist), which must exit 1 (3 for
+  a missing run) with one `error:` line and no traceback;
 - campaigns of a few thousand contacts (imported with `contacts import`) through a slow webhook
   (WebhookReceiver) and slow SMTP (SmtpReceiver), 50 messages a batch, so that batches are in
   flight whenever the operator acts.
-Then everything paused is resumed and the ticks run until nothing is left to send.
+Then everything paused is resumed and ticks run until nothing is left to send (a tick that
+changes nothing counts as a stall; `DRAIN_STALLS` of them in a row end the drain).
+
+Nothing here depends on how much a machine manages in a given number of seconds: a loaded
+machine takes longer, and does the same work.
 
 Checks (counted at the receivers, by Idempotency-Key / Message-ID mapped to run and contact):
 - no key arrives twice, no contact gets two messages of one run, nor of one restart chain
@@ -42,8 +49,9 @@ from receivers import SmtpReceiver, WebhookReceiver
 from workload_support import clean_env
 
 SIZES = {
-    "small": {"seconds": 8.0, "contacts": 1000, "campaigns": 6},
-    "full": {"seconds": 60.0, "contacts": 3000, "campaigns": 16},
+    "small": {"actions": 12, "ticks": 3, "daemon_cycles": 3, "contacts": 1000, "campaigns": 6},
+    "full": {"actions": 130, "ticks": 30, "daemon_cycles": 10, "contacts": 3000,
+             "campaigns": 16},
 }
 BATCH = 50          # the SMTP and webhook channels' batch size
 DELIVERERS = 3      # two tick loops and the daemon
@@ -59,6 +67,10 @@ VALID["paused"] = {"resume": 4, "stop": 1}
 VALID["stopped"] = {"restart": 3, "skip": 1}
 VALID["failed"] = {"restart": 3, "skip": 1}
 RUN_VERBS = ("pause", "resume", "stop", "restart", "skip")
+REREAD_EVERY = 3    # an operator re-reads `get runs` every few loops, following its own actions
+IDLE_LOOPS = 400    # loops without an action that end an operator early (a no-hang guard)
+DRAIN_STALLS = 30   # drain ticks in a row that change nothing before the drain gives up
+NO_HANG = 900.0     # seconds: only a guard against a hung process, never a pass/fail budget
 
 
 def _env() -> dict[str, str]:
@@ -90,13 +102,9 @@ class _Commands:
         return entry
 
 
-def _definitions(hook_url: str, smtp_port: int, campaigns: int, first: float, step: float
-                 ) -> tuple[str, list[str]]:
-    """Channels, `campaigns` one-off campaigns queued one after another from `first` (epoch
-    seconds) every `step` seconds, and a one-stage plan."""
-    def at(epoch: float) -> str:
-        return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(epoch))
-
+def _definitions(hook_url: str, smtp_port: int, campaigns: int) -> tuple[str, list[str]]:
+    """Channels, `campaigns` one-off campaigns that queue as soon as they are started, and a
+    one-stage plan."""
     text = (f"kind: Channel\nname: hook\ntype: webhook\nurl: {hook_url}\ntimeout: 10\n"
             f"---\nkind: Channel\nname: mail\ntype: smtp\nhost: 127.0.0.1\nport: {smtp_port}\n"
             'from: "Shop <shop@example.org>"\ntimeout: 10\n')
@@ -107,7 +115,7 @@ def _definitions(hook_url: str, smtp_port: int, campaigns: int, first: float, st
         text += (f"---\nkind: Campaign\nname: {name}\ntimezone: UTC\ntype: one-off\n"
                  f"channel: {'hook' if i % 2 == 0 else 'mail'}\naudience: {{all: true}}\n"
                  'message: {subject: "Offer %d for {{ first_name }}", body: "Hello"}\n'
-                 "schedule: {queue: {at: %s}, send: after_queue}\n" % (i, at(first + i * step)))
+                 "schedule: {queue: immediately, send: after_queue}\n" % i)
     text += ("---\nkind: Campaign\nname: planned\ntimezone: UTC\ntype: one-off\nchannel: hook\n"
              "audience: {all: true}\n"
              'message: {subject: "Planned {{ first_name }}", body: "Hello"}\n'
@@ -118,16 +126,43 @@ def _definitions(hook_url: str, smtp_port: int, campaigns: int, first: float, st
     return text, names
 
 
-def _launch(cmd: _Commands, kind: str, name: str) -> None:
-    for verb in ("submit", "approve", "start"):
+def _launch(cmd: _Commands, kind: str, name: str, verbs=("submit", "approve", "start")) -> None:
+    for verb in verbs:
         entry = cmd.run(verb, kind, name, "--note", "reliability", kind="launch")
         if entry["rc"] != 0:
             raise RuntimeError(f"{verb} {kind} {name}: {entry['err']}")
 
 
-def _tick_loop(cmd: _Commands, stop: threading.Event) -> None:
-    while not stop.is_set():
+def _tick_loop(cmd: _Commands, stop: threading.Event, at_least: int) -> None:
+    done = 0
+    while done < at_least or not stop.is_set():
         cmd.run("tick", "--max-seconds", "1", kind="tick")
+        done += 1
+
+
+class _Lines:
+    """Reads a pipe line by line in a thread (so that the process never blocks on it)."""
+
+    def __init__(self, pipe) -> None:
+        self.lines: list[str] = []
+        self.more = threading.Condition()
+        self.thread = threading.Thread(target=self._read, args=(pipe,), daemon=True)
+        self.thread.start()
+
+    def _read(self, pipe) -> None:
+        for line in pipe:
+            with self.more:
+                self.lines.append(line)
+                self.more.notify_all()
+        with self.more:
+            self.more.notify_all()
+
+    def wait_for(self, count: int, alive) -> None:
+        """Until `count` non-empty lines came, or the process ended (`alive()` false)."""
+        with self.more:
+            while (sum(1 for line in self.lines if line.strip()) < count and alive()
+                   and self.thread.is_alive()):
+                self.more.wait(timeout=1.0)  # a re-check of alive(), not a budget
 
 
 def _runs(cmd: _Commands) -> list[dict]:
@@ -146,44 +181,62 @@ def _instances(cmd: _Commands) -> list[dict]:
     return data if isinstance(data, list) else data.get("instances", data.get("items", []))
 
 
-def _operator(cmd: _Commands, rng: random.Random, *, until: float, lane: int, lanes: int,
-              actions: list[dict]) -> None:
-    """One operator: acts on the runs whose id % lanes == lane (so that another operator never
-    makes its deliberately invalid verbs valid); lane 0 also pauses/resumes the plan instance."""
+def _operator(cmd: _Commands, rng: random.Random, *, count: int, lane: int, lanes: int,
+              actions: list[dict], launches: list[str] = ()) -> None:
+    """One operator: `count` actions on the runs whose id % lanes == lane (so that another
+    operator never makes its deliberately invalid verbs valid); lane 0 also pauses/resumes the
+    plan instance. `launches` are campaigns to start, spread evenly over the first 70 % of the
+    actions."""
     runs: list[dict] = []
-    seen = 0.0
     after = {"pause": "paused", "resume": "queued", "stop": "stopped", "restart": "skipped",
              "skip": "skipped"}
-    while time.time() < until:
-        if time.time() - seen > 1.0:  # re-read now and then; in between, follow our own actions
+    pending = list(launches)
+    every = max(1, int(count * 0.7) // max(1, len(pending)))
+    done = loops = idle = 0
+    while done < count and idle < IDLE_LOOPS:
+        if pending and done >= every * (len(launches) - len(pending)):
+            _launch(cmd, "campaign", pending.pop(0), verbs=("start",))
+        if loops % REREAD_EVERY == 0:  # in between, follow our own actions
             runs = [r for r in _runs(cmd) if r.get("status") not in ("completed", "skipped")
                     and r["id"] % lanes == lane]
-            seen = time.time()
+        loops += 1
+        before = len([a for a in actions if a.get("lane") == lane])
         draw = rng.random()
         if draw < 0.1:
             for inst in _instances(cmd) if lane == 0 else ():
                 status = inst.get("status")
                 if status in ("running", "paused"):
                     verb = "pause" if status == "running" else "resume"
-                    _act(cmd, actions, "instance", verb, inst["id"], status, valid=True)
+                    _act(cmd, actions, "instance", verb, inst["id"], status, valid=True,
+                         lane=lane)
                     break
         elif draw < 0.1 + INVALID_SHARE:
-            _invalid(cmd, rng, actions, runs)
+            _invalid(cmd, rng, actions, runs, lane)
         elif runs:
             run = rng.choice(runs)
             table = VALID.get(run["status"])
             if table:
                 verbs, weights = zip(*table.items(), strict=True)
                 verb = rng.choices(verbs, weights)[0]
-                entry = _act(cmd, actions, "run", verb, run["id"], run["status"], valid=True)
+                entry = _act(cmd, actions, "run", verb, run["id"], run["status"], valid=True,
+                             lane=lane)
                 if entry["rc"] == 0:
                     run["status"] = after[verb]
-        time.sleep(rng.uniform(0.02, 0.15))
+        if len([a for a in actions if a.get("lane") == lane]) > before:
+            done += 1
+            idle = 0
+        else:
+            idle += 1
+        time.sleep(rng.uniform(0.02, 0.15))  # pacing between commands, not a budget
+    for name in pending:  # a guard ended the loop early: still launch what was planned
+        _launch(cmd, "campaign", name, verbs=("start",))
 
 
-def _invalid(cmd: _Commands, rng: random.Random, actions: list[dict], runs: list[dict]) -> None:
+def _invalid(cmd: _Commands, rng: random.Random, actions: list[dict], runs: list[dict],
+             lane: int) -> None:
     if not runs or rng.random() < 0.15:
-        _act(cmd, actions, "run", rng.choice(RUN_VERBS), 999999, "missing", valid=False)
+        _act(cmd, actions, "run", rng.choice(RUN_VERBS), 999999, "missing", valid=False,
+             lane=lane)
         return
     run = rng.choice(runs)
     status = run["status"]
@@ -199,16 +252,16 @@ def _invalid(cmd: _Commands, rng: random.Random, actions: list[dict], runs: list
         verb = rng.choice(("pause", "resume", "stop"))
     else:
         verb = rng.choice(RUN_VERBS)
-    _act(cmd, actions, "run", verb, run["id"], status, valid=False)
+    _act(cmd, actions, "run", verb, run["id"], status, valid=False, lane=lane)
 
 
 def _act(cmd: _Commands, actions: list[dict], kind: str, verb: str, target, status: str, *,
-         valid: bool) -> dict:
+         valid: bool, lane: int | None = None) -> dict:
     args = [verb, kind, str(target)]
     if verb in ("stop", "restart", "skip") or kind == "instance":
         args += ["--note", f"operator loop: {verb}"]
     entry = cmd.run(*args, kind="operator")
-    entry.update(verb=verb, target=kind, id=target, status_before=status, valid=valid)
+    entry.update(verb=verb, target=kind, id=target, status_before=status, valid=valid, lane=lane)
     actions.append(entry)
     return entry
 
@@ -245,35 +298,36 @@ def measure(workdir: Path, *, size: str = "small", seed: int = 0) -> dict:
         csv = workdir / "contacts.csv"
         csv.write_text("id,email,first_name\n" + "".join(
             f"c{i:05d},c{i:05d}@example.org,N{i}\n" for i in range(conf["contacts"])))
-        # Setup takes a few seconds: the first runs queue as the loops start, the last at 70 %
-        # of the time, so that fresh runs keep appearing.
-        first = time.time() + 4 + 0.8 * conf["campaigns"]
-        text, names = _definitions(hook.url, smtp.port, conf["campaigns"], first,
-                                   conf["seconds"] * 0.7 / conf["campaigns"])
+        text, names = _definitions(hook.url, smtp.port, conf["campaigns"])
         (workdir / "defs.yaml").write_text(text)
         cmd.must("init")
         cmd.must("contacts", "import", str(csv))
         cmd.must("apply", str(workdir / "defs.yaml"))
+        # The first campaign starts now; operator 0 starts the others during its actions.
         for name in names:
-            _launch(cmd, "campaign", name)
+            _launch(cmd, "campaign", name, verbs=("submit", "approve"))
+        _launch(cmd, "campaign", names[0], verbs=("start",))
         for verb in ("submit", "approve"):
             cmd.must(verb, "campaign", "planned")
         for verb in ("submit", "approve", "start"):
             cmd.must(verb, "plan", "launch")
 
         stop_ticks = threading.Event()
-        loops = [threading.Thread(target=_tick_loop, args=(cmd, stop_ticks), daemon=True)
+        loops = [threading.Thread(target=_tick_loop, args=(cmd, stop_ticks, conf["ticks"]),
+                                  daemon=True)
                  for _ in range(2)]
         daemon = subprocess.Popen(
             [sys.executable, "-m", "campctl", "--state", str(state), "daemon", "--interval", "1s"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
+        daemon_out, daemon_err = _Lines(daemon.stdout), _Lines(daemon.stderr)
         for loop in loops:
             loop.start()
         actions: list[dict] = []
         start = time.time()
         operators = [threading.Thread(target=_operator, args=(cmd, random.Random(rng.random())),
-                                      kwargs={"until": start + conf["seconds"], "lane": lane,
-                                              "lanes": OPERATORS, "actions": actions})
+                                      kwargs={"count": conf["actions"], "lane": lane,
+                                              "lanes": OPERATORS, "actions": actions,
+                                              "launches": names[1:] if lane == 0 else ()})
                      for lane in range(OPERATORS)]
         for operator in operators:
             operator.start()
@@ -288,15 +342,23 @@ def measure(workdir: Path, *, size: str = "small", seed: int = 0) -> dict:
         for inst in _instances(cmd):
             if inst.get("status") == "paused":
                 _act(cmd, actions, "instance", "resume", inst["id"], "paused", valid=True)
-        drain_deadline = time.time() + 300
-        while _work_left(state) and time.time() < drain_deadline:
-            time.sleep(0.5)
-        drained = _work_left(state) == 0
+        # Drain: ticks of our own beside the loops and the daemon, until nothing is left; a tick
+        # after which the work left did not shrink is a stall, and enough stalls in a row end it.
+        left, stalls = _work_left(state), 0
+        while left and stalls < DRAIN_STALLS:
+            cmd.run("tick", kind="tick")
+            now_left = _work_left(state)
+            stalls = stalls + 1 if now_left >= left else 0
+            left = now_left
+        drained = left == 0
         stop_ticks.set()
         for loop in loops:
-            loop.join(timeout=120)
+            loop.join(timeout=NO_HANG)
+        daemon_out.wait_for(conf["daemon_cycles"], alive=lambda: daemon.poll() is None)
         daemon.send_signal(signal.SIGTERM)
-        daemon_out, daemon_err = daemon.communicate(timeout=120)
+        daemon.wait(timeout=NO_HANG)
+        daemon_out.thread.join(timeout=NO_HANG)
+        daemon_err.thread.join(timeout=NO_HANG)
         final_tick = cmd.run("tick", kind="tick")
         time.sleep(0.2)
         arrivals = [(k, t, "hook") for k, t, _ in hook.arrivals()]
@@ -309,14 +371,15 @@ def measure(workdir: Path, *, size: str = "small", seed: int = 0) -> dict:
         state, "SELECT id, restart_of, instance_id FROM runs")}
     figures = _figures(actions, cmd.log, arrivals, items, runs)
     figures.update(
-        seconds=conf["seconds"], contacts=conf["contacts"], campaigns=conf["campaigns"] + 1,
+        actions_per_operator=conf["actions"], contacts=conf["contacts"],
+        campaigns=conf["campaigns"] + 1,
         wall_seconds=round(time.monotonic() - wall0, 1),
         operator_seconds=round(operator_end - start, 1),
-        daemon_cycles=len([line for line in daemon_out.splitlines() if line.strip()]),
+        daemon_cycles=len([line for line in daemon_out.lines if line.strip()]),
         daemon_exit=daemon.returncode, drained=drained,
         final_tick_exit=final_tick["rc"],
     )
-    figures["tracebacks"] += "Traceback" in daemon_err
+    figures["tracebacks"] += "Traceback" in "".join(daemon_err.lines)
     figures["ok"] = bool(
         figures["duplicates"] == 0 and figures["duplicates_by_contact_run"] == 0
         and figures["restart_chain_duplicates"] == 0 and figures["delivered_while_paused"] == 0

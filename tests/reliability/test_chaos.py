@@ -101,7 +101,7 @@ def test_a_kill_between_hand_over_and_its_commit_sends_that_message_again_with_i
         proc = subprocess.Popen(_cmd(state, now, "tick"), env=_env(),
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         receiver.victim = proc.pid
-        proc.wait(timeout=60)
+        proc.wait(timeout=300)
         assert proc.returncode == -signal.SIGKILL
         first = [_key(k) for k in receiver.keys()]
         assert len(first) == 1

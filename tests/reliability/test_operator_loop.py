@@ -11,14 +11,21 @@ import sys
 import time
 
 import pytest
-from operator_workload import _env, measure
+from operator_workload import SIZES, _env, measure
 from receivers import WebhookReceiver
+
+NO_HANG = 900  # seconds: a guard against a hung process, never a pass/fail budget
 
 
 def test_operator_loop_beside_ticks_and_a_daemon(tmp_path):
+    """Bounded by counts: each operator makes its number of actions and each tick loop its
+    number of ticks however long a loaded machine takes for them."""
+    size = SIZES["small"]
     f = measure(tmp_path, size="small", seed=0)
-    assert f["messages"] > 1000 and f["operator_actions"] >= 5, f
-    assert f["operator_pause_run"] >= 1 and f["ticks"] >= 5 and f["daemon_cycles"] >= 3, f
+    assert f["messages"] > 1000, f
+    assert f["operator_actions"] >= 2 * size["actions"], f  # plus the final resumes
+    assert f["operator_pause_run"] >= 1, f
+    assert f["ticks"] >= 2 * size["ticks"] and f["daemon_cycles"] >= size["daemon_cycles"], f
     assert f["duplicates"] == 0 and f["duplicates_by_contact_run"] == 0, f
     assert f["restart_chain_duplicates"] == 0, f
     assert f["delivered_while_paused"] == 0, f
@@ -34,7 +41,7 @@ def test_operator_loop_beside_ticks_and_a_daemon(tmp_path):
 def _campctl(state, *args, check=True):
     env = {**_env(), "CAMPCTL_BUSY_TIMEOUT": "30000"}  # the pause may wait out a 5 s batch
     proc = subprocess.run([sys.executable, "-m", "campctl", "--state", str(state), *args],
-                          capture_output=True, text=True, env=env, timeout=120)
+                          capture_output=True, text=True, env=env, timeout=NO_HANG)
     if check:
         assert proc.returncode == 0, (args, proc.stderr)
     return proc
@@ -42,13 +49,13 @@ def _campctl(state, *args, check=True):
 
 @pytest.mark.parametrize("target", ["run", "instance"])
 def test_a_pause_commits_only_after_the_batch_in_flight_is_handed_over(tmp_path, target):
-    """A tick hands a 50-message batch to a webhook that takes 5 s for it (longer than a loaded
-    machine takes to start a command); a pause issued meanwhile returns once the message in
-    flight is handed over and recorded, the tick stops that batch there, and nothing arrives
-    after the pause. Without the hand-over gate the pause commits at
-    once and the rest of the batch arrives after it."""
+    """A tick hands batches of 50 to a webhook that takes 0.1 s a message, 30 s for the whole
+    audience (a loaded machine starts the pause command well within that); a pause issued
+    meanwhile returns once the message in flight is handed over and recorded, the tick stops
+    its batch there, and nothing arrives after the pause. Without the hand-over gate the pause
+    commits at once and the rest of the batch arrives after it."""
     state = tmp_path / "s.db"
-    contacts = 60
+    contacts = 300
     csv = tmp_path / "c.csv"
     csv.write_text("id,email,first_name\n" + "".join(
         f"c{i:03d},c{i:03d}@example.org,N\n" for i in range(contacts)))
@@ -74,16 +81,16 @@ def test_a_pause_commits_only_after_the_batch_in_flight_is_handed_over(tmp_path,
         tick = subprocess.Popen([sys.executable, "-m", "campctl", "--state", str(state), "tick"],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 env=_env())
-        deadline = time.time() + 60
-        while not hook.keys() and time.time() < deadline:
+        while not hook.keys() and tick.poll() is None:
             time.sleep(0.01)
-        assert hook.keys(), "the tick never started delivering"
+        assert hook.keys(), "the tick ended without delivering"
         ident = "1"
         paused = _campctl(state, "pause", target, ident, "--note", "hold")
         returned = time.time()
+        hook.delay = 0  # the rest may go fast: the check is that nothing more arrives
         # The pause waited for the message in flight; the tick then stopped its batch there
         # and gave the rest back unsent.
-        _, err = tick.communicate(timeout=120)
+        _, err = tick.communicate(timeout=NO_HANG)
         assert tick.returncode == 0 and "Traceback" not in err, err
         late = [key for key, at, _ in hook.arrivals() if at > returned]
         assert late == [], f"{len(late)} messages arrived after the pause returned"

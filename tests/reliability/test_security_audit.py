@@ -23,7 +23,7 @@ def test_webhook_secret_never_leaves_the_environment(tmp_path):
     def campctl(*args: str, now: str = NOW) -> subprocess.CompletedProcess:
         proc = subprocess.run([sys.executable, "-m", "campctl", "--state", str(state), "--now",
                                now, *args], capture_output=True, text=True, env=env, cwd=tmp_path,
-                              timeout=60)
+                              timeout=300)
         assert proc.returncode == 0, proc.stderr
         return proc
 

