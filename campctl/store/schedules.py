@@ -201,6 +201,9 @@ _PROBES = (
     ("new events", "SELECT 1 WHERE coalesce((SELECT max(id) FROM events), 0) > coalesce(("
      "SELECT CAST(cursor_at AS INTEGER) FROM schedule_state WHERE kind = 'Events'"
      " AND name = 'seen'), 0)"),
+    # isolation: an object set aside by an earlier tick is retried at every tick, as promised,
+    # even when nothing else is due (its events stay unconsumed until it goes through).
+    ("object failing", "SELECT 1 FROM object_failures LIMIT 1"),
     # Operator notifications waiting for (re)delivery (time area; 5 = NOTIFY_MAX_ATTEMPTS).
     ("notification pending", "SELECT 1 FROM notifications WHERE delivered_at IS NULL"
      " AND attempts < 5 AND (claimed_until IS NULL OR claimed_until <= :now)"

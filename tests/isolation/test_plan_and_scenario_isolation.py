@@ -74,14 +74,15 @@ steps:
 """
 
 
-def test_a_wait_that_overflows_errors_its_profiles_and_the_rest_goes_on(
+def test_a_wait_that_cannot_be_computed_errors_its_profiles_and_the_rest_goes_on(
         launch, cli, edit_spec, rows):
     launch(JOURNEYS.format(name="broken") + "---\n" + JOURNEYS.format(name="healthy") + "---\n"
            + campaign("healthy"), start=False)
     for name in ("broken", "healthy"):
         ok(cli, "activate", "scenario", name)
-    # A wait long enough to pass validation once and overflow the calendar now.
-    edit_spec("Scenario", "broken", lambda spec: spec["steps"][1].update(wait="1000000w"))
+    # A zone that passed validation once and is unknown now (a hand edit, an older tzdata):
+    # the wait step cannot compute its wake-up time.
+    edit_spec("Scenario", "broken", lambda spec: spec.update(timezone="Mars/Olympus_Mons"))
     ok(cli, "start", "campaign", "healthy")
     ok(cli, "events", "emit", "signup", "--contact", "c1")
     result = cli("--now", T0, "-o", "json", "tick")
@@ -92,7 +93,7 @@ def test_a_wait_that_overflows_errors_its_profiles_and_the_rest_goes_on(
     profiles = {r["scenario"]: r for r in rows(
         "SELECT scenario, status, step, error FROM scenario_profiles")}
     assert profiles["broken"]["status"] == "error"
-    assert "OverflowError" in profiles["broken"]["error"]
+    assert "unknown timezone" in profiles["broken"]["error"]
     assert profiles["healthy"]["status"] == "waiting"
     sent = sorted((r["scenario"] or r["campaign"], r["subject"]) for r in rows(
         "SELECT scenario, campaign, subject FROM outbox"))
@@ -124,3 +125,25 @@ def test_a_scenario_whose_capture_fails_is_retried_and_the_others_go_on(
     assert rows("SELECT kind, name, count FROM object_failures") == [
         {"kind": "Scenario capture", "name": "nightly", "count": 2}]
     assert len(rows("SELECT 1 FROM exec_log WHERE event = 'Processing Failed'")) == 1
+
+
+def test_a_stored_definition_that_no_longer_parses_is_told_and_retried_not_skipped(
+        launch, cli, edit_spec, rows):
+    """A wait beyond today's bounds (stored before they existed, or by hand): the scenario's
+    capture fails every tick with its reason, logged and notified once, never silently."""
+    launch(JOURNEYS.format(name="broken") + "---\n" + JOURNEYS.format(name="healthy") + "---\n"
+           + campaign("healthy"), start=False)
+    for name in ("broken", "healthy"):
+        ok(cli, "activate", "scenario", name)
+    edit_spec("Scenario", "broken", lambda spec: spec["steps"][1].update(wait="1000000w"))
+    ok(cli, "start", "campaign", "healthy")
+    ok(cli, "events", "emit", "signup", "--contact", "c1")
+    for at in (T0, "2027-03-01T08:05:00Z"):
+        result = cli("--now", at, "-o", "json", "tick")
+        assert result.exit_code == 0, result
+        assert [f["object"] for f in result.json["object_failures"]] == ["scenario/broken"]
+        assert "too long" in result.json["object_failures"][0]["reason"]
+    assert rows("SELECT scenario FROM scenario_profiles") == [{"scenario": "healthy"}]
+    assert len(rows("SELECT id FROM exec_log WHERE event = 'Processing Failed' "
+                    "AND scenario = 'broken'")) == 1
+    assert rows("SELECT kind FROM notifications WHERE object = 'scenario/broken'")
