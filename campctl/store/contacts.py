@@ -40,6 +40,12 @@ ON CONFLICT (external_id) DO UPDATE SET
     updated_at = excluded.updated_at
 """
 
+# A chunk of contacts that are all new and distinct needs no conflict handling.
+_INSERT_NEW = """
+INSERT INTO contacts (external_id, email, phone, attrs, created_at, updated_at)
+VALUES (?1, ?2, ?3, CASE WHEN ?5 THEN ?4 ELSE json_patch('{}', ?4) END, ?6, ?6)
+"""
+
 _EXISTING = """
 SELECT count(DISTINCT j.value) FROM json_each(?) j
 JOIN contacts c ON c.external_id = j.value
@@ -84,14 +90,24 @@ def upsert_chunk(db: Database, rows: Sequence[ContactRow], *, now: datetime) -> 
     existing = db.scalar(_EXISTING, (json.dumps(list(distinct)),)) or 0
     inserted = len(distinct) - existing
     dumps = json.JSONEncoder(ensure_ascii=False).encode
-    db.executemany(
-        _UPSERT,
-        [
-            (r[1], r[2], r[3], r[4], r[5], r[6], stamp, True) if type(r[6]) is str
-            else (r[1], r[2], r[3], r[4], r[5], dumps(r[6]), stamp, False)
-            for r in rows
-        ],
-    )
+    if not existing and len(distinct) == len(rows):
+        db.executemany(
+            _INSERT_NEW,
+            [
+                (r[1], r[2], r[4], r[6], True, stamp) if type(r[6]) is str
+                else (r[1], r[2], r[4], dumps(r[6]), False, stamp)
+                for r in rows
+            ],
+        )
+    else:
+        db.executemany(
+            _UPSERT,
+            [
+                (r[1], r[2], r[3], r[4], r[5], r[6], stamp, True) if type(r[6]) is str
+                else (r[1], r[2], r[3], r[4], r[5], dumps(r[6]), stamp, False)
+                for r in rows
+            ],
+        )
     # Set memberships: the last row of a contact in the chunk that carries the field wins.
     groups = {r.external_id: r.groups for r in rows if r.groups is not None}
     if groups:
