@@ -298,7 +298,7 @@ class _Layout:
         return found
 
 
-_new_row = tuple.__new__
+_new_row = tuple.__new__  # a NamedTuple without its keyword handling: once per row
 _encode_text = json.encoder.encode_basestring  # type: ignore[attr-defined]
 _encode_value = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
