@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from campctl.channels.base import (
     PERMANENT,
@@ -18,6 +18,9 @@ from campctl.channels.base import (
     Outcome,
     parse_timeout,
 )
+
+if TYPE_CHECKING:
+    import http.client
 
 READ_LIMIT = 4000  # bytes of an answer read for its reason
 RETRY_AFTER_STATUSES = (429, 503)
@@ -48,7 +51,7 @@ def proxy_for(scheme: str, host: str, port: int, environ: Mapping[str, str]) -> 
     """The proxy a request to `scheme://host:port` goes through, or None (no proxy variable, or
     NO_PROXY names the host). Raises ChannelError for a proxy URL that cannot be used."""
     from urllib.parse import unquote, urlsplit
-    from urllib.request import proxy_bypass_environment
+    from urllib.request import proxy_bypass_environment  # type: ignore[attr-defined]
 
     proxies = proxies_from(environ)
     url = proxies.get(scheme)
@@ -99,7 +102,7 @@ class WebhookChannel(Channel):
         if not isinstance(headers, dict):
             raise ChannelError(f"channel {name}: headers must be a mapping of name: value")
         self.timeout = parse_timeout(self.spec.get("timeout"), 10.0)
-        self._conn = None
+        self._conn: http.client.HTTPConnection | None = None
         self._proxy: Proxy | None = None
 
     def _resolve(self) -> tuple[str, str, int, str, dict[str, str]]:

@@ -220,8 +220,8 @@ def _typed(value: str) -> Any:
             number = int(value)
             return number if -(1 << 63) <= number < (1 << 63) else value
         if _DEC.match(value):
-            number = float(value)
-            return number if math.isfinite(number) else value
+            decimal = float(value)
+            return decimal if math.isfinite(decimal) else value
         return value
     if len(value) in (4, 5):
         lowered = value.lower()
@@ -258,7 +258,8 @@ class _Layout:
         self.groups = pos("groups")
         self.opt_out = pos("opt_out")
         self.attrs = [(i, name) for i, name in enumerate(header) if name not in RESERVED]
-        self.members = [(i, _encode_text(name) + ":", {}) for i, name in self.attrs]
+        self.members: list[tuple[int, str, dict[str, str]]] = [
+            (i, _encode_text(name) + ":", {}) for i, name in self.attrs]
         self.sets: dict[str, list[str]] = {}
 
     def contact(self, line: int, values: list[str]) -> ContactRow:
@@ -274,7 +275,7 @@ class _Layout:
             groups = self._set(values[self.groups])
         if self.opt_out is not None and values[self.opt_out].strip():
             opt_out = self._set(values[self.opt_out])
-        members = []
+        members: list[str] = []
         for i, prefix, seen in self.members:
             value = values[i]
             if value:
