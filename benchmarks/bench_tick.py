@@ -19,11 +19,16 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+# Children run as an installed package does: pip writes the .pyc files at install, so the
+# modules are not compiled again on every run (PYTHONDONTWRITEBYTECODE would make them so).
+CHILD_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
 
 def _timed(cmd: list[str]) -> tuple[float, float]:
     """(wall seconds, CPU seconds of the child: user + system)."""
     started = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            env=CHILD_ENV)
     _, status, usage = os.wait4(proc.pid, 0)
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"{' '.join(cmd)} failed: {proc.stderr.read().decode()}")
