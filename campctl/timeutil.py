@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from functools import lru_cache
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 DB_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 # Instants outside these years are refused wherever they enter (--now, definitions): below 1000
@@ -125,6 +124,8 @@ def zone(name: str) -> tzinfo:
     """An IANA time zone; ValueError if unknown."""
     if not isinstance(name, str) or not name or name != name.strip():
         raise ValueError(f"unknown timezone {name!r}")
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError  # here: a no-op tick never needs it
+
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, IsADirectoryError) as exc:

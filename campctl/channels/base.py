@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 SENT = "sent"
@@ -44,6 +46,8 @@ class Message:
 class Outcome:
     status: str  # SENT | TRANSIENT | PERMANENT
     reason: str | None = None
+    # A receiver's Retry-After: a delay, or an instant (HTTP date); the engine bounds it.
+    retry_after: timedelta | datetime | None = None
 
     @property
     def ok(self) -> bool:
@@ -125,7 +129,7 @@ class Channel:
         out with the channel's secrets masked."""
         for outcome in self._deliver(messages):
             if outcome.reason:
-                outcome = Outcome(outcome.status, self.redact(outcome.reason))
+                outcome = dataclasses.replace(outcome, reason=self.redact(outcome.reason))
             yield outcome
 
     def _deliver(self, messages: list[Message]) -> Iterator[Outcome]:  # pragma: no cover

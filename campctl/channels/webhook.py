@@ -1,10 +1,12 @@
-"""The webhook channel: POST one JSON object per message with an Idempotency-Key header."""
+"""The webhook channel: POST one JSON object per message with an Idempotency-Key header,
+through the proxy the environment names, honouring a receiver's Retry-After."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from campctl.channels.base import (
     PERMANENT,
@@ -17,7 +19,74 @@ from campctl.channels.base import (
     parse_timeout,
 )
 
+if TYPE_CHECKING:
+    import http.client
+
 READ_LIMIT = 4000  # bytes of an answer read for its reason
+RETRY_AFTER_STATUSES = (429, 503)
+
+
+class Proxy(NamedTuple):
+    host: str
+    port: int
+    authorization: str | None  # a Proxy-Authorization header value
+
+
+def proxies_from(environ: Mapping[str, str]) -> dict[str, str]:
+    """`<scheme>_proxy` variables of `environ`, keyed by scheme (`no` for NO_PROXY), the
+    lower-case name winning over the upper-case one, as curl and urllib read them."""
+    proxies: dict[str, str] = {}
+    for lower_only in (False, True):
+        for name, value in environ.items():
+            if name[-6:].lower() != "_proxy" or (lower_only and name != name.lower()):
+                continue
+            if value:
+                proxies[name[:-6].lower()] = value
+            elif lower_only:
+                proxies.pop(name[:-6].lower(), None)
+    return proxies
+
+
+def proxy_for(scheme: str, host: str, port: int, environ: Mapping[str, str]) -> Proxy | None:
+    """The proxy a request to `scheme://host:port` goes through, or None (no proxy variable, or
+    NO_PROXY names the host). Raises ChannelError for a proxy URL that cannot be used."""
+    from urllib.parse import unquote, urlsplit
+    from urllib.request import proxy_bypass_environment  # type: ignore[attr-defined]
+
+    proxies = proxies_from(environ)
+    url = proxies.get(scheme)
+    if not url or proxy_bypass_environment(f"{host}:{port}", proxies):
+        return None
+    parts = urlsplit(url if "://" in url else "http://" + url)
+    try:
+        proxy_port = parts.port or 80
+    except ValueError:
+        proxy_port = 0
+    if parts.scheme != "http" or not parts.hostname or not proxy_port:
+        raise ChannelError(f"{scheme}_proxy must look like http://host:port (an http proxy)")
+    authorization = None
+    if parts.username is not None:
+        import base64
+
+        pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+        authorization = "Basic " + base64.b64encode(pair.encode()).decode("ascii")
+    return Proxy(parts.hostname, proxy_port, authorization)
+
+
+def retry_after(value: str | None) -> timedelta | datetime | None:
+    """A Retry-After header: delay seconds or an HTTP date (None when absent or unreadable)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isascii() and value.isdigit():
+        return timedelta(seconds=min(int(value), 10**9))
+    from email.utils import parsedate_to_datetime
+
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
 
 class WebhookChannel(Channel):
@@ -33,8 +102,8 @@ class WebhookChannel(Channel):
         if not isinstance(headers, dict):
             raise ChannelError(f"channel {name}: headers must be a mapping of name: value")
         self.timeout = parse_timeout(self.spec.get("timeout"), 10.0)
-        self._conn = None
-        self._target: tuple | None = None
+        self._conn: http.client.HTTPConnection | None = None
+        self._proxy: Proxy | None = None
 
     def _resolve(self) -> tuple[str, str, int, str, dict[str, str]]:
         from urllib.parse import urlsplit
@@ -54,13 +123,27 @@ class WebhookChannel(Channel):
         return parts.scheme, parts.hostname, port, path, headers
 
     def _connection(self, scheme: str, host: str, port: int):
+        """The kept-alive connection: to the receiver, to the http proxy (http:// URLs) or
+        through a CONNECT tunnel of the proxy (https:// URLs)."""
         import http.client
 
         if self._conn is None:
-            if scheme == "https":
-                self._conn = http.client.HTTPSConnection(host, port, timeout=self.timeout)
+            proxy = self._proxy
+            if proxy is None:
+                connect_host, connect_port = host, port
             else:
-                self._conn = http.client.HTTPConnection(host, port, timeout=self.timeout)
+                connect_host, connect_port = proxy.host, proxy.port
+            if scheme == "https":
+                conn: http.client.HTTPConnection = http.client.HTTPSConnection(
+                    connect_host, connect_port, timeout=self.timeout)
+                if proxy is not None:
+                    tunnel = {"Proxy-Authorization": proxy.authorization} if (
+                        proxy.authorization) else None
+                    conn.set_tunnel(host, port, headers=tunnel)
+            else:
+                conn = http.client.HTTPConnection(connect_host, connect_port,
+                                                  timeout=self.timeout)
+            self._conn = conn
         return self._conn
 
     def close(self) -> None:
@@ -74,9 +157,18 @@ class WebhookChannel(Channel):
     def _deliver(self, messages: list[Message]) -> Iterator[Outcome]:
         try:
             scheme, host, port, path, headers = self._resolve()
+            proxy = proxy_for(scheme, host, port, self.environ)
         except ChannelError as exc:
             yield from (Outcome(TRANSIENT, exc.reason) for _ in messages)
             return
+        if proxy != self._proxy:
+            self.close()
+            self._proxy = proxy
+        if proxy is not None and scheme == "http":
+            # An http proxy takes the absolute URL in the request line.
+            path = f"http://{host}:{port}{path}"
+            if proxy.authorization:
+                headers = {**headers, "Proxy-Authorization": proxy.authorization}
         for message in messages:
             yield self._post(scheme, host, port, path, headers, message)
 
@@ -103,11 +195,14 @@ class WebhookChannel(Channel):
                 response = conn.getresponse()
                 text = response.read(READ_LIMIT)
                 status = response.status
+                asked = (response.getheader("Retry-After") or "").strip()[:64]
+                wait = retry_after(asked) if status in RETRY_AFTER_STATUSES else None
                 if response.will_close:
                     self.close()
             except TimeoutError:
                 self.close()
-                return Outcome(TRANSIENT, f"no answer from {host}:{port} within {self.timeout:g}s")
+                return Outcome(TRANSIENT, f"no answer from {host}:{port}{self._via()} within "
+                                          f"{self.timeout:g}s")
             except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as e:
                 # A kept-alive connection the server closed: one fresh try, same key.
                 self.close()
@@ -117,7 +212,7 @@ class WebhookChannel(Channel):
             except (OSError, http.client.HTTPException) as exc:
                 self.close()
                 detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
-                return Outcome(TRANSIENT, f"cannot reach {host}:{port}: "
+                return Outcome(TRANSIENT, f"cannot reach {host}:{port}{self._via()}: "
                                           f"{detail or type(exc).__name__}")
             break
         # Masked before the cut, so a cut never leaves half a secret behind.
@@ -126,9 +221,15 @@ class WebhookChannel(Channel):
         if 200 <= status < 300:
             return Outcome(SENT)
         reason = f"HTTP {status}" + (f": {snippet}" if snippet else "")
+        if wait is not None:
+            reason += f" (Retry-After: {self.redact(asked)})"
         if status == 429 or status >= 500 or status == 408:
-            return Outcome(TRANSIENT, reason)
+            return Outcome(TRANSIENT, reason, retry_after=wait)
         return Outcome(PERMANENT, reason)
+
+    def _via(self) -> str:
+        return "" if self._proxy is None else (
+            f" via proxy {self._proxy.host}:{self._proxy.port}")
 
 
 def resolve(value: Any, channel: WebhookChannel, key: str) -> Any:

@@ -163,7 +163,9 @@ def _csv_rows(text: io.TextIOBase, path: Path, report: ImportReport) -> Iterator
     if problem:
         raise ValidationFailed(f"{path}: line 1: {problem}")
     width = len(header)
-    layout = _Layout(header)
+    contact = _Layout(header).contact
+    search_surrogate = _SURROGATE.search
+    join = "".join
     last_line = reader.line_num
     while True:
         start = last_line + 1
@@ -176,14 +178,15 @@ def _csv_rows(text: io.TextIOBase, path: Path, report: ImportReport) -> Iterator
             report.reject(start, f"malformed CSV: {exc}")
             continue
         last_line = reader.line_num
-        if not values or (len(values) == 1 and values[0] == ""):
-            continue  # blank line
         try:
-            if len(values) != width:
-                raise RowRejected(f"{len(values)} fields, but the header has {width}")
-            if _SURROGATE.search("".join(values)):
+            if len(values) != width or width == 1:
+                if not values or (len(values) == 1 and values[0] == ""):
+                    continue  # blank line
+                if len(values) != width:
+                    raise RowRejected(f"{len(values)} fields, but the header has {width}")
+            if search_surrogate(join(values)):
                 raise RowRejected("not valid UTF-8")
-            yield layout.contact(start, values)
+            yield contact(start, values)
         except RowRejected as exc:
             report.reject(start, str(exc))
 
@@ -206,6 +209,7 @@ def _header_problem(header: list[str]) -> str | None:
 
 
 _NUMBER_START = frozenset("-0123456789")
+_CACHED_CELLS = 4096  # distinct cells remembered per column (plans, countries, dates repeat)
 
 
 def _typed(value: str) -> Any:
@@ -241,7 +245,11 @@ def _split(cell: str) -> list[str]:
 
 
 class _Layout:
-    """Column positions of a CSV header, so each row is read without building a dict."""
+    """Column positions of a CSV header, so each row is read without building a dict.
+
+    Attributes go straight to their JSON text (`"name":value` members joined), each column
+    remembering the text of the cells it has seen: most columns repeat a few values.
+    """
 
     def __init__(self, header: list[str]) -> None:
         def pos(name: str) -> int | None:
@@ -253,22 +261,50 @@ class _Layout:
         self.groups = pos("groups")
         self.opt_out = pos("opt_out")
         self.attrs = [(i, name) for i, name in enumerate(header) if name not in RESERVED]
+        self.members: list[tuple[int, str, dict[str, str]]] = [
+            (i, _encode_text(name) + ":", {}) for i, name in self.attrs]
+        self.sets: dict[str, list[str]] = {}
 
     def contact(self, line: int, values: list[str]) -> ContactRow:
         external_id = values[self.id].strip()
-        _check_id(external_id)
+        if not external_id or len(external_id) > MAX_ID_LENGTH:
+            _check_id(external_id)
         email = values[self.email].strip() or None if self.email is not None else None
         if email is not None:
             _check_email(email)
         phone = values[self.phone].strip() or None if self.phone is not None else None
         groups = opt_out = None
         if self.groups is not None and values[self.groups].strip():
-            groups = _split(values[self.groups])
+            groups = self._set(values[self.groups])
         if self.opt_out is not None and values[self.opt_out].strip():
-            opt_out = _split(values[self.opt_out])
-        attrs = {name: _typed(values[i]) for i, name in self.attrs if values[i] != ""}
-        return ContactRow(line, external_id, email, email is not None, phone, phone is not None,
-                          attrs, groups, opt_out)
+            opt_out = self._set(values[self.opt_out])
+        members: list[str] = []
+        for i, prefix, seen in self.members:
+            value = values[i]
+            if value:
+                member = seen.get(value)
+                if member is None:
+                    member = prefix + _encode_value(_typed(value))
+                    if len(seen) < _CACHED_CELLS:
+                        seen[value] = member
+                members.append(member)
+        attrs = "{" + ",".join(members) + "}"
+        return _new_row(ContactRow, (line, external_id, email, email is not None, phone,
+                                     phone is not None, attrs, groups, opt_out))
+
+    def _set(self, cell: str) -> list[str]:
+        # Shared between rows with the same cell: the list is only read.
+        found = self.sets.get(cell)
+        if found is None:
+            found = _split(cell)
+            if len(self.sets) < _CACHED_CELLS:
+                self.sets[cell] = found
+        return found
+
+
+_new_row = tuple.__new__  # a NamedTuple without its keyword handling: once per row
+_encode_text = json.encoder.encode_basestring  # type: ignore[attr-defined]
+_encode_value = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 def _check_id(external_id: str) -> None:

@@ -37,6 +37,7 @@ from campctl.timeutil import from_db, to_db
 LEASE = timedelta(minutes=5)
 BACKOFF_BASE = timedelta(minutes=1)
 BACKOFF_MAX = timedelta(hours=1)
+RETRY_AFTER_MAX = timedelta(hours=1)  # the longest wait a receiver's Retry-After can impose
 # Waits for a per-second rate window are slept through; longer windows end the delivery.
 MAX_RATE_SLEEP = 1.0
 # How long a hand-over waits for the write lock to record one sent message before it stops the
@@ -65,6 +66,17 @@ def backoff(attempts_before: int) -> timedelta:
     """Delay before retry number `attempts_before + 1`: 1m, 2m, 4m, ... capped at 1h."""
     seconds = BACKOFF_BASE.total_seconds() * (2 ** min(max(attempts_before, 0), 20))
     return min(timedelta(seconds=seconds), BACKOFF_MAX)
+
+
+def next_attempt(at: datetime, attempts_before: int,
+                 retry_after: timedelta | datetime | None = None) -> datetime:
+    """When a transiently failed item is tried again: after the usual backoff, or later when
+    the receiver asked for it (Retry-After), but never more than RETRY_AFTER_MAX after `at`."""
+    usual = at + backoff(attempts_before)
+    if retry_after is None:
+        return usual
+    asked = at + retry_after if isinstance(retry_after, timedelta) else retry_after
+    return max(usual, min(asked, at + RETRY_AFTER_MAX))
 
 
 class _Clock:
@@ -397,7 +409,8 @@ def _record(db, report, name, channel, token, messages, outcomes, failed, cancel
     permanent = [(row["id"], o.reason or "refused") for (row, _), o in
                  zip(messages, outcomes, strict=True) if o.status == PERMANENT]
     at = clock.now()
-    transient = [(row["id"], o.reason or "temporary failure", at + backoff(row["attempts"]))
+    transient = [(row["id"], o.reason or "temporary failure",
+                  next_attempt(at, row["attempts"], o.retry_after))
                  for (row, _), o in zip(messages, outcomes, strict=True)
                  if not o.ok and o.status != PERMANENT]
     by_id = {row["id"]: m for row, m in messages}

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from campctl.store.db import Database
 from campctl.timeutil import to_db
 
 
-@dataclass(frozen=True)
-class ContactRow:
+class ContactRow(NamedTuple):
     """One parsed import row. `None` for email/phone/groups/opt_out means "the row says nothing";
-    `attrs` is a merge patch (a None value removes the attribute)."""
+    `attrs` is a merge patch (a None value removes the attribute), either a dict or its JSON text
+    already encoded compactly and without nulls (the CSV reader's form, stored as written)."""
 
     line: int
     external_id: str
@@ -23,21 +22,28 @@ class ContactRow:
     has_email: bool
     phone: str | None
     has_phone: bool
-    attrs: dict[str, Any]
+    attrs: dict[str, Any] | str
     groups: list[str] | None
     opt_out: list[str] | None
 
 
 # Fields the row does not carry keep their stored value; attributes merge key by key
 # (RFC 7396 json_patch: a JSON null removes the key, and null never gets stored on insert).
+# ?8 says the patch is already compact JSON without nulls, so a new contact stores it as is.
 _UPSERT = """
 INSERT INTO contacts (external_id, email, phone, attrs, created_at, updated_at)
-VALUES (?1, ?2, ?4, json_patch('{}', ?6), ?7, ?7)
+VALUES (?1, ?2, ?4, CASE WHEN ?8 THEN ?6 ELSE json_patch('{}', ?6) END, ?7, ?7)
 ON CONFLICT (external_id) DO UPDATE SET
     email = CASE WHEN ?3 THEN excluded.email ELSE contacts.email END,
     phone = CASE WHEN ?5 THEN excluded.phone ELSE contacts.phone END,
     attrs = json_patch(contacts.attrs, ?6),
     updated_at = excluded.updated_at
+"""
+
+# A chunk of contacts that are all new and distinct needs no conflict handling.
+_INSERT_NEW = """
+INSERT INTO contacts (external_id, email, phone, attrs, created_at, updated_at)
+VALUES (?1, ?2, ?3, CASE WHEN ?5 THEN ?4 ELSE json_patch('{}', ?4) END, ?6, ?6)
 """
 
 _EXISTING = """
@@ -84,13 +90,24 @@ def upsert_chunk(db: Database, rows: Sequence[ContactRow], *, now: datetime) -> 
     existing = db.scalar(_EXISTING, (json.dumps(list(distinct)),)) or 0
     inserted = len(distinct) - existing
     dumps = json.JSONEncoder(ensure_ascii=False).encode
-    db.executemany(
-        _UPSERT,
-        (
-            (r.external_id, r.email, r.has_email, r.phone, r.has_phone, dumps(r.attrs), stamp)
-            for r in rows
-        ),
-    )
+    if not existing and len(distinct) == len(rows):
+        db.executemany(
+            _INSERT_NEW,
+            [
+                (r[1], r[2], r[4], r[6], True, stamp) if type(r[6]) is str
+                else (r[1], r[2], r[4], dumps(r[6]), False, stamp)
+                for r in rows
+            ],
+        )
+    else:
+        db.executemany(
+            _UPSERT,
+            [
+                (r[1], r[2], r[3], r[4], r[5], r[6], stamp, True) if type(r[6]) is str
+                else (r[1], r[2], r[3], r[4], r[5], dumps(r[6]), stamp, False)
+                for r in rows
+            ],
+        )
     # Set memberships: the last row of a contact in the chunk that carries the field wins.
     groups = {r.external_id: r.groups for r in rows if r.groups is not None}
     if groups:
