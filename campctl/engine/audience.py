@@ -312,6 +312,10 @@ def _check_id(external_id: str) -> None:
         raise RowRejected("id is empty")
     if len(external_id) > MAX_ID_LENGTH:
         raise RowRejected(f"id is longer than {MAX_ID_LENGTH} characters")
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in external_id):
+        # A control character (NUL above all) is no one's id, and SQLite's JSON functions,
+        # which the import's set-based statements use, cut text at a NUL.
+        raise RowRejected("id contains a control character")
 
 
 def _check_email(email: str) -> None:
