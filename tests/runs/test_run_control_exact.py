@@ -31,6 +31,13 @@ def test_refusals_name_the_verbs_allowed_now_or_the_final_status(cli, make_run):
     assert cli("resume", "run", str(live)).stderr == (
         f"error: cannot resume run {live}: it is sending; only paused runs can be resumed;"
         " allowed on it now: pause, stop\n")
+    assert cli("stop", "run", str(done), "--note", "x").stderr == (
+        f"error: cannot stop run {done}: it is skipped; only active runs can be stopped;"
+        f" skipped is final, no verb applies (see 'campctl describe run {done}')\n")
+    paused = make_run("paused", paused_from="sending")
+    assert cli("pause", "run", str(paused)).stderr == (
+        f"error: cannot pause run {paused}: it is paused; only active runs can be paused;"
+        " allowed on it now: resume, stop\n")
 
 
 def test_unknown_verb_is_a_programming_error(make_run, state):
