@@ -11,6 +11,7 @@ import pytest
 from campctl.engine.run_control import (
     apply_run_verb,
     deliver_pending_notifications,
+    notify_run,
     render_notification,
 )
 from campctl.store.db import open_db
@@ -237,3 +238,75 @@ def test_delivery_takes_at_most_limit_and_needs_channel_and_address(cli, make_ru
         db.close()
     sent = rows("SELECT message_id, recipient FROM outbox ORDER BY message_id")
     assert [s["message_id"] for s in sent] == ["notify-1", "notify-2", "notify-3"]
+
+
+def _instance(state, status: str) -> int:
+    conn = sqlite3.connect(state)
+    cur = conn.execute(
+        "INSERT INTO plan_instances (name, plan, status, started_at, plan_version, snapshot)"
+        " VALUES (?, 'launch', ?, '2027-03-01T08:00:00Z', 1, '{}')", (f"launch-{status}", status))
+    conn.commit()
+    conn.close()
+    return int(cur.lastrowid)
+
+
+@pytest.mark.parametrize("verb", ["skip", "restart"])
+def test_no_verb_on_a_run_whose_plan_instance_ended(cli, make_run, rows, state, verb):
+    instance = _instance(state, "cancelled")
+    run_id = make_run("stopped", instance_id=instance)
+    result = cli(verb, "run", str(run_id), "--note", "x")
+    assert result.exit_code == 1, result
+    assert result.stderr == (
+        f"error: cannot {verb} run {run_id}: its plan instance launch-cancelled (id {instance})"
+        " is cancelled, so no stage of it runs again (start a new instance: 'campctl start plan"
+        " launch')\n")
+    assert rows("SELECT status FROM runs") == [{"status": "stopped"}]
+
+
+def test_stop_logs_the_run_plan_instance(cli, make_run, rows, state):
+    instance = _instance(state, "running")
+    run_id = make_run("sending", instance_id=instance)
+    assert cli("stop", "run", str(run_id), "--note", "x").exit_code == 0
+    assert rows("SELECT instance_id, run_id FROM exec_log") == [
+        {"instance_id": instance, "run_id": run_id}]
+
+
+def test_restart_refused_for_a_stopped_campaign_only(cli, make_run, state):
+    conn = sqlite3.connect(state)
+    conn.execute("INSERT INTO objects (kind, name, version, spec, status, created_at, updated_at)"
+                 " VALUES ('Campaign', 'spring-sale', 1, '{}', 'stopped', ?, ?)",
+                 ("2027-03-01T08:00:00Z", "2027-03-01T08:00:00Z"))
+    conn.commit()
+    conn.close()
+    run_id = make_run("stopped")
+    assert cli("restart", "run", str(run_id), "--note", "x").stderr == (
+        f"error: cannot restart run {run_id}: campaign spring-sale is stopped, and no new run of"
+        " it starts\n")
+    assert cli("skip", "run", str(run_id), "--note", "x").exit_code == 0
+
+
+def test_restart_keeps_the_run_closing_date_and_excludes_sent_by_default(make_run, rows, state):
+    run_id = make_run("stopped", closes_at="2027-03-02T00:00:00Z")
+    db = open_db(state, create=False)
+    try:
+        action = apply_run_verb(db, run_id, "restart", note="n", actor="ops", now=NOW)
+    finally:
+        db.close()
+    assert rows("SELECT closes_at, include_sent FROM runs WHERE id = ?",
+                (action.new_run_id,)) == [
+        {"closes_at": "2027-03-02T00:00:00Z", "include_sent": 0}]
+
+
+def test_other_notification_kinds_and_odd_objects(make_run, rows, state):
+    run_id = make_run("failed")
+    db = open_db(state, create=False)
+    try:
+        with db.atomic():
+            notify_run(db, run_id, "paused", None, None, NOW)
+        odd = {"object": f"run/{run_id}/x", "kind": "run-failed", "at": "X"}
+        assert render_notification(db, odd) == (
+            f"[campctl] run/{run_id}/x failed",
+            f"run/{run_id}/x failed at X\ndetails: campctl describe run {run_id}/x\n")
+    finally:
+        db.close()
+    assert rows("SELECT kind FROM notifications") == [{"kind": "run-paused"}]
