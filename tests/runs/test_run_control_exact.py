@@ -5,6 +5,7 @@ notification's subject and body, and the retry back-off of an undeliverable noti
 from __future__ import annotations
 
 import sqlite3
+from datetime import timedelta
 
 import pytest
 
@@ -310,3 +311,27 @@ def test_other_notification_kinds_and_odd_objects(make_run, rows, state):
     finally:
         db.close()
     assert rows("SELECT kind FROM notifications") == [{"kind": "run-paused"}]
+
+
+def test_one_call_delivers_at_most_100_and_counts_each_failure(cli, make_run, rows, state):
+    make_run("failed")
+    conn = sqlite3.connect(state)
+    conn.executemany("INSERT INTO notifications (at, kind, object) VALUES (?, 'run-failed', ?)",
+                     [("2027-03-01T08:00:00Z", "run/1")] * 101)
+    conn.commit()
+    conn.close()
+    assert cli("config", "set", "notify_channel", "no-such-channel").exit_code == 0
+    assert cli("config", "set", "notify_to", "ops@example.com").exit_code == 0
+    db = open_db(state, create=False)
+    try:
+        failed = deliver_pending_notifications(db, now=NOW, environ={}, limit=2)
+        assert (failed.delivered, failed.failed, len(failed.errors or [])) == (0, 2, 2)
+        assert cli("config", "set", "notify_channel", "outbox").exit_code == 0
+        later = NOW + timedelta(minutes=1)
+        first = deliver_pending_notifications(db, now=later, environ={})
+        assert (first.delivered, first.failed) == (100, 0)
+        rest = deliver_pending_notifications(db, now=later, environ={})
+        assert (rest.delivered, rest.failed) == (1, 0)
+    finally:
+        db.close()
+    assert rows("SELECT DISTINCT recipient FROM outbox") == [{"recipient": "ops@example.com"}]
