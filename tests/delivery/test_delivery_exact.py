@@ -179,3 +179,51 @@ def test_notification_without_message_id_gets_a_digest_of_its_content(arrange, d
     assert missing == SendResult("nowhere", "ops@x", "notify-7", False,
                                  "channel 'nowhere' is not defined; apply a Channel named"
                                  " nowhere or use 'outbox'")
+
+
+def test_dry_run_sums_over_channels_and_respects_the_cap(arrange, db):
+    ids = arrange.contacts(3)
+    for name, rate, count in (("a", "2/m", 2), ("b", "1/m", 2), ("c", "1/m", 3)):
+        arrange.channel(name, {"type": "outbox", "rate": rate})
+        arrange.items(arrange.run(channel=name), ids[:count], channel=name)
+    for name, count in (("x1", 1), ("x2", 2)):
+        arrange.items(arrange.run(channel=name), ids[:count], channel=name)
+    runs = [r["id"] for r in arrange.rows("SELECT id FROM runs")]
+    dry = deliver_due(db, now=NOW, run_ids=runs, scenario_items=False, environ={},
+                      dry_run=True)
+    assert dry.as_json() == {"sent": 4, "failed": 3, "retried": 0, "cancelled": 0,
+                             "waiting_rate": 3}
+    assert dry.notes == ["channel a: 2 message(s) would be sent",
+                         "channel b: 1 item(s) would wait for the rate limit 1/m",
+                         "channel b: 1 message(s) would be sent",
+                         "channel c: 2 item(s) would wait for the rate limit 1/m",
+                         "channel c: 1 message(s) would be sent",
+                         "channel x1 is not usable: 1 item(s) would fail",
+                         "channel x2 is not usable: 2 item(s) would fail"]
+    capped = deliver_due(db, now=NOW, run_ids=runs, scenario_items=False, environ={},
+                         dry_run=True, max_messages=2)
+    assert (capped.sent, capped.waiting_rate) == (2, 0)
+    assert capped.notes[:3] == ["channel a: 2 message(s) would be sent",
+                                "channel b: 0 message(s) would be sent",
+                                "channel c: 0 message(s) would be sent"]
+
+
+def test_dry_run_counts_scenario_items(arrange, db):
+    c = arrange.contact("ann", "a@example.com")
+    arrange.scenario("welcome", {"reentry": "once", "launch": {"type": "manual"},
+                                 "steps": [{"id": "hi", "send": {"subject": "S", "body": "B"}}]})
+    arrange.items(None, [c], scenario="welcome", step="hi")
+    dry = deliver_due(db, now=NOW, run_ids=[], scenario_items=True, environ={}, dry_run=True)
+    assert (dry.sent, dry.notes) == (1, ["channel outbox: 1 message(s) would be sent"])
+
+
+def test_channel_test_through_an_unusable_channel(arrange, db, http_server):
+    arrange.channel("hook", {"type": "webhook", "url": http_server.url,
+                             "headers": {"Authorization": "Bearer ${HOOK_TOKEN}"}})
+    result = send_test(db, "hook", "x", now=NOW, environ={})
+    digest = hashlib.sha256(b"hook\x1fx\x1f2027-03-01T09:00:00Z").hexdigest()[:16]
+    assert result == SendResult(
+        "hook", "x", f"test-{digest}", False,
+        "environment variable HOOK_TOKEN is not set (needed by channel hook header"
+        " Authorization); export it where campctl runs")
+    assert http_server.requests == []
