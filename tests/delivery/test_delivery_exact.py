@@ -227,3 +227,11 @@ def test_channel_test_through_an_unusable_channel(arrange, db, http_server):
         "environment variable HOOK_TOKEN is not set (needed by channel hook header"
         " Authorization); export it where campctl runs")
     assert http_server.requests == []
+
+
+def test_channel_test_through_a_channel_that_cannot_open(arrange, db):
+    arrange.channel("odd", {"type": "pigeon"})
+    digest = hashlib.sha256(b"odd\x1fx\x1f2027-03-01T09:00:00Z").hexdigest()[:16]
+    assert send_test(db, "odd", "x", now=NOW, environ={}) == SendResult(
+        "odd", "x", f"test-{digest}", False,
+        "channel odd: unknown type 'pigeon'; use one of outbox, smtp, webhook")
