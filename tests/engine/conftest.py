@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from launch_support import approve_campaigns
 
 
 def contacts_csv(count: int) -> str:
@@ -24,16 +25,7 @@ def launch(cli, write_yaml, tmp_path):
         path = write_yaml("campaign.yaml", text)
         result = cli("--now", at, "apply", str(path))
         assert result.exit_code == 0, result
-        names = [line.split(":", 1)[1].strip() for line in text.splitlines()
-                 if line.startswith("name:")]
-        kinds = [line.split(":", 1)[1].strip() for line in text.splitlines()
-                 if line.startswith("kind:")]
-        campaigns = [n for n, k in zip(names, kinds, strict=True) if k == "Campaign"]
-        for name in campaigns:
-            for verb in ("submit", "approve") + (("start",) if start else ()):
-                result = cli("--now", at, verb, "campaign", name)
-                assert result.exit_code == 0, result
-        return campaigns
+        return approve_campaigns(cli, text, at=at, start=start)
 
     return setup
 

@@ -6,6 +6,7 @@ import json
 import sqlite3
 
 import pytest
+from launch_support import approve_campaigns
 
 T0 = "2027-03-01T08:00:00Z"
 
@@ -29,16 +30,7 @@ def launch(cli, write_yaml, tmp_path):
         assert cli("--now", T0, "contacts", "import", str(csv)).exit_code == 0
         result = cli("--now", T0, "apply", str(write_yaml("defs.yaml", text)))
         assert result.exit_code == 0, result
-        names = [line.split(":", 1)[1].strip() for line in text.splitlines()
-                 if line.startswith("name:")]
-        kinds = [line.split(":", 1)[1].strip() for line in text.splitlines()
-                 if line.startswith("kind:")]
-        campaigns = [n for n, k in zip(names, kinds, strict=True) if k == "Campaign"]
-        for name in campaigns:
-            for verb in ("submit", "approve") + (("start",) if start else ()):
-                result = cli("--now", T0, verb, "campaign", name)
-                assert result.exit_code == 0, result
-        return campaigns
+        return approve_campaigns(cli, text, at=T0, start=start)
 
     return setup
 
