@@ -100,7 +100,8 @@ class _Expr:
     def _croniter_walls(self, start: datetime, stop: datetime) -> Iterator[datetime]:
         from croniter import CroniterBadDateError, croniter
 
-        it = croniter(self.text, start.replace(second=0, microsecond=0), max_years_between_matches=NEVER_YEARS)
+        it = croniter(self.text, start.replace(second=0, microsecond=0),
+                      max_years_between_matches=NEVER_YEARS)
         while True:
             try:
                 wall = it.get_next(datetime)

@@ -42,7 +42,7 @@ def next_open(window: str | None, tz: str | tzinfo, at: datetime) -> datetime:
     if is_open(window, tz, at):
         return at
     assert window  # is_open is True without a window
-    start, end = parse_window(window)
+    start, _end = parse_window(window)
     zone_ = _tz(tz)
     first_day = at.astimezone(zone_).date() - timedelta(days=1)
     for offset in range(0, 400, 3):

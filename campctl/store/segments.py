@@ -262,17 +262,17 @@ def _attr_rule(rule: Mapping, alias: str, now: datetime) -> tuple[str, list]:
                 f"({t_sql} = 'array' AND EXISTS (SELECT 1 FROM json_each({alias}.attrs, ?) j "
                 f"WHERE {member}))"
             )
-            params += t_par + [field.path, value]
+            params += [*t_par, field.path, value]
         sql = "(" + (" OR ".join(parts) or "0") + ")"
     else:  # within_days / older_than_days: date text (YYYY-MM-DD...) against today (UTC)
         today = now.date()
         day = f"substr({v_sql}, 1, 10)"
         if op == "within_days":
             bound = f"{day} BETWEEN ? AND ?"
-            bounds = v_par + [today.isoformat(), (today + timedelta(days=value)).isoformat()]
+            bounds = [*v_par, today.isoformat(), (today + timedelta(days=value)).isoformat()]
         else:
             bound = f"{day} < ?"
-            bounds = v_par + [(today - timedelta(days=value)).isoformat()]
+            bounds = [*v_par, (today - timedelta(days=value)).isoformat()]
         # Numbers, booleans and JSON text of arrays/objects never look like a date.
         sql = f"({day} GLOB {_DATE_GLOB} AND {bound})"
         params = v_par + bounds
