@@ -57,7 +57,6 @@ def commands_markdown() -> str:
     root_ctx, root_help = _help(root, "campctl", None)
     lines = ["## `campctl`", "", "```text", root_help, "```", ""]
     visible = {n: c for n, c in root.commands.items() if not c.hidden}
-    placed: set[str] = set()
     panels = [(title, [n for n in names if n in visible]) for title, names in HELP_PANELS.items()]
     panels.append((OTHER_PANEL, [n for n in visible if n not in
                                  {m for _, names in panels for m in names}]))
@@ -66,7 +65,6 @@ def commands_markdown() -> str:
             continue
         lines += [f"## {title}", ""]
         for name in names:
-            placed.add(name)
             lines += _command_section(visible[name], ["campctl", name], root_ctx, 3)
     return "\n".join(lines)
 
@@ -129,7 +127,7 @@ def _table(node: dict[str, Any]) -> list[str]:
     _rows(node, "", False, out)
     lines = ["| field | type | required | description |", "|---|---|---|---|"]
     lines += ["| " + " | ".join(row) + " |" for row in out.values()]
-    return lines + [""]
+    return [*lines, ""]
 
 
 def _variants(node: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:

@@ -451,7 +451,7 @@ def audit_history(state: Path) -> tuple[int, list[str], dict]:
     Stage Instance Created / Stage Completed / Stage Cancelled log rows. Scenario launches:
     `history` (kind launch) start, and the row of their end. Queue items and scenario profiles
     have no history of their own by design: the outbox / the servers and the run and scenario
-    log rows are their record (see the README)."""
+    log rows are their record (see docs/reliability.md)."""
     problems: list[str] = []
     audited = Counter()
     history: dict[tuple[str, str], list[tuple]] = defaultdict(list)

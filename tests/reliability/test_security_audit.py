@@ -1,6 +1,6 @@
 """Issue 8 security list: the one item no other test covered end to end (secrets written `${VAR}`
 in a dump, the log, `describe`, `-o json` and the outbox). The other items and the tests that
-cover them are listed in the README's reliability section."""
+cover them are listed in docs/reliability.md (the security checklist)."""
 
 from __future__ import annotations
 
