@@ -27,18 +27,14 @@ def _campctl_of_this_tree() -> None:
 # --- commands ------------------------------------------------------------------------------------
 
 def _help(command: Any, name: str, parent: Any) -> tuple[Any, str]:
-    import click
-
-    ctx = click.Context(command, info_name=name, parent=parent, max_content_width=WIDTH,
-                        terminal_width=WIDTH)
+    ctx = command.context_class(command, info_name=name, parent=parent,
+                                max_content_width=WIDTH, terminal_width=WIDTH)
     return ctx, command.get_help(ctx).rstrip()
 
 
 def _command_section(command: Any, path: list[str], parent: Any, level: int) -> list[str]:
     ctx, text = _help(command, path[-1], parent)
-    short = command.get_short_help_str(limit=200)
-    lines = [f"{'#' * level} `campctl {' '.join(path[1:])}`", "", short, "", "```text", text,
-             "```", ""]
+    lines = [f"{'#' * level} `campctl {' '.join(path[1:])}`", "", "```text", text, "```", ""]
     subcommands = getattr(command, "commands", {})
     for name in command.list_commands(ctx) if subcommands else []:
         sub = command.get_command(ctx, name)
@@ -53,7 +49,8 @@ def commands_markdown() -> str:
 
     from campctl.cli import HELP_PANELS, OTHER_PANEL, build_app
 
-    root = typer.main.get_command(build_app())
+    # Typer's own click (typer._click in recent versions), so typed loosely.
+    root: Any = typer.main.get_command(build_app())
     root_ctx, root_help = _help(root, "campctl", None)
     lines = ["## `campctl`", "", "```text", root_help, "```", ""]
     visible = {n: c for n, c in root.commands.items() if not c.hidden}
