@@ -9,6 +9,7 @@ A page holds a marker line and gets the generated text in its place at build tim
 
 from __future__ import annotations
 
+import html
 import json
 import sys
 from pathlib import Path
@@ -86,6 +87,11 @@ def _type(node: dict[str, Any]) -> str:
     return kind or ""
 
 
+def _code(text: str) -> str:
+    # A code span in a table cell cannot hold "|" (not even escaped): an HTML entity can.
+    return "<code>" + html.escape(text).replace("|", "&#124;") + "</code>"
+
+
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
@@ -94,12 +100,12 @@ def _rows(node: dict[str, Any], path: str, required: bool, out: dict[str, list[s
     if path and path not in out:
         details = []
         if "pattern" in node:
-            details.append(f"pattern `{node['pattern']}`")
+            details.append(f"pattern {_code(node['pattern'])}")
         for key, word in (("minimum", "≥"), ("exclusiveMinimum", ">"), ("maximum", "≤")):
             if key in node:
                 details.append(f"{word} {node[key]}")
         if "default" in node:
-            details.append(f"default `{json.dumps(node['default'])}`")
+            details.append(f"default {_code(json.dumps(node['default']))}")
         description = node.get("description", "")
         if details:
             description = f"{description} ({'; '.join(details)})" if description \
