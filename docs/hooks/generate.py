@@ -4,7 +4,8 @@ A page holds a marker line and gets the generated text in its place at build tim
 - `<!-- generated: commands -->`: every command's `--help`, walked from the CLI's own click tree,
   in the sections of `campctl --help`;
 - `<!-- generated: fields -->`: every field of the five kinds, walked from the JSON Schema that
-  `campctl schema` prints (built from the field tables of `campctl/definitions/fields.py`).
+  `campctl schema` prints (built from the field tables of `campctl/definitions/fields.py`);
+- `<!-- generated: changelog -->`: the repository's CHANGELOG.md.
 """
 
 from __future__ import annotations
@@ -161,9 +162,14 @@ def fields_markdown() -> str:
 
 # --- the hook ------------------------------------------------------------------------------------
 
+def changelog_markdown() -> str:
+    return (ROOT / "CHANGELOG.md").read_text()
+
+
 GENERATORS = {
     "<!-- generated: commands -->": commands_markdown,
     "<!-- generated: fields -->": fields_markdown,
+    "<!-- generated: changelog -->": changelog_markdown,
 }
 
 
