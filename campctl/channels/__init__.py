@@ -14,6 +14,7 @@ from campctl.channels.base import (
     ChannelError,
     Message,
     MissingSecret,
+    NetworkChannel,
     Outcome,
 )
 
@@ -22,7 +23,7 @@ TYPES = ("outbox", "smtp", "webhook")
 
 __all__ = [
     "BUILTIN_OUTBOX", "PERMANENT", "SENT", "TRANSIENT", "Channel", "ChannelError", "Message",
-    "MissingSecret", "Outcome", "open_channel",
+    "MissingSecret", "NetworkChannel", "Outcome", "open_channel",
 ]
 
 

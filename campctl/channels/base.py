@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -14,6 +14,8 @@ TRANSIENT = "transient"  # retried with backoff until max_attempts
 PERMANENT = "permanent"  # failed at once
 
 DEFAULT_MAX_ATTEMPTS = 5
+DEFAULT_CONNECTIONS = 4
+MAX_CONNECTIONS = 64
 _SECRET = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _RATE = re.compile(r"^\s*(\d+)\s*/\s*([smh])\s*$")
 _RATE_UNITS = {"s": 1, "m": 60, "h": 3600}
@@ -33,7 +35,9 @@ class MissingSecret(ChannelError):
 
 @dataclass(frozen=True)
 class Message:
-    """One message ready to hand over. `record` is the outbox/JSONL/webhook object (SPEC §9)."""
+    """One message ready to hand over. `record` is the object the outbox stores and the webhook
+    posts (message_id, run, campaign, stage, scenario, step, contact, channel, subject, body,
+    sent_at, to)."""
 
     message_id: str
     to: str | None
@@ -84,6 +88,17 @@ def parse_rate(text: Any) -> tuple[int, int] | None:
     return int(match.group(1)), _RATE_UNITS[match.group(2)]
 
 
+def parse_connections(value: Any, name: str) -> int:
+    """`connections: N`: how many SMTP sessions / HTTP connections one delivery uses at once."""
+    if value is None:
+        return DEFAULT_CONNECTIONS
+    if not isinstance(value, int) or isinstance(value, bool) or not (
+            1 <= value <= MAX_CONNECTIONS):
+        raise ChannelError(f"channel {name}: connections must be a whole number from 1 to "
+                           f"{MAX_CONNECTIONS}")
+    return value
+
+
 def parse_timeout(value: Any, default: float) -> float:
     """`timeout: 10` (seconds) or a duration such as `30s`."""
     if value is None:
@@ -99,11 +114,12 @@ def parse_timeout(value: Any, default: float) -> float:
 
 
 class Channel:
-    """One configured channel. Subclasses implement `deliver`; `in_store` channels (outbox)
-    are handed over by the transaction that records the outcome instead."""
+    """One configured channel: what every type has (name, rate, max_attempts, a batch size and
+    the redactor for its secrets). How messages leave depends on the type: `NetworkChannel`
+    hands them to a server one by one; the outbox (`channels.outbox.OutboxChannel`) writes them
+    in the transaction that records them."""
 
     type = "?"
-    in_store = False
     batch_size = 100
 
     def __init__(self, name: str, spec: Mapping[str, Any], environ: Mapping[str, str]) -> None:
@@ -123,20 +139,32 @@ class Channel:
     def secret(self, key: str) -> Any:
         return resolve_secrets(self.spec.get(key), self.environ, what=f"channel {self.name} {key}")
 
-    def deliver(self, messages: list[Message]) -> Iterator[Outcome]:
+    def close(self) -> None:
+        """Release connections kept between batches."""
+
+
+class NetworkChannel(Channel):
+    """A channel that hands messages to a server (SMTP, HTTP). One instance holds one
+    connection and is used by one thread at a time; `connections` says how many instances a
+    delivery may use at once."""
+
+    def __init__(self, name: str, spec: Mapping[str, Any], environ: Mapping[str, str]) -> None:
+        super().__init__(name, spec, environ)
+        self.connections = parse_connections(self.spec.get("connections"), name)
+
+    def another(self) -> NetworkChannel:
+        """One more connection of this channel (a fresh instance of the same definition)."""
+        return type(self)(self.name, self.spec, self.environ)
+
+    def deliver(self, messages: Iterable[Message]) -> Iterator[Outcome]:
         """Hand the messages over one by one, yielding each outcome as soon as it is known, so
-        the caller can record a message before the next one goes (and stop early). Reasons come
-        out with the channel's secrets masked."""
+        the caller can record a message before the next one goes (and stop early). `messages`
+        is read lazily, one message after each outcome. Reasons come out with the channel's
+        secrets masked."""
         for outcome in self._deliver(messages):
             if outcome.reason:
                 outcome = dataclasses.replace(outcome, reason=self.redact(outcome.reason))
             yield outcome
 
-    def _deliver(self, messages: list[Message]) -> Iterator[Outcome]:  # pragma: no cover
+    def _deliver(self, messages: Iterable[Message]) -> Iterator[Outcome]:  # pragma: no cover
         raise NotImplementedError
-
-    def send_batch(self, messages: list[Message]) -> list[Outcome]:
-        return list(self.deliver(messages))
-
-    def close(self) -> None:
-        """Release connections kept between batches."""

@@ -5,18 +5,18 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from campctl.channels.base import SENT, Channel, ChannelError, Message, Outcome
+from campctl.channels.base import Channel, ChannelError
 
 
 class OutboxChannel(Channel):
-    """Hand-over is the outbox row itself, written in the transaction that marks the item sent."""
+    """Hand-over is the outbox row itself, written in the transaction that marks the item sent
+    (with `write_lines` for a `dir:` file); nothing leaves before that transaction commits."""
 
     type = "outbox"
-    in_store = True
     batch_size = 1000
 
     def __init__(self, name: str, spec: Mapping[str, Any], environ: Mapping[str, str], *,
@@ -31,9 +31,6 @@ class OutboxChannel(Channel):
             # The file name comes from the channel name (a checked NAME): it cannot leave the dir.
             self.path = root / f"{name}.jsonl"
         self._written: tuple[int, int] | None = None
-
-    def _deliver(self, messages: list[Message]) -> Iterator[Outcome]:
-        return iter([Outcome(SENT)] * len(messages))
 
     def write_lines(self, records: list[dict], *, committed_length: int | None = None
                     ) -> int | None:

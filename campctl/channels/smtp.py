@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from typing import Any
+from collections.abc import Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
 from campctl.channels.base import (
     PERMANENT,
     SENT,
     TRANSIENT,
-    Channel,
     ChannelError,
     Message,
+    NetworkChannel,
     Outcome,
     parse_timeout,
 )
+
+if TYPE_CHECKING:
+    import smtplib
 
 
 def message_id_header(message_id: str) -> str:
@@ -25,7 +28,7 @@ def _clean(value: str) -> str:
     return " ".join(str(value).split())
 
 
-class SmtpChannel(Channel):
+class SmtpChannel(NetworkChannel):
     type = "smtp"
     batch_size = 50
 
@@ -39,10 +42,10 @@ class SmtpChannel(Channel):
         self.port = port
         self.timeout = parse_timeout(self.spec.get("timeout"), 30.0)
         self.sender = self.spec.get("from") or "campctl@localhost"
-        self._conn = None
+        self._conn: smtplib.SMTP | None = None
 
     # --- connection ---------------------------------------------------------------------------
-    def _connect(self):
+    def _connect(self) -> smtplib.SMTP:
         import smtplib
         import ssl
 
@@ -79,7 +82,9 @@ class SmtpChannel(Channel):
         # MIMEText (compat32) builds ~5x faster than EmailMessage with the default policy.
         mime = MIMEText(message.body, "plain", "utf-8")
         subject = _clean(message.subject)
-        mime["Subject"] = subject if subject.isascii() else Header(subject, "utf-8")
+        # compat32 takes a Header object for an encoded value; typeshed types the values as str.
+        mime["Subject"] = (subject if subject.isascii()  # type: ignore[assignment]
+                           else Header(subject, "utf-8"))
         name, address = parseaddr(_clean(self.sender))
         # Only the display name may be encoded; an encoded address is undeliverable.
         mime["From"] = formataddr((name, address), charset="utf-8") if address else _clean(
@@ -90,7 +95,7 @@ class SmtpChannel(Channel):
         mime["Date"] = formatdate(_epoch(sent_at) if sent_at else 0, usegmt=True)
         return mime.as_bytes()
 
-    def _deliver(self, messages: list[Message]) -> Iterator[Outcome]:
+    def _deliver(self, messages: Iterable[Message]) -> Iterator[Outcome]:
         import smtplib
         from email.utils import parseaddr
 

@@ -4,7 +4,7 @@ through the proxy the environment names, honouring a receiver's Retry-After."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -12,9 +12,9 @@ from campctl.channels.base import (
     PERMANENT,
     SENT,
     TRANSIENT,
-    Channel,
     ChannelError,
     Message,
+    NetworkChannel,
     Outcome,
     parse_timeout,
 )
@@ -89,7 +89,7 @@ def retry_after(value: str | None) -> timedelta | datetime | None:
     return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
 
-class WebhookChannel(Channel):
+class WebhookChannel(NetworkChannel):
     type = "webhook"
     batch_size = 50
 
@@ -154,7 +154,7 @@ class WebhookChannel(Channel):
             except Exception:
                 pass
 
-    def _deliver(self, messages: list[Message]) -> Iterator[Outcome]:
+    def _deliver(self, messages: Iterable[Message]) -> Iterator[Outcome]:
         try:
             scheme, host, port, path, headers = self._resolve()
             proxy = proxy_for(scheme, host, port, self.environ)

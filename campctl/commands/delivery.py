@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 
 import typer
 
@@ -26,7 +27,7 @@ def _source(_value, row: dict) -> str:
     return "-"
 
 
-OUTBOX_COLUMNS = [
+OUTBOX_COLUMNS: list[tuple[str, str] | tuple[str, str, Callable[[Any, dict], str]]] = [
     ("sent_at", "SENT", local_cell(None)), ("campaign", "FROM", _source), ("contact", "CONTACT"),
     ("channel", "CHANNEL"), ("subject", "SUBJECT"),
 ]

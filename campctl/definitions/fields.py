@@ -249,6 +249,9 @@ RATE = Text("Throttle: N/s, N/m or N/h.", validate=check_rate, pattern=RATE_PATT
 MAX_ATTEMPTS = Number("Attempts before a message fails for good (transient errors are retried "
                       "with exponential backoff).", integer=True, minimum=1, maximum=100)
 TIMEOUT = Number("Network timeout in seconds.", exclusive_minimum=0, maximum=3600)
+CONNECTIONS = Number("SMTP sessions or HTTP connections one tick or daemon uses at once "
+                     "(default 4; the rate holds across them).", integer=True, minimum=1,
+                     maximum=64)
 EVENT = Text("Event name.", validate=check_token, pattern=TOKEN_PATTERN, code="CC116")
 MESSAGE_TYPE = Text("Message type, matched against contacts' opt_out.", validate=check_token,
                     pattern=TOKEN_PATTERN, code="CC116")
@@ -565,7 +568,8 @@ CHANNEL = Tagged("type", {
                                     "send time, never stored).", validate=check_secret,
                                     pattern=SECRET_PATTERN, code="CC121")),
                  "from": F(Text("Sender, e.g. \"Shop <news@example.com>\"."), required=True),
-                 "rate": F(RATE), "max_attempts": F(MAX_ATTEMPTS), "timeout": F(TIMEOUT)},
+                 "rate": F(RATE), "max_attempts": F(MAX_ATTEMPTS), "timeout": F(TIMEOUT),
+                 "connections": F(CONNECTIONS)},
                 title="Channel (smtp)"),
     "webhook": Map({**CHANNEL_COMMON, "type": F(Enum(("webhook",)), required=True),
                     "url": F(Text("Endpoint (http or https); may contain ${VAR}.",
@@ -575,7 +579,8 @@ CHANNEL = Tagged("type", {
                                                  validate=check_var_refs, min_length=0,
                                                  code="CC120"),
                                      description="Extra HTTP headers.")),
-                    "timeout": F(TIMEOUT), "rate": F(RATE), "max_attempts": F(MAX_ATTEMPTS)},
+                    "timeout": F(TIMEOUT), "rate": F(RATE), "max_attempts": F(MAX_ATTEMPTS),
+                    "connections": F(CONNECTIONS)},
                    title="Channel (webhook)"),
 }, "A delivery channel (SPEC §4).", noun="channel type")
 

@@ -2,7 +2,11 @@
 
 A message handed to a channel is never handed over again, except after a crash between the
 hand-over and the commit that records it: the claim then expires (`LEASE`) and the item goes
-again with the same message id (SMTP Message-ID, webhook Idempotency-Key).
+again with the same message id (SMTP Message-ID, webhook Idempotency-Key). A network channel
+uses up to `connections` connections at once (threads that only talk to the server); claiming,
+marking and recording stay on the calling thread, one commit per message as with one
+connection, and the channel's `rate` is counted when items are claimed, whatever the number of
+connections.
 """
 
 from __future__ import annotations
@@ -10,22 +14,27 @@ from __future__ import annotations
 import json
 import math
 import os
+import queue
+import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from campctl.channels import (
     BUILTIN_OUTBOX,
     PERMANENT,
-    SENT,
+    TRANSIENT,
     Channel,
     ChannelError,
     Message,
+    NetworkChannel,
     Outcome,
     open_channel,
 )
+from campctl.channels.outbox import OutboxChannel
 from campctl.engine.templates import TemplateFailed, compile_message, contact_context
 from campctl.errors import NotFound, StateLocked
 from campctl.store import delivery as store
@@ -169,6 +178,89 @@ def _window(clock_now: datetime, seconds: int) -> tuple[datetime, float]:
     return datetime.fromtimestamp(start, UTC), start + seconds - epoch
 
 
+# --- what a pass carries -------------------------------------------------------------------------
+class _Item(NamedTuple):
+    """A claimed item rendered into the message that goes for it."""
+
+    row: dict
+    message: Message
+
+
+# A message handed over (or given up) whose outcome is still to be recorded.
+_Tried = tuple[dict, Message, Outcome]
+
+
+@dataclass(frozen=True)
+class _Pass:
+    """What every batch of one delivery pass shares."""
+
+    db: Database
+    scope: store.DueScope
+    report: DeliveryReport
+    content: _Content
+    clock: _Clock
+    deadline: float | None  # a `clock.monotonic()` value after which no new batch starts
+    sleep: Callable[[float], None]
+
+
+@dataclass
+class _Target:
+    """The channel a pass delivers through, or the reason it cannot be used (then every item
+    fails with it). A network channel's further connections are opened on first use and kept
+    for the pass, like the first one."""
+
+    name: str
+    channel: Channel | None
+    problem: str | None = None
+    spares: list[NetworkChannel] = field(default_factory=list)
+
+    @property
+    def batch_size(self) -> int:
+        if self.channel is None:
+            return 500
+        if isinstance(self.channel, NetworkChannel):
+            # As many messages per connection as one connection takes in a batch: a batch
+            # lasts as long whatever `connections` says (well within LEASE).
+            return self.channel.batch_size * self.channel.connections
+        return self.channel.batch_size
+
+    def sender(self, channel: NetworkChannel, count: int) -> _Inline | _Pool:
+        """Up to `connections` senders for a batch of `count` messages."""
+        width = min(channel.connections, count)
+        if width <= 1:
+            return _Inline(channel)
+        while len(self.spares) < width - 1:
+            self.spares.append(channel.another())
+        return _Pool([channel, *self.spares[:width - 1]])
+
+    def close(self) -> None:
+        for channel in [self.channel, *self.spares]:
+            if channel is not None:
+                channel.close()
+
+
+@dataclass
+class _Batch:
+    """One claimed batch: what goes, and what fails or is cancelled before any hand-over."""
+
+    token: str  # names the claim; every outcome is recorded only while it still holds
+    rows: list[dict]
+    sent_at: str
+    items: list[_Item] = field(default_factory=list)
+    failed: list[tuple[int, str]] = field(default_factory=list)
+    cancelled: list[tuple[int, str]] = field(default_factory=list)
+
+
+@dataclass
+class _Verdicts:
+    """Outcomes of items that were not sent: failed for good, to retry, cancelled."""
+
+    failed: list[tuple[int, str]]
+    retry: list[tuple[int, str, datetime]]
+    cancelled: list[tuple[int, str]]
+
+
+# --- the pass ------------------------------------------------------------------------------------
 def deliver_due(
     db: Database,
     *,
@@ -190,270 +282,444 @@ def deliver_due(
     asked between batches; `max_messages` caps the items taken in this pass.
     """
     report = DeliveryReport()
-    run_ids = [int(r) for r in run_ids]
-    if not run_ids and not scenario_items:
+    scope = store.DueScope(tuple(int(r) for r in run_ids), scenario_items, now)
+    if not scope.run_ids and not scenario_items:
         return report
-    clock = _Clock(now, monotonic)
-    channels = store.due_channels(db, run_ids=run_ids, scenario_items=scenario_items, now=now)
-    content = _Content(db)
-    content.preload_runs(run_ids)
+    work = _Pass(db, scope, report, _Content(db), _Clock(now, monotonic), deadline, sleep)
+    work.content.preload_runs(scope.run_ids)
     taken = 0
-    for name in channels:
-        try:
-            channel: Channel | None = load_channel(db, name, environ)
-        except ChannelError as exc:
-            channel = None
-            problem = _unusable(db, name, environ, exc)
-            report.errors.append(problem)
-        except Exception as exc:  # a definition the engine cannot read: this channel only
-            channel = None
-            problem = " ".join(f"channel {name} cannot be opened: {type(exc).__name__}: "
-                               f"{exc}".split())[:300]
-            report.errors.append(problem)
+    for name in store.due_channels(db, scope):
+        target = _open(db, name, environ, report)
+        remaining = None if max_messages is None else max_messages - taken
         if dry_run:
-            taken += _dry_run_channel(db, report, name, channel, run_ids=run_ids,
-                                      scenario_items=scenario_items, now=now,
-                                      remaining=None if max_messages is None
-                                      else max_messages - taken)
+            taken += _dry_run_channel(work, target, remaining)
             continue
         try:
-            while True:
-                if stop_requested is not None and stop_requested():
-                    return report
-                if deadline is not None and monotonic() >= deadline:
-                    return report
-                limit = batch_size or (channel.batch_size if channel else 500)
-                if max_messages is not None:
-                    limit = min(limit, max_messages - taken)
-                    if limit <= 0:
-                        return report
-                got = _one_batch(db, report, name, channel, None if channel else problem,
-                                 content=content, clock=clock, run_ids=run_ids,
-                                 scenario_items=scenario_items, now=now, limit=limit,
-                                 deadline=deadline, sleep=sleep)
-                if got is None:  # rate window full: it slept, try again
-                    continue
-                if got == 0:
-                    break
-                taken += got
+            got, done = _deliver_channel(work, target, remaining=remaining,
+                                         batch_size=batch_size, stop_requested=stop_requested)
         finally:
-            if channel is not None:
-                channel.close()
+            target.close()
+        taken += got
+        if done:
+            break
     return report
 
 
-def _one_batch(db, report, name, channel, problem, *, content, clock, run_ids, scenario_items,
-               now, limit, deadline, sleep) -> int | None:
+def _open(db: Database, name: str, environ: Mapping[str, str],
+          report: DeliveryReport) -> _Target:
+    try:
+        return _Target(name, load_channel(db, name, environ))
+    except ChannelError as exc:
+        problem = _unusable(db, name, environ, exc)
+    except Exception as exc:  # a definition the engine cannot read: this channel only
+        problem = " ".join(f"channel {name} cannot be opened: {type(exc).__name__}: "
+                           f"{exc}".split())[:300]
+    report.errors.append(problem)
+    return _Target(name, None, problem)
+
+
+def _deliver_channel(work: _Pass, target: _Target, *, remaining: int | None,
+                     batch_size: int | None,
+                     stop_requested: Callable[[], bool] | None) -> tuple[int, bool]:
+    """Batches of one channel until none is due. Returns (items taken, whether the pass ends:
+    a stop was requested, the deadline passed or `remaining` is used up)."""
+    taken = 0
+    while True:
+        if stop_requested is not None and stop_requested():
+            return taken, True
+        if work.deadline is not None and work.clock.monotonic() >= work.deadline:
+            return taken, True
+        limit = batch_size or target.batch_size
+        if remaining is not None:
+            limit = min(limit, remaining - taken)
+            if limit <= 0:
+                return taken, True
+        got = _one_batch(work, target, limit)
+        if got is None:  # rate window full: it slept, try again
+            continue
+        if got == 0:
+            return taken, False
+        taken += got
+
+
+def _one_batch(work: _Pass, target: _Target, limit: int) -> int | None:
     """Claim, render, hand over and record one batch. Returns the number of items taken, 0 when
     nothing is left, None after sleeping for a per-second rate window."""
     token = os.urandom(12).hex()  # names this claim; cheaper to import than uuid
+    network = target.channel if isinstance(target.channel, NetworkChannel) else None
     handing_over = False
     try:
-        with db.atomic():
-            at = clock.now()
-            if channel is not None and channel.rate:
-                count, seconds = channel.rate
-                start, left = _window(at, seconds)
-                budget = count - store.rate_used(db, channel=name, window_start=start)
-                if budget <= 0:
-                    waiting = store.count_due(db, channel=name, run_ids=run_ids,
-                                              scenario_items=scenario_items, now=now)
-                    if waiting == 0:
-                        return 0
-                    fits = deadline is None or clock.monotonic() + left < deadline
-                    if left <= MAX_RATE_SLEEP and fits:
-                        sleep(left)
-                        return None
-                    report.waiting_rate += waiting
-                    report.notes.append(f"channel {name}: {waiting} item(s) wait for the rate "
-                                        f"limit {channel.spec.get('rate')}")
-                    return 0
-                limit = min(limit, budget)
-            ids = store.claim(db, channel=name, run_ids=run_ids, scenario_items=scenario_items,
-                              now=now, until=at + LEASE, token=token, limit=limit)
-            if not ids:
-                return 0
-            if channel is not None and channel.rate:
-                store.rate_add(db, channel=name, window_start=start, count=len(ids),
-                               prune_before=start - timedelta(days=1))
-            rows = store.load_items(db, ids)
-            if channel is not None and not channel.in_store:
+        with work.db.atomic():
+            rows = _claim(work, target, limit, token)
+            if not isinstance(rows, list):
+                return rows
+            if network is not None:
                 # Taken before the claim commits: a pause that commits after this claim waits
                 # until the batch is handed over (see Database.wait_for_hand_overs).
-                db.hand_over_begin()
+                work.db.hand_over_begin()
                 handing_over = True
-        return _hand_over(db, report, name, channel, problem, token, rows, content=content,
-                          clock=clock)
+        batch = _prepare(work, target, token, rows)
+        if isinstance(target.channel, OutboxChannel):
+            _record_outbox(work, target.channel, batch)
+            return len(rows)
+        tried: list[_Tried] = []
+        untouched: list[int] = []
+        if network is not None and batch.items:
+            tried, untouched = _HandOver(work, target, network, batch).run()
+        if handing_over:
+            work.db.hand_over_end()  # handed over: a pause may commit now (before this records)
+        _record(work, target.channel, batch, tried, untouched)
+        return len(rows)
     finally:
         if handing_over:
-            db.hand_over_end()
+            work.db.hand_over_end()
 
 
-def _hand_over(db, report, name, channel, problem, token, rows, *, content, clock) -> int:
-    """Render the claimed rows, hand them to the channel, record the outcomes."""
-    sent_at = to_db(clock.now())
-    messages: list[tuple[dict, Message]] = []
-    failed: list[tuple[int, str]] = []
-    cancelled: list[tuple[int, str]] = []
+def _claim(work: _Pass, target: _Target, limit: int, token: str) -> list[dict] | int | None:
+    """Inside the claim transaction: the claimed rows, or what `_one_batch` returns when the
+    channel's rate window is full (0 or None, see `_rate_full`) or nothing is due (0)."""
+    db = work.db
+    at = work.clock.now()
+    rate = target.channel.rate if target.channel is not None else None
+    if rate:
+        count, seconds = rate
+        start, left = _window(at, seconds)
+        room = count - store.rate_used(db, channel=target.name, window_start=start)
+        if room <= 0:
+            return _rate_full(work, target, left)
+        limit = min(limit, room)
+    ids = store.claim(db, work.scope, channel=target.name, until=at + LEASE, token=token,
+                      limit=limit)
+    if not ids:
+        return 0
+    if rate:
+        store.rate_add(db, channel=target.name, window_start=start, count=len(ids),
+                       prune_before=start - timedelta(days=1))
+    return store.load_items(db, ids)
+
+
+def _rate_full(work: _Pass, target: _Target, left: float) -> int | None:
+    """The rate window is used up: sleep through a short one (None), or note how many items
+    wait for it and end this channel (0)."""
+    waiting = store.count_due(work.db, work.scope, channel=target.name)
+    if waiting == 0:
+        return 0
+    fits = work.deadline is None or work.clock.monotonic() + left < work.deadline
+    if left <= MAX_RATE_SLEEP and fits:
+        work.sleep(left)
+        return None
+    assert target.channel is not None
+    work.report.waiting_rate += waiting
+    work.report.notes.append(f"channel {target.name}: {waiting} item(s) wait for the rate "
+                             f"limit {target.channel.spec.get('rate')}")
+    return 0
+
+
+# --- rendering -----------------------------------------------------------------------------------
+def _prepare(work: _Pass, target: _Target, token: str, rows: list[dict]) -> _Batch:
+    """Render the claimed rows into messages; sort out those that fail or are cancelled."""
+    batch = _Batch(token, rows, to_db(work.clock.now()))
     for row in rows:
-        if problem is not None:
-            failed.append((row["id"], problem))
+        if target.problem is not None:
+            batch.failed.append((row["id"], target.problem))
             continue
         if row["contact_id"] is not None and row["contact_row"] is None:
-            cancelled.append((row["id"], "contact was erased"))
+            batch.cancelled.append((row["id"], "contact was erased"))
             continue
         try:
-            source, include_opted_out, fields = content.for_item(row)
-            if row["opted_out"] and not include_opted_out:
-                cancelled.append((row["id"], f"contact opted out of {row['message_type']}"))
-                continue
-            context = contact_context(
-                external_id=row["external_id"], email=row["email"], phone=row["phone"],
-                attrs=_json(row["attrs"], {}),
-                groups=row["groups"].split("\x1f") if row["groups"] else [],
-            )
-            if row["profile_id"] is not None:
-                # A scenario message sees its profile's capture data as `event.*`.
-                context["event"] = _json(row["profile_data"], {})
-            subject, body = content.compiled(source).render(context)
+            message = _render(work.content, target, row, batch.sent_at)
         except TemplateFailed as exc:
-            failed.append((row["id"], exc.reason))
+            batch.failed.append((row["id"], exc.reason))
             continue
         except Exception as exc:  # a broken stored message fails its item, not the batch
             text = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
-            failed.append((row["id"], f"message could not be prepared: {text}"))
+            batch.failed.append((row["id"], f"message could not be prepared: {text}"))
             continue
-        record = {
-            "message_id": row["message_id"], **fields, "contact": row["external_id"],
-            "channel": name, "subject": subject, "body": body, "sent_at": sent_at,
-            "to": row["email"] if channel is None or channel.type != "webhook"
-            else (row["email"] or row["phone"]),
-        }
-        messages.append((row, Message(row["message_id"], row["email"], subject, body, record)))
-
-    outcomes: list[Outcome]
-    untouched: list[int] = []
-    if not messages:
-        outcomes = []
-    elif channel.in_store:
-        outcomes = [Outcome(SENT)] * len(messages)
-    else:
-        outcomes, untouched = _hand_over_each(db, report, name, channel, token, messages,
-                                              sent_at)
-        recorded = {i for i, o in enumerate(outcomes) if o is RECORDED}
-        messages = [m for i, m in enumerate(messages[:len(outcomes)]) if i not in recorded]
-        outcomes = [o for i, o in enumerate(outcomes) if i not in recorded]
-    if channel is not None and not channel.in_store:
-        db.hand_over_end()  # handed over: a pause may commit now (before this records it)
-
-    _record(db, report, name, channel, token, messages, outcomes, failed, cancelled, clock,
-            untouched=untouched)
-    return len(rows)
+        if message is None:
+            batch.cancelled.append((row["id"], f"contact opted out of {row['message_type']}"))
+        else:
+            batch.items.append(_Item(row, message))
+    return batch
 
 
-RECORDED = Outcome(SENT, "recorded at hand-over")
+def _render(content: _Content, target: _Target, row: dict, sent_at: str) -> Message | None:
+    """The message for one item (None: its contact opted out); TemplateFailed if it cannot be
+    rendered."""
+    source, include_opted_out, fields = content.for_item(row)
+    if row["opted_out"] and not include_opted_out:
+        return None
+    context = contact_context(
+        external_id=row["external_id"], email=row["email"], phone=row["phone"],
+        attrs=_json(row["attrs"], {}),
+        groups=row["groups"].split("\x1f") if row["groups"] else [],
+    )
+    if row["profile_id"] is not None:
+        # A scenario message sees its profile's capture data as `event.*`.
+        context["event"] = _json(row["profile_data"], {})
+    subject, body = content.compiled(source).render(context)
+    webhook = target.channel is not None and target.channel.type == "webhook"
+    record = {
+        "message_id": row["message_id"], **fields, "contact": row["external_id"],
+        "channel": target.name, "subject": subject, "body": body, "sent_at": sent_at,
+        "to": (row["email"] or row["phone"]) if webhook else row["email"],
+    }
+    return Message(row["message_id"], row["email"], subject, body, record)
 
 
-def _hand_over_each(db, report, name, channel, token, messages, sent_at):
-    """Hand messages to an external channel one by one, recording each sent one in its own
-    short transaction before the next goes: a kill between a hand-over and its record repeats
-    at most that one message. When the write lock is not free within RECORD_WAIT_MS (a pause
-    or another tick holds it) the batch stops there and the rest is given back unsent.
+# --- hand-over to a network channel --------------------------------------------------------------
+class _Inline:
+    """One connection driven from this thread (a batch of one, or `connections: 1`): the
+    channel reads the next message only after the outcome of the previous one is recorded."""
 
-    Before each message goes, a committed `handover_begun` mark says it may reach the channel
-    (in the transaction that records the previous one): after a crash, only that message is in
-    doubt. The batch also stops when the next item was cancelled meanwhile (stop, closing).
+    width = 1
 
-    Returns (outcomes of the messages tried, RECORDED for those already recorded; ids given
-    back)."""
-    outcomes: list[Outcome] = []
-    at = from_db(sent_at)
+    def __init__(self, channel: NetworkChannel) -> None:
+        self._waiting: deque[_Item] = deque()
+        self._outcomes = channel.deliver(self._feed())
 
-    def begin(index: int) -> bool:
-        return store.begin_hand_over(db, token=token, item_id=messages[index][0]["id"])
+    def _feed(self) -> Iterator[Message]:
+        while self._waiting:
+            yield self._waiting[0].message
 
-    try:
-        with db.atomic(wait_ms=RECORD_WAIT_MS):
-            go_on = begin(0)
-    except StateLocked:
-        go_on = False
-    if not go_on:
-        return [], [row["id"] for row, _ in messages]
-    try:
-        for index, ((row, _), outcome) in enumerate(
-                zip(messages, channel.deliver([m for _, m in messages]), strict=False)):
-            more = index + 1 < len(messages)
+    def submit(self, item: _Item) -> None:
+        self._waiting.append(item)
+
+    def result(self) -> tuple[_Item, Outcome | Exception]:
+        item = self._waiting[0]
+        try:
+            outcome: Outcome | Exception = next(self._outcomes)
+        except Exception as exc:  # a channel bug: reported as this message's outcome
+            outcome = exc
+        self._waiting.popleft()
+        return item, outcome
+
+    def close(self) -> None:
+        self._waiting.clear()
+
+
+class _Pool:
+    """Several connections, one thread each. The threads only talk to the channel: every SQL
+    statement stays on the caller's thread (SQLite connections belong to one thread)."""
+
+    def __init__(self, channels: list[NetworkChannel]) -> None:
+        self.width = len(channels)
+        self._inbox: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
+        self._results: queue.SimpleQueue[tuple[_Item, Outcome | Exception]] = (
+            queue.SimpleQueue())
+        self._threads = [threading.Thread(target=self._work, args=(channel,), daemon=True,
+                                          name=f"campctl-send-{channel.name}-{i}")
+                         for i, channel in enumerate(channels)]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, item: _Item) -> None:
+        self._inbox.put(item)
+
+    def result(self) -> tuple[_Item, Outcome | Exception]:
+        return self._results.get()
+
+    def close(self) -> None:
+        for _ in self._threads:
+            self._inbox.put(None)
+        for thread in self._threads:
+            thread.join()
+
+    def _work(self, channel: NetworkChannel) -> None:
+        """Feed the channel from the shared inbox until the end mark; one result per item."""
+        current: _Item | None = None
+
+        def feed() -> Iterator[Message]:
+            nonlocal current
+            while (item := self._inbox.get()) is not None:
+                current = item
+                yield item.message
+
+        try:
+            for outcome in channel.deliver(feed()):
+                if current is not None:
+                    self._results.put((current, outcome))
+                current = None
+        except Exception as exc:  # a channel bug: this item and any that still come fail
+            if current is not None:
+                self._results.put((current, exc))
+            while (item := self._inbox.get()) is not None:
+                self._results.put((item, exc))
+
+
+class _HandOver:
+    """Hands a batch to a network channel over up to `connections` connections at once.
+
+    Before a message goes, a committed `handover_begun` mark says it may reach the channel;
+    when its outcome comes back, one short transaction records a sent message and marks the
+    next one: a kill between a hand-over and its record repeats at most the messages in
+    flight (one per connection). When the write lock is not free within RECORD_WAIT_MS (a
+    pause or another tick holds it) no further message starts; the messages in flight finish
+    and everything not recorded yet is recorded with the rest of the batch, once the lock is
+    free. The batch also stops when the next item was cancelled or held meanwhile (stop,
+    closing, pause)."""
+
+    def __init__(self, work: _Pass, target: _Target, channel: NetworkChannel,
+                 batch: _Batch) -> None:
+        self.work = work
+        self.target = target
+        self.channel = channel
+        self.batch = batch
+        self.at = from_db(batch.sent_at) or work.clock.now()
+        self.pending: deque[_Item] = deque(batch.items)
+        self.in_flight = 0
+        self.going = True  # further messages may start
+        self.locked = False  # recording waits for the end of the batch
+        self.broken: str | None = None  # the channel failed: what is left is retried
+        self.unrecorded: list[_Tried] = []
+
+    def run(self) -> tuple[list[_Tried], list[int]]:
+        """(outcomes still to record, ids of items given back untouched)."""
+        sender = self.target.sender(self.channel, len(self.pending))
+        try:
             try:
-                with db.atomic(wait_ms=RECORD_WAIT_MS):
-                    marked = (store.mark_sent(db, token=token, ids=[row["id"]], now=at)
-                              if outcome.ok else set())
-                    go_on = not more or begin(index + 1)
+                with self.work.db.atomic(wait_ms=RECORD_WAIT_MS):
+                    starting = self._begin(sender.width)
             except StateLocked:
-                outcomes.append(outcome)  # recorded with the rest, after the lock is free
+                return [], [item.row["id"] for item in self.batch.items]
+            self._submit(sender, starting)
+            while self.in_flight:
+                item, outcome = sender.result()
+                self.in_flight -= 1
+                if isinstance(outcome, Exception):
+                    self._broke(item, outcome)
+                else:
+                    self._submit(sender, self._recorded(item, outcome))
+        finally:
+            sender.close()
+        if self.broken is not None:
+            self.unrecorded += [(item.row, item.message, Outcome(TRANSIENT, self.broken))
+                                for item in self.pending]
+            self.pending.clear()
+        return self.unrecorded, [item.row["id"] for item in self.pending]
+
+    def _begin(self, count: int) -> int:
+        """Inside a transaction: mark up to `count` waiting messages as going; how many."""
+        marked = 0
+        while self.going and marked < min(count, len(self.pending)):
+            if not store.begin_hand_over(self.work.db, token=self.batch.token,
+                                         item_id=self.pending[marked].row["id"]):
+                self.going = False
                 break
-            report.sent += len(marked)
-            outcomes.append(RECORDED if outcome.ok else outcome)
-            if not go_on:
-                break
-    except Exception as exc:  # a channel bug must not leave the batch claimed for 5 minutes
-        reason = channel.redact(f"channel {name} failed: {type(exc).__name__}: {exc}")
-        report.errors.append(reason)
-        outcomes += [Outcome("transient", reason)] * (len(messages) - len(outcomes))
-    untouched = [row["id"] for row, _ in messages[len(outcomes):]]
-    return outcomes, untouched
+            marked += 1
+        return marked
+
+    def _submit(self, sender: _Inline | _Pool, count: int) -> None:
+        """Hand the first `count` waiting messages (marked, and the mark committed) over."""
+        for _ in range(count):
+            sender.submit(self.pending.popleft())
+            self.in_flight += 1
+
+    def _recorded(self, item: _Item, outcome: Outcome) -> int:
+        """Record a sent message at once and mark the next one as going, in one short
+        transaction; a failure is recorded with the rest. Returns how many may start."""
+        if self.locked:
+            self.unrecorded.append((item.row, item.message, outcome))
+            return 0
+        try:
+            with self.work.db.atomic(wait_ms=RECORD_WAIT_MS):
+                marked = (store.mark_sent(self.work.db, token=self.batch.token,
+                                          ids=[item.row["id"]], now=self.at)
+                          if outcome.ok else set())
+                starting = self._begin(1)
+        except StateLocked:
+            self.locked, self.going = True, False
+            self.unrecorded.append((item.row, item.message, outcome))
+            return 0
+        except Exception as exc:
+            self.locked = True
+            self._broke(item, exc)
+            return 0
+        self.work.report.sent += len(marked)
+        if not outcome.ok:
+            self.unrecorded.append((item.row, item.message, outcome))
+        return starting
+
+    def _broke(self, item: _Item, exc: Exception) -> None:
+        """The channel (or recording) failed: no message starts any more, and this one and
+        those not handed over are retried later (a channel bug must not leave the batch
+        claimed for the whole lease)."""
+        reason = self.channel.redact(f"channel {self.target.name} failed: "
+                                     f"{type(exc).__name__}: {exc}") or ""
+        if self.broken is None:
+            self.broken = reason
+            self.work.report.errors.append(reason)
+        self.going = False
+        self.unrecorded.append((item.row, item.message, Outcome(TRANSIENT, reason)))
 
 
-def _record(db, report, name, channel, token, messages, outcomes, failed, cancelled, clock, *,
-            untouched=()):
-    sent_ids = [row["id"] for (row, _), o in zip(messages, outcomes, strict=True) if o.ok]
-    permanent = [(row["id"], o.reason or "refused") for (row, _), o in
-                 zip(messages, outcomes, strict=True) if o.status == PERMANENT]
-    at = clock.now()
-    transient = [(row["id"], o.reason or "temporary failure",
-                  next_attempt(at, row["attempts"], o.retry_after))
-                 for (row, _), o in zip(messages, outcomes, strict=True)
-                 if not o.ok and o.status != PERMANENT]
-    by_id = {row["id"]: m for row, m in messages}
+# --- recording -----------------------------------------------------------------------------------
+def _record(work: _Pass, channel: Channel | None, batch: _Batch, tried: list[_Tried],
+            untouched: list[int]) -> None:
+    """Record what the hand-over left to record, the items that failed or were cancelled before
+    it, and give back the untouched ones."""
+    db, report = work.db, work.report
+    at = work.clock.now()
+    sent_ids = [row["id"] for row, _, outcome in tried if outcome.ok]
+    verdicts = _Verdicts(
+        [(row["id"], o.reason or "refused") for row, _, o in tried if o.status == PERMANENT]
+        + batch.failed,
+        [(row["id"], o.reason or "temporary failure", next_attempt(at, row["attempts"],
+                                                                   o.retry_after))
+         for row, _, o in tried if not o.ok and o.status != PERMANENT],
+        batch.cancelled)
+    with db.atomic():
+        report.sent += len(store.mark_sent(
+            db, token=batch.token, ids=sent_ids,
+            now=_sent_at([(row, message) for row, message, _ in tried], at)))
+        store.release(db, token=batch.token, ids=untouched)
+        _record_failures(work, channel, batch.token, verdicts, at=at)
+        report.cancelled += store.cancel_where_run_ended(
+            db, [row["id"] for row, _, _ in tried] + untouched)
+
+
+def _record_outbox(work: _Pass, channel: OutboxChannel, batch: _Batch) -> None:
+    """The outbox delivers in the transaction that records the batch: outbox rows (and lines of
+    its `dir:` file) for the items that may still go; a run paused or stopped since the claim
+    gets its items back unsent."""
+    db, report = work.db, work.report
+    at = work.clock.now()
+    ids = [item.row["id"] for item in batch.items]
     wrote = False
     try:
         with db.atomic():
-            if channel is not None and channel.in_store and sent_ids:
-                # The outbox delivers at this commit: a run paused or stopped since the claim
-                # gets its items back unsent.
-                keep = store.deliverable(db, sent_ids)
-                store.release(db, token=token, ids=[i for i in sent_ids if i not in keep])
-                sent_ids = [i for i in sent_ids if i in keep]
-            marked = store.mark_sent(db, token=token, ids=sent_ids, now=_sent_at(messages, at))
-            if channel is not None and channel.in_store and marked:
-                records = [by_id[i].record for i in sent_ids if i in marked]
+            keep = store.deliverable(db, ids)
+            store.release(db, token=batch.token, ids=[i for i in ids if i not in keep])
+            marked = store.mark_sent(db, token=batch.token, ids=[i for i in ids if i in keep],
+                                     now=_sent_at(batch.items, at))
+            if marked:
+                records = [item.message.record for item in batch.items
+                           if item.row["id"] in marked]
                 store.insert_outbox(db, records)
                 _write_outbox_file(db, channel, records, now=at)
                 wrote = True
             report.sent += len(marked)
-            store.release(db, token=token, ids=list(untouched))
-            _record_failures(db, report, channel, token, permanent + failed, transient, cancelled,
-                             at=at)
-            report.cancelled += store.cancel_where_run_ended(
-                db, [row["id"] for row, _ in messages] + list(untouched))
+            _record_failures(work, channel, batch.token,
+                             _Verdicts(batch.failed, [], batch.cancelled), at=at)
+            report.cancelled += store.cancel_where_run_ended(db, ids)
     except ChannelError as exc:  # the outbox file could not be written: nothing was recorded
         report.errors.append(exc.reason)
-        retry = [(row["id"], exc.reason, at + backoff(row["attempts"])) for row, _ in messages]
+        retry = [(item.row["id"], exc.reason, at + backoff(item.row["attempts"]))
+                 for item in batch.items]
         with db.atomic():
-            _record_failures(db, report, channel, token, failed, retry, cancelled, at=at)
+            _record_failures(work, channel, batch.token,
+                             _Verdicts(batch.failed, retry, batch.cancelled), at=at)
     except BaseException:  # not recorded (full or read-only state file): take the lines back
         if wrote:
             channel.discard_written()
         raise
 
 
-def _write_outbox_file(db: Database, channel: Channel, records: list[dict], *,
+def _write_outbox_file(db: Database, channel: OutboxChannel, records: list[dict], *,
                        now: datetime) -> None:
     """Append the batch to the outbox `dir:` file inside the transaction that records it, and
     record the file's new length in that transaction: lines a killed process wrote beyond the
     last committed length are cut off by the next append, so a retried batch is not doubled."""
-    from campctl.channels.outbox import OutboxChannel
-
-    if not isinstance(channel, OutboxChannel) or channel.path is None:
+    if channel.path is None:
         return
     key = os.path.abspath(channel.path)
     end = channel.write_lines(records, committed_length=store.outbox_file_length(db, key))
@@ -461,17 +727,19 @@ def _write_outbox_file(db: Database, channel: Channel, records: list[dict], *,
         store.set_outbox_file_length(db, key, end, now=now)
 
 
-def _record_failures(db, report, channel, token, permanent, transient, cancelled, *, at):
-    report.failed += store.mark_failed(db, token=token, items=permanent, now=at)
+def _record_failures(work: _Pass, channel: Channel | None, token: str, verdicts: _Verdicts, *,
+                     at: datetime) -> None:
+    db, report = work.db, work.report
+    report.failed += store.mark_failed(db, token=token, items=verdicts.failed, now=at)
     max_attempts = channel.max_attempts if channel is not None else 1
-    retried, gave_up = store.mark_retry(db, token=token, items=transient,
+    retried, gave_up = store.mark_retry(db, token=token, items=verdicts.retry,
                                         max_attempts=max_attempts, now=at)
     report.retried += retried
     report.failed += gave_up
-    report.cancelled += store.mark_cancelled(db, token=token, items=cancelled)
+    report.cancelled += store.mark_cancelled(db, token=token, items=verdicts.cancelled)
 
 
-def _sent_at(messages, fallback: datetime) -> datetime:
+def _sent_at(messages: Iterable[tuple[Any, Message]], fallback: datetime) -> datetime:
     for _, message in messages:
         return from_db(message.record["sent_at"]) or fallback
     return fallback
@@ -486,25 +754,24 @@ def _json(text: str | None, default):
         return default
 
 
-def _dry_run_channel(db, report, name, channel, *, run_ids, scenario_items, now,
-                     remaining) -> int:
-    due = store.count_due(db, channel=name, run_ids=run_ids, scenario_items=scenario_items,
-                          now=now)
+def _dry_run_channel(work: _Pass, target: _Target, remaining: int | None) -> int:
+    db, report, name = work.db, work.report, target.name
+    due = store.count_due(db, work.scope, channel=name)
     if due == 0:
         return 0
-    if channel is None:
+    if target.channel is None:
         report.failed += due
         report.notes.append(f"channel {name} is not usable: {due} item(s) would fail")
         return due
     would = due if remaining is None else max(0, min(due, remaining))
-    if channel.rate:
-        count, seconds = channel.rate
-        start, _ = _window(now, seconds)
+    if target.channel.rate:
+        count, seconds = target.channel.rate
+        start, _ = _window(work.scope.now, seconds)
         budget = max(0, count - store.rate_used(db, channel=name, window_start=start))
         if budget < would:
             report.waiting_rate += would - budget
             report.notes.append(f"channel {name}: {would - budget} item(s) would wait for the "
-                                f"rate limit {channel.spec.get('rate')}")
+                                f"rate limit {target.channel.spec.get('rate')}")
             would = budget
     report.sent += would
     report.notes.append(f"channel {name}: {would} message(s) would be sent")
@@ -531,26 +798,31 @@ def _digest(*parts: str) -> str:
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:16]
 
 
-def _send_one(db: Database, channel: Channel, *, to: str, subject: str, body: str,
-              message_id: str, now: datetime, extra: dict) -> SendResult:
+def _single(channel: Channel, *, to: str, subject: str, body: str, message_id: str,
+            now: datetime) -> Message:
     record = {"message_id": message_id, "run": None, "campaign": None, "stage": None,
               "scenario": None, "step": None, "contact": None, "channel": channel.name,
-              "subject": subject, "body": body, "sent_at": to_db(now), "to": to, **extra}
-    message = Message(message_id, to, subject, body, record)
+              "subject": subject, "body": body, "sent_at": to_db(now), "to": to}
+    return Message(message_id, to, subject, body, record)
+
+
+def _send_one(db: Database, channel: Channel, message: Message, *, now: datetime) -> SendResult:
+    to, message_id = message.to or "", message.message_id
     try:
-        if channel.in_store:
+        if isinstance(channel, OutboxChannel):
             wrote = False
             try:
                 with db.atomic():
-                    store.insert_outbox(db, [record])
-                    _write_outbox_file(db, channel, [record], now=now)
+                    store.insert_outbox(db, [message.record])
+                    _write_outbox_file(db, channel, [message.record], now=now)
                     wrote = True
             except BaseException:
                 if wrote:
                     channel.discard_written()
                 raise
             return SendResult(channel.name, to, message_id, True)
-        outcome = channel.send_batch([message])[0]
+        assert isinstance(channel, NetworkChannel)
+        (outcome,) = channel.deliver([message])
     except ChannelError as exc:
         return SendResult(channel.name, to, message_id, False, channel.redact(exc.reason))
     finally:
@@ -585,8 +857,8 @@ def send_test(db: Database, channel: str, to: str, *, now: datetime,
     subject = f"campctl test message ({channel})"
     body = (f"This is a test message sent by campctl through channel {channel} "
             f"at {to_db(now)}.\n")
-    return _send_one(db, opened, to=to, subject=subject, body=body, message_id=message_id,
-                     now=now, extra={})
+    message = _single(opened, to=to, subject=subject, body=body, message_id=message_id, now=now)
+    return _send_one(db, opened, message, now=now)
 
 
 def send_notification(db: Database, *, channel: str, to: str, subject: str, body: str,
@@ -599,5 +871,5 @@ def send_notification(db: Database, *, channel: str, to: str, subject: str, body
         opened = load_channel(db, channel, environ)
     except ChannelError as exc:
         return SendResult(channel, to, message_id, False, _unusable(db, channel, environ, exc))
-    return _send_one(db, opened, to=to, subject=subject, body=body, message_id=message_id,
-                     now=now, extra={})
+    message = _single(opened, to=to, subject=subject, body=body, message_id=message_id, now=now)
+    return _send_one(db, opened, message, now=now)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -34,10 +35,18 @@ def _ids(values: Iterable[int]) -> str:
     return json.dumps([int(v) for v in values])
 
 
-def _scope(run_ids: Sequence[int], scenario_items: bool,
-           now: datetime) -> tuple[str, list[Any]]:
+@dataclass(frozen=True)
+class DueScope:
     """Which items a delivery may take: those of live runs among `run_ids` whose campaign has
-    not closed by `now`, and scenario items."""
+    not closed by `now`, and (with `scenario_items`) scenario items; due at `now`."""
+
+    run_ids: tuple[int, ...]
+    scenario_items: bool
+    now: datetime
+
+
+def _scope(scope: DueScope) -> tuple[str, list[Any]]:
+    run_ids, scenario_items, now = scope.run_ids, scope.scenario_items, scope.now
     parts: list[str] = []
     params: list[Any] = []
     if run_ids:
@@ -69,43 +78,41 @@ def _due(now: datetime) -> tuple[str, list[Any]]:
     )
 
 
-def due_channels(db: Database, *, run_ids: Sequence[int], scenario_items: bool,
-                 now: datetime) -> list[str]:
+def due_channels(db: Database, scope: DueScope) -> list[str]:
     """The channels that have due items in scope, by name."""
-    scope, sparams = _scope(run_ids, scenario_items, now)
-    due, dparams = _due(now)
+    where, sparams = _scope(scope)
+    due, dparams = _due(scope.now)
     rows = db.query(
-        f"SELECT DISTINCT q.channel FROM queue_items q WHERE {due} AND {scope} ORDER BY 1",
+        f"SELECT DISTINCT q.channel FROM queue_items q WHERE {due} AND {where} ORDER BY 1",
         dparams + sparams,
     )
     return [r[0] for r in rows]
 
 
-def count_due(db: Database, *, channel: str, run_ids: Sequence[int], scenario_items: bool,
-              now: datetime) -> int:
-    scope, sparams = _scope(run_ids, scenario_items, now)
-    due, dparams = _due(now)
+def count_due(db: Database, scope: DueScope, *, channel: str) -> int:
+    where, sparams = _scope(scope)
+    due, dparams = _due(scope.now)
     return int(db.scalar(
-        f"SELECT count(*) FROM queue_items q WHERE {due} AND q.channel = ? AND {scope}",
+        f"SELECT count(*) FROM queue_items q WHERE {due} AND q.channel = ? AND {where}",
         [*dparams, channel, *sparams],
     ))
 
 
-def claim(db: Database, *, channel: str, run_ids: Sequence[int], scenario_items: bool,
-          now: datetime, until: datetime, token: str, limit: int) -> list[int]:
+def claim(db: Database, scope: DueScope, *, channel: str, until: datetime, token: str,
+          limit: int) -> list[int]:
     """Take up to `limit` due items of `channel` for this delivery; returns their ids.
 
     Also moves each run of a claimed item from `queued` to `sending` (never another status).
     """
     if limit <= 0:
         return []
-    scope, sparams = _scope(run_ids, scenario_items, now)
-    due, dparams = _due(now)
+    where, sparams = _scope(scope)
+    due, dparams = _due(scope.now)
     rows = db.query(
         "UPDATE queue_items SET claimed_until = ?, claim_token = ? WHERE id IN ("
         # No ORDER BY: the (run_id, status) index yields rowid order anyway, and sorting every
         # queued row of a 200k-item run on each claim made delivery quadratic.
-        f" SELECT q.id FROM queue_items q WHERE {due} AND q.channel = ? AND {scope}"
+        f" SELECT q.id FROM queue_items q WHERE {due} AND q.channel = ? AND {where}"
         " LIMIT ?) RETURNING id, run_id",
         [to_db(until), token, *dparams, channel, *sparams, int(limit)],
     )
@@ -114,7 +121,7 @@ def claim(db: Database, *, channel: str, run_ids: Sequence[int], scenario_items:
         db.execute(
             "UPDATE runs SET status = 'sending', updated_at = ? WHERE status = 'queued'"
             " AND id IN (SELECT value FROM json_each(?))",
-            (to_db(now), _ids(runs)),
+            (to_db(scope.now), _ids(runs)),
         )
     return sorted(r[0] for r in rows)
 
@@ -288,7 +295,7 @@ def cancel_where_run_ended(db: Database, ids: Sequence[int]) -> int:
 
 # --- outbox --------------------------------------------------------------------------------------
 def insert_outbox(db: Database, records: Sequence[dict[str, Any]]) -> int:
-    """Outbox rows from §9 records (keys as in OUTBOX_KEYS); an existing message id is kept."""
+    """Outbox rows from message records (keys as in OUTBOX_KEYS); an existing message id is kept."""
     cur = db.executemany(
         "INSERT INTO outbox (message_id, channel, run_id, campaign, stage, scenario, step,"
         " contact, recipient, subject, body, sent_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -322,7 +329,7 @@ def set_outbox_file_length(db: Database, path: str, length: int, *, now: datetim
 def list_outbox(db: Database, *, campaign: str | None = None, run_id: int | None = None,
                 scenario: str | None = None, contact: str | None = None,
                 channel: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
-    """Outbox records (§9 keys plus `to`), oldest first; with `limit`, the newest `limit`."""
+    """Outbox records (the keys of OUTBOX_KEYS), oldest first; with `limit`, the newest `limit`."""
     where: list[str] = []
     params: list[Any] = []
     for column, value in (("campaign", campaign), ("run_id", run_id), ("scenario", scenario),

@@ -138,7 +138,7 @@ def test_cancel_reasons_opted_out_and_erased(arrange, db):
 
 
 def test_webhook_recipient_is_the_email_or_else_the_phone(arrange, db, http_server):
-    arrange.channel("hook", {"type": "webhook", "url": http_server.url})
+    arrange.channel("hook", {"type": "webhook", "url": http_server.url, "connections": 1})
     phone = arrange.contact("ph", None, phone="+33100")
     mail = arrange.contact("ml", "m@example.com", phone="+33200")
     run = arrange.run(channel="hook", subject="Hi {{ id }}", body="B")

@@ -31,7 +31,7 @@ def setup_run(arrange, port: int, n: int = 3, **extra) -> tuple[int, list[int]]:
 
 
 def test_smtp_success_one_connection_deterministic_message_id(arrange, db, smtp_server):
-    run, ids = setup_run(arrange, smtp_server.port)
+    run, ids = setup_run(arrange, smtp_server.port, connections=1)
     report = deliver_due(db, now=NOW, run_ids=[run], scenario_items=False, environ={})
     assert report.sent == 3, report
     got = sorted(smtp_server.messages, key=lambda m: m["to"])
@@ -126,7 +126,7 @@ def test_smtp_recipient_without_email_fails_permanently(arrange, db, smtp_server
 
 def test_smtp_login_with_secret_from_environment(arrange, db, smtp_auth_server, state):
     run, _ = setup_run(arrange, smtp_auth_server.port, n=2, username="${SMTP_USER}",
-                       password="${SMTP_PASSWORD}")
+                       password="${SMTP_PASSWORD}", connections=1)
     missing = deliver_due(db, now=NOW, run_ids=[run], scenario_items=False,
                           environ={"SMTP_USER": "mailer"})
     assert (missing.sent, missing.retried) == (0, 2)

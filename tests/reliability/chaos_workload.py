@@ -103,12 +103,14 @@ host: 127.0.0.1
 port: {smtp_port}
 starttls: false
 from: "Chaos <chaos@example.org>"
+connections: 1
 ---
 kind: Channel
 name: hook
 type: webhook
 url: {hook_url}
 timeout: 10
+connections: 1
 ---
 kind: Campaign
 name: hourly

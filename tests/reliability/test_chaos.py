@@ -84,10 +84,10 @@ def test_a_kill_between_hand_over_and_its_commit_sends_that_message_again_with_i
     with receiver:
         if kind == "webhook":
             _tune_server(receiver)
-            channel = f"type: webhook\nurl: {receiver.url}"
+            channel = f"type: webhook\nurl: {receiver.url}\nconnections: 1"
         else:
             channel = f"type: smtp\nhost: 127.0.0.1\nport: {receiver.port}\nstarttls: false\n" \
-                      "from: t@example.org"
+                      "from: t@example.org\nconnections: 1"
         (tmp_path / "c.csv").write_text("id,email,first_name\n" + "".join(
             f"c{i},c{i}@example.org,N{i}\n" for i in range(5)))
         (tmp_path / "d.yaml").write_text(CAMPAIGN.format(channel=channel))

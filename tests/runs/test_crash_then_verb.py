@@ -73,7 +73,7 @@ def receiver():
 def launch(cli, tmp_path, write_yaml, receiver, closes_at: str = "2027-06-30T23:59") -> None:
     csv = tmp_path / "contacts.csv"
     csv.write_text("id,email\n" + "".join(f"c{i},c{i}@example.com\n" for i in range(CONTACTS)))
-    text = (f"kind: Channel\nname: hook\ntype: webhook\nurl: {receiver.url}\n---\n"
+    text = (f"kind: Channel\nname: hook\ntype: webhook\nurl: {receiver.url}\nconnections: 1\n---\n"
             f"kind: Campaign\nname: spring\ntimezone: UTC\ncloses_at: {closes_at}\n"
             "type: one-off\nchannel: hook\nmessage: {subject: \"Hi\", body: \"Hello\"}\n"
             "audience: {all: true}\nschedule: {queue: immediately, send: immediately}\n")
@@ -230,7 +230,7 @@ def test_stop_launch_after_a_crash_cancels_every_waiting_message_of_the_launch(c
                                                                       write_yaml):
     csv = tmp_path / "contacts.csv"
     csv.write_text("id,email\n" + "".join(f"c{i},c{i}@example.com\n" for i in range(CONTACTS)))
-    text = (f"kind: Channel\nname: hook\ntype: webhook\nurl: {receiver.url}\n---\n"
+    text = (f"kind: Channel\nname: hook\ntype: webhook\nurl: {receiver.url}\nconnections: 1\n---\n"
             "kind: Scenario\nname: promo\nlaunch: {type: manual}\nsteps:\n"
             "  - id: offer\n    send: {channel: hook, subject: \"Offer\", body: \"Hi\"}\n")
     for step in (("init",), ("contacts", "import", str(csv)),
