@@ -192,7 +192,7 @@ def test_odd_stored_specs_fall_back_like_the_engine_always_did():
     assert isinstance(plan, Plan) and plan.schedule.raw == {"type": "manual"}
     assert plan.stages[0].stage == "main"
     assert isinstance(model_of("Channel", {"type": "pigeon"}), UnknownChannel)
-    assert Moment.of({"nothing": 1}) is None and Moment.of("2027-01-01T10:00").at == \
-        "2027-01-01T10:00"
+    assert Moment.of({"nothing": 1}) is None
+    assert Moment.of("2027-01-01T10:00") == Moment("at", "2027-01-01T10:00")
     with pytest.raises(ValueError, match="unknown kind"):
         model_of("Widget", {})
