@@ -26,6 +26,7 @@ from campctl.commands.common import (
     text_cell,
 )
 from campctl.commands.completion import complete_object_name
+from campctl.commands.tick_output import report_text, summary_line
 from campctl.errors import NotFound, UsageProblem, ValidationFailed
 
 LOG_COLUMNS = [("at", "AT"), ("event", "EVENT"), ("plan", "PLAN"), ("instance", "INSTANCE"),
@@ -58,13 +59,7 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
 # --- tick ---------------------------------------------------------------------------------------
 
 def _summary_line(report) -> str:
-    from campctl.timeutil import iso_z
-
-    return (f"tick {iso_z(report.now)}: fired {report.fired}, built {report.built}, sent "
-            f"{report.sent}, failed {report.failed}, cancelled {report.cancelled}"
-            + (f", skipped {report.skipped}" if report.skipped else "")
-            + (f", failed objects {len(report.object_failures)}" if report.object_failures
-               else ""))
+    return summary_line(report.as_json())
 
 
 def tick(
@@ -90,20 +85,17 @@ def tick(
         from campctl.engine.held import held_notes
 
         notes += held_notes(db, now=app.now)
-    if app.json:
-        data = report.as_json()
-        if dry_run:
-            data["dry_run"] = True
-            data["notes"] = notes
-        print_json(data)
-        return
-    out = app.out()
-    if dry_run:
+    data = report.as_json()
+    if app.json and dry_run:
+        data["dry_run"] = True
+        data["notes"] = notes
+    elif dry_run:
+        out = app.out()
         out.print("dry run: nothing was written", markup=False)
         zone_of = object_zones(db)
         for line in notes:
             out.print(f"  {local_text(line, zone_of(_named_in(line)))}", markup=False)
-    out.print(_summary_line(report), markup=False)
+    sys.stdout.write(report_text(data, app.output))
 
 
 _NOTE_SUBJECT = re.compile(r"^(?:(campaign|plan|scenario) ([a-z0-9-]+)|run \d+ \(([a-z0-9-]+)/)")
