@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from campctl.commands.common import (
+    PLAIN_ABOVE,
     app_context,
     cell,
     emit,
@@ -24,6 +25,7 @@ from campctl.commands.common import (
     print_json,
     require_filters,
     text_cell,
+    write_plain,
 )
 from campctl.commands.completion import complete_object_name
 from campctl.commands.tick_output import report_text, summary_line
@@ -202,7 +204,19 @@ def daemon(
 
 # --- status -------------------------------------------------------------------------------------
 
-def status(ctx: typer.Context) -> None:
+# A section longer than this is summarised on the status screen (counts per status and the rows
+# needing attention); `status --all` lists every row.
+SCREEN_ROWS = 20
+ATTENTION = {"paused", "failed", "failing"}
+
+
+def status(
+    ctx: typer.Context,
+    all_: Annotated[bool, typer.Option(
+        "--all", help=f"List every row of every section (a section of more than {SCREEN_ROWS} "
+        "rows is otherwise summarised: counts per status and the rows needing attention).")]
+    = False,
+) -> None:
     from campctl.engine.status import collect
 
     app = app_context(ctx)
@@ -210,70 +224,159 @@ def status(ctx: typer.Context) -> None:
     if app.json:
         print_json(data)
         return
-    app.out().print(_status_renderable(app.db(), now=app.now, data=data))
+    out = app.out()
+    for part in _status_parts(app.db(), now=app.now, data=data, full=all_):
+        if isinstance(part, _PlainSection):
+            write_plain(part.header, part.rows, title=part.title)
+        else:
+            out.print(part)
+
+
+class _PlainSection:
+    """A section too long for a rich table (status --all on a large state): plain rows."""
+
+    def __init__(self, title: str, header: list[str], rows: list[list[str]]) -> None:
+        self.title, self.header, self.rows = title, header, rows
 
 
 def _status_renderable(db, *, now, data=None, footer: str | None = None):
+    """The status screen as one rich renderable (the daemon's and the demo's live view)."""
     from rich.console import Group
-    from rich.progress_bar import ProgressBar
-    from rich.table import Table
     from rich.text import Text
 
-    from campctl.engine.status import collect
-    data = data or collect(db, now=now)
-    zone_of = object_zones(db)
-    parts = []
-
-    def table(title, columns, rows):
-        t = Table(title=title, title_justify="left", show_lines=False)
-        for c in columns:
-            t.add_column(c)
-        for r in rows:
-            t.add_row(*r)
-        parts.append(t if rows else Text(f"{title}: none", style="dim"))
-
-    def when(value, tz=None):
-        return cell(value, tz)
-
-    table("Plans", ["NAME", "STATUS", "SCHEDULE", "NEXT"],
-          [(p["name"], p["status"] or "-", p["schedule_type"] or "-",
-            when(p["next_occurrence"], zone_of({"plan": p["name"]})))
-           for p in data["plans"]])
-    table("Campaigns", ["NAME", "STATUS", "TYPE", "LAUNCHED", "NEXT"],
-          [(c["name"], c["status"] or "-", c["type"], when(c["launched_at"], c["timezone"]),
-            when(c["next_occurrence"], c["timezone"])) for c in data["campaigns"]])
-    rows = []
-    for r in data["runs"]:
-        total = r["queued"] + r["sent"] + r["failed"] + r["cancelled"]
-        done = total - r["queued"]
-        bar = ProgressBar(total=max(total, 1), completed=done if total else 0, width=20)
-        rows.append((str(r["id"]), f"{r['campaign']}/{r['stage']}", r["status"], bar,
-                     f"{r['sent']}/{total}", str(r["failed"])))
-    t = Table(title="Active runs", title_justify="left")
-    for c in ("RUN", "CAMPAIGN/STAGE", "STATUS", "PROGRESS", "SENT", "FAILED"):
-        t.add_column(c)
-    for row in rows:
-        t.add_row(*row)
-    parts.append(t if rows else Text("Active runs: none", style="dim"))
-    table("Active instances", ["ID", "NAME", "PLAN", "STATUS", "STAGE", "STARTED"],
-          [(str(i["id"]), i["name"], i["plan"], i["status"], i.get("stage") or "-",
-            when(i["started_at"], zone_of({"plan": i["plan"]}))) for i in data["instances"]])
-    table("Scenarios", ["NAME", "ACTIVE", "LAUNCH", "PROFILES", "BY STEP"],
-          [(s["name"], "yes" if s["active"] else "no", s["launch_type"] or "-",
-            str(s["profiles_active"]),
-            ", ".join(f"{k}: {v}" for k, v in (s.get("by_step") or {}).items()) or "-")
-           for s in data["scenarios"]])
-    table("Next occurrences", ["KIND", "NAME", "AT"],
-          [(o["kind"], o["name"], when(o["next_due_at"], zone_of({o["kind"].lower(): o["name"]})))
-           for o in data["next_occurrences"]])
-    if data.get("failing"):
-        table("Failing (retried at every tick)", ["KIND", "NAME", "SINCE", "TICKS", "REASON"],
-              [(f["kind"], f["name"], when(f["since"], zone_of({f["kind"].lower(): f["name"]})),
-                str(f["ticks"]), f["reason"])
-               for f in data["failing"]])
+    parts = _status_parts(db, now=now, data=data, full=False)
     if footer:
         parts.append(Text(footer))
     return Group(*parts)
+
+
+def _status_parts(db, *, now, data=None, full: bool) -> list:
+    from campctl.engine.status import collect
+
+    data = data or collect(db, now=now)
+    zone_of = object_zones(db)
+    failing = {(f["kind"], f["name"]) for f in data.get("failing") or []}
+    screen = _Screen(full=full)
+    screen.section("Plans", ["NAME", "STATUS", "SCHEDULE", "NEXT"], data["plans"],
+                   lambda p: (p["name"], p["status"] or "-", p["schedule_type"] or "-",
+                              cell(p["next_occurrence"], zone_of({"plan": p["name"]}))),
+                   status=lambda p: _flagged(p["status"], ("Plan", p["name"]) in failing),
+                   rest="campctl get plans")
+    screen.section("Campaigns", ["NAME", "STATUS", "TYPE", "LAUNCHED", "NEXT"],
+                   data["campaigns"],
+                   lambda c: (c["name"], c["status"] or "-", c["type"],
+                              cell(c["launched_at"], c["timezone"]),
+                              cell(c["next_occurrence"], c["timezone"])),
+                   status=lambda c: _flagged(c["status"], ("Campaign", c["name"]) in failing),
+                   rest="campctl get campaigns")
+    screen.section("Active runs", ["RUN", "CAMPAIGN/STAGE", "STATUS", "PROGRESS", "SENT",
+                                   "FAILED"], data["runs"], _run_cells,
+                   status=lambda r: "failed" if r["failed"] and r["status"] != "paused"
+                   else r["status"], rest="campctl get runs")
+    screen.section("Active instances", ["ID", "NAME", "PLAN", "STATUS", "STAGE", "STARTED"],
+                   data["instances"],
+                   lambda i: (str(i["id"]), i["name"], i["plan"], i["status"],
+                              i.get("stage") or "-",
+                              cell(i["started_at"], zone_of({"plan": i["plan"]}))),
+                   status=lambda i: i["status"], rest="campctl get instances")
+    screen.section("Scenarios", ["NAME", "ACTIVE", "LAUNCH", "PROFILES", "BY STEP"],
+                   data["scenarios"], _scenario_cells,
+                   status=lambda s: _flagged("active" if s["active"] else "inactive",
+                                             ("Scenario", s["name"]) in failing),
+                   rest="campctl get scenarios")
+    screen.section("Next occurrences", ["KIND", "NAME", "AT"], data["next_occurrences"],
+                   lambda o: (o["kind"], o["name"],
+                              cell(o["next_due_at"], zone_of({o["kind"].lower(): o["name"]}))),
+                   status=None, rest="campctl get campaigns")
+    if data.get("failing"):
+        screen.section("Failing (retried at every tick)",
+                       ["KIND", "NAME", "SINCE", "TICKS", "REASON"], data["failing"],
+                       lambda f: (f["kind"], f["name"],
+                                  cell(f["since"], zone_of({f["kind"].lower(): f["name"]})),
+                                  str(f["ticks"]), f["reason"]),
+                       status=lambda f: "failing", rest="campctl status --all")
+    return screen.parts
+
+
+def _flagged(status: str | None, failing: bool) -> str:
+    return "failing" if failing else status or "-"
+
+
+def _run_cells(r: dict) -> tuple:
+    from rich.progress_bar import ProgressBar
+
+    total = r["queued"] + r["sent"] + r["failed"] + r["cancelled"]
+    done = total - r["queued"]
+    bar = ProgressBar(total=max(total, 1), completed=done if total else 0, width=20)
+    return (str(r["id"]), f"{r['campaign']}/{r['stage']}", r["status"], bar,
+            f"{r['sent']}/{total}", str(r["failed"]))
+
+
+def _scenario_cells(s: dict) -> tuple:
+    return (s["name"], "yes" if s["active"] else "no", s["launch_type"] or "-",
+            str(s["profiles_active"]),
+            ", ".join(f"{k}: {v}" for k, v in (s.get("by_step") or {}).items()) or "-")
+
+
+class _Screen:
+    """Collects the sections of the status screen; a long section is summarised unless `full`."""
+
+    def __init__(self, *, full: bool) -> None:
+        self.full = full
+        self.parts: list = []
+
+    def section(self, title: str, columns: list[str], items: list[dict], cells, *,
+                status, rest: str) -> None:
+        from rich.text import Text
+
+        if not items:
+            self.parts.append(Text(f"{title}: none", style="dim"))
+            return
+        if self.full or len(items) <= SCREEN_ROWS or status is None:
+            shown = items if self.full or len(items) <= SCREEN_ROWS else items[:SCREEN_ROWS]
+            self._rows(title, columns, [cells(i) for i in shown])
+            if len(shown) < len(items):
+                self.parts.append(Text(f"... {len(items) - len(shown)} more: {rest}",
+                                       style="dim"))
+            return
+        counts: dict[str, int] = {}
+        picked = []
+        for item in items:
+            state = status(item)
+            counts[state] = counts.get(state, 0) + 1
+            if state in ATTENTION and len(picked) < SCREEN_ROWS:
+                picked.append(item)
+        self.parts.append(Text(f"{title}: {len(items)} ("
+                               + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+                               + ")"))
+        if picked:
+            self._rows(f"{title} needing attention", columns, [cells(i) for i in picked])
+        self.parts.append(Text(f"... {len(items) - len(picked)} more not shown: "
+                               f"campctl status --all, or {rest}", style="dim"))
+
+    def _rows(self, title: str, columns: list[str], rows: list[tuple]) -> None:
+        if len(rows) > PLAIN_ABOVE:
+            self.parts.append(_PlainSection(title, columns, [
+                [_plain_cell(c) for c in row] for row in rows]))
+            return
+        from rich.table import Table
+
+        table = Table(title=title, title_justify="left", show_lines=False)
+        for column in columns:
+            table.add_column(column)
+        for row in rows:
+            table.add_row(*row)
+        self.parts.append(table)
+
+
+def _plain_cell(value) -> str:
+    """A status cell as text (a progress bar becomes its percentage)."""
+    if isinstance(value, str):
+        return value
+    total, done = getattr(value, "total", None), getattr(value, "completed", None)
+    if total:
+        return f"{100 * (done or 0) / total:.0f}%"
+    return str(value)
 
 
 # --- preview ------------------------------------------------------------------------------------

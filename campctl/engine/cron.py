@@ -196,6 +196,7 @@ def _gap_end(wall: datetime, tz: tzinfo) -> datetime:
     return hi
 
 
+@lru_cache(maxsize=4096)  # listings evaluate many schedules in few zones on few days
 def _uniform_offset(day: date, tz: tzinfo) -> timedelta | None:
     """The zone's UTC offset if it is the same all `day` long (no gap, no repeat), else None."""
     start = datetime(day.year, day.month, day.day)  # noqa: DTZ001 - wall time, zone added below
