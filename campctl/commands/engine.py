@@ -133,20 +133,13 @@ def daemon(
     max_messages: Annotated[int | None, typer.Option(
         "--max-messages", min=1, help="Deliver at most N messages per tick.")] = None,
     ticks: Annotated[int | None, typer.Option(
-        "--ticks", min=1, help="Stop after N ticks (for rehearsals and tests).")] = None,
+        "--ticks", min=1, help="Stop after N ticks (for rehearsals and tests); without a "
+        "terminal, the screen is printed once at the end.")] = None,
 ) -> None:
-    from datetime import UTC, datetime
-
-    from campctl.engine.tick import tick as run_tick
-    from campctl.timeutil import parse_duration
+    from campctl.commands.daemon_screen import DaemonScreen
 
     app = app_context(ctx)
-    try:
-        seconds = parse_duration(interval).total_seconds()
-    except ValueError as exc:
-        raise UsageProblem(f"--interval: {exc}") from exc
-    if seconds <= 0:
-        raise UsageProblem("--interval must be positive")
+    seconds = _interval_seconds(interval)
     db = app.db(create=True)
     stop = {"requested": False}
 
@@ -154,6 +147,7 @@ def daemon(
         stop["requested"] = True
 
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    screen = DaemonScreen(str(app.state_path), virtual=bool(app.now_text), interval=seconds)
     live = None
     try:
         if app.stdout_is_terminal and not app.json:
@@ -164,35 +158,17 @@ def daemon(
         count = 0
         next_at = time.monotonic()
         while not stop["requested"]:
-            # --now fixes the clock for a rehearsal; each tick then advances it by the interval.
-            if app.now_text:
-                from datetime import timedelta
-
-                now = app.now + timedelta(seconds=seconds * count)
-            else:
-                now = datetime.now(UTC).replace(microsecond=0)
-            report = run_tick(db, now=now, environ=app.environ, max_messages=max_messages,
-                              stop_requested=lambda: stop["requested"])
-            _deliver_notifications(db, app)
-            for problem in report.warnings:
-                notice(app, f"warning: {problem}")
+            now = _daemon_clock(app, seconds * count)
+            report = _daemon_tick(db, app, now, max_messages, lambda: stop["requested"])
             count += 1
+            last = ticks is not None and count >= ticks
             if live is not None:
-                live.update(_status_renderable(db, now=now, footer=_summary_line(report)))
-            elif app.json:
-                sys.stdout.write(json.dumps(report.as_json()) + "\n")
-                sys.stdout.flush()
+                live.update(screen.renderable(db, now=now, report=report))
             else:
-                sys.stdout.write(_summary_line(report) + "\n")
-                sys.stdout.flush()
-            if ticks is not None and count >= ticks:
+                _daemon_line(app, report, screen=screen if ticks is not None else None,
+                             db=db, now=now, last=last)
+            if last or not _wait_for(next_at := next_at + seconds, stop):
                 break
-            next_at += seconds
-            while not stop["requested"]:
-                left = next_at - time.monotonic()
-                if left <= 0:
-                    break
-                time.sleep(min(left, 0.2))
     finally:
         if live is not None:
             live.stop()
@@ -200,6 +176,64 @@ def daemon(
             signal.signal(sig, handler)
     if stop["requested"]:
         notice(app, "daemon: stopped by signal after finishing the current batch")
+
+
+def _interval_seconds(interval: str) -> float:
+    from campctl.timeutil import parse_duration
+
+    try:
+        seconds = parse_duration(interval).total_seconds()
+    except ValueError as exc:
+        raise UsageProblem(f"--interval: {exc}") from exc
+    if seconds <= 0:
+        raise UsageProblem("--interval must be positive")
+    return seconds
+
+
+def _daemon_clock(app, elapsed: float):
+    """--now fixes the clock for a rehearsal (each tick advances it by the interval); else the
+    system clock."""
+    from datetime import UTC, datetime, timedelta
+
+    if app.now_text:
+        return app.now + timedelta(seconds=elapsed)
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def _daemon_tick(db, app, now, max_messages, stop_requested):
+    from campctl.engine.tick import tick as run_tick
+
+    report = run_tick(db, now=now, environ=app.environ, max_messages=max_messages,
+                      stop_requested=stop_requested)
+    _deliver_notifications(db, app)
+    for problem in report.warnings:
+        notice(app, f"warning: {problem}")
+    return report
+
+
+def _daemon_line(app, report, *, screen, db, now, last: bool) -> None:
+    """Without a terminal: one line per tick (JSON with -o json); with --ticks, the screen once
+    at the end (it is built at every tick to measure the sending speed)."""
+    if app.json:
+        sys.stdout.write(json.dumps(report.as_json()) + "\n")
+    else:
+        sys.stdout.write(_summary_line(report) + "\n")
+        if screen is not None:
+            shown = screen.renderable(db, now=now, report=report)
+            if last:
+                sys.stdout.flush()
+                app.out().print(shown)
+    sys.stdout.flush()
+
+
+def _wait_for(next_at: float, stop: dict) -> bool:
+    """Sleep until the monotonic instant `next_at`; False when a signal asked to stop."""
+    while not stop["requested"]:
+        left = next_at - time.monotonic()
+        if left <= 0:
+            return True
+        time.sleep(min(left, 0.2))
+    return False
 
 
 # --- status -------------------------------------------------------------------------------------
@@ -225,7 +259,7 @@ def status(
         print_json(data)
         return
     out = app.out()
-    for part in _status_parts(app.db(), now=app.now, data=data, full=all_):
+    for part in status_parts(app.db(), now=app.now, data=data, full=all_):
         if isinstance(part, _PlainSection):
             write_plain(part.header, part.rows, title=part.title)
         else:
@@ -244,13 +278,15 @@ def _status_renderable(db, *, now, data=None, footer: str | None = None):
     from rich.console import Group
     from rich.text import Text
 
-    parts = _status_parts(db, now=now, data=data, full=False)
+    parts = status_parts(db, now=now, data=data, full=False)
     if footer:
         parts.append(Text(footer))
     return Group(*parts)
 
 
-def _status_parts(db, *, now, data=None, full: bool) -> list:
+def status_parts(db, *, now, data=None, full: bool, runs: bool = True) -> list:
+    """The sections of the status screen (`runs=False`: without the active runs, which the
+    daemon's screen shows its own way)."""
     from campctl.engine.status import collect
 
     data = data or collect(db, now=now)
@@ -269,10 +305,11 @@ def _status_parts(db, *, now, data=None, full: bool) -> list:
                               cell(c["next_occurrence"], c["timezone"])),
                    status=lambda c: _flagged(c["status"], ("Campaign", c["name"]) in failing),
                    rest="campctl get campaigns")
-    screen.section("Active runs", ["RUN", "CAMPAIGN/STAGE", "STATUS", "PROGRESS", "SENT",
-                                   "FAILED"], data["runs"], _run_cells,
-                   status=lambda r: "failed" if r["failed"] and r["status"] != "paused"
-                   else r["status"], rest="campctl get runs")
+    if runs:
+        screen.section("Active runs", ["RUN", "CAMPAIGN/STAGE", "STATUS", "PROGRESS", "SENT",
+                                       "FAILED"], data["runs"], _run_cells,
+                       status=lambda r: "failed" if r["failed"] and r["status"] != "paused"
+                       else r["status"], rest="campctl get runs")
     screen.section("Active instances", ["ID", "NAME", "PLAN", "STATUS", "STAGE", "STARTED"],
                    data["instances"],
                    lambda i: (str(i["id"]), i["name"], i["plan"], i["status"],
