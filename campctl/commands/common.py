@@ -232,7 +232,7 @@ def _cells(row: dict, cols: list[Column], zones: Zones) -> list[str]:
     for col in cols:
         value = row.get(col[0])
         if len(col) > 2:
-            cells.append(col[2](value, shown))  # type: ignore[misc]
+            cells.append(col[2](value, shown))
         else:
             cells.append(cell(value, tz))
     return cells

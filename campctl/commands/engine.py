@@ -14,6 +14,7 @@ import typer
 
 from campctl.commands.common import (
     PLAIN_ABOVE,
+    Column,
     app_context,
     cell,
     emit,
@@ -31,9 +32,10 @@ from campctl.commands.completion import complete_object_name
 from campctl.commands.tick_output import report_text, summary_line
 from campctl.errors import NotFound, UsageProblem, ValidationFailed
 
-LOG_COLUMNS = [("at", "AT"), ("event", "EVENT"), ("plan", "PLAN"), ("instance", "INSTANCE"),
-               ("campaign", "CAMPAIGN"), ("stage", "STAGE"), ("run", "RUN"),
-               ("launch", "LAUNCH"), ("details", "DETAILS", text_cell)]
+LOG_COLUMNS: list[Column] = [
+    ("at", "AT"), ("event", "EVENT"), ("plan", "PLAN"), ("instance", "INSTANCE"),
+    ("campaign", "CAMPAIGN"), ("stage", "STAGE"), ("run", "RUN"), ("launch", "LAUNCH"),
+    ("details", "DETAILS", text_cell)]
 
 
 def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
@@ -377,7 +379,7 @@ class _Screen:
                                        style="dim"))
             return
         counts: dict[str, int] = {}
-        picked = []
+        picked: list[dict] = []
         for item in items:
             state = status(item)
             counts[state] = counts.get(state, 0) + 1
@@ -435,7 +437,8 @@ def _preview_for(kind: str):
             rows = [{"local": m.astimezone(_zone(tz)).isoformat(), "utc": iso_z(m)}
                     for m in moments]
             # The one screen with UTC beside local time, on purpose: local with its abbreviation.
-            columns = [("local", f"LOCAL ({tz})", _local_iso_cell(tz)), ("utc", "UTC")]
+            columns: list[Column] = [("local", f"LOCAL ({tz})", _local_iso_cell(tz)),
+                                     ("utc", "UTC")]
         else:
             from campctl.engine.campaigns import QUEUE
             from campctl.engine.status import preview_campaign, preview_held
@@ -513,9 +516,12 @@ def log(
         from campctl.engine.scenarios import require_launch
 
         require_launch(db, launch)
-    filters = {"plan": plan, "instance_id": instance, "run_id": run, "scenario": scenario,
-               "campaign": campaign, "launch_id": launch, "since": after_at}
-    rows, last_id = read_log(db, limit=limit or None, **filters)
+    def read(after_id: int = 0) -> tuple[list[dict], int]:
+        return read_log(db, plan=plan, instance_id=instance, run_id=run, scenario=scenario,
+                        campaign=campaign, launch_id=launch, since=after_at, after_id=after_id,
+                        limit=limit or None)
+
+    rows, last_id = read()
     if not follow:
         emit(app, rows, LOG_COLUMNS, empty="no log entries", zones=object_zones(db))
         return
@@ -523,7 +529,7 @@ def log(
     try:
         while True:
             time.sleep(1.0)
-            rows, new_last = read_log(db, after_id=last_id, limit=limit or None, **filters)
+            rows, new_last = read(after_id=last_id)
             if rows:
                 last_id = new_last
                 _print_log_lines(app, rows, object_zones(db))
@@ -623,7 +629,7 @@ def demo(
     keep = _state_given(ctx)
     tmp = None if keep else tempfile.TemporaryDirectory(prefix="campctl-demo-")
     try:
-        path = app.state_path if keep else Path(tmp.name) / "demo.db"
+        path = app.state_path if tmp is None else Path(tmp.name) / "demo.db"
         db = open_db(path, create=True)
         try:
             notes = _demo_setup(db, start=start, actor="demo")

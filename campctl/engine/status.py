@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from campctl.errors import NotFound
@@ -123,7 +124,8 @@ def preview_held(db, name: str, *, now: datetime):
 _RATE_NOTE = re.compile(r"^channel (\S+): \d+ item\(s\) (?:would )?wait for the rate limit (.+)$")
 
 
-def run_waits(db, runs: list[dict], *, now: datetime, notes: list[str] = ()) -> dict[int, str]:
+def run_waits(db, runs: list[dict], *, now: datetime,
+              notes: Sequence[str] = ()) -> dict[int, str]:
     """Why each active run sends nothing at `now`, by run id (runs that may send are absent):
     its pause (or its plan instance's), its send schedule, its sending window, or its channel's
     rate limit (read from the notes of the tick that just ran). The reasons the tick itself
