@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -308,8 +309,13 @@ def cell(value: Any, tz_name: str | None = None) -> str:
     if isinstance(value, datetime):
         return _display(value, tz_name)
     if isinstance(value, str) and _INSTANT.fullmatch(value):
-        return _display(from_db(value), tz_name)
+        return _stored_instant(value, tz_name)
     return str(value)
+
+
+@lru_cache(maxsize=4096)  # a long listing shows the same few instants in the same few zones
+def _stored_instant(text: str, tz_name: str | None) -> str:
+    return _display(from_db(text), tz_name)
 
 
 def _display(moment: datetime | None, tz_name: str | None) -> str:
@@ -338,8 +344,9 @@ def local_cell(tz_name: str | None) -> Callable[[Any, dict], str]:
     def render(value: Any, row: dict) -> str:
         if value is None:
             return "-"
-        moment = value if isinstance(value, datetime) else from_db(str(value))
-        return _display(moment, row.get("timezone") or tz_name)
+        if isinstance(value, datetime):
+            return _display(value, row.get("timezone") or tz_name)
+        return _stored_instant(str(value), row.get("timezone") or tz_name)
 
     return render
 
