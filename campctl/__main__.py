@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from datetime import datetime
 
 # Options a plain tick may carry and still take the fast path (the others need the full CLI).
 _FAST_VALUE_OPTIONS = {"--state", "--now", "-o", "--output", "--as"}
 
 
-def _plain_tick(argv: list[str]) -> dict | None:
+def _plain_tick(argv: list[str]) -> dict[str, str] | None:
     """The global options of `campctl [opts] tick [opts]` without tick options, else None."""
     opts: dict[str, str] = {}
     seen_tick = False
@@ -57,31 +61,24 @@ def _fast_tick(argv: list[str]) -> int | None:
         return None  # the full CLI reports it (exit 2)
     from campctl.store.schedules import probe_file
 
-    reason = probe_file(state, iso_z(now))
+    stamp = iso_z(now)
+    if stamp is None:  # pragma: no cover - never for a datetime
+        return None
+    reason = probe_file(state, stamp)
     if reason is not None:
         if reason in ("cannot open", "schema version differs", "probe failed"):
             return None
         return _direct_tick(state, now, output)
-    stamp = iso_z(now)
-    if output == "json":
-        sys.stdout.write(
-            '{\n  "now": "' + stamp + '",\n  "fired": 0,\n  "built": 0,\n  "sent": 0,\n'
-            '  "failed": 0,\n  "cancelled": 0,\n  "skipped": 0,\n  "failed_objects": 0,\n'
-            '  "object_failures": []\n}\n'
-        )
-    else:
-        sys.stdout.write(
-            f"tick {stamp}: fired 0, built 0, sent 0, failed 0, cancelled 0 (nothing due)\n"
-        )
+    from campctl.commands.tick_output import nothing_due, report_text
+
+    sys.stdout.write(report_text(nothing_due(stamp), output, nothing_was_due=True))
     return 0
 
 
-def _direct_tick(state: str, now, output: str) -> int:
+def _direct_tick(state: str, now: datetime, output: str) -> int:
     """A plain tick with work to do, run without building the Typer app (saves the CLI's
-    import time on every busy minute); errors are reported as the CLI would."""
-    import sqlite3
-
-    from campctl.errors import CampctlError
+    import time on every busy minute); output and errors exactly as the Typer command's."""
+    from campctl.commands.tick_output import exit_for, report_text
 
     environ = dict(os.environ)
     try:
@@ -100,31 +97,11 @@ def _direct_tick(state: str, now, output: str) -> int:
                 sys.stderr.write(f"warning: notifications not delivered: {exc}\n")
         finally:
             db.close()
-    except CampctlError as exc:
-        sys.stderr.write(f"error: {' '.join(exc.message.split())}\n")
-        return exc.exit_code
-    except sqlite3.DatabaseError as exc:
-        sys.stderr.write(f"error: state file problem: {exc}\n")
-        return 4
     except Exception as exc:
-        if environ.get("CAMPCTL_DEBUG") == "1":
-            raise
-        sys.stderr.write(f"error: internal error: {type(exc).__name__}: {exc} "
-                         "(rerun with --debug for details)\n")
-        return 1
+        return exit_for(exc, debug=environ.get("CAMPCTL_DEBUG") == "1")
     for problem in report.warnings:
         sys.stderr.write(f"warning: {problem}\n")
-    if output == "json":
-        import json
-
-        sys.stdout.write(json.dumps(report.as_json(), indent=2) + "\n")
-    else:
-        sys.stdout.write(
-            f"tick {report.as_json()['now']}: fired {report.fired}, built {report.built}, sent "
-            f"{report.sent}, failed {report.failed}, cancelled {report.cancelled}"
-            + (f", skipped {report.skipped}" if report.skipped else "")
-            + (f", failed objects {len(report.object_failures)}" if report.object_failures
-               else "") + "\n")
+    sys.stdout.write(report_text(report.as_json(), output))
     return 0
 
 

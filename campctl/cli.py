@@ -10,7 +10,6 @@ import os
 import re
 import sqlite3
 import sys
-import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -23,6 +22,7 @@ except ImportError:  # pragma: no cover
     from click import exceptions as click  # type: ignore[no-redef]
 
 from campctl.commands.common import AppContext
+from campctl.commands.tick_output import error_line, exit_for
 from campctl.errors import CampctlError, UsageProblem
 from campctl.timeutil import shorten
 
@@ -322,10 +322,7 @@ def run(argv: list[str] | None = None) -> int:
         result = command.main(args=args, prog_name="campctl", standalone_mode=False)
         return result if isinstance(result, int) else 0
     except CampctlError as exc:
-        if _debug_wanted(args):
-            traceback.print_exc()
-        _error(exc.message)
-        return exc.exit_code
+        return exit_for(exc, debug=_debug_wanted(args))
     except click.NoArgsIsHelpError as exc:
         sys.stderr.write(exc.format_message() + "\n") if exc.format_message() else None
         return 2
@@ -342,23 +339,16 @@ def run(argv: list[str] | None = None) -> int:
         _error("aborted")
         return 1
     except sqlite3.DatabaseError as exc:
-        if _debug_wanted(args):
-            traceback.print_exc()
-        _error(f"state file problem: {exc}")
-        return 4
+        return exit_for(exc, debug=_debug_wanted(args))
     except BrokenPipeError:
         return 1
     except KeyboardInterrupt:
         _error("interrupted")
         return 130
     except Exception as exc:
-        if _debug_wanted(args):
-            traceback.print_exc()
-        _error(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for details)")
-        return 1
+        return exit_for(exc, debug=_debug_wanted(args))
 
 
 def _error(message: str) -> None:
-    first = " ".join(str(message).strip().splitlines()) or "unknown error"
-    sys.stderr.write(f"error: {first}\n")
+    sys.stderr.write(error_line(message))
     sys.stderr.flush()

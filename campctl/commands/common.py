@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -206,6 +207,10 @@ def emit(
     if app.json:
         print_json(list(rows))
         return
+    cols = list(columns)
+    if len(rows) > PLAIN_ABOVE:
+        emit_plain(rows, cols, title=title, zones=zones)
+        return
     from rich.table import Table
 
     console = app.out()
@@ -213,19 +218,60 @@ def emit(
         console.print(f"[dim]{empty}[/dim]")
         return
     table = Table(title=title, show_lines=False)
-    cols = list(columns)
     for col in cols:
         table.add_column(col[1], overflow="fold")
     for row in rows:
-        tz = _zone_for(zones, row)
-        shown = row if tz is None or row.get("timezone") else {**row, "timezone": tz}
-        cells = []
-        for col in cols:
-            value = row.get(col[0])
-            cells.append(col[2](value, shown) if len(col) > 2  # type: ignore[misc]
-                         else cell(value, tz))
-        table.add_row(*cells)
+        table.add_row(*_cells(row, cols, zones))
     console.print(table)
+
+
+def _cells(row: dict, cols: list[Column], zones: Zones) -> list[str]:
+    """A row's table cells: instants in the row's zone, a column's own renderer if it has one."""
+    tz = _zone_for(zones, row)
+    shown = row if tz is None or row.get("timezone") else {**row, "timezone": tz}
+    cells = []
+    for col in cols:
+        value = row.get(col[0])
+        if len(col) > 2:
+            cells.append(col[2](value, shown))
+        else:
+            cells.append(cell(value, tz))
+    return cells
+
+
+# Above this many rows a listing is written as plain aligned text, not laid out as a rich
+# table (a 10,000-row table takes seconds to lay out and fills no screen anyway).
+PLAIN_ABOVE = 200
+
+
+def emit_plain(rows: Sequence[dict], cols: list[Column], *, title: str | None = None,
+               zones: Zones = None) -> None:
+    """Rows as plain text: a header of the table's column names, then one line per row,
+    columns aligned and separated by two spaces (cut, awk and grep work on it)."""
+    write_plain([col[1] for col in cols], (_cells(row, cols, zones) for row in rows),
+                title=title)
+
+
+def write_plain(header: list[str], rows: Iterable[Sequence[str]], *,
+                title: str | None = None) -> None:
+    """Aligned plain-text rows under `header` (and `title`), written in chunks to stdout."""
+    lines = [header] + [[_plain(text) for text in row] for row in rows]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    out = sys.stdout
+    if title:
+        out.write(title + "\n")
+    for start in range(0, len(lines), 1000):
+        out.write("\n".join("  ".join(text.ljust(width) for text, width in zip(
+            line, widths, strict=True)).rstrip() for line in lines[start:start + 1000]) + "\n")
+
+
+def _plain(text: str) -> str:
+    """A cell without what a rich table would interpret (escaped brackets, line breaks)."""
+    if "\\[" in text:
+        text = text.replace("\\[", "[")
+    if "\n" in text:
+        text = " ".join(text.split("\n"))
+    return text
 
 
 def emit_object(app: AppContext, obj: dict, *, title: str | None = None,
@@ -263,8 +309,13 @@ def cell(value: Any, tz_name: str | None = None) -> str:
     if isinstance(value, datetime):
         return _display(value, tz_name)
     if isinstance(value, str) and _INSTANT.fullmatch(value):
-        return _display(from_db(value), tz_name)
+        return _stored_instant(value, tz_name)
     return str(value)
+
+
+@lru_cache(maxsize=4096)  # a long listing shows the same few instants in the same few zones
+def _stored_instant(text: str, tz_name: str | None) -> str:
+    return _display(from_db(text), tz_name)
 
 
 def _display(moment: datetime | None, tz_name: str | None) -> str:
@@ -293,8 +344,9 @@ def local_cell(tz_name: str | None) -> Callable[[Any, dict], str]:
     def render(value: Any, row: dict) -> str:
         if value is None:
             return "-"
-        moment = value if isinstance(value, datetime) else from_db(str(value))
-        return _display(moment, row.get("timezone") or tz_name)
+        if isinstance(value, datetime):
+            return _display(value, row.get("timezone") or tz_name)
+        return _stored_instant(str(value), row.get("timezone") or tz_name)
 
     return render
 

@@ -13,6 +13,8 @@ from typing import Annotated
 import typer
 
 from campctl.commands.common import (
+    PLAIN_ABOVE,
+    Column,
     app_context,
     cell,
     emit,
@@ -24,13 +26,16 @@ from campctl.commands.common import (
     print_json,
     require_filters,
     text_cell,
+    write_plain,
 )
 from campctl.commands.completion import complete_object_name
+from campctl.commands.tick_output import report_text, summary_line
 from campctl.errors import NotFound, UsageProblem, ValidationFailed
 
-LOG_COLUMNS = [("at", "AT"), ("event", "EVENT"), ("plan", "PLAN"), ("instance", "INSTANCE"),
-               ("campaign", "CAMPAIGN"), ("stage", "STAGE"), ("run", "RUN"),
-               ("launch", "LAUNCH"), ("details", "DETAILS", text_cell)]
+LOG_COLUMNS: list[Column] = [
+    ("at", "AT"), ("event", "EVENT"), ("plan", "PLAN"), ("instance", "INSTANCE"),
+    ("campaign", "CAMPAIGN"), ("stage", "STAGE"), ("run", "RUN"), ("launch", "LAUNCH"),
+    ("details", "DETAILS", text_cell)]
 
 
 def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
@@ -58,13 +63,7 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
 # --- tick ---------------------------------------------------------------------------------------
 
 def _summary_line(report) -> str:
-    from campctl.timeutil import iso_z
-
-    return (f"tick {iso_z(report.now)}: fired {report.fired}, built {report.built}, sent "
-            f"{report.sent}, failed {report.failed}, cancelled {report.cancelled}"
-            + (f", skipped {report.skipped}" if report.skipped else "")
-            + (f", failed objects {len(report.object_failures)}" if report.object_failures
-               else ""))
+    return summary_line(report.as_json())
 
 
 def tick(
@@ -90,20 +89,17 @@ def tick(
         from campctl.engine.held import held_notes
 
         notes += held_notes(db, now=app.now)
-    if app.json:
-        data = report.as_json()
-        if dry_run:
-            data["dry_run"] = True
-            data["notes"] = notes
-        print_json(data)
-        return
-    out = app.out()
-    if dry_run:
+    data = report.as_json()
+    if app.json and dry_run:
+        data["dry_run"] = True
+        data["notes"] = notes
+    elif dry_run:
+        out = app.out()
         out.print("dry run: nothing was written", markup=False)
         zone_of = object_zones(db)
         for line in notes:
             out.print(f"  {local_text(line, zone_of(_named_in(line)))}", markup=False)
-    out.print(_summary_line(report), markup=False)
+    sys.stdout.write(report_text(data, app.output))
 
 
 _NOTE_SUBJECT = re.compile(r"^(?:(campaign|plan|scenario) ([a-z0-9-]+)|run \d+ \(([a-z0-9-]+)/)")
@@ -139,20 +135,13 @@ def daemon(
     max_messages: Annotated[int | None, typer.Option(
         "--max-messages", min=1, help="Deliver at most N messages per tick.")] = None,
     ticks: Annotated[int | None, typer.Option(
-        "--ticks", min=1, help="Stop after N ticks (for rehearsals and tests).")] = None,
+        "--ticks", min=1, help="Stop after N ticks (for rehearsals and tests); without a "
+        "terminal, the screen is printed once at the end.")] = None,
 ) -> None:
-    from datetime import UTC, datetime
-
-    from campctl.engine.tick import tick as run_tick
-    from campctl.timeutil import parse_duration
+    from campctl.commands.daemon_screen import DaemonScreen
 
     app = app_context(ctx)
-    try:
-        seconds = parse_duration(interval).total_seconds()
-    except ValueError as exc:
-        raise UsageProblem(f"--interval: {exc}") from exc
-    if seconds <= 0:
-        raise UsageProblem("--interval must be positive")
+    seconds = _interval_seconds(interval)
     db = app.db(create=True)
     stop = {"requested": False}
 
@@ -160,6 +149,7 @@ def daemon(
         stop["requested"] = True
 
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    screen = DaemonScreen(str(app.state_path), virtual=bool(app.now_text), interval=seconds)
     live = None
     try:
         if app.stdout_is_terminal and not app.json:
@@ -170,35 +160,17 @@ def daemon(
         count = 0
         next_at = time.monotonic()
         while not stop["requested"]:
-            # --now fixes the clock for a rehearsal; each tick then advances it by the interval.
-            if app.now_text:
-                from datetime import timedelta
-
-                now = app.now + timedelta(seconds=seconds * count)
-            else:
-                now = datetime.now(UTC).replace(microsecond=0)
-            report = run_tick(db, now=now, environ=app.environ, max_messages=max_messages,
-                              stop_requested=lambda: stop["requested"])
-            _deliver_notifications(db, app)
-            for problem in report.warnings:
-                notice(app, f"warning: {problem}")
+            now = _daemon_clock(app, seconds * count)
+            report = _daemon_tick(db, app, now, max_messages, lambda: stop["requested"])
             count += 1
+            last = ticks is not None and count >= ticks
             if live is not None:
-                live.update(_status_renderable(db, now=now, footer=_summary_line(report)))
-            elif app.json:
-                sys.stdout.write(json.dumps(report.as_json()) + "\n")
-                sys.stdout.flush()
+                live.update(screen.renderable(db, now=now, report=report))
             else:
-                sys.stdout.write(_summary_line(report) + "\n")
-                sys.stdout.flush()
-            if ticks is not None and count >= ticks:
+                _daemon_line(app, report, screen=screen if ticks is not None else None,
+                             db=db, now=now, last=last)
+            if last or not _wait_for(next_at := next_at + seconds, stop):
                 break
-            next_at += seconds
-            while not stop["requested"]:
-                left = next_at - time.monotonic()
-                if left <= 0:
-                    break
-                time.sleep(min(left, 0.2))
     finally:
         if live is not None:
             live.stop()
@@ -208,9 +180,79 @@ def daemon(
         notice(app, "daemon: stopped by signal after finishing the current batch")
 
 
+def _interval_seconds(interval: str) -> float:
+    from campctl.timeutil import parse_duration
+
+    try:
+        seconds = parse_duration(interval).total_seconds()
+    except ValueError as exc:
+        raise UsageProblem(f"--interval: {exc}") from exc
+    if seconds <= 0:
+        raise UsageProblem("--interval must be positive")
+    return seconds
+
+
+def _daemon_clock(app, elapsed: float):
+    """--now fixes the clock for a rehearsal (each tick advances it by the interval); else the
+    system clock."""
+    from datetime import UTC, datetime, timedelta
+
+    if app.now_text:
+        return app.now + timedelta(seconds=elapsed)
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def _daemon_tick(db, app, now, max_messages, stop_requested):
+    from campctl.engine.tick import tick as run_tick
+
+    report = run_tick(db, now=now, environ=app.environ, max_messages=max_messages,
+                      stop_requested=stop_requested)
+    _deliver_notifications(db, app)
+    for problem in report.warnings:
+        notice(app, f"warning: {problem}")
+    return report
+
+
+def _daemon_line(app, report, *, screen, db, now, last: bool) -> None:
+    """Without a terminal: one line per tick (JSON with -o json); with --ticks, the screen once
+    at the end (it is built at every tick to measure the sending speed)."""
+    if app.json:
+        sys.stdout.write(json.dumps(report.as_json()) + "\n")
+    else:
+        sys.stdout.write(_summary_line(report) + "\n")
+        if screen is not None:
+            shown = screen.renderable(db, now=now, report=report)
+            if last:
+                sys.stdout.flush()
+                app.out().print(shown)
+    sys.stdout.flush()
+
+
+def _wait_for(next_at: float, stop: dict) -> bool:
+    """Sleep until the monotonic instant `next_at`; False when a signal asked to stop."""
+    while not stop["requested"]:
+        left = next_at - time.monotonic()
+        if left <= 0:
+            return True
+        time.sleep(min(left, 0.2))
+    return False
+
+
 # --- status -------------------------------------------------------------------------------------
 
-def status(ctx: typer.Context) -> None:
+# A section longer than this is summarised on the status screen (counts per status and the rows
+# needing attention); `status --all` lists every row.
+SCREEN_ROWS = 20
+ATTENTION = {"paused", "failed", "failing"}
+
+
+def status(
+    ctx: typer.Context,
+    all_: Annotated[bool, typer.Option(
+        "--all", help=f"List every row of every section (a section of more than {SCREEN_ROWS} "
+        "rows is otherwise summarised: counts per status and the rows needing attention).")]
+    = False,
+) -> None:
     from campctl.engine.status import collect
 
     app = app_context(ctx)
@@ -218,70 +260,162 @@ def status(ctx: typer.Context) -> None:
     if app.json:
         print_json(data)
         return
-    app.out().print(_status_renderable(app.db(), now=app.now, data=data))
+    out = app.out()
+    for part in status_parts(app.db(), now=app.now, data=data, full=all_):
+        if isinstance(part, _PlainSection):
+            write_plain(part.header, part.rows, title=part.title)
+        else:
+            out.print(part)
+
+
+class _PlainSection:
+    """A section too long for a rich table (status --all on a large state): plain rows."""
+
+    def __init__(self, title: str, header: list[str], rows: list[list[str]]) -> None:
+        self.title, self.header, self.rows = title, header, rows
 
 
 def _status_renderable(db, *, now, data=None, footer: str | None = None):
+    """The status screen as one rich renderable (the daemon's and the demo's live view)."""
     from rich.console import Group
-    from rich.progress_bar import ProgressBar
-    from rich.table import Table
     from rich.text import Text
 
-    from campctl.engine.status import collect
-    data = data or collect(db, now=now)
-    zone_of = object_zones(db)
-    parts = []
-
-    def table(title, columns, rows):
-        t = Table(title=title, title_justify="left", show_lines=False)
-        for c in columns:
-            t.add_column(c)
-        for r in rows:
-            t.add_row(*r)
-        parts.append(t if rows else Text(f"{title}: none", style="dim"))
-
-    def when(value, tz=None):
-        return cell(value, tz)
-
-    table("Plans", ["NAME", "STATUS", "SCHEDULE", "NEXT"],
-          [(p["name"], p["status"] or "-", p["schedule_type"] or "-",
-            when(p["next_occurrence"], zone_of({"plan": p["name"]})))
-           for p in data["plans"]])
-    table("Campaigns", ["NAME", "STATUS", "TYPE", "LAUNCHED", "NEXT"],
-          [(c["name"], c["status"] or "-", c["type"], when(c["launched_at"], c["timezone"]),
-            when(c["next_occurrence"], c["timezone"])) for c in data["campaigns"]])
-    rows = []
-    for r in data["runs"]:
-        total = r["queued"] + r["sent"] + r["failed"] + r["cancelled"]
-        done = total - r["queued"]
-        bar = ProgressBar(total=max(total, 1), completed=done if total else 0, width=20)
-        rows.append((str(r["id"]), f"{r['campaign']}/{r['stage']}", r["status"], bar,
-                     f"{r['sent']}/{total}", str(r["failed"])))
-    t = Table(title="Active runs", title_justify="left")
-    for c in ("RUN", "CAMPAIGN/STAGE", "STATUS", "PROGRESS", "SENT", "FAILED"):
-        t.add_column(c)
-    for row in rows:
-        t.add_row(*row)
-    parts.append(t if rows else Text("Active runs: none", style="dim"))
-    table("Active instances", ["ID", "NAME", "PLAN", "STATUS", "STAGE", "STARTED"],
-          [(str(i["id"]), i["name"], i["plan"], i["status"], i.get("stage") or "-",
-            when(i["started_at"], zone_of({"plan": i["plan"]}))) for i in data["instances"]])
-    table("Scenarios", ["NAME", "ACTIVE", "LAUNCH", "PROFILES", "BY STEP"],
-          [(s["name"], "yes" if s["active"] else "no", s["launch_type"] or "-",
-            str(s["profiles_active"]),
-            ", ".join(f"{k}: {v}" for k, v in (s.get("by_step") or {}).items()) or "-")
-           for s in data["scenarios"]])
-    table("Next occurrences", ["KIND", "NAME", "AT"],
-          [(o["kind"], o["name"], when(o["next_due_at"], zone_of({o["kind"].lower(): o["name"]})))
-           for o in data["next_occurrences"]])
-    if data.get("failing"):
-        table("Failing (retried at every tick)", ["KIND", "NAME", "SINCE", "TICKS", "REASON"],
-              [(f["kind"], f["name"], when(f["since"], zone_of({f["kind"].lower(): f["name"]})),
-                str(f["ticks"]), f["reason"])
-               for f in data["failing"]])
+    parts = status_parts(db, now=now, data=data, full=False)
     if footer:
         parts.append(Text(footer))
     return Group(*parts)
+
+
+def status_parts(db, *, now, data=None, full: bool, runs: bool = True) -> list:
+    """The sections of the status screen (`runs=False`: without the active runs, which the
+    daemon's screen shows its own way)."""
+    from campctl.engine.status import collect
+
+    data = data or collect(db, now=now)
+    zone_of = object_zones(db)
+    failing = {(f["kind"], f["name"]) for f in data.get("failing") or []}
+    screen = _Screen(full=full)
+    screen.section("Plans", ["NAME", "STATUS", "SCHEDULE", "NEXT"], data["plans"],
+                   lambda p: (p["name"], p["status"] or "-", p["schedule_type"] or "-",
+                              cell(p["next_occurrence"], zone_of({"plan": p["name"]}))),
+                   status=lambda p: _flagged(p["status"], ("Plan", p["name"]) in failing),
+                   rest="campctl get plans")
+    screen.section("Campaigns", ["NAME", "STATUS", "TYPE", "LAUNCHED", "NEXT"],
+                   data["campaigns"],
+                   lambda c: (c["name"], c["status"] or "-", c["type"],
+                              cell(c["launched_at"], c["timezone"]),
+                              cell(c["next_occurrence"], c["timezone"])),
+                   status=lambda c: _flagged(c["status"], ("Campaign", c["name"]) in failing),
+                   rest="campctl get campaigns")
+    if runs:
+        screen.section("Active runs", ["RUN", "CAMPAIGN/STAGE", "STATUS", "PROGRESS", "SENT",
+                                       "FAILED"], data["runs"], _run_cells,
+                       status=lambda r: "failed" if r["failed"] and r["status"] != "paused"
+                       else r["status"], rest="campctl get runs")
+    screen.section("Active instances", ["ID", "NAME", "PLAN", "STATUS", "STAGE", "STARTED"],
+                   data["instances"],
+                   lambda i: (str(i["id"]), i["name"], i["plan"], i["status"],
+                              i.get("stage") or "-",
+                              cell(i["started_at"], zone_of({"plan": i["plan"]}))),
+                   status=lambda i: i["status"], rest="campctl get instances")
+    screen.section("Scenarios", ["NAME", "ACTIVE", "LAUNCH", "PROFILES", "BY STEP"],
+                   data["scenarios"], _scenario_cells,
+                   status=lambda s: _flagged("active" if s["active"] else "inactive",
+                                             ("Scenario", s["name"]) in failing),
+                   rest="campctl get scenarios")
+    screen.section("Next occurrences", ["KIND", "NAME", "AT"], data["next_occurrences"],
+                   lambda o: (o["kind"], o["name"],
+                              cell(o["next_due_at"], zone_of({o["kind"].lower(): o["name"]}))),
+                   status=None, rest="campctl get campaigns")
+    if data.get("failing"):
+        screen.section("Failing (retried at every tick)",
+                       ["KIND", "NAME", "SINCE", "TICKS", "REASON"], data["failing"],
+                       lambda f: (f["kind"], f["name"],
+                                  cell(f["since"], zone_of({f["kind"].lower(): f["name"]})),
+                                  str(f["ticks"]), f["reason"]),
+                       status=lambda f: "failing", rest="campctl status --all")
+    return screen.parts
+
+
+def _flagged(status: str | None, failing: bool) -> str:
+    return "failing" if failing else status or "-"
+
+
+def _run_cells(r: dict) -> tuple:
+    from rich.progress_bar import ProgressBar
+
+    total = r["queued"] + r["sent"] + r["failed"] + r["cancelled"]
+    done = total - r["queued"]
+    bar = ProgressBar(total=max(total, 1), completed=done if total else 0, width=20)
+    return (str(r["id"]), f"{r['campaign']}/{r['stage']}", r["status"], bar,
+            f"{r['sent']}/{total}", str(r["failed"]))
+
+
+def _scenario_cells(s: dict) -> tuple:
+    return (s["name"], "yes" if s["active"] else "no", s["launch_type"] or "-",
+            str(s["profiles_active"]),
+            ", ".join(f"{k}: {v}" for k, v in (s.get("by_step") or {}).items()) or "-")
+
+
+class _Screen:
+    """Collects the sections of the status screen; a long section is summarised unless `full`."""
+
+    def __init__(self, *, full: bool) -> None:
+        self.full = full
+        self.parts: list = []
+
+    def section(self, title: str, columns: list[str], items: list[dict], cells, *,
+                status, rest: str) -> None:
+        from rich.text import Text
+
+        if not items:
+            self.parts.append(Text(f"{title}: none", style="dim"))
+            return
+        if self.full or len(items) <= SCREEN_ROWS or status is None:
+            shown = items if self.full or len(items) <= SCREEN_ROWS else items[:SCREEN_ROWS]
+            self._rows(title, columns, [cells(i) for i in shown])
+            if len(shown) < len(items):
+                self.parts.append(Text(f"... {len(items) - len(shown)} more: {rest}",
+                                       style="dim"))
+            return
+        counts: dict[str, int] = {}
+        picked: list[dict] = []
+        for item in items:
+            state = status(item)
+            counts[state] = counts.get(state, 0) + 1
+            if state in ATTENTION and len(picked) < SCREEN_ROWS:
+                picked.append(item)
+        self.parts.append(Text(f"{title}: {len(items)} ("
+                               + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+                               + ")"))
+        if picked:
+            self._rows(f"{title} needing attention", columns, [cells(i) for i in picked])
+        self.parts.append(Text(f"... {len(items) - len(picked)} more not shown: "
+                               f"campctl status --all, or {rest}", style="dim"))
+
+    def _rows(self, title: str, columns: list[str], rows: list[tuple]) -> None:
+        if len(rows) > PLAIN_ABOVE:
+            self.parts.append(_PlainSection(title, columns, [
+                [_plain_cell(c) for c in row] for row in rows]))
+            return
+        from rich.table import Table
+
+        table = Table(title=title, title_justify="left", show_lines=False)
+        for column in columns:
+            table.add_column(column)
+        for row in rows:
+            table.add_row(*row)
+        self.parts.append(table)
+
+
+def _plain_cell(value) -> str:
+    """A status cell as text (a progress bar becomes its percentage)."""
+    if isinstance(value, str):
+        return value
+    total, done = getattr(value, "total", None), getattr(value, "completed", None)
+    if total:
+        return f"{100 * (done or 0) / total:.0f}%"
+    return str(value)
 
 
 # --- preview ------------------------------------------------------------------------------------
@@ -303,7 +437,8 @@ def _preview_for(kind: str):
             rows = [{"local": m.astimezone(_zone(tz)).isoformat(), "utc": iso_z(m)}
                     for m in moments]
             # The one screen with UTC beside local time, on purpose: local with its abbreviation.
-            columns = [("local", f"LOCAL ({tz})", _local_iso_cell(tz)), ("utc", "UTC")]
+            columns: list[Column] = [("local", f"LOCAL ({tz})", _local_iso_cell(tz)),
+                                     ("utc", "UTC")]
         else:
             from campctl.engine.campaigns import QUEUE
             from campctl.engine.status import preview_campaign, preview_held
@@ -381,9 +516,12 @@ def log(
         from campctl.engine.scenarios import require_launch
 
         require_launch(db, launch)
-    filters = {"plan": plan, "instance_id": instance, "run_id": run, "scenario": scenario,
-               "campaign": campaign, "launch_id": launch, "since": after_at}
-    rows, last_id = read_log(db, limit=limit or None, **filters)
+    def read(after_id: int = 0) -> tuple[list[dict], int]:
+        return read_log(db, plan=plan, instance_id=instance, run_id=run, scenario=scenario,
+                        campaign=campaign, launch_id=launch, since=after_at, after_id=after_id,
+                        limit=limit or None)
+
+    rows, last_id = read()
     if not follow:
         emit(app, rows, LOG_COLUMNS, empty="no log entries", zones=object_zones(db))
         return
@@ -391,7 +529,7 @@ def log(
     try:
         while True:
             time.sleep(1.0)
-            rows, new_last = read_log(db, after_id=last_id, limit=limit or None, **filters)
+            rows, new_last = read(after_id=last_id)
             if rows:
                 last_id = new_last
                 _print_log_lines(app, rows, object_zones(db))
@@ -491,7 +629,7 @@ def demo(
     keep = _state_given(ctx)
     tmp = None if keep else tempfile.TemporaryDirectory(prefix="campctl-demo-")
     try:
-        path = app.state_path if keep else Path(tmp.name) / "demo.db"
+        path = app.state_path if tmp is None else Path(tmp.name) / "demo.db"
         db = open_db(path, create=True)
         try:
             notes = _demo_setup(db, start=start, actor="demo")

@@ -9,6 +9,7 @@ from typing import Annotated, NoReturn
 import typer
 
 from campctl.commands.common import (
+    Column,
     app_context,
     emit,
     emit_object,
@@ -31,7 +32,7 @@ KIND_HELP = {
 }
 
 # Table columns of `get KIND`; JSON carries every key of engine.catalog.summary.
-COLUMNS = {
+COLUMNS: dict[Kind, list[Column]] = {
     Kind.PLAN: [("name", "NAME"), ("status", "STATUS"), ("schedule_type", "SCHEDULE"),
                 ("transition", "TRANSITION"), ("stages", "STAGES"),
                 ("next_occurrence", "NEXT", local_cell(None)), ("version", "VERSION")],
@@ -109,23 +110,7 @@ def apply(
     except ValidationFailed as exc:
         _fail(exc.issues)
     if dry_run:
-        _print_changes(app, changes, diffs=True, dry_run=True)
-        notice(app, f"dry run: {_totals(changes)}; nothing was written")
-        catalog.check_refusals(changes)
-        if db is not None:  # the same rights check as the real apply
-            from campctl.engine.users import check_apply
-
-            check_apply(db, actor=app.actor, created=[(c.kind.value, c.name, c.spec)
-                                                      for c in changes if c.action != "unchanged"])
-            from campctl.engine import access
-
-            for c in changes:
-                if c.action not in ("unchanged", "created"):
-                    access.check(db, kind=c.kind.value, name=c.name, actor=app.actor,
-                                 action="apply", now=app.now, override=app.override_access,
-                                 record=False)
-        if exit_code and any(c.action != "unchanged" for c in changes):
-            raise typer.Exit(EXIT_CHANGES_PENDING)
+        _dry_run(app, db, changes, exit_code=exit_code)
         return
     catalog.check_refusals(changes)
     if any(c.action != "unchanged" for c in changes):
@@ -137,6 +122,34 @@ def apply(
                                   override_access=app.override_access)
     _print_changes(app, changes, diffs=False)
     notice(app, _totals(changes))
+
+
+def _dry_run(app, db, changes, *, exit_code: bool) -> None:
+    """`apply --dry-run`: the changes with their diffs, the refusals and rights checks of a real
+    apply, and (with --exit-code) exit EXIT_CHANGES_PENDING when something would change."""
+    from campctl.engine import catalog
+
+    _print_changes(app, changes, diffs=True, dry_run=True)
+    notice(app, f"dry run: {_totals(changes)}; nothing was written")
+    catalog.check_refusals(changes)
+    if db is not None:
+        _check_rights(app, db, changes)
+    if exit_code and any(c.action != "unchanged" for c in changes):
+        raise typer.Exit(EXIT_CHANGES_PENDING)
+
+
+def _check_rights(app, db, changes) -> None:
+    """The rights checks of a real apply (who may create, who may change), recording nothing."""
+    from campctl.engine import access
+    from campctl.engine.users import check_apply
+
+    check_apply(db, actor=app.actor, created=[(c.kind.value, c.name, c.spec)
+                                              for c in changes if c.action != "unchanged"])
+    for c in changes:
+        if c.action not in ("unchanged", "created"):
+            access.check(db, kind=c.kind.value, name=c.name, actor=app.actor,
+                         action="apply", now=app.now, override=app.override_access,
+                         record=False)
 
 
 def _fail(issues) -> NoReturn:

@@ -196,6 +196,7 @@ def _gap_end(wall: datetime, tz: tzinfo) -> datetime:
     return hi
 
 
+@lru_cache(maxsize=4096)  # listings evaluate many schedules in few zones on few days
 def _uniform_offset(day: date, tz: tzinfo) -> timedelta | None:
     """The zone's UTC offset if it is the same all `day` long (no gap, no repeat), else None."""
     start = datetime(day.year, day.month, day.day)  # noqa: DTZ001 - wall time, zone added below
@@ -251,6 +252,7 @@ def count_fire_times(expr: str, tz: str | tzinfo, *, after: datetime, until: dat
     return sum(1 for _ in _iter_fire(expr, tz, after, until))
 
 
+@lru_cache(maxsize=1024)  # a listing asks once per object; objects share schedules and zones
 def next_fire(expr: str, tz: str | tzinfo, *, after: datetime) -> datetime | None:
     """The first fire time strictly after `after`, or None if there is none within ~28 years."""
     horizon = after + timedelta(days=366 * (NEVER_YEARS + 1))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from campctl.errors import NotFound
@@ -117,3 +119,51 @@ def preview_held(db, name: str, *, now: datetime):
     if obj is None:
         return None
     return held_builds(obj["spec"] or {}, launch=from_db(obj.get("launched_at")) or now)
+
+
+_RATE_NOTE = re.compile(r"^channel (\S+): \d+ item\(s\) (?:would )?wait for the rate limit (.+)$")
+
+
+def run_waits(db, runs: list[dict], *, now: datetime,
+              notes: Sequence[str] = ()) -> dict[int, str]:
+    """Why each active run sends nothing at `now`, by run id (runs that may send are absent):
+    its pause (or its plan instance's), its send schedule, its sending window, or its channel's
+    rate limit (read from the notes of the tick that just ran). The reasons the tick itself
+    applies (engine.runs.live_runs), as text with UTC instants."""
+    from campctl.engine import windows
+
+    limited = {m.group(1): m.group(2) for m in map(_RATE_NOTE.match, notes) if m}
+    stored = {r["id"]: r for r in run_store.list_runs(db, status=(
+        "scheduled", "building", "queued", "sending", "paused"))}
+    paused_instances = run_store.paused_instances(
+        db, [r["instance_id"] for r in stored.values() if r["instance_id"]])
+    reasons: dict[int, str] = {}
+    for item in runs:
+        run = stored.get(item["id"])
+        if run is None:
+            continue
+        spec = run["spec"] or {}
+        send_at = run["send_at"]
+        window, tz = spec.get("window"), spec.get("timezone") or "UTC"
+        if run["status"] == "paused":
+            reasons[run["id"]] = f"pause: campctl resume run {run['id']}"
+        elif run["instance_id"] in paused_instances:
+            reasons[run["id"]] = f"pause: plan instance {run['instance_id']} is paused"
+        elif run["built_at"] is None:
+            reasons[run["id"]] = (f"send schedule: built at {send_at}" if send_at
+                                  else "send schedule: not built yet")
+        elif send_at is not None and send_at > iso_z(now):
+            reasons[run["id"]] = f"send schedule: held until {send_at}"
+        elif window and not _window_open(windows, window, tz, now):
+            opens = iso_z(windows.next_open(window, tz, now))
+            reasons[run["id"]] = f"window {window}: opens {opens}"
+        elif (channel := spec.get("channel") or "outbox") in limited:
+            reasons[run["id"]] = f"rate: channel {channel} at its limit {limited[channel]}"
+    return reasons
+
+
+def _window_open(windows, window: str, tz: str, now: datetime) -> bool:
+    try:
+        return bool(windows.is_open(window, tz, now))
+    except ValueError:  # a broken snapshot: the tick sets the run aside and says why
+        return True

@@ -17,6 +17,7 @@ from datetime import datetime
 from campctl.engine import campaigns, plans, runs, scenarios
 from campctl.models import TickReport
 from campctl.store import schedules
+from campctl.store.db import Database
 
 
 class _Rollback(Exception):
@@ -27,7 +28,7 @@ class _Rollback(Exception):
 class _Pass:
     """What travels through the phases of one tick."""
 
-    db: object
+    db: Database
     now: datetime
     environ: Mapping[str, str]
     report: TickReport
