@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "campctl"
 ALLOWED = {
     "base": {"base"},
     "store": {"store", "base"},
-    "engine": {"engine", "store", "base", "channels"},
+    "engine": {"engine", "store", "base", "channels", "definitions.models"},
     "channels": {"channels", "store", "base", "engine.templates"},
     "definitions": {"definitions", "store", "base", "engine.cron", "engine.templates"},
     "commands": {"commands", "engine", "definitions", "channels", "store", "base", "cli"},

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from campctl.engine import isolation
 from campctl.errors import ActionRefused, NotFound
@@ -23,6 +23,9 @@ from campctl.store.plans import (
     StoredDefinition,
 )
 from campctl.timeutil import from_db, iso_z, parse_local_datetime, zone
+
+if TYPE_CHECKING:
+    from campctl.definitions.models import Plan, PlanSchedule, PlanStage
 
 SCHEDULER = "campctl-scheduler"  # the actor of instances started by a schedule
 BUILT_RUN = ("queued", "sending", "completed")
@@ -74,21 +77,31 @@ def _instant(text: str) -> datetime:
     return moment
 
 
-# --- reading a plan spec (defaults filled here, SPEC §6) ---------------------------------------
+# --- plan definitions ------------------------------------------------------------------------
 
-def _schedule(spec: dict) -> dict:
-    schedule = spec.get("schedule")
-    return schedule if isinstance(schedule, dict) else {"type": "manual"}
+@dataclass(frozen=True, slots=True)
+class PlanObject:
+    """A stored plan with its typed definition (every default applied by the model)."""
+
+    name: str
+    version: int
+    status: str
+    updated_at: str | None
+    spec: dict[str, Any]  # as stored: the precondition check reads it
+    model: Plan
+
+    @classmethod
+    def of(cls, stored: StoredDefinition) -> PlanObject:
+        from campctl.definitions.models import Plan  # here: a tick with nothing due needs none
+
+        return cls(name=stored.name, version=stored.version, status=stored.status,
+                   updated_at=stored.updated_at, spec=stored.spec,
+                   model=Plan.from_spec(stored.spec))
 
 
-def plan_timezone(spec: dict) -> str:
-    """The plan's zone for instance names and display; UTC for a manual plan without one."""
-    tz = _schedule(spec).get("timezone")
-    return tz if isinstance(tz, str) and tz else "UTC"
-
-
-def transition_of(spec: dict) -> str:
-    return spec.get("transition") or "completed"
+def _get_plan(db: Database, name: str) -> PlanObject | None:
+    stored = store.get_definition(db, "Plan", name)
+    return None if stored is None else PlanObject.of(stored)
 
 
 def _local(moment: datetime, tz: str) -> str:
@@ -104,8 +117,8 @@ def precondition_problems(db: Database, spec: dict, *, now: datetime) -> list[st
     return plan_blockers(db, spec, now=now)
 
 
-def _require_plan(db: Database, name: str) -> StoredDefinition:
-    plan = store.get_definition(db, "Plan", name)
+def _require_plan(db: Database, name: str) -> PlanObject:
+    plan = _get_plan(db, name)
     if plan is None:
         raise NotFound(f"no plan named {name!r} (see 'campctl get plans')")
     return plan
@@ -143,7 +156,7 @@ def start_manual(db: Database, *, plan: str, now: datetime, actor: str,
         raise ActionRefused(
             f"cannot start plan {plan}: it is {obj.status}, only approved plans start ({hint})"
         )
-    kind = _schedule(obj.spec).get("type", "manual")
+    kind = obj.model.schedule.type
     if kind != "manual":
         raise ActionRefused(
             f"cannot start plan {plan}: its schedule type is {kind}, so it starts on its schedule; "
@@ -182,16 +195,16 @@ class _FrozenStage:
                 "campaign_version": self.campaign_version, "spec": self.spec}
 
 
-def _frozen_stages(db: Database, spec: dict) -> list[_FrozenStage]:
+def _frozen_stages(db: Database, entries: tuple[PlanStage, ...]) -> list[_FrozenStage]:
     """Each stage's resolved definition, as it is when the instance starts."""
     from campctl.engine.runs import resolve_stage
 
     stages = []
-    for entry in spec.get("stages") or []:
-        campaign = store.get_definition(db, "Campaign", entry["campaign"])
+    for entry in entries:
+        campaign = store.get_definition(db, "Campaign", entry.campaign)
         if campaign is None:  # guarded by the preconditions; kept for a clear message
-            raise ActionRefused(f"campaign {entry['campaign']} does not exist")
-        stage = entry.get("stage", "main")
+            raise ActionRefused(f"campaign {entry.campaign} does not exist")
+        stage = entry.stage
         resolved = dict(resolve_stage(campaign.spec, campaign.name, stage,
                                       version=campaign.version))
         stages.append(_FrozenStage(
@@ -201,17 +214,17 @@ def _frozen_stages(db: Database, spec: dict) -> list[_FrozenStage]:
     return stages
 
 
-def start_instance(db: Database, plan: StoredDefinition, trigger: Trigger, *, now: datetime,
+def start_instance(db: Database, plan: PlanObject, trigger: Trigger, *, now: datetime,
                    report: TickReport | None = None) -> int:
     """Create an instance with its snapshot and start its first stage (caller's transaction)."""
-    stages = _frozen_stages(db, plan.spec)
-    tz, transition = plan_timezone(plan.spec), transition_of(plan.spec)
+    stages = _frozen_stages(db, plan.model.stages)
+    tz, transition = plan.model.timezone, plan.model.transition
     snapshot = {
         "plan": plan.name,
         "plan_version": plan.version,
         "transition": transition,
         "timezone": tz,
-        "schedule": _schedule(plan.spec),
+        "schedule": dict(plan.model.schedule.raw),
         "stages": [stage.as_json() for stage in stages],
     }
     local = (trigger.scheduled_at or now).astimezone(zone(tz))
@@ -251,24 +264,23 @@ def fire_due(db: Database, *, now: datetime, report: TickReport | None,
             _fire_plan(db, candidate.name, now=now, report=report)
 
 
-def _due_times(spec: dict, *, after: datetime, now: datetime) -> tuple[list[datetime],
-                                                                      datetime | None]:
+def _due_times(schedule: PlanSchedule, *, after: datetime,
+               now: datetime) -> tuple[list[datetime], datetime | None]:
     """(due instants in (after, now], next instant after now) of a once/recurrent schedule."""
     from campctl.engine import cron
 
-    schedule = _schedule(spec)
-    tz = plan_timezone(spec)
-    if schedule.get("type") == "once":
-        at = parse_local_datetime(str(schedule.get("at")), tz)
+    tz = schedule.timezone
+    if schedule.type == "once":
+        at = parse_local_datetime(str(schedule.at), tz)
         return ([at] if after < at <= now else []), (at if at > now else None)
-    if schedule.get("type") == "recurrent":
-        expr = str(schedule.get("cron"))
+    if schedule.type == "recurrent":
+        expr = str(schedule.cron)
         return cron.fire_times(expr, tz, after=after, until=now), cron.next_fire(expr, tz,
                                                                                 after=now)
     return [], None
 
 
-def _cursor(db: Database, plan: StoredDefinition, now: datetime) -> datetime:
+def _cursor(db: Database, plan: PlanObject, now: datetime) -> datetime:
     """Occurrences count from the later of the last examination and the last approval."""
     state = store.get_schedule_state(db, plan.name)
     marks: list[datetime] = []
@@ -281,32 +293,31 @@ def _cursor(db: Database, plan: StoredDefinition, now: datetime) -> datetime:
 
 
 def _fire_plan(db: Database, name: str, *, now: datetime, report: TickReport | None) -> None:
-    plan = store.get_definition(db, "Plan", name)
+    plan = _get_plan(db, name)
     if plan is None or plan.status != "approved":
         return
-    kind = _schedule(plan.spec).get("type", "manual")
-    if kind in ("once", "recurrent"):
+    if plan.model.schedule.type in ("once", "recurrent"):
         _fire_scheduled(db, plan, now=now, report=report)
     else:
         store.set_schedule_state(db, name, next_due_at=None, cursor_at=now)
     _start_queued(db, name, now=now, report=report)
 
 
-def _fire_scheduled(db: Database, plan: StoredDefinition, *, now: datetime,
+def _fire_scheduled(db: Database, plan: PlanObject, *, now: datetime,
                     report: TickReport | None) -> None:
     """The occurrences of a once/recurrent plan that came due since its cursor."""
     from campctl.engine import cron
 
     cursor = _cursor(db, plan, now)
     try:
-        due, upcoming = _due_times(plan.spec, after=cursor, now=now)
+        due, upcoming = _due_times(plan.model.schedule, after=cursor, now=now)
     except ValueError as exc:  # a schedule that validate should have refused
         store.set_schedule_state(db, plan.name, next_due_at=None, cursor_at=max(cursor, now))
         exec_log.append(db, now=now, event="Occurrence Skipped", plan=plan.name,
                         details=f"schedule cannot be evaluated: {exc}")
         return
-    fire, skipped = cron.apply_catchup(due, _schedule(plan.spec).get("catchup"), now=now)
-    tz = plan_timezone(plan.spec)
+    fire, skipped = cron.apply_catchup(due, plan.model.schedule.catchup, now=now)
+    tz = plan.model.timezone
     for scheduled_at, reason in skipped:
         _skip(db, _Slot(plan.name, scheduled_at, tz), reason=reason, now=now, report=report)
     for scheduled_at in fire:
@@ -335,25 +346,25 @@ def _note(report: TickReport | None, text: str) -> None:
         report.notes.append(text)
 
 
-def _fire_occurrence(db: Database, plan: StoredDefinition, scheduled_at: datetime, *,
+def _fire_occurrence(db: Database, plan: PlanObject, scheduled_at: datetime, *,
                      now: datetime, report: TickReport | None) -> None:
-    name, spec = plan.name, plan.spec
-    slot = _Slot(name, scheduled_at, plan_timezone(spec))
-    problems = precondition_problems(db, spec, now=now)
+    name, schedule = plan.name, plan.model.schedule
+    slot = _Slot(name, scheduled_at, plan.model.timezone)
+    problems = precondition_problems(db, plan.spec, now=now)
     if problems:
         _skip(db, slot, reason="precondition not met: " + "; ".join(problems), now=now,
               report=report)
         return
     running = store.list_instances(db, plan=name, statuses=store.ACTIVE_INSTANCE)
     if running:
-        _overlap(db, slot, running[0].name, queue=_schedule(spec).get("overlap", "skip")
-                 == "queue", now=now, report=report)
+        _overlap(db, slot, running[0].name, queue=schedule.overlap == "queue", now=now,
+                 report=report)
         return
     occurrence = store.insert_occurrence(db, name, scheduled_at, status="fired", reason=None,
                                          now=now)
     if occurrence is None:
         return
-    start_instance(db, plan, Trigger(actor=SCHEDULER, how=f"{_schedule(spec)['type']} schedule",
+    start_instance(db, plan, Trigger(actor=SCHEDULER, how=f"{schedule.type} schedule",
                                      scheduled_at=scheduled_at, occurrence_id=occurrence),
                    now=now, report=report)
     if report is not None:
@@ -384,8 +395,8 @@ def _start_queued(db: Database, name: str, *, now: datetime,
     queued = store.queued_occurrences(db, name)
     if not queued or store.active_instance_ids(db, plan=name):
         return
-    plan = store.get_definition(db, "Plan", name)
-    tz = plan_timezone(plan.spec) if plan else "UTC"
+    plan = _get_plan(db, name)
+    tz = plan.model.timezone if plan else "UTC"
     slots = [_Slot(name, _instant(item.scheduled_at), tz, item.id) for item in queued]
     if plan is None or plan.status != "approved":
         status = plan.status if plan else "deleted"
