@@ -134,11 +134,12 @@ def require_instance(db: Database, ref: str | int) -> PlanInstance:
     return found
 
 
-def _log_stage(db: Database, instance: PlanInstance, stage: StageInstance | store.StageRef, *,
-               now: datetime, event: str, details: str, run_id: int | None = None) -> None:
-    """One execution-log row about a stage of an instance."""
+def _log_stage(db: Database, instance: PlanInstance, stage: StageInstance | store.StageRef,
+               event: str, details: str, *, now: datetime) -> None:
+    """One execution-log row about a stage of an instance (and the run it follows, if any)."""
     exec_log.append(db, now=now, event=event, plan=instance.plan, instance_id=instance.id,
-                    campaign=stage.campaign, stage=stage.stage, run_id=run_id, details=details)
+                    campaign=stage.campaign, stage=stage.stage, run_id=stage.run_id,
+                    details=details)
 
 
 # --- starting instances ------------------------------------------------------------------------
@@ -494,9 +495,9 @@ def _observe(db: Database, instance: PlanInstance, stage: StageInstance, *,
     changes = _progress(stage, run, now=now)
     if run.handled > stage.sent_logged:
         changes["sent_logged"] = run.handled
-        _log_stage(db, instance, stage, now=now, event="Messages Sent", run_id=run.id,
-                   details=f"{run.handled - stage.sent_logged} more handled; "
-                           f"{run.counts.sent} sent, {run.counts.failed} failed of {run.total}")
+        _log_stage(db, instance, stage, "Messages Sent",  # the stage follows `run`
+                   f"{run.handled - stage.sent_logged} more handled; {run.counts.sent} sent, "
+                   f"{run.counts.failed} failed of {run.total}", now=now)
     summary = _run_summary(run)
     if summary != stage.run_log:
         changes["run_log"] = summary
@@ -517,11 +518,12 @@ def _follow_replacement(db: Database, instance: PlanInstance, stage: StageInstan
                         replaced: int, by: int, now: datetime) -> StageInstance:
     """The stage's run was skipped and restarted (`restart run`): the stage follows the new run
     from its beginning."""
-    _log_stage(db, instance, stage, now=now, event="Activity Created", run_id=by,
-               details=f"run {by} replaces run {replaced} (restart)")
-    return _update_stage(db, stage, {"run_id": by, "queue_created_at": None,
-                                     "delivery_started_at": None, "sent_logged": 0,
-                                     "activity_finished_at": None})
+    stage = _update_stage(db, stage, {"run_id": by, "queue_created_at": None,
+                                      "delivery_started_at": None, "sent_logged": 0,
+                                      "activity_finished_at": None})
+    _log_stage(db, instance, stage, "Activity Created",
+               f"run {by} replaces run {replaced} (restart)", now=now)
+    return stage
 
 
 def _progress(stage: StageInstance, run: RunState, *, now: datetime) -> dict[str, Any]:
@@ -573,24 +575,22 @@ def _start_stage(db: Database, instance: PlanInstance, stage: StageInstance, tot
                         snapshot=instance.snapshot.stage_spec(stage.position), now=now,
                         scheduled_at=now, queue_at=now, send_at=now, instance_id=instance.id)
     store.update_stage(db, stage.id, run_id=run_id, activity_created_at=now)
+    _log_stage(db, instance, stage, "Stage Instance Created",  # (no run yet in `stage`)
+               f"stage {stage.position + 1} of {total}", now=now)
     stage = replace(stage, status="started", run_id=run_id, started_at=iso_z(now),
                     activity_created_at=iso_z(now))
-    _log_stage(db, instance, stage, now=now, event="Stage Instance Created",
-               details=f"stage {stage.position + 1} of {total}")
-    _log_stage(db, instance, stage, now=now, event="Activity Created", run_id=run_id,
-               details=f"run {run_id} created")
+    _log_stage(db, instance, stage, "Activity Created", f"run {run_id} created", now=now)
     if instance.status == "paused":
-        _log_stage(db, instance, stage, now=now, event="Delivery Paused", run_id=run_id,
-                   details="stage started while the instance is paused: its messages are "
-                           "built but not sent until 'resume instance'")
+        _log_stage(db, instance, stage, "Delivery Paused",
+                   "stage started while the instance is paused: its messages are built but "
+                   "not sent until 'resume instance'", now=now)
     return stage
 
 
 def _complete_stage(db: Database, instance: PlanInstance, stage: StageInstance, *,
                     now: datetime, why: str) -> None:
     store.update_stage(db, stage.id, status="completed", completed=1, ended_at=now)
-    _log_stage(db, instance, stage, now=now, event="Stage Completed", run_id=stage.run_id,
-               details=why)
+    _log_stage(db, instance, stage, "Stage Completed", why, now=now)
 
 
 def _advance_instance(db: Database, instance_id: int, *, now: datetime,
@@ -714,8 +714,8 @@ def _cancel_cut_stages(db: Database, instance: PlanInstance, why_by_run: dict[in
     for stage in store.stages_of(db, instance.id):
         if stage.run_id in why_by_run and stage.status != "cancelled":
             store.update_stage(db, stage.id, status="cancelled", ended_at=now)
-            _log_stage(db, instance, stage, now=now, event="Stage Cancelled",
-                       run_id=stage.run_id, details=why_by_run[stage.run_id])
+            _log_stage(db, instance, stage, "Stage Cancelled", why_by_run[stage.run_id],
+                       now=now)
 
 
 def campaign_closed(db: Database, *, campaign: str, closes_at: datetime, runs: list[dict],
@@ -758,8 +758,7 @@ def _end_instance(db: Database, instance: PlanInstance, ending: Ending, *, now: 
         return
     store.tag_plan_in_log(db, instance.id, instance.plan)
     for stage in store.cancel_open_stages(db, instance.id, now=now):
-        _log_stage(db, instance, stage, now=now, event="Stage Cancelled", run_id=stage.run_id,
-                   details=f"instance {to}: {why}")
+        _log_stage(db, instance, stage, "Stage Cancelled", f"instance {to}: {why}", now=now)
     _note(report, f"instance {instance.name}: {to} ({why})")
     exec_log.append(db, now=now, event=_END_EVENTS[to], plan=instance.plan,
                     instance_id=instance.id, details=why + (f"; note: {note}" if note else ""))
@@ -851,8 +850,8 @@ def stop_instance(db: Database, *, ref: str | int, now: datetime, actor: str,
     _refresh_logs(db, instance, now=now)
     for stage in store.stages_of(db, instance.id):
         if stage.run_id is not None and stage.run_id in stopped:
-            _log_stage(db, instance, stage, now=now, event="Run Stopped", run_id=stage.run_id,
-                       details=stopped[stage.run_id] + (f"; note: {note}" if note else ""))
+            _log_stage(db, instance, stage, "Run Stopped",
+                       stopped[stage.run_id] + (f"; note: {note}" if note else ""), now=now)
     _cancel_cut_stages(db, instance, cut, now=now)
     _end_instance(db, instance, Ending("cancelled", f"{who}; {cancelled} unsent message(s) "
                                        "cancelled", actor=actor, note=note), now=now)
@@ -927,10 +926,9 @@ def resume_after_run_verb(db: Database, run: dict, verb: str, *, new_run_id: int
     store.reopen_cancelled_stages(db, instance.id)
     what = (f"run {run_id} restarted as run {new_run_id}" if verb == "restart"
             else f"run {run_id} skipped")
-    _log_stage(db, instance, stage, now=now, event="Instance Resumed",
-               run_id=new_run_id or run_id,
-               details=f"{what} by {actor}: stage {stage.campaign}/{stage.stage} "
-                       "and the stages after it go on" + (f"; note: {note}" if note else ""))
+    _log_stage(db, instance, replace(stage, run_id=new_run_id or run_id), "Instance Resumed",
+               f"{what} by {actor}: stage {stage.campaign}/{stage.stage} and the stages after "
+               "it go on" + (f"; note: {note}" if note else ""), now=now)
     history.record(db, kind="instance", name=str(instance.id), action="resume", actor=actor,
                    now=now, from_status="failed", to_status="running", note=note or what)
     return True
