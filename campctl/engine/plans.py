@@ -26,6 +26,7 @@ from campctl.timeutil import from_db, iso_z, parse_local_datetime, zone
 
 if TYPE_CHECKING:
     from campctl.definitions.models import Plan, PlanSchedule, PlanStage
+    from campctl.store.runs import RunRecord
 
 SCHEDULER = "campctl-scheduler"  # the actor of instances started by a schedule
 BUILT_RUN = ("queued", "sending", "completed")
@@ -87,7 +88,6 @@ class PlanObject:
     version: int
     status: str
     updated_at: str | None
-    spec: dict[str, Any]  # as stored: the precondition check reads it
     model: Plan
 
     @classmethod
@@ -95,7 +95,7 @@ class PlanObject:
         from campctl.definitions.models import Plan  # here: a tick with nothing due needs none
 
         return cls(name=stored.name, version=stored.version, status=stored.status,
-                   updated_at=stored.updated_at, spec=stored.spec,
+                   updated_at=stored.updated_at,
                    model=Plan.from_spec(stored.spec))
 
 
@@ -109,12 +109,12 @@ def _local(moment: datetime, tz: str) -> str:
     return local.strftime("%Y-%m-%d %H:%M ") + (local.tzname() or "")
 
 
-def precondition_problems(db: Database, spec: dict, *, now: datetime) -> list[str]:
+def precondition_problems(db: Database, plan: Plan, *, now: datetime) -> list[str]:
     """Why the plan cannot start now: each stage exists with controlled_by_plan: true and its
     campaign is approved and closes in the future (the same rule as submit and approve)."""
     from campctl.engine.workflow import plan_blockers
 
-    return plan_blockers(db, spec, now=now)
+    return plan_blockers(db, plan, now=now)
 
 
 def _require_plan(db: Database, name: str) -> PlanObject:
@@ -164,7 +164,7 @@ def start_manual(db: Database, *, plan: str, now: datetime, actor: str,
             "'start plan' is only for schedule type manual (see 'campctl preview plan "
             f"{plan}')"
         )
-    problems = precondition_problems(db, obj.spec, now=now)
+    problems = precondition_problems(db, obj.model, now=now)
     if problems:
         from campctl.engine.workflow import refusal
 
@@ -198,20 +198,20 @@ class _FrozenStage:
 
 def _frozen_stages(db: Database, entries: tuple[PlanStage, ...]) -> list[_FrozenStage]:
     """Each stage's resolved definition, as it is when the instance starts."""
+    from campctl.definitions.models import Campaign
     from campctl.engine.runs import resolve_stage
 
     stages = []
     for entry in entries:
-        campaign = store.get_definition(db, "Campaign", entry.campaign)
-        if campaign is None:  # guarded by the preconditions; kept for a clear message
+        stored = (store.get_definition(db, "Campaign", entry.campaign)
+                  if entry.campaign is not None else None)
+        if stored is None:  # guarded by the preconditions; kept for a clear message
             raise ActionRefused(f"campaign {entry.campaign} does not exist")
-        stage = entry.stage
-        resolved = dict(resolve_stage(campaign.spec, campaign.name, stage,
-                                      version=campaign.version))
+        campaign = Campaign.from_spec(stored.spec)
+        resolved = resolve_stage(campaign, stored.name, entry.stage, version=stored.version)
         stages.append(_FrozenStage(
-            campaign=campaign.name, stage=stage,
-            code=resolved.get("code") or campaign.spec.get("code") or campaign.name,
-            campaign_version=campaign.version, spec=resolved))
+            campaign=stored.name, stage=entry.stage, code=campaign.code_or(stored.name),
+            campaign_version=stored.version, spec=resolved))
     return stages
 
 
@@ -351,7 +351,7 @@ def _fire_occurrence(db: Database, plan: PlanObject, scheduled_at: datetime, *,
                      now: datetime, report: TickReport | None) -> None:
     name, schedule = plan.name, plan.model.schedule
     slot = _Slot(name, scheduled_at, plan.model.timezone)
-    problems = precondition_problems(db, plan.spec, now=now)
+    problems = precondition_problems(db, plan.model, now=now)
     if problems:
         _skip(db, slot, reason="precondition not met: " + "; ".join(problems), now=now,
               report=report)
@@ -405,7 +405,7 @@ def _start_queued(db: Database, name: str, *, now: datetime,
             _skip(db, slot, now=now, report=report,
                   reason=f"plan is {status}; queued occurrence dropped")
         return
-    problems = precondition_problems(db, plan.spec, now=now)
+    problems = precondition_problems(db, plan.model, now=now)
     if problems:
         for slot in slots:
             _skip(db, slot, now=now, report=report,
@@ -568,12 +568,14 @@ def _start_stage(db: Database, instance: PlanInstance, stage: StageInstance, tot
                  now: datetime) -> StageInstance:
     """Claim the stage and create its run; returns the stage as now stored."""
     from campctl.engine.runs import create_run
+    from campctl.store.runs import NewRun
 
     if not store.claim_stage_start(db, stage.id, now=now):
         return stage
-    run_id = create_run(db, campaign=stage.campaign, stage=stage.stage,
-                        snapshot=instance.snapshot.stage_spec(stage.position), now=now,
-                        scheduled_at=now, queue_at=now, send_at=now, instance_id=instance.id)
+    run_id = create_run(db, NewRun(campaign=stage.campaign, stage=stage.stage,
+                                   spec=instance.snapshot.stage_spec(stage.position),
+                                   scheduled_at=now, queue_at=now, send_at=now,
+                                   instance_id=instance.id), now=now)
     store.update_stage(db, stage.id, run_id=run_id, activity_created_at=now)
     _log_stage(db, instance, stage, "Stage Instance Created",  # (no run yet in `stage`)
                f"stage {stage.position + 1} of {total}", now=now)
@@ -885,12 +887,12 @@ def _stop_runs(db: Database, instance: PlanInstance, *, now: datetime, actor: st
     return stopped, cut, cancelled
 
 
-def run_verb_blocker(db: Database, run: dict, verb: str) -> str | None:
+def run_verb_blocker(db: Database, run: RunRecord, verb: str) -> str | None:
     """Why `restart`/`skip` of a stage's run is refused: its instance has ended (an operator
     stopped it, or its campaign closed); None when the verb may go ahead."""
-    if run.get("instance_id") is None:
+    if run.instance_id is None:
         return None
-    instance = store.get_instance(db, int(run["instance_id"]))
+    instance = store.get_instance(db, run.instance_id)
     if instance is None:
         return None
     if instance.status == "failed":
@@ -909,22 +911,22 @@ def run_verb_blocker(db: Database, run: dict, verb: str) -> str | None:
             f"'campctl start plan {instance.plan}')")
 
 
-def resume_after_run_verb(db: Database, run: dict, verb: str, *, new_run_id: int | None,
+def resume_after_run_verb(db: Database, run: RunRecord, *, restarted_as: int | None,
                           actor: str, now: datetime, note: str | None = None) -> bool:
-    """A restart or skip of the run that failed an instance resumes that instance: the stage
-    follows the new run (or carries on past the skipped one), later stages run. Caller's
-    transaction; True when an instance was resumed."""
-    if run.get("instance_id") is None:
+    """A restart (as run `restarted_as`) or skip (`restarted_as` None) of the run that failed
+    an instance resumes that instance: the stage follows the new run (or carries on past the
+    skipped one), later stages run. Caller's transaction; True when an instance was resumed."""
+    if run.instance_id is None:
         return False
-    instance = store.get_instance(db, int(run["instance_id"]))
+    instance = store.get_instance(db, run.instance_id)
     if instance is None or instance.status != "failed":
         return False
-    run_id = int(run["id"])
+    run_id, new_run_id = run.id, restarted_as
     stage = next((s for s in store.stages_of(db, instance.id) if s.run_id == run_id), None)
     if stage is None or not store.reopen_failed_instance(db, instance.id):
         return False
     store.reopen_cancelled_stages(db, instance.id)
-    what = (f"run {run_id} restarted as run {new_run_id}" if verb == "restart"
+    what = (f"run {run_id} restarted as run {new_run_id}" if new_run_id is not None
             else f"run {run_id} skipped")
     _log_stage(db, instance, replace(stage, run_id=new_run_id or run_id), "Instance Resumed",
                f"{what} by {actor}: stage {stage.campaign}/{stage.stage} and the stages after "
