@@ -12,6 +12,7 @@ from campctl.errors import ActionRefused, NotFound
 from campctl.models import INSTANCE_TRANSITIONS, TickReport, allowed_verbs
 from campctl.store import history
 from campctl.store import log as exec_log
+from campctl.store import objects as object_store
 from campctl.store import plans as store
 from campctl.store import runs as store_runs
 from campctl.store.db import Database
@@ -20,12 +21,12 @@ from campctl.store.plans import (
     PlanInstance,
     RunState,
     StageInstance,
-    StoredDefinition,
 )
 from campctl.timeutil import from_db, iso_z, parse_local_datetime, zone
 
 if TYPE_CHECKING:
     from campctl.definitions.models import Plan, PlanSchedule, PlanStage
+    from campctl.store.objects import ObjectRecord
     from campctl.store.runs import RunRecord
 
 SCHEDULER = "campctl-scheduler"  # the actor of instances started by a schedule
@@ -86,12 +87,12 @@ class PlanObject:
 
     name: str
     version: int
-    status: str
+    status: str | None
     updated_at: str | None
     model: Plan
 
     @classmethod
-    def of(cls, stored: StoredDefinition) -> PlanObject:
+    def of(cls, stored: ObjectRecord) -> PlanObject:
         from campctl.definitions.models import Plan  # here: a tick with nothing due needs none
 
         return cls(name=stored.name, version=stored.version, status=stored.status,
@@ -100,7 +101,7 @@ class PlanObject:
 
 
 def _get_plan(db: Database, name: str) -> PlanObject | None:
-    stored = store.get_definition(db, "Plan", name)
+    stored = object_store.get_record(db, "Plan", name)
     return None if stored is None else PlanObject.of(stored)
 
 
@@ -153,7 +154,7 @@ def start_manual(db: Database, *, plan: str, now: datetime, actor: str,
         hint = {
             "draft": f"submit and approve it first: 'campctl submit plan {plan}'",
             "pending-approval": f"it waits for 'campctl approve plan {plan}'",
-        }.get(obj.status, f"'campctl revise plan {plan}', then submit and approve it again")
+        }.get(str(obj.status), f"'campctl revise plan {plan}', then submit and approve it again")
         raise ActionRefused(
             f"cannot start plan {plan}: it is {obj.status}, only approved plans start ({hint})"
         )
@@ -203,7 +204,7 @@ def _frozen_stages(db: Database, entries: tuple[PlanStage, ...]) -> list[_Frozen
 
     stages = []
     for entry in entries:
-        stored = (store.get_definition(db, "Campaign", entry.campaign)
+        stored = (object_store.get_record(db, "Campaign", entry.campaign)
                   if entry.campaign is not None else None)
         if stored is None:  # guarded by the preconditions; kept for a clear message
             raise ActionRefused(f"campaign {entry.campaign} does not exist")
@@ -843,7 +844,7 @@ def _set_delivery(db: Database, *, ref: str | int, now: datetime, actor: str, no
 
 def stop_instance(db: Database, *, ref: str | int, now: datetime, actor: str,
                   note: str | None = None) -> dict:
-    """Stop current instance execution, whatever the plan's status (SPEC §6)."""
+    """Stop current instance execution, whatever the plan's status."""
     instance = require_instance(db, ref)
     _verb_allowed(instance, "stop")
     db.wait_for_hand_overs()  # as for a run: nothing goes out after the stop commits

@@ -33,24 +33,6 @@ Row = sqlite3.Row
 
 
 @dataclass(frozen=True, slots=True)
-class StoredDefinition:
-    """One row of the objects table with its spec decoded."""
-
-    kind: str
-    name: str
-    version: int
-    spec: dict[str, Any]
-    status: str
-    updated_at: str | None
-
-    @classmethod
-    def from_row(cls, row: Row) -> StoredDefinition:
-        return cls(kind=row["kind"], name=row["name"], version=int(row["version"]),
-                   spec=json.loads(row["spec"]), status=row["status"],
-                   updated_at=row["updated_at"])
-
-
-@dataclass(frozen=True, slots=True)
 class PlanCandidate:
     """An approved plan whose schedule needs attention; `spec_error` when its stored spec is
     unreadable (the plan's own processing reads it again and sets it aside)."""
@@ -281,16 +263,7 @@ class LogEntry:
 _LOG_COLUMNS = tuple(LogEntry.__dataclass_fields__)
 
 
-# --- definitions (read-only view of the objects table) ------------------------------------------
-
-def get_definition(db: Database, kind: str, name: str) -> StoredDefinition | None:
-    row = db.one(
-        "SELECT kind, name, version, spec, status, updated_at FROM objects "
-        "WHERE kind = ? AND name = ?",
-        (kind, name),
-    )
-    return None if row is None else StoredDefinition.from_row(row)
-
+# --- plan schedules -------------------------------------------------------------------------
 
 def approved_at(db: Database, plan: str) -> str | None:
     """When the plan last became approved, from its history (kind spelled either way)."""
