@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from campctl.definitions.models import (
@@ -232,10 +232,19 @@ def new_run_blocker(db, name: str, *, now: datetime, missing_ok: bool = False) -
     return None
 
 
-def _create_stage_runs(db, target: _Target, *, now: datetime, occurrence_id: int,
-                       scheduled_at: datetime, queue_at: datetime, send_at: datetime | None,
+def _occurrence(occurrence_id: int, scheduled_at: datetime, queue_at: datetime,
+                send_at: datetime | None) -> NewRun:
+    """The schedule shared by the runs of one occurrence (their stage and snapshot come later)."""
+    return NewRun(campaign="", stage="", spec={}, scheduled_at=scheduled_at, queue_at=queue_at,
+                  send_at=send_at, occurrence_id=occurrence_id)
+
+
+def _create_stage_runs(db, target: _Target, occurrence: NewRun, *, now: datetime,
                        audience: dict | None = None) -> list[int]:
+    """A run per stage that is not controlled by a plan, on the occurrence's schedule."""
     name, campaign = target.name, target.campaign
+    scheduled_at = occurrence.scheduled_at
+    assert scheduled_at is not None  # every occurrence has its instant
     ids = []
     for stage in campaign.stages:
         if stage.controlled_by_plan:
@@ -246,9 +255,7 @@ def _create_stage_runs(db, target: _Target, *, now: datetime, occurrence_id: int
             selection = dict(audience["events"], audience=snapshot["audience"])
             snapshot["audience"] = {"events": selection}
         run_id = run_engine.create_run(
-            db, NewRun(campaign=name, stage=stage.name, spec=snapshot, scheduled_at=scheduled_at,
-                       queue_at=queue_at, send_at=send_at, occurrence_id=occurrence_id),
-            now=now)
+            db, replace(occurrence, campaign=name, stage=stage.name, spec=snapshot), now=now)
         exec_log.append(db, now=now, event="Activity Created", campaign=name,
                         stage=stage.name, run_id=run_id,
                         details=f"occurrence {to_db(scheduled_at)}")
@@ -262,8 +269,8 @@ def _one_off(db, target: _Target, launch: datetime, *, now: datetime, report):
     occ = schedules.insert_occurrence(db, kind=KIND, name=name, scheduled_at=launch,
                                       status="fired", now=now, reason="launch")
     if occ is not None:
-        ids = _create_stage_runs(db, target, now=now, occurrence_id=occ, scheduled_at=launch,
-                                 queue_at=queue_at, send_at=send_at)
+        ids = _create_stage_runs(db, target, _occurrence(occ, launch, queue_at, send_at),
+                                 now=now)
         report.fired += 1
         report.notes.append(
             f"campaign {name}: launched; {len(ids)} run(s) build at {to_db(queue_at)}, send "
@@ -308,8 +315,8 @@ def _date_triggered(db, target: _Target, launch: datetime, *, now: datetime, rep
             if occ is None:
                 continue
             send_at = send_start if send_start > moment else None
-            ids = _create_stage_runs(db, target, now=now, occurrence_id=occ,
-                                     scheduled_at=moment, queue_at=moment, send_at=send_at)
+            ids = _create_stage_runs(db, target, _occurrence(occ, moment, moment, send_at),
+                                     now=now)
             report.fired += 1
             report.notes.append(f"campaign {name}: occurrence {to_db(moment)} fired, {len(ids)} "
                                 "run(s)" + (f" held until {to_db(send_at)}" if send_at else ""))
@@ -415,8 +422,8 @@ def _build_batch(db, target: _Target, batch: _Batch, *, now: datetime, report) -
     selection = {"events": {"name": event, "after_id": cursor, "upto_id": top,
                             "since": to_db(batch.queue_start), "audience": audience}}
     send_at = batch.send_start if batch.send_start > now else None
-    ids = _create_stage_runs(db, target, now=now, occurrence_id=occ, scheduled_at=moment,
-                             queue_at=now, send_at=send_at, audience=selection)
+    ids = _create_stage_runs(db, target, _occurrence(occ, moment, now, send_at), now=now,
+                             audience=selection)
     report.fired += 1
     report.notes.append(f"campaign {name}: {count} '{event}' events batched into {len(ids)} "
                         "run(s)")
