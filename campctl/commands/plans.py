@@ -100,7 +100,7 @@ def get_instances(
     db = app.db()
     if ref is not None:
         found = plans.require_instance(db, ref)
-        views = [plans.instance_view(db, found["id"])]
+        views = [plans.instance_view(db, found.id)]
     else:
         require_filters(db, plan=plan)  # a deleted plan's instances are still listed
         views = plans.list_views(db, plan=plan)
@@ -117,7 +117,7 @@ def get_instances(
 
 
 def _json_row(view: dict) -> dict:
-    """SPEC §9 keys of `get instances`, plus a few more."""
+    """The keys of `get instances -o json`."""
     return {
         "id": view["id"],
         "name": view["name"],
@@ -230,7 +230,7 @@ def history_instance(ctx: typer.Context, ref: InstanceArg) -> None:
     app = app_context(ctx)
     db = app.db()
     rows = plans.instance_history(db, ref)
-    tz = plans.instance_view(db, plans.require_instance(db, ref)["id"])["timezone"]
+    tz = plans.require_instance(db, ref).snapshot.timezone
     emit(app, rows, [("at", "AT", local_cell(tz)), ("actor", "ACTOR"), ("action", "ACTION"),
                      ("from_status", "FROM"), ("to_status", "TO"), ("note", "NOTE")],
          empty="no actions recorded")

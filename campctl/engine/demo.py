@@ -72,8 +72,8 @@ def summary(db, *, limit: int = 8) -> dict:
     try:
         from campctl.store.plans import list_instances
 
-        instances = [{"id": i["id"], "name": i["name"], "plan": i["plan"],
-                      "status": i["status"]} for i in list_instances(db)]
+        instances = [{"id": i.id, "name": i.name, "plan": i.plan,
+                      "status": i.status} for i in list_instances(db)]
     except ImportError:  # pragma: no cover
         instances = []
     profiles = object_store.profile_counts(db)

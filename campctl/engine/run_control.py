@@ -119,8 +119,8 @@ def apply_run_verb(
         if verb in ("restart", "skip"):
             from campctl.engine.plans import resume_after_run_verb
 
-            resume_after_run_verb(db, run.as_dict(), verb, new_run_id=action.new_run_id,
-                                  actor=actor, now=now, note=note)
+            resume_after_run_verb(db, run, restarted_as=action.new_run_id, actor=actor, now=now,
+                                  note=note)
     return action
 
 
@@ -164,7 +164,7 @@ def _refuse_new_work(db, run: RunRecord, verb: str, *, now: datetime) -> None:
     from campctl.engine.campaigns import new_run_blocker
     from campctl.engine.plans import run_verb_blocker
 
-    why = run_verb_blocker(db, run.as_dict(), verb)
+    why = run_verb_blocker(db, run, verb)
     if why is None and verb == "restart":
         closes_at = from_db(run.closes_at)
         if closes_at is not None and closes_at <= now:

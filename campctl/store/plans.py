@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sqlite3
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -25,20 +27,243 @@ def _db_time(value: datetime | None) -> str | None:
     return None if value is None else to_db(value)
 
 
-# --- definitions (read-only view of the objects table) ------------------------------------------
+# --- records: what these functions return (instants stay in the database's text form) ---------
 
-def get_definition(db: Database, kind: str, name: str) -> dict | None:
-    row = db.one(
-        "SELECT kind, name, version, spec, status, updated_at FROM objects "
-        "WHERE kind = ? AND name = ?",
-        (kind, name),
-    )
-    if row is None:
-        return None
-    found = dict(row)
-    found["spec"] = json.loads(found["spec"])
-    return found
+Row = sqlite3.Row
 
+
+@dataclass(frozen=True, slots=True)
+class PlanCandidate:
+    """An approved plan whose schedule needs attention; `spec_error` when its stored spec is
+    unreadable (the plan's own processing reads it again and sets it aside)."""
+
+    name: str
+    version: int
+    updated_at: str | None
+    next_due_at: str | None
+    cursor_at: str | None
+    spec: dict[str, Any]
+    spec_error: str | None = None
+
+    @classmethod
+    def from_row(cls, row: Row) -> PlanCandidate:
+        spec_error = None
+        try:
+            spec = json.loads(row["spec"])
+        except ValueError as exc:
+            spec, spec_error = {}, f"its stored definition is not valid JSON ({exc})"
+        return cls(name=row["name"], version=int(row["version"]), updated_at=row["updated_at"],
+                   next_due_at=row["next_due_at"], cursor_at=row["cursor_at"], spec=spec,
+                   spec_error=spec_error)
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleState:
+    next_due_at: str | None
+    cursor_at: str | None
+
+    @classmethod
+    def from_row(cls, row: Row) -> ScheduleState:
+        return cls(next_due_at=row["next_due_at"], cursor_at=row["cursor_at"])
+
+
+@dataclass(frozen=True, slots=True)
+class QueuedOccurrence:
+    """An occurrence waiting behind a running instance (overlap: queue)."""
+
+    id: int
+    scheduled_at: str
+
+    @classmethod
+    def from_row(cls, row: Row) -> QueuedOccurrence:
+        return cls(id=int(row["id"]), scheduled_at=row["scheduled_at"])
+
+
+@dataclass(frozen=True, slots=True)
+class InstanceSnapshot:
+    """The execution tree frozen when an instance started. `document` is the stored JSON as it
+    is (shown by `describe instance`); it is read only when a field is asked for, so a damaged
+    snapshot fails the step that needs it and nothing else."""
+
+    document: Any
+
+    @property
+    def timezone(self) -> str:
+        return self.document.get("timezone", "UTC")
+
+    @property
+    def transition(self) -> str | None:
+        """As stored (None in a snapshot without one)."""
+        return self.document.get("transition")
+
+    @property
+    def transition_rule(self) -> str:
+        """The stage transition the engine applies: `completed` when the snapshot has none."""
+        return self.document.get("transition", "completed")
+
+    def stage_spec(self, position: int) -> dict[str, Any]:
+        """The resolved definition of the stage at `position`, as its run is built from."""
+        return self.document["stages"][position]["spec"]
+
+
+@dataclass(frozen=True, slots=True)
+class PlanInstance:
+    id: int
+    name: str
+    plan: str
+    status: str
+    scheduled_at: str | None
+    started_at: str
+    finished_at: str | None
+    plan_version: int
+    snapshot: InstanceSnapshot
+    occurrence_id: int | None
+    error: str | None
+
+    @classmethod
+    def from_row(cls, row: Row) -> PlanInstance:
+        return cls(id=int(row["id"]), name=row["name"], plan=row["plan"], status=row["status"],
+                   scheduled_at=row["scheduled_at"], started_at=row["started_at"],
+                   finished_at=row["finished_at"], plan_version=int(row["plan_version"]),
+                   snapshot=InstanceSnapshot(json.loads(row["snapshot"])),
+                   occurrence_id=row["occurrence_id"], error=row["error"])
+
+
+@dataclass(frozen=True, slots=True)
+class NewInstance:
+    """What `insert_instance` writes; `name` gets a `-2`, `-3` ... suffix when taken."""
+
+    name: str
+    plan: str
+    status: str
+    started_at: datetime
+    plan_version: int
+    snapshot: dict[str, Any]
+    scheduled_at: datetime | None = None
+    occurrence_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StageInstance:
+    """One stage of an instance, with the status of its run (None before it has one)."""
+
+    id: int
+    instance_id: int
+    position: int
+    campaign: str
+    code: str | None
+    stage: str
+    status: str
+    started_at: str | None
+    activity_created_at: str | None
+    activity_finished_at: str | None
+    ended_at: str | None
+    completed: int
+    has_errors: int
+    run_id: int | None
+    run_log: str | None
+    queue_created_at: str | None
+    delivery_started_at: str | None
+    sent_logged: int
+    run_status: str | None
+
+    @classmethod
+    def from_row(cls, row: Row) -> StageInstance:
+        return cls(**{name: row[name] for name in _STAGE_COLUMNS})
+
+
+_STAGE_COLUMNS = tuple(StageInstance.__dataclass_fields__)
+
+
+@dataclass(frozen=True, slots=True)
+class StageRef:
+    """A stage that a bulk move (cancel, reopen) changed, in its new status."""
+
+    id: int
+    position: int
+    campaign: str
+    stage: str
+    run_id: int | None
+    status: str
+
+    @classmethod
+    def from_row(cls, row: Row) -> StageRef:
+        return cls(id=int(row["id"]), position=int(row["position"]), campaign=row["campaign"],
+                   stage=row["stage"], run_id=row["run_id"], status=row["status"])
+
+
+@dataclass(frozen=True, slots=True)
+class QueueCounts:
+    queued: int = 0
+    sent: int = 0
+    failed: int = 0
+    cancelled: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RunState:
+    """The run behind a stage, with its queue items counted by status."""
+
+    id: int
+    status: str
+    built_at: str | None
+    finished_at: str | None
+    error: str | None
+    updated_at: str | None
+    counts: QueueCounts = field(default_factory=QueueCounts)
+    total: int = 0
+
+    @property
+    def handled(self) -> int:
+        """Messages sent or finally failed."""
+        return self.counts.sent + self.counts.failed
+
+    @classmethod
+    def from_row(cls, row: Row, counts: dict[str, int]) -> RunState:
+        return cls(id=int(row["id"]), status=row["status"], built_at=row["built_at"],
+                   finished_at=row["finished_at"], error=row["error"],
+                   updated_at=row["updated_at"],
+                   counts=QueueCounts(**{k: counts.get(k, 0) for k in
+                                         ("queued", "sent", "failed", "cancelled")}),
+                   total=sum(counts.values()))
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveRun:
+    id: int
+    status: str
+    built_at: str | None
+
+    @classmethod
+    def from_row(cls, row: Row) -> ActiveRun:
+        return cls(id=int(row["id"]), status=row["status"], built_at=row["built_at"])
+
+
+@dataclass(frozen=True, slots=True)
+class LogEntry:
+    """One row of an instance's execution log, as `describe instance` shows it."""
+
+    at: str
+    event: str
+    plan: str | None
+    instance: int | None
+    campaign: str | None
+    stage: str | None
+    run: int | None
+    details: str | None
+
+    @classmethod
+    def from_row(cls, row: Row) -> LogEntry:
+        return cls(**{name: row[name] for name in _LOG_COLUMNS})
+
+    def as_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in _LOG_COLUMNS}
+
+
+_LOG_COLUMNS = tuple(LogEntry.__dataclass_fields__)
+
+
+# --- plan schedules -------------------------------------------------------------------------
 
 def approved_at(db: Database, plan: str) -> str | None:
     """When the plan last became approved, from its history (kind spelled either way)."""
@@ -49,7 +274,7 @@ def approved_at(db: Database, plan: str) -> str | None:
     )
 
 
-def plans_to_examine(db: Database, now: datetime) -> list[dict]:
+def plans_to_examine(db: Database, now: datetime) -> list[PlanCandidate]:
     """Approved plans whose schedule needs attention: never examined, due, or changed since.
 
     One indexed query; a tick with nothing due evaluates no cron expression.
@@ -65,24 +290,15 @@ def plans_to_examine(db: Database, now: datetime) -> list[dict]:
         ") ORDER BY o.name",
         (to_db(now),),
     )
-    result = []
-    for row in rows:
-        item = dict(row)
-        try:
-            item["spec"] = json.loads(item["spec"])
-        except ValueError as exc:  # read again, and set aside, by the plan's own processing
-            item["spec"] = {}
-            item["spec_error"] = f"its stored definition is not valid JSON ({exc})"
-        result.append(item)
-    return result
+    return [PlanCandidate.from_row(row) for row in rows]
 
 
-def get_schedule_state(db: Database, plan: str) -> dict | None:
+def get_schedule_state(db: Database, plan: str) -> ScheduleState | None:
     row = db.one(
         "SELECT next_due_at, cursor_at FROM schedule_state WHERE kind = 'Plan' AND name = ?",
         (plan,),
     )
-    return None if row is None else dict(row)
+    return None if row is None else ScheduleState.from_row(row)
 
 
 def set_schedule_state(db: Database, plan: str, *, next_due_at: datetime | None,
@@ -125,9 +341,9 @@ def set_occurrence(db: Database, occurrence_id: int, *, status: str, reason: str
     return db.one(sql + " RETURNING id", params) is not None
 
 
-def queued_occurrences(db: Database, plan: str) -> list[dict]:
+def queued_occurrences(db: Database, plan: str) -> list[QueuedOccurrence]:
     return [
-        dict(r)
+        QueuedOccurrence.from_row(r)
         for r in db.query(
             "SELECT id, scheduled_at FROM occurrences WHERE kind = 'Plan' AND name = ? "
             "AND status = 'queued' ORDER BY scheduled_at, id",
@@ -138,19 +354,17 @@ def queued_occurrences(db: Database, plan: str) -> list[dict]:
 
 # --- instances ---------------------------------------------------------------------------------
 
-def insert_instance(db: Database, *, name: str, plan: str, status: str,
-                    scheduled_at: datetime | None, started_at: datetime, plan_version: int,
-                    snapshot: dict, occurrence_id: int | None) -> tuple[int, str]:
-    """Insert under `name`, or `name-2`, `name-3` ... when taken; returns (id, final name)."""
+def insert_instance(db: Database, new: NewInstance) -> tuple[int, str]:
+    """Insert under `new.name`, or `name-2`, `name-3` ... when taken; returns (id, final name)."""
     suffix = 1
     while True:
-        candidate = name if suffix == 1 else f"{name}-{suffix}"
+        candidate = new.name if suffix == 1 else f"{new.name}-{suffix}"
         row = db.one(
             "INSERT INTO plan_instances (name, plan, status, scheduled_at, started_at, "
             "plan_version, snapshot, occurrence_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (name) DO NOTHING RETURNING id",
-            (candidate, plan, status, _db_time(scheduled_at), to_db(started_at), plan_version,
-             json.dumps(snapshot, sort_keys=True), occurrence_id),
+            (candidate, new.plan, new.status, _db_time(new.scheduled_at), to_db(new.started_at),
+             new.plan_version, json.dumps(new.snapshot, sort_keys=True), new.occurrence_id),
         )
         if row is not None:
             return int(row[0]), candidate
@@ -164,13 +378,9 @@ def insert_stage(db: Database, *, instance_id: int, position: int, campaign: str
         "VALUES (?, ?, ?, ?, ?, 'not-started')",
         (instance_id, position, campaign, code, stage),
     )
-    return int(cur.lastrowid)
-
-
-def _instance(row) -> dict:
-    item = dict(row)
-    item["snapshot"] = json.loads(item["snapshot"])
-    return item
+    if cur.lastrowid is None:  # an INSERT always sets it
+        raise RuntimeError("stage_instances: the insert returned no row id")
+    return cur.lastrowid
 
 
 _INSTANCE_COLUMNS = (
@@ -179,9 +389,9 @@ _INSTANCE_COLUMNS = (
 )
 
 
-def get_instance(db: Database, instance_id: int) -> dict | None:
+def get_instance(db: Database, instance_id: int) -> PlanInstance | None:
     row = db.one(f"SELECT {_INSTANCE_COLUMNS} FROM plan_instances WHERE id = ?", (instance_id,))
-    return None if row is None else _instance(row)
+    return None if row is None else PlanInstance.from_row(row)
 
 
 def find_instance_id(db: Database, name: str) -> int | None:
@@ -189,7 +399,7 @@ def find_instance_id(db: Database, name: str) -> int | None:
 
 
 def list_instances(db: Database, *, plan: str | None = None,
-                   statuses: tuple[str, ...] | None = None) -> list[dict]:
+                   statuses: tuple[str, ...] | None = None) -> list[PlanInstance]:
     sql = f"SELECT {_INSTANCE_COLUMNS} FROM plan_instances WHERE 1 = 1"
     params: list[Any] = []
     if plan is not None:
@@ -198,12 +408,12 @@ def list_instances(db: Database, *, plan: str | None = None,
     if statuses:
         sql += f" AND status IN ({', '.join('?' for _ in statuses)})"
         params.extend(statuses)
-    return [_instance(r) for r in db.query(sql + " ORDER BY id", params)]
+    return [PlanInstance.from_row(r) for r in db.query(sql + " ORDER BY id", params)]
 
 
 def active_instance_ids(db: Database, *, plan: str | None = None) -> list[int]:
     sql = "SELECT id FROM plan_instances WHERE status IN ('running', 'paused')"
-    params: tuple = ()
+    params: tuple[str, ...] = ()
     if plan is not None:
         sql += " AND plan = ?"
         params = (plan,)
@@ -232,29 +442,36 @@ def reopen_failed_instance(db: Database, instance_id: int) -> bool:
 
 # --- stage instances ---------------------------------------------------------------------------
 
-def stages_of(db: Database, instance_id: int) -> list[dict]:
+_STAGE_SELECT = (
+    "SELECT " + ", ".join(f"s.{c}" for c in _STAGE_COLUMNS if c != "run_status")
+    + ", r.status AS run_status FROM stage_instances s "
+)
+
+
+def stages_of(db: Database, instance_id: int) -> list[StageInstance]:
     return [
-        dict(r)
+        StageInstance.from_row(r)
         for r in db.query(
-            "SELECT s.*, r.status AS run_status FROM stage_instances s "
+            _STAGE_SELECT +
             "LEFT JOIN runs r ON r.id = s.run_id WHERE s.instance_id = ? ORDER BY s.position",
             (instance_id,),
         )
     ]
 
 
-def stages_of_many(db: Database, instance_ids: list[int]) -> dict[int, list[dict]]:
-    found: dict[int, list[dict]] = {i: [] for i in instance_ids}
+def stages_of_many(db: Database, instance_ids: list[int]) -> dict[int, list[StageInstance]]:
+    found: dict[int, list[StageInstance]] = {i: [] for i in instance_ids}
     if not instance_ids:
         return found
     marks = ", ".join("?" for _ in instance_ids)
     for r in db.query(
-        "SELECT s.*, r.status AS run_status FROM stage_instances s "
+        _STAGE_SELECT +
         f"LEFT JOIN runs r ON r.id = s.run_id WHERE s.instance_id IN ({marks}) "
         "ORDER BY s.instance_id, s.position",
         instance_ids,
     ):
-        found[r["instance_id"]].append(dict(r))
+        stage = StageInstance.from_row(r)
+        found[stage.instance_id].append(stage)
     return found
 
 
@@ -279,24 +496,24 @@ def update_stage(db: Database, stage_id: int, **fields: Any) -> None:
     db.execute(f"UPDATE stage_instances SET {assignments} WHERE id = ?", (*values, stage_id))
 
 
-def cancel_open_stages(db: Database, instance_id: int, *, now: datetime) -> list[dict]:
+def cancel_open_stages(db: Database, instance_id: int, *, now: datetime) -> list[StageRef]:
     """Every stage not completed becomes cancelled; returns those stages."""
     return [
-        dict(r)
+        StageRef.from_row(r)
         for r in db.query(
             "UPDATE stage_instances SET status = 'cancelled', ended_at = ? "
             "WHERE instance_id = ? AND status IN ('not-started', 'started', 'running') "
-            "RETURNING id, position, campaign, stage, run_id",
+            "RETURNING id, position, campaign, stage, run_id, status",
             (to_db(now), instance_id),
         )
     ]
 
 
-def reopen_cancelled_stages(db: Database, instance_id: int) -> list[dict]:
+def reopen_cancelled_stages(db: Database, instance_id: int) -> list[StageRef]:
     """The stages a failure cancelled go on: back to `running` (built run), `started` (a run
     not built yet) or `not-started` (no run); returns them."""
     return [
-        dict(r)
+        StageRef.from_row(r)
         for r in db.query(
             "UPDATE stage_instances SET ended_at = NULL, status = CASE"
             " WHEN run_id IS NULL THEN 'not-started'"
@@ -310,27 +527,24 @@ def reopen_cancelled_stages(db: Database, instance_id: int) -> list[dict]:
 
 # --- the runs behind stage instances (read, and the few status moves plans make) ---------------
 
-def run_state(db: Database, run_id: int) -> dict | None:
+def run_state(db: Database, run_id: int) -> RunState | None:
     row = db.one(
         "SELECT id, status, built_at, finished_at, error, updated_at FROM runs WHERE id = ?",
         (run_id,),
     )
     if row is None:
         return None
-    state = dict(row)
-    counts = {"queued": 0, "sent": 0, "failed": 0, "cancelled": 0}
+    counts: dict[str, int] = {}
     for status, number in db.query(
         "SELECT status, count(*) FROM queue_items WHERE run_id = ? GROUP BY status", (run_id,)
     ):
         counts[status] = counts.get(status, 0) + int(number)
-    state["counts"] = counts
-    state["total"] = sum(counts.values())
-    return state
+    return RunState.from_row(row, counts)
 
 
-def active_runs_of_instance(db: Database, instance_id: int) -> list[dict]:
+def active_runs_of_instance(db: Database, instance_id: int) -> list[ActiveRun]:
     return [
-        dict(r)
+        ActiveRun.from_row(r)
         for r in db.query(
             "SELECT r.id, r.status, r.built_at FROM runs r JOIN stage_instances s "
             "ON s.run_id = r.id WHERE s.instance_id = ? AND r.status IN "
@@ -349,9 +563,9 @@ def follow_restart(db: Database, run_id: int) -> int | None:
 
 # --- the execution log of one instance ---------------------------------------------------------
 
-def instance_log(db: Database, instance_id: int) -> list[dict]:
+def instance_log(db: Database, instance_id: int) -> list[LogEntry]:
     return [
-        dict(r)
+        LogEntry.from_row(r)
         for r in db.query(
             "SELECT at, event, plan, instance_id AS instance, campaign, stage, run_id AS run, "
             "details FROM exec_log WHERE instance_id = ? ORDER BY id",
