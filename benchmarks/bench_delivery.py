@@ -30,6 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from campctl.engine.context import TickContext
 from campctl.engine.delivery import deliver_due
 from campctl.store.db import open_db
 from campctl.timeutil import parse_instant
@@ -126,8 +127,8 @@ def _network_pass(folder: Path, spec: dict, messages: int, connections: int) -> 
     conn.close()
     db = open_db(path, create=False)
     started = time.perf_counter()
-    report = deliver_due(db, now=parse_instant(T0), run_ids=[run], scenario_items=False,
-                         environ={})
+    report = deliver_due(TickContext(db, parse_instant(T0), {}), run_ids=[run],
+                         scenario_items=False)
     seconds = time.perf_counter() - started
     db.close()
     assert report.sent == messages and not report.errors, report
@@ -182,8 +183,8 @@ def main() -> int:
 
         db = open_db(path, create=False)
         started = time.perf_counter()
-        report = deliver_due(db, now=parse_instant(T0), run_ids=[delivered_run],
-                             scenario_items=False, environ={})
+        report = deliver_due(TickContext(db, parse_instant(T0), {}), run_ids=[delivered_run],
+                             scenario_items=False)
         deliver_s = time.perf_counter() - started
         assert report.sent == args.items, report
 

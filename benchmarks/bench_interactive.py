@@ -60,6 +60,7 @@ def _medians(commands: list[list[str]], runs: int) -> list[tuple[float, float, i
 
 def _prepare(path: Path, *, campaigns: int, due: int, contacts: int) -> None:
     from campctl.engine.audience import import_contacts
+    from campctl.engine.context import Budget
     from campctl.engine.tick import tick
     from campctl.store import object_failures
     from campctl.store import objects as object_store
@@ -86,7 +87,8 @@ def _prepare(path: Path, *, campaigns: int, due: int, contacts: int) -> None:
                 object_store.set_launched(db, f"c{n:05d}", now=launched)
     tick(db, now=launched, environ={})  # arms every schedule
     # The due ones fire and build; a third of their runs are paused before delivery.
-    tick(db, now=datetime(2027, 3, 1, 9, 0, tzinfo=UTC), environ={}, max_messages=1)
+    tick(db, now=datetime(2027, 3, 1, 9, 0, tzinfo=UTC), environ={},
+         budget=Budget(max_messages=1))
     with db.atomic():
         db.execute("UPDATE runs SET status = 'paused' WHERE id % 3 = 0 "
                    "AND status IN ('queued', 'sending')")

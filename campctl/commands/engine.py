@@ -75,12 +75,13 @@ def tick(
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="Write nothing; print what this tick would do and why.")] = False,
 ) -> None:
+    from campctl.engine.context import Budget
     from campctl.engine.tick import tick as run_tick
 
     app = app_context(ctx)
     db = app.db(create=True)
-    report = run_tick(db, now=app.now, environ=app.environ, max_messages=max_messages,
-                      max_seconds=max_seconds, dry_run=dry_run)
+    budget = Budget.of(max_messages=max_messages, max_seconds=max_seconds)
+    report = run_tick(db, now=app.now, environ=app.environ, budget=budget, dry_run=dry_run)
     _deliver_notifications(db, app)
     for problem in report.warnings:
         notice(app, f"warning: {problem}")
@@ -203,10 +204,11 @@ def _daemon_clock(app, elapsed: float):
 
 
 def _daemon_tick(db, app, now, max_messages, stop_requested):
+    from campctl.engine.context import Budget
     from campctl.engine.tick import tick as run_tick
 
-    report = run_tick(db, now=now, environ=app.environ, max_messages=max_messages,
-                      stop_requested=stop_requested)
+    budget = Budget(max_messages=max_messages, stop_requested=stop_requested)
+    report = run_tick(db, now=now, environ=app.environ, budget=budget)
     _deliver_notifications(db, app)
     for problem in report.warnings:
         notice(app, f"warning: {problem}")

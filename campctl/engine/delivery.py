@@ -16,7 +16,6 @@ import math
 import os
 import queue
 import threading
-import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ from campctl.channels import (
     open_channel,
 )
 from campctl.channels.outbox import OutboxChannel
+from campctl.engine.context import Budget, TickContext
 from campctl.engine.templates import TemplateFailed, compile_message, contact_context
 from campctl.errors import NotFound, StateLocked
 from campctl.store import delivery as store
@@ -261,42 +261,30 @@ class _Verdicts:
 
 
 # --- the pass ------------------------------------------------------------------------------------
-def deliver_due(
-    db: Database,
-    *,
-    now: datetime,
-    run_ids: Sequence[int],
-    scenario_items: bool,
-    environ: Mapping[str, str],
-    max_messages: int | None = None,
-    deadline: float | None = None,
-    stop_requested: Callable[[], bool] | None = None,
-    dry_run: bool = False,
-    monotonic: Callable[[], float] = time.monotonic,
-    sleep: Callable[[float], None] = time.sleep,
-    batch_size: int | None = None,
-) -> DeliveryReport:
-    """Deliver the due items of `run_ids` (and scenario items): see the module docstring.
-
-    `deadline` is a `monotonic()` value after which no new batch starts; `stop_requested` is
-    asked between batches; `max_messages` caps the items taken in this pass.
-    """
+def deliver_due(ctx: TickContext, *, run_ids: Sequence[int], scenario_items: bool,
+                batch_size: int | None = None) -> DeliveryReport:
+    """Deliver the due items of `run_ids` (and scenario items) at `ctx.now` within `ctx.budget`
+    (a dry run only counts them): see the module docstring. Returns its own report; the tick
+    adds it to `ctx.report`. `batch_size` overrides the channel's (tests)."""
     report = DeliveryReport()
-    scope = store.DueScope(tuple(int(r) for r in run_ids), scenario_items, now)
+    scope = store.DueScope(tuple(int(r) for r in run_ids), scenario_items, ctx.now)
     if not scope.run_ids and not scenario_items:
         return report
-    work = _Pass(db, scope, report, _Content(db), _Clock(now, monotonic), deadline, sleep)
+    db = ctx.db
+    work = _Pass(db, scope, report, _Content(db), _Clock(ctx.now, ctx.monotonic),
+                 ctx.budget.deadline, ctx.sleep)
     work.content.preload_runs(scope.run_ids)
     taken = 0
+    max_messages = ctx.budget.max_messages
     for name in store.due_channels(db, scope):
-        target = _open(db, name, environ, report)
+        target = _open(db, name, ctx.environ, report)
         remaining = None if max_messages is None else max_messages - taken
-        if dry_run:
+        if ctx.dry_run:
             taken += _dry_run_channel(work, target, remaining)
             continue
         try:
             got, done = _deliver_channel(work, target, remaining=remaining,
-                                         batch_size=batch_size, stop_requested=stop_requested)
+                                         batch_size=batch_size, budget=ctx.budget)
         finally:
             target.close()
         taken += got
@@ -319,13 +307,12 @@ def _open(db: Database, name: str, environ: Mapping[str, str],
 
 
 def _deliver_channel(work: _Pass, target: _Target, *, remaining: int | None,
-                     batch_size: int | None,
-                     stop_requested: Callable[[], bool] | None) -> tuple[int, bool]:
+                     batch_size: int | None, budget: Budget) -> tuple[int, bool]:
     """Batches of one channel until none is due. Returns (items taken, whether the pass ends:
     a stop was requested, the deadline passed or `remaining` is used up)."""
     taken = 0
     while True:
-        if stop_requested is not None and stop_requested():
+        if budget.stopped():
             return taken, True
         if work.deadline is not None and work.clock.monotonic() >= work.deadline:
             return taken, True

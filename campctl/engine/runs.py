@@ -14,6 +14,7 @@ from typing import Any
 
 from campctl.definitions.models import DEFAULT_CHANNEL, DEFAULT_TIMEZONE, EVERYONE, Campaign
 from campctl.engine import isolation
+from campctl.engine.context import TickContext
 from campctl.errors import NotFound
 from campctl.models import ACTIVE_RUN_STATUSES
 from campctl.store import history, schedules
@@ -137,10 +138,11 @@ def _build(db, run: RunRecord, *, now: datetime) -> int:
     return count
 
 
-def build_due(db, *, now: datetime, report, dry_run: bool = False) -> None:
+def build_due(ctx: TickContext) -> None:
     """Build every scheduled run whose queue time has come, one transaction per run; a run
     whose building fails is rolled back and failed alone. A run paused before it was built
     builds too and stays paused: pause holds delivery only."""
+    db, now, report = ctx.db, ctx.now, ctx.report
     for run_id in run_store.scheduled_due(db, now=now):
         with isolation.boundary(db, report, kind="run", name=str(run_id), now=now,
                                 fail=_build_failed(db, run_id, now=now, report=report)):
@@ -240,12 +242,14 @@ def _sleep_until(db, run_id: int, wake: datetime, *, dry_run: bool) -> None:
         schedules.set_state(db, "Run", str(run_id), next_due_at=wake, keep_cursor=True)
 
 
-def live_runs(db, *, now: datetime, report, dry_run: bool = False) -> list[int]:
+def live_runs(ctx: TickContext) -> list[int]:
     """Runs whose messages may go out now: built, send schedule live, window open, not paused.
 
     Runs that must wait get a wake-up instant in schedule_state, so no-op ticks stay cheap.
     """
     from campctl.engine import windows
+
+    db, now, report, dry_run = ctx.db, ctx.now, ctx.report, ctx.dry_run
 
     candidates = run_store.list_run_records(db, status=("queued", "sending"))
     paused_instances = run_store.paused_instances(db, [r.instance_id for r in candidates
@@ -284,9 +288,11 @@ def live_runs(db, *, now: datetime, report, dry_run: bool = False) -> list[int]:
     return live
 
 
-def start_delivery(db, run_ids: list[int], *, now: datetime, report=None) -> None:
+def start_delivery(ctx: TickContext, run_ids: list[int]) -> None:
+    """Live runs still `queued` move to `sending` (one log row each)."""
     if not run_ids:
         return
+    db, now, report = ctx.db, ctx.now, ctx.report
     with db.atomic():
         for run_id in run_ids:
             with isolation.boundary(db, report, kind="run", name=str(run_id), now=now,
@@ -299,17 +305,14 @@ def start_delivery(db, run_ids: list[int], *, now: datetime, report=None) -> Non
                                     run_id=run_id, instance_id=run.instance_id)
 
 
-def deliver(db, *, now: datetime, environ, report, run_ids: list[int],
-            max_messages: int | None = None, deadline: float | None = None,
-            stop_requested=None, dry_run: bool = False) -> None:
+def deliver(ctx: TickContext, run_ids: list[int]) -> None:
+    """Deliver the due messages of `run_ids` and of scenarios into the tick's report; delivery
+    itself breaking is reported and the tick goes on."""
     from campctl.engine import delivery
 
+    db, now, report = ctx.db, ctx.now, ctx.report
     try:
-        result = delivery.deliver_due(
-            db, now=now, run_ids=run_ids, scenario_items=True, environ=environ,
-            max_messages=max_messages, deadline=deadline, stop_requested=stop_requested,
-            dry_run=dry_run,
-        )
+        result = delivery.deliver_due(ctx, run_ids=run_ids, scenario_items=True)
     except Exception as exc:
         if isolation.state_problem(exc):
             raise
@@ -336,9 +339,10 @@ def deliver(db, *, now: datetime, environ, report, run_ids: list[int],
 
 # --- finishing --------------------------------------------------------------------------------
 
-def finish(db, *, now: datetime, report, dry_run: bool = False) -> None:
+def finish(ctx: TickContext) -> None:
     """Complete built runs with nothing left to deliver; wake-ups of retries; tidy wake rows;
     cancel what ended runs still hold once no live claim keeps it (a delivery that died)."""
+    db, now, report, dry_run = ctx.db, ctx.now, ctx.report, ctx.dry_run
     if not dry_run:
         with db.atomic():
             report.cancelled += run_store.sweep_ended_runs(db, now=now)

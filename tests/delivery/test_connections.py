@@ -15,6 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from campctl.engine.context import Budget, TickContext
 from campctl.engine.delivery import deliver_due
 from campctl.store.db import open_db
 from campctl.timeutil import parse_instant
@@ -133,7 +134,7 @@ def _queue(arrange, channel: str, spec: dict, n: int) -> int:
 def test_smtp_uses_several_sessions_at_once_and_sends_each_message_once(arrange, db, slow_smtp):
     run = _queue(arrange, "mail", {"type": "smtp", "host": "127.0.0.1", "port": slow_smtp.port,
                                    "from": "news@example.com", "connections": 4}, 24)
-    report = deliver_due(db, now=NOW, run_ids=[run], scenario_items=False, environ={})
+    report = deliver_due(TickContext(db, NOW, {}), run_ids=[run], scenario_items=False)
     assert (report.sent, report.failed, report.retried) == (24, 0, 0), report
     assert slow_smtp.seen.peak > 1  # the server saw simultaneous sessions
     assert 1 < len(slow_smtp.sessions) <= 4
@@ -143,7 +144,7 @@ def test_smtp_uses_several_sessions_at_once_and_sends_each_message_once(arrange,
 
 def test_webhook_uses_several_connections_and_records_each_message_once(arrange, db, hook):
     run = _queue(arrange, "hook", {"type": "webhook", "url": hook.url, "connections": 8}, 40)
-    report = deliver_due(db, now=NOW, run_ids=[run], scenario_items=False, environ={})
+    report = deliver_due(TickContext(db, NOW, {}), run_ids=[run], scenario_items=False)
     assert report.sent == 40, report
     assert 1 < hook.seen.peak <= 8
     keys = hook.keys()
@@ -157,8 +158,8 @@ def test_webhook_uses_several_connections_and_records_each_message_once(arrange,
 
 def test_max_messages_is_exact_over_several_connections(arrange, db, hook):
     run = _queue(arrange, "hook", {"type": "webhook", "url": hook.url, "connections": 8}, 30)
-    report = deliver_due(db, now=NOW, run_ids=[run], scenario_items=False, environ={},
-                         max_messages=11)
+    report = deliver_due(TickContext(db, NOW, {}, budget=Budget(max_messages=11)), run_ids=[run],
+                         scenario_items=False)
     assert report.sent == 11 and len(hook.keys()) == 11
     assert arrange.statuses(run) == {"sent": 11, "queued": 19}
 
@@ -175,8 +176,8 @@ def test_the_rate_holds_across_connections(arrange, db, hook):
         arrived_at_sleep.append(len(hook.keys()))
         fake["t"] += seconds
 
-    report = deliver_due(db, now=NOW, run_ids=[run], scenario_items=False, environ={},
-                         monotonic=lambda: fake["t"], sleep=sleep)
+    report = deliver_due(TickContext(db, NOW, {}, monotonic=lambda: fake["t"], sleep=sleep),
+                         run_ids=[run], scenario_items=False)
     assert report.sent == 12
     assert arrived_at_sleep == [5, 10]
     assert hook.seen.peak > 1
@@ -196,8 +197,8 @@ def test_a_pause_cuts_delivery_after_the_messages_in_flight(arrange, state, hook
     def tick() -> None:
         handle = open_db(state, create=False)
         try:
-            outcome["report"] = deliver_due(handle, now=NOW, run_ids=[run],
-                                            scenario_items=False, environ={})
+            outcome["report"] = deliver_due(TickContext(handle, NOW, {}), run_ids=[run],
+                                            scenario_items=False)
         finally:
             handle.close()
 
@@ -222,8 +223,8 @@ def test_a_pause_cuts_delivery_after_the_messages_in_flight(arrange, state, hook
         assert arrange.statuses(run) == {"sent": len(arrived), "queued": 120 - len(arrived)}
 
         apply_run_verb(operator, run, "resume", note=None, actor="test", now=NOW)
-        rest = deliver_due(operator, now=NOW + timedelta(minutes=1), run_ids=[run],
-                           scenario_items=False, environ={})
+        rest = deliver_due(TickContext(operator, NOW + timedelta(minutes=1), {}), run_ids=[run],
+                           scenario_items=False)
         assert rest.sent == 120 - len(arrived)
     finally:
         operator.close()
@@ -250,7 +251,7 @@ def test_a_channel_bug_on_one_connection_retries_what_is_left(arrange, db, hook,
 
     monkeypatch.setattr(WebhookChannel, "_post", flaky)
     run = _queue(arrange, "hook", {"type": "webhook", "url": hook.url, "connections": 4}, 20)
-    report = deliver_due(db, now=NOW, run_ids=[run], scenario_items=False, environ={})
+    report = deliver_due(TickContext(db, NOW, {}), run_ids=[run], scenario_items=False)
     assert report.errors == ["channel hook failed: RuntimeError: boom"]
     arrived = hook.keys()
     assert report.sent == len(arrived) and report.retried == 20 - len(arrived)
@@ -265,6 +266,6 @@ def test_a_channel_bug_on_one_connection_retries_what_is_left(arrange, db, hook,
 def test_connections_out_of_bounds_make_the_channel_unusable(arrange, db, value):
     run = _queue(arrange, "hook", {"type": "webhook", "url": "http://127.0.0.1:9/",
                                    "connections": value}, 1)
-    report = deliver_due(db, now=NOW, run_ids=[run], scenario_items=False, environ={})
+    report = deliver_due(TickContext(db, NOW, {}), run_ids=[run], scenario_items=False)
     assert report.errors == ["channel hook: connections must be a whole number from 1 to 64"]
     assert json.dumps(report.as_json()) and report.failed == 1

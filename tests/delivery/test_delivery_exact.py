@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from campctl.channels import Message
+from campctl.engine.context import Budget, TickContext
 from campctl.engine.delivery import (
     DeliveryReport,
     SendResult,
@@ -84,23 +85,23 @@ def test_dry_run_notes_rate_and_unusable_channel(arrange, db):
     arrange.items(run, ids, channel="slow")
     bad = arrange.run(channel="nowhere")
     arrange.items(bad, ids, channel="nowhere")
-    dry = deliver_due(db, now=NOW, run_ids=[run, bad], scenario_items=False, environ={},
-                      dry_run=True)
+    dry = deliver_due(TickContext(db, NOW, {}, dry_run=True), run_ids=[run, bad],
+                      scenario_items=False)
     assert dry.as_json() == {"sent": 2, "failed": 3, "retried": 0, "cancelled": 0,
                              "waiting_rate": 1}
     assert sorted(dry.notes) == ["channel nowhere is not usable: 3 item(s) would fail",
                                  "channel slow: 1 item(s) would wait for the rate limit 2/m",
                                  "channel slow: 2 message(s) would be sent"]
-    capped = deliver_due(db, now=NOW, run_ids=[run], scenario_items=False, environ={},
-                         dry_run=True, max_messages=1)
+    capped = deliver_due(TickContext(db, NOW, {}, budget=Budget(max_messages=1), dry_run=True),
+                         run_ids=[run], scenario_items=False)
     assert (capped.sent, capped.waiting_rate, capped.notes) == (
         1, 0, ["channel slow: 1 message(s) would be sent"])
-    real = deliver_due(db, now=NOW, run_ids=[run], scenario_items=False, environ={})
+    real = deliver_due(TickContext(db, NOW, {}), run_ids=[run], scenario_items=False)
     assert (real.sent, real.waiting_rate, real.notes) == (
         2, 1, ["channel slow: 1 item(s) wait for the rate limit 2/m"])
     assert arrange.statuses(run) == {"sent": 2, "queued": 1}
-    later = deliver_due(db, now=NOW + timedelta(minutes=1), run_ids=[run], scenario_items=False,
-                        environ={}, dry_run=True)
+    later = deliver_due(TickContext(db, NOW + timedelta(minutes=1), {}, dry_run=True),
+                        run_ids=[run], scenario_items=False)
     assert (later.sent, later.waiting_rate) == (1, 0)
 
 
@@ -111,7 +112,7 @@ def test_items_whose_source_is_gone_fail_with_the_reason(arrange, db):
     for step in ("hold", "bare", "gone"):
         arrange.items(None, [c], scenario="welcome", step=step)
     arrange.items(None, [c], scenario="removed", step="x")
-    report = deliver_due(db, now=NOW, run_ids=[], scenario_items=True, environ={})
+    report = deliver_due(TickContext(db, NOW, {}), run_ids=[], scenario_items=True)
     assert (report.sent, report.failed) == (0, 4)
     errors = {r["message_id"]: r["last_error"]
               for r in arrange.rows("SELECT message_id, last_error FROM queue_items")}
@@ -130,7 +131,7 @@ def test_cancel_reasons_opted_out_and_erased(arrange, db):
     arrange.items(run, [out, gone])
     arrange.conn.execute("PRAGMA foreign_keys = OFF")
     arrange.conn.execute("DELETE FROM contacts WHERE id = ?", (gone,))
-    report = deliver_due(db, now=NOW, run_ids=[run], scenario_items=False, environ={})
+    report = deliver_due(TickContext(db, NOW, {}), run_ids=[run], scenario_items=False)
     assert (report.sent, report.cancelled) == (0, 2)
     assert {r["contact_id"]: r["last_error"] for r in arrange.rows(
         "SELECT contact_id, last_error FROM queue_items")} == {
@@ -144,7 +145,7 @@ def test_webhook_recipient_is_the_email_or_else_the_phone(arrange, db, http_serv
     run = arrange.run(channel="hook", subject="Hi {{ id }}", body="B")
     arrange.items(run, [phone, mail], channel="hook")
     http_server.script = [(200, 0.0), (500, 0.0)]
-    report = deliver_due(db, now=NOW, run_ids=[run], scenario_items=False, environ={})
+    report = deliver_due(TickContext(db, NOW, {}), run_ids=[run], scenario_items=False)
     assert (report.sent, report.retried) == (1, 1)
     assert [(r["body"]["contact"], r["body"]["to"]) for r in http_server.requests] == [
         ("ph", "+33100"), ("ml", "m@example.com")]
@@ -189,8 +190,7 @@ def test_dry_run_sums_over_channels_and_respects_the_cap(arrange, db):
     for name, count in (("x1", 1), ("x2", 2)):
         arrange.items(arrange.run(channel=name), ids[:count], channel=name)
     runs = [r["id"] for r in arrange.rows("SELECT id FROM runs")]
-    dry = deliver_due(db, now=NOW, run_ids=runs, scenario_items=False, environ={},
-                      dry_run=True)
+    dry = deliver_due(TickContext(db, NOW, {}, dry_run=True), run_ids=runs, scenario_items=False)
     assert dry.as_json() == {"sent": 4, "failed": 3, "retried": 0, "cancelled": 0,
                              "waiting_rate": 3}
     assert dry.notes == ["channel a: 2 message(s) would be sent",
@@ -200,8 +200,8 @@ def test_dry_run_sums_over_channels_and_respects_the_cap(arrange, db):
                          "channel c: 1 message(s) would be sent",
                          "channel x1 is not usable: 1 item(s) would fail",
                          "channel x2 is not usable: 2 item(s) would fail"]
-    capped = deliver_due(db, now=NOW, run_ids=runs, scenario_items=False, environ={},
-                         dry_run=True, max_messages=2)
+    capped = deliver_due(TickContext(db, NOW, {}, budget=Budget(max_messages=2), dry_run=True),
+                         run_ids=runs, scenario_items=False)
     assert (capped.sent, capped.waiting_rate) == (2, 0)
     assert capped.notes[:3] == ["channel a: 2 message(s) would be sent",
                                 "channel b: 0 message(s) would be sent",
@@ -213,7 +213,7 @@ def test_dry_run_counts_scenario_items(arrange, db):
     arrange.scenario("welcome", {"reentry": "once", "launch": {"type": "manual"},
                                  "steps": [{"id": "hi", "send": {"subject": "S", "body": "B"}}]})
     arrange.items(None, [c], scenario="welcome", step="hi")
-    dry = deliver_due(db, now=NOW, run_ids=[], scenario_items=True, environ={}, dry_run=True)
+    dry = deliver_due(TickContext(db, NOW, {}, dry_run=True), run_ids=[], scenario_items=True)
     assert (dry.sent, dry.notes) == (1, ["channel outbox: 1 message(s) would be sent"])
 
 

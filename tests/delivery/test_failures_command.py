@@ -3,6 +3,7 @@ counts them and names the most frequent reasons."""
 
 from __future__ import annotations
 
+from campctl.engine.context import TickContext
 from campctl.engine.delivery import deliver_due
 from campctl.timeutil import parse_instant
 
@@ -16,7 +17,7 @@ def test_failures_of_a_run_with_reasons(arrange, db, cli, http_server):
     run = arrange.run(channel="hook", body="Hi {{ first_name }}")
     arrange.items(run, ids, channel="hook")
     http_server.script = [(422, 0.0)]  # ann's message reaches the hook and is refused
-    report = deliver_due(db, now=NOW, run_ids=[run], scenario_items=False, environ={})
+    report = deliver_due(TickContext(db, NOW, {}), run_ids=[run], scenario_items=False)
     assert report.failed == 3
 
     rows = cli("failures", "run", str(run), "-o", "json").json

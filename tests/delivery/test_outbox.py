@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from campctl.engine.context import Budget, TickContext
 from campctl.engine.delivery import deliver_due
 from campctl.timeutil import parse_instant
 
@@ -24,7 +25,7 @@ def test_outbox_delivery_renders_records_and_lists(arrange, db, cli):
     run = arrange.run(body="Hi {{ first_name }} ({{ id }}, {{ email }}, {{ groups|join(',') }})")
     arrange.items(run, [a, b])
 
-    report = deliver_due(db, now=NOW, run_ids=[run], scenario_items=False, environ={})
+    report = deliver_due(TickContext(db, NOW, {}), run_ids=[run], scenario_items=False)
 
     assert (report.sent, report.failed, report.retried, report.cancelled) == (2, 0, 0, 0)
     assert arrange.statuses(run) == {"sent": 2}
@@ -48,8 +49,8 @@ def test_outbox_delivery_renders_records_and_lists(arrange, db, cli):
     table = cli("outbox", "list")
     assert table.exit_code == 0 and "Bob" in table.stdout and "spring/main" in table.stdout
 
-    again = deliver_due(db, now=NOW + timedelta(hours=1), run_ids=[run], scenario_items=False,
-                        environ={})
+    again = deliver_due(TickContext(db, NOW + timedelta(hours=1), {}), run_ids=[run],
+                        scenario_items=False)
     assert again.sent == 0
     assert len(arrange.rows("SELECT * FROM outbox")) == 2
 
@@ -66,8 +67,8 @@ def test_paused_and_stopped_runs_are_not_claimed(arrange, db):
     scheduled = arrange.run(status="scheduled")
     for run in (paused, stopped, scheduled):
         arrange.items(run, ids)
-    report = deliver_due(db, now=NOW, run_ids=[paused, stopped, scheduled], scenario_items=False,
-                         environ={})
+    report = deliver_due(TickContext(db, NOW, {}), run_ids=[paused, stopped, scheduled],
+                         scenario_items=False)
     assert report.sent == 0
     assert arrange.statuses() == {"queued": 9}
     assert {r["status"] for r in arrange.rows("SELECT status FROM runs")} == {
@@ -82,11 +83,11 @@ def test_only_given_runs_and_due_items_are_sent(arrange, db):
     arrange.items(other, ids)
     arrange.conn.execute("UPDATE queue_items SET next_attempt_at = '2027-03-01T10:00:00Z'"
                          " WHERE run_id = ? AND contact_id = ?", (mine, ids[0]))
-    report = deliver_due(db, now=NOW, run_ids=[mine], scenario_items=False, environ={})
+    report = deliver_due(TickContext(db, NOW, {}), run_ids=[mine], scenario_items=False)
     assert report.sent == 3
     assert arrange.statuses(other) == {"queued": 4}
-    later = deliver_due(db, now=NOW + timedelta(hours=1), run_ids=[mine], scenario_items=False,
-                        environ={})
+    later = deliver_due(TickContext(db, NOW + timedelta(hours=1), {}), run_ids=[mine],
+                        scenario_items=False)
     assert later.sent == 1
 
 
@@ -95,7 +96,7 @@ def test_template_failure_fails_only_that_item(arrange, db):
     missing = arrange.contact("missing", "m@example.com", attrs={"first_name": "M"})
     run = arrange.run(body="ends {{ term_end }}")
     arrange.items(run, [ok, missing])
-    report = deliver_due(db, now=NOW, run_ids=[run], scenario_items=False, environ={})
+    report = deliver_due(TickContext(db, NOW, {}), run_ids=[run], scenario_items=False)
     assert (report.sent, report.failed) == (1, 1)
     failed = arrange.rows("SELECT status, last_error FROM queue_items WHERE contact_id = ?",
                           (missing,))
@@ -123,8 +124,7 @@ def test_template_escapes_fail_the_item_quickly(arrange, db, template):
     arrange.items(run_bad, [good])
     arrange.items(run_ok, [good])
     started = time.monotonic()
-    report = deliver_due(db, now=NOW, run_ids=[run_bad, run_ok], scenario_items=False,
-                         environ={})
+    report = deliver_due(TickContext(db, NOW, {}), run_ids=[run_bad, run_ok], scenario_items=False)
     assert time.monotonic() - started < 60  # a guard against a hang, not a speed target
     assert (report.sent, report.failed) == (1, 1)
     row = arrange.rows("SELECT status, last_error FROM queue_items WHERE run_id = ?", (run_bad,))
@@ -140,7 +140,7 @@ def test_opted_out_after_build_is_cancelled_unless_included(arrange, db):
     forced = arrange.run(include_opted_out=True)
     arrange.items(run, [out])
     arrange.items(forced, [out])
-    report = deliver_due(db, now=NOW, run_ids=[run, forced], scenario_items=False, environ={})
+    report = deliver_due(TickContext(db, NOW, {}), run_ids=[run, forced], scenario_items=False)
     assert (report.sent, report.cancelled) == (1, 1)
     assert arrange.statuses(run) == {"cancelled": 1}
     assert arrange.statuses(forced) == {"sent": 1}
@@ -152,7 +152,7 @@ def test_erased_contact_is_cancelled(arrange, db):
     arrange.items(run, [gone])
     arrange.conn.execute("PRAGMA foreign_keys = ON")
     arrange.conn.execute("DELETE FROM contacts WHERE id = ?", (gone,))
-    report = deliver_due(db, now=NOW, run_ids=[run], scenario_items=False, environ={})
+    report = deliver_due(TickContext(db, NOW, {}), run_ids=[run], scenario_items=False)
     assert report.cancelled == 1 and report.sent == 0
 
 
@@ -163,7 +163,7 @@ def test_jsonl_files_are_private_and_match_outbox_list(arrange, db, cli, tmp_pat
     arrange.items(run, ids, channel="archive")
     old = os.umask(0o022)
     try:
-        report = deliver_due(db, now=NOW, run_ids=[run], scenario_items=False, environ={})
+        report = deliver_due(TickContext(db, NOW, {}), run_ids=[run], scenario_items=False)
     finally:
         os.umask(old)
     assert report.sent == 3
@@ -179,7 +179,7 @@ def test_relative_outbox_dir_is_under_the_state_folder(arrange, db, state):
     arrange.channel("rel", {"type": "outbox", "dir": "out"})
     run = arrange.run(channel="rel")
     arrange.items(run, ids, channel="rel")
-    assert deliver_due(db, now=NOW, run_ids=[run], scenario_items=False, environ={}).sent == 1
+    assert deliver_due(TickContext(db, NOW, {}), run_ids=[run], scenario_items=False).sent == 1
     assert (state.parent / "out" / "rel.jsonl").exists()
 
 
@@ -190,7 +190,7 @@ def test_unwritable_jsonl_records_nothing_sent(arrange, db, tmp_path):
     arrange.channel("broken", {"type": "outbox", "dir": str(blocker)})
     run = arrange.run(channel="broken")
     arrange.items(run, ids, channel="broken")
-    report = deliver_due(db, now=NOW, run_ids=[run], scenario_items=False, environ={})
+    report = deliver_due(TickContext(db, NOW, {}), run_ids=[run], scenario_items=False)
     assert report.sent == 0 and report.retried == 2
     assert report.errors and "cannot open outbox file" in report.errors[0]
     assert arrange.rows("SELECT count(*) AS n FROM outbox") == [{"n": 0}]
@@ -201,25 +201,26 @@ def test_max_messages_stop_and_dry_run(arrange, db):
     ids = arrange.contacts(25)
     run = arrange.run()
     arrange.items(run, ids)
-    dry = deliver_due(db, now=NOW, run_ids=[run], scenario_items=False, environ={},
-                      dry_run=True, max_messages=10)
+    dry = deliver_due(TickContext(db, NOW, {}, budget=Budget(max_messages=10), dry_run=True),
+                      run_ids=[run], scenario_items=False)
     assert dry.sent == 10
     assert arrange.statuses(run) == {"queued": 25}
     assert arrange.rows("SELECT status FROM runs") == [{"status": "queued"}]
-    capped = deliver_due(db, now=NOW, run_ids=[run], scenario_items=False, environ={},
-                         max_messages=10, batch_size=4)
+    capped = deliver_due(TickContext(db, NOW, {}, budget=Budget(max_messages=10)), run_ids=[run],
+                         scenario_items=False, batch_size=4)
     assert capped.sent == 10
-    stopped = deliver_due(db, now=NOW, run_ids=[run], scenario_items=False, environ={},
-                          stop_requested=lambda: True)
+    stopped = deliver_due(TickContext(db, NOW, {}, budget=Budget(stop_requested=lambda: True)),
+                          run_ids=[run], scenario_items=False)
     assert stopped.sent == 0
     calls = iter([False, True])
-    one_batch = deliver_due(db, now=NOW, run_ids=[run], scenario_items=False, environ={},
-                            stop_requested=lambda: next(calls), batch_size=5)
+    second_stops = Budget(stop_requested=lambda: next(calls))
+    one_batch = deliver_due(TickContext(db, NOW, {}, budget=second_stops), run_ids=[run],
+                            scenario_items=False, batch_size=5)
     assert one_batch.sent == 5
-    past = deliver_due(db, now=NOW, run_ids=[run], scenario_items=False, environ={},
-                       deadline=time.monotonic() - 1)
+    past = deliver_due(TickContext(db, NOW, {}, budget=Budget(deadline=time.monotonic() - 1)),
+                       run_ids=[run], scenario_items=False)
     assert past.sent == 0
-    rest = deliver_due(db, now=NOW, run_ids=[run], scenario_items=False, environ={})
+    rest = deliver_due(TickContext(db, NOW, {}), run_ids=[run], scenario_items=False)
     assert rest.sent == 10
     assert arrange.statuses(run) == {"sent": 25}
 
@@ -231,17 +232,17 @@ def test_rate_limit_holds_across_calls_and_windows(arrange, db):
     second_run = arrange.run(channel="slow")
     arrange.items(first_run, ids[:6], channel="slow")
     arrange.items(second_run, ids[6:], channel="slow")
-    one = deliver_due(db, now=NOW, run_ids=[first_run], scenario_items=False, environ={})
+    one = deliver_due(TickContext(db, NOW, {}), run_ids=[first_run], scenario_items=False)
     assert (one.sent, one.waiting_rate) == (5, 1)
     # Another run, another call, same minute: the channel's window is shared.
-    two = deliver_due(db, now=NOW + timedelta(seconds=30), run_ids=[second_run],
-                      scenario_items=False, environ={})
+    two = deliver_due(TickContext(db, NOW + timedelta(seconds=30), {}), run_ids=[second_run],
+                      scenario_items=False)
     assert (two.sent, two.waiting_rate) == (0, 6)
-    dry = deliver_due(db, now=NOW + timedelta(seconds=30), run_ids=[second_run],
-                      scenario_items=False, environ={}, dry_run=True)
+    dry = deliver_due(TickContext(db, NOW + timedelta(seconds=30), {}, dry_run=True),
+                      run_ids=[second_run], scenario_items=False)
     assert (dry.sent, dry.waiting_rate) == (0, 6)
-    three = deliver_due(db, now=NOW + timedelta(minutes=1), run_ids=[first_run, second_run],
-                        scenario_items=False, environ={})
+    three = deliver_due(TickContext(db, NOW + timedelta(minutes=1), {}),
+                        run_ids=[first_run, second_run], scenario_items=False)
     assert three.sent == 5
     assert arrange.rows("SELECT sum(sent) AS n FROM channel_sends") == [{"n": 10}]
 
@@ -258,8 +259,8 @@ def test_per_second_rate_paces_within_one_call(arrange, db):
         sleeps.append(seconds)
         fake["t"] += seconds
 
-    report = deliver_due(db, now=NOW, run_ids=[run], scenario_items=False, environ={},
-                         monotonic=lambda: fake["t"], sleep=sleep)
+    report = deliver_due(TickContext(db, NOW, {}, monotonic=lambda: fake["t"], sleep=sleep),
+                         run_ids=[run], scenario_items=False)
     assert report.sent == 7
     assert len(sleeps) == 2 and all(0 < s <= 1 for s in sleeps)
     sent_at = [r["sent_at"] for r in arrange.rows("SELECT sent_at FROM outbox ORDER BY rowid")]
@@ -271,7 +272,7 @@ def test_undefined_channel_fails_items_with_reason(arrange, db):
     ids = arrange.contacts(2)
     run = arrange.run(channel="nowhere")
     arrange.items(run, ids, channel="nowhere")
-    report = deliver_due(db, now=NOW, run_ids=[run], scenario_items=False, environ={})
+    report = deliver_due(TickContext(db, NOW, {}), run_ids=[run], scenario_items=False)
     assert report.failed == 2
     errors = {r["last_error"] for r in arrange.rows("SELECT last_error FROM queue_items")}
     assert errors == {"channel 'nowhere' is not defined; apply a Channel named nowhere or use "
@@ -292,7 +293,7 @@ def test_scenario_items_take_content_from_the_step(arrange, db):
             (contact, status, now_text, now_text))
         arrange.items(None, [contact], scenario="onboarding", step="welcome",
                       profile_id=cur.lastrowid)
-    report = deliver_due(db, now=NOW, run_ids=[], scenario_items=True, environ={})
+    report = deliver_due(TickContext(db, NOW, {}), run_ids=[], scenario_items=True)
     assert report.sent == 1
     rec = arrange.rows("SELECT scenario, step, subject, run_id, contact FROM outbox")
     assert rec == [{"scenario": "onboarding", "step": "welcome", "subject": "Welcome Ann",
@@ -307,10 +308,10 @@ def test_expired_claim_goes_again_with_same_message_id(arrange, db):
     # A crash after claiming: the claim holds the item until it expires.
     arrange.conn.execute("UPDATE queue_items SET claimed_until = '2027-03-01T09:05:00Z',"
                          " claim_token = 'dead'")
-    held = deliver_due(db, now=NOW, run_ids=[run], scenario_items=False, environ={})
+    held = deliver_due(TickContext(db, NOW, {}), run_ids=[run], scenario_items=False)
     assert held.sent == 0
-    later = deliver_due(db, now=NOW + timedelta(minutes=6), run_ids=[run], scenario_items=False,
-                        environ={})
+    later = deliver_due(TickContext(db, NOW + timedelta(minutes=6), {}), run_ids=[run],
+                        scenario_items=False)
     assert later.sent == 1
     assert arrange.rows("SELECT message_id FROM outbox") == [{"message_id": f"m-{run}--{ids[0]}"}]
 
@@ -327,7 +328,7 @@ def test_template_syntax_error_fails_every_item_with_the_position(arrange, db):
     ids = arrange.contacts(3)
     run = arrange.run(subject="Hi {{ first_name ")
     arrange.items(run, ids)
-    report = deliver_due(db, now=NOW, run_ids=[run], scenario_items=False, environ={})
+    report = deliver_due(TickContext(db, NOW, {}), run_ids=[run], scenario_items=False)
     assert report.failed == 3
     errors = {r["last_error"] for r in arrange.rows("SELECT last_error FROM queue_items")}
     assert len(errors) == 1 and errors.pop().startswith("subject: template syntax error at line 1")

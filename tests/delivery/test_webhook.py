@@ -10,6 +10,7 @@ import textwrap
 import time
 from datetime import timedelta
 
+from campctl.engine.context import TickContext
 from campctl.engine.delivery import deliver_due
 from campctl.timeutil import parse_instant
 
@@ -28,8 +29,8 @@ def test_webhook_2xx_posts_json_with_idempotency_key_and_secret_headers(arrange,
                                                                          http_server):
     run, ids = setup_run(arrange, http_server.url,
                          headers={"Authorization": "Bearer ${HOOK_TOKEN}", "X-Team": "crm"})
-    report = deliver_due(db, now=NOW, run_ids=[run], scenario_items=False,
-                         environ={"HOOK_TOKEN": "tok-123"})
+    report = deliver_due(TickContext(db, NOW, {"HOOK_TOKEN": "tok-123"}), run_ids=[run],
+                         scenario_items=False)
     assert report.sent == 2
     first = http_server.requests[0]
     assert first["path"] == "/hook"
@@ -48,7 +49,7 @@ def test_webhook_2xx_posts_json_with_idempotency_key_and_secret_headers(arrange,
 def test_webhook_missing_header_secret_is_retried(arrange, db, http_server):
     run, _ = setup_run(arrange, http_server.url, n=1,
                        headers={"Authorization": "Bearer ${HOOK_TOKEN}"})
-    report = deliver_due(db, now=NOW, run_ids=[run], scenario_items=False, environ={})
+    report = deliver_due(TickContext(db, NOW, {}), run_ids=[run], scenario_items=False)
     assert report.retried == 1 and http_server.requests == []
     assert "HOOK_TOKEN is not set" in arrange.rows("SELECT last_error FROM queue_items")[0][
         "last_error"]
@@ -57,12 +58,12 @@ def test_webhook_missing_header_secret_is_retried(arrange, db, http_server):
 def test_webhook_429_and_5xx_are_retried_with_the_same_key(arrange, db, http_server):
     run, ids = setup_run(arrange, http_server.url, n=2)
     http_server.script = [(429, 0), (503, 0)]
-    first = deliver_due(db, now=NOW, run_ids=[run], scenario_items=False, environ={})
+    first = deliver_due(TickContext(db, NOW, {}), run_ids=[run], scenario_items=False)
     assert (first.sent, first.retried) == (0, 2)
     errors = sorted(r["last_error"] for r in arrange.rows("SELECT last_error FROM queue_items"))
     assert errors[0].startswith("HTTP 429") and errors[1].startswith("HTTP 503")
-    second = deliver_due(db, now=NOW + timedelta(minutes=2), run_ids=[run], scenario_items=False,
-                         environ={})
+    second = deliver_due(TickContext(db, NOW + timedelta(minutes=2), {}), run_ids=[run],
+                         scenario_items=False)
     assert second.sent == 2
     keys = [r["headers"]["Idempotency-Key"] for r in http_server.requests]
     assert sorted(keys) == sorted([f"m-{run}--{c}" for c in ids] * 2)
@@ -71,7 +72,7 @@ def test_webhook_429_and_5xx_are_retried_with_the_same_key(arrange, db, http_ser
 def test_webhook_other_4xx_is_permanent(arrange, db, http_server):
     run, _ = setup_run(arrange, http_server.url, n=2)
     http_server.script = [(400, 0)]
-    report = deliver_due(db, now=NOW, run_ids=[run], scenario_items=False, environ={})
+    report = deliver_due(TickContext(db, NOW, {}), run_ids=[run], scenario_items=False)
     assert (report.sent, report.failed, report.retried) == (1, 1, 0)
     failed = arrange.rows("SELECT last_error FROM queue_items WHERE status = 'failed'")
     assert failed[0]["last_error"].startswith("HTTP 400")
@@ -80,11 +81,11 @@ def test_webhook_other_4xx_is_permanent(arrange, db, http_server):
 def test_webhook_slower_than_timeout_is_retried(arrange, db, http_server):
     run, ids = setup_run(arrange, http_server.url, n=1, timeout=0.3)
     http_server.script = [(200, 4.0)]
-    report = deliver_due(db, now=NOW, run_ids=[run], scenario_items=False, environ={})
+    report = deliver_due(TickContext(db, NOW, {}), run_ids=[run], scenario_items=False)
     assert report.retried == 1  # gave up before the 4 s answer: had it waited, it would be sent
     assert "no answer" in arrange.rows("SELECT last_error FROM queue_items")[0]["last_error"]
-    again = deliver_due(db, now=NOW + timedelta(minutes=2), run_ids=[run], scenario_items=False,
-                        environ={})
+    again = deliver_due(TickContext(db, NOW + timedelta(minutes=2), {}), run_ids=[run],
+                        scenario_items=False)
     assert again.sent == 1
     keys = [r["headers"]["Idempotency-Key"] for r in http_server.requests]
     assert keys == [f"m-{run}--{ids[0]}"] * 2
@@ -97,19 +98,21 @@ def test_webhook_unreachable_is_retried(arrange, db):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     run, _ = setup_run(arrange, f"http://127.0.0.1:{port}/x", n=1)
-    report = deliver_due(db, now=NOW, run_ids=[run], scenario_items=False, environ={})
+    report = deliver_due(TickContext(db, NOW, {}), run_ids=[run], scenario_items=False)
     assert report.retried == 1
     assert "cannot reach" in arrange.rows("SELECT last_error FROM queue_items")[0]["last_error"]
 
 
 DELIVER_SCRIPT = textwrap.dedent("""
     import sys
+    from campctl.engine.context import TickContext
     from campctl.engine.delivery import deliver_due
     from campctl.store.db import open_db
     from campctl.timeutil import parse_instant
     db = open_db(sys.argv[1], create=False)
-    report = deliver_due(db, now=parse_instant(sys.argv[2]), run_ids=[int(sys.argv[3])],
-                         scenario_items=False, environ={}, batch_size=int(sys.argv[4]))
+    report = deliver_due(TickContext(db, parse_instant(sys.argv[2]), {}),
+                         run_ids=[int(sys.argv[3])], scenario_items=False,
+                         batch_size=int(sys.argv[4]))
     print(report.sent)
 """)
 
@@ -150,10 +153,10 @@ def test_crash_between_hand_over_and_record_resends_with_the_same_key(arrange, d
     held = arrange.rows("SELECT status, claim_token, claimed_until FROM queue_items")[0]
     assert held["status"] == "queued" and held["claim_token"]
     # While the claim holds, nobody else sends it.
-    assert deliver_due(db, now=NOW + timedelta(minutes=1), run_ids=[run], scenario_items=False,
-                       environ={}).sent == 0
-    after = deliver_due(db, now=NOW + timedelta(minutes=6), run_ids=[run], scenario_items=False,
-                        environ={})
+    assert deliver_due(TickContext(db, NOW + timedelta(minutes=1), {}), run_ids=[run],
+                       scenario_items=False).sent == 0
+    after = deliver_due(TickContext(db, NOW + timedelta(minutes=6), {}), run_ids=[run],
+                        scenario_items=False)
     assert after.sent == 1
     keys = [r["headers"]["Idempotency-Key"] for r in http_server.requests]
     assert keys == [f"m-{run}--{ids[0]}"] * 2

@@ -12,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from campctl.engine.context import TickContext
 from campctl.engine.delivery import deliver_due
 from campctl.timeutil import parse_instant
 
@@ -87,16 +88,16 @@ def test_retry_after_seconds_on_429_sets_the_next_attempt(arrange, db, servers):
     hook = servers()
     hook.replies = [(429, {"Retry-After": "600"})]
     run = setup_run(arrange, hook.url)
-    report = deliver_due(db, now=NOW, run_ids=[run], scenario_items=False, environ={})
+    report = deliver_due(TickContext(db, NOW, {}), run_ids=[run], scenario_items=False)
     assert report.retried == 1
     assert next_attempt(arrange) == "2027-03-01T09:10:00Z"  # not the usual 1 minute
     error = arrange.rows("SELECT last_error FROM queue_items")[0]["last_error"]
     assert error.startswith("HTTP 429") and "Retry-After: 600" in error
-    early = deliver_due(db, now=NOW + timedelta(minutes=5), run_ids=[run], scenario_items=False,
-                        environ={})
+    early = deliver_due(TickContext(db, NOW + timedelta(minutes=5), {}), run_ids=[run],
+                        scenario_items=False)
     assert early.sent == 0 and len(hook.requests) == 1
-    later = deliver_due(db, now=NOW + timedelta(minutes=10), run_ids=[run],
-                        scenario_items=False, environ={})
+    later = deliver_due(TickContext(db, NOW + timedelta(minutes=10), {}), run_ids=[run],
+                        scenario_items=False)
     assert later.sent == 1 and arrange.statuses(run) == {"sent": 1}
 
 
@@ -105,7 +106,7 @@ def test_retry_after_http_date_on_503_sets_the_next_attempt(arrange, db, servers
     hook.replies = [(503, {"Retry-After": format_datetime(NOW + timedelta(minutes=20),
                                                           usegmt=True)})]
     run = setup_run(arrange, hook.url)
-    deliver_due(db, now=NOW, run_ids=[run], scenario_items=False, environ={})
+    deliver_due(TickContext(db, NOW, {}), run_ids=[run], scenario_items=False)
     assert next_attempt(arrange) == "2027-03-01T09:20:00Z"
 
 
@@ -118,7 +119,7 @@ def test_retry_after_is_bounded(arrange, db, servers, header, expected):
     hook = servers()
     hook.replies = [(429, {"Retry-After": header})]
     run = setup_run(arrange, hook.url)
-    deliver_due(db, now=NOW, run_ids=[run], scenario_items=False, environ={})
+    deliver_due(TickContext(db, NOW, {}), run_ids=[run], scenario_items=False)
     assert next_attempt(arrange) == expected
 
 
@@ -126,7 +127,7 @@ def test_retry_after_on_a_permanent_refusal_is_ignored(arrange, db, servers):
     hook = servers()
     hook.replies = [(400, {"Retry-After": "600"})]
     run = setup_run(arrange, hook.url)
-    report = deliver_due(db, now=NOW, run_ids=[run], scenario_items=False, environ={})
+    report = deliver_due(TickContext(db, NOW, {}), run_ids=[run], scenario_items=False)
     assert report.failed == 1 and arrange.statuses(run) == {"failed": 1}
 
 
@@ -134,7 +135,7 @@ def test_http_proxy_from_the_environment_carries_the_post(arrange, db, servers):
     hook, proxy = servers(), servers()
     run = setup_run(arrange, hook.url, n=2)
     environ = {"HTTP_PROXY": f"http://user:p%40ss@{proxy.address}"}
-    report = deliver_due(db, now=NOW, run_ids=[run], scenario_items=False, environ=environ)
+    report = deliver_due(TickContext(db, NOW, environ), run_ids=[run], scenario_items=False)
     assert report.sent == 2
     assert hook.requests == []  # the proxy answered; nothing went straight to the receiver
     assert [r["path"] for r in proxy.requests] == [hook.url, hook.url]
@@ -148,7 +149,7 @@ def test_lower_case_proxy_variable_wins_and_no_proxy_bypasses(arrange, db, serve
     run = setup_run(arrange, hook.url)
     environ = {"HTTP_PROXY": "http://127.0.0.1:1", "http_proxy": f"http://{proxy.address}",
                "NO_PROXY": "example.org, 127.0.0.1"}
-    report = deliver_due(db, now=NOW, run_ids=[run], scenario_items=False, environ=environ)
+    report = deliver_due(TickContext(db, NOW, environ), run_ids=[run], scenario_items=False)
     assert report.sent == 1
     assert proxy.requests == [] and [r["path"] for r in hook.requests] == ["/hook"]
 
@@ -157,15 +158,15 @@ def test_proxy_is_read_from_the_given_environment_only(arrange, db, servers, mon
     hook = servers()
     monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:1")  # not the command's environment
     run = setup_run(arrange, hook.url)
-    report = deliver_due(db, now=NOW, run_ids=[run], scenario_items=False, environ={})
+    report = deliver_due(TickContext(db, NOW, {}), run_ids=[run], scenario_items=False)
     assert report.sent == 1 and len(hook.requests) == 1
 
 
 def test_unreachable_proxy_is_a_transient_failure_naming_it(arrange, db, servers):
     hook = servers()
     run = setup_run(arrange, hook.url)
-    report = deliver_due(db, now=NOW, run_ids=[run], scenario_items=False,
-                         environ={"HTTP_PROXY": "http://127.0.0.1:1"})
+    report = deliver_due(TickContext(db, NOW, {"HTTP_PROXY": "http://127.0.0.1:1"}), run_ids=[run],
+                         scenario_items=False)
     assert report.retried == 1 and hook.requests == []
     error = arrange.rows("SELECT last_error FROM queue_items")[0]["last_error"]
     assert "via proxy 127.0.0.1:1" in error
@@ -174,8 +175,8 @@ def test_unreachable_proxy_is_a_transient_failure_naming_it(arrange, db, servers
 def test_unusable_proxy_url_is_a_transient_failure(arrange, db, servers):
     hook = servers()
     run = setup_run(arrange, hook.url)
-    report = deliver_due(db, now=NOW, run_ids=[run], scenario_items=False,
-                         environ={"HTTP_PROXY": "socks5://127.0.0.1:1080"})
+    report = deliver_due(TickContext(db, NOW, {"HTTP_PROXY": "socks5://127.0.0.1:1080"}),
+                         run_ids=[run], scenario_items=False)
     assert report.retried == 1 and hook.requests == []
     error = arrange.rows("SELECT last_error FROM queue_items")[0]["last_error"]
     assert "http_proxy must look like http://host:port" in error

@@ -148,6 +148,7 @@ schedule:
 def test_delivery_never_claims_an_item_after_the_close(world, state):
     """Defence in depth at the claim: even when nothing has closed the campaign's runs yet (a
     late pass, a restart), delivery hands over nothing once closes_at has passed."""
+    from campctl.engine.context import TickContext
     from campctl.engine.delivery import deliver_due
     from campctl.store.db import open_db
     from campctl.timeutil import from_db
@@ -157,8 +158,8 @@ def test_delivery_never_claims_an_item_after_the_close(world, state):
     run = _stages(world, started["id"])[0]["run_id"]
     db = open_db(state, create=False)
     try:
-        report = deliver_due(db, now=from_db(CLOSED_AT), run_ids=[run], scenario_items=False,
-                             environ={})
+        report = deliver_due(TickContext(db, from_db(CLOSED_AT), {}), run_ids=[run],
+                             scenario_items=False)
     finally:
         db.close()
     assert report.sent == 0
