@@ -123,7 +123,7 @@ def _deliver_process(state, now: str, run: int, batch: int) -> subprocess.Popen:
 
 
 def test_two_processes_never_hand_over_the_same_item(arrange, http_server, state):
-    run, ids = setup_run(arrange, http_server.url, n=120)
+    run, _ = setup_run(arrange, http_server.url, n=120)
     http_server.script = [(200, 0.01)] * 120  # slow enough that the three senders overlap
     procs = [_deliver_process(state, "2027-03-01T09:00:00Z", run, 7) for _ in range(3)]
     totals = []

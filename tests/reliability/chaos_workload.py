@@ -30,6 +30,7 @@ import sys
 import time
 from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 
 from receivers import SmtpReceiver, WebhookReceiver
@@ -342,7 +343,7 @@ def _count(state: Path, workdir: Path, smtp: SmtpReceiver, hook: WebhookReceiver
                            if x["message_id"] == key]
             else:
                 by_line = [ticks.tick_at(at) for at in seen]
-            for earlier, later in zip(by_line, by_line[1:]):
+            for earlier, later in pairwise(by_line):
                 resent += 1
                 # A copy is explained when the tick that handed it over was killed before
                 # recording it, and the copy came from a later tick.
@@ -351,7 +352,7 @@ def _count(state: Path, workdir: Path, smtp: SmtpReceiver, hook: WebhookReceiver
                     per_kill[id(earlier)] += 1
     # Different message ids for one recipient of one run (or one scenario step of one profile).
     per_recipient: dict[tuple, set[str]] = defaultdict(set)
-    for name, got in arrivals.items():
+    for got in arrivals.values():
         for key, _ in got:
             row = by_key.get(key)
             if row is not None:

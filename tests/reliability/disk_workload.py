@@ -423,7 +423,7 @@ def _namespace_cases(base: Path, work: Path, contacts: int, free_kib: list[int],
             (folder / name).unlink(missing_ok=True)
             if (keep / name).exists():
                 shutil.copy(keep / name, folder / name)
-        apply_code, import_code, tick_code = (c for c, _ in out)
+        apply_code, import_code, _tick_code = (c for c, _ in out)
         conn = sqlite3.connect(folder / "s.db")
         try:
             segments = conn.execute("SELECT count(*) FROM objects WHERE kind = 'Segment'"

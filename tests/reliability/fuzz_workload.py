@@ -144,7 +144,7 @@ def textual(text: str, rng: random.Random) -> str | bytes:
     if pick == 3:  # a duplicate key
         lines = text.splitlines()
         i = rng.randrange(len(lines))
-        return "\n".join(lines[: i + 1] + [lines[i]] + lines[i + 1:]) + "\n"
+        return "\n".join([*lines[: i + 1], lines[i], *lines[i + 1:]]) + "\n"
     if pick == 4:
         return text + BOMB if rng.random() < 0.5 else BOMB + text
     if pick == 5:

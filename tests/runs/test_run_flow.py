@@ -8,6 +8,7 @@ import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 
 import pytest
 
@@ -131,7 +132,7 @@ def test_two_operators_stopping_at_once_one_wins(cli, launched, state, rows):
 
 
 class _SlowHook(BaseHTTPRequestHandler):
-    received: list[str] = []
+    received: ClassVar[list[str]] = []
     delay = 0.01
 
     def do_POST(self):
