@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from .test_seed003 import campaign
+from .campaign_texts import campaign
 
 
 @pytest.mark.parametrize("include_sent,expected", [(False, 3), (True, 5)])

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from .test_seed003 import campaign
+from .campaign_texts import campaign
 
 
 def _dump(rows) -> dict:
