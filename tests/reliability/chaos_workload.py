@@ -1,4 +1,4 @@
-"""SIGKILL chaos over a mixed workload (issue 8 items 3, 4 and 11), as figures.
+"""SIGKILL chaos over a mixed workload, as figures.
 
 `measure(workdir, size=...)` sets up one state file with three channels (the outbox with a JSONL
 copy, SMTP to a real SmtpReceiver, a webhook to a real WebhookReceiver on 127.0.0.1) and a mixed
@@ -14,8 +14,8 @@ and its JSONL file, and every state in the file is audited against its history /
 
 Figures: kills, ticks, messages (by channel), duplicates (a second message id for one
 recipient of one run or scenario step), resent_after_kill (the same key again after a kill
-between hand-over and the commit that records it, SPEC §4), lost, integrity_failures,
-partial_queues, changes_without_history, seconds, ok.
+between hand-over and the commit that records it: allowed, receivers deduplicate by the key),
+lost, integrity_failures, partial_queues, changes_without_history, seconds, ok.
 """
 
 from __future__ import annotations
@@ -439,7 +439,7 @@ def _expected_work(state: Path, contacts: int, start: datetime, stop: datetime,
             "scenario_profiles": sum(profiles.values()), "missing_work": missing}
 
 
-# --- item 11: every state has its history / log row ------------------------------------------
+# --- every state has its history / log row ---------------------------------------------------
 
 def audit_history(state: Path) -> tuple[int, list[str], dict]:
     """Compare every status in the file with the history / execution-log rows written for it.

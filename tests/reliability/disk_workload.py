@@ -1,5 +1,4 @@
-"""Full and read-only disks under the state file and the outbox folder (issue 8 item 9), as
-figures.
+"""Full and read-only disks under the state file and the outbox folder, as figures.
 
 `measure(workdir, size=...)` prepares one state file (contacts imported, an outbox channel with a
 JSON Lines `dir:`, a started one-off campaign whose queue the next tick must build and deliver)

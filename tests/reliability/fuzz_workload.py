@@ -1,4 +1,4 @@
-"""Fuzzed definitions and imports (issue 8 item 10), as figures.
+"""Fuzzed definitions and imports, as figures.
 
 `measure(workdir, size=...)` takes every document of the valid examples in `plans/` (all five
 kinds), mutates each case with a seeded random generator — keys deleted or renamed, values

@@ -1,4 +1,6 @@
-"""Cron in local zones: validation, DST rules of SPEC §8, host-TZ independence, catch-up, speed."""
+"""Cron in local zones: validation, DST rules (an ambiguous local time fires once, at its first
+occurrence; a skipped one at the first instant after the gap), host-TZ independence, catch-up,
+speed."""
 
 from __future__ import annotations
 
