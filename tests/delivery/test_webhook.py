@@ -146,7 +146,7 @@ def test_crash_between_hand_over_and_record_resends_with_the_same_key(arrange, d
         time.sleep(0.02)
     assert http_server.requests, "the sender ended without reaching the server"
     proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=300)
+    proc.communicate(timeout=300)  # reaps it and closes its pipes
     held = arrange.rows("SELECT status, claim_token, claimed_until FROM queue_items")[0]
     assert held["status"] == "queued" and held["claim_token"]
     # While the claim holds, nobody else sends it.
