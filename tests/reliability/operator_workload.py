@@ -360,6 +360,8 @@ def measure(workdir: Path, *, size: str = "small", seed: int = 0) -> dict:
         daemon.wait(timeout=NO_HANG)
         daemon_out.thread.join(timeout=NO_HANG)
         daemon_err.thread.join(timeout=NO_HANG)
+        daemon.stdout.close()
+        daemon.stderr.close()
         final_tick = cmd.run("tick", kind="tick")
         time.sleep(0.2)
         arrivals = [(k, t, "hook") for k, t, _ in hook.arrivals()]
