@@ -186,10 +186,11 @@ def _arrivals(smtp: SmtpReceiver, hook: WebhookReceiver) -> list[tuple[str, floa
             + [(_key(k), at, _campaign_of("hook", info)) for k, at, info in hook.arrivals()])
 
 
-def _in_doubt(state: Path) -> list[str]:
-    """Message ids marked as going to a channel but not recorded: what a kill left in doubt."""
-    return [m for (m,) in _query(state, "SELECT message_id FROM queue_items"
-                                        " WHERE handover_begun = 1 AND status = 'queued'")]
+def _in_doubt(state: Path) -> set[tuple[str, str]]:
+    """(message id, claim token) of the items marked as going to a channel but not recorded:
+    what kills left in doubt (a later claim of the same item has another token)."""
+    return set(_query(state, "SELECT message_id, claim_token FROM queue_items"
+                             " WHERE handover_begun = 1 AND status = 'queued'"))
 
 
 def _integrity(state: Path) -> bool:
@@ -264,6 +265,7 @@ def measure(workdir: Path, *, size: str = "small", seed: int = 0) -> dict:
     ticks = Ticks(state, killer)
     integrity_failures = 0
     doubt: list[tuple[int, list[str]]] = []  # (index of the killed tick, message ids in doubt)
+    seen_in_doubt: set[tuple[str, str]] = set()
     operator: dict[str, float] = {}
     nonzero_unkilled: list[str] = []
     now = T0
@@ -290,7 +292,12 @@ def measure(workdir: Path, *, size: str = "small", seed: int = 0) -> dict:
         def after_kill(entry: dict) -> None:
             nonlocal integrity_failures
             if entry["killed"]:
-                doubt.append((len(ticks.entries) - 1, _in_doubt(state)))
+                # What this kill left in doubt: not what an earlier kill left and no tick has
+                # claimed again since (a kill during start-up leaves those as they were).
+                now_in_doubt = _in_doubt(state)
+                doubt.append((len(ticks.entries) - 1,
+                              sorted(m for m, token in now_in_doubt - seen_in_doubt)))
+                seen_in_doubt.update(now_in_doubt)
             elif entry["code"] != 0:
                 nonzero_unkilled.append(entry["stderr"].strip()[-300:])
             if not _integrity(state):
