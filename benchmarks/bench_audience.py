@@ -41,7 +41,8 @@ FLOOR_IMPORT = r"""
 import csv, sqlite3, sys
 conn = sqlite3.connect(sys.argv[1], isolation_level=None)
 conn.execute("PRAGMA journal_mode=WAL"); conn.execute("PRAGMA synchronous=NORMAL")
-conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, external_id TEXT UNIQUE, email TEXT, attrs TEXT)")
+conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, external_id TEXT UNIQUE, email TEXT, "
+             "attrs TEXT)")
 with open(sys.argv[2], newline="") as f:
     r = csv.reader(f); next(r)
     conn.execute("BEGIN IMMEDIATE")
@@ -167,7 +168,8 @@ def main() -> None:
         state = work / "state.db"
         imp = measured([*campctl, "--state", str(state), "contacts", "import", str(csv_path)])
         print(f"import CSV            wall {imp[0]:6.2f} s  cpu {imp[1]:6.2f} s  "
-              f"{n / imp[0]:8,.0f} rows/s wall ({n / imp[1]:,.0f}/s cpu)  peak RSS {imp[2]:4.0f} MB")
+              f"{n / imp[0]:8,.0f} rows/s wall ({n / imp[1]:,.0f}/s cpu)  "
+              f"peak RSS {imp[2]:4.0f} MB")
         print(f"  floor: csv.reader + executemany INSERT (no typing, no upsert, no groups) "
               f"wall {floor[0]:.2f} s cpu {floor[1]:.2f} s → ratio {imp[0] / floor[0]:.2f}× wall, "
               f"{imp[1] / floor[1]:.2f}× cpu")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -39,7 +40,9 @@ def test_old_file_is_migrated_in_place_and_matches_a_fresh_one(tmp_path, monkeyp
             "INSERT INTO config (key, value) VALUES ('four_eyes', 'true')"
         )
     db.close()
-    assert _schema_dump(old) and sqlite3.connect(old).execute("PRAGMA user_version").fetchone()[0] == len(schema.MIGRATIONS)
+    assert _schema_dump(old)
+    with closing(sqlite3.connect(old)) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == len(schema.MIGRATIONS)
 
     monkeypatch.setattr(dbmod, "MIGRATIONS", [*schema.MIGRATIONS, V2_TEST])
     monkeypatch.setattr(dbmod, "SCHEMA_VERSION", len(schema.MIGRATIONS) + 1)

@@ -68,7 +68,8 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
 
 def run_view(run: dict, counts: dict, notes: list[str],
              left_out: tuple[int, str | None] = (0, None)) -> dict:
-    """The §9 shape of a run (JSON keys fixed by the spec), plus its timezone for tables.
+    """A run as `get runs -o json` shows it (documented keys, stable for scripts), plus its
+    timezone for tables.
     `left_out`: contacts the creator's sending rights left out of the queue, and why."""
     spec = run.get("spec") or {}
     return {

@@ -105,10 +105,19 @@ def _note_retried(db, *, kind: str, name: str, reason: str, now: datetime, key: 
     if not object_failures.record(db, kind=key, name=name, reason=reason, now=now):
         return  # same failure as at the last tick: told once already
     column = RETRIED[kind]
-    exec_log.append(db, now=now, event="Processing Failed", details=reason + "; retried at "
-                    "every tick until it goes through", **{column: name})
+    _log(db, kind=kind, name=name, now=now, event="Processing Failed",
+         details=reason + "; retried at every tick until it goes through")
     notifications.add(db, now=now, kind=f"{column}-failed", object=f"{column}/{name}",
                       note=f"processing failed, retried at every tick: {reason}", actor=ACTOR)
+
+
+def _log(db, *, kind: str, name: str, now: datetime, event: str, details: str) -> None:
+    """One execution-log line about a retried object, naming it in its kind's column."""
+    column = RETRIED[kind]
+    exec_log.append(db, now=now, event=event, details=details,
+                    campaign=name if column == "campaign" else None,
+                    plan=name if column == "plan" else None,
+                    scenario=name if column == "scenario" else None)
 
 
 def _recovered(db, report: TickReport | None, *, kind: str, name: str, now: datetime,
@@ -122,10 +131,9 @@ def _recovered(db, report: TickReport | None, *, kind: str, name: str, now: date
     with db.atomic():
         row = object_failures.clear(db, kind=key, name=name)
         if row is not None:
-            column = RETRIED[kind]
-            exec_log.append(db, now=now, event="Processing Recovered", **{column: name},
-                            details=f"went through after {row['count']} failed tick(s) since "
-                                    f"{row['first_at']}")
+            _log(db, kind=kind, name=name, now=now, event="Processing Recovered",
+                 details=f"went through after {row['count']} failed tick(s) since "
+                         f"{row['first_at']}")
     report.failing.discard((key, name))
 
 

@@ -1,4 +1,4 @@
-"""The execution log (SPEC §6 events) of plans, runs and scenarios."""
+"""The execution log of plans, runs and scenarios (events such as "Processing Failed")."""
 
 from __future__ import annotations
 
@@ -43,8 +43,8 @@ def read_log(
     after_id: int = 0,
     limit: int | None = 1000,
 ) -> tuple[list[dict], int]:
-    """Log rows oldest first (SPEC §9 keys) with filters, and the last id read (for --follow).
-    `limit`: the most recent N rows; None for all."""
+    """Log rows oldest first (the keys of `log -o json`) with filters, and the last id read
+    (for --follow). `limit`: the most recent N rows; None for all."""
     where = ["id > ?"]
     params: list = [after_id]
     for column, value in (("plan", plan), ("instance_id", instance_id), ("run_id", run_id),

@@ -18,7 +18,8 @@ def add(db: Database, *, now: datetime, kind: str, object: str, note: str | None
         "INSERT INTO notifications (at, kind, object, note, actor) VALUES (?, ?, ?, ?, ?)",
         (to_db(now), kind, object, note, actor),
     )
-    return int(cur.lastrowid)
+    assert cur.lastrowid is not None  # set by every INSERT
+    return cur.lastrowid
 
 
 def list_notifications(db: Database, *, since: datetime | None = None) -> list[dict[str, Any]]:

@@ -231,7 +231,7 @@ V1 = [
         UNIQUE (instance_id, position)
     )""",
     "CREATE INDEX stage_instances_run ON stage_instances (run_id)",
-    # The execution log of plans, runs and scenarios (SPEC §6 events).
+    # The execution log of plans, runs and scenarios (`campctl log`).
     """CREATE TABLE exec_log (
         id INTEGER PRIMARY KEY,
         at TEXT NOT NULL,

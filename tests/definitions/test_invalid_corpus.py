@@ -36,7 +36,7 @@ def test_each_invalid_file_reports_exactly_its_errors(cli, path):
     assert all(e["file"] == str(path) for e in errors)
     expected = expectations(path)
     for line, col, fragment in expected:
-        assert any((l, c) == (line, col) and fragment in m for l, c, m in got), (
+        assert any((ln, c) == (line, col) and fragment in m for ln, c, m in got), (
             f"expected {line}:{col} {fragment!r}, got {got}")
     assert len(got) == len(expected), f"unexpected extra errors: {got}"
     assert "Traceback" not in result.stderr

@@ -214,7 +214,7 @@ def smtp_auth_server():
 
     port = _free_port()
     with warnings.catch_warnings():  # AUTH without TLS is what this loopback test wants
-        warnings.simplefilter("ignore")
+        warnings.filterwarnings("ignore", "Requiring AUTH while not requiring TLS", UserWarning)
         controller = Controller(handler, hostname="127.0.0.1", port=port,
                                 authenticator=authenticator, auth_require_tls=False,
                                 auth_required=True, auth_exclude_mechanism=["LOGIN"])

@@ -47,7 +47,7 @@ def test_smtp_success_one_connection_deterministic_message_id(arrange, db, smtp_
 
 
 def test_smtp_4xx_is_retried_later_with_the_same_message_id(arrange, db, smtp_server):
-    run, ids = setup_run(arrange, smtp_server.port, n=2)
+    run, _ = setup_run(arrange, smtp_server.port, n=2)
     smtp_server.script = ["451 4.3.0 try again later"]
     first = deliver_due(TickContext(db, NOW, {}), run_ids=[run], scenario_items=False)
     assert (first.sent, first.retried, first.failed) == (1, 1, 0)

@@ -126,7 +126,7 @@ def _deliver_process(state, now: str, run: int, batch: int) -> subprocess.Popen:
 
 
 def test_two_processes_never_hand_over_the_same_item(arrange, http_server, state):
-    run, ids = setup_run(arrange, http_server.url, n=120)
+    run, _ = setup_run(arrange, http_server.url, n=120)
     http_server.script = [(200, 0.01)] * 120  # slow enough that the three senders overlap
     procs = [_deliver_process(state, "2027-03-01T09:00:00Z", run, 7) for _ in range(3)]
     totals = []
@@ -149,7 +149,7 @@ def test_crash_between_hand_over_and_record_resends_with_the_same_key(arrange, d
         time.sleep(0.02)
     assert http_server.requests, "the sender ended without reaching the server"
     proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=300)
+    proc.communicate(timeout=300)  # reaps it and closes its pipes
     held = arrange.rows("SELECT status, claim_token, claimed_until FROM queue_items")[0]
     assert held["status"] == "queued" and held["claim_token"]
     # While the claim holds, nobody else sends it.

@@ -56,7 +56,8 @@ def outbox(rows):
 @pytest.fixture
 def runs(rows):
     def read(campaign: str | None = None) -> list[dict]:
-        sql = "SELECT id, stage, status, scheduled_at, queue_at, send_at, built_at, finished_at FROM runs"
+        sql = ("SELECT id, stage, status, scheduled_at, queue_at, send_at, built_at, finished_at "
+               "FROM runs")
         params: tuple = ()
         if campaign:
             sql += " WHERE campaign = ?"

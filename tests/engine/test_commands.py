@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 
-from .test_seed003 import campaign
+from .campaign_texts import campaign
 
 NO_HANG = 300  # seconds: a guard against a hung process, never a pass/fail budget
 

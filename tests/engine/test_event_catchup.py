@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from .test_seed003 import EVENT, campaign, emit, sent_at
+from .campaign_texts import EVENT, campaign, emit, sent_at
 
 
 def daily(policy: str) -> str:

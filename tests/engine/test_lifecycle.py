@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from .test_seed003 import campaign
+from .campaign_texts import campaign
 
 
 @pytest.mark.parametrize("include_sent,expected", [(False, 3), (True, 5)])
@@ -82,7 +82,7 @@ def test_daily_campaign_fires_once_per_local_day_across_dst(tmp_path_factory, zo
             while now < start + timedelta(days=7):
                 run_tick(db, now=now, environ={})
                 now += timedelta(minutes=60)
-    fired = [row for row in _occurrences(db)]
+    fired = list(_occurrences(db))
     days = [datetime.fromisoformat(f.replace("Z", "+00:00")).astimezone(tz(zone)).date()
             for f in fired]
     assert len(days) == len(set(days)), fired  # never twice on a local day

@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-from .test_seed003 import campaign
+from .campaign_texts import campaign
 
 LIGHT = ("zoneinfo", "json", "dateutil", "sqlite_utils", "typer", "rich", "jinja2", "yaml",
          "croniter", "http.client", "urllib.request")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .test_seed003 import campaign
+from .campaign_texts import campaign
 
 THROTTLED_OUTBOX = """kind: Channel
 name: rehearsal

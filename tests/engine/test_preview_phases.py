@@ -3,7 +3,7 @@ delayed send schedule or a closed sending window."""
 
 from __future__ import annotations
 
-from .test_seed003 import EVENT, campaign
+from .campaign_texts import EVENT, campaign
 
 
 def _preview(cli, now: str, count: int = 5) -> list[tuple[str, str]]:

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from .test_seed003 import campaign
+from .campaign_texts import campaign
 
 
 def _dump(rows) -> dict:
@@ -31,11 +31,12 @@ def test_eight_concurrent_ticks_fire_once_and_send_once(launch, state, rows, web
         campaign("type: date-triggered\nchannel: hook\nschedule: {cron: \"0 9 * * *\"}\n",
                  name=f"daily-{i}") + "---\n" for i in range(3)
     ) + campaign("type: one-off\nchannel: hook\nschedule: {send: immediately}\n",
-                 name="once") + f"---\nkind: Channel\nname: hook\ntype: webhook\nurl: {webhook.url}\n"
+                 name="once") + (
+        f"---\nkind: Channel\nname: hook\ntype: webhook\nurl: {webhook.url}\n")
     launch(text, at="2027-03-01T08:00:00Z", contacts=40)
     procs = [_spawn(state, "2027-03-01T09:00:00Z") for _ in range(8)]
     for proc in procs:
-        out, err = proc.communicate(timeout=120)
+        _, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err
     # one run per occurrence: 3 date-triggered occurrences + 1 one-off launch
     assert len(rows("SELECT id FROM runs")) == 4
@@ -52,7 +53,7 @@ def test_eight_concurrent_outbox_ticks_one_record_per_item(launch, state, rows):
            at="2027-03-01T08:00:00Z", contacts=200)
     procs = [_spawn(state, "2027-03-01T08:00:00Z") for _ in range(8)]
     for proc in procs:
-        out, err = proc.communicate(timeout=120)
+        _, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err
     assert len(rows("SELECT id FROM runs")) == 1
     per_item = rows("SELECT q.message_id, count(o.message_id) AS n FROM queue_items q "

@@ -177,7 +177,7 @@ def test_invalid_files_are_reported_with_positions_and_nothing_is_written(cli, a
     result = cli("apply", good, bad)
     assert result.exit_code == 1, result
     assert f"{bad}:" in result.stderr
-    position = [line for line in result.stderr.splitlines() if line.startswith(f"{bad}:")][0]
+    position = next(line for line in result.stderr.splitlines() if line.startswith(f"{bad}:"))
     line_no, col = position[len(str(bad)) + 1:].split(":")[:2]
     assert line_no.isdigit() and col.isdigit()
     assert "nothing was applied" in result.stderr

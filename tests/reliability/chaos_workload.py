@@ -1,4 +1,4 @@
-"""SIGKILL chaos over a mixed workload (issue 8 items 3, 4 and 11), as figures.
+"""SIGKILL chaos over a mixed workload, as figures.
 
 `measure(workdir, size=...)` sets up one state file with three channels (the outbox with a JSONL
 copy, SMTP to a real SmtpReceiver, a webhook to a real WebhookReceiver on 127.0.0.1) and a mixed
@@ -14,8 +14,8 @@ and its JSONL file, and every state in the file is audited against its history /
 
 Figures: kills, ticks, messages (by channel), duplicates (a second message id for one
 recipient of one run or scenario step), resent_after_kill (the same key again after a kill
-between hand-over and the commit that records it, SPEC §4), lost, integrity_failures,
-partial_queues, changes_without_history, seconds, ok.
+between hand-over and the commit that records it: allowed, receivers deduplicate by the key),
+lost, integrity_failures, partial_queues, changes_without_history, seconds, ok.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ import sys
 import time
 from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
 
 from receivers import SmtpReceiver, WebhookReceiver
@@ -344,7 +345,7 @@ def _count(state: Path, workdir: Path, smtp: SmtpReceiver, hook: WebhookReceiver
                            if x["message_id"] == key]
             else:
                 by_line = [ticks.tick_at(at) for at in seen]
-            for earlier, later in zip(by_line, by_line[1:]):
+            for earlier, later in pairwise(by_line):
                 resent += 1
                 # A copy is explained when the tick that handed it over was killed before
                 # recording it, and the copy came from a later tick.
@@ -353,7 +354,7 @@ def _count(state: Path, workdir: Path, smtp: SmtpReceiver, hook: WebhookReceiver
                     per_kill[id(earlier)] += 1
     # Different message ids for one recipient of one run (or one scenario step of one profile).
     per_recipient: dict[tuple, set[str]] = defaultdict(set)
-    for name, got in arrivals.items():
+    for got in arrivals.values():
         for key, _ in got:
             row = by_key.get(key)
             if row is not None:
@@ -440,7 +441,7 @@ def _expected_work(state: Path, contacts: int, start: datetime, stop: datetime,
             "scenario_profiles": sum(profiles.values()), "missing_work": missing}
 
 
-# --- item 11: every state has its history / log row ------------------------------------------
+# --- every state has its history / log row ---------------------------------------------------
 
 def audit_history(state: Path) -> tuple[int, list[str], dict]:
     """Compare every status in the file with the history / execution-log rows written for it.

@@ -1,5 +1,4 @@
-"""Full and read-only disks under the state file and the outbox folder (issue 8 item 9), as
-figures.
+"""Full and read-only disks under the state file and the outbox folder, as figures.
 
 `measure(workdir, size=...)` prepares one state file (contacts imported, an outbox channel with a
 JSON Lines `dir:`, a started one-off campaign whose queue the next tick must build and deliver)
@@ -423,7 +422,7 @@ def _namespace_cases(base: Path, work: Path, contacts: int, free_kib: list[int],
             (folder / name).unlink(missing_ok=True)
             if (keep / name).exists():
                 shutil.copy(keep / name, folder / name)
-        apply_code, import_code, tick_code = (c for c, _ in out)
+        apply_code, import_code, _tick_code = (c for c, _ in out)
         conn = sqlite3.connect(folder / "s.db")
         try:
             segments = conn.execute("SELECT count(*) FROM objects WHERE kind = 'Segment'"

@@ -1,4 +1,4 @@
-"""Fuzzed definitions and imports (issue 8 item 10), as figures.
+"""Fuzzed definitions and imports, as figures.
 
 `measure(workdir, size=...)` takes every document of the valid examples in `plans/` (all five
 kinds), mutates each case with a seeded random generator — keys deleted or renamed, values
@@ -144,7 +144,7 @@ def textual(text: str, rng: random.Random) -> str | bytes:
     if pick == 3:  # a duplicate key
         lines = text.splitlines()
         i = rng.randrange(len(lines))
-        return "\n".join(lines[: i + 1] + [lines[i]] + lines[i + 1:]) + "\n"
+        return "\n".join([*lines[: i + 1], lines[i], *lines[i + 1:]]) + "\n"
     if pick == 4:
         return text + BOMB if rng.random() < 0.5 else BOMB + text
     if pick == 5:

@@ -1,4 +1,4 @@
-"""Ticks, a daemon and an operator loop together on one state file (issue 8 item 2), as figures.
+"""Ticks, a daemon and an operator loop together on one state file, as figures.
 
 `measure(workdir, size=..., seed=...)` runs, in real time (no --now), a fixed amount of work:
 - two loops of `campctl tick` subprocesses (each at least `ticks` ticks, and on until the
@@ -29,7 +29,8 @@ Checks (counted at the receivers, by Idempotency-Key / Message-ID mapped to run 
   not violations, the pause may not have committed yet. The same for plan instances.
 - a stop, like a pause, waits for the message in flight and nothing of the run arrives after
   it returns; every message that arrived is recorded `sent` in the state file (none cancelled);
-- every command exits with a spec exit code, every failure has one `error:` line, no traceback.
+- every command exits with a documented exit code, every failure has one `error:` line, no
+  traceback.
 """
 
 from __future__ import annotations
@@ -359,6 +360,8 @@ def measure(workdir: Path, *, size: str = "small", seed: int = 0) -> dict:
         daemon.wait(timeout=NO_HANG)
         daemon_out.thread.join(timeout=NO_HANG)
         daemon_err.thread.join(timeout=NO_HANG)
+        daemon.stdout.close()
+        daemon.stderr.close()
         final_tick = cmd.run("tick", kind="tick")
         time.sleep(0.2)
         arrivals = [(k, t, "hook") for k, t, _ in hook.arrivals()]
@@ -398,7 +401,7 @@ def _figures(actions, log, arrivals, items, runs) -> dict:
     invalid = [a for a in actions if not a["valid"]]
     rejected = [a for a in invalid if a["rc"] in (1, 3) and _one_error_line(a["err"])]
     accepted = [a for a in invalid if a["rc"] == 0]
-    # Exit codes the spec allows for each command, and one error line for each failure.
+    # The exit codes documented for each command, and one error line for each failure.
     bad_exits = 0
     for entry in log:
         if entry["kind"] == "operator":

@@ -1,4 +1,4 @@
-"""Items 3, 4 and 11 of the reliability suite at CI size (full size: tests/reliability/full_size.py).
+"""SIGKILL chaos over a mixed workload at CI size (full size: tests/reliability/full_size.py).
 
 The workload SIGKILLs ticks at seeded random moments; the focused tests below place the kill
 exactly between a hand-over and the commit that records it: the receiving server kills the tick

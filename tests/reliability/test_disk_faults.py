@@ -1,4 +1,4 @@
-"""Full and read-only disks under the state file and the outbox folder (issue 8 item 9).
+"""Full and read-only disks under the state file and the outbox folder.
 
 The workload (disk_workload.py) runs every fault at small size; the tests below pin the two
 product fixes it found on their own, with the file size limit that works on every machine.

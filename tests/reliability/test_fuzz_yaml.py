@@ -1,5 +1,5 @@
-"""Fuzzed definitions of all five kinds, and fuzzed CSV / JSON Lines imports (issue 8 item 10):
-exit 0 or 1 with a message, never a traceback; a failed apply leaves the state file unchanged."""
+"""Fuzzed definitions of all five kinds, and fuzzed CSV / JSON Lines imports: exit 0
+or 1 with a message, never a traceback; a failed apply leaves the state file unchanged."""
 
 from __future__ import annotations
 

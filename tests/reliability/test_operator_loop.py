@@ -1,4 +1,4 @@
-"""Issue 8 item 2: ticks, a daemon and an operator loop together; nothing delivered while paused.
+"""Ticks, a daemon and an operator loop together; nothing delivered while paused.
 
 The workload lives in operator_workload.py (also run at full size by the reliability script);
 the focused tests below pin the pause hand-over rule on its own.

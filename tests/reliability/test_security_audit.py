@@ -1,6 +1,6 @@
-"""Issue 8 security list: the one item no other test covered end to end (secrets written `${VAR}`
-in a dump, the log, `describe`, `-o json` and the outbox). The other items and the tests that
-cover them are listed in docs/reliability.md (the security checklist)."""
+"""Secrets written `${VAR}` never show, end to end: not in a dump, the log, `describe`, `-o json`
+or the outbox. The other security checks and the tests that cover them are listed in
+docs/reliability.md (the security checklist)."""
 
 from __future__ import annotations
 

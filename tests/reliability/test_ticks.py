@@ -1,4 +1,5 @@
-"""Items 1, 5 and 7 of the reliability suite at CI size (full size: tests/reliability/full_size.py)."""
+"""Concurrent ticks, catch-up after a long silence, repeated and backward ticks, at CI size (full
+size: tests/reliability/full_size.py)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Concurrent ticks, catch-up after a long silence, repeated and backward ticks (issue 8 items
-1, 5 and 7), as figures.
+"""Concurrent ticks, catch-up after a long silence, repeated and backward ticks, as
+figures.
 
 `measure(workdir, size=...)` drives the real console script in subprocesses against one state
 file and a real webhook receiver on 127.0.0.1:

@@ -8,6 +8,7 @@ import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 
 import pytest
 
@@ -124,14 +125,15 @@ def test_two_operators_stopping_at_once_one_wins(cli, launched, state, rows):
     launched(3)
     assert cli("--now", T0, "tick", "--max-messages", "1").exit_code == 0
     procs = [_spawn(state, "--now", T0, "stop", "run", "1", "--note", f"op{i}") for i in range(3)]
-    codes = sorted(p.wait(timeout=300) for p in procs)
-    assert codes == [0, 1, 1], [p.stderr.read() for p in procs]
+    errors = [p.communicate(timeout=300)[1] for p in procs]
+    codes = sorted(p.returncode for p in procs)
+    assert codes == [0, 1, 1], errors
     assert len(rows("SELECT * FROM history WHERE kind = 'run' AND action = 'stop'")) == 1
     assert len(rows("SELECT * FROM notifications")) == 1
 
 
 class _SlowHook(BaseHTTPRequestHandler):
-    received: list[str] = []
+    received: ClassVar[list[str]] = []
     delay = 0.01
 
     def do_POST(self):
@@ -177,9 +179,11 @@ def test_stop_during_a_tick_stops_delivery_between_batches(cli, tmp_path, write_
     while len(_SlowHook.received) < 10 and tick.poll() is None:
         time.sleep(0.01)
     stop = _spawn(state, "--now", T0, "stop", "run", "1", "--note", "wrong link")
-    assert stop.wait(timeout=120) == 0, stop.stderr.read()
+    _, stop_err = stop.communicate(timeout=120)
+    assert stop.returncode == 0, stop_err
     at_stop = len(_SlowHook.received)
-    assert tick.wait(timeout=120) == 0, tick.stderr.read()
+    _, tick_err = tick.communicate(timeout=120)
+    assert tick.returncode == 0, tick_err
     for minute in (1, 2):
         assert cli("--now", f"2027-03-01T09:0{minute}:00Z", "tick").exit_code == 0
     delivered = list(_SlowHook.received)

@@ -1,4 +1,4 @@
-"""get runs / describe run: the §9 JSON shape, filters, counts, notes and history."""
+"""get runs / describe run: the JSON shape of a run, filters, counts, notes and history."""
 
 from __future__ import annotations
 

@@ -11,7 +11,8 @@ ACTIVE = ["scheduled", "building", "queued", "sending"]
 
 
 def expected(status: str, verb: str) -> str | None:
-    """What the spec says: the new status, or None when refused."""
+    """The expected outcome, written out apart from RUN_TRANSITIONS: the new status, or None when
+    refused."""
     if verb == "stop" and status in (*ACTIVE, "paused"):
         return "stopped"
     if verb == "pause" and status in ACTIVE:
@@ -34,7 +35,7 @@ def test_every_status_verb_pair(cli, make_run, rows, status, verb):
     run_id = make_run(status, items=("sent", "queued"), **extra)
     result = cli(*verb_args(verb, run_id))
     want = expected(status, verb)
-    # The table in models.py agrees with the spec.
+    # The table in models.py agrees with the expectation above.
     assert (verb in RUN_TRANSITIONS[RunStatus(status)]) == (want is not None)
     run = rows("SELECT status, finished_at FROM runs WHERE id = ?", (run_id,))[0]
     history = rows("SELECT action, from_status, to_status, note, actor FROM history "

@@ -1,4 +1,5 @@
-"""Manual launch (seed 004): count, validation, confirmation, launches and their results, stop."""
+"""Manual launch of a scenario: count, validation, confirmation, launches and their results,
+stop."""
 
 from __future__ import annotations
 
@@ -224,8 +225,8 @@ def test_confirmation_on_a_terminal(scn, state):
 
 
 def test_a_launch_that_completes_records_its_history_and_log_row(scn):
-    # Item 11 of issue 8: the tick's running → completed move of a launch has its history row
-    # (and an execution-log row) in the same transaction, like start and stop.
+    # Every state change has its history row: the tick's running → completed move of a launch
+    # has its history row (and an execution-log row) in the same transaction, like start and stop.
     _setup(scn)
     scn.ok("start", "scenario", "promo", "--group", "b", "--yes", "--now", at())
     scn.tick(at(td(minutes=1)))

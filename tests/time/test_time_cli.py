@@ -1,4 +1,5 @@
-"""Cron checks reach the operator: validate rejects expressions that cannot fire, with a position."""
+"""Cron checks reach the operator: validate rejects expressions that cannot fire, with a
+position."""
 
 from __future__ import annotations
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from zoneinfo import ZoneInfo
 
 from croniter import croniter  # test oracle only; the package imports it in engine/cron.py alone
@@ -65,7 +66,7 @@ def test_cron_slots_increase_match_and_cover(expr, tz, start, days):
     slots = fire_times(expr, tz, after=start, until=until, limit=3000)
     assume(len(slots) < 3000)
     # Strictly increasing UTC, so no duplicates; all inside (after, until].
-    assert all(b > a for a, b in zip(slots, slots[1:], strict=False))
+    assert all(b > a for a, b in pairwise(slots))
     assert all(start < s <= until for s in slots)
     for slot in slots:
         local = slot.astimezone(zone).replace(tzinfo=None)
@@ -107,7 +108,8 @@ def test_daily_cron_fires_once_per_local_day(hour, minute, tz, year):
 
 windows = st.tuples(st.integers(0, 23), st.sampled_from([0, 10, 30, 45, 59]),
                     st.integers(0, 23), st.sampled_from([0, 15, 30, 50])).filter(
-    lambda t: (t[0], t[1]) != (t[2], t[3])).map(lambda t: "%02d:%02d-%02d:%02d" % t)
+    lambda t: (t[0], t[1]) != (t[2], t[3])).map(
+    lambda t: f"{t[0]:02d}:{t[1]:02d}-{t[2]:02d}:{t[3]:02d}")
 
 # Instants near the DST days of the zones above, to the second.
 window_ats = st.builds(

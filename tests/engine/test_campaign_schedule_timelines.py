@@ -1,28 +1,11 @@
-"""The worked examples of seed 003 (campaign scheduling), each ticked through its timeline."""
+"""Worked examples of campaign scheduling (one-off, date-triggered and event-triggered; queue and
+send schedules, windows, catch-up, closing), each ticked through its timeline."""
 
 from __future__ import annotations
 
 import pytest
 
-HEAD = """kind: Campaign
-name: {name}
-timezone: {tz}
-audience: {{all: true}}
-message: {{subject: "Hi {{{{ first_name }}}}", body: "Hello {{{{ first_name }}}}"}}
-"""
-
-
-def campaign(body: str, *, name: str = "promo", tz: str = "UTC") -> str:
-    return HEAD.format(name=name, tz=tz) + body
-
-
-def built_at(runs, name="promo"):
-    return [r["built_at"] for r in runs(name)]
-
-
-def sent_at(outbox, name="promo"):
-    return sorted({m["sent_at"] for m in outbox(name)})
-
+from .campaign_texts import EVENT, built_at, campaign, emit, sent_at
 
 # --- one-off -----------------------------------------------------------------------------------
 
@@ -152,14 +135,6 @@ def test_date_triggered_window_holds_until_noon(launch, tick, runs, outbox):
 
 
 # --- event-triggered ---------------------------------------------------------------------------
-
-EVENT = "type: event-triggered\ntrigger: {event: form_submitted}\n"
-
-
-def emit(cli, at, contact, event="form_submitted"):
-    result = cli("--now", at, "events", "emit", event, "--contact", contact)
-    assert result.exit_code == 0, result
-
 
 def test_event_default_builds_at_next_tick(launch, tick, cli, runs, outbox):
     launch(campaign(EVENT), at="2027-03-01T08:00:00Z")
