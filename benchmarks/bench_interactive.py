@@ -80,9 +80,8 @@ def _prepare(path: Path, *, campaigns: int, due: int, contacts: int) -> None:
                     # `due` of them fire at 10:00 Paris (09:00Z); the others at 11:00 local
                     "schedule": {"cron": "0 10 * * *" if n < due else "0 11 * * *"},
                     "send_schedule": {"window": {"start": "08:00", "end": "20:00"}}}
-            object_store.insert_object(db, kind="Campaign", name=f"c{n:05d}", version=1,
-                                       spec=spec, description=None, status=status,
-                                       source=None, now=launched)
+            new = object_store.NewVersion("Campaign", f"c{n:05d}", 1, spec)
+            object_store.insert_object(db, new, status=status, now=launched)
             if status == "approved":
                 object_store.set_launched(db, f"c{n:05d}", now=launched)
     tick(db, now=launched, environ={})  # arms every schedule

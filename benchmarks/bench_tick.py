@@ -67,9 +67,8 @@ def _prepare(path: Path, *, campaigns: int, due: int, contacts: int) -> None:
                     "audience": {"all": True}, "message": {"subject": "s", "body": "b"},
                     # 100 fire at 10:00 Paris (09:00Z); the others at 11:00 Paris
                     "schedule": {"cron": "0 10 * * *" if n < due else "0 11 * * *"}}
-            object_store.insert_object(db, kind="Campaign", name=f"c{n:05d}", version=1,
-                                       spec=spec, description=None, status="approved",
-                                       source=None, now=launched)
+            new = object_store.NewVersion("Campaign", f"c{n:05d}", 1, spec)
+            object_store.insert_object(db, new, status="approved", now=launched)
             object_store.set_launched(db, f"c{n:05d}", now=launched)
     # Arm every schedule (computes next_due_at once; not measured).
     tick(db, now=launched, environ={})

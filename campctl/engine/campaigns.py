@@ -182,7 +182,7 @@ class _Target:
 def _close(db, name: str, closes_at: datetime, *, now: datetime, report) -> None:
     """Cancel what is left of the campaign's runs (every time: a late run cannot slip through)
     and end the plan stages they served; the campaign's own row is written once."""
-    occ = schedules.insert_occurrence(db, kind=KIND, name=name, scheduled_at=closes_at,
+    occ = schedules.insert_occurrence(db, schedules.Slot(KIND, name, closes_at),
                                       status="closed", now=now, reason="closes_at reached")
     ended = run_engine.close_campaign_runs(db, name, now=now, report=report)
     if occ is not None:
@@ -266,7 +266,7 @@ def _create_stage_runs(db, target: _Target, occurrence: NewRun, *, now: datetime
 def _one_off(db, target: _Target, launch: datetime, *, now: datetime, report):
     name = target.name
     queue_at, send_at = one_off_times(target.campaign, launch)
-    occ = schedules.insert_occurrence(db, kind=KIND, name=name, scheduled_at=launch,
+    occ = schedules.insert_occurrence(db, schedules.Slot(KIND, name, launch),
                                       status="fired", now=now, reason="launch")
     if occ is not None:
         ids = _create_stage_runs(db, target, _occurrence(occ, launch, queue_at, send_at),
@@ -280,7 +280,7 @@ def _one_off(db, target: _Target, launch: datetime, *, now: datetime, report):
 
 def _record_skips(db, name: str, skipped, *, now: datetime, report) -> None:
     for moment, reason in skipped:
-        if schedules.insert_occurrence(db, kind=KIND, name=name, scheduled_at=moment,
+        if schedules.insert_occurrence(db, schedules.Slot(KIND, name, moment),
                                        status="skipped", now=now, reason=reason) is not None:
             exec_log.append(db, now=now, event="Occurrence Skipped", campaign=name,
                             details=f"{to_db(moment)}: {reason}")
@@ -310,7 +310,7 @@ def _date_triggered(db, target: _Target, launch: datetime, *, now: datetime, rep
         fire, skipped = cron.apply_catchup(due, schedule.catchup, now=now)
         _record_skips(db, name, skipped, now=now, report=report)
         for moment in fire:
-            occ = schedules.insert_occurrence(db, kind=KIND, name=name, scheduled_at=moment,
+            occ = schedules.insert_occurrence(db, schedules.Slot(KIND, name, moment),
                                               status="fired", now=now)
             if occ is None:
                 continue
@@ -411,10 +411,10 @@ def _build_batch(db, target: _Target, batch: _Batch, *, now: datetime, report) -
         event_store.set_cursor(db, consumer, top)
     if count == 0:  # nothing new, or only events from before queue_start: they produce nothing
         if batch.record_empty:
-            schedules.insert_occurrence(db, kind=KIND, name=name, scheduled_at=moment,
+            schedules.insert_occurrence(db, schedules.Slot(KIND, name, moment),
                                         status="empty", now=now, reason="no new events")
         return
-    occ = schedules.insert_occurrence(db, kind=KIND, name=name, scheduled_at=moment,
+    occ = schedules.insert_occurrence(db, schedules.Slot(KIND, name, moment),
                                       status="fired", now=now, reason=f"{count} events")
     if occ is None:
         return

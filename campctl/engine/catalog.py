@@ -223,19 +223,17 @@ def execute_apply(db, changes: list[Change], *, actor: str, now: datetime,
             continue
         kind, d = c.kind.value, c.definition
         source = f"{d.pos.file}:{d.pos.line}" if d.pos.file else None
+        written = store.NewVersion(kind, c.name, c.version, c.spec, d.description, source)
         if c.action == "created":
-            store.insert_object(db, kind=kind, name=c.name, version=c.version, spec=c.spec,
-                                description=d.description, status=c.status, source=source, now=now)
+            store.insert_object(db, written, status=c.status, now=now)
             history.record(db, kind=kind, name=c.name, action="created", actor=actor, now=now,
                            to_status=c.status, note=note)
             users.record_creator(db, kind=kind, name=c.name, actor=actor)
         else:
-            store.update_spec(db, kind=kind, name=c.name, version=c.version, spec=c.spec,
-                              description=d.description, source=source, now=now)
+            store.update_spec(db, written, now=now)
             history.record(db, kind=kind, name=c.name, action="updated", actor=actor, now=now,
                            from_status=c.status, to_status=c.status, note=note)
-        store.add_version(db, kind=kind, name=c.name, version=c.version, spec=c.spec,
-                          description=d.description, source=source, actor=actor, now=now,
+        store.add_version(db, written, actor=actor, now=now,
                           history_id=store.last_history_id(db))
 
 

@@ -874,8 +874,7 @@ def _stop_runs(db: Database, instance: PlanInstance, *, now: datetime, actor: st
     cut: dict[int, str] = {}
     stopped: dict[int, str] = {}
     for run in store.active_runs_of_instance(db, instance.id):
-        if not store_runs.set_status(db, run.id, "stopped", now=now, expected=store.ACTIVE_RUN,
-                                     finished=True):
+        if not store_runs.end_run(db, run.id, "stopped", now=now, expected=store.ACTIVE_RUN):
             continue
         count = store_runs.cancel_queued_items(db, run.id, now=now)
         cancelled += count

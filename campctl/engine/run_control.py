@@ -93,10 +93,11 @@ def apply_run_verb(
             raise NotFound(f"no run {run_id} (list them with 'campctl get runs')")
         target = _target_status(db, run, verb, now=now)
         finished = verb in ("stop", "restart", "skip")
-        moved = store_runs.set_status(
-            db, run_id, target, now=now, expected=[run.status],
-            paused_from=run.status if verb == "pause" else None, finished=finished,
-        )
+        if finished:
+            moved = store_runs.end_run(db, run_id, target, now=now, expected=[run.status])
+        else:
+            moved = store_runs.set_status(db, run_id, target, now=now, expected=[run.status],
+                                          paused_from=run.status if verb == "pause" else None)
         if not moved:  # pragma: no cover - BEGIN IMMEDIATE makes this a can't-happen guard
             raise ActionRefused(f"run {run_id} changed while you acted; try again")
         action = RunAction(run_id=run_id, verb=verb, from_status=run.status, to_status=target)

@@ -208,8 +208,8 @@ def fail_run(db, run_id: int, *, error: str, now: datetime, report=None,
     False when the run had already ended."""
     run = run_store.get_run_record(db, run_id)
     before = run.status if run else None
-    if not run_store.set_status(db, run_id, "failed", now=now, expected=ACTIVE_RUN_STATUSES,
-                                finished=True, error=error):
+    if not run_store.end_run(db, run_id, "failed", now=now, expected=ACTIVE_RUN_STATUSES,
+                             error=error):
         return False
     cancelled = run_store.cancel_queued_items(db, run_id, now=now)
     history.record(db, kind="run", name=str(run_id), action="fail", actor=isolation.ACTOR,
@@ -368,9 +368,8 @@ def finish(ctx: TickContext) -> None:
             status = "failed" if failed else "completed"
             error = "no message went out: the channel stayed unreachable or refused them" \
                 if failed else None
-            if not run_store.set_status(db, run.id, status, now=now,
-                                        expected=["queued", "sending"], finished=True,
-                                        error=error):
+            if not run_store.end_run(db, run.id, status, now=now,
+                                     expected=["queued", "sending"], error=error):
                 continue
             details = (f"sent {counts['sent']}, failed {counts['failed']}, "
                        f"cancelled {counts['cancelled']}")
@@ -396,13 +395,11 @@ def close_campaign_runs(db, campaign: str, *, now: datetime, report) -> list[dic
             report.cancelled += cancelled
         if run.status == "scheduled" or (run.status == "paused"
                                              and run.built_at is None):
-            moved = run_store.set_status(db, run.id, "skipped", now=now,
-                                         expected=[run.status], finished=True,
-                                         error="campaign closed before it was built")
+            moved = run_store.end_run(db, run.id, "skipped", now=now, expected=[run.status],
+                                      error="campaign closed before it was built")
         else:
-            moved = run_store.set_status(db, run.id, "completed", now=now,
-                                         expected=[run.status], finished=True,
-                                         error="campaign closed; unsent messages cancelled")
+            moved = run_store.end_run(db, run.id, "completed", now=now, expected=[run.status],
+                                      error="campaign closed; unsent messages cancelled")
         exec_log.append(db, now=now, event="Campaign Closed", campaign=campaign,
                         stage=run.stage, run_id=run.id, instance_id=run.instance_id,
                         details=f"{cancelled} queued messages cancelled")

@@ -591,17 +591,16 @@ def clone(db, *, name: str, new: str, actor: str, now: datetime, note: str | Non
     # Version 1, unless the name was used before: versions are never reused after a delete.
     version = objects_store.next_version(db, "Scenario", new)
     source = f"clone of {name}"
-    objects_store.insert_object(db, kind="Scenario", name=new, version=version, spec=obj["spec"],
-                                description=obj.get("description"), status="inactive",
-                                source=source, now=now)
+    clone = objects_store.NewVersion("Scenario", new, version, obj["spec"],
+                                     obj.get("description"), source)
+    objects_store.insert_object(db, clone, status="inactive", now=now)
     history.record(db, kind="Scenario", name=new, action="cloned", actor=actor, now=now,
                    to_status="inactive", note=note or f"clone of {name} v{obj['version']}")
     from campctl.engine.users import record_creator
 
     record_creator(db, kind="Scenario", name=new, actor=actor)
-    objects_store.add_version(db, kind="Scenario", name=new, version=version, spec=obj["spec"],
-                              description=obj.get("description"), source=source, actor=actor,
-                              now=now, history_id=objects_store.last_history_id(db))
+    objects_store.add_version(db, clone, actor=actor, now=now,
+                              history_id=objects_store.last_history_id(db))
 
 
 # --- manual launch -------------------------------------------------------------------------------

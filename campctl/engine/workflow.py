@@ -147,8 +147,10 @@ def business_verb(
     # Stopping or revising ends a campaign's launch.
     clear = kind is Kind.CAMPAIGN and verb in ("stop", "revise")
     if not store.set_status(db, kind.value, name, from_status=status, to_status=str(target),
-                            now=now, clear_launch=clear):
+                            now=now):
         raise ActionRefused(f"{kind.cli} {name} changed meanwhile; look again and retry")
+    if clear:
+        store.clear_launch(db, name)
     history.record(db, kind=kind.value, name=name, action=action, actor=actor, now=now,
                    from_status=status, to_status=str(target), note=note)
     return status, str(target)

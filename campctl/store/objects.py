@@ -115,37 +115,46 @@ def next_version(db: Database, kind: str, name: str) -> int:
     return (current or 0) + 1
 
 
-def insert_object(
-    db: Database, *, kind: str, name: str, version: int, spec: dict, description: str | None,
-    status: str | None, source: str | None, now: datetime,
-) -> None:
+@dataclass(frozen=True, slots=True)
+class NewVersion:
+    """One version of a definition as apply (or a clone) writes it: the object row and its
+    `object_versions` row carry the same fields."""
+
+    kind: str
+    name: str
+    version: int
+    spec: dict[str, Any]
+    description: str | None = None
+    source: str | None = None
+
+
+def insert_object(db: Database, obj: NewVersion, *, status: str | None, now: datetime) -> None:
     at = to_db(now)
     db.execute(
         "INSERT INTO objects (kind, name, version, spec, description, status, source, created_at, "
         "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (kind, name, version, spec_text(spec), description, status, source, at, at),
+        (obj.kind, obj.name, obj.version, spec_text(obj.spec), obj.description, status,
+         obj.source, at, at),
     )
 
 
-def update_spec(
-    db: Database, *, kind: str, name: str, version: int, spec: dict, description: str | None,
-    source: str | None, now: datetime,
-) -> None:
+def update_spec(db: Database, obj: NewVersion, *, now: datetime) -> None:
+    """The object's row takes version `obj` (its status stays)."""
     db.execute(
         "UPDATE objects SET version = ?, spec = ?, description = ?, source = ?, updated_at = ? "
         "WHERE kind = ? AND name = ?",
-        (version, spec_text(spec), description, source, to_db(now), kind, name),
+        (obj.version, spec_text(obj.spec), obj.description, obj.source, to_db(now), obj.kind,
+         obj.name),
     )
 
 
-def add_version(
-    db: Database, *, kind: str, name: str, version: int, spec: dict, description: str | None,
-    source: str | None, actor: str, now: datetime, history_id: int | None,
-) -> None:
+def add_version(db: Database, obj: NewVersion, *, actor: str, now: datetime,
+                history_id: int | None) -> None:
     db.execute(
         "INSERT INTO object_versions (kind, name, version, spec, description, applied_at, actor, "
         "source, history_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (kind, name, version, spec_text(spec), description, to_db(now), actor, source, history_id),
+        (obj.kind, obj.name, obj.version, spec_text(obj.spec), obj.description, to_db(now),
+         actor, obj.source, history_id),
     )
 
 
@@ -153,18 +162,21 @@ def last_history_id(db: Database) -> int:
     return db.scalar("SELECT last_insert_rowid()")
 
 
-def set_status(
-    db: Database, kind: str, name: str, *, from_status: str | None, to_status: str,
-    now: datetime, clear_launch: bool = False,
-) -> bool:
+def set_status(db: Database, kind: str, name: str, *, from_status: str | None, to_status: str,
+               now: datetime) -> bool:
     """Conditional move: False when the status changed under us (another process won)."""
-    launch_sql = ", launched_at = NULL" if clear_launch else ""
     row = db.one(
-        f"UPDATE objects SET status = ?, updated_at = ?{launch_sql} "
+        "UPDATE objects SET status = ?, updated_at = ? "
         "WHERE kind = ? AND name = ? AND status IS ? RETURNING name",
         (to_status, to_db(now), kind, name, from_status),
     )
     return row is not None
+
+
+def clear_launch(db: Database, name: str) -> None:
+    """A stopped or revised campaign is no longer launched (with its status move)."""
+    db.execute("UPDATE objects SET launched_at = NULL WHERE kind = 'Campaign' AND name = ?",
+               (name,))
 
 
 def set_launched(db: Database, name: str, *, now: datetime) -> bool:

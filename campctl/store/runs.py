@@ -227,30 +227,32 @@ def notes_for(db: Database, run_ids: Iterable[int]) -> dict[int, list[str]]:
     return out
 
 
-def set_status(
-    db: Database,
-    run_id: int,
-    status: str,
-    *,
-    now: datetime,
-    expected: Iterable[str] | None = None,
-    paused_from: str | None = None,
-    finished: bool = False,
-    error: str | None = None,
-) -> bool:
+def set_status(db: Database, run_id: int, status: str, *, now: datetime,
+               expected: Iterable[str] | None = None, paused_from: str | None = None) -> bool:
     """Move a run to `status` if its current status is one of `expected` (any when None).
 
-    Sets `paused_from` (NULL unless given), `finished_at` when `finished` (kept if already set),
-    and `error` when given. Returns False when the run was not in an expected status.
+    Sets `paused_from` (NULL unless given). Returns False when the run was not in an expected
+    status. A move to a final status goes through `end_run`.
     """
-    sets = ["status = ?", "updated_at = ?", "paused_from = ?"]
-    params: list[Any] = [status, to_db(now), paused_from]
-    if finished:
-        sets.append("finished_at = coalesce(finished_at, ?)")
-        params.append(to_db(now))
+    return _move(db, run_id, ["status = ?", "updated_at = ?", "paused_from = ?"],
+                 [status, to_db(now), paused_from], expected)
+
+
+def end_run(db: Database, run_id: int, status: str, *, now: datetime,
+            expected: Iterable[str] | None = None, error: str | None = None) -> bool:
+    """Move a run to the final `status` as `set_status` does, and set `finished_at` (kept if
+    already set) and `error` when given."""
+    sets = ["status = ?", "updated_at = ?", "paused_from = ?",
+            "finished_at = coalesce(finished_at, ?)"]
+    params: list[Any] = [status, to_db(now), None, to_db(now)]
     if error is not None:
         sets.append("error = ?")
         params.append(error)
+    return _move(db, run_id, sets, params, expected)
+
+
+def _move(db: Database, run_id: int, sets: list[str], params: list[Any],
+          expected: Iterable[str] | None) -> bool:
     sql = f"UPDATE runs SET {', '.join(sets)} WHERE id = ?"
     params.append(run_id)
     if expected is not None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from campctl.timeutil import to_db
 
@@ -26,14 +26,23 @@ def _t(value: datetime | None) -> str | None:
 
 # --- occurrences ------------------------------------------------------------------------------
 
-def insert_occurrence(db, *, kind: str, name: str, scheduled_at: datetime, status: str,
-                      now: datetime, reason: str | None = None) -> int | None:
-    """Record an occurrence once per (kind, name, scheduled_at); None if it already existed."""
+class Slot(NamedTuple):
+    """One scheduled instant of one object: the key of its occurrence."""
+
+    kind: str
+    name: str
+    scheduled_at: datetime
+
+
+def insert_occurrence(db, slot: Slot, *, status: str, now: datetime,
+                      reason: str | None = None) -> int | None:
+    """Record an occurrence once per slot (kind, name, scheduled_at); None if it already
+    existed."""
     row = db.one(
         "INSERT INTO occurrences (kind, name, scheduled_at, status, reason, created_at)"
         " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (kind, name, scheduled_at) DO NOTHING"
         " RETURNING id",
-        (kind, name, to_db(scheduled_at), status, reason, to_db(now)),
+        (slot.kind, slot.name, to_db(slot.scheduled_at), status, reason, to_db(now)),
     )
     return None if row is None else int(row[0])
 

@@ -23,10 +23,10 @@ def _many_campaigns(state, count: int = COUNT) -> None:
             spec = {"type": "date-triggered", "timezone": "Europe/Paris",
                     "audience": {"all": True}, "message": {"subject": "s", "body": "b"},
                     "schedule": {"cron": "0 10 * * *"}}
-            object_store.insert_object(db, kind="Campaign", name=f"c{n:04d}", version=1,
-                                       spec=spec, description=None,
+            object_store.insert_object(db, object_store.NewVersion("Campaign", f"c{n:04d}", 1,
+                                                                   spec),
                                        status="draft" if n % 10 == 0 else "approved",
-                                       source=None, now=LAUNCHED)
+                                       now=LAUNCHED)
             object_store.set_launched(db, f"c{n:04d}", now=LAUNCHED)
         object_failures.record(db, kind="Campaign", name="c0007", reason="set aside",
                                now=LAUNCHED)

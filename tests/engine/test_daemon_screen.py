@@ -4,7 +4,7 @@ campaign's zone."""
 
 from __future__ import annotations
 
-from .test_seed003 import campaign
+from .campaign_texts import campaign
 
 T0 = "2027-03-01T08:00:00Z"  # 09:00 in Paris
 

@@ -96,9 +96,8 @@ def _insert_launched_campaign(db, spec, *, launched):
     from campctl.timeutil import to_db
 
     with db.atomic():
-        object_store.insert_object(db, kind="Campaign", name="dst", version=1, spec=spec,
-                                   description=None, status="approved", source=None,
-                                   now=launched)
+        object_store.insert_object(db, object_store.NewVersion("Campaign", "dst", 1, spec),
+                                   status="approved", now=launched)
         db.conn.execute("UPDATE objects SET launched_at = ? WHERE name = 'dst'",
                         (to_db(launched),))
 

@@ -11,7 +11,7 @@ from campctl.commands.tick_output import exit_for, json_text, nothing_due, summa
 from campctl.errors import NotFound
 from campctl.models import TickReport
 
-from .test_seed003 import campaign
+from .campaign_texts import campaign
 
 T0 = "2027-03-01T08:00:00Z"
 
