@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Any
 
 from campctl.channels.base import (
     PERMANENT,
@@ -17,6 +16,8 @@ from campctl.channels.base import (
     NetworkChannel,
     Outcome,
 )
+from campctl.definitions.models import BUILTIN_OUTBOX as BUILTIN_OUTBOX_DEFINITION
+from campctl.definitions.models import ChannelModel
 
 BUILTIN_OUTBOX = "outbox"
 TYPES = ("outbox", "smtp", "webhook")
@@ -27,18 +28,18 @@ __all__ = [
 ]
 
 
-def open_channel(name: str, spec: Mapping[str, Any] | None, environ: Mapping[str, str], *,
+def open_channel(name: str, definition: ChannelModel | None, environ: Mapping[str, str], *,
                  base_dir: str | os.PathLike | None = None) -> Channel:
-    """A channel from its definition (`objects.spec` of kind Channel). `spec=None` is allowed only
-    for the built-in `outbox`. Secrets are resolved later, at send time. `base_dir` anchors a
-    relative outbox `dir:` (the state file's folder)."""
-    if spec is None:
+    """A channel from its typed definition (`definitions.models.Channel.from_spec`).
+    `definition=None` is allowed only for the built-in `outbox`. Secrets are resolved later, at
+    send time. `base_dir` anchors a relative outbox `dir:` (the state file's folder)."""
+    if definition is None:
         if name != BUILTIN_OUTBOX:
             raise ChannelError(
                 f"channel {name!r} is not defined; apply a Channel named {name} or use 'outbox'"
             )
-        spec = {"type": "outbox"}
-    kind = spec.get("type", "outbox")
+        definition = BUILTIN_OUTBOX_DEFINITION
+    kind, spec = definition.type, definition.raw
     if kind == "outbox":
         from campctl.channels.outbox import OutboxChannel
 

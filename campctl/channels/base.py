@@ -9,6 +9,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from campctl.definitions.models import Channel as ChannelDefinition
+from campctl.definitions.models import ChannelModel
+
 SENT = "sent"
 TRANSIENT = "transient"  # retried with backoff until max_attempts
 PERMANENT = "permanent"  # failed at once
@@ -125,9 +128,12 @@ class Channel:
     def __init__(self, name: str, spec: Mapping[str, Any], environ: Mapping[str, str]) -> None:
         self.name = name
         self.spec = dict(spec or {})
+        # The typed definition (rate, max_attempts, the type's own settings); `spec` stays for
+        # the raw values a type checks itself (connections' bounds, ${VAR} secrets).
+        self.definition: ChannelModel = ChannelDefinition.from_spec(self.spec)
         self.environ = environ
-        self.rate = parse_rate(self.spec.get("rate"))
-        attempts = self.spec.get("max_attempts", DEFAULT_MAX_ATTEMPTS)
+        self.rate = parse_rate(self.definition.rate)
+        attempts = self.definition.max_attempts
         if not isinstance(attempts, int) or isinstance(attempts, bool) or attempts < 1:
             raise ChannelError(f"channel {name}: max_attempts must be a whole number >= 1")
         self.max_attempts = attempts

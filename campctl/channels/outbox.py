@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from campctl.channels.base import Channel, ChannelError
+from campctl.definitions.models import OutboxChannel as OutboxSettings
 
 
 class OutboxChannel(Channel):
@@ -22,7 +23,7 @@ class OutboxChannel(Channel):
     def __init__(self, name: str, spec: Mapping[str, Any], environ: Mapping[str, str], *,
                  base_dir: str | os.PathLike | None = None) -> None:
         super().__init__(name, spec, environ)
-        folder = self.spec.get("dir")
+        folder = OutboxSettings.from_spec(self.spec).dir
         self.path: Path | None = None
         if folder:
             root = Path(os.path.expanduser(str(folder)))

@@ -15,6 +15,8 @@ from campctl.channels.base import (
     Outcome,
     parse_timeout,
 )
+from campctl.definitions.models import DEFAULT_SMTP_TIMEOUT
+from campctl.definitions.models import SmtpChannel as SmtpSettings
 
 if TYPE_CHECKING:
     import smtplib
@@ -34,14 +36,17 @@ class SmtpChannel(NetworkChannel):
 
     def __init__(self, name: str, spec: Mapping[str, Any], environ: Mapping[str, str]) -> None:
         super().__init__(name, spec, environ)
-        if not self.spec.get("host"):
+        settings = SmtpSettings.from_spec(self.spec)
+        if not settings.host:
             raise ChannelError(f"channel {name}: smtp needs a host")
-        port = self.spec.get("port", 25)
+        self.host_text = settings.host  # as written (a ${VAR} is resolved when connecting)
+        self.starttls = settings.starttls
+        port = settings.port
         if not isinstance(port, int) or not 0 < port < 65536:
             raise ChannelError(f"channel {name}: port must be a number between 1 and 65535")
         self.port = port
-        self.timeout = parse_timeout(self.spec.get("timeout"), 30.0)
-        self.sender = self.spec.get("from") or "campctl@localhost"
+        self.timeout = parse_timeout(settings.timeout, DEFAULT_SMTP_TIMEOUT)
+        self.sender = settings.sender
         self._conn: smtplib.SMTP | None = None
 
     # --- connection ---------------------------------------------------------------------------
@@ -55,7 +60,7 @@ class SmtpChannel(NetworkChannel):
         conn = smtplib.SMTP(host, self.port, timeout=self.timeout)
         try:
             conn.ehlo()
-            if self.spec.get("starttls"):
+            if self.starttls:
                 conn.starttls(context=ssl.create_default_context())
                 conn.ehlo()
             if username:
@@ -122,7 +127,7 @@ class SmtpChannel(NetworkChannel):
                     yield Outcome(TRANSIENT, down)
                     continue
                 except (OSError, smtplib.SMTPException) as exc:
-                    down = (f"cannot connect to {self.spec.get('host')}:{self.port}: "
+                    down = (f"cannot connect to {self.host_text}:{self.port}: "
                             f"{self._exc(exc)}")
                     yield Outcome(TRANSIENT, down)
                     continue

@@ -34,6 +34,8 @@ from campctl.channels import (
     open_channel,
 )
 from campctl.channels.outbox import OutboxChannel
+from campctl.definitions.models import Channel as ChannelDefinition
+from campctl.definitions.models import ChannelModel
 from campctl.engine.context import Budget, TickContext
 from campctl.engine.templates import TemplateFailed, compile_message, contact_context
 from campctl.errors import NotFound, StateLocked
@@ -141,10 +143,10 @@ class _Content:
                      "scenario": None, "step": None})
         name = row["scenario"]
         if name not in self.scenarios:
-            from campctl.store.objects import get_object
+            from campctl.store.objects import get_record
 
-            obj = get_object(self.db, "Scenario", name)
-            self.scenarios[name] = obj["spec"] if obj else None
+            obj = get_record(self.db, "Scenario", name)
+            self.scenarios[name] = obj.spec if obj else None
         spec = self.scenarios[name]
         if spec is None:
             raise TemplateFailed(f"scenario {name} no longer exists")
@@ -159,16 +161,17 @@ class _Content:
         raise TemplateFailed(f"scenario {name} has no step {row['step']!r} any more")
 
 
-def _channel_spec(db: Database, name: str) -> dict | None:
-    from campctl.store.objects import get_object
+def channel_definition(db: Database, name: str) -> ChannelModel | None:
+    """The typed definition of the channel named `name` (None: not defined)."""
+    from campctl.store.objects import get_record
 
-    obj = get_object(db, "Channel", name)
-    return None if obj is None else obj["spec"]
+    obj = get_record(db, "Channel", name)
+    return None if obj is None else ChannelDefinition.from_spec(obj.spec)
 
 
 def load_channel(db: Database, name: str, environ: Mapping[str, str]) -> Channel:
     """The named channel (a definition, or the built-in outbox); ChannelError if unusable."""
-    return open_channel(name, _channel_spec(db, name), environ, base_dir=db.path.parent)
+    return open_channel(name, channel_definition(db, name), environ, base_dir=db.path.parent)
 
 
 def _window(clock_now: datetime, seconds: int) -> tuple[datetime, float]:
@@ -398,7 +401,7 @@ def _rate_full(work: _Pass, target: _Target, left: float) -> int | None:
     assert target.channel is not None
     work.report.waiting_rate += waiting
     work.report.notes.append(f"channel {target.name}: {waiting} item(s) wait for the rate "
-                             f"limit {target.channel.spec.get('rate')}")
+                             f"limit {target.channel.definition.rate}")
     return 0
 
 
@@ -758,7 +761,7 @@ def _dry_run_channel(work: _Pass, target: _Target, remaining: int | None) -> int
         if budget < would:
             report.waiting_rate += would - budget
             report.notes.append(f"channel {name}: {would - budget} item(s) would wait for the "
-                                f"rate limit {target.channel.spec.get('rate')}")
+                                f"rate limit {target.channel.definition.rate}")
             would = budget
     report.sent += would
     report.notes.append(f"channel {name}: {would} message(s) would be sent")
@@ -826,7 +829,8 @@ def redact_text(db: Database, channel: str, environ: Mapping[str, str], text: st
     """`text` with the secrets of channel `channel` (as `environ` resolves them) masked."""
     from campctl.channels.redact import redactor_for
 
-    return redactor_for(_channel_spec(db, channel), environ)(text) or ""
+    definition = channel_definition(db, channel)
+    return redactor_for(None if definition is None else definition.raw, environ)(text) or ""
 
 
 def send_test(db: Database, channel: str, to: str, *, now: datetime,
@@ -834,7 +838,7 @@ def send_test(db: Database, channel: str, to: str, *, now: datetime,
     """Send one test message through `channel` to `to` (not throttled, not queued).
 
     NotFound if the channel is neither defined nor the built-in outbox."""
-    if _channel_spec(db, channel) is None and channel != BUILTIN_OUTBOX:
+    if channel_definition(db, channel) is None and channel != BUILTIN_OUTBOX:
         raise NotFound(f"no channel named {channel!r}; see 'campctl get channels'")
     message_id = f"test-{_digest(channel, to, to_db(now))}"
     try:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -26,6 +26,7 @@ from campctl.timeutil import from_db, iso_z, parse_local_datetime, zone
 
 if TYPE_CHECKING:
     from campctl.definitions.models import Plan, PlanSchedule, PlanStage
+    from campctl.engine.runs import EndedRun
     from campctl.store.objects import ObjectRecord
     from campctl.store.runs import RunRecord
 
@@ -721,15 +722,16 @@ def _cancel_cut_stages(db: Database, instance: PlanInstance, why_by_run: dict[in
                        now=now)
 
 
-def campaign_closed(db: Database, *, campaign: str, closes_at: datetime, runs: list[dict],
-                    now: datetime, report: TickReport | None = None) -> None:
+def campaign_closed(db: Database, *, campaign: str, closes_at: datetime,
+                    runs: Sequence[EndedRun], now: datetime,
+                    report: TickReport | None = None) -> None:
     """The campaign's close ended `runs` (engine.campaigns): an instance whose stage lost
     messages or never got to build is cancelled with the reason."""
     why = f"campaign {campaign} closed at {iso_z(closes_at)}"
-    by_instance: dict[int, list[dict]] = {}
+    by_instance: dict[int, list[EndedRun]] = {}
     for run in runs:
-        if run.get("instance_id") is not None:
-            by_instance.setdefault(int(run["instance_id"]), []).append(run)
+        if run.instance_id is not None:
+            by_instance.setdefault(run.instance_id, []).append(run)
     for instance_id, ended in by_instance.items():
         instance = store.get_instance(db, instance_id)
         if instance is None or instance.status not in store.ACTIVE_INSTANCE:
@@ -737,19 +739,19 @@ def campaign_closed(db: Database, *, campaign: str, closes_at: datetime, runs: l
         cut = _cut_runs(ended, store.stages_of(db, instance_id))
         if not cut:
             continue  # its messages had all gone out: the instance carries on
-        lost = sum(r["cancelled"] for r in ended)
+        lost = sum(r.cancelled for r in ended)
         reason = f"{why}; {lost} unsent message(s) cancelled"
         _cancel_cut_stages(db, instance, dict.fromkeys(cut, reason), now=now)
         _cancel_instance(db, instance, now=now, why=reason, report=report)
 
 
-def _cut_runs(ended: list[dict], stages: list[StageInstance]) -> set[int]:
+def _cut_runs(ended: list[EndedRun], stages: list[StageInstance]) -> set[int]:
     """The runs whose close cut their stage: messages cancelled, never built, or the stage had
     not reached its transition."""
     status_by_run = {s.run_id: s.status for s in stages}
-    return {r["id"] for r in ended
-            if r["cancelled"] or r["status"] in ("scheduled", "building")
-            or (r["id"] in status_by_run and status_by_run[r["id"]] != "completed")}
+    return {r.id for r in ended
+            if r.cancelled or r.status in ("scheduled", "building")
+            or (r.id in status_by_run and status_by_run[r.id] != "completed")}
 
 
 def _end_instance(db: Database, instance: PlanInstance, ending: Ending, *, now: datetime,

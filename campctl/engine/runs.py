@@ -385,10 +385,20 @@ def finish(ctx: TickContext) -> None:
             schedules.clear_run_wakes(db)
 
 
-def close_campaign_runs(db, campaign: str, *, now: datetime, report) -> list[dict]:
+@dataclass(frozen=True, slots=True)
+class EndedRun:
+    """A run a campaign's close ended: its status before, and how many items it cancelled."""
+
+    id: int
+    instance_id: int | None
+    status: str
+    cancelled: int
+
+
+def close_campaign_runs(db, campaign: str, *, now: datetime, report) -> list[EndedRun]:
     """closes_at has passed: unbuilt runs are skipped, waiting items cancelled, runs finished.
-    Returns the runs it ended (`id`, `instance_id`, `status` before, `cancelled` items)."""
-    ended: list[dict] = []
+    Returns the runs it ended."""
+    ended: list[EndedRun] = []
     for run in run_store.active_runs_of_campaign(db, campaign):
         cancelled = run_store.cancel_queued_items(db, run.id, now=now)
         if report is not None:
@@ -404,6 +414,5 @@ def close_campaign_runs(db, campaign: str, *, now: datetime, report) -> list[dic
                         stage=run.stage, run_id=run.id, instance_id=run.instance_id,
                         details=f"{cancelled} queued messages cancelled")
         if moved:
-            ended.append({"id": run.id, "instance_id": run.instance_id,
-                          "status": run.status, "cancelled": cancelled})
+            ended.append(EndedRun(run.id, run.instance_id, run.status, cancelled))
     return ended
