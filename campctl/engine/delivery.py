@@ -852,12 +852,24 @@ def send_test(db: Database, channel: str, to: str, *, now: datetime,
     return _send_one(db, opened, message, now=now)
 
 
-def send_notification(db: Database, *, channel: str, to: str, subject: str, body: str,
-                      now: datetime, environ: Mapping[str, str],
-                      message_id: str | None = None) -> SendResult:
+@dataclass(frozen=True)
+class Notice:
+    """One operator notification: to whom, what. A stable `message_id` (e.g. `notify-<id>`)
+    lets the receiver drop a retried duplicate; without one it is derived from the content."""
+
+    to: str
+    subject: str
+    body: str
+    message_id: str | None = None
+
+
+def send_notification(db: Database, channel: str, notice: Notice, *, now: datetime,
+                      environ: Mapping[str, str]) -> SendResult:
     """Deliver one operator notification; never raises for channel problems (see `.ok`,
-    `.reason`). Pass a stable `message_id` (e.g. `notify-<id>`) so a retry can be deduplicated."""
-    message_id = message_id or f"notify-{_digest(channel, to, subject, body, to_db(now))}"
+    `.reason`)."""
+    to, subject, body = notice.to, notice.subject, notice.body
+    message_id = (notice.message_id
+                  or f"notify-{_digest(channel, to, subject, body, to_db(now))}")
     try:
         opened = load_channel(db, channel, environ)
     except ChannelError as exc:

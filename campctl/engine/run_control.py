@@ -241,7 +241,7 @@ def deliver_pending_notifications(
     notify_to = get_config(db, "notify_to")
     if not channel:
         return report
-    from campctl.engine.delivery import redact_text, send_notification
+    from campctl.engine.delivery import Notice, redact_text, send_notification
 
     for notification_id in store_notifications.pending_ids(
         db, now=now, max_attempts=NOTIFY_MAX_ATTEMPTS, limit=limit,
@@ -262,9 +262,8 @@ def deliver_pending_notifications(
         error = None
         try:
             # A stable message id per notification lets the receiver drop a retried duplicate.
-            result = send_notification(db, channel=channel, to=to, subject=subject, body=body,
-                                       now=now, environ=environ,
-                                       message_id=f"notify-{notification_id}")
+            notice = Notice(to, subject, body, message_id=f"notify-{notification_id}")
+            result = send_notification(db, channel, notice, now=now, environ=environ)
             if not result.ok:
                 error = result.reason or "channel refused the message"
         except Exception as exc:  # any channel failure is recorded and retried, never raised

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 
-from campctl.engine.delivery import send_notification
+from campctl.engine.delivery import Notice, send_notification
 from campctl.timeutil import parse_instant
 
 NOW = parse_instant("2027-03-01T09:00:00Z")
@@ -72,12 +72,11 @@ def test_outbox_list_limit_keeps_newest(arrange, cli):
 
 
 def test_send_notification_reports_without_raising(arrange, db, http_server):
-    result = send_notification(db, channel="missing", to="ops", subject="s", body="b", now=NOW,
-                               environ={})
+    result = send_notification(db, "missing", Notice("ops", "s", "b"), now=NOW, environ={})
     assert not result.ok and "not defined" in result.reason
     arrange.channel("hook", {"type": "webhook", "url": http_server.url})
-    sent = send_notification(db, channel="hook", to="ops", subject="Run 3 stopped",
-                             body="note", now=NOW, environ={}, message_id="notify-7")
+    sent = send_notification(db, "hook", Notice("ops", "Run 3 stopped", "note",
+                                                message_id="notify-7"), now=NOW, environ={})
     assert sent.ok
     request = http_server.requests[0]
     assert request["headers"]["Idempotency-Key"] == "notify-7"

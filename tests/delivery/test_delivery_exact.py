@@ -13,6 +13,7 @@ from campctl.channels import Message
 from campctl.engine.context import Budget, TickContext
 from campctl.engine.delivery import (
     DeliveryReport,
+    Notice,
     SendResult,
     _Clock,
     _json,
@@ -170,13 +171,12 @@ def test_channel_test_message_id_subject_and_body(arrange, db):
 
 
 def test_notification_without_message_id_gets_a_digest_of_its_content(arrange, db):
-    result = send_notification(db, channel="outbox", to="ops@x", subject="S", body="B", now=NOW,
-                               environ={})
+    result = send_notification(db, "outbox", Notice("ops@x", "S", "B"), now=NOW, environ={})
     digest = hashlib.sha256(b"outbox\x1fops@x\x1fS\x1fB\x1f2027-03-01T09:00:00Z"
                             ).hexdigest()[:16]
     assert result == SendResult("outbox", "ops@x", f"notify-{digest}", True, None)
-    missing = send_notification(db, channel="nowhere", to="ops@x", subject="S", body="B",
-                                now=NOW, environ={}, message_id="notify-7")
+    missing = send_notification(db, "nowhere", Notice("ops@x", "S", "B", message_id="notify-7"),
+                                now=NOW, environ={})
     assert missing == SendResult("nowhere", "ops@x", "notify-7", False,
                                  "channel 'nowhere' is not defined; apply a Channel named"
                                  " nowhere or use 'outbox'")
