@@ -264,8 +264,14 @@ def references(spec: Any, kind: Kind, name: str) -> bool:
 
 def referenced_by(db, kind: Kind, name: str) -> list[str]:
     """`kind/name` of every other object whose spec refers to this one."""
+    if kind not in _REFERENCE_KEYS:
+        return []
+    quoted = json.dumps(name)
+    # A spec that refers to `name` holds it as a JSON string; when that string needs no escape
+    # (every valid name) only the specs whose text contains it are read and parsed.
+    plain = quoted == f'"{name}"'
     found = []
-    for obj in store.all_objects(db):
+    for obj in store.objects_containing(db, quoted) if plain else store.all_objects(db):
         if (obj["kind"], obj["name"]) == (kind.value, name):
             continue
         if references(obj["spec"], kind, name):
