@@ -185,12 +185,12 @@ def _consumer(name: str) -> str:
 def fire_due(db, *, now: datetime, report) -> None:
     """Capture by event (new events since the cursor) and by schedule (due cron occurrences)."""
     for obj in store.active_scenarios(db):
-        name, spec = obj["name"], obj["spec"]
+        name, spec = obj.name, obj.spec
         # A scenario whose capture fails is rolled back alone and retried at the next tick.
         with isolation.boundary(db, report, kind="Scenario", name=name, now=now,
                                 key="Scenario capture"):
-            if obj.get("spec_error"):
-                raise ValueError(obj["spec_error"])
+            if obj.spec_error:
+                raise ValueError(obj.spec_error)
             # A definition that no longer parses (written by hand, or valid under older
             # bounds) fails here, told and retried, rather than silently capturing nobody.
             steps = parse_steps(spec)
@@ -250,17 +250,18 @@ def _fire_schedule(db, name: str, spec: dict, steps: list[Step], *, now, report)
     expr, tz = launch.get("cron"), str(launch.get("timezone") or "UTC")
     if not expr:
         return
-    cursor_text, next_due = store.schedule_cursor(db, name)
-    if next_due is not None and next_due > to_db(now):
+    state = store.schedule_state(db, name)
+    if state.next_due_at is not None and state.next_due_at > to_db(now):
         return  # nothing due: no cron evaluation
-    if cursor_text is None:
+    if state.cursor_at is None:
         # First sight of the schedule: occurrences count from activation on.
         store.set_schedule_state(db, name, cursor_at=now,
                                  next_due_at=cron.next_fire(expr, tz, after=now))
         return
     from campctl.timeutil import from_db
 
-    cursor = from_db(cursor_text)
+    cursor = from_db(state.cursor_at)
+    assert cursor is not None  # not None in, not None out
     until = now
     stop_at = deactivate_after(spec)
     if stop_at is not None:
@@ -360,10 +361,10 @@ def advance(db, *, now: datetime, report) -> None:
     for obj in store.active_scenarios(db):
         # A failing step errors its own profiles (see _isolated_step); a scenario whose moves
         # fail otherwise is rolled back alone and retried at the next tick.
-        with isolation.boundary(db, report, kind="Scenario", name=obj["name"], now=now):
-            if obj.get("spec_error"):  # its profiles wait: nothing moves on a guess
-                raise ValueError(obj["spec_error"])
-            advance_scenario(db, obj["name"], obj["spec"], now=now, report=report)
+        with isolation.boundary(db, report, kind="Scenario", name=obj.name, now=now):
+            if obj.spec_error:  # its profiles wait: nothing moves on a guess
+                raise ValueError(obj.spec_error)
+            advance_scenario(db, obj.name, obj.spec, now=now, report=report)
 
 
 def advance_scenario(db, name: str, spec: dict, *, now: datetime, report=None) -> dict:
@@ -414,8 +415,7 @@ def advance_scenario(db, name: str, spec: dict, *, now: datetime, report=None) -
 def scenario_timezone(spec: dict) -> str:
     """The zone in which a scenario's days are counted: `timezone`, else the schedule's, else
     UTC."""
-    launch = spec.get("launch") if isinstance(spec.get("launch"), dict) else {}
-    return str(spec.get("timezone") or launch.get("timezone") or "UTC")
+    return str(spec.get("timezone") or _launch(spec).get("timezone") or "UTC")
 
 
 def _isolated_step(db, name: str, step: Step, *, now: datetime, counts: dict, report,
@@ -819,7 +819,7 @@ def summary_text(plan: LaunchPlan) -> str:
             f"targeted, {opted}, {plan.left_out} left out for rights")
 
 
-def require_launch(db, launch_id: int) -> dict:
+def require_launch(db, launch_id: int) -> store.Launch:
     row = store.get_launch(db, launch_id)
     if row is None:
         raise NotFound(f"no launch {launch_id}; see 'campctl get launches'")
@@ -828,11 +828,9 @@ def require_launch(db, launch_id: int) -> dict:
 
 def _results_text(db, scenario: str, launch_id: int) -> str:
     """A launch's result numbers, for its log rows."""
-    for row in store.launches(db, scenario):
-        if row["id"] == launch_id:
-            return (f"targeted {row['targeted']}: success {row['success']}, failure "
-                    f"{row['failure']}, abandoned {row['abandoned']}, other {row['other']}, "
-                    f"inside {row['inside']}")
+    for results in store.launches(db, scenario):
+        if results.launch.id == launch_id:
+            return results.text()
     return "no results"
 
 
@@ -840,19 +838,19 @@ def stop_launch(db, *, launch_id: int, actor: str, now: datetime, note: str | No
     from campctl.store import history, log
 
     row = require_launch(db, launch_id)
-    if row["status"] != "running":
-        raise ActionRefused(f"launch {launch_id} is {row['status']}; only a running launch "
+    if row.status != "running":
+        raise ActionRefused(f"launch {launch_id} is {row.status}; only a running launch "
                             "can be stopped")
-    abandoned = store.end_profiles(db, row["scenario"], now=now, status="abandoned",
+    abandoned = store.end_profiles(db, row.scenario, now=now, status="abandoned",
                                    launch_id=launch_id)
     if not store.abandon_launch(db, launch_id, now=now):
         raise ActionRefused(f"launch {launch_id} changed meanwhile; look again and retry")
     history.record(db, kind="launch", name=str(launch_id), action="stop", actor=actor, now=now,
                    from_status="running", to_status="abandoned", note=note)
-    log.append(db, now=now, event="Launch Abandoned", scenario=row["scenario"],
+    log.append(db, now=now, event="Launch Abandoned", scenario=row.scenario,
                launch_id=launch_id,
                details=f"launch {launch_id}: {abandoned} profile(s) abandoned; "
-                       f"{_results_text(db, row['scenario'], launch_id)}")
+                       f"{_results_text(db, row.scenario, launch_id)}")
     return {"id": launch_id, "abandoned": abandoned}
 
 
@@ -862,16 +860,20 @@ def launches(db, *, scenario: str | None = None) -> list[dict]:
     if scenario is not None:
         _scenario(db, scenario)
     left_out = launch_left_out(db)
-    return [
-        {"id": r["id"], "scenario": r["scenario"], "status": r["status"],
-         "targeted": r["targeted"], "success": r["success"], "failure": r["failure"],
-         "abandoned": r["abandoned"], "other": r["other"], "inside": r["inside"],
-         "selection": r["selection"], "include_opted_out": bool(r["include_opted_out"]),
-         "created_at": r["created_at"], "finished_at": r["finished_at"],
-         "left_out": dict(zip(("rights", "reason"), left_out.get(r["id"], (0, None)),
-                              strict=True))}
-        for r in store.launches(db, scenario)
-    ]
+    return [_launch_row(r, left_out.get(r.launch.id, (0, None)))
+            for r in store.launches(db, scenario)]
+
+
+def _launch_row(results: store.LaunchResults, left_out: tuple[int, str | None]) -> dict:
+    """A launch with its results, as `get launches` shows it."""
+    launch = results.launch
+    return {"id": launch.id, "scenario": launch.scenario, "status": launch.status,
+            "targeted": launch.targeted, "success": results.success,
+            "failure": results.failure, "abandoned": results.abandoned,
+            "other": results.other, "inside": results.inside, "selection": launch.selection,
+            "include_opted_out": launch.include_opted_out, "created_at": launch.created_at,
+            "finished_at": launch.finished_at,
+            "left_out": {"rights": left_out[0], "reason": left_out[1]}}
 
 
 # --- statistics and pictures ---------------------------------------------------------------------
@@ -893,11 +895,11 @@ def stats(db, *, name: str, start: datetime, end: datetime, now: datetime) -> di
         "since": to_db(start),
         "from": to_db(start),
         "to": to_db(end),
-        "entered": counts["entered"],
-        "completed": counts["completed"],
-        "errors": counts["errors"] + failed_profiles,
+        "entered": counts.entered,
+        "completed": counts.completed,
+        "errors": counts.errors + failed_profiles,
         "failed_messages": failed,
-        "active": counts["active"],
+        "active": counts.active,
         "by_step": {step: sum(c.values())
                     for step, c in sorted(steps.items(), key=_order(db, name))},
     }
@@ -952,10 +954,10 @@ def profiles(db, *, name: str, step: str | None = None, status: str | None = Non
     return [_profile_row(r) for r in rows], total
 
 
-def _profile_row(r: dict) -> dict:
-    return {"contact": r["contact"], "step": r["step"], "status": r["status"],
-            "entered_at": r["entered_at"], "wake_at": r["wake_at"], "exited_at": r["exited_at"],
-            "launch": r["launch_id"], "error": r["error"], "data": _data(r.get("data"))}
+def _profile_row(r: store.Profile) -> dict:
+    return {"contact": r.contact, "step": r.step, "status": r.status,
+            "entered_at": r.entered_at, "wake_at": r.wake_at, "exited_at": r.exited_at,
+            "launch": r.launch_id, "error": r.error, "data": _data(r.data)}
 
 
 def _data(text: str | None) -> dict | None:
@@ -972,7 +974,7 @@ def _data(text: str | None) -> dict | None:
 
 def contact_journeys(db, contact_id: int) -> list[dict]:
     """A contact's scenario profiles: scenario, step, status, wake-up, capture data."""
-    return [{"scenario": r["scenario"], **_profile_row(r), "cleared": r["cleared_at"] is not None}
+    return [{"scenario": r.scenario, **_profile_row(r), "cleared": r.cleared_at is not None}
             for r in store.contact_profiles(db, contact_id)]
 
 
@@ -1037,11 +1039,11 @@ def status_rows(db, *, now: datetime) -> list[dict]:
     """Active scenarios with profiles inside, per step (for `campctl status` and the daemon)."""
     rows = []
     for obj in store.active_scenarios(db):
-        steps = store.by_step(db, obj["name"])
+        steps = store.by_step(db, obj.name)
         rows.append({
-            "scenario": obj["name"],
-            "launch_type": launch_type(obj["spec"]),
-            "reentry": reentry(obj["spec"]),
+            "scenario": obj.name,
+            "launch_type": launch_type(obj.spec),
+            "reentry": reentry(obj.spec),
             "profiles": sum(sum(c.values()) for c in steps.values()),
             "by_step": {s: sum(c.values()) for s, c in steps.items()},
         })

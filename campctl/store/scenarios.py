@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from sqlite3 import Row
 from typing import Any
 
 from campctl.models import IN_SCENARIO_STATUSES
@@ -24,6 +27,133 @@ PROFILE_FIELDS = (
     "p.id, p.scenario, p.contact_id, c.external_id AS contact, p.step, p.status, p.entered_at, "
     "p.wake_at, p.exited_at, p.launch_id, p.error, p.visit, p.skipped, p.data"
 )
+
+
+# --- records ------------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class StoredScenario:
+    """An active scenario as the tick reads it: its stored definition, or why it cannot be read
+    (`spec_error`; the tick sets such a scenario aside, the others go on)."""
+
+    name: str
+    version: int
+    spec: dict[str, Any]
+    spec_error: str | None = None
+
+    @classmethod
+    def from_row(cls, row: Row) -> StoredScenario:
+        try:
+            spec = json.loads(row["spec"])
+        except ValueError as exc:
+            return cls(row["name"], row["version"], {},
+                       f"its stored definition is not valid JSON ({exc})")
+        if not isinstance(spec, dict):
+            return cls(row["name"], row["version"], {},
+                       "its stored definition is not a JSON object")
+        return cls(row["name"], row["version"], spec)
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """One profile (a contact's pass through a scenario); instants are database text."""
+
+    id: int
+    scenario: str
+    contact_id: int
+    contact: str | None  # the contact's external id; None once the contact is erased
+    step: str | None
+    status: str
+    entered_at: str
+    wake_at: str | None
+    exited_at: str | None
+    launch_id: int | None
+    error: str | None
+    visit: int
+    skipped: int
+    data: str | None  # capture data, JSON text
+    cleared_at: str | None = None
+
+    @classmethod
+    def from_row(cls, row: Row) -> Profile:
+        return cls(
+            id=row["id"], scenario=row["scenario"], contact_id=row["contact_id"],
+            contact=row["contact"], step=row["step"], status=row["status"],
+            entered_at=row["entered_at"], wake_at=row["wake_at"], exited_at=row["exited_at"],
+            launch_id=row["launch_id"], error=row["error"], visit=row["visit"],
+            skipped=row["skipped"], data=row["data"],
+            cleared_at=row["cleared_at"] if "cleared_at" in row.keys() else None)
+
+
+@dataclass(frozen=True, slots=True)
+class Launch:
+    """A manual launch of a scenario (`start scenario`)."""
+
+    id: int
+    scenario: str
+    status: str  # running | completed | abandoned
+    targeted: int
+    include_opted_out: bool
+    selection: str | None
+    actor: str | None
+    created_at: str
+    finished_at: str | None
+
+    @classmethod
+    def from_row(cls, row: Row) -> Launch:
+        return cls(id=row["id"], scenario=row["scenario"], status=row["status"],
+                   targeted=row["targeted"], include_opted_out=bool(row["include_opted_out"]),
+                   selection=row["selection"], actor=row["actor"],
+                   created_at=row["created_at"], finished_at=row["finished_at"])
+
+
+@dataclass(frozen=True, slots=True)
+class LaunchResults:
+    """A launch with its results, every targeted contact counted once (see `launches`)."""
+
+    launch: Launch
+    success: int
+    failure: int
+    abandoned: int
+    other: int
+    inside: int
+
+    @classmethod
+    def from_row(cls, row: Row) -> LaunchResults:
+        # Targeted contacts that never entered (re-entry mode) count as `other`.
+        not_entered = max(0, row["targeted"] - row["entered"])
+        return cls(Launch.from_row(row), success=row["success"], failure=row["failure"],
+                   abandoned=row["abandoned"], other=row["other_"] + not_entered,
+                   inside=row["inside"])
+
+    def text(self) -> str:
+        """The result numbers on one line (launch log rows)."""
+        return (f"targeted {self.launch.targeted}: success {self.success}, failure "
+                f"{self.failure}, abandoned {self.abandoned}, other {self.other}, "
+                f"inside {self.inside}")
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodCounts:
+    """A scenario's entries, completions and errors in a period, and profiles inside now."""
+
+    entered: int
+    completed: int
+    errors: int
+    active: int
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleState:
+    """A scheduled scenario's cursor (last occurrence considered) and next due instant, as
+    database text; both None before its first tick."""
+
+    cursor_at: str | None = None
+    next_due_at: str | None = None
+
+    @classmethod
+    def from_row(cls, row: Row | None) -> ScheduleState:
+        return cls() if row is None else cls(row["cursor_at"], row["next_due_at"])
 
 
 # --- capture ----------------------------------------------------------------------------------
@@ -95,8 +225,6 @@ def capture(
 
 def json_literal(value: dict | None) -> str:
     """A JSON object as an SQL string literal (NULL for None), for `capture(data_sql=...)`."""
-    import json
-
     if value is None:
         return "NULL"
     return "'" + json.dumps(value, ensure_ascii=False).replace("'", "''") + "'"
@@ -199,8 +327,6 @@ def count_opted_out(db: Database, source_sql: str, params: dict[str, Any],
 
 def sample_contact(db: Database, source_sql: str, params: dict[str, Any]) -> dict | None:
     """One targeted contact as a template context (attributes plus id, email, phone, groups)."""
-    import json
-
     row = db.one(
         "SELECT c.external_id, c.email, c.phone, c.attrs, "
         "(SELECT group_concat(grp, ';') FROM contact_groups g WHERE g.contact_id = c.id) AS grps "
@@ -218,8 +344,6 @@ def sample_contact(db: Database, source_sql: str, params: dict[str, Any]) -> dic
 
 def targeted_contacts(db: Database, source_sql: str, params: dict[str, Any]) -> Iterator[dict]:
     """Every targeted contact as a template context, by contact id, streamed (launch check)."""
-    import json
-
     cursor = db.execute(
         "SELECT c.external_id, c.email, c.phone, c.attrs, "
         "(SELECT group_concat(grp, ';') FROM contact_groups g WHERE g.contact_id = c.id) AS grps "
@@ -260,11 +384,11 @@ def set_cursor(db: Database, consumer: str, last_event_id: int) -> None:
 
 # --- schedule state and occurrences -------------------------------------------------------------
 
-def schedule_cursor(db: Database, name: str) -> tuple[str | None, str | None]:
-    """(cursor_at, next_due_at) of a scheduled scenario; (None, None) before its first tick."""
-    row = db.one("SELECT cursor_at, next_due_at FROM schedule_state WHERE kind = 'Scenario' "
-                 "AND name = ?", (name,))
-    return (None, None) if row is None else (row[0], row[1])
+def schedule_state(db: Database, name: str) -> ScheduleState:
+    """A scheduled scenario's cursor and next due instant (empty before its first tick)."""
+    return ScheduleState.from_row(db.one(
+        "SELECT cursor_at, next_due_at FROM schedule_state WHERE kind = 'Scenario' AND name = ?",
+        (name,)))
 
 
 def set_schedule_state(db: Database, name: str, *, cursor_at: datetime,
@@ -514,6 +638,7 @@ def create_launch(db: Database, *, scenario: str, selection: str, include_opted_
         "created_at) VALUES (?, 'running', ?, ?, ?, ?) RETURNING id",
         (scenario, 1 if include_opted_out else 0, selection, actor, to_db(now)),
     )
+    assert row is not None  # an INSERT without a conflict clause returns its row
     return int(row[0])
 
 
@@ -521,9 +646,9 @@ def set_launch_targeted(db: Database, launch_id: int, targeted: int) -> None:
     db.execute("UPDATE scenario_launches SET targeted = ? WHERE id = ?", (targeted, launch_id))
 
 
-def get_launch(db: Database, launch_id: int) -> dict | None:
+def get_launch(db: Database, launch_id: int) -> Launch | None:
     row = db.one("SELECT * FROM scenario_launches WHERE id = ?", (launch_id,))
-    return None if row is None else dict(row)
+    return None if row is None else Launch.from_row(row)
 
 
 def abandon_launch(db: Database, launch_id: int, *, now: datetime) -> bool:
@@ -554,7 +679,7 @@ def scenarios_with_running_launches(db: Database) -> list[str]:
         "SELECT DISTINCT scenario FROM scenario_launches WHERE status = 'running' ORDER BY 1")]
 
 
-def launches(db: Database, scenario: str | None = None) -> list[dict]:
+def launches(db: Database, scenario: str | None = None) -> list[LaunchResults]:
     """Each launch with its results: every targeted contact counted once.
 
     success: completed and every message handed over; failure: error, or a message that
@@ -590,43 +715,14 @@ def launches(db: Database, scenario: str | None = None) -> list[dict]:
         f") r ON r.launch_id = l.id {where} GROUP BY l.id ORDER BY l.id",
         (scenario,) if scenario else (),
     )
-    out = []
-    for r in rows:
-        item = dict(r)
-        not_entered = max(0, item["targeted"] - item.pop("entered"))
-        item["other"] = item.pop("other_") + not_entered
-        out.append(item)
-    return out
+    return [LaunchResults.from_row(r) for r in rows]
 
 
 # --- reading ------------------------------------------------------------------------------------
 
-def profiles(db: Database, scenario: str, *, step: str | None = None,
-             status: str | None = None, contact_id: int | None = None) -> list[dict]:
-    where = "p.scenario = ? AND p.cleared_at IS NULL"
-    args: list[Any] = [scenario]
-    if step is not None:
-        where += " AND p.step = ?"
-        args.append(step)
-    if status is not None:
-        where += " AND p.status = ?"
-        args.append(status)
-    if contact_id is not None:
-        where += " AND p.contact_id = ?"
-        args.append(contact_id)
-    return [
-        dict(r)
-        for r in db.query(
-            f"SELECT {PROFILE_FIELDS} FROM scenario_profiles p LEFT JOIN contacts c "
-            f"ON c.id = p.contact_id WHERE {where} ORDER BY p.id",
-            args,
-        )
-    ]
-
-
 def profiles_page(db: Database, scenario: str, *, step: str | None = None,
                   status: str | None = None, contact_id: int | None = None,
-                  limit: int | None = None) -> tuple[list[dict], int]:
+                  limit: int | None = None) -> tuple[list[Profile], int]:
     """The first `limit` matching profiles (all when None) and the number that match."""
     where = "p.scenario = ? AND p.cleared_at IS NULL"
     args: list[Any] = [scenario]
@@ -636,22 +732,22 @@ def profiles_page(db: Database, scenario: str, *, step: str | None = None,
             args.append(value)
     total = db.scalar(f"SELECT count(*) FROM scenario_profiles p WHERE {where}", args)
     page = "" if limit is None else f" LIMIT {int(limit)}"
-    rows = [dict(r) for r in db.query(
+    rows = [Profile.from_row(r) for r in db.query(
         f"SELECT {PROFILE_FIELDS} FROM scenario_profiles p LEFT JOIN contacts c "
         f"ON c.id = p.contact_id WHERE {where} ORDER BY p.id{page}", args)]
     return rows, total
 
 
-def latest_profiles(db: Database, scenario: str, *, limit: int) -> list[dict]:
-    return [dict(r) for r in db.query(
+def latest_profiles(db: Database, scenario: str, *, limit: int) -> list[Profile]:
+    return [Profile.from_row(r) for r in db.query(
         f"SELECT {PROFILE_FIELDS} FROM scenario_profiles p LEFT JOIN contacts c "
         "ON c.id = p.contact_id WHERE p.scenario = ? AND p.cleared_at IS NULL "
         "ORDER BY p.id DESC LIMIT ?", (scenario, int(limit)))]
 
 
-def contact_profiles(db: Database, contact_id: int) -> list[dict]:
+def contact_profiles(db: Database, contact_id: int) -> list[Profile]:
     """A contact's profiles in every scenario (those cleared included: history), oldest first."""
-    return [dict(r) for r in db.query(
+    return [Profile.from_row(r) for r in db.query(
         f"SELECT {PROFILE_FIELDS}, p.cleared_at FROM scenario_profiles p LEFT JOIN contacts c "
         "ON c.id = p.contact_id WHERE p.contact_id = ? ORDER BY p.id", (contact_id,))]
 
@@ -673,7 +769,8 @@ def by_step(db: Database, scenario: str) -> dict[str, dict[str, int]]:
     return out
 
 
-def period_counts(db: Database, scenario: str, *, since: datetime, now: datetime) -> dict:
+def period_counts(db: Database, scenario: str, *, since: datetime,
+                  now: datetime) -> PeriodCounts:
     """Entries, completions and errors in [since, now], profiles inside now.
 
     Profiles removed by clear/remove-profile still count; an entry replaced by a `restart`
@@ -690,11 +787,11 @@ def period_counts(db: Database, scenario: str, *, since: datetime, now: datetime
         {"lo": lo, "hi": hi, "scenario": scenario},
     )
     assert row is not None  # an aggregate always yields one row
-    counts = dict(row)
-    counts["entered"] += db.scalar(
+    replaced = db.scalar(
         "SELECT count(*) FROM scenario_reentries WHERE scenario = ? AND entered_at >= ? "
         "AND entered_at <= ?", (scenario, lo, hi))
-    return counts
+    return PeriodCounts(entered=row["entered"] + replaced, completed=row["completed"],
+                        errors=row["errors"], active=row["active"])
 
 
 def step_message_counts(db: Database, scenario: str) -> dict[str, dict[str, int]]:
@@ -707,23 +804,11 @@ def step_message_counts(db: Database, scenario: str) -> dict[str, dict[str, int]
     return out
 
 
-def active_scenarios(db: Database) -> list[dict]:
-    """Active scenarios with their spec; one that cannot be read has spec {} and `spec_error`
-    (the tick sets it aside; the others go on)."""
-    import json
-
-    found = []
-    for r in db.query(
+def active_scenarios(db: Database) -> list[StoredScenario]:
+    """Active scenarios with their stored definition (see `StoredScenario.spec_error`)."""
+    return [StoredScenario.from_row(r) for r in db.query(
         "SELECT name, spec, version FROM objects WHERE kind = 'Scenario' AND status = 'active' "
-        "ORDER BY name"
-    ):
-        item = {"name": r["name"], "spec": {}, "version": r["version"]}
-        try:
-            item["spec"] = json.loads(r["spec"])
-        except ValueError as exc:
-            item["spec_error"] = f"its stored definition is not valid JSON ({exc})"
-        found.append(item)
-    return found
+        "ORDER BY name")]
 
 
 def scenarios_with_live_profiles(db: Database) -> set[str]:
