@@ -223,9 +223,9 @@ def _capture_events(db, name: str, spec: dict, steps: list[Step], *, now, report
                                      what=f"on event {event}")
     sql, params = _within_rights(db, name, spec, sql, params, now=now, report=report,
                                  what=f"on event {event}")
-    captured = store.capture(db, scenario=name, source_sql=sql, source_params=params,
-                             reentry=mode, first_step=steps[0].id, now=now,
-                             capture_key_sql="'e:' || src.event_id", data_sql="src.data")
+    captured = store.capture(db, store.Capture(
+        name, sql, params, reentry=mode, first_step=steps[0].id,
+        capture_key_sql="'e:' || src.event_id", data_sql="src.data"), now=now)
     store.set_cursor(db, consumer, upto)
     if captured:
         report.notes.append(f"scenario {name}: {captured} profile(s) captured on event {event}")
@@ -304,9 +304,9 @@ def _capture_audience(db, name: str, spec: dict, steps: list[Step], *, occurrenc
                                           sample_key=f"scenario:{name}:{occurrence}")
     sql, params = _within_rights(db, name, spec, sql, params, now=now, report=None,
                                  what=f"at occurrence {occurrence}")
-    return store.capture(db, scenario=name, source_sql=sql, source_params=params,
-                         reentry=reentry(spec), first_step=steps[0].id, now=now,
-                         capture_key_sql=f"'o:{int(occurrence)}'")
+    return store.capture(db, store.Capture(
+        name, sql, params, reentry=reentry(spec), first_step=steps[0].id,
+        capture_key_sql=f"'o:{int(occurrence)}'"), now=now)
 
 
 def capture_audience(spec: dict) -> dict | None:
@@ -373,13 +373,13 @@ def advance_scenario(db, name: str, spec: dict, *, now: datetime, report=None) -
     try:
         steps = parse_steps(spec)
     except ValidationFailed as exc:
-        counts["errors"] += store.fail_profiles(db, scenario=name, now=now,
+        counts["errors"] += store.fail_stranded(db, scenario=name, now=now,
                                                 reason=f"invalid steps: {exc.message}",
-                                                invalid_steps_of=[])
+                                                known_steps=[])
         return counts
     by_id = {s.id: s for s in steps}
-    counts["errors"] += store.fail_profiles(
-        db, scenario=name, now=now, invalid_steps_of=list(by_id),
+    counts["errors"] += store.fail_stranded(
+        db, scenario=name, now=now, known_steps=list(by_id),
         reason="its step no longer exists in the scenario definition")
     for step in steps:
         if step.kind == "wait":
@@ -458,17 +458,17 @@ def _run_step(db, name: str, step: Step, *, now: datetime, counts: dict, tz: str
             message_type=send.get("message_type"), now=now)
         counts["queued"] += queued
         counts["skipped"] += skipped
-        return store.move(db, scenario=name, step=step.id, to=step.next, now=now)
+        return store.move(db, store.AtStep(name, step.id), to=step.next, now=now)
     if step.kind == "wait":
         assert step.wait_text is not None
         wake_at = shift(now, step.wait_text, tz)
         return store.start_wait(db, scenario=name, step=step.id, wake_at=wake_at, now=now)
     if step.kind == "if":
-        taken, rest = store.branch(db, scenario=name, step=step.id,
+        taken, rest = store.branch(db, store.AtStep(name, step.id),
                                    condition=_condition_sql(step.condition or {}, now=now),
                                    then=step.then, otherwise=step.otherwise, now=now)
         return taken + rest
-    return store.move(db, scenario=name, step=step.id, to=step.next, now=now)
+    return store.move(db, store.AtStep(name, step.id), to=step.next, now=now)
 
 
 def _condition_sql(cond: dict, *, now: datetime) -> tuple[str, list[Any]]:
@@ -790,12 +790,11 @@ def launch(db, plan: LaunchPlan, *, actor: str, now: datetime) -> dict:
     steps = parse_steps(obj["spec"])
     launch_id = store.create_launch(db, scenario=plan.scenario, selection=plan.selection,
                                     include_opted_out=plan.include_opted_out, actor=actor, now=now)
-    entered = store.capture(db, scenario=plan.scenario, source_sql=plan.source_sql,
-                            source_params=plan.source_params, reentry=reentry(obj["spec"]),
-                            first_step=steps[0].id, now=now,
-                            capture_key_sql=f"'l:{launch_id}'", launch_id=launch_id,
-                            include_opted_out=plan.include_opted_out,
-                            data_sql=store.json_literal(plan.data))
+    entered = store.capture(db, store.Capture(
+        plan.scenario, plan.source_sql, plan.source_params, reentry=reentry(obj["spec"]),
+        first_step=steps[0].id, capture_key_sql=f"'l:{launch_id}'",
+        data_sql=store.json_literal(plan.data), launch_id=launch_id,
+        include_opted_out=plan.include_opted_out), now=now)
     store.set_launch_targeted(db, launch_id, plan.targeted)
     from campctl.store.users import set_launch_left_out
 

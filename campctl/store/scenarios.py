@@ -171,27 +171,40 @@ def _reentry_filter(reentry: str) -> str:
     return ""
 
 
-def capture(
-    db: Database, *, scenario: str, source_sql: str, source_params: Sequence[Any] | dict,
-    reentry: str, first_step: str, now: datetime, capture_key_sql: str,
-    launch_id: int | None = None, include_opted_out: bool = False, data_sql: str = "NULL",
-) -> int:
-    """Set-based capture of the contacts produced by `source_sql`.
+@dataclass(frozen=True, slots=True)
+class Capture:
+    """Who a capture takes into a scenario, and how.
 
     `source_sql` is a SELECT yielding `contact_id` (and, for parallel event capture, `event_id`)
-    that may use named parameters; `capture_key_sql` is an SQL expression over `src` giving each
-    new profile's capture key and `data_sql` its capture data (JSON text or NULL). Applies the
-    re-entry mode; returns profiles created or restarted.
+    that may use named or positional parameters; `capture_key_sql` is an SQL expression over
+    `src` giving each new profile's capture key and `data_sql` its capture data (JSON text or
+    NULL). `reentry` is the scenario's re-entry mode and `first_step` where profiles start.
     """
+
+    scenario: str
+    source_sql: str
+    source_params: Sequence[Any] | dict[str, Any]
+    reentry: str
+    first_step: str
+    capture_key_sql: str
+    data_sql: str = "NULL"
+    launch_id: int | None = None
+    include_opted_out: bool = False
+
+
+def capture(db: Database, what: Capture, *, now: datetime) -> int:
+    """Set-based capture of the contacts produced by `what.source_sql`, applying the re-entry
+    mode; returns profiles created or restarted."""
+    source_sql, source_params, data_sql = what.source_sql, what.source_params, what.data_sql
     params: dict[str, Any] = dict(source_params) if isinstance(source_params, dict) else {}
     if not isinstance(source_params, dict) and source_params:
         # Positional parameters of an embedded audience query: name them for this statement.
         source_sql, named = _name_positional(source_sql, source_params)
         params.update(named)
-    params.update(scenario=scenario, step=first_step, now=to_db(now), launch=launch_id,
-                  inc=1 if include_opted_out else 0)
+    params.update(scenario=what.scenario, step=what.first_step, now=to_db(now),
+                  launch=what.launch_id, inc=1 if what.include_opted_out else 0)
     restarted = 0
-    if reentry == "restart":
+    if what.reentry == "restart":
         # The entry being replaced is kept, so statistics count both entries.
         db.execute(
             "INSERT INTO scenario_reentries (scenario, profile_id, entered_at) "
@@ -210,13 +223,13 @@ def capture(
             f"(SELECT contact_id FROM ({source_sql}))",
             params,
         ).rowcount
-    distinct = "" if reentry == "parallel" else "GROUP BY src.contact_id"
+    distinct = "" if what.reentry == "parallel" else "GROUP BY src.contact_id"
     inserted = db.execute(
         "INSERT INTO scenario_profiles (scenario, contact_id, step, status, entered_at, launch_id, "
         "capture_key, updated_at, include_opted_out, data) "
-        f"SELECT :scenario, src.contact_id, :step, 'active', :now, :launch, {capture_key_sql}, "
-        f"       :now, :inc, {data_sql} FROM ({source_sql}) AS src "
-        f"WHERE src.contact_id IS NOT NULL {_reentry_filter(reentry)} {distinct} "
+        f"SELECT :scenario, src.contact_id, :step, 'active', :now, :launch, "
+        f"       {what.capture_key_sql}, :now, :inc, {data_sql} FROM ({source_sql}) AS src "
+        f"WHERE src.contact_id IS NOT NULL {_reentry_filter(what.reentry)} {distinct} "
         "ON CONFLICT DO NOTHING",
         params,
     ).rowcount
@@ -422,27 +435,38 @@ def _moved(now: datetime) -> str:
     return f"visit = visit + 1, updated_at = '{to_db(now)}'"
 
 
-def move(db: Database, *, scenario: str, step: str, to: str | None, now: datetime,
-         status: str = "active", extra_where: str = "", params: Sequence[Any] = ()) -> int:
-    """Move the profiles that are `status` at `step` to step `to` (None = completed)."""
+@dataclass(frozen=True, slots=True)
+class AtStep:
+    """The profiles of `scenario` that are `status` at `step`, narrowed by `where` (an SQL
+    condition over `scenario_profiles` with positional `params`) when given."""
+
+    scenario: str
+    step: str
+    status: str = "active"
+    where: str = ""
+    params: Sequence[Any] = ()
+
+
+def move(db: Database, at: AtStep, *, to: str | None, now: datetime) -> int:
+    """Move the profiles `at` a step to step `to` (None = completed)."""
     if to is None:
         sql = ("UPDATE scenario_profiles SET status = 'completed', exited_at = ?, wake_at = NULL, "
                "updated_at = ? WHERE scenario = ? AND status = ? AND step = ?")
-        args: list[Any] = [to_db(now), to_db(now), scenario, status, step]
+        args: list[Any] = [to_db(now), to_db(now), at.scenario, at.status, at.step]
     else:
         sql = ("UPDATE scenario_profiles SET step = ?, status = 'active', wake_at = NULL, "
                "visit = visit + 1, updated_at = ? WHERE scenario = ? AND status = ? AND step = ?")
-        args = [to, to_db(now), scenario, status, step]
-    if extra_where:
-        sql += f" AND {extra_where}"
-        args += list(params)
+        args = [to, to_db(now), at.scenario, at.status, at.step]
+    if at.where:
+        sql += f" AND {at.where}"
+        args += list(at.params)
     return db.execute(sql, args).rowcount
 
 
 def wake(db: Database, *, scenario: str, step: str, to: str | None, now: datetime) -> int:
     """Profiles waiting at `step` whose wake time has come move on."""
-    return move(db, scenario=scenario, step=step, to=to, now=now, status="waiting",
-                extra_where="wake_at <= ?", params=[to_db(now)])
+    return move(db, AtStep(scenario, step, status="waiting", where="wake_at <= ?",
+                           params=[to_db(now)]), to=to, now=now)
 
 
 def start_wait(db: Database, *, scenario: str, step: str, wake_at: datetime,
@@ -476,13 +500,13 @@ def attribute_condition(rule_sql: str, rule_params: Sequence[Any]) -> tuple[str,
     )
 
 
-def branch(db: Database, *, scenario: str, step: str, condition: tuple[str, list[Any]],
-           then: str | None, otherwise: str | None, now: datetime) -> tuple[int, int]:
+def branch(db: Database, at: AtStep, *, condition: tuple[str, list[Any]], then: str | None,
+           otherwise: str | None, now: datetime) -> tuple[int, int]:
     """Profiles at an `if` step go to `then` where the condition holds, else to `otherwise`."""
     cond_sql, cond_params = condition
-    taken = move(db, scenario=scenario, step=step, to=then, now=now,
-                 extra_where=f"({cond_sql})", params=cond_params)
-    rest = move(db, scenario=scenario, step=step, to=otherwise, now=now)
+    taken = move(db, AtStep(at.scenario, at.step, at.status, where=f"({cond_sql})",
+                            params=cond_params), to=then, now=now)
+    rest = move(db, at, to=otherwise, now=now)
     return taken, rest
 
 
@@ -529,23 +553,28 @@ def active_at_steps(db: Database, scenario: str) -> dict[str, int]:
 
 
 def fail_profiles(db: Database, *, scenario: str, now: datetime, reason: str,
-                  steps: Sequence[str] | None = None, invalid_steps_of: Sequence[str] | None = None,
-                  status: str = "active") -> int:
-    """Mark profiles `error`: those still active at `steps`, or stranded on a removed step."""
+                  steps: Sequence[str], status: str = "active") -> int:
+    """Mark the profiles still `status` at `steps` `error`, with the reason."""
     at = to_db(now)
-    if invalid_steps_of is not None:
-        holes = ", ".join("?" for _ in invalid_steps_of)  # SQLite accepts an empty IN ()
-        return db.execute(
-            "UPDATE scenario_profiles SET status = 'error', error = ?, exited_at = ?, "
-            f"wake_at = NULL, updated_at = ? WHERE scenario = ? AND status IN {LIVE} "
-            f"AND (step IS NULL OR step NOT IN ({holes}))",
-            (reason, at, at, scenario, *invalid_steps_of),
-        ).rowcount
-    holes = ", ".join("?" for _ in (steps or ()))
+    holes = ", ".join("?" for _ in steps)
     return db.execute(
         "UPDATE scenario_profiles SET status = 'error', error = ?, exited_at = ?, wake_at = NULL, "
         f"updated_at = ? WHERE scenario = ? AND status = ? AND step IN ({holes})",
-        (reason, at, at, scenario, status, *(steps or ())),
+        (reason, at, at, scenario, status, *steps),
+    ).rowcount
+
+
+def fail_stranded(db: Database, *, scenario: str, now: datetime, reason: str,
+                  known_steps: Sequence[str]) -> int:
+    """Mark `error` the profiles inside (active or waiting) on a step not in `known_steps` (a
+    step removed from the definition; every step when `known_steps` is empty)."""
+    at = to_db(now)
+    holes = ", ".join("?" for _ in known_steps)  # SQLite accepts an empty IN ()
+    return db.execute(
+        "UPDATE scenario_profiles SET status = 'error', error = ?, exited_at = ?, "
+        f"wake_at = NULL, updated_at = ? WHERE scenario = ? AND status IN {LIVE} "
+        f"AND (step IS NULL OR step NOT IN ({holes}))",
+        (reason, at, at, scenario, *known_steps),
     ).rowcount
 
 
