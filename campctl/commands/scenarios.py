@@ -70,13 +70,13 @@ def start_scenario(
     from campctl.engine.campaigns import parse_event_data
 
     app = app_context(ctx)
-    groups = list(group or [])
-    payload = None if data is None else parse_event_data(data)
+    request = scenarios.LaunchRequest(
+        name, scenarios.Participants(all_contacts, tuple(group or ()), contact),
+        include_opted_out=include_opted_out,
+        data=None if data is None else parse_event_data(data))
     if count:
         db = app.db()
-        plan = scenarios.plan_launch(db, name=name, all_contacts=all_contacts, groups=groups,
-                                     contact=contact, include_opted_out=include_opted_out,
-                                     validate=False, data=payload, now=app.now)
+        plan = scenarios.plan_launch(db, request, now=app.now, validate=False)
         if app.json:
             print_json(plan.targeted)
         else:
@@ -85,9 +85,7 @@ def start_scenario(
             notice(app, _left_out_text(plan.left_out, plan.left_out_reason))
         return
     db = app.db(create=True)
-    plan = scenarios.plan_launch(db, name=name, all_contacts=all_contacts, groups=groups,
-                                 contact=contact, include_opted_out=include_opted_out,
-                                 data=payload, now=app.now)
+    plan = scenarios.plan_launch(db, request, now=app.now)
     if plan.problems:
         for problem in plan.problems:
             notice(app, f"  {problem}")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -36,82 +36,16 @@ class Step:
 
 # --- the step graph ------------------------------------------------------------------------------
 
-def check_steps(spec: dict) -> list[str]:
-    """Problems of a scenario's steps (for validation): ids, targets, kinds, waitless cycles."""
-    try:
-        parse_steps(spec)
-    except ValidationFailed as exc:
-        return list(exc.issues) or [exc.message]
-    return []
-
-
 def parse_steps(spec: dict) -> list[Step]:
+    """A scenario's steps as the engine runs them; every problem found is raised at once
+    (`ValidationFailed` with one issue per problem)."""
     raw = spec.get("steps")
-    problems: list[str] = []
     if not isinstance(raw, list) or not raw:
         raise ValidationFailed("scenario has no steps; add a `steps:` list",
                                ["scenario has no steps"])
-    ids: list[str] = []
-    for index, item in enumerate(raw):
-        if not isinstance(item, dict) or not isinstance(item.get("id"), str) or not item["id"]:
-            problems.append(f"step {index + 1} needs an `id`")
-            ids.append(f"#{index + 1}")
-        else:
-            ids.append(item["id"])
-    for dup in sorted({i for i in ids if ids.count(i) > 1}):
-        problems.append(f"step id {dup!r} is used twice")
-    known = set(ids)
-    if END in known:
-        problems.append("`end` is reserved; it cannot be a step id")
-
-    def target(value: Any, where: str) -> str | None:
-        if value is None or value == END:
-            return None
-        if not isinstance(value, str) or value not in known:
-            problems.append(f"{where} names unknown step {value!r} (steps: {', '.join(ids)}, end)")
-            return None
-        return value
-
-    steps: list[Step] = []
-    for index, item in enumerate(raw):
-        if not isinstance(item, dict):
-            continue
-        sid = ids[index]
-        following = ids[index + 1] if index + 1 < len(ids) else None
-        nxt = target(item["next"], f"step {sid}: next") if "next" in item else following
-        actions = [k for k in ("send", "wait", "if") if k in item]
-        if len(actions) > 1:
-            problems.append(f"step {sid} has {' and '.join(actions)}; one action per step")
-            continue
-        kind = actions[0] if actions else "pass"
-        if kind == "send":
-            send = item["send"] if isinstance(item["send"], dict) else None
-            if send is None:
-                problems.append(f"step {sid}: send must be a mapping with subject and body")
-            steps.append(Step(sid, "send", nxt, send=send or {}))
-        elif kind == "wait":
-            try:
-                delay = parse_duration(item["wait"])
-            except ValueError as exc:
-                problems.append(f"step {sid}: {exc}")
-                delay = timedelta(0)
-            steps.append(Step(sid, "wait", nxt, wait=delay, wait_text=str(item["wait"])))
-        elif kind == "if":
-            cond = item["if"]
-            if not isinstance(cond, dict):
-                problems.append(f"step {sid}: if must be {{event, within}} or rules")
-                cond = {}
-            elif "event" in cond:
-                try:
-                    parse_duration(cond.get("within", ""))
-                except ValueError as exc:
-                    problems.append(f"step {sid}: if.within: {exc}")
-            then = target(item.get("then", following), f"step {sid}: then") \
-                if "then" in item else following
-            other = target(item.get("else"), f"step {sid}: else") if "else" in item else nxt
-            steps.append(Step(sid, "if", nxt, then=then, otherwise=other, condition=cond))
-        else:
-            steps.append(Step(sid, "pass", nxt))
+    parser = _StepParser(raw)
+    steps = parser.parse()
+    problems = parser.problems
     if not problems:
         cycle = _waitless_cycle(steps)
         if cycle:
@@ -120,6 +54,88 @@ def parse_steps(spec: dict) -> list[Step]:
     if problems:
         raise ValidationFailed("; ".join(problems), problems)
     return steps
+
+
+class _StepParser:
+    """Reads a `steps:` list, collecting every problem instead of stopping at the first."""
+
+    def __init__(self, raw: list[Any]) -> None:
+        self.raw = raw
+        self.problems: list[str] = []
+        self.ids = self._ids()
+        self.known = set(self.ids)
+
+    def _ids(self) -> list[str]:
+        ids: list[str] = []
+        for index, item in enumerate(self.raw):
+            if not isinstance(item, dict) or not isinstance(item.get("id"), str) or not item["id"]:
+                self.problems.append(f"step {index + 1} needs an `id`")
+                ids.append(f"#{index + 1}")
+            else:
+                ids.append(item["id"])
+        for dup in sorted({i for i in ids if ids.count(i) > 1}):
+            self.problems.append(f"step id {dup!r} is used twice")
+        if END in ids:
+            self.problems.append("`end` is reserved; it cannot be a step id")
+        return ids
+
+    def target(self, value: Any, where: str) -> str | None:
+        """A step id a step leads to (None: the end)."""
+        if value is None or value == END:
+            return None
+        if not isinstance(value, str) or value not in self.known:
+            self.problems.append(f"{where} names unknown step {value!r} "
+                                 f"(steps: {', '.join(self.ids)}, end)")
+            return None
+        return value
+
+    def parse(self) -> list[Step]:
+        return [step for index, item in enumerate(self.raw)
+                if isinstance(item, dict) and (step := self._step(index, item)) is not None]
+
+    def _step(self, index: int, item: dict) -> Step | None:
+        sid = self.ids[index]
+        following = self.ids[index + 1] if index + 1 < len(self.ids) else None
+        nxt = self.target(item["next"], f"step {sid}: next") if "next" in item else following
+        actions = [k for k in ("send", "wait", "if") if k in item]
+        if len(actions) > 1:
+            self.problems.append(f"step {sid} has {' and '.join(actions)}; one action per step")
+            return None
+        if not actions:
+            return Step(sid, "pass", nxt)
+        if actions[0] == "send":
+            return self._send(sid, nxt, item["send"])
+        if actions[0] == "wait":
+            return self._wait(sid, nxt, item["wait"])
+        return self._if(sid, nxt, following, item)
+
+    def _send(self, sid: str, nxt: str | None, send: Any) -> Step:
+        if not isinstance(send, dict):
+            self.problems.append(f"step {sid}: send must be a mapping with subject and body")
+            send = None
+        return Step(sid, "send", nxt, send=send or {})
+
+    def _wait(self, sid: str, nxt: str | None, wait: Any) -> Step:
+        try:
+            delay = parse_duration(wait)
+        except ValueError as exc:
+            self.problems.append(f"step {sid}: {exc}")
+            delay = timedelta(0)
+        return Step(sid, "wait", nxt, wait=delay, wait_text=str(wait))
+
+    def _if(self, sid: str, nxt: str | None, following: str | None, item: dict) -> Step:
+        cond = item["if"]
+        if not isinstance(cond, dict):
+            self.problems.append(f"step {sid}: if must be {{event, within}} or rules")
+            cond = {}
+        elif "event" in cond:
+            try:
+                parse_duration(cond.get("within", ""))
+            except ValueError as exc:
+                self.problems.append(f"step {sid}: if.within: {exc}")
+        then = self.target(item["then"], f"step {sid}: then") if "then" in item else following
+        other = self.target(item["else"], f"step {sid}: else") if "else" in item else nxt
+        return Step(sid, "if", nxt, then=then, otherwise=other, condition=cond)
 
 
 def _successors(step: Step) -> list[str]:
@@ -632,52 +648,51 @@ def allows_manual_trigger(spec: dict) -> bool:
     return launch_type(spec) == "event" and _launch(spec).get("allow_manual") is True
 
 
-def plan_launch(db, *, name: str, all_contacts: bool, groups: Sequence[str],
-                contact: str | None, include_opted_out: bool, environ=None,
-                validate: bool = True, data: dict | None = None,
-                now: datetime | None = None) -> LaunchPlan:
-    obj = _scenario(db, name)
-    chosen = sum([bool(all_contacts), bool(groups), contact is not None])
-    if chosen != 1:
-        raise UsageProblem("choose the participants with exactly one of --all, --group G "
-                           "(repeatable) or --contact ID")
-    spec = obj["spec"]
-    kind = launch_type(spec)
-    manual_trigger = allows_manual_trigger(spec)
-    if manual_trigger and contact is None:
-        raise ActionRefused(f"scenario {name} is triggered by event {_launch(spec).get('event')}"
-                            "; by hand it starts for one contact at a time: use --contact ID")
-    if kind != "manual" and not manual_trigger:
-        hint = (" (or an event scenario with launch.allow_manual: true, for one --contact)"
-                if kind == "event" else "")
-        raise ActionRefused(f"scenario {name} has launch.type {kind}; only a scenario with "
-                            f"launch.type manual can be started by hand{hint}")
-    if validate and obj["status"] != "active":
-        raise ActionRefused(f"scenario {name} is {obj['status']}; run "
-                            f"'campctl activate scenario {name}' first")
-    contact_id = None
-    if contact is not None:
-        contact_id = store.contact_id_of(db, contact)
-        if contact_id is None:
-            raise NotFound(f"no contact with id {contact!r}; see 'campctl contacts list'")
-        selection = f"contact {contact}"
-    elif all_contacts:
-        selection = "all contacts"
-    else:
-        selection = "groups " + ", ".join(groups)
-    sql, params = store.contacts_source(all_contacts=all_contacts, groups=list(groups),
-                                        contact_id=contact_id)
-    if manual_trigger and (audience := capture_audience(spec)) is not None:
-        from campctl.store import segments
+@dataclass(frozen=True)
+class Participants:
+    """Who a manual launch targets: every contact, the members of groups, or one contact."""
 
-        if now is None:
-            raise ValueError("plan_launch needs `now` to check capture conditions")
-        cond_sql, cond_params = segments.audience_where(db, audience, now=now,
-                                                        alias="c", include_opted_out=True)
-        sql, params, unmet = store.narrow_source(db, sql, params, cond_sql, list(cond_params))
-        if unmet:
-            raise ActionRefused(f"contact {contact} does not match the capture conditions of "
-                                f"scenario {name} (launch.audience); nothing launched")
+    all_contacts: bool = False
+    groups: tuple[str, ...] = ()
+    contact: str | None = None  # its external id
+
+    def check(self) -> None:
+        if sum([self.all_contacts, bool(self.groups), self.contact is not None]) != 1:
+            raise UsageProblem("choose the participants with exactly one of --all, --group G "
+                               "(repeatable) or --contact ID")
+
+    def selection(self) -> str:
+        """As the launch records it."""
+        if self.contact is not None:
+            return f"contact {self.contact}"
+        if self.all_contacts:
+            return "all contacts"
+        return "groups " + ", ".join(self.groups)
+
+
+@dataclass(frozen=True)
+class LaunchRequest:
+    """What `start scenario` asks for."""
+
+    scenario: str
+    participants: Participants
+    include_opted_out: bool = False
+    data: dict | None = None  # capture data of the profiles (`--data`)
+
+
+def plan_launch(db, request: LaunchRequest, *, now: datetime,
+                validate: bool = True) -> LaunchPlan:
+    """What launching would do (participants, summary, problems), launching nothing.
+
+    `validate=False` (`--count`) only counts the participants: the scenario may be inactive and
+    its send steps are not checked."""
+    name, who = request.scenario, request.participants
+    obj = _scenario(db, name)
+    who.check()
+    spec = obj["spec"]
+    manual_trigger = _check_startable(name, obj["status"], spec, who, validate=validate)
+    sql, params = _participants_source(db, name, spec, who, manual_trigger=manual_trigger,
+                                       now=now)
     targeted = store.count_source(db, sql, params)
     from campctl.engine.users import scenario_restriction
 
@@ -686,30 +701,79 @@ def plan_launch(db, *, name: str, all_contacts: bool, groups: Sequence[str],
     if restriction is not None:
         left_out = restriction.left_out(db, sql, params)
         left_out_reason = restriction.reason if left_out else None
-        sql, params = restriction.narrow(sql, params)  # type: ignore[assignment]
+        sql, narrowed = restriction.narrow(sql, params)
+        assert isinstance(narrowed, dict)  # a source with named parameters stays named
+        params = narrowed
     problems: list[str] = []
-    if validate:
-        try:
-            steps = parse_steps(spec)
-        except ValidationFailed as exc:
-            problems.extend(exc.issues or [exc.message])
-            steps = []
-        sends = [step for step in steps if step.kind == "send"]
-        summary = {"steps": len(steps), "messages": len(sends)}
-        if sends and not include_opted_out:
-            summary["opted_out"] = store.count_opted_out(
-                db, sql, dict(params),  # type: ignore[arg-type]
-                [(step.send or {}).get("message_type") for step in sends])
-        contacts = (dict(context, event=dict(data or {}))
-                    for context in store.targeted_contacts(db, sql, params))
-        check = validate_send_steps(db, steps, contacts)
-        problems += check.problems
-        summary["failing"] = check.failing
-    else:
-        summary = {}
-    return LaunchPlan(name, selection, sql, params, targeted, problems, include_opted_out,
-                      left_out, left_out_reason, data=data, manual_trigger=manual_trigger,
-                      **summary)
+    summary = (_launch_check(db, spec, sql, params, request, problems) if validate else {})
+    return LaunchPlan(name, who.selection(), sql, params, targeted, problems,
+                      request.include_opted_out, left_out, left_out_reason, data=request.data,
+                      manual_trigger=manual_trigger, **summary)
+
+
+def _check_startable(name: str, status: str, spec: dict, who: Participants, *,
+                     validate: bool) -> bool:
+    """Refuses a scenario that cannot be started by hand (for these participants); returns
+    whether it is an event scenario triggered by hand."""
+    kind = launch_type(spec)
+    manual_trigger = allows_manual_trigger(spec)
+    if manual_trigger and who.contact is None:
+        raise ActionRefused(f"scenario {name} is triggered by event {_launch(spec).get('event')}"
+                            "; by hand it starts for one contact at a time: use --contact ID")
+    if kind != "manual" and not manual_trigger:
+        hint = (" (or an event scenario with launch.allow_manual: true, for one --contact)"
+                if kind == "event" else "")
+        raise ActionRefused(f"scenario {name} has launch.type {kind}; only a scenario with "
+                            f"launch.type manual can be started by hand{hint}")
+    if validate and status != "active":
+        raise ActionRefused(f"scenario {name} is {status}; run "
+                            f"'campctl activate scenario {name}' first")
+    return manual_trigger
+
+
+def _participants_source(db, name: str, spec: dict, who: Participants, *, manual_trigger: bool,
+                         now: datetime) -> tuple[str, dict[str, Any]]:
+    """The participants as a capture source; a contact triggering an event scenario by hand
+    must meet its capture conditions."""
+    contact_id = None
+    if who.contact is not None:
+        contact_id = store.contact_id_of(db, who.contact)
+        if contact_id is None:
+            raise NotFound(f"no contact with id {who.contact!r}; see 'campctl contacts list'")
+    sql, params = store.contacts_source(all_contacts=who.all_contacts, groups=list(who.groups),
+                                        contact_id=contact_id)
+    if manual_trigger and (audience := capture_audience(spec)) is not None:
+        from campctl.store import segments
+
+        cond_sql, cond_params = segments.audience_where(db, audience, now=now,
+                                                        alias="c", include_opted_out=True)
+        sql, params, unmet = store.narrow_source(db, sql, params, cond_sql, list(cond_params))
+        if unmet:
+            raise ActionRefused(f"contact {who.contact} does not match the capture conditions "
+                                f"of scenario {name} (launch.audience); nothing launched")
+    return sql, params
+
+
+def _launch_check(db, spec: dict, sql: str, params: dict[str, Any], request: LaunchRequest,
+                  problems: list[str]) -> dict[str, int]:
+    """The launch summary (steps, messages, opted out, failing); problems are added to
+    `problems`: invalid steps, and send steps that fail for a targeted contact."""
+    try:
+        steps = parse_steps(spec)
+    except ValidationFailed as exc:
+        problems.extend(exc.issues or [exc.message])
+        steps = []
+    sends = [step for step in steps if step.kind == "send"]
+    summary = {"steps": len(steps), "messages": len(sends)}
+    if sends and not request.include_opted_out:
+        summary["opted_out"] = store.count_opted_out(
+            db, sql, dict(params), [(step.send or {}).get("message_type") for step in sends])
+    contacts = (dict(context, event=dict(request.data or {}))
+                for context in store.targeted_contacts(db, sql, params))
+    check = validate_send_steps(db, steps, contacts)
+    problems += check.problems
+    summary["failing"] = check.failing
+    return summary
 
 
 @dataclass
