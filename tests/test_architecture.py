@@ -12,8 +12,10 @@ PACKAGE = Path(__file__).resolve().parent.parent / "campctl"
 ALLOWED = {
     "base": {"base"},
     "store": {"store", "base"},
-    "engine": {"engine", "store", "base", "channels"},
-    "channels": {"channels", "store", "base", "engine.templates"},
+    # definitions.models (typed definitions, importing nothing from campctl) is what the engine
+    # and the channels receive; the rest of definitions (YAML, validation) stays out of them.
+    "engine": {"engine", "store", "base", "channels", "definitions.models"},
+    "channels": {"channels", "store", "base", "engine.templates", "definitions.models"},
     "definitions": {"definitions", "store", "base", "engine.cron", "engine.templates"},
     "commands": {"commands", "engine", "definitions", "channels", "store", "base", "cli"},
 }

@@ -2,62 +2,57 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from campctl.definitions.models import (
+    DEFAULT_CHANNEL,
+    END,
+    EVERYONE,
+    Audience,
+    Condition,
+    Scenario,
+    ScenarioStep,
+)
 from campctl.engine import isolation
 from campctl.errors import ActionRefused, NotFound, UsageProblem, ValidationFailed
+from campctl.models import TickReport
 from campctl.store import scenarios as store
+from campctl.store.db import Database
 from campctl.timeutil import parse_duration, parse_local_datetime, shift, to_db
 
-END = "end"
-REENTRY_MODES = ("once", "after_exit", "restart", "parallel")
-LAUNCH_TYPES = ("event", "schedule", "manual")
-DEFAULT_CHANNEL = "outbox"
+if TYPE_CHECKING:
+    from campctl.engine.templates import CompiledMessage
+
 MAX_LISTED_REASONS = 10  # a launch check lists at most this many distinct render failures
-
-
-@dataclass(frozen=True)
-class Step:
-    """One step as the engine runs it; `next`/`then`/`otherwise` are step ids or None (= end)."""
-
-    id: str
-    kind: str  # send | wait | if | pass
-    next: str | None
-    then: str | None = None
-    otherwise: str | None = None
-    wait: timedelta | None = None
-    wait_text: str | None = None  # as written: `1d` is a calendar day (timeutil.shift)
-    send: dict | None = None
-    condition: dict | None = None
 
 
 # --- the step graph ------------------------------------------------------------------------------
 
-def parse_steps(spec: dict) -> list[Step]:
-    """A scenario's steps as the engine runs them; every problem found is raised at once
-    (`ValidationFailed` with one issue per problem)."""
-    raw = spec.get("steps")
+def checked_steps(scenario: Scenario) -> tuple[ScenarioStep, ...]:
+    """A scenario's steps as the engine runs them, once the steps as written pass the engine's
+    checks (a stored definition may predate today's validation); every problem found is raised
+    at once (`ValidationFailed` with one issue per problem)."""
+    raw = scenario.raw.get("steps")
     if not isinstance(raw, list) or not raw:
         raise ValidationFailed("scenario has no steps; add a `steps:` list",
                                ["scenario has no steps"])
-    parser = _StepParser(raw)
-    steps = parser.parse()
-    problems = parser.problems
+    problems = _StepChecker(raw).check()
     if not problems:
-        cycle = _waitless_cycle(steps)
+        cycle = _waitless_cycle(scenario.steps)
         if cycle:
             problems.append("steps " + " → ".join(cycle) + " form a loop without a wait; "
                             "add a wait step to the loop")
     if problems:
         raise ValidationFailed("; ".join(problems), problems)
-    return steps
+    return scenario.steps
 
 
-class _StepParser:
-    """Reads a `steps:` list, collecting every problem instead of stopping at the first."""
+class _StepChecker:
+    """Checks a `steps:` list as written, collecting every problem instead of stopping at the
+    first."""
 
     def __init__(self, raw: list[Any]) -> None:
         self.raw = raw
@@ -79,74 +74,60 @@ class _StepParser:
             self.problems.append("`end` is reserved; it cannot be a step id")
         return ids
 
-    def target(self, value: Any, where: str) -> str | None:
-        """A step id a step leads to (None: the end)."""
+    def target(self, value: Any, where: str) -> None:
+        """A step a step leads to must exist (or be the end)."""
         if value is None or value == END:
-            return None
+            return
         if not isinstance(value, str) or value not in self.known:
             self.problems.append(f"{where} names unknown step {value!r} "
                                  f"(steps: {', '.join(self.ids)}, end)")
-            return None
-        return value
 
-    def parse(self) -> list[Step]:
-        return [step for index, item in enumerate(self.raw)
-                if isinstance(item, dict) and (step := self._step(index, item)) is not None]
+    def check(self) -> list[str]:
+        for index, item in enumerate(self.raw):
+            if isinstance(item, dict):
+                self._step(self.ids[index], item)
+        return self.problems
 
-    def _step(self, index: int, item: dict) -> Step | None:
-        sid = self.ids[index]
-        following = self.ids[index + 1] if index + 1 < len(self.ids) else None
-        nxt = self.target(item["next"], f"step {sid}: next") if "next" in item else following
+    def _step(self, sid: str, item: dict) -> None:
+        if "next" in item:
+            self.target(item["next"], f"step {sid}: next")
         actions = [k for k in ("send", "wait", "if") if k in item]
         if len(actions) > 1:
             self.problems.append(f"step {sid} has {' and '.join(actions)}; one action per step")
-            return None
-        if not actions:
-            return Step(sid, "pass", nxt)
-        if actions[0] == "send":
-            return self._send(sid, nxt, item["send"])
-        if actions[0] == "wait":
-            return self._wait(sid, nxt, item["wait"])
-        return self._if(sid, nxt, following, item)
-
-    def _send(self, sid: str, nxt: str | None, send: Any) -> Step:
-        if not isinstance(send, dict):
+        elif actions == ["send"] and not isinstance(item["send"], dict):
             self.problems.append(f"step {sid}: send must be a mapping with subject and body")
-            send = None
-        return Step(sid, "send", nxt, send=send or {})
+        elif actions == ["wait"]:
+            try:
+                parse_duration(item["wait"])
+            except ValueError as exc:
+                self.problems.append(f"step {sid}: {exc}")
+        elif actions == ["if"]:
+            self._if(sid, item)
 
-    def _wait(self, sid: str, nxt: str | None, wait: Any) -> Step:
-        try:
-            delay = parse_duration(wait)
-        except ValueError as exc:
-            self.problems.append(f"step {sid}: {exc}")
-            delay = timedelta(0)
-        return Step(sid, "wait", nxt, wait=delay, wait_text=str(wait))
-
-    def _if(self, sid: str, nxt: str | None, following: str | None, item: dict) -> Step:
+    def _if(self, sid: str, item: dict) -> None:
         cond = item["if"]
         if not isinstance(cond, dict):
             self.problems.append(f"step {sid}: if must be {{event, within}} or rules")
-            cond = {}
         elif "event" in cond:
             try:
                 parse_duration(cond.get("within", ""))
             except ValueError as exc:
                 self.problems.append(f"step {sid}: if.within: {exc}")
-        then = self.target(item["then"], f"step {sid}: then") if "then" in item else following
-        other = self.target(item["else"], f"step {sid}: else") if "else" in item else nxt
-        return Step(sid, "if", nxt, then=then, otherwise=other, condition=cond)
+        if "then" in item:
+            self.target(item["then"], f"step {sid}: then")
+        if "else" in item:
+            self.target(item["else"], f"step {sid}: else")
 
 
-def _successors(step: Step) -> list[str]:
-    if step.kind == "wait":
+def _successors(step: ScenarioStep) -> list[str]:
+    if step.action == "wait":
         return []  # a wait always ends the tick's moves for a profile
-    if step.kind == "if":
+    if step.action == "if":
         return [s for s in (step.then, step.otherwise) if s]
     return [step.next] if step.next else []
 
 
-def _waitless_cycle(steps: list[Step]) -> list[str] | None:
+def _waitless_cycle(steps: Iterable[ScenarioStep]) -> list[str] | None:
     graph = {s.id: _successors(s) for s in steps}
     colour: dict[str, int] = {}
     stack: list[str] = []
@@ -169,58 +150,85 @@ def _waitless_cycle(steps: list[Step]) -> list[str] | None:
     return None
 
 
-def _launch(spec: dict) -> dict:
-    launch = spec.get("launch") or {}
-    return launch if isinstance(launch, dict) else {}
+def _step_ids(scenario: Scenario) -> list[str]:
+    """The ids of a scenario's steps; none when its steps do not pass the engine's checks."""
+    try:
+        return [s.id for s in checked_steps(scenario)]
+    except ValidationFailed:
+        return []
 
 
-def launch_type(spec: dict) -> str:
-    return str(_launch(spec).get("type") or "event")
+@dataclass(frozen=True)
+class _Stored:
+    """A scenario as stored: its object row's fields and its model."""
+
+    name: str
+    status: str
+    version: int
+    description: str | None
+    spec: dict[str, Any]
+    model: Scenario
 
 
-def reentry(spec: dict) -> str:
-    mode = spec.get("reentry") or "once"
-    return mode if mode in REENTRY_MODES else "once"
-
-
-def _scenario(db, name: str) -> dict:
+def _scenario(db: Database, name: str) -> _Stored:
     from campctl.store.objects import get_object
 
     obj = get_object(db, "Scenario", name)
     if obj is None:
         raise NotFound(f"no scenario named {name!r}; see 'campctl get scenarios'")
-    return obj
+    return _Stored(name, obj["status"], obj["version"], obj.get("description"), obj["spec"],
+                   Scenario.from_spec(obj["spec"]))
 
 
 # --- tick hooks ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Tick:
+    """What one scenario's capture or moves at a tick carry along."""
+
+    db: Database
+    name: str
+    scenario: Scenario
+    now: datetime
+    report: TickReport | None = None
+
+    def note(self, text: str) -> None:
+        """A line of the tick's report (shown by a dry run and `tick -v`)."""
+        if self.report is not None:
+            self.report.notes.append(f"scenario {self.name}: {text}")
+
+    def log(self, event: str, details: str) -> None:
+        from campctl.store import log
+
+        log.append(self.db, now=self.now, event=event, scenario=self.name, details=details)
+
 
 def _consumer(name: str) -> str:
     return f"scenario:{name}"
 
 
-def fire_due(db, *, now: datetime, report) -> None:
+def fire_due(db: Database, *, now: datetime, report: TickReport) -> None:
     """Capture by event (new events since the cursor) and by schedule (due cron occurrences)."""
     for obj in store.active_scenarios(db):
-        name, spec = obj.name, obj.spec
         # A scenario whose capture fails is rolled back alone and retried at the next tick.
-        with isolation.boundary(db, report, kind="Scenario", name=name, now=now,
+        with isolation.boundary(db, report, kind="Scenario", name=obj.name, now=now,
                                 key="Scenario capture"):
             if obj.spec_error:
                 raise ValueError(obj.spec_error)
-            # A definition that no longer parses (written by hand, or valid under older
-            # bounds) fails here, told and retried, rather than silently capturing nobody.
-            steps = parse_steps(spec)
-            kind = launch_type(spec)
+            tick = _Tick(db, obj.name, Scenario.from_spec(obj.spec), now, report)
+            # A definition that no longer passes the checks (written by hand, or valid under
+            # older bounds) fails here, told and retried, rather than silently capturing nobody.
+            steps = checked_steps(tick.scenario)
+            kind = tick.scenario.launch.type
             if kind == "event":
-                _capture_events(db, name, spec, steps, now=now, report=report)
+                _capture_events(tick, steps)
             elif kind == "schedule":
-                _fire_schedule(db, name, spec, steps, now=now, report=report)
+                _fire_schedule(tick, steps)
 
 
-def _capture_events(db, name: str, spec: dict, steps: list[Step], *, now, report) -> None:
-    from campctl.store import log
-
-    event = _launch(spec).get("event")
+def _capture_events(tick: _Tick, steps: tuple[ScenarioStep, ...]) -> None:
+    db, name, scenario = tick.db, tick.name, tick.scenario
+    event = scenario.launch.event
     consumer = _consumer(name)
     upto = store.max_event_id(db)
     after = store.get_cursor(db, consumer)
@@ -231,78 +239,51 @@ def _capture_events(db, name: str, spec: dict, steps: list[Step], *, now, report
     if not event or upto <= after:
         return
     # Only events dated while the scenario is active capture (not a month-old import).
-    mode = reentry(spec)
-    sql, params = store.events_source(str(event), after, upto,
-                                      since=store.active_since(db, name), now=now,
-                                      latest_per_contact=mode != "parallel")
-    sql, params = _within_conditions(db, name, spec, sql, params, now=now, report=report,
-                                     what=f"on event {event}")
-    sql, params = _within_rights(db, name, spec, sql, params, now=now, report=report,
-                                 what=f"on event {event}")
+    sql, params = store.events_source(event, after, upto,
+                                      since=store.active_since(db, name), now=tick.now,
+                                      latest_per_contact=scenario.reentry != "parallel")
+    sql, params = _within_conditions(tick, sql, params, what=f"on event {event}")
+    sql, narrowed = _within_rights(tick, sql, params, what=f"on event {event}")
     captured = store.capture(db, store.Capture(
-        name, sql, params, reentry=mode, first_step=steps[0].id,
-        capture_key_sql="'e:' || src.event_id", data_sql="src.data"), now=now)
+        name, sql, narrowed, reentry=scenario.reentry, first_step=steps[0].id,
+        capture_key_sql="'e:' || src.event_id", data_sql="src.data"), now=tick.now)
     store.set_cursor(db, consumer, upto)
     if captured:
-        report.notes.append(f"scenario {name}: {captured} profile(s) captured on event {event}")
-        log.append(db, now=now, event="Profiles Captured", scenario=name,
-                   details=f"{captured} profile(s) on event {event}")
+        tick.note(f"{captured} profile(s) captured on event {event}")
+        tick.log("Profiles Captured", f"{captured} profile(s) on event {event}")
 
 
-def deactivate_after(spec: dict) -> datetime | None:
+def deactivate_after(scenario: Scenario) -> datetime | None:
     """When a scheduled scenario's schedule ends (no occurrence after it), or None."""
-    launch = _launch(spec)
-    value = launch.get("deactivate_after")
-    if not value:
+    launch = scenario.launch
+    if launch.deactivate_after is None:
         return None
-    return parse_local_datetime(str(value), str(launch.get("timezone") or "UTC"))
+    return parse_local_datetime(launch.deactivate_after, launch.timezone)
 
 
-def _fire_schedule(db, name: str, spec: dict, steps: list[Step], *, now, report) -> None:
+def _fire_schedule(tick: _Tick, steps: tuple[ScenarioStep, ...]) -> None:
     from campctl.engine import cron
-    from campctl.store import log
+    from campctl.timeutil import from_db
 
-    launch = _launch(spec)
-    expr, tz = launch.get("cron"), str(launch.get("timezone") or "UTC")
+    db, name, now, launch = tick.db, tick.name, tick.now, tick.scenario.launch
+    expr, tz = launch.cron, launch.timezone
     if not expr:
         return
     state = store.schedule_state(db, name)
     if state.next_due_at is not None and state.next_due_at > to_db(now):
         return  # nothing due: no cron evaluation
-    if state.cursor_at is None:
+    cursor = from_db(state.cursor_at)
+    if cursor is None:
         # First sight of the schedule: occurrences count from activation on.
         store.set_schedule_state(db, name, cursor_at=now,
                                  next_due_at=cron.next_fire(expr, tz, after=now))
         return
-    from campctl.timeutil import from_db
-
-    cursor = from_db(state.cursor_at)
-    assert cursor is not None  # not None in, not None out
-    until = now
-    stop_at = deactivate_after(spec)
-    if stop_at is not None:
-        until = min(now, stop_at)
+    stop_at = deactivate_after(tick.scenario)
+    until = now if stop_at is None else min(now, stop_at)
     due = cron.fire_times(expr, tz, after=cursor, until=until) if until > cursor else []
-    fire, skipped = cron.apply_catchup(due, launch.get("catchup"), now=now)
-    for scheduled_at, reason in skipped:
-        if store.add_occurrence(db, name, scheduled_at=scheduled_at, status="skipped",
-                                reason=reason, now=now) is not None:
-            report.skipped += 1
-            report.notes.append(f"scenario {name}: occurrence {to_db(scheduled_at)} skipped "
-                                f"({reason})")
-            log.append(db, now=now, event="Occurrence Skipped", scenario=name,
-                       details=f"{to_db(scheduled_at)}: {reason}")
-    for scheduled_at in fire:
-        occurrence = store.add_occurrence(db, name, scheduled_at=scheduled_at, status="fired",
-                                          reason=None, now=now)
-        if occurrence is None:
-            continue  # another tick fired it
-        report.fired += 1
-        captured = _capture_audience(db, name, spec, steps, occurrence=occurrence, now=now)
-        report.notes.append(f"scenario {name}: occurrence {to_db(scheduled_at)} fires, "
-                            f"{captured} profile(s) captured")
-        log.append(db, now=now, event="Profiles Captured", scenario=name,
-                   details=f"occurrence {to_db(scheduled_at)}: {captured} profile(s)")
+    fire, skipped = cron.apply_catchup(due, launch.catchup, now=now)
+    _skip_occurrences(tick, skipped)
+    _fire_occurrences(tick, steps, fire)
     # The cursor is the last occurrence considered, so an unchanged schedule writes nothing.
     new_cursor = max([cursor, *due]) if due else cursor
     nxt = cron.next_fire(expr, tz, after=new_cursor)
@@ -311,68 +292,98 @@ def _fire_schedule(db, name: str, spec: dict, steps: list[Step], *, now, report)
     store.set_schedule_state(db, name, cursor_at=new_cursor, next_due_at=nxt)
 
 
-def _capture_audience(db, name: str, spec: dict, steps: list[Step], *, occurrence: int,
-                      now: datetime) -> int:
+def _skip_occurrences(tick: _Tick, skipped: list[tuple[datetime, str]]) -> None:
+    for scheduled_at, reason in skipped:
+        if store.add_occurrence(tick.db, tick.name, scheduled_at=scheduled_at, status="skipped",
+                                reason=reason, now=tick.now) is not None:
+            if tick.report is not None:
+                tick.report.skipped += 1
+            tick.note(f"occurrence {to_db(scheduled_at)} skipped ({reason})")
+            tick.log("Occurrence Skipped", f"{to_db(scheduled_at)}: {reason}")
+
+
+def _fire_occurrences(tick: _Tick, steps: tuple[ScenarioStep, ...],
+                      fire: list[datetime]) -> None:
+    for scheduled_at in fire:
+        occurrence = store.add_occurrence(tick.db, tick.name, scheduled_at=scheduled_at,
+                                          status="fired", reason=None, now=tick.now)
+        if occurrence is None:
+            continue  # another tick fired it
+        if tick.report is not None:
+            tick.report.fired += 1
+        captured = _capture_audience(tick, steps, occurrence=occurrence)
+        tick.note(f"occurrence {to_db(scheduled_at)} fires, {captured} profile(s) captured")
+        tick.log("Profiles Captured",
+                 f"occurrence {to_db(scheduled_at)}: {captured} profile(s)")
+
+
+def _capture_audience(tick: _Tick, steps: tuple[ScenarioStep, ...], *, occurrence: int) -> int:
+    from dataclasses import replace
+
     from campctl.store import segments
 
-    audience = _launch(spec).get("audience") or {"all": True}
-    sql, params = segments.audience_query(db, audience, now=now,
-                                          sample_key=f"scenario:{name}:{occurrence}")
-    sql, params = _within_rights(db, name, spec, sql, params, now=now, report=None,
-                                 what=f"at occurrence {occurrence}")
-    return store.capture(db, store.Capture(
-        name, sql, params, reentry=reentry(spec), first_step=steps[0].id,
-        capture_key_sql=f"'o:{int(occurrence)}'"), now=now)
+    audience = tick.scenario.launch.audience or EVERYONE
+    sql, params = segments.audience_query(tick.db, audience.raw, now=tick.now,
+                                          sample_key=f"scenario:{tick.name}:{occurrence}")
+    # Left out at an occurrence: logged, not noted in the tick's report.
+    sql, narrowed = _within_rights(replace(tick, report=None), sql, params,
+                                   what=f"at occurrence {occurrence}")
+    return store.capture(tick.db, store.Capture(
+        tick.name, sql, narrowed, reentry=tick.scenario.reentry, first_step=steps[0].id,
+        capture_key_sql=f"'o:{int(occurrence)}'"), now=tick.now)
 
 
-def capture_audience(spec: dict) -> dict | None:
+def capture_audience(scenario: Scenario) -> Audience | None:
     """The capture conditions of an event scenario (`launch.audience`), or None."""
-    launch = _launch(spec)
-    audience = launch.get("audience") if launch_type(spec) == "event" else None
-    return audience if isinstance(audience, dict) and audience else None
+    return scenario.launch.audience if scenario.launch.type == "event" else None
 
 
-def _within_conditions(db, name: str, spec: dict, sql: str, params: dict, *, now: datetime,
-                       report, what: str) -> tuple[str, dict]:
+def _within_conditions(tick: _Tick, sql: str, params: dict[str, Any], *,
+                       what: str) -> tuple[str, dict[str, Any]]:
     """An event capture source narrowed to the contacts matching the scenario's capture
     conditions; those that do not are logged (`Capture Conditions Unmet`)."""
-    from campctl.store import log, segments
+    from campctl.store import segments
 
-    audience = capture_audience(spec)
+    audience = capture_audience(tick.scenario)
     if audience is None:
         return sql, params
-    cond_sql, cond_params = segments.audience_where(db, audience, now=now, alias="c",
-                                                    include_opted_out=True)
-    narrowed, merged, unmet = store.narrow_source(db, sql, params, cond_sql, list(cond_params))
+    cond_sql, cond_params = segments.audience_where(tick.db, audience.raw, now=tick.now,
+                                                    alias="c", include_opted_out=True)
+    narrowed, merged, unmet = store.narrow_source(tick.db, sql, params, cond_sql,
+                                                  list(cond_params))
     if unmet:
         text = f"{unmet} capture(s) {what} did not match the capture conditions"
-        log.append(db, now=now, event="Capture Conditions Unmet", scenario=name, details=text)
-        if report is not None:
-            report.notes.append(f"scenario {name}: {text}")
+        tick.log("Capture Conditions Unmet", text)
+        tick.note(text)
     return narrowed, merged
 
 
-def _within_rights(db, name: str, spec: dict, sql: str, params, *, now: datetime, report,
-                   what: str):
+def _restriction(db: Database, name: str, scenario: Scenario):
+    """The rights of the scenario's creator over the message types its send steps use."""
+    from campctl.engine.users import restriction_for
+
+    return restriction_for(db, kind="Scenario", name=name,
+                           message_types=[s.send.message_type for s in scenario.steps
+                                          if s.send is not None])
+
+
+def _within_rights(tick: _Tick, sql: str, params: Sequence[Any] | dict[str, Any], *,
+                   what: str) -> tuple[str, Sequence[Any] | dict[str, Any]]:
     """A capture source narrowed to the contacts the scenario creator's rights allow; those
     left out are logged (`Profiles Left Out`) with the reason."""
-    from campctl.engine.users import scenario_restriction
-    from campctl.store import log
-
-    restriction = scenario_restriction(db, name, spec)
+    restriction = _restriction(tick.db, tick.name, tick.scenario)
     if restriction is None:
         return sql, params
-    left_out = restriction.left_out(db, sql, params)
+    left_out = restriction.left_out(tick.db, sql, params)
     if left_out:
         text = (f"{left_out} capture(s) {what} left out for the creator's rights: "
                 f"{restriction.reason}")
-        log.append(db, now=now, event="Profiles Left Out", scenario=name, details=text)
-        if report is not None:
-            report.notes.append(f"scenario {name}: {text}")
+        tick.log("Profiles Left Out", text)
+        tick.note(text)
     return restriction.narrow(sql, params)
 
 
-def advance(db, *, now: datetime, report) -> None:
+def advance(db: Database, *, now: datetime, report: TickReport) -> None:
     """Move every active scenario's profiles until each waits or ends (set-based, per step)."""
     for obj in store.active_scenarios(db):
         # A failing step errors its own profiles (see _isolated_step); a scenario whose moves
@@ -380,126 +391,117 @@ def advance(db, *, now: datetime, report) -> None:
         with isolation.boundary(db, report, kind="Scenario", name=obj.name, now=now):
             if obj.spec_error:  # its profiles wait: nothing moves on a guess
                 raise ValueError(obj.spec_error)
-            advance_scenario(db, obj.name, obj.spec, now=now, report=report)
+            advance_scenario(db, obj.name, Scenario.from_spec(obj.spec), now=now, report=report)
 
 
-def advance_scenario(db, name: str, spec: dict, *, now: datetime, report=None) -> dict:
+def advance_scenario(db: Database, name: str, scenario: Scenario, *, now: datetime,
+                     report: TickReport | None = None) -> dict[str, int]:
     """One scenario's moves at `now`; returns counters (for tests and the benchmark)."""
     counts = {"moved": 0, "queued": 0, "skipped": 0, "errors": 0}
     try:
-        steps = parse_steps(spec)
+        steps = checked_steps(scenario)
     except ValidationFailed as exc:
         counts["errors"] += store.fail_stranded(db, scenario=name, now=now,
                                                 reason=f"invalid steps: {exc.message}",
                                                 known_steps=[])
         return counts
-    by_id = {s.id: s for s in steps}
     counts["errors"] += store.fail_stranded(
-        db, scenario=name, now=now, known_steps=list(by_id),
+        db, scenario=name, now=now, known_steps=[s.id for s in steps],
         reason="its step no longer exists in the scenario definition")
-    for step in steps:
-        if step.kind == "wait":
-            counts["moved"] += store.wake(db, scenario=name, step=step.id, to=step.next, now=now)
-    # Each round walks the steps in order, so a forward path completes in one round; a backward
-    # jump needs another. The static check rejects loops without a wait; the bound is a backstop.
-    for _round in range(len(steps) + 1):
-        pending = store.active_at_steps(db, name)
-        if not pending:
-            break
-        for step in steps:
-            # Every step, not only those in `pending`: profiles moved earlier in this round
-            # arrive at later steps (an empty step costs one indexed statement).
-            counts["moved"] += _isolated_step(db, name, step, now=now, counts=counts,
-                                              report=report, tz=scenario_timezone(spec))
-    else:
-        stuck = store.active_at_steps(db, name)
-        if stuck:
-            counts["errors"] += store.fail_profiles(
-                db, scenario=name, now=now, steps=list(stuck),
-                reason="too many step moves in one tick (a loop without a wait)")
+    tick = _Tick(db, name, scenario, now, report)
+    _move_all(tick, steps, counts)
     finish_launches(db, name, now=now)
     if report is not None:
         report.built += counts["queued"]
         if counts["moved"] or counts["errors"]:
-            report.notes.append(
-                f"scenario {name}: {counts['moved']} profile move(s), {counts['queued']} "
-                f"message(s) queued, {counts['skipped']} send(s) skipped for opt-out, "
-                f"{counts['errors']} error(s)")
+            tick.note(f"{counts['moved']} profile move(s), {counts['queued']} "
+                      f"message(s) queued, {counts['skipped']} send(s) skipped for opt-out, "
+                      f"{counts['errors']} error(s)")
     return counts
 
 
-def scenario_timezone(spec: dict) -> str:
-    """The zone in which a scenario's days are counted: `timezone`, else the schedule's, else
-    UTC."""
-    return str(spec.get("timezone") or _launch(spec).get("timezone") or "UTC")
+def _move_all(tick: _Tick, steps: tuple[ScenarioStep, ...], counts: dict[str, int]) -> None:
+    """Wake the waits that are due, then walk the steps until every profile waits or ends."""
+    db, name, now = tick.db, tick.name, tick.now
+    for step in steps:
+        if step.action == "wait":
+            counts["moved"] += store.wake(db, scenario=name, step=step.id, to=step.next, now=now)
+    # Each round walks the steps in order, so a forward path completes in one round; a backward
+    # jump needs another. The static check rejects loops without a wait; the bound is a backstop.
+    for _round in range(len(steps) + 1):
+        if not store.active_at_steps(db, name):
+            return
+        for step in steps:
+            # Every step, not only those with profiles: profiles moved earlier in this round
+            # arrive at later steps (an empty step costs one indexed statement).
+            counts["moved"] += _isolated_step(tick, step, counts)
+    stuck = store.active_at_steps(db, name)
+    if stuck:
+        counts["errors"] += store.fail_profiles(
+            db, scenario=name, now=now, steps=list(stuck),
+            reason="too many step moves in one tick (a loop without a wait)")
 
 
-def _isolated_step(db, name: str, step: Step, *, now: datetime, counts: dict, report,
-                   tz: str) -> int:
+def _isolated_step(tick: _Tick, step: ScenarioStep, counts: dict[str, int]) -> int:
     """One step's moves in a savepoint: when they fail, the profiles at that step go to `error`
     with the reason (log row, notification, tick warning) and the other steps go on."""
+    db, name, now = tick.db, tick.name, tick.now
     saved = dict(counts)
     try:
         with db.atomic():
-            return _run_step(db, name, step, now=now, counts=counts, tz=tz)
+            return _run_step(tick, step, counts)
     except Exception as exc:
         if isolation.state_problem(exc):
             raise
         counts.clear()
         counts.update(saved)
         reason = f"step {step.id} failed: {isolation.describe(exc)}"
-    from campctl.store import log, notifications
+    from campctl.store import notifications
 
     with db.atomic():
         failed = store.fail_profiles(db, scenario=name, now=now, reason=reason, steps=[step.id])
         if failed:
-            log.append(db, now=now, event="Profiles Failed", scenario=name,
-                       details=f"{failed} profile(s) moved to error: {reason}")
+            tick.log("Profiles Failed", f"{failed} profile(s) moved to error: {reason}")
             notifications.add(db, now=now, kind="scenario-failed", object=f"scenario/{name}",
                               note=f"{failed} profile(s) moved to error: {reason}",
                               actor=isolation.ACTOR)
     counts["errors"] += failed
-    if failed and report is not None:
-        report.object_failures.append({"object": f"scenario/{name}", "reason": reason})
-        report.warnings.append(f"scenario {name}: {reason}; {failed} profile(s) moved to error, "
-                               "the other steps and objects went on")
+    if failed and tick.report is not None:
+        tick.report.object_failures.append({"object": f"scenario/{name}", "reason": reason})
+        tick.report.warnings.append(f"scenario {name}: {reason}; {failed} profile(s) moved to "
+                                    "error, the other steps and objects went on")
     return 0
 
 
-def _run_step(db, name: str, step: Step, *, now: datetime, counts: dict, tz: str) -> int:
-    if step.kind == "send":
-        send = step.send or {}
+def _run_step(tick: _Tick, step: ScenarioStep, counts: dict[str, int]) -> int:
+    db, name, now = tick.db, tick.name, tick.now
+    at = store.AtStep(name, step.id)
+    if step.send is not None:
         queued, skipped = store.queue_sends(
-            db, scenario=name, step=step.id, channel=str(send.get("channel") or DEFAULT_CHANNEL),
-            message_type=send.get("message_type"), now=now)
+            db, scenario=name, step=step.id, channel=step.send.channel,
+            message_type=step.send.message_type, now=now)
         counts["queued"] += queued
         counts["skipped"] += skipped
-        return store.move(db, store.AtStep(name, step.id), to=step.next, now=now)
-    if step.kind == "wait":
-        assert step.wait_text is not None
-        wake_at = shift(now, step.wait_text, tz)
+        return store.move(db, at, to=step.next, now=now)
+    if step.wait is not None:
+        # In the scenario's zone: `1d` is a calendar day.
+        wake_at = shift(now, step.wait, tick.scenario.timezone)
         return store.start_wait(db, scenario=name, step=step.id, wake_at=wake_at, now=now)
-    if step.kind == "if":
-        taken, rest = store.branch(db, store.AtStep(name, step.id),
-                                   condition=_condition_sql(step.condition or {}, now=now),
+    if step.condition is not None:
+        taken, rest = store.branch(db, at, condition=_condition_sql(step.condition, now=now),
                                    then=step.then, otherwise=step.otherwise, now=now)
         return taken + rest
-    return store.move(db, store.AtStep(name, step.id), to=step.next, now=now)
+    return store.move(db, at, to=step.next, now=now)
 
 
-def _condition_sql(cond: dict, *, now: datetime) -> tuple[str, list[Any]]:
-    if "event" in cond:
-        return store.event_condition(str(cond["event"]), str(cond.get("within", "1d")), now)
+def _condition_sql(cond: Condition, *, now: datetime) -> tuple[str, list[Any]]:
+    if cond.event is not None:
+        return store.event_condition(cond.event, cond.within, now)
     from campctl.store import segments
 
-    if "rules" in cond:
-        rules, match = cond["rules"], cond.get("match", "all")
-    else:
-        rules, match = [cond], "all"
-    sql, params = segments.rules_where(rules, match, now=now, alias="c")
-    if isinstance(params, dict):
-        raise ValidationFailed("segment rules returned named parameters; expected positional")
-    return store.attribute_condition(sql, list(params))
+    sql, params = segments.rules_where([rule.raw for rule in cond.rules], cond.match, now=now,
+                                       alias="c")
+    return store.attribute_condition(sql, params)
 
 
 # --- activation ----------------------------------------------------------------------------------
@@ -515,11 +517,11 @@ def on_activate(db, *, name: str, now: datetime) -> None:
     store.set_cursor(db, _consumer(name), store.max_event_id(db))
     store.set_active_since(db, name, now=now)
     obj = get_object(db, "Scenario", name)
-    spec = obj["spec"] if obj else {}
-    launch = _launch(spec)
-    if launch_type(spec) == "schedule" and launch.get("cron"):
-        nxt = cron.next_fire(str(launch["cron"]), str(launch.get("timezone") or "UTC"), after=now)
-        stop_at = deactivate_after(spec)
+    scenario = Scenario.from_spec(obj["spec"] if obj else {})
+    launch = scenario.launch
+    if launch.type == "schedule" and launch.cron:
+        nxt = cron.next_fire(launch.cron, launch.timezone, after=now)
+        stop_at = deactivate_after(scenario)
         if nxt is not None and stop_at is not None and nxt > stop_at:
             nxt = None  # `status` shows no next occurrence past the schedule's end
         store.set_schedule_state(db, name, cursor_at=now, next_due_at=nxt)
@@ -607,16 +609,16 @@ def clone(db, *, name: str, new: str, actor: str, now: datetime, note: str | Non
     # Version 1, unless the name was used before: versions are never reused after a delete.
     version = objects_store.next_version(db, "Scenario", new)
     source = f"clone of {name}"
-    objects_store.insert_object(db, kind="Scenario", name=new, version=version, spec=obj["spec"],
-                                description=obj.get("description"), status="inactive",
+    objects_store.insert_object(db, kind="Scenario", name=new, version=version, spec=obj.spec,
+                                description=obj.description, status="inactive",
                                 source=source, now=now)
     history.record(db, kind="Scenario", name=new, action="cloned", actor=actor, now=now,
-                   to_status="inactive", note=note or f"clone of {name} v{obj['version']}")
+                   to_status="inactive", note=note or f"clone of {name} v{obj.version}")
     from campctl.engine.users import record_creator
 
     record_creator(db, kind="Scenario", name=new, actor=actor)
-    objects_store.add_version(db, kind="Scenario", name=new, version=version, spec=obj["spec"],
-                              description=obj.get("description"), source=source, actor=actor,
+    objects_store.add_version(db, kind="Scenario", name=new, version=version, spec=obj.spec,
+                              description=obj.description, source=source, actor=actor,
                               now=now, history_id=objects_store.last_history_id(db))
 
 
@@ -643,9 +645,9 @@ class LaunchPlan:
     opted_out: int = 0  # targeted contacts a send step would skip for opt-out
 
 
-def allows_manual_trigger(spec: dict) -> bool:
+def allows_manual_trigger(scenario: Scenario) -> bool:
     """An event scenario with `launch.allow_manual: true` may be started for one contact."""
-    return launch_type(spec) == "event" and _launch(spec).get("allow_manual") is True
+    return scenario.launch.type == "event" and scenario.launch.allow_manual
 
 
 @dataclass(frozen=True)
@@ -680,7 +682,7 @@ class LaunchRequest:
     data: dict | None = None  # capture data of the profiles (`--data`)
 
 
-def plan_launch(db, request: LaunchRequest, *, now: datetime,
+def plan_launch(db: Database, request: LaunchRequest, *, now: datetime,
                 validate: bool = True) -> LaunchPlan:
     """What launching would do (participants, summary, problems), launching nothing.
 
@@ -689,14 +691,11 @@ def plan_launch(db, request: LaunchRequest, *, now: datetime,
     name, who = request.scenario, request.participants
     obj = _scenario(db, name)
     who.check()
-    spec = obj["spec"]
-    manual_trigger = _check_startable(name, obj["status"], spec, who, validate=validate)
-    sql, params = _participants_source(db, name, spec, who, manual_trigger=manual_trigger,
-                                       now=now)
+    scenario = obj.model
+    manual_trigger = _check_startable(obj, who, validate=validate)
+    sql, params = _participants_source(db, obj, who, manual_trigger=manual_trigger, now=now)
     targeted = store.count_source(db, sql, params)
-    from campctl.engine.users import scenario_restriction
-
-    restriction = scenario_restriction(db, name, spec)
+    restriction = _restriction(db, name, scenario)
     left_out, left_out_reason = 0, None
     if restriction is not None:
         left_out = restriction.left_out(db, sql, params)
@@ -705,34 +704,35 @@ def plan_launch(db, request: LaunchRequest, *, now: datetime,
         assert isinstance(narrowed, dict)  # a source with named parameters stays named
         params = narrowed
     problems: list[str] = []
-    summary = (_launch_check(db, spec, sql, params, request, problems) if validate else {})
+    summary: dict[str, int] = {}
+    if validate:
+        problems, summary = _launch_check(db, scenario, (sql, params), request)
     return LaunchPlan(name, who.selection(), sql, params, targeted, problems,
                       request.include_opted_out, left_out, left_out_reason, data=request.data,
                       manual_trigger=manual_trigger, **summary)
 
 
-def _check_startable(name: str, status: str, spec: dict, who: Participants, *,
-                     validate: bool) -> bool:
+def _check_startable(obj: _Stored, who: Participants, *, validate: bool) -> bool:
     """Refuses a scenario that cannot be started by hand (for these participants); returns
     whether it is an event scenario triggered by hand."""
-    kind = launch_type(spec)
-    manual_trigger = allows_manual_trigger(spec)
+    name, launch = obj.name, obj.model.launch
+    manual_trigger = allows_manual_trigger(obj.model)
     if manual_trigger and who.contact is None:
-        raise ActionRefused(f"scenario {name} is triggered by event {_launch(spec).get('event')}"
+        raise ActionRefused(f"scenario {name} is triggered by event {launch.event}"
                             "; by hand it starts for one contact at a time: use --contact ID")
-    if kind != "manual" and not manual_trigger:
+    if launch.type != "manual" and not manual_trigger:
         hint = (" (or an event scenario with launch.allow_manual: true, for one --contact)"
-                if kind == "event" else "")
-        raise ActionRefused(f"scenario {name} has launch.type {kind}; only a scenario with "
-                            f"launch.type manual can be started by hand{hint}")
-    if validate and status != "active":
-        raise ActionRefused(f"scenario {name} is {status}; run "
+                if launch.type == "event" else "")
+        raise ActionRefused(f"scenario {name} has launch.type {launch.type}; only a scenario "
+                            f"with launch.type manual can be started by hand{hint}")
+    if validate and obj.status != "active":
+        raise ActionRefused(f"scenario {name} is {obj.status}; run "
                             f"'campctl activate scenario {name}' first")
     return manual_trigger
 
 
-def _participants_source(db, name: str, spec: dict, who: Participants, *, manual_trigger: bool,
-                         now: datetime) -> tuple[str, dict[str, Any]]:
+def _participants_source(db: Database, obj: _Stored, who: Participants, *,
+                         manual_trigger: bool, now: datetime) -> tuple[str, dict[str, Any]]:
     """The participants as a capture source; a contact triggering an event scenario by hand
     must meet its capture conditions."""
     contact_id = None
@@ -742,38 +742,40 @@ def _participants_source(db, name: str, spec: dict, who: Participants, *, manual
             raise NotFound(f"no contact with id {who.contact!r}; see 'campctl contacts list'")
     sql, params = store.contacts_source(all_contacts=who.all_contacts, groups=list(who.groups),
                                         contact_id=contact_id)
-    if manual_trigger and (audience := capture_audience(spec)) is not None:
+    if manual_trigger and (audience := capture_audience(obj.model)) is not None:
         from campctl.store import segments
 
-        cond_sql, cond_params = segments.audience_where(db, audience, now=now,
+        cond_sql, cond_params = segments.audience_where(db, audience.raw, now=now,
                                                         alias="c", include_opted_out=True)
         sql, params, unmet = store.narrow_source(db, sql, params, cond_sql, list(cond_params))
         if unmet:
             raise ActionRefused(f"contact {who.contact} does not match the capture conditions "
-                                f"of scenario {name} (launch.audience); nothing launched")
+                                f"of scenario {obj.name} (launch.audience); nothing launched")
     return sql, params
 
 
-def _launch_check(db, spec: dict, sql: str, params: dict[str, Any], request: LaunchRequest,
-                  problems: list[str]) -> dict[str, int]:
-    """The launch summary (steps, messages, opted out, failing); problems are added to
-    `problems`: invalid steps, and send steps that fail for a targeted contact."""
+def _launch_check(db: Database, scenario: Scenario, source: tuple[str, dict[str, Any]],
+                  request: LaunchRequest) -> tuple[list[str], dict[str, int]]:
+    """The problems of a launch (invalid steps, send steps that fail for a targeted contact)
+    and its summary (steps, messages, opted out, failing)."""
+    sql, params = source
+    problems: list[str] = []
     try:
-        steps = parse_steps(spec)
+        steps = checked_steps(scenario)
     except ValidationFailed as exc:
         problems.extend(exc.issues or [exc.message])
-        steps = []
-    sends = [step for step in steps if step.kind == "send"]
+        steps = ()
+    sends = [step.send for step in steps if step.send is not None]
     summary = {"steps": len(steps), "messages": len(sends)}
     if sends and not request.include_opted_out:
         summary["opted_out"] = store.count_opted_out(
-            db, sql, dict(params), [(step.send or {}).get("message_type") for step in sends])
+            db, sql, dict(params), [send.message_type for send in sends])
     contacts = (dict(context, event=dict(request.data or {}))
                 for context in store.targeted_contacts(db, sql, params))
     check = validate_send_steps(db, steps, contacts)
     problems += check.problems
     summary["failing"] = check.failing
-    return summary
+    return problems, summary
 
 
 @dataclass
@@ -785,32 +787,49 @@ class SendCheck:
     failing: int = 0
 
 
-def validate_send_steps(db, steps: list[Step], contacts: Iterable[dict] | None) -> SendCheck:
+def validate_send_steps(db: Database, steps: Iterable[ScenarioStep],
+                        contacts: Iterable[dict] | None) -> SendCheck:
     """Every send step: its channel exists, its templates compile (and pass their test render),
     and render for every contact in `contacts` (the launch's targeted contacts)."""
+    check = SendCheck([])
+    compiled = _compiled_sends(db, steps, check.problems)
+    if contacts is None or not compiled:
+        return check
+    _render_for_each(compiled, contacts, check)
+    return check
+
+
+def _compiled_sends(db: Database, steps: Iterable[ScenarioStep],
+                    problems: list[str]) -> list[tuple[str, CompiledMessage]]:
+    """Each send step's message compiled; a missing channel, an empty message or a template
+    that fails for everyone is added to `problems` (no need to try each contact)."""
     from campctl.engine.templates import TemplateFailed, compile_message
     from campctl.store.objects import get_object
 
-    problems: list[str] = []
-    compiled: list[tuple[str, Any]] = []
+    compiled: list[tuple[str, CompiledMessage]] = []
     for step in steps:
-        if step.kind != "send":
+        send = step.send
+        if send is None:
             continue
-        send = step.send or {}
-        channel = str(send.get("channel") or DEFAULT_CHANNEL)
-        if channel != DEFAULT_CHANNEL and get_object(db, "Channel", channel) is None:
-            problems.append(f"step {step.id}: channel {channel!r} does not exist")
-        message = {k: send.get(k) for k in ("subject", "body") if k in send}
-        if not message.get("body") and not message.get("subject"):
+        if send.channel != DEFAULT_CHANNEL and get_object(db, "Channel", send.channel) is None:
+            problems.append(f"step {step.id}: channel {send.channel!r} does not exist")
+        if not send.body and not send.subject:
             problems.append(f"step {step.id}: send has neither subject nor body")
             continue
         try:
-            compiled.append((step.id, compile_message(message)))
-        except TemplateFailed as exc:  # fails for everyone: no need to try each contact
+            compiled.append((step.id, compile_message({"subject": send.subject,
+                                                       "body": send.body})))
+        except TemplateFailed as exc:
             problems.append(f"step {step.id}: {exc.reason}")
-    check = SendCheck(problems)
-    if contacts is None or not compiled:
-        return check
+    return compiled
+
+
+def _render_for_each(compiled: list[tuple[str, CompiledMessage]], contacts: Iterable[dict],
+                     check: SendCheck) -> None:
+    """Render every compiled message for every contact; each distinct failure is listed once
+    (with how many contacts it fails for and the first), up to MAX_LISTED_REASONS."""
+    from campctl.engine.templates import TemplateFailed
+
     # (step, reason) -> [contacts, first contact], in the order first seen
     found: dict[tuple[str, str], list] = {}
     for context in contacts:
@@ -824,6 +843,7 @@ def validate_send_steps(db, steps: list[Step], contacts: Iterable[dict] | None) 
                 entry = found.setdefault((step_id, exc.reason), [0, context.get("id")])
                 entry[0] += 1
         check.failing += bad
+    problems = check.problems
     for (step_id, reason), (count, first) in list(found.items())[:MAX_LISTED_REASONS]:
         problems.append(f"step {step_id}: {reason} (for {count} targeted contact(s), first "
                         f"{first})")
@@ -832,7 +852,6 @@ def validate_send_steps(db, steps: list[Step], contacts: Iterable[dict] | None) 
     if check.failing:
         problems.append(f"{check.failing} of {check.checked} targeted contact(s) would get a "
                         "message that fails to render")
-    return check
 
 
 def launch(db, plan: LaunchPlan, *, actor: str, now: datetime) -> dict:
@@ -851,11 +870,12 @@ def launch(db, plan: LaunchPlan, *, actor: str, now: datetime) -> dict:
     obj = get_object(db, "Scenario", plan.scenario)
     if obj is None or obj["status"] != "active":
         raise ActionRefused(f"scenario {plan.scenario} is not active any more; nothing launched")
-    steps = parse_steps(obj["spec"])
+    scenario = Scenario.from_spec(obj["spec"])
+    steps = checked_steps(scenario)
     launch_id = store.create_launch(db, scenario=plan.scenario, selection=plan.selection,
                                     include_opted_out=plan.include_opted_out, actor=actor, now=now)
     entered = store.capture(db, store.Capture(
-        plan.scenario, plan.source_sql, plan.source_params, reentry=reentry(obj["spec"]),
+        plan.scenario, plan.source_sql, plan.source_params, reentry=scenario.reentry,
         first_step=steps[0].id, capture_key_sql=f"'l:{launch_id}'",
         data_sql=store.json_literal(plan.data), launch_id=launch_id,
         include_opted_out=plan.include_opted_out), now=now)
@@ -980,11 +1000,8 @@ def period_bounds(*, since: timedelta | None, start: datetime | None, end: datet
     return start or upper - timedelta(days=7), upper
 
 
-def _order(db, name: str):
-    try:
-        ids = [s.id for s in parse_steps(_scenario(db, name)["spec"])]
-    except ValidationFailed:
-        ids = []
+def _order(db: Database, name: str):
+    ids = _step_ids(_scenario(db, name).model)
     return lambda item: (ids.index(item[0]) if item[0] in ids else len(ids), item[0] or "")
 
 
@@ -997,10 +1014,7 @@ def profiles(db, *, name: str, step: str | None = None, status: str | None = Non
 
     obj = _scenario(db, name)
     if step is not None:
-        try:
-            ids = [s.id for s in parse_steps(obj["spec"])]
-        except ValidationFailed:
-            ids = []
+        ids = _step_ids(obj.model)
         if step not in ids and not store.has_profiles_at_step(db, name, step):
             raise NotFound(f"scenario {name} has no step {step!r}; its steps: "
                            + (", ".join(ids) or "none"))
@@ -1050,7 +1064,7 @@ def describe_extra(db, name: str, now: datetime) -> list[dict]:
     """One row per step for `describe scenario`: what it does, where it leads, who is there."""
     obj = _scenario(db, name)
     try:
-        steps = parse_steps(obj["spec"])
+        steps = checked_steps(obj.model)
     except ValidationFailed as exc:
         return [{"step": "-", "action": "invalid", "detail": exc.message, "next": None,
                  "active": 0, "waiting": 0, "frozen": 0, "sent": 0}]
@@ -1059,38 +1073,39 @@ def describe_extra(db, name: str, now: datetime) -> list[dict]:
     rows = []
     for step in steps:
         here = inside.get(step.id, {})
-        if step.kind == "send":
-            send = step.send or {}
-            detail = f"{send.get('channel') or DEFAULT_CHANNEL}"
-            if send.get("message_type"):
-                detail += f" ({send['message_type']})"
-            if send.get("subject"):
-                detail += f": {send['subject']}"
-            leads = step.next or END
-        elif step.kind == "wait":
-            detail = _human(step.wait)
-            leads = step.next or END
-        elif step.kind == "if":
-            cond = step.condition or {}
-            detail = (f"event {cond.get('event')} within {cond.get('within')}" if "event" in cond
-                      else "contact matches rules")
-            leads = f"then {step.then or END} / else {step.otherwise or END}"
-        else:
-            detail, leads = "", step.next or END
+        sent = messages.get(step.id, {})
+        detail, leads = _step_picture(step)
         rows.append({
-            "step": step.id, "action": step.kind, "detail": detail, "next": leads,
+            "step": step.id, "action": step.action, "detail": detail, "next": leads,
             "active": here.get("active", 0), "waiting": here.get("waiting", 0),
-            "frozen": here.get("frozen", 0),
-            "sent": messages.get(step.id, {}).get("sent", 0),
-            "queued": messages.get(step.id, {}).get("queued", 0),
-            "failed": messages.get(step.id, {}).get("failed", 0),
+            "frozen": here.get("frozen", 0), "sent": sent.get("sent", 0),
+            "queued": sent.get("queued", 0), "failed": sent.get("failed", 0),
         })
     return rows
 
 
-def _human(delta: timedelta | None) -> str:
-    if delta is None:
-        return ""
+def _step_picture(step: ScenarioStep) -> tuple[str, str]:
+    """What a step does and where it leads, in words (describe scenario)."""
+    leads = step.next or END
+    if step.send is not None:
+        send = step.send
+        detail = send.channel
+        if send.message_type:
+            detail += f" ({send.message_type})"
+        if send.subject:
+            detail += f": {send.subject}"
+        return detail, leads
+    if step.wait is not None:
+        return _human(parse_duration(step.wait)), leads
+    if step.condition is not None:
+        cond = step.condition
+        detail = (f"event {cond.event} within {cond.within}" if cond.event is not None
+                  else "contact matches rules")
+        return detail, f"then {step.then or END} / else {step.otherwise or END}"
+    return "", leads
+
+
+def _human(delta: timedelta) -> str:
     seconds = int(delta.total_seconds())
     for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
         if seconds and seconds % size == 0:
@@ -1103,10 +1118,11 @@ def status_rows(db, *, now: datetime) -> list[dict]:
     rows = []
     for obj in store.active_scenarios(db):
         steps = store.by_step(db, obj.name)
+        scenario = Scenario.from_spec(obj.spec)
         rows.append({
             "scenario": obj.name,
-            "launch_type": launch_type(obj.spec),
-            "reentry": reentry(obj.spec),
+            "launch_type": scenario.launch.type,
+            "reentry": scenario.reentry,
             "profiles": sum(sum(c.values()) for c in steps.values()),
             "by_step": {s: sum(c.values()) for s, c in steps.items()},
         })
