@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -72,37 +73,62 @@ def pending_events(db, *, name: str, after_id: int, upto_id: int, since: datetim
     return int(db.scalar(sql, params) or 0)
 
 
-def event_contacts_query(db, *, run_id: int, selection: dict, message_type: str | None,
-                         include_opted_out: bool, now: datetime,
-                         extra_where: tuple[str, Sequence] | None = None) -> tuple[str, list]:
-    """`SELECT contact_id` of the distinct contacts with a matching event who are also in the
-    campaign's audience (and meet `extra_where`, a condition on contacts row `c`)."""
+@dataclass(frozen=True, slots=True)
+class EventSelection:
+    """The events a run of an event-triggered campaign takes, as stored in its snapshot (so a
+    rebuild after a restart selects the same contacts): events `name` with an id in
+    (after_id, upto_id] dated at or after `since`, of contacts in `audience` (None: everyone)."""
+
+    name: str
+    after_id: int
+    upto_id: int
+    since: str
+    audience: Mapping[str, Any] | None = None
+
+    @classmethod
+    def from_snapshot(cls, selection: Mapping[str, Any]) -> EventSelection:
+        return cls(name=selection["name"], after_id=int(selection["after_id"]),
+                   upto_id=int(selection["upto_id"]), since=selection["since"],
+                   audience=selection.get("audience") or None)
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecipients:
+    """Who a run of an event-triggered campaign sends to: the distinct contacts with a selected
+    event who are also in the campaign's audience (opt-outs of `message_type` applied there
+    unless `include_opted_out`) and meet `extra_where` (a condition on contacts row `c`)."""
+
+    run_id: int
+    selection: EventSelection
+    message_type: str | None
+    include_opted_out: bool
+    extra_where: tuple[str, Sequence[Any]] | None = None
+
+
+def event_contacts_query(db, recipients: EventRecipients, *,
+                         now: datetime) -> tuple[str, list]:
+    """`SELECT contact_id` of the recipients."""
     from campctl.store.segments import audience_query
 
-    audience = selection.get("audience") or {"all": True}
+    selection = recipients.selection
+    audience = selection.audience or {"all": True}
     audience_sql, audience_params = audience_query(
-        db, audience, now=now, message_type=message_type,
-        include_opted_out=include_opted_out or bool(audience.get("include_opted_out")),
-        sample_key=f"run-{run_id}", extra=extra_where)
+        db, audience, now=now, message_type=recipients.message_type,
+        include_opted_out=(recipients.include_opted_out
+                           or bool(audience.get("include_opted_out"))),
+        sample_key=f"run-{recipients.run_id}", extra=recipients.extra_where)
     sql = ("SELECT DISTINCT contact_id FROM events WHERE name = ? AND id > ? AND id <= ?"
            f" AND at >= ? AND contact_id IS NOT NULL AND contact_id IN ({audience_sql})")
-    return sql, [selection["name"], int(selection["after_id"]), int(selection["upto_id"]),
-                 selection["since"], *audience_params]
+    return sql, [selection.name, selection.after_id, selection.upto_id, selection.since,
+                 *audience_params]
 
 
-def build_queue_from_events(db, *, run_id: int, selection: dict, channel: str,
-                            message_type: str | None, include_opted_out: bool,
-                            now: datetime, exclude_sent_of_run: int | None = None,
-                            extra_where: tuple[str, Sequence] | None = None) -> int:
-    """One set-based INSERT: a queue item per distinct contact with a matching event who is
-    also in the campaign's audience (`selection["audience"]`, opt-outs applied there).
-
-    `selection` = {"name", "after_id", "upto_id", "since", "audience"?} as stored in the run
-    snapshot, so a rebuild (restart) selects the same contacts.
-    """
-    contacts_sql, contacts_params = event_contacts_query(
-        db, run_id=run_id, selection=selection, message_type=message_type,
-        include_opted_out=include_opted_out, now=now, extra_where=extra_where)
+def build_queue_from_events(db, recipients: EventRecipients, *, channel: str, now: datetime,
+                            exclude_sent_of_run: int | None = None) -> int:
+    """One set-based INSERT: a queue item per recipient (see `EventRecipients`); with
+    `exclude_sent_of_run`, none for a contact that run's restart chain already reached."""
+    contacts_sql, contacts_params = event_contacts_query(db, recipients, now=now)
+    run_id = recipients.run_id
     sql = (
         "INSERT INTO queue_items (message_id, run_id, contact_id, channel, message_type, status,"
         " created_at)"
@@ -110,7 +136,7 @@ def build_queue_from_events(db, *, run_id: int, selection: dict, channel: str,
         f" FROM ({contacts_sql}) e WHERE 1"
     )
     params: list[Any] = [
-        run_id, run_id, channel, message_type, to_db(now), *contacts_params,
+        run_id, run_id, channel, recipients.message_type, to_db(now), *contacts_params,
     ]
     if exclude_sent_of_run is not None:
         sql += (" AND NOT EXISTS (SELECT 1 FROM queue_items s WHERE s.run_id IN"
