@@ -506,7 +506,7 @@ def _condition_sql(cond: Condition, *, now: datetime) -> tuple[str, list[Any]]:
 
 # --- activation ----------------------------------------------------------------------------------
 
-def on_activate(db, *, name: str, now: datetime) -> None:
+def on_activate(db: Database, *, name: str, now: datetime) -> None:
     """Frozen profiles resume; captures count from now (events and occurrences while inactive
     are not caught up)."""
     from campctl.engine import cron
@@ -529,7 +529,7 @@ def on_activate(db, *, name: str, now: datetime) -> None:
                details=f"{resumed} frozen profile(s) resumed" if resumed else None)
 
 
-def finish_launches(db, name: str, *, now: datetime) -> None:
+def finish_launches(db: Database, name: str, *, now: datetime) -> None:
     """Complete the launches whose profiles have all left, each with its history and log row
     in the caller's transaction (a launch's status never changes without them)."""
     from campctl.store import history, log
@@ -544,7 +544,7 @@ def finish_launches(db, name: str, *, now: datetime) -> None:
                            f"{_results_text(db, name, launch_id)}")
 
 
-def finish_delivered_launches(db, *, now: datetime) -> None:
+def finish_delivered_launches(db: Database, *, now: datetime) -> None:
     """After delivery: complete the launches whose last messages this tick handed over (or
     failed for good), each scenario in its own transaction."""
     for name in store.scenarios_with_running_launches(db):
@@ -552,7 +552,7 @@ def finish_delivered_launches(db, *, now: datetime) -> None:
             finish_launches(db, name, now=now)
 
 
-def on_deactivate(db, *, name: str, now: datetime, keep: bool) -> None:
+def on_deactivate(db: Database, *, name: str, now: datetime, keep: bool) -> None:
     """Profiles inside are frozen (keep) or exit (their unsent messages are cancelled)."""
     from campctl.store import log
 
@@ -566,7 +566,7 @@ def on_deactivate(db, *, name: str, now: datetime, keep: bool) -> None:
     log.append(db, now=now, event="Scenario Deactivated", scenario=name, details=details)
 
 
-def clear(db, *, name: str, now: datetime) -> int:
+def clear(db: Database, *, name: str, now: datetime) -> int:
     from campctl.store import log
 
     _scenario(db, name)
@@ -577,7 +577,7 @@ def clear(db, *, name: str, now: datetime) -> int:
     return removed
 
 
-def remove_profile(db, *, name: str, contact: str, now: datetime) -> int:
+def remove_profile(db: Database, *, name: str, contact: str, now: datetime) -> int:
     from campctl.store import log
 
     _scenario(db, name)
@@ -593,7 +593,8 @@ def remove_profile(db, *, name: str, contact: str, now: datetime) -> int:
     return removed
 
 
-def clone(db, *, name: str, new: str, actor: str, now: datetime, note: str | None = None) -> None:
+def clone(db: Database, *, name: str, new: str, actor: str, now: datetime,
+          note: str | None = None) -> None:
     import re
 
     from campctl.models import NAME_PATTERN
@@ -854,7 +855,7 @@ def _render_for_each(compiled: list[tuple[str, CompiledMessage]], contacts: Iter
                         "message that fails to render")
 
 
-def launch(db, plan: LaunchPlan, *, actor: str, now: datetime) -> dict:
+def launch(db: Database, plan: LaunchPlan, *, actor: str, now: datetime) -> dict:
     """Create the launch and its profiles (they move at the next tick)."""
     from campctl.store import history, log
     from campctl.store.objects import get_object
@@ -902,14 +903,14 @@ def summary_text(plan: LaunchPlan) -> str:
             f"targeted, {opted}, {plan.left_out} left out for rights")
 
 
-def require_launch(db, launch_id: int) -> store.Launch:
+def require_launch(db: Database, launch_id: int) -> store.Launch:
     row = store.get_launch(db, launch_id)
     if row is None:
         raise NotFound(f"no launch {launch_id}; see 'campctl get launches'")
     return row
 
 
-def _results_text(db, scenario: str, launch_id: int) -> str:
+def _results_text(db: Database, scenario: str, launch_id: int) -> str:
     """A launch's result numbers, for its log rows."""
     for results in store.launches(db, scenario):
         if results.launch.id == launch_id:
@@ -917,7 +918,8 @@ def _results_text(db, scenario: str, launch_id: int) -> str:
     return "no results"
 
 
-def stop_launch(db, *, launch_id: int, actor: str, now: datetime, note: str | None = None) -> dict:
+def stop_launch(db: Database, *, launch_id: int, actor: str, now: datetime,
+                note: str | None = None) -> dict:
     from campctl.store import history, log
 
     row = require_launch(db, launch_id)
@@ -937,7 +939,7 @@ def stop_launch(db, *, launch_id: int, actor: str, now: datetime, note: str | No
     return {"id": launch_id, "abandoned": abandoned}
 
 
-def launches(db, *, scenario: str | None = None) -> list[dict]:
+def launches(db: Database, *, scenario: str | None = None) -> list[dict]:
     from campctl.store.users import launch_left_out
 
     if scenario is not None:
@@ -961,7 +963,7 @@ def _launch_row(results: store.LaunchResults, left_out: tuple[int, str | None]) 
 
 # --- statistics and pictures ---------------------------------------------------------------------
 
-def stats(db, *, name: str, start: datetime, end: datetime, now: datetime) -> dict:
+def stats(db: Database, *, name: str, start: datetime, end: datetime, now: datetime) -> dict:
     """Entries, completions and errors in [start, end]; profiles inside at `now`."""
     _scenario(db, name)
     if start > end:
@@ -1005,7 +1007,7 @@ def _order(db: Database, name: str):
     return lambda item: (ids.index(item[0]) if item[0] in ids else len(ids), item[0] or "")
 
 
-def profiles(db, *, name: str, step: str | None = None, status: str | None = None,
+def profiles(db: Database, *, name: str, step: str | None = None, status: str | None = None,
              contact: str | None = None, limit: int | None = None) -> tuple[list[dict], int]:
     """A scenario's profiles (oldest first, at most `limit`) and how many match in all.
 
@@ -1049,18 +1051,18 @@ def _data(text: str | None) -> dict | None:
     return value if isinstance(value, dict) else None
 
 
-def contact_journeys(db, contact_id: int) -> list[dict]:
+def contact_journeys(db: Database, contact_id: int) -> list[dict]:
     """A contact's scenario profiles: scenario, step, status, wake-up, capture data."""
     return [{"scenario": r.scenario, **_profile_row(r), "cleared": r.cleared_at is not None}
             for r in store.contact_profiles(db, contact_id)]
 
 
-def recent_profiles(db, name: str, *, limit: int = 5) -> list[dict]:
+def recent_profiles(db: Database, name: str, *, limit: int = 5) -> list[dict]:
     """The latest profiles of a scenario with their capture data (for describe scenario)."""
     return [_profile_row(r) for r in store.latest_profiles(db, name, limit=limit)]
 
 
-def describe_extra(db, name: str, now: datetime) -> list[dict]:
+def describe_extra(db: Database, name: str, now: datetime) -> list[dict]:
     """One row per step for `describe scenario`: what it does, where it leads, who is there."""
     obj = _scenario(db, name)
     try:
@@ -1113,7 +1115,7 @@ def _human(delta: timedelta) -> str:
     return f"{seconds}s"
 
 
-def status_rows(db, *, now: datetime) -> list[dict]:
+def status_rows(db: Database, *, now: datetime) -> list[dict]:
     """Active scenarios with profiles inside, per step (for `campctl status` and the daemon)."""
     rows = []
     for obj in store.active_scenarios(db):

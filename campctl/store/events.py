@@ -8,24 +8,27 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from campctl.store.db import Database
 from campctl.store.runs import REACHED_SQL, RESTART_CHAIN_SQL
 from campctl.timeutil import to_db
 
 
-def contact_id(db, external_id: str) -> int | None:
+def contact_id(db: Database, external_id: str) -> int | None:
     return db.scalar("SELECT id FROM contacts WHERE external_id = ?", (external_id,))
 
 
-def insert_event(db, *, name: str, contact: int, at: datetime, data: Any, now: datetime) -> int:
+def insert_event(db: Database, *, name: str, contact: int, at: datetime, data: Any,
+                 now: datetime) -> int:
     cur = db.execute(
         "INSERT INTO events (name, contact_id, at, data, recorded_at) VALUES (?, ?, ?, ?, ?)",
         (name, contact, to_db(at), None if data is None else json.dumps(data, sort_keys=True),
          to_db(now)),
     )
-    return int(cur.lastrowid)
+    assert cur.lastrowid is not None  # set by a successful INSERT
+    return cur.lastrowid
 
 
-def event_campaigns(db, event: str | None) -> list[str]:
+def event_campaigns(db: Database, event: str | None) -> list[str]:
     """Launched event-triggered campaigns listening to `event` (None: to any event)."""
     return [r[0] for r in db.query(
         "SELECT name FROM objects WHERE kind = 'Campaign' AND status = 'approved'"
@@ -34,11 +37,11 @@ def event_campaigns(db, event: str | None) -> list[str]:
         (event, event))]
 
 
-def get_cursor(db, consumer: str) -> int | None:
+def get_cursor(db: Database, consumer: str) -> int | None:
     return db.scalar("SELECT last_event_id FROM event_cursors WHERE consumer = ?", (consumer,))
 
 
-def set_cursor(db, consumer: str, last_event_id: int) -> None:
+def set_cursor(db: Database, consumer: str, last_event_id: int) -> None:
     db.execute(
         "INSERT INTO event_cursors (consumer, last_event_id) VALUES (?, ?)"
         " ON CONFLICT (consumer) DO UPDATE SET last_event_id = excluded.last_event_id"
@@ -47,7 +50,7 @@ def set_cursor(db, consumer: str, last_event_id: int) -> None:
     )
 
 
-def max_event_id(db, *, name: str | None = None, upto_at: datetime | None = None) -> int:
+def max_event_id(db: Database, *, name: str | None = None, upto_at: datetime | None = None) -> int:
     sql = "SELECT max(id) FROM events"
     where, params = [], []
     if name is not None:
@@ -61,7 +64,7 @@ def max_event_id(db, *, name: str | None = None, upto_at: datetime | None = None
     return int(db.scalar(sql, params) or 0)
 
 
-def pending_events(db, *, name: str, after_id: int, upto_id: int, since: datetime,
+def pending_events(db: Database, *, name: str, after_id: int, upto_id: int, since: datetime,
                    upto_at: datetime | None = None) -> int:
     """How many events of `name` in the id range (after_id, upto_id] count for a build."""
     sql = ("SELECT count(*) FROM events WHERE name = ? AND id > ? AND id <= ? AND at >= ?"
@@ -105,7 +108,7 @@ class EventRecipients:
     extra_where: tuple[str, Sequence[Any]] | None = None
 
 
-def event_contacts_query(db, recipients: EventRecipients, *,
+def event_contacts_query(db: Database, recipients: EventRecipients, *,
                          now: datetime) -> tuple[str, list]:
     """`SELECT contact_id` of the recipients."""
     from campctl.store.segments import audience_query
@@ -123,8 +126,8 @@ def event_contacts_query(db, recipients: EventRecipients, *,
                  *audience_params]
 
 
-def build_queue_from_events(db, recipients: EventRecipients, *, channel: str, now: datetime,
-                            exclude_sent_of_run: int | None = None) -> int:
+def build_queue_from_events(db: Database, recipients: EventRecipients, *, channel: str,
+                            now: datetime, exclude_sent_of_run: int | None = None) -> int:
     """One set-based INSERT: a queue item per recipient (see `EventRecipients`); with
     `exclude_sent_of_run`, none for a contact that run's restart chain already reached."""
     contacts_sql, contacts_params = event_contacts_query(db, recipients, now=now)
@@ -146,7 +149,7 @@ def build_queue_from_events(db, recipients: EventRecipients, *, channel: str, no
     return db.execute(sql, params).rowcount
 
 
-def list_events(db, *, name: str | None = None, limit: int | None = 100) -> list[dict]:
+def list_events(db: Database, *, name: str | None = None, limit: int | None = 100) -> list[dict]:
     """The most recent events first; `limit` None for all."""
     sql = ("SELECT e.id, e.name, c.external_id AS contact, e.at, e.data FROM events e"
            " LEFT JOIN contacts c ON c.id = e.contact_id")
