@@ -56,6 +56,10 @@ def allowed(layer: str, target: str) -> bool:
     return any(target == r or target.startswith(f"campctl.{r}") for r in rules if "." in r)
 
 
+def test_typed_definitions_import_nothing_from_campctl():
+    assert campctl_imports(PACKAGE / "definitions" / "models.py") == []
+
+
 def test_imports_point_one_way():
     problems = []
     for module, path in modules():

@@ -512,8 +512,17 @@ class PlanSchedule:
 
 @dataclass(frozen=True, slots=True)
 class PlanStage:
-    campaign: str
+    """One entry of the execution tree; `campaign` is None when the entry names none."""
+
+    campaign: str | None
     stage: str = DEFAULT_STAGE
+
+    @classmethod
+    def from_spec(cls, spec: Any) -> PlanStage:
+        spec = _map(spec)
+        campaign = spec.get("campaign")
+        return cls(campaign=campaign if isinstance(campaign, str) else None,
+                   stage=str(spec.get("stage", DEFAULT_STAGE)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -532,9 +541,7 @@ class Plan:
         return cls(
             transition=_text(spec.get("transition")) or DEFAULT_TRANSITION,
             schedule=PlanSchedule.from_spec(spec.get("schedule")),
-            stages=tuple(PlanStage(campaign=str(s.get("campaign")),
-                                   stage=str(s.get("stage", DEFAULT_STAGE)))
-                         for s in stages if isinstance(s, Mapping))
+            stages=tuple(PlanStage.from_spec(s) for s in stages)
             if isinstance(stages, list) else (),
             tags=_strings(spec.get("tags")),
             access_groups=_strings(spec.get("access_groups")),

@@ -9,8 +9,17 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from campctl.definitions.models import (
+    EVERYONE,
+    Campaign,
+    DateSchedule,
+    EventSchedule,
+    Moment,
+    OneOffSchedule,
+)
 from campctl.engine import isolation
 from campctl.engine import runs as run_engine
 from campctl.store import events as event_store
@@ -18,32 +27,30 @@ from campctl.store import log as exec_log
 from campctl.store import objects as object_store
 from campctl.store import runs as run_store
 from campctl.store import schedules
+from campctl.store.objects import ObjectRecord
+from campctl.store.runs import NewRun
 from campctl.timeutil import from_db, parse_local_datetime, shift, to_db
 
 KIND = "Campaign"
-DEFAULT_CRON = "0 9 * * *"
 ONE_SECOND = timedelta(seconds=1)
 FIRE_CHUNK = 50
 
 
-def _when(value, tz: str, launch: datetime) -> datetime | None:
-    """`immediately` → launch; `{at: DATETIME}` or a bare datetime → that instant."""
-    if value is None:
+def _when(moment: Moment | None, tz: str, launch: datetime) -> datetime | None:
+    """`immediately` → launch; an `at` moment → that instant; None otherwise."""
+    if moment is None:
         return None
-    if value == "immediately":
+    if moment.kind == "immediately":
         return launch
-    if isinstance(value, dict) and "at" in value:
-        return parse_local_datetime(str(value["at"]), tz)
-    if isinstance(value, str) and value not in ("after_queue",):
-        return parse_local_datetime(value, tz)
+    if moment.at is not None:
+        return parse_local_datetime(moment.at, tz)
     return None
 
 
-def _closes_at(spec: dict) -> datetime | None:
-    value = spec.get("closes_at")
-    if not value:
+def _closes_at(campaign: Campaign) -> datetime | None:
+    if campaign.closes_at is None:
         return None
-    return parse_local_datetime(str(value), spec.get("timezone") or "UTC")
+    return parse_local_datetime(campaign.closes_at, campaign.timezone)
 
 
 def _earliest(*moments: datetime | None) -> datetime | None:
@@ -51,19 +58,60 @@ def _earliest(*moments: datetime | None) -> datetime | None:
     return min(present) if present else None
 
 
-def one_off_times(spec: dict, launch: datetime) -> tuple[datetime, datetime | None]:
+def one_off_times(campaign: Campaign, launch: datetime) -> tuple[datetime, datetime | None]:
     """(queue_at, send_at) of a one-off launch; send_at None = send as soon as built."""
-    schedule = spec.get("schedule") or {}
-    tz = spec.get("timezone") or "UTC"
-    send = schedule.get("send", "immediately")
-    send_at = None if send in ("immediately", "after_queue", None) else _when(send, tz, launch)
-    queue = schedule.get("queue", "immediately")
-    if isinstance(queue, dict) and "before_send" in queue:
-        base = send_at or launch
-        queue_at = shift(base, str(queue["before_send"]), tz, back=True)
+    schedule = campaign.schedule
+    assert isinstance(schedule, OneOffSchedule)
+    tz = campaign.timezone
+    send_at = _when(schedule.send, tz, launch) if schedule.send.kind == "at" else None
+    queue = schedule.queue
+    if queue.kind == "before_send":
+        queue_at = shift(send_at or launch, str(queue.text), tz, back=True)
     else:
         queue_at = _when(queue, tz, launch) or launch
     return max(queue_at, launch), send_at
+
+
+@dataclass(frozen=True, slots=True)
+class _Starts:
+    """When a recurring campaign's builds start (`start`) and its sending (`send_start`)."""
+
+    expr: str  # the cron expression of the builds, or on_event
+    start: datetime
+    send_start: datetime
+    until: datetime | None = None
+
+
+def _starts(campaign: Campaign, launch: datetime) -> _Starts:
+    """The build expression and the start instants of a date- or event-triggered launch."""
+    schedule = campaign.schedule
+    tz = campaign.timezone
+    if isinstance(schedule, DateSchedule):
+        expr, start = schedule.cron, _when(schedule.start, tz, launch) or launch
+        until = _when(schedule.until, tz, launch)
+    else:
+        assert isinstance(schedule, EventSchedule)
+        expr, start = schedule.queue_every, _when(schedule.queue_start, tz, launch) or launch
+        until = None
+    start = max(start, launch)
+    send_start = _when(schedule.send_start, tz, launch) or start
+    return _Starts(expr, start, send_start, until)
+
+
+def held_window(campaign: Campaign,
+                launch: datetime) -> tuple[datetime, datetime, datetime] | None:
+    """(after, until, send_start): the span in which a recurring campaign launched at `launch`
+    builds runs that its send schedule holds (a build exactly at send_start is not held); None
+    when there is no such span. ValueError for an unreadable time."""
+    starts = _starts(campaign, launch)
+    until = starts.send_start - ONE_SECOND
+    for limit in (starts.until, _closes_at(campaign)):
+        if limit is not None:
+            until = min(until, limit)
+    begin = starts.start - ONE_SECOND
+    if until <= begin:
+        return None
+    return begin, until, starts.send_start
 
 
 def on_launch(db, name: str, now: datetime) -> None:
@@ -94,32 +142,41 @@ def fire_due(db, *, now: datetime, report, dry_run: bool = False) -> None:
 
 
 def process(db, name: str, *, now: datetime, report) -> None:
-    obj = object_store.get_object(db, KIND, name)
+    obj = object_store.get_record(db, KIND, name)
     if obj is None:
         schedules.clear_state(db, KIND, name)
         return
-    spec = obj["spec"] or {}
-    closes_at = _closes_at(spec)
-    launched = from_db(obj.get("launched_at"))
-    state = schedules.get_state(db, KIND, name) or {}
-    cursor_launch = state.get("cursor_at")
+    campaign = Campaign.from_spec(obj.spec)
+    closes_at = _closes_at(campaign)
+    launched = from_db(obj.launched_at)
+    state = schedules.get_state(db, KIND, name)
+    cursor_launch = state.cursor_at if state else None
     if closes_at is not None and now >= closes_at:
         _close(db, name, closes_at, now=now, report=report)
         schedules.set_state(db, KIND, name, next_due_at=None,
-                            cursor_at=obj.get("launched_at") or cursor_launch)
+                            cursor_at=obj.launched_at or cursor_launch)
         return
-    if obj["status"] != "approved" or launched is None:
+    if obj.status != "approved" or launched is None:
         schedules.set_state(db, KIND, name, next_due_at=closes_at, cursor_at=cursor_launch)
         return
-    kind = spec.get("type") or "one-off"
-    if kind == "date-triggered":
-        nxt = _date_triggered(db, name, obj, launched, now=now, report=report)
-    elif kind == "event-triggered":
-        nxt = _event_triggered(db, name, obj, launched, now=now, report=report)
+    target = _Target(name, obj, campaign)
+    if campaign.type == "date-triggered":
+        nxt = _date_triggered(db, target, launched, now=now, report=report)
+    elif campaign.type == "event-triggered":
+        nxt = _event_triggered(db, target, launched, now=now, report=report)
     else:
-        nxt = _one_off(db, name, obj, launched, now=now, report=report)
+        nxt = _one_off(db, target, launched, now=now, report=report)
     schedules.set_state(db, KIND, name, next_due_at=_earliest(nxt, closes_at),
-                        cursor_at=obj["launched_at"])
+                        cursor_at=obj.launched_at)
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    """The campaign a tick processes: its name, stored row and typed definition."""
+
+    name: str
+    obj: ObjectRecord
+    campaign: Campaign
 
 
 def _close(db, name: str, closes_at: datetime, *, now: datetime, report) -> None:
@@ -145,11 +202,11 @@ def _close(db, name: str, closes_at: datetime, *, now: datetime, report) -> None
 def close_if_due(db, name: str, *, now: datetime, report=None) -> datetime | None:
     """Close the campaign now if its closes_at has come (caller's transaction); returns the
     closing instant when it has, None while the campaign is open."""
-    obj = object_store.get_object(db, KIND, name)
+    obj = object_store.get_record(db, KIND, name)
     if obj is None:
         return None
     try:
-        closes_at = _closes_at(obj["spec"] or {})
+        closes_at = _closes_at(Campaign.from_spec(obj.spec))
     except ValueError:
         return None
     if closes_at is None or now < closes_at:
@@ -161,49 +218,51 @@ def close_if_due(db, name: str, *, now: datetime, report=None) -> datetime | Non
 def new_run_blocker(db, name: str, *, now: datetime, missing_ok: bool = False) -> str | None:
     """Why no new run of the campaign may start now (a plan stage, a restart), None when one
     may: the campaign must exist, be approved (not stopped) and not have closed."""
-    obj = object_store.get_object(db, KIND, name)
+    obj = object_store.get_record(db, KIND, name)
     if obj is None:
         return None if missing_ok else f"campaign {name} no longer exists"
     try:
-        closes_at = _closes_at(obj["spec"] or {})
+        closes_at = _closes_at(Campaign.from_spec(obj.spec))
     except ValueError:
         closes_at = None
     if closes_at is not None and now >= closes_at:
         return f"campaign {name} closed at {to_db(closes_at)}"
-    if obj["status"] != "approved":
-        return f"campaign {name} is {obj['status']}, and no new run of it starts"
+    if obj.status != "approved":
+        return f"campaign {name} is {obj.status}, and no new run of it starts"
     return None
 
 
-def _create_stage_runs(db, name: str, obj: dict, *, now: datetime, occurrence_id: int,
+def _create_stage_runs(db, target: _Target, *, now: datetime, occurrence_id: int,
                        scheduled_at: datetime, queue_at: datetime, send_at: datetime | None,
                        audience: dict | None = None) -> list[int]:
-    spec = obj["spec"] or {}
+    name, campaign = target.name, target.campaign
     ids = []
-    for stage in run_engine.stages_of(spec):
-        if stage.get("controlled_by_plan"):
+    for stage in campaign.stages:
+        if stage.controlled_by_plan:
             continue
-        snapshot = run_engine.resolve_stage(spec, name, stage["name"], version=obj.get("version"))
+        snapshot = run_engine.resolve_stage(campaign, name, stage.name,
+                                            version=target.obj.version)
         if audience is not None:  # an event batch, filtered by the stage's own audience
             selection = dict(audience["events"], audience=snapshot["audience"])
             snapshot["audience"] = {"events": selection}
         run_id = run_engine.create_run(
-            db, campaign=name, stage=stage["name"], snapshot=snapshot, now=now,
-            scheduled_at=scheduled_at, queue_at=queue_at, send_at=send_at,
-            occurrence_id=occurrence_id)
+            db, NewRun(campaign=name, stage=stage.name, spec=snapshot, scheduled_at=scheduled_at,
+                       queue_at=queue_at, send_at=send_at, occurrence_id=occurrence_id),
+            now=now)
         exec_log.append(db, now=now, event="Activity Created", campaign=name,
-                        stage=stage["name"], run_id=run_id,
+                        stage=stage.name, run_id=run_id,
                         details=f"occurrence {to_db(scheduled_at)}")
         ids.append(run_id)
     return ids
 
 
-def _one_off(db, name: str, obj: dict, launch: datetime, *, now: datetime, report):
-    queue_at, send_at = one_off_times(obj["spec"] or {}, launch)
+def _one_off(db, target: _Target, launch: datetime, *, now: datetime, report):
+    name = target.name
+    queue_at, send_at = one_off_times(target.campaign, launch)
     occ = schedules.insert_occurrence(db, kind=KIND, name=name, scheduled_at=launch,
                                       status="fired", now=now, reason="launch")
     if occ is not None:
-        ids = _create_stage_runs(db, name, obj, now=now, occurrence_id=occ, scheduled_at=launch,
+        ids = _create_stage_runs(db, target, now=now, occurrence_id=occ, scheduled_at=launch,
                                  queue_at=queue_at, send_at=send_at)
         report.fired += 1
         report.notes.append(
@@ -228,22 +287,20 @@ def _cron_cursor(db, name: str, start: datetime) -> datetime:
     return max(floor, last) if last is not None else floor
 
 
-def _date_triggered(db, name: str, obj: dict, launch: datetime, *, now: datetime, report):
+def _date_triggered(db, target: _Target, launch: datetime, *, now: datetime, report):
     from campctl.engine import cron
 
-    spec = obj["spec"] or {}
-    schedule = spec.get("schedule") or {}
-    tz = spec.get("timezone") or "UTC"
-    expr = schedule.get("cron") or DEFAULT_CRON
-    start = _when(schedule.get("start", "immediately"), tz, launch) or launch
-    start = max(start, launch)
-    send_start = _when(schedule.get("send_start", "immediately"), tz, launch) or start
-    until = _when(schedule.get("until"), tz, launch) if schedule.get("until") else None
+    name, campaign = target.name, target.campaign
+    schedule = campaign.schedule
+    assert isinstance(schedule, DateSchedule)
+    tz = campaign.timezone
+    starts = _starts(campaign, launch)
+    expr, start, send_start, until = starts.expr, starts.start, starts.send_start, starts.until
     cursor = _cron_cursor(db, name, start)
     horizon = _earliest(now, until) or now
     if horizon > cursor:
         due = cron.fire_times(expr, tz, after=cursor, until=horizon)
-        fire, skipped = cron.apply_catchup(due, schedule.get("catchup"), now=now)
+        fire, skipped = cron.apply_catchup(due, schedule.catchup, now=now)
         _record_skips(db, name, skipped, now=now, report=report)
         for moment in fire:
             occ = schedules.insert_occurrence(db, kind=KIND, name=name, scheduled_at=moment,
@@ -251,7 +308,7 @@ def _date_triggered(db, name: str, obj: dict, launch: datetime, *, now: datetime
             if occ is None:
                 continue
             send_at = send_start if send_start > moment else None
-            ids = _create_stage_runs(db, name, obj, now=now, occurrence_id=occ,
+            ids = _create_stage_runs(db, target, now=now, occurrence_id=occ,
                                      scheduled_at=moment, queue_at=moment, send_at=send_at)
             report.fired += 1
             report.notes.append(f"campaign {name}: occurrence {to_db(moment)} fired, {len(ids)} "
@@ -262,20 +319,20 @@ def _date_triggered(db, name: str, obj: dict, launch: datetime, *, now: datetime
     return nxt
 
 
-def _event_triggered(db, name: str, obj: dict, launch: datetime, *, now: datetime, report):
-    spec = obj["spec"] or {}
-    schedule = spec.get("schedule") or {}
-    tz = spec.get("timezone") or "UTC"
-    event = ((spec.get("trigger") or {}).get("event")) or ""
-    queue_start = _when(schedule.get("queue_start", "immediately"), tz, launch) or launch
-    queue_start = max(queue_start, launch)
-    send_start = _when(schedule.get("send_start", "immediately"), tz, launch) or queue_start
-    every = schedule.get("queue_every") or "on_event"
-    build_window = schedule.get("build_window")
+def _event_triggered(db, target: _Target, launch: datetime, *, now: datetime, report):
+    name, campaign = target.name, target.campaign
+    schedule = campaign.schedule
+    assert isinstance(schedule, EventSchedule)
+    tz = campaign.timezone
+    event = campaign.trigger_event
+    starts = _starts(campaign, launch)
+    queue_start, send_start = starts.start, starts.send_start
+    every = schedule.queue_every
+    build_window = schedule.build_window
     if now < queue_start:
         report.notes.append(f"campaign {name}: queue schedule starts {to_db(queue_start)}")
         return queue_start
-    if every == "on_event":
+    if schedule.on_event:
         if build_window:
             from campctl.engine import windows
 
@@ -286,15 +343,15 @@ def _event_triggered(db, name: str, obj: dict, launch: datetime, *, now: datetim
                                         f"{build_window}, opens {to_db(opens)}")
                     return opens
                 return None
-        _build_batch(db, name, obj, event, queue_start, send_start, now=now, moment=now,
-                     report=report)
+        _build_batch(db, target, _Batch(event, queue_start, send_start, moment=now),
+                     now=now, report=report)
         return None
     from campctl.engine import cron
 
     cursor = _cron_cursor(db, name, queue_start)
     if now > cursor:
         due = cron.fire_times(every, tz, after=cursor, until=now)
-        fire, skipped = cron.apply_catchup(due, schedule.get("catchup"), now=now)
+        fire, skipped = cron.apply_catchup(due, schedule.catchup, now=now)
         _record_skips(db, name, skipped, now=now, report=report)
         for moment in fire:
             if build_window:
@@ -304,8 +361,8 @@ def _event_triggered(db, name: str, obj: dict, launch: datetime, *, now: datetim
                     _record_skips(db, name, [(moment, f"outside build_window {build_window}; "
                                               "events carry over")], now=now, report=report)
                     continue
-            _build_batch(db, name, obj, event, queue_start, send_start, now=now, moment=moment,
-                         report=report, record_empty=True)
+            _build_batch(db, target, _Batch(event, queue_start, send_start, moment=moment,
+                                            record_empty=True), now=now, report=report)
     return cron.next_fire(every, tz, after=max(now, _cron_cursor(db, name, queue_start)))
 
 
@@ -320,23 +377,33 @@ def _has_new_events(db, name: str, event: str, since: datetime) -> bool:
         db, name=event, after_id=cursor, upto_id=top, since=since) > 0
 
 
-def _build_batch(db, name: str, obj: dict, event: str, queue_start: datetime,
-                 send_start: datetime, *, now: datetime, moment: datetime, report,
-                 record_empty: bool = False) -> None:
-    """One run over every event of `event` since the last batch (none: nothing happens).
+@dataclass(frozen=True, slots=True)
+class _Batch:
+    """One event batch: events of `event` since `queue_start`, built at `moment`.
 
     `record_empty` (a cron `queue_every` slot): a slot without new events is still recorded, so
     that the schedule's cursor moves past it and a later tick never reports it as missed."""
+
+    event: str
+    queue_start: datetime
+    send_start: datetime
+    moment: datetime
+    record_empty: bool = False
+
+
+def _build_batch(db, target: _Target, batch: _Batch, *, now: datetime, report) -> None:
+    """One run over every event of `batch.event` since the last batch (none: nothing happens)."""
+    name, event, moment = target.name, batch.event, batch.moment
     consumer = _consumer(name)
     cursor = event_store.get_cursor(db, consumer) or 0
     top = event_store.max_event_id(db, name=event)
     count = 0
     if top > cursor:
         count = event_store.pending_events(db, name=event, after_id=cursor, upto_id=top,
-                                           since=queue_start)
+                                           since=batch.queue_start)
         event_store.set_cursor(db, consumer, top)
     if count == 0:  # nothing new, or only events from before queue_start: they produce nothing
-        if record_empty:
+        if batch.record_empty:
             schedules.insert_occurrence(db, kind=KIND, name=name, scheduled_at=moment,
                                         status="empty", now=now, reason="no new events")
         return
@@ -344,11 +411,11 @@ def _build_batch(db, name: str, obj: dict, event: str, queue_start: datetime,
                                       status="fired", now=now, reason=f"{count} events")
     if occ is None:
         return
-    audience = dict((obj["spec"] or {}).get("audience") or {"all": True})
+    audience = (target.campaign.audience or EVERYONE).as_spec()
     selection = {"events": {"name": event, "after_id": cursor, "upto_id": top,
-                            "since": to_db(queue_start), "audience": audience}}
-    send_at = send_start if send_start > now else None
-    ids = _create_stage_runs(db, name, obj, now=now, occurrence_id=occ, scheduled_at=moment,
+                            "since": to_db(batch.queue_start), "audience": audience}}
+    send_at = batch.send_start if batch.send_start > now else None
+    ids = _create_stage_runs(db, target, now=now, occurrence_id=occ, scheduled_at=moment,
                              queue_at=now, send_at=send_at, audience=selection)
     report.fired += 1
     report.notes.append(f"campaign {name}: {count} '{event}' events batched into {len(ids)} "
@@ -366,65 +433,76 @@ QUEUE, SEND, QUEUE_AND_SEND = "queue", "send", "queue and send"
 QUEUE_START, SEND_START = "queue start", "send start"  # on_event: when each schedule goes live
 
 
-def preview(obj: dict, *, now: datetime, count: int) -> list[datetime]:
+def preview(obj: ObjectRecord | dict, *, now: datetime, count: int) -> list[datetime]:
     """The next `count` instants at which this campaign builds or sends."""
     return [moment for moment, _ in preview_steps(obj, now=now, count=count)]
 
 
-def preview_steps(obj: dict, *, now: datetime, count: int) -> list[tuple[datetime, str]]:
+_PHASE_ORDER = {QUEUE_START: 0, QUEUE: 1, QUEUE_AND_SEND: 1, SEND_START: 2, SEND: 2}
+
+
+def preview_steps(obj: ObjectRecord | dict, *, now: datetime,
+                  count: int) -> list[tuple[datetime, str]]:
     """The next `count` (instant, phase) of a launch now (or of the recorded launch).
 
     A build whose messages go out at once is one `queue and send` step; a build held by a later
     send schedule or a closed sending window is a `queue` step followed by the `send` step at
     which its messages start going out (one `send` step for all builds released together)."""
-    from campctl.engine import cron, windows
-
-    spec = obj["spec"] or {}
-    schedule = spec.get("schedule") or {}
-    tz = spec.get("timezone") or "UTC"
-    launch = from_db(obj.get("launched_at")) or now
-    kind = spec.get("type") or "one-off"
-    window = schedule.get("window")
-    steps: set[tuple[datetime, str]] = set()
-
-    def build(at: datetime, send_from: datetime) -> None:
-        send = windows.next_open(window, tz, max(at, send_from))
-        if send == at:
-            steps.add((at, QUEUE_AND_SEND))
-        else:
-            steps.update({(at, QUEUE), (send, SEND)})
-
-    if kind == "one-off":
-        queue_at, send_at = one_off_times(spec, launch)
-        build(queue_at, send_at or queue_at)
+    if isinstance(obj, ObjectRecord):
+        spec, launched_at = obj.spec, obj.launched_at
     else:
-        if kind == "date-triggered":
-            expr = schedule.get("cron") or DEFAULT_CRON
-            start = _when(schedule.get("start", "immediately"), tz, launch) or launch
-        else:
-            expr = schedule.get("queue_every") or "on_event"
-            start = _when(schedule.get("queue_start", "immediately"), tz, launch) or launch
-        start = max(start, launch)
-        send_start = _when(schedule.get("send_start", "immediately"), tz, launch) or start
-        if expr == "on_event":
-            # Builds follow events: only the instants at which the schedules go live are known.
-            steps.add((start, QUEUE_START))
-            if send_start > start:
-                steps.add((send_start, SEND_START))
-        else:
-            after = max(now, start - ONE_SECOND)
-            horizon = after + timedelta(days=366 * 5)
-            until = _when(schedule.get("until"), tz, launch) if schedule.get("until") else None
-            for moment in cron.fire_times(expr, tz, after=after,
-                                          until=_earliest(horizon, until) or horizon,
-                                          limit=count):
-                build(moment, send_start)
-    closes_at = _closes_at(spec)
-    order = {QUEUE_START: 0, QUEUE: 1, QUEUE_AND_SEND: 1, SEND_START: 2, SEND: 2}
-    out = sorted((step for step in steps
+        spec, launched_at = obj["spec"] or {}, obj.get("launched_at")
+    campaign = Campaign.from_spec(spec)
+    launch = from_db(launched_at) or now
+    steps = _Steps(campaign)
+    if isinstance(campaign.schedule, OneOffSchedule):
+        queue_at, send_at = one_off_times(campaign, launch)
+        steps.build(queue_at, send_at or queue_at)
+    else:
+        _recurring_steps(campaign, steps, launch, now=now, count=count)
+    closes_at = _closes_at(campaign)
+    out = sorted((step for step in steps.found
                   if step[0] >= now and (closes_at is None or step[0] < closes_at)),
-                 key=lambda step: (step[0], order[step[1]]))
+                 key=lambda step: (step[0], _PHASE_ORDER[step[1]]))
     return out[:count]
+
+
+class _Steps:
+    """The (instant, phase) steps of a preview, as builds are added."""
+
+    def __init__(self, campaign: Campaign) -> None:
+        self.window = campaign.window
+        self.tz = campaign.timezone
+        self.found: set[tuple[datetime, str]] = set()
+
+    def build(self, at: datetime, send_from: datetime) -> None:
+        from campctl.engine import windows
+
+        send = windows.next_open(self.window, self.tz, max(at, send_from))
+        if send == at:
+            self.found.add((at, QUEUE_AND_SEND))
+        else:
+            self.found.update({(at, QUEUE), (send, SEND)})
+
+
+def _recurring_steps(campaign: Campaign, steps: _Steps, launch: datetime, *, now: datetime,
+                     count: int) -> None:
+    """The builds of a date-triggered or cron-batched event-triggered campaign; for builds that
+    follow events, only the instants at which its schedules go live."""
+    from campctl.engine import cron
+
+    starts = _starts(campaign, launch)
+    if starts.expr == "on_event":
+        steps.found.add((starts.start, QUEUE_START))
+        if starts.send_start > starts.start:
+            steps.found.add((starts.send_start, SEND_START))
+        return
+    after = max(now, starts.start - ONE_SECOND)
+    horizon = after + timedelta(days=366 * 5)
+    for moment in cron.fire_times(starts.expr, campaign.timezone, after=after,
+                                  until=_earliest(horizon, starts.until) or horizon,
+                                  limit=count):
+        steps.build(moment, starts.send_start)
 
 
 # --- events -----------------------------------------------------------------------------------

@@ -9,6 +9,17 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from campctl.definitions.models import (
+    DEFAULT_REENTRY,
+    Campaign,
+    Channel,
+    DateSchedule,
+    EventSchedule,
+    Moment,
+    Plan,
+    Scenario,
+    Segment,
+)
 from campctl.errors import ActionRefused, ValidationFailed
 from campctl.models import (
     APPLY_ORDER,
@@ -72,26 +83,37 @@ _MISSING = _Missing()
 def diff(old: Any, new: Any, path: str = "") -> list[tuple[str, Any, Any]]:
     """Changed leaves as (dotted path, old, new); absent values are None in the result."""
     if isinstance(old, dict) and isinstance(new, dict):
-        out: list[tuple[str, Any, Any]] = []
-        for key in list(old) + [k for k in new if k not in old]:
-            sub = f"{path}.{key}" if path else str(key)
-            out += diff(old.get(key, _MISSING), new.get(key, _MISSING), sub)
-        return out
+        return _dict_diff(old, new, path)
     if isinstance(old, list) and isinstance(new, list):
-        out = []
-        for index in range(max(len(old), len(new))):
-            sub = f"{path}.{index}" if path else str(index)
-            out += diff(
-                old[index] if index < len(old) else _MISSING,
-                new[index] if index < len(new) else _MISSING,
-                sub,
-            )
-        return out
+        return _list_diff(old, new, path)
+    return _leaf_diff(old, new, path)
+
+
+def _leaf_diff(old: Any, new: Any, path: str) -> list[tuple[str, Any, Any]]:
     if old is _MISSING and new is _MISSING:
         return []
     if old is not _MISSING and new is not _MISSING and old == new and type(old) is type(new):
         return []
     return [(path, None if old is _MISSING else old, None if new is _MISSING else new)]
+
+
+def _sub(path: str, key: Any) -> str:
+    return f"{path}.{key}" if path else str(key)
+
+
+def _dict_diff(old: dict, new: dict, path: str) -> list[tuple[str, Any, Any]]:
+    out: list[tuple[str, Any, Any]] = []
+    for key in list(old) + [k for k in new if k not in old]:
+        out += diff(old.get(key, _MISSING), new.get(key, _MISSING), _sub(path, key))
+    return out
+
+
+def _list_diff(old: list, new: list, path: str) -> list[tuple[str, Any, Any]]:
+    out: list[tuple[str, Any, Any]] = []
+    for index in range(max(len(old), len(new))):
+        out += diff(old[index] if index < len(old) else _MISSING,
+                    new[index] if index < len(new) else _MISSING, _sub(path, index))
+    return out
 
 
 def format_value(value: Any) -> str:
@@ -253,42 +275,31 @@ def referenced_by(db, kind: Kind, name: str) -> list[str]:
 
 # --- listings (get / describe) ---------------------------------------------------------------
 
-def _get(spec: Any, *path: str) -> Any:
-    for key in path:
-        if not isinstance(spec, dict):
-            return None
-        spec = spec.get(key)
-    return spec
-
-
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
-
-
-def _instant(value: Any, tz: Any, *, now: datetime) -> datetime | None:
-    """`{at: DATETIME}` or a DATETIME string → UTC; None for `immediately`, absent or junk."""
+def _instant(text: str | None, tz: str) -> datetime | None:
+    """A local DATETIME text → UTC; None when absent or unreadable (a listing never breaks)."""
     from campctl.timeutil import parse_local_datetime
 
-    if isinstance(value, dict):
-        value = value.get("at")
-    if not isinstance(value, str) or value == "immediately":
+    if text is None or text == "immediately":
         return None
     try:
-        return parse_local_datetime(value, tz if isinstance(tz, str) else "UTC")
+        return parse_local_datetime(text, tz)
     except ValueError:
         return None
 
 
-def _next_cron(expr: Any, tz: Any, *, after: datetime, until: datetime | None = None):
-    try:
-        from campctl.engine import cron
-    except ImportError:  # the time area has not landed yet
+def _moment_instant(moment: Moment | None, tz: str) -> datetime | None:
+    """`{at: DATETIME}` or a DATETIME → UTC; None for `immediately`, absent or junk."""
+    return _instant(moment.at, tz) if moment is not None else None
+
+
+def _next_cron(expr: str | None, tz: str, *, after: datetime,
+               until: datetime | None = None) -> datetime | None:
+    from campctl.engine import cron
+
+    if expr is None:
         return None
-    next_fire = getattr(cron, "next_fire", None)
-    if next_fire is None or not isinstance(expr, str):
-        return None
     try:
-        moment = next_fire(expr, tz if isinstance(tz, str) else "UTC", after=after)
+        moment = cron.next_fire(expr, tz, after=after)
     except Exception:  # a junk spec must not break a listing
         return None
     if moment is None or (until is not None and moment > until):
@@ -299,96 +310,100 @@ def _next_cron(expr: Any, tz: Any, *, after: datetime, until: datetime | None = 
 def next_occurrence(kind: Kind, obj: dict, *, now: datetime) -> datetime | None:
     """When the object's schedule fires next, only if it would (approved, and launched for
     campaigns); None otherwise."""
-    spec = obj["spec"]
     if obj["status"] != BusinessStatus.APPROVED:
         return None
     if kind is Kind.PLAN:
-        schedule = _get(spec, "schedule") or {}
-        tz = _get(schedule, "timezone")
-        kind_of = _get(schedule, "type") or "manual"
-        if kind_of == "once":
-            at = _instant(_get(schedule, "at"), tz, now=now)
-            return at if at is not None and at > now else None
-        if kind_of == "recurrent":
-            return _next_cron(_get(schedule, "cron"), tz, after=now)
-        return None
+        return _next_plan_occurrence(Plan.from_spec(obj["spec"] or {}), now=now)
     if kind is not Kind.CAMPAIGN or not obj.get("launched_at"):
         return None
-    stages = _get(spec, "stages")
-    if isinstance(stages, list) and stages and all(
-            isinstance(s, dict) and s.get("controlled_by_plan") is True for s in stages):
+    return _next_campaign_occurrence(Campaign.from_spec(obj["spec"] or {}), now=now)
+
+
+def _next_plan_occurrence(plan: Plan, *, now: datetime) -> datetime | None:
+    schedule = plan.schedule
+    if schedule.type == "once":
+        at = _instant(schedule.at, schedule.timezone)
+        return at if at is not None and at > now else None
+    if schedule.type == "recurrent":
+        return _next_cron(schedule.cron, schedule.timezone, after=now)
+    return None
+
+
+def _next_campaign_occurrence(campaign: Campaign, *, now: datetime) -> datetime | None:
+    if campaign.plan_only:
         return None  # it runs only inside plan instances
-    tz = _get(spec, "timezone")
-    schedule = _get(spec, "schedule") or {}
-    closing = _instant(_get(spec, "closes_at"), tz, now=now)
-    kind_of = _get(spec, "type") or "one-off"
-    if kind_of == "date-triggered":
-        start = _instant(_get(schedule, "start"), tz, now=now)
-        until = _instant(_get(schedule, "until"), tz, now=now)
+    tz = campaign.timezone
+    schedule = campaign.schedule
+    closing = _instant(campaign.closes_at, tz)
+    if isinstance(schedule, DateSchedule):
+        start = _moment_instant(schedule.start, tz)
+        until = _moment_instant(schedule.until, tz)
         limit = min((m for m in (until, closing) if m is not None), default=None)
-        return _next_cron(_get(schedule, "cron") or "0 9 * * *", tz,
-                          after=max(now, start) if start else now, until=limit)
-    if kind_of == "event-triggered":
-        every = _get(schedule, "queue_every")
-        if isinstance(every, str) and every != "on_event":
-            return _next_cron(every, tz, after=now, until=closing)
-        return None
-    send = _instant(_get(schedule, "send"), tz, now=now)
+        return _next_cron(schedule.cron, tz, after=max(now, start) if start else now,
+                          until=limit)
+    if isinstance(schedule, EventSchedule):
+        if schedule.on_event:
+            return None
+        return _next_cron(schedule.queue_every, tz, after=now, until=closing)
+    send = _moment_instant(schedule.send, tz)
     return send if send is not None and send > now else None
 
 
 def summary(kind: Kind, obj: dict, *, now: datetime,
             profiles: dict[str, int] | None = None) -> dict:
-    """One row of `get KIND` with the §9 keys (and a few more)."""
+    """One row of `get KIND` with the listing keys (and a few more)."""
     from campctl.timeutil import iso_z
 
-    spec = obj["spec"]
+    spec = obj["spec"] or {}
     name = obj["name"]
     if kind is Kind.PLAN:
+        plan = Plan.from_spec(spec)
         return {
             "name": name,
             "status": obj["status"],
-            "schedule_type": _text(_get(spec, "schedule", "type")) or "manual",
-            "transition": _text(_get(spec, "transition")) or "completed",
+            "schedule_type": plan.schedule.type,
+            "transition": plan.transition,
             "next_occurrence": iso_z(next_occurrence(kind, obj, now=now)),
             "version": obj["version"],
-            "timezone": _text(_get(spec, "schedule", "timezone")),
-            "stages": len(stages) if isinstance(stages := _get(spec, "stages"), list) else 0,
+            "timezone": plan.schedule.timezone_written,
+            "stages": len(plan.stages),
         }
     if kind is Kind.CAMPAIGN:
-        tz = _text(_get(spec, "timezone"))
+        campaign = Campaign.from_spec(spec)
         return {
             "name": name,
-            "code": _get(spec, "code") if _get(spec, "code") is not None else name,
+            "code": campaign.code_or(name),
             "status": obj["status"],
-            "type": _text(_get(spec, "type")) or "one-off",
-            "closes_at": iso_z(_instant(_get(spec, "closes_at"), tz, now=now)),
+            "type": campaign.type,
+            "closes_at": iso_z(_instant(campaign.closes_at, campaign.timezone)),
             "next_occurrence": iso_z(next_occurrence(kind, obj, now=now)),
             "version": obj["version"],
             "launched_at": obj["launched_at"],
-            "timezone": tz,
+            "timezone": campaign.timezone_written,
         }
     if kind is Kind.SCENARIO:
+        scenario = Scenario.from_spec(spec)
         return {
             "name": name,
             "active": obj["status"] == ScenarioStatus.ACTIVE,
-            "launch_type": _text(_get(spec, "launch", "type")) or "manual",
-            "reentry": _text(_get(spec, "reentry")) or "once",
+            "launch_type": scenario.launch.type,
+            "reentry": scenario.reentry_written or DEFAULT_REENTRY,
             "profiles_active": (profiles or {}).get(name, 0),
             "version": obj["version"],
         }
     if kind is Kind.SEGMENT:
-        rules = _get(spec, "rules")
+        segment = Segment.from_spec(spec)
         return {
             "name": name,
-            "match": _text(_get(spec, "match")) or "all",
-            "rules": len(rules) if isinstance(rules, list) else 0,
-            "limit_percent": _get(spec, "limit_percent"),
+            "match": segment.match,
+            "rules": len(segment.rules),
+            "limit_percent": segment.limit_percent,
             "version": obj["version"],
         }
+    channel = Channel.from_spec(spec)
     return {
         "name": name,
-        "type": _text(_get(spec, "type")),
-        "rate": _get(spec, "rate"),
+        "type": spec.get("type") if isinstance(spec.get("type"), str) else None,
+        "rate": channel.rate,
         "version": obj["version"],
     }

@@ -436,13 +436,14 @@ def _reached(run: dict, transition: str) -> bool:
 
 def _start_stage(db, instance: dict, stage: dict, total: int, *, now: datetime) -> None:
     from campctl.engine.runs import create_run
+    from campctl.store.runs import NewRun
 
     if not store.claim_stage_start(db, stage["id"], now=now):
         return
     entry = instance["snapshot"]["stages"][stage["position"]]
-    run_id = create_run(db, campaign=stage["campaign"], stage=stage["stage"],
-                        snapshot=entry["spec"], now=now, scheduled_at=now, queue_at=now,
-                        send_at=now, instance_id=instance["id"])
+    run_id = create_run(db, NewRun(campaign=stage["campaign"], stage=stage["stage"],
+                                   spec=entry["spec"], scheduled_at=now, queue_at=now,
+                                   send_at=now, instance_id=instance["id"]), now=now)
     store.update_stage(db, stage["id"], run_id=run_id, activity_created_at=now)
     stage.update(status="started", run_id=run_id, started_at=iso_z(now),
                  activity_created_at=iso_z(now))

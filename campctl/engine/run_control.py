@@ -9,7 +9,7 @@ caller's transaction. Notifications are delivered afterwards, outside any transa
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from campctl.errors import ActionRefused, NotFound
@@ -18,6 +18,7 @@ from campctl.store import history
 from campctl.store import log as exec_log
 from campctl.store import notifications as store_notifications
 from campctl.store import runs as store_runs
+from campctl.store.runs import NewRun, RunRecord
 from campctl.timeutil import from_db
 
 RUN_VERBS = ("stop", "restart", "skip", "pause", "resume")
@@ -87,111 +88,116 @@ def apply_run_verb(
     if verb not in RUN_VERBS:
         raise ValueError(f"unknown run verb {verb!r}")
     with db.atomic():
-        run = store_runs.get_run(db, run_id)
+        run = store_runs.get_run_record(db, run_id)
         if run is None:
             raise NotFound(f"no run {run_id} (list them with 'campctl get runs')")
-        status = run["status"]
-        table = RUN_TRANSITIONS.get(RunStatus(status), {}) if status in set(RunStatus) else {}
-        if verb not in table:
-            raise _refusal(run_id, status, verb)
-        if verb in ("restart", "skip"):
-            _refuse_new_work(db, run, verb, now=now)
-        target = str(table[verb])
-        paused_from = None
-        if verb in ("pause", "stop"):
-            # Nothing is delivered after a pause or stop commits: this transaction blocks new
-            # claims, and a hand-over in flight stops after its current message (see
-            # engine/delivery.py), which is recorded before a restart can build.
-            db.wait_for_hand_overs()
-        if verb == "pause":
-            paused_from = status
-        elif verb == "resume":
-            previous = run.get("paused_from")
-            active = {str(s) for s in ACTIVE_RUN_STATUSES} - {str(RunStatus.PAUSED)}
-            target = previous if previous in active else target
+        target = _target_status(db, run, verb, now=now)
         finished = verb in ("stop", "restart", "skip")
         moved = store_runs.set_status(
-            db, run_id, target, now=now, expected=[status], paused_from=paused_from,
-            finished=finished,
+            db, run_id, target, now=now, expected=[run.status],
+            paused_from=run.status if verb == "pause" else None, finished=finished,
         )
         if not moved:  # pragma: no cover - BEGIN IMMEDIATE makes this a can't-happen guard
             raise ActionRefused(f"run {run_id} changed while you acted; try again")
-        action = RunAction(run_id=run_id, verb=verb, from_status=status, to_status=target)
+        action = RunAction(run_id=run_id, verb=verb, from_status=run.status, to_status=target)
         history.record(db, kind="run", name=str(run_id), action=verb, actor=actor, now=now,
-                       from_status=status, to_status=target, note=note)
+                       from_status=run.status, to_status=target, note=note)
         if finished:
             # A stopped run's items are all cancelled at once; those whose hand-over began in a
             # delivery that never recorded it (a crash) as possibly handed over. Skip and restart
             # find them cancelled already, unless the stop predates this rule.
             action.cancelled = store_runs.cancel_queued_items(db, run_id, now=now)
+            action.possibly_handed_over = store_runs.unsure_items(db, run_id)
         if verb == "restart":
             action.new_run_id = _create_restart(db, run, note=note, actor=actor, now=now,
                                                 include_sent=include_sent)
-        details = note or ""
-        if action.cancelled:
-            details = f"{details} ({action.cancelled} items cancelled)".strip()
-        unsure = store_runs.unsure_items(db, run_id) if finished else 0
-        action.possibly_handed_over = unsure
-        if unsure:
-            details = (f"{details} ({unsure} possibly handed over before an interrupted "
-                       "delivery: not sent again)").strip()
-        if action.new_run_id is not None:
-            details = f"{details} (new run {action.new_run_id})".strip()
-        exec_log.append(db, now=now, event=_LOG_EVENTS[verb], instance_id=run["instance_id"],
-                        campaign=run["campaign"], stage=run["stage"], run_id=run_id,
-                        details=details or None)
-        if verb in ("stop", "restart", "skip"):
+        exec_log.append(db, now=now, event=_LOG_EVENTS[verb], instance_id=run.instance_id,
+                        campaign=run.campaign, stage=run.stage, run_id=run_id,
+                        details=_log_details(action, note))
+        if finished:
             action.notification_id = notify_run(db, run_id, verb, note, actor, now)
         if verb in ("restart", "skip"):
             from campctl.engine.plans import resume_after_run_verb
 
-            resume_after_run_verb(db, run, verb, new_run_id=action.new_run_id, actor=actor,
-                                  now=now, note=note)
+            resume_after_run_verb(db, run.as_dict(), verb, new_run_id=action.new_run_id,
+                                  actor=actor, now=now, note=note)
     return action
 
 
-def _refuse_new_work(db, run: dict, verb: str, *, now: datetime) -> None:
+def _target_status(db, run: RunRecord, verb: str, *, now: datetime) -> str:
+    """The status the verb moves the run to; refuses a verb its status does not allow."""
+    status = run.status
+    table = RUN_TRANSITIONS.get(RunStatus(status), {}) if status in set(RunStatus) else {}
+    if verb not in table:
+        raise _refusal(run.id, status, verb)
+    if verb in ("restart", "skip"):
+        _refuse_new_work(db, run, verb, now=now)
+    if verb in ("pause", "stop"):
+        # Nothing is delivered after a pause or stop commits: this transaction blocks new
+        # claims, and a hand-over in flight stops after its current message (see
+        # engine/delivery.py), which is recorded before a restart can build.
+        db.wait_for_hand_overs()
+    target = str(table[verb])
+    if verb == "resume":
+        active = {str(s) for s in ACTIVE_RUN_STATUSES} - {str(RunStatus.PAUSED)}
+        if run.paused_from in active:
+            return str(run.paused_from)
+    return target
+
+
+def _log_details(action: RunAction, note: str | None) -> str | None:
+    """The execution log's details of a verb: the note, then what the verb did."""
+    details = note or ""
+    if action.cancelled:
+        details = f"{details} ({action.cancelled} items cancelled)".strip()
+    if action.possibly_handed_over:
+        details = (f"{details} ({action.possibly_handed_over} possibly handed over before an "
+                   "interrupted delivery: not sent again)").strip()
+    if action.new_run_id is not None:
+        details = f"{details} (new run {action.new_run_id})".strip()
+    return details or None
+
+
+def _refuse_new_work(db, run: RunRecord, verb: str, *, now: datetime) -> None:
     """A restart starts a new run: not for a closed or stopped campaign. Neither verb applies
     to a run whose plan instance has ended (stopped by an operator, or its campaign closed)."""
     from campctl.engine.campaigns import new_run_blocker
     from campctl.engine.plans import run_verb_blocker
 
-    why = run_verb_blocker(db, run, verb)
+    why = run_verb_blocker(db, run.as_dict(), verb)
     if why is None and verb == "restart":
-        closes_at = from_db(run.get("closes_at"))
+        closes_at = from_db(run.closes_at)
         if closes_at is not None and closes_at <= now:
-            why = f"campaign {run['campaign']} closed at {run['closes_at']}"
+            why = f"campaign {run.campaign} closed at {run.closes_at}"
         else:
-            why = new_run_blocker(db, run["campaign"], now=now, missing_ok=True)
+            why = new_run_blocker(db, run.campaign, now=now, missing_ok=True)
     if why is not None:
-        raise ActionRefused(f"cannot {verb} run {run['id']}: {why}")
+        raise ActionRefused(f"cannot {verb} run {run.id}: {why}")
 
 
-def _create_restart(db, run: dict, *, note: str | None, actor: str, now: datetime,
+def _create_restart(db, run: RunRecord, *, note: str | None, actor: str, now: datetime,
                     include_sent: bool) -> int:
     """The replacement run: same snapshot and instance, scheduled now; keeps queue/send times
     so that a send planned for later still waits for it."""
     from campctl.engine.runs import campaign_closes_at
 
-    new_id = store_runs.insert_run(
-        db,
-        campaign=run["campaign"],
-        stage=run["stage"],
-        spec=store_runs.raw_spec(db, run["id"]) or run["spec"],
-        now=now,
+    new_id = store_runs.insert_run(db, NewRun(
+        campaign=run.campaign,
+        stage=run.stage,
+        spec=store_runs.raw_spec(db, run.id) or run.spec,
         status=str(RunStatus.SCHEDULED),
         scheduled_at=now,
-        queue_at=from_db(run["queue_at"]),
-        send_at=from_db(run["send_at"]),
-        instance_id=run["instance_id"],
-        restart_of=run["id"],
+        queue_at=from_db(run.queue_at),
+        send_at=from_db(run.send_at),
+        instance_id=run.instance_id,
+        restart_of=run.id,
         include_sent=include_sent,
-        closes_at=campaign_closes_at(db, run["campaign"]) or from_db(run.get("closes_at")),
-    )
+        closes_at=campaign_closes_at(db, run.campaign) or from_db(run.closes_at),
+    ), now=now)
     extra = "including contacts already sent" if include_sent else "excluding contacts already sent"
     history.record(db, kind="run", name=str(new_id), action="create", actor=actor, now=now,
                    to_status=str(RunStatus.SCHEDULED),
-                   note=f"restart of run {run['id']} ({extra})" + (f": {note}" if note else ""))
+                   note=f"restart of run {run.id} ({extra})" + (f": {note}" if note else ""))
     return new_id
 
 
@@ -216,7 +222,7 @@ def notify_run(db, run_id: int, kind: str, note: str | None, actor: str | None,
 class NotificationDelivery:
     delivered: int = 0
     failed: int = 0
-    errors: list[str] | None = None
+    errors: list[str] = field(default_factory=list)
 
 
 def deliver_pending_notifications(
@@ -229,15 +235,13 @@ def deliver_pending_notifications(
     from campctl.store.config import get_config
     from campctl.store.users import notification_recipient
 
-    report = NotificationDelivery(errors=[])
+    report = NotificationDelivery()
     channel = get_config(db, "notify_channel")
     notify_to = get_config(db, "notify_to")
     if not channel:
         return report
-    try:
-        from campctl.engine.delivery import send_notification
-    except ImportError:  # delivery area not installed yet: leave them pending
-        return report
+    from campctl.engine.delivery import redact_text, send_notification
+
     for notification_id in store_notifications.pending_ids(
         db, now=now, max_attempts=NOTIFY_MAX_ATTEMPTS, limit=limit,
         addressed_only=not notify_to,
@@ -260,22 +264,19 @@ def deliver_pending_notifications(
             result = send_notification(db, channel=channel, to=to, subject=subject, body=body,
                                        now=now, environ=environ,
                                        message_id=f"notify-{notification_id}")
-            if result is not None and not getattr(result, "ok", True):
-                error = getattr(result, "reason", None) or "channel refused the message"
+            if not result.ok:
+                error = result.reason or "channel refused the message"
         except Exception as exc:  # any channel failure is recorded and retried, never raised
             error = " ".join(str(exc).split()) or type(exc).__name__
         if error is not None:
-            from campctl.engine.delivery import redact_text
-
             error = redact_text(db, channel, environ, error)
-        if error is not None:
             with db.atomic():
                 # Back off 1, 2, 4, 8 ... minutes between attempts.
                 retry_at = now + timedelta(minutes=2 ** max(0, int(item["attempts"]) - 1))
                 store_notifications.mark_failed(db, notification_id, error=error,
                                                 retry_at=retry_at)
             report.failed += 1
-            report.errors.append(f"notification {notification_id}: {error}")  # type: ignore[union-attr]
+            report.errors.append(f"notification {notification_id}: {error}")
         else:
             with db.atomic():
                 store_notifications.mark_delivered(db, notification_id, now=now)
@@ -291,18 +292,18 @@ def render_notification(db, item: dict) -> tuple[str, str]:
     lines = [f"{obj} {what} at {item['at']}"]
     if obj.startswith("run/"):
         try:
-            run = store_runs.get_run(db, int(obj.split("/", 1)[1]))
+            run = store_runs.get_run_record(db, int(obj.split("/", 1)[1]))
         except ValueError:
             run = None
         if run is not None:
-            subject = f"[campctl] run {run['id']} ({run['campaign']}/{run['stage']}) {what}"
-            lines.append(f"campaign: {run['campaign']}, stage: {run['stage']}, "
-                         f"status now: {run['status']}")
-            if run.get("error"):
-                lines.append(f"error: {run['error']}")
+            subject = f"[campctl] run {run.id} ({run.campaign}/{run.stage}) {what}"
+            lines.append(f"campaign: {run.campaign}, stage: {run.stage}, "
+                         f"status now: {run.status}")
+            if run.error:
+                lines.append(f"error: {run.error}")
             from campctl.engine.worklist import assignee
 
-            holder = assignee(db, run["id"])
+            holder = assignee(db, run.id)
             if holder:
                 lines.append(f"in the work list of: {holder} (campctl worklist --as {holder})")
     if item.get("actor"):

@@ -7,46 +7,47 @@ all-or-nothing; delivery is delegated to `engine.delivery.deliver_due`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
+from campctl.definitions.models import DEFAULT_CHANNEL, DEFAULT_TIMEZONE, EVERYONE, Campaign
 from campctl.engine import isolation
 from campctl.errors import NotFound
 from campctl.models import ACTIVE_RUN_STATUSES
 from campctl.store import history, schedules
 from campctl.store import log as exec_log
 from campctl.store import runs as run_store
+from campctl.store.runs import NewRun, RunRecord
 from campctl.timeutil import from_db, to_db
 
-DEFAULT_STAGE = "main"
+
+def campaign_model(campaign: Campaign | Mapping[str, Any]) -> Campaign:
+    """The typed model of a campaign spec (a model is returned as it is)."""
+    return campaign if isinstance(campaign, Campaign) else Campaign.from_spec(campaign or {})
 
 
-def stages_of(spec: dict) -> list[dict]:
-    stages = spec.get("stages") or [{"name": DEFAULT_STAGE}]
-    return [s for s in stages if isinstance(s, dict) and s.get("name")]
-
-
-def resolve_stage(campaign_spec: dict, campaign_name: str, stage: str, *,
+def resolve_stage(campaign: Campaign | Mapping[str, Any], campaign_name: str, stage: str, *,
                   version: int | None = None) -> dict:
     """The run snapshot of one stage: campaign settings with the stage's overrides applied."""
-    found = next((s for s in stages_of(campaign_spec) if s["name"] == stage), None)
+    model = campaign_model(campaign)
+    found = model.stage(stage)
     if found is None:
-        names = ", ".join(s["name"] for s in stages_of(campaign_spec))
+        names = ", ".join(s.name for s in model.stages)
         raise NotFound(f"campaign {campaign_name} has no stage {stage!r} (stages: {names})")
-    audience = dict(found.get("audience") or campaign_spec.get("audience") or {"all": True})
-    message = dict(campaign_spec.get("message") or {})
-    message.update(found.get("message") or {})
-    schedule = campaign_spec.get("schedule") or {}
+    audience = (found.audience or model.audience or EVERYONE)
     return {
         "campaign": campaign_name,
         "stage": stage,
-        "code": campaign_spec.get("code") or campaign_name,
-        "timezone": campaign_spec.get("timezone") or "UTC",
-        "channel": found.get("channel") or campaign_spec.get("channel") or "outbox",
-        "message_type": campaign_spec.get("message_type"),
-        "audience": audience,
-        "include_opted_out": bool(audience.get("include_opted_out", False)),
-        "message": {"subject": message.get("subject", ""), "body": message.get("body", "")},
-        "window": schedule.get("window") if isinstance(schedule, dict) else None,
+        "code": model.code_or(campaign_name),
+        "timezone": model.timezone,
+        "channel": found.channel or model.channel,
+        "message_type": model.message_type,
+        "audience": audience.as_spec(),
+        "include_opted_out": audience.include_opted_out,
+        "message": model.message.merged(found.message).as_snapshot(),
+        "window": model.window,
         "campaign_version": version,
     }
 
@@ -56,42 +57,54 @@ def campaign_closes_at(db, campaign: str) -> datetime | None:
     from campctl.engine.workflow import closes_at
     from campctl.store import objects as object_store
 
-    obj = object_store.get_object(db, "Campaign", campaign)
+    obj = object_store.get_record(db, "Campaign", campaign)
     if obj is None:
         return None
     try:
-        return closes_at(obj["spec"] or {})
+        return closes_at(Campaign.from_spec(obj.spec))
     except ValueError:
         return None
 
 
-def create_run(db, *, campaign: str, stage: str, snapshot: dict, now: datetime,
-               scheduled_at: datetime | None = None, queue_at: datetime | None = None,
-               send_at: datetime | None = None, instance_id: int | None = None,
-               restart_of: int | None = None, include_sent: bool = False,
-               occurrence_id: int | None = None) -> int:
+def create_run(db, new: NewRun, *, now: datetime) -> int:
     """A new run in status `scheduled`; the tick builds it once `queue_at` has come. It carries
     the campaign's current closes_at, after which delivery claims none of its items."""
-    return run_store.insert_run(
-        db, campaign=campaign, stage=stage, spec=snapshot, now=now, status="scheduled",
-        scheduled_at=scheduled_at, queue_at=queue_at, send_at=send_at, instance_id=instance_id,
-        restart_of=restart_of, include_sent=include_sent, occurrence_id=occurrence_id,
-        closes_at=campaign_closes_at(db, campaign),
-    )
+    run = replace(new, status="scheduled", closes_at=campaign_closes_at(db, new.campaign))
+    return run_store.insert_run(db, run, now=now)
 
 
 # --- building ---------------------------------------------------------------------------------
 
-def _build(db, run: dict, *, now: datetime) -> int:
-    snapshot = run["spec"] or {}
-    audience = snapshot.get("audience") or {"all": True}
-    exclude = run["restart_of"] if run.get("restart_of") and not run.get("include_sent") else None
-    message_type = snapshot.get("message_type")
-    include_opted_out = bool(snapshot.get("include_opted_out"))
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """What a run reads from its stored snapshot (written by `resolve_stage`)."""
+
+    audience: dict[str, Any]
+    channel: str
+    message_type: str | None
+    include_opted_out: bool
+    window: str | None
+    timezone: str
+
+    @classmethod
+    def of(cls, spec: Mapping[str, Any]) -> Snapshot:
+        return cls(audience=dict(spec.get("audience") or EVERYONE.as_spec()),
+                   channel=spec.get("channel") or DEFAULT_CHANNEL,
+                   message_type=spec.get("message_type"),
+                   include_opted_out=bool(spec.get("include_opted_out")),
+                   window=spec.get("window"), timezone=spec.get("timezone") or DEFAULT_TIMEZONE)
+
+
+def _build(db, run: RunRecord, *, now: datetime) -> int:
+    snapshot = Snapshot.of(run.spec)
+    audience = snapshot.audience
+    exclude = run.restart_of if run.restart_of and not run.include_sent else None
+    message_type = snapshot.message_type
+    include_opted_out = snapshot.include_opted_out
     # The campaign creator's sending rights narrow the audience; those left out are counted.
     from campctl.engine import users
 
-    restriction = users.restriction_for(db, kind="Campaign", name=run["campaign"],
+    restriction = users.restriction_for(db, kind="Campaign", name=run.campaign,
                                         message_types=[message_type])
     extra = None if restriction is None else (restriction.sql, restriction.params)
     if "events" in audience:
@@ -101,26 +114,26 @@ def _build(db, run: dict, *, now: datetime) -> int:
 
         # Everyone the run's selection reaches; the creator's rights narrow whom it queues.
         recipients = events.EventRecipients(
-            run["id"], events.EventSelection.from_snapshot(audience["events"]), message_type,
+            run.id, events.EventSelection.from_snapshot(audience["events"]), message_type,
             include_opted_out)
         count = events.build_queue_from_events(
-            db, replace(recipients, extra_where=extra),
-            channel=snapshot.get("channel") or "outbox", now=now, exclude_sent_of_run=exclude)
+            db, replace(recipients, extra_where=extra), channel=snapshot.channel, now=now,
+            exclude_sent_of_run=exclude)
         if restriction is not None:
-            users.record_run_left_out(db, run["id"], restriction,
+            users.record_run_left_out(db, run.id, restriction,
                                       events.event_contacts_query(db, recipients, now=now))
         return count
     from campctl.engine import audience as audience_engine
     from campctl.store.segments import audience_query
 
-    sample_key = f"{run['campaign']}/{run['stage']}/{run.get('scheduled_at') or run['id']}"
+    sample_key = f"{run.campaign}/{run.stage}/{run.scheduled_at or run.id}"
     count = audience_engine.build_queue(
-        db, run_id=run["id"], audience=audience, channel=snapshot.get("channel") or "outbox",
+        db, run_id=run.id, audience=audience, channel=snapshot.channel,
         message_type=message_type, include_opted_out=include_opted_out, now=now,
         sample_key=sample_key, exclude_sent_of_run=exclude, extra_where=extra,
     )
     if restriction is not None:
-        users.record_run_left_out(db, run["id"], restriction, audience_query(
+        users.record_run_left_out(db, run.id, restriction, audience_query(
             db, audience, now=now, message_type=message_type,
             include_opted_out=include_opted_out, sample_key=sample_key))
     return count
@@ -145,22 +158,22 @@ def build_due(db, *, now: datetime, report, dry_run: bool = False) -> None:
 
 
 def _build_claimed(db, run_id: int, *, paused: bool, now: datetime, report) -> None:
-    run = run_store.get_run(db, run_id)
+    run = run_store.get_run_record(db, run_id)
     assert run is not None
-    if run.get("spec_error"):  # never build from a guess: {} would mean everyone
-        raise ValueError(run["spec_error"])
+    if run.spec_error:  # never build from a guess: {} would mean everyone
+        raise ValueError(run.spec_error)
     count = _build(db, run, now=now)
     if paused:
         run_store.mark_built_paused(db, run_id, now=now)
     else:
         run_store.mark_built(db, run_id, now=now)
     left_out = _left_out_note(db, run_id)
-    exec_log.append(db, now=now, event="Queue Items Created", campaign=run["campaign"],
-                    stage=run["stage"], run_id=run_id, instance_id=run["instance_id"],
+    exec_log.append(db, now=now, event="Queue Items Created", campaign=run.campaign,
+                    stage=run.stage, run_id=run_id, instance_id=run.instance_id,
                     details=f"{count} queue items{left_out}" + ("; held, the run is paused"
                                                                 if paused else ""))
     report.built += count
-    report.notes.append(f"run {run_id} ({run['campaign']}/{run['stage']}): built {count} "
+    report.notes.append(f"run {run_id} ({run.campaign}/{run.stage}): built {count} "
                         "messages" + left_out
                         + (" (paused: none is sent until resumed)" if paused else ""))
 
@@ -193,22 +206,24 @@ def fail_run(db, run_id: int, *, error: str, now: datetime, report=None,
     """An active run the engine cannot go on with ends `failed` (caller's transaction): its
     unsent messages are cancelled; history, log row and operator notification with the reason.
     False when the run had already ended."""
-    run = run_store.get_run(db, run_id) or {}
-    before = run.get("status")
+    run = run_store.get_run_record(db, run_id)
+    before = run.status if run else None
     if not run_store.set_status(db, run_id, "failed", now=now, expected=ACTIVE_RUN_STATUSES,
                                 finished=True, error=error):
         return False
     cancelled = run_store.cancel_queued_items(db, run_id, now=now)
     history.record(db, kind="run", name=str(run_id), action="fail", actor=isolation.ACTOR,
                    now=now, from_status=before, to_status="failed", note=error)
-    exec_log.append(db, now=now, event=event, campaign=run.get("campaign"),
-                    stage=run.get("stage"), run_id=run_id, instance_id=run.get("instance_id"),
+    exec_log.append(db, now=now, event=event, campaign=run.campaign if run else None,
+                    stage=run.stage if run else None, run_id=run_id,
+                    instance_id=run.instance_id if run else None,
                     details=(details or error)
                     + (f"; {cancelled} unsent message(s) cancelled" if cancelled else ""))
     notify_failure(db, run_id, error, now=now)
     if report is not None:
         report.cancelled += cancelled
-        report.notes.append(f"run {run_id} ({run.get('campaign')}/{run.get('stage')}): {error}")
+        label = f"{run.campaign}/{run.stage}" if run else "None/None"
+        report.notes.append(f"run {run_id} ({label}): {error}")
     return True
 
 
@@ -234,41 +249,40 @@ def live_runs(db, *, now: datetime, report, dry_run: bool = False) -> list[int]:
     """
     from campctl.engine import windows
 
-    candidates = run_store.list_runs(db, status=("queued", "sending"))
-    paused_instances = run_store.paused_instances(db, [r["instance_id"] for r in candidates
-                                                       if r["instance_id"]])
-    for run in run_store.list_runs(db, status="paused"):
-        report.notes.append(f"run {run['id']} ({run['campaign']}/{run['stage']}): paused, nothing "
-                            f"is sent until 'campctl resume run {run['id']}'")
+    candidates = run_store.list_run_records(db, status=("queued", "sending"))
+    paused_instances = run_store.paused_instances(db, [r.instance_id for r in candidates
+                                                       if r.instance_id])
+    for run in run_store.list_run_records(db, status="paused"):
+        report.notes.append(f"run {run.id} ({run.campaign}/{run.stage}): paused, nothing "
+                            f"is sent until 'campctl resume run {run.id}'")
     live: list[int] = []
-    for run in sorted(candidates, key=lambda r: r["id"]):
+    for run in sorted(candidates, key=lambda r: r.id):
         # A run whose stored snapshot breaks this (a bad window, a bad time) fails alone.
-        with isolation.boundary(db, report, kind="run", name=str(run["id"]), now=now,
-                                transaction=False, fail=_run_failed(db, run["id"], now=now,
+        with isolation.boundary(db, report, kind="run", name=str(run.id), now=now,
+                                transaction=False, fail=_run_failed(db, run.id, now=now,
                                                                     report=report)):
-            label = f"run {run['id']} ({run['campaign']}/{run['stage']})"
-            if run["built_at"] is None:
+            label = f"run {run.id} ({run.campaign}/{run.stage})"
+            if run.built_at is None:
                 continue
-            if run.get("spec_error"):  # never send from a guess: {} would be a blank message
-                raise ValueError(run["spec_error"])
-            if run["instance_id"] in paused_instances:
+            if run.spec_error:  # never send from a guess: {} would be a blank message
+                raise ValueError(run.spec_error)
+            if run.instance_id in paused_instances:
                 report.notes.append(f"{label}: waits, its plan instance is paused")
                 continue
-            send_at = from_db(run["send_at"])
+            send_at = from_db(run.send_at)
             if send_at is not None and send_at > now:
                 report.notes.append(f"{label}: held until its send schedule at {to_db(send_at)}")
-                _sleep_until(db, run["id"], send_at, dry_run=dry_run)
+                _sleep_until(db, run.id, send_at, dry_run=dry_run)
                 continue
-            spec = run["spec"] or {}
-            window = spec.get("window")
-            tz = spec.get("timezone") or "UTC"
+            snapshot = Snapshot.of(run.spec)
+            window, tz = snapshot.window, snapshot.timezone
             if window and not windows.is_open(window, tz, now):
                 opens = windows.next_open(window, tz, now)
                 report.notes.append(f"{label}: waits for its sending window {window} ({tz}), opens "
                                     f"{to_db(opens)}")
-                _sleep_until(db, run["id"], opens, dry_run=dry_run)
+                _sleep_until(db, run.id, opens, dry_run=dry_run)
                 continue
-            live.append(run["id"])
+            live.append(run.id)
     return live
 
 
@@ -280,10 +294,11 @@ def start_delivery(db, run_ids: list[int], *, now: datetime, report=None) -> Non
             with isolation.boundary(db, report, kind="run", name=str(run_id), now=now,
                                     fail=_run_failed(db, run_id, now=now, report=report)):
                 if run_store.set_status(db, run_id, "sending", now=now, expected=["queued"]):
-                    run = run_store.get_run(db, run_id) or {}
+                    run = run_store.get_run_record(db, run_id)
+                    assert run is not None  # its status just moved
                     exec_log.append(db, now=now, event="Delivery Started",
-                                    campaign=run.get("campaign"), stage=run.get("stage"),
-                                    run_id=run_id, instance_id=run.get("instance_id"))
+                                    campaign=run.campaign, stage=run.stage,
+                                    run_id=run_id, instance_id=run.instance_id)
 
 
 def deliver(db, *, now: datetime, environ, report, run_ids: list[int],
@@ -308,16 +323,15 @@ def deliver(db, *, now: datetime, environ, report, run_ids: list[int],
         with db.atomic():
             exec_log.append(db, now=now, event="Delivery Failed", details=reason)
         return
-    report.sent += getattr(result, "sent", 0) or 0
-    report.failed += getattr(result, "failed", 0) or 0
-    report.cancelled += getattr(result, "cancelled", 0) or 0
-    waiting = getattr(result, "waiting_rate", 0) or 0
-    if waiting:
-        report.notes.append(f"{waiting} messages wait for their channel's rate limit")
-    retried = getattr(result, "retried", 0) or 0
+    report.sent += result.sent
+    report.failed += result.failed
+    report.cancelled += result.cancelled
+    if result.waiting_rate:
+        report.notes.append(f"{result.waiting_rate} messages wait for their channel's rate limit")
+    retried = result.retried
     if retried:
         report.notes.append(f"{retried} messages will be retried (channel unavailable)")
-    for problem in dict.fromkeys(getattr(result, "errors", ()) or ()):
+    for problem in dict.fromkeys(result.errors):
         report.warnings.append(problem + (f" ({retried} message(s) will be retried)"
                                           if retried else ""))
 
@@ -330,40 +344,40 @@ def finish(db, *, now: datetime, report, dry_run: bool = False) -> None:
     if not dry_run:
         with db.atomic():
             report.cancelled += run_store.sweep_ended_runs(db, now=now)
-    runs = [r for r in run_store.list_runs(db, status=("queued", "sending"))
-            if r["built_at"] is not None]
-    remaining = run_store.remaining_items(db, [r["id"] for r in runs])
+    runs = [r for r in run_store.list_run_records(db, status=("queued", "sending"))
+            if r.built_at is not None]
+    remaining = run_store.remaining_items(db, [r.id for r in runs])
     for run in runs:
-        left = remaining.get(run["id"], 0)
+        left = remaining.get(run.id, 0)
         if left:
-            retry = from_db(run_store.next_retry_at(db, run["id"]) or None)
+            retry = from_db(run_store.next_retry_at(db, run.id) or None)
             if retry is not None and retry > now and not dry_run:
                 with db.atomic():
-                    schedules.set_state(db, "Run", str(run["id"]), next_due_at=retry,
+                    schedules.set_state(db, "Run", str(run.id), next_due_at=retry,
                                         keep_cursor=True)
             continue
-        with isolation.boundary(db, report, kind="run", name=str(run["id"]), now=now,
-                                fail=_run_failed(db, run["id"], now=now, report=report)):
-            counts = run_store.counts(db, run["id"])
+        with isolation.boundary(db, report, kind="run", name=str(run.id), now=now,
+                                fail=_run_failed(db, run.id, now=now, report=report)):
+            counts = run_store.counts(db, run.id)
             # A template that cannot render fails its message, not the run; a run fails when
             # nothing went out and the channel is what failed.
             failed = (counts["failed"] > 0 and counts["sent"] == 0
-                      and run_store.channel_failures(db, run["id"]) > 0)
+                      and run_store.channel_failures(db, run.id) > 0)
             status = "failed" if failed else "completed"
             error = "no message went out: the channel stayed unreachable or refused them" \
                 if failed else None
-            if not run_store.set_status(db, run["id"], status, now=now,
+            if not run_store.set_status(db, run.id, status, now=now,
                                         expected=["queued", "sending"], finished=True,
                                         error=error):
                 continue
             details = (f"sent {counts['sent']}, failed {counts['failed']}, "
                        f"cancelled {counts['cancelled']}")
             exec_log.append(db, now=now, event="Run Failed" if failed else "Run Completed",
-                            campaign=run["campaign"], stage=run["stage"], run_id=run["id"],
-                            instance_id=run["instance_id"], details=details)
+                            campaign=run.campaign, stage=run.stage, run_id=run.id,
+                            instance_id=run.instance_id, details=details)
             if failed:
-                notify_failure(db, run["id"], error or "failed", now=now)
-            report.notes.append(f"run {run['id']} ({run['campaign']}/{run['stage']}): {status} "
+                notify_failure(db, run.id, error or "failed", now=now)
+            report.notes.append(f"run {run.id} ({run.campaign}/{run.stage}): {status} "
                                 f"({details})")
     if not dry_run:
         with db.atomic():
@@ -375,22 +389,22 @@ def close_campaign_runs(db, campaign: str, *, now: datetime, report) -> list[dic
     Returns the runs it ended (`id`, `instance_id`, `status` before, `cancelled` items)."""
     ended: list[dict] = []
     for run in run_store.active_runs_of_campaign(db, campaign):
-        cancelled = run_store.cancel_queued_items(db, run["id"], now=now)
+        cancelled = run_store.cancel_queued_items(db, run.id, now=now)
         if report is not None:
             report.cancelled += cancelled
-        if run["status"] == "scheduled" or (run["status"] == "paused"
-                                             and run.get("built_at") is None):
-            moved = run_store.set_status(db, run["id"], "skipped", now=now,
-                                         expected=[run["status"]], finished=True,
+        if run.status == "scheduled" or (run.status == "paused"
+                                             and run.built_at is None):
+            moved = run_store.set_status(db, run.id, "skipped", now=now,
+                                         expected=[run.status], finished=True,
                                          error="campaign closed before it was built")
         else:
-            moved = run_store.set_status(db, run["id"], "completed", now=now,
-                                         expected=[run["status"]], finished=True,
+            moved = run_store.set_status(db, run.id, "completed", now=now,
+                                         expected=[run.status], finished=True,
                                          error="campaign closed; unsent messages cancelled")
         exec_log.append(db, now=now, event="Campaign Closed", campaign=campaign,
-                        stage=run["stage"], run_id=run["id"], instance_id=run["instance_id"],
+                        stage=run.stage, run_id=run.id, instance_id=run.instance_id,
                         details=f"{cancelled} queued messages cancelled")
         if moved:
-            ended.append({"id": run["id"], "instance_id": run["instance_id"],
-                          "status": run["status"], "cancelled": cancelled})
+            ended.append({"id": run.id, "instance_id": run.instance_id,
+                          "status": run.status, "cancelled": cancelled})
     return ended

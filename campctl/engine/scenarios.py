@@ -25,6 +25,7 @@ from campctl.timeutil import parse_duration, parse_local_datetime, shift, to_db
 
 if TYPE_CHECKING:
     from campctl.engine.templates import CompiledMessage
+    from campctl.store.objects import ObjectRecord
 
 MAX_LISTED_REASONS = 10  # a launch check lists at most this many distinct render failures
 
@@ -160,24 +161,23 @@ def _step_ids(scenario: Scenario) -> list[str]:
 
 @dataclass(frozen=True)
 class _Stored:
-    """A scenario as stored: its object row's fields and its model."""
+    """A stored scenario: its object record and its model."""
 
-    name: str
-    status: str
-    version: int
-    description: str | None
-    spec: dict[str, Any]
+    record: ObjectRecord
     model: Scenario
+
+    @property
+    def name(self) -> str:
+        return self.record.name
 
 
 def _scenario(db: Database, name: str) -> _Stored:
-    from campctl.store.objects import get_object
+    from campctl.store.objects import get_record
 
-    obj = get_object(db, "Scenario", name)
-    if obj is None:
+    record = get_record(db, "Scenario", name)
+    if record is None:
         raise NotFound(f"no scenario named {name!r}; see 'campctl get scenarios'")
-    return _Stored(name, obj["status"], obj["version"], obj.get("description"), obj["spec"],
-                   Scenario.from_spec(obj["spec"]))
+    return _Stored(record, Scenario.from_spec(record.spec))
 
 
 # --- tick hooks ----------------------------------------------------------------------------------
@@ -511,13 +511,13 @@ def on_activate(db: Database, *, name: str, now: datetime) -> None:
     are not caught up)."""
     from campctl.engine import cron
     from campctl.store import log
-    from campctl.store.objects import get_object
+    from campctl.store.objects import get_record
 
     resumed = store.unfreeze(db, name, now=now)
     store.set_cursor(db, _consumer(name), store.max_event_id(db))
     store.set_active_since(db, name, now=now)
-    obj = get_object(db, "Scenario", name)
-    scenario = Scenario.from_spec(obj["spec"] if obj else {})
+    record = get_record(db, "Scenario", name)
+    scenario = Scenario.from_spec(record.spec if record else {})
     launch = scenario.launch
     if launch.type == "schedule" and launch.cron:
         nxt = cron.next_fire(launch.cron, launch.timezone, after=now)
@@ -610,16 +610,18 @@ def clone(db: Database, *, name: str, new: str, actor: str, now: datetime,
     # Version 1, unless the name was used before: versions are never reused after a delete.
     version = objects_store.next_version(db, "Scenario", new)
     source = f"clone of {name}"
-    objects_store.insert_object(db, kind="Scenario", name=new, version=version, spec=obj.spec,
-                                description=obj.description, status="inactive",
+    record = obj.record
+    objects_store.insert_object(db, kind="Scenario", name=new, version=version,
+                                spec=record.spec, description=record.description,
+                                status="inactive",
                                 source=source, now=now)
     history.record(db, kind="Scenario", name=new, action="cloned", actor=actor, now=now,
-                   to_status="inactive", note=note or f"clone of {name} v{obj.version}")
+                   to_status="inactive", note=note or f"clone of {name} v{record.version}")
     from campctl.engine.users import record_creator
 
     record_creator(db, kind="Scenario", name=new, actor=actor)
-    objects_store.add_version(db, kind="Scenario", name=new, version=version, spec=obj.spec,
-                              description=obj.description, source=source, actor=actor,
+    objects_store.add_version(db, kind="Scenario", name=new, version=version, spec=record.spec,
+                              description=record.description, source=source, actor=actor,
                               now=now, history_id=objects_store.last_history_id(db))
 
 
@@ -726,8 +728,8 @@ def _check_startable(obj: _Stored, who: Participants, *, validate: bool) -> bool
                 if launch.type == "event" else "")
         raise ActionRefused(f"scenario {name} has launch.type {launch.type}; only a scenario "
                             f"with launch.type manual can be started by hand{hint}")
-    if validate and obj.status != "active":
-        raise ActionRefused(f"scenario {name} is {obj.status}; run "
+    if validate and obj.record.status != "active":
+        raise ActionRefused(f"scenario {name} is {obj.record.status}; run "
                             f"'campctl activate scenario {name}' first")
     return manual_trigger
 
@@ -858,7 +860,7 @@ def _render_for_each(compiled: list[tuple[str, CompiledMessage]], contacts: Iter
 def launch(db: Database, plan: LaunchPlan, *, actor: str, now: datetime) -> dict:
     """Create the launch and its profiles (they move at the next tick)."""
     from campctl.store import history, log
-    from campctl.store.objects import get_object
+    from campctl.store.objects import get_record
 
     if plan.problems:
         raise ValidationFailed("validation failed, nothing launched: " + "; ".join(plan.problems),
@@ -868,10 +870,10 @@ def launch(db: Database, plan: LaunchPlan, *, actor: str, now: datetime) -> dict
     if plan.left_out >= plan.targeted:
         raise ActionRefused(f"all {plan.targeted} targeted contact(s) are left out: "
                             f"{plan.left_out_reason}; nothing launched")
-    obj = get_object(db, "Scenario", plan.scenario)
-    if obj is None or obj["status"] != "active":
+    record = get_record(db, "Scenario", plan.scenario)
+    if record is None or record.status != "active":
         raise ActionRefused(f"scenario {plan.scenario} is not active any more; nothing launched")
-    scenario = Scenario.from_spec(obj["spec"])
+    scenario = Scenario.from_spec(record.spec)
     steps = checked_steps(scenario)
     launch_id = store.create_launch(db, scenario=plan.scenario, selection=plan.selection,
                                     include_opted_out=plan.include_opted_out, actor=actor, now=now)

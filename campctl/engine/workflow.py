@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from campctl.definitions.models import Campaign, Plan, Scenario
 from campctl.engine.catalog import BUSINESS_KINDS, referenced_by
 from campctl.errors import ActionRefused, NotFound, UsageProblem, ValidationFailed
 from campctl.models import (
@@ -26,28 +28,21 @@ def require_object(db, kind: Kind, name: str) -> dict:
     return obj
 
 
-def closes_at(spec: dict) -> datetime | None:
+def closes_at(campaign: Campaign) -> datetime | None:
     """The campaign's closing instant (UTC), None when it has none. ValueError when unreadable."""
-    raw = spec.get("closes_at") if isinstance(spec, dict) else None
-    if raw is None:
+    if campaign.closes_at is None:
         return None
-    tz = spec.get("timezone") if isinstance(spec.get("timezone"), str) else "UTC"
-    return parse_local_datetime(str(raw), tz)
+    return parse_local_datetime(campaign.closes_at, campaign.timezone)
 
 
-def _closing_problem(name: str, spec: dict, *, now: datetime) -> str | None:
+def _closing_problem(name: str, campaign: Campaign, *, now: datetime) -> str | None:
     try:
-        closing = closes_at(spec)
+        closing = closes_at(campaign)
     except ValueError:
-        return f"campaign {name} has an unreadable closes_at {spec.get('closes_at')!r}"
+        return f"campaign {name} has an unreadable closes_at {campaign.closes_at!r}"
     if closing is not None and closing <= now:
         return f"campaign {name} closed at {iso_z(closing)} (closes_at is not in the future)"
     return None
-
-
-def _stage_entries(spec: dict) -> list[Any]:
-    stages = spec.get("stages") if isinstance(spec, dict) else None
-    return stages if isinstance(stages, list) else []
 
 
 def _approval_hint(name: str, status: str) -> str:
@@ -60,13 +55,13 @@ def _approval_hint(name: str, status: str) -> str:
             "again")
 
 
-def plan_blockers(db, plan_spec: dict, *, now: datetime) -> list[str]:
+def plan_blockers(db, plan: Plan | Mapping[str, Any], *, now: datetime) -> list[str]:
     """Why the plan may not be submitted, approved or started now (empty when it may).
 
     Every campaign of the execution tree must exist, be approved, close in the future, and hold
     the named stage with `controlled_by_plan: true`. Every problem is listed, each once.
     """
-    entries = _stage_entries(plan_spec)
+    entries = (plan if isinstance(plan, Plan) else Plan.from_spec(plan)).stages
     if not entries:
         return ["the plan has no stages"]
     problems: list[str] = []
@@ -76,25 +71,24 @@ def plan_blockers(db, plan_spec: dict, *, now: datetime) -> list[str]:
             problems.append(problem)
 
     for position, entry in enumerate(entries, start=1):
-        if not isinstance(entry, dict) or not isinstance(entry.get("campaign"), str):
+        name, stage = entry.campaign, entry.stage
+        if name is None:
             add(f"stage {position} names no campaign")
             continue
-        name = entry["campaign"]
-        stage = entry.get("stage", "main")
-        campaign = store.get_object(db, Kind.CAMPAIGN.value, name)
-        if campaign is None:
+        record = store.get_record(db, Kind.CAMPAIGN.value, name)
+        if record is None:
             add(f"campaign {name} (stage {position}) does not exist")
             continue
-        if campaign["status"] != BusinessStatus.APPROVED:
-            add(f"campaign {name} is {campaign['status']}, not approved "
-                f"({_approval_hint(name, campaign['status'])})")
-        if closing := _closing_problem(name, campaign["spec"], now=now):
+        status = str(record.status)
+        if status != BusinessStatus.APPROVED:
+            add(f"campaign {name} is {status}, not approved ({_approval_hint(name, status)})")
+        campaign = Campaign.from_spec(record.spec)
+        if closing := _closing_problem(name, campaign, now=now):
             add(closing)
-        stages = _stage_entries(campaign["spec"]) or [{"name": "main"}]
-        found = next((s for s in stages if isinstance(s, dict) and s.get("name") == stage), None)
+        found = campaign.stage(stage)
         if found is None:
             add(f"campaign {name} has no stage {stage!r}")
-        elif found.get("controlled_by_plan") is not True:
+        elif not found.controlled_by_plan:
             add(f"stage {stage!r} of campaign {name} is not controlled_by_plan: true")
     return problems
 
@@ -137,44 +131,19 @@ def business_verb(
 
     The caller holds the transaction; the move is a conditional UPDATE on the old status.
     """
-    from campctl.store.config import four_eyes
-
     if kind not in BUSINESS_KINDS:
         raise UsageProblem(f"{verb} applies to campaigns and plans, not {kind.cli}s")
-    obj = require_object(db, kind, name)
-    status = obj["status"]
-    target = BUSINESS_TRANSITIONS.get(status, {}).get(verb)
+    obj = _require_record(db, kind, name)
+    status = str(obj.status)
+    target = BUSINESS_TRANSITIONS.get(BusinessStatus(status), {}).get(verb) \
+        if status in set(BusinessStatus) else None
     if target is None:
         raise _refuse_verb(kind, name, status, verb, BUSINESS_TRANSITIONS)
-    action = verb
     if verb == "revise" and status == BusinessStatus.APPROVED and (why := _running(db, kind, name)):
         raise ActionRefused(f"cannot revise {kind.cli} {name} while something runs: {why}")
-    if verb in ("submit", "approve"):
-        if kind is Kind.PLAN:
-            problems = plan_blockers(db, obj["spec"], now=now)
-        else:
-            problems = [p for p in [_closing_problem(name, obj["spec"], now=now)] if p]
-        if problems:
-            raise refusal(f"cannot {verb} {kind.cli} {name}", problems)
-    if verb == "approve" and kind is Kind.CAMPAIGN:
-        problems = template_problems(name, obj["spec"])
-        if problems:
-            listed = refusal(f"cannot approve campaign {name}", problems).message
-            raise ValidationFailed(f"{listed}; fix the template, apply it and submit again",
-                                   problems)
-    if verb == "approve" and four_eyes(db):
-        submitter = store.last_actor(db, kind.value, name, "submit")
-        if submitter == actor:
-            if not override_four_eyes:
-                raise ActionRefused(
-                    f"four-eyes rule: {actor} submitted {kind.cli} {name} and cannot approve it; "
-                    "ask another operator, or record a bypass with --override-four-eyes --note WHY"
-                )
-            if not note:
-                raise UsageProblem("--override-four-eyes needs --note saying why")
-            action = "approve-override"
-    elif override_four_eyes and verb != "approve":
-        raise UsageProblem("--override-four-eyes only applies to approve")
+    _check_ready(db, kind, name, obj.spec, verb, now=now)
+    action = _four_eyes_action(db, kind, name, verb, actor=actor, note=note,
+                               override=override_four_eyes)
     # Stopping or revising ends a campaign's launch.
     clear = kind is Kind.CAMPAIGN and verb in ("stop", "revise")
     if not store.set_status(db, kind.value, name, from_status=status, to_status=str(target),
@@ -185,16 +154,64 @@ def business_verb(
     return status, str(target)
 
 
-def template_problems(name: str, spec: dict) -> list[str]:
+def _require_record(db, kind: Kind, name: str) -> store.ObjectRecord:
+    obj = store.get_record(db, kind.value, name)
+    if obj is None:
+        raise NotFound(f"no {kind.cli} named {name!r} (see 'campctl get {kind.cli}s')")
+    return obj
+
+
+def _check_ready(db, kind: Kind, name: str, spec: dict, verb: str, *, now: datetime) -> None:
+    """submit and approve: the plan's tree or the campaign's closing time allow it; approve:
+    every stage's message renders."""
+    if verb not in ("submit", "approve"):
+        return
+    if kind is Kind.PLAN:
+        problems = plan_blockers(db, Plan.from_spec(spec), now=now)
+    else:
+        campaign = Campaign.from_spec(spec)
+        problems = [p for p in [_closing_problem(name, campaign, now=now)] if p]
+    if problems:
+        raise refusal(f"cannot {verb} {kind.cli} {name}", problems)
+    if verb == "approve" and kind is Kind.CAMPAIGN:
+        problems = template_problems(name, Campaign.from_spec(spec))
+        if problems:
+            listed = refusal(f"cannot approve campaign {name}", problems).message
+            raise ValidationFailed(f"{listed}; fix the template, apply it and submit again",
+                                   problems)
+
+
+def _four_eyes_action(db, kind: Kind, name: str, verb: str, *, actor: str, note: str | None,
+                      override: bool) -> str:
+    """The history action of the verb: `approve-override` for a recorded four-eyes bypass."""
+    from campctl.store.config import four_eyes
+
+    if verb != "approve":
+        if override:
+            raise UsageProblem("--override-four-eyes only applies to approve")
+        return verb
+    if not four_eyes(db) or store.last_actor(db, kind.value, name, "submit") != actor:
+        return verb
+    if not override:
+        raise ActionRefused(
+            f"four-eyes rule: {actor} submitted {kind.cli} {name} and cannot approve it; "
+            "ask another operator, or record a bypass with --override-four-eyes --note WHY"
+        )
+    if not note:
+        raise UsageProblem("--override-four-eyes needs --note saying why")
+    return "approve-override"
+
+
+def template_problems(name: str, campaign: Campaign) -> list[str]:
     """What each stage's message does when test-rendered for a synthetic contact (the check of
     `validate`, repeated at approval for definitions stored before it or edited since)."""
-    from campctl.engine.runs import resolve_stage, stages_of
+    from campctl.engine.runs import resolve_stage
     from campctl.engine.templates import render_problems
 
     problems: list[str] = []
-    for stage in stages_of(spec or {}):
-        message = resolve_stage(spec, name, stage["name"])["message"]
-        problems += [f"stage {stage['name']}: message.{p}" for p in render_problems(message)]
+    for stage in campaign.stages:
+        message = resolve_stage(campaign, name, stage.name)["message"]
+        problems += [f"stage {stage.name}: message.{p}" for p in render_problems(message)]
     return problems
 
 
@@ -202,7 +219,7 @@ def start_campaign(db, *, name: str, actor: str, now: datetime, note: str | None
     """The launch: an approved campaign starts following its schedule from `now`."""
     obj = require_object(db, Kind.CAMPAIGN, name)
     # Said first: once closed, nothing else about the campaign matters to a launch.
-    if problem := _closing_problem(name, obj["spec"], now=now):
+    if problem := _closing_problem(name, Campaign.from_spec(obj["spec"]), now=now):
         raise ActionRefused(f"cannot start campaign {name}: {problem}; a closed campaign "
                             "never runs again")
     if obj["status"] != BusinessStatus.APPROVED:
@@ -237,7 +254,7 @@ def scenario_verb(db, *, name: str, verb: str, actor: str, now: datetime,
     if verb == "deactivate":
         hook = getattr(scenarios, "on_deactivate", None)
         if hook is not None:
-            keep = obj["spec"].get("keep_profiles_on_deactivate") is True
+            keep = Scenario.from_spec(obj["spec"]).keep_profiles_on_deactivate
             hook(db, name=name, now=now, keep=keep)
     else:
         hook = getattr(scenarios, "on_activate", None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
@@ -36,9 +37,44 @@ def _row(row) -> dict:
     return obj
 
 
+@dataclass(frozen=True, slots=True)
+class ObjectRecord:
+    """One row of `objects`, its spec parsed (the engine builds its typed model from `spec`)."""
+
+    kind: str
+    name: str
+    version: int
+    spec: dict[str, Any]
+    description: str | None
+    status: str | None
+    source: str | None
+    created_at: str
+    updated_at: str
+    launched_at: str | None
+
+    @classmethod
+    def from_row(cls, row) -> ObjectRecord:
+        return cls(kind=row["kind"], name=row["name"], version=row["version"],
+                   spec=json.loads(row["spec"]) or {}, description=row["description"],
+                   status=row["status"], source=row["source"], created_at=row["created_at"],
+                   updated_at=row["updated_at"], launched_at=row["launched_at"])
+
+
 def get_object(db: Database, kind: str, name: str) -> dict | None:
     row = db.one(f"SELECT {_COLUMNS} FROM objects WHERE kind = ? AND name = ?", (kind, name))
     return None if row is None else _row(row)
+
+
+def get_record(db: Database, kind: str, name: str) -> ObjectRecord | None:
+    """One object as a typed record, or None."""
+    row = db.one(f"SELECT {_COLUMNS} FROM objects WHERE kind = ? AND name = ?", (kind, name))
+    return None if row is None else ObjectRecord.from_row(row)
+
+
+def list_records(db: Database, kind: str) -> list[ObjectRecord]:
+    """The objects of one kind as typed records, by name."""
+    return [ObjectRecord.from_row(r) for r in
+            db.query(f"SELECT {_COLUMNS} FROM objects WHERE kind = ? ORDER BY name", (kind,))]
 
 
 def name_known(db: Database, kind: str, name: str) -> bool:

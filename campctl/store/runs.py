@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -36,56 +37,101 @@ def _row(row) -> dict[str, Any]:
     return data
 
 
-def insert_run(
-    db: Database,
-    *,
-    campaign: str,
-    stage: str,
-    spec: dict | str,
-    now: datetime,
-    status: str = "scheduled",
-    scheduled_at: datetime | None = None,
-    queue_at: datetime | None = None,
-    send_at: datetime | None = None,
-    instance_id: int | None = None,
-    restart_of: int | None = None,
-    include_sent: bool = False,
-    occurrence_id: int | None = None,
-    closes_at: datetime | None = None,
-) -> int:
-    """Insert one run row and return its id (the caller owns the transaction).
+@dataclass(frozen=True, slots=True)
+class NewRun:
+    """What a new run row holds: the stage it runs, its snapshot, and its schedule.
 
+    `spec` is the snapshot (a dict, or the stored text of another run, copied byte for byte);
     `closes_at` is the campaign's closing instant: delivery claims nothing of the run after it.
     """
-    spec_text = spec if isinstance(spec, str) else json.dumps(spec, sort_keys=True)
+
+    campaign: str
+    stage: str
+    spec: dict | str
+    status: str = "scheduled"
+    scheduled_at: datetime | None = None
+    queue_at: datetime | None = None
+    send_at: datetime | None = None
+    instance_id: int | None = None
+    restart_of: int | None = None
+    include_sent: bool = False
+    occurrence_id: int | None = None
+    closes_at: datetime | None = None
+
+
+def _t(value: datetime | None) -> str | None:
+    return to_db(value) if value else None
+
+
+def insert_run(db: Database, run: NewRun, *, now: datetime) -> int:
+    """Insert one run row and return its id (the caller owns the transaction)."""
+    spec_text = run.spec if isinstance(run.spec, str) else json.dumps(run.spec, sort_keys=True)
     cur = db.execute(
         "INSERT INTO runs (campaign, stage, status, scheduled_at, queue_at, send_at, instance_id,"
         " restart_of, include_sent, occurrence_id, spec, created_at, updated_at, closes_at)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            campaign,
-            stage,
-            status,
-            to_db(scheduled_at) if scheduled_at else None,
-            to_db(queue_at) if queue_at else None,
-            to_db(send_at) if send_at else None,
-            instance_id,
-            restart_of,
-            1 if include_sent else 0,
-            occurrence_id,
-            spec_text,
-            to_db(now),
-            to_db(now),
-            to_db(closes_at) if closes_at else None,
-        ),
+        (run.campaign, run.stage, run.status, _t(run.scheduled_at), _t(run.queue_at),
+         _t(run.send_at), run.instance_id, run.restart_of, 1 if run.include_sent else 0,
+         run.occurrence_id, spec_text, to_db(now), to_db(now), _t(run.closes_at)),
     )
-    return int(cur.lastrowid)
+    assert cur.lastrowid is not None  # set by every INSERT
+    return cur.lastrowid
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """One row of `runs`, its snapshot parsed; `spec_error` says why a stored snapshot could not
+    be read (then `spec` is empty, and nothing builds or sends from it)."""
+
+    id: int
+    campaign: str
+    stage: str
+    status: str
+    scheduled_at: str | None
+    queue_at: str | None
+    send_at: str | None
+    built_at: str | None
+    finished_at: str | None
+    instance_id: int | None
+    restart_of: int | None
+    include_sent: bool
+    occurrence_id: int | None
+    spec: dict[str, Any]
+    error: str | None
+    created_at: str
+    updated_at: str
+    paused_from: str | None
+    closes_at: str | None
+    spec_error: str | None = None
+
+    @classmethod
+    def from_row(cls, row) -> RunRecord:
+        data = _row(row)
+        data["spec"] = data.get("spec") or {}
+        values: dict[str, Any] = {k: data.get(k) for k in _RECORD_FIELDS}
+        return cls(**values)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The row as the dict `get_run` returns (for callers that read runs by key)."""
+        data = {k: getattr(self, k) for k in _RECORD_FIELDS}
+        if data["spec_error"] is None:
+            del data["spec_error"]
+        return data
+
+
+_RECORD_FIELDS = [*(f.strip() for f in RUN_FIELDS.split(",")), "spec_error"]
 
 
 def get_run(db: Database, run_id: int) -> dict[str, Any] | None:
     """One run as a dict (`spec` parsed), or None."""
     row = db.one(f"SELECT {RUN_FIELDS} FROM runs WHERE id = ?", (run_id,))
     return None if row is None else _row(row)
+
+
+def get_run_record(db: Database, run_id: int) -> RunRecord | None:
+    """One run as a typed record, or None."""
+    row = db.one(f"SELECT {RUN_FIELDS} FROM runs WHERE id = ?", (run_id,))
+    return None if row is None else RunRecord.from_row(row)
 
 
 def raw_spec(db: Database, run_id: int) -> str | None:
@@ -102,6 +148,17 @@ def list_runs(
     limit: int | None = None,
 ) -> list[dict[str, Any]]:
     """Runs, newest first, filtered by campaign, plan instance and status(es)."""
+    return [_row(r) for r in _select_runs(db, campaign, instance_id, status, limit)]
+
+
+def list_run_records(db: Database, *, status: str | Iterable[str] | None = None,
+                     campaign: str | None = None) -> list[RunRecord]:
+    """Runs as typed records, newest first, filtered like `list_runs`."""
+    return [RunRecord.from_row(r) for r in _select_runs(db, campaign, None, status, None)]
+
+
+def _select_runs(db: Database, campaign: str | None, instance_id: int | None,
+                 status: str | Iterable[str] | None, limit: int | None) -> list:
     where: list[str] = []
     params: list[Any] = []
     if campaign is not None:
@@ -121,7 +178,7 @@ def list_runs(
     if limit is not None:
         sql += " LIMIT ?"
         params.append(int(limit))
-    return [_row(r) for r in db.query(sql, params)]
+    return db.query(sql, params)
 
 
 def _empty_counts() -> dict[str, int]:
@@ -327,9 +384,9 @@ def mark_built_paused(db: Database, run_id: int, *, now: datetime) -> bool:
         (to_db(now), to_db(now), run_id)) is not None
 
 
-def active_runs_of_campaign(db: Database, campaign: str) -> list[dict[str, Any]]:
-    return list_runs(db, campaign=campaign,
-                     status=("scheduled", "building", "queued", "sending", "paused"))
+def active_runs_of_campaign(db: Database, campaign: str) -> list[RunRecord]:
+    return list_run_records(db, campaign=campaign,
+                            status=("scheduled", "building", "queued", "sending", "paused"))
 
 
 def remaining_items(db: Database, run_ids: Iterable[int]) -> dict[int, int]:

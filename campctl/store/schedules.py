@@ -11,6 +11,7 @@ Every write is conditional, so a tick that changes nothing writes nothing.
 from __future__ import annotations
 
 import sqlite3
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -58,12 +59,24 @@ def list_occurrences(db, *, kind: str, name: str, limit: int = 50) -> list[dict]
 
 # --- schedule_state ---------------------------------------------------------------------------
 
-def get_state(db, kind: str, name: str) -> dict | None:
+@dataclass(frozen=True, slots=True)
+class ScheduleState:
+    """One schedule_state row: when the object next needs attention, and its cursor."""
+
+    next_due_at: str | None = None
+    cursor_at: str | None = None
+
+    @classmethod
+    def from_row(cls, row) -> ScheduleState:
+        return cls(next_due_at=row["next_due_at"], cursor_at=row["cursor_at"])
+
+
+def get_state(db, kind: str, name: str) -> ScheduleState | None:
     row = db.one(
         "SELECT next_due_at, cursor_at FROM schedule_state WHERE kind = ? AND name = ?",
         (kind, name),
     )
-    return None if row is None else dict(row)
+    return None if row is None else ScheduleState.from_row(row)
 
 
 def set_state(db, kind: str, name: str, *, next_due_at: datetime | None,

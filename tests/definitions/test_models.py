@@ -188,9 +188,9 @@ def test_odd_stored_specs_fall_back_like_the_engine_always_did():
     assert isinstance(scenario, Scenario) and scenario.reentry == "once"
     assert scenario.reentry_written == "sometimes" and scenario.launch.type == "event"
     assert [(s.id, s.action, s.next) for s in scenario.steps] == [("a", "pass", None)]
-    plan = model_of("Plan", {"schedule": "junk", "stages": [{"campaign": "c"}]})
+    plan = model_of("Plan", {"schedule": "junk", "stages": [{"campaign": "c"}, "junk"]})
     assert isinstance(plan, Plan) and plan.schedule.raw == {"type": "manual"}
-    assert plan.stages[0].stage == "main"
+    assert [(s.campaign, s.stage) for s in plan.stages] == [("c", "main"), (None, "main")]
     assert isinstance(model_of("Channel", {"type": "pigeon"}), UnknownChannel)
     assert Moment.of({"nothing": 1}) is None
     assert Moment.of("2027-01-01T10:00") == Moment("at", "2027-01-01T10:00")
