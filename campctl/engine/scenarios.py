@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -318,8 +318,6 @@ def _fire_occurrences(tick: _Tick, steps: tuple[ScenarioStep, ...],
 
 
 def _capture_audience(tick: _Tick, steps: tuple[ScenarioStep, ...], *, occurrence: int) -> int:
-    from dataclasses import replace
-
     from campctl.store import segments
 
     audience = tick.scenario.launch.audience or EVERYONE
@@ -394,38 +392,53 @@ def advance(db: Database, *, now: datetime, report: TickReport) -> None:
             advance_scenario(db, obj.name, Scenario.from_spec(obj.spec), now=now, report=report)
 
 
+@dataclass
+class Moves:
+    """What one scenario's moves at a tick did."""
+
+    moved: int = 0  # profile moves (a wake, a step passed)
+    queued: int = 0  # messages queued by send steps
+    skipped: int = 0  # sends skipped for opt-out
+    errors: int = 0  # profiles moved to `error`
+
+    def restore(self, saved: Moves) -> None:
+        """Back to `saved` (the moves of a step rolled back)."""
+        self.moved, self.queued = saved.moved, saved.queued
+        self.skipped, self.errors = saved.skipped, saved.errors
+
+
 def advance_scenario(db: Database, name: str, scenario: Scenario, *, now: datetime,
-                     report: TickReport | None = None) -> dict[str, int]:
+                     report: TickReport | None = None) -> Moves:
     """One scenario's moves at `now`; returns counters (for tests and the benchmark)."""
-    counts = {"moved": 0, "queued": 0, "skipped": 0, "errors": 0}
+    counts = Moves()
     try:
         steps = checked_steps(scenario)
     except ValidationFailed as exc:
-        counts["errors"] += store.fail_stranded(db, scenario=name, now=now,
+        counts.errors += store.fail_stranded(db, scenario=name, now=now,
                                                 reason=f"invalid steps: {exc.message}",
                                                 known_steps=[])
         return counts
-    counts["errors"] += store.fail_stranded(
+    counts.errors += store.fail_stranded(
         db, scenario=name, now=now, known_steps=[s.id for s in steps],
         reason="its step no longer exists in the scenario definition")
     tick = _Tick(db, name, scenario, now, report)
     _move_all(tick, steps, counts)
     finish_launches(db, name, now=now)
     if report is not None:
-        report.built += counts["queued"]
-        if counts["moved"] or counts["errors"]:
-            tick.note(f"{counts['moved']} profile move(s), {counts['queued']} "
-                      f"message(s) queued, {counts['skipped']} send(s) skipped for opt-out, "
-                      f"{counts['errors']} error(s)")
+        report.built += counts.queued
+        if counts.moved or counts.errors:
+            tick.note(f"{counts.moved} profile move(s), {counts.queued} "
+                      f"message(s) queued, {counts.skipped} send(s) skipped for opt-out, "
+                      f"{counts.errors} error(s)")
     return counts
 
 
-def _move_all(tick: _Tick, steps: tuple[ScenarioStep, ...], counts: dict[str, int]) -> None:
+def _move_all(tick: _Tick, steps: tuple[ScenarioStep, ...], counts: Moves) -> None:
     """Wake the waits that are due, then walk the steps until every profile waits or ends."""
     db, name, now = tick.db, tick.name, tick.now
     for step in steps:
         if step.action == "wait":
-            counts["moved"] += store.wake(db, scenario=name, step=step.id, to=step.next, now=now)
+            counts.moved += store.wake(db, scenario=name, step=step.id, to=step.next, now=now)
     # Each round walks the steps in order, so a forward path completes in one round; a backward
     # jump needs another. The static check rejects loops without a wait; the bound is a backstop.
     for _round in range(len(steps) + 1):
@@ -434,27 +447,26 @@ def _move_all(tick: _Tick, steps: tuple[ScenarioStep, ...], counts: dict[str, in
         for step in steps:
             # Every step, not only those with profiles: profiles moved earlier in this round
             # arrive at later steps (an empty step costs one indexed statement).
-            counts["moved"] += _isolated_step(tick, step, counts)
+            counts.moved += _isolated_step(tick, step, counts)
     stuck = store.active_at_steps(db, name)
     if stuck:
-        counts["errors"] += store.fail_profiles(
+        counts.errors += store.fail_profiles(
             db, scenario=name, now=now, steps=list(stuck),
             reason="too many step moves in one tick (a loop without a wait)")
 
 
-def _isolated_step(tick: _Tick, step: ScenarioStep, counts: dict[str, int]) -> int:
+def _isolated_step(tick: _Tick, step: ScenarioStep, counts: Moves) -> int:
     """One step's moves in a savepoint: when they fail, the profiles at that step go to `error`
     with the reason (log row, notification, tick warning) and the other steps go on."""
     db, name, now = tick.db, tick.name, tick.now
-    saved = dict(counts)
+    saved = replace(counts)
     try:
         with db.atomic():
             return _run_step(tick, step, counts)
     except Exception as exc:
         if isolation.state_problem(exc):
             raise
-        counts.clear()
-        counts.update(saved)
+        counts.restore(saved)
         reason = f"step {step.id} failed: {isolation.describe(exc)}"
     from campctl.store import notifications
 
@@ -465,7 +477,7 @@ def _isolated_step(tick: _Tick, step: ScenarioStep, counts: dict[str, int]) -> i
             notifications.add(db, now=now, kind="scenario-failed", object=f"scenario/{name}",
                               note=f"{failed} profile(s) moved to error: {reason}",
                               actor=isolation.ACTOR)
-    counts["errors"] += failed
+    counts.errors += failed
     if failed and tick.report is not None:
         tick.report.object_failures.append({"object": f"scenario/{name}", "reason": reason})
         tick.report.warnings.append(f"scenario {name}: {reason}; {failed} profile(s) moved to "
@@ -473,15 +485,15 @@ def _isolated_step(tick: _Tick, step: ScenarioStep, counts: dict[str, int]) -> i
     return 0
 
 
-def _run_step(tick: _Tick, step: ScenarioStep, counts: dict[str, int]) -> int:
+def _run_step(tick: _Tick, step: ScenarioStep, counts: Moves) -> int:
     db, name, now = tick.db, tick.name, tick.now
     at = store.AtStep(name, step.id)
     if step.send is not None:
         queued, skipped = store.queue_sends(
             db, scenario=name, step=step.id, channel=step.send.channel,
             message_type=step.send.message_type, now=now)
-        counts["queued"] += queued
-        counts["skipped"] += skipped
+        counts.queued += queued
+        counts.skipped += skipped
         return store.move(db, at, to=step.next, now=now)
     if step.wait is not None:
         # In the scenario's zone: `1d` is a calendar day.
