@@ -338,23 +338,6 @@ def count_opted_out(db: Database, source_sql: str, params: dict[str, Any],
         {**params, **types})
 
 
-def sample_contact(db: Database, source_sql: str, params: dict[str, Any]) -> dict | None:
-    """One targeted contact as a template context (attributes plus id, email, phone, groups)."""
-    row = db.one(
-        "SELECT c.external_id, c.email, c.phone, c.attrs, "
-        "(SELECT group_concat(grp, ';') FROM contact_groups g WHERE g.contact_id = c.id) AS grps "
-        f"FROM contacts c WHERE c.id IN (SELECT contact_id FROM ({source_sql})) "
-        "ORDER BY c.id LIMIT 1",
-        params,
-    )
-    if row is None:
-        return None
-    context = json.loads(row["attrs"] or "{}")
-    context.update(id=row["external_id"], email=row["email"], phone=row["phone"],
-                   groups=(row["grps"] or "").split(";") if row["grps"] else [])
-    return context
-
-
 def targeted_contacts(db: Database, source_sql: str, params: dict[str, Any]) -> Iterator[dict]:
     """Every targeted contact as a template context, by contact id, streamed (launch check)."""
     cursor = db.execute(
@@ -430,10 +413,6 @@ def add_occurrence(db: Database, name: str, *, scheduled_at: datetime, status: s
 
 
 # --- journey moves (one statement per step) -----------------------------------------------------
-
-def _moved(now: datetime) -> str:
-    return f"visit = visit + 1, updated_at = '{to_db(now)}'"
-
 
 @dataclass(frozen=True, slots=True)
 class AtStep:
@@ -838,14 +817,3 @@ def active_scenarios(db: Database) -> list[StoredScenario]:
     return [StoredScenario.from_row(r) for r in db.query(
         "SELECT name, spec, version FROM objects WHERE kind = 'Scenario' AND status = 'active' "
         "ORDER BY name")]
-
-
-def scenarios_with_live_profiles(db: Database) -> set[str]:
-    return {r[0] for r in db.query(
-        f"SELECT DISTINCT scenario FROM scenario_profiles WHERE status IN {LIVE}")}
-
-
-def status_counts(db: Database) -> dict[str, int]:
-    return {r[0]: r[1] for r in db.query(
-        "SELECT status, count(*) FROM scenario_profiles GROUP BY status")}
-
