@@ -193,7 +193,7 @@ class _Tick:
     report: TickReport | None = None
 
     def note(self, text: str) -> None:
-        """A line of the tick's report (shown by a dry run and `tick -v`)."""
+        """A line in the tick report's notes, prefixed with the scenario."""
         if self.report is not None:
             self.report.notes.append(f"scenario {self.name}: {text}")
 
