@@ -639,14 +639,14 @@ def clone(db: Database, *, name: str, new: str, actor: str, now: datetime,
 
 # --- manual launch -------------------------------------------------------------------------------
 
-@dataclass
+@dataclass(frozen=True)
 class LaunchPlan:
     """What `start scenario` would do: the participants and the problems found."""
 
     scenario: str
     selection: str
     source_sql: str
-    source_params: dict
+    source_params: dict[str, Any]
     targeted: int
     problems: list[str]
     include_opted_out: bool
