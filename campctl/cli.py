@@ -22,6 +22,7 @@ except ImportError:  # pragma: no cover
     from click import exceptions as click  # type: ignore[no-redef]
 
 from campctl.commands.common import AppContext
+from campctl.commands.startup import LazyCommands, quicken
 from campctl.commands.tick_output import error_line, exit_for
 from campctl.errors import CampctlError, UsageProblem
 from campctl.timeutil import shorten
@@ -119,8 +120,58 @@ COMMAND_MODULES = [
     "campctl.commands.users",
 ]
 
+# Every top-level command, in the order the full app lists them, with the modules (of
+# COMMAND_MODULES) that register something under it: a command line imports and builds only
+# those. tests/test_startup.py checks this table against what the modules register.
+COMMAND_SOURCES: dict[str, tuple[str, ...]] = {
+    "init": ("setup",),
+    "backup": ("setup",),
+    "validate": ("definitions",),
+    "schema": ("definitions",),
+    "apply": ("objects",),
+    "export": ("export",),
+    "notifications": ("runs",),
+    "tick": ("engine",),
+    "daemon": ("engine",),
+    "status": ("engine",),
+    "log": ("engine",),
+    "demo": ("engine",),
+    "worklist": ("users",),
+    "config": ("setup",),
+    "contacts": ("contacts",),
+    "segment": ("contacts",),
+    "outbox": ("delivery",),
+    "channel": ("delivery",),
+    "failures": ("failures",),
+    "events": ("engine",),
+    "users": ("users",),
+    "assign": ("users",),
+    "get": ("objects", "runs", "plans", "scenarios", "users"),
+    "describe": ("objects", "runs", "plans", "users"),
+    "delete": ("objects",),
+    "history": ("objects", "plans", "users"),
+    "submit": ("workflow",),
+    "approve": ("workflow",),
+    "deny": ("workflow",),
+    "revise": ("workflow",),
+    "start": ("workflow", "plans", "scenarios"),
+    "stop": ("workflow", "runs", "plans", "scenarios"),
+    "pause": ("runs", "plans"),
+    "resume": ("runs", "plans"),
+    "restart": ("runs",),
+    "skip": ("runs",),
+    "activate": ("workflow",),
+    "deactivate": ("workflow",),
+    "clear": ("scenarios",),
+    "remove-profile": ("scenarios",),
+    "clone": ("scenarios",),
+    "preview": ("engine",),
+    "stats": ("scenarios",),
+    "profiles": ("scenarios",),
+}
 
-def build_app() -> typer.Typer:
+
+def _root_typer() -> typer.Typer:
     app = typer.Typer(
         name="campctl",
         cls=PanelGroup,
@@ -133,25 +184,48 @@ def build_app() -> typer.Typer:
         context_settings={"help_option_names": ["-h", "--help"]},
     )
     app.callback()(root_options)
+    return app
+
+
+def build_app(only: str | None = None) -> typer.Typer:
+    """The root Typer with every command; with `only`, with that top-level command alone (and
+    only the modules that register under it imported)."""
+    app = _root_typer()
     groups = {
         name: typer.Typer(help=text, no_args_is_help=True, rich_markup_mode=None)
         for name, text in VERB_GROUPS.items()
     }
+    wanted = None if only is None else COMMAND_SOURCES[only]
     for module_name in COMMAND_MODULES:
-        module = importlib.import_module(module_name)
-        module.register(app, groups)
+        if wanted is None or module_name.rsplit(".", 1)[1] in wanted:
+            module = importlib.import_module(module_name)
+            module.register(app, groups)
     for name, group in groups.items():
         if group.registered_commands or group.registered_groups:
             app.add_typer(group, name=name)
+    if only is not None:
+        app.registered_commands = [c for c in app.registered_commands if c.name == only]
+        app.registered_groups = [g for g in app.registered_groups if g.name == only]
     return app
+
+
+def _build_command(name: str) -> Any:
+    """The click command of one top-level command (with its subcommands), ready to run."""
+    command = typer.main.get_command(build_app(only=name)).commands[name]  # type: ignore[attr-defined]
+    _bound_numbers(command)
+    quicken(command)
+    return command
 
 
 @functools.lru_cache(maxsize=1)
 def _command():
-    """The click command, built once per process (building it costs ~90 ms; in-process callers
-    such as the test suite run many command lines)."""
-    command = typer.main.get_command(build_app())
-    _bound_numbers(command)
+    """The root click command, built once per process (in-process callers such as the test
+    suite run many command lines). Its subcommands are built when first looked up: a command
+    line builds one, `--help` and completion build them all."""
+    command = typer.main.get_command(_root_typer())
+    command.commands = LazyCommands(tuple(COMMAND_SOURCES), _build_command)  # type: ignore[attr-defined]
+    _bound_numbers(command, subcommands=False)
+    quicken(command, subcommands=False)
     return command
 
 
@@ -172,7 +246,7 @@ def _bounded(value: object) -> object:
     return value
 
 
-def _bound_numbers(command: Any) -> None:
+def _bound_numbers(command: Any, *, subcommands: bool = True) -> None:
     """Check every option and argument of every command with `_bounded` after it is parsed
     (a huge id or --limit is a usage error, exit 2, not an OverflowError in a query)."""
     for param in command.params:
@@ -183,8 +257,9 @@ def _bound_numbers(command: Any) -> None:
             return declared(ctx, param, value) if declared is not None else value
 
         param.callback = check
-    for sub in getattr(command, "commands", {}).values():
-        _bound_numbers(sub)
+    if subcommands:
+        for sub in getattr(command, "commands", {}).values():
+            _bound_numbers(sub)
 
 
 def _print_version(value: bool) -> None:

@@ -311,6 +311,7 @@ def _describe_command(kind: Kind):
         db = app.db()
         obj = _require(db, kind, name)
         profiles = profile_counts(db) if kind is Kind.SCENARIO else None
+        referenced = referenced_by(db, kind, name)
         detail = {
             "kind": kind.cli,
             "name": name,
@@ -321,8 +322,8 @@ def _describe_command(kind: Kind):
             "created_by": created_by(db, kind.value, name),
             "updated_at": obj["updated_at"],
             "source": obj["source"],
-            "referenced_by": referenced_by(db, kind, name),
-            "in_use": delete_blockers(db, kind, name),
+            "referenced_by": referenced,
+            "in_use": delete_blockers(db, kind, name, referenced=referenced),
             "history": [
                 {k: v for k, v in row.items() if k != "id"}
                 for row in history_with_versions(db, kind.value, name)[-10:]

@@ -3,7 +3,7 @@ stats, profiles (and describe scenario's per-step picture)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -19,6 +19,9 @@ from campctl.commands.common import (
 )
 from campctl.commands.completion import complete_object_name
 from campctl.errors import ActionRefused, UsageProblem
+
+if TYPE_CHECKING:
+    from campctl.engine.scenarios import LaunchPlan
 
 NOTE = typer.Option("--note", help="Why, for the history.")
 # A table of tens of thousands of rows takes minutes to draw; JSON and --limit 0 give them all.
@@ -70,37 +73,22 @@ def start_scenario(
     from campctl.engine.campaigns import parse_event_data
 
     app = app_context(ctx)
-    groups = list(group or [])
-    payload = None if data is None else parse_event_data(data)
+    request = scenarios.LaunchRequest(
+        name, scenarios.Participants(all_contacts, tuple(group or ()), contact),
+        include_opted_out=include_opted_out,
+        data=None if data is None else parse_event_data(data))
     if count:
-        db = app.db()
-        plan = scenarios.plan_launch(db, name=name, all_contacts=all_contacts, groups=groups,
-                                     contact=contact, include_opted_out=include_opted_out,
-                                     validate=False, data=payload, now=app.now)
-        if app.json:
-            print_json(plan.targeted)
-        else:
-            app.out().print(str(plan.targeted))
-        if plan.left_out:
-            notice(app, _left_out_text(plan.left_out, plan.left_out_reason))
+        _print_count(app, scenarios.plan_launch(app.db(), request, now=app.now, validate=False))
         return
     db = app.db(create=True)
-    plan = scenarios.plan_launch(db, name=name, all_contacts=all_contacts, groups=groups,
-                                 contact=contact, include_opted_out=include_opted_out,
-                                 data=payload, now=app.now)
+    plan = scenarios.plan_launch(db, request, now=app.now)
     if plan.problems:
         for problem in plan.problems:
             notice(app, f"  {problem}")
         raise ActionRefused(f"scenario {name}: {len(plan.problems)} validation problem(s) "
                             "listed above; nothing launched")
     if not yes:
-        if not (app.stdin_is_terminal and app.stdout_is_terminal):
-            raise ActionRefused("not a terminal: add --yes to launch without confirmation")
-        notice(app, f"scenario {name} ({plan.selection}): {scenarios.summary_text(plan)}")
-        if plan.left_out:
-            notice(app, _left_out_text(plan.left_out, plan.left_out_reason))
-        if not typer.confirm("Confirm and launch scenario?", default=False, err=True):
-            raise ActionRefused("not confirmed; nothing launched")
+        _confirm(app, plan)
     with db.atomic():
         access.check(db, kind="Scenario", name=name, actor=app.actor, action="launch",
                      now=app.now, override=app.override_access)
@@ -110,12 +98,34 @@ def start_scenario(
     else:
         notice(app, f"launch {result['id']}: scenario {name}, {scenarios.summary_text(plan)}; "
                f"{result['entered']} entered; profiles move at the next tick")
-        if plan.left_out:
-            notice(app, _left_out_text(plan.left_out, plan.left_out_reason))
+        _left_out_notice(app, plan)
 
 
-def _left_out_text(count: int, reason: str | None) -> str:
-    return f"{count} targeted contact(s) left out for the creator's rights: {reason}"
+def _print_count(app, plan: LaunchPlan) -> None:
+    """`start scenario --count`: the number of targeted contacts, and who the rights leave out."""
+    if app.json:
+        print_json(plan.targeted)
+    else:
+        app.out().print(str(plan.targeted))
+    _left_out_notice(app, plan)
+
+
+def _confirm(app, plan: LaunchPlan) -> None:
+    """Ask before launching (on a terminal only: elsewhere --yes is required)."""
+    from campctl.engine.scenarios import summary_text
+
+    if not (app.stdin_is_terminal and app.stdout_is_terminal):
+        raise ActionRefused("not a terminal: add --yes to launch without confirmation")
+    notice(app, f"scenario {plan.scenario} ({plan.selection}): {summary_text(plan)}")
+    _left_out_notice(app, plan)
+    if not typer.confirm("Confirm and launch scenario?", default=False, err=True):
+        raise ActionRefused("not confirmed; nothing launched")
+
+
+def _left_out_notice(app, plan: LaunchPlan) -> None:
+    if plan.left_out:
+        notice(app, f"{plan.left_out} targeted contact(s) left out for the creator's rights: "
+                    f"{plan.left_out_reason}")
 
 
 def stop_launch(

@@ -262,8 +262,14 @@ def references(spec: Any, kind: Kind, name: str) -> bool:
 
 def referenced_by(db, kind: Kind, name: str) -> list[str]:
     """`kind/name` of every other object whose spec refers to this one."""
+    if kind not in _REFERENCE_KEYS:
+        return []
+    quoted = json.dumps(name)
+    # A spec that refers to `name` holds it as a JSON string; when that string needs no escape
+    # (every valid name) only the specs whose text contains it are read and parsed.
+    plain = quoted == f'"{name}"'
     found = []
-    for obj in store.all_objects(db):
+    for obj in store.objects_containing(db, quoted) if plain else store.all_objects(db):
         if (obj["kind"], obj["name"]) == (kind.value, name):
             continue
         if references(obj["spec"], kind, name):
@@ -305,16 +311,19 @@ def _next_cron(expr: str | None, tz: str, *, after: datetime,
     return moment
 
 
-def next_occurrence(kind: Kind, obj: dict, *, now: datetime) -> datetime | None:
+def next_occurrence(kind: Kind, obj: dict, *, now: datetime,
+                    model: Plan | Campaign | None = None) -> datetime | None:
     """When the object's schedule fires next, only if it would (approved, and launched for
-    campaigns); None otherwise."""
+    campaigns); None otherwise. `model`: the object's spec already read (a listing has it)."""
     if obj["status"] != BusinessStatus.APPROVED:
         return None
     if kind is Kind.PLAN:
-        return _next_plan_occurrence(Plan.from_spec(obj["spec"] or {}), now=now)
+        plan = model if isinstance(model, Plan) else Plan.from_spec(obj["spec"] or {})
+        return _next_plan_occurrence(plan, now=now)
     if kind is not Kind.CAMPAIGN or not obj.get("launched_at"):
         return None
-    return _next_campaign_occurrence(Campaign.from_spec(obj["spec"] or {}), now=now)
+    campaign = model if isinstance(model, Campaign) else Campaign.from_spec(obj["spec"] or {})
+    return _next_campaign_occurrence(campaign, now=now)
 
 
 def _next_plan_occurrence(plan: Plan, *, now: datetime) -> datetime | None:
@@ -361,7 +370,7 @@ def summary(kind: Kind, obj: dict, *, now: datetime,
             "status": obj["status"],
             "schedule_type": plan.schedule.type,
             "transition": plan.transition,
-            "next_occurrence": iso_z(next_occurrence(kind, obj, now=now)),
+            "next_occurrence": iso_z(next_occurrence(kind, obj, now=now, model=plan)),
             "version": obj["version"],
             "timezone": plan.schedule.timezone_written,
             "stages": len(plan.stages),
@@ -374,7 +383,7 @@ def summary(kind: Kind, obj: dict, *, now: datetime,
             "status": obj["status"],
             "type": campaign.type,
             "closes_at": iso_z(_instant(campaign.closes_at, campaign.timezone)),
-            "next_occurrence": iso_z(next_occurrence(kind, obj, now=now)),
+            "next_occurrence": iso_z(next_occurrence(kind, obj, now=now, model=campaign)),
             "version": obj["version"],
             "launched_at": obj["launched_at"],
             "timezone": campaign.timezone_written,

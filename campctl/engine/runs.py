@@ -109,18 +109,20 @@ def _build(db, run: RunRecord, *, now: datetime) -> int:
                                         message_types=[message_type])
     extra = None if restriction is None else (restriction.sql, restriction.params)
     if "events" in audience:
-        from campctl.store.events import build_queue_from_events, event_contacts_query
+        from dataclasses import replace
 
-        count = build_queue_from_events(
-            db, run_id=run.id, selection=audience["events"],
-            channel=snapshot.channel, message_type=message_type,
-            include_opted_out=include_opted_out, now=now, exclude_sent_of_run=exclude,
-            extra_where=extra,
-        )
+        from campctl.store import events
+
+        # Everyone the run's selection reaches; the creator's rights narrow whom it queues.
+        recipients = events.EventRecipients(
+            run.id, events.EventSelection.from_snapshot(audience["events"]), message_type,
+            include_opted_out)
+        count = events.build_queue_from_events(
+            db, replace(recipients, extra_where=extra), channel=snapshot.channel, now=now,
+            exclude_sent_of_run=exclude)
         if restriction is not None:
-            users.record_run_left_out(db, run.id, restriction, event_contacts_query(
-                db, run_id=run.id, selection=audience["events"], message_type=message_type,
-                include_opted_out=include_opted_out, now=now))
+            users.record_run_left_out(db, run.id, restriction,
+                                      events.event_contacts_query(db, recipients, now=now))
         return count
     from campctl.engine import audience as audience_engine
     from campctl.store.segments import audience_query

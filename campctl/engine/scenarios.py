@@ -3,134 +3,132 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from campctl.definitions.models import (
+    DEFAULT_CHANNEL,
+    END,
+    EVERYONE,
+    Audience,
+    Condition,
+    Scenario,
+    ScenarioStep,
+)
 from campctl.engine import isolation
 from campctl.errors import ActionRefused, NotFound, UsageProblem, ValidationFailed
+from campctl.models import TickReport
 from campctl.store import scenarios as store
+from campctl.store.db import Database
 from campctl.timeutil import parse_duration, parse_local_datetime, shift, to_db
 
-END = "end"
-REENTRY_MODES = ("once", "after_exit", "restart", "parallel")
-LAUNCH_TYPES = ("event", "schedule", "manual")
-DEFAULT_CHANNEL = "outbox"
+if TYPE_CHECKING:
+    from campctl.engine.templates import CompiledMessage
+    from campctl.store.objects import ObjectRecord
+
 MAX_LISTED_REASONS = 10  # a launch check lists at most this many distinct render failures
-
-
-@dataclass(frozen=True)
-class Step:
-    """One step as the engine runs it; `next`/`then`/`otherwise` are step ids or None (= end)."""
-
-    id: str
-    kind: str  # send | wait | if | pass
-    next: str | None
-    then: str | None = None
-    otherwise: str | None = None
-    wait: timedelta | None = None
-    wait_text: str | None = None  # as written: `1d` is a calendar day (timeutil.shift)
-    send: dict | None = None
-    condition: dict | None = None
 
 
 # --- the step graph ------------------------------------------------------------------------------
 
-def check_steps(spec: dict) -> list[str]:
-    """Problems of a scenario's steps (for validation): ids, targets, kinds, waitless cycles."""
-    try:
-        parse_steps(spec)
-    except ValidationFailed as exc:
-        return list(exc.issues) or [exc.message]
-    return []
-
-
-def parse_steps(spec: dict) -> list[Step]:
-    raw = spec.get("steps")
-    problems: list[str] = []
+def checked_steps(scenario: Scenario) -> tuple[ScenarioStep, ...]:
+    """A scenario's steps as the engine runs them, once the steps as written pass the engine's
+    checks (a stored definition may predate today's validation); every problem found is raised
+    at once (`ValidationFailed` with one issue per problem)."""
+    raw = scenario.raw.get("steps")
     if not isinstance(raw, list) or not raw:
         raise ValidationFailed("scenario has no steps; add a `steps:` list",
                                ["scenario has no steps"])
-    ids: list[str] = []
-    for index, item in enumerate(raw):
-        if not isinstance(item, dict) or not isinstance(item.get("id"), str) or not item["id"]:
-            problems.append(f"step {index + 1} needs an `id`")
-            ids.append(f"#{index + 1}")
-        else:
-            ids.append(item["id"])
-    for dup in sorted({i for i in ids if ids.count(i) > 1}):
-        problems.append(f"step id {dup!r} is used twice")
-    known = set(ids)
-    if END in known:
-        problems.append("`end` is reserved; it cannot be a step id")
-
-    def target(value: Any, where: str) -> str | None:
-        if value is None or value == END:
-            return None
-        if not isinstance(value, str) or value not in known:
-            problems.append(f"{where} names unknown step {value!r} (steps: {', '.join(ids)}, end)")
-            return None
-        return value
-
-    steps: list[Step] = []
-    for index, item in enumerate(raw):
-        if not isinstance(item, dict):
-            continue
-        sid = ids[index]
-        following = ids[index + 1] if index + 1 < len(ids) else None
-        nxt = target(item["next"], f"step {sid}: next") if "next" in item else following
-        actions = [k for k in ("send", "wait", "if") if k in item]
-        if len(actions) > 1:
-            problems.append(f"step {sid} has {' and '.join(actions)}; one action per step")
-            continue
-        kind = actions[0] if actions else "pass"
-        if kind == "send":
-            send = item["send"] if isinstance(item["send"], dict) else None
-            if send is None:
-                problems.append(f"step {sid}: send must be a mapping with subject and body")
-            steps.append(Step(sid, "send", nxt, send=send or {}))
-        elif kind == "wait":
-            try:
-                delay = parse_duration(item["wait"])
-            except ValueError as exc:
-                problems.append(f"step {sid}: {exc}")
-                delay = timedelta(0)
-            steps.append(Step(sid, "wait", nxt, wait=delay, wait_text=str(item["wait"])))
-        elif kind == "if":
-            cond = item["if"]
-            if not isinstance(cond, dict):
-                problems.append(f"step {sid}: if must be {{event, within}} or rules")
-                cond = {}
-            elif "event" in cond:
-                try:
-                    parse_duration(cond.get("within", ""))
-                except ValueError as exc:
-                    problems.append(f"step {sid}: if.within: {exc}")
-            then = target(item.get("then", following), f"step {sid}: then") \
-                if "then" in item else following
-            other = target(item.get("else"), f"step {sid}: else") if "else" in item else nxt
-            steps.append(Step(sid, "if", nxt, then=then, otherwise=other, condition=cond))
-        else:
-            steps.append(Step(sid, "pass", nxt))
+    problems = _StepChecker(raw).check()
     if not problems:
-        cycle = _waitless_cycle(steps)
+        cycle = _waitless_cycle(scenario.steps)
         if cycle:
             problems.append("steps " + " → ".join(cycle) + " form a loop without a wait; "
                             "add a wait step to the loop")
     if problems:
         raise ValidationFailed("; ".join(problems), problems)
-    return steps
+    return scenario.steps
 
 
-def _successors(step: Step) -> list[str]:
-    if step.kind == "wait":
+class _StepChecker:
+    """Checks a `steps:` list as written, collecting every problem instead of stopping at the
+    first."""
+
+    def __init__(self, raw: list[Any]) -> None:
+        self.raw = raw
+        self.problems: list[str] = []
+        self.ids = self._ids()
+        self.known = set(self.ids)
+
+    def _ids(self) -> list[str]:
+        ids: list[str] = []
+        for index, item in enumerate(self.raw):
+            if not isinstance(item, dict) or not isinstance(item.get("id"), str) or not item["id"]:
+                self.problems.append(f"step {index + 1} needs an `id`")
+                ids.append(f"#{index + 1}")
+            else:
+                ids.append(item["id"])
+        for dup in sorted({i for i in ids if ids.count(i) > 1}):
+            self.problems.append(f"step id {dup!r} is used twice")
+        if END in ids:
+            self.problems.append("`end` is reserved; it cannot be a step id")
+        return ids
+
+    def target(self, value: Any, where: str) -> None:
+        """A step a step leads to must exist (or be the end)."""
+        if value is None or value == END:
+            return
+        if not isinstance(value, str) or value not in self.known:
+            self.problems.append(f"{where} names unknown step {value!r} "
+                                 f"(steps: {', '.join(self.ids)}, end)")
+
+    def check(self) -> list[str]:
+        for index, item in enumerate(self.raw):
+            if isinstance(item, dict):
+                self._step(self.ids[index], item)
+        return self.problems
+
+    def _step(self, sid: str, item: dict) -> None:
+        if "next" in item:
+            self.target(item["next"], f"step {sid}: next")
+        actions = [k for k in ("send", "wait", "if") if k in item]
+        if len(actions) > 1:
+            self.problems.append(f"step {sid} has {' and '.join(actions)}; one action per step")
+        elif actions == ["send"] and not isinstance(item["send"], dict):
+            self.problems.append(f"step {sid}: send must be a mapping with subject and body")
+        elif actions == ["wait"]:
+            try:
+                parse_duration(item["wait"])
+            except ValueError as exc:
+                self.problems.append(f"step {sid}: {exc}")
+        elif actions == ["if"]:
+            self._if(sid, item)
+
+    def _if(self, sid: str, item: dict) -> None:
+        cond = item["if"]
+        if not isinstance(cond, dict):
+            self.problems.append(f"step {sid}: if must be {{event, within}} or rules")
+        elif "event" in cond:
+            try:
+                parse_duration(cond.get("within", ""))
+            except ValueError as exc:
+                self.problems.append(f"step {sid}: if.within: {exc}")
+        if "then" in item:
+            self.target(item["then"], f"step {sid}: then")
+        if "else" in item:
+            self.target(item["else"], f"step {sid}: else")
+
+
+def _successors(step: ScenarioStep) -> list[str]:
+    if step.action == "wait":
         return []  # a wait always ends the tick's moves for a profile
-    if step.kind == "if":
+    if step.action == "if":
         return [s for s in (step.then, step.otherwise) if s]
     return [step.next] if step.next else []
 
 
-def _waitless_cycle(steps: list[Step]) -> list[str] | None:
+def _waitless_cycle(steps: Iterable[ScenarioStep]) -> list[str] | None:
     graph = {s.id: _successors(s) for s in steps}
     colour: dict[str, int] = {}
     stack: list[str] = []
@@ -153,58 +151,84 @@ def _waitless_cycle(steps: list[Step]) -> list[str] | None:
     return None
 
 
-def _launch(spec: dict) -> dict:
-    launch = spec.get("launch") or {}
-    return launch if isinstance(launch, dict) else {}
+def _step_ids(scenario: Scenario) -> list[str]:
+    """The ids of a scenario's steps; none when its steps do not pass the engine's checks."""
+    try:
+        return [s.id for s in checked_steps(scenario)]
+    except ValidationFailed:
+        return []
 
 
-def launch_type(spec: dict) -> str:
-    return str(_launch(spec).get("type") or "event")
+@dataclass(frozen=True)
+class _Stored:
+    """A stored scenario: its object record and its model."""
+
+    record: ObjectRecord
+    model: Scenario
+
+    @property
+    def name(self) -> str:
+        return self.record.name
 
 
-def reentry(spec: dict) -> str:
-    mode = spec.get("reentry") or "once"
-    return mode if mode in REENTRY_MODES else "once"
+def _scenario(db: Database, name: str) -> _Stored:
+    from campctl.store.objects import get_record
 
-
-def _scenario(db, name: str) -> dict:
-    from campctl.store.objects import get_object
-
-    obj = get_object(db, "Scenario", name)
-    if obj is None:
+    record = get_record(db, "Scenario", name)
+    if record is None:
         raise NotFound(f"no scenario named {name!r}; see 'campctl get scenarios'")
-    return obj
+    return _Stored(record, Scenario.from_spec(record.spec))
 
 
 # --- tick hooks ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class _Tick:
+    """What one scenario's capture or moves at a tick carry along."""
+
+    db: Database
+    name: str
+    scenario: Scenario
+    now: datetime
+    report: TickReport | None = None
+
+    def note(self, text: str) -> None:
+        """A line in the tick report's notes, prefixed with the scenario."""
+        if self.report is not None:
+            self.report.notes.append(f"scenario {self.name}: {text}")
+
+    def log(self, event: str, details: str) -> None:
+        from campctl.store import log
+
+        log.append(self.db, now=self.now, event=event, scenario=self.name, details=details)
+
 
 def _consumer(name: str) -> str:
     return f"scenario:{name}"
 
 
-def fire_due(db, *, now: datetime, report) -> None:
+def fire_due(db: Database, *, now: datetime, report: TickReport) -> None:
     """Capture by event (new events since the cursor) and by schedule (due cron occurrences)."""
     for obj in store.active_scenarios(db):
-        name, spec = obj["name"], obj["spec"]
         # A scenario whose capture fails is rolled back alone and retried at the next tick.
-        with isolation.boundary(db, report, kind="Scenario", name=name, now=now,
+        with isolation.boundary(db, report, kind="Scenario", name=obj.name, now=now,
                                 key="Scenario capture"):
-            if obj.get("spec_error"):
-                raise ValueError(obj["spec_error"])
-            # A definition that no longer parses (written by hand, or valid under older
-            # bounds) fails here, told and retried, rather than silently capturing nobody.
-            steps = parse_steps(spec)
-            kind = launch_type(spec)
+            if obj.spec_error:
+                raise ValueError(obj.spec_error)
+            tick = _Tick(db, obj.name, Scenario.from_spec(obj.spec), now, report)
+            # A definition that no longer passes the checks (written by hand, or valid under
+            # older bounds) fails here, told and retried, rather than silently capturing nobody.
+            steps = checked_steps(tick.scenario)
+            kind = tick.scenario.launch.type
             if kind == "event":
-                _capture_events(db, name, spec, steps, now=now, report=report)
+                _capture_events(tick, steps)
             elif kind == "schedule":
-                _fire_schedule(db, name, spec, steps, now=now, report=report)
+                _fire_schedule(tick, steps)
 
 
-def _capture_events(db, name: str, spec: dict, steps: list[Step], *, now, report) -> None:
-    from campctl.store import log
-
-    event = _launch(spec).get("event")
+def _capture_events(tick: _Tick, steps: tuple[ScenarioStep, ...]) -> None:
+    db, name, scenario = tick.db, tick.name, tick.scenario
+    event = scenario.launch.event
     consumer = _consumer(name)
     upto = store.max_event_id(db)
     after = store.get_cursor(db, consumer)
@@ -215,77 +239,51 @@ def _capture_events(db, name: str, spec: dict, steps: list[Step], *, now, report
     if not event or upto <= after:
         return
     # Only events dated while the scenario is active capture (not a month-old import).
-    mode = reentry(spec)
-    sql, params = store.events_source(str(event), after, upto,
-                                      since=store.active_since(db, name), now=now,
-                                      latest_per_contact=mode != "parallel")
-    sql, params = _within_conditions(db, name, spec, sql, params, now=now, report=report,
-                                     what=f"on event {event}")
-    sql, params = _within_rights(db, name, spec, sql, params, now=now, report=report,
-                                 what=f"on event {event}")
-    captured = store.capture(db, scenario=name, source_sql=sql, source_params=params,
-                             reentry=mode, first_step=steps[0].id, now=now,
-                             capture_key_sql="'e:' || src.event_id", data_sql="src.data")
+    sql, params = store.events_source(event, after, upto,
+                                      since=store.active_since(db, name), now=tick.now,
+                                      latest_per_contact=scenario.reentry != "parallel")
+    sql, params = _within_conditions(tick, sql, params, what=f"on event {event}")
+    sql, narrowed = _within_rights(tick, sql, params, what=f"on event {event}")
+    captured = store.capture(db, store.Capture(
+        name, sql, narrowed, reentry=scenario.reentry, first_step=steps[0].id,
+        capture_key_sql="'e:' || src.event_id", data_sql="src.data"), now=tick.now)
     store.set_cursor(db, consumer, upto)
     if captured:
-        report.notes.append(f"scenario {name}: {captured} profile(s) captured on event {event}")
-        log.append(db, now=now, event="Profiles Captured", scenario=name,
-                   details=f"{captured} profile(s) on event {event}")
+        tick.note(f"{captured} profile(s) captured on event {event}")
+        tick.log("Profiles Captured", f"{captured} profile(s) on event {event}")
 
 
-def deactivate_after(spec: dict) -> datetime | None:
+def deactivate_after(scenario: Scenario) -> datetime | None:
     """When a scheduled scenario's schedule ends (no occurrence after it), or None."""
-    launch = _launch(spec)
-    value = launch.get("deactivate_after")
-    if not value:
+    launch = scenario.launch
+    if launch.deactivate_after is None:
         return None
-    return parse_local_datetime(str(value), str(launch.get("timezone") or "UTC"))
+    return parse_local_datetime(launch.deactivate_after, launch.timezone)
 
 
-def _fire_schedule(db, name: str, spec: dict, steps: list[Step], *, now, report) -> None:
+def _fire_schedule(tick: _Tick, steps: tuple[ScenarioStep, ...]) -> None:
     from campctl.engine import cron
-    from campctl.store import log
+    from campctl.timeutil import from_db
 
-    launch = _launch(spec)
-    expr, tz = launch.get("cron"), str(launch.get("timezone") or "UTC")
+    db, name, now, launch = tick.db, tick.name, tick.now, tick.scenario.launch
+    expr, tz = launch.cron, launch.timezone
     if not expr:
         return
-    cursor_text, next_due = store.schedule_cursor(db, name)
-    if next_due is not None and next_due > to_db(now):
+    state = store.schedule_state(db, name)
+    if state.next_due_at is not None and state.next_due_at > to_db(now):
         return  # nothing due: no cron evaluation
-    if cursor_text is None:
+    cursor = from_db(state.cursor_at)
+    if cursor is None:
         # First sight of the schedule: occurrences count from activation on.
         store.set_schedule_state(db, name, cursor_at=now,
                                  next_due_at=cron.next_fire(expr, tz, after=now))
         return
-    from campctl.timeutil import from_db
-
-    cursor = from_db(cursor_text)
-    until = now
-    stop_at = deactivate_after(spec)
-    if stop_at is not None:
-        until = min(now, stop_at)
+    stop_at = deactivate_after(tick.scenario)
+    until = now if stop_at is None else min(now, stop_at)
     due = cron.fire_times(expr, tz, after=cursor, until=until) if until > cursor else []
-    fire, skipped = cron.apply_catchup(due, launch.get("catchup"), now=now)
-    for scheduled_at, reason in skipped:
-        if store.add_occurrence(db, name, scheduled_at=scheduled_at, status="skipped",
-                                reason=reason, now=now) is not None:
-            report.skipped += 1
-            report.notes.append(f"scenario {name}: occurrence {to_db(scheduled_at)} skipped "
-                                f"({reason})")
-            log.append(db, now=now, event="Occurrence Skipped", scenario=name,
-                       details=f"{to_db(scheduled_at)}: {reason}")
-    for scheduled_at in fire:
-        occurrence = store.add_occurrence(db, name, scheduled_at=scheduled_at, status="fired",
-                                          reason=None, now=now)
-        if occurrence is None:
-            continue  # another tick fired it
-        report.fired += 1
-        captured = _capture_audience(db, name, spec, steps, occurrence=occurrence, now=now)
-        report.notes.append(f"scenario {name}: occurrence {to_db(scheduled_at)} fires, "
-                            f"{captured} profile(s) captured")
-        log.append(db, now=now, event="Profiles Captured", scenario=name,
-                   details=f"occurrence {to_db(scheduled_at)}: {captured} profile(s)")
+    fire, skipped = cron.apply_catchup(due, launch.catchup, now=now)
+    _skip_occurrences(tick, skipped)
+    _fire_occurrences(tick, steps, fire)
     # The cursor is the last occurrence considered, so an unchanged schedule writes nothing.
     new_cursor = max([cursor, *due]) if due else cursor
     nxt = cron.next_fire(expr, tz, after=new_cursor)
@@ -294,216 +292,248 @@ def _fire_schedule(db, name: str, spec: dict, steps: list[Step], *, now, report)
     store.set_schedule_state(db, name, cursor_at=new_cursor, next_due_at=nxt)
 
 
-def _capture_audience(db, name: str, spec: dict, steps: list[Step], *, occurrence: int,
-                      now: datetime) -> int:
+def _skip_occurrences(tick: _Tick, skipped: list[tuple[datetime, str]]) -> None:
+    for scheduled_at, reason in skipped:
+        if store.add_occurrence(tick.db, tick.name, scheduled_at=scheduled_at, status="skipped",
+                                reason=reason, now=tick.now) is not None:
+            if tick.report is not None:
+                tick.report.skipped += 1
+            tick.note(f"occurrence {to_db(scheduled_at)} skipped ({reason})")
+            tick.log("Occurrence Skipped", f"{to_db(scheduled_at)}: {reason}")
+
+
+def _fire_occurrences(tick: _Tick, steps: tuple[ScenarioStep, ...],
+                      fire: list[datetime]) -> None:
+    for scheduled_at in fire:
+        occurrence = store.add_occurrence(tick.db, tick.name, scheduled_at=scheduled_at,
+                                          status="fired", reason=None, now=tick.now)
+        if occurrence is None:
+            continue  # another tick fired it
+        if tick.report is not None:
+            tick.report.fired += 1
+        captured = _capture_audience(tick, steps, occurrence=occurrence)
+        tick.note(f"occurrence {to_db(scheduled_at)} fires, {captured} profile(s) captured")
+        tick.log("Profiles Captured",
+                 f"occurrence {to_db(scheduled_at)}: {captured} profile(s)")
+
+
+def _capture_audience(tick: _Tick, steps: tuple[ScenarioStep, ...], *, occurrence: int) -> int:
     from campctl.store import segments
 
-    audience = _launch(spec).get("audience") or {"all": True}
-    sql, params = segments.audience_query(db, audience, now=now,
-                                          sample_key=f"scenario:{name}:{occurrence}")
-    sql, params = _within_rights(db, name, spec, sql, params, now=now, report=None,
-                                 what=f"at occurrence {occurrence}")
-    return store.capture(db, scenario=name, source_sql=sql, source_params=params,
-                         reentry=reentry(spec), first_step=steps[0].id, now=now,
-                         capture_key_sql=f"'o:{int(occurrence)}'")
+    audience = tick.scenario.launch.audience or EVERYONE
+    sql, params = segments.audience_query(tick.db, audience.raw, now=tick.now,
+                                          sample_key=f"scenario:{tick.name}:{occurrence}")
+    # Left out at an occurrence: logged, not noted in the tick's report.
+    sql, narrowed = _within_rights(replace(tick, report=None), sql, params,
+                                   what=f"at occurrence {occurrence}")
+    return store.capture(tick.db, store.Capture(
+        tick.name, sql, narrowed, reentry=tick.scenario.reentry, first_step=steps[0].id,
+        capture_key_sql=f"'o:{int(occurrence)}'"), now=tick.now)
 
 
-def capture_audience(spec: dict) -> dict | None:
+def capture_audience(scenario: Scenario) -> Audience | None:
     """The capture conditions of an event scenario (`launch.audience`), or None."""
-    launch = _launch(spec)
-    audience = launch.get("audience") if launch_type(spec) == "event" else None
-    return audience if isinstance(audience, dict) and audience else None
+    return scenario.launch.audience if scenario.launch.type == "event" else None
 
 
-def _within_conditions(db, name: str, spec: dict, sql: str, params: dict, *, now: datetime,
-                       report, what: str) -> tuple[str, dict]:
+def _within_conditions(tick: _Tick, sql: str, params: dict[str, Any], *,
+                       what: str) -> tuple[str, dict[str, Any]]:
     """An event capture source narrowed to the contacts matching the scenario's capture
     conditions; those that do not are logged (`Capture Conditions Unmet`)."""
-    from campctl.store import log, segments
+    from campctl.store import segments
 
-    audience = capture_audience(spec)
+    audience = capture_audience(tick.scenario)
     if audience is None:
         return sql, params
-    cond_sql, cond_params = segments.audience_where(db, audience, now=now, alias="c",
-                                                    include_opted_out=True)
-    narrowed, merged, unmet = store.narrow_source(db, sql, params, cond_sql, list(cond_params))
+    cond_sql, cond_params = segments.audience_where(tick.db, audience.raw, now=tick.now,
+                                                    alias="c", include_opted_out=True)
+    narrowed, merged, unmet = store.narrow_source(tick.db, sql, params, cond_sql,
+                                                  list(cond_params))
     if unmet:
         text = f"{unmet} capture(s) {what} did not match the capture conditions"
-        log.append(db, now=now, event="Capture Conditions Unmet", scenario=name, details=text)
-        if report is not None:
-            report.notes.append(f"scenario {name}: {text}")
+        tick.log("Capture Conditions Unmet", text)
+        tick.note(text)
     return narrowed, merged
 
 
-def _within_rights(db, name: str, spec: dict, sql: str, params, *, now: datetime, report,
-                   what: str):
+def _restriction(db: Database, name: str, scenario: Scenario):
+    """The rights of the scenario's creator over the message types its send steps use."""
+    from campctl.engine.users import restriction_for
+
+    return restriction_for(db, kind="Scenario", name=name,
+                           message_types=[s.send.message_type for s in scenario.steps
+                                          if s.send is not None])
+
+
+def _within_rights(tick: _Tick, sql: str, params: Sequence[Any] | dict[str, Any], *,
+                   what: str) -> tuple[str, Sequence[Any] | dict[str, Any]]:
     """A capture source narrowed to the contacts the scenario creator's rights allow; those
     left out are logged (`Profiles Left Out`) with the reason."""
-    from campctl.engine.users import scenario_restriction
-    from campctl.store import log
-
-    restriction = scenario_restriction(db, name, spec)
+    restriction = _restriction(tick.db, tick.name, tick.scenario)
     if restriction is None:
         return sql, params
-    left_out = restriction.left_out(db, sql, params)
+    left_out = restriction.left_out(tick.db, sql, params)
     if left_out:
         text = (f"{left_out} capture(s) {what} left out for the creator's rights: "
                 f"{restriction.reason}")
-        log.append(db, now=now, event="Profiles Left Out", scenario=name, details=text)
-        if report is not None:
-            report.notes.append(f"scenario {name}: {text}")
+        tick.log("Profiles Left Out", text)
+        tick.note(text)
     return restriction.narrow(sql, params)
 
 
-def advance(db, *, now: datetime, report) -> None:
+def advance(db: Database, *, now: datetime, report: TickReport) -> None:
     """Move every active scenario's profiles until each waits or ends (set-based, per step)."""
     for obj in store.active_scenarios(db):
         # A failing step errors its own profiles (see _isolated_step); a scenario whose moves
         # fail otherwise is rolled back alone and retried at the next tick.
-        with isolation.boundary(db, report, kind="Scenario", name=obj["name"], now=now):
-            if obj.get("spec_error"):  # its profiles wait: nothing moves on a guess
-                raise ValueError(obj["spec_error"])
-            advance_scenario(db, obj["name"], obj["spec"], now=now, report=report)
+        with isolation.boundary(db, report, kind="Scenario", name=obj.name, now=now):
+            if obj.spec_error:  # its profiles wait: nothing moves on a guess
+                raise ValueError(obj.spec_error)
+            advance_scenario(db, obj.name, Scenario.from_spec(obj.spec), now=now, report=report)
 
 
-def advance_scenario(db, name: str, spec: dict, *, now: datetime, report=None) -> dict:
+@dataclass
+class Moves:
+    """What one scenario's moves at a tick did."""
+
+    moved: int = 0  # profile moves (a wake, a step passed)
+    queued: int = 0  # messages queued by send steps
+    skipped: int = 0  # sends skipped for opt-out
+    errors: int = 0  # profiles moved to `error`
+
+    def restore(self, saved: Moves) -> None:
+        """Back to `saved` (the moves of a step rolled back)."""
+        self.moved, self.queued = saved.moved, saved.queued
+        self.skipped, self.errors = saved.skipped, saved.errors
+
+
+def advance_scenario(db: Database, name: str, scenario: Scenario, *, now: datetime,
+                     report: TickReport | None = None) -> Moves:
     """One scenario's moves at `now`; returns counters (for tests and the benchmark)."""
-    counts = {"moved": 0, "queued": 0, "skipped": 0, "errors": 0}
+    counts = Moves()
     try:
-        steps = parse_steps(spec)
+        steps = checked_steps(scenario)
     except ValidationFailed as exc:
-        counts["errors"] += store.fail_profiles(db, scenario=name, now=now,
+        counts.errors += store.fail_stranded(db, scenario=name, now=now,
                                                 reason=f"invalid steps: {exc.message}",
-                                                invalid_steps_of=[])
+                                                known_steps=[])
         return counts
-    by_id = {s.id: s for s in steps}
-    counts["errors"] += store.fail_profiles(
-        db, scenario=name, now=now, invalid_steps_of=list(by_id),
+    counts.errors += store.fail_stranded(
+        db, scenario=name, now=now, known_steps=[s.id for s in steps],
         reason="its step no longer exists in the scenario definition")
-    for step in steps:
-        if step.kind == "wait":
-            counts["moved"] += store.wake(db, scenario=name, step=step.id, to=step.next, now=now)
-    # Each round walks the steps in order, so a forward path completes in one round; a backward
-    # jump needs another. The static check rejects loops without a wait; the bound is a backstop.
-    for _round in range(len(steps) + 1):
-        pending = store.active_at_steps(db, name)
-        if not pending:
-            break
-        for step in steps:
-            # Every step, not only those in `pending`: profiles moved earlier in this round
-            # arrive at later steps (an empty step costs one indexed statement).
-            counts["moved"] += _isolated_step(db, name, step, now=now, counts=counts,
-                                              report=report, tz=scenario_timezone(spec))
-    else:
-        stuck = store.active_at_steps(db, name)
-        if stuck:
-            counts["errors"] += store.fail_profiles(
-                db, scenario=name, now=now, steps=list(stuck),
-                reason="too many step moves in one tick (a loop without a wait)")
+    tick = _Tick(db, name, scenario, now, report)
+    _move_all(tick, steps, counts)
     finish_launches(db, name, now=now)
     if report is not None:
-        report.built += counts["queued"]
-        if counts["moved"] or counts["errors"]:
-            report.notes.append(
-                f"scenario {name}: {counts['moved']} profile move(s), {counts['queued']} "
-                f"message(s) queued, {counts['skipped']} send(s) skipped for opt-out, "
-                f"{counts['errors']} error(s)")
+        report.built += counts.queued
+        if counts.moved or counts.errors:
+            tick.note(f"{counts.moved} profile move(s), {counts.queued} "
+                      f"message(s) queued, {counts.skipped} send(s) skipped for opt-out, "
+                      f"{counts.errors} error(s)")
     return counts
 
 
-def scenario_timezone(spec: dict) -> str:
-    """The zone in which a scenario's days are counted: `timezone`, else the schedule's, else
-    UTC."""
-    launch = spec.get("launch") if isinstance(spec.get("launch"), dict) else {}
-    return str(spec.get("timezone") or launch.get("timezone") or "UTC")
+def _move_all(tick: _Tick, steps: tuple[ScenarioStep, ...], counts: Moves) -> None:
+    """Wake the waits that are due, then walk the steps until every profile waits or ends."""
+    db, name, now = tick.db, tick.name, tick.now
+    for step in steps:
+        if step.action == "wait":
+            counts.moved += store.wake(db, scenario=name, step=step.id, to=step.next, now=now)
+    # Each round walks the steps in order, so a forward path completes in one round; a backward
+    # jump needs another. The static check rejects loops without a wait; the bound is a backstop.
+    for _round in range(len(steps) + 1):
+        if not store.active_at_steps(db, name):
+            return
+        for step in steps:
+            # Every step, not only those with profiles: profiles moved earlier in this round
+            # arrive at later steps (an empty step costs one indexed statement).
+            counts.moved += _isolated_step(tick, step, counts)
+    stuck = store.active_at_steps(db, name)
+    if stuck:
+        counts.errors += store.fail_profiles(
+            db, scenario=name, now=now, steps=list(stuck),
+            reason="too many step moves in one tick (a loop without a wait)")
 
 
-def _isolated_step(db, name: str, step: Step, *, now: datetime, counts: dict, report,
-                   tz: str) -> int:
+def _isolated_step(tick: _Tick, step: ScenarioStep, counts: Moves) -> int:
     """One step's moves in a savepoint: when they fail, the profiles at that step go to `error`
     with the reason (log row, notification, tick warning) and the other steps go on."""
-    saved = dict(counts)
+    db, name, now = tick.db, tick.name, tick.now
+    saved = replace(counts)
     try:
         with db.atomic():
-            return _run_step(db, name, step, now=now, counts=counts, tz=tz)
+            return _run_step(tick, step, counts)
     except Exception as exc:
         if isolation.state_problem(exc):
             raise
-        counts.clear()
-        counts.update(saved)
+        counts.restore(saved)
         reason = f"step {step.id} failed: {isolation.describe(exc)}"
-    from campctl.store import log, notifications
+    from campctl.store import notifications
 
     with db.atomic():
         failed = store.fail_profiles(db, scenario=name, now=now, reason=reason, steps=[step.id])
         if failed:
-            log.append(db, now=now, event="Profiles Failed", scenario=name,
-                       details=f"{failed} profile(s) moved to error: {reason}")
+            tick.log("Profiles Failed", f"{failed} profile(s) moved to error: {reason}")
             notifications.add(db, now=now, kind="scenario-failed", object=f"scenario/{name}",
                               note=f"{failed} profile(s) moved to error: {reason}",
                               actor=isolation.ACTOR)
-    counts["errors"] += failed
-    if failed and report is not None:
-        report.object_failures.append({"object": f"scenario/{name}", "reason": reason})
-        report.warnings.append(f"scenario {name}: {reason}; {failed} profile(s) moved to error, "
-                               "the other steps and objects went on")
+    counts.errors += failed
+    if failed and tick.report is not None:
+        tick.report.object_failures.append({"object": f"scenario/{name}", "reason": reason})
+        tick.report.warnings.append(f"scenario {name}: {reason}; {failed} profile(s) moved to "
+                                    "error, the other steps and objects went on")
     return 0
 
 
-def _run_step(db, name: str, step: Step, *, now: datetime, counts: dict, tz: str) -> int:
-    if step.kind == "send":
-        send = step.send or {}
+def _run_step(tick: _Tick, step: ScenarioStep, counts: Moves) -> int:
+    db, name, now = tick.db, tick.name, tick.now
+    at = store.AtStep(name, step.id)
+    if step.send is not None:
         queued, skipped = store.queue_sends(
-            db, scenario=name, step=step.id, channel=str(send.get("channel") or DEFAULT_CHANNEL),
-            message_type=send.get("message_type"), now=now)
-        counts["queued"] += queued
-        counts["skipped"] += skipped
-        return store.move(db, scenario=name, step=step.id, to=step.next, now=now)
-    if step.kind == "wait":
-        assert step.wait_text is not None
-        wake_at = shift(now, step.wait_text, tz)
+            db, scenario=name, step=step.id, channel=step.send.channel,
+            message_type=step.send.message_type, now=now)
+        counts.queued += queued
+        counts.skipped += skipped
+        return store.move(db, at, to=step.next, now=now)
+    if step.wait is not None:
+        # In the scenario's zone: `1d` is a calendar day.
+        wake_at = shift(now, step.wait, tick.scenario.timezone)
         return store.start_wait(db, scenario=name, step=step.id, wake_at=wake_at, now=now)
-    if step.kind == "if":
-        taken, rest = store.branch(db, scenario=name, step=step.id,
-                                   condition=_condition_sql(step.condition or {}, now=now),
+    if step.condition is not None:
+        taken, rest = store.branch(db, at, condition=_condition_sql(step.condition, now=now),
                                    then=step.then, otherwise=step.otherwise, now=now)
         return taken + rest
-    return store.move(db, scenario=name, step=step.id, to=step.next, now=now)
+    return store.move(db, at, to=step.next, now=now)
 
 
-def _condition_sql(cond: dict, *, now: datetime) -> tuple[str, list[Any]]:
-    if "event" in cond:
-        return store.event_condition(str(cond["event"]), str(cond.get("within", "1d")), now)
+def _condition_sql(cond: Condition, *, now: datetime) -> tuple[str, list[Any]]:
+    if cond.event is not None:
+        return store.event_condition(cond.event, cond.within, now)
     from campctl.store import segments
 
-    if "rules" in cond:
-        rules, match = cond["rules"], cond.get("match", "all")
-    else:
-        rules, match = [cond], "all"
-    sql, params = segments.rules_where(rules, match, now=now, alias="c")
-    if isinstance(params, dict):
-        raise ValidationFailed("segment rules returned named parameters; expected positional")
-    return store.attribute_condition(sql, list(params))
+    sql, params = segments.rules_where([rule.raw for rule in cond.rules], cond.match, now=now,
+                                       alias="c")
+    return store.attribute_condition(sql, params)
 
 
 # --- activation ----------------------------------------------------------------------------------
 
-def on_activate(db, *, name: str, now: datetime) -> None:
+def on_activate(db: Database, *, name: str, now: datetime) -> None:
     """Frozen profiles resume; captures count from now (events and occurrences while inactive
     are not caught up)."""
     from campctl.engine import cron
     from campctl.store import log
-    from campctl.store.objects import get_object
+    from campctl.store.objects import get_record
 
     resumed = store.unfreeze(db, name, now=now)
     store.set_cursor(db, _consumer(name), store.max_event_id(db))
     store.set_active_since(db, name, now=now)
-    obj = get_object(db, "Scenario", name)
-    spec = obj["spec"] if obj else {}
-    launch = _launch(spec)
-    if launch_type(spec) == "schedule" and launch.get("cron"):
-        nxt = cron.next_fire(str(launch["cron"]), str(launch.get("timezone") or "UTC"), after=now)
-        stop_at = deactivate_after(spec)
+    record = get_record(db, "Scenario", name)
+    scenario = Scenario.from_spec(record.spec if record else {})
+    launch = scenario.launch
+    if launch.type == "schedule" and launch.cron:
+        nxt = cron.next_fire(launch.cron, launch.timezone, after=now)
+        stop_at = deactivate_after(scenario)
         if nxt is not None and stop_at is not None and nxt > stop_at:
             nxt = None  # `status` shows no next occurrence past the schedule's end
         store.set_schedule_state(db, name, cursor_at=now, next_due_at=nxt)
@@ -511,7 +541,7 @@ def on_activate(db, *, name: str, now: datetime) -> None:
                details=f"{resumed} frozen profile(s) resumed" if resumed else None)
 
 
-def finish_launches(db, name: str, *, now: datetime) -> None:
+def finish_launches(db: Database, name: str, *, now: datetime) -> None:
     """Complete the launches whose profiles have all left, each with its history and log row
     in the caller's transaction (a launch's status never changes without them)."""
     from campctl.store import history, log
@@ -526,7 +556,7 @@ def finish_launches(db, name: str, *, now: datetime) -> None:
                            f"{_results_text(db, name, launch_id)}")
 
 
-def finish_delivered_launches(db, *, now: datetime) -> None:
+def finish_delivered_launches(db: Database, *, now: datetime) -> None:
     """After delivery: complete the launches whose last messages this tick handed over (or
     failed for good), each scenario in its own transaction."""
     for name in store.scenarios_with_running_launches(db):
@@ -534,7 +564,7 @@ def finish_delivered_launches(db, *, now: datetime) -> None:
             finish_launches(db, name, now=now)
 
 
-def on_deactivate(db, *, name: str, now: datetime, keep: bool) -> None:
+def on_deactivate(db: Database, *, name: str, now: datetime, keep: bool) -> None:
     """Profiles inside are frozen (keep) or exit (their unsent messages are cancelled)."""
     from campctl.store import log
 
@@ -548,7 +578,7 @@ def on_deactivate(db, *, name: str, now: datetime, keep: bool) -> None:
     log.append(db, now=now, event="Scenario Deactivated", scenario=name, details=details)
 
 
-def clear(db, *, name: str, now: datetime) -> int:
+def clear(db: Database, *, name: str, now: datetime) -> int:
     from campctl.store import log
 
     _scenario(db, name)
@@ -559,7 +589,7 @@ def clear(db, *, name: str, now: datetime) -> int:
     return removed
 
 
-def remove_profile(db, *, name: str, contact: str, now: datetime) -> int:
+def remove_profile(db: Database, *, name: str, contact: str, now: datetime) -> int:
     from campctl.store import log
 
     _scenario(db, name)
@@ -575,7 +605,8 @@ def remove_profile(db, *, name: str, contact: str, now: datetime) -> int:
     return removed
 
 
-def clone(db, *, name: str, new: str, actor: str, now: datetime, note: str | None = None) -> None:
+def clone(db: Database, *, name: str, new: str, actor: str, now: datetime,
+          note: str | None = None) -> None:
     import re
 
     from campctl.models import NAME_PATTERN
@@ -591,11 +622,12 @@ def clone(db, *, name: str, new: str, actor: str, now: datetime, note: str | Non
     # Version 1, unless the name was used before: versions are never reused after a delete.
     version = objects_store.next_version(db, "Scenario", new)
     source = f"clone of {name}"
-    clone = objects_store.NewVersion("Scenario", new, version, obj["spec"],
-                                     obj.get("description"), source)
+    record = obj.record
+    clone = objects_store.NewVersion("Scenario", new, version, record.spec, record.description,
+                                     source)
     objects_store.insert_object(db, clone, status="inactive", now=now)
     history.record(db, kind="Scenario", name=new, action="cloned", actor=actor, now=now,
-                   to_status="inactive", note=note or f"clone of {name} v{obj['version']}")
+                   to_status="inactive", note=note or f"clone of {name} v{record.version}")
     from campctl.engine.users import record_creator
 
     record_creator(db, kind="Scenario", name=new, actor=actor)
@@ -605,14 +637,14 @@ def clone(db, *, name: str, new: str, actor: str, now: datetime, note: str | Non
 
 # --- manual launch -------------------------------------------------------------------------------
 
-@dataclass
+@dataclass(frozen=True)
 class LaunchPlan:
     """What `start scenario` would do: the participants and the problems found."""
 
     scenario: str
     selection: str
     source_sql: str
-    source_params: dict
+    source_params: dict[str, Any]
     targeted: int
     problems: list[str]
     include_opted_out: bool
@@ -626,89 +658,137 @@ class LaunchPlan:
     opted_out: int = 0  # targeted contacts a send step would skip for opt-out
 
 
-def allows_manual_trigger(spec: dict) -> bool:
+def allows_manual_trigger(scenario: Scenario) -> bool:
     """An event scenario with `launch.allow_manual: true` may be started for one contact."""
-    return launch_type(spec) == "event" and _launch(spec).get("allow_manual") is True
+    return scenario.launch.type == "event" and scenario.launch.allow_manual
 
 
-def plan_launch(db, *, name: str, all_contacts: bool, groups: Sequence[str],
-                contact: str | None, include_opted_out: bool, environ=None,
-                validate: bool = True, data: dict | None = None,
-                now: datetime | None = None) -> LaunchPlan:
+@dataclass(frozen=True)
+class Participants:
+    """Who a manual launch targets: every contact, the members of groups, or one contact."""
+
+    all_contacts: bool = False
+    groups: tuple[str, ...] = ()
+    contact: str | None = None  # its external id
+
+    def check(self) -> None:
+        if sum([self.all_contacts, bool(self.groups), self.contact is not None]) != 1:
+            raise UsageProblem("choose the participants with exactly one of --all, --group G "
+                               "(repeatable) or --contact ID")
+
+    def selection(self) -> str:
+        """As the launch records it."""
+        if self.contact is not None:
+            return f"contact {self.contact}"
+        if self.all_contacts:
+            return "all contacts"
+        return "groups " + ", ".join(self.groups)
+
+
+@dataclass(frozen=True)
+class LaunchRequest:
+    """What `start scenario` asks for."""
+
+    scenario: str
+    participants: Participants
+    include_opted_out: bool = False
+    data: dict | None = None  # capture data of the profiles (`--data`)
+
+
+def plan_launch(db: Database, request: LaunchRequest, *, now: datetime,
+                validate: bool = True) -> LaunchPlan:
+    """What launching would do (participants, summary, problems), launching nothing.
+
+    `validate=False` (`--count`) only counts the participants: the scenario may be inactive and
+    its send steps are not checked."""
+    name, who = request.scenario, request.participants
     obj = _scenario(db, name)
-    chosen = sum([bool(all_contacts), bool(groups), contact is not None])
-    if chosen != 1:
-        raise UsageProblem("choose the participants with exactly one of --all, --group G "
-                           "(repeatable) or --contact ID")
-    spec = obj["spec"]
-    kind = launch_type(spec)
-    manual_trigger = allows_manual_trigger(spec)
-    if manual_trigger and contact is None:
-        raise ActionRefused(f"scenario {name} is triggered by event {_launch(spec).get('event')}"
-                            "; by hand it starts for one contact at a time: use --contact ID")
-    if kind != "manual" and not manual_trigger:
-        hint = (" (or an event scenario with launch.allow_manual: true, for one --contact)"
-                if kind == "event" else "")
-        raise ActionRefused(f"scenario {name} has launch.type {kind}; only a scenario with "
-                            f"launch.type manual can be started by hand{hint}")
-    if validate and obj["status"] != "active":
-        raise ActionRefused(f"scenario {name} is {obj['status']}; run "
-                            f"'campctl activate scenario {name}' first")
-    contact_id = None
-    if contact is not None:
-        contact_id = store.contact_id_of(db, contact)
-        if contact_id is None:
-            raise NotFound(f"no contact with id {contact!r}; see 'campctl contacts list'")
-        selection = f"contact {contact}"
-    elif all_contacts:
-        selection = "all contacts"
-    else:
-        selection = "groups " + ", ".join(groups)
-    sql, params = store.contacts_source(all_contacts=all_contacts, groups=list(groups),
-                                        contact_id=contact_id)
-    if manual_trigger and (audience := capture_audience(spec)) is not None:
-        from campctl.store import segments
-
-        if now is None:
-            raise ValueError("plan_launch needs `now` to check capture conditions")
-        cond_sql, cond_params = segments.audience_where(db, audience, now=now,
-                                                        alias="c", include_opted_out=True)
-        sql, params, unmet = store.narrow_source(db, sql, params, cond_sql, list(cond_params))
-        if unmet:
-            raise ActionRefused(f"contact {contact} does not match the capture conditions of "
-                                f"scenario {name} (launch.audience); nothing launched")
+    who.check()
+    scenario = obj.model
+    manual_trigger = _check_startable(obj, who, validate=validate)
+    sql, params = _participants_source(db, obj, who, manual_trigger=manual_trigger, now=now)
     targeted = store.count_source(db, sql, params)
-    from campctl.engine.users import scenario_restriction
-
-    restriction = scenario_restriction(db, name, spec)
+    restriction = _restriction(db, name, scenario)
     left_out, left_out_reason = 0, None
     if restriction is not None:
         left_out = restriction.left_out(db, sql, params)
         left_out_reason = restriction.reason if left_out else None
-        sql, params = restriction.narrow(sql, params)  # type: ignore[assignment]
+        sql, narrowed = restriction.narrow(sql, params)
+        assert isinstance(narrowed, dict)  # a source with named parameters stays named
+        params = narrowed
     problems: list[str] = []
+    summary: dict[str, int] = {}
     if validate:
-        try:
-            steps = parse_steps(spec)
-        except ValidationFailed as exc:
-            problems.extend(exc.issues or [exc.message])
-            steps = []
-        sends = [step for step in steps if step.kind == "send"]
-        summary = {"steps": len(steps), "messages": len(sends)}
-        if sends and not include_opted_out:
-            summary["opted_out"] = store.count_opted_out(
-                db, sql, dict(params),  # type: ignore[arg-type]
-                [(step.send or {}).get("message_type") for step in sends])
-        contacts = (dict(context, event=dict(data or {}))
-                    for context in store.targeted_contacts(db, sql, params))
-        check = validate_send_steps(db, steps, contacts)
-        problems += check.problems
-        summary["failing"] = check.failing
-    else:
-        summary = {}
-    return LaunchPlan(name, selection, sql, params, targeted, problems, include_opted_out,
-                      left_out, left_out_reason, data=data, manual_trigger=manual_trigger,
-                      **summary)
+        problems, summary = _launch_check(db, scenario, (sql, params), request)
+    return LaunchPlan(name, who.selection(), sql, params, targeted, problems,
+                      request.include_opted_out, left_out, left_out_reason, data=request.data,
+                      manual_trigger=manual_trigger, **summary)
+
+
+def _check_startable(obj: _Stored, who: Participants, *, validate: bool) -> bool:
+    """Refuses a scenario that cannot be started by hand (for these participants); returns
+    whether it is an event scenario triggered by hand."""
+    name, launch = obj.name, obj.model.launch
+    manual_trigger = allows_manual_trigger(obj.model)
+    if manual_trigger and who.contact is None:
+        raise ActionRefused(f"scenario {name} is triggered by event {launch.event}"
+                            "; by hand it starts for one contact at a time: use --contact ID")
+    if launch.type != "manual" and not manual_trigger:
+        hint = (" (or an event scenario with launch.allow_manual: true, for one --contact)"
+                if launch.type == "event" else "")
+        raise ActionRefused(f"scenario {name} has launch.type {launch.type}; only a scenario "
+                            f"with launch.type manual can be started by hand{hint}")
+    if validate and obj.record.status != "active":
+        raise ActionRefused(f"scenario {name} is {obj.record.status}; run "
+                            f"'campctl activate scenario {name}' first")
+    return manual_trigger
+
+
+def _participants_source(db: Database, obj: _Stored, who: Participants, *,
+                         manual_trigger: bool, now: datetime) -> tuple[str, dict[str, Any]]:
+    """The participants as a capture source; a contact triggering an event scenario by hand
+    must meet its capture conditions."""
+    contact_id = None
+    if who.contact is not None:
+        contact_id = store.contact_id_of(db, who.contact)
+        if contact_id is None:
+            raise NotFound(f"no contact with id {who.contact!r}; see 'campctl contacts list'")
+    sql, params = store.contacts_source(all_contacts=who.all_contacts, groups=list(who.groups),
+                                        contact_id=contact_id)
+    if manual_trigger and (audience := capture_audience(obj.model)) is not None:
+        from campctl.store import segments
+
+        cond_sql, cond_params = segments.audience_where(db, audience.raw, now=now,
+                                                        alias="c", include_opted_out=True)
+        sql, params, unmet = store.narrow_source(db, sql, params, cond_sql, list(cond_params))
+        if unmet:
+            raise ActionRefused(f"contact {who.contact} does not match the capture conditions "
+                                f"of scenario {obj.name} (launch.audience); nothing launched")
+    return sql, params
+
+
+def _launch_check(db: Database, scenario: Scenario, source: tuple[str, dict[str, Any]],
+                  request: LaunchRequest) -> tuple[list[str], dict[str, int]]:
+    """The problems of a launch (invalid steps, send steps that fail for a targeted contact)
+    and its summary (steps, messages, opted out, failing)."""
+    sql, params = source
+    problems: list[str] = []
+    try:
+        steps = checked_steps(scenario)
+    except ValidationFailed as exc:
+        problems.extend(exc.issues or [exc.message])
+        steps = ()
+    sends = [step.send for step in steps if step.send is not None]
+    summary = {"steps": len(steps), "messages": len(sends)}
+    if sends and not request.include_opted_out:
+        summary["opted_out"] = store.count_opted_out(
+            db, sql, dict(params), [send.message_type for send in sends])
+    contacts = (dict(context, event=dict(request.data or {}))
+                for context in store.targeted_contacts(db, sql, params))
+    check = validate_send_steps(db, steps, contacts)
+    problems += check.problems
+    summary["failing"] = check.failing
+    return problems, summary
 
 
 @dataclass
@@ -720,32 +800,49 @@ class SendCheck:
     failing: int = 0
 
 
-def validate_send_steps(db, steps: list[Step], contacts: Iterable[dict] | None) -> SendCheck:
+def validate_send_steps(db: Database, steps: Iterable[ScenarioStep],
+                        contacts: Iterable[dict] | None) -> SendCheck:
     """Every send step: its channel exists, its templates compile (and pass their test render),
     and render for every contact in `contacts` (the launch's targeted contacts)."""
+    check = SendCheck([])
+    compiled = _compiled_sends(db, steps, check.problems)
+    if contacts is None or not compiled:
+        return check
+    _render_for_each(compiled, contacts, check)
+    return check
+
+
+def _compiled_sends(db: Database, steps: Iterable[ScenarioStep],
+                    problems: list[str]) -> list[tuple[str, CompiledMessage]]:
+    """Each send step's message compiled; a missing channel, an empty message or a template
+    that fails for everyone is added to `problems` (no need to try each contact)."""
     from campctl.engine.templates import TemplateFailed, compile_message
     from campctl.store.objects import get_object
 
-    problems: list[str] = []
-    compiled: list[tuple[str, Any]] = []
+    compiled: list[tuple[str, CompiledMessage]] = []
     for step in steps:
-        if step.kind != "send":
+        send = step.send
+        if send is None:
             continue
-        send = step.send or {}
-        channel = str(send.get("channel") or DEFAULT_CHANNEL)
-        if channel != DEFAULT_CHANNEL and get_object(db, "Channel", channel) is None:
-            problems.append(f"step {step.id}: channel {channel!r} does not exist")
-        message = {k: send.get(k) for k in ("subject", "body") if k in send}
-        if not message.get("body") and not message.get("subject"):
+        if send.channel != DEFAULT_CHANNEL and get_object(db, "Channel", send.channel) is None:
+            problems.append(f"step {step.id}: channel {send.channel!r} does not exist")
+        if not send.body and not send.subject:
             problems.append(f"step {step.id}: send has neither subject nor body")
             continue
         try:
-            compiled.append((step.id, compile_message(message)))
-        except TemplateFailed as exc:  # fails for everyone: no need to try each contact
+            compiled.append((step.id, compile_message({"subject": send.subject,
+                                                       "body": send.body})))
+        except TemplateFailed as exc:
             problems.append(f"step {step.id}: {exc.reason}")
-    check = SendCheck(problems)
-    if contacts is None or not compiled:
-        return check
+    return compiled
+
+
+def _render_for_each(compiled: list[tuple[str, CompiledMessage]], contacts: Iterable[dict],
+                     check: SendCheck) -> None:
+    """Render every compiled message for every contact; each distinct failure is listed once
+    (with how many contacts it fails for and the first), up to MAX_LISTED_REASONS."""
+    from campctl.engine.templates import TemplateFailed
+
     # (step, reason) -> [contacts, first contact], in the order first seen
     found: dict[tuple[str, str], list] = {}
     for context in contacts:
@@ -759,6 +856,7 @@ def validate_send_steps(db, steps: list[Step], contacts: Iterable[dict] | None) 
                 entry = found.setdefault((step_id, exc.reason), [0, context.get("id")])
                 entry[0] += 1
         check.failing += bad
+    problems = check.problems
     for (step_id, reason), (count, first) in list(found.items())[:MAX_LISTED_REASONS]:
         problems.append(f"step {step_id}: {reason} (for {count} targeted contact(s), first "
                         f"{first})")
@@ -767,13 +865,12 @@ def validate_send_steps(db, steps: list[Step], contacts: Iterable[dict] | None) 
     if check.failing:
         problems.append(f"{check.failing} of {check.checked} targeted contact(s) would get a "
                         "message that fails to render")
-    return check
 
 
-def launch(db, plan: LaunchPlan, *, actor: str, now: datetime) -> dict:
+def launch(db: Database, plan: LaunchPlan, *, actor: str, now: datetime) -> dict:
     """Create the launch and its profiles (they move at the next tick)."""
     from campctl.store import history, log
-    from campctl.store.objects import get_object
+    from campctl.store.objects import get_record
 
     if plan.problems:
         raise ValidationFailed("validation failed, nothing launched: " + "; ".join(plan.problems),
@@ -783,18 +880,18 @@ def launch(db, plan: LaunchPlan, *, actor: str, now: datetime) -> dict:
     if plan.left_out >= plan.targeted:
         raise ActionRefused(f"all {plan.targeted} targeted contact(s) are left out: "
                             f"{plan.left_out_reason}; nothing launched")
-    obj = get_object(db, "Scenario", plan.scenario)
-    if obj is None or obj["status"] != "active":
+    record = get_record(db, "Scenario", plan.scenario)
+    if record is None or record.status != "active":
         raise ActionRefused(f"scenario {plan.scenario} is not active any more; nothing launched")
-    steps = parse_steps(obj["spec"])
+    scenario = Scenario.from_spec(record.spec)
+    steps = checked_steps(scenario)
     launch_id = store.create_launch(db, scenario=plan.scenario, selection=plan.selection,
                                     include_opted_out=plan.include_opted_out, actor=actor, now=now)
-    entered = store.capture(db, scenario=plan.scenario, source_sql=plan.source_sql,
-                            source_params=plan.source_params, reentry=reentry(obj["spec"]),
-                            first_step=steps[0].id, now=now,
-                            capture_key_sql=f"'l:{launch_id}'", launch_id=launch_id,
-                            include_opted_out=plan.include_opted_out,
-                            data_sql=store.json_literal(plan.data))
+    entered = store.capture(db, store.Capture(
+        plan.scenario, plan.source_sql, plan.source_params, reentry=scenario.reentry,
+        first_step=steps[0].id, capture_key_sql=f"'l:{launch_id}'",
+        data_sql=store.json_literal(plan.data), launch_id=launch_id,
+        include_opted_out=plan.include_opted_out), now=now)
     store.set_launch_targeted(db, launch_id, plan.targeted)
     from campctl.store.users import set_launch_left_out
 
@@ -818,64 +915,67 @@ def summary_text(plan: LaunchPlan) -> str:
             f"targeted, {opted}, {plan.left_out} left out for rights")
 
 
-def require_launch(db, launch_id: int) -> dict:
+def require_launch(db: Database, launch_id: int) -> store.Launch:
     row = store.get_launch(db, launch_id)
     if row is None:
         raise NotFound(f"no launch {launch_id}; see 'campctl get launches'")
     return row
 
 
-def _results_text(db, scenario: str, launch_id: int) -> str:
+def _results_text(db: Database, scenario: str, launch_id: int) -> str:
     """A launch's result numbers, for its log rows."""
-    for row in store.launches(db, scenario):
-        if row["id"] == launch_id:
-            return (f"targeted {row['targeted']}: success {row['success']}, failure "
-                    f"{row['failure']}, abandoned {row['abandoned']}, other {row['other']}, "
-                    f"inside {row['inside']}")
+    for results in store.launches(db, scenario):
+        if results.launch.id == launch_id:
+            return results.text()
     return "no results"
 
 
-def stop_launch(db, *, launch_id: int, actor: str, now: datetime, note: str | None = None) -> dict:
+def stop_launch(db: Database, *, launch_id: int, actor: str, now: datetime,
+                note: str | None = None) -> dict:
     from campctl.store import history, log
 
     row = require_launch(db, launch_id)
-    if row["status"] != "running":
-        raise ActionRefused(f"launch {launch_id} is {row['status']}; only a running launch "
+    if row.status != "running":
+        raise ActionRefused(f"launch {launch_id} is {row.status}; only a running launch "
                             "can be stopped")
-    abandoned = store.end_profiles(db, row["scenario"], now=now, status="abandoned",
+    abandoned = store.end_profiles(db, row.scenario, now=now, status="abandoned",
                                    launch_id=launch_id)
     if not store.abandon_launch(db, launch_id, now=now):
         raise ActionRefused(f"launch {launch_id} changed meanwhile; look again and retry")
     history.record(db, kind="launch", name=str(launch_id), action="stop", actor=actor, now=now,
                    from_status="running", to_status="abandoned", note=note)
-    log.append(db, now=now, event="Launch Abandoned", scenario=row["scenario"],
+    log.append(db, now=now, event="Launch Abandoned", scenario=row.scenario,
                launch_id=launch_id,
                details=f"launch {launch_id}: {abandoned} profile(s) abandoned; "
-                       f"{_results_text(db, row['scenario'], launch_id)}")
+                       f"{_results_text(db, row.scenario, launch_id)}")
     return {"id": launch_id, "abandoned": abandoned}
 
 
-def launches(db, *, scenario: str | None = None) -> list[dict]:
+def launches(db: Database, *, scenario: str | None = None) -> list[dict]:
     from campctl.store.users import launch_left_out
 
     if scenario is not None:
         _scenario(db, scenario)
     left_out = launch_left_out(db)
-    return [
-        {"id": r["id"], "scenario": r["scenario"], "status": r["status"],
-         "targeted": r["targeted"], "success": r["success"], "failure": r["failure"],
-         "abandoned": r["abandoned"], "other": r["other"], "inside": r["inside"],
-         "selection": r["selection"], "include_opted_out": bool(r["include_opted_out"]),
-         "created_at": r["created_at"], "finished_at": r["finished_at"],
-         "left_out": dict(zip(("rights", "reason"), left_out.get(r["id"], (0, None)),
-                              strict=True))}
-        for r in store.launches(db, scenario)
-    ]
+    return [_launch_row(r, left_out.get(r.launch.id, (0, None)))
+            for r in store.launches(db, scenario)]
+
+
+def _launch_row(results: store.LaunchResults, left_out: tuple[int, str | None]) -> dict:
+    """A launch with its results, as `get launches` shows it."""
+    launch = results.launch
+    return {"id": launch.id, "scenario": launch.scenario, "status": launch.status,
+            "targeted": launch.targeted, "success": results.success,
+            "failure": results.failure, "abandoned": results.abandoned,
+            "other": results.other, "inside": results.inside, "selection": launch.selection,
+            "include_opted_out": launch.include_opted_out, "created_at": launch.created_at,
+            "finished_at": launch.finished_at,
+            "left_out": {"rights": left_out[0], "reason": left_out[1]}}
 
 
 # --- statistics and pictures ---------------------------------------------------------------------
 
-def stats(db, *, name: str, start: datetime, end: datetime, now: datetime) -> dict:
+def stats(db: Database, *, name: str, start: datetime, end: datetime, now: datetime) -> dict:
     """Entries, completions and errors in [start, end]; profiles inside at `now`."""
     _scenario(db, name)
     if start > end:
@@ -892,11 +992,11 @@ def stats(db, *, name: str, start: datetime, end: datetime, now: datetime) -> di
         "since": to_db(start),
         "from": to_db(start),
         "to": to_db(end),
-        "entered": counts["entered"],
-        "completed": counts["completed"],
-        "errors": counts["errors"] + failed_profiles,
+        "entered": counts.entered,
+        "completed": counts.completed,
+        "errors": counts.errors + failed_profiles,
         "failed_messages": failed,
-        "active": counts["active"],
+        "active": counts.active,
         "by_step": {step: sum(c.values())
                     for step, c in sorted(steps.items(), key=_order(db, name))},
     }
@@ -914,15 +1014,12 @@ def period_bounds(*, since: timedelta | None, start: datetime | None, end: datet
     return start or upper - timedelta(days=7), upper
 
 
-def _order(db, name: str):
-    try:
-        ids = [s.id for s in parse_steps(_scenario(db, name)["spec"])]
-    except ValidationFailed:
-        ids = []
+def _order(db: Database, name: str):
+    ids = _step_ids(_scenario(db, name).model)
     return lambda item: (ids.index(item[0]) if item[0] in ids else len(ids), item[0] or "")
 
 
-def profiles(db, *, name: str, step: str | None = None, status: str | None = None,
+def profiles(db: Database, *, name: str, step: str | None = None, status: str | None = None,
              contact: str | None = None, limit: int | None = None) -> tuple[list[dict], int]:
     """A scenario's profiles (oldest first, at most `limit`) and how many match in all.
 
@@ -931,10 +1028,7 @@ def profiles(db, *, name: str, step: str | None = None, status: str | None = Non
 
     obj = _scenario(db, name)
     if step is not None:
-        try:
-            ids = [s.id for s in parse_steps(obj["spec"])]
-        except ValidationFailed:
-            ids = []
+        ids = _step_ids(obj.model)
         if step not in ids and not store.has_profiles_at_step(db, name, step):
             raise NotFound(f"scenario {name} has no step {step!r}; its steps: "
                            + (", ".join(ids) or "none"))
@@ -951,10 +1045,10 @@ def profiles(db, *, name: str, step: str | None = None, status: str | None = Non
     return [_profile_row(r) for r in rows], total
 
 
-def _profile_row(r: dict) -> dict:
-    return {"contact": r["contact"], "step": r["step"], "status": r["status"],
-            "entered_at": r["entered_at"], "wake_at": r["wake_at"], "exited_at": r["exited_at"],
-            "launch": r["launch_id"], "error": r["error"], "data": _data(r.get("data"))}
+def _profile_row(r: store.Profile) -> dict:
+    return {"contact": r.contact, "step": r.step, "status": r.status,
+            "entered_at": r.entered_at, "wake_at": r.wake_at, "exited_at": r.exited_at,
+            "launch": r.launch_id, "error": r.error, "data": _data(r.data)}
 
 
 def _data(text: str | None) -> dict | None:
@@ -969,22 +1063,22 @@ def _data(text: str | None) -> dict | None:
     return value if isinstance(value, dict) else None
 
 
-def contact_journeys(db, contact_id: int) -> list[dict]:
+def contact_journeys(db: Database, contact_id: int) -> list[dict]:
     """A contact's scenario profiles: scenario, step, status, wake-up, capture data."""
-    return [{"scenario": r["scenario"], **_profile_row(r), "cleared": r["cleared_at"] is not None}
+    return [{"scenario": r.scenario, **_profile_row(r), "cleared": r.cleared_at is not None}
             for r in store.contact_profiles(db, contact_id)]
 
 
-def recent_profiles(db, name: str, *, limit: int = 5) -> list[dict]:
+def recent_profiles(db: Database, name: str, *, limit: int = 5) -> list[dict]:
     """The latest profiles of a scenario with their capture data (for describe scenario)."""
     return [_profile_row(r) for r in store.latest_profiles(db, name, limit=limit)]
 
 
-def describe_extra(db, name: str, now: datetime) -> list[dict]:
+def describe_extra(db: Database, name: str, now: datetime) -> list[dict]:
     """One row per step for `describe scenario`: what it does, where it leads, who is there."""
     obj = _scenario(db, name)
     try:
-        steps = parse_steps(obj["spec"])
+        steps = checked_steps(obj.model)
     except ValidationFailed as exc:
         return [{"step": "-", "action": "invalid", "detail": exc.message, "next": None,
                  "active": 0, "waiting": 0, "frozen": 0, "sent": 0}]
@@ -993,38 +1087,39 @@ def describe_extra(db, name: str, now: datetime) -> list[dict]:
     rows = []
     for step in steps:
         here = inside.get(step.id, {})
-        if step.kind == "send":
-            send = step.send or {}
-            detail = f"{send.get('channel') or DEFAULT_CHANNEL}"
-            if send.get("message_type"):
-                detail += f" ({send['message_type']})"
-            if send.get("subject"):
-                detail += f": {send['subject']}"
-            leads = step.next or END
-        elif step.kind == "wait":
-            detail = _human(step.wait)
-            leads = step.next or END
-        elif step.kind == "if":
-            cond = step.condition or {}
-            detail = (f"event {cond.get('event')} within {cond.get('within')}" if "event" in cond
-                      else "contact matches rules")
-            leads = f"then {step.then or END} / else {step.otherwise or END}"
-        else:
-            detail, leads = "", step.next or END
+        sent = messages.get(step.id, {})
+        detail, leads = _step_picture(step)
         rows.append({
-            "step": step.id, "action": step.kind, "detail": detail, "next": leads,
+            "step": step.id, "action": step.action, "detail": detail, "next": leads,
             "active": here.get("active", 0), "waiting": here.get("waiting", 0),
-            "frozen": here.get("frozen", 0),
-            "sent": messages.get(step.id, {}).get("sent", 0),
-            "queued": messages.get(step.id, {}).get("queued", 0),
-            "failed": messages.get(step.id, {}).get("failed", 0),
+            "frozen": here.get("frozen", 0), "sent": sent.get("sent", 0),
+            "queued": sent.get("queued", 0), "failed": sent.get("failed", 0),
         })
     return rows
 
 
-def _human(delta: timedelta | None) -> str:
-    if delta is None:
-        return ""
+def _step_picture(step: ScenarioStep) -> tuple[str, str]:
+    """What a step does and where it leads, in words (describe scenario)."""
+    leads = step.next or END
+    if step.send is not None:
+        send = step.send
+        detail = send.channel
+        if send.message_type:
+            detail += f" ({send.message_type})"
+        if send.subject:
+            detail += f": {send.subject}"
+        return detail, leads
+    if step.wait is not None:
+        return _human(parse_duration(step.wait)), leads
+    if step.condition is not None:
+        cond = step.condition
+        detail = (f"event {cond.event} within {cond.within}" if cond.event is not None
+                  else "contact matches rules")
+        return detail, f"then {step.then or END} / else {step.otherwise or END}"
+    return "", leads
+
+
+def _human(delta: timedelta) -> str:
     seconds = int(delta.total_seconds())
     for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
         if seconds and seconds % size == 0:
@@ -1032,15 +1127,16 @@ def _human(delta: timedelta | None) -> str:
     return f"{seconds}s"
 
 
-def status_rows(db, *, now: datetime) -> list[dict]:
+def status_rows(db: Database, *, now: datetime) -> list[dict]:
     """Active scenarios with profiles inside, per step (for `campctl status` and the daemon)."""
     rows = []
     for obj in store.active_scenarios(db):
-        steps = store.by_step(db, obj["name"])
+        steps = store.by_step(db, obj.name)
+        scenario = Scenario.from_spec(obj.spec)
         rows.append({
-            "scenario": obj["name"],
-            "launch_type": launch_type(obj["spec"]),
-            "reentry": reentry(obj["spec"]),
+            "scenario": obj.name,
+            "launch_type": scenario.launch.type,
+            "reentry": scenario.reentry,
             "profiles": sum(sum(c.values()) for c in steps.values()),
             "by_step": {s: sum(c.values()) for s, c in steps.items()},
         })

@@ -86,9 +86,10 @@ def preview(db, kind: str, name: str, *, now: datetime, count: int) -> tuple[lis
     if not expr or block.get("type") != wanted:
         return [], tz
     if kind == "scenario":
+        from campctl.definitions.models import Scenario
         from campctl.engine.scenarios import deactivate_after
 
-        stop_at = deactivate_after(spec)
+        stop_at = deactivate_after(Scenario.from_spec(spec))
         if stop_at is not None:
             horizon = min(horizon, stop_at)
             if horizon <= now:

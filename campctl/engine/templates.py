@@ -311,6 +311,8 @@ class _Part:
         """As `render`, raising what the template raised."""
         if self.constant is not None:
             return self.constant
+        template = self.template
+        assert template is not None  # compiled whenever the text is not constant
         size = 0
         chunks: list[str] = []
         values = {**self.globals, **context}
@@ -320,8 +322,8 @@ class _Part:
         outer = _active()
         _local.budget = budget or _Budget()
         try:
-            frame = self.template.new_context(values, shared=True)
-            for chunk in self.template.root_render_func(frame):
+            frame = template.new_context(values, shared=True)
+            for chunk in template.root_render_func(frame):
                 size += len(chunk)
                 if size > MAX_OUTPUT:
                     raise _OutputTooLong(f"rendered text exceeds the limit of {MAX_OUTPUT} "

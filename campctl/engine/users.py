@@ -257,11 +257,6 @@ def restriction_for(db: Database, *, kind: str, name: str,
     return Restriction(creator, sql, params, reason, tuple(user["groups"]), True)
 
 
-def scenario_restriction(db: Database, name: str, spec: dict) -> Restriction | None:
-    return restriction_for(db, kind="Scenario", name=name,
-                           message_types=message_types_of("Scenario", spec))
-
-
 def record_run_left_out(db: Database, run_id: int, restriction: Restriction | None,
                         selection: tuple[str, list] | None) -> int:
     """Count the contacts of the run's unrestricted selection that the rights leave out."""

@@ -267,13 +267,16 @@ def scenario_verb(db, *, name: str, verb: str, actor: str, now: datetime,
     return status, str(target)
 
 
-def delete_blockers(db, kind: Kind, name: str) -> list[str]:
+def delete_blockers(db, kind: Kind, name: str, *,
+                    referenced: list[str] | None = None) -> list[str]:
+    """Why the object cannot be deleted now; `referenced`: its `referenced_by`, when the caller
+    has it already (it reads every spec that names the object)."""
     problems: list[str] = []
     if why := _running(db, kind, name):
         problems.append(why)
     if kind is Kind.SCENARIO and (profiles := store.active_profiles(db, name)):
         problems.append(f"{profiles} profile(s) are in it ('campctl clear scenario {name}')")
-    users = referenced_by(db, kind, name)
+    users = referenced_by(db, kind, name) if referenced is None else referenced
     if users:
         problems.append(f"it is referenced by {', '.join(users)}")
     if kind is Kind.CHANNEL:

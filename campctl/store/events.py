@@ -3,28 +3,32 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from campctl.store.db import Database
 from campctl.store.runs import REACHED_SQL, RESTART_CHAIN_SQL
 from campctl.timeutil import to_db
 
 
-def contact_id(db, external_id: str) -> int | None:
+def contact_id(db: Database, external_id: str) -> int | None:
     return db.scalar("SELECT id FROM contacts WHERE external_id = ?", (external_id,))
 
 
-def insert_event(db, *, name: str, contact: int, at: datetime, data: Any, now: datetime) -> int:
+def insert_event(db: Database, *, name: str, contact: int, at: datetime, data: Any,
+                 now: datetime) -> int:
     cur = db.execute(
         "INSERT INTO events (name, contact_id, at, data, recorded_at) VALUES (?, ?, ?, ?, ?)",
         (name, contact, to_db(at), None if data is None else json.dumps(data, sort_keys=True),
          to_db(now)),
     )
-    return int(cur.lastrowid)
+    assert cur.lastrowid is not None  # set by a successful INSERT
+    return cur.lastrowid
 
 
-def event_campaigns(db, event: str | None) -> list[str]:
+def event_campaigns(db: Database, event: str | None) -> list[str]:
     """Launched event-triggered campaigns listening to `event` (None: to any event)."""
     return [r[0] for r in db.query(
         "SELECT name FROM objects WHERE kind = 'Campaign' AND status = 'approved'"
@@ -33,11 +37,11 @@ def event_campaigns(db, event: str | None) -> list[str]:
         (event, event))]
 
 
-def get_cursor(db, consumer: str) -> int | None:
+def get_cursor(db: Database, consumer: str) -> int | None:
     return db.scalar("SELECT last_event_id FROM event_cursors WHERE consumer = ?", (consumer,))
 
 
-def set_cursor(db, consumer: str, last_event_id: int) -> None:
+def set_cursor(db: Database, consumer: str, last_event_id: int) -> None:
     db.execute(
         "INSERT INTO event_cursors (consumer, last_event_id) VALUES (?, ?)"
         " ON CONFLICT (consumer) DO UPDATE SET last_event_id = excluded.last_event_id"
@@ -46,7 +50,7 @@ def set_cursor(db, consumer: str, last_event_id: int) -> None:
     )
 
 
-def max_event_id(db, *, name: str | None = None, upto_at: datetime | None = None) -> int:
+def max_event_id(db: Database, *, name: str | None = None, upto_at: datetime | None = None) -> int:
     sql = "SELECT max(id) FROM events"
     where, params = [], []
     if name is not None:
@@ -60,7 +64,7 @@ def max_event_id(db, *, name: str | None = None, upto_at: datetime | None = None
     return int(db.scalar(sql, params) or 0)
 
 
-def pending_events(db, *, name: str, after_id: int, upto_id: int, since: datetime,
+def pending_events(db: Database, *, name: str, after_id: int, upto_id: int, since: datetime,
                    upto_at: datetime | None = None) -> int:
     """How many events of `name` in the id range (after_id, upto_id] count for a build."""
     sql = ("SELECT count(*) FROM events WHERE name = ? AND id > ? AND id <= ? AND at >= ?"
@@ -72,37 +76,62 @@ def pending_events(db, *, name: str, after_id: int, upto_id: int, since: datetim
     return int(db.scalar(sql, params) or 0)
 
 
-def event_contacts_query(db, *, run_id: int, selection: dict, message_type: str | None,
-                         include_opted_out: bool, now: datetime,
-                         extra_where: tuple[str, Sequence] | None = None) -> tuple[str, list]:
-    """`SELECT contact_id` of the distinct contacts with a matching event who are also in the
-    campaign's audience (and meet `extra_where`, a condition on contacts row `c`)."""
+@dataclass(frozen=True, slots=True)
+class EventSelection:
+    """The events a run of an event-triggered campaign takes, as stored in its snapshot (so a
+    rebuild after a restart selects the same contacts): events `name` with an id in
+    (after_id, upto_id] dated at or after `since`, of contacts in `audience` (None: everyone)."""
+
+    name: str
+    after_id: int
+    upto_id: int
+    since: str
+    audience: Mapping[str, Any] | None = None
+
+    @classmethod
+    def from_snapshot(cls, selection: Mapping[str, Any]) -> EventSelection:
+        return cls(name=selection["name"], after_id=int(selection["after_id"]),
+                   upto_id=int(selection["upto_id"]), since=selection["since"],
+                   audience=selection.get("audience") or None)
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecipients:
+    """Who a run of an event-triggered campaign sends to: the distinct contacts with a selected
+    event who are also in the campaign's audience (opt-outs of `message_type` applied there
+    unless `include_opted_out`) and meet `extra_where` (a condition on contacts row `c`)."""
+
+    run_id: int
+    selection: EventSelection
+    message_type: str | None
+    include_opted_out: bool
+    extra_where: tuple[str, Sequence[Any]] | None = None
+
+
+def event_contacts_query(db: Database, recipients: EventRecipients, *,
+                         now: datetime) -> tuple[str, list]:
+    """`SELECT contact_id` of the recipients."""
     from campctl.store.segments import audience_query
 
-    audience = selection.get("audience") or {"all": True}
+    selection = recipients.selection
+    audience = selection.audience or {"all": True}
     audience_sql, audience_params = audience_query(
-        db, audience, now=now, message_type=message_type,
-        include_opted_out=include_opted_out or bool(audience.get("include_opted_out")),
-        sample_key=f"run-{run_id}", extra=extra_where)
+        db, audience, now=now, message_type=recipients.message_type,
+        include_opted_out=(recipients.include_opted_out
+                           or bool(audience.get("include_opted_out"))),
+        sample_key=f"run-{recipients.run_id}", extra=recipients.extra_where)
     sql = ("SELECT DISTINCT contact_id FROM events WHERE name = ? AND id > ? AND id <= ?"
            f" AND at >= ? AND contact_id IS NOT NULL AND contact_id IN ({audience_sql})")
-    return sql, [selection["name"], int(selection["after_id"]), int(selection["upto_id"]),
-                 selection["since"], *audience_params]
+    return sql, [selection.name, selection.after_id, selection.upto_id, selection.since,
+                 *audience_params]
 
 
-def build_queue_from_events(db, *, run_id: int, selection: dict, channel: str,
-                            message_type: str | None, include_opted_out: bool,
-                            now: datetime, exclude_sent_of_run: int | None = None,
-                            extra_where: tuple[str, Sequence] | None = None) -> int:
-    """One set-based INSERT: a queue item per distinct contact with a matching event who is
-    also in the campaign's audience (`selection["audience"]`, opt-outs applied there).
-
-    `selection` = {"name", "after_id", "upto_id", "since", "audience"?} as stored in the run
-    snapshot, so a rebuild (restart) selects the same contacts.
-    """
-    contacts_sql, contacts_params = event_contacts_query(
-        db, run_id=run_id, selection=selection, message_type=message_type,
-        include_opted_out=include_opted_out, now=now, extra_where=extra_where)
+def build_queue_from_events(db: Database, recipients: EventRecipients, *, channel: str,
+                            now: datetime, exclude_sent_of_run: int | None = None) -> int:
+    """One set-based INSERT: a queue item per recipient (see `EventRecipients`); with
+    `exclude_sent_of_run`, none for a contact that run's restart chain already reached."""
+    contacts_sql, contacts_params = event_contacts_query(db, recipients, now=now)
+    run_id = recipients.run_id
     sql = (
         "INSERT INTO queue_items (message_id, run_id, contact_id, channel, message_type, status,"
         " created_at)"
@@ -110,7 +139,7 @@ def build_queue_from_events(db, *, run_id: int, selection: dict, channel: str,
         f" FROM ({contacts_sql}) e WHERE 1"
     )
     params: list[Any] = [
-        run_id, run_id, channel, message_type, to_db(now), *contacts_params,
+        run_id, run_id, channel, recipients.message_type, to_db(now), *contacts_params,
     ]
     if exclude_sent_of_run is not None:
         sql += (" AND NOT EXISTS (SELECT 1 FROM queue_items s WHERE s.run_id IN"
@@ -120,7 +149,7 @@ def build_queue_from_events(db, *, run_id: int, selection: dict, channel: str,
     return db.execute(sql, params).rowcount
 
 
-def list_events(db, *, name: str | None = None, limit: int | None = 100) -> list[dict]:
+def list_events(db: Database, *, name: str | None = None, limit: int | None = 100) -> list[dict]:
     """The most recent events first; `limit` None for all."""
     sql = ("SELECT e.id, e.name, c.external_id AS contact, e.at, e.data FROM events e"
            " LEFT JOIN contacts c ON c.id = e.contact_id")

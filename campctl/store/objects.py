@@ -100,6 +100,13 @@ def all_objects(db: Database) -> list[dict]:
     return [_row(r) for r in db.query(f"SELECT {_COLUMNS} FROM objects ORDER BY kind, name")]
 
 
+def objects_containing(db: Database, text: str) -> list[dict]:
+    """The objects whose stored spec text contains `text` (a cheap prefilter before parsing),
+    by kind and name."""
+    return [_row(r) for r in db.query(
+        f"SELECT {_COLUMNS} FROM objects WHERE instr(spec, ?) > 0 ORDER BY kind, name", (text,))]
+
+
 def known_specs(db: Database) -> dict[tuple[str, str], dict]:
     return {
         (r["kind"], r["name"]): json.loads(r["spec"])

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from sqlite3 import Row
 from typing import Any
 
 from campctl.models import IN_SCENARIO_STATUSES
@@ -26,6 +29,133 @@ PROFILE_FIELDS = (
 )
 
 
+# --- records ------------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class StoredScenario:
+    """An active scenario as the tick reads it: its stored definition, or why it cannot be read
+    (`spec_error`; the tick sets such a scenario aside, the others go on)."""
+
+    name: str
+    version: int
+    spec: dict[str, Any]
+    spec_error: str | None = None
+
+    @classmethod
+    def from_row(cls, row: Row) -> StoredScenario:
+        try:
+            spec = json.loads(row["spec"])
+        except ValueError as exc:
+            return cls(row["name"], row["version"], {},
+                       f"its stored definition is not valid JSON ({exc})")
+        if not isinstance(spec, dict):
+            return cls(row["name"], row["version"], {},
+                       "its stored definition is not a JSON object")
+        return cls(row["name"], row["version"], spec)
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """One profile (a contact's pass through a scenario); instants are database text."""
+
+    id: int
+    scenario: str
+    contact_id: int
+    contact: str | None  # the contact's external id; None once the contact is erased
+    step: str | None
+    status: str
+    entered_at: str
+    wake_at: str | None
+    exited_at: str | None
+    launch_id: int | None
+    error: str | None
+    visit: int
+    skipped: int
+    data: str | None  # capture data, JSON text
+    cleared_at: str | None = None
+
+    @classmethod
+    def from_row(cls, row: Row) -> Profile:
+        return cls(
+            id=row["id"], scenario=row["scenario"], contact_id=row["contact_id"],
+            contact=row["contact"], step=row["step"], status=row["status"],
+            entered_at=row["entered_at"], wake_at=row["wake_at"], exited_at=row["exited_at"],
+            launch_id=row["launch_id"], error=row["error"], visit=row["visit"],
+            skipped=row["skipped"], data=row["data"],
+            cleared_at=row["cleared_at"] if "cleared_at" in row.keys() else None)
+
+
+@dataclass(frozen=True, slots=True)
+class Launch:
+    """A manual launch of a scenario (`start scenario`)."""
+
+    id: int
+    scenario: str
+    status: str  # running | completed | abandoned
+    targeted: int
+    include_opted_out: bool
+    selection: str | None
+    actor: str | None
+    created_at: str
+    finished_at: str | None
+
+    @classmethod
+    def from_row(cls, row: Row) -> Launch:
+        return cls(id=row["id"], scenario=row["scenario"], status=row["status"],
+                   targeted=row["targeted"], include_opted_out=bool(row["include_opted_out"]),
+                   selection=row["selection"], actor=row["actor"],
+                   created_at=row["created_at"], finished_at=row["finished_at"])
+
+
+@dataclass(frozen=True, slots=True)
+class LaunchResults:
+    """A launch with its results, every targeted contact counted once (see `launches`)."""
+
+    launch: Launch
+    success: int
+    failure: int
+    abandoned: int
+    other: int
+    inside: int
+
+    @classmethod
+    def from_row(cls, row: Row) -> LaunchResults:
+        # Targeted contacts that never entered (re-entry mode) count as `other`.
+        not_entered = max(0, row["targeted"] - row["entered"])
+        return cls(Launch.from_row(row), success=row["success"], failure=row["failure"],
+                   abandoned=row["abandoned"], other=row["other_"] + not_entered,
+                   inside=row["inside"])
+
+    def text(self) -> str:
+        """The result numbers on one line (launch log rows)."""
+        return (f"targeted {self.launch.targeted}: success {self.success}, failure "
+                f"{self.failure}, abandoned {self.abandoned}, other {self.other}, "
+                f"inside {self.inside}")
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodCounts:
+    """A scenario's entries, completions and errors in a period, and profiles inside now."""
+
+    entered: int
+    completed: int
+    errors: int
+    active: int
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleState:
+    """A scheduled scenario's cursor (last occurrence considered) and next due instant, as
+    database text; both None before its first tick."""
+
+    cursor_at: str | None = None
+    next_due_at: str | None = None
+
+    @classmethod
+    def from_row(cls, row: Row | None) -> ScheduleState:
+        return cls() if row is None else cls(row["cursor_at"], row["next_due_at"])
+
+
 # --- capture ----------------------------------------------------------------------------------
 
 def _reentry_filter(reentry: str) -> str:
@@ -41,27 +171,40 @@ def _reentry_filter(reentry: str) -> str:
     return ""
 
 
-def capture(
-    db: Database, *, scenario: str, source_sql: str, source_params: Sequence[Any] | dict,
-    reentry: str, first_step: str, now: datetime, capture_key_sql: str,
-    launch_id: int | None = None, include_opted_out: bool = False, data_sql: str = "NULL",
-) -> int:
-    """Set-based capture of the contacts produced by `source_sql`.
+@dataclass(frozen=True, slots=True)
+class Capture:
+    """Who a capture takes into a scenario, and how.
 
     `source_sql` is a SELECT yielding `contact_id` (and, for parallel event capture, `event_id`)
-    that may use named parameters; `capture_key_sql` is an SQL expression over `src` giving each
-    new profile's capture key and `data_sql` its capture data (JSON text or NULL). Applies the
-    re-entry mode; returns profiles created or restarted.
+    that may use named or positional parameters; `capture_key_sql` is an SQL expression over
+    `src` giving each new profile's capture key and `data_sql` its capture data (JSON text or
+    NULL). `reentry` is the scenario's re-entry mode and `first_step` where profiles start.
     """
+
+    scenario: str
+    source_sql: str
+    source_params: Sequence[Any] | dict[str, Any]
+    reentry: str
+    first_step: str
+    capture_key_sql: str
+    data_sql: str = "NULL"
+    launch_id: int | None = None
+    include_opted_out: bool = False
+
+
+def capture(db: Database, what: Capture, *, now: datetime) -> int:
+    """Set-based capture of the contacts produced by `what.source_sql`, applying the re-entry
+    mode; returns profiles created or restarted."""
+    source_sql, source_params, data_sql = what.source_sql, what.source_params, what.data_sql
     params: dict[str, Any] = dict(source_params) if isinstance(source_params, dict) else {}
     if not isinstance(source_params, dict) and source_params:
         # Positional parameters of an embedded audience query: name them for this statement.
         source_sql, named = _name_positional(source_sql, source_params)
         params.update(named)
-    params.update(scenario=scenario, step=first_step, now=to_db(now), launch=launch_id,
-                  inc=1 if include_opted_out else 0)
+    params.update(scenario=what.scenario, step=what.first_step, now=to_db(now),
+                  launch=what.launch_id, inc=1 if what.include_opted_out else 0)
     restarted = 0
-    if reentry == "restart":
+    if what.reentry == "restart":
         # The entry being replaced is kept, so statistics count both entries.
         db.execute(
             "INSERT INTO scenario_reentries (scenario, profile_id, entered_at) "
@@ -80,13 +223,13 @@ def capture(
             f"(SELECT contact_id FROM ({source_sql}))",
             params,
         ).rowcount
-    distinct = "" if reentry == "parallel" else "GROUP BY src.contact_id"
+    distinct = "" if what.reentry == "parallel" else "GROUP BY src.contact_id"
     inserted = db.execute(
         "INSERT INTO scenario_profiles (scenario, contact_id, step, status, entered_at, launch_id, "
         "capture_key, updated_at, include_opted_out, data) "
-        f"SELECT :scenario, src.contact_id, :step, 'active', :now, :launch, {capture_key_sql}, "
-        f"       :now, :inc, {data_sql} FROM ({source_sql}) AS src "
-        f"WHERE src.contact_id IS NOT NULL {_reentry_filter(reentry)} {distinct} "
+        f"SELECT :scenario, src.contact_id, :step, 'active', :now, :launch, "
+        f"       {what.capture_key_sql}, :now, :inc, {data_sql} FROM ({source_sql}) AS src "
+        f"WHERE src.contact_id IS NOT NULL {_reentry_filter(what.reentry)} {distinct} "
         "ON CONFLICT DO NOTHING",
         params,
     ).rowcount
@@ -95,8 +238,6 @@ def capture(
 
 def json_literal(value: dict | None) -> str:
     """A JSON object as an SQL string literal (NULL for None), for `capture(data_sql=...)`."""
-    import json
-
     if value is None:
         return "NULL"
     return "'" + json.dumps(value, ensure_ascii=False).replace("'", "''") + "'"
@@ -197,29 +338,8 @@ def count_opted_out(db: Database, source_sql: str, params: dict[str, Any],
         {**params, **types})
 
 
-def sample_contact(db: Database, source_sql: str, params: dict[str, Any]) -> dict | None:
-    """One targeted contact as a template context (attributes plus id, email, phone, groups)."""
-    import json
-
-    row = db.one(
-        "SELECT c.external_id, c.email, c.phone, c.attrs, "
-        "(SELECT group_concat(grp, ';') FROM contact_groups g WHERE g.contact_id = c.id) AS grps "
-        f"FROM contacts c WHERE c.id IN (SELECT contact_id FROM ({source_sql})) "
-        "ORDER BY c.id LIMIT 1",
-        params,
-    )
-    if row is None:
-        return None
-    context = json.loads(row["attrs"] or "{}")
-    context.update(id=row["external_id"], email=row["email"], phone=row["phone"],
-                   groups=(row["grps"] or "").split(";") if row["grps"] else [])
-    return context
-
-
 def targeted_contacts(db: Database, source_sql: str, params: dict[str, Any]) -> Iterator[dict]:
     """Every targeted contact as a template context, by contact id, streamed (launch check)."""
-    import json
-
     cursor = db.execute(
         "SELECT c.external_id, c.email, c.phone, c.attrs, "
         "(SELECT group_concat(grp, ';') FROM contact_groups g WHERE g.contact_id = c.id) AS grps "
@@ -260,11 +380,11 @@ def set_cursor(db: Database, consumer: str, last_event_id: int) -> None:
 
 # --- schedule state and occurrences -------------------------------------------------------------
 
-def schedule_cursor(db: Database, name: str) -> tuple[str | None, str | None]:
-    """(cursor_at, next_due_at) of a scheduled scenario; (None, None) before its first tick."""
-    row = db.one("SELECT cursor_at, next_due_at FROM schedule_state WHERE kind = 'Scenario' "
-                 "AND name = ?", (name,))
-    return (None, None) if row is None else (row[0], row[1])
+def schedule_state(db: Database, name: str) -> ScheduleState:
+    """A scheduled scenario's cursor and next due instant (empty before its first tick)."""
+    return ScheduleState.from_row(db.one(
+        "SELECT cursor_at, next_due_at FROM schedule_state WHERE kind = 'Scenario' AND name = ?",
+        (name,)))
 
 
 def set_schedule_state(db: Database, name: str, *, cursor_at: datetime,
@@ -294,31 +414,38 @@ def add_occurrence(db: Database, name: str, *, scheduled_at: datetime, status: s
 
 # --- journey moves (one statement per step) -----------------------------------------------------
 
-def _moved(now: datetime) -> str:
-    return f"visit = visit + 1, updated_at = '{to_db(now)}'"
+@dataclass(frozen=True, slots=True)
+class AtStep:
+    """The profiles of `scenario` that are `status` at `step`, narrowed by `where` (an SQL
+    condition over `scenario_profiles` with positional `params`) when given."""
+
+    scenario: str
+    step: str
+    status: str = "active"
+    where: str = ""
+    params: Sequence[Any] = ()
 
 
-def move(db: Database, *, scenario: str, step: str, to: str | None, now: datetime,
-         status: str = "active", extra_where: str = "", params: Sequence[Any] = ()) -> int:
-    """Move the profiles that are `status` at `step` to step `to` (None = completed)."""
+def move(db: Database, at: AtStep, *, to: str | None, now: datetime) -> int:
+    """Move the profiles `at` a step to step `to` (None = completed)."""
     if to is None:
         sql = ("UPDATE scenario_profiles SET status = 'completed', exited_at = ?, wake_at = NULL, "
                "updated_at = ? WHERE scenario = ? AND status = ? AND step = ?")
-        args: list[Any] = [to_db(now), to_db(now), scenario, status, step]
+        args: list[Any] = [to_db(now), to_db(now), at.scenario, at.status, at.step]
     else:
         sql = ("UPDATE scenario_profiles SET step = ?, status = 'active', wake_at = NULL, "
                "visit = visit + 1, updated_at = ? WHERE scenario = ? AND status = ? AND step = ?")
-        args = [to, to_db(now), scenario, status, step]
-    if extra_where:
-        sql += f" AND {extra_where}"
-        args += list(params)
+        args = [to, to_db(now), at.scenario, at.status, at.step]
+    if at.where:
+        sql += f" AND {at.where}"
+        args += list(at.params)
     return db.execute(sql, args).rowcount
 
 
 def wake(db: Database, *, scenario: str, step: str, to: str | None, now: datetime) -> int:
     """Profiles waiting at `step` whose wake time has come move on."""
-    return move(db, scenario=scenario, step=step, to=to, now=now, status="waiting",
-                extra_where="wake_at <= ?", params=[to_db(now)])
+    return move(db, AtStep(scenario, step, status="waiting", where="wake_at <= ?",
+                           params=[to_db(now)]), to=to, now=now)
 
 
 def start_wait(db: Database, *, scenario: str, step: str, wake_at: datetime,
@@ -352,13 +479,13 @@ def attribute_condition(rule_sql: str, rule_params: Sequence[Any]) -> tuple[str,
     )
 
 
-def branch(db: Database, *, scenario: str, step: str, condition: tuple[str, list[Any]],
-           then: str | None, otherwise: str | None, now: datetime) -> tuple[int, int]:
+def branch(db: Database, at: AtStep, *, condition: tuple[str, list[Any]], then: str | None,
+           otherwise: str | None, now: datetime) -> tuple[int, int]:
     """Profiles at an `if` step go to `then` where the condition holds, else to `otherwise`."""
     cond_sql, cond_params = condition
-    taken = move(db, scenario=scenario, step=step, to=then, now=now,
-                 extra_where=f"({cond_sql})", params=cond_params)
-    rest = move(db, scenario=scenario, step=step, to=otherwise, now=now)
+    taken = move(db, AtStep(at.scenario, at.step, at.status, where=f"({cond_sql})",
+                            params=cond_params), to=then, now=now)
+    rest = move(db, at, to=otherwise, now=now)
     return taken, rest
 
 
@@ -405,23 +532,28 @@ def active_at_steps(db: Database, scenario: str) -> dict[str, int]:
 
 
 def fail_profiles(db: Database, *, scenario: str, now: datetime, reason: str,
-                  steps: Sequence[str] | None = None, invalid_steps_of: Sequence[str] | None = None,
-                  status: str = "active") -> int:
-    """Mark profiles `error`: those still active at `steps`, or stranded on a removed step."""
+                  steps: Sequence[str], status: str = "active") -> int:
+    """Mark the profiles still `status` at `steps` `error`, with the reason."""
     at = to_db(now)
-    if invalid_steps_of is not None:
-        holes = ", ".join("?" for _ in invalid_steps_of)  # SQLite accepts an empty IN ()
-        return db.execute(
-            "UPDATE scenario_profiles SET status = 'error', error = ?, exited_at = ?, "
-            f"wake_at = NULL, updated_at = ? WHERE scenario = ? AND status IN {LIVE} "
-            f"AND (step IS NULL OR step NOT IN ({holes}))",
-            (reason, at, at, scenario, *invalid_steps_of),
-        ).rowcount
-    holes = ", ".join("?" for _ in (steps or ()))
+    holes = ", ".join("?" for _ in steps)
     return db.execute(
         "UPDATE scenario_profiles SET status = 'error', error = ?, exited_at = ?, wake_at = NULL, "
         f"updated_at = ? WHERE scenario = ? AND status = ? AND step IN ({holes})",
-        (reason, at, at, scenario, status, *(steps or ())),
+        (reason, at, at, scenario, status, *steps),
+    ).rowcount
+
+
+def fail_stranded(db: Database, *, scenario: str, now: datetime, reason: str,
+                  known_steps: Sequence[str]) -> int:
+    """Mark `error` the profiles inside (active or waiting) on a step not in `known_steps` (a
+    step removed from the definition; every step when `known_steps` is empty)."""
+    at = to_db(now)
+    holes = ", ".join("?" for _ in known_steps)  # SQLite accepts an empty IN ()
+    return db.execute(
+        "UPDATE scenario_profiles SET status = 'error', error = ?, exited_at = ?, "
+        f"wake_at = NULL, updated_at = ? WHERE scenario = ? AND status IN {LIVE} "
+        f"AND (step IS NULL OR step NOT IN ({holes}))",
+        (reason, at, at, scenario, *known_steps),
     ).rowcount
 
 
@@ -514,6 +646,7 @@ def create_launch(db: Database, *, scenario: str, selection: str, include_opted_
         "created_at) VALUES (?, 'running', ?, ?, ?, ?) RETURNING id",
         (scenario, 1 if include_opted_out else 0, selection, actor, to_db(now)),
     )
+    assert row is not None  # an INSERT without a conflict clause returns its row
     return int(row[0])
 
 
@@ -521,9 +654,9 @@ def set_launch_targeted(db: Database, launch_id: int, targeted: int) -> None:
     db.execute("UPDATE scenario_launches SET targeted = ? WHERE id = ?", (targeted, launch_id))
 
 
-def get_launch(db: Database, launch_id: int) -> dict | None:
+def get_launch(db: Database, launch_id: int) -> Launch | None:
     row = db.one("SELECT * FROM scenario_launches WHERE id = ?", (launch_id,))
-    return None if row is None else dict(row)
+    return None if row is None else Launch.from_row(row)
 
 
 def abandon_launch(db: Database, launch_id: int, *, now: datetime) -> bool:
@@ -554,7 +687,7 @@ def scenarios_with_running_launches(db: Database) -> list[str]:
         "SELECT DISTINCT scenario FROM scenario_launches WHERE status = 'running' ORDER BY 1")]
 
 
-def launches(db: Database, scenario: str | None = None) -> list[dict]:
+def launches(db: Database, scenario: str | None = None) -> list[LaunchResults]:
     """Each launch with its results: every targeted contact counted once.
 
     success: completed and every message handed over; failure: error, or a message that
@@ -590,43 +723,14 @@ def launches(db: Database, scenario: str | None = None) -> list[dict]:
         f") r ON r.launch_id = l.id {where} GROUP BY l.id ORDER BY l.id",
         (scenario,) if scenario else (),
     )
-    out = []
-    for r in rows:
-        item = dict(r)
-        not_entered = max(0, item["targeted"] - item.pop("entered"))
-        item["other"] = item.pop("other_") + not_entered
-        out.append(item)
-    return out
+    return [LaunchResults.from_row(r) for r in rows]
 
 
 # --- reading ------------------------------------------------------------------------------------
 
-def profiles(db: Database, scenario: str, *, step: str | None = None,
-             status: str | None = None, contact_id: int | None = None) -> list[dict]:
-    where = "p.scenario = ? AND p.cleared_at IS NULL"
-    args: list[Any] = [scenario]
-    if step is not None:
-        where += " AND p.step = ?"
-        args.append(step)
-    if status is not None:
-        where += " AND p.status = ?"
-        args.append(status)
-    if contact_id is not None:
-        where += " AND p.contact_id = ?"
-        args.append(contact_id)
-    return [
-        dict(r)
-        for r in db.query(
-            f"SELECT {PROFILE_FIELDS} FROM scenario_profiles p LEFT JOIN contacts c "
-            f"ON c.id = p.contact_id WHERE {where} ORDER BY p.id",
-            args,
-        )
-    ]
-
-
 def profiles_page(db: Database, scenario: str, *, step: str | None = None,
                   status: str | None = None, contact_id: int | None = None,
-                  limit: int | None = None) -> tuple[list[dict], int]:
+                  limit: int | None = None) -> tuple[list[Profile], int]:
     """The first `limit` matching profiles (all when None) and the number that match."""
     where = "p.scenario = ? AND p.cleared_at IS NULL"
     args: list[Any] = [scenario]
@@ -636,22 +740,22 @@ def profiles_page(db: Database, scenario: str, *, step: str | None = None,
             args.append(value)
     total = db.scalar(f"SELECT count(*) FROM scenario_profiles p WHERE {where}", args)
     page = "" if limit is None else f" LIMIT {int(limit)}"
-    rows = [dict(r) for r in db.query(
+    rows = [Profile.from_row(r) for r in db.query(
         f"SELECT {PROFILE_FIELDS} FROM scenario_profiles p LEFT JOIN contacts c "
         f"ON c.id = p.contact_id WHERE {where} ORDER BY p.id{page}", args)]
     return rows, total
 
 
-def latest_profiles(db: Database, scenario: str, *, limit: int) -> list[dict]:
-    return [dict(r) for r in db.query(
+def latest_profiles(db: Database, scenario: str, *, limit: int) -> list[Profile]:
+    return [Profile.from_row(r) for r in db.query(
         f"SELECT {PROFILE_FIELDS} FROM scenario_profiles p LEFT JOIN contacts c "
         "ON c.id = p.contact_id WHERE p.scenario = ? AND p.cleared_at IS NULL "
         "ORDER BY p.id DESC LIMIT ?", (scenario, int(limit)))]
 
 
-def contact_profiles(db: Database, contact_id: int) -> list[dict]:
+def contact_profiles(db: Database, contact_id: int) -> list[Profile]:
     """A contact's profiles in every scenario (those cleared included: history), oldest first."""
-    return [dict(r) for r in db.query(
+    return [Profile.from_row(r) for r in db.query(
         f"SELECT {PROFILE_FIELDS}, p.cleared_at FROM scenario_profiles p LEFT JOIN contacts c "
         "ON c.id = p.contact_id WHERE p.contact_id = ? ORDER BY p.id", (contact_id,))]
 
@@ -673,7 +777,8 @@ def by_step(db: Database, scenario: str) -> dict[str, dict[str, int]]:
     return out
 
 
-def period_counts(db: Database, scenario: str, *, since: datetime, now: datetime) -> dict:
+def period_counts(db: Database, scenario: str, *, since: datetime,
+                  now: datetime) -> PeriodCounts:
     """Entries, completions and errors in [since, now], profiles inside now.
 
     Profiles removed by clear/remove-profile still count; an entry replaced by a `restart`
@@ -690,11 +795,11 @@ def period_counts(db: Database, scenario: str, *, since: datetime, now: datetime
         {"lo": lo, "hi": hi, "scenario": scenario},
     )
     assert row is not None  # an aggregate always yields one row
-    counts = dict(row)
-    counts["entered"] += db.scalar(
+    replaced = db.scalar(
         "SELECT count(*) FROM scenario_reentries WHERE scenario = ? AND entered_at >= ? "
         "AND entered_at <= ?", (scenario, lo, hi))
-    return counts
+    return PeriodCounts(entered=row["entered"] + replaced, completed=row["completed"],
+                        errors=row["errors"], active=row["active"])
 
 
 def step_message_counts(db: Database, scenario: str) -> dict[str, dict[str, int]]:
@@ -707,31 +812,8 @@ def step_message_counts(db: Database, scenario: str) -> dict[str, dict[str, int]
     return out
 
 
-def active_scenarios(db: Database) -> list[dict]:
-    """Active scenarios with their spec; one that cannot be read has spec {} and `spec_error`
-    (the tick sets it aside; the others go on)."""
-    import json
-
-    found = []
-    for r in db.query(
+def active_scenarios(db: Database) -> list[StoredScenario]:
+    """Active scenarios with their stored definition (see `StoredScenario.spec_error`)."""
+    return [StoredScenario.from_row(r) for r in db.query(
         "SELECT name, spec, version FROM objects WHERE kind = 'Scenario' AND status = 'active' "
-        "ORDER BY name"
-    ):
-        item = {"name": r["name"], "spec": {}, "version": r["version"]}
-        try:
-            item["spec"] = json.loads(r["spec"])
-        except ValueError as exc:
-            item["spec_error"] = f"its stored definition is not valid JSON ({exc})"
-        found.append(item)
-    return found
-
-
-def scenarios_with_live_profiles(db: Database) -> set[str]:
-    return {r[0] for r in db.query(
-        f"SELECT DISTINCT scenario FROM scenario_profiles WHERE status IN {LIVE}")}
-
-
-def status_counts(db: Database) -> dict[str, int]:
-    return {r[0]: r[1] for r in db.query(
-        "SELECT status, count(*) FROM scenario_profiles GROUP BY status")}
-
+        "ORDER BY name")]

@@ -29,6 +29,7 @@ import textwrap
 import threading
 from collections import Counter, defaultdict
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -501,13 +502,22 @@ class Episode:
             f"SIGKILLs when message {nth} of this tick arrives, before answering"
             + ("" if killed else " (the tick ended before that)"), proc.returncode))
         if killed and hook.killed_key:
-            self.model.kills.append((self.step, hook.killed_key))
+            # With several connections, other messages were in flight too: every item marked
+            # as going to a channel but not recorded (`handover_begun`, still queued) is in doubt.
+            for key in {hook.killed_key, *self._marked_not_recorded()}:
+                self.model.kills.append((self.step, key))
             return hook.killed_key
         self.step_ticked = True
         if proc.returncode != 0 or "Traceback" in stderr:
             self.violate("check_cli_clean", f"subprocess tick exited {proc.returncode}: "
                          f"{stderr.strip()[-300:]}")
         return None
+
+    def _marked_not_recorded(self) -> set[str]:
+        with closing(sqlite3.connect(self.state)) as db:
+            return {key for (key,) in db.execute(
+                "SELECT message_id FROM queue_items WHERE handover_begun = 1"
+                " AND status = 'queued'")}
 
     def _check_clean(self, shown: str, result: Result) -> None:
         """A command exits 0, 1 (refused) or 3 (not found) with one error line: never a
