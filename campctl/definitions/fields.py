@@ -204,14 +204,9 @@ class Template(Text):
 
 def _template_environment():
     """The delivery engine's sandbox, so that filters known at send time are known here."""
-    try:
-        from campctl.engine.templates import environment
+    from campctl.engine.templates import environment
 
-        return environment()
-    except (ImportError, AttributeError):  # pragma: no cover - engine module reshaped
-        from jinja2.sandbox import ImmutableSandboxedEnvironment
-
-        return ImmutableSandboxedEnvironment()
+    return environment()
 
 
 class NameText(Text):

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 from campctl.errors import UsageProblem, ValidationFailed
 from campctl.store import contacts as contacts_store
@@ -73,7 +73,7 @@ class _Undecodable:
     count = 0
 
     @staticmethod
-    def escape(error: UnicodeError) -> tuple[str, int]:
+    def escape(error: UnicodeError) -> tuple[str | bytes, int]:
         _Undecodable.count += 1
         return _surrogateescape(error)
 
@@ -101,7 +101,7 @@ def _no_cycle_collection() -> Iterator[None]:
 class _CountingReader(io.RawIOBase):
     """Counts bytes read so a progress bar can follow a streamed file."""
 
-    def __init__(self, raw: BinaryIO, progress: Callable[[int], None] | None) -> None:
+    def __init__(self, raw: io.RawIOBase, progress: Callable[[int], None] | None) -> None:
         self.raw = raw
         self.progress = progress
         self.position = 0
@@ -109,7 +109,7 @@ class _CountingReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer) -> int:
+    def readinto(self, buffer: Any) -> int | None:
         count = self.raw.readinto(buffer)
         self.position += count or 0
         if self.progress is not None and count:
@@ -149,7 +149,7 @@ def import_contacts(
     """
     kind = detect_format(path, fmt)
     try:
-        raw = path.open("rb")
+        raw = path.open("rb", buffering=0)  # unbuffered: _CountingReader is read through one buffer
     except FileNotFoundError as exc:
         raise UsageProblem(f"no such file: {path}") from exc
     except OSError as exc:
@@ -258,8 +258,8 @@ def _typed(value: str) -> Any:
             number = int(value)
             return number if -(1 << 63) <= number < (1 << 63) else value
         if _DEC.match(value):
-            number = float(value)
-            return number if math.isfinite(number) else value
+            decimal = float(value)
+            return decimal if math.isfinite(decimal) else value
         return value
     if len(value) in (4, 5):
         lowered = value.lower()
@@ -339,7 +339,7 @@ def _row_reader(header: list[str]) -> Callable[[int, list[str]], ContactRow]:
     return contact
 
 
-_encode_text = json.encoder.encode_basestring  # type: ignore[attr-defined]
+_encode_text = json.encoder.encode_basestring
 _encode_value = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 

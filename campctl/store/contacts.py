@@ -149,10 +149,11 @@ def _insert_new(db: Database, rows: Sequence[ContactRow], stamp: str) -> None:
     first = last - len(rows) + 1
     if db.scalar(_COUNT_RANGE, (first, last)) != len(rows):
         raise RuntimeError("contacts inserted in one chunk did not get consecutive ids")
-    for column, sql in ((7, _ADD_GROUP_IDS), (8, _ADD_OPTOUT_IDS)):
+    for sets, sql in (([r.groups for r in rows], _ADD_GROUP_IDS),
+                      ([r.opt_out for r in rows], _ADD_OPTOUT_IDS)):
         members: dict[str, list[int]] = {}
-        for pk, row in enumerate(rows, first):
-            for value in row[column] or ():
+        for pk, values in enumerate(sets, first):
+            for value in values or ():
                 found = members.get(value)
                 if found is None:
                     members[value] = [pk]
