@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -138,12 +139,14 @@ def import_contacts(
     now: datetime,
     fmt: str | None = None,
     progress: Callable[[int], None] | None = None,
+    rows_done: Callable[[int], None] | None = None,
     chunk_rows: int = CHUNK_ROWS,
 ) -> ImportReport:
     """Stream `path` into the contacts, one transaction per chunk of rows.
 
     A crash loses at most the chunk in progress, never half a row; the import is an idempotent
-    upsert, so running it again completes it. `progress(bytes_read)` follows the file.
+    upsert, so running it again completes it. `progress(bytes_read)` follows the file;
+    `rows_done(rows)` is told how many rows were read (imported or rejected) after each chunk.
     Raises ValidationFailed (nothing imported) when the file cannot be read as a whole: missing
     `id` column, bad header, undecodable header.
     """
@@ -160,13 +163,12 @@ def import_contacts(
         text = io.TextIOWrapper(counted, encoding="utf-8-sig", errors=_DECODE_ERRORS,
                                 newline="" if kind == "csv" else None)
         rows = _csv_rows(text, path, report) if kind == "csv" else _jsonl_rows(text, report)
-        chunk: list[ContactRow] = []
-        for row in rows:
-            chunk.append(row)
-            if len(chunk) >= chunk_rows:
-                _flush(db, chunk, report, now)
-                chunk = []
-        _flush(db, chunk, report, now)
+        while chunk := list(islice(rows, chunk_rows)):
+            _flush(db, chunk, report, now)
+            if rows_done is not None:
+                rows_done(report.inserted + report.updated + report.rejected)
+    if rows_done is not None:
+        rows_done(report.inserted + report.updated + report.rejected)  # trailing rejected rows
     return report
 
 
