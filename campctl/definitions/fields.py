@@ -537,7 +537,7 @@ CAMPAIGN = Tagged("type", {
     "event-triggered": _campaign("event-triggered", EVENT_SCHEDULE, {
         "trigger": F(Map({"event": F(EVENT, required=True)}, "The event that triggers a build."),
                      required=True)}),
-}, "A campaign (SPEC §5).", noun="campaign type")
+}, "A campaign: who gets which message, when.", noun="campaign type")
 
 CHANNEL_COMMON = _common("Channel")
 CHANNEL = Tagged("type", {
@@ -572,7 +572,7 @@ CHANNEL = Tagged("type", {
                                      description="Extra HTTP headers.")),
                     "timeout": F(TIMEOUT), "rate": F(RATE), "max_attempts": F(MAX_ATTEMPTS)},
                    title="Channel (webhook)"),
-}, "A delivery channel (SPEC §4).", noun="channel type")
+}, "A delivery channel: how messages leave (outbox, SMTP, webhook).", noun="channel type")
 
 SEGMENT = Map({
     **_common("Segment"),
@@ -581,7 +581,7 @@ SEGMENT = Map({
                required=True),
     "limit_percent": F(Number("Deterministic sample of this share of the matches (0 < p <= 100).",
                               exclusive_minimum=0, maximum=100)),
-}, "A dynamic audience (SPEC §3).", title="Segment")
+}, "A dynamic audience: rules over contact attributes, groups and events.", title="Segment")
 
 PLAN_SCHEDULE = Tagged("type", {
     "manual": Map({"type": F(Enum(("manual",)), required=True),
@@ -608,7 +608,7 @@ PLAN = Map({
                             "stage": F(NAME("Stage of that campaign, controlled_by_plan: true."),
                                        required=True)}),
                        "The execution tree, run top to bottom.", min_items=1), required=True),
-}, "A multi-stage execution plan (SPEC §6).", title="Plan")
+}, "A multi-stage execution plan: campaign stages run in order.", title="Plan")
 
 SEND_STEP = Map({
     "channel": F(NAME("Channel (default: outbox).")),
@@ -664,7 +664,7 @@ SCENARIO = Map({
     "launch": F(SCENARIO_LAUNCH, required=True),
     "steps": F(ListOf(STEP, "Steps, run in order unless next/then/else jump.", min_items=1),
                required=True),
-}, "A customer journey (SPEC §7).", title="Scenario")
+}, "A customer journey: steps each contact goes through (send, wait, if).", title="Scenario")
 
 KINDS: dict[str, Type] = {
     "Segment": SEGMENT,
