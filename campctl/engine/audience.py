@@ -321,7 +321,9 @@ def _row_reader(header: list[str]) -> Callable[[int, list[str]], ContactRow]:
 
     def contact(line: int, values: list[str]) -> ContactRow:
         external_id = values[id_at].strip()
-        if not external_id or len(external_id) > MAX_ID_LENGTH:
+        # isprintable() is false for every control character (and a few other characters that
+        # _check_id accepts): a cheap first test.
+        if not external_id or len(external_id) > MAX_ID_LENGTH or not external_id.isprintable():
             _check_id(external_id)
         email = values[email_at].strip() or None if email_at >= 0 else None
         if email is not None and not email_ok(email):
