@@ -303,7 +303,8 @@ def _row_reader(header: list[str]) -> Callable[[int, list[str]], ContactRow]:
     new_row = tuple.__new__  # a NamedTuple without its keyword handling: once per row
 
     def member(prefix: str, seen: dict[str, str], value: str) -> str:
-        text = prefix + _encode_value(_typed(value))
+        typed = _typed(value)
+        text = prefix + (_encode_text(value) if typed is value else _encode_value(typed))
         if len(seen) < _CACHED_CELLS:
             seen[value] = text
         return text
