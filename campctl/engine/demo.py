@@ -125,8 +125,10 @@ def drive(db, *, start: datetime, days: int, environ: Mapping[str, str],
             totals["events"] += 1
         report = tick_engine.tick(db, now=now, environ=environ)
         totals["ticks"] += 1
-        for key in ("fired", "built", "sent", "failed"):
-            totals[key] += getattr(report, key)
+        totals["fired"] += report.fired
+        totals["built"] += report.built
+        totals["sent"] += report.sent
+        totals["failed"] += report.failed
         if progress is not None:
             progress(db, now, report)
         now += STEP
