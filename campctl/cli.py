@@ -14,12 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from typer._click import exceptions as click  # typer >= 0.26 vendors click as typer._click
 from typer.core import TyperGroup
-
-try:  # typer >= 0.2x vendors click as typer._click: its exceptions are those classes
-    from typer._click import exceptions as click
-except ImportError:  # pragma: no cover
-    from click import exceptions as click  # type: ignore[no-redef]
 
 from campctl.commands.common import AppContext
 from campctl.commands.startup import LazyCommands, quicken

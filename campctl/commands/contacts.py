@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -60,20 +59,14 @@ def import_(
     if not file.is_file():
         raise UsageProblem(f"no such file: {file}")
     db = app.db(create=True)
-    if sys.stderr.isatty():
-        from rich.progress import (
-            BarColumn,
-            DownloadColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-        )
-
-        with Progress(TextColumn("importing"), BarColumn(), DownloadColumn(),
-                      TimeRemainingColumn(), console=app.err(), transient=True) as bar:
-            task = bar.add_task("import", total=file.stat().st_size)
-            report = import_contacts(db, file, now=app.now, fmt=fmt,
-                                     progress=lambda done: bar.update(task, completed=done))
+    err = app.err()
+    if err.is_terminal:  # a terminal, or forced (TTY_COMPATIBLE=1 or FORCE_COLOR, as for rich)
+        with _import_bar(err) as bar:
+            task = bar.add_task("import", total=file.stat().st_size, rows=0)
+            report = import_contacts(
+                db, file, now=app.now, fmt=fmt,
+                progress=lambda done: bar.update(task, completed=done),
+                rows_done=lambda rows: bar.update(task, rows=rows))
     else:
         report = import_contacts(db, file, now=app.now, fmt=fmt)
     if app.json:
@@ -85,6 +78,22 @@ def import_(
         notice(app, f"... and {report.errors_omitted} more rejected rows")
     notice(app, f"{report.inserted} inserted, {report.updated} updated, "
                 f"{report.rejected} rejected")
+
+
+def _import_bar(console):
+    """The bar follows the bytes read (so it fills and has an ETA); the text counts rows."""
+    from rich.progress import BarColumn, Progress, ProgressColumn, TextColumn, TimeRemainingColumn
+    from rich.text import Text
+
+    class RowsColumn(ProgressColumn):
+        def render(self, task) -> Text:
+            rows = task.fields.get("rows", 0)
+            elapsed = task.elapsed or 0.0
+            rate = f"{rows / elapsed:,.0f} rows/s" if rows and elapsed > 0 else "- rows/s"
+            return Text(f"{rows:,} rows  {rate}")
+
+    return Progress(TextColumn("importing"), BarColumn(), RowsColumn(), TimeRemainingColumn(),
+                    console=console, transient=True)
 
 
 def _filter(app, db, group, segment):

@@ -660,64 +660,16 @@ def demo(
     _print_demo_summary(app, summary, zone_of)
 
 
-def _plans_dir() -> Path:
-    """The example definitions, shipped as package data (in a source tree, campctl/data/plans
-    is a link to the repository's plans/)."""
-    candidate = Path(__file__).resolve().parent.parent / "data" / "plans"
-    if candidate.is_dir():
-        return candidate
-    raise NotFound(f"the example definitions are not installed with this campctl ({candidate} "
-                   "is missing): reinstall campctl")
-
-
 def _demo_setup(db, *, start, actor: str) -> list[str]:
-    """Import the sample audience, apply plans/ (channels rerouted to the outbox), approve and
-    start everything. Returns notes about what could not be started."""
+    """Read the example definitions (as `apply` does) and let the engine set the demo up."""
     from campctl.definitions import load_paths
-    from campctl.engine import catalog, plans, workflow
-    from campctl.engine.audience import import_contacts
-    from campctl.errors import CampctlError
-    from campctl.models import Kind
+    from campctl.engine.demo import examples_dir, setup
     from campctl.store.objects import known_specs
 
-    notes: list[str] = []
-    contacts = Path(__file__).resolve().parent.parent / "data" / "contacts.csv"
-    import_contacts(db, contacts, now=start)
-    result = load_paths([str(_plans_dir())], known=known_specs(db))
+    result = load_paths([str(examples_dir())], known=known_specs(db))
     if result.issues:
         raise ValidationFailed(f"the example definitions do not validate: {result.issues[0]}")
-    for definition in result.definitions:
-        if definition.kind == Kind.CHANNEL:
-            # No network in the demo: every channel becomes an outbox without a file copy.
-            definition.spec = {"type": "outbox"}
-    with db.atomic():
-        changes = catalog.plan_apply(db, result.definitions)
-        catalog.execute_apply(db, changes, actor=actor, now=start, note="demo")
-    for kind in (Kind.CAMPAIGN, Kind.PLAN):
-        for definition in [d for d in result.definitions if d.kind == kind]:
-            for verb, who in (("submit", actor), ("approve", f"{actor}-approver")):
-                try:
-                    with db.atomic():
-                        workflow.business_verb(db, kind=kind, name=definition.name, verb=verb,
-                                               actor=who, now=start, note="demo")
-                except CampctlError as exc:
-                    notes.append(exc.message)
-    for definition in result.definitions:
-        try:
-            with db.atomic():
-                if definition.kind == Kind.CAMPAIGN:
-                    stages = definition.spec.get("stages") or [{}]
-                    if not all(s.get("controlled_by_plan") for s in stages):
-                        workflow.start_campaign(db, name=definition.name, actor=actor, now=start)
-                elif definition.kind == Kind.PLAN:
-                    if (definition.spec.get("schedule") or {}).get("type") == "manual":
-                        plans.start_manual(db, plan=definition.name, now=start, actor=actor)
-                elif definition.kind == Kind.SCENARIO:
-                    workflow.scenario_verb(db, name=definition.name, verb="activate",
-                                           actor=actor, now=start)
-        except CampctlError as exc:
-            notes.append(exc.message)
-    return notes
+    return setup(db, result.definitions, start=start, actor=actor)
 
 
 def _state_given(ctx) -> bool:

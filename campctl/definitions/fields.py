@@ -204,14 +204,9 @@ class Template(Text):
 
 def _template_environment():
     """The delivery engine's sandbox, so that filters known at send time are known here."""
-    try:
-        from campctl.engine.templates import environment
+    from campctl.engine.templates import environment
 
-        return environment()
-    except (ImportError, AttributeError):  # pragma: no cover - engine module reshaped
-        from jinja2.sandbox import ImmutableSandboxedEnvironment
-
-        return ImmutableSandboxedEnvironment()
+    return environment()
 
 
 class NameText(Text):
@@ -545,7 +540,7 @@ CAMPAIGN = Tagged("type", {
     "event-triggered": _campaign("event-triggered", EVENT_SCHEDULE, {
         "trigger": F(Map({"event": F(EVENT, required=True)}, "The event that triggers a build."),
                      required=True)}),
-}, "A campaign (SPEC §5).", noun="campaign type")
+}, "A campaign: who gets which message, when.", noun="campaign type")
 
 CHANNEL_COMMON = _common("Channel")
 CHANNEL = Tagged("type", {
@@ -582,7 +577,7 @@ CHANNEL = Tagged("type", {
                     "timeout": F(TIMEOUT), "rate": F(RATE), "max_attempts": F(MAX_ATTEMPTS),
                     "connections": F(CONNECTIONS)},
                    title="Channel (webhook)"),
-}, "A delivery channel (SPEC §4).", noun="channel type")
+}, "A delivery channel: how messages leave (outbox, SMTP, webhook).", noun="channel type")
 
 SEGMENT = Map({
     **_common("Segment"),
@@ -591,7 +586,7 @@ SEGMENT = Map({
                required=True),
     "limit_percent": F(Number("Deterministic sample of this share of the matches (0 < p <= 100).",
                               exclusive_minimum=0, maximum=100)),
-}, "A dynamic audience (SPEC §3).", title="Segment")
+}, "A dynamic audience: rules over contact attributes, groups and events.", title="Segment")
 
 PLAN_SCHEDULE = Tagged("type", {
     "manual": Map({"type": F(Enum(("manual",)), required=True),
@@ -618,7 +613,7 @@ PLAN = Map({
                             "stage": F(NAME("Stage of that campaign, controlled_by_plan: true."),
                                        required=True)}),
                        "The execution tree, run top to bottom.", min_items=1), required=True),
-}, "A multi-stage execution plan (SPEC §6).", title="Plan")
+}, "A multi-stage execution plan: campaign stages run in order.", title="Plan")
 
 SEND_STEP = Map({
     "channel": F(NAME("Channel (default: outbox).")),
@@ -674,7 +669,7 @@ SCENARIO = Map({
     "launch": F(SCENARIO_LAUNCH, required=True),
     "steps": F(ListOf(STEP, "Steps, run in order unless next/then/else jump.", min_items=1),
                required=True),
-}, "A customer journey (SPEC §7).", title="Scenario")
+}, "A customer journey: steps each contact goes through (send, wait, if).", title="Scenario")
 
 KINDS: dict[str, Type] = {
     "Segment": SEGMENT,

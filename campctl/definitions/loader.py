@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from campctl.models import Definition, Issue, Kind, SourcePos
+
+if TYPE_CHECKING:  # the definitions layer is imported when a file is read, not at start-up
+    from campctl.definitions.semantics import Ref
+    from campctl.definitions.types import Ctx
+    from campctl.definitions.yamlsrc import Node
 
 SUFFIXES = (".yaml", ".yml")
 
@@ -53,11 +58,13 @@ def expand_paths(paths: list[str]) -> tuple[list[Path], list[Issue]]:
 
 @dataclass
 class _Doc:
+    """One document read: its kind and name when valid, its checked spec (None if invalid)."""
+
     kind: str | None
     name: str | None
     spec: dict | None
-    root: Any
-    ctx: Any
+    root: Node
+    ctx: Ctx
     description: str | None = None
 
 
@@ -89,11 +96,9 @@ def load_texts(texts: list[tuple[str, str | None, str | None]], known: dict | No
                read_codes: dict[str, str] | None = None) -> LoadResult:
     """Validate (file name, text or None, read problem) triples, in order. `read_codes`: the
     code of each file's read problem (default CC003, cannot read)."""
-    from campctl.definitions import fields, semantics
-    from campctl.definitions.types import INVALID, Ctx
-    from campctl.definitions.yamlsrc import parse
+    from campctl.definitions import semantics
+    from campctl.definitions.types import Ctx
 
-    known = dict(known or {})
     docs: list[_Doc] = []
     contexts: list[Ctx] = []
     refs: list[semantics.Ref] = []
@@ -103,59 +108,83 @@ def load_texts(texts: list[tuple[str, str | None, str | None]], known: dict | No
         if text is None:
             ctx.error((1, 1), problem or "cannot read file",
                       code=(read_codes or {}).get(name, "CC003"))
-            continue
-        parsed, stop = parse(text)
-        for doc in parsed:
-            for p in doc.problems:
-                ctx.error((p.line, p.col), p.message, code=p.code)
-            if doc.root is None:
-                continue
-            root = doc.root
-            if root.kind != "map":
-                if root.kind == "scalar" and root.value is None:
-                    continue  # an empty document (a stray ---)
-                ctx.error(root, "a definition must be a mapping with kind and name", code="CC014")
-                continue
-            spec = fields.DOCUMENT.check(root, ctx, "")
-            kind_node, name_node = root.get("kind"), root.get("name")
-            kind = kind_node.text if kind_node is not None and kind_node.text in fields.KINDS \
-                else None
-            obj_name = spec.get("name") if isinstance(spec, dict) else None
-            if spec is INVALID or not isinstance(spec, dict):
-                spec = None
-            if kind is not None and spec is not None:
-                semantics.check(kind, spec, root, ctx, refs)
-            docs.append(_Doc(kind, obj_name if name_node is not None else None, spec, root, ctx,
-                             spec.get("description") if spec else None))
-        if stop is not None:
-            ctx.error((stop.line, stop.col), stop.message, code=stop.code)
-    # Objects by (kind, name): the files win over the state file; the first file wins over later.
-    specs: dict[tuple[str, str], Any] = dict(known)
+        else:
+            docs.extend(_read_file(text, ctx, refs))
+    semantics.resolve(refs, _objects(docs, known))
+    result = LoadResult()
+    for ctx in contexts:
+        result.issues.extend(sorted(ctx.issues, key=lambda i: (i.line, i.col)))
+    if not result.issues:  # definitions are meaningful only when there is no issue at all
+        result.definitions = _definitions(docs)
+    return result
+
+
+def _read_file(text: str, ctx: Ctx, refs: list[Ref]) -> list[_Doc]:
+    """Every document of one file, checked on its own; problems go to `ctx`."""
+    from campctl.definitions.yamlsrc import parse
+
+    docs: list[_Doc] = []
+    parsed, stop = parse(text)
+    for document in parsed:
+        for p in document.problems:
+            ctx.error((p.line, p.col), p.message, code=p.code)
+        if document.root is not None:
+            doc = _read_document(document.root, ctx, refs)
+            if doc is not None:
+                docs.append(doc)
+    if stop is not None:
+        ctx.error((stop.line, stop.col), stop.message, code=stop.code)
+    return docs
+
+
+def _read_document(root: Node, ctx: Ctx, refs: list[Ref]) -> _Doc | None:
+    """One document's fields and rules; None for an empty document or one that is no mapping."""
+    from campctl.definitions import fields, semantics
+    from campctl.definitions.types import INVALID
+
+    if root.kind != "map":
+        if not (root.kind == "scalar" and root.value is None):  # else a stray ---
+            ctx.error(root, "a definition must be a mapping with kind and name", code="CC014")
+        return None
+    checked = fields.DOCUMENT.check(root, ctx, "")
+    kind_node, name_node = root.get("kind"), root.get("name")
+    kind = kind_node.text if kind_node is not None and kind_node.text in fields.KINDS else None
+    spec = checked if isinstance(checked, dict) and checked is not INVALID else None
+    if kind is not None and spec is not None:
+        semantics.check(kind, spec, root, ctx, refs)
+    name = checked.get("name") if isinstance(checked, dict) and name_node is not None else None
+    return _Doc(kind, name, spec, root, ctx, spec.get("description") if spec else None)
+
+
+def _objects(docs: list[_Doc], known: dict | None) -> dict[tuple[str, str], Any]:
+    """Specs by (kind, name): the files win over the state file (`known`); the first file wins
+    over later ones, which are reported as duplicates."""
+    specs: dict[tuple[str, str], Any] = dict(known or {})
     firsts: dict[tuple[str, str], _Doc] = {}
     for doc in docs:
         if doc.kind is None or not isinstance(doc.name, str):
             continue
         key = (doc.kind, doc.name)
-        if key in firsts:
-            first = firsts[key]
-            where = first.root.get("name")
-            doc.ctx.error(doc.root.get("name"),
-                          f"duplicate {doc.kind} {doc.name!r} (first defined at "
-                          f"{first.ctx.file}:{where.line}:{where.col})", code="CC202")
+        first = firsts.get(key)
+        if first is None:
+            firsts[key] = doc
+            specs[key] = doc.spec
             continue
-        firsts[key] = doc
-        specs[key] = doc.spec
-    semantics.resolve(refs, specs)
-    result = LoadResult()
-    for ctx in contexts:
-        result.issues.extend(sorted(ctx.issues, key=lambda i: (i.line, i.col)))
-    if result.issues:
-        return result  # definitions are meaningful only when there is no issue at all
+        where = first.root.get("name")
+        here = doc.root.get("name")
+        assert where is not None and here is not None  # both have a valid name
+        doc.ctx.error(here, f"duplicate {doc.kind} {doc.name!r} (first defined at "
+                            f"{first.ctx.file}:{where.line}:{where.col})", code="CC202")
+    return specs
+
+
+def _definitions(docs: list[_Doc]) -> list[Definition]:
+    definitions = []
     for doc in docs:
         if doc.spec is None or doc.kind is None:
             continue
         spec = {k: v for k, v in doc.spec.items() if k not in ("kind", "name", "description")}
-        result.definitions.append(Definition(
+        definitions.append(Definition(
             Kind(doc.kind), str(doc.name), spec,
             SourcePos(doc.ctx.file, doc.root.line, doc.root.col), doc.description))
-    return result
+    return definitions

@@ -82,84 +82,127 @@ def _campaign(spec: dict, root: Node, ctx: Ctx, refs: list[Ref]) -> None:
     _channel_ref(spec, root, ctx, refs)
     stages = spec.get("stages")
     if isinstance(stages, list):
-        seen: dict[str, Node] = {}
-        for index, stage in enumerate(stages):
-            node = dig(root, "stages", index)
-            if not isinstance(stage, dict) or node is None:
-                continue
-            _audience_refs(stage.get("audience"), node.get("audience"), ctx, refs)
-            _channel_ref(stage, node, ctx, refs)
-            name = stage.get("name")
-            name_node = node.get("name")
-            if isinstance(name, str) and name_node is not None:
-                if name in seen:
-                    first = seen[name]
-                    ctx.error(name_node, f"stages[{index + 1}].name: duplicate stage name "
-                                         f"{name!r} (first at {first.line}:{first.col})",
-                              code="CC207")
-                else:
-                    seen[name] = name_node
-    tz = spec.get("timezone", "UTC") if root.get("timezone") is None or "timezone" in spec else None
-    sched = spec.get("schedule") if isinstance(spec.get("schedule"), dict) else {}
-    sched_node = root.get("schedule")
+        _stage_names(stages, root, ctx, refs)
     ctype = spec.get("type")
-    moments: list[tuple[str, datetime, Node]] = []
-
-    def moment(*keys: str) -> datetime | None:
-        value = _instant(_get(sched, *keys), tz)
-        node = dig(sched_node, *keys)
-        if value is not None and node is not None:
-            moments.append(("schedule." + ".".join(keys), value, node))
-        return value
-
-    if ctype == "one-off" and sched_node is None and not _plan_only(root):
+    if ctype == "one-off" and root.get("schedule") is None and not _plan_only(root):
         ctx.error(root, "missing required key 'schedule' (a one-off campaign needs "
                         "schedule.send unless every stage is controlled_by_plan: true)",
                   code="CC306")
-    if ctype == "one-off":
-        queue_at, send_at = moment("queue", "at"), moment("send", "at")
-        before = dig(sched_node, "queue", "before_send")
-        send_node = dig(sched_node, "send")
-        send_ok = send_node is None or "send" in sched
-        if before is not None and send_ok and not isinstance(_get(sched, "send", "at"), str):
-            ctx.error(before, "schedule.queue.before_send needs schedule.send: {at: DATETIME} "
-                              "(the build time is counted back from the send time)", code="CC307")
-        if queue_at and send_at and send_at < queue_at:
-            ctx.error(dig(sched_node, "send", "at"),  # type: ignore[arg-type]
-                      f"schedule.send.at ({_get(sched, 'send', 'at')}) is before schedule.queue.at "
-                      f"({_get(sched, 'queue', 'at')}): messages cannot be sent before they are "
-                      "built", code="CC308")
-    elif ctype == "date-triggered":
-        start, send_start = moment("start", "at"), moment("send_start", "at")
-        until = moment("until")
-        if start and send_start and send_start < start:
-            ctx.error(dig(sched_node, "send_start", "at"),  # type: ignore[arg-type]
-                      "schedule.send_start.at is before schedule.start.at: sending cannot start "
-                      "before building", code="CC308")
-        if start and until and until <= start:
-            ctx.error(dig(sched_node, "until"),  # type: ignore[arg-type]
-                      "schedule.until is not after schedule.start.at: nothing would ever run",
-                      code="CC309")
-    elif ctype == "event-triggered":
-        queue_start, send_start = moment("queue_start", "at"), moment("send_start", "at")
-        if queue_start and send_start and send_start < queue_start:
-            ctx.error(dig(sched_node, "send_start", "at"),  # type: ignore[arg-type]
-                      "schedule.send_start.at is before schedule.queue_start.at: sending cannot "
-                      "start before building", code="CC308")
-        catchup_node = dig(sched_node, "catchup")
-        if catchup_node is not None and _get(sched, "queue_every") in (None, "on_event"):
-            ctx.error(catchup_node, "schedule.catchup applies only to a cron queue_every: with "
-                                    "on_event (the default) every waiting event is built at the "
-                                    "next tick, whatever the downtime", code="CC111")
-    closes = _instant(spec.get("closes_at"), tz)
-    if closes is not None:
-        for what, when, node in moments:
-            # Nothing runs at the closing instant either; `until` may end exactly there.
-            if when > closes or (when == closes and what != "schedule.until"):
-                where = "after" if when > closes else "at"
-                ctx.error(node, f"{what} ({_get(sched, *what.split('.')[1:])}) is {where} "
-                                f"closes_at ({spec['closes_at']}): nothing runs from the "
-                                "closing date on", code="CC310")
+    schedule = _Schedule(spec, root)
+    check_order = _SCHEDULE_ORDER.get(ctype) if isinstance(ctype, str) else None
+    if check_order is not None:
+        check_order(schedule, ctx)
+    _closes_at(spec, schedule, ctx)
+
+
+def _stage_names(stages: list, root: Node, ctx: Ctx, refs: list[Ref]) -> None:
+    """Each stage's references, and no stage name twice."""
+    seen: dict[str, Node] = {}
+    for index, stage in enumerate(stages):
+        node = dig(root, "stages", index)
+        if not isinstance(stage, dict) or node is None:
+            continue
+        _audience_refs(stage.get("audience"), node.get("audience"), ctx, refs)
+        _channel_ref(stage, node, ctx, refs)
+        name = stage.get("name")
+        name_node = node.get("name")
+        if not isinstance(name, str) or name_node is None:
+            continue
+        if name in seen:
+            first = seen[name]
+            ctx.error(name_node, f"stages[{index + 1}].name: duplicate stage name "
+                                 f"{name!r} (first at {first.line}:{first.col})", code="CC207")
+        else:
+            seen[name] = name_node
+
+
+class _Schedule:
+    """A campaign's schedule as read for ordering rules: its values, its nodes, and the instants
+    read so far (each with its path and node, for the closing-date rule)."""
+
+    def __init__(self, spec: dict, root: Node) -> None:
+        # The time zone only when it is valid (an invalid one has its own error).
+        in_spec = root.get("timezone") is None or "timezone" in spec
+        self.tz: str | None = spec.get("timezone", "UTC") if in_spec else None
+        sched = spec.get("schedule")
+        self.values: dict = sched if isinstance(sched, dict) else {}
+        self.node = root.get("schedule")
+        self.moments: list[tuple[str, datetime, Node]] = []
+
+    def value(self, *keys: str) -> Any:
+        return _get(self.values, *keys)
+
+    def at(self, *keys: str) -> Node:
+        """The node of a value already read as an instant (so it exists)."""
+        node = dig(self.node, *keys)
+        assert node is not None
+        return node
+
+    def moment(self, *keys: str) -> datetime | None:
+        value = _instant(self.value(*keys), self.tz)
+        node = dig(self.node, *keys)
+        if value is not None and node is not None:
+            self.moments.append(("schedule." + ".".join(keys), value, node))
+        return value
+
+
+def _one_off_order(schedule: _Schedule, ctx: Ctx) -> None:
+    queue_at, send_at = schedule.moment("queue", "at"), schedule.moment("send", "at")
+    before = dig(schedule.node, "queue", "before_send")
+    send_ok = dig(schedule.node, "send") is None or "send" in schedule.values
+    if before is not None and send_ok and not isinstance(schedule.value("send", "at"), str):
+        ctx.error(before, "schedule.queue.before_send needs schedule.send: {at: DATETIME} "
+                          "(the build time is counted back from the send time)", code="CC307")
+    if queue_at and send_at and send_at < queue_at:
+        ctx.error(schedule.at("send", "at"),
+                  f"schedule.send.at ({schedule.value('send', 'at')}) is before schedule.queue.at "
+                  f"({schedule.value('queue', 'at')}): messages cannot be sent before they are "
+                  "built", code="CC308")
+
+
+def _date_triggered_order(schedule: _Schedule, ctx: Ctx) -> None:
+    start, send_start = schedule.moment("start", "at"), schedule.moment("send_start", "at")
+    until = schedule.moment("until")
+    if start and send_start and send_start < start:
+        ctx.error(schedule.at("send_start", "at"),
+                  "schedule.send_start.at is before schedule.start.at: sending cannot start "
+                  "before building", code="CC308")
+    if start and until and until <= start:
+        ctx.error(schedule.at("until"),
+                  "schedule.until is not after schedule.start.at: nothing would ever run",
+                  code="CC309")
+
+
+def _event_triggered_order(schedule: _Schedule, ctx: Ctx) -> None:
+    queue_start = schedule.moment("queue_start", "at")
+    send_start = schedule.moment("send_start", "at")
+    if queue_start and send_start and send_start < queue_start:
+        ctx.error(schedule.at("send_start", "at"),
+                  "schedule.send_start.at is before schedule.queue_start.at: sending cannot "
+                  "start before building", code="CC308")
+    catchup_node = dig(schedule.node, "catchup")
+    if catchup_node is not None and schedule.value("queue_every") in (None, "on_event"):
+        ctx.error(catchup_node, "schedule.catchup applies only to a cron queue_every: with "
+                                "on_event (the default) every waiting event is built at the "
+                                "next tick, whatever the downtime", code="CC111")
+
+
+_SCHEDULE_ORDER = {"one-off": _one_off_order, "date-triggered": _date_triggered_order,
+                   "event-triggered": _event_triggered_order}
+
+
+def _closes_at(spec: dict, schedule: _Schedule, ctx: Ctx) -> None:
+    """Nothing of the schedule may fall after (or at) the campaign's closing instant."""
+    closes = _instant(spec.get("closes_at"), schedule.tz)
+    if closes is None:
+        return
+    for what, when, node in schedule.moments:
+        # Nothing runs at the closing instant either; `until` may end exactly there.
+        if when > closes or (when == closes and what != "schedule.until"):
+            where = "after" if when > closes else "at"
+            ctx.error(node, f"{what} ({schedule.value(*what.split('.')[1:])}) is {where} "
+                            f"closes_at ({spec['closes_at']}): nothing runs from the "
+                            "closing date on", code="CC310")
 
 
 def _plan_only(root: Node) -> bool:
@@ -206,6 +249,24 @@ def _scenario(spec: dict, root: Node, ctx: Ctx, refs: list[Ref]) -> None:
     steps_node = root.get("steps")
     if not isinstance(steps, list) or steps_node is None:
         return
+    ids, ids_complete = _step_ids(steps, steps_node, ctx, refs)
+    edges, edges_complete = _step_edges(steps, steps_node, ids, ctx)
+    if not (ids_complete and edges_complete) or len(edges) != len(steps):
+        return
+    reached = _reachable(edges)
+    for index in range(len(steps)):
+        if index not in reached:
+            at = dig(steps_node, index, "id") or dig(steps_node, index) or steps_node
+            ctx.error(at,
+                      f"steps[{index + 1}]: step {steps[index]['id']!r} is unreachable (no step "
+                      "leads to it; name it in next, then or else, or remove it)", code="CC213")
+    _loops_without_wait(steps, steps_node, edges, reached, ctx)
+
+
+def _step_ids(steps: list, steps_node: Node, ctx: Ctx,
+              refs: list[Ref]) -> tuple[dict[str, int], bool]:
+    """Each step's channel reference and id: {id: index}, and whether every step has a usable
+    id (the graph rules need all of them)."""
     ids: dict[str, int] = {}
     complete = True
     for index, step in enumerate(steps):
@@ -231,7 +292,15 @@ def _scenario(spec: dict, root: Node, ctx: Ctx, refs: list[Ref]) -> None:
             complete = False
         else:
             ids[sid] = index
+    return ids, complete
+
+
+def _step_edges(steps: list, steps_node: Node, ids: dict[str, int],
+                ctx: Ctx) -> tuple[dict[int, list[int | None]], bool]:
+    """Where each step goes: {index: [target index, or None for end]}, and whether every jump
+    could be read."""
     edges: dict[int, list[int | None]] = {}
+    complete = True
     for index, step in enumerate(steps):
         node = dig(steps_node, index)
         if not isinstance(step, dict) or node is None:
@@ -240,15 +309,9 @@ def _scenario(spec: dict, root: Node, ctx: Ctx, refs: list[Ref]) -> None:
         if len(actions) != 1:
             complete = False
             continue
-        action = actions[0]
+        jumps = ("then", "else") if actions[0] == "if" else ("next",)
+        _misplaced_jumps(index, node, actions[0], jumps, ctx)
         following = index + 1 if index + 1 < len(steps) else None
-        jumps = ("then", "else") if action == "if" else ("next",)
-        for key in ("next", "then", "else"):
-            key_node = node.key_node(key)
-            if key_node is not None and key not in jumps:
-                use = "then and else" if action == "if" else "next"
-                ctx.error(key_node, f"steps[{index + 1}]: {key} does not apply to a {action} "
-                                    f"step; use {use}", code="CC212")
         out: list[int | None] = []
         for key in jumps:
             target = step.get(key)
@@ -267,8 +330,21 @@ def _scenario(spec: dict, root: Node, ctx: Ctx, refs: list[Ref]) -> None:
                           code="CC211")
                 complete = False
         edges[index] = out
-    if not complete or len(edges) != len(steps):
-        return
+    return edges, complete
+
+
+def _misplaced_jumps(index: int, node: Node, action: str, jumps: tuple[str, ...],
+                     ctx: Ctx) -> None:
+    for key in ("next", "then", "else"):
+        key_node = node.key_node(key)
+        if key_node is not None and key not in jumps:
+            use = "then and else" if action == "if" else "next"
+            ctx.error(key_node, f"steps[{index + 1}]: {key} does not apply to a {action} "
+                                f"step; use {use}", code="CC212")
+
+
+def _reachable(edges: dict[int, list[int | None]]) -> set[int]:
+    """The steps reached from the first one."""
     reached = {0}
     todo = [0]
     while todo:
@@ -276,13 +352,7 @@ def _scenario(spec: dict, root: Node, ctx: Ctx, refs: list[Ref]) -> None:
             if target is not None and target not in reached:
                 reached.add(target)
                 todo.append(target)
-    for index in range(len(steps)):
-        if index not in reached:
-            at = dig(steps_node, index, "id") or dig(steps_node, index) or steps_node
-            ctx.error(at,
-                      f"steps[{index + 1}]: step {steps[index]['id']!r} is unreachable (no step "
-                      "leads to it; name it in next, then or else, or remove it)", code="CC213")
-    _loops_without_wait(steps, steps_node, edges, reached, ctx)
+    return reached
 
 
 def _loops_without_wait(steps: list, steps_node: Node, edges: dict, reached: set,

@@ -194,44 +194,48 @@ class Number(Type):
         self.exclusive_minimum = exclusive_minimum
 
     def check(self, node: Node, ctx: Ctx, path: str) -> Any:
+        if not self._is_number(node, ctx, path) or not self._in_range(node, ctx, path):
+            return INVALID
+        return node.value
+
+    def _is_number(self, node: Node, ctx: Ctx, path: str) -> bool:
+        """An unquoted, finite number of the wanted type (else the error says what it is)."""
         want = "an integer" if self.integer else "a number"
         ok_types = (int,) if self.integer else (int, float)
         value = node.value
         if node.kind == "scalar" and not node.quoted and isinstance(value, float) and (
                 value != value or value in (float("inf"), float("-inf"))):  # NaN / inf / huge
             ctx.error(node, label(path, f"number {describe(node)} is out of range"), code="CC109")
-            return INVALID
+            return False
         if node.kind != "scalar" or node.quoted or isinstance(value, bool) or not isinstance(
                 value, ok_types):
-            note = ""
-            if node.kind == "scalar" and not node.quoted and (
-                    node.tag11 in ("int", "float") or re.match(r"^[-+]?0[0-9_]+$", node.text)):
-                note = " (write it in plain decimal, without leading zeros, _ or :)"
-            elif node.kind == "scalar" and node.quoted and isinstance(value, str):
-                note = " (remove the quotes)" if _looks_numeric(value) else ""
-            ctx.error(node, label(path, f"expected {want}, got {describe(node)}{note}"),
-                      code="CC106")
-            return INVALID
+            ctx.error(node, label(path, f"expected {want}, got {describe(node)}"
+                                        f"{_number_note(node)}"), code="CC106")
+            return False
         if value != value or value in (float("inf"), float("-inf")):  # NaN / inf
             ctx.error(node, label(path, f"expected {want}, got {node.text!r}"), code="CC106")
-            return INVALID
+            return False
+        return True
+
+    def _in_range(self, node: Node, ctx: Ctx, path: str) -> bool:
+        value = node.value
         if self.minimum is not None and value < self.minimum:
             ctx.error(node, label(path, f"must be at least {_num(self.minimum)}, got "
                                         f"{shorten(node.text)}"), code="CC109")
-            return INVALID
+            return False
         if self.exclusive_minimum is not None and value <= self.exclusive_minimum:
             ctx.error(node, label(path, f"must be greater than {_num(self.exclusive_minimum)}, "
                                         f"got {shorten(node.text)}"), code="CC109")
-            return INVALID
+            return False
         if self.maximum is not None and value > self.maximum:
             ctx.error(node, label(path, f"must be at most {_num(self.maximum)}, got "
                                         f"{shorten(node.text)}"), code="CC109")
-            return INVALID
+            return False
         if isinstance(value, int) and not INT_MIN <= value <= INT_MAX:
             ctx.error(node, label(path, f"number {describe(node)} is out of range"),
                       code="CC109")
-            return INVALID
-        return value
+            return False
+        return True
 
     def schema(self) -> dict:
         out: dict[str, Any] = {"type": "integer" if self.integer else "number"}
@@ -242,6 +246,16 @@ class Number(Type):
         if self.maximum is not None:
             out["maximum"] = self.maximum
         return self.with_doc(out)
+
+
+def _number_note(node: Node) -> str:
+    """Why a scalar that looks like a number is not read as one."""
+    if node.kind == "scalar" and not node.quoted and (
+            node.tag11 in ("int", "float") or re.match(r"^[-+]?0[0-9_]+$", node.text)):
+        return " (write it in plain decimal, without leading zeros, _ or :)"
+    if node.kind == "scalar" and node.quoted and isinstance(node.value, str):
+        return " (remove the quotes)" if _looks_numeric(node.value) else ""
+    return ""
 
 
 def _num(value: float) -> str:
@@ -349,25 +363,37 @@ class Map(Type):
             ctx.error(node, label(path, f"expected a mapping, got {describe(node)}"), code="CC104")
             return INVALID
         out: dict[str, Any] = {}
-        where = f" in {path}" if path else ""
         for key, value in node.items:
             sub = f"{path}.{key.text}" if path else key.text
-            if self.values is not None:
-                checked = self.values.check(value, ctx, sub)
-            elif key.text in self.fields:
-                checked = self.fields[key.text].type.check(value, ctx, sub)
-            else:
-                if key.text in self.elsewhere:
-                    ctx.error(key, f"key {key.text!r}{where} {self.elsewhere[key.text]}",
-                              code="CC102")
-                else:
-                    hint = did_you_mean(key.text, self.fields) or (
-                        f" (allowed: {', '.join(self.fields)})" if self.fields else "")
-                    ctx.error(key, f"unknown key {key.text!r}{where}{hint}", code="CC101")
+            field_type = self._type_of(key, ctx, path)
+            if field_type is None:
                 continue
+            checked = field_type.check(value, ctx, sub)
             if checked is not INVALID:
                 out[key.text] = checked
         present = {k.text for k, _ in node.items}
+        self._check_presence(node, present, ctx, path)
+        # Partial on error: semantic checks still see the valid parts (all errors in one run);
+        # the document's definition is dropped anyway when it has any issue.
+        return out
+
+    def _type_of(self, key: Node, ctx: Ctx, path: str) -> Type | None:
+        """The type of a key's value; None (and the error) for a key that does not belong."""
+        if self.values is not None:
+            return self.values
+        if key.text in self.fields:
+            return self.fields[key.text].type
+        where = f" in {path}" if path else ""
+        if key.text in self.elsewhere:
+            ctx.error(key, f"key {key.text!r}{where} {self.elsewhere[key.text]}", code="CC102")
+        else:
+            hint = did_you_mean(key.text, self.fields) or (
+                f" (allowed: {', '.join(self.fields)})" if self.fields else "")
+            ctx.error(key, f"unknown key {key.text!r}{where}{hint}", code="CC101")
+        return None
+
+    def _check_presence(self, node: Node, present: set[str], ctx: Ctx, path: str) -> None:
+        """Required keys are there, and exactly one key of `one_of`."""
         for name, spec in self.fields.items():
             if spec.required and name not in present:
                 ctx.error(node, label(path, f"missing required key {name!r}") if path
@@ -379,9 +405,6 @@ class Map(Type):
                 message = (f"needs one of {forms}" if not chosen
                            else f"takes only one of {forms}, got {' and '.join(chosen)}")
                 ctx.error(node, label(path, message), code="CC111")
-        # Partial on error: semantic checks still see the valid parts (all errors in one run);
-        # the document's definition is dropped anyway when it has any issue.
-        return out
 
     def schema(self) -> dict:
         out: dict[str, Any] = {"type": "object"}

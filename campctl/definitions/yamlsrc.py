@@ -109,11 +109,13 @@ def _explicit(value: str, target: str, line: int, col: int) -> Any:
     name = target[len(YAML_TAG):]
     if name == "str":
         return value
-    typed = _type12(value.strip())
-    expected = {"int": int, "float": (int, float), "bool": bool, "null": type(None)}[name]
+    typed: Any = _type12(value.strip())
+    expected: dict[str, Any] = {  # a class or a tuple of classes, for isinstance
+        "int": int, "float": (int, float), "bool": bool, "null": type(None)}
+    accepted = expected[name]
     if isinstance(typed, bool) and name != "bool":
         typed = value
-    if not isinstance(typed, expected):
+    if not isinstance(typed, accepted):
         raise YamlProblem(line, col, f"{value!r} is not a valid !!{name}", "CC008")
     return float(typed) if name == "float" else typed
 
@@ -238,8 +240,8 @@ def parse(text: str) -> tuple[list[Document], YamlProblem | None]:
             line, col = ynode.start_mark.line + 1, ynode.start_mark.column + 1
             try:
                 root = builder.build(ynode)
-            except YamlProblem as problem:
-                docs.append(Document(None, line, col, [*builder.problems, problem]))
+            except YamlProblem as stop:
+                docs.append(Document(None, line, col, [*builder.problems, stop]))
                 continue
             docs.append(Document(root, line, col, builder.problems))
     except yaml.MarkedYAMLError as exc:

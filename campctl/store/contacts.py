@@ -40,10 +40,27 @@ ON CONFLICT (external_id) DO UPDATE SET
     updated_at = excluded.updated_at
 """
 
-# A chunk of contacts that are all new and distinct needs no conflict handling.
-_INSERT_NEW = """
+# A chunk of contacts that are all new and distinct needs no conflict handling. Attributes
+# already encoded (compact, without nulls: the CSV reader's form) are stored as written; a dict
+# goes through json_patch so that its nulls are dropped.
+_INSERT_NEW_TEXT = """
 INSERT INTO contacts (external_id, email, phone, attrs, created_at, updated_at)
-VALUES (?1, ?2, ?3, CASE WHEN ?5 THEN ?4 ELSE json_patch('{}', ?4) END, ?6, ?6)
+VALUES (?1, ?2, ?3, ?4, ?5, ?5)
+"""
+_INSERT_NEW_PATCH = """
+INSERT INTO contacts (external_id, email, phone, attrs, created_at, updated_at)
+VALUES (?1, ?2, ?3, CASE WHEN ?6 THEN ?4 ELSE json_patch('{}', ?4) END, ?5, ?5)
+"""
+# The rows one multi-row INSERT just added (AUTOINCREMENT within one write transaction gives
+# them consecutive ids, in the order they were inserted).
+_COUNT_RANGE = "SELECT count(*) FROM contacts WHERE id BETWEEN ? AND ?"
+_ADD_GROUP_IDS = """
+INSERT INTO contact_groups (grp, contact_id) SELECT ?, value FROM json_each(?)
+WHERE 1 ON CONFLICT DO NOTHING
+"""
+_ADD_OPTOUT_IDS = """
+INSERT INTO contact_optouts (contact_id, message_type) SELECT value, ? FROM json_each(?)
+WHERE 1 ON CONFLICT DO NOTHING
 """
 
 _EXISTING = """
@@ -89,39 +106,61 @@ def upsert_chunk(db: Database, rows: Sequence[ContactRow], *, now: datetime) -> 
     distinct = set(ids)
     existing = db.scalar(_EXISTING, (json.dumps(list(distinct)),)) or 0
     inserted = len(distinct) - existing
-    dumps = json.JSONEncoder(ensure_ascii=False).encode
     if not existing and len(distinct) == len(rows):
-        db.executemany(
-            _INSERT_NEW,
-            [
-                (r[1], r[2], r[4], r[6], True, stamp) if type(r[6]) is str
-                else (r[1], r[2], r[4], dumps(r[6]), False, stamp)
-                for r in rows
-            ],
-        )
-    else:
-        db.executemany(
-            _UPSERT,
-            [
-                (r[1], r[2], r[3], r[4], r[5], r[6], stamp, True) if type(r[6]) is str
-                else (r[1], r[2], r[3], r[4], r[5], dumps(r[6]), stamp, False)
-                for r in rows
-            ],
-        )
+        _insert_new(db, rows, stamp)
+        return inserted, 0
+    dumps = json.JSONEncoder(ensure_ascii=False).encode
+    db.executemany(
+        _UPSERT,
+        [
+            (r[1], r[2], r[3], r[4], r[5], r[6], stamp, True) if type(r[6]) is str
+            else (r[1], r[2], r[3], r[4], r[5], dumps(r[6]), stamp, False)
+            for r in rows
+        ],
+    )
     # Set memberships: the last row of a contact in the chunk that carries the field wins.
     groups = {r.external_id: r.groups for r in rows if r.groups is not None}
     if groups:
         pairs = json.dumps(list(groups.items()), ensure_ascii=False)
-        if existing:  # a chunk of new contacts has no memberships to replace
-            db.execute(_CLEAR_GROUPS, (pairs,))
+        db.execute(_CLEAR_GROUPS, (pairs,))
         db.execute(_ADD_GROUPS, (pairs,))
     optouts = {r.external_id: r.opt_out for r in rows if r.opt_out is not None}
     if optouts:
         pairs = json.dumps(list(optouts.items()), ensure_ascii=False)
-        if existing:
-            db.execute(_CLEAR_OPTOUTS, (pairs,))
+        db.execute(_CLEAR_OPTOUTS, (pairs,))
         db.execute(_ADD_OPTOUTS, (pairs,))
     return inserted, len(rows) - inserted
+
+
+def _insert_new(db: Database, rows: Sequence[ContactRow], stamp: str) -> None:
+    """Insert a chunk of new, distinct contacts, then their groups and opt-outs by the ids they
+    got: one statement per distinct group (most rows share a few), no lookup by external id."""
+    texts = [(r[1], r[2], r[4], r[6], stamp) for r in rows if type(r[6]) is str]
+    if len(texts) == len(rows):
+        db.executemany(_INSERT_NEW_TEXT, texts)
+    else:
+        # Rows keep their order, so that ids follow the chunk.
+        dumps = json.JSONEncoder(ensure_ascii=False).encode
+        db.executemany(_INSERT_NEW_PATCH, [
+            (r[1], r[2], r[4], r[6], stamp, True) if type(r[6]) is str
+            else (r[1], r[2], r[4], dumps(r[6]), stamp, False)
+            for r in rows])
+    last = db.scalar("SELECT last_insert_rowid()")
+    first = last - len(rows) + 1
+    if db.scalar(_COUNT_RANGE, (first, last)) != len(rows):
+        raise RuntimeError("contacts inserted in one chunk did not get consecutive ids")
+    for sets, sql in (([r.groups for r in rows], _ADD_GROUP_IDS),
+                      ([r.opt_out for r in rows], _ADD_OPTOUT_IDS)):
+        members: dict[str, list[int]] = {}
+        for pk, values in enumerate(sets, first):
+            for value in values or ():
+                found = members.get(value)
+                if found is None:
+                    members[value] = [pk]
+                else:
+                    found.append(pk)
+        for value, pks in members.items():
+            db.execute(sql, (value, json.dumps(pks)))
 
 
 _SELECT = """

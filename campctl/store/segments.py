@@ -87,6 +87,9 @@ def rule_problems(rules: Any, match: Any = "all", limit_percent: Any = None) -> 
     return problems
 
 
+_RULE_KEYS = {"attr": {"attr", "op", "value"}, "group": {"group"}, "event": {"event", "within"}}
+
+
 def _rule_problems(rule: Any) -> list[str]:
     if not isinstance(rule, Mapping):
         return ["a rule is a mapping: {attr, op, value}, {group} or {event, within}"]
@@ -94,23 +97,30 @@ def _rule_problems(rule: Any) -> list[str]:
     if len(kinds) != 1:
         return ["a rule has exactly one of attr, group or event"]
     kind = kinds[0]
-    allowed = {"attr": {"attr", "op", "value"}, "group": {"group"}, "event": {"event", "within"}}
-    extra = sorted(set(rule) - allowed[kind])
+    extra = sorted(set(rule) - _RULE_KEYS[kind])
     if extra:
         return [f"unknown key(s) {', '.join(map(str, extra))} in a {kind} rule"]
     if kind == "group":
         return [] if _text(rule["group"]) else ["group must be a non-empty string"]
     if kind == "event":
-        if not _text(rule["event"]):
-            return ["event must be a non-empty string"]
-        if "within" in rule:
-            try:
-                parse_duration(rule["within"])
-            except ValueError as exc:
-                return [f"within: {exc}"]
-        return []
+        return _event_problems(rule)
+    return _attr_problems(rule)
+
+
+def _event_problems(rule: Mapping) -> list[str]:
+    if not _text(rule["event"]):
+        return ["event must be a non-empty string"]
+    if "within" in rule:
+        try:
+            parse_duration(rule["within"])
+        except ValueError as exc:
+            return [f"within: {exc}"]
+    return []
+
+
+def _attr_problems(rule: Mapping) -> list[str]:
     attr, op = rule.get("attr"), rule.get("op")
-    if not _text(attr):
+    if not isinstance(attr, str) or not _text(attr):
         return ["attr must be a non-empty string"]
     if '"' in attr or "\\" in attr:
         return [f"attr {attr!r} may not contain quotes or backslashes"]
@@ -120,26 +130,28 @@ def _rule_problems(rule: Any) -> list[str]:
         return [] if "value" not in rule else [f"{op} takes no value"]
     if "value" not in rule:
         return [f"{op} needs a value"]
-    value = rule["value"]
+    problem = _value_problem(op, rule["value"])
+    return [problem] if problem else []
+
+
+def _value_problem(op: str, value: Any) -> str | None:
+    """What is wrong with the value of an operator that takes one, if anything."""
     if op in ("in", "not_in"):
         if not isinstance(value, list) or not value:
-            return [f"{op} needs a non-empty list value"]
+            return f"{op} needs a non-empty list value"
         bad = [v for v in value if not _scalar(v)]
-        return [f"{op} values must be strings, numbers or booleans"] if bad else []
+        return f"{op} values must be strings, numbers or booleans" if bad else None
     if op in ("within_days", "older_than_days"):
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            return [f"{op} needs a whole number of days (0 or more)"]
-        return []
+            return f"{op} needs a whole number of days (0 or more)"
+        return None
+    number_or_text = not isinstance(value, bool) and isinstance(value, int | float | str)
     if op in _CMP:
-        if isinstance(value, bool) or not isinstance(value, int | float | str):
-            return [f"{op} compares with a number or a string"]
-        return []
+        return None if number_or_text else f"{op} compares with a number or a string"
     if op == "contains":
-        if isinstance(value, bool) or not isinstance(value, int | float | str):
-            return ["contains needs a string (substring or list element) or a number "
-                    "(list element)"]
-        return []
-    return [] if _scalar(value) else [f"{op} needs a string, number or boolean value"]
+        return None if number_or_text else (
+            "contains needs a string (substring or list element) or a number (list element)")
+    return None if _scalar(value) else f"{op} needs a string, number or boolean value"
 
 
 def _text(value: Any) -> bool:
@@ -233,7 +245,7 @@ def _number_range(field: _Field, op: str, value: float) -> tuple[str, list]:
 def _attr_rule(rule: Mapping, alias: str, now: datetime) -> tuple[str, list]:
     field = _Field(rule["attr"], alias)
     op = rule["op"]
-    value = rule.get("value")
+    value: Any = rule.get("value")  # validated by rule_problems for this op
     t_sql, t_par = field.t()
     v_sql, v_par = field.v()
     negate = op in ("ne", "not_in", "not_exists")

@@ -153,3 +153,18 @@ def test_forgotten_contacts_exit_their_scenarios(cli, datafile, db, rows):
     profile = rows("SELECT status, wake_at, exited_at, error FROM scenario_profiles")[0]
     assert profile == {"status": "exited", "wake_at": None,
                        "exited_at": "2027-03-01T09:00:00Z", "error": None}
+
+
+def test_import_progress_counts_rows_when_stderr_is_a_terminal(cli, datafile):
+    """The bar follows the file's bytes and counts rows with their rate; forced here as rich
+    allows (TTY_COMPATIBLE=1), absent when stderr is not a terminal."""
+    text = "id,plan\n" + "".join(f"p{i},basic\n" for i in range(12000))
+    shown = cli("contacts", "import", datafile("p.csv", text),
+                env={"TTY_COMPATIBLE": "1", "TTY_INTERACTIVE": "1"})
+    assert shown.exit_code == 0, shown
+    assert "12,000 rows" in shown.stderr and "rows/s" in shown.stderr, shown.stderr
+    assert "12000 inserted, 0 updated, 0 rejected" in shown.stderr
+    plain = cli("contacts", "import", datafile("p.csv", text), env={"TTY_COMPATIBLE": "0"})
+    assert plain.exit_code == 0, plain
+    assert "rows/s" not in plain.stderr
+    assert plain.stderr.strip() == "0 inserted, 12000 updated, 0 rejected"
