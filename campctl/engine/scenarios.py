@@ -321,8 +321,10 @@ def _capture_audience(tick: _Tick, steps: tuple[ScenarioStep, ...], *, occurrenc
     from campctl.store import segments
 
     audience = tick.scenario.launch.audience or EVERYONE
-    sql, params = segments.audience_query(tick.db, audience.raw, now=tick.now,
-                                          sample_key=f"scenario:{tick.name}:{occurrence}")
+    sql, params = segments.audience_query(
+        tick.db, segments.AudienceQuery(audience.raw,
+                                        sample_key=f"scenario:{tick.name}:{occurrence}"),
+        now=tick.now)
     # Left out at an occurrence: logged, not noted in the tick's report.
     sql, narrowed = _within_rights(replace(tick, report=None), sql, params,
                                    what=f"at occurrence {occurrence}")
@@ -345,8 +347,8 @@ def _within_conditions(tick: _Tick, sql: str, params: dict[str, Any], *,
     audience = capture_audience(tick.scenario)
     if audience is None:
         return sql, params
-    cond_sql, cond_params = segments.audience_where(tick.db, audience.raw, now=tick.now,
-                                                    alias="c", include_opted_out=True)
+    cond_sql, cond_params = segments.audience_where(
+        tick.db, segments.AudienceQuery(audience.raw, include_opted_out=True), now=tick.now)
     narrowed, merged, unmet = store.narrow_source(tick.db, sql, params, cond_sql,
                                                   list(cond_params))
     if unmet:
@@ -758,8 +760,8 @@ def _participants_source(db: Database, obj: _Stored, who: Participants, *,
     if manual_trigger and (audience := capture_audience(obj.model)) is not None:
         from campctl.store import segments
 
-        cond_sql, cond_params = segments.audience_where(db, audience.raw, now=now,
-                                                        alias="c", include_opted_out=True)
+        cond_sql, cond_params = segments.audience_where(
+            db, segments.AudienceQuery(audience.raw, include_opted_out=True), now=now)
         sql, params, unmet = store.narrow_source(db, sql, params, cond_sql, list(cond_params))
         if unmet:
             raise ActionRefused(f"contact {who.contact} does not match the capture conditions "
