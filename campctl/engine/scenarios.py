@@ -619,7 +619,7 @@ def clone(db: Database, *, name: str, new: str, actor: str, now: datetime,
     if not re.match(NAME_PATTERN, new):
         raise UsageProblem(f"bad name {new!r}: use lower-case letters, digits and '-' "
                            "(at most 63, starting with a letter or digit)")
-    if objects_store.get_object(db, "Scenario", new) is not None:
+    if objects_store.get_record(db, "Scenario", new) is not None:
         raise ActionRefused(f"scenario {new} already exists; choose another name or delete it")
     # Version 1, unless the name was used before: versions are never reused after a delete.
     version = objects_store.next_version(db, "Scenario", new)
@@ -819,14 +819,14 @@ def _compiled_sends(db: Database, steps: Iterable[ScenarioStep],
     """Each send step's message compiled; a missing channel, an empty message or a template
     that fails for everyone is added to `problems` (no need to try each contact)."""
     from campctl.engine.templates import TemplateFailed, compile_message
-    from campctl.store.objects import get_object
+    from campctl.store.objects import get_record
 
     compiled: list[tuple[str, CompiledMessage]] = []
     for step in steps:
         send = step.send
         if send is None:
             continue
-        if send.channel != DEFAULT_CHANNEL and get_object(db, "Channel", send.channel) is None:
+        if send.channel != DEFAULT_CHANNEL and get_record(db, "Channel", send.channel) is None:
             problems.append(f"step {step.id}: channel {send.channel!r} does not exist")
         if not send.body and not send.subject:
             problems.append(f"step {step.id}: send has neither subject nor body")
