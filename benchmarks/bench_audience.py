@@ -61,7 +61,7 @@ with open(sys.argv[2], newline="") as f:
 BUILD = r"""
 import sys, time
 from campctl.store.db import open_db
-from campctl.engine.audience import build_queue
+from campctl.engine.audience import AudienceQuery, RunItems, build_queue
 from campctl.timeutil import parse_instant
 db = open_db(sys.argv[1], create=False)
 now = parse_instant(sys.argv[2])
@@ -70,8 +70,8 @@ with db.atomic():
                      "VALUES ('bench', 'main', 'building', '{}', ?, ?)",
                      (sys.argv[2], sys.argv[2])).lastrowid
 wall, cpu = time.perf_counter(), time.process_time()
-n = build_queue(db, run_id=run, audience={"segment": "bench-adults"}, channel="outbox",
-                message_type="promotional", include_opted_out=False, now=now, sample_key="bench")
+n = build_queue(db, AudienceQuery({"segment": "bench-adults"}, "promotional", sample_key="bench"),
+                RunItems(run, "outbox"), now=now)
 print(n, time.perf_counter() - wall, time.process_time() - cpu)
 """
 

@@ -176,10 +176,10 @@ def object_zones(db: Any) -> Callable[[dict], str | None]:
         kind, _, name = str(row.get("object") or "").partition("/")
         if kind == "run" and name.isdigit():
             if name not in run_campaigns:
-                from campctl.store.runs import get_run
+                from campctl.store.runs import get_run_record
 
-                run = get_run(db, int(name))
-                run_campaigns[name] = run["campaign"] if run else None
+                run = get_run_record(db, int(name))
+                run_campaigns[name] = run.campaign if run else None
             return named("Campaign", run_campaigns[name])
         return named(kind.capitalize(), name) if kind else None
 
@@ -373,9 +373,9 @@ def require_filters(db: Any, **names: Any) -> None:
             if not name_known(db, _FILTER_KINDS[key], str(value)):
                 raise NotFound(f"no {key} named {value!r} (see 'campctl get {key}s')")
         elif key == "run":
-            from campctl.store.runs import get_run
+            from campctl.store.runs import get_run_record
 
-            if get_run(db, int(value)) is None:
+            if get_run_record(db, int(value)) is None:
                 raise NotFound(f"no run {value} (see 'campctl get runs')")
         elif key == "instance":
             from campctl.store.plans import get_instance
@@ -402,14 +402,14 @@ def require_filters(db: Any, **names: Any) -> None:
 def require_step(db: Any, scenario: str, step: str | None) -> None:
     """A --step filter must name a step of the scenario (NotFound, exit 3, listing its steps)."""
     from campctl.errors import NotFound
-    from campctl.store.objects import get_object
+    from campctl.store.objects import get_record
 
-    obj = get_object(db, "Scenario", scenario)
+    obj = get_record(db, "Scenario", scenario)
     if obj is None:
         raise NotFound(f"no scenario named {scenario!r} (see 'campctl get scenarios')")
     if step is None:
         return
-    steps = [s.get("id") for s in (obj["spec"] or {}).get("steps") or [] if isinstance(s, dict)]
+    steps = [s.get("id") for s in obj.spec.get("steps") or [] if isinstance(s, dict)]
     if step not in steps:
         raise NotFound(f"scenario {scenario} has no step {step!r}; its steps: "
                        + (", ".join(str(s) for s in steps) or "none"))

@@ -54,7 +54,7 @@ def outbox_list(
     channel: Annotated[str | None, typer.Option("--channel", help="Only this channel.")] = None,
     limit: Annotated[int, typer.Option("--limit", help="Show the newest N (0: all).")] = 100,
 ) -> None:
-    from campctl.store.delivery import list_outbox
+    from campctl.store.delivery import OutboxFilter, list_outbox
 
     if limit < 0:
         raise UsageProblem("--limit must be 0 (all) or a positive number")
@@ -62,8 +62,9 @@ def outbox_list(
     db = app.db()
     require_filters(db, campaign=campaign, run=run, scenario=scenario, contact=contact,
                     channel=channel)
-    rows = list_outbox(db, campaign=campaign, run_id=run, scenario=scenario,
-                       contact=contact, channel=channel, limit=limit or None)
+    only = OutboxFilter(campaign=campaign, run_id=run, scenario=scenario, contact=contact,
+                        channel=channel)
+    rows = list_outbox(db, only, limit=limit or None)
     emit(app, rows, OUTBOX_COLUMNS, empty="no messages in the outbox", zones=object_zones(db))
 
 

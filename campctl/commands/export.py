@@ -29,7 +29,7 @@ def export(
 ) -> None:
     from campctl.commands.objects import KIND_HELP, definition_text
     from campctl.models import APPLY_ORDER
-    from campctl.store.objects import list_objects
+    from campctl.store.objects import list_records
 
     app = app_context(ctx)
     db = app.db()
@@ -41,12 +41,12 @@ def export(
     directory.mkdir(parents=True, exist_ok=True)
     written: list[dict] = []
     for kind in APPLY_ORDER:
-        for obj in list_objects(db, kind.value):
+        for obj in list_records(db, kind.value):
             folder = directory / KIND_HELP[kind]
             folder.mkdir(parents=True, exist_ok=True)
-            path = folder / f"{obj['name']}.yaml"
+            path = folder / f"{obj.name}.yaml"
             _write(path, definition_text(app, kind, obj))
-            written.append({"kind": kind.cli, "name": obj["name"], "path": str(path)})
+            written.append({"kind": kind.cli, "name": obj.name, "path": str(path)})
     if app.json:
         print_json(written)
     else:

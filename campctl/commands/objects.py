@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import textwrap
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
@@ -22,6 +22,9 @@ from campctl.commands.common import (
 from campctl.commands.completion import complete_object_name
 from campctl.errors import NotFound, UsageProblem, ValidationFailed
 from campctl.models import Kind
+
+if TYPE_CHECKING:
+    from campctl.store.objects import ObjectRecord
 
 KIND_HELP = {
     Kind.PLAN: "plans",
@@ -210,10 +213,13 @@ def _print_changes(app, changes, *, diffs: bool, dry_run: bool = False) -> None:
 
 # --- get / describe / delete / history ---------------------------------------------------------
 
-def _require(db, kind: Kind, name: str) -> dict:
-    from campctl.engine.workflow import require_object
+def _require(db, kind: Kind, name: str) -> ObjectRecord:
+    from campctl.store.objects import get_record
 
-    return require_object(db, kind, name)
+    obj = get_record(db, kind.value, name)
+    if obj is None:  # the words of engine.workflow.require_object
+        raise NotFound(f"no {kind.cli} named {name!r} (see 'campctl get {kind.cli}s')")
+    return obj
 
 
 def _get_command(kind: Kind):
@@ -228,13 +234,13 @@ def _get_command(kind: Kind):
     ) -> None:
         from campctl.engine import access
         from campctl.engine.catalog import summary
-        from campctl.store.objects import list_objects, profile_counts
+        from campctl.store.objects import list_records, profile_counts
 
         app = app_context(ctx)
         db = app.db()
         if app.output == "yaml":
             _print_yaml(app, kind, [_require(db, kind, name)] if name is not None
-                        else list_objects(db, kind.value))
+                        else list_records(db, kind.value))
             return
         profiles = profile_counts(db) if kind is Kind.SCENARIO else None
         tagged = kind.value in access.ACCESS_KINDS
@@ -243,11 +249,11 @@ def _get_command(kind: Kind):
                                "scenarios do)")
         columns = [*COLUMNS[kind], ("tags", "TAGS", _tags_cell)] if tagged else COLUMNS[kind]
 
-        def row_of(obj: dict) -> dict:
+        def row_of(obj: ObjectRecord) -> dict:
             row = summary(kind, obj, now=app.now, profiles=profiles)
             if tagged:
-                row["tags"] = access.tags(obj["spec"])
-                row["access_groups"] = access.access_groups(obj["spec"])
+                row["tags"] = access.tags(obj.spec)
+                row["access_groups"] = access.access_groups(obj.spec)
             return row
 
         if name is not None:
@@ -258,8 +264,8 @@ def _get_command(kind: Kind):
                 emit(app, [row], columns)
             return
         wanted = set(tag or [])
-        rows = [row_of(obj) for obj in list_objects(db, kind.value)
-                if not wanted or wanted <= set(access.tags(obj["spec"]))]
+        rows = [row_of(obj) for obj in list_records(db, kind.value)
+                if not wanted or wanted <= set(access.tags(obj.spec))]
         empty = (f"no {KIND_HELP[kind]} tagged {', '.join(sorted(wanted))}" if wanted
                  else f"no {KIND_HELP[kind]} (apply some definitions)")
         emit(app, rows, columns, empty=empty)
@@ -274,20 +280,20 @@ def _tags_cell(value: list[str] | None, _row: dict) -> str:
     return escape(", ".join(value)) if value else "-"
 
 
-def definition_text(app, kind: Kind, obj: dict) -> str:
+def definition_text(app, kind: Kind, obj: ObjectRecord) -> str:
     """An object as the YAML document that applies it; a channel's literal credentials are
     masked (with a warning: that document no longer applies as it stands)."""
     from campctl.definitions.dump import definition_yaml
 
-    spec = _shown_spec(kind, obj["spec"])
-    if spec != obj["spec"]:
-        notice(app, f"warning: {kind.cli}/{obj['name']}: literal credentials are masked as *** "
+    spec = _shown_spec(kind, obj.spec)
+    if spec != obj.spec:
+        notice(app, f"warning: {kind.cli}/{obj.name}: literal credentials are masked as *** "
                "in this output; write them as ${VAR} in the definition so that it applies as "
                "exported")
-    return definition_yaml(kind, obj["name"], obj["description"], spec)
+    return definition_yaml(kind, obj.name, obj.description, spec)
 
 
-def _print_yaml(app, kind: Kind, objects: list[dict]) -> None:
+def _print_yaml(app, kind: Kind, objects: list[ObjectRecord]) -> None:
     """`get KIND [NAME] -o yaml`: the definitions as applied, several as a multi-document
     stream."""
     if not objects:
@@ -315,30 +321,30 @@ def _describe_command(kind: Kind):
         detail = {
             "kind": kind.cli,
             "name": name,
-            "description": obj["description"],
+            "description": obj.description,
             **summary(kind, obj, now=app.now, profiles=profiles),
-            "status": obj["status"],
-            "created_at": obj["created_at"],
+            "status": obj.status,
+            "created_at": obj.created_at,
             "created_by": created_by(db, kind.value, name),
-            "updated_at": obj["updated_at"],
-            "source": obj["source"],
+            "updated_at": obj.updated_at,
+            "source": obj.source,
             "referenced_by": referenced,
             "in_use": delete_blockers(db, kind, name, referenced=referenced),
             "history": [
                 {k: v for k, v in row.items() if k != "id"}
                 for row in history_with_versions(db, kind.value, name)[-10:]
             ],
-            "spec": _shown_spec(kind, obj["spec"]),
+            "spec": _shown_spec(kind, obj.spec),
         }
         if kind.value in ("Campaign", "Plan", "Scenario"):
             from campctl.engine import access
 
-            detail["tags"] = access.tags(obj["spec"])
-            detail["access_groups"] = access.access_groups(obj["spec"])
+            detail["tags"] = access.tags(obj.spec)
+            detail["access_groups"] = access.access_groups(obj.spec)
         if kind is Kind.PLAN:  # what submit, approve or start would refuse now, all of it
             from campctl.engine.workflow import plan_blockers
 
-            detail["preconditions_unmet"] = plan_blockers(db, obj["spec"], now=app.now)
+            detail["preconditions_unmet"] = plan_blockers(db, obj.spec, now=app.now)
         if kind is Kind.SCENARIO:  # the journey with profiles per step (scenarios area)
             from campctl.engine.scenarios import describe_extra, recent_profiles
 
@@ -355,7 +361,7 @@ def _describe_command(kind: Kind):
         shown["in_use"] = "; ".join(detail["in_use"]) or None
         if "preconditions_unmet" in detail:
             shown["preconditions_unmet"] = "; ".join(detail["preconditions_unmet"]) or "none"
-        tz = spec_timezone(obj["spec"])
+        tz = spec_timezone(obj.spec)
         emit_object(app, shown, title=f"{kind.cli}/{name}", zone=tz)
         out = app.out()
         if detail.get("steps") is not None:
@@ -439,7 +445,7 @@ def _history_command(kind: Kind):
         version: Annotated[int | None, typer.Option(
             "--version", help="Show the spec of this version instead.")] = None,
     ) -> None:
-        from campctl.store.objects import get_object, history_with_versions, versions
+        from campctl.store.objects import get_record, history_with_versions, versions
 
         app = app_context(ctx)
         db = app.db()
@@ -466,8 +472,8 @@ def _history_command(kind: Kind):
         if not rows:
             raise NotFound(f"no {kind.cli} named {name!r} has any history "
                            f"(see 'campctl get {KIND_HELP[kind]}')")
-        obj = get_object(db, kind.value, name)
-        tz = spec_timezone(obj["spec"]) if obj else _deleted_timezone(db, kind, name)
+        obj = get_record(db, kind.value, name)
+        tz = spec_timezone(obj.spec) if obj else _deleted_timezone(db, kind, name)
         emit(app, rows, [("at", "AT", local_cell(tz)), ("actor", "ACTOR"), ("action", "ACTION"),
                          ("from_status", "FROM"), ("to_status", "TO"), ("version", "VERSION"),
                          ("note", "NOTE")])

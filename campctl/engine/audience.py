@@ -9,9 +9,9 @@ import io
 import json
 import math
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from itertools import islice
 from pathlib import Path
@@ -25,6 +25,8 @@ from campctl.store.contacts import ContactRow
 from campctl.store.db import Database
 
 message_id_for = queue_store.message_id_for
+AudienceQuery = segments.AudienceQuery
+RunItems = queue_store.RunItems
 
 CHUNK_ROWS = 5000
 MAX_ERRORS_KEPT = 10_000
@@ -503,10 +505,8 @@ def count_audience(
     include_opted_out: bool = False,
     sample_key: str | None = None,
 ) -> int:
-    sql, params = segments.audience_query(
-        db, audience, now=now, message_type=message_type,
-        include_opted_out=include_opted_out, sample_key=sample_key,
-    )
+    query = segments.AudienceQuery(audience, message_type, include_opted_out, sample_key)
+    sql, params = segments.audience_query(db, query, now=now)
     return segments.count_query(db, sql, params)
 
 
@@ -515,36 +515,17 @@ def channel_needs_email(db: Database, channel: str) -> bool:
     return channel != "outbox" and queue_store.channel_type(db, channel) == "smtp"
 
 
-def build_queue(
-    db: Database,
-    *,
-    run_id: int,
-    audience: Mapping,
-    channel: str,
-    message_type: str | None,
-    include_opted_out: bool,
-    now: datetime,
-    sample_key: str | None,
-    exclude_sent_of_run: int | None = None,
-    require_email: bool | None = None,
-    extra_where: tuple[str, Sequence] | None = None,
-) -> int:
-    """Create the run's queue items (status `queued`) in set-based chunks; returns how many
-    were new. Idempotent: building the same run again inserts nothing twice.
+def build_queue(db: Database, query: segments.AudienceQuery, items: queue_store.RunItems, *,
+                now: datetime) -> int:
+    """Create the run's queue items (status `queued`, message type `query.message_type`) in
+    set-based chunks; returns how many were new. Idempotent: building the same run again
+    inserts nothing twice.
 
-    `require_email=None` decides from the channel (SMTP channels need an email; outbox and
-    webhook do not). `exclude_sent_of_run` skips contacts with a `sent` item in that run or in
-    a run it restarts. `extra_where` narrows the audience (a condition on contacts row `c`:
-    the sending rights of the campaign's creator).
+    `items.require_email=None` decides from the channel (SMTP channels need an email; outbox
+    and webhook do not). `items.exclude_sent_of_run` skips contacts with a `sent` item in that
+    run or in a run it restarts. `query.extra` narrows the audience (the sending rights of the
+    campaign's creator).
     """
-    sql, params = segments.audience_query(
-        db, audience, now=now, message_type=message_type,
-        include_opted_out=include_opted_out, sample_key=sample_key, extra=extra_where,
-    )
-    if require_email is None:
-        require_email = channel_needs_email(db, channel)
-    return queue_store.insert_run_items(
-        db, run_id=run_id, audience_sql=sql, audience_params=params, channel=channel,
-        message_type=message_type, now=now, require_email=require_email,
-        exclude_sent_of_run=exclude_sent_of_run,
-    )
+    if items.require_email is None:
+        items = replace(items, require_email=channel_needs_email(db, items.channel))
+    return queue_store.insert_run_items(db, query, items, now=now)

@@ -162,21 +162,21 @@ def plan_apply(db, definitions: list[Definition]) -> list[Change]:
         description = d.description if isinstance(d.description, str) or d.description is None \
             else str(d.description)
         d.description = description
-        current = store.get_object(db, d.kind.value, d.name) if db is not None else None
+        current = store.get_record(db, d.kind.value, d.name) if db is not None else None
         if current is None:
             version = store.next_version(db, d.kind.value, d.name) if db is not None else 1
             changes.append(Change(d.kind, d.name, "created", version, initial_status(d.kind), d,
                                   spec))
             continue
-        old = {"description": current["description"], **current["spec"]}
+        old = {"description": current.description, **current.spec}
         new = {"description": description, **spec}
         if _same(old, new):
-            changes.append(Change(d.kind, d.name, "unchanged", current["version"],
-                                  current["status"], d, spec))
+            changes.append(Change(d.kind, d.name, "unchanged", current.version,
+                                  current.status, d, spec))
             continue
         version = store.next_version(db, d.kind.value, d.name)
         changes.append(Change(d.kind, d.name, "updated", version,
-                              current["status"], d, spec, diff(old, new)))
+                              current.status, d, spec, diff(old, new)))
     return changes
 
 
@@ -311,18 +311,18 @@ def _next_cron(expr: str | None, tz: str, *, after: datetime,
     return moment
 
 
-def next_occurrence(kind: Kind, obj: dict, *, now: datetime,
+def next_occurrence(kind: Kind, obj: store.ObjectRecord, *, now: datetime,
                     model: Plan | Campaign | None = None) -> datetime | None:
     """When the object's schedule fires next, only if it would (approved, and launched for
     campaigns); None otherwise. `model`: the object's spec already read (a listing has it)."""
-    if obj["status"] != BusinessStatus.APPROVED:
+    if obj.status != BusinessStatus.APPROVED:
         return None
     if kind is Kind.PLAN:
-        plan = model if isinstance(model, Plan) else Plan.from_spec(obj["spec"] or {})
+        plan = model if isinstance(model, Plan) else Plan.from_spec(obj.spec)
         return _next_plan_occurrence(plan, now=now)
-    if kind is not Kind.CAMPAIGN or not obj.get("launched_at"):
+    if kind is not Kind.CAMPAIGN or not obj.launched_at:
         return None
-    campaign = model if isinstance(model, Campaign) else Campaign.from_spec(obj["spec"] or {})
+    campaign = model if isinstance(model, Campaign) else Campaign.from_spec(obj.spec)
     return _next_campaign_occurrence(campaign, now=now)
 
 
@@ -356,22 +356,22 @@ def _next_campaign_occurrence(campaign: Campaign, *, now: datetime) -> datetime 
     return send if send is not None and send > now else None
 
 
-def summary(kind: Kind, obj: dict, *, now: datetime,
+def summary(kind: Kind, obj: store.ObjectRecord, *, now: datetime,
             profiles: dict[str, int] | None = None) -> dict:
     """One row of `get KIND` with the listing keys (and a few more)."""
     from campctl.timeutil import iso_z
 
-    spec = obj["spec"] or {}
-    name = obj["name"]
+    spec = obj.spec
+    name = obj.name
     if kind is Kind.PLAN:
         plan = Plan.from_spec(spec)
         return {
             "name": name,
-            "status": obj["status"],
+            "status": obj.status,
             "schedule_type": plan.schedule.type,
             "transition": plan.transition,
             "next_occurrence": iso_z(next_occurrence(kind, obj, now=now, model=plan)),
-            "version": obj["version"],
+            "version": obj.version,
             "timezone": plan.schedule.timezone_written,
             "stages": len(plan.stages),
         }
@@ -380,23 +380,23 @@ def summary(kind: Kind, obj: dict, *, now: datetime,
         return {
             "name": name,
             "code": campaign.code_or(name),
-            "status": obj["status"],
+            "status": obj.status,
             "type": campaign.type,
             "closes_at": iso_z(_instant(campaign.closes_at, campaign.timezone)),
             "next_occurrence": iso_z(next_occurrence(kind, obj, now=now, model=campaign)),
-            "version": obj["version"],
-            "launched_at": obj["launched_at"],
+            "version": obj.version,
+            "launched_at": obj.launched_at,
             "timezone": campaign.timezone_written,
         }
     if kind is Kind.SCENARIO:
         scenario = Scenario.from_spec(spec)
         return {
             "name": name,
-            "active": obj["status"] == ScenarioStatus.ACTIVE,
+            "active": obj.status == ScenarioStatus.ACTIVE,
             "launch_type": scenario.launch.type,
             "reentry": scenario.reentry_written or DEFAULT_REENTRY,
             "profiles_active": (profiles or {}).get(name, 0),
-            "version": obj["version"],
+            "version": obj.version,
         }
     if kind is Kind.SEGMENT:
         segment = Segment.from_spec(spec)
@@ -405,12 +405,12 @@ def summary(kind: Kind, obj: dict, *, now: datetime,
             "match": segment.match,
             "rules": len(segment.rules),
             "limit_percent": segment.limit_percent,
-            "version": obj["version"],
+            "version": obj.version,
         }
     channel = Channel.from_spec(spec)
     return {
         "name": name,
         "type": spec.get("type") if isinstance(spec.get("type"), str) else None,
         "rate": channel.rate,
-        "version": obj["version"],
+        "version": obj.version,
     }

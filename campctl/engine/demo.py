@@ -93,12 +93,12 @@ def _start(db: Database, definition: Definition, *, start: datetime, actor: str)
 def sample_events(db, *, at: datetime) -> list[tuple[str, str, datetime]]:
     """A handful of events for every event the examples listen to, spread over the first days."""
     names: set[str] = set()
-    for obj in object_store.list_objects(db, "Campaign"):
-        event = ((obj["spec"] or {}).get("trigger") or {}).get("event")
+    for obj in object_store.list_records(db, "Campaign"):
+        event = (obj.spec.get("trigger") or {}).get("event")
         if event:
             names.add(event)
-    for obj in object_store.list_objects(db, "Scenario"):
-        launch = (obj["spec"] or {}).get("launch") or {}
+    for obj in object_store.list_records(db, "Scenario"):
+        launch = obj.spec.get("launch") or {}
         if launch.get("type") == "event" and launch.get("event"):
             names.add(launch["event"])
     contacts = sample_contacts(db, 12)
@@ -136,17 +136,17 @@ def drive(db, *, start: datetime, days: int, environ: Mapping[str, str],
 
 
 def summary(db, *, limit: int = 8) -> dict:
-    runs = run_store.list_runs(db)
-    counts = run_store.counts_for(db, [r["id"] for r in runs])
-    run_rows = [{"id": r["id"], "campaign": r["campaign"], "stage": r["stage"],
-                 "status": r["status"], "instance": r["instance_id"],
-                 **counts.get(r["id"], {"queued": 0, "sent": 0, "failed": 0, "cancelled": 0})}
-                for r in sorted(runs, key=lambda r: r["id"])]
+    runs = run_store.list_run_records(db)
+    counts = run_store.counts_for(db, [r.id for r in runs])
+    run_rows = [{"id": r.id, "campaign": r.campaign, "stage": r.stage,
+                 "status": r.status, "instance": r.instance_id,
+                 **counts.get(r.id, {"queued": 0, "sent": 0, "failed": 0, "cancelled": 0})}
+                for r in sorted(runs, key=lambda r: r.id)]
     instances = [{"id": i.id, "name": i.name, "plan": i.plan, "status": i.status}
                  for i in list_instances(db)]
     profiles = object_store.profile_counts(db)
-    scenarios = [{"name": s["name"], "active": s["status"] == "active",
-                  "profiles": profiles.get(s["name"], 0)}
-                 for s in object_store.list_objects(db, "Scenario")]
+    scenarios = [{"name": s.name, "active": s.status == "active",
+                  "profiles": profiles.get(s.name, 0)}
+                 for s in object_store.list_records(db, "Scenario")]
     return {"runs": run_rows, "instances": instances, "scenarios": scenarios,
             "messages": delivered_sample(db, limit), "delivered": delivered_total(db)}

@@ -124,19 +124,20 @@ def _build(db, run: RunRecord, *, now: datetime) -> int:
             users.record_run_left_out(db, run.id, restriction,
                                       events.event_contacts_query(db, recipients, now=now))
         return count
+    from dataclasses import replace
+
     from campctl.engine import audience as audience_engine
     from campctl.store.segments import audience_query
 
-    sample_key = f"{run.campaign}/{run.stage}/{run.scheduled_at or run.id}"
+    query = audience_engine.AudienceQuery(
+        audience, message_type, include_opted_out,
+        sample_key=f"{run.campaign}/{run.stage}/{run.scheduled_at or run.id}")
     count = audience_engine.build_queue(
-        db, run_id=run.id, audience=audience, channel=snapshot.channel,
-        message_type=message_type, include_opted_out=include_opted_out, now=now,
-        sample_key=sample_key, exclude_sent_of_run=exclude, extra_where=extra,
-    )
+        db, replace(query, extra=extra),
+        audience_engine.RunItems(run.id, snapshot.channel, exclude_sent_of_run=exclude),
+        now=now)
     if restriction is not None:
-        users.record_run_left_out(db, run.id, restriction, audience_query(
-            db, audience, now=now, message_type=message_type,
-            include_opted_out=include_opted_out, sample_key=sample_key))
+        users.record_run_left_out(db, run.id, restriction, audience_query(db, query, now=now))
     return count
 
 

@@ -321,8 +321,10 @@ def _capture_audience(tick: _Tick, steps: tuple[ScenarioStep, ...], *, occurrenc
     from campctl.store import segments
 
     audience = tick.scenario.launch.audience or EVERYONE
-    sql, params = segments.audience_query(tick.db, audience.raw, now=tick.now,
-                                          sample_key=f"scenario:{tick.name}:{occurrence}")
+    sql, params = segments.audience_query(
+        tick.db, segments.AudienceQuery(audience.raw,
+                                        sample_key=f"scenario:{tick.name}:{occurrence}"),
+        now=tick.now)
     # Left out at an occurrence: logged, not noted in the tick's report.
     sql, narrowed = _within_rights(replace(tick, report=None), sql, params,
                                    what=f"at occurrence {occurrence}")
@@ -345,8 +347,8 @@ def _within_conditions(tick: _Tick, sql: str, params: dict[str, Any], *,
     audience = capture_audience(tick.scenario)
     if audience is None:
         return sql, params
-    cond_sql, cond_params = segments.audience_where(tick.db, audience.raw, now=tick.now,
-                                                    alias="c", include_opted_out=True)
+    cond_sql, cond_params = segments.audience_where(
+        tick.db, segments.AudienceQuery(audience.raw, include_opted_out=True), now=tick.now)
     narrowed, merged, unmet = store.narrow_source(tick.db, sql, params, cond_sql,
                                                   list(cond_params))
     if unmet:
@@ -617,7 +619,7 @@ def clone(db: Database, *, name: str, new: str, actor: str, now: datetime,
     if not re.match(NAME_PATTERN, new):
         raise UsageProblem(f"bad name {new!r}: use lower-case letters, digits and '-' "
                            "(at most 63, starting with a letter or digit)")
-    if objects_store.get_object(db, "Scenario", new) is not None:
+    if objects_store.get_record(db, "Scenario", new) is not None:
         raise ActionRefused(f"scenario {new} already exists; choose another name or delete it")
     # Version 1, unless the name was used before: versions are never reused after a delete.
     version = objects_store.next_version(db, "Scenario", new)
@@ -758,8 +760,8 @@ def _participants_source(db: Database, obj: _Stored, who: Participants, *,
     if manual_trigger and (audience := capture_audience(obj.model)) is not None:
         from campctl.store import segments
 
-        cond_sql, cond_params = segments.audience_where(db, audience.raw, now=now,
-                                                        alias="c", include_opted_out=True)
+        cond_sql, cond_params = segments.audience_where(
+            db, segments.AudienceQuery(audience.raw, include_opted_out=True), now=now)
         sql, params, unmet = store.narrow_source(db, sql, params, cond_sql, list(cond_params))
         if unmet:
             raise ActionRefused(f"contact {who.contact} does not match the capture conditions "
@@ -817,14 +819,14 @@ def _compiled_sends(db: Database, steps: Iterable[ScenarioStep],
     """Each send step's message compiled; a missing channel, an empty message or a template
     that fails for everyone is added to `problems` (no need to try each contact)."""
     from campctl.engine.templates import TemplateFailed, compile_message
-    from campctl.store.objects import get_object
+    from campctl.store.objects import get_record
 
     compiled: list[tuple[str, CompiledMessage]] = []
     for step in steps:
         send = step.send
         if send is None:
             continue
-        if send.channel != DEFAULT_CHANNEL and get_object(db, "Channel", send.channel) is None:
+        if send.channel != DEFAULT_CHANNEL and get_record(db, "Channel", send.channel) is None:
             problems.append(f"step {step.id}: channel {send.channel!r} does not exist")
         if not send.body and not send.subject:
             problems.append(f"step {step.id}: send has neither subject nor body")

@@ -7,49 +7,46 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from campctl.errors import NotFound
+from campctl.models import ACTIVE_RUN_STATUSES
 from campctl.store import object_failures, schedules
 from campctl.store import objects as object_store
 from campctl.store import runs as run_store
-from campctl.timeutil import iso_z, parse_local_datetime
+from campctl.timeutil import iso_z, parse_local_datetime, to_db
 
 
 def collect(db, *, now: datetime) -> dict:
     """One object: plans, campaigns, active runs, active instances, scenarios, next occurrences."""
     due = {(r["kind"], r["name"]): r["next_due_at"]
            for r in schedules.next_occurrences(db, limit=100000)}
-    plans = [{"name": p["name"], "status": p["status"],
-              "schedule_type": (p["spec"].get("schedule") or {}).get("type", "manual"),
-              "next_occurrence": due.get(("Plan", p["name"]))}
-             for p in object_store.list_objects(db, "Plan")]
-    campaigns = [{"name": c["name"], "status": c["status"],
-                  "type": c["spec"].get("type") or "one-off",
-                  "timezone": c["spec"].get("timezone") or "UTC",
-                  "launched_at": c.get("launched_at"),
-                  "next_occurrence": due.get(("Campaign", c["name"]))}
-                 for c in object_store.list_objects(db, "Campaign")]
-    active = run_store.list_runs(db, status=("scheduled", "building", "queued", "sending",
-                                             "paused"))
-    counts = run_store.counts_for(db, [r["id"] for r in active])
-    runs = [{"id": r["id"], "campaign": r["campaign"], "stage": r["stage"],
-             "status": r["status"], "instance": r["instance_id"],
-             "send_at": r["send_at"], **counts.get(r["id"], {"queued": 0, "sent": 0,
-                                                              "failed": 0, "cancelled": 0})}
-            for r in sorted(active, key=lambda r: r["id"])]
-    try:
-        from campctl.engine.plans import status_rows
+    plans = [{"name": p.name, "status": p.status,
+              "schedule_type": (p.spec.get("schedule") or {}).get("type", "manual"),
+              "next_occurrence": due.get(("Plan", p.name))}
+             for p in object_store.list_records(db, "Plan")]
+    campaigns = [{"name": c.name, "status": c.status,
+                  "type": c.spec.get("type") or "one-off",
+                  "timezone": c.spec.get("timezone") or "UTC",
+                  "launched_at": c.launched_at,
+                  "next_occurrence": due.get(("Campaign", c.name))}
+                 for c in object_store.list_records(db, "Campaign")]
+    active = run_store.list_run_records(db, status=ACTIVE_RUN_STATUSES)
+    counts = run_store.counts_for(db, [r.id for r in active])
+    runs = [{"id": r.id, "campaign": r.campaign, "stage": r.stage,
+             "status": r.status, "instance": r.instance_id,
+             "send_at": r.send_at, **counts.get(r.id, {"queued": 0, "sent": 0,
+                                                        "failed": 0, "cancelled": 0})}
+            for r in sorted(active, key=lambda r: r.id)]
+    from campctl.engine import plans as plan_engine
+    from campctl.engine import scenarios as scenario_engine
 
-        # id, name, plan, status, started_at, plus stage (current campaign/stage) and progress
-        instances = status_rows(db, now=now)
-    except ImportError:  # pragma: no cover
-        instances = []
+    # id, name, plan, status, started_at, plus stage (current campaign/stage) and progress
+    instances = plan_engine.status_rows(db, now=now)
     profiles = object_store.profile_counts(db)
-    scenarios = [{"name": s["name"], "active": s["status"] == "active",
-                  "launch_type": (s["spec"].get("launch") or {}).get("type"),
-                  "profiles_active": profiles.get(s["name"], 0)}
-                 for s in object_store.list_objects(db, "Scenario")]
-    from campctl.engine.scenarios import status_rows  # profiles inside per step (scenarios area)
-
-    steps = {r["scenario"]: r["by_step"] for r in status_rows(db, now=now)}
+    scenarios = [{"name": s.name, "active": s.status == "active",
+                  "launch_type": (s.spec.get("launch") or {}).get("type"),
+                  "profiles_active": profiles.get(s.name, 0)}
+                 for s in object_store.list_records(db, "Scenario")]
+    # profiles inside per step
+    steps = {r["scenario"]: r["by_step"] for r in scenario_engine.status_rows(db, now=now)}
     for s in scenarios:
         s["by_step"] = steps.get(s["name"], {})
     upcoming = [{"kind": r["kind"], "name": r["name"], "next_due_at": r["next_due_at"]}
@@ -68,10 +65,10 @@ def preview(db, kind: str, name: str, *, now: datetime, count: int) -> tuple[lis
     from campctl.engine import campaigns, cron
 
     stored = {"campaign": "Campaign", "plan": "Plan", "scenario": "Scenario"}[kind]
-    obj = object_store.get_object(db, stored, name)
+    obj = object_store.get_record(db, stored, name)
     if obj is None:
         raise NotFound(f"no {kind} named {name} (see 'campctl get {kind}s')")
-    spec = obj["spec"] or {}
+    spec = obj.spec
     if kind == "campaign":
         return campaigns.preview(obj, now=now, count=count), spec.get("timezone") or "UTC"
     block = spec.get("schedule") if kind == "plan" else spec.get("launch")
@@ -103,11 +100,11 @@ def preview_campaign(db, name: str, *, now: datetime,
     its zone."""
     from campctl.engine import campaigns
 
-    obj = object_store.get_object(db, "Campaign", name)
+    obj = object_store.get_record(db, "Campaign", name)
     if obj is None:
         raise NotFound(f"no campaign named {name} (see 'campctl get campaigns')")
-    spec = obj["spec"] or {}
-    return campaigns.preview_steps(obj, now=now, count=count), spec.get("timezone") or "UTC"
+    return (campaigns.preview_steps(obj, now=now, count=count),
+            obj.spec.get("timezone") or "UTC")
 
 
 def preview_held(db, name: str, *, now: datetime):
@@ -116,10 +113,10 @@ def preview_held(db, name: str, *, now: datetime):
     from campctl.engine.held import held_builds
     from campctl.timeutil import from_db
 
-    obj = object_store.get_object(db, "Campaign", name)
+    obj = object_store.get_record(db, "Campaign", name)
     if obj is None:
         return None
-    return held_builds(obj["spec"] or {}, launch=from_db(obj.get("launched_at")) or now)
+    return held_builds(obj.spec, launch=from_db(obj.launched_at) or now)
 
 
 _RATE_NOTE = re.compile(r"^channel (\S+): \d+ item\(s\) (?:would )?wait for the rate limit (.+)$")
@@ -134,32 +131,30 @@ def run_waits(db, runs: list[dict], *, now: datetime,
     from campctl.engine import windows
 
     limited = {m.group(1): m.group(2) for m in map(_RATE_NOTE.match, notes) if m}
-    stored = {r["id"]: r for r in run_store.list_runs(db, status=(
-        "scheduled", "building", "queued", "sending", "paused"))}
+    stored = {r.id: r for r in run_store.list_run_records(db, status=ACTIVE_RUN_STATUSES)}
     paused_instances = run_store.paused_instances(
-        db, [r["instance_id"] for r in stored.values() if r["instance_id"]])
+        db, [r.instance_id for r in stored.values() if r.instance_id])
     reasons: dict[int, str] = {}
     for item in runs:
         run = stored.get(item["id"])
         if run is None:
             continue
-        spec = run["spec"] or {}
-        send_at = run["send_at"]
+        spec, send_at = run.spec, run.send_at
         window, tz = spec.get("window"), spec.get("timezone") or "UTC"
-        if run["status"] == "paused":
-            reasons[run["id"]] = f"pause: campctl resume run {run['id']}"
-        elif run["instance_id"] in paused_instances:
-            reasons[run["id"]] = f"pause: plan instance {run['instance_id']} is paused"
-        elif run["built_at"] is None:
-            reasons[run["id"]] = (f"send schedule: built at {send_at}" if send_at
-                                  else "send schedule: not built yet")
-        elif send_at is not None and send_at > iso_z(now):
-            reasons[run["id"]] = f"send schedule: held until {send_at}"
+        if run.status == "paused":
+            reasons[run.id] = f"pause: campctl resume run {run.id}"
+        elif run.instance_id in paused_instances:
+            reasons[run.id] = f"pause: plan instance {run.instance_id} is paused"
+        elif run.built_at is None:
+            reasons[run.id] = (f"send schedule: built at {send_at}" if send_at
+                               else "send schedule: not built yet")
+        elif send_at is not None and send_at > to_db(now):
+            reasons[run.id] = f"send schedule: held until {send_at}"
         elif window and not _window_open(windows, window, tz, now):
             opens = iso_z(windows.next_open(window, tz, now))
-            reasons[run["id"]] = f"window {window}: opens {opens}"
+            reasons[run.id] = f"window {window}: opens {opens}"
         elif (channel := spec.get("channel") or "outbox") in limited:
-            reasons[run["id"]] = f"rate: channel {channel} at its limit {limited[channel]}"
+            reasons[run.id] = f"rate: channel {channel} at its limit {limited[channel]}"
     return reasons
 
 

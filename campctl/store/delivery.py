@@ -326,14 +326,25 @@ def set_outbox_file_length(db: Database, path: str, length: int, *, now: datetim
     )
 
 
-def list_outbox(db: Database, *, campaign: str | None = None, run_id: int | None = None,
-                scenario: str | None = None, contact: str | None = None,
-                channel: str | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+@dataclass(frozen=True, slots=True)
+class OutboxFilter:
+    """Which outbox records to list: each field given must match (None: any)."""
+
+    campaign: str | None = None
+    run_id: int | None = None
+    scenario: str | None = None
+    contact: str | None = None
+    channel: str | None = None
+
+
+def list_outbox(db: Database, only: OutboxFilter = OutboxFilter(), *,
+                limit: int | None = None) -> list[dict[str, Any]]:
     """Outbox records (the keys of OUTBOX_KEYS), oldest first; with `limit`, the newest `limit`."""
     where: list[str] = []
     params: list[Any] = []
-    for column, value in (("campaign", campaign), ("run_id", run_id), ("scenario", scenario),
-                          ("contact", contact), ("channel", channel)):
+    for column, value in (("campaign", only.campaign), ("run_id", only.run_id),
+                          ("scenario", only.scenario), ("contact", only.contact),
+                          ("channel", only.channel)):
         if value is not None:
             where.append(f"{column} = ?")
             params.append(value)

@@ -111,15 +111,15 @@ class EventRecipients:
 def event_contacts_query(db: Database, recipients: EventRecipients, *,
                          now: datetime) -> tuple[str, list]:
     """`SELECT contact_id` of the recipients."""
-    from campctl.store.segments import audience_query
+    from campctl.store.segments import AudienceQuery, audience_query
 
     selection = recipients.selection
     audience = selection.audience or {"all": True}
-    audience_sql, audience_params = audience_query(
-        db, audience, now=now, message_type=recipients.message_type,
+    audience_sql, audience_params = audience_query(db, AudienceQuery(
+        audience, recipients.message_type,
         include_opted_out=(recipients.include_opted_out
                            or bool(audience.get("include_opted_out"))),
-        sample_key=f"run-{recipients.run_id}", extra=recipients.extra_where)
+        sample_key=f"run-{recipients.run_id}", extra=recipients.extra_where), now=now)
     sql = ("SELECT DISTINCT contact_id FROM events WHERE name = ? AND id > ? AND id <= ?"
            f" AND at >= ? AND contact_id IS NOT NULL AND contact_id IN ({audience_sql})")
     return sql, [selection.name, selection.after_id, selection.upto_id, selection.since,

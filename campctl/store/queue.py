@@ -4,11 +4,12 @@ store/delivery.py)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from campctl.store.db import Database
 from campctl.store.runs import REACHED_SQL, RESTART_CHAIN_SQL
+from campctl.store.segments import AudienceQuery, audience_query
 from campctl.timeutil import to_db
 
 # Chunks of contact ids: each INSERT … SELECT stays short enough for other writers to get a turn
@@ -24,43 +25,52 @@ def message_id_for(run_id: int, contact_id: int) -> str:
 _MESSAGE_ID_SQL = "'r' || ? || '-c' || a.contact_id"
 
 
+@dataclass(frozen=True, slots=True)
+class RunItems:
+    """The queue rows of one run: the run and channel each row carries (its message type is
+    the audience query's), and whom the build leaves out besides the audience: contacts
+    without an email when `require_email` (None: the engine decides from the channel; read
+    as False here), and, with `exclude_sent_of_run`, contacts that run's restart chain has
+    already reached."""
+
+    run_id: int
+    channel: str
+    require_email: bool | None = None
+    exclude_sent_of_run: int | None = None
+
+
 def insert_run_items(
     db: Database,
+    query: AudienceQuery,
+    items: RunItems,
     *,
-    run_id: int,
-    audience_sql: str,
-    audience_params: Sequence,
-    channel: str,
-    message_type: str | None,
     now: datetime,
-    require_email: bool = False,
-    exclude_sent_of_run: int | None = None,
     chunk_ids: int = BUILD_CHUNK_IDS,
 ) -> int:
-    """Insert one `queued` item per audience contact; returns how many were new.
+    """Insert one `queued` item per contact of `query`; returns how many were new.
 
-    `audience_sql` selects `contact_id` (store.segments.audience_query). Unique by (run,
-    contact) and by message id, so building again (after a crash, or twice) inserts nothing
-    twice. Chunked by contact id; each chunk is a savepoint (or its own transaction when the
-    caller holds none).
+    Unique by (run, contact) and by message id, so building again (after a crash, or twice)
+    inserts nothing twice. Chunked by contact id; each chunk is a savepoint (or its own
+    transaction when the caller holds none).
     """
+    audience_sql, audience_params = audience_query(db, query, now=now)  # refuses a bad audience
     bounds = db.one("SELECT min(id), max(id) FROM contacts")
     if bounds is None or bounds[0] is None:
         return 0
     low, high = bounds[0], bounds[1]
     filters = ["a.contact_id > ?", "a.contact_id <= ?"]
     extra: list = []
-    if require_email:
+    if items.require_email:
         filters.append(
             "EXISTS (SELECT 1 FROM contacts m WHERE m.id = a.contact_id "
             "AND m.email IS NOT NULL AND m.email <> '')"
         )
-    if exclude_sent_of_run is not None:
+    if items.exclude_sent_of_run is not None:
         filters.append(
             f"NOT EXISTS (SELECT 1 FROM queue_items s WHERE s.run_id IN {RESTART_CHAIN_SQL} "
             f"AND s.contact_id = a.contact_id AND {REACHED_SQL})"
         )
-        extra.append(exclude_sent_of_run)
+        extra.append(items.exclude_sent_of_run)
     sql = (
         "INSERT INTO queue_items (message_id, run_id, contact_id, channel, message_type, status,"
         " created_at) "
@@ -70,11 +80,12 @@ def insert_run_items(
         "ON CONFLICT DO NOTHING"
     )
     stamp = to_db(now)
+    run_id = int(items.run_id)
     inserted = 0
     start = low - 1
     while start < high:
         end = start + chunk_ids
-        params = [int(run_id), int(run_id), channel, message_type, stamp,
+        params = [run_id, run_id, items.channel, query.message_type, stamp,
                   *audience_params, start, end, *extra]
         with db.atomic():
             inserted += db.execute(sql, params).rowcount

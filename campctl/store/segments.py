@@ -9,6 +9,7 @@ import math
 import re
 import sys
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -376,17 +377,30 @@ def segment_where(
     return sql, params
 
 
+@dataclass(frozen=True, slots=True)
+class AudienceQuery:
+    """Who an audience selects, built once and compiled by `audience_where` / `audience_query`.
+
+    `audience` is `{segment: NAME}`, `{groups: [..]}` or `{all: true}` (with an optional
+    `include_opted_out: true` inside it). Contacts opted out of `message_type` (or of `all`)
+    are left out unless `include_opted_out`; no message type, no opt-outs. `sample_key` keys a
+    segment's `limit_percent` sample (None: `"segment:<name>"`). `extra` is one more condition
+    on contacts row `c` (a creator's sending rights), positional parameters in order.
+    """
+
+    audience: Mapping[str, Any]
+    message_type: str | None = None
+    include_opted_out: bool = False
+    sample_key: str | None = None
+    extra: tuple[str, Sequence[Any]] | None = None
+
+
 def audience_where(
-    db: Database,
-    audience: Mapping,
-    *,
-    now: datetime,
-    message_type: str | None = None,
-    include_opted_out: bool = False,
-    sample_key: str | None = None,
-    alias: str = "c",
+    db: Database, query: AudienceQuery, *, now: datetime, alias: str = "c"
 ) -> tuple[str, list]:
-    """The boolean condition behind `audience_query`, for callers that add their own filters."""
+    """The boolean condition behind `audience_query`, for callers that add their own filters
+    (`extra`, a condition on row `c`, needs `alias="c"`)."""
+    audience = query.audience
     if not isinstance(audience, Mapping):
         raise ValidationFailed("audience must be {segment: NAME}, {groups: [..]} or {all: true}")
     forms = [k for k in ("segment", "groups", "all") if k in audience]
@@ -395,9 +409,11 @@ def audience_where(
         raise ValidationFailed(
             "audience must have exactly one of segment, groups or all (plus include_opted_out)"
         )
+    if query.extra is not None and alias != "c":
+        raise ValueError("an audience's extra condition is written for contacts row c")
     if "segment" in audience:
         sql, params = segment_where(db, audience["segment"], now=now, alias=alias,
-                                    sample_key=sample_key)
+                                    sample_key=query.sample_key)
     elif "groups" in audience:
         groups = audience["groups"]
         if isinstance(groups, str):
@@ -413,7 +429,9 @@ def audience_where(
         if audience["all"] is not True:
             raise ValidationFailed("audience all must be true")
         sql, params = "1", []
-    if message_type and not (include_opted_out or audience.get("include_opted_out") is True):
+    message_type = query.message_type
+    if message_type and not (query.include_opted_out
+                             or audience.get("include_opted_out") is True):
         # A contact opted out of "all" refuses every message type. NOT IN builds the (small)
         # set of opted-out contacts once per statement instead of probing per contact.
         sql = (
@@ -421,28 +439,16 @@ def audience_where(
             " WHERE o.message_type IN (?, 'all'))"
         )
         params = [*params, message_type]
+    if query.extra is not None:
+        sql = f"({sql}) AND ({query.extra[0]})"
+        params = [*params, *query.extra[1]]
     return sql, params
 
 
-def audience_query(
-    db: Database,
-    audience: Mapping,
-    *,
-    now: datetime,
-    message_type: str | None = None,
-    include_opted_out: bool = False,
-    sample_key: str | None = None,
-    extra: tuple[str, Sequence] | None = None,
-) -> tuple[str, list]:
+def audience_query(db: Database, query: AudienceQuery, *, now: datetime) -> tuple[str, list]:
     """`SELECT contact_id` of an audience (qmark parameters, in order), to embed in set-based
-    INSERTs. `extra` is one more condition on contacts row `c` (a creator's sending rights)."""
-    where, params = audience_where(
-        db, audience, now=now, message_type=message_type,
-        include_opted_out=include_opted_out, sample_key=sample_key,
-    )
-    if extra is not None:
-        where = f"({where}) AND ({extra[0]})"
-        params = [*params, *extra[1]]
+    INSERTs."""
+    where, params = audience_where(db, query, now=now)
     return f"SELECT c.id AS contact_id FROM contacts c WHERE {where}", params
 
 
@@ -458,7 +464,7 @@ def contact_filter(
     limit_percent sample included)."""
     parts, params = [], []
     if groups:
-        sql, par = audience_where(db, {"groups": list(groups)}, now=now)
+        sql, par = audience_where(db, AudienceQuery({"groups": list(groups)}), now=now)
         parts.append(sql)
         params += par
     if segment:

@@ -6,7 +6,7 @@ import json
 
 from audience_helpers import add_event, new_run, store_segment
 
-from campctl.engine.audience import build_queue
+from campctl.engine.audience import AudienceQuery, RunItems, build_queue
 
 CSV = """id,email,groups,opt_out,plan,age
 a,a@x.com,vip;fr,promo,premium,34
@@ -101,8 +101,8 @@ def test_forget_erases_the_person_and_keeps_counts(cli, datafile, db, rows, now)
     setup(cli, datafile)
     add_event(db, "a", "visited", "2027-02-28T10:00:00Z")
     run = new_run(db)
-    build_queue(db, run_id=run, audience={"all": True}, channel="outbox", message_type=None,
-                include_opted_out=False, now=now, sample_key="k")
+    build_queue(db, AudienceQuery({"all": True}, sample_key="k"), RunItems(run, "outbox"),
+                now=now)
     pk = {r["external_id"]: r["id"] for r in rows("SELECT id, external_id FROM contacts")}
     # a was already sent (with an outbox copy); b is still queued
     with db.atomic():

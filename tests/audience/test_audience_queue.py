@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 from audience_helpers import new_run, store_channel, store_segment
 
-from campctl.engine.audience import build_queue, count_audience, message_id_for
+from campctl.engine.audience import (
+    AudienceQuery,
+    RunItems,
+    build_queue,
+    count_audience,
+    message_id_for,
+)
 from campctl.errors import NotFound
 from campctl.store.contacts import ContactRow, upsert_chunk
 
@@ -21,12 +27,14 @@ def people(db, now, n=10):
         upsert_chunk(db, rows, now=now)
 
 
-def build(db, now, run_id, audience=None, **kw):
-    args = {"audience": audience or {"all": True}, "channel": "outbox",
-            "message_type": "promo", "include_opted_out": False, "now": now,
+def build(db, now, run_id, audience=None, *, channel="outbox", require_email=None,
+          exclude_sent_of_run=None, **kw):
+    args = {"message_type": "promo", "include_opted_out": False,
             "sample_key": f"run:{run_id}"}
     args.update(kw)
-    return build_queue(db, run_id=run_id, **args)
+    query = AudienceQuery(audience or {"all": True}, **args)
+    return build_queue(db, query, RunItems(run_id, channel, require_email=require_email,
+                                           exclude_sent_of_run=exclude_sent_of_run), now=now)
 
 
 def items(db, run_id):
@@ -67,13 +75,11 @@ def test_opt_out_override_and_new_contacts_join_on_rebuild(db, now):
 
 def test_chunked_build_equals_one_statement(db, now):
     from campctl.store.queue import insert_run_items
-    from campctl.store.segments import audience_query
 
     people(db, now, n=50)
-    sql, params = audience_query(db, {"groups": ["even"]}, now=now)
     run = new_run(db)
-    inserted = insert_run_items(db, run_id=run, audience_sql=sql, audience_params=params,
-                                channel="outbox", message_type=None, now=now, chunk_ids=7)
+    inserted = insert_run_items(db, AudienceQuery({"groups": ["even"]}),
+                                RunItems(run, "outbox"), now=now, chunk_ids=7)
     assert inserted == 25 == count_audience(db, {"groups": ["even"]}, now=now)
 
 

@@ -149,7 +149,7 @@ def test_rule_problems_cover_match_and_limit_percent():
 
 def test_unknown_segment_is_not_found(db, now):
     with pytest.raises(NotFound, match="no segment named 'nope'"):
-        segments.audience_query(db, {"segment": "nope"}, now=now)
+        segments.audience_query(db, segments.AudienceQuery({"segment": "nope"}), now=now)
 
 
 def test_limit_percent_sample_is_deterministic_and_matches_its_hash(db, now):
@@ -158,7 +158,8 @@ def test_limit_percent_sample_is_deterministic_and_matches_its_hash(db, now):
     store_segment(db, "half", {"rules": [], "limit_percent": 25})
 
     def sample(key):
-        sql, params = segments.audience_query(db, {"segment": "half"}, now=now, sample_key=key)
+        sql, params = segments.audience_query(
+            db, segments.AudienceQuery({"segment": "half"}, sample_key=key), now=now)
         return {r[0] for r in db.query(sql, params)}
 
     first, again, other = sample("run:1"), sample("run:1"), sample("run:2")
@@ -180,7 +181,7 @@ def test_audience_forms_and_opt_outs(db, now):
                      now=now)
 
     def ids(audience, **kw):
-        sql, params = segments.audience_query(db, audience, now=now, **kw)
+        sql, params = segments.audience_query(db, segments.AudienceQuery(audience, **kw), now=now)
         return sorted(
             r[0] for r in db.query(
                 f"SELECT external_id FROM contacts WHERE id IN ({sql})", params)
