@@ -73,7 +73,7 @@ class DaemonScreen:
         from rich.table import Table
         from rich.text import Text
 
-        from campctl.commands.engine import status_parts
+        from campctl.commands.status_screen import status_parts
         from campctl.engine.status import collect
 
         data = collect(db, now=now)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from campctl.commands.common import PLAIN_ABOVE
-from campctl.commands.engine import SCREEN_ROWS
+from campctl.commands.status_screen import SCREEN_ROWS
 
 LAUNCHED = datetime(2027, 3, 1, 7, 0, tzinfo=UTC)
 COUNT = PLAIN_ABOVE + 30
