@@ -230,8 +230,9 @@ def capture(db: Database, what: Capture, *, now: datetime) -> int:
     else:
         # One profile per contact. The key and data go through max() so that no bare column
         # stands beside GROUP BY (portable SQL); every caller's source yields one key and one
-        # data per contact (events_source with latest_per_contact, or constants).
-        distinct = "GROUP BY src.contact_id"
+        # data per contact (events_source with latest_per_contact, or constants). ORDER BY:
+        # profile ids follow contact ids on every database (SQLite's GROUP BY sorts anyway).
+        distinct = "GROUP BY src.contact_id ORDER BY src.contact_id"
         key_sql, data_sql = f"max(CAST({key_sql} AS TEXT))", f"max(CAST({data_sql} AS TEXT))"
     inserted = db.execute(
         "INSERT INTO scenario_profiles (scenario, contact_id, step, status, entered_at, launch_id, "
