@@ -65,7 +65,7 @@ def _scope(scope: DueScope) -> tuple[str, list[Any]]:
             " AND p.status = 'frozen')))"
         )
     if not parts:
-        return "0", []
+        return "false", []
     return "(" + " OR ".join(parts) + ")", params
 
 
@@ -132,7 +132,7 @@ def load_items(db: Database, ids: Sequence[int]) -> list[dict[str, Any]]:
         "SELECT q.id, q.message_id, q.run_id, q.profile_id, q.scenario, q.step, q.contact_id,"
         " q.channel, q.message_type, q.attempts, c.id AS contact_row, c.external_id, c.email,"
         " c.phone, c.attrs,"
-        " (SELECT group_concat(g.grp, char(31)) FROM contact_groups g"
+        " (SELECT group_concat(g.grp, ?) FROM contact_groups g"
         " WHERE g.contact_id = q.contact_id)"
         " AS groups,"
         " EXISTS (SELECT 1 FROM contact_optouts o WHERE o.contact_id = q.contact_id"
@@ -141,7 +141,7 @@ def load_items(db: Database, ids: Sequence[int]) -> list[dict[str, Any]]:
         " FROM queue_items q LEFT JOIN contacts c ON c.id = q.contact_id"
         " LEFT JOIN scenario_profiles p ON p.id = q.profile_id"
         " WHERE q.id IN (SELECT value FROM json_each(?)) ORDER BY q.id",
-        (_ids(ids),),
+        ("\x1f", _ids(ids)),
     )
     return [dict(r) for r in rows]
 
@@ -380,7 +380,8 @@ def rate_add(db: Database, *, channel: str, window_start: datetime, count: int,
         return
     db.execute(
         "INSERT INTO channel_sends (channel, window_start, sent) VALUES (?, ?, ?)"
-        " ON CONFLICT (channel, window_start) DO UPDATE SET sent = sent + excluded.sent",
+        " ON CONFLICT (channel, window_start)"
+        " DO UPDATE SET sent = channel_sends.sent + excluded.sent",
         (channel, to_db(window_start), int(count)),
     )
     db.execute(

@@ -19,13 +19,14 @@ def contact_id(db: Database, external_id: str) -> int | None:
 
 def insert_event(db: Database, *, name: str, contact: int, at: datetime, data: Any,
                  now: datetime) -> int:
-    cur = db.execute(
-        "INSERT INTO events (name, contact_id, at, data, recorded_at) VALUES (?, ?, ?, ?, ?)",
+    row = db.one(
+        "INSERT INTO events (name, contact_id, at, data, recorded_at) VALUES (?, ?, ?, ?, ?)"
+        " RETURNING id",
         (name, contact, to_db(at), None if data is None else json.dumps(data, sort_keys=True),
          to_db(now)),
     )
-    assert cur.lastrowid is not None  # set by a successful INSERT
-    return cur.lastrowid
+    assert row is not None  # an INSERT without a conflict clause returns its row
+    return int(row[0])
 
 
 def event_campaigns(db: Database, event: str | None) -> list[str]:
@@ -33,7 +34,7 @@ def event_campaigns(db: Database, event: str | None) -> list[str]:
     return [r[0] for r in db.query(
         "SELECT name FROM objects WHERE kind = 'Campaign' AND status = 'approved'"
         " AND launched_at IS NOT NULL AND json_extract(spec, '$.type') = 'event-triggered'"
-        " AND (? IS NULL OR json_extract(spec, '$.trigger.event') = ?) ORDER BY name",
+        " AND (CAST(? AS TEXT) IS NULL OR json_extract(spec, '$.trigger.event') = ?) ORDER BY name",
         (event, event))]
 
 
@@ -136,7 +137,7 @@ def build_queue_from_events(db: Database, recipients: EventRecipients, *, channe
         "INSERT INTO queue_items (message_id, run_id, contact_id, channel, message_type, status,"
         " created_at)"
         " SELECT 'r' || ? || '-c' || e.contact_id, ?, e.contact_id, ?, ?, 'queued', ?"
-        f" FROM ({contacts_sql}) e WHERE 1"
+        f" FROM ({contacts_sql}) e WHERE true"
     )
     params: list[Any] = [
         run_id, run_id, channel, recipients.message_type, to_db(now), *contacts_params,
@@ -157,6 +158,8 @@ def list_events(db: Database, *, name: str | None = None, limit: int | None = 10
     if name:
         sql += " WHERE e.name = ?"
         params.append(name)
-    sql += " ORDER BY e.id DESC LIMIT ?"
-    params.append(-1 if limit is None else limit)
+    sql += " ORDER BY e.id DESC"
+    if limit is not None:
+        sql += " LIMIT ?"
+        params.append(limit)
     return [dict(r) for r in db.query(sql, params)]

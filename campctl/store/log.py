@@ -59,9 +59,9 @@ def read_log(
     rows = db.query(
         "SELECT id, at, event, plan, instance_id, campaign, stage, run_id, scenario, details,"
         " launch_id"
-        f" FROM (SELECT * FROM exec_log WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?)"
-        " ORDER BY id",
-        [*params, -1 if limit is None else limit],
+        f" FROM (SELECT * FROM exec_log WHERE {' AND '.join(where)} ORDER BY id DESC"
+        f"{'' if limit is None else ' LIMIT ?'}) AS recent ORDER BY id",
+        params if limit is None else [*params, limit],
     )
     out = [{"at": r["at"], "event": r["event"], "plan": r["plan"],
             "instance": r["instance_id"], "campaign": r["campaign"], "stage": r["stage"],

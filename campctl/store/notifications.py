@@ -14,12 +14,13 @@ FIELDS = ("id, at, kind, object, note, actor, delivered_at, delivery_error, atte
 
 def add(db: Database, *, now: datetime, kind: str, object: str, note: str | None,
         actor: str | None) -> int:
-    cur = db.execute(
-        "INSERT INTO notifications (at, kind, object, note, actor) VALUES (?, ?, ?, ?, ?)",
+    row = db.one(
+        "INSERT INTO notifications (at, kind, object, note, actor) VALUES (?, ?, ?, ?, ?)"
+        " RETURNING id",
         (to_db(now), kind, object, note, actor),
     )
-    assert cur.lastrowid is not None  # set by every INSERT
-    return cur.lastrowid
+    assert row is not None  # an INSERT without a conflict clause returns its row
+    return int(row[0])
 
 
 def list_notifications(db: Database, *, since: datetime | None = None) -> list[dict[str, Any]]:

@@ -373,14 +373,14 @@ def insert_instance(db: Database, new: NewInstance) -> tuple[int, str]:
 
 def insert_stage(db: Database, *, instance_id: int, position: int, campaign: str,
                  code: str | None, stage: str) -> int:
-    cur = db.execute(
+    row = db.one(
         "INSERT INTO stage_instances (instance_id, position, campaign, code, stage, status) "
-        "VALUES (?, ?, ?, ?, ?, 'not-started')",
+        "VALUES (?, ?, ?, ?, ?, 'not-started') RETURNING id",
         (instance_id, position, campaign, code, stage),
     )
-    if cur.lastrowid is None:  # an INSERT always sets it
+    if row is None:  # an INSERT without a conflict clause returns its row
         raise RuntimeError("stage_instances: the insert returned no row id")
-    return cur.lastrowid
+    return int(row[0])
 
 
 _INSTANCE_COLUMNS = (

@@ -66,16 +66,16 @@ def _t(value: datetime | None) -> str | None:
 def insert_run(db: Database, run: NewRun, *, now: datetime) -> int:
     """Insert one run row and return its id (the caller owns the transaction)."""
     spec_text = run.spec if isinstance(run.spec, str) else json.dumps(run.spec, sort_keys=True)
-    cur = db.execute(
+    row = db.one(
         "INSERT INTO runs (campaign, stage, status, scheduled_at, queue_at, send_at, instance_id,"
         " restart_of, include_sent, occurrence_id, spec, created_at, updated_at, closes_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         (run.campaign, run.stage, run.status, _t(run.scheduled_at), _t(run.queue_at),
          _t(run.send_at), run.instance_id, run.restart_of, 1 if run.include_sent else 0,
          run.occurrence_id, spec_text, to_db(now), to_db(now), _t(run.closes_at)),
     )
-    assert cur.lastrowid is not None  # set by every INSERT
-    return cur.lastrowid
+    assert row is not None  # an INSERT without a conflict clause returns its row
+    return int(row[0])
 
 
 @dataclass(frozen=True, slots=True)
@@ -314,7 +314,7 @@ def sweep_ended_runs(db: Database, *, now: datetime) -> int:
 
 # The run and every run it restarts, back to the first (restarts of restarts keep excluding).
 RESTART_CHAIN_SQL = (
-    "(WITH RECURSIVE chain(id) AS (SELECT ? UNION SELECT r.restart_of FROM runs r"
+    "(WITH RECURSIVE chain(id) AS (SELECT CAST(? AS BIGINT) UNION SELECT r.restart_of FROM runs r"
     " JOIN chain ON r.id = chain.id WHERE r.restart_of IS NOT NULL) SELECT id FROM chain)"
 )
 

@@ -210,7 +210,7 @@ def capture(db: Database, what: Capture, *, now: datetime) -> int:
             "INSERT INTO scenario_reentries (scenario, profile_id, entered_at) "
             "SELECT scenario, id, entered_at FROM scenario_profiles "
             f"WHERE scenario = :scenario AND status IN {LIVE} AND contact_id IN "
-            f"(SELECT contact_id FROM ({source_sql}))",
+            f"(SELECT contact_id FROM ({source_sql}) AS src)",
             params,
         )
         restarted = db.execute(
@@ -218,17 +218,27 @@ def capture(db: Database, what: Capture, *, now: datetime) -> int:
             f"data = coalesce((SELECT {data_sql} FROM ({source_sql}) AS src "
             "WHERE src.contact_id = scenario_profiles.contact_id LIMIT 1), data), "
             "entered_at = :now, visit = visit + 1, updated_at = :now, launch_id = "
-            "coalesce(:launch, launch_id), include_opted_out = max(include_opted_out, :inc) "
+            "coalesce(:launch, launch_id), include_opted_out = CASE WHEN include_opted_out > :inc "
+            "THEN include_opted_out ELSE :inc END "
             f"WHERE scenario = :scenario AND status IN {LIVE} AND contact_id IN "
-            f"(SELECT contact_id FROM ({source_sql}))",
+            f"(SELECT contact_id FROM ({source_sql}) AS src)",
             params,
         ).rowcount
-    distinct = "" if what.reentry == "parallel" else "GROUP BY src.contact_id"
+    key_sql = what.capture_key_sql
+    if what.reentry == "parallel":
+        distinct = ""
+    else:
+        # One profile per contact. The key and data go through max() so that no bare column
+        # stands beside GROUP BY (portable SQL); every caller's source yields one key and one
+        # data per contact (events_source with latest_per_contact, or constants). ORDER BY:
+        # profile ids follow contact ids on every database (SQLite's GROUP BY sorts anyway).
+        distinct = "GROUP BY src.contact_id ORDER BY src.contact_id"
+        key_sql, data_sql = f"max(CAST({key_sql} AS TEXT))", f"max(CAST({data_sql} AS TEXT))"
     inserted = db.execute(
         "INSERT INTO scenario_profiles (scenario, contact_id, step, status, entered_at, launch_id, "
         "capture_key, updated_at, include_opted_out, data) "
         f"SELECT :scenario, src.contact_id, :step, 'active', :now, :launch, "
-        f"       {what.capture_key_sql}, :now, :inc, {data_sql} FROM ({source_sql}) AS src "
+        f"       {key_sql}, :now, :inc, {data_sql} FROM ({source_sql}) AS src "
         f"WHERE src.contact_id IS NOT NULL {_reentry_filter(what.reentry)} {distinct} "
         "ON CONFLICT DO NOTHING",
         params,
@@ -270,9 +280,10 @@ def events_source(event: str, after_id: int, upto_id: int, *, since: datetime | 
            "WHERE e.name = :ev_name AND e.id > :ev_after AND e.id <= :ev_upto "
            "AND e.at >= :ev_since AND e.at <= :ev_now")
     if latest_per_contact:
-        # SQLite takes the bare column `data` from the row holding max(event_id).
-        sql = (f"SELECT contact_id, max(event_id) AS event_id, data FROM ({sql}) "
-               "GROUP BY contact_id")
+        # Each contact's row with the highest event id (its data with it).
+        sql = ("SELECT contact_id, event_id, data FROM (SELECT s.contact_id, s.event_id, s.data, "
+               "row_number() OVER (PARTITION BY s.contact_id ORDER BY s.event_id DESC) AS rn "
+               f"FROM ({sql}) AS s) AS latest WHERE rn = 1")
     return sql, {"ev_name": event, "ev_after": after_id, "ev_upto": upto_id,
                  "ev_since": "" if since is None else to_db(since), "ev_now": to_db(now)}
 
@@ -287,8 +298,8 @@ def narrow_source(db: Database, source_sql: str, params: dict[str, Any], cond_sq
     merged.update({k.replace("_p", "_cond", 1): v for k, v in named.items()})
     narrowed = (f"SELECT s.* FROM ({source_sql}) s JOIN contacts c ON c.id = s.contact_id "
                 f"WHERE {cond_named}")
-    unmet = db.scalar(f"SELECT (SELECT count(*) FROM ({source_sql})) - "
-                      f"(SELECT count(*) FROM ({narrowed}))", merged)
+    unmet = db.scalar(f"SELECT (SELECT count(*) FROM ({source_sql}) AS src) - "
+                      f"(SELECT count(*) FROM ({narrowed}) AS narrowed)", merged)
     return narrowed, merged, int(unmet or 0)
 
 
@@ -322,7 +333,7 @@ def contacts_source(*, all_contacts: bool, groups: Sequence[str] = (),
 
 
 def count_source(db: Database, source_sql: str, params: dict[str, Any]) -> int:
-    return db.scalar(f"SELECT count(*) FROM ({source_sql})", params)
+    return db.scalar(f"SELECT count(*) FROM ({source_sql}) AS src", params)
 
 
 def count_opted_out(db: Database, source_sql: str, params: dict[str, Any],
@@ -343,7 +354,8 @@ def targeted_contacts(db: Database, source_sql: str, params: dict[str, Any]) -> 
     cursor = db.execute(
         "SELECT c.external_id, c.email, c.phone, c.attrs, "
         "(SELECT group_concat(grp, ';') FROM contact_groups g WHERE g.contact_id = c.id) AS grps "
-        f"FROM contacts c WHERE c.id IN (SELECT contact_id FROM ({source_sql})) ORDER BY c.id",
+        f"FROM contacts c WHERE c.id IN (SELECT contact_id FROM ({source_sql}) AS src) "
+        "ORDER BY c.id",
         params,
     )
     for row in cursor:
@@ -701,11 +713,11 @@ def launches(db: Database, scenario: str | None = None) -> list[LaunchResults]:
     rows = db.query(
         "SELECT l.id, l.scenario, l.status, l.targeted, l.include_opted_out, l.selection, "
         "l.actor, l.created_at, l.finished_at, "
-        "coalesce(sum(r.outcome = 'success'), 0) AS success, "
-        "coalesce(sum(r.outcome = 'failure'), 0) AS failure, "
-        "coalesce(sum(r.outcome = 'abandoned'), 0) AS abandoned, "
-        "coalesce(sum(r.outcome = 'other'), 0) AS other_, "
-        "coalesce(sum(r.outcome = 'inside'), 0) AS inside, count(r.outcome) AS entered "
+        "count(*) FILTER (WHERE r.outcome = 'success') AS success, "
+        "count(*) FILTER (WHERE r.outcome = 'failure') AS failure, "
+        "count(*) FILTER (WHERE r.outcome = 'abandoned') AS abandoned, "
+        "count(*) FILTER (WHERE r.outcome = 'other') AS other_, "
+        "count(*) FILTER (WHERE r.outcome = 'inside') AS inside, count(r.outcome) AS entered "
         "FROM scenario_launches l LEFT JOIN ("
         "  SELECT p.launch_id, CASE "
         f"    WHEN p.status IN {_IN_SQL} THEN 'inside' "
@@ -786,11 +798,12 @@ def period_counts(db: Database, scenario: str, *, since: datetime,
     lo, hi = to_db(since), to_db(now)
     row = db.one(
         "SELECT "
-        "coalesce(sum(entered_at >= :lo AND entered_at <= :hi), 0) AS entered, "
-        "coalesce(sum(status = 'completed' AND exited_at >= :lo AND exited_at <= :hi), 0) "
+        "count(*) FILTER (WHERE entered_at >= :lo AND entered_at <= :hi) AS entered, "
+        "count(*) FILTER (WHERE status = 'completed' AND exited_at >= :lo AND exited_at <= :hi) "
         "  AS completed, "
-        "coalesce(sum(status = 'error' AND exited_at >= :lo AND exited_at <= :hi), 0) AS errors, "
-        f"coalesce(sum(status IN {_IN_SQL}), 0) AS active "
+        "count(*) FILTER (WHERE status = 'error' AND exited_at >= :lo AND exited_at <= :hi) "
+        "  AS errors, "
+        f"count(*) FILTER (WHERE status IN {_IN_SQL}) AS active "
         "FROM scenario_profiles WHERE scenario = :scenario",
         {"lo": lo, "hi": hi, "scenario": scenario},
     )

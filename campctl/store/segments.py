@@ -173,7 +173,7 @@ class _Field:
         column = COLUMN_FIELDS.get(attr)
         self.alias = alias
         if column:
-            self.type_sql = f"iif({alias}.{column} IS NULL, NULL, 'text')"
+            self.type_sql = f"CASE WHEN {alias}.{column} IS NULL THEN NULL ELSE 'text' END"
             self.value_sql = f"{alias}.{column}"
             self.params: list = []
             self.path: str | None = None
@@ -276,7 +276,7 @@ def _attr_rule(rule: Mapping, alias: str, now: datetime) -> tuple[str, list]:
                 f"WHERE {member}))"
             )
             params += [*t_par, field.path, value]
-        sql = "(" + (" OR ".join(parts) or "0") + ")"
+        sql = "(" + (" OR ".join(parts) or "false") + ")"
     else:  # within_days / older_than_days: date text (YYYY-MM-DD...) against today (UTC)
         today = now.date()
         day = f"substr({v_sql}, 1, 10)"
@@ -292,7 +292,7 @@ def _attr_rule(rule: Mapping, alias: str, now: datetime) -> tuple[str, list]:
     # An absent attribute makes a rule NULL, which AND/OR treat as false; a negated rule must
     # first become two-valued (absent: eq false, so ne true). rules_where() makes the whole
     # expression two-valued once, which is cheaper than once per rule.
-    return (f"NOT coalesce({sql}, 0)", params) if negate else (sql, params)
+    return (f"NOT coalesce({sql}, false)", params) if negate else (sql, params)
 
 
 def _rule_sql(rule: Mapping, alias: str, now: datetime) -> tuple[str, list]:
@@ -335,14 +335,14 @@ def rules_where(
     if problems:
         raise ValidationFailed("invalid segment rules: " + "; ".join(problems))
     if not rules:
-        return "1", []
+        return "true", []
     parts, params = [], []
     for rule in rules:
         sql, par = _rule_sql(rule, alias, now)
         parts.append(sql)
         params += par
     joiner = " AND " if match == "all" else " OR "
-    return "coalesce(" + joiner.join(parts) + ", 0)", params
+    return "coalesce(" + joiner.join(parts) + ", false)", params
 
 
 def segment_spec(db: Database, name: str) -> dict:
@@ -428,7 +428,7 @@ def audience_where(
     else:
         if audience["all"] is not True:
             raise ValidationFailed("audience all must be true")
-        sql, params = "1", []
+        sql, params = "true", []
     message_type = query.message_type
     if message_type and not (query.include_opted_out
                              or audience.get("include_opted_out") is True):
@@ -454,7 +454,7 @@ def audience_query(db: Database, query: AudienceQuery, *, now: datetime) -> tupl
 
 def count_query(db: Database, sql: str, params: Sequence) -> int:
     """How many rows a `SELECT contact_id` query (audience_query) yields."""
-    return db.scalar(f"SELECT count(*) FROM ({sql})", list(params))
+    return db.scalar(f"SELECT count(*) FROM ({sql}) AS src", list(params))
 
 
 def contact_filter(
@@ -471,4 +471,4 @@ def contact_filter(
         sql, par = segment_where(db, segment, now=now)
         parts.append(sql)
         params += par
-    return (" AND ".join(f"({p})" for p in parts) or "1"), params
+    return (" AND ".join(f"({p})" for p in parts) or "true"), params

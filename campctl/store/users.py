@@ -100,9 +100,9 @@ def rights_where(groups: Sequence[str] | None, *, allowed: bool,
     """The condition on contacts row `alias` that a user's rights allow: in one of `groups`
     (None: any contact); `allowed=False` (a message type outside the rights) allows no one."""
     if not allowed:
-        return "0", []
+        return "false", []
     if groups is None:
-        return "1", []
+        return "true", []
     marks = ", ".join("?" for _ in groups) or "NULL"
     return (f"EXISTS (SELECT 1 FROM contact_groups rg WHERE rg.contact_id = {alias}.id "
             f"AND rg.grp IN ({marks}))", list(groups))
@@ -234,9 +234,9 @@ def _source_condition(groups: Sequence[str] | None, allowed: bool,
     """The rights condition on source row `s` (a `SELECT contact_id ...`), in the parameter
     style of the source: named for a dict, positional for a sequence."""
     if not allowed:
-        return "0", params
+        return "false", params
     if groups is None:
-        return "1", params
+        return "true", params
     if isinstance(params, dict):
         names = {f"rights_grp{i}": g for i, g in enumerate(groups)}
         marks = ", ".join(f":{k}" for k in names) or "NULL"
