@@ -176,8 +176,8 @@ def clear_scenario(
         access.check(db, kind="Scenario", name=name, actor=app.actor, action="clear",
                      now=app.now, override=app.override_access)
         removed = scenarios.clear(db, name=name, now=app.now)
-        history.record(db, kind="Scenario", name=name, action="clear", actor=app.actor,
-                       now=app.now, note=note)
+        history.record(db, history.HistoryEntry(
+            kind="Scenario", name=name, action="clear", actor=app.actor, note=note), now=app.now)
     if app.json:
         emit_object(app, {"scenario": name, "removed": removed})
     else:
@@ -198,8 +198,9 @@ def remove_profile(
     db = app.db(create=True)
     with db.atomic():
         removed = scenarios.remove_profile(db, name=name, contact=contact, now=app.now)
-        history.record(db, kind="Scenario", name=name, action="remove-profile", actor=app.actor,
-                       now=app.now, note=note or f"contact {contact}")
+        history.record(db, history.HistoryEntry(
+            kind="Scenario", name=name, action="remove-profile", actor=app.actor,
+            note=note or f"contact {contact}"), now=app.now)
     if app.json:
         emit_object(app, {"scenario": name, "contact": contact, "removed": removed})
     else:

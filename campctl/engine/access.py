@@ -53,7 +53,7 @@ def check(db, *, kind: str, name: str, actor: str, action: str, now: datetime,
     if not override.strip():
         raise UsageProblem("--override-access needs a reason (--override-access 'WHY')")
     if record:
-        history.record(db, kind=kind, name=name, action="access-override", actor=actor, now=now,
-                       note=f"{action} outside access_groups ({', '.join(allowed)}): "
-                            f"{override}")
+        history.record(db, history.HistoryEntry(
+            kind=kind, name=name, action="access-override", actor=actor,
+            note=f"{action} outside access_groups ({', '.join(allowed)}): {override}"), now=now)
     return True

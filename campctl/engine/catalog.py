@@ -226,13 +226,15 @@ def execute_apply(db, changes: list[Change], *, actor: str, now: datetime,
         written = store.NewVersion(kind, c.name, c.version, c.spec, d.description, source)
         if c.action == "created":
             store.insert_object(db, written, status=c.status, now=now)
-            history.record(db, kind=kind, name=c.name, action="created", actor=actor, now=now,
-                           to_status=c.status, note=note)
+            history.record(db, history.HistoryEntry(
+                kind=kind, name=c.name, action="created", actor=actor, to_status=c.status,
+                note=note), now=now)
             users.record_creator(db, kind=kind, name=c.name, actor=actor)
         else:
             store.update_spec(db, written, now=now)
-            history.record(db, kind=kind, name=c.name, action="updated", actor=actor, now=now,
-                           from_status=c.status, to_status=c.status, note=note)
+            history.record(db, history.HistoryEntry(
+                kind=kind, name=c.name, action="updated", actor=actor, from_status=c.status,
+                to_status=c.status, note=note), now=now)
         store.add_version(db, written, actor=actor, now=now,
                           history_id=store.last_history_id(db))
 

@@ -114,10 +114,12 @@ def _note_retried(db, *, kind: str, name: str, reason: str, now: datetime, key: 
 def _log(db, *, kind: str, name: str, now: datetime, event: str, details: str) -> None:
     """One execution-log line about a retried object, naming it in its kind's column."""
     column = RETRIED[kind]
-    exec_log.append(db, now=now, event=event, details=details,
-                    campaign=name if column == "campaign" else None,
-                    plan=name if column == "plan" else None,
-                    scenario=name if column == "scenario" else None)
+    exec_log.append(db, exec_log.LogEntry(
+        event,
+        exec_log.Subject(plan=name if column == "plan" else None,
+                         campaign=name if column == "campaign" else None,
+                         scenario=name if column == "scenario" else None),
+        details=details), now=now)
 
 
 def _recovered(db, report: TickReport | None, *, kind: str, name: str, now: datetime,

@@ -67,6 +67,14 @@ def campaign_closes_at(db, campaign: str) -> datetime | None:
         return None
 
 
+def run_subject(run_id: int, run: RunRecord | None) -> exec_log.Subject:
+    """What a log row about a run concerns: the run, its campaign and stage, its plan instance."""
+    if run is None:
+        return exec_log.Subject(run_id=run_id)
+    return exec_log.Subject(instance_id=run.instance_id, campaign=run.campaign, stage=run.stage,
+                            run_id=run_id)
+
+
 def create_run(db, new: NewRun, *, now: datetime) -> int:
     """A new run in status `scheduled`; the tick builds it once `queue_at` has come. It carries
     the campaign's current closes_at, after which delivery claims none of its items."""
@@ -170,10 +178,11 @@ def _build_claimed(db, run_id: int, *, paused: bool, now: datetime, report) -> N
     else:
         run_store.mark_built(db, run_id, now=now)
     left_out = _left_out_note(db, run_id)
-    exec_log.append(db, now=now, event="Queue Items Created", campaign=run.campaign,
-                    stage=run.stage, run_id=run_id, instance_id=run.instance_id,
-                    details=f"{count} queue items{left_out}" + ("; held, the run is paused"
-                                                                if paused else ""))
+    exec_log.append(db, exec_log.LogEntry(
+        "Queue Items Created",
+        run_subject(run_id, run),
+        details=f"{count} queue items{left_out}"
+                + ("; held, the run is paused" if paused else "")), now=now)
     report.built += count
     report.notes.append(f"run {run_id} ({run.campaign}/{run.stage}): built {count} "
                         "messages" + left_out
@@ -214,13 +223,14 @@ def fail_run(db, run_id: int, *, error: str, now: datetime, report=None,
                              error=error):
         return False
     cancelled = run_store.cancel_queued_items(db, run_id, now=now)
-    history.record(db, kind="run", name=str(run_id), action="fail", actor=isolation.ACTOR,
-                   now=now, from_status=before, to_status="failed", note=error)
-    exec_log.append(db, now=now, event=event, campaign=run.campaign if run else None,
-                    stage=run.stage if run else None, run_id=run_id,
-                    instance_id=run.instance_id if run else None,
-                    details=(details or error)
-                    + (f"; {cancelled} unsent message(s) cancelled" if cancelled else ""))
+    history.record(db, history.HistoryEntry(
+        kind="run", name=str(run_id), action="fail", actor=isolation.ACTOR, from_status=before,
+        to_status="failed", note=error), now=now)
+    exec_log.append(db, exec_log.LogEntry(
+        event,
+        run_subject(run_id, run),
+        details=(details or error)
+                + (f"; {cancelled} unsent message(s) cancelled" if cancelled else "")), now=now)
     notify_failure(db, run_id, error, now=now)
     if report is not None:
         report.cancelled += cancelled
@@ -302,9 +312,9 @@ def start_delivery(ctx: TickContext, run_ids: list[int]) -> None:
                 if run_store.set_status(db, run_id, "sending", now=now, expected=["queued"]):
                     run = run_store.get_run_record(db, run_id)
                     assert run is not None  # its status just moved
-                    exec_log.append(db, now=now, event="Delivery Started",
-                                    campaign=run.campaign, stage=run.stage,
-                                    run_id=run_id, instance_id=run.instance_id)
+                    exec_log.append(db, exec_log.LogEntry(
+                        "Delivery Started",
+                        run_subject(run_id, run)), now=now)
 
 
 def deliver(ctx: TickContext, run_ids: list[int]) -> None:
@@ -324,7 +334,7 @@ def deliver(ctx: TickContext, run_ids: list[int]) -> None:
         report.object_failures.append({"object": "delivery", "reason": reason})
         report.warnings.append(f"delivery stopped: {reason}; the rest of the tick went on")
         with db.atomic():
-            exec_log.append(db, now=now, event="Delivery Failed", details=reason)
+            exec_log.append(db, exec_log.LogEntry("Delivery Failed", details=reason), now=now)
         return
     report.sent += result.sent
     report.failed += result.failed
@@ -375,9 +385,10 @@ def finish(ctx: TickContext) -> None:
                 continue
             details = (f"sent {counts['sent']}, failed {counts['failed']}, "
                        f"cancelled {counts['cancelled']}")
-            exec_log.append(db, now=now, event="Run Failed" if failed else "Run Completed",
-                            campaign=run.campaign, stage=run.stage, run_id=run.id,
-                            instance_id=run.instance_id, details=details)
+            exec_log.append(db, exec_log.LogEntry(
+                "Run Failed" if failed else "Run Completed",
+                run_subject(run.id, run),
+                details=details), now=now)
             if failed:
                 notify_failure(db, run.id, error or "failed", now=now)
             report.notes.append(f"run {run.id} ({run.campaign}/{run.stage}): {status} "
@@ -412,9 +423,11 @@ def close_campaign_runs(db, campaign: str, *, now: datetime, report) -> list[End
         else:
             moved = run_store.end_run(db, run.id, "completed", now=now, expected=[run.status],
                                       error="campaign closed; unsent messages cancelled")
-        exec_log.append(db, now=now, event="Campaign Closed", campaign=campaign,
-                        stage=run.stage, run_id=run.id, instance_id=run.instance_id,
-                        details=f"{cancelled} queued messages cancelled")
+        exec_log.append(db, exec_log.LogEntry(
+            "Campaign Closed",
+            exec_log.Subject(instance_id=run.instance_id, campaign=campaign, stage=run.stage,
+                             run_id=run.id),
+            details=f"{cancelled} queued messages cancelled"), now=now)
         if moved:
             ended.append(EndedRun(run.id, run.instance_id, run.status, cancelled))
     return ended

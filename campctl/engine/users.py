@@ -103,8 +103,9 @@ def add_user(db: Database, *, name: str, email: str | None, groups: list[str] | 
                              message_types=message_types, now=now):
         raise ActionRefused(f"user {name} exists already; change it with 'campctl users set "
                             f"{name} ...'")
-    history.record(db, kind="user", name=name, action="created", actor=actor, now=now,
-                   note=note or _describe_rights(groups, message_types, email))
+    history.record(db, history.HistoryEntry(
+        kind="user", name=name, action="created", actor=actor,
+        note=note or _describe_rights(groups, message_types, email)), now=now)
     return user_view(require_user(db, name))
 
 
@@ -125,10 +126,10 @@ def set_user(db: Database, *, name: str, actor: str, now: datetime, email: Any =
         return user_view(user)
     store.update_user(db, name=name, email=new_email, groups=new_groups,
                       message_types=new_types, now=now)
-    history.record(db, kind="user", name=name, action="updated", actor=actor, now=now,
-                   from_status=_describe_rights(user["groups"], user["message_types"],
-                                                user["email"]),
-                   to_status=_describe_rights(new_groups, new_types, new_email), note=note)
+    history.record(db, history.HistoryEntry(
+        kind="user", name=name, action="updated", actor=actor,
+        from_status=_describe_rights(user["groups"], user["message_types"], user["email"]),
+        to_status=_describe_rights(new_groups, new_types, new_email), note=note), now=now)
     return user_view(require_user(db, name))
 
 
@@ -148,8 +149,8 @@ def remove_user(db: Database, *, name: str, actor: str, now: datetime,
         raise ActionRefused(f"cannot remove user {name}: it is the last user and strict_users "
                             "is on (run 'campctl config set strict_users false' first)")
     store.delete_user(db, name)
-    history.record(db, kind="user", name=name, action="deleted", actor=actor, now=now,
-                   note=note)
+    history.record(db, history.HistoryEntry(
+        kind="user", name=name, action="deleted", actor=actor, note=note), now=now)
     return user_view(user)
 
 

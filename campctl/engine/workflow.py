@@ -151,8 +151,9 @@ def business_verb(
         raise ActionRefused(f"{kind.cli} {name} changed meanwhile; look again and retry")
     if clear:
         store.clear_launch(db, name)
-    history.record(db, kind=kind.value, name=name, action=action, actor=actor, now=now,
-                   from_status=status, to_status=str(target), note=note)
+    history.record(db, history.HistoryEntry(
+        kind=kind.value, name=name, action=action, actor=actor, from_status=status,
+        to_status=str(target), note=note), now=now)
     return status, str(target)
 
 
@@ -236,8 +237,9 @@ def start_campaign(db, *, name: str, actor: str, now: datetime, note: str | None
         )
     if not store.set_launched(db, name, now=now):
         raise ActionRefused(f"campaign {name} changed meanwhile; look again and retry")
-    history.record(db, kind=Kind.CAMPAIGN.value, name=name, action="start", actor=actor, now=now,
-                   from_status=obj["status"], to_status=obj["status"], note=note)
+    history.record(db, history.HistoryEntry(
+        kind=Kind.CAMPAIGN.value, name=name, action="start", actor=actor, from_status=obj["status"],
+        to_status=obj["status"], note=note), now=now)
 
 
 def scenario_verb(db, *, name: str, verb: str, actor: str, now: datetime,
@@ -262,8 +264,9 @@ def scenario_verb(db, *, name: str, verb: str, actor: str, now: datetime,
         hook = getattr(scenarios, "on_activate", None)
         if hook is not None:
             hook(db, name=name, now=now)
-    history.record(db, kind=Kind.SCENARIO.value, name=name, action=verb, actor=actor, now=now,
-                   from_status=status, to_status=str(target), note=note)
+    history.record(db, history.HistoryEntry(
+        kind=Kind.SCENARIO.value, name=name, action=verb, actor=actor, from_status=status,
+        to_status=str(target), note=note), now=now)
     return status, str(target)
 
 
@@ -295,5 +298,6 @@ def delete(db, *, kind: Kind, name: str, actor: str, now: datetime,
     if problems:
         raise ActionRefused(f"cannot delete {kind.cli} {name}: {'; '.join(problems)}")
     store.delete_object(db, kind.value, name)
-    history.record(db, kind=kind.value, name=name, action="deleted", actor=actor, now=now,
-                   from_status=obj["status"], note=note)
+    history.record(db, history.HistoryEntry(
+        kind=kind.value, name=name, action="deleted", actor=actor, from_status=obj["status"],
+        note=note), now=now)

@@ -28,9 +28,10 @@ def _label(user: str | None) -> str:
 
 def _record(db: Database, run_id: int, action: str, *, actor: str, now: datetime,
             before: str | None, after: str | None, note: str | None) -> None:
-    history.record(db, kind="worklist", name=f"{RUN}/{run_id}", action=action, actor=actor,
-                   now=now, from_status=None if before is None else _label(before),
-                   to_status=None if after is None else _label(after), note=note)
+    history.record(db, history.HistoryEntry(
+        kind="worklist", name=f"{RUN}/{run_id}", action=action, actor=actor,
+        from_status=None if before is None else _label(before),
+        to_status=None if after is None else _label(after), note=note), now=now)
 
 
 def on_run_notification(db: Database, *, run_id: int, kind: str, actor: str | None,
