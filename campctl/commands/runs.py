@@ -202,14 +202,18 @@ def describe_run(ctx: typer.Context, run_id: RunId) -> None:
 
 def _act(ctx: typer.Context, run_id: int, verb: str, note: str | None, *,
          include_sent: bool = False) -> None:
-    from campctl.engine.run_control import apply_run_verb, deliver_pending_notifications
+    from campctl.engine.run_control import (
+        RunVerb,
+        apply_run_verb,
+        deliver_pending_notifications,
+    )
 
     app = app_context(ctx)
     if note is not None and not note.strip() and verb in ("stop", "restart", "skip"):
         raise UsageProblem(f"--note must say why you {verb} run {run_id}")
     db = app.db(create=True)
-    action = apply_run_verb(db, run_id, verb, note=note, actor=app.actor, now=app.now,
-                            include_sent=include_sent)
+    action = apply_run_verb(db, run_id, RunVerb(verb, app.actor, note=note,
+                                                include_sent=include_sent), now=app.now)
     delivery = None
     if action.notification_id is not None:
         delivery = deliver_pending_notifications(db, now=app.now, environ=app.environ)

@@ -137,7 +137,7 @@ def fire_due(db, *, now: datetime, report, dry_run: bool = False) -> None:
         with db.atomic():
             for name in due[start:start + FIRE_CHUNK]:
                 # A campaign that fails is rolled back alone and retried at the next tick.
-                with isolation.boundary(db, report, kind=KIND, name=name, now=now):
+                with isolation.boundary(db, report, isolation.Unit(kind=KIND, name=name), now=now):
                     process(db, name, now=now, report=report)
 
 

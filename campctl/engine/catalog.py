@@ -213,8 +213,9 @@ def execute_apply(db, changes: list[Change], *, actor: str, now: datetime,
 
     for c in changes:
         if c.action not in ("unchanged", "created"):
-            access.check(db, kind=c.kind.value, name=c.name, actor=actor, action="apply",
-                         now=now, override=override_access)
+            access.check(db, access.AccessRequest(
+                kind=c.kind.value, name=c.name, actor=actor, action="apply",
+                override=override_access), now=now)
 
     users.check_apply(db, actor=actor, created=[(c.kind.value, c.name, c.spec) for c in changes
                                                  if c.action != "unchanged"])

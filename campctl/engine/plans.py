@@ -265,7 +265,8 @@ def fire_due(db: Database, *, now: datetime, report: TickReport | None,
     """
     for candidate in store.plans_to_examine(db, now):
         # A plan that fails is rolled back alone and retried at the next tick.
-        with isolation.boundary(db, report, kind="Plan", name=candidate.name, now=now):
+        with isolation.boundary(db, report, isolation.Unit(
+                kind="Plan", name=candidate.name), now=now):
             _fire_plan(db, candidate.name, now=now, report=report)
 
 
@@ -437,8 +438,9 @@ def advance(db: Database, *, now: datetime, report: TickReport | None,
     """Move every running or paused instance along its execution tree by the transition rule."""
     for instance_id in store.active_instance_ids(db):
         # An instance that cannot be advanced fails alone; the other instances go on.
-        with isolation.boundary(db, report, kind="instance", name=str(instance_id), now=now,
-                                fail=_failer(db, instance_id, now=now, report=report)):
+        with isolation.boundary(db, report, isolation.Unit(
+                kind="instance", name=str(instance_id),
+                fail=_failer(db, instance_id, now=now, report=report)), now=now):
             _advance_instance(db, instance_id, now=now, report=report)
 
 
@@ -455,12 +457,12 @@ def fail_instance(db: Database, instance_id: int, *, reason: str, now: datetime,
     """The tick could not advance this instance: it ends `failed`, and its active runs fail with
     it (unsent messages cancelled), so nothing more goes out under a plan that stopped moving.
     Caller's transaction."""
-    from campctl.engine.runs import fail_run
+    from campctl.engine.runs import RunFailure, fail_run
 
     why = f"the engine could not advance it: {reason}"
     for run in store.active_runs_of_instance(db, instance_id):
-        fail_run(db, run.id, error=f"plan instance {instance_id} failed: {reason}", now=now,
-                 report=report)
+        fail_run(db, run.id, RunFailure(f"plan instance {instance_id} failed: {reason}"),
+                 now=now, report=report)
     try:
         with db.atomic():
             instance = store.get_instance(db, instance_id)

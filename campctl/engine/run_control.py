@@ -75,17 +75,20 @@ def _refusal(run_id: int, status: str, verb: str) -> ActionRefused:
     return ActionRefused(f"cannot {verb} run {run_id}: it is {status}; {why}; {hint}")
 
 
-def apply_run_verb(
-    db,
-    run_id: int,
-    verb: str,
-    *,
-    note: str | None,
-    actor: str,
-    now: datetime,
-    include_sent: bool = False,
-) -> RunAction:
+@dataclass(frozen=True)
+class RunVerb:
+    """An operator's verb on a run (one of RUN_VERBS): who gives it, the note for the history
+    and notification, and for restart whether messages already sent are sent again."""
+
+    verb: str
+    actor: str
+    note: str | None = None
+    include_sent: bool = False
+
+
+def apply_run_verb(db, run_id: int, request: RunVerb, *, now: datetime) -> RunAction:
     """Apply one operator verb to a run. Raises NotFound (3) or ActionRefused (1)."""
+    verb, actor, note = request.verb, request.actor, request.note
     if verb not in RUN_VERBS:
         raise ValueError(f"unknown run verb {verb!r}")
     with db.atomic():
@@ -113,7 +116,7 @@ def apply_run_verb(
             action.possibly_handed_over = store_runs.unsure_items(db, run_id)
         if verb == "restart":
             action.new_run_id = _create_restart(db, run, note=note, actor=actor, now=now,
-                                                include_sent=include_sent)
+                                                include_sent=request.include_sent)
         exec_log.append(db, exec_log.LogEntry(
             _LOG_EVENTS[verb],
             run_subject(run_id, run),

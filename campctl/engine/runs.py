@@ -154,14 +154,16 @@ def build_due(ctx: TickContext) -> None:
     builds too and stays paused: pause holds delivery only."""
     db, now, report = ctx.db, ctx.now, ctx.report
     for run_id in run_store.scheduled_due(db, now=now):
-        with isolation.boundary(db, report, kind="run", name=str(run_id), now=now,
-                                fail=_build_failed(db, run_id, now=now, report=report)):
+        with isolation.boundary(db, report, isolation.Unit(
+                kind="run", name=str(run_id),
+                fail=_build_failed(db, run_id, now=now, report=report)), now=now):
             if not run_store.set_status(db, run_id, "building", now=now, expected=["scheduled"]):
                 continue  # another tick took it
             _build_claimed(db, run_id, paused=False, now=now, report=report)
     for run_id in run_store.paused_unbuilt_due(db, now=now):
-        with isolation.boundary(db, report, kind="run", name=str(run_id), now=now,
-                                fail=_build_failed(db, run_id, now=now, report=report)):
+        with isolation.boundary(db, report, isolation.Unit(
+                kind="run", name=str(run_id),
+                fail=_build_failed(db, run_id, now=now, report=report)), now=now):
             if not run_store.claim_paused_build(db, run_id, now=now):
                 continue
             _build_claimed(db, run_id, paused=True, now=now, report=report)
@@ -198,25 +200,35 @@ def _left_out_note(db, run_id: int) -> str:
 
 def _run_failed(db, run_id: int, *, now: datetime, report):
     def fail(reason: str) -> None:
-        fail_run(db, run_id, error=f"the engine could not process this run: {reason}", now=now,
-                 report=report)
+        fail_run(db, run_id, RunFailure(f"the engine could not process this run: {reason}"),
+                 now=now, report=report)
 
     return fail
 
 
 def _build_failed(db, run_id: int, *, now: datetime, report):
     def fail(reason: str) -> None:
-        fail_run(db, run_id, error=f"building failed: {reason}", now=now, report=report,
-                 event="Build Failed", details=reason)
+        fail_run(db, run_id, RunFailure(f"building failed: {reason}", event="Build Failed",
+                                        details=reason), now=now, report=report)
 
     return fail
 
 
-def fail_run(db, run_id: int, *, error: str, now: datetime, report=None,
-             event: str = "Run Failed", details: str | None = None) -> bool:
+@dataclass(frozen=True)
+class RunFailure:
+    """Why the engine fails a run: `error` (kept on the run, in its history and notification),
+    the log `event` and the log row's `details` (default: the error)."""
+
+    error: str
+    event: str = "Run Failed"
+    details: str | None = None
+
+
+def fail_run(db, run_id: int, failure: RunFailure, *, now: datetime, report=None) -> bool:
     """An active run the engine cannot go on with ends `failed` (caller's transaction): its
     unsent messages are cancelled; history, log row and operator notification with the reason.
     False when the run had already ended."""
+    error = failure.error
     run = run_store.get_run_record(db, run_id)
     before = run.status if run else None
     if not run_store.end_run(db, run_id, "failed", now=now, expected=ACTIVE_RUN_STATUSES,
@@ -227,9 +239,9 @@ def fail_run(db, run_id: int, *, error: str, now: datetime, report=None,
         kind="run", name=str(run_id), action="fail", actor=isolation.ACTOR, from_status=before,
         to_status="failed", note=error), now=now)
     exec_log.append(db, exec_log.LogEntry(
-        event,
+        failure.event,
         run_subject(run_id, run),
-        details=(details or error)
+        details=(failure.details or error)
                 + (f"; {cancelled} unsent message(s) cancelled" if cancelled else "")), now=now)
     notify_failure(db, run_id, error, now=now)
     if report is not None:
@@ -272,9 +284,9 @@ def live_runs(ctx: TickContext) -> list[int]:
     live: list[int] = []
     for run in sorted(candidates, key=lambda r: r.id):
         # A run whose stored snapshot breaks this (a bad window, a bad time) fails alone.
-        with isolation.boundary(db, report, kind="run", name=str(run.id), now=now,
-                                transaction=False, fail=_run_failed(db, run.id, now=now,
-                                                                    report=report)):
+        with isolation.boundary(db, report, isolation.Unit(
+                kind="run", name=str(run.id),
+                fail=_run_failed(db, run.id, now=now, report=report)), now=now, transaction=False):
             label = f"run {run.id} ({run.campaign}/{run.stage})"
             if run.built_at is None:
                 continue
@@ -307,8 +319,9 @@ def start_delivery(ctx: TickContext, run_ids: list[int]) -> None:
     db, now, report = ctx.db, ctx.now, ctx.report
     with db.atomic():
         for run_id in run_ids:
-            with isolation.boundary(db, report, kind="run", name=str(run_id), now=now,
-                                    fail=_run_failed(db, run_id, now=now, report=report)):
+            with isolation.boundary(db, report, isolation.Unit(
+                    kind="run", name=str(run_id),
+                    fail=_run_failed(db, run_id, now=now, report=report)), now=now):
                 if run_store.set_status(db, run_id, "sending", now=now, expected=["queued"]):
                     run = run_store.get_run_record(db, run_id)
                     assert run is not None  # its status just moved
@@ -370,8 +383,9 @@ def finish(ctx: TickContext) -> None:
                     schedules.set_state(db, "Run", str(run.id), next_due_at=retry,
                                         keep_cursor=True)
             continue
-        with isolation.boundary(db, report, kind="run", name=str(run.id), now=now,
-                                fail=_run_failed(db, run.id, now=now, report=report)):
+        with isolation.boundary(db, report, isolation.Unit(
+                kind="run", name=str(run.id),
+                fail=_run_failed(db, run.id, now=now, report=report)), now=now):
             counts = run_store.counts(db, run.id)
             # A template that cannot render fails its message, not the run; a run fails when
             # nothing went out and the channel is what failed.

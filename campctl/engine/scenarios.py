@@ -212,8 +212,8 @@ def fire_due(db: Database, *, now: datetime, report: TickReport) -> None:
     """Capture by event (new events since the cursor) and by schedule (due cron occurrences)."""
     for obj in store.active_scenarios(db):
         # A scenario whose capture fails is rolled back alone and retried at the next tick.
-        with isolation.boundary(db, report, kind="Scenario", name=obj.name, now=now,
-                                key="Scenario capture"):
+        with isolation.boundary(db, report, isolation.Unit(
+                kind="Scenario", name=obj.name, key="Scenario capture"), now=now):
             if obj.spec_error:
                 raise ValueError(obj.spec_error)
             tick = _Tick(db, obj.name, Scenario.from_spec(obj.spec), now, report)
@@ -387,7 +387,8 @@ def advance(db: Database, *, now: datetime, report: TickReport) -> None:
     for obj in store.active_scenarios(db):
         # A failing step errors its own profiles (see _isolated_step); a scenario whose moves
         # fail otherwise is rolled back alone and retried at the next tick.
-        with isolation.boundary(db, report, kind="Scenario", name=obj.name, now=now):
+        with isolation.boundary(db, report, isolation.Unit(kind="Scenario", name=obj.name),
+                                now=now):
             if obj.spec_error:  # its profiles wait: nothing moves on a guess
                 raise ValueError(obj.spec_error)
             advance_scenario(db, obj.name, Scenario.from_spec(obj.spec), now=now, report=report)

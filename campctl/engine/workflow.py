@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -123,14 +124,24 @@ def _running(db, kind: Kind, name: str) -> str | None:
     return None
 
 
-def business_verb(
-    db, *, kind: Kind, name: str, verb: str, actor: str, now: datetime,
-    note: str | None = None, override_four_eyes: bool = False,
-) -> tuple[str, str]:
+@dataclass(frozen=True)
+class VerbRequest:
+    """An operator's approval-workflow verb (submit, approve, ...): who gives it, the note for
+    the history, and whether a four-eyes bypass is asked for (approve only)."""
+
+    verb: str
+    actor: str
+    note: str | None = None
+    override_four_eyes: bool = False
+
+
+def business_verb(db, kind: Kind, name: str, request: VerbRequest, *,
+                  now: datetime) -> tuple[str, str]:
     """Apply one approval-workflow verb to a campaign or plan; returns (from, to).
 
     The caller holds the transaction; the move is a conditional UPDATE on the old status.
     """
+    verb, actor, note = request.verb, request.actor, request.note
     if kind not in BUSINESS_KINDS:
         raise UsageProblem(f"{verb} applies to campaigns and plans, not {kind.cli}s")
     obj = _require_record(db, kind, name)
@@ -142,8 +153,7 @@ def business_verb(
     if verb == "revise" and status == BusinessStatus.APPROVED and (why := _running(db, kind, name)):
         raise ActionRefused(f"cannot revise {kind.cli} {name} while something runs: {why}")
     _check_ready(db, kind, name, obj.spec, verb, now=now)
-    action = _four_eyes_action(db, kind, name, verb, actor=actor, note=note,
-                               override=override_four_eyes)
+    action = _four_eyes_action(db, kind, name, request)
     # Stopping or revising ends a campaign's launch.
     clear = kind is Kind.CAMPAIGN and verb in ("stop", "revise")
     if not store.set_status(db, kind.value, name, from_status=status, to_status=str(target),
@@ -184,10 +194,11 @@ def _check_ready(db, kind: Kind, name: str, spec: dict, verb: str, *, now: datet
                                    problems)
 
 
-def _four_eyes_action(db, kind: Kind, name: str, verb: str, *, actor: str, note: str | None,
-                      override: bool) -> str:
+def _four_eyes_action(db, kind: Kind, name: str, request: VerbRequest) -> str:
     """The history action of the verb: `approve-override` for a recorded four-eyes bypass."""
     from campctl.store.config import four_eyes
+
+    verb, actor, override = request.verb, request.actor, request.override_four_eyes
 
     if verb != "approve":
         if override:
@@ -200,7 +211,7 @@ def _four_eyes_action(db, kind: Kind, name: str, verb: str, *, actor: str, note:
             f"four-eyes rule: {actor} submitted {kind.cli} {name} and cannot approve it; "
             "ask another operator, or record a bypass with --override-four-eyes --note WHY"
         )
-    if not note:
+    if not request.note:
         raise UsageProblem("--override-four-eyes needs --note saying why")
     return "approve-override"
 
