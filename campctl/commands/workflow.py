@@ -114,7 +114,7 @@ def stop_plan(
         _business(ctx, Kind.PLAN, "stop", name, note)
         return
     from campctl.engine import plans
-    from campctl.engine.workflow import require_object
+    from campctl.engine.workflow import require_record
 
     app = app_context(ctx)
     hook = getattr(plans, "stop_current", None)
@@ -122,7 +122,7 @@ def stop_plan(
         raise ActionRefused("'stop plan --current' is not available yet in this campctl; "
                             "use 'campctl stop instance ID'")
     db = app.db(create=True)
-    require_object(db, Kind.PLAN, name)
+    require_record(db, Kind.PLAN, name)
     with db.atomic():
         stopped = hook(db, plan=name, actor=app.actor, now=app.now, note=note)
     if isinstance(stopped, list) and not stopped:

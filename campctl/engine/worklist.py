@@ -66,8 +66,8 @@ def on_run_notification(db: Database, *, run_id: int, kind: str, actor: str | No
                 actor=who, now=now)
         return actor
     if kind == "run-failed":
-        run = store_runs.get_run(db, run_id)
-        owner = store.created_by(db, "Campaign", run["campaign"]) if run else None
+        run = store_runs.get_run_record(db, run_id)
+        owner = store.created_by(db, "Campaign", run.campaign) if run else None
         _assign(db, run_id, Assignment(owner, f"failed: {note}" if note else "failed"),
                 actor=who, now=now)
         return owner
@@ -108,7 +108,7 @@ def notify_user(db: Database, *, notification_id: int, user: str | None) -> int 
 def assign_run(db: Database, *, run_id: int, user: str, actor: str, now: datetime,
                note: str | None = None) -> dict[str, Any]:
     """`campctl assign run ID USER`: hand an open work-list entry to another user."""
-    if store_runs.get_run(db, run_id) is None:
+    if store_runs.get_run_record(db, run_id) is None:
         raise NotFound(f"no run {run_id} (list them with 'campctl get runs')")
     if store.get_user(db, user) is None:
         raise NotFound(f"no user {user!r} (list them with 'campctl users list')")
@@ -133,10 +133,10 @@ def entry_view(entry: dict[str, Any], db: Database) -> dict[str, Any]:
         "cleared_at": entry["cleared_at"],
     }
     if entry["object_kind"] == RUN:
-        run = store_runs.get_run(db, int(entry["object_id"]))
-        view["campaign"] = run["campaign"] if run else None
-        view["stage"] = run["stage"] if run else None
-        view["status"] = run["status"] if run else None
+        run = store_runs.get_run_record(db, int(entry["object_id"]))
+        view["campaign"] = run.campaign if run else None
+        view["stage"] = run.stage if run else None
+        view["status"] = run.status if run else None
     return view
 
 
