@@ -210,8 +210,9 @@ def forget(
             raise NotFound(f"no contact with id {contact!r}")
         result = store.forget(db, pk, now=app.now)
         # The history names the internal number only: the external id may itself be personal.
-        history.record(db, kind="contact", name=f"#{pk}", action="forget", actor=app.actor,
-                       now=app.now, note=note)
+        history.record(db, history.HistoryEntry(
+            kind="contact", name=f"#{pk}", action="forget", actor=app.actor,
+            note=note), now=app.now)
     if app.json:
         emit_object(app, {"forgotten": contact, **result})
     else:

@@ -349,7 +349,7 @@ def log(
     limit: Annotated[int, typer.Option("--limit", min=0,
                                        help="The most recent N entries (0: all).")] = 1000,
 ) -> None:
-    from campctl.store.log import read_log
+    from campctl.store.log import LogQuery, Subject, read_log
     from campctl.timeutil import parse_duration, to_db
 
     app = app_context(ctx)
@@ -366,10 +366,12 @@ def log(
         from campctl.engine.scenarios import require_launch
 
         require_launch(db, launch)
+    subject = Subject(plan=plan, instance_id=instance, run_id=run, scenario=scenario,
+                      campaign=campaign, launch_id=launch)
+
     def read(after_id: int = 0) -> tuple[list[dict], int]:
-        return read_log(db, plan=plan, instance_id=instance, run_id=run, scenario=scenario,
-                        campaign=campaign, launch_id=launch, since=after_at, after_id=after_id,
-                        limit=limit or None)
+        return read_log(db, LogQuery(subject, since=after_at, after_id=after_id,
+                                     limit=limit or None))
 
     rows, last_id = read()
     if not follow:

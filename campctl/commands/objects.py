@@ -150,9 +150,9 @@ def _check_rights(app, db, changes) -> None:
                                               for c in changes if c.action != "unchanged"])
     for c in changes:
         if c.action not in ("unchanged", "created"):
-            access.check(db, kind=c.kind.value, name=c.name, actor=app.actor,
-                         action="apply", now=app.now, override=app.override_access,
-                         record=False)
+            access.check(db, access.AccessRequest(
+                kind=c.kind.value, name=c.name, actor=app.actor, action="apply",
+                override=app.override_access), now=app.now, record=False)
 
 
 def _fail(issues) -> NoReturn:
@@ -424,8 +424,9 @@ def _delete_command(kind: Kind):
         app = app_context(ctx)
         db = app.db(create=True)
         with db.atomic():
-            access.check(db, kind=kind.value, name=name, actor=app.actor, action="delete",
-                         now=app.now, override=app.override_access)
+            access.check(db, access.AccessRequest(
+                kind=kind.value, name=name, actor=app.actor, action="delete",
+                override=app.override_access), now=app.now)
             workflow.delete(db, kind=kind, name=name, actor=app.actor, now=app.now, note=note)
         if app.json:
             print_json({"kind": kind.cli, "name": name, "action": "deleted"})

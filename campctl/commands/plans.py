@@ -72,8 +72,9 @@ def start_plan(
     app = app_context(ctx)
     db = app.db(create=True)
     with db.atomic():
-        access.check(db, kind="Plan", name=name, actor=app.actor, action="start", now=app.now,
-                     override=app.override_access)
+        access.check(db, access.AccessRequest(
+            kind="Plan", name=name, actor=app.actor, action="start",
+            override=app.override_access), now=app.now)
         view = plans.start_manual(db, plan=name, now=app.now, actor=app.actor, note=note)
     if app.json:
         emit_object(app, view)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -17,6 +17,9 @@ from campctl.commands.common import (
     require_filters,
 )
 from campctl.errors import NotFound, UsageProblem
+
+if TYPE_CHECKING:
+    from campctl.store.runs import RunRecord
 
 RunId = Annotated[int, typer.Argument(help="Run id (see 'campctl get runs').", min=1)]
 NoteRequired = Annotated[
@@ -66,26 +69,26 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
     )(list_notifications)
 
 
-def run_view(run: dict, counts: dict, notes: list[str],
+def run_view(run: RunRecord, counts: dict, notes: list[str],
              left_out: tuple[int, str | None] = (0, None)) -> dict:
     """A run as `get runs -o json` shows it (documented keys, stable for scripts), plus its
     timezone for tables.
     `left_out`: contacts the creator's sending rights left out of the queue, and why."""
-    spec = run.get("spec") or {}
+    spec = run.spec
     return {
-        "id": run["id"],
-        "campaign": run["campaign"],
-        "stage": run["stage"],
-        "status": run["status"],
-        "scheduled_at": run["scheduled_at"],
-        "built_at": run["built_at"],
-        "finished_at": run["finished_at"],
+        "id": run.id,
+        "campaign": run.campaign,
+        "stage": run.stage,
+        "status": run.status,
+        "scheduled_at": run.scheduled_at,
+        "built_at": run.built_at,
+        "finished_at": run.finished_at,
         "queued": counts["queued"],
         "sent": counts["sent"],
         "failed": counts["failed"],
         "cancelled": counts["cancelled"],
-        "instance": run["instance_id"],
-        "restart_of": run["restart_of"],
+        "instance": run.instance_id,
+        "restart_of": run.restart_of,
         "notes": notes,
         "left_out": {"rights": left_out[0], "reason": left_out[1]},
         "timezone": spec.get("timezone") if isinstance(spec, dict) else None,
@@ -121,12 +124,13 @@ def get_runs(
             )
     db = app.db()
     require_filters(db, campaign=campaign, instance=instance)
-    runs = store_runs.list_runs(db, campaign=campaign, instance_id=instance, status=statuses)
-    ids = [r["id"] for r in runs]
+    runs = store_runs.list_run_records(db, campaign=campaign, instance_id=instance,
+                                       status=statuses)
+    ids = [r.id for r in runs]
     counts = store_runs.counts_for(db, ids)
     notes = store_runs.notes_for(db, ids)
     left_out = run_left_out(db, ids)
-    rows = [run_view(r, counts[r["id"]], notes.get(r["id"], []), left_out.get(r["id"], (0, None)))
+    rows = [run_view(r, counts[r.id], notes.get(r.id, []), left_out.get(r.id, (0, None)))
             for r in runs]
     if app.json:
         for row in rows:
@@ -143,25 +147,25 @@ def describe_run(ctx: typer.Context, run_id: RunId) -> None:
 
     app = app_context(ctx)
     db = app.db()
-    run = store_runs.get_run(db, run_id)
+    run = store_runs.get_run_record(db, run_id)
     if run is None:
         raise NotFound(f"no run {run_id} (list them with 'campctl get runs')")
     view = run_view(run, store_runs.counts(db, run_id), store_runs.notes_for(db, [run_id])[run_id],
                     run_left_out(db, [run_id]).get(run_id, (0, None)))
     tz = view.pop("timezone")
-    spec = run.get("spec") or {}
+    spec = run.spec
     view.update(
         {
-            "queue_at": run["queue_at"],
-            "send_at": run["send_at"],
-            "include_sent": run["include_sent"],
-            "paused_from": run["paused_from"],
-            "error": run["error"],
+            "queue_at": run.queue_at,
+            "send_at": run.send_at,
+            "include_sent": run.include_sent,
+            "paused_from": run.paused_from,
+            "error": run.error,
             "timezone": tz,
             "channel": spec.get("channel") if isinstance(spec, dict) else None,
             "window": spec.get("window") if isinstance(spec, dict) else None,
-            "created_at": run["created_at"],
-            "updated_at": run["updated_at"],
+            "created_at": run.created_at,
+            "updated_at": run.updated_at,
             "restarted_as": store_runs.restarted_as(db, run_id),
             "assigned_to": assignee(db, run_id),
             "worklist_history": history.actions(db, "worklist", f"run/{run_id}"),
@@ -202,14 +206,18 @@ def describe_run(ctx: typer.Context, run_id: RunId) -> None:
 
 def _act(ctx: typer.Context, run_id: int, verb: str, note: str | None, *,
          include_sent: bool = False) -> None:
-    from campctl.engine.run_control import apply_run_verb, deliver_pending_notifications
+    from campctl.engine.run_control import (
+        RunVerb,
+        apply_run_verb,
+        deliver_pending_notifications,
+    )
 
     app = app_context(ctx)
     if note is not None and not note.strip() and verb in ("stop", "restart", "skip"):
         raise UsageProblem(f"--note must say why you {verb} run {run_id}")
     db = app.db(create=True)
-    action = apply_run_verb(db, run_id, verb, note=note, actor=app.actor, now=app.now,
-                            include_sent=include_sent)
+    action = apply_run_verb(db, run_id, RunVerb(verb, app.actor, note=note,
+                                                include_sent=include_sent), now=app.now)
     delivery = None
     if action.notification_id is not None:
         delivery = deliver_pending_notifications(db, now=app.now, environ=app.environ)

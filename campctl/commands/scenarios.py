@@ -90,8 +90,9 @@ def start_scenario(
     if not yes:
         _confirm(app, plan)
     with db.atomic():
-        access.check(db, kind="Scenario", name=name, actor=app.actor, action="launch",
-                     now=app.now, override=app.override_access)
+        access.check(db, access.AccessRequest(
+            kind="Scenario", name=name, actor=app.actor, action="launch",
+            override=app.override_access), now=app.now)
         result = scenarios.launch(db, plan, actor=app.actor, now=app.now)
     if app.json:
         emit_object(app, result)
@@ -173,11 +174,12 @@ def clear_scenario(
     app = app_context(ctx)
     db = app.db(create=True)
     with db.atomic():
-        access.check(db, kind="Scenario", name=name, actor=app.actor, action="clear",
-                     now=app.now, override=app.override_access)
+        access.check(db, access.AccessRequest(
+            kind="Scenario", name=name, actor=app.actor, action="clear",
+            override=app.override_access), now=app.now)
         removed = scenarios.clear(db, name=name, now=app.now)
-        history.record(db, kind="Scenario", name=name, action="clear", actor=app.actor,
-                       now=app.now, note=note)
+        history.record(db, history.HistoryEntry(
+            kind="Scenario", name=name, action="clear", actor=app.actor, note=note), now=app.now)
     if app.json:
         emit_object(app, {"scenario": name, "removed": removed})
     else:
@@ -198,8 +200,9 @@ def remove_profile(
     db = app.db(create=True)
     with db.atomic():
         removed = scenarios.remove_profile(db, name=name, contact=contact, now=app.now)
-        history.record(db, kind="Scenario", name=name, action="remove-profile", actor=app.actor,
-                       now=app.now, note=note or f"contact {contact}")
+        history.record(db, history.HistoryEntry(
+            kind="Scenario", name=name, action="remove-profile", actor=app.actor,
+            note=note or f"contact {contact}"), now=app.now)
     if app.json:
         emit_object(app, {"scenario": name, "contact": contact, "removed": removed})
     else:

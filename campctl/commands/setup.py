@@ -94,8 +94,9 @@ def config_set(
             check_strict_setting(db, value, app.actor)
         old = get_config(db, key)
         set_config(db, key, value or None)
-        history.record(db, kind="config", name=key, action="set", actor=app.actor, now=app.now,
-                       from_status=old, to_status=value or None, note=note)
+        history.record(db, history.HistoryEntry(
+            kind="config", name=key, action="set", actor=app.actor, from_status=old,
+            to_status=value or None, note=note), now=app.now)
     notice(app, f"{key} = {value or '(default)'}")
 
 

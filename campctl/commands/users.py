@@ -138,8 +138,8 @@ def add_user(
     type_list = users.parse_list(message_types, "message-types")
     db = app.db(create=True)
     with db.atomic():
-        view = users.add_user(db, name=name, email=email or None, groups=group_list,
-                              message_types=type_list, actor=app.actor, now=app.now, note=note)
+        view = users.add_user(db, name, users.UserSettings(email or None, group_list, type_list),
+                              actor=app.actor, now=app.now, note=note)
     _done(app, view, f"user {name} added")
 
 
@@ -163,7 +163,7 @@ def set_user(
         changes["message_types"] = users.parse_list(message_types, "message-types")
     db = app.db(create=True)
     with db.atomic():
-        view = users.set_user(db, name=name, actor=app.actor, now=app.now, note=note, **changes)
+        view = users.set_user(db, name, changes, actor=app.actor, now=app.now, note=note)
     _done(app, view, f"user {name} updated")
 
 

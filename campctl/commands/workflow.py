@@ -60,16 +60,17 @@ def _report(app, kind: Kind, name: str, action: str, old: str | None, new: str |
 def _business(ctx: typer.Context, kind: Kind, verb: str, name: str, note: str | None,
               override: bool = False) -> None:
     from campctl.engine import access
-    from campctl.engine.workflow import business_verb
+    from campctl.engine.workflow import VerbRequest, business_verb
 
     app = app_context(ctx)
     db = app.db(create=True)
     with db.atomic():
         if verb in access.GUARDED_ACTIONS:
-            access.check(db, kind=kind.value, name=name, actor=app.actor, action=verb,
-                         now=app.now, override=app.override_access)
-        old, new = business_verb(db, kind=kind, name=name, verb=verb, actor=app.actor,
-                                 now=app.now, note=note, override_four_eyes=override)
+            access.check(db, access.AccessRequest(
+                kind=kind.value, name=name, actor=app.actor, action=verb,
+                override=app.override_access), now=app.now)
+        old, new = business_verb(db, kind, name, VerbRequest(
+            verb, app.actor, note=note, override_four_eyes=override), now=app.now)
     _report(app, kind, name, PAST[verb], old, new)
 
 
@@ -113,7 +114,7 @@ def stop_plan(
         _business(ctx, Kind.PLAN, "stop", name, note)
         return
     from campctl.engine import plans
-    from campctl.engine.workflow import require_object
+    from campctl.engine.workflow import require_record
 
     app = app_context(ctx)
     hook = getattr(plans, "stop_current", None)
@@ -121,7 +122,7 @@ def stop_plan(
         raise ActionRefused("'stop plan --current' is not available yet in this campctl; "
                             "use 'campctl stop instance ID'")
     db = app.db(create=True)
-    require_object(db, Kind.PLAN, name)
+    require_record(db, Kind.PLAN, name)
     with db.atomic():
         stopped = hook(db, plan=name, actor=app.actor, now=app.now, note=note)
     if isinstance(stopped, list) and not stopped:
@@ -141,8 +142,9 @@ def start_campaign(ctx: typer.Context, name: NameArg, note: NoteOption = None) -
     app = app_context(ctx)
     db = app.db(create=True)
     with db.atomic():
-        access.check(db, kind=Kind.CAMPAIGN.value, name=name, actor=app.actor, action="start",
-                     now=app.now, override=app.override_access)
+        access.check(db, access.AccessRequest(
+            kind=Kind.CAMPAIGN.value, name=name, actor=app.actor, action="start",
+            override=app.override_access), now=app.now)
         launch(db, name=name, actor=app.actor, now=app.now, note=note)
     _report(app, Kind.CAMPAIGN, name, "started", "approved", "approved")
 
@@ -155,8 +157,9 @@ def _scenario(ctx: typer.Context, verb: str, name: str, note: str | None) -> Non
     db = app.db(create=True)
     with db.atomic():
         if verb in access.GUARDED_ACTIONS:
-            access.check(db, kind=Kind.SCENARIO.value, name=name, actor=app.actor, action=verb,
-                         now=app.now, override=app.override_access)
+            access.check(db, access.AccessRequest(
+                kind=Kind.SCENARIO.value, name=name, actor=app.actor, action=verb,
+                override=app.override_access), now=app.now)
         old, new = scenario_verb(db, name=name, verb=verb, actor=app.actor, now=app.now,
                                  note=note)
     _report(app, Kind.SCENARIO, name, f"{verb}d", old, new)

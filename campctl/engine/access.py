@@ -3,6 +3,7 @@ an object, and the recorded bypass."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -28,20 +29,34 @@ def access_groups(spec: Any) -> list[str] | None:
     return sorted({str(v) for v in value})
 
 
-def check(db, *, kind: str, name: str, actor: str, action: str, now: datetime,
-          override: str | None = None, spec: dict | None = None, record: bool = True) -> bool:
-    """Refuse `action` on the object unless `actor` is in its access groups; with `override`
+@dataclass(frozen=True)
+class AccessRequest:
+    """Who (`actor`) wants to do what (`action`) to which object; `override` is the reason given
+    for a recorded bypass (--override-access), None when none was given."""
+
+    kind: str
+    name: str
+    actor: str
+    action: str
+    override: str | None = None
+
+
+def check(db, request: AccessRequest, *, now: datetime, spec: dict | None = None,
+          record: bool = True) -> bool:
+    """Refuse the request unless its actor is in the object's access groups; with an `override`
     (the reason) the bypass is allowed and recorded as an `access-override` history row.
     Returns True when a bypass was allowed. `spec` defaults to the stored definition; `record`
     False (a dry run) checks without writing the history row."""
     from campctl.store import history
-    from campctl.store.objects import get_object
+    from campctl.store.objects import get_record
 
+    kind, name, actor, action = request.kind, request.name, request.actor, request.action
+    override = request.override
     if kind not in ACCESS_KINDS:
         return False
     if spec is None:
-        obj = get_object(db, kind, name)
-        spec = obj["spec"] if obj else None
+        obj = get_record(db, kind, name)
+        spec = obj.spec if obj else None
     allowed = access_groups(spec)
     if allowed is None or actor in allowed:
         return False
@@ -53,7 +68,7 @@ def check(db, *, kind: str, name: str, actor: str, action: str, now: datetime,
     if not override.strip():
         raise UsageProblem("--override-access needs a reason (--override-access 'WHY')")
     if record:
-        history.record(db, kind=kind, name=name, action="access-override", actor=actor, now=now,
-                       note=f"{action} outside access_groups ({', '.join(allowed)}): "
-                            f"{override}")
+        history.record(db, history.HistoryEntry(
+            kind=kind, name=name, action="access-override", actor=actor,
+            note=f"{action} outside access_groups ({', '.join(allowed)}): {override}"), now=now)
     return True

@@ -137,7 +137,7 @@ def fire_due(db, *, now: datetime, report, dry_run: bool = False) -> None:
         with db.atomic():
             for name in due[start:start + FIRE_CHUNK]:
                 # A campaign that fails is rolled back alone and retried at the next tick.
-                with isolation.boundary(db, report, kind=KIND, name=name, now=now):
+                with isolation.boundary(db, report, isolation.Unit(kind=KIND, name=name), now=now):
                     process(db, name, now=now, report=report)
 
 
@@ -186,9 +186,10 @@ def _close(db, name: str, closes_at: datetime, *, now: datetime, report) -> None
                                       status="closed", now=now, reason="closes_at reached")
     ended = run_engine.close_campaign_runs(db, name, now=now, report=report)
     if occ is not None:
-        exec_log.append(db, now=now, event="Campaign Closed", campaign=name,
-                        details=f"closes_at {to_db(closes_at)} reached: no new run starts; "
-                                f"{len(ended)} active run(s) ended")
+        exec_log.append(db, exec_log.LogEntry(
+            "Campaign Closed", exec_log.Subject(campaign=name),
+            details=f"closes_at {to_db(closes_at)} reached: no new run starts; "
+                    f"{len(ended)} active run(s) ended"), now=now)
         if report is not None:
             report.notes.append(f"campaign {name}: closed at {to_db(closes_at)}; no new runs, "
                                 "queued messages cancelled")
@@ -256,9 +257,9 @@ def _create_stage_runs(db, target: _Target, occurrence: NewRun, *, now: datetime
             snapshot["audience"] = {"events": selection}
         run_id = run_engine.create_run(
             db, replace(occurrence, campaign=name, stage=stage.name, spec=snapshot), now=now)
-        exec_log.append(db, now=now, event="Activity Created", campaign=name,
-                        stage=stage.name, run_id=run_id,
-                        details=f"occurrence {to_db(scheduled_at)}")
+        exec_log.append(db, exec_log.LogEntry(
+            "Activity Created", exec_log.Subject(campaign=name, stage=stage.name, run_id=run_id),
+            details=f"occurrence {to_db(scheduled_at)}"), now=now)
         ids.append(run_id)
     return ids
 
@@ -282,8 +283,9 @@ def _record_skips(db, name: str, skipped, *, now: datetime, report) -> None:
     for moment, reason in skipped:
         if schedules.insert_occurrence(db, schedules.Slot(KIND, name, moment),
                                        status="skipped", now=now, reason=reason) is not None:
-            exec_log.append(db, now=now, event="Occurrence Skipped", campaign=name,
-                            details=f"{to_db(moment)}: {reason}")
+            exec_log.append(db, exec_log.LogEntry(
+                "Occurrence Skipped", exec_log.Subject(campaign=name),
+                details=f"{to_db(moment)}: {reason}"), now=now)
             report.skipped += 1
             report.notes.append(f"campaign {name}: occurrence {to_db(moment)} skipped ({reason})")
 

@@ -213,8 +213,9 @@ def execute_apply(db, changes: list[Change], *, actor: str, now: datetime,
 
     for c in changes:
         if c.action not in ("unchanged", "created"):
-            access.check(db, kind=c.kind.value, name=c.name, actor=actor, action="apply",
-                         now=now, override=override_access)
+            access.check(db, access.AccessRequest(
+                kind=c.kind.value, name=c.name, actor=actor, action="apply",
+                override=override_access), now=now)
 
     users.check_apply(db, actor=actor, created=[(c.kind.value, c.name, c.spec) for c in changes
                                                  if c.action != "unchanged"])
@@ -226,13 +227,15 @@ def execute_apply(db, changes: list[Change], *, actor: str, now: datetime,
         written = store.NewVersion(kind, c.name, c.version, c.spec, d.description, source)
         if c.action == "created":
             store.insert_object(db, written, status=c.status, now=now)
-            history.record(db, kind=kind, name=c.name, action="created", actor=actor, now=now,
-                           to_status=c.status, note=note)
+            history.record(db, history.HistoryEntry(
+                kind=kind, name=c.name, action="created", actor=actor, to_status=c.status,
+                note=note), now=now)
             users.record_creator(db, kind=kind, name=c.name, actor=actor)
         else:
             store.update_spec(db, written, now=now)
-            history.record(db, kind=kind, name=c.name, action="updated", actor=actor, now=now,
-                           from_status=c.status, to_status=c.status, note=note)
+            history.record(db, history.HistoryEntry(
+                kind=kind, name=c.name, action="updated", actor=actor, from_status=c.status,
+                to_status=c.status, note=note), now=now)
         store.add_version(db, written, actor=actor, now=now,
                           history_id=store.last_history_id(db))
 

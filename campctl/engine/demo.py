@@ -69,8 +69,8 @@ def _approve(db: Database, definitions: Sequence[Definition], *, start: datetime
             for verb, who in (("submit", actor), ("approve", f"{actor}-approver")):
                 try:
                     with db.atomic():
-                        workflow.business_verb(db, kind=kind, name=definition.name, verb=verb,
-                                               actor=who, now=start, note="demo")
+                        workflow.business_verb(db, kind, definition.name, workflow.VerbRequest(
+                            verb, who, note="demo"), now=start)
                 except CampctlError as exc:
                     notes.append(exc.message)
     return notes

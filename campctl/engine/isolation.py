@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
 
 from campctl.errors import CampctlError, StateFileError
@@ -52,14 +53,24 @@ def describe(exc: BaseException) -> str:
     return " ".join(text.split())[:500]
 
 
+@dataclass(frozen=True)
+class Unit:
+    """One object a tick processes: its `kind` and `name`; `fail` finishes it as failed (a run,
+    a plan instance), None for a retried Campaign|Plan|Scenario; `key` names it in
+    `object_failures` when one object has several phases (default: its kind)."""
+
+    kind: str
+    name: str
+    fail: Callable[[str], None] | None = None
+    key: str | None = None
+
+
 @contextlib.contextmanager
-def boundary(db, report: TickReport | None, *, kind: str, name: str, now: datetime,
-             fail: Callable[[str], None] | None = None, key: str | None = None,
+def boundary(db, report: TickReport | None, unit: Unit, *, now: datetime,
              transaction: bool = True) -> Iterator[None]:
     """Process one object: its work in a savepoint (`transaction=False`: no savepoint, for work
     that only reads or writes single statements), a failure set aside as the module docstring
-    says. `kind` is Campaign|Plan|Scenario (retried) or run|instance|... with `fail`; `key`
-    names the object in `object_failures` when one object has several phases."""
+    says."""
     saved = _counters(report)
     try:
         if transaction:
@@ -71,33 +82,32 @@ def boundary(db, report: TickReport | None, *, kind: str, name: str, now: dateti
         if state_problem(exc):
             raise
         _restore(report, saved)
-        set_aside(db, report, kind=kind, name=name, reason=describe(exc), now=now, fail=fail,
-                  key=key)
+        set_aside(db, report, unit, reason=describe(exc), now=now)
     else:
-        if fail is None and kind in RETRIED:
-            _recovered(db, report, kind=kind, name=name, now=now, key=key or kind)
+        if unit.fail is None and unit.kind in RETRIED:
+            _recovered(db, report, kind=unit.kind, name=unit.name, now=now,
+                       key=unit.key or unit.kind)
 
 
-def set_aside(db, report: TickReport | None, *, kind: str, name: str, reason: str,
-              now: datetime, fail: Callable[[str], None] | None = None,
-              key: str | None = None) -> None:
+def set_aside(db, report: TickReport | None, unit: Unit, *, reason: str, now: datetime) -> None:
     """Record an object's failure (see the module docstring) and report it."""
+    kind, name = unit.kind, unit.name
     label = f"{kind.lower()} {name}"
     if report is not None:
         report.object_failures.append({"object": f"{kind.lower()}/{name}", "reason": reason})
     try:
         with db.atomic():
-            if fail is not None:
-                fail(reason)
+            if unit.fail is not None:
+                unit.fail(reason)
             elif kind in RETRIED:
                 _note_retried(db, kind=kind, name=name, reason=reason, now=now,
-                              key=key or kind)
+                              key=unit.key or kind)
     except Exception as exc:  # even setting it aside failed: say so, and keep going
         if state_problem(exc):
             raise
         reason += f" (and recording the failure failed: {describe(exc)})"
     if report is not None:
-        then = "retried at the next tick" if fail is None else "marked failed"
+        then = "retried at the next tick" if unit.fail is None else "marked failed"
         report.warnings.append(f"{label}: {reason}; {then}, the other objects went on")
 
 
@@ -114,10 +124,12 @@ def _note_retried(db, *, kind: str, name: str, reason: str, now: datetime, key: 
 def _log(db, *, kind: str, name: str, now: datetime, event: str, details: str) -> None:
     """One execution-log line about a retried object, naming it in its kind's column."""
     column = RETRIED[kind]
-    exec_log.append(db, now=now, event=event, details=details,
-                    campaign=name if column == "campaign" else None,
-                    plan=name if column == "plan" else None,
-                    scenario=name if column == "scenario" else None)
+    exec_log.append(db, exec_log.LogEntry(
+        event,
+        exec_log.Subject(plan=name if column == "plan" else None,
+                         campaign=name if column == "campaign" else None,
+                         scenario=name if column == "scenario" else None),
+        details=details), now=now)
 
 
 def _recovered(db, report: TickReport | None, *, kind: str, name: str, now: datetime,

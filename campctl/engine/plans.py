@@ -139,9 +139,11 @@ def require_instance(db: Database, ref: str | int) -> PlanInstance:
 def _log_stage(db: Database, instance: PlanInstance, stage: StageInstance | store.StageRef,
                event: str, details: str, *, now: datetime) -> None:
     """One execution-log row about a stage of an instance (and the run it follows, if any)."""
-    exec_log.append(db, now=now, event=event, plan=instance.plan, instance_id=instance.id,
-                    campaign=stage.campaign, stage=stage.stage, run_id=stage.run_id,
-                    details=details)
+    exec_log.append(db, exec_log.LogEntry(
+        event,
+        exec_log.Subject(plan=instance.plan, instance_id=instance.id, campaign=stage.campaign,
+                         stage=stage.stage, run_id=stage.run_id),
+        details=details), now=now)
 
 
 # --- starting instances ------------------------------------------------------------------------
@@ -240,14 +242,14 @@ def start_instance(db: Database, plan: PlanObject, trigger: Trigger, *, now: dat
                            campaign=stage.campaign, code=stage.code, stage=stage.stage)
     when = (f" for the occurrence of {_local(trigger.scheduled_at, tz)}"
             if trigger.scheduled_at else "")
-    exec_log.append(db, now=now, event="Instance Created", plan=plan.name,
-                    instance_id=instance_id,
-                    details=f"{name}: {trigger.how}{when}; {len(stages)} stage(s), "
-                            f"transition {transition}, plan version {plan.version}")
+    exec_log.append(db, exec_log.LogEntry(
+        "Instance Created", exec_log.Subject(plan=plan.name, instance_id=instance_id),
+        details=f"{name}: {trigger.how}{when}; {len(stages)} stage(s), "
+                f"transition {transition}, plan version {plan.version}"), now=now)
     _note(report, f"plan {plan.name}: instance {name} created ({trigger.how})")
-    history.record(db, kind="instance", name=str(instance_id), action="start",
-                   actor=trigger.actor, now=now, to_status="running",
-                   note=trigger.note or trigger.how)
+    history.record(db, history.HistoryEntry(
+        kind="instance", name=str(instance_id), action="start", actor=trigger.actor,
+        to_status="running", note=trigger.note or trigger.how), now=now)
     _advance_instance(db, instance_id, now=now, report=report)
     return instance_id
 
@@ -263,7 +265,8 @@ def fire_due(db: Database, *, now: datetime, report: TickReport | None,
     """
     for candidate in store.plans_to_examine(db, now):
         # A plan that fails is rolled back alone and retried at the next tick.
-        with isolation.boundary(db, report, kind="Plan", name=candidate.name, now=now):
+        with isolation.boundary(db, report, isolation.Unit(
+                kind="Plan", name=candidate.name), now=now):
             _fire_plan(db, candidate.name, now=now, report=report)
 
 
@@ -316,8 +319,9 @@ def _fire_scheduled(db: Database, plan: PlanObject, *, now: datetime,
         due, upcoming = _due_times(plan.model.schedule, after=cursor, now=now)
     except ValueError as exc:  # a schedule that validate should have refused
         store.set_schedule_state(db, plan.name, next_due_at=None, cursor_at=max(cursor, now))
-        exec_log.append(db, now=now, event="Occurrence Skipped", plan=plan.name,
-                        details=f"schedule cannot be evaluated: {exc}")
+        exec_log.append(db, exec_log.LogEntry(
+            "Occurrence Skipped", exec_log.Subject(plan=plan.name),
+            details=f"schedule cannot be evaluated: {exc}"), now=now)
         return
     fire, skipped = cron.apply_catchup(due, plan.model.schedule.catchup, now=now)
     tz = plan.model.timezone
@@ -336,8 +340,9 @@ def _skip(db: Database, slot: _Slot, *, reason: str, now: datetime,
             return  # already handled by another tick
     else:
         store.set_occurrence(db, slot.occurrence_id, status="skipped", reason=reason)
-    exec_log.append(db, now=now, event="Occurrence Skipped", plan=slot.plan,
-                    details=f"occurrence {_local(slot.scheduled_at, slot.tz)} skipped: {reason}")
+    exec_log.append(db, exec_log.LogEntry(
+        "Occurrence Skipped", exec_log.Subject(plan=slot.plan),
+        details=f"occurrence {_local(slot.scheduled_at, slot.tz)} skipped: {reason}"), now=now)
     if report is not None:
         report.skipped += 1
     _note(report, f"plan {slot.plan}: occurrence {iso_z(slot.scheduled_at)} skipped ({reason})")
@@ -385,9 +390,10 @@ def _overlap(db: Database, slot: _Slot, current: str, *, queue: bool, now: datet
         db, slot.plan, slot.scheduled_at, status="queued",
         reason=f"overlap queue: waiting for instance {current}", now=now)
     if occurrence is not None:
-        exec_log.append(db, now=now, event="Occurrence Queued", plan=slot.plan,
-                        details=f"occurrence {_local(slot.scheduled_at, slot.tz)} waits for "
-                                f"instance {current} (overlap: queue)")
+        exec_log.append(db, exec_log.LogEntry(
+            "Occurrence Queued", exec_log.Subject(plan=slot.plan),
+            details=f"occurrence {_local(slot.scheduled_at, slot.tz)} waits for "
+                    f"instance {current} (overlap: queue)"), now=now)
         _note(report, f"plan {slot.plan}: occurrence {iso_z(slot.scheduled_at)} queued behind "
                       f"instance {current} (overlap: queue)")
 
@@ -432,8 +438,9 @@ def advance(db: Database, *, now: datetime, report: TickReport | None,
     """Move every running or paused instance along its execution tree by the transition rule."""
     for instance_id in store.active_instance_ids(db):
         # An instance that cannot be advanced fails alone; the other instances go on.
-        with isolation.boundary(db, report, kind="instance", name=str(instance_id), now=now,
-                                fail=_failer(db, instance_id, now=now, report=report)):
+        with isolation.boundary(db, report, isolation.Unit(
+                kind="instance", name=str(instance_id),
+                fail=_failer(db, instance_id, now=now, report=report)), now=now):
             _advance_instance(db, instance_id, now=now, report=report)
 
 
@@ -450,12 +457,12 @@ def fail_instance(db: Database, instance_id: int, *, reason: str, now: datetime,
     """The tick could not advance this instance: it ends `failed`, and its active runs fail with
     it (unsent messages cancelled), so nothing more goes out under a plan that stopped moving.
     Caller's transaction."""
-    from campctl.engine.runs import fail_run
+    from campctl.engine.runs import RunFailure, fail_run
 
     why = f"the engine could not advance it: {reason}"
     for run in store.active_runs_of_instance(db, instance_id):
-        fail_run(db, run.id, error=f"plan instance {instance_id} failed: {reason}", now=now,
-                 report=report)
+        fail_run(db, run.id, RunFailure(f"plan instance {instance_id} failed: {reason}"),
+                 now=now, report=report)
     try:
         with db.atomic():
             instance = store.get_instance(db, instance_id)
@@ -468,10 +475,11 @@ def fail_instance(db: Database, instance_id: int, *, reason: str, now: datetime,
             raise
     if store.set_instance_status(db, instance_id, to="failed", from_=store.ACTIVE_INSTANCE,
                                  finished_at=now, error=why):
-        exec_log.append(db, now=now, event="Instance Failed", instance_id=instance_id,
-                        details=why)
-        history.record(db, kind="instance", name=str(instance_id), action="fail",
-                       actor=SCHEDULER, now=now, to_status="failed", note=why)
+        exec_log.append(db, exec_log.LogEntry(
+            "Instance Failed", exec_log.Subject(instance_id=instance_id), details=why), now=now)
+        history.record(db, history.HistoryEntry(
+            kind="instance", name=str(instance_id), action="fail", actor=SCHEDULER,
+            to_status="failed", note=why), now=now)
         from campctl.store import notifications
 
         notifications.add(db, now=now, kind="instance-failed", object=f"instance/{instance_id}",
@@ -765,11 +773,12 @@ def _end_instance(db: Database, instance: PlanInstance, ending: Ending, *, now: 
     for stage in store.cancel_open_stages(db, instance.id, now=now):
         _log_stage(db, instance, stage, "Stage Cancelled", f"instance {to}: {why}", now=now)
     _note(report, f"instance {instance.name}: {to} ({why})")
-    exec_log.append(db, now=now, event=_END_EVENTS[to], plan=instance.plan,
-                    instance_id=instance.id, details=why + (f"; note: {note}" if note else ""))
-    history.record(db, kind="instance", name=str(instance.id),
-                   action=ending.action or _END_ACTIONS[to], actor=ending.actor, now=now,
-                   from_status=instance.status, to_status=to, note=note or why)
+    exec_log.append(db, exec_log.LogEntry(
+        _END_EVENTS[to], exec_log.Subject(plan=instance.plan, instance_id=instance.id),
+        details=why + (f"; note: {note}" if note else "")), now=now)
+    history.record(db, history.HistoryEntry(
+        kind="instance", name=str(instance.id), action=ending.action or _END_ACTIONS[to],
+        actor=ending.actor, from_status=instance.status, to_status=to, note=note or why), now=now)
     if to == "failed":
         from campctl.store import notifications
 
@@ -832,13 +841,16 @@ def _set_delivery(db: Database, *, ref: str | int, now: datetime, actor: str, no
     if not store.set_instance_status(db, instance.id, to=to_status, from_=(from_status,)):
         raise ActionRefused(f"instance {instance.name} changed meanwhile; look again")
     current = _current_stage(store.stages_of(db, instance.id))
-    exec_log.append(db, now=now, event=event, plan=instance.plan, instance_id=instance.id,
-                    campaign=current.campaign if current else None,
-                    stage=current.stage if current else None,
-                    run_id=current.run_id if current else None,
-                    details=f"{past} by {actor}" + (f": {note}" if note else ""))
-    history.record(db, kind="instance", name=str(instance.id), action=verb, actor=actor,
-                   now=now, from_status=from_status, to_status=to_status, note=note)
+    exec_log.append(db, exec_log.LogEntry(
+        event,
+        exec_log.Subject(plan=instance.plan, instance_id=instance.id,
+                         campaign=current.campaign if current else None,
+                         stage=current.stage if current else None,
+                         run_id=current.run_id if current else None),
+        details=f"{past} by {actor}" + (f": {note}" if note else "")), now=now)
+    history.record(db, history.HistoryEntry(
+        kind="instance", name=str(instance.id), action=verb, actor=actor, from_status=from_status,
+        to_status=to_status, note=note), now=now)
     if verb == "resume":
         _advance_instance(db, instance.id, now=now)
     return instance_view(db, instance.id)
@@ -880,9 +892,9 @@ def _stop_runs(db: Database, instance: PlanInstance, *, now: datetime, actor: st
             continue
         count = store_runs.cancel_queued_items(db, run.id, now=now)
         cancelled += count
-        history.record(db, kind="run", name=str(run.id), action="stop", actor=actor,
-                       now=now, from_status=run.status, to_status="stopped",
-                       note=note or f"instance {instance.name} stopped")
+        history.record(db, history.HistoryEntry(
+            kind="run", name=str(run.id), action="stop", actor=actor, from_status=run.status,
+            to_status="stopped", note=note or f"instance {instance.name} stopped"), now=now)
         stopped[run.id] = f"{why}: delivery cut, {count} unsent message(s) cancelled"
         if count or run.built_at is None:
             cut[run.id] = stopped[run.id]
@@ -933,8 +945,9 @@ def resume_after_run_verb(db: Database, run: RunRecord, *, restarted_as: int | N
     _log_stage(db, instance, replace(stage, run_id=new_run_id or run_id), "Instance Resumed",
                f"{what} by {actor}: stage {stage.campaign}/{stage.stage} and the stages after "
                "it go on" + (f"; note: {note}" if note else ""), now=now)
-    history.record(db, kind="instance", name=str(instance.id), action="resume", actor=actor,
-                   now=now, from_status="failed", to_status="running", note=note or what)
+    history.record(db, history.HistoryEntry(
+        kind="instance", name=str(instance.id), action="resume", actor=actor, from_status="failed",
+        to_status="running", note=note or what), now=now)
     return True
 
 

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from campctl.engine.runs import run_subject
 from campctl.errors import ActionRefused, NotFound
 from campctl.models import ACTIVE_RUN_STATUSES, RUN_TRANSITIONS, RunStatus, allowed_verbs
 from campctl.store import history
@@ -74,17 +75,20 @@ def _refusal(run_id: int, status: str, verb: str) -> ActionRefused:
     return ActionRefused(f"cannot {verb} run {run_id}: it is {status}; {why}; {hint}")
 
 
-def apply_run_verb(
-    db,
-    run_id: int,
-    verb: str,
-    *,
-    note: str | None,
-    actor: str,
-    now: datetime,
-    include_sent: bool = False,
-) -> RunAction:
+@dataclass(frozen=True)
+class RunVerb:
+    """An operator's verb on a run (one of RUN_VERBS): who gives it, the note for the history
+    and notification, and for restart whether messages already sent are sent again."""
+
+    verb: str
+    actor: str
+    note: str | None = None
+    include_sent: bool = False
+
+
+def apply_run_verb(db, run_id: int, request: RunVerb, *, now: datetime) -> RunAction:
     """Apply one operator verb to a run. Raises NotFound (3) or ActionRefused (1)."""
+    verb, actor, note = request.verb, request.actor, request.note
     if verb not in RUN_VERBS:
         raise ValueError(f"unknown run verb {verb!r}")
     with db.atomic():
@@ -101,8 +105,9 @@ def apply_run_verb(
         if not moved:  # pragma: no cover - BEGIN IMMEDIATE makes this a can't-happen guard
             raise ActionRefused(f"run {run_id} changed while you acted; try again")
         action = RunAction(run_id=run_id, verb=verb, from_status=run.status, to_status=target)
-        history.record(db, kind="run", name=str(run_id), action=verb, actor=actor, now=now,
-                       from_status=run.status, to_status=target, note=note)
+        history.record(db, history.HistoryEntry(
+            kind="run", name=str(run_id), action=verb, actor=actor, from_status=run.status,
+            to_status=target, note=note), now=now)
         if finished:
             # A stopped run's items are all cancelled at once; those whose hand-over began in a
             # delivery that never recorded it (a crash) as possibly handed over. Skip and restart
@@ -111,10 +116,11 @@ def apply_run_verb(
             action.possibly_handed_over = store_runs.unsure_items(db, run_id)
         if verb == "restart":
             action.new_run_id = _create_restart(db, run, note=note, actor=actor, now=now,
-                                                include_sent=include_sent)
-        exec_log.append(db, now=now, event=_LOG_EVENTS[verb], instance_id=run.instance_id,
-                        campaign=run.campaign, stage=run.stage, run_id=run_id,
-                        details=_log_details(action, note))
+                                                include_sent=request.include_sent)
+        exec_log.append(db, exec_log.LogEntry(
+            _LOG_EVENTS[verb],
+            run_subject(run_id, run),
+            details=_log_details(action, note)), now=now)
         if finished:
             action.notification_id = notify_run(db, run_id, verb, note, actor, now)
         if verb in ("restart", "skip"):
@@ -196,9 +202,10 @@ def _create_restart(db, run: RunRecord, *, note: str | None, actor: str, now: da
         closes_at=campaign_closes_at(db, run.campaign) or from_db(run.closes_at),
     ), now=now)
     extra = "including contacts already sent" if include_sent else "excluding contacts already sent"
-    history.record(db, kind="run", name=str(new_id), action="create", actor=actor, now=now,
-                   to_status=str(RunStatus.SCHEDULED),
-                   note=f"restart of run {run.id} ({extra})" + (f": {note}" if note else ""))
+    history.record(db, history.HistoryEntry(
+        kind="run", name=str(new_id), action="create", actor=actor,
+        to_status=str(RunStatus.SCHEDULED),
+        note=f"restart of run {run.id} ({extra})" + (f": {note}" if note else "")), now=now)
     return new_id
 
 

@@ -67,6 +67,14 @@ def campaign_closes_at(db, campaign: str) -> datetime | None:
         return None
 
 
+def run_subject(run_id: int, run: RunRecord | None) -> exec_log.Subject:
+    """What a log row about a run concerns: the run, its campaign and stage, its plan instance."""
+    if run is None:
+        return exec_log.Subject(run_id=run_id)
+    return exec_log.Subject(instance_id=run.instance_id, campaign=run.campaign, stage=run.stage,
+                            run_id=run_id)
+
+
 def create_run(db, new: NewRun, *, now: datetime) -> int:
     """A new run in status `scheduled`; the tick builds it once `queue_at` has come. It carries
     the campaign's current closes_at, after which delivery claims none of its items."""
@@ -147,14 +155,16 @@ def build_due(ctx: TickContext) -> None:
     builds too and stays paused: pause holds delivery only."""
     db, now, report = ctx.db, ctx.now, ctx.report
     for run_id in run_store.scheduled_due(db, now=now):
-        with isolation.boundary(db, report, kind="run", name=str(run_id), now=now,
-                                fail=_build_failed(db, run_id, now=now, report=report)):
+        with isolation.boundary(db, report, isolation.Unit(
+                kind="run", name=str(run_id),
+                fail=_build_failed(db, run_id, now=now, report=report)), now=now):
             if not run_store.set_status(db, run_id, "building", now=now, expected=["scheduled"]):
                 continue  # another tick took it
             _build_claimed(db, run_id, paused=False, now=now, report=report)
     for run_id in run_store.paused_unbuilt_due(db, now=now):
-        with isolation.boundary(db, report, kind="run", name=str(run_id), now=now,
-                                fail=_build_failed(db, run_id, now=now, report=report)):
+        with isolation.boundary(db, report, isolation.Unit(
+                kind="run", name=str(run_id),
+                fail=_build_failed(db, run_id, now=now, report=report)), now=now):
             if not run_store.claim_paused_build(db, run_id, now=now):
                 continue
             _build_claimed(db, run_id, paused=True, now=now, report=report)
@@ -171,10 +181,11 @@ def _build_claimed(db, run_id: int, *, paused: bool, now: datetime, report) -> N
     else:
         run_store.mark_built(db, run_id, now=now)
     left_out = _left_out_note(db, run_id)
-    exec_log.append(db, now=now, event="Queue Items Created", campaign=run.campaign,
-                    stage=run.stage, run_id=run_id, instance_id=run.instance_id,
-                    details=f"{count} queue items{left_out}" + ("; held, the run is paused"
-                                                                if paused else ""))
+    exec_log.append(db, exec_log.LogEntry(
+        "Queue Items Created",
+        run_subject(run_id, run),
+        details=f"{count} queue items{left_out}"
+                + ("; held, the run is paused" if paused else "")), now=now)
     report.built += count
     report.notes.append(f"run {run_id} ({run.campaign}/{run.stage}): built {count} "
                         "messages" + left_out
@@ -190,38 +201,49 @@ def _left_out_note(db, run_id: int) -> str:
 
 def _run_failed(db, run_id: int, *, now: datetime, report):
     def fail(reason: str) -> None:
-        fail_run(db, run_id, error=f"the engine could not process this run: {reason}", now=now,
-                 report=report)
+        fail_run(db, run_id, RunFailure(f"the engine could not process this run: {reason}"),
+                 now=now, report=report)
 
     return fail
 
 
 def _build_failed(db, run_id: int, *, now: datetime, report):
     def fail(reason: str) -> None:
-        fail_run(db, run_id, error=f"building failed: {reason}", now=now, report=report,
-                 event="Build Failed", details=reason)
+        fail_run(db, run_id, RunFailure(f"building failed: {reason}", event="Build Failed",
+                                        details=reason), now=now, report=report)
 
     return fail
 
 
-def fail_run(db, run_id: int, *, error: str, now: datetime, report=None,
-             event: str = "Run Failed", details: str | None = None) -> bool:
+@dataclass(frozen=True)
+class RunFailure:
+    """Why the engine fails a run: `error` (kept on the run, in its history and notification),
+    the log `event` and the log row's `details` (default: the error)."""
+
+    error: str
+    event: str = "Run Failed"
+    details: str | None = None
+
+
+def fail_run(db, run_id: int, failure: RunFailure, *, now: datetime, report=None) -> bool:
     """An active run the engine cannot go on with ends `failed` (caller's transaction): its
     unsent messages are cancelled; history, log row and operator notification with the reason.
     False when the run had already ended."""
+    error = failure.error
     run = run_store.get_run_record(db, run_id)
     before = run.status if run else None
     if not run_store.end_run(db, run_id, "failed", now=now, expected=ACTIVE_RUN_STATUSES,
                              error=error):
         return False
     cancelled = run_store.cancel_queued_items(db, run_id, now=now)
-    history.record(db, kind="run", name=str(run_id), action="fail", actor=isolation.ACTOR,
-                   now=now, from_status=before, to_status="failed", note=error)
-    exec_log.append(db, now=now, event=event, campaign=run.campaign if run else None,
-                    stage=run.stage if run else None, run_id=run_id,
-                    instance_id=run.instance_id if run else None,
-                    details=(details or error)
-                    + (f"; {cancelled} unsent message(s) cancelled" if cancelled else ""))
+    history.record(db, history.HistoryEntry(
+        kind="run", name=str(run_id), action="fail", actor=isolation.ACTOR, from_status=before,
+        to_status="failed", note=error), now=now)
+    exec_log.append(db, exec_log.LogEntry(
+        failure.event,
+        run_subject(run_id, run),
+        details=(failure.details or error)
+                + (f"; {cancelled} unsent message(s) cancelled" if cancelled else "")), now=now)
     notify_failure(db, run_id, error, now=now)
     if report is not None:
         report.cancelled += cancelled
@@ -263,9 +285,9 @@ def live_runs(ctx: TickContext) -> list[int]:
     live: list[int] = []
     for run in sorted(candidates, key=lambda r: r.id):
         # A run whose stored snapshot breaks this (a bad window, a bad time) fails alone.
-        with isolation.boundary(db, report, kind="run", name=str(run.id), now=now,
-                                transaction=False, fail=_run_failed(db, run.id, now=now,
-                                                                    report=report)):
+        with isolation.boundary(db, report, isolation.Unit(
+                kind="run", name=str(run.id),
+                fail=_run_failed(db, run.id, now=now, report=report)), now=now, transaction=False):
             label = f"run {run.id} ({run.campaign}/{run.stage})"
             if run.built_at is None:
                 continue
@@ -298,14 +320,15 @@ def start_delivery(ctx: TickContext, run_ids: list[int]) -> None:
     db, now, report = ctx.db, ctx.now, ctx.report
     with db.atomic():
         for run_id in run_ids:
-            with isolation.boundary(db, report, kind="run", name=str(run_id), now=now,
-                                    fail=_run_failed(db, run_id, now=now, report=report)):
+            with isolation.boundary(db, report, isolation.Unit(
+                    kind="run", name=str(run_id),
+                    fail=_run_failed(db, run_id, now=now, report=report)), now=now):
                 if run_store.set_status(db, run_id, "sending", now=now, expected=["queued"]):
                     run = run_store.get_run_record(db, run_id)
                     assert run is not None  # its status just moved
-                    exec_log.append(db, now=now, event="Delivery Started",
-                                    campaign=run.campaign, stage=run.stage,
-                                    run_id=run_id, instance_id=run.instance_id)
+                    exec_log.append(db, exec_log.LogEntry(
+                        "Delivery Started",
+                        run_subject(run_id, run)), now=now)
 
 
 def deliver(ctx: TickContext, run_ids: list[int]) -> None:
@@ -325,7 +348,7 @@ def deliver(ctx: TickContext, run_ids: list[int]) -> None:
         report.object_failures.append({"object": "delivery", "reason": reason})
         report.warnings.append(f"delivery stopped: {reason}; the rest of the tick went on")
         with db.atomic():
-            exec_log.append(db, now=now, event="Delivery Failed", details=reason)
+            exec_log.append(db, exec_log.LogEntry("Delivery Failed", details=reason), now=now)
         return
     report.sent += result.sent
     report.failed += result.failed
@@ -361,8 +384,9 @@ def finish(ctx: TickContext) -> None:
                     schedules.set_state(db, "Run", str(run.id), next_due_at=retry,
                                         keep_cursor=True)
             continue
-        with isolation.boundary(db, report, kind="run", name=str(run.id), now=now,
-                                fail=_run_failed(db, run.id, now=now, report=report)):
+        with isolation.boundary(db, report, isolation.Unit(
+                kind="run", name=str(run.id),
+                fail=_run_failed(db, run.id, now=now, report=report)), now=now):
             counts = run_store.counts(db, run.id)
             # A template that cannot render fails its message, not the run; a run fails when
             # nothing went out and the channel is what failed.
@@ -376,9 +400,10 @@ def finish(ctx: TickContext) -> None:
                 continue
             details = (f"sent {counts['sent']}, failed {counts['failed']}, "
                        f"cancelled {counts['cancelled']}")
-            exec_log.append(db, now=now, event="Run Failed" if failed else "Run Completed",
-                            campaign=run.campaign, stage=run.stage, run_id=run.id,
-                            instance_id=run.instance_id, details=details)
+            exec_log.append(db, exec_log.LogEntry(
+                "Run Failed" if failed else "Run Completed",
+                run_subject(run.id, run),
+                details=details), now=now)
             if failed:
                 notify_failure(db, run.id, error or "failed", now=now)
             report.notes.append(f"run {run.id} ({run.campaign}/{run.stage}): {status} "
@@ -413,9 +438,11 @@ def close_campaign_runs(db, campaign: str, *, now: datetime, report) -> list[End
         else:
             moved = run_store.end_run(db, run.id, "completed", now=now, expected=[run.status],
                                       error="campaign closed; unsent messages cancelled")
-        exec_log.append(db, now=now, event="Campaign Closed", campaign=campaign,
-                        stage=run.stage, run_id=run.id, instance_id=run.instance_id,
-                        details=f"{cancelled} queued messages cancelled")
+        exec_log.append(db, exec_log.LogEntry(
+            "Campaign Closed",
+            exec_log.Subject(instance_id=run.instance_id, campaign=campaign, stage=run.stage,
+                             run_id=run.id),
+            details=f"{cancelled} queued messages cancelled"), now=now)
         if moved:
             ended.append(EndedRun(run.id, run.instance_id, run.status, cancelled))
     return ended

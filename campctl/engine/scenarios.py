@@ -200,7 +200,8 @@ class _Tick:
     def log(self, event: str, details: str) -> None:
         from campctl.store import log
 
-        log.append(self.db, now=self.now, event=event, scenario=self.name, details=details)
+        log.append(self.db, log.LogEntry(
+            event, log.Subject(scenario=self.name), details=details), now=self.now)
 
 
 def _consumer(name: str) -> str:
@@ -211,8 +212,8 @@ def fire_due(db: Database, *, now: datetime, report: TickReport) -> None:
     """Capture by event (new events since the cursor) and by schedule (due cron occurrences)."""
     for obj in store.active_scenarios(db):
         # A scenario whose capture fails is rolled back alone and retried at the next tick.
-        with isolation.boundary(db, report, kind="Scenario", name=obj.name, now=now,
-                                key="Scenario capture"):
+        with isolation.boundary(db, report, isolation.Unit(
+                kind="Scenario", name=obj.name, key="Scenario capture"), now=now):
             if obj.spec_error:
                 raise ValueError(obj.spec_error)
             tick = _Tick(db, obj.name, Scenario.from_spec(obj.spec), now, report)
@@ -388,7 +389,8 @@ def advance(db: Database, *, now: datetime, report: TickReport) -> None:
     for obj in store.active_scenarios(db):
         # A failing step errors its own profiles (see _isolated_step); a scenario whose moves
         # fail otherwise is rolled back alone and retried at the next tick.
-        with isolation.boundary(db, report, kind="Scenario", name=obj.name, now=now):
+        with isolation.boundary(db, report, isolation.Unit(kind="Scenario", name=obj.name),
+                                now=now):
             if obj.spec_error:  # its profiles wait: nothing moves on a guess
                 raise ValueError(obj.spec_error)
             advance_scenario(db, obj.name, Scenario.from_spec(obj.spec), now=now, report=report)
@@ -539,8 +541,9 @@ def on_activate(db: Database, *, name: str, now: datetime) -> None:
         if nxt is not None and stop_at is not None and nxt > stop_at:
             nxt = None  # `status` shows no next occurrence past the schedule's end
         store.set_schedule_state(db, name, cursor_at=now, next_due_at=nxt)
-    log.append(db, now=now, event="Scenario Activated", scenario=name,
-               details=f"{resumed} frozen profile(s) resumed" if resumed else None)
+    log.append(db, log.LogEntry(
+        "Scenario Activated", log.Subject(scenario=name),
+        details=f"{resumed} frozen profile(s) resumed" if resumed else None), now=now)
 
 
 def finish_launches(db: Database, name: str, *, now: datetime) -> None:
@@ -549,13 +552,15 @@ def finish_launches(db: Database, name: str, *, now: datetime) -> None:
     from campctl.store import history, log
 
     for launch_id in store.finish_launches(db, name, now=now):
-        history.record(db, kind="launch", name=str(launch_id), action="complete",
-                       actor="campctl", now=now, from_status="running", to_status="completed",
-                       note=f"scenario {name}: every profile of the launch has left and "
-                            "its messages are delivered or failed")
-        log.append(db, now=now, event="Launch Completed", scenario=name, launch_id=launch_id,
-                   details=f"launch {launch_id} completed; "
-                           f"{_results_text(db, name, launch_id)}")
+        history.record(db, history.HistoryEntry(
+            kind="launch", name=str(launch_id), action="complete", actor="campctl",
+            from_status="running", to_status="completed",
+            note=f"scenario {name}: every profile of the launch has left and "
+                 "its messages are delivered or failed"), now=now)
+        log.append(db, log.LogEntry(
+            "Launch Completed", log.Subject(scenario=name, launch_id=launch_id),
+            details=f"launch {launch_id} completed; "
+                    f"{_results_text(db, name, launch_id)}"), now=now)
 
 
 def finish_delivered_launches(db: Database, *, now: datetime) -> None:
@@ -577,7 +582,8 @@ def on_deactivate(db: Database, *, name: str, now: datetime, keep: bool) -> None
         count = store.end_profiles(db, name, now=now, status="exited")
         details = f"{count} profile(s) exited"
     finish_launches(db, name, now=now)
-    log.append(db, now=now, event="Scenario Deactivated", scenario=name, details=details)
+    log.append(db, log.LogEntry(
+        "Scenario Deactivated", log.Subject(scenario=name), details=details), now=now)
 
 
 def clear(db: Database, *, name: str, now: datetime) -> int:
@@ -586,8 +592,9 @@ def clear(db: Database, *, name: str, now: datetime) -> int:
     _scenario(db, name)
     removed = store.remove_profiles(db, name, now=now)
     finish_launches(db, name, now=now)
-    log.append(db, now=now, event="Profiles Cleared", scenario=name,
-               details=f"{removed} profile(s) removed")
+    log.append(db, log.LogEntry(
+        "Profiles Cleared", log.Subject(scenario=name),
+        details=f"{removed} profile(s) removed"), now=now)
     return removed
 
 
@@ -603,7 +610,8 @@ def remove_profile(db: Database, *, name: str, contact: str, now: datetime) -> i
         raise NotFound(f"contact {contact} has no profile inside scenario {name}; "
                        f"see 'campctl profiles scenario {name}'")
     finish_launches(db, name, now=now)
-    log.append(db, now=now, event="Profile Removed", scenario=name, details=f"contact {contact}")
+    log.append(db, log.LogEntry(
+        "Profile Removed", log.Subject(scenario=name), details=f"contact {contact}"), now=now)
     return removed
 
 
@@ -628,8 +636,9 @@ def clone(db: Database, *, name: str, new: str, actor: str, now: datetime,
     clone = objects_store.NewVersion("Scenario", new, version, record.spec, record.description,
                                      source)
     objects_store.insert_object(db, clone, status="inactive", now=now)
-    history.record(db, kind="Scenario", name=new, action="cloned", actor=actor, now=now,
-                   to_status="inactive", note=note or f"clone of {name} v{record.version}")
+    history.record(db, history.HistoryEntry(
+        kind="Scenario", name=new, action="cloned", actor=actor, to_status="inactive",
+        note=note or f"clone of {name} v{record.version}"), now=now)
     from campctl.engine.users import record_creator
 
     record_creator(db, kind="Scenario", name=new, actor=actor)
@@ -898,11 +907,13 @@ def launch(db: Database, plan: LaunchPlan, *, actor: str, now: datetime) -> dict
     from campctl.store.users import set_launch_left_out
 
     set_launch_left_out(db, launch_id, count=plan.left_out, reason=plan.left_out_reason)
-    history.record(db, kind="launch", name=str(launch_id), action="start", actor=actor, now=now,
-                   to_status="running", note=f"scenario {plan.scenario}: {plan.selection}")
-    log.append(db, now=now, event="Launch Created", scenario=plan.scenario, launch_id=launch_id,
-               details=f"launch {launch_id}: {plan.selection}; {summary_text(plan)}; "
-                       f"{entered} entered")
+    history.record(db, history.HistoryEntry(
+        kind="launch", name=str(launch_id), action="start", actor=actor, to_status="running",
+        note=f"scenario {plan.scenario}: {plan.selection}"), now=now)
+    log.append(db, log.LogEntry(
+        "Launch Created", log.Subject(scenario=plan.scenario, launch_id=launch_id),
+        details=f"launch {launch_id}: {plan.selection}; {summary_text(plan)}; "
+                f"{entered} entered"), now=now)
     return {"id": launch_id, "scenario": plan.scenario, "targeted": plan.targeted,
             "entered": entered, "steps": plan.steps, "messages": plan.messages,
             "opted_out": plan.opted_out,
@@ -944,12 +955,13 @@ def stop_launch(db: Database, *, launch_id: int, actor: str, now: datetime,
                                    launch_id=launch_id)
     if not store.abandon_launch(db, launch_id, now=now):
         raise ActionRefused(f"launch {launch_id} changed meanwhile; look again and retry")
-    history.record(db, kind="launch", name=str(launch_id), action="stop", actor=actor, now=now,
-                   from_status="running", to_status="abandoned", note=note)
-    log.append(db, now=now, event="Launch Abandoned", scenario=row.scenario,
-               launch_id=launch_id,
-               details=f"launch {launch_id}: {abandoned} profile(s) abandoned; "
-                       f"{_results_text(db, row.scenario, launch_id)}")
+    history.record(db, history.HistoryEntry(
+        kind="launch", name=str(launch_id), action="stop", actor=actor, from_status="running",
+        to_status="abandoned", note=note), now=now)
+    log.append(db, log.LogEntry(
+        "Launch Abandoned", log.Subject(scenario=row.scenario, launch_id=launch_id),
+        details=f"launch {launch_id}: {abandoned} profile(s) abandoned; "
+                f"{_results_text(db, row.scenario, launch_id)}"), now=now)
     return {"id": launch_id, "abandoned": abandoned}
 
 

@@ -8,8 +8,8 @@ who can write the file can name any actor.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -94,41 +94,48 @@ def require_user(db: Database, name: str) -> dict[str, Any]:
     return user
 
 
-def add_user(db: Database, *, name: str, email: str | None, groups: list[str] | None,
-             message_types: list[str] | None, actor: str, now: datetime,
+@dataclass(frozen=True)
+class UserSettings:
+    """Where a user is told (`email`, None: nowhere) and what they may send to: contact
+    `groups` and `message_types` (None: any)."""
+
+    email: str | None = None
+    groups: list[str] | None = None
+    message_types: list[str] | None = None
+
+
+def add_user(db: Database, name: str, settings: UserSettings, *, actor: str, now: datetime,
              note: str | None = None) -> dict[str, Any]:
+    email, groups, message_types = settings.email, settings.groups, settings.message_types
     _check_name(name)
     _check_email(email)
     if not store.insert_user(db, name=name, email=email, groups=groups,
                              message_types=message_types, now=now):
         raise ActionRefused(f"user {name} exists already; change it with 'campctl users set "
                             f"{name} ...'")
-    history.record(db, kind="user", name=name, action="created", actor=actor, now=now,
-                   note=note or _describe_rights(groups, message_types, email))
+    history.record(db, history.HistoryEntry(
+        kind="user", name=name, action="created", actor=actor,
+        note=note or _describe_rights(groups, message_types, email)), now=now)
     return user_view(require_user(db, name))
 
 
-_UNCHANGED: Any = object()
-
-
-def set_user(db: Database, *, name: str, actor: str, now: datetime, email: Any = _UNCHANGED,
-             groups: Any = _UNCHANGED, message_types: Any = _UNCHANGED,
+def set_user(db: Database, name: str, changes: Mapping[str, Any], *, actor: str, now: datetime,
              note: str | None = None) -> dict[str, Any]:
-    """Change what is given; `None` clears a field (no restriction, no address)."""
+    """Change the `UserSettings` fields named in `changes`; `None` clears one (no restriction,
+    no address)."""
     user = require_user(db, name)
-    new_email = user["email"] if email is _UNCHANGED else email
-    new_groups = user["groups"] if groups is _UNCHANGED else groups
-    new_types = user["message_types"] if message_types is _UNCHANGED else message_types
+    new = replace(UserSettings(user["email"], user["groups"], user["message_types"]), **changes)
+    new_email, new_groups, new_types = new.email, new.groups, new.message_types
     _check_email(new_email)
     if (new_email, new_groups, new_types) == (user["email"], user["groups"],
                                                user["message_types"]):
         return user_view(user)
     store.update_user(db, name=name, email=new_email, groups=new_groups,
                       message_types=new_types, now=now)
-    history.record(db, kind="user", name=name, action="updated", actor=actor, now=now,
-                   from_status=_describe_rights(user["groups"], user["message_types"],
-                                                user["email"]),
-                   to_status=_describe_rights(new_groups, new_types, new_email), note=note)
+    history.record(db, history.HistoryEntry(
+        kind="user", name=name, action="updated", actor=actor,
+        from_status=_describe_rights(user["groups"], user["message_types"], user["email"]),
+        to_status=_describe_rights(new_groups, new_types, new_email), note=note), now=now)
     return user_view(require_user(db, name))
 
 
@@ -148,8 +155,8 @@ def remove_user(db: Database, *, name: str, actor: str, now: datetime,
         raise ActionRefused(f"cannot remove user {name}: it is the last user and strict_users "
                             "is on (run 'campctl config set strict_users false' first)")
     store.delete_user(db, name)
-    history.record(db, kind="user", name=name, action="deleted", actor=actor, now=now,
-                   note=note)
+    history.record(db, history.HistoryEntry(
+        kind="user", name=name, action="deleted", actor=actor, note=note), now=now)
     return user_view(user)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -14,6 +15,7 @@ from campctl.models import (
     SCENARIO_TRANSITIONS,
     BusinessStatus,
     Kind,
+    ScenarioStatus,
     allowed_verbs,
 )
 from campctl.store import history
@@ -22,6 +24,8 @@ from campctl.timeutil import iso_z, parse_local_datetime
 
 
 def require_object(db, kind: Kind, name: str) -> dict:
+    """The object as the dict of `store.objects.get_object` (for `get`/`describe`, which show
+    it); NotFound (3) when there is none. The engine reads `require_record`."""
     obj = store.get_object(db, kind.value, name)
     if obj is None:
         raise NotFound(f"no {kind.cli} named {name!r} (see 'campctl get {kind.cli}s')")
@@ -123,17 +127,27 @@ def _running(db, kind: Kind, name: str) -> str | None:
     return None
 
 
-def business_verb(
-    db, *, kind: Kind, name: str, verb: str, actor: str, now: datetime,
-    note: str | None = None, override_four_eyes: bool = False,
-) -> tuple[str, str]:
+@dataclass(frozen=True)
+class VerbRequest:
+    """An operator's approval-workflow verb (submit, approve, ...): who gives it, the note for
+    the history, and whether a four-eyes bypass is asked for (approve only)."""
+
+    verb: str
+    actor: str
+    note: str | None = None
+    override_four_eyes: bool = False
+
+
+def business_verb(db, kind: Kind, name: str, request: VerbRequest, *,
+                  now: datetime) -> tuple[str, str]:
     """Apply one approval-workflow verb to a campaign or plan; returns (from, to).
 
     The caller holds the transaction; the move is a conditional UPDATE on the old status.
     """
+    verb, actor, note = request.verb, request.actor, request.note
     if kind not in BUSINESS_KINDS:
         raise UsageProblem(f"{verb} applies to campaigns and plans, not {kind.cli}s")
-    obj = _require_record(db, kind, name)
+    obj = require_record(db, kind, name)
     status = str(obj.status)
     target = BUSINESS_TRANSITIONS.get(BusinessStatus(status), {}).get(verb) \
         if status in set(BusinessStatus) else None
@@ -142,8 +156,7 @@ def business_verb(
     if verb == "revise" and status == BusinessStatus.APPROVED and (why := _running(db, kind, name)):
         raise ActionRefused(f"cannot revise {kind.cli} {name} while something runs: {why}")
     _check_ready(db, kind, name, obj.spec, verb, now=now)
-    action = _four_eyes_action(db, kind, name, verb, actor=actor, note=note,
-                               override=override_four_eyes)
+    action = _four_eyes_action(db, kind, name, request)
     # Stopping or revising ends a campaign's launch.
     clear = kind is Kind.CAMPAIGN and verb in ("stop", "revise")
     if not store.set_status(db, kind.value, name, from_status=status, to_status=str(target),
@@ -151,12 +164,14 @@ def business_verb(
         raise ActionRefused(f"{kind.cli} {name} changed meanwhile; look again and retry")
     if clear:
         store.clear_launch(db, name)
-    history.record(db, kind=kind.value, name=name, action=action, actor=actor, now=now,
-                   from_status=status, to_status=str(target), note=note)
+    history.record(db, history.HistoryEntry(
+        kind=kind.value, name=name, action=action, actor=actor, from_status=status,
+        to_status=str(target), note=note), now=now)
     return status, str(target)
 
 
-def _require_record(db, kind: Kind, name: str) -> store.ObjectRecord:
+def require_record(db, kind: Kind, name: str) -> store.ObjectRecord:
+    """The object as a typed record; NotFound (3) when there is none."""
     obj = store.get_record(db, kind.value, name)
     if obj is None:
         raise NotFound(f"no {kind.cli} named {name!r} (see 'campctl get {kind.cli}s')")
@@ -183,10 +198,11 @@ def _check_ready(db, kind: Kind, name: str, spec: dict, verb: str, *, now: datet
                                    problems)
 
 
-def _four_eyes_action(db, kind: Kind, name: str, verb: str, *, actor: str, note: str | None,
-                      override: bool) -> str:
+def _four_eyes_action(db, kind: Kind, name: str, request: VerbRequest) -> str:
     """The history action of the verb: `approve-override` for a recorded four-eyes bypass."""
     from campctl.store.config import four_eyes
+
+    verb, actor, override = request.verb, request.actor, request.override_four_eyes
 
     if verb != "approve":
         if override:
@@ -199,7 +215,7 @@ def _four_eyes_action(db, kind: Kind, name: str, verb: str, *, actor: str, note:
             f"four-eyes rule: {actor} submitted {kind.cli} {name} and cannot approve it; "
             "ask another operator, or record a bypass with --override-four-eyes --note WHY"
         )
-    if not note:
+    if not request.note:
         raise UsageProblem("--override-four-eyes needs --note saying why")
     return "approve-override"
 
@@ -219,25 +235,26 @@ def template_problems(name: str, campaign: Campaign) -> list[str]:
 
 def start_campaign(db, *, name: str, actor: str, now: datetime, note: str | None = None) -> None:
     """The launch: an approved campaign starts following its schedule from `now`."""
-    obj = require_object(db, Kind.CAMPAIGN, name)
+    obj = require_record(db, Kind.CAMPAIGN, name)
     # Said first: once closed, nothing else about the campaign matters to a launch.
-    if problem := _closing_problem(name, Campaign.from_spec(obj["spec"]), now=now):
+    if problem := _closing_problem(name, Campaign.from_spec(obj.spec), now=now):
         raise ActionRefused(f"cannot start campaign {name}: {problem}; a closed campaign "
                             "never runs again")
-    if obj["status"] != BusinessStatus.APPROVED:
+    if obj.status != BusinessStatus.APPROVED:
         raise ActionRefused(
-            f"cannot start campaign {name}: it is {obj['status']}, and only an approved campaign "
-            f"can be launched ({_approval_hint(name, obj['status'])})"
+            f"cannot start campaign {name}: it is {obj.status}, and only an approved campaign "
+            f"can be launched ({_approval_hint(name, str(obj.status))})"
         )
-    if obj["launched_at"] is not None:
+    if obj.launched_at is not None:
         raise ActionRefused(
-            f"campaign {name} was already launched at {obj['launched_at']}; "
+            f"campaign {name} was already launched at {obj.launched_at}; "
             f"'campctl stop campaign {name}' ends the launch"
         )
     if not store.set_launched(db, name, now=now):
         raise ActionRefused(f"campaign {name} changed meanwhile; look again and retry")
-    history.record(db, kind=Kind.CAMPAIGN.value, name=name, action="start", actor=actor, now=now,
-                   from_status=obj["status"], to_status=obj["status"], note=note)
+    history.record(db, history.HistoryEntry(
+        kind=Kind.CAMPAIGN.value, name=name, action="start", actor=actor, from_status=obj.status,
+        to_status=obj.status, note=note), now=now)
 
 
 def scenario_verb(db, *, name: str, verb: str, actor: str, now: datetime,
@@ -245,9 +262,10 @@ def scenario_verb(db, *, name: str, verb: str, actor: str, now: datetime,
     """activate / deactivate; the scenarios engine's hooks act on the profiles."""
     from campctl.engine import scenarios
 
-    obj = require_object(db, Kind.SCENARIO, name)
-    status = obj["status"]
-    target = SCENARIO_TRANSITIONS.get(status, {}).get(verb)
+    obj = require_record(db, Kind.SCENARIO, name)
+    status = str(obj.status)
+    target = SCENARIO_TRANSITIONS.get(ScenarioStatus(status), {}).get(verb) \
+        if status in set(ScenarioStatus) else None
     if target is None:
         raise _refuse_verb(Kind.SCENARIO, name, status, verb, SCENARIO_TRANSITIONS)
     if not store.set_status(db, Kind.SCENARIO.value, name, from_status=status,
@@ -256,14 +274,15 @@ def scenario_verb(db, *, name: str, verb: str, actor: str, now: datetime,
     if verb == "deactivate":
         hook = getattr(scenarios, "on_deactivate", None)
         if hook is not None:
-            keep = Scenario.from_spec(obj["spec"]).keep_profiles_on_deactivate
+            keep = Scenario.from_spec(obj.spec).keep_profiles_on_deactivate
             hook(db, name=name, now=now, keep=keep)
     else:
         hook = getattr(scenarios, "on_activate", None)
         if hook is not None:
             hook(db, name=name, now=now)
-    history.record(db, kind=Kind.SCENARIO.value, name=name, action=verb, actor=actor, now=now,
-                   from_status=status, to_status=str(target), note=note)
+    history.record(db, history.HistoryEntry(
+        kind=Kind.SCENARIO.value, name=name, action=verb, actor=actor, from_status=status,
+        to_status=str(target), note=note), now=now)
     return status, str(target)
 
 
@@ -290,10 +309,11 @@ def delete_blockers(db, kind: Kind, name: str, *,
 def delete(db, *, kind: Kind, name: str, actor: str, now: datetime,
            note: str | None = None) -> None:
     """Remove the definition; its versions and history stay."""
-    obj = require_object(db, kind, name)
+    obj = require_record(db, kind, name)
     problems = delete_blockers(db, kind, name)
     if problems:
         raise ActionRefused(f"cannot delete {kind.cli} {name}: {'; '.join(problems)}")
     store.delete_object(db, kind.value, name)
-    history.record(db, kind=kind.value, name=name, action="deleted", actor=actor, now=now,
-                   from_status=obj["status"], note=note)
+    history.record(db, history.HistoryEntry(
+        kind=kind.value, name=name, action="deleted", actor=actor, from_status=obj.status,
+        note=note), now=now)

@@ -8,6 +8,7 @@ transaction, and the person it concerns also gets the notification at their own 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -26,11 +27,33 @@ def _label(user: str | None) -> str:
     return user if user else UNASSIGNED
 
 
-def _record(db: Database, run_id: int, action: str, *, actor: str, now: datetime,
-            before: str | None, after: str | None, note: str | None) -> None:
-    history.record(db, kind="worklist", name=f"{RUN}/{run_id}", action=action, actor=actor,
-                   now=now, from_status=None if before is None else _label(before),
-                   to_status=None if after is None else _label(after), note=note)
+@dataclass(frozen=True)
+class Move:
+    """One change of a run's work-list entry (`assign` or `clear`), as its history row shows it:
+    who made it, the assignee before and after (None: no entry), and why."""
+
+    action: str
+    actor: str
+    before: str | None
+    after: str | None
+    note: str | None
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """Who a run's entry goes to (None: nobody), the entry's reason, and the history note
+    (default: the reason)."""
+
+    assigned_to: str | None
+    reason: str
+    note: str | None = None
+
+
+def _record(db: Database, run_id: int, move: Move, *, now: datetime) -> None:
+    history.record(db, history.HistoryEntry(
+        kind="worklist", name=f"{RUN}/{run_id}", action=move.action, actor=move.actor,
+        from_status=None if move.before is None else _label(move.before),
+        to_status=None if move.after is None else _label(move.after), note=move.note), now=now)
 
 
 def on_run_notification(db: Database, *, run_id: int, kind: str, actor: str | None,
@@ -39,33 +62,33 @@ def on_run_notification(db: Database, *, run_id: int, kind: str, actor: str | No
     user the notification concerns (who should also receive it), or None."""
     who = actor or "campctl"
     if kind == "run-stopped":
-        _assign(db, run_id, assigned_to=actor, reason=f"stopped: {note}" if note else "stopped",
+        _assign(db, run_id, Assignment(actor, f"stopped: {note}" if note else "stopped"),
                 actor=who, now=now)
         return actor
     if kind == "run-failed":
-        run = store_runs.get_run(db, run_id)
-        owner = store.created_by(db, "Campaign", run["campaign"]) if run else None
-        _assign(db, run_id, assigned_to=owner, reason=f"failed: {note}" if note else "failed",
+        run = store_runs.get_run_record(db, run_id)
+        owner = store.created_by(db, "Campaign", run.campaign) if run else None
+        _assign(db, run_id, Assignment(owner, f"failed: {note}" if note else "failed"),
                 actor=who, now=now)
         return owner
     if kind in ("run-restarted", "run-skipped"):
         before = store.clear(db, kind=RUN, object_id=str(run_id), now=now)
         if before is not None:
-            _record(db, run_id, "clear", actor=who, now=now, before=before, after=None,
-                    note=kind.removeprefix("run-"))
+            _record(db, run_id, Move("clear", who, before, None, kind.removeprefix("run-")),
+                    now=now)
         return actor
     return None
 
 
-def _assign(db: Database, run_id: int, *, assigned_to: str | None, reason: str, actor: str,
-            now: datetime, note: str | None = None) -> None:
+def _assign(db: Database, run_id: int, assignment: Assignment, *, actor: str,
+            now: datetime) -> None:
     entry = store.open_entry(db, RUN, str(run_id))
     before = entry["assigned_to"] if entry else None
-    store.assign(db, kind=RUN, object_id=str(run_id), assigned_to=assigned_to, reason=reason,
-                 now=now)
-    _record(db, run_id, "assign", actor=actor, now=now,
-            before=None if entry is None else _label(before), after=_label(assigned_to),
-            note=note or reason)
+    store.assign(db, kind=RUN, object_id=str(run_id), assigned_to=assignment.assigned_to,
+                 reason=assignment.reason, now=now)
+    _record(db, run_id, Move("assign", actor, None if entry is None else _label(before),
+                             _label(assignment.assigned_to), assignment.note or assignment.reason),
+            now=now)
 
 
 def notify_user(db: Database, *, notification_id: int, user: str | None) -> int | None:
@@ -85,7 +108,7 @@ def notify_user(db: Database, *, notification_id: int, user: str | None) -> int 
 def assign_run(db: Database, *, run_id: int, user: str, actor: str, now: datetime,
                note: str | None = None) -> dict[str, Any]:
     """`campctl assign run ID USER`: hand an open work-list entry to another user."""
-    if store_runs.get_run(db, run_id) is None:
+    if store_runs.get_run_record(db, run_id) is None:
         raise NotFound(f"no run {run_id} (list them with 'campctl get runs')")
     if store.get_user(db, user) is None:
         raise NotFound(f"no user {user!r} (list them with 'campctl users list')")
@@ -94,8 +117,8 @@ def assign_run(db: Database, *, run_id: int, user: str, actor: str, now: datetim
         raise ActionRefused(f"run {run_id} is in no work list: only a stopped or failed run that "
                             "was not restarted or skipped can be assigned")
     if entry["assigned_to"] != user:
-        _assign(db, run_id, assigned_to=user, reason=entry["reason"], actor=actor, now=now,
-                note=note or f"handed over by {actor}")
+        _assign(db, run_id, Assignment(user, entry["reason"], note or f"handed over by {actor}"),
+                actor=actor, now=now)
     return entry_view(store.open_entry(db, RUN, str(run_id)) or entry, db)
 
 
@@ -110,10 +133,10 @@ def entry_view(entry: dict[str, Any], db: Database) -> dict[str, Any]:
         "cleared_at": entry["cleared_at"],
     }
     if entry["object_kind"] == RUN:
-        run = store_runs.get_run(db, int(entry["object_id"]))
-        view["campaign"] = run["campaign"] if run else None
-        view["stage"] = run["stage"] if run else None
-        view["status"] = run["status"] if run else None
+        run = store_runs.get_run_record(db, int(entry["object_id"]))
+        view["campaign"] = run.campaign if run else None
+        view["stage"] = run.stage if run else None
+        view["status"] = run.status if run else None
     return view
 
 

@@ -246,71 +246,13 @@ def open_db(
 ) -> Database:
     """Open (and with `create`, create) the state file, refusing foreign or newer files."""
     path = Path(path)
-    created = False
-    if not path.exists():
-        if not create:
-            raise StateFileError(f"no state file at {path} (run 'campctl init')")
-        try:
-            _create_private(path)
-        except FileExistsError:
-            pass
-        except OSError as exc:
-            raise StateFileError(f"cannot create state file {path}: {exc.strerror}") from exc
-        else:
-            created = True
-    if not created:
-        try:
-            size = path.stat().st_size
-        except OSError as exc:
-            raise StateFileError(f"cannot read state file {path}: {exc.strerror}") from exc
-        if size > 0:
-            _check_header(path)
-        elif not create:
-            # Opening it would make it a database (WAL switch, schema): only commands that
-            # write may do that.
-            raise StateFileError(
-                f"state file {path} is empty (0 bytes) and was left untouched; run 'campctl "
-                "init' to initialise it, or point --state at the right file")
-        else:
-            # A zero-length file is what another campctl process leaves between creating the
-            # file and committing its schema, or one made by `touch`: SQLite treats it as an
-            # empty database and the migration below (under the write lock) initialises it
-            # exactly once. It is made private first so that -wal and -shm inherit 0600.
-            with contextlib.suppress(OSError):
-                os.chmod(path, 0o600)
-    try:
-        conn = sqlite3.connect(
-            str(path), isolation_level=None, timeout=busy_timeout_ms / 1000, check_same_thread=False
-        )
-    except sqlite3.Error as exc:
-        raise StateFileError(f"cannot open state file {path}: {exc}") from exc
-    conn.row_factory = sqlite3.Row
+    _prepare_file(path, create=create)
+    conn = _connect(path, busy_timeout_ms)
     db = Database(conn, path, busy_timeout_ms)
     try:
         conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-        # Version and tables read in one snapshot: a concurrent creator may commit in between.
-        conn.execute("BEGIN")
-        try:
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            foreign = (version > 0 and not _is_campctl(conn)) or (
-                version == 0 and _has_tables(conn)
-            )
-        finally:
-            # An I/O error may have ended the transaction already: COMMIT would then hide it.
-            if conn.in_transaction:
-                conn.execute("COMMIT")
-        if version > SCHEMA_VERSION:
-            raise StateFileError(
-                f"state file {path} has schema version {version}, newer than this campctl "
-                f"understands ({SCHEMA_VERSION}); upgrade campctl"
-            )
-        # Refuse foreign files before anything (even the WAL switch) writes to them.
-        if foreign:
-            raise StateFileError(f"{path} is an SQLite file but not a campctl state file")
-        if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
-            conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = NORMAL")
-        conn.execute("PRAGMA foreign_keys = ON")
+        version = _check_version(conn, path)
+        _set_pragmas(conn)
         if version < SCHEMA_VERSION and migrate:
             _migrate(db, version)
     except sqlite3.DatabaseError as exc:
@@ -323,6 +265,81 @@ def open_db(
         conn.close()
         raise
     return db
+
+
+def _prepare_file(path: Path, *, create: bool) -> None:
+    """Before SQLite sees the path: create a missing file 0600 (with `create`), or check that
+    an existing one is an SQLite file, or an empty one that a writing command may initialise."""
+    if not path.exists():
+        if not create:
+            raise StateFileError(f"no state file at {path} (run 'campctl init')")
+        try:
+            _create_private(path)
+        except FileExistsError:
+            pass  # another process created it meanwhile: check it like any existing file
+        except OSError as exc:
+            raise StateFileError(f"cannot create state file {path}: {exc.strerror}") from exc
+        else:
+            return
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise StateFileError(f"cannot read state file {path}: {exc.strerror}") from exc
+    if size > 0:
+        _check_header(path)
+    elif not create:
+        # Opening it would make it a database (WAL switch, schema): only commands that
+        # write may do that.
+        raise StateFileError(
+            f"state file {path} is empty (0 bytes) and was left untouched; run 'campctl "
+            "init' to initialise it, or point --state at the right file")
+    else:
+        # A zero-length file is what another campctl process leaves between creating the
+        # file and committing its schema, or one made by `touch`: SQLite treats it as an
+        # empty database and the migration (under the write lock) initialises it exactly
+        # once. It is made private first so that -wal and -shm inherit 0600.
+        with contextlib.suppress(OSError):
+            os.chmod(path, 0o600)
+
+
+def _connect(path: Path, busy_timeout_ms: int) -> sqlite3.Connection:
+    try:
+        conn = sqlite3.connect(
+            str(path), isolation_level=None, timeout=busy_timeout_ms / 1000, check_same_thread=False
+        )
+    except sqlite3.Error as exc:
+        raise StateFileError(f"cannot open state file {path}: {exc}") from exc
+    conn.row_factory = sqlite3.Row
+    return conn
+
+
+def _check_version(conn: sqlite3.Connection, path: Path) -> int:
+    """The file's schema version; refuses a newer or a foreign file before anything (even the
+    WAL switch) writes to it."""
+    # Version and tables read in one snapshot: a concurrent creator may commit in between.
+    conn.execute("BEGIN")
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        foreign = (version > 0 and not _is_campctl(conn)) or (version == 0 and _has_tables(conn))
+    finally:
+        # An I/O error may have ended the transaction already: COMMIT would then hide it.
+        if conn.in_transaction:
+            conn.execute("COMMIT")
+    if version > SCHEMA_VERSION:
+        raise StateFileError(
+            f"state file {path} has schema version {version}, newer than this campctl "
+            f"understands ({SCHEMA_VERSION}); upgrade campctl"
+        )
+    if foreign:
+        raise StateFileError(f"{path} is an SQLite file but not a campctl state file")
+    return version
+
+
+def _set_pragmas(conn: sqlite3.Connection) -> None:
+    if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+        conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute("PRAGMA foreign_keys = ON")
 
 
 def _has_tables(conn: sqlite3.Connection) -> bool:

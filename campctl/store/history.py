@@ -2,28 +2,33 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from campctl.store.db import Database
 from campctl.timeutil import to_db
 
 
-def record(
-    db: Database,
-    *,
-    kind: str,
-    name: str,
-    action: str,
-    actor: str,
-    now: datetime,
-    from_status: str | None = None,
-    to_status: str | None = None,
-    note: str | None = None,
-) -> None:
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One state change: who did what to which object, the status it moved from and to (when
+    it has one) and a note."""
+
+    kind: str
+    name: str
+    action: str
+    actor: str
+    from_status: str | None = None
+    to_status: str | None = None
+    note: str | None = None
+
+
+def record(db: Database, entry: HistoryEntry, *, now: datetime) -> None:
     db.execute(
         "INSERT INTO history (kind, name, at, actor, action, from_status, to_status, note) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (kind, name, to_db(now), actor, action, from_status, to_status, note),
+        (entry.kind, entry.name, to_db(now), entry.actor, entry.action, entry.from_status,
+         entry.to_status, entry.note),
     )
 
 

@@ -152,9 +152,10 @@ def list_runs(
 
 
 def list_run_records(db: Database, *, status: str | Iterable[str] | None = None,
-                     campaign: str | None = None) -> list[RunRecord]:
+                     campaign: str | None = None,
+                     instance_id: int | None = None) -> list[RunRecord]:
     """Runs as typed records, newest first, filtered like `list_runs`."""
-    return [RunRecord.from_row(r) for r in _select_runs(db, campaign, None, status, None)]
+    return [RunRecord.from_row(r) for r in _select_runs(db, campaign, instance_id, status, None)]
 
 
 def _select_runs(db: Database, campaign: str | None, instance_id: int | None,

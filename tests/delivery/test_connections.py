@@ -189,7 +189,7 @@ def test_a_pause_cuts_delivery_after_the_messages_in_flight(arrange, state, hook
     """While a tick hands a run over 4 connections, a pause returns once the messages in flight
     are handed over: nothing arrives after it, every message that arrived is recorded sent,
     and after a resume the rest goes, each message once."""
-    from campctl.engine.run_control import apply_run_verb
+    from campctl.engine.run_control import RunVerb, apply_run_verb
 
     run = _queue(arrange, "hook", {"type": "webhook", "url": hook.url, "connections": 4}, 120)
     outcome: dict = {}
@@ -208,7 +208,7 @@ def test_a_pause_cuts_delivery_after_the_messages_in_flight(arrange, state, hook
     try:
         while len(hook.keys()) < 8 and worker.is_alive():
             time.sleep(0.005)
-        apply_run_verb(operator, run, "pause", note=None, actor="test", now=NOW)
+        apply_run_verb(operator, run, RunVerb("pause", "test"), now=NOW)
         returned = time.time()
         worker.join(timeout=60)
         assert not worker.is_alive()
@@ -222,7 +222,7 @@ def test_a_pause_cuts_delivery_after_the_messages_in_flight(arrange, state, hook
         assert outcome["report"].sent == len(arrived)
         assert arrange.statuses(run) == {"sent": len(arrived), "queued": 120 - len(arrived)}
 
-        apply_run_verb(operator, run, "resume", note=None, actor="test", now=NOW)
+        apply_run_verb(operator, run, RunVerb("resume", "test"), now=NOW)
         rest = deliver_due(TickContext(operator, NOW + timedelta(minutes=1), {}), run_ids=[run],
                            scenario_items=False)
         assert rest.sent == 120 - len(arrived)

@@ -24,7 +24,7 @@ def db(tmp_path):
 
 def test_an_object_failure_is_rolled_back_and_set_aside(db):
     report = TickReport(now=NOW)
-    with isolation.boundary(db, report, kind="Campaign", name="promo", now=NOW):
+    with isolation.boundary(db, report, isolation.Unit(kind="Campaign", name="promo"), now=NOW):
         report.fired += 1
         report.notes.append("half done")
         db.execute("INSERT INTO notifications (at, kind, object) VALUES ('x', 'probe', 'p')")
@@ -41,8 +41,8 @@ def test_an_object_failure_is_rolled_back_and_set_aside(db):
 ])
 def test_a_state_file_problem_stops_the_tick(db, problem):
     report = TickReport(now=NOW)
-    with pytest.raises(type(problem)), isolation.boundary(
-            db, report, kind="Campaign", name="promo", now=NOW):
+    with pytest.raises(type(problem)), isolation.boundary(db, report, isolation.Unit(
+            kind="Campaign", name="promo"), now=NOW):
         raise problem
     assert report.object_failures == []
 
@@ -51,6 +51,7 @@ def test_data_errors_of_one_object_are_its_own(db):
     report = TickReport(now=NOW)
     for problem in (sqlite3.IntegrityError("UNIQUE"), sqlite3.InterfaceError("type"),
                     OverflowError("date value out of range"), RecursionError()):
-        with isolation.boundary(db, report, kind="run", name="7", now=NOW, fail=lambda r: None):
+        with isolation.boundary(db, report, isolation.Unit(
+                kind="run", name="7", fail=lambda r: None), now=NOW):
             raise problem
     assert len(report.object_failures) == 4

@@ -10,6 +10,7 @@ from datetime import timedelta
 import pytest
 
 from campctl.engine.run_control import (
+    RunVerb,
     apply_run_verb,
     deliver_pending_notifications,
     notify_run,
@@ -47,7 +48,7 @@ def test_unknown_verb_is_a_programming_error(make_run, state):
     db = open_db(state, create=False)
     try:
         with pytest.raises(ValueError, match="unknown run verb 'halt'"):
-            apply_run_verb(db, run_id, "halt", note=None, actor="t", now=NOW)
+            apply_run_verb(db, run_id, RunVerb("halt", "t"), now=NOW)
     finally:
         db.close()
 
@@ -81,8 +82,7 @@ def test_restart_without_note_including_sent(make_run, rows, state):
     run_id = make_run("failed")
     db = open_db(state, create=False)
     try:
-        action = apply_run_verb(db, run_id, "restart", note=None, actor="ops", now=NOW,
-                                include_sent=True)
+        action = apply_run_verb(db, run_id, RunVerb("restart", "ops", include_sent=True), now=NOW)
     finally:
         db.close()
     assert (action.run_id, action.verb, action.from_status, action.to_status) == (
@@ -106,7 +106,7 @@ def test_stop_counts_the_items_in_doubt_in_the_log(make_run, rows, state):
     conn.close()
     db = open_db(state, create=False)
     try:
-        action = apply_run_verb(db, run_id, "stop", note=None, actor="ops", now=NOW)
+        action = apply_run_verb(db, run_id, RunVerb("stop", "ops"), now=NOW)
     finally:
         db.close()
     assert action.cancelled == 2 and action.possibly_handed_over == 1
@@ -133,7 +133,7 @@ def test_resume_goes_back_to_an_active_status_only(make_run, rows, state, paused
     run_id = make_run("paused", paused_from=paused_from)
     db = open_db(state, create=False)
     try:
-        action = apply_run_verb(db, run_id, "resume", note=None, actor="ops", now=NOW)
+        action = apply_run_verb(db, run_id, RunVerb("resume", "ops"), now=NOW)
     finally:
         db.close()
     assert action.to_status == after
@@ -290,7 +290,7 @@ def test_restart_keeps_the_run_closing_date_and_excludes_sent_by_default(make_ru
     run_id = make_run("stopped", closes_at="2027-03-02T00:00:00Z")
     db = open_db(state, create=False)
     try:
-        action = apply_run_verb(db, run_id, "restart", note="n", actor="ops", now=NOW)
+        action = apply_run_verb(db, run_id, RunVerb("restart", "ops", note="n"), now=NOW)
     finally:
         db.close()
     assert rows("SELECT closes_at, include_sent FROM runs WHERE id = ?",
