@@ -35,7 +35,7 @@ APPLY_ORDER = [Kind.SEGMENT, Kind.CHANNEL, Kind.CAMPAIGN, Kind.PLAN, Kind.SCENAR
 
 
 class BusinessStatus(StrEnum):
-    """Approval workflow shared by campaigns and plans (SPEC §5, §6)."""
+    """Approval workflow shared by campaigns and plans."""
 
     DRAFT = "draft"
     PENDING_APPROVAL = "pending-approval"
@@ -90,7 +90,7 @@ ACTIVE_RUN_STATUSES = (
     RunStatus.PAUSED,
 )
 
-# Operator verbs on runs (SPEC §5 runs). restart also creates a new run.
+# Operator verbs on runs. restart also creates a new run.
 RUN_TRANSITIONS: dict[RunStatus, dict[str, RunStatus]] = {
     RunStatus.SCHEDULED: {"stop": RunStatus.STOPPED, "pause": RunStatus.PAUSED},
     RunStatus.BUILDING: {"stop": RunStatus.STOPPED, "pause": RunStatus.PAUSED},

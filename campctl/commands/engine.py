@@ -121,10 +121,8 @@ def _named_in(line: str) -> dict:
 
 
 def _deliver_notifications(db, app) -> None:
-    try:
-        from campctl.engine.run_control import deliver_pending_notifications
-    except ImportError:
-        return
+    from campctl.engine.run_control import deliver_pending_notifications
+
     try:
         deliver_pending_notifications(db, now=app.now, environ=app.environ)
     except Exception as exc:  # a notification problem must never fail the tick

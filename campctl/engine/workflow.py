@@ -118,7 +118,7 @@ def _running(db, kind: Kind, name: str) -> str | None:
         if runs:
             return (f"it has {runs} active run(s); stop them first "
                     f"('campctl get runs --campaign {name}')")
-        # A plan instance that uses it is not in the way: it runs from its snapshot (SPEC §6).
+        # A plan instance that uses it is not in the way: it runs from its snapshot.
     elif kind is Kind.PLAN:
         instances = store.live_instances(db, name)
         if instances:
