@@ -119,6 +119,14 @@ class Dialect:
     def group_concat(self, expr: str, sep: str = "?") -> str:
         return f"group_concat({expr}, {sep})"
 
+    def contains(self, haystack: str, needle: str = "?") -> str:
+        """True when text `needle` occurs in `haystack` (case-sensitive)."""
+        return f"instr({haystack}, {needle}) > 0"
+
+    def last_id(self, table: str) -> str:
+        """SQL giving the id of the row this connection inserted last into `table`."""
+        return "SELECT last_insert_rowid()"
+
     def json_field(self, column: str, path: Sequence[str]) -> str:
         """The text/number at `path` (keys) inside a JSON text column, as SQL."""
         return f"json_extract({column}, '$." + ".".join(path) + "')"
@@ -142,6 +150,12 @@ class PgDialect(Dialect):
 
     def group_concat(self, expr: str, sep: str = "?") -> str:
         return f"string_agg({expr}, {sep})"
+
+    def contains(self, haystack: str, needle: str = "?") -> str:
+        return f"strpos({haystack}, {needle}) > 0"
+
+    def last_id(self, table: str) -> str:
+        return f"SELECT currval(pg_get_serial_sequence('{table}', 'id'))"
 
     def json_field(self, column: str, path: Sequence[str]) -> str:
         return f"(CAST({column} AS jsonb) #>> '{{" + ",".join(path) + "}')"
