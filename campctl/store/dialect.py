@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import functools
-import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar
@@ -107,6 +106,8 @@ class Dialect:
         return f"{column} IN (SELECT value FROM json_each(?))"
 
     def ids_param(self, ids: Iterable[int]) -> Any:
+        import json  # not at module level: the fast no-op tick imports this module (PgError)
+
         return json.dumps([int(i) for i in ids])
 
     def is_(self, left: str, right: str) -> str:
