@@ -158,7 +158,7 @@ def import_contacts(
     except OSError as exc:
         raise UsageProblem(f"cannot read {path}: {exc.strerror}") from exc
     report = ImportReport()
-    with raw, _no_cycle_collection():
+    with raw, _no_cycle_collection(), contacts_store.import_session(db):
         counted = io.BufferedReader(_CountingReader(raw, progress), buffer_size=1 << 16)
         text = io.TextIOWrapper(counted, encoding="utf-8-sig", errors=_DECODE_ERRORS,
                                 newline="" if kind == "csv" else None)
