@@ -330,11 +330,8 @@ def _row_reader(header: list[str]) -> Callable[[int, list[str]], ContactRow]:
         if email is not None and not email_ok(email):
             raise RowRejected(f"invalid email {email!r}")
         phone = values[phone_at].strip() or None if phone_at >= 0 else None
-        attrs = []
-        for i, prefix, seen in members:
-            value = values[i]
-            if value:
-                attrs.append(seen.get(value) or member(prefix, seen, value))
+        attrs = [seen.get(value) or member(prefix, seen, value)
+                 for i, prefix, seen in members if (value := values[i])]
         return new_row(ContactRow, (
             line, external_id, email, email is not None, phone, phone is not None,
             "{" + join(attrs) + "}",

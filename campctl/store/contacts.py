@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
+from itertools import chain
+from operator import itemgetter
 from typing import Any, NamedTuple
 
 from campctl.store.db import Database
@@ -51,6 +53,8 @@ ON CONFLICT (external_id) DO UPDATE SET
 _INSERT_NEW = (
     "INSERT INTO contacts (external_id, email, phone, attrs, created_at, updated_at) VALUES ")
 _ROWS_PER_INSERT = 500
+_NEW_TEXT_PARAMS = itemgetter(1, 2, 4, 6)  # external_id, email, phone, attrs
+_GROUPS, _OPT_OUT = itemgetter(7), itemgetter(8)
 
 
 def _values_text(rows: int) -> str:
@@ -170,7 +174,7 @@ def _insert_new(db: Database, rows: Sequence[ContactRow], stamp: str) -> None:
     got: one statement per distinct group (most rows share a few), no lookup by external id."""
     if all(type(r[6]) is str for r in rows):
         template, width = _values_text, 4
-        params: list = [p for r in rows for p in (r[1], r[2], r[4], r[6])]
+        params: list = list(chain.from_iterable(map(_NEW_TEXT_PARAMS, rows)))
     else:
         dumps = json.JSONEncoder(ensure_ascii=False).encode
         template, width = _values_patch, 5
@@ -189,18 +193,29 @@ def _insert_new(db: Database, rows: Sequence[ContactRow], stamp: str) -> None:
     first = last - len(rows) + 1
     if db.scalar(_COUNT_RANGE, (first, last)) != len(rows):
         raise RuntimeError("contacts inserted in one chunk did not get consecutive ids")
-    for sets, sql in (([r.groups for r in rows], _ADD_GROUP_IDS),
-                      ([r.opt_out for r in rows], _ADD_OPTOUT_IDS)):
-        members: dict[str, list[int]] = {}
-        for pk, values in enumerate(sets, first):
-            for value in values or ():
-                found = members.get(value)
-                if found is None:
-                    members[value] = [pk]
-                else:
-                    found.append(pk)
-        for value, pks in members.items():
+    for field, sql in ((_GROUPS, _ADD_GROUP_IDS), (_OPT_OUT, _ADD_OPTOUT_IDS)):
+        for value, pks in _members(map(field, rows), first).items():
             db.execute(sql, (value, json.dumps(pks)))
+
+
+def _members(sets: Iterable[list[str] | None], first: int) -> dict[str, list[int]]:
+    """Each value of a chunk's sets (groups or opt-outs) → the ids of the rows that hold it, in
+    order; the row at position i has id `first + i`. Rows with the same cell share one list (the
+    CSV reader's cache), so rows are bucketed by that list and each distinct cell is read once."""
+    buckets: dict[int, tuple[list[str], list[int]]] = {}
+    for pk, cell in enumerate(sets, first):
+        if cell:
+            found = buckets.get(id(cell))
+            if found is None:
+                buckets[id(cell)] = (cell, [pk])
+            else:
+                found[1].append(pk)
+    by_value: dict[str, list[list[int]]] = {}
+    for cell, pks in buckets.values():
+        for value in cell:
+            by_value.setdefault(value, []).append(pks)
+    return {value: parts[0] if len(parts) == 1 else sorted(chain.from_iterable(parts))
+            for value, parts in by_value.items()}
 
 
 def _rows_per_insert(db: Database, width: int) -> int:
