@@ -205,27 +205,26 @@ def _csv_rows(text: io.TextIOBase, path: Path, report: ImportReport) -> Iterator
     join = "".join
     last_line = reader.line_num
     while True:
-        start = last_line + 1
         try:
-            values = next(reader)
-        except StopIteration:
+            for values in reader:  # a for loop: no next() call per row
+                start = last_line + 1
+                last_line = reader.line_num
+                try:
+                    if len(values) != width or width == 1:
+                        if not values or (len(values) == 1 and values[0] == ""):
+                            continue  # blank line
+                        if len(values) != width:
+                            raise RowRejected(f"{len(values)} fields, but the header has {width}")
+                    if _Undecodable.count != undecodable and search_surrogate(join(values)):
+                        raise RowRejected("not valid UTF-8")
+                    yield contact(start, values)
+                except RowRejected as exc:
+                    report.reject(start, str(exc))
             return
-        except csv.Error as exc:
+        except csv.Error as exc:  # the reader goes on with the next line
+            start = last_line + 1
             last_line = reader.line_num
             report.reject(start, f"malformed CSV: {exc}")
-            continue
-        last_line = reader.line_num
-        try:
-            if len(values) != width or width == 1:
-                if not values or (len(values) == 1 and values[0] == ""):
-                    continue  # blank line
-                if len(values) != width:
-                    raise RowRejected(f"{len(values)} fields, but the header has {width}")
-            if _Undecodable.count != undecodable and search_surrogate(join(values)):
-                raise RowRejected("not valid UTF-8")
-            yield contact(start, values)
-        except RowRejected as exc:
-            report.reject(start, str(exc))
 
 
 def _header_problem(header: list[str]) -> str | None:

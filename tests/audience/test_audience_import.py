@@ -220,6 +220,16 @@ def test_import_is_streamed_in_chunks(db, now, tmp_path):
     assert db.scalar("SELECT count(*) FROM contacts") == 2500
 
 
+def test_a_row_the_csv_reader_refuses_is_rejected_alone_with_its_line(cli, rows, datafile):
+    text = "id,note\n1,a\n2," + "x" * 140_000 + "\n3,b\n\n4,c\n"
+    result = cli("contacts", "import", datafile("c.csv", text), "-o", "json")
+    assert result.exit_code == 0, result
+    assert result.json == {"inserted": 3, "updated": 0, "rejected": 1, "errors": [
+        {"line": 3, "reason": "malformed CSV: field larger than field limit (131072)"}]}
+    assert [r["external_id"] for r in rows("SELECT external_id FROM contacts ORDER BY id")] == [
+        "1", "3", "4"]
+
+
 @pytest.mark.parametrize("limit", [None, 11])
 def test_new_contacts_keep_file_order_across_multi_row_inserts(db, now, tmp_path, limit):
     """A chunk of new contacts goes in by multi-row INSERTs (500 rows each, fewer under a low
