@@ -160,7 +160,7 @@ def import_contacts(
     except OSError as exc:
         raise UsageProblem(f"cannot read {path}: {exc.strerror}") from exc
     report = ImportReport()
-    with raw, _no_cycle_collection():
+    with raw, _no_cycle_collection(), contacts_store.import_session(db):
         counted = io.BufferedReader(_CountingReader(raw, progress), buffer_size=1 << 16)
         text = io.TextIOWrapper(counted, encoding="utf-8-sig", errors=_DECODE_ERRORS,
                                 newline="" if kind == "csv" else None)
@@ -207,27 +207,26 @@ def _csv_rows(text: io.TextIOBase, path: Path, report: ImportReport) -> Iterator
     join = "".join
     last_line = reader.line_num
     while True:
-        start = last_line + 1
         try:
-            values = next(reader)
-        except StopIteration:
+            for values in reader:  # a for loop: no next() call per row
+                start = last_line + 1
+                last_line = reader.line_num
+                try:
+                    if len(values) != width or width == 1:
+                        if not values or (len(values) == 1 and values[0] == ""):
+                            continue  # blank line
+                        if len(values) != width:
+                            raise RowRejected(f"{len(values)} fields, but the header has {width}")
+                    if _Undecodable.count != undecodable and search_surrogate(join(values)):
+                        raise RowRejected("not valid UTF-8")
+                    yield contact(start, values)
+                except RowRejected as exc:
+                    report.reject(start, str(exc))
             return
-        except csv.Error as exc:
+        except csv.Error as exc:  # the reader goes on with the next line
+            start = last_line + 1
             last_line = reader.line_num
             report.reject(start, f"malformed CSV: {exc}")
-            continue
-        last_line = reader.line_num
-        try:
-            if len(values) != width or width == 1:
-                if not values or (len(values) == 1 and values[0] == ""):
-                    continue  # blank line
-                if len(values) != width:
-                    raise RowRejected(f"{len(values)} fields, but the header has {width}")
-            if _Undecodable.count != undecodable and search_surrogate(join(values)):
-                raise RowRejected("not valid UTF-8")
-            yield contact(start, values)
-        except RowRejected as exc:
-            report.reject(start, str(exc))
 
 
 def _header_problem(header: list[str]) -> str | None:
@@ -332,11 +331,8 @@ def _row_reader(header: list[str]) -> Callable[[int, list[str]], ContactRow]:
         if email is not None and not email_ok(email):
             raise RowRejected(f"invalid email {email!r}")
         phone = values[phone_at].strip() or None if phone_at >= 0 else None
-        attrs = []
-        for i, prefix, seen in members:
-            value = values[i]
-            if value:
-                attrs.append(seen.get(value) or member(prefix, seen, value))
+        attrs = [seen.get(value) or member(prefix, seen, value)
+                 for i, prefix, seen in members if (value := values[i])]
         return new_row(ContactRow, (
             line, external_id, email, email is not None, phone, phone is not None,
             "{" + join(attrs) + "}",

@@ -220,6 +220,46 @@ def test_import_is_streamed_in_chunks(db, now, tmp_path):
     assert db.scalar("SELECT count(*) FROM contacts") == 2500
 
 
+def test_a_row_the_csv_reader_refuses_is_rejected_alone_with_its_line(cli, rows, datafile):
+    text = "id,note\n1,a\n2," + "x" * 140_000 + "\n3,b\n\n4,c\n"
+    result = cli("contacts", "import", datafile("c.csv", text), "-o", "json")
+    assert result.exit_code == 0, result
+    assert result.json == {"inserted": 3, "updated": 0, "rejected": 1, "errors": [
+        {"line": 3, "reason": "malformed CSV: field larger than field limit (131072)"}]}
+    assert [r["external_id"] for r in rows("SELECT external_id FROM contacts ORDER BY id")] == [
+        "1", "3", "4"]
+
+
+@pytest.mark.parametrize("limit", [None, 11])
+def test_new_contacts_keep_file_order_across_multi_row_inserts(db, now, tmp_path, limit):
+    """A chunk of new contacts goes in by multi-row INSERTs (500 rows each, fewer under a low
+    limit on parameters): ids follow the file, attributes with nulls lose them, groups and
+    opt-outs land on the right contact, and foreign-key checks are back on after."""
+    import sqlite3
+
+    if limit is not None:
+        db.conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, limit)
+    path = tmp_path / "c.jsonl"
+    path.write_text("".join(json.dumps(
+        {"id": f"n{i}", "n": i, "gone": None, "sub": {"a": None, "b": i}}
+        | ({"groups": [f"g{i % 3}"], "opt_out": ["all"]} if i % 7 == 0 else {})) + "\n"
+        for i in range(1203)))
+    report = import_contacts(db, path, now=now, chunk_rows=1100)
+    assert (report.inserted, report.updated, report.rejected) == (1203, 0, 0)
+    got = db.query("SELECT id, external_id, attrs FROM contacts ORDER BY id")
+    assert [r["external_id"] for r in got] == [f"n{i}" for i in range(1203)]
+    assert [r["id"] for r in got] == list(range(got[0]["id"], got[0]["id"] + 1203))
+    assert [json.loads(r["attrs"]) for r in got[:2]] == [
+        {"n": 0, "sub": {"b": 0}}, {"n": 1, "sub": {"b": 1}}]
+    members = db.query("SELECT c.external_id AS id, g.grp FROM contact_groups g "
+                       "JOIN contacts c ON c.id = g.contact_id ORDER BY c.id")
+    assert [(r["id"], r["grp"]) for r in members] == [
+        (f"n{i}", f"g{i % 3}") for i in range(0, 1203, 7)]
+    assert db.scalar("SELECT count(*) FROM contact_optouts") == len(range(0, 1203, 7))
+    assert db.scalar("PRAGMA foreign_keys") == 1
+    assert db.query("PRAGMA foreign_key_check") == []
+
+
 def test_memory_stays_flat_in_the_file_size(db, now, tmp_path):
     """Streaming: importing 10× more rows must not need 10× more memory (a list of 60k parsed
     rows alone would take tens of MB)."""
