@@ -21,6 +21,7 @@ from campctl.errors import ActionRefused, NotFound, UsageProblem, ValidationFail
 from campctl.models import TickReport
 from campctl.store import scenarios as store
 from campctl.store.db import Database
+from campctl.store.dialect import Dialect
 from campctl.timeutil import parse_duration, parse_local_datetime, shift, to_db
 
 if TYPE_CHECKING:
@@ -504,19 +505,21 @@ def _run_step(tick: _Tick, step: ScenarioStep, counts: Moves) -> int:
         wake_at = shift(now, step.wait, tick.scenario.timezone)
         return store.start_wait(db, scenario=name, step=step.id, wake_at=wake_at, now=now)
     if step.condition is not None:
-        taken, rest = store.branch(db, at, condition=_condition_sql(step.condition, now=now),
+        condition = _condition_sql(step.condition, now=now, dialect=db.d)
+        taken, rest = store.branch(db, at, condition=condition,
                                    then=step.then, otherwise=step.otherwise, now=now)
         return taken + rest
     return store.move(db, at, to=step.next, now=now)
 
 
-def _condition_sql(cond: Condition, *, now: datetime) -> tuple[str, list[Any]]:
+def _condition_sql(cond: Condition, *, now: datetime,
+                   dialect: Dialect) -> tuple[str, list[Any]]:
     if cond.event is not None:
         return store.event_condition(cond.event, cond.within, now)
     from campctl.store import segments
 
     sql, params = segments.rules_where([rule.raw for rule in cond.rules], cond.match, now=now,
-                                       alias="c")
+                                       alias="c", dialect=dialect)
     return store.attribute_condition(sql, params)
 
 

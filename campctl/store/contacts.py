@@ -53,6 +53,7 @@ ON CONFLICT (external_id) DO UPDATE SET
 _INSERT_NEW = (
     "INSERT INTO contacts (external_id, email, phone, attrs, created_at, updated_at) VALUES ")
 _ROWS_PER_INSERT = 500
+_PG_MAX_PARAMETERS = 65_535
 _NEW_TEXT_PARAMS = itemgetter(1, 2, 4, 6)  # external_id, email, phone, attrs
 _GROUPS, _OPT_OUT = itemgetter(7), itemgetter(8)
 
@@ -73,11 +74,11 @@ def _values_patch(rows: int) -> str:
 _COUNT_RANGE = "SELECT count(*) FROM contacts WHERE id BETWEEN ? AND ?"
 _ADD_GROUP_IDS = """
 INSERT INTO contact_groups (grp, contact_id) SELECT ?, value FROM json_each(?)
-WHERE 1 ON CONFLICT DO NOTHING
+WHERE true ON CONFLICT DO NOTHING
 """
 _ADD_OPTOUT_IDS = """
 INSERT INTO contact_optouts (contact_id, message_type) SELECT value, ? FROM json_each(?)
-WHERE 1 ON CONFLICT DO NOTHING
+WHERE true ON CONFLICT DO NOTHING
 """
 
 _EXISTING = """
@@ -95,7 +96,7 @@ INSERT INTO contact_groups (grp, contact_id)
 SELECT g.value, c.id FROM json_each(?) p
 JOIN contacts c ON c.external_id = json_extract(p.value, '$[0]')
 JOIN json_each(p.value, '$[1]') g
-WHERE 1 ON CONFLICT DO NOTHING
+WHERE true ON CONFLICT DO NOTHING
 """
 _CLEAR_OPTOUTS = """
 DELETE FROM contact_optouts WHERE contact_id IN (
@@ -107,21 +108,57 @@ INSERT INTO contact_optouts (contact_id, message_type)
 SELECT c.id, g.value FROM json_each(?) p
 JOIN contacts c ON c.external_id = json_extract(p.value, '$[0]')
 JOIN json_each(p.value, '$[1]') g
-WHERE 1 ON CONFLICT DO NOTHING
+WHERE true ON CONFLICT DO NOTHING
 """
+
+# The same statements on PostgreSQL (same parameters: JSON text of ids, or of [id, [values]]
+# pairs).
+_PG_ADD_GROUP_IDS = """
+INSERT INTO contact_groups (grp, contact_id)
+SELECT CAST(? AS TEXT), CAST(j.value AS BIGINT) FROM jsonb_array_elements_text(CAST(? AS jsonb)) j
+ON CONFLICT DO NOTHING
+"""
+_PG_ADD_OPTOUT_IDS = """
+INSERT INTO contact_optouts (contact_id, message_type)
+SELECT CAST(j.value AS BIGINT), CAST(? AS TEXT) FROM jsonb_array_elements_text(CAST(? AS jsonb)) j
+ON CONFLICT DO NOTHING
+"""
+_PG_PAIRS = ("jsonb_array_elements(CAST(? AS jsonb)) AS p(v)"
+             " JOIN contacts c ON c.external_id = p.v ->> 0")
+_PG_CLEAR_GROUPS = f"DELETE FROM contact_groups WHERE contact_id IN (SELECT c.id FROM {_PG_PAIRS})"
+_PG_ADD_GROUPS = f"""
+INSERT INTO contact_groups (grp, contact_id)
+SELECT g.value, c.id FROM {_PG_PAIRS}
+CROSS JOIN LATERAL jsonb_array_elements_text(p.v -> 1) g
+ON CONFLICT DO NOTHING
+"""
+_PG_CLEAR_OPTOUTS = (
+    f"DELETE FROM contact_optouts WHERE contact_id IN (SELECT c.id FROM {_PG_PAIRS})")
+_PG_ADD_OPTOUTS = f"""
+INSERT INTO contact_optouts (contact_id, message_type)
+SELECT c.id, g.value FROM {_PG_PAIRS}
+CROSS JOIN LATERAL jsonb_array_elements_text(p.v -> 1) g
+ON CONFLICT DO NOTHING
+"""
+# The rows of a chunk that exist already, locked for the merge done in Python.
+_PG_EXISTING = """
+SELECT id, external_id, email, phone, attrs FROM contacts
+WHERE external_id IN (SELECT jsonb_array_elements_text(CAST(? AS jsonb))) ORDER BY id FOR UPDATE
+"""
+_PG_UPDATE = "UPDATE contacts SET email = ?, phone = ?, attrs = ?, updated_at = ? WHERE id = ?"
 
 
 @contextmanager
 def import_session(db: Database) -> Iterator[None]:
     """Foreign-key checks off while an import writes its chunks (set outside any transaction:
-    SQLite ignores the pragma inside one), back on after.
+    SQLite ignores the pragma inside one), back on after. PostgreSQL keeps its checks.
 
     Every statement of the import names contacts by the ids it has just inserted or joins them
     from `contacts`, and it deletes no contact, so a check could never fail; each one cost a
     lookup in `contacts` per membership and opt-out row (a fifth of their insert). Journal and
     synchronous settings, hence crash safety, are unchanged.
     """
-    if db.in_transaction or not db.scalar("PRAGMA foreign_keys"):
+    if db.d.is_postgres or db.in_transaction or not db.scalar("PRAGMA foreign_keys"):
         yield
         return
     db.execute("PRAGMA foreign_keys = OFF")
@@ -139,6 +176,8 @@ def upsert_chunk(db: Database, rows: Sequence[ContactRow], *, now: datetime) -> 
     if not rows:
         return 0, 0
     stamp = to_db(now)
+    if db.d.is_postgres:
+        return _pg_upsert_chunk(db, rows, stamp)
     ids = [r.external_id for r in rows]
     distinct = set(ids)
     existing = db.scalar(_EXISTING, (json.dumps(list(distinct)),)) or 0
@@ -155,23 +194,98 @@ def upsert_chunk(db: Database, rows: Sequence[ContactRow], *, now: datetime) -> 
             for r in rows
         ],
     )
-    # Set memberships: the last row of a contact in the chunk that carries the field wins.
+    _set_memberships(db, rows)
+    return inserted, len(rows) - inserted
+
+
+def _set_memberships(db: Database, rows: Sequence[ContactRow]) -> None:
+    """Set memberships: the last row of a contact in the chunk that carries the field wins."""
+    pg = db.d.is_postgres
     groups = {r.external_id: r.groups for r in rows if r.groups is not None}
     if groups:
         pairs = json.dumps(list(groups.items()), ensure_ascii=False)
-        db.execute(_CLEAR_GROUPS, (pairs,))
-        db.execute(_ADD_GROUPS, (pairs,))
+        db.execute(_PG_CLEAR_GROUPS if pg else _CLEAR_GROUPS, (pairs,))
+        db.execute(_PG_ADD_GROUPS if pg else _ADD_GROUPS, (pairs,))
     optouts = {r.external_id: r.opt_out for r in rows if r.opt_out is not None}
     if optouts:
         pairs = json.dumps(list(optouts.items()), ensure_ascii=False)
-        db.execute(_CLEAR_OPTOUTS, (pairs,))
-        db.execute(_ADD_OPTOUTS, (pairs,))
+        db.execute(_PG_CLEAR_OPTOUTS if pg else _CLEAR_OPTOUTS, (pairs,))
+        db.execute(_PG_ADD_OPTOUTS if pg else _ADD_OPTOUTS, (pairs,))
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7396 JSON merge patch, as SQLite's json_patch: a null removes a key, a key already
+    there keeps its place, a new key goes last (the target is not changed)."""
+    if not isinstance(patch, dict):
+        return patch
+    merged = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = merge_patch(merged.get(key), value)
+    return merged
+
+
+# The text json_patch gives (compact, non-ASCII as is).
+_compact = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def _attrs_text(attrs: dict[str, Any] | str) -> str:
+    """A row's attributes as stored for a new contact (json_patch('{}', attrs) on SQLite)."""
+    return attrs if type(attrs) is str else _compact(merge_patch({}, attrs))
+
+
+def _pg_upsert_chunk(db: Database, rows: Sequence[ContactRow], stamp: str) -> tuple[int, int]:
+    """`upsert_chunk` on PostgreSQL: no INSERT … ON CONFLICT, whose sequence would give up an
+    id for every contact updated (contact ids show in message ids). The chunk's existing rows
+    are read FOR UPDATE and merged in Python (same text and key order as json_patch), then
+    updated by id; the new ones are inserted in the order of their first row."""
+    distinct = list(dict.fromkeys(r.external_id for r in rows))
+    found = {r["external_id"]: r for r in db.query(
+        _PG_EXISTING, (json.dumps(distinct, ensure_ascii=False),))}
+    inserted = len(distinct) - len(found)
+    if not found and len(distinct) == len(rows):
+        _insert_new(db, rows, stamp)
+        return inserted, 0
+    # external id -> [email, phone, attrs (stored text or merged dict), id or None]
+    state: dict[str, list[Any]] = {}
+    for r in rows:
+        current = state.get(r.external_id)
+        if current is None:
+            old = found.get(r.external_id)
+            if old is None:
+                state[r.external_id] = [r.email, r.phone, r.attrs if type(r.attrs) is str
+                                        else merge_patch({}, r.attrs), None]
+                continue
+            current = state[r.external_id] = [old["email"], old["phone"],
+                                              json.loads(old["attrs"]), old["id"]]
+        if r.has_email:
+            current[0] = r.email
+        if r.has_phone:
+            current[1] = r.phone
+        attrs = current[2]
+        current[2] = merge_patch(json.loads(attrs) if type(attrs) is str else attrs,
+                                 json.loads(r.attrs) if type(r.attrs) is str else r.attrs)
+    updates = [(email, phone, _attrs_text(attrs), stamp, pk)
+               for email, phone, attrs, pk in state.values() if pk is not None]
+    if updates:
+        db.executemany(_PG_UPDATE, updates)
+    new = [ContactRow(0, external_id, email, email is not None, phone, phone is not None,
+                      _attrs_text(attrs), None, None)
+           for external_id, (email, phone, attrs, pk) in state.items() if pk is None]
+    if new:
+        _insert_new(db, new, stamp)
+    _set_memberships(db, rows)
     return inserted, len(rows) - inserted
 
 
 def _insert_new(db: Database, rows: Sequence[ContactRow], stamp: str) -> None:
     """Insert a chunk of new, distinct contacts, then their groups and opt-outs by the ids they
     got: one statement per distinct group (most rows share a few), no lookup by external id."""
+    if db.d.is_postgres and not all(type(r[6]) is str for r in rows):
+        # No json_patch on PostgreSQL: the attributes are encoded here, as it would store them.
+        rows = [r._replace(attrs=_attrs_text(r.attrs)) for r in rows]
     if all(type(r[6]) is str for r in rows):
         template, width = _values_text, 4
         params: list = list(chain.from_iterable(map(_NEW_TEXT_PARAMS, rows)))
@@ -193,7 +307,9 @@ def _insert_new(db: Database, rows: Sequence[ContactRow], stamp: str) -> None:
     first = last - len(rows) + 1
     if db.scalar(_COUNT_RANGE, (first, last)) != len(rows):
         raise RuntimeError("contacts inserted in one chunk did not get consecutive ids")
-    for field, sql in ((_GROUPS, _ADD_GROUP_IDS), (_OPT_OUT, _ADD_OPTOUT_IDS)):
+    pg = db.d.is_postgres
+    for field, sql in ((_GROUPS, _PG_ADD_GROUP_IDS if pg else _ADD_GROUP_IDS),
+                       (_OPT_OUT, _PG_ADD_OPTOUT_IDS if pg else _ADD_OPTOUT_IDS)):
         for value, pks in _members(map(field, rows), first).items():
             db.execute(sql, (value, json.dumps(pks)))
 
@@ -220,20 +336,37 @@ def _members(sets: Iterable[list[str] | None], first: int) -> dict[str, list[int
 
 def _rows_per_insert(db: Database, width: int) -> int:
     """Rows per multi-row INSERT of `width` parameters a row (plus the stamp), within the
-    connection's limit on parameters (32,766 since SQLite 3.32, 999 before)."""
-    limit = db.conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+    connection's limit on parameters (32,766 since SQLite 3.32, 999 before; 65,535 on
+    PostgreSQL)."""
+    if db.d.is_postgres:
+        limit = _PG_MAX_PARAMETERS
+    else:
+        limit = db.conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
     return max(1, min(_ROWS_PER_INSERT, (limit - 1) // width))
 
 
 _SELECT = """
 SELECT c.id AS pk, c.external_id AS id, c.email, c.phone, c.attrs,
     (SELECT json_group_array(grp) FROM (SELECT grp FROM contact_groups
-        WHERE contact_id = c.id ORDER BY grp)) AS groups,
+        WHERE contact_id = c.id ORDER BY grp) AS g) AS groups,
     (SELECT json_group_array(message_type) FROM (SELECT message_type FROM contact_optouts
-        WHERE contact_id = c.id ORDER BY message_type)) AS opt_out,
+        WHERE contact_id = c.id ORDER BY message_type) AS o) AS opt_out,
     c.created_at, c.updated_at
 FROM contacts c
 """
+_PG_SELECT = """
+SELECT c.id AS pk, c.external_id AS id, c.email, c.phone, c.attrs,
+    (SELECT CAST(coalesce(json_agg(grp ORDER BY grp), '[]') AS TEXT) FROM contact_groups
+        WHERE contact_id = c.id) AS groups,
+    (SELECT CAST(coalesce(json_agg(message_type ORDER BY message_type), '[]') AS TEXT)
+        FROM contact_optouts WHERE contact_id = c.id) AS opt_out,
+    c.created_at, c.updated_at
+FROM contacts c
+"""
+
+
+def _select(db: Database) -> str:
+    return _PG_SELECT if db.d.is_postgres else _SELECT
 
 
 def _contact(row) -> dict:
@@ -250,7 +383,7 @@ def _contact(row) -> dict:
 
 
 def get_contact(db: Database, external_id: str) -> dict | None:
-    row = db.one(_SELECT + " WHERE c.external_id = ?", (external_id,))
+    row = db.one(_select(db) + " WHERE c.external_id = ?", (external_id,))
     if row is None:
         return None
     contact = _contact(row)
@@ -263,11 +396,11 @@ def contact_pk(db: Database, external_id: str) -> int | None:
 
 
 def list_contacts(
-    db: Database, *, where: str = "1", params: Sequence = (), limit: int | None = None
+    db: Database, *, where: str = "true", params: Sequence = (), limit: int | None = None
 ) -> list[dict]:
     """Contacts matching a boolean SQL expression over alias `c` (from store.segments), in
     import order."""
-    sql = _SELECT + f" WHERE {where} ORDER BY c.id"
+    sql = _select(db) + f" WHERE {where} ORDER BY c.id"
     args = list(params)
     if limit is not None:
         sql += " LIMIT ?"
@@ -275,7 +408,7 @@ def list_contacts(
     return [_contact(r) for r in db.query(sql, args)]
 
 
-def count_contacts(db: Database, *, where: str = "1", params: Sequence = ()) -> int:
+def count_contacts(db: Database, *, where: str = "true", params: Sequence = ()) -> int:
     return db.scalar(f"SELECT count(*) FROM contacts c WHERE {where}", list(params))
 
 

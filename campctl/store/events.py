@@ -31,10 +31,11 @@ def insert_event(db: Database, *, name: str, contact: int, at: datetime, data: A
 
 def event_campaigns(db: Database, event: str | None) -> list[str]:
     """Launched event-triggered campaigns listening to `event` (None: to any event)."""
+    kind, trigger = db.d.json_field("spec", ["type"]), db.d.json_field("spec", ["trigger", "event"])
     return [r[0] for r in db.query(
         "SELECT name FROM objects WHERE kind = 'Campaign' AND status = 'approved'"
-        " AND launched_at IS NOT NULL AND json_extract(spec, '$.type') = 'event-triggered'"
-        " AND (CAST(? AS TEXT) IS NULL OR json_extract(spec, '$.trigger.event') = ?) ORDER BY name",
+        f" AND launched_at IS NOT NULL AND {kind} = 'event-triggered'"
+        f" AND (CAST(? AS TEXT) IS NULL OR {trigger} = ?) ORDER BY name",
         (event, event))]
 
 

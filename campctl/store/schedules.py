@@ -141,7 +141,7 @@ def due_campaigns(db, *, now: datetime) -> list[str]:
 def next_occurrences(db, *, limit: int = 10) -> list[dict]:
     return [dict(r) for r in db.query(
         "SELECT kind, name, next_due_at FROM schedule_state WHERE next_due_at IS NOT NULL"
-        " AND kind IN ('Campaign', 'Plan', 'Scenario') ORDER BY next_due_at LIMIT ?",
+        " AND kind IN ('Campaign', 'Plan', 'Scenario') ORDER BY next_due_at, kind, name LIMIT ?",
         (limit,))]
 
 

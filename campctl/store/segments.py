@@ -15,6 +15,7 @@ from typing import Any
 
 from campctl.errors import NotFound, ValidationFailed
 from campctl.store.db import Database
+from campctl.store.dialect import SQLITE, Dialect
 from campctl.timeutil import parse_duration, to_db
 
 ATTR_OPS = (
@@ -295,7 +296,135 @@ def _attr_rule(rule: Mapping, alias: str, now: datetime) -> tuple[str, list]:
     return (f"NOT coalesce({sql}, false)", params) if negate else (sql, params)
 
 
-def _rule_sql(rule: Mapping, alias: str, now: datetime) -> tuple[str, list]:
+# --- the attribute rules on PostgreSQL ----------------------------------------------------------
+# The same meaning as the SQLite rules above, on the stored jsonb copy of the attributes
+# (`contacts.attrs_j`): values keep their JSON type (1 equals 1.0, not true, not the text 1),
+# numbers compare as numbers, text as text in code point order (COLLATE "C", as SQLite's
+# BINARY), dates are text that starts with YYYY-MM-DD. A column field (id, email, phone) is
+# text, compared as SQLite compares a TEXT column with a number: as the number's text.
+_PG_DATE = "'^[0-9]{4}-[0-9]{2}-[0-9]{2}$'"
+
+
+def _sqlite_real_text(value: float | int) -> str:
+    """A number as SQLite writes it as text (REAL: "%!.15g", so 2.0 is "2.0", 1e20 "1.0e+20")."""
+    if isinstance(value, int):
+        return str(value)
+    text = format(value, ".15g")
+    mantissa, e, exponent = text.partition("e")
+    if "." not in mantissa and mantissa.lstrip("-").isdigit():
+        mantissa += ".0"
+    return mantissa + e + exponent
+
+
+class _PgField:
+    """One rule's field on PostgreSQL: `js` (jsonb, attributes only) and `text` (the value as
+    text when it is JSON text; the column for column fields), each with its parameters."""
+
+    def __init__(self, attr: str, alias: str) -> None:
+        column = COLUMN_FIELDS.get(attr)
+        self.column = column is not None
+        if column is not None:
+            self.text_sql, self.text_par = f"{alias}.{column}", []
+            self.is_text_sql, self.is_text_par = f"{alias}.{column} IS NOT NULL", []
+            self.js_sql, self.js_par = "NULL", []
+        else:
+            self.js_sql, self.js_par = f"({alias}.attrs_j -> CAST(? AS TEXT))", [attr]
+            self.text_sql = f"(({alias}.attrs_j -> CAST(? AS TEXT)) #>> '{{}}')"
+            self.text_par = [attr]
+            self.is_text_sql = f"jsonb_typeof({self.js_sql}) = 'string'"
+            self.is_text_par = [attr]
+
+    def typeof(self, json_type: str) -> tuple[str, list]:
+        return f"jsonb_typeof({self.js_sql}) = '{json_type}'", list(self.js_par)
+
+
+def _pg_typed_in(field: _PgField, values: Sequence) -> tuple[str, list]:
+    if not field.column:
+        sql = f"{field.js_sql} IN ({', '.join(['CAST(? AS jsonb)'] * len(values))})"
+        return sql, [*field.js_par, *(json.dumps(v) for v in values)]
+    # SQLite compares a TEXT column with a number as the number's text; never with a boolean,
+    # and never with 0 or 1 among the numbers (the rule then asks for a JSON number).
+    nums = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
+    texts = [v for v in values if isinstance(v, str)]
+    if not any(n in (0, 1) for n in nums):
+        texts += [_sqlite_real_text(n) for n in nums]
+    if not texts:
+        return "false", []
+    return f"{field.text_sql} IN ({', '.join('?' * len(texts))})", [*field.text_par, *texts]
+
+
+def _pg_attr_rule(rule: Mapping, alias: str, now: datetime) -> tuple[str, list]:
+    field = _PgField(rule["attr"], alias)
+    op = rule["op"]
+    value: Any = rule.get("value")
+    negate = op in ("ne", "not_in", "not_exists")
+    params: list
+    if op in ("eq", "ne"):
+        sql, params = _pg_typed_in(field, [value])
+    elif op in ("in", "not_in"):
+        sql, params = _pg_typed_in(field, value)
+    elif op in ("exists", "not_exists"):
+        if field.column:
+            sql, params = field.is_text_sql, []
+        else:
+            sql, params = f"jsonb_typeof({field.js_sql}) <> 'null'", list(field.js_par)
+    elif op in _CMP and not isinstance(value, str):
+        if field.column:  # as SQLite: the column's text against the bounds' text
+            sql, params = _number_range_as_text(field, op, value)
+        else:
+            is_number, number_par = field.typeof("number")
+            sql = (f"(CASE WHEN {is_number} THEN CAST({field.js_sql} AS numeric) END "
+                   f"{_CMP[op]} CAST(? AS numeric))")
+            params = [*number_par, *field.js_par, repr(value)]
+    elif op in _CMP:
+        sql = (f"({field.is_text_sql} AND {field.text_sql} COLLATE \"C\" {_CMP[op]} ?)")
+        params = [*field.is_text_par, *field.text_par, value]
+    elif op == "contains":
+        parts, params = [], []
+        if isinstance(value, str):
+            parts.append(f"({field.is_text_sql} AND strpos({field.text_sql}, ?) > 0)")
+            params += [*field.is_text_par, *field.text_par, value]
+        if not field.column:
+            is_array, array_par = field.typeof("array")
+            parts.append(f"({is_array} AND {field.js_sql} @> CAST(? AS jsonb))")
+            params += [*array_par, *field.js_par, json.dumps([value])]
+        sql = "(" + (" OR ".join(parts) or "false") + ")"
+    else:  # within_days / older_than_days
+        today = now.date()
+        day = f"substr({field.text_sql}, 1, 10)"
+        if op == "within_days":
+            bound = f"{day} COLLATE \"C\" BETWEEN ? AND ?"
+            bounds = [*field.text_par, today.isoformat(),
+                      (today + timedelta(days=value)).isoformat()]
+        else:
+            bound = f"{day} COLLATE \"C\" < ?"
+            bounds = [*field.text_par, (today - timedelta(days=value)).isoformat()]
+        sql = f"({field.is_text_sql} AND {day} ~ {_PG_DATE} AND {bound})"
+        params = [*field.is_text_par, *field.text_par, *bounds]
+    return (f"NOT coalesce({sql}, false)", params) if negate else (sql, params)
+
+
+def _number_range_as_text(field: _PgField, op: str, value: float) -> tuple[str, list]:
+    """A numeric comparison on a column field, as SQLite runs `_number_range` on it: the TEXT
+    column against the bounds written as text; never true when 0 or 1 lies in the range."""
+    low: float = -sys.float_info.max
+    high: float = sys.float_info.max
+    if op == "gt":
+        low = math.nextafter(float(value), math.inf)
+    elif op == "gte":
+        low = value
+    elif op == "lt":
+        high = math.nextafter(float(value), -math.inf)
+    else:
+        high = value
+    if low <= 0 <= high or low <= 1 <= high:
+        return "false", []
+    return (f"{field.text_sql} BETWEEN ? AND ?",
+            [*field.text_par, _sqlite_real_text(low), _sqlite_real_text(high)])
+
+
+def _rule_sql(rule: Mapping, alias: str, now: datetime,
+              dialect: Dialect = SQLITE) -> tuple[str, list]:
     if "group" in rule:
         return (
             "EXISTS (SELECT 1 FROM contact_groups g WHERE g.grp = ? "
@@ -313,6 +442,8 @@ def _rule_sql(rule: Mapping, alias: str, now: datetime) -> tuple[str, list]:
             sql += " AND e.at >= ?"
             params.append(since)
         return sql + ")", params
+    if dialect.is_postgres:
+        return _pg_attr_rule(rule, alias, now)
     return _attr_rule(rule, alias, now)
 
 
@@ -326,9 +457,11 @@ def within_bounds(now: datetime, within: str) -> tuple[str, str]:
 
 
 def rules_where(
-    rules: Sequence[Mapping] | None, match: str = "all", *, now: datetime, alias: str = "c"
+    rules: Sequence[Mapping] | None, match: str = "all", *, now: datetime, alias: str = "c",
+    dialect: Dialect = SQLITE,
 ) -> tuple[str, list]:
-    """A boolean SQL expression over contacts row `alias`; no rules matches everyone."""
+    """A boolean SQL expression over contacts row `alias` (in `dialect`: the store's `db.d`);
+    no rules matches everyone."""
     if not _ALIAS.match(alias):
         raise ValueError(f"bad SQL alias {alias!r}")
     problems = rule_problems(list(rules or []), match)
@@ -338,7 +471,7 @@ def rules_where(
         return "true", []
     parts, params = [], []
     for rule in rules:
-        sql, par = _rule_sql(rule, alias, now)
+        sql, par = _rule_sql(rule, alias, now, dialect)
         parts.append(sql)
         params += par
     joiner = " AND " if match == "all" else " OR "
@@ -369,7 +502,7 @@ def segment_where(
     if problems:
         raise ValidationFailed(f"segment {name} is invalid: " + "; ".join(problems))
     sql, params = rules_where(spec.get("rules") or [], spec.get("match", "all"), now=now,
-                              alias=alias)
+                              alias=alias, dialect=db.d)
     percent = spec.get("limit_percent")
     if sample and percent is not None and percent < 100:
         s_sql, s_par = _sample_sql(sample_key or f"segment:{name}", percent, alias)
