@@ -8,7 +8,6 @@ import importlib
 import math
 import os
 import re
-import sqlite3
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -21,6 +20,7 @@ from campctl.commands.common import AppContext
 from campctl.commands.startup import LazyCommands, quicken
 from campctl.commands.tick_output import error_line, exit_for
 from campctl.errors import CampctlError, UsageProblem
+from campctl.store.location import parse_state
 from campctl.timeutil import shorten
 
 if TYPE_CHECKING:
@@ -309,7 +309,7 @@ def root_options(
     if now_text is not None:
         _check_now(now_text)
     ctx.obj = AppContext(
-        state_path=Path(state or environ.get("CAMPCTL_STATE") or "campctl.db"),
+        state=parse_state(state or environ.get("CAMPCTL_STATE") or "campctl.db"),
         now_text=now_text,
         output=output,
         actor=actor or environ.get("CAMPCTL_USER") or _login_name(),
@@ -409,8 +409,6 @@ def run(argv: list[str] | None = None) -> int:
     except typer.Abort:
         _error("aborted")
         return 1
-    except sqlite3.DatabaseError as exc:
-        return exit_for(exc, debug=_debug_wanted(args))
     except BrokenPipeError:
         return 1
     except KeyboardInterrupt:

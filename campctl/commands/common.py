@@ -15,6 +15,7 @@ from typing import Any
 import typer
 
 from campctl.errors import UsageProblem
+from campctl.store.location import SqlitePath, StateLocation
 from campctl.timeutil import display, from_db, iso_z, parse_instant
 
 
@@ -22,7 +23,7 @@ from campctl.timeutil import display, from_db, iso_z, parse_instant
 class AppContext:
     """Global options after resolution (flags, then CAMPCTL_* environment, then defaults)."""
 
-    state_path: Path
+    state: StateLocation
     now_text: str | None
     output: str
     actor: str
@@ -48,9 +49,19 @@ class AppContext:
         return self._now
 
     @property
+    def state_path(self) -> Path:
+        """The state file (an SQLite state; for PostgreSQL a name for messages only)."""
+        if isinstance(self.state, SqlitePath):
+            return self.state.path
+        return Path(self.state.display())
+
+    @property
     def state_has_content(self) -> bool:
         """A non-empty state file exists. An empty one (made by `touch`, or by another campctl
-        process that is initialising it) is read as no objects, never opened read-only."""
+        process that is initialising it) is read as no objects, never opened read-only.
+        A PostgreSQL state is opened (it says itself when it has no campctl schema)."""
+        if self.state.is_postgres:
+            return True
         try:
             return self.state_path.is_file() and self.state_path.stat().st_size > 0
         except OSError:
@@ -64,9 +75,9 @@ class AppContext:
         """The state file; `create=True` for commands that write (they create it if missing).
         `writes` (default: `create`) says the command changes state: the actor is checked."""
         if self._db is None:
-            from campctl.store.db import open_db
+            from campctl.store.db import open_state
 
-            self._db = open_db(self.state_path, create=create, busy_timeout_ms=self.busy_timeout_ms)
+            self._db = open_state(self.state, create=create, busy_timeout_ms=self.busy_timeout_ms)
         if (create if writes is None else writes) and not self._actor_checked:
             from campctl.engine.users import check_actor
 

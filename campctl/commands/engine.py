@@ -154,7 +154,7 @@ def daemon(
         stop["requested"] = True
 
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    screen = DaemonScreen(str(app.state_path), virtual=bool(app.now_text), interval=seconds)
+    screen = DaemonScreen(app.state.display(), virtual=bool(app.now_text), interval=seconds)
     live = None
     try:
         if app.stdout_is_terminal and not app.json:
@@ -473,7 +473,7 @@ def demo(
     import tempfile
 
     from campctl.engine import demo as demo_engine
-    from campctl.store.db import open_db
+    from campctl.store.db import open_state
     from campctl.timeutil import iso_z, parse_instant
 
     app = app_context(ctx)
@@ -481,8 +481,8 @@ def demo(
     keep = _state_given(ctx)
     tmp = None if keep else tempfile.TemporaryDirectory(prefix="campctl-demo-")
     try:
-        path = app.state_path if tmp is None else Path(tmp.name) / "demo.db"
-        db = open_db(path, create=True)
+        where = app.state if tmp is None else Path(tmp.name) / "demo.db"
+        db = open_state(where, create=True)
         try:
             notes = _demo_setup(db, start=start, actor="demo")
             for line in notes:
@@ -502,7 +502,7 @@ def demo(
     finally:
         if tmp is not None:
             tmp.cleanup()
-    summary.update(days=days, start=iso_z(start), state=str(path) if keep else None,
+    summary.update(days=days, start=iso_z(start), state=app.state.display() if keep else None,
                    totals=totals)
     if app.json:
         print_json(summary)

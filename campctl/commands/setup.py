@@ -28,17 +28,20 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
 
 def init(ctx: typer.Context) -> None:
     app = app_context(ctx)
-    existed = app.state_path.exists()
+    existed = None if app.state.is_postgres else app.state.exists()
     from campctl.store.db import schema_version
 
     db = app.db(create=True)
+    if existed is None:
+        existed = not db.created
     version = schema_version(db)
     if app.json:
-        emit_object(app, {"state": str(app.state_path), "schema_version": version,
+        emit_object(app, {"state": app.state.display(), "schema_version": version,
                           "created": not existed})
     else:
         word = "exists" if existed else "created"
-        notice(app, f"state file {app.state_path} {word} (schema version {version})")
+        what = "PostgreSQL state" if app.state.is_postgres else "state file"
+        notice(app, f"{what} {app.state.display()} {word} (schema version {version})")
 
 
 def _check_key(key: str) -> None:

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from campctl.errors import CampctlError
+from campctl.store.dialect import PgError
 
 # The keys of a tick report in JSON, in order (models.TickReport.as_json).
 REPORT_KEYS = ("now", "fired", "built", "sent", "failed", "cancelled", "skipped",
@@ -82,7 +83,7 @@ def exit_for(exc: BaseException, *, debug: bool) -> int:
         traceback.print_exception(exc)
     if isinstance(exc, CampctlError):
         message, code = exc.message, exc.exit_code
-    elif isinstance(exc, sqlite3.DatabaseError):
+    elif isinstance(exc, sqlite3.DatabaseError | PgError):
         message, code = f"state file problem: {exc}", 4
     else:
         message = f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for details)"

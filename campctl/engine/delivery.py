@@ -171,7 +171,7 @@ def channel_definition(db: Database, name: str) -> ChannelModel | None:
 
 def load_channel(db: Database, name: str, environ: Mapping[str, str]) -> Channel:
     """The named channel (a definition, or the built-in outbox); ChannelError if unusable."""
-    return open_channel(name, channel_definition(db, name), environ, base_dir=db.path.parent)
+    return open_channel(name, channel_definition(db, name), environ, base_dir=db.base_dir)
 
 
 def _window(clock_now: datetime, seconds: int) -> tuple[datetime, float]:

@@ -10,10 +10,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from campctl.errors import StateFileError, StateLocked
+from campctl.store.dialect import SQLITE, Dialect, PgError
+from campctl.store.location import PgUrl, SqlitePath, StateLocation, parse_state
 from campctl.store.schema import MIGRATIONS, SCHEMA_VERSION
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 DEFAULT_BUSY_TIMEOUT_MS = 5000
+
+
+# What "the database said no" is, on either store (the CLI's exit 4, the tick's report).
+DATABASE_ERRORS: tuple[type[Exception], ...] = (sqlite3.DatabaseError, PgError)
 
 
 class Database:
@@ -27,10 +33,18 @@ class Database:
                  busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS) -> None:
         self.conn = conn
         self.path = path
+        self.location: StateLocation = SqlitePath(path)
         self.busy_timeout_ms = busy_timeout_ms
         self._depth = 0
         self._gate: int | None = None
         self._gate_held = False
+
+    d: Dialect = SQLITE
+
+    @property
+    def base_dir(self) -> Path:
+        """Where relative paths in definitions (outbox folders) start: the state file's folder."""
+        return self.path.parent
 
     def execute(self, sql: str, params: tuple | dict | list = ()) -> sqlite3.Cursor:
         try:
@@ -237,6 +251,30 @@ def _create_private(path: Path) -> None:
     os.close(fd)
 
 
+def open_state(
+    location: StateLocation | str | os.PathLike,
+    *,
+    create: bool,
+    busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
+    migrate: bool = True,
+) -> Database:
+    """Open the state wherever it is: an SQLite file (`open_db`) or a PostgreSQL URL."""
+    if not isinstance(location, SqlitePath | PgUrl):
+        location = parse_state(os.fspath(location))
+    if isinstance(location, SqlitePath):
+        return open_db(location.path, create=create, busy_timeout_ms=busy_timeout_ms,
+                       migrate=migrate)
+    try:
+        from campctl.store.pg import open_pg
+    except ImportError as exc:
+        if not (exc.name or "").startswith("psycopg"):
+            raise
+        raise StateFileError(
+            f"a PostgreSQL state ({location.display()}) needs psycopg 3: "
+            "pip install 'campctl[postgres]'") from None
+    return open_pg(location, create=create, busy_timeout_ms=busy_timeout_ms, migrate=migrate)
+
+
 def open_db(
     path: str | os.PathLike,
     *,
@@ -372,6 +410,8 @@ def _migrate(db: Database, current: int) -> None:
 
 
 def schema_version(db: Database) -> int:
+    if db.d.is_postgres:
+        return int(db.scalar("SELECT version FROM campctl_schema"))
     return db.scalar("PRAGMA user_version")
 
 
@@ -380,6 +420,9 @@ def backup_to(db: Database, target: str | os.PathLike) -> int:
 
     The copy is created 0600 like the state file; returns its size in bytes.
     """
+    if db.d.is_postgres:
+        raise StateFileError(
+            "backup copies an SQLite state file; for PostgreSQL use pg_dump (pg_dump -Fc)")
     target = Path(target)
     if target.exists():
         raise StateFileError(f"{target} already exists; choose a new backup path")

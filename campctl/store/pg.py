@@ -1,0 +1,322 @@
+"""A PostgreSQL state: `PgDatabase`, the one module that imports psycopg.
+
+Phase 1 behaves as SQLite does: every transaction is READ COMMITTED and starts by taking one
+transaction-level advisory lock (SERIAL), the equivalent of `BEGIN IMMEDIATE`; the hand-over
+gate is a session-level shared advisory lock that a pause takes exclusively (as the flock gate).
+The store's SQL is translated once per text (`dialect.to_pyformat`), rows are `dialect.Row`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import zlib
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.types.numeric import Int8Dumper
+
+from campctl.errors import StateFileError, StateLocked
+from campctl.store.db import DEFAULT_BUSY_TIMEOUT_MS, Database
+from campctl.store.dialect import PG, PgError, numbered_params, row_class, to_pyformat
+from campctl.store.location import PgUrl
+
+# Advisory lock keys (two-int form): (namespace of this schema, what).
+SERIAL = 1
+GATE = 2
+_NS_BASE = 0x63616D70  # "camp"
+
+# Server settings each connection asks for: a dead host's locks go after ~25 s of missed
+# keepalives; a transaction left open by a hung process ends after a minute.
+_SERVER_OPTIONS = ("-c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5 "
+                   "-c tcp_keepalives_count=3 -c idle_in_transaction_session_timeout=60s")
+
+
+def _row_factory(cursor: Any):
+    names = tuple(c.name for c in cursor.description or ())
+    cls = row_class(names)
+    return cls
+
+
+def _int32(value: int) -> int:
+    value &= 0xFFFFFFFF
+    return value - (1 << 32) if value >= (1 << 31) else value
+
+
+def _params(params: Any, numbered: bool) -> Any:
+    if numbered:
+        params = numbered_params(params)
+    if isinstance(params, Mapping):
+        return {k: int(v) if isinstance(v, bool) else v for k, v in params.items()}
+    return [int(v) if isinstance(v, bool) else v for v in params]
+
+
+class PgDatabase(Database):
+    """A psycopg connection in autocommit mode, with `Database`'s API (it subclasses it so that
+    the store's type hints hold; every SQLite-specific method is replaced here)."""
+
+    d = PG
+
+    def __init__(self, conn: psycopg.Connection, location: PgUrl,
+                 busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS, ns: int = _NS_BASE) -> None:
+        self.conn = None  # type: ignore[assignment]  # sqlite3's; see pgconn
+        self.pgconn = conn
+        self.location: PgUrl = location
+        self.path = Path("postgresql")
+        self.busy_timeout_ms = busy_timeout_ms
+        self.ns = ns
+        self._depth = 0
+        self._gate = None
+        self._gate_held = False
+        self._shared_held = False
+        self.created = False
+
+    @property
+    def base_dir(self) -> Path:
+        return Path.cwd()
+
+    # --- statements ---------------------------------------------------------------------------
+    def execute(self, sql: str, params: tuple | dict | list = ()) -> Any:
+        text, numbered = to_pyformat(sql)
+        try:
+            return self.pgconn.execute(text, _params(params, numbered))
+        except psycopg.Error as exc:
+            raise self.translate(exc) from exc
+
+    def executemany(self, sql: str, rows) -> Any:
+        text, numbered = to_pyformat(sql)
+        cur = self.pgconn.cursor()
+        try:
+            cur.executemany(text, [_params(r, numbered) for r in rows])
+        except psycopg.Error as exc:
+            raise self.translate(exc) from exc
+        return cur
+
+    def _raw(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        try:
+            return self.pgconn.execute(sql, params)
+        except psycopg.Error as exc:
+            raise self.translate(exc) from exc
+
+    # --- transactions ---------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def atomic(self, *, wait_ms: int | None = None) -> Iterator[Database]:
+        if self._depth:
+            name = f"sp{self._depth}"
+            self._raw(f"SAVEPOINT {name}")
+            self._depth += 1
+            try:
+                yield self
+            except BaseException:
+                self._depth -= 1
+                with contextlib.suppress(psycopg.Error):
+                    self.pgconn.execute(f"ROLLBACK TO {name}")
+                    self.pgconn.execute(f"RELEASE {name}")
+                raise
+            else:
+                self._depth -= 1
+                self._raw(f"RELEASE {name}")
+            return
+        self._begin(self.busy_timeout_ms if wait_ms is None else wait_ms)
+        self._depth = 1
+        try:
+            yield self
+        except BaseException:
+            self._depth = 0
+            self._rollback()
+            self._release_gate()
+            raise
+        else:
+            self._depth = 0
+            try:
+                self.pgconn.execute("COMMIT")
+            except psycopg.Error as exc:
+                self._rollback()
+                raise self.translate(exc) from exc
+            finally:
+                self._release_gate()
+
+    def _begin(self, wait_ms: int) -> None:
+        """BEGIN (READ COMMITTED) and the SERIAL lock, waiting at most `wait_ms`."""
+        try:
+            self.pgconn.execute("BEGIN ISOLATION LEVEL READ COMMITTED")
+            self.pgconn.execute(f"SET LOCAL lock_timeout = '{max(int(wait_ms), 1)}ms'")
+            self.pgconn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (self.ns, SERIAL))
+            self.pgconn.execute(f"SET LOCAL lock_timeout = '{max(int(self.busy_timeout_ms), 1)}ms'")
+        except psycopg.Error as exc:
+            self._rollback()
+            raise self.translate(exc) from exc
+
+    def _rollback(self) -> None:
+        with contextlib.suppress(psycopg.Error):
+            self.pgconn.execute("ROLLBACK")
+
+    # --- the hand-over gate ---------------------------------------------------------------------
+    # A session-level shared advisory lock, taken inside the claim transaction and held past
+    # its COMMIT until the batch is handed over; a pause takes it exclusively at transaction
+    # level. The server drops a killed session's locks at once (a dead host's after keepalives).
+    def hand_over_begin(self) -> None:
+        if not self._shared_held:
+            self._raw("SELECT pg_advisory_lock_shared(%s, %s)", (self.ns, GATE))
+            self._shared_held = True
+
+    def hand_over_end(self) -> None:
+        if self._shared_held:
+            self._shared_held = False
+            with contextlib.suppress(psycopg.Error):  # a broken connection has lost it anyway
+                self.pgconn.execute("SELECT pg_advisory_unlock_shared(%s, %s)",
+                                  (self.ns, GATE))
+
+    def wait_for_hand_overs(self) -> None:
+        if not self.in_transaction:
+            raise RuntimeError("wait_for_hand_overs needs a transaction")
+        self._raw("SAVEPOINT gate")
+        try:
+            self._raw("SELECT pg_advisory_xact_lock(%s, %s)", (self.ns, GATE))
+        except StateLocked:
+            with contextlib.suppress(psycopg.Error):
+                self.pgconn.execute("ROLLBACK TO gate")
+                self.pgconn.execute("RELEASE gate")
+            raise StateLocked(
+                f"another campctl process has been handing messages to a channel for "
+                f"longer than the busy timeout ({self.busy_timeout_ms} ms); nothing was "
+                "changed; try again, or raise CAMPCTL_BUSY_TIMEOUT (milliseconds)"
+            ) from None
+        self._raw("RELEASE gate")
+        self._gate_held = True
+
+    def _release_gate(self) -> None:
+        # The exclusive gate is transaction-level (gone with COMMIT/ROLLBACK). As with flock,
+        # where the exclusive lock replaced this process's shared one, the shared one goes too.
+        if self._gate_held:
+            self._gate_held = False
+            self.hand_over_end()
+
+    def close(self) -> None:
+        with contextlib.suppress(psycopg.Error):
+            self.pgconn.close()
+
+    def schema_version(self) -> int:
+        return int(self.scalar("SELECT version FROM campctl_schema"))
+
+    # --- errors ---------------------------------------------------------------------------------
+    def translate(self, exc: Exception) -> Exception:
+        return translate(exc, self.location)
+
+
+def translate(exc: Exception, location: PgUrl) -> Exception:
+    """A psycopg error as campctl's: state problems become StateFileError/StateLocked (exit 4),
+    the rest PgError (a statement that failed: an object problem, or a bug)."""
+    code = getattr(exc, "sqlstate", None) or ""
+    where = location.where
+    detail = " ".join(str(exc).split())
+    if code in ("55P03", "57014"):
+        return StateLocked(
+            f"PostgreSQL state {location.display()} is locked by another campctl process for "
+            "longer than the busy timeout; try again, or raise CAMPCTL_BUSY_TIMEOUT (milliseconds)")
+    if code in ("40001", "40P01"):
+        return StateLocked(f"PostgreSQL ended the transaction ({detail}); nothing was "
+                           "changed; try again")
+    if code.startswith("28"):
+        return StateFileError(
+            f"PostgreSQL at {where} refused the login ({detail}); set PGPASSWORD or add the "
+            "password to ~/.pgpass (never into --state)")
+    if code == "3D000":
+        return StateFileError(f"PostgreSQL at {where} has no database {location.dbname!r}; "
+                              f"create it with: createdb -h {location.host} -p {location.port} "
+                              f"{location.dbname}")
+    if code == "25006":
+        return StateFileError(f"PostgreSQL at {where} is read-only (a standby?); point --state "
+                              "at the primary; nothing was written")
+    if code.startswith("53"):
+        return StateFileError(f"PostgreSQL at {where} is out of resources ({detail}); the "
+                              "interrupted transaction was rolled back")
+    if code.startswith(("08", "57P")) or (
+            isinstance(exc, psycopg.OperationalError) and not code):
+        return StateFileError(f"cannot reach PostgreSQL at {where}: {detail}")
+    if isinstance(exc, psycopg.Error):
+        error = PgError(f"{code}: {detail}" if code else detail)
+        error.sqlstate = code
+        return error
+    return exc
+
+
+def lock_namespace(schema: str) -> int:
+    return _int32(_NS_BASE ^ zlib.crc32(schema.encode()))
+
+
+def connect(location: PgUrl) -> psycopg.Connection:
+    params = conninfo_to_dict(location.url)
+    params.setdefault("application_name", "campctl")
+    params.setdefault("connect_timeout", "10")
+    params.setdefault("keepalives", "1")
+    params.setdefault("keepalives_idle", "10")
+    params.setdefault("keepalives_interval", "5")
+    params.setdefault("keepalives_count", "3")
+    given = str(params.get("options") or "")
+    params["options"] = f"{given} {_SERVER_OPTIONS}".strip()
+    try:
+        conn = psycopg.connect(make_conninfo("", **params), autocommit=True)
+    except psycopg.Error as exc:
+        raise translate(exc, location) from exc
+    conn.row_factory = _row_factory
+    conn.adapters.register_dumper(int, Int8Dumper)
+    return conn
+
+
+def open_pg(location: PgUrl, *, create: bool, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
+            migrate: bool = True) -> PgDatabase:
+    """Connect; create the schema (`create`), migrate an older one, refuse a newer or foreign
+    one. Schema changes run in one transaction under the SERIAL lock."""
+    from campctl.store import schema_pg
+
+    conn = connect(location)
+    db = PgDatabase(conn, location, busy_timeout_ms)
+    try:
+        db.ns = lock_namespace(str(db.scalar("SELECT current_schema()")))
+        version, tables = _read_version(db)
+        if _needs_change(db, version, tables, create=create, migrate=migrate):
+            with db.atomic():
+                version, tables = _read_version(db)  # another process may have done it
+                if _needs_change(db, version, tables, create=create, migrate=migrate):
+                    if version is None:
+                        schema_pg.create_schema(conn)
+                        db.created = True
+                    else:
+                        schema_pg.migrate(conn, version)
+    except psycopg.Error as exc:
+        db.close()
+        raise StateFileError(f"PostgreSQL state {location.display()}: schema change failed "
+                             f"({' '.join(str(exc).split())}); nothing was changed") from exc
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
+def _read_version(db: PgDatabase) -> tuple[int | None, int]:
+    tables = int(db.scalar("SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()"))
+    if db.scalar("SELECT to_regclass('campctl_schema') IS NOT NULL"):
+        return int(db.scalar("SELECT version FROM campctl_schema")), tables
+    return None, tables
+
+
+def _needs_change(db: PgDatabase, version: int | None, tables: int, *, create: bool,
+                  migrate: bool) -> bool:
+    from campctl.store.schema_pg import PG_SCHEMA_VERSION
+
+    where = db.location.display()
+    if version is None:
+        if tables:
+            raise StateFileError(f"{where} holds tables but no campctl schema (no "
+                                 "campctl_schema table); it was left untouched")
+        if not create:
+            raise StateFileError(f"no campctl state in {where} (run 'campctl init')")
+        return True
+    if version > PG_SCHEMA_VERSION:
+        raise StateFileError(
+            f"PostgreSQL state {where} has schema version {version}, newer than this campctl "
+            f"understands ({PG_SCHEMA_VERSION}); upgrade campctl")
+    return version < PG_SCHEMA_VERSION and migrate
