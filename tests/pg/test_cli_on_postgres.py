@@ -51,9 +51,10 @@ def test_init_creates_the_schema_and_init_again_exits_0(cli, state, rows):
 
 
 @pytest.mark.pg_fresh
-def test_a_command_before_init_exits_4(cli):
+def test_a_command_before_init_exits_4(cli, state):
     result = cli("config", "get")
     assert result.exit_code == 4, result
+    assert state in result.stderr, result  # names the URL (it has no password to hide)
     assert result.stderr.startswith("error:") and "campctl init" in result.stderr, result
     assert "Traceback" not in result.stderr
 
