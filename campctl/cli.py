@@ -9,7 +9,6 @@ import math
 import os
 import re
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -269,8 +268,9 @@ def _print_version(value: bool) -> None:
 def root_options(
     ctx: typer.Context,
     state: Annotated[
-        Path | None,
-        typer.Option("--state", help="State file [env CAMPCTL_STATE; default ./campctl.db]."),
+        str | None,
+        typer.Option("--state", help="State file, or a postgresql://USER@HOST:PORT/DB URL "
+                     "[env CAMPCTL_STATE; default ./campctl.db]."),
     ] = None,
     now: Annotated[
         str | None,

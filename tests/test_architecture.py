@@ -103,3 +103,23 @@ def test_clock_read_only_in_cli_layer():
         if layer_of(module) != "commands" and clock.search(path.read_text())
     ]
     assert not problems, f"the clock is read below the CLI layer: {problems}"
+
+
+def _imports_of(path: Path, package: str) -> bool:
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import) and any(
+                a.name == package or a.name.startswith(f"{package}.") for a in node.names):
+            return True
+        if isinstance(node, ast.ImportFrom) and node.module and (
+                node.module == package or node.module.startswith(f"{package}.")):
+            return True
+    return False
+
+
+def test_psycopg_only_in_store_pg():
+    """PostgreSQL's driver is an optional extra: one module imports it, and the SQLite path
+    (every other module) runs without it."""
+    problems = [module for module, path in modules()
+                if module != "campctl.store.pg" and _imports_of(path, "psycopg")]
+    assert not problems, f"psycopg imported outside campctl/store/pg.py: {problems}"

@@ -145,7 +145,7 @@ def _insert_new(db: Database, rows: Sequence[ContactRow], stamp: str) -> None:
             (r[1], r[2], r[4], r[6], stamp, True) if type(r[6]) is str
             else (r[1], r[2], r[4], dumps(r[6]), stamp, False)
             for r in rows])
-    last = db.scalar("SELECT last_insert_rowid()")
+    last = db.scalar(db.d.last_id("contacts"))
     first = last - len(rows) + 1
     if db.scalar(_COUNT_RANGE, (first, last)) != len(rows):
         raise RuntimeError("contacts inserted in one chunk did not get consecutive ids")

@@ -31,10 +31,6 @@ _NOT_HELD = ("(instance_id IS NULL OR instance_id NOT IN"
              " (SELECT id FROM plan_instances WHERE status = 'paused'))")
 
 
-def _ids(values: Iterable[int]) -> str:
-    return json.dumps([int(v) for v in values])
-
-
 @dataclass(frozen=True)
 class DueScope:
     """Which items a delivery may take: those of live runs among `run_ids` whose campaign has
@@ -120,8 +116,8 @@ def claim(db: Database, scope: DueScope, *, channel: str, until: datetime, token
     if runs:
         db.execute(
             "UPDATE runs SET status = 'sending', updated_at = ? WHERE status = 'queued'"
-            " AND id IN (SELECT value FROM json_each(?))",
-            (to_db(scope.now), _ids(runs)),
+            f" AND {db.d.ids_in('id')}",
+            (to_db(scope.now), db.d.ids_param(runs)),
         )
     return sorted(r[0] for r in rows)
 
@@ -132,7 +128,7 @@ def load_items(db: Database, ids: Sequence[int]) -> list[dict[str, Any]]:
         "SELECT q.id, q.message_id, q.run_id, q.profile_id, q.scenario, q.step, q.contact_id,"
         " q.channel, q.message_type, q.attempts, c.id AS contact_row, c.external_id, c.email,"
         " c.phone, c.attrs,"
-        " (SELECT group_concat(g.grp, ?) FROM contact_groups g"
+        f" (SELECT {db.d.group_concat('g.grp')} FROM contact_groups g"
         " WHERE g.contact_id = q.contact_id)"
         " AS groups,"
         " EXISTS (SELECT 1 FROM contact_optouts o WHERE o.contact_id = q.contact_id"
@@ -140,8 +136,8 @@ def load_items(db: Database, ids: Sequence[int]) -> list[dict[str, Any]]:
         " coalesce(p.include_opted_out, 0) AS profile_include_opted_out, p.data AS profile_data"
         " FROM queue_items q LEFT JOIN contacts c ON c.id = q.contact_id"
         " LEFT JOIN scenario_profiles p ON p.id = q.profile_id"
-        " WHERE q.id IN (SELECT value FROM json_each(?)) ORDER BY q.id",
-        ("\x1f", _ids(ids)),
+        f" WHERE {db.d.ids_in('q.id')} ORDER BY q.id",
+        ("\x1f", db.d.ids_param(ids)),
     )
     return [dict(r) for r in rows]
 
@@ -150,8 +146,8 @@ def run_snapshots(db: Database, run_ids: Iterable[int]) -> dict[int, dict[str, A
     """`{id: {"campaign", "stage", "spec"}}` for the given runs (spec parsed)."""
     out: dict[int, dict[str, Any]] = {}
     for row in db.query(
-        "SELECT id, campaign, stage, spec FROM runs WHERE id IN (SELECT value FROM json_each(?))",
-        (_ids(run_ids),),
+        f"SELECT id, campaign, stage, spec FROM runs WHERE {db.d.ids_in('id')}",
+        (db.d.ids_param(run_ids),),
     ):
         try:
             spec = json.loads(row["spec"]) if row["spec"] else {}
@@ -190,10 +186,10 @@ def mark_sent(db: Database, *, token: str, ids: Sequence[int], now: datetime) ->
         "UPDATE queue_items SET status = 'sent', sent_at = ?, attempts = attempts + 1,"
         " last_error = NULL, next_attempt_at = NULL, claimed_until = NULL, claim_token = NULL,"
         " handover_begun = 0"
-        " WHERE id IN (SELECT value FROM json_each(?)) AND claim_token = ?"
+        f" WHERE {db.d.ids_in('id')} AND claim_token = ?"
         " AND (status = 'queued' OR (status = 'cancelled' AND handover_begun = 1))"
         " RETURNING id",
-        (to_db(now), _ids(ids), token),
+        (to_db(now), db.d.ids_param(ids), token),
     )
     return {r[0] for r in rows}
 
@@ -258,10 +254,10 @@ def deliverable(db: Database, ids: Sequence[int]) -> set[int]:
         return set()
     marks = ", ".join("?" for _ in DELIVERING_RUN_STATUSES)
     rows = db.query(
-        "SELECT q.id FROM queue_items q WHERE q.id IN (SELECT value FROM json_each(?))"
+        f"SELECT q.id FROM queue_items q WHERE {db.d.ids_in('q.id')}"
         " AND (q.run_id IS NULL OR q.run_id IN"
         f" (SELECT id FROM runs WHERE status IN ({marks}) AND {_NOT_HELD}))",
-        (_ids(ids), *DELIVERING_RUN_STATUSES),
+        (db.d.ids_param(ids), *DELIVERING_RUN_STATUSES),
     )
     return {r[0] for r in rows}
 
@@ -271,8 +267,8 @@ def release(db: Database, *, token: str, ids: Sequence[int]) -> None:
     if ids:
         db.execute(
             "UPDATE queue_items SET claimed_until = NULL, claim_token = NULL"
-            " WHERE id IN (SELECT value FROM json_each(?)) AND claim_token = ?",
-            (_ids(ids), token),
+            f" WHERE {db.d.ids_in('id')} AND claim_token = ?",
+            (db.d.ids_param(ids), token),
         )
 
 
@@ -287,9 +283,9 @@ def cancel_where_run_ended(db: Database, ids: Sequence[int]) -> int:
         f" next_attempt_at = NULL, last_error = CASE WHEN handover_begun = 1 THEN {UNSURE_SQL}"
         " ELSE 'run ' || (SELECT status FROM runs"
         " WHERE runs.id = queue_items.run_id) || ' before it was sent' END"
-        " WHERE id IN (SELECT value FROM json_each(?)) AND status = 'queued'"
+        f" WHERE {db.d.ids_in('id')} AND status = 'queued'"
         f" AND run_id IN (SELECT id FROM runs WHERE status IN ({marks}))",
-        (_ids(ids), *ENDED_RUN_STATUSES),
+        (db.d.ids_param(ids), *ENDED_RUN_STATUSES),
     ).rowcount
 
 

@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import functools
-import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar
@@ -107,6 +106,8 @@ class Dialect:
         return f"{column} IN (SELECT value FROM json_each(?))"
 
     def ids_param(self, ids: Iterable[int]) -> Any:
+        import json  # not at module level: the fast no-op tick imports this module (PgError)
+
         return json.dumps([int(i) for i in ids])
 
     def is_(self, left: str, right: str) -> str:
@@ -118,6 +119,14 @@ class Dialect:
 
     def group_concat(self, expr: str, sep: str = "?") -> str:
         return f"group_concat({expr}, {sep})"
+
+    def contains(self, haystack: str, needle: str = "?") -> str:
+        """True when text `needle` occurs in `haystack` (case-sensitive)."""
+        return f"instr({haystack}, {needle}) > 0"
+
+    def last_id(self, table: str) -> str:
+        """SQL giving the id of the row this connection inserted last into `table`."""
+        return "SELECT last_insert_rowid()"
 
     def json_field(self, column: str, path: Sequence[str]) -> str:
         """The text/number at `path` (keys) inside a JSON text column, as SQL."""
@@ -142,6 +151,12 @@ class PgDialect(Dialect):
 
     def group_concat(self, expr: str, sep: str = "?") -> str:
         return f"string_agg({expr}, {sep})"
+
+    def contains(self, haystack: str, needle: str = "?") -> str:
+        return f"strpos({haystack}, {needle}) > 0"
+
+    def last_id(self, table: str) -> str:
+        return f"SELECT currval(pg_get_serial_sequence('{table}', 'id'))"
 
     def json_field(self, column: str, path: Sequence[str]) -> str:
         return f"(CAST({column} AS jsonb) #>> '{{" + ",".join(path) + "}')"

@@ -46,7 +46,7 @@ def set_cursor(db: Database, consumer: str, last_event_id: int) -> None:
     db.execute(
         "INSERT INTO event_cursors (consumer, last_event_id) VALUES (?, ?)"
         " ON CONFLICT (consumer) DO UPDATE SET last_event_id = excluded.last_event_id"
-        " WHERE event_cursors.last_event_id IS NOT excluded.last_event_id",
+        f" WHERE {db.d.is_not('event_cursors.last_event_id', 'excluded.last_event_id')}",
         (consumer, last_event_id),
     )
 

@@ -104,7 +104,8 @@ def objects_containing(db: Database, text: str) -> list[dict]:
     """The objects whose stored spec text contains `text` (a cheap prefilter before parsing),
     by kind and name."""
     return [_row(r) for r in db.query(
-        f"SELECT {_COLUMNS} FROM objects WHERE instr(spec, ?) > 0 ORDER BY kind, name", (text,))]
+        f"SELECT {_COLUMNS} FROM objects WHERE {db.d.contains('spec')} ORDER BY kind, name",
+        (text,))]
 
 
 def known_specs(db: Database) -> dict[tuple[str, str], dict]:
@@ -166,7 +167,7 @@ def add_version(db: Database, obj: NewVersion, *, actor: str, now: datetime,
 
 
 def last_history_id(db: Database) -> int:
-    return db.scalar("SELECT last_insert_rowid()")
+    return db.scalar(db.d.last_id("history"))
 
 
 def set_status(db: Database, kind: str, name: str, *, from_status: str | None, to_status: str,
@@ -174,7 +175,7 @@ def set_status(db: Database, kind: str, name: str, *, from_status: str | None, t
     """Conditional move: False when the status changed under us (another process won)."""
     row = db.one(
         "UPDATE objects SET status = ?, updated_at = ? "
-        "WHERE kind = ? AND name = ? AND status IS ? RETURNING name",
+        f"WHERE kind = ? AND name = ? AND {db.d.is_('status', '?')} RETURNING name",
         (to_status, to_db(now), kind, name, from_status),
     )
     return row is not None

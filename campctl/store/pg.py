@@ -34,6 +34,10 @@ _SERVER_OPTIONS = ("-c tcp_keepalives_idle=10 -c tcp_keepalives_interval=5 "
                    "-c tcp_keepalives_count=3 -c idle_in_transaction_session_timeout=60s")
 
 
+def _lock_sql(function: str) -> str:
+    return f"SELECT {function}(CAST(%s AS integer), CAST(%s AS integer))"
+
+
 def _row_factory(cursor: Any):
     names = tuple(c.name for c in cursor.description or ())
     cls = row_class(names)
@@ -143,8 +147,9 @@ class PgDatabase(Database):
         try:
             self.pgconn.execute("BEGIN ISOLATION LEVEL READ COMMITTED")
             self.pgconn.execute(f"SET LOCAL lock_timeout = '{max(int(wait_ms), 1)}ms'")
-            self.pgconn.execute("SELECT pg_advisory_xact_lock(%s, %s)", (self.ns, SERIAL))
-            self.pgconn.execute(f"SET LOCAL lock_timeout = '{max(int(self.busy_timeout_ms), 1)}ms'")
+            self.pgconn.execute(_lock_sql("pg_advisory_xact_lock"), (self.ns, SERIAL))
+            busy = max(int(self.busy_timeout_ms), 1)
+            self.pgconn.execute(f"SET LOCAL lock_timeout = '{busy}ms'")
         except psycopg.Error as exc:
             self._rollback()
             raise self.translate(exc) from exc
@@ -159,14 +164,14 @@ class PgDatabase(Database):
     # level. The server drops a killed session's locks at once (a dead host's after keepalives).
     def hand_over_begin(self) -> None:
         if not self._shared_held:
-            self._raw("SELECT pg_advisory_lock_shared(%s, %s)", (self.ns, GATE))
+            self._raw(_lock_sql("pg_advisory_lock_shared"), (self.ns, GATE))
             self._shared_held = True
 
     def hand_over_end(self) -> None:
         if self._shared_held:
             self._shared_held = False
             with contextlib.suppress(psycopg.Error):  # a broken connection has lost it anyway
-                self.pgconn.execute("SELECT pg_advisory_unlock_shared(%s, %s)",
+                self.pgconn.execute(_lock_sql("pg_advisory_unlock_shared"),
                                   (self.ns, GATE))
 
     def wait_for_hand_overs(self) -> None:
@@ -174,7 +179,7 @@ class PgDatabase(Database):
             raise RuntimeError("wait_for_hand_overs needs a transaction")
         self._raw("SAVEPOINT gate")
         try:
-            self._raw("SELECT pg_advisory_xact_lock(%s, %s)", (self.ns, GATE))
+            self._raw(_lock_sql("pg_advisory_xact_lock"), (self.ns, GATE))
         except StateLocked:
             with contextlib.suppress(psycopg.Error):
                 self.pgconn.execute("ROLLBACK TO gate")
@@ -219,6 +224,12 @@ def translate(exc: Exception, location: PgUrl) -> Exception:
     if code in ("40001", "40P01"):
         return StateLocked(f"PostgreSQL ended the transaction ({detail}); nothing was "
                            "changed; try again")
+    if not code and isinstance(exc, psycopg.OperationalError):  # at connect: libpq's text only
+        if f'database "{location.dbname}" does not exist' in detail:
+            code = "3D000"
+        elif "authentication failed" in detail or "password" in detail or (
+                "role" in detail and "does not exist" in detail):
+            code = "28000"
     if code.startswith("28"):
         return StateFileError(
             f"PostgreSQL at {where} refused the login ({detail}); set PGPASSWORD or add the "
@@ -276,11 +287,11 @@ def open_pg(location: PgUrl, *, create: bool, busy_timeout_ms: int = DEFAULT_BUS
     db = PgDatabase(conn, location, busy_timeout_ms)
     try:
         db.ns = lock_namespace(str(db.scalar("SELECT current_schema()")))
-        version, tables = _read_version(db)
-        if _needs_change(db, version, tables, create=create, migrate=migrate):
+        version = _read_version(db)
+        if _needs_change(db, version, create=create, migrate=migrate):
             with db.atomic():
-                version, tables = _read_version(db)  # another process may have done it
-                if _needs_change(db, version, tables, create=create, migrate=migrate):
+                version = _read_version(db)  # another process may have done it meanwhile
+                if _needs_change(db, version, create=create, migrate=migrate):
                     if version is None:
                         schema_pg.create_schema(conn)
                         db.created = True
@@ -296,22 +307,24 @@ def open_pg(location: PgUrl, *, create: bool, busy_timeout_ms: int = DEFAULT_BUS
     return db
 
 
-def _read_version(db: PgDatabase) -> tuple[int | None, int]:
-    tables = int(db.scalar("SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()"))
-    if db.scalar("SELECT to_regclass('campctl_schema') IS NOT NULL"):
-        return int(db.scalar("SELECT version FROM campctl_schema")), tables
-    return None, tables
+def _read_version(db: PgDatabase) -> int | None:
+    """The schema version, None for an empty schema; refuses a foreign one."""
+    from campctl.store import schema_pg
+
+    try:
+        return schema_pg.schema_version(db.pgconn)
+    except schema_pg.ForeignSchemaError as exc:
+        raise StateFileError(f"{db.location.display()} is not a campctl state ({exc}); it was "
+                             "left untouched") from None
+    except psycopg.Error as exc:
+        raise db.translate(exc) from exc
 
 
-def _needs_change(db: PgDatabase, version: int | None, tables: int, *, create: bool,
-                  migrate: bool) -> bool:
+def _needs_change(db: PgDatabase, version: int | None, *, create: bool, migrate: bool) -> bool:
     from campctl.store.schema_pg import PG_SCHEMA_VERSION
 
     where = db.location.display()
     if version is None:
-        if tables:
-            raise StateFileError(f"{where} holds tables but no campctl schema (no "
-                                 "campctl_schema table); it was left untouched")
         if not create:
             raise StateFileError(f"no campctl state in {where} (run 'campctl init')")
         return True

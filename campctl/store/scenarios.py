@@ -406,8 +406,8 @@ def set_schedule_state(db: Database, name: str, *, cursor_at: datetime,
         "('Scenario', ?, ?, ?) ON CONFLICT (kind, name) DO UPDATE SET "
         "cursor_at = excluded.cursor_at, next_due_at = excluded.next_due_at "
         # a tick that changes nothing writes nothing (not one page)
-        "WHERE schedule_state.cursor_at IS NOT excluded.cursor_at "
-        "OR schedule_state.next_due_at IS NOT excluded.next_due_at",
+        f"WHERE {db.d.is_not('schedule_state.cursor_at', 'excluded.cursor_at')} "
+        f"OR {db.d.is_not('schedule_state.next_due_at', 'excluded.next_due_at')}",
         (name, to_db(cursor_at), None if next_due_at is None else to_db(next_due_at)),
     )
 

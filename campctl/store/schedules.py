@@ -96,7 +96,7 @@ def set_state(db, kind: str, name: str, *, next_due_at: datetime | None,
         db.execute(
             "INSERT INTO schedule_state (kind, name, next_due_at, cursor_at) VALUES (?, ?, ?, NULL)"
             " ON CONFLICT (kind, name) DO UPDATE SET next_due_at = excluded.next_due_at"
-            " WHERE schedule_state.next_due_at IS NOT excluded.next_due_at",
+            f" WHERE {db.d.is_not('schedule_state.next_due_at', 'excluded.next_due_at')}",
             (kind, name, due),
         )
         return
@@ -104,8 +104,8 @@ def set_state(db, kind: str, name: str, *, next_due_at: datetime | None,
         "INSERT INTO schedule_state (kind, name, next_due_at, cursor_at) VALUES (?, ?, ?, ?)"
         " ON CONFLICT (kind, name) DO UPDATE SET next_due_at = excluded.next_due_at,"
         " cursor_at = excluded.cursor_at"
-        " WHERE schedule_state.next_due_at IS NOT excluded.next_due_at"
-        " OR schedule_state.cursor_at IS NOT excluded.cursor_at",
+        f" WHERE {db.d.is_not('schedule_state.next_due_at', 'excluded.next_due_at')}"
+        f" OR {db.d.is_not('schedule_state.cursor_at', 'excluded.cursor_at')}",
         (kind, name, due, cursor_at),
     )
 

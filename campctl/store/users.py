@@ -198,7 +198,7 @@ def entries(db: Database, *, assigned_to: str | None, all_users: bool = False,
     if not include_cleared:
         where.append("cleared_at IS NULL")
     if not all_users:
-        where.append("assigned_to IS ?")
+        where.append(db.d.is_("assigned_to", "?"))
         params.append(assigned_to)
     sql = f"SELECT {WORKLIST_FIELDS} FROM worklist"
     if where:
@@ -217,12 +217,12 @@ def open_count(db: Database, user: str) -> int:
 def add_notification_for(db: Database, *, notification_id: int, recipient: str) -> int:
     """A copy of notification `notification_id` addressed to `recipient` (its own delivery
     state and message id)."""
-    cur = db.execute(
+    new_id = db.scalar(
         "INSERT INTO notifications (at, kind, object, note, actor, recipient) "
-        "SELECT at, kind, object, note, actor, ? FROM notifications WHERE id = ?",
+        "SELECT at, kind, object, note, actor, ? FROM notifications WHERE id = ? RETURNING id",
         (recipient, notification_id),
     )
-    return int(cur.lastrowid or 0)
+    return int(new_id or 0)
 
 
 def notification_recipient(db: Database, notification_id: int) -> str | None:
