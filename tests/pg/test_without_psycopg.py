@@ -17,7 +17,7 @@ BLOCKER = '''\
 import os
 with open(os.environ["PSYCOPG_TRIED"], "a") as f:
     f.write("imported\\n")
-raise ImportError("No module named 'psycopg' (blocked by the test)")
+raise ModuleNotFoundError("No module named 'psycopg' (blocked by the test)", name="psycopg")
 '''
 
 
