@@ -57,17 +57,10 @@ SUBQUERY_RULE = "unaliased-subquery"  # FROM (…) without an alias: PostgreSQL 
 
 # (module, rule) -> why it stays for now. Remove an entry when its place is rewritten.
 ALLOWED: dict[tuple[str, str], str] = {
-    ("objects.py", "last_insert_rowid"):
-        "last_history_id(): history.record() (store/history.py) should return its id "
-        "(INSERT … RETURNING id); callers engine/catalog.py and engine/scenarios.py",
-    ("users.py", "lastrowid"):
-        "add_to_worklist(): INSERT … RETURNING id, left to the owner of store/users.py",
     # store/contacts.py and the import path of engine/audience.py are being reworked on
     # another branch (the contacts upsert split of step 0); their rewrite lands after it.
     ("contacts.py", "where-1"):
         "the group and opt-out INSERT … SELECT … WHERE 1 ON CONFLICT statements: WHERE true",
-    ("contacts.py", "last_insert_rowid"):
-        "insert_new(): the chunk's first id from the last one; executemany … RETURNING id",
     ("contacts.py", "sql-boolean-fragment"):
         'list_contacts()/count_contacts(): the default condition where="1" becomes "true"',
     ("contacts.py", SUBQUERY_RULE):
@@ -122,7 +115,9 @@ def findings() -> dict[tuple[str, str], list[str]]:
     """(module, rule) -> the offending places as 'line: text'."""
     found: dict[tuple[str, str], list[str]] = {}
     for path in sorted(STORE.glob("*.py")):
-        if path.name == "schema.py":  # shipped SQLite migrations are never edited
+        # schema.py: shipped SQLite migrations are never edited; dialect.py: the seam, where each
+        # store's own form of a fragment lives by design
+        if path.name in ("schema.py", "dialect.py"):
             continue
         for line, sql in _sql_literals(path):
             for name, (pattern, _) in SQL_RULES.items():
