@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from pg_support import PG_URL, REQUIRE_PG, reset_pg
 from typer.testing import CliRunner
 
 from campctl.__main__ import main
@@ -117,3 +118,53 @@ def write_yaml(tmp_path):
 
     write.folder = folder  # type: ignore[attr-defined]
     return write
+
+
+# --- PostgreSQL: markers `pg`, `sqlite_only(reason)`, `pg_fresh` (see tests/pg_support.py) -------
+
+_PG_NOTE = pytest.StashKey[str]()
+
+
+def pytest_collection_modifyitems(config, items):
+    """Deselect `pg` items that cannot run: all of them without a URL, and `sqlite_only` ones."""
+    keep, no_url, sqlite_only = [], [], []
+    for item in items:
+        marker = item.get_closest_marker("sqlite_only")
+        if marker is not None and not (marker.args and isinstance(marker.args[0], str)):
+            raise pytest.UsageError(f"{item.nodeid}: sqlite_only needs a reason: "
+                                    "@pytest.mark.sqlite_only(\"why\")")
+        if item.get_closest_marker("pg") is None:
+            keep.append(item)
+        elif marker is not None:
+            sqlite_only.append(item)
+        elif PG_URL is None:
+            no_url.append(item)
+        else:
+            keep.append(item)
+    if no_url and REQUIRE_PG:
+        raise pytest.UsageError(
+            f"CAMPCTL_TEST_REQUIRE_PG=1 but CAMPCTL_TEST_PG_URL is unset: {len(no_url)} [pg] "
+            "tests cannot run (.ci/run starts a throw-away PostgreSQL and sets both)")
+    if no_url:
+        config.stash[_PG_NOTE] = (
+            f"{len(no_url)} [pg] tests deselected: CAMPCTL_TEST_PG_URL is unset "
+            "(.ci/run starts a throw-away PostgreSQL cluster)")
+    dropped = no_url + sqlite_only
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = keep
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    note = config.stash.get(_PG_NOTE, None)
+    if note:
+        terminalreporter.write_line(note)
+
+
+@pytest.fixture
+def pg_state(request) -> str:
+    """The URL of the test database, reset for this test (an empty schema with `pg_fresh`)."""
+    if PG_URL is None:  # pragma: no cover - such items are deselected
+        pytest.fail("pg_state needs CAMPCTL_TEST_PG_URL")
+    reset_pg(PG_URL, fresh=request.node.get_closest_marker("pg_fresh") is not None)
+    return PG_URL

@@ -56,11 +56,7 @@ SOURCE_RULES: dict[str, tuple[re.Pattern[str], str]] = {
 SUBQUERY_RULE = "unaliased-subquery"  # FROM (…) without an alias: PostgreSQL < 16 refuses it
 
 # (module, rule) -> why it stays for now. Remove an entry when its place is rewritten.
-ALLOWED: dict[tuple[str, str], str] = {
-    ("dialect.py", "last_insert_rowid"):
-        "Dialect.last_id() on SQLite, for objects.last_history_id() and the contacts import's "
-        "chunk of consecutive ids (PostgreSQL: currval of the table's sequence)",
-}
+ALLOWED: dict[tuple[str, str], str] = {}
 
 
 def _sql_literals(path: Path) -> list[tuple[int, str]]:
@@ -110,7 +106,9 @@ def findings() -> dict[tuple[str, str], list[str]]:
     """(module, rule) -> the offending places as 'line: text'."""
     found: dict[tuple[str, str], list[str]] = {}
     for path in sorted(STORE.glob("*.py")):
-        if path.name == "schema.py":  # shipped SQLite migrations are never edited
+        # schema.py: shipped SQLite migrations are never edited; dialect.py: the seam, where each
+        # store's own form of a fragment lives by design
+        if path.name in ("schema.py", "dialect.py"):
             continue
         for line, sql in _sql_literals(path):
             for name, (pattern, _) in SQL_RULES.items():

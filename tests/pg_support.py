@@ -1,0 +1,164 @@
+"""PostgreSQL for the tests: the database URL, and resetting that database between tests.
+
+`CAMPCTL_TEST_PG_URL` names an empty database the tests may reset (`.ci/run` starts a throw-away
+cluster and exports it). It is read once, at import: tests/conftest.py drops every `CAMPCTL_*`
+variable from each test's environment. psycopg is imported only by the functions that talk to
+PostgreSQL, so that a run without a URL (and the SQLite path under test) never imports it.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+PG_URL: str | None = os.environ.get("CAMPCTL_TEST_PG_URL") or None
+REQUIRE_PG: bool = os.environ.get("CAMPCTL_TEST_REQUIRE_PG") == "1"
+
+# Sessions other than ours (a daemon a test left behind, a killed tick's connection) would hold
+# locks or rows across the reset: end them first.
+_TERMINATE = (
+    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+)
+# (campctl schema version or None, number of tables) of the current schema.
+_PROBE = """
+SELECT (SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()),
+       to_regclass('campctl_schema') IS NOT NULL
+"""
+# Foreign keys between tables of the current schema (child, parent), for the DELETE order.
+_FOREIGN_KEYS = """
+SELECT c.relname, p.relname FROM pg_constraint k
+  JOIN pg_class c ON c.oid = k.conrelid JOIN pg_class p ON p.oid = k.confrelid
+ WHERE k.contype = 'f' AND c.relnamespace = to_regnamespace(current_schema())
+"""
+_TABLES = "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() ORDER BY tablename"
+_IDENTITIES = """
+SELECT c.relname, a.attname FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+ WHERE a.attidentity <> '' AND c.relnamespace = to_regnamespace(current_schema())
+ ORDER BY 1, 2
+"""
+
+# Tables a reset keeps: the schema version row.
+_KEEP = frozenset({"campctl_schema"})
+# url -> (probe key, the reset statements): the catalog is read once per schema layout.
+_cache: dict[str, tuple[tuple[Any, ...], str]] = {}
+
+
+def connect(url: str):
+    """A psycopg connection in autocommit mode (use it as a context manager)."""
+    import psycopg
+
+    return psycopg.connect(url, autocommit=True, connect_timeout=10)
+
+
+def query(url: str, sql: str, params: Any = ()) -> list[dict]:
+    """Rows of one query as dicts (psycopg placeholders: %s)."""
+    from psycopg.rows import dict_row
+
+    with connect(url) as conn, conn.cursor(row_factory=dict_row) as cur:
+        cur.execute(sql, params or None)
+        return list(cur.fetchall()) if cur.description else []
+
+
+def execute(url: str, sql: str, params: Any = ()) -> None:
+    """One statement (or several, without parameters) in its own transaction."""
+    with connect(url) as conn:
+        conn.execute(sql, params or None)
+
+
+def reset_pg(url: str, *, fresh: bool = False) -> None:
+    """Make the database at `url` ready for one test.
+
+    Ordinary: when the campctl schema is there at this campctl's version, DELETE every row of
+    every table and restart every identity (one round trip, milliseconds). Otherwise, and with
+    `fresh` (tests of init, migrations or a foreign database): an empty schema (`DROP SCHEMA ...
+    CASCADE; CREATE SCHEMA ...`), which the test's first `campctl init` fills.
+    """
+    with connect(url) as conn:
+        conn.execute(_TERMINATE)
+        if not fresh:
+            statements = _reset_statements(url, conn)
+            if statements is not None:
+                conn.execute(statements)
+                return
+        _cache.pop(url, None)
+        conn.execute(_drop_schema(conn))
+
+
+def _drop_schema(conn) -> str:
+    from psycopg import sql
+
+    row = conn.execute("SELECT coalesce(current_schema(), 'public')").fetchone()
+    name = sql.Identifier(row[0]).as_string(conn)
+    return f"DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}"
+
+
+def _reset_statements(url: str, conn) -> str | None:
+    """The DELETE/identity statements for the current schema, or None when it needs dropping."""
+    from campctl.store.schema import SCHEMA_VERSION
+
+    tables, has_version = conn.execute(_PROBE).fetchone()
+    if not has_version:
+        return None
+    row = conn.execute("SELECT max(version) FROM campctl_schema").fetchone()
+    if row is None or row[0] != SCHEMA_VERSION:
+        return None
+    key = (tables, row[0])
+    cached = _cache.get(url)
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    statements = _statements_from_schema_pg()
+    if statements is None:
+        statements = _statements_from_catalog(conn)
+    if statements is None:
+        return None
+    _cache[url] = (key, statements)
+    return statements
+
+
+def _statements_from_schema_pg() -> str | None:
+    """campctl's own reset statements when store/schema_pg.py provides them."""
+    try:
+        from campctl.store import schema_pg  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    reset = getattr(schema_pg, "reset_statements", None)
+    if reset is None:
+        return None
+    statements = reset()
+    if isinstance(statements, str):
+        return statements
+    return ";\n".join(s.rstrip().rstrip(";") for s in statements)
+
+
+def _statements_from_catalog(conn) -> str | None:
+    """DELETE children before parents (from the catalog's foreign keys), then restart identities."""
+    from psycopg import sql
+
+    tables = [r[0] for r in conn.execute(_TABLES)]
+    parents: dict[str, set[str]] = {t: set() for t in tables}
+    for child, parent in conn.execute(_FOREIGN_KEYS):
+        if child != parent and child in parents and parent in parents:
+            parents[child].add(parent)
+    children_first: list[str] = []
+    remaining = dict(parents)
+    while remaining:
+        # A table no remaining table refers to can go now.
+        referenced = {p for ps in remaining.values() for p in ps}
+        free = sorted(t for t in remaining if t not in referenced)
+        if not free:
+            return None  # a cycle: drop the schema instead
+        for t in free:
+            children_first.append(t)
+            del remaining[t]
+    parts = [f"DELETE FROM {sql.Identifier(t).as_string(conn)}" for t in children_first
+             if t not in _KEEP]
+    setvals = [
+        "setval(pg_get_serial_sequence("
+        f"{sql.Literal(sql.Identifier(table).as_string(conn)).as_string(conn)}, "
+        f"{sql.Literal(column).as_string(conn)}), 1, false)"
+        for table, column in conn.execute(_IDENTITIES)
+    ]
+    if setvals:
+        parts.append("SELECT " + ", ".join(setvals))
+    return ";\n".join(parts)
