@@ -146,6 +146,15 @@ SELECT id, external_id, email, phone, attrs FROM contacts
 WHERE external_id IN (SELECT jsonb_array_elements_text(CAST(? AS jsonb))) ORDER BY id FOR UPDATE
 """
 _PG_UPDATE = "UPDATE contacts SET email = ?, phone = ?, attrs = ?, updated_at = ? WHERE id = ?"
+_PG_INSERT_WITH_ID = (
+    "INSERT INTO contacts (id, external_id, email, phone, attrs, created_at, updated_at)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)")
+# Reserves ? ids of the contacts sequence; gives the first one.
+_PG_RESERVE = """
+SELECT setval(pg_get_serial_sequence('contacts', 'id'),
+              nextval(pg_get_serial_sequence('contacts', 'id')) + CAST(? AS BIGINT) - 1)
+       - CAST(? AS BIGINT) + 1
+"""
 
 
 @contextmanager
@@ -237,10 +246,13 @@ def _attrs_text(attrs: dict[str, Any] | str) -> str:
 
 
 def _pg_upsert_chunk(db: Database, rows: Sequence[ContactRow], stamp: str) -> tuple[int, int]:
-    """`upsert_chunk` on PostgreSQL: no INSERT … ON CONFLICT, whose sequence would give up an
-    id for every contact updated (contact ids show in message ids). The chunk's existing rows
-    are read FOR UPDATE and merged in Python (same text and key order as json_patch), then
-    updated by id; the new ones are inserted in the order of their first row."""
+    """`upsert_chunk` on PostgreSQL, without json_patch: the chunk's existing rows are read FOR
+    UPDATE, merged in Python (json_patch's text and key order) and updated by id; the new ones
+    are inserted.
+
+    Ids come out as on SQLite, where AUTOINCREMENT spends one id on every row of the upsert,
+    an update included: the chunk reserves one id per row, and a new contact gets the id of
+    its first row (contact ids show in message ids)."""
     distinct = list(dict.fromkeys(r.external_id for r in rows))
     found = {r["external_id"]: r for r in db.query(
         _PG_EXISTING, (json.dumps(distinct, ensure_ascii=False),))}
@@ -248,18 +260,19 @@ def _pg_upsert_chunk(db: Database, rows: Sequence[ContactRow], stamp: str) -> tu
     if not found and len(distinct) == len(rows):
         _insert_new(db, rows, stamp)
         return inserted, 0
-    # external id -> [email, phone, attrs (stored text or merged dict), id or None]
+    base = int(db.scalar(_PG_RESERVE, (len(rows), len(rows))))
+    # external id -> [email, phone, attrs (stored text or merged dict), id, new]
     state: dict[str, list[Any]] = {}
-    for r in rows:
+    for position, r in enumerate(rows):
         current = state.get(r.external_id)
         if current is None:
             old = found.get(r.external_id)
             if old is None:
                 state[r.external_id] = [r.email, r.phone, r.attrs if type(r.attrs) is str
-                                        else merge_patch({}, r.attrs), None]
+                                        else merge_patch({}, r.attrs), base + position, True]
                 continue
             current = state[r.external_id] = [old["email"], old["phone"],
-                                              json.loads(old["attrs"]), old["id"]]
+                                              json.loads(old["attrs"]), old["id"], False]
         if r.has_email:
             current[0] = r.email
         if r.has_phone:
@@ -268,14 +281,13 @@ def _pg_upsert_chunk(db: Database, rows: Sequence[ContactRow], stamp: str) -> tu
         current[2] = merge_patch(json.loads(attrs) if type(attrs) is str else attrs,
                                  json.loads(r.attrs) if type(r.attrs) is str else r.attrs)
     updates = [(email, phone, _attrs_text(attrs), stamp, pk)
-               for email, phone, attrs, pk in state.values() if pk is not None]
+               for email, phone, attrs, pk, new in state.values() if not new]
     if updates:
         db.executemany(_PG_UPDATE, updates)
-    new = [ContactRow(0, external_id, email, email is not None, phone, phone is not None,
-                      _attrs_text(attrs), None, None)
-           for external_id, (email, phone, attrs, pk) in state.items() if pk is None]
-    if new:
-        _insert_new(db, new, stamp)
+    new_rows = [(pk, external_id, email, phone, _attrs_text(attrs), stamp)
+                for external_id, (email, phone, attrs, pk, new) in state.items() if new]
+    if new_rows:
+        db.executemany(_PG_INSERT_WITH_ID, new_rows)
     _set_memberships(db, rows)
     return inserted, len(rows) - inserted
 
