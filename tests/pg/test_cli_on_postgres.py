@@ -166,7 +166,6 @@ def test_one_off_campaign_ticks_to_the_outbox_as_on_sqlite(cli, state, tmp_path)
     _compare_outbox_flows(cli, state, tmp_path, None)
 
 
-@pytest.mark.xfail(strict=True, reason="contacts import does not run on PostgreSQL yet (issue 15)")
 def test_imported_contacts_tick_to_the_outbox_as_on_sqlite(cli, state, tmp_path):
     contacts = tmp_path / "contacts.csv"
     contacts.write_text(CONTACTS)
