@@ -261,21 +261,15 @@ def _connection_classes() -> tuple[type[http.client.HTTPConnection],
 
     class Plain(http.client.HTTPConnection):
         def connect(self) -> None:
-            super().connect()
+            super().connect()  # for Secure: the TLS handshake too (HTTPSConnection comes next)
             no_delay(self.sock)
 
         def getresponse(self) -> http.client.HTTPResponse:
             ack_at_once(self.sock)
             return super().getresponse()
 
-    class Secure(http.client.HTTPSConnection):
-        def connect(self) -> None:
-            super().connect()
-            no_delay(self.sock)
-
-        def getresponse(self) -> http.client.HTTPResponse:
-            ack_at_once(self.sock)
-            return super().getresponse()
+    class Secure(Plain, http.client.HTTPSConnection):
+        pass
 
     return Plain, Secure
 

@@ -24,7 +24,6 @@ import json
 import os
 import random
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -34,7 +33,7 @@ from itertools import pairwise
 from pathlib import Path
 
 from receivers import SmtpReceiver, WebhookReceiver
-from workload_support import clean_env
+from workload_support import campctl_argv, clean_env, query, run_campctl
 from workload_support import iso as _iso
 
 SIZES = {
@@ -71,24 +70,12 @@ def _env() -> dict[str, str]:
     return clean_env("chaos")
 
 
-def _cmd(state: Path, now: datetime, *args: str) -> list[str]:
-    return [sys.executable, "-m", "campctl", "--state", str(state), "--now", _iso(now), *args]
+_cmd = campctl_argv
+_query = query
 
 
 def _must(state: Path, now: datetime, *args: str) -> subprocess.CompletedProcess:
-    proc = subprocess.run(_cmd(state, now, *args), capture_output=True, text=True, env=_env(),
-                          timeout=300)
-    if proc.returncode != 0:
-        raise RuntimeError(f"campctl {' '.join(args)} exited {proc.returncode}: {proc.stderr}")
-    return proc
-
-
-def _query(state: Path, sql: str, params=()) -> list[tuple]:
-    conn = sqlite3.connect(state, timeout=30)
-    try:
-        return conn.execute(sql, params).fetchall()
-    finally:
-        conn.close()
+    return run_campctl(state, now, *args, env=_env())
 
 
 DEFINITIONS = """\

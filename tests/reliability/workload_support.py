@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import subprocess
+import sys
 from datetime import datetime
 from pathlib import Path
 
@@ -26,5 +28,29 @@ def dump(state: Path) -> list[str]:
     conn = sqlite3.connect(state)
     try:
         return list(conn.iterdump())
+    finally:
+        conn.close()
+
+
+def campctl_argv(state: Path, now: datetime, *args: str) -> list[str]:
+    """The command line of one campctl command on `state` at the virtual instant `now`."""
+    return [sys.executable, "-m", "campctl", "--state", str(state), "--now", iso(now), *args]
+
+
+def run_campctl(state: Path, now: datetime, *args: str,
+                env: dict[str, str]) -> subprocess.CompletedProcess:
+    """Run one campctl command that must succeed (a RuntimeError with its stderr otherwise)."""
+    proc = subprocess.run(campctl_argv(state, now, *args), capture_output=True, text=True,
+                          env=env, timeout=300)
+    if proc.returncode != 0:
+        raise RuntimeError(f"campctl {' '.join(args)} exited {proc.returncode}: {proc.stderr}")
+    return proc
+
+
+def query(state: Path, sql: str, params=()) -> list[tuple]:
+    """Rows of one read of the state file, on a connection of its own."""
+    conn = sqlite3.connect(state, timeout=30)
+    try:
+        return conn.execute(sql, params).fetchall()
     finally:
         conn.close()
