@@ -14,48 +14,16 @@ Target: every command within 10 x the floor, table or JSON.
 from __future__ import annotations
 
 import argparse
-import os
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-# Children run as an installed package does (see bench_tick.py).
-CHILD_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+from timing import medians
+
 NOW = "2027-03-01T09:30:00Z"
 TARGET = 10.0
-
-
-def _timed(cmd: list[str]) -> tuple[float, float, int]:
-    """(wall seconds, CPU seconds of the child: user + system, bytes written on stdout)."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        started = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=CHILD_ENV)
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - started
-        if os.waitstatus_to_exitcode(status) != 0:
-            err.seek(0)
-            raise SystemExit(f"{' '.join(cmd)} failed: {err.read().decode()}")
-        return wall, usage.ru_utime + usage.ru_stime, out.tell()
-
-
-def _medians(commands: list[list[str]], runs: int) -> list[tuple[float, float, int]]:
-    """Median wall and CPU time and output size of each command, run alternately so that a
-    shared machine's changing load falls on all of them alike."""
-    for cmd in commands:
-        _timed(cmd)  # warm the page cache
-    samples: list[list[tuple[float, float]]] = [[] for _ in commands]
-    sizes = [0] * len(commands)
-    for _ in range(runs):
-        for i, cmd in enumerate(commands):
-            wall, cpu, size = _timed(cmd)
-            samples[i].append((wall, cpu))
-            sizes[i] = size
-    return [(statistics.median(w for w, _ in taken), statistics.median(c for _, c in taken),
-             size) for taken, size in zip(samples, sizes, strict=True)]
 
 
 def _prepare(path: Path, *, campaigns: int, due: int, contacts: int) -> None:
@@ -122,7 +90,7 @@ def main() -> int:
             "describe campaign": ["describe", "campaign", "c00042"],
             "describe campaign -o json": ["-o", "json", "describe", "campaign", "c00042"],
         }
-        timings = _medians([floor] + [base + argv for argv in cases.values()], args.runs)
+        timings = medians([floor] + [base + argv for argv in cases.values()], args.runs)
         floor_wall, floor_cpu, _ = timings[0]
         print(f"floor (python + sqlite3, read every object row): {floor_wall * 1000:7.1f} ms "
               f"wall, {floor_cpu * 1000:6.1f} ms CPU")

@@ -10,8 +10,6 @@ CPU time); the 100-due tick <= 1 s.
 from __future__ import annotations
 
 import argparse
-import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -19,34 +17,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-# Children run as an installed package does: pip writes the .pyc files at install, so the
-# modules are not compiled again on every run (PYTHONDONTWRITEBYTECODE would make them so).
-CHILD_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-
-
-def _timed(cmd: list[str]) -> tuple[float, float]:
-    """(wall seconds, CPU seconds of the child: user + system)."""
-    started = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            env=CHILD_ENV)
-    _, status, usage = os.wait4(proc.pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed: {proc.stderr.read().decode()}")
-    proc.stderr.close()
-    return time.perf_counter() - started, usage.ru_utime + usage.ru_stime
-
-
-def _medians(commands: list[list[str]], runs: int) -> list[tuple[float, float]]:
-    """Median (wall, CPU) of each command, the commands run alternately so that a shared
-    machine's changing load falls on all of them alike."""
-    for cmd in commands:
-        _timed(cmd)  # warm the page cache
-    samples: list[list[tuple[float, float]]] = [[] for _ in commands]
-    for _ in range(runs):
-        for cmd, taken in zip(commands, samples, strict=True):
-            taken.append(_timed(cmd))
-    return [(statistics.median(w for w, _ in taken), statistics.median(c for _, c in taken))
-            for taken in samples]
+from timing import medians
 
 
 def _prepare(path: Path, *, campaigns: int, due: int, contacts: int) -> None:
@@ -85,7 +56,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "bench.db"
         _prepare(db, campaigns=args.campaigns, due=args.due, contacts=args.contacts)
-        (floor, floor_cpu), (noop, noop_cpu) = _medians([
+        (floor, floor_cpu, _), (noop, noop_cpu, _) = medians([
             [sys.executable, "-c", f"import sqlite3; sqlite3.connect({str(db)!r})"
              ".execute('select 1')"],
             [sys.executable, "-m", "campctl", "--state", str(db), "--now",
