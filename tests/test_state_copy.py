@@ -50,3 +50,18 @@ def test_a_missing_source_exits_4_and_writes_nothing(cli, tmp_path):
     result = cli("state", "copy", tmp_path / "none.db", tmp_path / "b.db")
     assert result.exit_code == 4, result
     assert not list(tmp_path.glob("b.db*"))
+
+
+def test_items_claimed_by_a_running_tick_are_counted_in_a_warning(cli, tmp_path):
+    import sqlite3
+
+    source, target = tmp_path / "a.db", tmp_path / "b.db"
+    ok(cli("--state", source, "demo"))
+    conn = sqlite3.connect(source)
+    with conn:
+        conn.execute("UPDATE queue_items SET claimed_until = '2999-01-01T00:00:00Z' "
+                     "WHERE id IN (SELECT id FROM queue_items ORDER BY id LIMIT 2)")
+    conn.close()
+    result = ok(cli("state", "copy", source, target))
+    assert "warning: 2 queue items were claimed" in result.stderr, result
+    assert dump(target) == dump(source)
