@@ -63,7 +63,7 @@ VERB_GROUPS = {
 # The sections of `campctl --help`, in order; commands list in the order given here. A command
 # missing from every section is shown under "Other commands" (tests/test_help.py refuses that).
 HELP_PANELS: dict[str, tuple[str, ...]] = {
-    "Setup": ("init", "demo", "config", "users", "backup"),
+    "Setup": ("init", "demo", "config", "users", "backup", "state"),
     "Definitions": ("validate", "apply", "get", "describe", "history", "preview", "submit",
                     "approve", "deny", "revise", "delete", "schema", "segment", "export"),
     "Run control": ("start", "stop", "pause", "resume", "restart", "skip", "tick", "daemon",
@@ -101,6 +101,7 @@ class PanelGroup(TyperGroup):
 # Each module defines register(app, groups).
 COMMAND_MODULES = [
     "campctl.commands.setup",
+    "campctl.commands.state",
     "campctl.commands.definitions",
     "campctl.commands.objects",
     "campctl.commands.export",
@@ -133,6 +134,7 @@ COMMAND_SOURCES: dict[str, tuple[str, ...]] = {
     "demo": ("engine",),
     "worklist": ("users",),
     "config": ("setup",),
+    "state": ("state",),
     "contacts": ("contacts",),
     "segment": ("contacts",),
     "outbox": ("delivery",),
