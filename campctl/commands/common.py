@@ -169,9 +169,9 @@ def spec_timezone(spec: Any) -> str | None:
 def object_zones(db: Any) -> Callable[[dict], str | None]:
     """A row's zone: its own `timezone`, else that of the campaign, plan or scenario it names,
     else None (shown as UTC, labelled)."""
-    from campctl.store.objects import all_objects
+    from campctl.store.objects import all_records
 
-    known = {(obj["kind"], obj["name"]): spec_timezone(obj["spec"]) for obj in all_objects(db)}
+    known = {(obj.kind, obj.name): spec_timezone(obj.spec) for obj in all_records(db)}
     run_campaigns: dict[str, str | None] = {}
 
     def named(kind: str, name: Any) -> str | None:
@@ -390,9 +390,9 @@ def require_filters(db: Any, **names: Any) -> None:
                 raise NotFound(f"no run {value} (see 'campctl get runs')")
         elif key == "instance":
             from campctl.store.plans import get_instance
-            from campctl.store.runs import list_runs
+            from campctl.store.runs import list_run_records
 
-            if get_instance(db, int(value)) is None and not list_runs(
+            if get_instance(db, int(value)) is None and not list_run_records(
                     db, instance_id=int(value), limit=1):
                 raise NotFound(f"no plan instance {value} (see 'campctl get instances')")
         elif key == "contact":

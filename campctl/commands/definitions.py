@@ -76,6 +76,7 @@ def validate(
 def _warnings(definitions, *, now) -> list:
     """Valid definitions that may still surprise: several queue builds held for a later send
     schedule (each contact then gets one message per build)."""
+    from campctl.definitions.models import Campaign
     from campctl.engine.held import held_builds
     from campctl.models import Issue, Kind
 
@@ -83,7 +84,7 @@ def _warnings(definitions, *, now) -> list:
     for d in definitions:
         if d.kind is not Kind.CAMPAIGN:
             continue
-        held = held_builds(d.spec, launch=now)
+        held = held_builds(Campaign.from_spec(d.spec), launch=now)
         if held is not None:
             found.append(Issue(d.pos.file, d.pos.line, d.pos.col,
                                f"campaign {d.name}: if launched now, {held.text()}",

@@ -34,16 +34,15 @@ def failures_run(
     limit: LimitOption = 100,
 ) -> None:
     from campctl.store.failures import failed_items
-    from campctl.store.runs import get_run
+    from campctl.store.runs import get_run_record
 
     _check_limit(limit)
     app = app_context(ctx)
     db = app.db()
-    run = get_run(db, run_id)
+    run = get_run_record(db, run_id)
     if run is None:
         raise NotFound(f"no run {run_id} (list them with 'campctl get runs')")
-    spec = run.get("spec") or {}
-    tz = spec.get("timezone") if isinstance(spec, dict) else None
+    tz = run.spec.get("timezone") if isinstance(run.spec, dict) else None
     rows = [{"message_id": r["message_id"], "contact": r["contact"], "run": r["run"],
              "channel": r["channel"], "attempts": r["attempts"], "last_error": r["last_error"],
              "failed_at": r["failed_at"]}

@@ -217,7 +217,7 @@ def _require(db, kind: Kind, name: str) -> ObjectRecord:
     from campctl.store.objects import get_record
 
     obj = get_record(db, kind.value, name)
-    if obj is None:  # the words of engine.workflow.require_object
+    if obj is None:  # the words of engine.workflow.require_record
         raise NotFound(f"no {kind.cli} named {name!r} (see 'campctl get {kind.cli}s')")
     return obj
 
@@ -342,9 +342,11 @@ def _describe_command(kind: Kind):
             detail["tags"] = access.tags(obj.spec)
             detail["access_groups"] = access.access_groups(obj.spec)
         if kind is Kind.PLAN:  # what submit, approve or start would refuse now, all of it
+            from campctl.definitions.models import Plan
             from campctl.engine.workflow import plan_blockers
 
-            detail["preconditions_unmet"] = plan_blockers(db, obj.spec, now=app.now)
+            detail["preconditions_unmet"] = plan_blockers(db, Plan.from_spec(obj.spec),
+                                                          now=app.now)
         if kind is Kind.SCENARIO:  # the journey with profiles per step (scenarios area)
             from campctl.engine.scenarios import describe_extra, recent_profiles
 

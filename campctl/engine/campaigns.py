@@ -442,7 +442,7 @@ QUEUE, SEND, QUEUE_AND_SEND = "queue", "send", "queue and send"
 QUEUE_START, SEND_START = "queue start", "send start"  # on_event: when each schedule goes live
 
 
-def preview(obj: ObjectRecord | dict, *, now: datetime, count: int) -> list[datetime]:
+def preview(obj: ObjectRecord, *, now: datetime, count: int) -> list[datetime]:
     """The next `count` instants at which this campaign builds or sends."""
     return [moment for moment, _ in preview_steps(obj, now=now, count=count)]
 
@@ -450,19 +450,15 @@ def preview(obj: ObjectRecord | dict, *, now: datetime, count: int) -> list[date
 _PHASE_ORDER = {QUEUE_START: 0, QUEUE: 1, QUEUE_AND_SEND: 1, SEND_START: 2, SEND: 2}
 
 
-def preview_steps(obj: ObjectRecord | dict, *, now: datetime,
+def preview_steps(obj: ObjectRecord, *, now: datetime,
                   count: int) -> list[tuple[datetime, str]]:
     """The next `count` (instant, phase) of a launch now (or of the recorded launch).
 
     A build whose messages go out at once is one `queue and send` step; a build held by a later
     send schedule or a closed sending window is a `queue` step followed by the `send` step at
     which its messages start going out (one `send` step for all builds released together)."""
-    if isinstance(obj, ObjectRecord):
-        spec, launched_at = obj.spec, obj.launched_at
-    else:
-        spec, launched_at = obj["spec"] or {}, obj.get("launched_at")
-    campaign = Campaign.from_spec(spec)
-    launch = from_db(launched_at) or now
+    campaign = Campaign.from_spec(obj.spec)
+    launch = from_db(obj.launched_at) or now
     steps = _Steps(campaign)
     if isinstance(campaign.schedule, OneOffSchedule):
         queue_at, send_at = one_off_times(campaign, launch)

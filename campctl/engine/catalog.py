@@ -272,11 +272,11 @@ def referenced_by(db, kind: Kind, name: str) -> list[str]:
     # (every valid name) only the specs whose text contains it are read and parsed.
     plain = quoted == f'"{name}"'
     found = []
-    for obj in store.objects_containing(db, quoted) if plain else store.all_objects(db):
-        if (obj["kind"], obj["name"]) == (kind.value, name):
+    for obj in store.records_containing(db, quoted) if plain else store.all_records(db):
+        if (obj.kind, obj.name) == (kind.value, name):
             continue
-        if references(obj["spec"], kind, name):
-            found.append(f"{obj['kind'].lower()}/{obj['name']}")
+        if references(obj.spec, kind, name):
+            found.append(f"{obj.kind.lower()}/{obj.name}")
     return found
 
 

@@ -8,10 +8,8 @@ arrives, so each contact gets one message per held build. This module counts the
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from campctl.definitions.models import Campaign, DateSchedule, EventSchedule, OneOffSchedule
 from campctl.timeutil import to_db
@@ -37,11 +35,9 @@ class HeldBuilds:
                 f"them gets one message per build ({many}) when sending starts")
 
 
-def held_builds(campaign: Campaign | Mapping[str, Any], *,
-                launch: datetime) -> HeldBuilds | None:
+def held_builds(model: Campaign, *, launch: datetime) -> HeldBuilds | None:
     """The builds of a campaign launched at `launch` that its send schedule holds, when there
     are several; None otherwise. Invalid specs give None: validation reports them."""
-    model = campaign if isinstance(campaign, Campaign) else Campaign.from_spec(campaign)
     schedule = model.schedule
     if isinstance(schedule, OneOffSchedule) or (
             isinstance(schedule, EventSchedule) and schedule.on_event):

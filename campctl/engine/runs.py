@@ -24,15 +24,9 @@ from campctl.store.runs import NewRun, RunRecord
 from campctl.timeutil import from_db, to_db
 
 
-def campaign_model(campaign: Campaign | Mapping[str, Any]) -> Campaign:
-    """The typed model of a campaign spec (a model is returned as it is)."""
-    return campaign if isinstance(campaign, Campaign) else Campaign.from_spec(campaign or {})
-
-
-def resolve_stage(campaign: Campaign | Mapping[str, Any], campaign_name: str, stage: str, *,
+def resolve_stage(model: Campaign, campaign_name: str, stage: str, *,
                   version: int | None = None) -> dict:
     """The run snapshot of one stage: campaign settings with the stage's overrides applied."""
-    model = campaign_model(campaign)
     found = model.stage(stage)
     if found is None:
         names = ", ".join(s.name for s in model.stages)

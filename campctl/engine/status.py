@@ -110,13 +110,14 @@ def preview_campaign(db, name: str, *, now: datetime,
 def preview_held(db, name: str, *, now: datetime):
     """The builds of campaign `name` its send schedule holds (a launch now, or the recorded
     launch), as `engine.held.HeldBuilds`, or None."""
+    from campctl.definitions.models import Campaign
     from campctl.engine.held import held_builds
     from campctl.timeutil import from_db
 
     obj = object_store.get_record(db, "Campaign", name)
     if obj is None:
         return None
-    return held_builds(obj.spec, launch=from_db(obj.launched_at) or now)
+    return held_builds(Campaign.from_spec(obj.spec), launch=from_db(obj.launched_at) or now)
 
 
 _RATE_NOTE = re.compile(r"^channel (\S+): \d+ item\(s\) (?:would )?wait for the rate limit (.+)$")

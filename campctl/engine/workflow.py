@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from campctl.definitions.models import Campaign, Plan, Scenario
 from campctl.engine.catalog import BUSINESS_KINDS, referenced_by
@@ -21,15 +19,6 @@ from campctl.models import (
 from campctl.store import history
 from campctl.store import objects as store
 from campctl.timeutil import iso_z, parse_local_datetime
-
-
-def require_object(db, kind: Kind, name: str) -> dict:
-    """The object as the dict of `store.objects.get_object` (for `get`/`describe`, which show
-    it); NotFound (3) when there is none. The engine reads `require_record`."""
-    obj = store.get_object(db, kind.value, name)
-    if obj is None:
-        raise NotFound(f"no {kind.cli} named {name!r} (see 'campctl get {kind.cli}s')")
-    return obj
 
 
 def closes_at(campaign: Campaign) -> datetime | None:
@@ -59,13 +48,13 @@ def _approval_hint(name: str, status: str) -> str:
             "again")
 
 
-def plan_blockers(db, plan: Plan | Mapping[str, Any], *, now: datetime) -> list[str]:
+def plan_blockers(db, plan: Plan, *, now: datetime) -> list[str]:
     """Why the plan may not be submitted, approved or started now (empty when it may).
 
     Every campaign of the execution tree must exist, be approved, close in the future, and hold
     the named stage with `controlled_by_plan: true`. Every problem is listed, each once.
     """
-    entries = (plan if isinstance(plan, Plan) else Plan.from_spec(plan)).stages
+    entries = plan.stages
     if not entries:
         return ["the plan has no stages"]
     problems: list[str] = []

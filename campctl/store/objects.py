@@ -60,11 +60,6 @@ class ObjectRecord:
                    updated_at=row["updated_at"], launched_at=row["launched_at"])
 
 
-def get_object(db: Database, kind: str, name: str) -> dict | None:
-    row = db.one(f"SELECT {_COLUMNS} FROM objects WHERE kind = ? AND name = ?", (kind, name))
-    return None if row is None else _row(row)
-
-
 def get_record(db: Database, kind: str, name: str) -> ObjectRecord | None:
     """One object as a typed record, or None."""
     row = db.one(f"SELECT {_COLUMNS} FROM objects WHERE kind = ? AND name = ?", (kind, name))
@@ -89,21 +84,16 @@ def name_known(db: Database, kind: str, name: str) -> bool:
     ) is not None
 
 
-def list_objects(db: Database, kind: str) -> list[dict]:
-    return [
-        _row(r)
-        for r in db.query(f"SELECT {_COLUMNS} FROM objects WHERE kind = ? ORDER BY name", (kind,))
-    ]
+def all_records(db: Database) -> list[ObjectRecord]:
+    """Every object as a typed record, by kind and name."""
+    return [ObjectRecord.from_row(r) for r in
+            db.query(f"SELECT {_COLUMNS} FROM objects ORDER BY kind, name")]
 
 
-def all_objects(db: Database) -> list[dict]:
-    return [_row(r) for r in db.query(f"SELECT {_COLUMNS} FROM objects ORDER BY kind, name")]
-
-
-def objects_containing(db: Database, text: str) -> list[dict]:
+def records_containing(db: Database, text: str) -> list[ObjectRecord]:
     """The objects whose stored spec text contains `text` (a cheap prefilter before parsing),
-    by kind and name."""
-    return [_row(r) for r in db.query(
+    as typed records by kind and name."""
+    return [ObjectRecord.from_row(r) for r in db.query(
         f"SELECT {_COLUMNS} FROM objects WHERE {db.d.contains('spec')} ORDER BY kind, name",
         (text,))]
 

@@ -111,21 +111,8 @@ class RunRecord:
         values: dict[str, Any] = {k: data.get(k) for k in _RECORD_FIELDS}
         return cls(**values)
 
-    def as_dict(self) -> dict[str, Any]:
-        """The row as the dict `get_run` returns (for callers that read runs by key)."""
-        data = {k: getattr(self, k) for k in _RECORD_FIELDS}
-        if data["spec_error"] is None:
-            del data["spec_error"]
-        return data
-
 
 _RECORD_FIELDS = [*(f.strip() for f in RUN_FIELDS.split(",")), "spec_error"]
-
-
-def get_run(db: Database, run_id: int) -> dict[str, Any] | None:
-    """One run as a dict (`spec` parsed), or None."""
-    row = db.one(f"SELECT {RUN_FIELDS} FROM runs WHERE id = ?", (run_id,))
-    return None if row is None else _row(row)
 
 
 def get_run_record(db: Database, run_id: int) -> RunRecord | None:
@@ -139,23 +126,12 @@ def raw_spec(db: Database, run_id: int) -> str | None:
     return db.scalar("SELECT spec FROM runs WHERE id = ?", (run_id,))
 
 
-def list_runs(
-    db: Database,
-    *,
-    campaign: str | None = None,
-    instance_id: int | None = None,
-    status: str | Iterable[str] | None = None,
-    limit: int | None = None,
-) -> list[dict[str, Any]]:
-    """Runs, newest first, filtered by campaign, plan instance and status(es)."""
-    return [_row(r) for r in _select_runs(db, campaign, instance_id, status, limit)]
-
-
 def list_run_records(db: Database, *, status: str | Iterable[str] | None = None,
-                     campaign: str | None = None,
-                     instance_id: int | None = None) -> list[RunRecord]:
-    """Runs as typed records, newest first, filtered like `list_runs`."""
-    return [RunRecord.from_row(r) for r in _select_runs(db, campaign, instance_id, status, None)]
+                     campaign: str | None = None, instance_id: int | None = None,
+                     limit: int | None = None) -> list[RunRecord]:
+    """Runs as typed records, newest first, filtered by campaign, plan instance and
+    status(es)."""
+    return [RunRecord.from_row(r) for r in _select_runs(db, campaign, instance_id, status, limit)]
 
 
 def _select_runs(db: Database, campaign: str | None, instance_id: int | None,

@@ -205,6 +205,7 @@ def test_campaign_submit_refused_after_its_closing_date(cli, fresh_copy):
 def test_plan_blockers_name_missing_and_uncontrolled_stages(cli, fresh_copy, state):
     from datetime import UTC, datetime
 
+    from campctl.definitions.models import Plan
     from campctl.engine.workflow import plan_blockers
     from campctl.store.db import open_db
 
@@ -212,20 +213,23 @@ def test_plan_blockers_name_missing_and_uncontrolled_stages(cli, fresh_copy, sta
     now = datetime(2027, 3, 1, 9, tzinfo=UTC)
     db = open_db(state, create=False)
     try:
-        assert plan_blockers(db, {"stages": [{"campaign": "spring-sale", "stage": "teaser"}]},
-                             now=now) == []
-        problems = plan_blockers(db, {"stages": [
+        assert plan_blockers(
+            db, Plan.from_spec({"stages": [{"campaign": "spring-sale", "stage": "teaser"}]}),
+            now=now) == []
+        problems = plan_blockers(db, Plan.from_spec({"stages": [
             {"campaign": "spring-sale", "stage": "nope"},
             {"campaign": "ghost", "stage": "main"},
-        ]}, now=now)
+        ]}), now=now)
         assert problems == ["campaign spring-sale has no stage 'nope'",
                             "campaign ghost (stage 2) does not exist"]
         db.execute("UPDATE objects SET spec = json_set(spec, '$.stages[0].controlled_by_plan', "
                    "json('false')) WHERE name = 'spring-sale'")
-        assert plan_blockers(db, {"stages": [{"campaign": "spring-sale", "stage": "teaser"}]},
-                             now=now) == [
+        assert plan_blockers(
+            db, Plan.from_spec({"stages": [{"campaign": "spring-sale", "stage": "teaser"}]}),
+            now=now) == [
             "stage 'teaser' of campaign spring-sale is not controlled_by_plan: true"]
-        assert plan_blockers(db, {"stages": []}, now=now) == ["the plan has no stages"]
+        assert plan_blockers(db, Plan.from_spec({"stages": []}), now=now) == [
+            "the plan has no stages"]
     finally:
         db.close()
 

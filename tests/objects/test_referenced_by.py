@@ -19,8 +19,8 @@ def _insert(db, kind: str, name: str, spec: dict) -> None:
 
 
 def _by_reading_all(db, kind: Kind, name: str) -> list[str]:
-    return [f"{o['kind'].lower()}/{o['name']}" for o in object_store.all_objects(db)
-            if (o["kind"], o["name"]) != (kind.value, name) and references(o["spec"], kind, name)]
+    return [f"{o.kind.lower()}/{o.name}" for o in object_store.all_records(db)
+            if (o.kind, o.name) != (kind.value, name) and references(o.spec, kind, name)]
 
 
 def test_only_specs_that_name_the_object_are_parsed_and_the_answer_is_the_same(state):
@@ -46,7 +46,7 @@ def test_only_specs_that_name_the_object_are_parsed_and_the_answer_is_the_same(s
     assert found[(Kind.CAMPAIGN, "a")] == ["plan/p"]
     assert found[(Kind.SEGMENT, 'we"ird')] == ["campaign/d"]
     assert found[(Kind.PLAN, "p")] == []
-    assert [o["name"] for o in object_store.objects_containing(db, '"news"')] == ["a", "c"]
+    assert [o.name for o in object_store.records_containing(db, '"news"')] == ["a", "c"]
     db.close()
 
 
