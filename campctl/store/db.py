@@ -169,15 +169,20 @@ class Database:
                 break
             except BlockingIOError:
                 if time.monotonic() >= deadline:
-                    raise StateLocked(
-                        f"another campctl process has been handing messages to a channel for "
-                        f"longer than the busy timeout ({self.busy_timeout_ms} ms); nothing was "
-                        "changed; try again, or raise CAMPCTL_BUSY_TIMEOUT (milliseconds)"
-                    ) from None
+                    raise self.gate_busy() from None
                 time.sleep(0.005)
         self._gate_held = True
 
+    def gate_busy(self) -> StateLocked:
+        """Another process kept handing messages over for longer than the busy timeout."""
+        return StateLocked(
+            f"another campctl process has been handing messages to a channel for longer than "
+            f"the busy timeout ({self.busy_timeout_ms} ms); nothing was changed; try again, "
+            "or raise CAMPCTL_BUSY_TIMEOUT (milliseconds)")
+
     def _release_gate(self) -> None:
+        # The exclusive gate ends with the transaction; as with flock, where the exclusive lock
+        # replaced this process's shared one, the shared one goes too (both stores).
         if self._gate_held:
             self._gate_held = False
             self.hand_over_end()

@@ -184,20 +184,9 @@ class PgDatabase(Database):
             with contextlib.suppress(psycopg.Error):
                 self.pgconn.execute("ROLLBACK TO gate")
                 self.pgconn.execute("RELEASE gate")
-            raise StateLocked(
-                f"another campctl process has been handing messages to a channel for "
-                f"longer than the busy timeout ({self.busy_timeout_ms} ms); nothing was "
-                "changed; try again, or raise CAMPCTL_BUSY_TIMEOUT (milliseconds)"
-            ) from None
+            raise self.gate_busy() from None
         self._raw("RELEASE gate")
         self._gate_held = True
-
-    def _release_gate(self) -> None:
-        # The exclusive gate is transaction-level (gone with COMMIT/ROLLBACK). As with flock,
-        # where the exclusive lock replaced this process's shared one, the shared one goes too.
-        if self._gate_held:
-            self._gate_held = False
-            self.hand_over_end()
 
     def close(self) -> None:
         with contextlib.suppress(psycopg.Error):
