@@ -46,10 +46,11 @@ def _fast_tick(argv: list[str]) -> int | None:
     if output not in ("table", "json"):
         return None
     state = opts.get("--state") or os.environ.get("CAMPCTL_STATE") or "campctl.db"
-    from campctl.store.location import is_pg_url
+    if "://" in state:  # only a URL pays for the import
+        from campctl.store.location import is_pg_url
 
-    if is_pg_url(state):
-        return None  # PostgreSQL: the full tick (the probe reads an SQLite file)
+        if is_pg_url(state):
+            return None  # PostgreSQL: the full tick (the probe reads an SQLite file)
     if not os.path.isfile(state) or os.path.getsize(state) == 0:
         return None
     now_text = opts["--now"] if "--now" in opts else (os.environ.get("CAMPCTL_NOW") or None)

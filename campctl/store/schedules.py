@@ -11,7 +11,6 @@ Every write is conditional, so a tick that changes nothing writes nothing.
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -68,9 +67,9 @@ def list_occurrences(db, *, kind: str, name: str, limit: int = 50) -> list[dict]
 
 # --- schedule_state ---------------------------------------------------------------------------
 
-@dataclass(frozen=True, slots=True)
-class ScheduleState:
-    """One schedule_state row: when the object next needs attention, and its cursor."""
+class ScheduleState(NamedTuple):
+    """One schedule_state row: when the object next needs attention, and its cursor (a
+    NamedTuple: this module is on the no-op tick's path, which does not load dataclasses)."""
 
     next_due_at: str | None = None
     cursor_at: str | None = None
