@@ -1,5 +1,6 @@
 """A no-op tick loads nothing beyond sqlite3 and datetime: no time zone database, no JSON, no
-dataclasses (their import alone is a third of the floor), no declared dependency (each costs milliseconds on every cron minute)."""
+dataclasses (their import alone is a third of the floor), no declared dependency (each costs
+milliseconds on every cron minute)."""
 
 from __future__ import annotations
 
