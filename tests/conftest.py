@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from pg_support import PG_URL, REQUIRE_PG, reset_pg
+from store_support import query_rows
 from typer.testing import CliRunner
 
 from campctl.__main__ import main
@@ -42,8 +42,27 @@ def _clean_environment(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
 
 
+STORES = ["sqlite", pytest.param("pg", marks=pytest.mark.pg)]
+
+
+def pytest_generate_tests(metafunc):
+    """Every test that uses the state runs on both stores, unless its module is store-agnostic
+    (`pytestmark = pytest.mark.store_agnostic`: nothing it asserts can differ by store) or it
+    lives under tests/pg/ (PostgreSQL only)."""
+    if "state" not in metafunc.fixturenames:
+        return
+    if "pg" in Path(str(metafunc.definition.path)).parent.parts[-1:]:
+        return
+    if any(m.name == "store_agnostic" for m in metafunc.definition.iter_markers()):
+        return
+    metafunc.parametrize("state", STORES, indirect=True)
+
+
 @pytest.fixture
-def state(tmp_path) -> Path:
+def state(request, tmp_path):
+    """A SQLite path (`[sqlite]`) or the URL of the reset test database (`[pg]`)."""
+    if getattr(request, "param", "sqlite") == "pg":
+        return request.getfixturevalue("pg_state")
     return tmp_path / "state.db"
 
 
@@ -90,15 +109,10 @@ def run_subprocess(state):
 
 @pytest.fixture
 def rows(state):
-    """Read rows straight from the state file: rows('SELECT ...') -> list[dict]."""
+    """Rows straight from the state (either store): rows('SELECT ...', params) -> list[dict]."""
 
     def query(sql: str, params=()):
-        conn = sqlite3.connect(state)
-        conn.row_factory = sqlite3.Row
-        try:
-            return [dict(r) for r in conn.execute(sql, params)]
-        finally:
-            conn.close()
+        return query_rows(state, sql, params)
 
     return query
 
