@@ -350,13 +350,15 @@ def count_opted_out(db: Database, source_sql: str, params: dict[str, Any],
 
 
 def targeted_contacts(db: Database, source_sql: str, params: dict[str, Any]) -> Iterator[dict]:
-    """Every targeted contact as a template context, by contact id, streamed (launch check)."""
-    cursor = db.execute(
+    """Every targeted contact as a template context, by contact id, streamed (launch check):
+    on PostgreSQL through a server-side cursor inside the caller's transaction."""
+    cursor = db.stream(
         "SELECT c.external_id, c.email, c.phone, c.attrs, "
-        "(SELECT group_concat(grp, ';') FROM contact_groups g WHERE g.contact_id = c.id) AS grps "
+        f"(SELECT {db.d.group_concat('grp', ':sep')} FROM contact_groups g "
+        "WHERE g.contact_id = c.id) AS grps "
         f"FROM contacts c WHERE c.id IN (SELECT contact_id FROM ({source_sql}) AS src) "
         "ORDER BY c.id",
-        params,
+        {**params, "sep": ";"},
     )
     for row in cursor:
         try:
@@ -366,7 +368,9 @@ def targeted_contacts(db: Database, source_sql: str, params: dict[str, Any]) -> 
         if not isinstance(context, dict):
             context = {}
         context.update(id=row["external_id"], email=row["email"], phone=row["phone"],
-                       groups=(row["grps"] or "").split(";") if row["grps"] else [])
+                       # Sorted as SQLite's index on (contact_id, grp) returns them; string_agg
+                       # follows the heap.
+                       groups=sorted(row["grps"].split(";")) if row["grps"] else [])
         yield context
 
 
