@@ -19,6 +19,8 @@ _IN_SQL = "(" + ", ".join(f"'{s}'" for s in IN_SCENARIO_STATUSES) + ")"
 LIVE = "('active', 'waiting')"
 # `last_error` of a message cancelled because its profile left (stop launch, deactivation).
 _PROFILE_ENDED_SQL = "'scenario profile ended'"
+# Separator of the group names `targeted_contacts` reads (a literal: its query binds by name).
+_GROUP_SEPARATOR_SQL = "';'"
 # A profile's message that still waits for delivery (first attempt or a retry).
 _WAITING_MESSAGE_SQL = ("EXISTS (SELECT 1 FROM queue_items q WHERE q.profile_id = p.id"
                         " AND q.status = 'queued')")
@@ -326,6 +328,8 @@ def contacts_source(*, all_contacts: bool, groups: Sequence[str] = (),
             "one_contact": contact_id}
     if all_contacts:
         return "SELECT c.id AS contact_id FROM contacts c", {}
+    if not groups:  # no `IN ()`, which PostgreSQL refuses
+        return "SELECT c.id AS contact_id FROM contacts c WHERE 1 = 0", {}
     params = {f"grp{i}": g for i, g in enumerate(groups)}
     holes = ", ".join(f":{k}" for k in params)
     return (f"SELECT DISTINCT g.contact_id AS contact_id FROM contact_groups g "
@@ -353,7 +357,8 @@ def targeted_contacts(db: Database, source_sql: str, params: dict[str, Any]) -> 
     """Every targeted contact as a template context, by contact id, streamed (launch check)."""
     cursor = db.execute(
         "SELECT c.external_id, c.email, c.phone, c.attrs, "
-        "(SELECT group_concat(grp, ';') FROM contact_groups g WHERE g.contact_id = c.id) AS grps "
+        f"(SELECT {db.d.group_concat('grp', _GROUP_SEPARATOR_SQL)} FROM contact_groups g"
+        " WHERE g.contact_id = c.id) AS grps "
         f"FROM contacts c WHERE c.id IN (SELECT contact_id FROM ({source_sql}) AS src) "
         "ORDER BY c.id",
         params,
@@ -546,6 +551,8 @@ def active_at_steps(db: Database, scenario: str) -> dict[str, int]:
 def fail_profiles(db: Database, *, scenario: str, now: datetime, reason: str,
                   steps: Sequence[str], status: str = "active") -> int:
     """Mark the profiles still `status` at `steps` `error`, with the reason."""
+    if not steps:
+        return 0
     at = to_db(now)
     holes = ", ".join("?" for _ in steps)
     return db.execute(
@@ -560,11 +567,13 @@ def fail_stranded(db: Database, *, scenario: str, now: datetime, reason: str,
     """Mark `error` the profiles inside (active or waiting) on a step not in `known_steps` (a
     step removed from the definition; every step when `known_steps` is empty)."""
     at = to_db(now)
-    holes = ", ".join("?" for _ in known_steps)  # SQLite accepts an empty IN ()
+    # No `IN ()`: SQLite accepts an empty list, PostgreSQL does not.
+    holes = ", ".join("?" for _ in known_steps)
+    stranded = f"(step IS NULL OR step NOT IN ({holes}))" if known_steps else "1 = 1"
     return db.execute(
         "UPDATE scenario_profiles SET status = 'error', error = ?, exited_at = ?, "
         f"wake_at = NULL, updated_at = ? WHERE scenario = ? AND status IN {LIVE} "
-        f"AND (step IS NULL OR step NOT IN ({holes}))",
+        f"AND {stranded}",
         (reason, at, at, scenario, *known_steps),
     ).rowcount
 
