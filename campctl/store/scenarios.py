@@ -192,6 +192,10 @@ class Capture:
     data_sql: str = "NULL"
     launch_id: int | None = None
     include_opted_out: bool = False
+    # The order new profiles take their ids in (they feed message ids): an SQL expression over
+    # `src`; without it a parallel capture would follow the plan's scan order, which differs
+    # between SQLite (rowid order) and PostgreSQL (heap order).
+    order_sql: str = "src.contact_id"
 
 
 def capture(db: Database, what: Capture, *, now: datetime) -> int:
@@ -228,7 +232,7 @@ def capture(db: Database, what: Capture, *, now: datetime) -> int:
         ).rowcount
     key_sql = what.capture_key_sql
     if what.reentry == "parallel":
-        distinct = ""
+        distinct = f"ORDER BY {what.order_sql}"
     else:
         # One profile per contact. The key and data go through max() so that no bare column
         # stands beside GROUP BY (portable SQL); every caller's source yields one key and one
