@@ -7,8 +7,10 @@ own placeholder translator, so one test text serves both stores.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from campctl.store.location import PgUrl, parse_state
@@ -95,5 +97,32 @@ def insert_contacts(state: Any, specs: Any, created_at: str) -> None:
                     conn.execute(group, (g, cid))
                 for t in opt_out:
                     conn.execute(optout, (cid, t))
+    finally:
+        conn.close()
+
+
+@contextlib.contextmanager
+def open_rows(state: Any) -> Iterator[Callable[..., list[dict]]]:
+    """One connection for many reads: `with open_rows(state) as rows: rows(sql, params)`."""
+    if is_pg(state):
+        from pg_support import connect
+        from psycopg.rows import dict_row
+
+        pg_conn = connect(os.fspath(state))
+        try:
+            def read_pg(sql: str, params: Any = ()) -> list[dict]:
+                text, values = _pg_sql(sql, params)
+                with pg_conn.cursor(row_factory=dict_row) as cur:
+                    cur.execute(text, values)
+                    return list(cur.fetchall()) if cur.description else []
+
+            yield read_pg
+        finally:
+            pg_conn.close()
+        return
+    conn = sqlite3.connect(os.fspath(state))
+    conn.row_factory = sqlite3.Row
+    try:
+        yield lambda sql, params=(): [dict(r) for r in conn.execute(sql, params)]
     finally:
         conn.close()

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pg_support import reset_pg
 from scenario_support import Scenarios, at
-from store_support import is_pg, query_rows
+from store_support import is_pg, open_rows, query_rows
 
 DRIP = """\
 kind: Scenario
@@ -25,8 +25,9 @@ steps:
 
 
 def _dump(state):
-    return [query_rows(state, f"SELECT * FROM {t} ORDER BY 1")
-            for t in ("scenario_profiles", "queue_items", "occurrences", "event_cursors")]
+    with open_rows(state) as rows:
+        return [rows(f"SELECT * FROM {t} ORDER BY 1")
+                for t in ("scenario_profiles", "queue_items", "occurrences", "event_cursors")]
 
 
 @settings(max_examples=8, deadline=None,
