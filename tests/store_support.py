@@ -56,3 +56,12 @@ def execute_sql(state: Any, sql: str, params: Any = ()) -> int:
             return conn.execute(sql, params).rowcount
     finally:
         conn.close()
+
+
+def state_exists(state: Any) -> bool:
+    """Whether a command created the state: the file, or any table in the PostgreSQL schema."""
+    if is_pg(state):
+        rows = query_rows(state, "SELECT count(*) AS n FROM pg_tables"
+                                 " WHERE schemaname = current_schema()")
+        return rows[0]["n"] > 0
+    return os.path.exists(os.fspath(state))

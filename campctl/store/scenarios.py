@@ -349,11 +349,15 @@ def count_opted_out(db: Database, source_sql: str, params: dict[str, Any],
         {**params, **types})
 
 
+SEMICOLON = "';'"
+
+
 def targeted_contacts(db: Database, source_sql: str, params: dict[str, Any]) -> Iterator[dict]:
     """Every targeted contact as a template context, by contact id, streamed (launch check)."""
     cursor = db.execute(
         "SELECT c.external_id, c.email, c.phone, c.attrs, "
-        "(SELECT group_concat(grp, ';') FROM contact_groups g WHERE g.contact_id = c.id) AS grps "
+        f"(SELECT {db.d.group_concat('grp', SEMICOLON)} FROM contact_groups g"
+        " WHERE g.contact_id = c.id) AS grps "
         f"FROM contacts c WHERE c.id IN (SELECT contact_id FROM ({source_sql}) AS src) "
         "ORDER BY c.id",
         params,
