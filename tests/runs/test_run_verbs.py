@@ -76,7 +76,7 @@ def test_stop_cancels_unsent_items_only(cli, make_run, rows):
                  "GROUP BY status ORDER BY status", (run_id,))
     assert items == [{"status": "cancelled", "n": 2}, {"status": "failed", "n": 1},
                      {"status": "sent", "n": 1}]
-    log = rows("SELECT event, run_id, details FROM exec_log")
+    log = rows("SELECT event, run_id, details FROM exec_log ORDER BY id")
     assert log and log[-1]["event"] == "Run Stopped" and "wrong price" in log[-1]["details"]
 
 
@@ -108,7 +108,7 @@ def test_resume_returns_to_the_status_before_the_pause(cli, make_run, rows, befo
     assert resumed.exit_code == 0, resumed
     assert rows("SELECT status, paused_from FROM runs")[0] == {"status": before,
                                                                "paused_from": None}
-    actions = rows("SELECT action, note FROM history WHERE kind = 'run'")
+    actions = rows("SELECT action, note FROM history WHERE kind = 'run' ORDER BY id")
     assert actions == [{"action": "pause", "note": None}, {"action": "resume", "note": "go"}]
 
 
@@ -127,7 +127,8 @@ def test_restart_creates_a_new_scheduled_run_with_the_same_snapshot(cli, make_ru
     assert new["send_at"] == "2027-03-02T07:00:00Z"  # a later send still waits for its time
     assert new["include_sent"] == 0
     assert new["campaign"] == "spring-sale" and new["stage"] == "main"
-    created = rows("SELECT action, to_status, note FROM history WHERE name = ?", (str(new_id),))
+    created = rows("SELECT action, to_status, note FROM history WHERE name = ? ORDER BY id",
+                   (str(new_id),))
     assert created[0]["action"] == "create" and "restart of run" in created[0]["note"]
 
 
