@@ -126,3 +126,12 @@ def open_rows(state: Any) -> Iterator[Callable[..., list[dict]]]:
         yield lambda sql, params=(): [dict(r) for r in conn.execute(sql, params)]
     finally:
         conn.close()
+
+
+def state_exists(state: Any) -> bool:
+    """Whether a command created the state: the file, or any table in the PostgreSQL schema."""
+    if is_pg(state):
+        rows = query_rows(state, "SELECT count(*) AS n FROM pg_tables"
+                                 " WHERE schemaname = current_schema()")
+        return rows[0]["n"] > 0
+    return os.path.exists(os.fspath(state))
