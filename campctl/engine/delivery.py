@@ -339,7 +339,7 @@ def _one_batch(work: _Pass, target: _Target, limit: int) -> int | None:
     network = target.channel if isinstance(target.channel, NetworkChannel) else None
     handing_over = False
     try:
-        with work.db.atomic():
+        with work.db.atomic(shared=True):
             rows = _claim(work, target, limit, token)
             if not isinstance(rows, list):
                 return rows
@@ -354,11 +354,14 @@ def _one_batch(work: _Pass, target: _Target, limit: int) -> int | None:
             return len(rows)
         tried: list[_Tried] = []
         untouched: list[int] = []
+        unmark: list[int] = []
         if network is not None and batch.items:
-            tried, untouched = _HandOver(work, target, network, batch).run()
+            hand_over = _HandOver(work, target, network, batch)
+            tried, untouched = hand_over.run()
+            unmark = hand_over.marked_ahead()
         if handing_over:
             work.db.hand_over_end()  # handed over: a pause may commit now (before this records)
-        _record(work, target.channel, batch, tried, untouched)
+        _record(work, target.channel, batch, tried, untouched, unmark)
         return len(rows)
     finally:
         if handing_over:
@@ -373,6 +376,8 @@ def _claim(work: _Pass, target: _Target, limit: int, token: str) -> list[dict] |
     rate = target.channel.rate if target.channel is not None else None
     if rate:
         count, seconds = rate
+        # Across hosts, one claim of this channel at a time counts and adds to its window.
+        store.serialize_claims(db, channel=target.name)
         start, left = _window(at, seconds)
         room = count - store.rate_used(db, channel=target.name, window_start=start)
         if room <= 0:
@@ -546,7 +551,13 @@ class _HandOver:
     pause or another tick holds it) no further message starts; the messages in flight finish
     and everything not recorded yet is recorded with the rest of the batch, once the lock is
     free. The batch also stops when the next item was cancelled or held meanwhile (stop,
-    closing, pause)."""
+    closing, pause).
+
+    Where commits that wait for the disk are dear (PostgreSQL, `db.handover_window`), one
+    durable commit marks up to that many messages ahead and each record commits without
+    waiting (see docs/delivery.md): a kill may then leave up to the window's messages "possibly
+    handed over" instead of up to `connections`; the messages marked but not handed over when
+    the batch ends early are unmarked with the rest of the batch."""
 
     def __init__(self, work: _Pass, target: _Target, channel: NetworkChannel,
                  batch: _Batch) -> None:
@@ -556,8 +567,10 @@ class _HandOver:
         self.batch = batch
         self.at = from_db(batch.sent_at) or work.clock.now()
         self.pending: deque[_Item] = deque(batch.items)
+        self.ahead = 0  # the first `ahead` of `pending` are marked (committed), not handed over
+        self.window = max(channel.connections, work.db.handover_window)
         self.in_flight = 0
-        self.going = True  # further messages may start
+        self.going = True  # further messages may be marked
         self.locked = False  # recording waits for the end of the batch
         self.broken: str | None = None  # the channel failed: what is left is retried
         self.unrecorded: list[_Tried] = []
@@ -567,11 +580,12 @@ class _HandOver:
         sender = self.target.sender(self.channel, len(self.pending))
         try:
             try:
-                with self.work.db.atomic(wait_ms=RECORD_WAIT_MS):
-                    starting = self._begin(sender.width)
+                with self.work.db.atomic(wait_ms=RECORD_WAIT_MS, shared=True):
+                    self._mark(max(sender.width, self.window))
             except StateLocked:
+                self.ahead = 0
                 return [], [item.row["id"] for item in self.batch.items]
-            self._submit(sender, starting)
+            self._submit(sender, min(sender.width, self.ahead))
             while self.in_flight:
                 item, outcome = sender.result()
                 self.in_flight -= 1
@@ -585,37 +599,46 @@ class _HandOver:
             self.unrecorded += [(item.row, item.message, Outcome(TRANSIENT, self.broken))
                                 for item in self.pending]
             self.pending.clear()
+            self.ahead = 0
         return self.unrecorded, [item.row["id"] for item in self.pending]
 
-    def _begin(self, count: int) -> int:
-        """Inside a transaction: mark up to `count` waiting messages as going; how many."""
-        marked = 0
-        while self.going and marked < min(count, len(self.pending)):
+    def marked_ahead(self) -> list[int]:
+        """Items given back untouched that this batch marked (and nobody before it): their
+        mark goes with the release."""
+        return [item.row["id"] for item in list(self.pending)[:self.ahead]
+                if not item.row.get("handover_begun")]
+
+    def _mark(self, count: int) -> None:
+        """Inside a transaction: mark waiting messages as going, up to `count` marked ahead."""
+        while self.going and self.ahead < min(count, len(self.pending)):
             if not store.begin_hand_over(self.work.db, token=self.batch.token,
-                                         item_id=self.pending[marked].row["id"]):
+                                         item_id=self.pending[self.ahead].row["id"]):
                 self.going = False
                 break
-            marked += 1
-        return marked
+            self.ahead += 1
 
     def _submit(self, sender: _Inline | _Pool, count: int) -> None:
         """Hand the first `count` waiting messages (marked, and the mark committed) over."""
-        for _ in range(count):
+        for _ in range(min(count, self.ahead)):
             sender.submit(self.pending.popleft())
+            self.ahead -= 1
             self.in_flight += 1
 
     def _recorded(self, item: _Item, outcome: Outcome) -> int:
-        """Record a sent message at once and mark the next one as going, in one short
-        transaction; a failure is recorded with the rest. Returns how many may start."""
+        """Record a sent message at once and mark the next one as going (or the next window
+        of them), in one short transaction; a failure is recorded with the rest. Returns how
+        many may start."""
         if self.locked:
             self.unrecorded.append((item.row, item.message, outcome))
             return 0
+        marks = self.going and self.ahead == 0
         try:
-            with self.work.db.atomic(wait_ms=RECORD_WAIT_MS):
+            with self.work.db.atomic(wait_ms=RECORD_WAIT_MS, shared=True, durable=marks):
                 marked = (store.mark_sent(self.work.db, token=self.batch.token,
                                           ids=[item.row["id"]], now=self.at)
                           if outcome.ok else set())
-                starting = self._begin(1)
+                if marks:
+                    self._mark(self.window)
         except StateLocked:
             self.locked, self.going = True, False
             self.unrecorded.append((item.row, item.message, outcome))
@@ -627,7 +650,7 @@ class _HandOver:
         self.work.report.sent += len(marked)
         if not outcome.ok:
             self.unrecorded.append((item.row, item.message, outcome))
-        return starting
+        return 1 if self.ahead else 0
 
     def _broke(self, item: _Item, exc: Exception) -> None:
         """The channel (or recording) failed: no message starts any more, and this one and
@@ -644,9 +667,9 @@ class _HandOver:
 
 # --- recording -----------------------------------------------------------------------------------
 def _record(work: _Pass, channel: Channel | None, batch: _Batch, tried: list[_Tried],
-            untouched: list[int]) -> None:
+            untouched: list[int], unmark: Sequence[int] = ()) -> None:
     """Record what the hand-over left to record, the items that failed or were cancelled before
-    it, and give back the untouched ones."""
+    it, and give back the untouched ones (`unmark`: marked by this batch, never handed over)."""
     db, report = work.db, work.report
     at = work.clock.now()
     sent_ids = [row["id"] for row, _, outcome in tried if outcome.ok]
@@ -657,11 +680,13 @@ def _record(work: _Pass, channel: Channel | None, batch: _Batch, tried: list[_Tr
                                                                    o.retry_after))
          for row, _, o in tried if not o.ok and o.status != PERMANENT],
         batch.cancelled)
-    with db.atomic():
+    # Not durable: a record lost with the server leaves its items claimed and marked, to go
+    # again with the same key after the lease (docs/delivery.md).
+    with db.atomic(shared=True, durable=False):
         report.sent += len(store.mark_sent(
             db, token=batch.token, ids=sent_ids,
             now=_sent_at([(row, message) for row, message, _ in tried], at)))
-        store.release(db, token=batch.token, ids=untouched)
+        store.release(db, token=batch.token, ids=untouched, unmark=unmark)
         _record_failures(work, channel, batch.token, verdicts, at=at)
         report.cancelled += store.cancel_where_run_ended(
             db, [row["id"] for row, _, _ in tried] + untouched)
@@ -675,8 +700,10 @@ def _record_outbox(work: _Pass, channel: OutboxChannel, batch: _Batch) -> None:
     at = work.clock.now()
     ids = [item.row["id"] for item in batch.items]
     wrote = False
+    # A `dir:` file is appended to from its committed length: one writer at a time (exclusive).
+    shared = channel.path is None
     try:
-        with db.atomic():
+        with db.atomic(shared=shared):
             keep = store.deliverable(db, ids)
             store.release(db, token=batch.token, ids=[i for i in ids if i not in keep])
             marked = store.mark_sent(db, token=batch.token, ids=[i for i in ids if i in keep],
@@ -695,7 +722,7 @@ def _record_outbox(work: _Pass, channel: OutboxChannel, batch: _Batch) -> None:
         report.errors.append(exc.reason)
         retry = [(item.row["id"], exc.reason, at + backoff(item.row["attempts"]))
                  for item in batch.items]
-        with db.atomic():
+        with db.atomic(shared=True):
             _record_failures(work, channel, batch.token,
                              _Verdicts(batch.failed, retry, batch.cancelled), at=at)
     except BaseException:  # not recorded (full or read-only state file): take the lines back

@@ -1,7 +1,8 @@
 """Delivery rows: claiming due queue items, recording outcomes, outbox rows, rate windows.
 
 Callers own the transactions (`db.atomic()`); nothing here commits. A claim is one conditional
-`UPDATE … RETURNING` inside BEGIN IMMEDIATE, so two processes never hold the same item, and every
+`UPDATE … RETURNING` inside BEGIN IMMEDIATE (on PostgreSQL: under the shared SERIAL lock, its
+rows taken `FOR UPDATE SKIP LOCKED`), so two processes never hold the same item, and every
 outcome is recorded only while the caller's claim token still holds the item.
 """
 
@@ -109,7 +110,7 @@ def claim(db: Database, scope: DueScope, *, channel: str, until: datetime, token
         # No ORDER BY: the (run_id, status) index yields rowid order anyway, and sorting every
         # queued row of a 200k-item run on each claim made delivery quadratic.
         f" SELECT q.id FROM queue_items q WHERE {due} AND q.channel = ? AND {where}"
-        " LIMIT ?) RETURNING id, run_id",
+        f"{db.d.claim_order} LIMIT ?{db.d.claim_lock}) RETURNING id, run_id",
         [to_db(until), token, *dparams, channel, *sparams, int(limit)],
     )
     runs = sorted({r[1] for r in rows if r[1] is not None})
@@ -126,8 +127,8 @@ def load_items(db: Database, ids: Sequence[int]) -> list[dict[str, Any]]:
     """Claimed items with what rendering needs: the contact, its groups, its opt-out."""
     rows = db.query(
         "SELECT q.id, q.message_id, q.run_id, q.profile_id, q.scenario, q.step, q.contact_id,"
-        " q.channel, q.message_type, q.attempts, c.id AS contact_row, c.external_id, c.email,"
-        " c.phone, c.attrs,"
+        " q.channel, q.message_type, q.attempts, q.handover_begun, c.id AS contact_row,"
+        " c.external_id, c.email, c.phone, c.attrs,"
         f" (SELECT {db.d.group_concat('g.grp')} FROM contact_groups g"
         " WHERE g.contact_id = q.contact_id)"
         " AS groups,"
@@ -158,6 +159,12 @@ def run_snapshots(db: Database, run_ids: Iterable[int]) -> dict[int, dict[str, A
 
 
 # --- outcomes ------------------------------------------------------------------------------------
+def serialize_claims(db: Database, *, channel: str) -> None:
+    """Inside the claim transaction: no other claim of `channel` runs until it ends, on any
+    host (a rate window is read and added to in one claim)."""
+    db.lock_channel(channel)
+
+
 def begin_hand_over(db: Database, *, token: str, item_id: int) -> bool:
     """Note that this claim is about to hand the item over (committed before it goes), if the
     claim still holds it and its run still delivers. False: leave it and stop the batch (a stop
@@ -262,8 +269,15 @@ def deliverable(db: Database, ids: Sequence[int]) -> set[int]:
     return {r[0] for r in rows}
 
 
-def release(db: Database, *, token: str, ids: Sequence[int]) -> None:
-    """Give claimed items back untouched (nothing was handed over)."""
+def release(db: Database, *, token: str, ids: Sequence[int], unmark: Sequence[int] = ()) -> None:
+    """Give claimed items back untouched (nothing was handed over). `unmark`: among them, those
+    this claim marked as going (`begin_hand_over`) and no claim before it: the mark goes too."""
+    if unmark:
+        db.execute(
+            f"UPDATE queue_items SET handover_begun = 0 WHERE {db.d.ids_in('id')}"
+            " AND claim_token = ? AND status = 'queued'",
+            (db.d.ids_param(unmark), token),
+        )
     if ids:
         db.execute(
             "UPDATE queue_items SET claimed_until = NULL, claim_token = NULL"
