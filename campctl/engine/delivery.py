@@ -354,14 +354,11 @@ def _one_batch(work: _Pass, target: _Target, limit: int) -> int | None:
             return len(rows)
         tried: list[_Tried] = []
         untouched: list[int] = []
-        unmark: list[int] = []
         if network is not None and batch.items:
-            hand_over = _HandOver(work, target, network, batch)
-            tried, untouched = hand_over.run()
-            unmark = hand_over.marked_ahead()
+            tried, untouched = _HandOver(work, target, network, batch).run()
         if handing_over:
             work.db.hand_over_end()  # handed over: a pause may commit now (before this records)
-        _record(work, target.channel, batch, tried, untouched, unmark)
+        _record(work, target.channel, batch, tried, untouched)
         return len(rows)
     finally:
         if handing_over:
@@ -556,8 +553,9 @@ class _HandOver:
     Where commits that wait for the disk are dear (PostgreSQL, `db.handover_window`), one
     durable commit marks up to that many messages ahead and each record commits without
     waiting (see docs/delivery.md): a kill may then leave up to the window's messages "possibly
-    handed over" instead of up to `connections`; the messages marked but not handed over when
-    the batch ends early are unmarked with the rest of the batch."""
+    handed over" instead of up to `connections`. Messages marked but not handed over when the
+    batch ends early are unmarked before the gate opens, so that a stop waiting for it does not
+    count them as possibly handed over."""
 
     def __init__(self, work: _Pass, target: _Target, channel: NetworkChannel,
                  batch: _Batch) -> None:
@@ -568,7 +566,11 @@ class _HandOver:
         self.at = from_db(batch.sent_at) or work.clock.now()
         self.pending: deque[_Item] = deque(batch.items)
         self.ahead = 0  # the first `ahead` of `pending` are marked (committed), not handed over
-        self.window = max(channel.connections, work.db.handover_window)
+        # Marked at the start, and by a record that finds none marked ahead (SQLite: the next
+        # message only, each record marking the one that replaces it in flight).
+        window = work.db.handover_window
+        self.first = max(channel.connections, window)
+        self.refill = max(channel.connections, window) if window else 1
         self.in_flight = 0
         self.going = True  # further messages may be marked
         self.locked = False  # recording waits for the end of the batch
@@ -581,7 +583,7 @@ class _HandOver:
         try:
             try:
                 with self.work.db.atomic(wait_ms=RECORD_WAIT_MS, shared=True):
-                    self._mark(max(sender.width, self.window))
+                    self._mark(self.first)
             except StateLocked:
                 self.ahead = 0
                 return [], [item.row["id"] for item in self.batch.items]
@@ -595,18 +597,21 @@ class _HandOver:
                     self._submit(sender, self._recorded(item, outcome))
         finally:
             sender.close()
+        self._unmark()
         if self.broken is not None:
             self.unrecorded += [(item.row, item.message, Outcome(TRANSIENT, self.broken))
                                 for item in self.pending]
             self.pending.clear()
-            self.ahead = 0
         return self.unrecorded, [item.row["id"] for item in self.pending]
 
-    def marked_ahead(self) -> list[int]:
-        """Items given back untouched that this batch marked (and nobody before it): their
-        mark goes with the release."""
-        return [item.row["id"] for item in list(self.pending)[:self.ahead]
-                if not item.row.get("handover_begun")]
+    def _unmark(self) -> None:
+        """Take back the marks of messages marked ahead and never handed over (those no earlier
+        claim had marked), while this batch still holds the gate."""
+        ids = [item.row["id"] for item in list(self.pending)[:self.ahead]
+               if not item.row.get("handover_begun")]
+        self.ahead = 0
+        if ids:
+            store.unmark_hand_overs(self.work.db, token=self.batch.token, ids=ids)
 
     def _mark(self, count: int) -> None:
         """Inside a transaction: mark waiting messages as going, up to `count` marked ahead."""
@@ -631,14 +636,14 @@ class _HandOver:
         if self.locked:
             self.unrecorded.append((item.row, item.message, outcome))
             return 0
-        marks = self.going and self.ahead == 0
+        marks = self.going and self.ahead == 0 and bool(self.pending)
         try:
             with self.work.db.atomic(wait_ms=RECORD_WAIT_MS, shared=True, durable=marks):
                 marked = (store.mark_sent(self.work.db, token=self.batch.token,
                                           ids=[item.row["id"]], now=self.at)
                           if outcome.ok else set())
                 if marks:
-                    self._mark(self.window)
+                    self._mark(self.refill)
         except StateLocked:
             self.locked, self.going = True, False
             self.unrecorded.append((item.row, item.message, outcome))
@@ -667,9 +672,9 @@ class _HandOver:
 
 # --- recording -----------------------------------------------------------------------------------
 def _record(work: _Pass, channel: Channel | None, batch: _Batch, tried: list[_Tried],
-            untouched: list[int], unmark: Sequence[int] = ()) -> None:
+            untouched: list[int]) -> None:
     """Record what the hand-over left to record, the items that failed or were cancelled before
-    it, and give back the untouched ones (`unmark`: marked by this batch, never handed over)."""
+    it, and give back the untouched ones."""
     db, report = work.db, work.report
     at = work.clock.now()
     sent_ids = [row["id"] for row, _, outcome in tried if outcome.ok]
@@ -686,7 +691,7 @@ def _record(work: _Pass, channel: Channel | None, batch: _Batch, tried: list[_Tr
         report.sent += len(store.mark_sent(
             db, token=batch.token, ids=sent_ids,
             now=_sent_at([(row, message) for row, message, _ in tried], at)))
-        store.release(db, token=batch.token, ids=untouched, unmark=unmark)
+        store.release(db, token=batch.token, ids=untouched)
         _record_failures(work, channel, batch.token, verdicts, at=at)
         report.cancelled += store.cancel_where_run_ended(
             db, [row["id"] for row, _, _ in tried] + untouched)

@@ -105,13 +105,18 @@ def claim(db: Database, scope: DueScope, *, channel: str, until: datetime, token
         return []
     where, sparams = _scope(scope)
     due, dparams = _due(scope.now)
+    # The ids are picked once (a MATERIALIZED CTE): on PostgreSQL an `IN (SELECT … LIMIT ?
+    # FOR UPDATE SKIP LOCKED)` subquery may be evaluated again when a row is re-checked, and
+    # then picks other rows, more than `limit` in all (seen: a rate exceeded across hosts).
     rows = db.query(
-        "UPDATE queue_items SET claimed_until = ?, claim_token = ? WHERE id IN ("
-        # No ORDER BY: the (run_id, status) index yields rowid order anyway, and sorting every
-        # queued row of a 200k-item run on each claim made delivery quadratic.
+        "WITH picked AS MATERIALIZED ("
+        # No ORDER BY on SQLite: the (run_id, status) index yields rowid order anyway, and
+        # sorting every queued row of a 200k-item run on each claim made delivery quadratic.
         f" SELECT q.id FROM queue_items q WHERE {due} AND q.channel = ? AND {where}"
-        f"{db.d.claim_order} LIMIT ?{db.d.claim_lock}) RETURNING id, run_id",
-        [to_db(until), token, *dparams, channel, *sparams, int(limit)],
+        f"{db.d.claim_order} LIMIT ?{db.d.claim_lock})"
+        " UPDATE queue_items SET claimed_until = ?, claim_token = ?"
+        " WHERE id IN (SELECT id FROM picked) RETURNING id, run_id",
+        [*dparams, channel, *sparams, int(limit), to_db(until), token],
     )
     runs = sorted({r[1] for r in rows if r[1] is not None})
     if runs:
@@ -180,6 +185,21 @@ def begin_hand_over(db: Database, *, token: str, item_id: int) -> bool:
         f" (SELECT id FROM runs WHERE status IN ({marks}) AND {_NOT_HELD})) RETURNING id",
         (int(item_id), token, *DELIVERING_RUN_STATUSES),
     ) is not None
+
+
+def unmark_hand_overs(db: Database, *, token: str, ids: Sequence[int]) -> None:
+    """Take back `begin_hand_over` for items this claim marked ahead and never handed over.
+
+    Its own statement, outside any transaction and without the SERIAL lock: only this claim
+    holds these rows, and a pause or stop holding SERIAL waits for this claim's hand-over to
+    end (the gate), so waiting for SERIAL here would wait for the end of that wait. Used where
+    marks go several at a time (PostgreSQL); on SQLite no item is ever marked ahead."""
+    if ids:
+        db.execute(
+            f"UPDATE queue_items SET handover_begun = 0 WHERE {db.d.ids_in('id')}"
+            " AND claim_token = ? AND status = 'queued'",
+            (db.d.ids_param(ids), token),
+        )
 
 
 def mark_sent(db: Database, *, token: str, ids: Sequence[int], now: datetime) -> set[int]:
@@ -269,15 +289,8 @@ def deliverable(db: Database, ids: Sequence[int]) -> set[int]:
     return {r[0] for r in rows}
 
 
-def release(db: Database, *, token: str, ids: Sequence[int], unmark: Sequence[int] = ()) -> None:
-    """Give claimed items back untouched (nothing was handed over). `unmark`: among them, those
-    this claim marked as going (`begin_hand_over`) and no claim before it: the mark goes too."""
-    if unmark:
-        db.execute(
-            f"UPDATE queue_items SET handover_begun = 0 WHERE {db.d.ids_in('id')}"
-            " AND claim_token = ? AND status = 'queued'",
-            (db.d.ids_param(unmark), token),
-        )
+def release(db: Database, *, token: str, ids: Sequence[int]) -> None:
+    """Give claimed items back untouched (nothing was handed over)."""
     if ids:
         db.execute(
             "UPDATE queue_items SET claimed_until = NULL, claim_token = NULL"

@@ -79,8 +79,9 @@ def tick(state, now: str, *extra: str) -> subprocess.Popen:
 
 
 def finish(procs: list[subprocess.Popen]) -> None:
-    for proc in procs:
-        out, err = proc.communicate(timeout=300)
+    """Wait for every process (their pipes closed), then check each exited 0."""
+    outputs = [proc.communicate(timeout=300) for proc in procs]
+    for proc, (out, err) in zip(procs, outputs, strict=True):
         assert proc.returncode == 0, (out, err)
 
 
