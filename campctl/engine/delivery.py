@@ -637,6 +637,7 @@ class _HandOver:
             self.unrecorded.append((item.row, item.message, outcome))
             return 0
         marks = self.going and self.ahead == 0 and bool(self.pending)
+        ahead = self.ahead  # as it stands if the transaction rolls back
         try:
             with self.work.db.atomic(wait_ms=RECORD_WAIT_MS, shared=True, durable=marks):
                 marked = (store.mark_sent(self.work.db, token=self.batch.token,
@@ -645,11 +646,11 @@ class _HandOver:
                 if marks:
                     self._mark(self.refill)
         except StateLocked:
-            self.locked, self.going = True, False
+            self.locked, self.going, self.ahead = True, False, ahead
             self.unrecorded.append((item.row, item.message, outcome))
             return 0
         except Exception as exc:
-            self.locked = True
+            self.locked, self.ahead = True, ahead
             self._broke(item, exc)
             return 0
         self.work.report.sent += len(marked)

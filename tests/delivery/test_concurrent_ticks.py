@@ -125,8 +125,10 @@ def test_a_pause_while_two_ticks_deliver_holds_then_resume_sends_the_rest_once(
     assert len(keys(http_server)) == at_pause < 200
     held = statuses(rows, run)
     assert held.get("sent", 0) == at_pause and held["queued"] == 200 - at_pause, held
-    assert rows("SELECT count(*) AS n FROM queue_items WHERE claim_token IS NOT NULL") == [
-        {"n": 0}]
+    # Given back whole: no claim left, and no mark of a message that never left (PostgreSQL
+    # marks 16 ahead; those are taken back before the pause proceeds).
+    assert rows("SELECT count(*) AS n FROM queue_items WHERE claim_token IS NOT NULL"
+                " OR handover_begun = 1") == [{"n": 0}]
     # Resumed: every remaining message goes, none twice.
     ok(cli("--now", SEND_AT, "resume", "run", str(run)))
     finish([tick(state, "2027-03-01T09:31:00Z") for _ in range(2)])
