@@ -112,7 +112,7 @@ def claim(db: Database, scope: DueScope, *, channel: str, until: datetime, token
         "WITH picked AS MATERIALIZED ("
         # No ORDER BY on SQLite: the (run_id, status) index yields rowid order anyway, and
         # sorting every queued row of a 200k-item run on each claim made delivery quadratic.
-        f" SELECT q.id FROM queue_items q WHERE {due} AND q.channel = ? AND {where}"
+        f" SELECT q.id FROM queue_items q WHERE {due} AND {db.d.claim_channel} = ? AND {where}"
         f"{db.d.claim_order} LIMIT ?{db.d.claim_lock})"
         " UPDATE queue_items SET claimed_until = ?, claim_token = ?"
         " WHERE id IN (SELECT id FROM picked) RETURNING id, run_id",

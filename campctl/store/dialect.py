@@ -101,8 +101,11 @@ class Dialect:
     name: ClassVar[str] = "sqlite"
     is_postgres: ClassVar[bool] = False
 
-    # The claim's subquery (store.delivery.claim): its order and row locks. SQLite's write lock
-    # serializes claims, and its planner reads the due rows in rowid order without a sort.
+    # The claim's subquery (store.delivery.claim): its channel column, order and row locks.
+    # SQLite's write lock serializes claims, and its planner reads the run's due rows in rowid
+    # order without a sort: `+` keeps it on the run's index, off queue_items_claim (channel, id),
+    # which would walk the queued items of every run of the channel (a paused run's too).
+    claim_channel: ClassVar[str] = "+q.channel"
     claim_order: ClassVar[str] = ""
     claim_lock: ClassVar[str] = ""
 
@@ -143,6 +146,7 @@ class PgDialect(Dialect):
     is_postgres: ClassVar[bool] = True
     # Claims run side by side under the shared SERIAL lock: each skips the rows another claim
     # holds; the order follows the partial index queue_items_claim (channel, id).
+    claim_channel: ClassVar[str] = "q.channel"
     claim_order: ClassVar[str] = " ORDER BY q.id"
     claim_lock: ClassVar[str] = " FOR UPDATE OF q SKIP LOCKED"
 
