@@ -339,7 +339,7 @@ def _one_batch(work: _Pass, target: _Target, limit: int) -> int | None:
     network = target.channel if isinstance(target.channel, NetworkChannel) else None
     handing_over = False
     try:
-        with work.db.atomic():
+        with work.db.atomic(shared=True):
             rows = _claim(work, target, limit, token)
             if not isinstance(rows, list):
                 return rows
@@ -373,6 +373,8 @@ def _claim(work: _Pass, target: _Target, limit: int, token: str) -> list[dict] |
     rate = target.channel.rate if target.channel is not None else None
     if rate:
         count, seconds = rate
+        # Across hosts, one claim of this channel at a time counts and adds to its window.
+        store.serialize_claims(db, channel=target.name)
         start, left = _window(at, seconds)
         room = count - store.rate_used(db, channel=target.name, window_start=start)
         if room <= 0:
@@ -546,7 +548,14 @@ class _HandOver:
     pause or another tick holds it) no further message starts; the messages in flight finish
     and everything not recorded yet is recorded with the rest of the batch, once the lock is
     free. The batch also stops when the next item was cancelled or held meanwhile (stop,
-    closing, pause)."""
+    closing, pause).
+
+    Where commits that wait for the disk are dear (PostgreSQL, `db.handover_window`), one
+    durable commit marks up to that many messages ahead and each record commits without
+    waiting (see docs/delivery.md): a kill may then leave up to the window's messages "possibly
+    handed over" instead of up to `connections`. Messages marked but not handed over when the
+    batch ends early are unmarked before the gate opens, so that a stop waiting for it does not
+    count them as possibly handed over."""
 
     def __init__(self, work: _Pass, target: _Target, channel: NetworkChannel,
                  batch: _Batch) -> None:
@@ -556,8 +565,14 @@ class _HandOver:
         self.batch = batch
         self.at = from_db(batch.sent_at) or work.clock.now()
         self.pending: deque[_Item] = deque(batch.items)
+        self.ahead = 0  # the first `ahead` of `pending` are marked (committed), not handed over
+        # Marked at the start, and by a record that finds none marked ahead (SQLite: the next
+        # message only, each record marking the one that replaces it in flight).
+        window = work.db.handover_window
+        self.first = max(channel.connections, window)
+        self.refill = max(channel.connections, window) if window else 1
         self.in_flight = 0
-        self.going = True  # further messages may start
+        self.going = True  # further messages may be marked
         self.locked = False  # recording waits for the end of the batch
         self.broken: str | None = None  # the channel failed: what is left is retried
         self.unrecorded: list[_Tried] = []
@@ -567,11 +582,12 @@ class _HandOver:
         sender = self.target.sender(self.channel, len(self.pending))
         try:
             try:
-                with self.work.db.atomic(wait_ms=RECORD_WAIT_MS):
-                    starting = self._begin(sender.width)
+                with self.work.db.atomic(wait_ms=RECORD_WAIT_MS, shared=True):
+                    self._mark(self.first)
             except StateLocked:
+                self.ahead = 0
                 return [], [item.row["id"] for item in self.batch.items]
-            self._submit(sender, starting)
+            self._submit(sender, min(sender.width, self.ahead))
             while self.in_flight:
                 item, outcome = sender.result()
                 self.in_flight -= 1
@@ -581,53 +597,66 @@ class _HandOver:
                     self._submit(sender, self._recorded(item, outcome))
         finally:
             sender.close()
+        self._unmark()
         if self.broken is not None:
             self.unrecorded += [(item.row, item.message, Outcome(TRANSIENT, self.broken))
                                 for item in self.pending]
             self.pending.clear()
         return self.unrecorded, [item.row["id"] for item in self.pending]
 
-    def _begin(self, count: int) -> int:
-        """Inside a transaction: mark up to `count` waiting messages as going; how many."""
-        marked = 0
-        while self.going and marked < min(count, len(self.pending)):
+    def _unmark(self) -> None:
+        """Take back the marks of messages marked ahead and never handed over (those no earlier
+        claim had marked), while this batch still holds the gate."""
+        ids = [item.row["id"] for item in list(self.pending)[:self.ahead]
+               if not item.row.get("handover_begun")]
+        self.ahead = 0
+        if ids:
+            store.unmark_hand_overs(self.work.db, token=self.batch.token, ids=ids)
+
+    def _mark(self, count: int) -> None:
+        """Inside a transaction: mark waiting messages as going, up to `count` marked ahead."""
+        while self.going and self.ahead < min(count, len(self.pending)):
             if not store.begin_hand_over(self.work.db, token=self.batch.token,
-                                         item_id=self.pending[marked].row["id"]):
+                                         item_id=self.pending[self.ahead].row["id"]):
                 self.going = False
                 break
-            marked += 1
-        return marked
+            self.ahead += 1
 
     def _submit(self, sender: _Inline | _Pool, count: int) -> None:
         """Hand the first `count` waiting messages (marked, and the mark committed) over."""
-        for _ in range(count):
+        for _ in range(min(count, self.ahead)):
             sender.submit(self.pending.popleft())
+            self.ahead -= 1
             self.in_flight += 1
 
     def _recorded(self, item: _Item, outcome: Outcome) -> int:
-        """Record a sent message at once and mark the next one as going, in one short
-        transaction; a failure is recorded with the rest. Returns how many may start."""
+        """Record a sent message at once and mark the next one as going (or the next window
+        of them), in one short transaction; a failure is recorded with the rest. Returns how
+        many may start."""
         if self.locked:
             self.unrecorded.append((item.row, item.message, outcome))
             return 0
+        marks = self.going and self.ahead == 0 and bool(self.pending)
+        ahead = self.ahead  # as it stands if the transaction rolls back
         try:
-            with self.work.db.atomic(wait_ms=RECORD_WAIT_MS):
+            with self.work.db.atomic(wait_ms=RECORD_WAIT_MS, shared=True, durable=marks):
                 marked = (store.mark_sent(self.work.db, token=self.batch.token,
                                           ids=[item.row["id"]], now=self.at)
                           if outcome.ok else set())
-                starting = self._begin(1)
+                if marks:
+                    self._mark(self.refill)
         except StateLocked:
-            self.locked, self.going = True, False
+            self.locked, self.going, self.ahead = True, False, ahead
             self.unrecorded.append((item.row, item.message, outcome))
             return 0
         except Exception as exc:
-            self.locked = True
+            self.locked, self.ahead = True, ahead
             self._broke(item, exc)
             return 0
         self.work.report.sent += len(marked)
         if not outcome.ok:
             self.unrecorded.append((item.row, item.message, outcome))
-        return starting
+        return 1 if self.ahead else 0
 
     def _broke(self, item: _Item, exc: Exception) -> None:
         """The channel (or recording) failed: no message starts any more, and this one and
@@ -657,7 +686,9 @@ def _record(work: _Pass, channel: Channel | None, batch: _Batch, tried: list[_Tr
                                                                    o.retry_after))
          for row, _, o in tried if not o.ok and o.status != PERMANENT],
         batch.cancelled)
-    with db.atomic():
+    # Not durable: a record lost with the server leaves its items claimed and marked, to go
+    # again with the same key after the lease (docs/delivery.md).
+    with db.atomic(shared=True, durable=False):
         report.sent += len(store.mark_sent(
             db, token=batch.token, ids=sent_ids,
             now=_sent_at([(row, message) for row, message, _ in tried], at)))
@@ -675,8 +706,10 @@ def _record_outbox(work: _Pass, channel: OutboxChannel, batch: _Batch) -> None:
     at = work.clock.now()
     ids = [item.row["id"] for item in batch.items]
     wrote = False
+    # A `dir:` file is appended to from its committed length: one writer at a time (exclusive).
+    shared = channel.path is None
     try:
-        with db.atomic():
+        with db.atomic(shared=shared):
             keep = store.deliverable(db, ids)
             store.release(db, token=batch.token, ids=[i for i in ids if i not in keep])
             marked = store.mark_sent(db, token=batch.token, ids=[i for i in ids if i in keep],
@@ -695,7 +728,7 @@ def _record_outbox(work: _Pass, channel: OutboxChannel, batch: _Batch) -> None:
         report.errors.append(exc.reason)
         retry = [(item.row["id"], exc.reason, at + backoff(item.row["attempts"]))
                  for item in batch.items]
-        with db.atomic():
+        with db.atomic(shared=True):
             _record_failures(work, channel, batch.token,
                              _Verdicts(batch.failed, retry, batch.cancelled), at=at)
     except BaseException:  # not recorded (full or read-only state file): take the lines back

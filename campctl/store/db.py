@@ -77,12 +77,20 @@ class Database:
     def in_transaction(self) -> bool:
         return self._depth > 0
 
+    # The claims of one channel per durable commit of hand-over marks (see engine.delivery):
+    # 0 means `connections`, each record transaction marking the next message.
+    handover_window = 0
+
     @contextlib.contextmanager
-    def atomic(self, *, wait_ms: int | None = None) -> Iterator[Database]:
+    def atomic(self, *, wait_ms: int | None = None, shared: bool = False,
+               durable: bool = True) -> Iterator[Database]:
         """One write transaction (outermost) or a savepoint (nested).
 
         `wait_ms` shortens the wait for the write lock below the busy timeout: StateLocked is
         raised after it (used by a tick that must not sit on a lock another process waits for).
+        `shared` (the delivery path: claim, hand-over marks, records, releases) and `durable`
+        (False: a record whose loss the item's lease and key cover) matter on PostgreSQL only:
+        on SQLite every transaction holds the one write lock, and commits are cheap.
         """
         if self._depth == 0:
             if wait_ms is None:
@@ -144,6 +152,10 @@ class Database:
             except OSError as exc:
                 raise StateFileError(f"cannot open lock file {lock}: {exc.strerror}") from exc
         return self._gate
+
+    def lock_channel(self, channel: str) -> None:
+        """Inside a transaction: serialize with every other claim of `channel` until it ends
+        (rate windows). On SQLite the write lock already does."""
 
     def hand_over_begin(self) -> None:
         """Hold the gate shared (call inside the claim transaction); see `hand_over_end`."""

@@ -1,7 +1,8 @@
 """Delivery rows: claiming due queue items, recording outcomes, outbox rows, rate windows.
 
 Callers own the transactions (`db.atomic()`); nothing here commits. A claim is one conditional
-`UPDATE … RETURNING` inside BEGIN IMMEDIATE, so two processes never hold the same item, and every
+`UPDATE … RETURNING` inside BEGIN IMMEDIATE (on PostgreSQL: under the shared SERIAL lock, its
+rows taken `FOR UPDATE SKIP LOCKED`), so two processes never hold the same item, and every
 outcome is recorded only while the caller's claim token still holds the item.
 """
 
@@ -104,13 +105,18 @@ def claim(db: Database, scope: DueScope, *, channel: str, until: datetime, token
         return []
     where, sparams = _scope(scope)
     due, dparams = _due(scope.now)
+    # The ids are picked once (a MATERIALIZED CTE): on PostgreSQL an `IN (SELECT … LIMIT ?
+    # FOR UPDATE SKIP LOCKED)` subquery may be evaluated again when a row is re-checked, and
+    # then picks other rows, more than `limit` in all (seen: a rate exceeded across hosts).
     rows = db.query(
-        "UPDATE queue_items SET claimed_until = ?, claim_token = ? WHERE id IN ("
-        # No ORDER BY: the (run_id, status) index yields rowid order anyway, and sorting every
-        # queued row of a 200k-item run on each claim made delivery quadratic.
-        f" SELECT q.id FROM queue_items q WHERE {due} AND q.channel = ? AND {where}"
-        " LIMIT ?) RETURNING id, run_id",
-        [to_db(until), token, *dparams, channel, *sparams, int(limit)],
+        "WITH picked AS MATERIALIZED ("
+        # No ORDER BY on SQLite: the (run_id, status) index yields rowid order anyway, and
+        # sorting every queued row of a 200k-item run on each claim made delivery quadratic.
+        f" SELECT q.id FROM queue_items q WHERE {due} AND {db.d.claim_channel} = ? AND {where}"
+        f"{db.d.claim_order} LIMIT ?{db.d.claim_lock})"
+        " UPDATE queue_items SET claimed_until = ?, claim_token = ?"
+        " WHERE id IN (SELECT id FROM picked) RETURNING id, run_id",
+        [*dparams, channel, *sparams, int(limit), to_db(until), token],
     )
     runs = sorted({r[1] for r in rows if r[1] is not None})
     if runs:
@@ -126,8 +132,8 @@ def load_items(db: Database, ids: Sequence[int]) -> list[dict[str, Any]]:
     """Claimed items with what rendering needs: the contact, its groups, its opt-out."""
     rows = db.query(
         "SELECT q.id, q.message_id, q.run_id, q.profile_id, q.scenario, q.step, q.contact_id,"
-        " q.channel, q.message_type, q.attempts, c.id AS contact_row, c.external_id, c.email,"
-        " c.phone, c.attrs,"
+        " q.channel, q.message_type, q.attempts, q.handover_begun, c.id AS contact_row,"
+        " c.external_id, c.email, c.phone, c.attrs,"
         f" (SELECT {db.d.group_concat('g.grp')} FROM contact_groups g"
         " WHERE g.contact_id = q.contact_id)"
         " AS groups,"
@@ -158,6 +164,12 @@ def run_snapshots(db: Database, run_ids: Iterable[int]) -> dict[int, dict[str, A
 
 
 # --- outcomes ------------------------------------------------------------------------------------
+def serialize_claims(db: Database, *, channel: str) -> None:
+    """Inside the claim transaction: no other claim of `channel` runs until it ends, on any
+    host (a rate window is read and added to in one claim)."""
+    db.lock_channel(channel)
+
+
 def begin_hand_over(db: Database, *, token: str, item_id: int) -> bool:
     """Note that this claim is about to hand the item over (committed before it goes), if the
     claim still holds it and its run still delivers. False: leave it and stop the batch (a stop
@@ -173,6 +185,21 @@ def begin_hand_over(db: Database, *, token: str, item_id: int) -> bool:
         f" (SELECT id FROM runs WHERE status IN ({marks}) AND {_NOT_HELD})) RETURNING id",
         (int(item_id), token, *DELIVERING_RUN_STATUSES),
     ) is not None
+
+
+def unmark_hand_overs(db: Database, *, token: str, ids: Sequence[int]) -> None:
+    """Take back `begin_hand_over` for items this claim marked ahead and never handed over.
+
+    Its own statement, outside any transaction and without the SERIAL lock: only this claim
+    holds these rows, and a pause or stop holding SERIAL waits for this claim's hand-over to
+    end (the gate), so waiting for SERIAL here would wait for the end of that wait. Used where
+    marks go several at a time (PostgreSQL); on SQLite no item is ever marked ahead."""
+    if ids:
+        db.execute(
+            f"UPDATE queue_items SET handover_begun = 0 WHERE {db.d.ids_in('id')}"
+            " AND claim_token = ? AND status = 'queued'",
+            (db.d.ids_param(ids), token),
+        )
 
 
 def mark_sent(db: Database, *, token: str, ids: Sequence[int], now: datetime) -> set[int]:

@@ -101,6 +101,14 @@ class Dialect:
     name: ClassVar[str] = "sqlite"
     is_postgres: ClassVar[bool] = False
 
+    # The claim's subquery (store.delivery.claim): its channel column, order and row locks.
+    # SQLite's write lock serializes claims, and its planner reads the run's due rows in rowid
+    # order without a sort: `+` keeps it on the run's index, off queue_items_claim (channel, id),
+    # which would walk the queued items of every run of the channel (a paused run's too).
+    claim_channel: ClassVar[str] = "+q.channel"
+    claim_order: ClassVar[str] = ""
+    claim_lock: ClassVar[str] = ""
+
     def ids_in(self, column: str) -> str:
         """`column` is one of the ids passed with `ids_param` as one parameter."""
         return f"{column} IN (SELECT value FROM json_each(?))"
@@ -136,6 +144,11 @@ class Dialect:
 class PgDialect(Dialect):
     name: ClassVar[str] = "postgresql"
     is_postgres: ClassVar[bool] = True
+    # Claims run side by side under the shared SERIAL lock: each skips the rows another claim
+    # holds; the order follows the partial index queue_items_claim (channel, id).
+    claim_channel: ClassVar[str] = "q.channel"
+    claim_order: ClassVar[str] = " ORDER BY q.id"
+    claim_lock: ClassVar[str] = " FOR UPDATE OF q SKIP LOCKED"
 
     def ids_in(self, column: str) -> str:
         return f"{column} = ANY(?)"

@@ -1,8 +1,13 @@
 """A PostgreSQL state: `PgDatabase`, the one module that imports psycopg.
 
-Phase 1 behaves as SQLite does: every transaction is READ COMMITTED and starts by taking one
-transaction-level advisory lock (SERIAL), the equivalent of `BEGIN IMMEDIATE`; the hand-over
-gate is a session-level shared advisory lock that a pause takes exclusively (as the flock gate).
+Every transaction is READ COMMITTED and starts by taking one transaction-level advisory lock
+(SERIAL), the equivalent of `BEGIN IMMEDIATE`. SERIAL is a reader/writer lock: the delivery path
+(claims, hand-over marks, records, releases: `atomic(shared=True)`) takes it shared, so that
+several hosts deliver at once (claims use FOR UPDATE SKIP LOCKED, a rated channel's claims are
+serialized by `lock_channel`); everything else takes it exclusively, as on SQLite. The hand-over
+gate is a session-level shared advisory lock that a pause takes exclusively (as the flock gate),
+after SERIAL: a waiting exclusive request queues new shared ones behind it, so pauses never
+starve.
 The store's SQL is translated once per text (`dialect.to_pyformat`), rows are `dialect.Row`.
 """
 
@@ -27,6 +32,7 @@ from campctl.store.location import PgUrl
 # Advisory lock keys (two-int form): (namespace of this schema, what).
 SERIAL = 1
 GATE = 2
+RATE = 3  # + crc32(channel): one key per rated channel
 _NS_BASE = 0x63616D70  # "camp"
 
 # Rows a streamed (server-side) cursor fetches per round trip.
@@ -67,6 +73,9 @@ class PgDatabase(Database):
     the store's type hints hold; every SQLite-specific method is replaced here)."""
 
     d = PG
+    # Hand-over marks are durable, records not (synchronous_commit off): one durable commit
+    # marks this many messages ahead, so that each message costs about one async round trip.
+    handover_window = 16
 
     def __init__(self, conn: psycopg.Connection, location: PgUrl,
                  busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS, ns: int = _NS_BASE) -> None:
@@ -126,7 +135,8 @@ class PgDatabase(Database):
 
     # --- transactions ---------------------------------------------------------------------------
     @contextlib.contextmanager
-    def atomic(self, *, wait_ms: int | None = None) -> Iterator[Database]:
+    def atomic(self, *, wait_ms: int | None = None, shared: bool = False,
+               durable: bool = True) -> Iterator[Database]:
         if self._depth:
             name = f"sp{self._depth}"
             self._raw(f"SAVEPOINT {name}")
@@ -143,7 +153,8 @@ class PgDatabase(Database):
                 self._depth -= 1
                 self._raw(f"RELEASE {name}")
             return
-        self._begin(self.busy_timeout_ms if wait_ms is None else wait_ms)
+        self._begin(self.busy_timeout_ms if wait_ms is None else wait_ms, shared=shared,
+                    durable=durable)
         self._depth = 1
         try:
             yield self
@@ -162,14 +173,20 @@ class PgDatabase(Database):
             finally:
                 self._release_gate()
 
-    def _begin(self, wait_ms: int) -> None:
-        """BEGIN (READ COMMITTED) and the SERIAL lock, waiting at most `wait_ms`."""
+    def _begin(self, wait_ms: int, *, shared: bool = False, durable: bool = True) -> None:
+        """BEGIN (READ COMMITTED) and the SERIAL lock (shared or exclusive), waiting at most
+        `wait_ms`; not `durable`: this commit does not wait for its WAL flush."""
+        lock = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
         try:
             self.pgconn.execute("BEGIN ISOLATION LEVEL READ COMMITTED")
             self.pgconn.execute(f"SET LOCAL lock_timeout = '{max(int(wait_ms), 1)}ms'")
-            self.pgconn.execute(_lock_sql("pg_advisory_xact_lock"), (self.ns, SERIAL))
+            self.pgconn.execute(_lock_sql(lock), (self.ns, SERIAL))
             busy = max(int(self.busy_timeout_ms), 1)
             self.pgconn.execute(f"SET LOCAL lock_timeout = '{busy}ms'")
+            if not durable:
+                # A server crash may lose this commit (never a campctl or host crash: the
+                # server flushes it within 3 x wal_writer_delay); see docs/delivery.md.
+                self.pgconn.execute("SET LOCAL synchronous_commit = off")
         except psycopg.Error as exc:
             self._rollback()
             raise self.translate(exc) from exc
@@ -177,6 +194,13 @@ class PgDatabase(Database):
     def _rollback(self) -> None:
         with contextlib.suppress(psycopg.Error):
             self.pgconn.execute("ROLLBACK")
+
+    def lock_channel(self, channel: str) -> None:
+        """Serialize the claims of `channel` across hosts until this transaction ends."""
+        if not self.in_transaction:
+            raise RuntimeError("lock_channel needs a transaction")
+        key = _int32(RATE + zlib.crc32(channel.encode()))
+        self._raw(_lock_sql("pg_advisory_xact_lock"), (self.ns, key))
 
     # --- the hand-over gate ---------------------------------------------------------------------
     # A session-level shared advisory lock, taken inside the claim transaction and held past

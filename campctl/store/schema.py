@@ -428,6 +428,12 @@ V2: list[str] = [
     "CREATE INDEX exec_log_launch ON exec_log (launch_id, id) WHERE launch_id IS NOT NULL",
 ]
 
-MIGRATIONS: list[list[str]] = [V1, V2]
+# V3: delivery across hosts (PostgreSQL). Claims scan a channel's queued items in id order; the
+# partial index keeps that scan to queued rows (portable: the same statement on both stores).
+V3: list[str] = [
+    "CREATE INDEX queue_items_claim ON queue_items (channel, id) WHERE status = 'queued'",
+]
+
+MIGRATIONS: list[list[str]] = [V1, V2, V3]
 
 SCHEMA_VERSION = len(MIGRATIONS)

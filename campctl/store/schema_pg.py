@@ -414,7 +414,10 @@ PG_BASELINE: list[str] = [
 # SQLite's V<n> (n > PG_BASELINE_VERSION) in PostgreSQL's words, keyed by the version it
 # reaches. Append one entry per new SQLite migration, in the same change: the drift test fails
 # otherwise. Portable statements are written once and appear in both lists.
-PG_MIGRATIONS: dict[int, list[str]] = {}
+PG_MIGRATIONS: dict[int, list[str]] = {
+    # V3: the claim's partial index (FOR UPDATE SKIP LOCKED reads it in id order).
+    3: ["CREATE INDEX queue_items_claim ON queue_items (channel, id) WHERE status = 'queued'"],
+}
 
 # Equal to store.schema.SCHEMA_VERSION as long as every SQLite migration is mirrored (tested).
 PG_SCHEMA_VERSION = PG_BASELINE_VERSION + len(PG_MIGRATIONS)
