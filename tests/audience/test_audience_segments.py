@@ -44,7 +44,7 @@ def load(db, now, people=PEOPLE, emails=True):
 
 def matching(db, rules, match="all", now=NOW):
     moment = parse_instant(now) if isinstance(now, str) else now
-    sql, params = segments.rules_where(rules, match, now=moment, alias="c")
+    sql, params = segments.rules_where(rules, match, now=moment, alias="c", dialect=db.d)
     found = db.query(f"SELECT c.external_id FROM contacts c WHERE {sql} ORDER BY c.id", params)
     return [r[0] for r in found]
 
@@ -115,7 +115,7 @@ def test_values_never_reach_sql_text(db, now):
     evil = "premium' OR 1=1 --"
     rules = [{"attr": "plan", "op": "eq", "value": evil}, {"group": evil},
              {"event": evil}, {"attr": "x", "op": "contains", "value": evil}]
-    sql, params = segments.rules_where(rules, "any", now=now)
+    sql, params = segments.rules_where(rules, "any", now=now, dialect=db.d)
     assert evil not in sql and "premium" not in sql
     assert evil in params
     assert matching(db, rules, "any") == []
