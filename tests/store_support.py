@@ -7,8 +7,10 @@ own placeholder translator, so one test text serves both stores.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from campctl.store.location import PgUrl, parse_state
@@ -56,6 +58,83 @@ def execute_sql(state: Any, sql: str, params: Any = ()) -> int:
             return conn.execute(sql, params).rowcount
     finally:
         conn.close()
+
+
+def insert_contacts(state: Any, specs: Any, created_at: str) -> None:
+    """Insert contacts straight into the state, in one transaction, on either store.
+
+    Each spec is a dict {id, email?, groups?, opt_out?, **attributes} (attributes stored as JSON).
+    """
+    import json
+
+    contact = ("INSERT INTO contacts (external_id, email, attrs, created_at, updated_at) "
+               "VALUES (?, ?, ?, ?, ?) RETURNING id")
+    group = "INSERT INTO contact_groups (grp, contact_id) VALUES (?, ?)"
+    optout = "INSERT INTO contact_optouts (contact_id, message_type) VALUES (?, ?)"
+    pg = is_pg(state)
+    if pg:
+        from pg_support import connect
+
+        conn: Any = connect(os.fspath(state))
+        contact, group, optout = (_pg_sql(s, ())[0] for s in (contact, group, optout))
+    else:
+        conn = sqlite3.connect(os.fspath(state))
+    try:
+        if pg:
+            tx: Any = conn.transaction()
+        else:
+            tx = conn
+        with tx:
+            for spec in specs:
+                spec = dict(spec)
+                ext = spec.pop("id")
+                groups = spec.pop("groups", [])
+                opt_out = spec.pop("opt_out", [])
+                email = spec.pop("email", f"{ext}@example.com")
+                cid = conn.execute(contact, (ext, email, json.dumps(spec), created_at,
+                                             created_at)).fetchone()[0]
+                for g in groups:
+                    conn.execute(group, (g, cid))
+                for t in opt_out:
+                    conn.execute(optout, (cid, t))
+    finally:
+        conn.close()
+
+
+@contextlib.contextmanager
+def open_rows(state: Any) -> Iterator[Callable[..., list[dict]]]:
+    """One connection for many reads: `with open_rows(state) as rows: rows(sql, params)`."""
+    if is_pg(state):
+        from pg_support import connect
+        from psycopg.rows import dict_row
+
+        pg_conn = connect(os.fspath(state))
+        try:
+            def read_pg(sql: str, params: Any = ()) -> list[dict]:
+                text, values = _pg_sql(sql, params)
+                with pg_conn.cursor(row_factory=dict_row) as cur:
+                    cur.execute(text, values)
+                    return list(cur.fetchall()) if cur.description else []
+
+            yield read_pg
+        finally:
+            pg_conn.close()
+        return
+    conn = sqlite3.connect(os.fspath(state))
+    conn.row_factory = sqlite3.Row
+    try:
+        yield lambda sql, params=(): [dict(r) for r in conn.execute(sql, params)]
+    finally:
+        conn.close()
+
+
+def state_exists(state: Any) -> bool:
+    """Whether a command created the state: the file, or any table in the PostgreSQL schema."""
+    if is_pg(state):
+        rows = query_rows(state, "SELECT count(*) AS n FROM pg_tables"
+                                 " WHERE schemaname = current_schema()")
+        return rows[0]["n"] > 0
+    return os.path.exists(os.fspath(state))
 
 
 class DirectState:
@@ -155,14 +234,6 @@ def tables_holding(state: Any, text: str) -> set[str]:
             else "SELECT name FROM sqlite_master WHERE type='table'").fetchall()]
         return {t for t in tables
                 if any(text in str(row) for row in direct.execute(f'SELECT * FROM "{t}"'))}
-
-
-def state_exists(state: Any) -> bool:
-    """The state is there: the file (SQLite), campctl's schema in the database (PostgreSQL)."""
-    if not is_pg(state):
-        return os.path.exists(os.fspath(state))
-    with DirectState(state) as direct:
-        return direct.execute("SELECT to_regclass('campctl_schema') IS NOT NULL").fetchone()[0]
 
 
 def sqlite_json(text: str) -> str:

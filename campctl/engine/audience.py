@@ -39,7 +39,11 @@ _INT = re.compile(r"^-?(0|[1-9][0-9]*)$")
 _DEC = re.compile(r"^-?(0|[1-9][0-9]*)\.[0-9]+$")
 _SURROGATE = re.compile("[\udc80-\udcff]")
 _BAD_NAME = re.compile(r'["\\\x00-\x1f]')
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
+_EMAIL = re.compile(r"^[^@\s\x00]+@[^@\s\x00]+$")
+# PostgreSQL's text holds no NUL and its jsonb no \u0000: no imported value may hold one, on
+# either store (the same file imports the same way everywhere).
+NUL = "\x00"
+NUL_PROBLEM = "contains a NUL (U+0000) control character"
 
 
 @dataclass
@@ -67,6 +71,13 @@ class ImportReport:
 
 class RowRejected(Exception):
     pass
+
+
+class _NulFound(RowRejected):
+    """A NUL somewhere inside a JSON value; the caller names the field."""
+
+    def __init__(self) -> None:
+        super().__init__(NUL_PROBLEM)
 
 
 class _Undecodable:
@@ -304,18 +315,23 @@ def _row_reader(header: list[str]) -> Callable[[int, list[str]], ContactRow]:
     new_row = tuple.__new__  # a NamedTuple without its keyword handling: once per row
 
     def member(prefix: str, seen: dict[str, str], value: str) -> str:
+        # Only cells not seen before come here: a rejected cell is never remembered.
+        if NUL in value:
+            raise RowRejected(f"attribute {json.loads(prefix[:-1])!r} {NUL_PROBLEM}")
         typed = _typed(value)
         text = prefix + (_encode_text(value) if typed is value else _encode_value(typed))
         if len(seen) < _CACHED_CELLS:
             seen[value] = text
         return text
 
-    def cell_set(cell: str) -> list[str] | None:
+    def cell_set(cell: str, name: str) -> list[str] | None:
         if not cell.strip():
             return None
         # Shared between rows with the same cell: the list is only read.
         found = sets.get(cell)
         if found is None:
+            if NUL in cell:
+                raise RowRejected(f"{name} {NUL_PROBLEM}")
             found = _split(cell)
             if len(sets) < _CACHED_CELLS:
                 sets[cell] = found
@@ -329,15 +345,17 @@ def _row_reader(header: list[str]) -> Callable[[int, list[str]], ContactRow]:
             _check_id(external_id)
         email = values[email_at].strip() or None if email_at >= 0 else None
         if email is not None and not email_ok(email):
-            raise RowRejected(f"invalid email {email!r}")
+            _check_email(email)
         phone = values[phone_at].strip() or None if phone_at >= 0 else None
+        if phone is not None and NUL in phone:
+            raise RowRejected(f"phone {NUL_PROBLEM}")
         attrs = [seen.get(value) or member(prefix, seen, value)
                  for i, prefix, seen in members if (value := values[i])]
         return new_row(ContactRow, (
             line, external_id, email, email is not None, phone, phone is not None,
             "{" + join(attrs) + "}",
-            cell_set(values[groups_at]) if groups_at >= 0 else None,
-            cell_set(values[opt_out_at]) if opt_out_at >= 0 else None))
+            cell_set(values[groups_at], "groups") if groups_at >= 0 else None,
+            cell_set(values[opt_out_at], "opt_out") if opt_out_at >= 0 else None))
 
     return contact
 
@@ -358,6 +376,8 @@ def _check_id(external_id: str) -> None:
 
 
 def _check_email(email: str) -> None:
+    if NUL in email:
+        raise RowRejected(f"email {NUL_PROBLEM}")
     if not _EMAIL.match(email):
         raise RowRejected(f"invalid email {email!r}")
 
@@ -411,10 +431,13 @@ def _refuse_constant(name: str) -> Any:
 
 def _check_json_value(value: Any, depth: int) -> None:
     """What SQLite's JSON and the segment queries can hold: bounded nesting, 64-bit integers,
-    finite numbers, text that encodes as UTF-8 (no lone surrogates)."""
+    finite numbers, text that encodes as UTF-8 (no lone surrogates) and holds no NUL (which
+    PostgreSQL's text and jsonb refuse)."""
     if depth > MAX_JSON_DEPTH:
         raise RowRejected(f"nested deeper than {MAX_JSON_DEPTH} levels")
     if isinstance(value, str):
+        if NUL in value:
+            raise _NulFound
         if not _encodable(value):
             raise RowRejected("text with a lone surrogate (\\ud800-\\udfff) is not valid "
                               "Unicode")
@@ -433,7 +456,18 @@ def _check_json_value(value: Any, depth: int) -> None:
         for key, item in value.items():
             if not _encodable(key):
                 raise RowRejected("a key with a lone surrogate is not valid Unicode")
-            _check_json_value(item, depth + 1)
+            if depth:
+                if NUL in key:
+                    raise _NulFound
+                _check_json_value(item, depth + 1)
+                continue
+            # A top-level key is the field a NUL is reported in.
+            if NUL in key:
+                raise RowRejected(f"field name {key!r} {NUL_PROBLEM}")
+            try:
+                _check_json_value(item, 1)
+            except _NulFound:
+                raise RowRejected(f"{key} {NUL_PROBLEM}") from None
 
 
 def _encodable(text: str) -> bool:

@@ -614,7 +614,31 @@ def _strict_json(text: str) -> object:
     except UnicodeEncodeError:
         raise ValueError("contains a lone surrogate (\\ud800-\\udfff), which is not text") \
             from None
+    # A NUL can only come as the escape \u0000 (json.loads refuses a raw one): PostgreSQL's
+    # text and jsonb cannot hold it, so no store takes it.
+    if "\\u0000" in text and (where := _nul_path(value)) is not None:
+        raise ValueError(f"{where or 'the value'} contains a NUL (U+0000) control character")
     return value
+
+
+def _nul_path(value: object) -> str | None:
+    """Where the first NUL in a parsed JSON value is ("" for the value itself, else a dotted
+    path of keys and [indexes]); None when it holds none."""
+    stack: list[tuple[object, str]] = [(value, "")]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                return path
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                if "\x00" in key:
+                    return f"a key in {path}" if path else "a field name"
+                name = f"{path}.{key}" if path else key
+                stack.append((child, name))
+        elif isinstance(item, list):
+            stack.extend((child, f"{path}[{i}]") for i, child in enumerate(item))
+    return None
 
 
 def parse_event_data(text: str) -> dict:

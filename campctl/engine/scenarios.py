@@ -248,7 +248,8 @@ def _capture_events(tick: _Tick, steps: tuple[ScenarioStep, ...]) -> None:
     sql, narrowed = _within_rights(tick, sql, params, what=f"on event {event}")
     captured = store.capture(db, store.Capture(
         name, sql, narrowed, reentry=scenario.reentry, first_step=steps[0].id,
-        capture_key_sql="'e:' || src.event_id", data_sql="src.data"), now=tick.now)
+        capture_key_sql="'e:' || src.event_id", data_sql="src.data",
+        order_sql="src.event_id"), now=tick.now)
     store.set_cursor(db, consumer, upto)
     if captured:
         tick.note(f"{captured} profile(s) captured on event {event}")

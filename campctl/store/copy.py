@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,11 @@ from campctl.store.location import PgUrl, SqlitePath, StateLocation
 from campctl.store.schema_pg import IDENTITY_COLUMNS, PG_ONLY_COLUMNS, PG_TABLES
 
 _BATCH = 1000
+# How many rows holding a NUL a refused copy names (the count says how many more).
+_NUL_ROWS_NAMED = 20
+# A \u0000 escape in JSON text: preceded by an even number of backslashes (`\\u0000` is a
+# backslash followed by the text u0000, which PostgreSQL's jsonb takes).
+_JSON_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 # The one PostgreSQL column computed from another: never written.
 _GENERATED = {"contacts": ("attrs_j",)}
 
@@ -122,14 +128,37 @@ def _snapshot(db: Database) -> Iterator[None]:
             db.execute("COMMIT")
 
 
-def _check_text(table: str, columns: list[str], row: Any, key: int) -> None:
-    """PostgreSQL's text holds no NUL (nor jsonb a \\u0000 escape): refuse before writing."""
+def _nul_columns(columns: list[str], row: Any) -> list[str]:
+    """The columns of `row` PostgreSQL cannot take: text holding a NUL, or JSON text (an object
+    or array, as every JSON column holds) with a \\u0000 escape, which jsonb refuses."""
+    found = []
     for name, value in zip(columns, row, strict=True):
         if isinstance(value, str) and ("\x00" in value or (
-                table == "contacts" and name == "attrs" and "\\u0000" in value)):
-            raise StateFileError(
-                f"{table} row {row[key]!r} has a NUL character in {name}, which PostgreSQL "
-                "cannot store; fix that row first; nothing was written")
+                value[:1] in "{[" and "\\u0000" in value and _JSON_NUL.search(value))):
+            found.append(name)
+    return found
+
+
+@dataclass
+class _NulRows:
+    """The source rows that hold a NUL: (table, key, columns), the first few of them."""
+
+    named: list[str] = field(default_factory=list)
+    count: int = 0
+
+    def add(self, table: str, key: Any, columns: list[str]) -> None:
+        self.count += 1
+        if len(self.named) < _NUL_ROWS_NAMED:
+            self.named.append(f"{table} row {key!r} ({', '.join(columns)})")
+
+    def refuse(self) -> None:
+        if not self.count:
+            return
+        more = self.count - len(self.named)
+        raise StateFileError(
+            f"{self.count} source row(s) hold a NUL character (U+0000), which PostgreSQL "
+            f"cannot store: {'; '.join(self.named)}{f'; and {more} more' if more else ''}; "
+            "fix or forget those rows first; nothing was written")
 
 
 # --- the copy -----------------------------------------------------------------------------------
@@ -151,8 +180,12 @@ def copy_state(source: StateLocation, target: StateLocation, *, now_text: str,
     return result
 
 
-def _read(src: Database, result: CopyResult, now_text: str, *, to_pg: bool):
-    """Per table: (table, columns, an iterator of row batches). Inside the source snapshot."""
+def _read(src: Database, result: CopyResult, now_text: str, *, nul: _NulRows | None = None):
+    """Per table: (table, columns, an iterator of row batches). Inside the source snapshot.
+
+    With `nul` (a copy into PostgreSQL) every row is checked for NUL characters; once one is
+    found nothing more is yielded (the copy will be refused), but every row is still read, so
+    that the refusal lists them all."""
     result.sequences = _source_sequences(src)
     result.live_claims = int(src.scalar(
         "SELECT count(*) FROM queue_items WHERE claimed_until > ?", (now_text,)))
@@ -168,9 +201,12 @@ def _read(src: Database, result: CopyResult, now_text: str, *, to_pg: bool):
                 rows = cursor.fetchmany(_BATCH)
                 if not rows:
                     return
-                if to_pg:
+                if nul is not None:
                     for row in rows:
-                        _check_text(table, columns, row, key)
+                        if bad := _nul_columns(columns, row):
+                            nul.add(table, row[key], bad)
+                    if nul.count:
+                        continue  # rows whose parents were left out must not be written
                 yield [tuple(r) for r in rows]
 
         yield table, columns, batches
@@ -202,14 +238,16 @@ def _into_pg(src: Database, target: PgUrl, result: CopyResult, now_text: str,
             else:
                 _refuse_rows(db, target.display())
                 schema_pg.migrate(conn, version)
+            nul = _NulRows()
             with _snapshot(src):
-                for table, columns, batches in _read(src, result, now_text, to_pg=True):
+                for table, columns, batches in _read(src, result, now_text, nul=nul):
                     names = ", ".join(columns)
                     with conn.cursor() as cur, cur.copy(
                             f"COPY {table} ({names}) FROM STDIN") as copy:
                         for rows in batches():
                             for row in rows:
                                 copy.write_row(row)
+            nul.refuse()  # before the sequences: the whole transaction is rolled back
             for table, column in IDENTITY_COLUMNS.items():
                 highest = max(int(db.scalar(f"SELECT coalesce(max({column}), 0) FROM {table}")),
                               result.sequences.get(table, 0))
@@ -255,7 +293,7 @@ def _into_sqlite(src: Database, path: Path, result: CopyResult, now_text: str,
         dest = open_db(partial, create=True, busy_timeout_ms=busy_timeout_ms)
         try:
             with dest.atomic(), _snapshot(src):
-                for table, columns, batches in _read(src, result, now_text, to_pg=False):
+                for table, columns, batches in _read(src, result, now_text):
                     marks = ", ".join("?" for _ in columns)
                     sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})"
                     for rows in batches():

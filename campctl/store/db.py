@@ -61,6 +61,11 @@ class Database:
     def query(self, sql: str, params: tuple | dict | list = ()) -> list[sqlite3.Row]:
         return self.execute(sql, params).fetchall()
 
+    def stream(self, sql: str, params: tuple | dict | list = ()) -> Iterator[sqlite3.Row]:
+        """The rows one at a time, never all of them in memory (SQLite's cursor steps through
+        the result as it is read). Read it to the end, or close it, inside the transaction."""
+        yield from self.execute(sql, params)
+
     def one(self, sql: str, params: tuple | dict | list = ()) -> sqlite3.Row | None:
         return self.execute(sql, params).fetchone()
 

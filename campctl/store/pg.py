@@ -9,6 +9,7 @@ The store's SQL is translated once per text (`dialect.to_pyformat`), rows are `d
 from __future__ import annotations
 
 import contextlib
+import itertools
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -27,6 +28,10 @@ from campctl.store.location import PgUrl
 SERIAL = 1
 GATE = 2
 _NS_BASE = 0x63616D70  # "camp"
+
+# Rows a streamed (server-side) cursor fetches per round trip.
+STREAM_ITERSIZE = 2000
+_stream_names = itertools.count(1)
 
 # Server settings each connection asks for: a dead host's locks go after ~25 s of missed
 # keepalives; a transaction left open by a hung process ends after a minute.
@@ -97,6 +102,21 @@ class PgDatabase(Database):
         except psycopg.Error as exc:
             raise self.translate(exc) from exc
         return cur
+
+    def stream(self, sql: str, params: tuple | dict | list = ()) -> Iterator[Any]:
+        """A server-side (named) cursor, fetched STREAM_ITERSIZE rows at a time, so that a
+        large result is never held whole here (a plain psycopg cursor fetches all of it).
+        Inside a transaction it lives in it; outside one (autocommit) it is declared WITH HOLD,
+        the only kind autocommit allows, and the server keeps its rows until it is closed."""
+        text, numbered = to_pyformat(sql)
+        name = f"campctl_stream_{next(_stream_names)}"
+        try:
+            with self.pgconn.cursor(name=name, withhold=not self._depth) as cur:
+                cur.itersize = STREAM_ITERSIZE
+                cur.execute(text, _params(params, numbered))
+                yield from cur
+        except psycopg.Error as exc:
+            raise self.translate(exc) from exc
 
     def _raw(self, sql: str, params: Sequence[Any] = ()) -> Any:
         try:

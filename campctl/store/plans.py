@@ -355,10 +355,17 @@ def queued_occurrences(db: Database, plan: str) -> list[QueuedOccurrence]:
 # --- instances ---------------------------------------------------------------------------------
 
 def insert_instance(db: Database, new: NewInstance) -> tuple[int, str]:
-    """Insert under `new.name`, or `name-2`, `name-3` ... when taken; returns (id, final name)."""
+    """Insert under `new.name`, or `name-2`, `name-3` ... when taken; returns (id, final name).
+
+    A taken name is skipped before the INSERT, not by its ON CONFLICT alone (the guard): on
+    PostgreSQL a conflicting INSERT spends an id, and instance ids are shown, so they must be
+    SQLite's numbers (the caller's transaction holds the state's write lock)."""
     suffix = 1
     while True:
         candidate = new.name if suffix == 1 else f"{new.name}-{suffix}"
+        if db.one("SELECT 1 FROM plan_instances WHERE name = ?", (candidate,)) is not None:
+            suffix += 1
+            continue
         row = db.one(
             "INSERT INTO plan_instances (name, plan, status, scheduled_at, started_at, "
             "plan_version, snapshot, occurrence_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "

@@ -190,6 +190,10 @@ class Capture:
     data_sql: str = "NULL"
     launch_id: int | None = None
     include_opted_out: bool = False
+    # The order new profiles take their ids in (they feed message ids): an SQL expression over
+    # `src`; without it a parallel capture would follow the plan's scan order, which differs
+    # between SQLite (rowid order) and PostgreSQL (heap order).
+    order_sql: str = "src.contact_id"
 
 
 def capture(db: Database, what: Capture, *, now: datetime) -> int:
@@ -226,7 +230,7 @@ def capture(db: Database, what: Capture, *, now: datetime) -> int:
         ).rowcount
     key_sql = what.capture_key_sql
     if what.reentry == "parallel":
-        distinct = ""
+        distinct = f"ORDER BY {what.order_sql}"
     else:
         # One profile per contact. The key and data go through max() so that no bare column
         # stands beside GROUP BY (portable SQL); every caller's source yields one key and one
@@ -326,6 +330,8 @@ def contacts_source(*, all_contacts: bool, groups: Sequence[str] = (),
             "one_contact": contact_id}
     if all_contacts:
         return "SELECT c.id AS contact_id FROM contacts c", {}
+    if not groups:  # no `IN ()`, which PostgreSQL refuses
+        return "SELECT c.id AS contact_id FROM contacts c WHERE 1 = 0", {}
     params = {f"grp{i}": g for i, g in enumerate(groups)}
     holes = ", ".join(f":{k}" for k in params)
     return (f"SELECT DISTINCT g.contact_id AS contact_id FROM contact_groups g "
@@ -350,13 +356,15 @@ def count_opted_out(db: Database, source_sql: str, params: dict[str, Any],
 
 
 def targeted_contacts(db: Database, source_sql: str, params: dict[str, Any]) -> Iterator[dict]:
-    """Every targeted contact as a template context, by contact id, streamed (launch check)."""
-    cursor = db.execute(
+    """Every targeted contact as a template context, by contact id, streamed (launch check):
+    on PostgreSQL through a server-side cursor inside the caller's transaction."""
+    cursor = db.stream(
         "SELECT c.external_id, c.email, c.phone, c.attrs, "
-        "(SELECT group_concat(grp, ';') FROM contact_groups g WHERE g.contact_id = c.id) AS grps "
+        f"(SELECT {db.d.group_concat('grp', ':sep')} FROM contact_groups g "
+        "WHERE g.contact_id = c.id) AS grps "
         f"FROM contacts c WHERE c.id IN (SELECT contact_id FROM ({source_sql}) AS src) "
         "ORDER BY c.id",
-        params,
+        {**params, "sep": ";"},
     )
     for row in cursor:
         try:
@@ -366,7 +374,9 @@ def targeted_contacts(db: Database, source_sql: str, params: dict[str, Any]) -> 
         if not isinstance(context, dict):
             context = {}
         context.update(id=row["external_id"], email=row["email"], phone=row["phone"],
-                       groups=(row["grps"] or "").split(";") if row["grps"] else [])
+                       # Sorted as SQLite's index on (contact_id, grp) returns them; string_agg
+                       # follows the heap.
+                       groups=sorted(row["grps"].split(";")) if row["grps"] else [])
         yield context
 
 
@@ -546,6 +556,8 @@ def active_at_steps(db: Database, scenario: str) -> dict[str, int]:
 def fail_profiles(db: Database, *, scenario: str, now: datetime, reason: str,
                   steps: Sequence[str], status: str = "active") -> int:
     """Mark the profiles still `status` at `steps` `error`, with the reason."""
+    if not steps:
+        return 0
     at = to_db(now)
     holes = ", ".join("?" for _ in steps)
     return db.execute(
@@ -560,11 +572,13 @@ def fail_stranded(db: Database, *, scenario: str, now: datetime, reason: str,
     """Mark `error` the profiles inside (active or waiting) on a step not in `known_steps` (a
     step removed from the definition; every step when `known_steps` is empty)."""
     at = to_db(now)
-    holes = ", ".join("?" for _ in known_steps)  # SQLite accepts an empty IN ()
+    # No `IN ()`: SQLite accepts an empty list, PostgreSQL does not.
+    holes = ", ".join("?" for _ in known_steps)
+    stranded = f"(step IS NULL OR step NOT IN ({holes}))" if known_steps else "1 = 1"
     return db.execute(
         "UPDATE scenario_profiles SET status = 'error', error = ?, exited_at = ?, "
         f"wake_at = NULL, updated_at = ? WHERE scenario = ? AND status IN {LIVE} "
-        f"AND (step IS NULL OR step NOT IN ({holes}))",
+        f"AND {stranded}",
         (reason, at, at, scenario, *known_steps),
     ).rowcount
 

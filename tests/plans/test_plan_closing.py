@@ -150,13 +150,13 @@ def test_delivery_never_claims_an_item_after_the_close(world, state):
     late pass, a restart), delivery hands over nothing once closes_at has passed."""
     from campctl.engine.context import TickContext
     from campctl.engine.delivery import deliver_due
-    from campctl.store.db import open_db
+    from campctl.store.db import open_state
     from campctl.timeutil import from_db
 
     started = _ready(world)
     world.tick(minute(1))
     run = _stages(world, started["id"])[0]["run_id"]
-    db = open_db(state, create=False)
+    db = open_state(state, create=False)
     try:
         report = deliver_due(TickContext(db, from_db(CLOSED_AT), {}), run_ids=[run],
                              scenario_items=False)

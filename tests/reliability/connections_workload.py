@@ -39,7 +39,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from receivers import SmtpReceiver, WebhookReceiver
-from workload_support import campctl_argv, clean_env, query, run_campctl
+from workload_support import (
+    campctl_argv,
+    clean_env,
+    drop_state,
+    integrity_ok,
+    query,
+    run_campctl,
+    state_in,
+)
 
 SIZES = {
     "small": {"kills": 8, "contacts": 60, "paused_kills": 2},
@@ -179,8 +187,8 @@ def _in_doubt(state: Path) -> set[tuple[str, str]]:
                              " WHERE handover_begun = 1 AND status = 'queued'"))
 
 
-def _integrity(state: Path) -> bool:
-    return _query(state, "PRAGMA integrity_check") == [("ok",)]
+def _integrity(state: Path | str) -> bool:
+    return integrity_ok(state)
 
 
 def _run_id(state: Path, campaign: str) -> int:
@@ -240,12 +248,15 @@ def _setup(workdir: Path, state: Path, smtp: SmtpReceiver, hook: WebhookReceiver
         _must(state, T0, "approve", "campaign", name, "--as", "approver")
 
 
-def measure(workdir: Path, *, size: str = "small", seed: int = 0) -> dict:
+def measure(workdir: Path, *, size: str = "small", seed: int = 0,
+            store: str | None = None) -> dict:
+    """The figures at `size`; on a SQLite file in `workdir`, or with `store` (a PostgreSQL URL)
+    on a schema of its own in that database."""
     params = SIZES[size]
     contacts = params["contacts"]
     rng = random.Random(seed)
     workdir.mkdir(parents=True, exist_ok=True)
-    state = workdir / "connections.db"
+    state = state_in(store or workdir, "connections")
     started = time.perf_counter()
     killer = Killer()
     ticks = Ticks(state, killer)
@@ -378,6 +389,8 @@ def measure(workdir: Path, *, size: str = "small", seed: int = 0) -> dict:
     )
     if nonzero_unkilled:
         figures["problems"] = "; ".join(nonzero_unkilled[:3])
+    if store:
+        drop_state(state)
     return figures
 
 

@@ -4,16 +4,20 @@
     python3 tests/reliability/full_size.py --only chaos    # one of them
     python3 tests/reliability/full_size.py --size small    # what CI runs, as figures
     python3 tests/reliability/full_size.py -o json         # figures as JSON
+    python3 tests/reliability/full_size.py --only hosts --store postgresql://USER@HOST/DB
 
 Each `*_workload.py` beside this file exposes `measure(workdir, size=, seed=) -> dict` with an
-`ok` figure; the pytest files of this folder call the same functions at size "small". Exits 0
-when every workload is ok, 1 otherwise. Needs the project installed (`pip install -e '.[test]'`).
+`ok` figure (those that take `store=` run on PostgreSQL with `--store URL`, each state in a
+schema of its own in that database); the pytest files of this folder call the same functions at
+size "small". Exits 0 when every workload is ok, 1 otherwise. Needs the project installed (`pip
+install -e '.[test]'`).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 import json
 import os
 import platform
@@ -51,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", choices=["small", "full"], default="full")
     parser.add_argument("--only", default="", help=f"comma-separated subset of {workloads()}")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--store", default=None,
+                        help="a PostgreSQL URL: the workloads that take one run there")
     parser.add_argument("-o", "--output", choices=["table", "json"], default="table")
     args = parser.parse_args(argv)
     names = [n for n in workloads() if not args.only or n in args.only.split(",")]
@@ -63,8 +69,13 @@ def main(argv: list[str] | None = None) -> int:
         module = importlib.import_module(f"{name}_workload")
         started = time.perf_counter()
         with tempfile.TemporaryDirectory(prefix=f"campctl-{name}-") as tmp:
+            extra = {}
+            if args.store:
+                if "store" not in inspect.signature(module.measure).parameters:
+                    continue
+                extra["store"] = args.store
             try:
-                figures = module.measure(Path(tmp), size=args.size, seed=args.seed)
+                figures = module.measure(Path(tmp), size=args.size, seed=args.seed, **extra)
             except Exception as exc:  # a workload that crashes is a failed figure, not a stop
                 figures = {"ok": False, "error": f"{type(exc).__name__}: {exc}",
                            "traceback": traceback.format_exc(limit=3)}

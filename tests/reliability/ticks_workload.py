@@ -14,7 +14,6 @@ file and a real webhook receiver on 127.0.0.1:
 
 from __future__ import annotations
 
-import sqlite3
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ from pathlib import Path
 
 from receivers import WebhookReceiver
 from workload_support import clean_env as _env
+from workload_support import drop_state, query, state_in
 from workload_support import dump as _dump
 from workload_support import iso as _iso
 
@@ -50,12 +50,8 @@ def _must(state: Path, now: datetime, *args: str) -> subprocess.CompletedProcess
     return proc
 
 
-def _rows(state: Path, sql: str, params=()) -> list[tuple]:
-    conn = sqlite3.connect(state)
-    try:
-        return conn.execute(sql, params).fetchall()
-    finally:
-        conn.close()
+def _rows(state: Path | str, sql: str, params=()) -> list[tuple]:
+    return query(state, sql, params)
 
 
 def _launch(workdir: Path, state: Path, text: str, names: list[str], contacts: int) -> None:
@@ -73,8 +69,8 @@ def _launch(workdir: Path, state: Path, text: str, names: list[str], contacts: i
             _must(state, T0, verb, "campaign", name, *extra)
 
 
-def _concurrent_rounds(workdir: Path, rounds: int, contacts: int) -> dict:
-    state = workdir / "concurrent.db"
+def _concurrent_rounds(workdir: Path, rounds: int, contacts: int, store: str | None) -> dict:
+    state = state_in(store or workdir, "concurrent")
     with WebhookReceiver() as hook:
         names = [f"hourly-{i}" for i in range(CAMPAIGNS)]
         text = f"kind: Channel\nname: hook\ntype: webhook\nurl: {hook.url}\n"
@@ -100,7 +96,7 @@ def _concurrent_rounds(workdir: Path, rounds: int, contacts: int) -> dict:
         runs = _rows(state, "SELECT count(*) FROM runs")[0][0]
         duplicate_occurrences = _rows(
             state, "SELECT count(*) FROM (SELECT 1 FROM occurrences GROUP BY kind, name,"
-            " scheduled_at HAVING count(*) > 1)")[0][0]
+            " scheduled_at HAVING count(*) > 1) d")[0][0]
         sent = {m for (m,) in _rows(state, "SELECT message_id FROM queue_items"
                                            " WHERE status = 'sent'")}
         not_sent = _rows(state, "SELECT count(*) FROM queue_items WHERE status <> 'sent'")[0][0]
@@ -128,8 +124,8 @@ schedule: {start: immediately, cron: "0 * * * *", catchup: latest}
 """
 
 
-def _catch_up(workdir: Path) -> dict:
-    state = workdir / "catchup.db"
+def _catch_up(workdir: Path, store: str | None) -> dict:
+    state = state_in(store or workdir, "catchup")
     (workdir / "catchup").mkdir()
     _launch(workdir / "catchup", state, HOURLY, ["hourly"], 2)
     t0 = T0 + timedelta(hours=1)  # 09:00Z
@@ -154,8 +150,8 @@ def _catch_up(workdir: Path) -> dict:
     }
 
 
-def _repeat_and_backward(workdir: Path) -> dict:
-    state = workdir / "repeat.db"
+def _repeat_and_backward(workdir: Path, store: str | None) -> dict:
+    state = state_in(store or workdir, "repeat")
     (workdir / "repeat").mkdir()
     _launch(workdir / "repeat", state, HOURLY.replace("latest", "all"), ["hourly"], 5)
     now = T0 + timedelta(hours=3)
@@ -174,14 +170,20 @@ def _repeat_and_backward(workdir: Path) -> dict:
     }
 
 
-def measure(workdir: Path, *, size: str = "small", seed: int = 0) -> dict:
-    """Run the three checks at `size` ("small" or "full"); `seed` is unused (no randomness)."""
+def measure(workdir: Path, *, size: str = "small", seed: int = 0,
+            store: str | None = None) -> dict:
+    """Run the three checks at `size` ("small" or "full"); `seed` is unused (no randomness).
+    On SQLite files in `workdir`, or with `store` (a PostgreSQL URL) on schemas of their own in
+    that database."""
     params = SIZES[size]
     workdir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    figures = _concurrent_rounds(workdir, params["rounds"], params["contacts"])
-    figures.update(_catch_up(workdir))
-    figures.update(_repeat_and_backward(workdir))
+    figures = _concurrent_rounds(workdir, params["rounds"], params["contacts"], store)
+    figures.update(_catch_up(workdir, store))
+    figures.update(_repeat_and_backward(workdir, store))
+    if store:
+        for name in ("concurrent", "catchup", "repeat"):
+            drop_state(state_in(store, name))
     figures["seconds"] = round(time.perf_counter() - started, 1)
     figures["ok"] = (
         figures["runs"] == figures["expected_runs"] and figures["duplicate_occurrences"] == 0

@@ -1,4 +1,9 @@
-"""Small helpers the reliability workloads share (plain functions, no pytest)."""
+"""Small helpers the reliability workloads share (plain functions, no pytest).
+
+A workload's state is a SQLite path or a PostgreSQL URL: `state_in(place, name)` gives one
+(`place` is the work directory, or the URL of a database where each state gets a schema of its
+own), and `query`, `dump` and `integrity_ok` read either store.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,10 @@ import subprocess
 import sys
 from datetime import datetime
 from pathlib import Path
+
+_TESTS = str(Path(__file__).resolve().parent.parent)
+if _TESTS not in sys.path:  # store_support / pg_support, also when run as a script
+    sys.path.append(_TESTS)
 
 
 def iso(at: datetime) -> str:
@@ -23,13 +32,57 @@ def clean_env(user: str | None = None) -> dict[str, str]:
     return env
 
 
-def dump(state: Path) -> list[str]:
-    """Every table of the state file as SQL text, for before/after comparisons."""
+def is_pg(state: Path | str) -> bool:
+    """Whether `state` is a PostgreSQL URL (else a SQLite path)."""
+    return str(state).startswith(("postgresql://", "postgres://"))
+
+
+def state_in(place: Path | str, name: str) -> Path | str:
+    """A new, empty state called `name`: `place/name.db`, or, when `place` is a PostgreSQL URL,
+    that database with a schema `name` of its own (dropped and created again here)."""
+    if not is_pg(place):
+        return Path(place) / f"{name}.db"
+    from pg_support import execute
+
+    execute(str(place), f'DROP SCHEMA IF EXISTS "{name}" CASCADE; CREATE SCHEMA "{name}"')
+    joiner = "&" if "?" in str(place) else "?"
+    return f"{place}{joiner}options=-csearch_path%3D{name}"
+
+
+def drop_state(state: Path | str) -> None:
+    """Drop the schema of a PostgreSQL state made by `state_in` (a file stays in its dir)."""
+    if is_pg(state) and "csearch_path%3D" in str(state):
+        from pg_support import execute
+
+        name = str(state).rpartition("csearch_path%3D")[2]
+        execute(str(state), f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+
+
+def dump(state: Path | str) -> list[str]:
+    """Every table of the state as text lines, for before/after comparisons (SQLite: its SQL
+    dump; PostgreSQL: each table's rows, sorted)."""
+    if is_pg(state):
+        tables = [t for (t,) in query(state, "SELECT tablename FROM pg_tables"
+                                             " WHERE schemaname = current_schema()"
+                                             " ORDER BY tablename")]
+        lines: list[str] = []
+        for table in tables:
+            rows = query(state, f'SELECT * FROM "{table}"')
+            lines += sorted(f"{table}: {row!r}" for row in rows)
+        return lines
     conn = sqlite3.connect(state)
     try:
         return list(conn.iterdump())
     finally:
         conn.close()
+
+
+def integrity_ok(state: Path | str) -> bool:
+    """SQLite: `PRAGMA integrity_check` says ok. PostgreSQL has no such check of its files from
+    a client (its WAL makes a killed client harmless): True."""
+    if is_pg(state):
+        return True
+    return query(state, "PRAGMA integrity_check") == [("ok",)]
 
 
 def campctl_argv(state: Path, now: datetime, *args: str) -> list[str]:
@@ -47,8 +100,32 @@ def run_campctl(state: Path, now: datetime, *args: str,
     return proc
 
 
-def query(state: Path, sql: str, params=()) -> list[tuple]:
-    """Rows of one read of the state file, on a connection of its own."""
+def run_in_process(state: Path | str, now: datetime, *args: str, user: str) -> str:
+    """Run one campctl command in this process (no interpreter start: setting a workload up
+    costs milliseconds, not a process each); a RuntimeError with its output unless it exits 0.
+    Not for commands that must run beside others: it swaps sys.stdout while it runs."""
+    from typer.testing import CliRunner
+
+    from campctl.__main__ import main
+
+    argv = ["--state", str(state), "--now", iso(now), *args]
+    with CliRunner().isolation(env={"CAMPCTL_USER": user}) as (out, err, *_):
+        code = main(argv)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        stdout, stderr = out.getvalue().decode(), err.getvalue().decode()
+    if code != 0:
+        raise RuntimeError(f"campctl {' '.join(args)} exited {code}: {stderr}")
+    return stdout
+
+
+def query(state: Path | str, sql: str, params=()) -> list[tuple]:
+    """Rows of one read of the state, on a connection of its own (SQL in SQLite's words; on
+    PostgreSQL through the store's placeholder translator)."""
+    if is_pg(state):
+        from store_support import query_rows
+
+        return [tuple(row.values()) for row in query_rows(str(state), sql, params)]
     conn = sqlite3.connect(state, timeout=30)
     try:
         return conn.execute(sql, params).fetchall()

@@ -1,9 +1,8 @@
-"""Arrange runs straight in the state file (the run engine lands in parallel)."""
+"""Arrange runs straight in the state (either store; the run engine lands in parallel)."""
 
 from __future__ import annotations
 
 import json
-import sqlite3
 
 import pytest
 
@@ -18,12 +17,12 @@ SNAPSHOT = {
 @pytest.fixture
 def make_run(cli, state):
     """make_run(status, items=(...statuses), **columns) -> run id, with contacts c1..cN."""
-    from campctl.store.db import open_db
+    from campctl.store.db import open_state
 
-    open_db(state, create=True).close()  # what `campctl init` does, without building the CLI
+    open_state(state, create=True).close()  # what `campctl init` does, without building the CLI
 
     def make(status: str, items: tuple[str, ...] = (), **columns) -> int:
-        conn = sqlite3.connect(state)
+        db = open_state(state, create=False)
         try:
             values = {
                 "campaign": "spring-sale", "stage": "main", "status": status,
@@ -31,27 +30,28 @@ def make_run(cli, state):
                 "created_at": "2027-03-01T08:00:00Z", "updated_at": "2027-03-01T08:00:00Z",
                 **columns,
             }
-            cur = conn.execute(
-                f"INSERT INTO runs ({', '.join(values)}) VALUES ({', '.join('?' for _ in values)})",
-                list(values.values()),
-            )
-            run_id = cur.lastrowid
-            for n, item_status in enumerate(items, start=1):
-                conn.execute(
-                    "INSERT INTO contacts (external_id, created_at, updated_at) VALUES (?, ?, ?)"
-                    " ON CONFLICT (external_id) DO NOTHING",
-                    (f"c{n}", "2027-01-01T00:00:00Z", "2027-01-01T00:00:00Z"),
+            with db.atomic():
+                run_id = db.scalar(
+                    f"INSERT INTO runs ({', '.join(values)})"
+                    f" VALUES ({', '.join('?' for _ in values)}) RETURNING id",
+                    list(values.values()),
                 )
-                contact = conn.execute("SELECT id FROM contacts WHERE external_id = ?",
-                                       (f"c{n}",)).fetchone()[0]
-                conn.execute(
-                    "INSERT INTO queue_items (message_id, run_id, contact_id, channel, status,"
-                    " created_at) VALUES (?, ?, ?, 'outbox', ?, '2027-03-01T08:00:00Z')",
-                    (f"r{run_id}-c{contact}", run_id, contact, item_status),
-                )
-            conn.commit()
-            return run_id
+                for n, item_status in enumerate(items, start=1):
+                    db.execute(
+                        "INSERT INTO contacts (external_id, created_at, updated_at)"
+                        " VALUES (?, ?, ?) ON CONFLICT (external_id) DO NOTHING",
+                        (f"c{n}", "2027-01-01T00:00:00Z", "2027-01-01T00:00:00Z"),
+                    )
+                    contact = db.scalar("SELECT id FROM contacts WHERE external_id = ?",
+                                        (f"c{n}",))
+                    db.execute(
+                        "INSERT INTO queue_items (message_id, run_id, contact_id, channel,"
+                        " status, created_at) VALUES (?, ?, ?, 'outbox', ?,"
+                        " '2027-03-01T08:00:00Z')",
+                        (f"r{run_id}-c{contact}", run_id, contact, item_status),
+                    )
+            return int(run_id)
         finally:
-            conn.close()
+            db.close()
 
     return make

@@ -17,6 +17,7 @@ from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from store_support import execute_sql
 
 T0 = "2027-03-01T09:00:00Z"
 CONTACTS = 30
@@ -179,16 +180,11 @@ def test_closing_after_a_crash_cancels_the_dead_ticks_items(cli, rows, state, re
 
 
 def test_an_ended_run_keeps_no_queued_item_once_the_claims_expire(cli, make_run, rows, state):
-    import sqlite3
-
     # A state from before this rule: a skipped run still holding claimed, queued items.
     ended = make_run("skipped", items=("sent", "queued", "queued"))
-    conn = sqlite3.connect(state)
-    conn.execute("UPDATE queue_items SET claimed_until = '2027-03-01T09:05:00Z',"
-                 " claim_token = 'dead', handover_begun = (id = (SELECT max(id) FROM"
-                 " queue_items)) WHERE status = 'queued'")
-    conn.commit()
-    conn.close()
+    execute_sql(state, "UPDATE queue_items SET claimed_until = '2027-03-01T09:05:00Z',"
+                " claim_token = 'dead', handover_begun = CASE WHEN id = (SELECT max(id) FROM"
+                " queue_items) THEN 1 ELSE 0 END WHERE status = 'queued'")
     make_run("sending", items=("queued",))  # something for the tick to do
     assert cli("--now", "2027-03-01T09:01:00Z", "tick").exit_code == 0
     assert rows("SELECT count(*) AS n FROM queue_items WHERE run_id = ? AND status = 'queued'",
@@ -210,14 +206,9 @@ def test_skip_cancels_what_a_stopped_run_still_holds(cli, make_run, rows):
 
 
 def test_the_restart_does_not_build_for_a_contact_in_doubt(cli, make_run, rows, state):
-    import sqlite3
-
     run_id = make_run("stopped", items=("sent", "cancelled", "cancelled"))
-    conn = sqlite3.connect(state)
-    conn.execute("UPDATE queue_items SET handover_begun = 1 WHERE id = (SELECT max(id) FROM"
-                 " queue_items)")
-    conn.commit()
-    conn.close()
+    execute_sql(state, "UPDATE queue_items SET handover_begun = 1 WHERE id = (SELECT max(id)"
+                " FROM queue_items)")
     new = cli("restart", "run", str(run_id), "--note", "again", "-o", "json").json["new_run"]
     assert cli("--now", "2027-03-01T09:01:00Z", "tick").exit_code == 0
     built = rows("SELECT c.external_id FROM queue_items q JOIN contacts c ON c.id = q.contact_id"

@@ -4,10 +4,10 @@ notification's subject and body, and the retry back-off of an undeliverable noti
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import timedelta
 
 import pytest
+from store_support import execute_sql, query_rows
 
 from campctl.engine.run_control import (
     RunVerb,
@@ -16,7 +16,7 @@ from campctl.engine.run_control import (
     notify_run,
     render_notification,
 )
-from campctl.store.db import open_db
+from campctl.store.db import open_state
 from campctl.timeutil import parse_instant
 
 NOW = parse_instant("2027-03-01T09:00:00Z")
@@ -45,7 +45,7 @@ def test_refusals_name_the_verbs_allowed_now_or_the_final_status(cli, make_run):
 
 def test_unknown_verb_is_a_programming_error(make_run, state):
     run_id = make_run("sending")
-    db = open_db(state, create=False)
+    db = open_state(state, create=False)
     try:
         with pytest.raises(ValueError, match="unknown run verb 'halt'"):
             apply_run_verb(db, run_id, RunVerb("halt", "t"), now=NOW)
@@ -80,7 +80,7 @@ def test_stop_then_restart_log_details_history_and_the_new_run(cli, make_run, ro
 
 def test_restart_without_note_including_sent(make_run, rows, state):
     run_id = make_run("failed")
-    db = open_db(state, create=False)
+    db = open_state(state, create=False)
     try:
         action = apply_run_verb(db, run_id, RunVerb("restart", "ops", include_sent=True), now=NOW)
     finally:
@@ -99,12 +99,9 @@ def test_restart_without_note_including_sent(make_run, rows, state):
 
 def test_stop_counts_the_items_in_doubt_in_the_log(make_run, rows, state):
     run_id = make_run("sending", items=("queued", "queued"))
-    conn = sqlite3.connect(state)
-    conn.execute("UPDATE queue_items SET handover_begun = 1, claim_token = 'tok',"
-                 " claimed_until = '2027-03-01T09:05:00Z' WHERE id = 1")
-    conn.commit()
-    conn.close()
-    db = open_db(state, create=False)
+    execute_sql(state, "UPDATE queue_items SET handover_begun = 1, claim_token = 'tok',"
+                " claimed_until = '2027-03-01T09:05:00Z' WHERE id = 1")
+    db = open_state(state, create=False)
     try:
         action = apply_run_verb(db, run_id, RunVerb("stop", "ops"), now=NOW)
     finally:
@@ -131,7 +128,7 @@ def test_pause_and_resume_log_events_without_details(cli, make_run, rows):
     (None, "queued"), ("paused", "queued"), ("stopped", "queued")])
 def test_resume_goes_back_to_an_active_status_only(make_run, rows, state, paused_from, after):
     run_id = make_run("paused", paused_from=paused_from)
-    db = open_db(state, create=False)
+    db = open_state(state, create=False)
     try:
         action = apply_run_verb(db, run_id, RunVerb("resume", "ops"), now=NOW)
     finally:
@@ -157,11 +154,8 @@ def test_restart_refused_once_the_run_closing_date_is_reached(cli, make_run, clo
 def test_notification_subject_and_body(cli, make_run, rows, state):
     run_id = make_run("sending")
     assert cli("stop", "run", str(run_id), "--note", "wrong").exit_code == 0
-    conn = sqlite3.connect(state)
-    conn.execute("UPDATE runs SET error = 'smtp down' WHERE id = ?", (run_id,))
-    conn.commit()
-    conn.close()
-    db = open_db(state, create=False)
+    execute_sql(state, "UPDATE runs SET error = 'smtp down' WHERE id = ?", (run_id,))
+    db = open_state(state, create=False)
     try:
         [item] = rows("SELECT * FROM notifications")
         assert render_notification(db, item) == (
@@ -197,7 +191,7 @@ def test_undeliverable_notification_backs_off_1_2_4_8_minutes_then_gives_up(cli,
              " or use 'outbox'")
     assert rows("SELECT attempts, claimed_until, delivery_error FROM notifications") == [
         {"attempts": 1, "claimed_until": "2027-03-01T09:01:00Z", "delivery_error": error}]
-    db = open_db(state, create=False)
+    db = open_state(state, create=False)
     try:
         for at, tried, attempts, until in [
             ("09:00:59", False, 1, "09:01:00"), ("09:01:00", True, 2, "09:03:00"),
@@ -221,7 +215,7 @@ def test_delivery_takes_at_most_limit_and_needs_channel_and_address(cli, make_ru
     ids = [make_run("failed") for _ in range(3)]
     for run_id in ids:
         assert cli("skip", "run", str(run_id), "--note", "x").exit_code == 0
-    db = open_db(state, create=False)
+    db = open_state(state, create=False)
     try:
         assert deliver_pending_notifications(db, now=NOW, environ={}).errors == []
         assert cli("config", "set", "notify_channel", "outbox").exit_code == 0
@@ -242,13 +236,12 @@ def test_delivery_takes_at_most_limit_and_needs_channel_and_address(cli, make_ru
 
 
 def _instance(state, status: str) -> int:
-    conn = sqlite3.connect(state)
-    cur = conn.execute(
+    execute_sql(
+        state,
         "INSERT INTO plan_instances (name, plan, status, started_at, plan_version, snapshot)"
         " VALUES (?, 'launch', ?, '2027-03-01T08:00:00Z', 1, '{}')", (f"launch-{status}", status))
-    conn.commit()
-    conn.close()
-    return int(cur.lastrowid)
+    return int(query_rows(state, "SELECT id FROM plan_instances WHERE name = ?",
+                          (f"launch-{status}",))[0]["id"])
 
 
 @pytest.mark.parametrize("verb", ["skip", "restart"])
@@ -273,12 +266,9 @@ def test_stop_logs_the_run_plan_instance(cli, make_run, rows, state):
 
 
 def test_restart_refused_for_a_stopped_campaign_only(cli, make_run, state):
-    conn = sqlite3.connect(state)
-    conn.execute("INSERT INTO objects (kind, name, version, spec, status, created_at, updated_at)"
-                 " VALUES ('Campaign', 'spring-sale', 1, '{}', 'stopped', ?, ?)",
-                 ("2027-03-01T08:00:00Z", "2027-03-01T08:00:00Z"))
-    conn.commit()
-    conn.close()
+    execute_sql(state, "INSERT INTO objects (kind, name, version, spec, status, created_at,"
+                " updated_at) VALUES ('Campaign', 'spring-sale', 1, '{}', 'stopped', ?, ?)",
+                ("2027-03-01T08:00:00Z", "2027-03-01T08:00:00Z"))
     run_id = make_run("stopped")
     assert cli("restart", "run", str(run_id), "--note", "x").stderr == (
         f"error: cannot restart run {run_id}: campaign spring-sale is stopped, and no new run of"
@@ -288,7 +278,7 @@ def test_restart_refused_for_a_stopped_campaign_only(cli, make_run, state):
 
 def test_restart_keeps_the_run_closing_date_and_excludes_sent_by_default(make_run, rows, state):
     run_id = make_run("stopped", closes_at="2027-03-02T00:00:00Z")
-    db = open_db(state, create=False)
+    db = open_state(state, create=False)
     try:
         action = apply_run_verb(db, run_id, RunVerb("restart", "ops", note="n"), now=NOW)
     finally:
@@ -300,7 +290,7 @@ def test_restart_keeps_the_run_closing_date_and_excludes_sent_by_default(make_ru
 
 def test_other_notification_kinds_and_odd_objects(make_run, rows, state):
     run_id = make_run("failed")
-    db = open_db(state, create=False)
+    db = open_state(state, create=False)
     try:
         with db.atomic():
             notify_run(db, run_id, "paused", None, None, NOW)
@@ -315,14 +305,12 @@ def test_other_notification_kinds_and_odd_objects(make_run, rows, state):
 
 def test_one_call_delivers_at_most_100_and_counts_each_failure(cli, make_run, rows, state):
     make_run("failed")
-    conn = sqlite3.connect(state)
-    conn.executemany("INSERT INTO notifications (at, kind, object) VALUES (?, 'run-failed', ?)",
-                     [("2027-03-01T08:00:00Z", "run/1")] * 101)
-    conn.commit()
-    conn.close()
+    execute_sql(state, "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n"
+                " WHERE i < 101) INSERT INTO notifications (at, kind, object)"
+                " SELECT '2027-03-01T08:00:00Z', 'run-failed', 'run/1' FROM n")
     assert cli("config", "set", "notify_channel", "no-such-channel").exit_code == 0
     assert cli("config", "set", "notify_to", "ops@example.com").exit_code == 0
-    db = open_db(state, create=False)
+    db = open_state(state, create=False)
     try:
         failed = deliver_pending_notifications(db, now=NOW, environ={}, limit=2)
         assert (failed.delivered, failed.failed, len(failed.errors or [])) == (0, 2, 2)

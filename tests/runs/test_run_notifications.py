@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import sqlite3
-
 import pytest
+from store_support import execute_sql
 
 from campctl.engine.run_control import deliver_pending_notifications, notify_run
-from campctl.store.db import open_db
+from campctl.store.db import open_state
 from campctl.timeutil import parse_instant
 
 
@@ -40,7 +39,7 @@ def test_pause_and_resume_do_not_notify(cli, make_run, rows):
 
 def test_notify_run_for_engine_failures(cli, state, make_run, rows):
     run_id = make_run("failed")
-    db = open_db(state, create=False)
+    db = open_state(state, create=False)
     try:
         with db.atomic():
             notify_run(db, run_id, "failed", "channel unreachable", "campctl",
@@ -101,11 +100,8 @@ def test_failed_delivery_is_recorded_and_retried_later(cli, make_run, rows, stat
     first = rows("SELECT delivered_at, delivery_error, attempts FROM notifications")[0]
     assert first["delivered_at"] is None and first["delivery_error"] and first["attempts"] == 1
     # Fix the setting; a retry before the back-off does nothing, after it delivers.
-    conn = sqlite3.connect(state)
-    conn.execute("UPDATE config SET value = 'outbox' WHERE key = 'notify_channel'")
-    conn.commit()
-    conn.close()
-    db = open_db(state, create=False)
+    execute_sql(state, "UPDATE config SET value = 'outbox' WHERE key = 'notify_channel'")
+    db = open_state(state, create=False)
     try:
         early = deliver_pending_notifications(db, now=parse_instant("2027-03-01T09:00:30Z"),
                                               environ={})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from store_support import execute_sql, state_exists
 
 from campctl.models import RUN_TRANSITIONS, RunStatus
 
@@ -75,23 +76,18 @@ def test_stop_cancels_unsent_items_only(cli, make_run, rows):
                  "GROUP BY status ORDER BY status", (run_id,))
     assert items == [{"status": "cancelled", "n": 2}, {"status": "failed", "n": 1},
                      {"status": "sent", "n": 1}]
-    log = rows("SELECT event, run_id, details FROM exec_log")
+    log = rows("SELECT event, run_id, details FROM exec_log ORDER BY id")
     assert log and log[-1]["event"] == "Run Stopped" and "wrong price" in log[-1]["details"]
 
 
 def test_stop_cancels_items_under_a_claim_too_marking_a_begun_hand_over(cli, make_run, rows,
                                                                        state):
-    import sqlite3
-
     run_id = make_run("sending", items=("queued", "queued", "queued"))
-    conn = sqlite3.connect(state)
-    ids = [r[0] for r in conn.execute("SELECT id FROM queue_items ORDER BY id")]
+    ids = [r["id"] for r in rows("SELECT id FROM queue_items ORDER BY id")]
     # A delivery (dead or alive) claimed the first two and began handing over the first.
-    conn.execute("UPDATE queue_items SET claimed_until = '2027-03-01T09:05:00Z',"
-                 " claim_token = 'tok' WHERE id IN (?, ?)", ids[:2])
-    conn.execute("UPDATE queue_items SET handover_begun = 1 WHERE id = ?", (ids[0],))
-    conn.commit()
-    conn.close()
+    execute_sql(state, "UPDATE queue_items SET claimed_until = '2027-03-01T09:05:00Z',"
+                " claim_token = 'tok' WHERE id IN (?, ?)", ids[:2])
+    execute_sql(state, "UPDATE queue_items SET handover_begun = 1 WHERE id = ?", (ids[0],))
     assert cli("stop", "run", str(run_id), "--note", "x").exit_code == 0
     items = rows("SELECT status, claim_token, last_error FROM queue_items ORDER BY id")
     assert [i["status"] for i in items] == ["cancelled"] * 3
@@ -112,7 +108,7 @@ def test_resume_returns_to_the_status_before_the_pause(cli, make_run, rows, befo
     assert resumed.exit_code == 0, resumed
     assert rows("SELECT status, paused_from FROM runs")[0] == {"status": before,
                                                                "paused_from": None}
-    actions = rows("SELECT action, note FROM history WHERE kind = 'run'")
+    actions = rows("SELECT action, note FROM history WHERE kind = 'run' ORDER BY id")
     assert actions == [{"action": "pause", "note": None}, {"action": "resume", "note": "go"}]
 
 
@@ -131,7 +127,8 @@ def test_restart_creates_a_new_scheduled_run_with_the_same_snapshot(cli, make_ru
     assert new["send_at"] == "2027-03-02T07:00:00Z"  # a later send still waits for its time
     assert new["include_sent"] == 0
     assert new["campaign"] == "spring-sale" and new["stage"] == "main"
-    created = rows("SELECT action, to_status, note FROM history WHERE name = ?", (str(new_id),))
+    created = rows("SELECT action, to_status, note FROM history WHERE name = ? ORDER BY id",
+                   (str(new_id),))
     assert created[0]["action"] == "create" and "restart of run" in created[0]["note"]
 
 
@@ -163,7 +160,8 @@ def test_note_is_required_for_stop_restart_skip(cli, make_run):
     assert cli("stop", "run", "abc", "--note", "x").exit_code == 2
 
 
+@pytest.mark.pg_fresh
 def test_verbs_on_a_missing_state_file_exit_4(cli, state):
     result = cli("get", "runs")
     assert result.exit_code == 4, result
-    assert not state.exists()
+    assert not state_exists(state)

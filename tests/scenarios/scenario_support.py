@@ -1,11 +1,11 @@
-"""Helpers for scenario tests: definitions, contacts inserted with sqlite3, events, ticks."""
+"""Helpers for scenario tests: definitions, contacts written into the state, events, ticks."""
 
 from __future__ import annotations
 
-import json
-import sqlite3
 import textwrap
 from datetime import UTC, datetime, timedelta
+
+from store_support import insert_contacts
 
 T0 = datetime(2027, 3, 1, 9, 0, tzinfo=UTC)
 
@@ -15,7 +15,7 @@ def at(delta: timedelta = timedelta(0)) -> str:
 
 
 class Scenarios:
-    """Drives campctl through its CLI (contacts are inserted with sqlite3, attributes as JSON)."""
+    """Drives campctl through its CLI (contacts are written into the state, on either store)."""
 
     def __init__(self, cli, state, rows, write_yaml):
         self.cli = cli
@@ -37,24 +37,7 @@ class Scenarios:
     def contacts(self, *specs: dict):
         """Insert contacts: {id, email?, groups?, opt_out?, **attributes}."""
         self.ok("init")
-        conn = sqlite3.connect(self.state)
-        with conn:
-            for spec in specs:
-                spec = dict(spec)
-                ext = spec.pop("id")
-                groups = spec.pop("groups", [])
-                opt_out = spec.pop("opt_out", [])
-                email = spec.pop("email", f"{ext}@example.com")
-                cur = conn.execute(
-                    "INSERT INTO contacts (external_id, email, attrs, created_at, updated_at) "
-                    "VALUES (?, ?, ?, ?, ?)", (ext, email, json.dumps(spec), at(), at()))
-                cid = cur.lastrowid
-                conn.executemany("INSERT INTO contact_groups (grp, contact_id) VALUES (?, ?)",
-                                 [(g, cid) for g in groups])
-                conn.executemany(
-                    "INSERT INTO contact_optouts (contact_id, message_type) VALUES (?, ?)",
-                    [(cid, t) for t in opt_out])
-        conn.close()
+        insert_contacts(self.state, specs, at())
 
     def activate(self, name: str, now: str | None = None):
         return self.ok("activate", "scenario", name, "--now", now or at())

@@ -89,7 +89,8 @@ def test_clear_and_remove_profile(scn):
     assert scn.rows("SELECT count(*) AS n FROM queue_items WHERE status = 'queued'")[0]["n"] == 0
     scn.tick(at(td(days=3)))
     assert len(scn.messages("nurture")) == 3  # only the three hellos
-    history = scn.rows("SELECT action FROM history WHERE kind = 'Scenario' AND name = 'nurture'")
+    history = scn.rows("SELECT action FROM history WHERE kind = 'Scenario' AND name = 'nurture' "
+                    "ORDER BY id")
     assert [h["action"] for h in history][-2:] == ["remove-profile", "clear"]
     assert scn.cli("clear", "scenario", "nope").exit_code == 3
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta as td
 
 from scenario_support import at
+from store_support import execute_sql
 
 JOURNEY = """\
 kind: Scenario
@@ -128,21 +129,16 @@ def test_describe_shows_profiles_per_step(scn):
 def test_loop_without_wait_is_refused_and_never_spins(scn, state):
     """`apply` rejects such loops; a spec that slipped past it must still not spin in a tick."""
     import json
-    import sqlite3
 
     scn.contacts({"id": "ann"})
     spec = {"launch": {"type": "manual"}, "steps": [
         {"id": "a", "send": {"subject": "x", "body": "y"}},
         {"id": "b", "if": {"event": "never", "within": "1d"}, "then": "a", "else": "a"}]}
-    conn = sqlite3.connect(state)
-    with conn:
-        conn.execute("INSERT INTO objects (kind, name, version, spec, status, created_at, "
-                     "updated_at) VALUES ('Scenario', 'spin', 1, ?, 'active', ?, ?)",
-                     (json.dumps(spec), at(), at()))
-        conn.execute("INSERT INTO scenario_profiles (scenario, contact_id, step, status, "
-                     "entered_at, updated_at) VALUES ('spin', 1, 'a', 'active', ?, ?)",
-                     (at(), at()))
-    conn.close()
+    execute_sql(state, "INSERT INTO objects (kind, name, version, spec, status, created_at, "
+                "updated_at) VALUES ('Scenario', 'spin', 1, ?, 'active', ?, ?)",
+                (json.dumps(spec), at(), at()))
+    execute_sql(state, "INSERT INTO scenario_profiles (scenario, contact_id, step, status, "
+                "entered_at, updated_at) VALUES ('spin', 1, 'a', 'active', ?, ?)", (at(), at()))
     result = scn.cli("start", "scenario", "spin", "--all", "--yes")
     assert result.exit_code == 1, result
     assert "loop without a wait" in result.stderr

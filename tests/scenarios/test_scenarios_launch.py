@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta as td
 
 from scenario_support import at
+from store_support import execute_sql
 
 PROMO = """\
 kind: Scenario
@@ -167,12 +168,7 @@ def test_message_that_fails_for_one_contact_counts_as_failure(scn):
         """)
     scn.activate("hello")
     scn.ok("start", "scenario", "hello", "--all", "--yes")
-    import sqlite3
-
-    conn = sqlite3.connect(scn.state)
-    with conn:
-        conn.execute("UPDATE contacts SET attrs = '{}' WHERE external_id = 'bob'")
-    conn.close()
+    execute_sql(scn.state, "UPDATE contacts SET attrs = '{}' WHERE external_id = 'bob'")
     scn.tick(at(td(minutes=1)))
     statuses = {m[0]: m[3] for m in scn.messages("hello")}
     assert statuses == {"ann": "sent", "bob": "failed"}

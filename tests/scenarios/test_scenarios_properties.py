@@ -3,12 +3,14 @@ and a tick repeated at the same time changes nothing."""
 
 from __future__ import annotations
 
-import sqlite3
+import os
 from datetime import timedelta as td
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pg_support import reset_pg
 from scenario_support import Scenarios, at
+from store_support import is_pg, open_rows, query_rows
 
 DRIP = """\
 kind: Scenario
@@ -23,12 +25,9 @@ steps:
 
 
 def _dump(state):
-    conn = sqlite3.connect(state)
-    try:
-        return [conn.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall()
+    with open_rows(state) as rows:
+        return [rows(f"SELECT * FROM {t} ORDER BY 1")
                 for t in ("scenario_profiles", "queue_items", "occurrences", "event_cursors")]
-    finally:
-        conn.close()
 
 
 @settings(max_examples=8, deadline=None,
@@ -36,19 +35,18 @@ def _dump(state):
 @given(mode=st.sampled_from(["once", "after_exit", "restart", "parallel"]),
        pokes=st.lists(st.tuples(st.sampled_from(["ann", "bob"]), st.integers(0, 96)),
                       min_size=1, max_size=6))
-def test_reentry_invariants(cli, tmp_path_factory, write_yaml, mode, pokes):
-    state = tmp_path_factory.mktemp("prop") / "state.db"
+def test_reentry_invariants(cli, state, tmp_path_factory, write_yaml, mode, pokes):
+    # Every example starts from an empty state: a new file, or the test database reset.
+    if is_pg(state):
+        reset_pg(os.fspath(state))
+    else:
+        state = tmp_path_factory.mktemp("prop") / "state.db"
 
     def run(*args, input=None):
         return cli("--state", str(state), *args, input=input)
 
     def rows(sql, params=()):
-        conn = sqlite3.connect(state)
-        conn.row_factory = sqlite3.Row
-        try:
-            return [dict(r) for r in conn.execute(sql, params)]
-        finally:
-            conn.close()
+        return query_rows(state, sql, params)
 
     scn = Scenarios(run, state, rows, write_yaml)
     scn.contacts({"id": "ann"}, {"id": "bob"})

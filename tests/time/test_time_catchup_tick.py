@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import sqlite3
 import time
 
 import pytest
+from store_support import query_rows
 
 from campctl.engine.cron import count_fire_times
 from campctl.timeutil import parse_instant
@@ -45,16 +45,11 @@ def hourly(cli, tmp_path, write_yaml):
 
 
 def occurrences(state, since: str) -> dict[str, list[tuple[str, str | None]]]:
-    conn = sqlite3.connect(state)
-    try:
-        out: dict[str, list] = {}
-        for status, at, reason in conn.execute(
-            "SELECT status, scheduled_at, reason FROM occurrences WHERE scheduled_at > ?"
-            " ORDER BY scheduled_at", (since,)):
-            out.setdefault(status, []).append((at, reason))
-        return out
-    finally:
-        conn.close()
+    out: dict[str, list] = {}
+    for row in query_rows(state, "SELECT status, scheduled_at, reason FROM occurrences"
+                                 " WHERE scheduled_at > ? ORDER BY scheduled_at", (since,)):
+        out.setdefault(row["status"], []).append((row["scheduled_at"], row["reason"]))
+    return out
 
 
 @pytest.mark.parametrize(("policy", "fired", "skipped"),
