@@ -140,10 +140,13 @@ SELECT c.id, g.value FROM {_PG_PAIRS}
 CROSS JOIN LATERAL jsonb_array_elements_text(p.v -> 1) g
 ON CONFLICT DO NOTHING
 """
-# The rows of a chunk that exist already, locked for the merge done in Python.
+# The rows of a chunk that exist already, locked for the merge done in Python. `= ANY(ARRAY(…))`
+# takes the external_id index whatever the statistics say: with `IN (SELECT …)` a table filled
+# by this very import (not analyzed yet) was scanned whole for every chunk (0.6 s a chunk at 20k).
 _PG_EXISTING = """
 SELECT id, external_id, email, phone, attrs FROM contacts
-WHERE external_id IN (SELECT jsonb_array_elements_text(CAST(? AS jsonb))) ORDER BY id FOR UPDATE
+WHERE external_id = ANY(ARRAY(SELECT jsonb_array_elements_text(CAST(? AS jsonb))))
+ORDER BY id FOR UPDATE
 """
 _PG_UPDATE = "UPDATE contacts SET email = ?, phone = ?, attrs = ?, updated_at = ? WHERE id = ?"
 _PG_INSERT_WITH_ID = (

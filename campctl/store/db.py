@@ -305,6 +305,9 @@ def open_db(
     migrate: bool = True,
 ) -> Database:
     """Open (and with `create`, create) the state file, refusing foreign or newer files."""
+    if isinstance(parse_state(os.fspath(path)), PgUrl):
+        # Not a file: opening it as one made directories named after the URL.
+        raise ValueError("open_db takes an SQLite path; open a URL with open_state")
     path = Path(path)
     _prepare_file(path, create=create)
     conn = _connect(path, busy_timeout_ms)

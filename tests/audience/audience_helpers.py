@@ -30,11 +30,11 @@ def store_channel(db, name: str, spec: dict, *, now: str = NOW) -> None:
 def new_run(db, *, campaign: str = "c1", now: str = NOW) -> int:
     """A bare run row for queue items to belong to (the campaign engine creates real ones)."""
     with db.atomic():
-        return db.execute(
+        return int(db.scalar(
             "INSERT INTO runs (campaign, stage, status, spec, created_at, updated_at) "
-            "VALUES (?, 'main', 'building', '{}', ?, ?)",
+            "VALUES (?, 'main', 'building', '{}', ?, ?) RETURNING id",
             (campaign, now, now),
-        ).lastrowid
+        ))
 
 
 def add_event(db, contact: str, name: str, at: str) -> None:

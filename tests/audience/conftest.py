@@ -7,7 +7,7 @@ from datetime import datetime
 import pytest
 from audience_helpers import NOW
 
-from campctl.store.db import open_db
+from campctl.store.db import open_state
 from campctl.timeutil import parse_instant
 
 
@@ -18,7 +18,7 @@ def now() -> datetime:
 
 @pytest.fixture
 def db(state):
-    database = open_db(state, create=True)
+    database = open_state(state, create=True)
     yield database
     database.close()
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from audience_helpers import add_event, new_run, store_segment
+from store_support import state_exists
 
 from campctl.engine.audience import AudienceQuery, RunItems, build_queue
 
@@ -74,12 +76,13 @@ def test_segment_from_apply_counts(cli, datafile, write_yaml):
     assert cli("segment", "count", "fr-premium").stdout.strip() == "1"
 
 
+@pytest.mark.pg_fresh  # on PostgreSQL, "missing" is a database without campctl's schema
 def test_not_found_and_missing_state(cli, datafile, state):
     for args in (("contacts", "list"), ("contacts", "count"), ("contacts", "forget", "a"),
                  ("segment", "count", "x")):
         missing = cli(*args)
         assert missing.exit_code == 4 and "campctl init" in missing.stderr, (args, missing)
-    assert not state.exists()
+    assert not state_exists(state)
     setup(cli, datafile)
     for args in (("contacts", "show", "zz"), ("contacts", "forget", "zz"),
                  ("segment", "count", "nope"), ("contacts", "list", "--segment", "nope")):

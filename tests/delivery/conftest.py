@@ -3,27 +3,26 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 import time
 import warnings
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
+from store_support import DirectState
 
-from campctl.store.db import open_db
+from campctl.store.db import open_state
 
 T0 = "2027-03-01T09:00:00Z"
 
 
 class Arrange:
-    """Writes the rows a delivery needs, straight into the state file (arranging state only)."""
+    """Writes the rows a delivery needs, straight into the state (arranging state only)."""
 
-    def __init__(self, path: Path) -> None:
-        open_db(path, create=True).close()  # schema
-        self.path = path
-        self.conn = sqlite3.connect(path, isolation_level=None)
+    def __init__(self, state) -> None:
+        open_state(state, create=True).close()  # schema
+        self.path = state
+        self.conn = DirectState(state)
         self._contacts = 0
 
     def close(self) -> None:
@@ -31,12 +30,11 @@ class Arrange:
 
     def contact(self, ext: str, email: str | None = None, *, attrs: dict | None = None,
                 groups=(), opt_out=(), phone: str | None = None) -> int:
-        cur = self.conn.execute(
+        cid = self.conn.insert(
             "INSERT INTO contacts (external_id, email, phone, attrs, created_at, updated_at)"
             " VALUES (?, ?, ?, ?, ?, ?)",
             (ext, email, phone, json.dumps(attrs or {}), T0, T0),
         )
-        cid = cur.lastrowid
         for g in groups:
             self.conn.execute("INSERT INTO contact_groups VALUES (?, ?)", (g, cid))
         for t in opt_out:
@@ -46,24 +44,27 @@ class Arrange:
     def contacts(self, n: int, *, prefix: str = "c") -> list[int]:
         rows = [(f"{prefix}{i}", f"{prefix}{i}@example.com", json.dumps({"first_name": f"N{i}"}),
                  T0, T0) for i in range(n)]
-        self.conn.execute("BEGIN")
-        self.conn.executemany(
-            "INSERT INTO contacts (external_id, email, attrs, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?)", rows)
-        self.conn.execute("COMMIT")
-        return [r[0] for r in self.conn.execute(
+        with self.conn.transaction():
+            self.conn.executemany(
+                "INSERT INTO contacts (external_id, email, attrs, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?)", rows)
+        return [r["id"] for r in self.conn.rows(
             "SELECT id FROM contacts WHERE external_id LIKE ? ORDER BY id", (f"{prefix}%",))]
 
-    def channel(self, name: str, spec: dict) -> None:
+    def _object(self, kind: str, name: str, spec: dict, status: str | None) -> None:
         self.conn.execute(
-            "INSERT OR REPLACE INTO objects (kind, name, version, spec, created_at, updated_at)"
-            " VALUES ('Channel', ?, 1, ?, ?, ?)", (name, json.dumps(spec), T0, T0))
+            "INSERT INTO objects (kind, name, version, spec, status, created_at, updated_at)"
+            " VALUES (?, ?, 1, ?, ?, ?, ?) ON CONFLICT (kind, name) DO UPDATE SET"
+            " version = excluded.version, spec = excluded.spec, status = excluded.status,"
+            " description = NULL, source = NULL, created_at = excluded.created_at,"
+            " updated_at = excluded.updated_at, launched_at = NULL, created_by = NULL",
+            (kind, name, json.dumps(spec), status, T0, T0))
+
+    def channel(self, name: str, spec: dict) -> None:
+        self._object("Channel", name, spec, None)
 
     def scenario(self, name: str, spec: dict, status: str = "active") -> None:
-        self.conn.execute(
-            "INSERT OR REPLACE INTO objects (kind, name, version, spec, status, created_at,"
-            " updated_at) VALUES ('Scenario', ?, 1, ?, ?, ?, ?)",
-            (name, json.dumps(spec), status, T0, T0))
+        self._object("Scenario", name, spec, status)
 
     def run(self, *, campaign: str = "spring", stage: str = "main", status: str = "queued",
             channel: str = "outbox", subject: str = "Hello {{ first_name }}",
@@ -74,36 +75,31 @@ class Arrange:
                 "include_opted_out": include_opted_out,
                 "message": {"subject": subject, "body": body}, "window": None,
                 "campaign_version": 1}
-        cur = self.conn.execute(
+        return self.conn.insert(
             "INSERT INTO runs (campaign, stage, status, spec, created_at, updated_at)"
             " VALUES (?, ?, ?, ?, ?, ?)", (campaign, stage, status, json.dumps(spec), T0, T0))
-        return cur.lastrowid
 
     def items(self, run_id: int | None, contact_ids, *, channel: str = "outbox",
               message_type: str = "promotional", scenario: str | None = None,
               step: str | None = None, profile_id: int | None = None) -> None:
-        self.conn.execute("BEGIN")
-        self.conn.executemany(
-            "INSERT INTO queue_items (message_id, run_id, profile_id, scenario, step, contact_id,"
-            " channel, message_type, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(f"m-{run_id or scenario}-{step or ''}-{c}", run_id, profile_id, scenario, step, c,
-              channel, message_type, T0) for c in contact_ids])
-        self.conn.execute("COMMIT")
+        with self.conn.transaction():
+            self.conn.executemany(
+                "INSERT INTO queue_items (message_id, run_id, profile_id, scenario, step,"
+                " contact_id, channel, message_type, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(f"m-{run_id or scenario}-{step or ''}-{c}", run_id, profile_id, scenario, step,
+                  c, channel, message_type, T0) for c in contact_ids])
 
     def rows(self, sql: str, params=()) -> list[dict]:
-        self.conn.row_factory = sqlite3.Row
-        try:
-            return [dict(r) for r in self.conn.execute(sql, params)]
-        finally:
-            self.conn.row_factory = None
+        return self.conn.rows(sql, params)
 
     def statuses(self, run_id: int | None = None) -> dict[str, int]:
-        sql = "SELECT status, count(*) FROM queue_items"
+        sql = "SELECT status, count(*) AS n FROM queue_items"
         params: tuple = ()
         if run_id is not None:
             sql += " WHERE run_id = ?"
             params = (run_id,)
-        return dict(self.conn.execute(sql + " GROUP BY status", params).fetchall())
+        return {r["status"]: r["n"] for r in self.conn.rows(sql + " GROUP BY status", params)}
 
 
 @pytest.fixture
@@ -115,7 +111,7 @@ def arrange(state):
 
 @pytest.fixture
 def db(state, arrange):
-    handle = open_db(state, create=True)
+    handle = open_state(state, create=True)
     yield handle
     handle.close()
 

@@ -17,7 +17,7 @@ import pytest
 
 from campctl.engine.context import Budget, TickContext
 from campctl.engine.delivery import deliver_due
-from campctl.store.db import open_db
+from campctl.store.db import open_state
 from campctl.timeutil import parse_instant
 
 NOW = parse_instant("2027-03-01T09:00:00Z")
@@ -195,7 +195,7 @@ def test_a_pause_cuts_delivery_after_the_messages_in_flight(arrange, state, hook
     outcome: dict = {}
 
     def tick() -> None:
-        handle = open_db(state, create=False)
+        handle = open_state(state, create=False)
         try:
             outcome["report"] = deliver_due(TickContext(handle, NOW, {}), run_ids=[run],
                                             scenario_items=False)
@@ -204,7 +204,7 @@ def test_a_pause_cuts_delivery_after_the_messages_in_flight(arrange, state, hook
 
     worker = threading.Thread(target=tick)
     worker.start()
-    operator = open_db(state, create=False)
+    operator = open_state(state, create=False)
     try:
         while len(hook.keys()) < 8 and worker.is_alive():
             time.sleep(0.005)

@@ -9,6 +9,7 @@ import time
 from datetime import datetime, timedelta
 
 import pytest
+from store_support import is_pg
 
 from campctl.engine.context import Budget, TickContext
 from campctl.engine.delivery import deliver_due
@@ -55,6 +56,7 @@ def test_outbox_delivery_renders_records_and_lists(arrange, db, cli):
     assert len(arrange.rows("SELECT * FROM outbox")) == 2
 
 
+@pytest.mark.pg_fresh  # on PostgreSQL, "missing" is a database without campctl's schema
 def test_outbox_list_on_missing_state_exits_4(cli):
     result = cli("outbox", "list")
     assert result.exit_code == 4, result
@@ -150,7 +152,7 @@ def test_erased_contact_is_cancelled(arrange, db):
     gone = arrange.contact("gone", "g@example.com", attrs={"first_name": "G"})
     run = arrange.run()
     arrange.items(run, [gone])
-    arrange.conn.execute("PRAGMA foreign_keys = ON")
+    arrange.conn.sqlite_pragma("foreign_keys = ON")
     arrange.conn.execute("DELETE FROM contacts WHERE id = ?", (gone,))
     report = deliver_due(TickContext(db, NOW, {}), run_ids=[run], scenario_items=False)
     assert report.cancelled == 1 and report.sent == 0
@@ -174,13 +176,15 @@ def test_jsonl_files_are_private_and_match_outbox_list(arrange, db, cli, tmp_pat
     assert lines == listed
 
 
-def test_relative_outbox_dir_is_under_the_state_folder(arrange, db, state):
+def test_relative_outbox_dir_is_under_the_state_folder(arrange, db, state, tmp_path):
+    """Beside the state file; a PostgreSQL state has no folder: the working directory."""
     ids = arrange.contacts(1)
     arrange.channel("rel", {"type": "outbox", "dir": "out"})
     run = arrange.run(channel="rel")
     arrange.items(run, ids, channel="rel")
     assert deliver_due(TickContext(db, NOW, {}), run_ids=[run], scenario_items=False).sent == 1
-    assert (state.parent / "out" / "rel.jsonl").exists()
+    folder = tmp_path if is_pg(state) else state.parent  # the tests run in tmp_path
+    assert (folder / "out" / "rel.jsonl").exists()
 
 
 def test_unwritable_jsonl_records_nothing_sent(arrange, db, tmp_path):
@@ -287,12 +291,12 @@ def test_scenario_items_take_content_from_the_step(arrange, db):
         {"id": "pause", "wait": "3d"}]})
     now_text = "2027-03-01T09:00:00Z"
     for contact, status in ((c, "active"), (frozen_c, "frozen")):
-        cur = arrange.conn.execute(
+        profile = arrange.conn.insert(
             "INSERT INTO scenario_profiles (scenario, contact_id, step, status, entered_at,"
             " updated_at) VALUES ('onboarding', ?, 'welcome', ?, ?, ?)",
             (contact, status, now_text, now_text))
         arrange.items(None, [contact], scenario="onboarding", step="welcome",
-                      profile_id=cur.lastrowid)
+                      profile_id=profile)
     report = deliver_due(TickContext(db, NOW, {}), run_ids=[], scenario_items=True)
     assert report.sent == 1
     rec = arrange.rows("SELECT scenario, step, subject, run_id, contact FROM outbox")

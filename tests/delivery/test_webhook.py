@@ -108,9 +108,9 @@ DELIVER_SCRIPT = textwrap.dedent("""
     import sys
     from campctl.engine.context import TickContext
     from campctl.engine.delivery import deliver_due
-    from campctl.store.db import open_db
+    from campctl.store.db import open_state
     from campctl.timeutil import parse_instant
-    db = open_db(sys.argv[1], create=False)
+    db = open_state(sys.argv[1], create=False)
     report = deliver_due(TickContext(db, parse_instant(sys.argv[2]), {}),
                          run_ids=[int(sys.argv[3])], scenario_items=False,
                          batch_size=int(sys.argv[4]))

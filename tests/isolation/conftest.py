@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 
 import pytest
 from launch_support import approve_campaigns
+from store_support import DirectState, execute_sql
 
 T0 = "2027-03-01T08:00:00Z"
 
@@ -41,29 +41,39 @@ def edit_spec(state):
     file would (a definition that passed validation once and now breaks the engine)."""
 
     def edit(kind: str, name: str, change) -> None:
-        conn = sqlite3.connect(state, isolation_level=None)
-        try:
+        with DirectState(state) as conn:
             (text,) = conn.execute("SELECT spec FROM objects WHERE kind = ? AND name = ?",
                                    (kind, name)).fetchone()
             spec = json.loads(text)
             change(spec)
             conn.execute("UPDATE objects SET spec = ? WHERE kind = ? AND name = ?",
                          (json.dumps(spec), kind, name))
-        finally:
-            conn.close()
+
+    return edit
+
+
+@pytest.fixture
+def edit_run_spec(state):
+    """edit_run_spec(campaign, change): rewrite the stored snapshot of a campaign's runs by hand
+    (SQLite's json_set does not exist on PostgreSQL; the text is written compact, as json_set)."""
+
+    def edit(campaign_name: str, change) -> None:
+        with DirectState(state) as conn:
+            for run_id, text in conn.execute("SELECT id, spec FROM runs WHERE campaign = ?",
+                                             (campaign_name,)).fetchall():
+                spec = json.loads(text)
+                change(spec)
+                conn.execute("UPDATE runs SET spec = ? WHERE id = ?",
+                             (json.dumps(spec, separators=(",", ":")), run_id))
 
     return edit
 
 
 @pytest.fixture
 def sql(state):
-    """sql(statement, params): one write straight into the state file."""
+    """sql(statement, params): one write straight into the state (either store)."""
 
     def run(statement: str, params=()) -> None:
-        conn = sqlite3.connect(state, isolation_level=None)
-        try:
-            conn.execute(statement, params)
-        finally:
-            conn.close()
+        execute_sql(state, statement, params)
 
     return run

@@ -10,14 +10,14 @@ import pytest
 from campctl.engine import isolation
 from campctl.errors import StateLocked
 from campctl.models import TickReport
-from campctl.store.db import open_db
+from campctl.store.db import open_state
 
 NOW = datetime(2027, 3, 1, 9, tzinfo=UTC)
 
 
 @pytest.fixture
-def db(tmp_path):
-    database = open_db(tmp_path / "state.db", create=True)
+def db(state):
+    database = open_state(state, create=True)
     yield database
     database.close()
 
@@ -55,3 +55,21 @@ def test_data_errors_of_one_object_are_its_own(db):
                 kind="run", name="7", fail=lambda r: None), now=NOW):
             raise problem
     assert len(report.object_failures) == 4
+
+
+def test_a_failed_statement_leaves_the_transaction_usable_for_the_next_object(db):
+    """A statement that fails inside one object's boundary (a duplicate key) is rolled back to
+    its savepoint; the next object's writes commit with the tick's transaction (PostgreSQL
+    aborts a whole transaction on an error unless a savepoint catches it)."""
+    report = TickReport(now=NOW)
+    with db.atomic():
+        db.execute("INSERT INTO config (key, value) VALUES ('notify_to', 'a@example.com')")
+        with isolation.boundary(db, report, isolation.Unit(
+                kind="run", name="1", fail=lambda reason: None), now=NOW):
+            db.execute("INSERT INTO notifications (at, kind, object) VALUES ('x', 'probe', '1')")
+            db.execute("INSERT INTO config (key, value) VALUES ('notify_to', 'b@example.com')")
+        with isolation.boundary(db, report, isolation.Unit(kind="run", name="2"), now=NOW):
+            db.execute("INSERT INTO notifications (at, kind, object) VALUES ('x', 'probe', '2')")
+    assert [f["object"] for f in report.object_failures] == ["run/1"]
+    assert [r[0] for r in db.query("SELECT object FROM notifications")] == ["2"]
+    assert [r[0] for r in db.query("SELECT value FROM config")] == ["a@example.com"]

@@ -61,13 +61,13 @@ def test_the_summary_line_counts_failed_objects(launch, edit_spec, cli):
         line for line in result.stderr.splitlines() if "campaign broken" in line]
 
 
-def test_a_run_whose_snapshot_breaks_delivery_fails_alone(launch, sql, cli, rows):
+def test_a_run_whose_snapshot_breaks_delivery_fails_alone(launch, edit_run_spec, cli, rows):
     launch(campaign("healthy") + "---\n" + campaign("broken").replace(
         "schedule: {send: immediately}", "schedule: {send: {at: \"2027-03-01T10:00\"}}"))
     first = cli("--now", T0, "-o", "json", "tick")
     assert first.exit_code == 0 and first.json["sent"] == 3, first
     # The held run's stored snapshot now carries a window the engine cannot read.
-    sql("UPDATE runs SET spec = json_set(spec, '$.window', 'bogus') WHERE campaign = 'broken'")
+    edit_run_spec("broken", lambda spec: spec.update(window="bogus"))
     result = cli("--now", "2027-03-01T10:00:00Z", "-o", "json", "tick")
     assert result.exit_code == 0, result
     assert result.json["object_failures"][0]["object"].startswith("run/")
@@ -126,14 +126,14 @@ def test_a_run_whose_snapshot_is_not_json_is_never_built_nor_sent(launch, sql, c
     assert rows("SELECT 1 FROM outbox WHERE campaign IS NULL OR campaign = 'broken'") == []
 
 
-def test_a_message_that_cannot_be_prepared_fails_alone_in_its_batch(launch, sql, cli, rows):
+def test_a_message_that_cannot_be_prepared_fails_alone_in_its_batch(launch, edit_run_spec, cli,
+                                                                    rows):
     launch(campaign("healthy") + "---\n" + campaign("broken"), start=False)
     for name in ("broken", "healthy"):
         assert cli("--now", T0, "start", "campaign", name).exit_code == 0
     # Build both (nothing delivered yet), then break the stored message of one run.
     assert cli("--now", T0, "tick", "--max-messages", "1").exit_code == 0
-    sql("UPDATE runs SET spec = json_set(spec, '$.message', json('[1, 2]'))"
-        " WHERE campaign = 'broken'")
+    edit_run_spec("broken", lambda spec: spec.update(message=[1, 2]))
     result = cli("--now", "2027-03-01T08:01:00Z", "-o", "json", "tick")
     assert result.exit_code == 0, result
     items = rows("SELECT r.campaign, q.status, q.last_error FROM queue_items q"

@@ -1,28 +1,27 @@
-"""A write lock held by another connection: a tick waits for it, or gives up with exit 4."""
+"""A write lock held by another connection: a tick waits for it, or gives up with exit 4.
+
+The holder is another connection in a writing transaction: `BEGIN IMMEDIATE` on SQLite, the
+SERIAL advisory lock on PostgreSQL (what every campctl transaction takes first, design §4.2)."""
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 
+from store_support import dump_lines
 
-def _hold_write_lock(path, seconds: float, started: threading.Event) -> None:
-    conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("BEGIN IMMEDIATE")
-    conn.execute("INSERT INTO config (key, value) VALUES ('notify_to', 'held@example.com')")
-    started.set()
-    time.sleep(seconds)
-    conn.execute("COMMIT")
-    conn.close()
+from campctl.store.db import open_state
 
 
-def _dump(path) -> list:
-    conn = sqlite3.connect(path)
+def _hold_write_lock(state, seconds: float, started: threading.Event) -> None:
+    db = open_state(state, create=False)
     try:
-        return list(conn.iterdump())
+        with db.atomic():
+            db.execute("INSERT INTO config (key, value) VALUES ('notify_to', 'held@example.com')")
+            started.set()
+            time.sleep(seconds)
     finally:
-        conn.close()
+        db.close()
 
 
 def test_tick_waits_for_a_short_lock_and_succeeds(run_subprocess, state):
@@ -42,7 +41,7 @@ def test_tick_waits_for_a_short_lock_and_succeeds(run_subprocess, state):
 
 def test_lock_longer_than_the_busy_timeout_exits_4_and_changes_nothing(run_subprocess, state):
     assert run_subprocess("init").exit_code == 0
-    before = _dump(state)
+    before = dump_lines(state)
     started = threading.Event()
     holder = threading.Thread(target=_hold_write_lock, args=(state, 3.0, started))
     holder.start()
@@ -55,7 +54,7 @@ def test_lock_longer_than_the_busy_timeout_exits_4_and_changes_nothing(run_subpr
     assert result.exit_code == 4, result
     assert result.stderr.startswith("error:") and "locked" in result.stderr
     assert "Traceback" not in result.stderr
-    after = _dump(state)
+    after = dump_lines(state)
     # Only the holder's own row appeared; the refused command wrote nothing.
     assert [line for line in after if line not in before] == [
         line for line in after if "held@example.com" in line
