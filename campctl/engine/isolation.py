@@ -40,8 +40,18 @@ def state_problem(exc: BaseException) -> bool:
     tick; an object cannot be set aside in a file that cannot be written."""
     import sqlite3
 
+    from campctl.store.dialect import PgError
+
+    if isinstance(exc, PgError):
+        # As SQLite's OperationalError: a missing table or column, privileges, limits, the
+        # server itself. Data (22) and constraint (23) errors stay one object's failure.
+        return exc.sqlstate[:2] in _PG_STATE_CLASSES
     return isinstance(exc, StateFileError) or type(exc) in (
         sqlite3.DatabaseError, sqlite3.OperationalError, sqlite3.InternalError)
+
+
+# SQLSTATE classes of a PostgreSQL error that stop the tick (see state_problem).
+_PG_STATE_CLASSES = frozenset({"42", "54", "55", "58", "XX"})
 
 
 def describe(exc: BaseException) -> str:

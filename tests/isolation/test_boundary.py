@@ -73,3 +73,14 @@ def test_a_failed_statement_leaves_the_transaction_usable_for_the_next_object(db
     assert [f["object"] for f in report.object_failures] == ["run/1"]
     assert [r[0] for r in db.query("SELECT object FROM notifications")] == ["2"]
     assert [r[0] for r in db.query("SELECT value FROM config")] == ["a@example.com"]
+
+
+def test_a_missing_table_stops_the_tick_on_either_store(db):
+    """A statement on a table that is not there is a problem of the state (SQLite's
+    OperationalError, PostgreSQL's SQLSTATE class 42), never one object's failure."""
+    report = TickReport(now=NOW)
+    with pytest.raises(Exception) as raised, db.atomic(), isolation.boundary(
+            db, report, isolation.Unit(kind="Campaign", name="promo"), now=NOW):
+        db.execute("SELECT * FROM no_such_table")
+    assert isolation.state_problem(raised.value)
+    assert report.object_failures == []
