@@ -246,7 +246,7 @@ def emit_missed(app, what: str, missed, *, dry_run: bool, zone: str | None) -> N
     since = cell(missed.since, zone) if missed.since else "an unrecorded time"
     if missed.policy == "skip":
         text = (f"{missed.cancelled} messages whose send time passed while paused (since "
-                f"{since}) {verb} cancelled; {missed.released} {verb} released")
+                f"{since}) {verb} cancelled, {missed.released} released")
     else:
         text = (f"{missed.missed + missed.released} messages {verb} released ({missed.missed} "
                 f"of them missed their send time while paused, since {since})")
