@@ -486,6 +486,14 @@ def retry_failed(db, run_id: int, *, actor: str, note: str | None, now: datetime
         _refuse_new_work(db, run, "retry", now=now)
         selection, restriction = _retry_selection(db, run)
         count = store_queue.count_retry_contacts(db, selection)
+        if count == 0 and restriction is not None:
+            from dataclasses import replace
+
+            outside = store_queue.count_retry_contacts(db, replace(selection, rights=None))
+            if outside:
+                raise ActionRefused(
+                    f"cannot retry run {run_id}: the {outside} contacts whose message failed are "
+                    f"all left out by the campaign creator's rights ({restriction.reason})")
         if count == 0:
             counts = store_runs.counts(db, run_id)
             raise ActionRefused(
