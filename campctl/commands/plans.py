@@ -19,6 +19,17 @@ from campctl.commands.common import (
 from campctl.commands.completion import complete_object_name
 
 NoteOption = Annotated[str | None, typer.Option("--note", help="Why, for the history.")]
+# As `resume run`'s (commands/runs.py), for the instance's runs.
+MissedOption = Annotated[
+    str,
+    typer.Option("--missed", help="Messages whose intended send time passed while paused: "
+                 "send (default: release everything) or skip (cancel them, reason 'missed').",
+                 metavar="send|skip"),
+]
+DryRunOption = Annotated[
+    bool, typer.Option("--dry-run", help="Print the counts of missed and released messages; "
+                       "change nothing.")
+]
 
 
 def _instance_ref(value: str) -> str:
@@ -52,9 +63,10 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
     groups["pause"].command(
         "instance", help="Pause delivery of an instance: messages are built, none are sent."
     )(pause_instance)
-    groups["resume"].command("instance", help="Resume delivery of a paused instance.")(
-        resume_instance
-    )
+    groups["resume"].command(
+        "instance", help="Resume delivery of a paused instance; --missed skip cancels the "
+        "messages of its runs whose send time passed while it was paused."
+    )(resume_instance)
     groups["stop"].command(
         "instance",
         help="Stop an instance now: building and delivery stop, unsent messages are cancelled, "
@@ -197,17 +209,33 @@ def describe_instance(ctx: typer.Context, ref: InstanceArg) -> None:
     console.print(log)
 
 
-def _control(ctx: typer.Context, verb: str, ref: str, note: str | None) -> None:
-    from campctl.engine import plans
+def _control(ctx: typer.Context, verb: str, ref: str, note: str | None, *,
+             missed: str | None = None) -> None:
+    from campctl.engine import plans, run_control
 
     app = app_context(ctx)
     db = app.db(create=True)
     action = {"pause": plans.pause_instance, "resume": plans.resume_instance,
               "stop": plans.stop_instance}[verb]
+    count = None
     with db.atomic():
+        if missed is not None:
+            # Before the resume: its policy applies to the runs the resume releases.
+            instance = plans.require_instance(db, ref)
+            if instance.status == "paused":
+                count = run_control.instance_missed(db, instance.id, policy=missed, now=app.now,
+                                                    actor=app.actor)
         view = action(db, ref=ref, now=app.now, actor=app.actor, note=note)
     if app.json:
-        emit_object(app, _json_row(view))
+        row = _json_row(view)
+        if count is not None:
+            row.update({"missed": count.as_json(), "dry_run": False})
+        emit_object(app, row)
+    elif count is not None:
+        from campctl.commands.runs import emit_missed
+
+        emit_missed(app, f"instance {view['id']}", count, dry_run=False,
+                    zone=_instance_zone(db, view["id"]))
     done = {"pause": "paused (messages are still built, none are sent)",
             "resume": "resumed", "stop": "stopped (cancelled)"}[verb]
     notice(app, f"instance {view['name']} (id {view['id']}) {done}")
@@ -217,8 +245,43 @@ def pause_instance(ctx: typer.Context, ref: InstanceArg, note: NoteOption = None
     _control(ctx, "pause", ref, note)
 
 
-def resume_instance(ctx: typer.Context, ref: InstanceArg, note: NoteOption = None) -> None:
-    _control(ctx, "resume", ref, note)
+def _instance_zone(db, instance_id: int) -> str | None:
+    from campctl.engine import plans
+
+    return plans.require_instance(db, instance_id).snapshot.timezone
+
+
+def resume_instance(ctx: typer.Context, ref: InstanceArg, note: NoteOption = None,
+                    missed: MissedOption = "send", dry_run: DryRunOption = False) -> None:
+    from campctl.commands.runs import missed_policy
+
+    policy = missed_policy(missed)
+    if dry_run:
+        _preview_resume(ctx, ref, policy)
+        return
+    _control(ctx, "resume", ref, note, missed=policy)
+
+
+def _preview_resume(ctx: typer.Context, ref: str, policy: str) -> None:
+    """`resume instance --dry-run`: the counts, refused as the resume would be; writes nothing."""
+    from campctl.commands.runs import emit_missed
+    from campctl.engine import plans, run_control
+    from campctl.errors import ActionRefused
+
+    app = app_context(ctx)
+    db = app.db()
+    instance = plans.require_instance(db, ref)
+    if instance.status != "paused":
+        raise ActionRefused(f"cannot resume instance {instance.name} (id {instance.id}): it is "
+                            f"{instance.status}; only a paused instance resumes")
+    count = run_control.instance_missed(db, instance.id, policy=policy, now=app.now,
+                                        apply=False)
+    if app.json:
+        emit_object(app, {**_json_row(plans.instance_view(db, instance.id)),
+                          "missed": count.as_json(), "dry_run": True})
+        return
+    emit_missed(app, f"instance {instance.id}", count, dry_run=True,
+                zone=instance.snapshot.timezone)
 
 
 def stop_instance(ctx: typer.Context, ref: InstanceArg, note: NoteOption = None) -> None:

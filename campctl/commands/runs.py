@@ -59,10 +59,15 @@ def register(app: typer.Typer, groups: dict[str, typer.Typer]) -> None:
     groups["skip"].command(
         "run", help="Mark a failed or stopped run as skipped; the campaign carries on."
     )(skip_run)
+    groups["retry"].command(
+        "run", help="Send again to the contacts whose messages failed in a completed, failed or "
+        "stopped run (--failed-only): a new run is queued with them alone."
+    )(retry_run)
     groups["pause"].command("run", help="Hold the delivery of an active run.")(pause_run)
-    groups["resume"].command("run", help="Release a paused run (back to the status it had).")(
-        resume_run
-    )
+    groups["resume"].command(
+        "run", help="Release a paused run (back to the status it had); --missed skip cancels "
+        "the messages whose send time passed while it was paused."
+    )(resume_run)
     app.command(
         "notifications",
         help="List operator notifications (runs stopped, restarted, skipped, failed).",
@@ -204,20 +209,74 @@ def describe_run(ctx: typer.Context, run_id: RunId) -> None:
         )
 
 
+MissedOption = Annotated[
+    str,
+    typer.Option("--missed", help="Messages whose intended send time passed while paused: "
+                 "send (default: release everything) or skip (cancel them, reason 'missed').",
+                 metavar="send|skip"),
+]
+DryRunOption = Annotated[
+    bool, typer.Option("--dry-run", help="Print the counts of missed and released messages; "
+                       "change nothing.")
+]
+
+
+def missed_policy(value: str) -> str:
+    from campctl.engine.run_control import MISSED_POLICIES
+
+    if value not in MISSED_POLICIES:
+        raise UsageProblem(f"--missed must be one of {', '.join(MISSED_POLICIES)}, not {value!r}")
+    return value
+
+
+MISSED_COLUMNS: list[Column] = [
+    ("run", "RUN"), ("missed", "MISSED"), ("released", "RELEASED"), ("cancelled", "CANCELLED"),
+]
+
+
+def emit_missed(app, what: str, missed, *, dry_run: bool, zone: str | None) -> None:
+    """The table of a resume's missed/released counts per run, and one summary line (the pause
+    instant in `zone`)."""
+    from campctl.commands.common import cell
+
+    verb = "would be" if dry_run else "were"
+    if missed.runs:
+        emit(app, missed.runs, MISSED_COLUMNS, title=f"{what}: messages at resume"
+             + (" (dry run: nothing changed)" if dry_run else ""))
+    since = cell(missed.since, zone) if missed.since else "an unrecorded time"
+    if missed.policy == "skip":
+        text = (f"{missed.cancelled} messages whose send time passed while paused (since "
+                f"{since}) {verb} cancelled, {missed.released} released")
+    else:
+        text = (f"{missed.missed + missed.released} messages {verb} released ({missed.missed} "
+                f"of them missed their send time while paused, since {since})")
+    notice(app, f"{what}: {text}")
+
+
 def _act(ctx: typer.Context, run_id: int, verb: str, note: str | None, *,
-         include_sent: bool = False) -> None:
+         include_sent: bool = False, missed: str = "send", dry_run: bool = False) -> None:
     from campctl.engine.run_control import (
         RunVerb,
         apply_run_verb,
         deliver_pending_notifications,
+        preview_resume_run,
+        retry_failed,
     )
 
     app = app_context(ctx)
-    if note is not None and not note.strip() and verb in ("stop", "restart", "skip"):
+    if note is not None and not note.strip() and verb in ("stop", "restart", "skip", "retry"):
         raise UsageProblem(f"--note must say why you {verb} run {run_id}")
-    db = app.db(create=True)
-    action = apply_run_verb(db, run_id, RunVerb(verb, app.actor, note=note,
-                                                include_sent=include_sent), now=app.now)
+    if dry_run:
+        db = app.db()
+        action = preview_resume_run(db, run_id, policy=missed, now=app.now)
+    else:
+        db = app.db(create=True)
+        if verb == "retry":
+            action = retry_failed(db, run_id, actor=app.actor, note=note, now=app.now)
+        else:
+            action = apply_run_verb(db, run_id, RunVerb(verb, app.actor, note=note,
+                                                        include_sent=include_sent,
+                                                        missed=missed), now=app.now)
     delivery = None
     if action.notification_id is not None:
         delivery = deliver_pending_notifications(db, now=app.now, environ=app.environ)
@@ -230,8 +289,18 @@ def _act(ctx: typer.Context, run_id: int, verb: str, note: str | None, *,
         "cancelled": action.cancelled,
         "possibly_handed_over": action.possibly_handed_over,
     }
+    if verb == "retry":
+        result["queued"] = action.queued
+    if action.missed is not None:
+        result["missed"] = action.missed.as_json()
+        result["dry_run"] = dry_run
     if app.json:
         emit_object(app, result)
+    elif action.missed is not None:
+        emit_missed(app, f"run {run_id}", action.missed, dry_run=dry_run,
+                    zone=_run_zone(db, run_id))
+        if not dry_run:
+            notice(app, f"run {run_id}: {action.from_status} -> {action.to_status}")
     else:
         text = f"run {run_id}: {action.from_status} -> {action.to_status}"
         if verb == "stop":
@@ -239,13 +308,24 @@ def _act(ctx: typer.Context, run_id: int, verb: str, note: str | None, *,
         if action.possibly_handed_over:
             text += (f" ({action.possibly_handed_over} possibly handed over before an interrupted"
                      " delivery: not sent again)")
-        if action.new_run_id is not None:
+        if action.new_run_id is not None and verb == "retry":
+            text += (f"; new run {action.new_run_id} queued with the {action.queued} contacts "
+                     f"whose message failed (retry of {run_id})")
+        elif action.new_run_id is not None:
             text += f"; new run {action.new_run_id} scheduled (restart of {run_id})"
         notice(app, text)
     if delivery is not None:
         for error in delivery.errors or []:
             notice(app, f"warning: operator notification not delivered ({error}); "
                         "the next tick retries it")
+
+
+def _run_zone(db, run_id: int) -> str | None:
+    from campctl.store import runs as store_runs
+
+    run = store_runs.get_run_record(db, run_id)
+    spec = run.spec if run is not None else None
+    return spec.get("timezone") if isinstance(spec, dict) else None
 
 
 def stop_run(ctx: typer.Context, run_id: RunId, note: NoteRequired) -> None:
@@ -273,8 +353,27 @@ def pause_run(ctx: typer.Context, run_id: RunId, note: NoteOptional = None) -> N
     _act(ctx, run_id, "pause", note)
 
 
-def resume_run(ctx: typer.Context, run_id: RunId, note: NoteOptional = None) -> None:
-    _act(ctx, run_id, "resume", note)
+def resume_run(ctx: typer.Context, run_id: RunId, note: NoteOptional = None,
+               missed: MissedOption = "send", dry_run: DryRunOption = False) -> None:
+    _act(ctx, run_id, "resume", note, missed=missed_policy(missed), dry_run=dry_run)
+
+
+def retry_run(
+    ctx: typer.Context,
+    run_id: RunId,
+    note: NoteRequired,
+    failed_only: Annotated[
+        bool,
+        typer.Option("--failed-only",
+                     help="Only the contacts whose message failed (required: the only kind of "
+                          "retry there is for now)."),
+    ] = False,
+) -> None:
+    if not failed_only:
+        raise UsageProblem(f"retry needs --failed-only (the only kind of retry for now): "
+                           f"'campctl retry run {run_id} --failed-only --note WHY'; to send to "
+                           "everyone not yet sent, use 'campctl restart run'")
+    _act(ctx, run_id, "retry", note)
 
 
 def list_notifications(

@@ -71,7 +71,7 @@ def on_run_notification(db: Database, *, run_id: int, kind: str, actor: str | No
         _assign(db, run_id, Assignment(owner, f"failed: {note}" if note else "failed"),
                 actor=who, now=now)
         return owner
-    if kind in ("run-restarted", "run-skipped"):
+    if kind in ("run-restarted", "run-retried", "run-skipped"):
         before = store.clear(db, kind=RUN, object_id=str(run_id), now=now)
         if before is not None:
             _record(db, run_id, Move("clear", who, before, None, kind.removeprefix("run-")),

@@ -101,3 +101,59 @@ def channel_type(db: Database, channel: str) -> str | None:
     """The `type` of a defined channel (None if it is not defined)."""
     text = db.scalar("SELECT spec FROM objects WHERE kind = 'Channel' AND name = ?", (channel,))
     return None if text is None else json.loads(text).get("type")
+
+
+# --- retry of the failures of a restart chain --------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class RetrySelection:
+    """The contacts a retry of `source_run` queues: a `failed` item somewhere in its restart
+    chain, no item there that was sent or possibly handed over, the contact still stored, and
+    `rights` (a condition on contacts row `c`, with its parameters) allowing it."""
+
+    source_run: int
+    rights: tuple[str, list] | None = None
+
+
+def _retry_where(selection: RetrySelection) -> tuple[str, list]:
+    sql = (
+        "EXISTS (SELECT 1 FROM queue_items f WHERE f.run_id IN "
+        f"{RESTART_CHAIN_SQL} AND f.contact_id = c.id AND f.status = 'failed')"
+        " AND NOT EXISTS (SELECT 1 FROM queue_items s WHERE s.run_id IN "
+        f"{RESTART_CHAIN_SQL} AND s.contact_id = c.id AND {REACHED_SQL})"
+    )
+    params: list = [selection.source_run, selection.source_run]
+    return sql, params
+
+
+def failed_contacts_query(selection: RetrySelection) -> tuple[str, list]:
+    """`SELECT contact_id` of the failed contacts, before the rights narrow them."""
+    where, params = _retry_where(selection)
+    return f"SELECT c.id AS contact_id FROM contacts c WHERE {where}", params
+
+
+def count_retry_contacts(db: Database, selection: RetrySelection) -> int:
+    """How many contacts `insert_retry_items` would queue."""
+    where, params = _retry_where(selection)
+    if selection.rights is not None:
+        where = f"{where} AND ({selection.rights[0]})"
+        params = [*params, *selection.rights[1]]
+    return int(db.scalar(f"SELECT count(*) FROM contacts c WHERE {where}", params) or 0)
+
+
+def insert_retry_items(db: Database, selection: RetrySelection, items: RunItems,
+                       message_type: str | None, *, now: datetime) -> int:
+    """One `queued` item of run `items.run_id` (its channel, `message_type`) per contact of
+    `selection`, message id `r<run>-c<contact>` as every run's; returns how many."""
+    where, params = _retry_where(selection)
+    if selection.rights is not None:
+        where = f"{where} AND ({selection.rights[0]})"
+        params = [*params, *selection.rights[1]]
+    run_id = int(items.run_id)
+    return db.execute(
+        "INSERT INTO queue_items (message_id, run_id, contact_id, channel, message_type, status,"
+        " created_at) "
+        f"SELECT 'r' || ? || '-c' || c.id, ?, c.id, ?, ?, 'queued', ? FROM contacts c"
+        f" WHERE {where} ORDER BY c.id ON CONFLICT DO NOTHING",
+        [run_id, run_id, items.channel, message_type, to_db(now), *params],
+    ).rowcount

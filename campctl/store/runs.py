@@ -405,3 +405,45 @@ def channel_failures(db: Database, run_id: int) -> int:
         "SELECT count(*) FROM queue_items WHERE run_id = ? AND status = 'failed'"
         " AND coalesce(last_error, '') NOT LIKE 'subject:%'"
         " AND coalesce(last_error, '') NOT LIKE 'body:%'", (run_id,)) or 0)
+
+
+# --- resume with a policy for missed messages -------------------------------------------------
+
+def paused_since(db: Database, kind: str, name: str) -> str | None:
+    """When the object (`run` or `instance`, by id text) was last paused, from its history
+    (None: no pause recorded, e.g. a state copied from an older campctl)."""
+    return db.scalar(
+        "SELECT at FROM history WHERE kind = ? AND name = ? AND action = 'pause'"
+        " ORDER BY id DESC LIMIT 1", (kind, name))
+
+
+def waiting_by_attempt(db: Database, run_id: int) -> list[tuple[str | None, int]]:
+    """The run's waiting items that no hand-over has begun on, grouped by `next_attempt_at`
+    (None: never attempted, or due at once): [(next_attempt_at, count)]."""
+    return [(r[0], int(r[1])) for r in db.query(
+        "SELECT next_attempt_at, count(*) FROM queue_items WHERE run_id = ? AND status = 'queued'"
+        " AND handover_begun = 0 GROUP BY next_attempt_at", (run_id,))]
+
+
+MISSED_ERROR = "missed"
+
+
+def cancel_missed(db: Database, run_id: int, next_attempts: Iterable[str | None]) -> int:
+    """Cancel the run's waiting items (no hand-over begun) whose `next_attempt_at` is one of
+    `next_attempts` (None stands for NULL), with `last_error` 'missed'; returns how many."""
+    values = list(next_attempts)
+    texts = [v for v in values if v is not None]
+    parts = []
+    params: list[Any] = [MISSED_ERROR, run_id]
+    if len(texts) < len(values):
+        parts.append("next_attempt_at IS NULL")
+    if texts:
+        parts.append(f"next_attempt_at IN ({', '.join('?' for _ in texts)})")
+        params.extend(texts)
+    if not parts:
+        return 0
+    return db.execute(
+        "UPDATE queue_items SET status = 'cancelled', last_error = ?, next_attempt_at = NULL,"
+        " claimed_until = NULL, claim_token = NULL WHERE run_id = ? AND status = 'queued'"
+        " AND handover_begun = 0"
+        f" AND ({' OR '.join(parts)})", params).rowcount
