@@ -179,7 +179,7 @@ def _notifications(db: Database, now: datetime, grace: timedelta, max_attempts: 
         f"(oldest {found['oldest']}, {found['given_up']} given up after {max_attempts} "
         f"attempts){error}",
         f"test the channel with `campctl channel test {channel} --to ADDRESS`; check "
-        "`campctl config` notify_to; `campctl notifications` lists them")
+        "`campctl config get notify_to`; `campctl notifications` lists them")
 
 
 def _failing_objects(db: Database) -> Check:
@@ -394,8 +394,9 @@ def tzdata_check(zones: Sequence[str], *, now: datetime,
     if not stale:
         return Check("tzdata", OK, f"{len(zones)} zones in use; rules: {versions}; no newer "
                      "copy on this machine changes their offsets in the next two years")
+    shown = "; ".join(stale[:5]) + (f"; and {len(stale) - 5} more zones" if len(stale) > 5 else "")
     return Check(
-        "tzdata", PROBLEM, "; ".join(stale),
+        "tzdata", PROBLEM, shown,
         "update the system's time zone rules (e.g. apt-get install tzdata) or run campctl "
         "with PYTHONTZPATH set empty so that the tzdata package's rules are used")
 

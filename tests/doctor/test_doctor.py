@@ -244,3 +244,32 @@ def test_tzdata_compares_the_rules_in_use_with_a_newer_copy(tmp_path):
     assert tzdata_check(["Europe/Paris"], now=now, tzpath=[str(system)]).ok
     assert first_difference(ZoneInfo("UTC"), ZoneInfo("UTC"), start=now,
                             until=now.replace(year=2028)) is None
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_an_operator_notification_that_cannot_be_delivered(cli, setup):
+    later = CAMPAIGN.format(channel="outbox").replace(
+        "send: immediately", "send: {at: \"2027-03-01T12:00\"}")
+    setup(f"kind: Channel\nname: ops\ntype: webhook\nurl: http://127.0.0.1:{_closed_port()}/x\n"
+          "---\n" + later)
+    for key, value in (("notify_channel", "ops"), ("notify_to", "ops@example.com")):
+        assert cli("--now", T0, "config", "set", key, value).exit_code == 0
+    assert cli("--now", T0, "tick").exit_code == 0  # built, held until 12:00
+    stop = cli("--now", T0, "stop", "run", "1", "--note", "halt")
+    assert stop.exit_code == 0, stop
+    assert checks(cli, "2027-03-01T09:05:00Z")["notifications"]["ok"] is True  # a retry is due
+    result = doctor(cli, "2027-03-01T09:20:00Z")
+    assert result.exit_code == 1, result
+    [line] = [p for p in problems(result) if p.startswith("problem: notifications:")]
+    assert line.startswith("problem: notifications: 1 operator notifications undelivered through"
+                           " channel ops (oldest 2027-03-01T09:00:00Z, 0 given up after 5 "
+                           "attempts); last error: "), line
+    assert line.endswith("-> test the channel with `campctl channel test ops --to ADDRESS`; "
+                         "check `campctl config get notify_to`; `campctl notifications` lists them")
