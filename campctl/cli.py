@@ -68,8 +68,7 @@ HELP_PANELS: dict[str, tuple[str, ...]] = {
     "Definitions": ("validate", "apply", "get", "describe", "history", "preview", "submit",
                     "approve", "deny", "revise", "delete", "schema", "segment", "export"),
     "Run control": ("start", "stop", "pause", "resume", "restart", "skip", "retry", "tick",
-                    "daemon",
-                    "status", "log", "worklist", "assign", "notifications"),
+                    "daemon", "status", "doctor", "log", "worklist", "assign", "notifications"),
     "Delivery": ("contacts", "events", "channel", "outbox", "failures"),
     "Scenarios": ("activate", "deactivate", "profiles", "stats", "remove-profile", "clear",
                   "clone"),
@@ -116,6 +115,7 @@ COMMAND_MODULES = [
     "campctl.commands.plans",
     "campctl.commands.scenarios",
     "campctl.commands.users",
+    "campctl.commands.doctor",
 ]
 
 # Every top-level command, in the order the full app lists them, with the modules (of
@@ -135,6 +135,7 @@ COMMAND_SOURCES: dict[str, tuple[str, ...]] = {
     "log": ("engine",),
     "demo": ("engine",),
     "worklist": ("users",),
+    "doctor": ("doctor",),
     "config": ("setup",),
     "state": ("state",),
     "contacts": ("contacts",),

@@ -15,7 +15,7 @@ from datetime import datetime
 from campctl.engine import campaigns, plans, runs, scenarios
 from campctl.engine.context import UNLIMITED, Budget, TickContext
 from campctl.models import TickReport
-from campctl.store import schedules
+from campctl.store import doctor, schedules
 from campctl.store.db import Database
 
 
@@ -32,7 +32,13 @@ def tick(db: Database, *, now: datetime, environ: Mapping[str, str],
 def run(ctx: TickContext) -> TickReport:
     """The tick of `ctx`: its phases in order; a dry run is rolled back at the end."""
     if not ctx.dry_run:
+        # Markers for `campctl doctor` (a start never followed by a finish is a tick that
+        # crashed); the no-op fast path of __main__ never gets here and writes nothing.
+        with ctx.db.atomic():
+            doctor.mark_tick_started(ctx.db, now=ctx.now)
         _phases(ctx)
+        with ctx.db.atomic():
+            doctor.mark_tick_finished(ctx.db, now=ctx.now)
         return ctx.report
     try:
         with ctx.db.atomic():
