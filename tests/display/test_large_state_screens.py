@@ -15,9 +15,9 @@ COUNT = PLAIN_ABOVE + 30
 def _many_campaigns(state, count: int = COUNT) -> None:
     from campctl.store import object_failures
     from campctl.store import objects as object_store
-    from campctl.store.db import open_db
+    from campctl.store.db import open_state
 
-    db = open_db(state, create=True)
+    db = open_state(state, create=True)
     with db.atomic():
         for n in range(count):
             spec = {"type": "date-triggered", "timezone": "Europe/Paris",

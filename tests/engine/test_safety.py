@@ -94,7 +94,8 @@ def test_sigkill_mid_tick_loses_nothing(launch, state, rows, tick, phase):
     assert len(per_contact) == count and all(r["n"] == 1 for r in per_contact)
     assert rows("SELECT DISTINCT status FROM queue_items") == [{"status": "sent"}]
     assert rows("SELECT status FROM runs") == [{"status": "completed"}]
-    assert rows("PRAGMA integrity_check") == [{"integrity_check": "ok"}]
+    if not is_pg(state):  # PostgreSQL has no file to damage: its WAL recovers each kill
+        assert rows("PRAGMA integrity_check") == [{"integrity_check": "ok"}]
     assert kills >= 1  # at least one tick really died mid-way
 
 

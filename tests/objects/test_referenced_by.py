@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from campctl.engine.catalog import referenced_by, references
 from campctl.models import Kind
 from campctl.store import objects as object_store
-from campctl.store.db import open_db
+from campctl.store.db import open_state
 
 AT = datetime(2027, 3, 1, 9, 0, tzinfo=UTC)
 
@@ -24,7 +24,7 @@ def _by_reading_all(db, kind: Kind, name: str) -> list[str]:
 
 
 def test_only_specs_that_name_the_object_are_parsed_and_the_answer_is_the_same(state):
-    db = open_db(state, create=True)
+    db = open_state(state, create=True)
     with db.atomic():
         _insert(db, "Segment", "news", {"match": "all", "rules": []})
         _insert(db, "Segment", "news-2", {"match": "all", "rules": []})
