@@ -50,5 +50,9 @@ class StateFileError(CampctlError):
     exit_code = 4
 
 
+class NoState(StateFileError):
+    """There is no campctl state there yet (run 'campctl init')."""
+
+
 class StateLocked(StateFileError):
     """The state file stayed locked by another process for longer than the busy timeout."""

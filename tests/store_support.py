@@ -243,3 +243,24 @@ def sqlite_json(text: str) -> str:
         return conn.execute("SELECT json(?)", (text,)).fetchone()[0]
     finally:
         conn.close()
+
+
+def table_names(state: Any) -> list[str]:
+    """The tables of the state, by name (SQLite's own `sqlite_*` tables left out)."""
+    if is_pg(state):
+        sql = ("SELECT tablename AS name FROM pg_tables WHERE schemaname = current_schema() "
+               "ORDER BY tablename")
+    else:
+        sql = ("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
+               "ORDER BY name")
+    return [r["name"] for r in query_rows(state, sql)]
+
+
+def write_marks(state: Any) -> Any:
+    """What any write changes: the file's bytes (SQLite); every row's version, `xmin`
+    (PostgreSQL: an UPDATE that sets the same values still makes a new row version)."""
+    if is_pg(state):
+        return {t: sorted(r["v"] for r in query_rows(state, f"SELECT xmin::text AS v FROM {t}"))
+                for t in table_names(state)}
+    with open(os.fspath(state), "rb") as f:
+        return f.read()

@@ -9,6 +9,10 @@ import pytest
 
 from campctl.commands.completion import complete_object_name
 
+# Completion reads a state file only: for a PostgreSQL URL it lists nothing, by design
+# (docs/design/postgresql.md §1, file-only features).
+pytestmark = pytest.mark.sqlite_only("completion reads object names from a state file")
+
 EXAMPLES = Path(__file__).resolve().parent.parent / "plans"
 
 

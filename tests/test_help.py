@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from campctl.cli import HELP_PANELS, OTHER_PANEL, _command
+
+# Store-agnostic: help texts.
+pytestmark = pytest.mark.store_agnostic
 
 
 def _sections(text: str) -> dict[str, list[str]]:

@@ -97,6 +97,7 @@ def _counts(path) -> dict[str, int]:
         conn.close()
 
 
+@pytest.mark.sqlite_only("the v1 fixture is a SQLite file")
 def test_a_state_file_of_the_first_release_opens_with_every_row_intact(tmp_path, cli):
     """tests/fixtures/state-v1-demo.db: `campctl demo` (7 days) as released at schema 1."""
     copy = tmp_path / "released.db"

@@ -13,6 +13,9 @@ from pathlib import Path
 
 import pytest
 
+# Store-agnostic: the wheel and the version.
+pytestmark = pytest.mark.store_agnostic
+
 ROOT = Path(__file__).resolve().parent.parent
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 VERSION = PYPROJECT["project"]["version"]

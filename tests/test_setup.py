@@ -6,9 +6,13 @@ import os
 import sqlite3
 import stat
 
+import pytest
+
 from campctl.store.schema import SCHEMA_VERSION
 
 
+@pytest.mark.sqlite_only("file mode and WAL of the state file"
+                         " (PostgreSQL: tests/pg/test_cli_on_postgres.py)")
 def test_init_creates_private_wal_file(cli, state):
     old = os.umask(0o022)
     try:
@@ -26,6 +30,8 @@ def test_init_creates_private_wal_file(cli, state):
     assert "exists" in again.stderr
 
 
+@pytest.mark.sqlite_only("a missing state file"
+                         " (PostgreSQL: tests/pg/test_cli_on_postgres.py)")
 def test_read_command_on_missing_state_exits_4(cli, state):
     result = cli("config", "get")
     assert result.exit_code == 4, result
@@ -34,6 +40,7 @@ def test_read_command_on_missing_state_exits_4(cli, state):
     assert not state.exists()
 
 
+@pytest.mark.sqlite_only("a foreign file")
 def test_non_sqlite_file_exits_4_and_is_untouched(cli, state):
     state.write_bytes(b"hello, not a database\n" * 10)
     before = state.read_bytes()
@@ -43,6 +50,8 @@ def test_non_sqlite_file_exits_4_and_is_untouched(cli, state):
     assert state.read_bytes() == before
 
 
+@pytest.mark.sqlite_only("the newer version is written with sqlite3"
+                         " (PostgreSQL: tests/pg/test_cli_on_postgres.py)")
 def test_newer_schema_refused_with_exit_4(cli, state):
     assert cli("init").exit_code == 0
     conn = sqlite3.connect(state)
@@ -53,6 +62,7 @@ def test_newer_schema_refused_with_exit_4(cli, state):
     assert "newer" in result.stderr and "upgrade campctl" in result.stderr
 
 
+@pytest.mark.sqlite_only("a corrupt file")
 def test_corrupt_sqlite_file_exits_4(cli, state):
     assert cli("init").exit_code == 0
     data = bytearray(state.read_bytes())
@@ -110,12 +120,15 @@ def test_actor_from_as_option(cli, rows):
     assert rows("SELECT actor FROM history")[-1]["actor"] == "alice"
 
 
+@pytest.mark.sqlite_only("the console script creates the file"
+                         " (PostgreSQL: tests/pg/test_cli_on_postgres.py)")
 def test_console_script_subprocess(run_subprocess, state):
     result = run_subprocess("init", env={"CAMPCTL_NOW": "2027-01-01T00:00:00Z"})
     assert result.exit_code == 0, result
     assert state.exists()
 
 
+@pytest.mark.sqlite_only("the backup API (PostgreSQL: pg_dump)")
 def test_backup_is_a_consistent_private_copy(cli, state, tmp_path):
     assert cli("init").exit_code == 0
     assert cli("config", "set", "notify_to", "ops@example.com").exit_code == 0

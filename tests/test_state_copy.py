@@ -6,7 +6,11 @@ import json
 import os
 import shutil
 
+import pytest
 from state_copy_support import FIXTURE, dump, ok
+
+# Every test names its own files; the [pg] twins live in tests/pg/test_state_copy.py.
+pytestmark = pytest.mark.sqlite_only("copies between two SQLite files")
 
 
 def test_a_demo_state_copies_to_a_new_file_row_for_row(cli, tmp_path):

@@ -59,8 +59,14 @@ class AppContext:
     def state_has_content(self) -> bool:
         """A non-empty state file exists. An empty one (made by `touch`, or by another campctl
         process that is initialising it) is read as no objects, never opened read-only.
-        A PostgreSQL state is opened (it says itself when it has no campctl schema)."""
+        A PostgreSQL state is opened: an empty schema reads as no objects, as a missing file."""
         if self.state.is_postgres:
+            from campctl.errors import NoState
+
+            try:
+                self.db()
+            except NoState:
+                return False
             return True
         try:
             return self.state_path.is_file() and self.state_path.stat().st_size > 0

@@ -24,7 +24,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.types.numeric import Int8Dumper
 
-from campctl.errors import StateFileError, StateLocked
+from campctl.errors import NoState, StateFileError, StateLocked
 from campctl.store.db import DEFAULT_BUSY_TIMEOUT_MS, Database
 from campctl.store.dialect import PG, PgError, numbered_params, row_class, to_pyformat
 from campctl.store.location import PgUrl
@@ -359,7 +359,7 @@ def _needs_change(db: PgDatabase, version: int | None, *, create: bool, migrate:
     where = db.location.display()
     if version is None:
         if not create:
-            raise StateFileError(f"no campctl state in {where} (run 'campctl init')")
+            raise NoState(f"no campctl state in {where} (run 'campctl init')")
         return True
     if version > PG_SCHEMA_VERSION:
         raise StateFileError(

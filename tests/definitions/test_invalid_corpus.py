@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 
+# Store-agnostic: validate reads definition files only.
+pytestmark = pytest.mark.store_agnostic
+
 CORPUS = Path(__file__).parent / "invalid"
 EXPECT = re.compile(r"^# expect: (\d+):(\d+) (.+)$")
 FILES = sorted(CORPUS.glob("*.yaml"))

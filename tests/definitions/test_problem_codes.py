@@ -11,6 +11,9 @@ import pytest
 
 from campctl.definitions.codes import BY_CODE, CODES, FALLBACK, FAMILIES, markdown_table
 
+# Store-agnostic: validate and a refused apply stop before the state is opened.
+pytestmark = pytest.mark.store_agnostic
+
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "campctl"
 CORPUS = Path(__file__).parent / "invalid"

@@ -7,12 +7,16 @@ import json
 import tempfile
 from pathlib import Path
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from campctl.definitions.codes import BY_CODE
 from campctl.definitions.yamlsrc import parse, to_plain
+
+# Store-agnostic: validate reads definition files only.
+pytestmark = pytest.mark.store_agnostic
 
 PLANS = Path(__file__).resolve().parents[2] / "plans"
 EXAMPLES = sorted(PLANS.rglob("*.yaml"))

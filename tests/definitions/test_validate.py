@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from store_support import state_exists
 
 PLANS = Path(__file__).resolve().parents[2] / "plans"
 
@@ -118,9 +119,10 @@ def test_bad_format_is_a_usage_error(cli, write_yaml):
     assert result.exit_code == 2
 
 
+@pytest.mark.pg_fresh
 def test_needs_no_state_file_and_creates_none(cli, state, write_yaml):
     assert cli("validate", str(write_yaml("a.yaml", SEGMENT))).exit_code == 0
-    assert not state.exists()
+    assert not state_exists(state)
 
 
 def test_references_resolve_against_the_state_file(cli, state, write_yaml):
@@ -217,10 +219,11 @@ steps:
     assert error["message"].startswith("steps[1].send.body: template error:")
 
 
+@pytest.mark.pg_fresh
 def test_validate_in_a_real_process(run_subprocess, write_yaml, state):
     bad = write_yaml("bad.yaml", "kind: Segment\nname: s\nrules: [{group: vip}]\nmatch: some\n")
     result = run_subprocess("validate", "--format", "github", str(bad))
     assert result.exit_code == 1, result
     assert result.stdout.startswith("::error file=") and ",line=4,col=8::" in result.stdout
     assert result.stderr.startswith("error: 1 error in 1 file")
-    assert not state.exists()
+    assert not state_exists(state)

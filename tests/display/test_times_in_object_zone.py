@@ -6,6 +6,9 @@ import pytest
 
 from tests.display.conftest import T0, T1, UTC_TEXT
 
+# Store-agnostic: how instants are shown in each object's zone: rendering, not storage.
+pytestmark = pytest.mark.store_agnostic
+
 # Each screen, and the zone abbreviation every one of its rows must carry.
 SCREENS = [
     (["log", "--campaign", "paris"], "CET"),

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from store_support import is_pg, query_rows, state_exists
 
 from .campaign_texts import campaign
 
@@ -107,10 +109,10 @@ def _occurrences(db):
         "SELECT scheduled_at FROM occurrences WHERE status = 'fired' ORDER BY scheduled_at")]
 
 
-def test_demo_runs_quickly_and_keeps_state_when_asked(cli, tmp_path, rows):
+def test_demo_runs_quickly_and_keeps_state_when_asked(cli, tmp_path, state):
     import time
 
-    target = tmp_path / "demo.db"
+    target = state if is_pg(state) else tmp_path / "demo.db"
     started = time.monotonic()
     result = cli("--state", str(target), "-o", "json", "demo", "--days", "3")
     assert result.exit_code == 0, result
@@ -118,14 +120,10 @@ def test_demo_runs_quickly_and_keeps_state_when_asked(cli, tmp_path, rows):
     data = result.json
     assert data["delivered"] > 0 and data["runs"] and data["instances"]
     assert {"runs", "instances", "scenarios", "messages"} <= set(data)
-    assert target.exists()
+    assert state_exists(target)
     # channels were rerouted: nothing was handed to a network channel
-    import sqlite3
-
-    conn = sqlite3.connect(target)
-    kinds = {json_type for (json_type,) in conn.execute(
-        "SELECT json_extract(spec, '$.type') FROM objects WHERE kind = 'Channel'")}
-    conn.close()
+    kinds = {json.loads(r["spec"]).get("type") for r in query_rows(
+        target, "SELECT spec FROM objects WHERE kind = 'Channel'")}
     assert kinds <= {"outbox"}
 
 

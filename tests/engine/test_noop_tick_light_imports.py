@@ -8,12 +8,15 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from .campaign_texts import campaign
 
 LIGHT = ("zoneinfo", "json", "dateutil", "sqlite_utils", "typer", "rich", "jinja2", "yaml",
          "croniter", "http.client", "urllib.request", "dataclasses", "psycopg")
 
 
+@pytest.mark.sqlite_only("the fast no-op tick probes a SQLite file; PostgreSQL takes the full tick")
 def test_no_op_tick_imports_only_what_the_probe_needs(launch, tick, state):
     launch(campaign("type: date-triggered\n"), at="2027-03-01T08:00:00Z")
     tick("2027-03-01T08:00:00Z")

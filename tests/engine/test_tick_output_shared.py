@@ -16,6 +16,8 @@ from .campaign_texts import campaign
 T0 = "2027-03-01T08:00:00Z"
 
 
+@pytest.mark.sqlite_only("the direct tick path of the console script reads a SQLite file; "
+                         "on PostgreSQL every tick is the Typer command")
 @pytest.mark.parametrize("output", [[], ["-o", "json"]])
 def test_a_busy_tick_prints_the_same_bytes_on_both_paths(launch, cli, state, tmp_path, output):
     launch(campaign("type: one-off\nschedule: {send: immediately}\n")
@@ -31,6 +33,8 @@ def test_a_busy_tick_prints_the_same_bytes_on_both_paths(launch, cli, state, tmp
     assert fast.stderr == full.stderr
 
 
+@pytest.mark.sqlite_only("the direct tick path of the console script reads a SQLite file; "
+                         "on PostgreSQL every tick is the Typer command")
 def test_a_failed_object_is_counted_alike_on_both_paths(launch, cli, state, tmp_path, rows):
     launch(campaign("type: date-triggered\nschedule: {cron: \"0 9 * * *\"}\n"), at=T0)
     import sqlite3

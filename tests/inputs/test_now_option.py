@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+# Store-agnostic: --now is checked while parsing, before the state is opened.
+pytestmark = pytest.mark.store_agnostic
+
 SEGMENT = "kind: Segment\nname: vip\nrules:\n  - {group: vip}\n"
 BAD_NOW = ["", " ", "garbage", "2027-03-01T09:00", "0999-01-01T00:00Z", "1999-12-31T23:59Z",
            "3000-01-01T00:00Z", "9999-12-31T23:59:59Z", "99999-01-01T00:00Z",

@@ -9,6 +9,9 @@ import pytest
 
 from campctl.cli import _command
 
+# Store-agnostic: every bound is checked while parsing the command line, before the state is opened.
+pytestmark = pytest.mark.store_agnostic
+
 HUGE = "99999999999999999999"
 
 

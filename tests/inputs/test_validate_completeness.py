@@ -7,6 +7,9 @@ import re
 
 import pytest
 
+# Store-agnostic: validate reads definition files only.
+pytestmark = pytest.mark.store_agnostic
+
 NO_TYPE = """kind: Campaign
 name: Spring_Sale
 timezone: Europe/Pariss

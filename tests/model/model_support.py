@@ -29,13 +29,13 @@ import textwrap
 import threading
 from collections import Counter, defaultdict
 from collections.abc import Callable
-from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from store_support import is_pg, query_rows, state_exists
 from typer.testing import CliRunner
 
 from campctl.__main__ import main
@@ -70,8 +70,10 @@ NUDGE_CLOSES = T0 + timedelta(hours=10)
 CLOSES = {"flash": FLASH_CLOSES, "daily": DAILY_CLOSES, "nudge": NUDGE_CLOSES}
 
 
-def definitions(hook_url: str, versions: dict[str, int]) -> dict[str, str]:
-    """The YAML files of one episode; `versions` changes each campaign's subjects only."""
+def definitions(hook_url: str, versions: dict[str, int], box_dir: str = "jsonl") -> dict[str, str]:
+    """The YAML files of one episode; `versions` changes each campaign's subjects only.
+    `box_dir`: relative to the state file's folder; absolute for a PostgreSQL state (a relative
+    one would be the working directory's)."""
     channels = f"""\
         kind: Channel
         name: hook
@@ -81,7 +83,7 @@ def definitions(hook_url: str, versions: dict[str, int]) -> dict[str, str]:
         kind: Channel
         name: box
         type: outbox
-        dir: jsonl
+        dir: {box_dir}
         """
     flash = f"""\
         kind: Campaign
@@ -326,33 +328,36 @@ class Snapshot:
     events: dict[int, dict]
 
 
-def snapshot(state: Path) -> Snapshot:
+def snapshot(state: Path | str) -> Snapshot:
+    if is_pg(state):
+        return _snapshot(lambda sql: query_rows(state, sql))
     conn = sqlite3.connect(f"file:{state}?mode=ro", uri=True)
     conn.row_factory = sqlite3.Row
     try:
-        def rows(sql: str) -> list[dict]:
-            return [dict(r) for r in conn.execute(sql)]
-
-        return Snapshot(
-            runs={r["id"]: r for r in rows(
-                "SELECT id, campaign, stage, status, queue_at, scheduled_at, built_at, "
-                "instance_id, restart_of, paused_from, created_at FROM runs")},
-            items={r["message_id"]: r for r in rows(
-                "SELECT message_id, run_id, profile_id, scenario, step, contact_id, channel, "
-                "status, created_at, claimed_until FROM queue_items")},
-            profiles={r["id"]: r for r in rows(
-                "SELECT id, scenario, contact_id, step, status, entered_at, launch_id, "
-                "capture_key, visit FROM scenario_profiles")},
-            instances={r["id"]: r for r in rows(
-                "SELECT id, plan, status, started_at FROM plan_instances")},
-            contacts={r["id"]: r["external_id"] for r in rows(
-                "SELECT id, external_id FROM contacts")},
-            events={r["id"]: r for r in rows(
-                "SELECT e.id, e.name, e.at, e.recorded_at, c.external_id AS contact "
-                "FROM events e LEFT JOIN contacts c ON c.id = e.contact_id")},
-        )
+        return _snapshot(lambda sql: [dict(r) for r in conn.execute(sql)])
     finally:
         conn.close()
+
+
+def _snapshot(rows: Callable[[str], list[dict]]) -> Snapshot:
+    return Snapshot(
+        runs={r["id"]: r for r in rows(
+            "SELECT id, campaign, stage, status, queue_at, scheduled_at, built_at, "
+            "instance_id, restart_of, paused_from, created_at FROM runs")},
+        items={r["message_id"]: r for r in rows(
+            "SELECT message_id, run_id, profile_id, scenario, step, contact_id, channel, "
+            "status, created_at, claimed_until FROM queue_items")},
+        profiles={r["id"]: r for r in rows(
+            "SELECT id, scenario, contact_id, step, status, entered_at, launch_id, "
+            "capture_key, visit FROM scenario_profiles")},
+        instances={r["id"]: r for r in rows(
+            "SELECT id, plan, status, started_at FROM plan_instances")},
+        contacts={r["id"]: r["external_id"] for r in rows(
+            "SELECT id, external_id FROM contacts")},
+        events={r["id"]: r for r in rows(
+            "SELECT e.id, e.name, e.at, e.recorded_at, c.external_id AS contact "
+            "FROM events e LEFT JOIN contacts c ON c.id = e.contact_id")},
+    )
 
 
 @dataclass
@@ -386,10 +391,12 @@ class Episode:
     of drawing new ones: `run_long.py --shrink` uses that to find a shorter reproduction."""
 
     def __init__(self, workdir: Path, seed: int, steps: int, *, kills: bool = True,
-                 script: list[tuple[str, list[tuple]]] | None = None) -> None:
+                 script: list[tuple[str, list[tuple]]] | None = None,
+                 state: str | None = None) -> None:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.state = self.workdir / "state.db"
+        # A state file in the folder, or the URL of an empty PostgreSQL database.
+        self.state: Path | str = state if state is not None else self.workdir / "state.db"
         self.seed = seed
         self.rng = random.Random(seed)
         self.max_steps = steps if script is None else len(script)
@@ -429,7 +436,7 @@ class Episode:
         args = tuple(map(str, args))
         self._current.ops.append(("cli", args))
         words = [a for a in args if a not in ("-o", "json")]
-        pre = snapshot(self.state) if self.state.exists() and words[0] not in (
+        pre = snapshot(self.state) if state_exists(self.state) and words[0] not in (
             "tick", "apply", "events", "init", "contacts") else None
         argv = ["--state", str(self.state), "--now", iso(self.now), *map(self._path, args)]
         runner = CliRunner()
@@ -471,7 +478,8 @@ class Episode:
         self._versions = dict(versions)
         assert self.hook is not None
         (self.workdir / "defs").mkdir(exist_ok=True)
-        for name, text in definitions(self.hook.url, self._versions).items():
+        box_dir = str(self.workdir / "jsonl") if is_pg(self.state) else "jsonl"
+        for name, text in definitions(self.hook.url, self._versions, box_dir).items():
             (self.workdir / "defs" / name).write_text(text)
         if self.step:
             changed = ", ".join(f"{c} v{v}" for c, v in self._versions.items() if v > 1)
@@ -514,10 +522,9 @@ class Episode:
         return None
 
     def _marked_not_recorded(self) -> set[str]:
-        with closing(sqlite3.connect(self.state)) as db:
-            return {key for (key,) in db.execute(
-                "SELECT message_id FROM queue_items WHERE handover_begun = 1"
-                " AND status = 'queued'")}
+        return {r["message_id"] for r in query_rows(
+            self.state, "SELECT message_id FROM queue_items WHERE handover_begun = 1"
+            " AND status = 'queued'")}
 
     def _check_clean(self, shown: str, result: Result) -> None:
         """A command exits 0, 1 (refused) or 3 (not found) with one error line: never a

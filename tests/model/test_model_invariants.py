@@ -23,12 +23,24 @@ STEPS = 80
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def episodes(tmp_path_factory: pytest.TempPathFactory) -> list[Episode]:
+def _episode(tmp_path_factory: pytest.TempPathFactory, seed: int, store: str) -> Episode:
+    folder = tmp_path_factory.mktemp(f"model-{store}-{seed}")
+    if store == "sqlite":
+        return Episode(folder, seed, STEPS).run()
+    from pg_support import PG_URL, reset_pg
+
+    assert PG_URL is not None  # [pg] items are deselected without it
+    reset_pg(PG_URL, fresh=True)  # each episode starts from an empty state, as from no file
+    return Episode(folder, seed, STEPS, state=PG_URL).run()
+
+
+# The same seeds and steps on each store.
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("pg", marks=pytest.mark.pg)])
+def episodes(request: pytest.FixtureRequest,
+             tmp_path_factory: pytest.TempPathFactory) -> list[Episode]:
     saved = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith("CAMPCTL_")}
     try:
-        return [Episode(tmp_path_factory.mktemp(f"model-{seed}"), seed, STEPS).run()
-                for seed in SEEDS]
+        return [_episode(tmp_path_factory, seed, request.param) for seed in SEEDS]
     finally:
         os.environ.update(saved)
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from objects_defs import BASE_YAML, NOW
+from store_support import is_pg
 
 
 @pytest.fixture
@@ -38,6 +39,11 @@ def template_state(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def fresh_copy(template_state, state) -> Path:
-    shutil.copyfile(template_state, state)
+def fresh_copy(request, state) -> Path:
+    """The state holding the base definitions: a copy of the template file on SQLite; on
+    PostgreSQL (one database, reset per test) the definitions applied afresh."""
+    if is_pg(state):
+        request.getfixturevalue("applied")
+        return state
+    shutil.copyfile(request.getfixturevalue("template_state"), state)
     return state

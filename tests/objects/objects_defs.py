@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import sqlite3
-from pathlib import Path
+from store_support import execute_sql, query_rows, table_names
 
 NOW = "2027-03-01T09:00:00Z"
 
@@ -63,22 +62,12 @@ steps:
 DEFINITION_TABLES = ("objects", "object_versions", "history")
 
 
-def table_dump(path: Path, tables=None) -> dict[str, list[tuple]]:
-    """Every row of the given tables (default: all), in a stable order."""
-    conn = sqlite3.connect(path)
-    try:
-        names = tables or [r[0] for r in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
-            "ORDER BY name")]
-        return {t: sorted(map(tuple, conn.execute(f"SELECT * FROM {t}")), key=repr) for t in names}
-    finally:
-        conn.close()
+def table_dump(state, tables=None) -> dict[str, list[tuple]]:
+    """Every row of the given tables (default: all), in a stable order (either store)."""
+    names = tables or table_names(state)
+    return {t: sorted((tuple(r.values()) for r in query_rows(state, f"SELECT * FROM {t}")),
+                      key=repr) for t in names}
 
 
-def execute(path: Path, sql: str, params=()) -> None:
-    conn = sqlite3.connect(path)
-    try:
-        with conn:
-            conn.execute(sql, params)
-    finally:
-        conn.close()
+def execute(state, sql: str, params=()) -> None:
+    execute_sql(state, sql, params)

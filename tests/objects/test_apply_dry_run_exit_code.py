@@ -3,7 +3,9 @@ pending (exit 10) from "all unchanged" (0) and from a failure (1-4)."""
 
 from __future__ import annotations
 
+import pytest
 from objects_defs import BASE_YAML, table_dump
+from store_support import state_exists
 
 CHANGES_PENDING = 10
 
@@ -38,10 +40,11 @@ def test_exit_code_reports_pending_changes(cli, applied, write_yaml, state):
     assert cli("apply", path, "--dry-run").exit_code == 0
 
 
+@pytest.mark.pg_fresh
 def test_exit_code_on_a_fresh_state_counts_creations(cli, base_file, state):
     result = cli("apply", base_file, "--dry-run", "--exit-code")
     assert result.exit_code == CHANGES_PENDING, result
-    assert not state.exists()
+    assert not state_exists(state)
 
 
 def test_a_refusal_or_invalid_file_still_exits_1(cli, applied, write_yaml):
@@ -54,8 +57,9 @@ def test_a_refusal_or_invalid_file_still_exits_1(cli, applied, write_yaml):
     assert invalid.exit_code == 1, invalid
 
 
+@pytest.mark.pg_fresh
 def test_exit_code_without_dry_run_is_a_usage_error(cli, base_file, state):
     result = cli("apply", base_file, "--exit-code")
     assert result.exit_code == 2, result
     assert result.stderr.startswith("error: --exit-code goes with --dry-run")
-    assert not state.exists()
+    assert not state_exists(state)

@@ -4,10 +4,10 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 from pathlib import Path
 
 import pytest
+from store_support import query_rows
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "plans"
 PLURAL = {"Segment": "segments", "Channel": "channels", "Campaign": "campaigns",
@@ -55,13 +55,10 @@ schedule:
 """
 
 
-def _objects(path: Path) -> list[tuple]:
-    conn = sqlite3.connect(path)
-    try:
-        return sorted((k, n, json.loads(s), d, v) for k, n, s, d, v in conn.execute(
-            "SELECT kind, name, spec, description, version FROM objects"))
-    finally:
-        conn.close()
+def _objects(state) -> list[tuple]:
+    return sorted((r["kind"], r["name"], json.loads(r["spec"]), r["description"], r["version"])
+                  for r in query_rows(state, "SELECT kind, name, spec, description, version "
+                                             "FROM objects"))
 
 
 @pytest.fixture
@@ -178,6 +175,7 @@ def test_export_refuses_a_non_empty_directory_unless_forced(cli, examples_applie
     assert not list(out.rglob(".*.tmp"))
 
 
+@pytest.mark.pg_fresh
 def test_export_of_an_empty_state_and_a_missing_state(cli, tmp_path, state):
     missing = cli("export", str(tmp_path / "a"))
     assert missing.exit_code == 4 and not (tmp_path / "a").exists(), missing

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 
+import pytest
 from objects_defs import BASE_YAML, DEFINITION_TABLES, NOW, table_dump
+from store_support import query_rows, state_exists, write_marks
 
 EXPECTED_CREATED = [
     "segment/vips created (version 1)",
@@ -52,12 +53,12 @@ def test_apply_json_lists_kind_name_action_version(cli, base_file):
 
 def test_reapply_unchanged_is_a_no_op(cli, applied, state):
     before = table_dump(state)
-    file_bytes = state.read_bytes()
+    file_bytes = write_marks(state)
     again = cli("apply", applied, "--now", "2027-03-05T10:00:00Z", "--as", "someone-else")
     assert again.exit_code == 0, again
     assert again.stdout.splitlines() == [line.split(" created")[0] + " unchanged"
                                          for line in EXPECTED_CREATED]
-    assert state.read_bytes() == file_bytes  # not even a transaction
+    assert write_marks(state) == file_bytes  # not even a transaction
     assert table_dump(state) == before
 
 
@@ -128,11 +129,12 @@ def test_dry_run_prints_a_diff_and_writes_nothing(cli, applied, write_yaml, stat
     assert table_dump(state) == before
 
 
+@pytest.mark.pg_fresh
 def test_dry_run_without_state_file_creates_nothing(cli, base_file, state):
     result = cli("apply", base_file, "--dry-run")
     assert result.exit_code == 0, result
     assert "campaign/spring-sale created (version 1)" in result.stdout
-    assert not state.exists()
+    assert not state_exists(state)
 
 
 def test_changing_a_non_draft_campaign_is_refused_and_nothing_is_written(cli, applied, write_yaml,
@@ -184,14 +186,15 @@ def test_invalid_files_are_reported_with_positions_and_nothing_is_written(cli, a
     assert table_dump(state) == before
 
 
+@pytest.mark.pg_fresh
 def test_invalid_apply_on_missing_state_file_creates_no_file(cli, write_yaml, state):
     bad = write_yaml("bad.yaml", "kind: Nope\nname: x\n")
     result = cli("apply", bad)
     assert result.exit_code == 1, result
-    assert not state.exists()
+    assert not state_exists(state)
     missing = cli("apply", "does-not-exist.yaml")
     assert missing.exit_code == 1, missing
-    assert not state.exists()
+    assert not state_exists(state)
 
 
 def test_duplicate_names_across_files_are_refused(cli, write_yaml, state):
@@ -200,7 +203,7 @@ def test_duplicate_names_across_files_are_refused(cli, write_yaml, state):
     result = cli("apply", one, two)
     assert result.exit_code == 1, result
     assert "dup" in result.stderr
-    assert not state.exists() or table_dump(state, DEFINITION_TABLES)["objects"] == []
+    assert not state_exists(state) or table_dump(state, DEFINITION_TABLES)["objects"] == []
 
 
 def test_apply_a_directory_and_usage_errors(cli, base_file, write_yaml):
@@ -242,9 +245,5 @@ def test_concurrent_applies_create_each_object_once(base_file, state):
     assert [p.returncode for p in procs] == [0, 0, 0], outputs
     actions = sorted(r["action"] for out, _ in outputs for r in json.loads(out))
     assert actions.count("created") == 5 and actions.count("unchanged") == 10
-    conn = sqlite3.connect(state)
-    try:
-        assert conn.execute("SELECT count(*) FROM object_versions").fetchone()[0] == 5
-        assert conn.execute("SELECT count(*) FROM history").fetchone()[0] == 5
-    finally:
-        conn.close()
+    assert query_rows(state, "SELECT count(*) AS n FROM object_versions") == [{"n": 5}]
+    assert query_rows(state, "SELECT count(*) AS n FROM history") == [{"n": 5}]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -10,6 +11,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from objects_defs import BASE_YAML, table_dump
+from pg_support import reset_pg
+from store_support import is_pg, write_marks
 
 BASE_DOCS = list(yaml.safe_load_all(BASE_YAML))
 KINDS = ("plans", "campaigns", "scenarios", "segments", "channels")
@@ -77,24 +80,31 @@ def mutated_documents(draw):
 @settings(max_examples=40, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(text=mutated_documents(), submitted=st.booleans())
-def test_mutated_definitions_never_crash_and_refusals_write_nothing(cli, template_state, text,
+def test_mutated_definitions_never_crash_and_refusals_write_nothing(cli, request, text,
                                                                    submitted):
     folder = Path(tempfile.mkdtemp(prefix="campctl-prop-"))
     try:
-        state = folder / "state.db"
-        shutil.copyfile(template_state, state)
+        state = request.getfixturevalue("state")
+        if is_pg(state):  # one database: emptied, and the base definitions applied afresh
+            reset_pg(os.fspath(state))
+            base = folder / "base.yaml"
+            base.write_text(BASE_YAML)
+            assert cli("--state", state, "apply", base).exit_code == 0
+        else:
+            state = folder / "state.db"
+            shutil.copyfile(request.getfixturevalue("template_state"), state)
         if submitted:
             assert cli("--state", state, "submit", "campaign", "spring-sale").exit_code == 0
         path = folder / "mutated.yaml"
         path.write_text(text)
         before = table_dump(state)
-        file_bytes = state.read_bytes()
+        file_bytes = write_marks(state)
         result = cli("--state", state, "apply", path)
         assert result.exit_code in (0, 1), result
         assert "Traceback" not in result.stderr and "internal error" not in result.stderr, result
         if result.exit_code == 1:
             assert result.stderr.splitlines()[-1].startswith("error: "), result
-            assert state.read_bytes() == file_bytes
+            assert write_marks(state) == file_bytes
             assert table_dump(state) == before
             return
         for plural in KINDS:

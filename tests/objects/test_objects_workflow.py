@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from objects_defs import NOW, execute
 
@@ -207,11 +209,11 @@ def test_plan_blockers_name_missing_and_uncontrolled_stages(cli, fresh_copy, sta
 
     from campctl.definitions.models import Plan
     from campctl.engine.workflow import plan_blockers
-    from campctl.store.db import open_db
+    from campctl.store.db import open_state
 
     _bring(cli, "campaign", "approved")
     now = datetime(2027, 3, 1, 9, tzinfo=UTC)
-    db = open_db(state, create=False)
+    db = open_state(state, create=False)
     try:
         assert plan_blockers(
             db, Plan.from_spec({"stages": [{"campaign": "spring-sale", "stage": "teaser"}]}),
@@ -222,8 +224,10 @@ def test_plan_blockers_name_missing_and_uncontrolled_stages(cli, fresh_copy, sta
         ]}), now=now)
         assert problems == ["campaign spring-sale has no stage 'nope'",
                             "campaign ghost (stage 2) does not exist"]
-        db.execute("UPDATE objects SET spec = json_set(spec, '$.stages[0].controlled_by_plan', "
-                   "json('false')) WHERE name = 'spring-sale'")
+        spec = json.loads(db.execute("SELECT spec FROM objects WHERE name = 'spring-sale'")
+                          .fetchone()[0])
+        spec["stages"][0]["controlled_by_plan"] = False
+        db.execute("UPDATE objects SET spec = ? WHERE name = 'spring-sale'", (json.dumps(spec),))
         assert plan_blockers(
             db, Plan.from_spec({"stages": [{"campaign": "spring-sale", "stage": "teaser"}]}),
             now=now) == [
