@@ -1,6 +1,7 @@
 """Benchmark: campctl on PostgreSQL beside SQLite (design §4.6), in one run.
 
     python benchmarks/bench_pg.py [--items 20000] [--seconds 10] [--records 2000]
+    python benchmarks/bench_pg.py --items 100000 --only claims,bloat      # some parts only
     CAMPCTL_BENCH_PG_URL=postgresql://... python benchmarks/bench_pg.py   # an existing database
 
 PostgreSQL runs in a DURABLE throw-away cluster of its own (`benchmarks/pgcluster.py`: fsync and
@@ -14,8 +15,9 @@ on 127.0.0.1 (a separate process that notes every Idempotency-Key it receives). 
 with executemany (SQLite) or COPY (PostgreSQL), then ANALYZE. It prints:
 
 1. claims: 1, 2 and 4 processes claiming the whole queue in batches of 50 (the webhook batch),
-   each claim one transaction as the engine's; items/s per store, against a floor measured in
-   the same run (one UPDATE claiming every row).
+   each claim one transaction as the engine's, then one transaction marking the batch sent (no
+   rendering, no channel); items/s per store, against a floor measured in the same run (one
+   UPDATE claiming every row).
 2. deliveries: 1, 2 and 4 `campctl tick` processes delivering to the sink together for
    `--seconds` (`--max-seconds`); messages/s per store (sent over wall time, process starts
    included), against the floor of the sink itself (POSTs from one keep-alive connection, no
@@ -23,7 +25,7 @@ with executemany (SQLite) or COPY (PostgreSQL), then ANALYZE. It prints:
 3. the per-message record cost: `--records` record transactions as the engine's (mark the
    message sent and the next one as going), synchronous, with `synchronous_commit = off`, and
    k at a time (records async, one durable commit marking the next k), against the floor of
-   one durable single-row UPDATE per transaction, raw.
+   one single-row UPDATE per commit by the driver alone; the variants alternate in rounds.
 4. bloat (PostgreSQL): the whole queue delivered by the engine in this process, then the queue
    table's n_tup_upd, n_tup_hot_upd, n_dead_tup, heap and index sizes, the claim statement's
    p50/p99 at 0, 50 and 95% of the run, and the time of a manual VACUUM.
@@ -32,8 +34,8 @@ with executemany (SQLite) or COPY (PostgreSQL), then ANALYZE. It prints:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import inspect
-import io
 import json
 import math
 import multiprocessing
@@ -45,7 +47,6 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +61,7 @@ from campctl.store.db import Database, open_state  # noqa: E402
 T0 = "2027-03-01T09:00:00Z"
 CHANNEL = "hook"
 CLAIM_BATCH = 50  # the webhook channel's batch (connections: 1)
+ROUNDS = 10  # the record variants alternate in this many rounds
 SPEC = {
     "campaign": "bench", "stage": "main", "code": "bench", "timezone": "UTC", "channel": CHANNEL,
     "message_type": "promotional", "audience": {"all": True}, "include_opted_out": False,
@@ -205,7 +207,8 @@ def arrange(state: str, items: int, sink_url: str) -> float:
         with db.atomic():
             db.execute("INSERT INTO objects (kind, name, version, spec, created_at, updated_at)"
                        " VALUES ('Channel', ?, 1, ?, ?, ?)",
-                       (CHANNEL, json.dumps({"type": "webhook", "url": sink_url}), T0, T0))
+                       (CHANNEL, json.dumps({"type": "webhook", "url": sink_url,
+                                             "connections": 1}), T0, T0))
             run = int(db.scalar(
                 "INSERT INTO runs (campaign, stage, status, spec, built_at, created_at,"
                 " updated_at) VALUES ('bench', 'main', 'queued', ?, ?, ?, ?) RETURNING id",
@@ -239,15 +242,17 @@ def store_name(state: str) -> str:
 
 
 # --- 1. claims -----------------------------------------------------------------------------------
-def _atomic(db: Database) -> Any:
-    """The claim transaction as the delivery path takes it (shared, once the store has it)."""
+def _atomic(db: Database, wait_ms: int | None = None) -> Any:
+    """A transaction as the delivery path takes it: shared, once the store offers that (the
+    reader/writer SERIAL of design §4.5), else exclusive as in phase 1."""
     if "shared" in inspect.signature(db.atomic).parameters:
-        return db.atomic(shared=True)  # type: ignore[call-arg]
-    return db.atomic()
+        return db.atomic(wait_ms=wait_ms, shared=True)  # type: ignore[call-arg]
+    return db.atomic(wait_ms=wait_ms)
 
 
 def _claimer(state: str, barrier: Any, results: Any, index: int) -> None:
-    """In a child process: claim batches of the queue until none is left."""
+    """In a child process: claim batches of the queue until none is left, each batch then
+    marked sent in a second transaction (no rendering, no channel)."""
     from campctl.store import delivery
     from campctl.timeutil import parse_instant
 
@@ -260,11 +265,16 @@ def _claimer(state: str, barrier: Any, results: Any, index: int) -> None:
         barrier.wait(timeout=120)
         started = time.perf_counter()
         while True:
+            token = f"w{index}-{claims}"
             with _atomic(db):
-                ids = delivery.claim(db, scope, channel=CHANNEL, until=until,
-                                     token=f"w{index}-{claims}", limit=CLAIM_BATCH)
+                ids = delivery.claim(db, scope, channel=CHANNEL, until=until, token=token,
+                                     limit=CLAIM_BATCH)
             if not ids:
                 break
+            # Claimed items leave the queue as a delivery's would: a claim that left them
+            # queued would make every later claim step over all of them (quadratic).
+            with _atomic(db):
+                delivery.mark_sent(db, token=token, ids=ids, now=now)
             claims += 1
             claimed += len(ids)
         results.put((index, claimed, claims, time.perf_counter() - started))
@@ -351,6 +361,7 @@ def record_costs(state: str, count: int, window: int) -> dict[str, float]:
     pg = state.startswith("postgresql")
     now = parse_instant(T0)
     db = open_state(state, create=False)
+    raw = _raw_connection(state)
     out: dict[str, float] = {}
     try:
         ids = [int(r[0]) for r in db.query("SELECT id FROM queue_items WHERE status = 'queued'"
@@ -365,59 +376,69 @@ def record_costs(state: str, count: int, window: int) -> dict[str, float]:
         chunks = iter([ids[i * (count + window + 1):(i + 1) * (count + window + 1)]
                        for i in range(len(variants) + 1)])
 
-        out["floor"] = _raw_commits(state, next(chunks)[:count])
+        floor_ids = next(chunks)[:count]
 
         def one(item: int, following: int | None, *, sync: bool, mark: bool) -> None:
-            with db.atomic(wait_ms=50):
+            with _atomic(db, wait_ms=50):
                 if not sync:
                     db.execute("SET LOCAL synchronous_commit = off")
                 delivery.mark_sent(db, token="rec", ids=[item], now=now)
                 if mark and following is not None:
                     delivery.begin_hand_over(db, token="rec", item_id=following)
 
-        for variant in variants:
-            chunk = next(chunks)
-            started = time.perf_counter()
-            if variant == "window":
-                for start in range(0, count, window):
-                    with db.atomic(wait_ms=50):  # durable: marks the next k as going
-                        for item in chunk[start + 1:start + 1 + window]:
-                            delivery.begin_hand_over(db, token="rec", item_id=item)
-                    for item in chunk[start:min(start + window, count)]:
-                        one(item, None, sync=False, mark=False)
-            else:
-                for i in range(count):
-                    one(chunk[i], chunk[i + 1], sync=variant == "sync", mark=True)
-            out[variant] = (time.perf_counter() - started) / count
+        if pg:  # no checkpoint's full-page images inside one variant's time only
+            with contextlib.suppress(Exception):  # CHECKPOINT needs pg_checkpoint rights
+                db.execute("CHECKPOINT")
+        chunk_of = {"floor": floor_ids, **{variant: next(chunks) for variant in variants}}
+        variants = ["floor", *variants]
+        spent = dict.fromkeys(variants, 0.0)
+        # Rounds alternating the variants: a change of load (or a checkpoint) falls on all.
+        step = max(window, math.ceil(count / ROUNDS / window) * window)
+        for low in range(0, count, step):
+            high = min(low + step, count)
+            for variant in variants:
+                chunk = chunk_of[variant]
+                started = time.perf_counter()
+                if variant == "floor":
+                    _raw_commits(raw, chunk[low:high])
+                elif variant == "window":
+                    for start in range(low, high, window):
+                        with _atomic(db, wait_ms=50):  # durable: marks the next k as going
+                            for item in chunk[start + 1:start + 1 + window]:
+                                delivery.begin_hand_over(db, token="rec", item_id=item)
+                        for item in chunk[start:min(start + window, high)]:
+                            one(item, None, sync=False, mark=False)
+                else:
+                    for i in range(low, high):
+                        one(chunk[i], chunk[i + 1], sync=variant == "sync", mark=True)
+                spent[variant] += time.perf_counter() - started
+        out.update({variant: seconds / count for variant, seconds in spent.items()})
     finally:
+        raw.close()
         db.close()
     return out
 
 
-def _raw_commits(state: str, ids: list[int]) -> float:
-    """The floor: seconds per single-row UPDATE committed on its own by the driver alone (no
-    campctl, no lock), with the store's durability: PostgreSQL's default synchronous commit,
-    SQLite's WAL with synchronous = NORMAL as campctl opens it."""
-    sql = "UPDATE queue_items SET attempts = attempts + 1 WHERE id = {}"
+def _raw_connection(state: str) -> Any:
+    """The floor's connection: the driver alone in autocommit mode (no campctl, no lock), with
+    the store's durability: PostgreSQL's default synchronous commit, SQLite's WAL with
+    synchronous = NORMAL as campctl opens it."""
     if state.startswith("postgresql"):
         import psycopg
 
-        with psycopg.connect(state, autocommit=True) as pg:
-            started = time.perf_counter()
-            for item in ids:
-                pg.execute(sql.format("%s"), (item,))
-            return (time.perf_counter() - started) / len(ids)
+        return psycopg.connect(state, autocommit=True)
     import sqlite3
 
     conn = sqlite3.connect(state, isolation_level=None)
-    try:
-        conn.execute("PRAGMA synchronous = NORMAL")
-        started = time.perf_counter()
-        for item in ids:
-            conn.execute(sql.format("?"), (item,))
-        return (time.perf_counter() - started) / len(ids)
-    finally:
-        conn.close()
+    conn.execute("PRAGMA synchronous = NORMAL")
+    return conn
+
+
+def _raw_commits(raw: Any, ids: list[int]) -> None:
+    """The floor: one single-row UPDATE committed on its own per id."""
+    mark = "?" if type(raw).__module__.startswith("sqlite3") else "%s"
+    for item in ids:
+        raw.execute(f"UPDATE queue_items SET attempts = attempts + 1 WHERE id = {mark}", (item,))
 
 
 # --- 4. bloat ------------------------------------------------------------------------------------
@@ -433,7 +454,7 @@ def _queue_stats(db: Database) -> dict[str, int]:
     return {k: int(row[k] or 0) for k in row.keys()}
 
 
-@contextmanager
+@contextlib.contextmanager
 def timed_claims(total: int, samples: list[tuple[float, float]]) -> Iterator[None]:
     """Wrap store.delivery.claim: note (share of the queue claimed before, seconds) per claim."""
     from campctl.store import delivery
@@ -490,6 +511,90 @@ def bloat(state: str, items: int) -> dict[str, Any]:
             "seconds": seconds, "claims": claims}
 
 
+def claims(stores: list[str], items: int, processes: list[int], sink: Sink,
+           say: Callable[[str], None]) -> None:
+    say("\n1. claims (the whole queue in batches of 50: a claim transaction, then one marking "
+        "the batch sent):")
+    for state in stores:
+        arranged = arrange(state, items, sink.url)
+        floor = claim_floor(state)
+        say(f"  {store_name(state):10}  arranged in {arranged:.1f}s; floor (one UPDATE "
+            f"claiming every row): {items / floor:,.0f} items/s")
+        for k in processes:
+            arrange(state, items, sink.url)
+            claimed, wall = claim_pass(state, k)
+            if claimed != items:
+                raise SystemExit(f"{k} claimers took {claimed} of {items} items")
+            say(f"    {k} process(es): {claimed / wall:8,.0f} items/s = "
+                f"{claimed / CLAIM_BATCH / wall:6,.0f} claims/s "
+                f"({wall / floor:.1f}x the floor's time)")
+
+
+def deliveries(stores: list[str], items: int, processes: list[int], seconds: float,
+               sink: Sink, say: Callable[[str], None]) -> None:
+    floor_posts = max(1, min(2000, items))
+    floor = floor_posts / sink.floor(floor_posts)
+    say(f"\n2. deliveries (`campctl tick --max-seconds {seconds:g}` processes, "
+        "webhook sink on 127.0.0.1, connections: 1):")
+    say(f"  floor (the sink alone, {floor_posts:,} POSTs on one keep-alive "
+        f"connection): {floor:,.0f} messages/s")
+    for state in stores:
+        for k in processes:
+            arrange(state, items, sink.url)
+            sent, wall = tick_pass(state, k, seconds, sink)
+            rate = sent / wall
+            drained = "; the whole queue" if sent == items else ""
+            say(f"  {store_name(state):10}  {k} process(es): {rate:7,.0f} messages/s "
+                f"({sent:,} in {wall:.1f}s{drained}; {floor / rate:.1f}x the floor's "
+                "time); every id once")
+
+
+def records_part(stores: list[str], items: int, records: int, window: int, sink: Sink,
+                 say: Callable[[str], None]) -> None:
+    say(f"\n3. the per-message record cost ({records:,} record transactions each; "
+        f"k = {window}):")
+    costs: dict[str, dict[str, float]] = {}
+    for state in stores:
+        arrange(state, items, sink.url)
+        costs[state] = record_costs(state, records, window)
+        labels = {"floor": "floor: 1-row UPDATE per commit, driver alone",
+                  "sync": "synchronous (today)",
+                  "async": "synchronous_commit = off",
+                  "window": f"async records, marks {window} at a time"}
+        for variant, seconds in costs[state].items():
+            ratio = "" if variant == "floor" else (
+                f" ({seconds / costs[state]['floor']:.2f}x the floor)")
+            say(f"  {store_name(state):10}  {labels[variant]:45} "
+                f"{seconds * 1000:6.2f} ms = {1 / seconds:7,.0f}/s{ratio}")
+
+
+def bloat_part(url: str, items: int, sink: Sink, say: Callable[[str], None]) -> None:
+    say(f"\n4. bloat: the whole queue ({items:,}) delivered by the engine in one "
+        "process (PostgreSQL):")
+    arrange(url, items, sink.url)
+    sink.reset()
+    found = bloat(url, items)
+    received = sink.keys()
+    if len(received) != items or len(set(received)) != items:
+        raise SystemExit(f"bloat pass: the sink got {len(received)} ids, "
+                         f"{len(set(received))} distinct, of {items}")
+    before, after, vacuumed = found["before"], found["after"], found["vacuumed"]
+    updates = after["n_tup_upd"] - before["n_tup_upd"]
+    hot = after["n_tup_hot_upd"] - before["n_tup_hot_upd"]
+    say(f"  delivered {items:,} in {found['seconds']:.1f}s "
+        f"({items / found['seconds']:,.0f} messages/s); every id once")
+    say(f"  n_tup_upd {updates:,} ({updates / items:.1f} per message), n_tup_hot_upd "
+        f"{hot:,} ({hot / max(updates, 1):.0%} HOT), n_dead_tup {after['n_dead_tup']:,}, "
+        f"autovacuum runs {after['autovacuum_count'] - before['autovacuum_count']}")
+    say(f"  heap {before['heap'] / 2**20:.1f} -> {after['heap'] / 2**20:.1f} MB, "
+        f"indexes {before['indexes'] / 2**20:.1f} -> {after['indexes'] / 2**20:.1f} MB")
+    for at, (p50, p99, n) in found["claims"].items():
+        say(f"  claim statement at {at:2}% of the run: p50 {p50 * 1000:.2f} ms, "
+            f"p99 {p99 * 1000:.2f} ms ({n} claims)")
+    say(f"  manual VACUUM queue_items: {found['vacuum']:.2f}s; then n_dead_tup "
+        f"{vacuumed['n_dead_tup']:,}, heap {vacuumed['heap'] / 2**20:.1f} MB")
+
+
 # --- the run -------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -504,16 +609,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--window", type=int, default=16,
                         help="k: hand-over marks per durable commit in the k-at-a-time variant")
     parser.add_argument("--processes", default="1,2,4", help="comma-separated process counts")
+    parser.add_argument("--only", default="claims,deliveries,records,bloat",
+                        help="the parts to run, comma-separated (default: all four)")
     args = parser.parse_args(argv)
     items = args.items
-    floor_posts = max(1, min(2000, items))
     records = args.records or max(1, min(2000, items // 5 - 2 * args.window))
     processes = [int(p) for p in args.processes.split(",") if p.strip()]
-    out = io.StringIO()
+    parts = {p.strip() for p in args.only.split(",") if p.strip()}
+    unknown = parts - {"claims", "deliveries", "records", "bloat"}
+    if unknown:
+        parser.error(f"--only: no part {', '.join(sorted(unknown))}")
 
     def say(line: str = "") -> None:
         print(line, flush=True)
-        out.write(line + "\n")
 
     sink = Sink()
     try:
@@ -529,79 +637,18 @@ def main(argv: list[str] | None = None) -> int:
             say(f"PostgreSQL {settings['server_version'].split()[0]}, fsync="
                 f"{settings['fsync']}, synchronous_commit={settings['synchronous_commit']}")
 
-            say("\n1. claims (batches of 50, one transaction each, the whole queue):")
-            for state in stores:
-                arranged = arrange(state, items, sink.url)
-                floor = claim_floor(state)
-                say(f"  {store_name(state):10}  arranged in {arranged:.1f}s; floor (one UPDATE "
-                    f"claiming every row): {items / floor:,.0f} items/s")
-                for k in processes:
-                    arrange(state, items, sink.url)
-                    claimed, wall = claim_pass(state, k)
-                    if claimed != items:
-                        raise SystemExit(f"{k} claimers took {claimed} of {items} items")
-                    say(f"    {k} process(es): {claimed / wall:8,.0f} items/s = "
-                        f"{claimed / CLAIM_BATCH / wall:6,.0f} claims/s "
-                        f"({wall / floor:.1f}x the floor's time)")
-
-            floor = floor_posts / sink.floor(floor_posts)
-            say(f"\n2. deliveries (`campctl tick --max-seconds {args.seconds:g}` processes, "
-                "webhook sink on 127.0.0.1, connections: 1):")
-            say(f"  floor (the sink alone, {floor_posts:,} POSTs on one keep-alive "
-                f"connection): {floor:,.0f} messages/s")
-            for state in stores:
-                for k in processes:
-                    arrange(state, items, sink.url)
-                    sent, wall = tick_pass(state, k, args.seconds, sink)
-                    rate = sent / wall
-                    drained = "; the whole queue" if sent == items else ""
-                    say(f"  {store_name(state):10}  {k} process(es): {rate:7,.0f} messages/s "
-                        f"({sent:,} in {wall:.1f}s{drained}; {floor / rate:.1f}x the floor's "
-                        "time); every id once")
-
-            say(f"\n3. the per-message record cost ({records:,} record transactions each; "
-                f"k = {args.window}):")
-            costs: dict[str, dict[str, float]] = {}
-            for state in stores:
-                arrange(state, items, sink.url)
-                costs[state] = record_costs(state, records, args.window)
-                labels = {"floor": "floor: 1-row UPDATE per commit, driver alone",
-                          "sync": "synchronous (today)",
-                          "async": "synchronous_commit = off",
-                          "window": f"async records, marks {args.window} at a time"}
-                for variant, seconds in costs[state].items():
-                    ratio = "" if variant == "floor" else (
-                        f" ({seconds / costs[state]['floor']:.2f}x the floor)")
-                    say(f"  {store_name(state):10}  {labels[variant]:45} "
-                        f"{seconds * 1000:6.2f} ms = {1 / seconds:7,.0f}/s{ratio}")
-
-            say(f"\n4. bloat: the whole queue ({items:,}) delivered by the engine in one "
-                "process (PostgreSQL):")
-            arrange(url, items, sink.url)
-            sink.reset()
-            found = bloat(url, items)
-            received = sink.keys()
-            if len(received) != items or len(set(received)) != items:
-                raise SystemExit(f"bloat pass: the sink got {len(received)} ids, "
-                                 f"{len(set(received))} distinct, of {items}")
-            before, after, vacuumed = found["before"], found["after"], found["vacuumed"]
-            updates = after["n_tup_upd"] - before["n_tup_upd"]
-            hot = after["n_tup_hot_upd"] - before["n_tup_hot_upd"]
-            say(f"  delivered {items:,} in {found['seconds']:.1f}s "
-                f"({items / found['seconds']:,.0f} messages/s); every id once")
-            say(f"  n_tup_upd {updates:,} ({updates / items:.1f} per message), n_tup_hot_upd "
-                f"{hot:,} ({hot / max(updates, 1):.0%} HOT), n_dead_tup {after['n_dead_tup']:,}, "
-                f"autovacuum runs {after['autovacuum_count'] - before['autovacuum_count']}")
-            say(f"  heap {before['heap'] / 2**20:.1f} -> {after['heap'] / 2**20:.1f} MB, "
-                f"indexes {before['indexes'] / 2**20:.1f} -> {after['indexes'] / 2**20:.1f} MB")
-            for at, (p50, p99, n) in found["claims"].items():
-                say(f"  claim statement at {at:2}% of the run: p50 {p50 * 1000:.2f} ms, "
-                    f"p99 {p99 * 1000:.2f} ms ({n} claims)")
-            say(f"  manual VACUUM queue_items: {found['vacuum']:.2f}s; then n_dead_tup "
-                f"{vacuumed['n_dead_tup']:,}, heap {vacuumed['heap'] / 2**20:.1f} MB")
+            if "claims" in parts:
+                claims(stores, items, processes, sink, say)
+            if "deliveries" in parts:
+                deliveries(stores, items, processes, args.seconds, sink, say)
+            if "records" in parts:
+                records_part(stores, items, records, args.window, sink, say)
+            if "bloat" in parts:
+                bloat_part(url, items, sink, say)
     finally:
         sink.close()
     return 0
+
 
 
 if __name__ == "__main__":
