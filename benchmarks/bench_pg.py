@@ -12,7 +12,8 @@ say nothing about a commit's cost.
 Each pass starts from the same arranged state in both stores: `--items` contacts and one queued
 run with `--items` queue items for a webhook channel (`connections: 1`) aimed at a no-delay sink
 on 127.0.0.1 (a separate process that notes every Idempotency-Key it receives). Rows are loaded
-with executemany (SQLite) or COPY (PostgreSQL), then ANALYZE. It prints:
+with executemany (SQLite) or COPY (PostgreSQL), then ANALYZE (PostgreSQL only: campctl never
+analyzes a state file, and SQLite's statistics change the claim's plan). It prints:
 
 1. claims: 1, 2 and 4 processes claiming the whole queue in batches of 50 (the webhook batch),
    each claim one transaction as the engine's, then one transaction marking the batch sent (no
@@ -35,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import inspect
 import json
 import math
@@ -231,7 +233,8 @@ def arrange(state: str, items: int, sink_url: str) -> float:
                                contacts)
                 db.executemany(f"INSERT INTO queue_items ({queue_cols})"
                                " VALUES (?, ?, ?, ?, ?, ?)", queue)
-        db.execute("ANALYZE")
+        if pg:  # campctl never runs ANALYZE on a state file: the claim's plan depends on it
+            db.execute("ANALYZE")
     finally:
         db.close()
     return time.perf_counter() - started
@@ -252,7 +255,9 @@ def _atomic(db: Database, wait_ms: int | None = None) -> Any:
 
 def _claimer(state: str, barrier: Any, results: Any, index: int) -> None:
     """In a child process: claim batches of the queue until none is left, each batch then
-    marked sent in a second transaction (no rendering, no channel)."""
+    marked sent in a second transaction (no rendering, no channel). A transaction that waited
+    longer than the busy timeout for the lock is tried again, and counted."""
+    from campctl.errors import StateLocked
     from campctl.store import delivery
     from campctl.timeutil import parse_instant
 
@@ -260,30 +265,42 @@ def _claimer(state: str, barrier: Any, results: Any, index: int) -> None:
     db = open_state(state, create=False)
     scope = delivery.DueScope((1,), False, now)
     until = parse_instant("2027-03-01T09:05:00Z")
-    claimed = claims = 0
+    claimed = claims = locked = 0
+
+    def retried(work: Callable[[], Any]) -> Any:
+        nonlocal locked
+        while True:
+            try:
+                with _atomic(db):
+                    return work()
+            except StateLocked:
+                locked += 1
+
     try:
         barrier.wait(timeout=120)
         started = time.perf_counter()
         while True:
             token = f"w{index}-{claims}"
-            with _atomic(db):
-                ids = delivery.claim(db, scope, channel=CHANNEL, until=until, token=token,
-                                     limit=CLAIM_BATCH)
+            ids = retried(functools.partial(delivery.claim, db, scope, channel=CHANNEL,
+                                            until=until, token=token, limit=CLAIM_BATCH))
             if not ids:
                 break
             # Claimed items leave the queue as a delivery's would: a claim that left them
             # queued would make every later claim step over all of them (quadratic).
-            with _atomic(db):
-                delivery.mark_sent(db, token=token, ids=ids, now=now)
+            retried(functools.partial(delivery.mark_sent, db, token=token, ids=ids, now=now))
             claims += 1
             claimed += len(ids)
-        results.put((index, claimed, claims, time.perf_counter() - started))
+        results.put((index, claimed, locked, time.perf_counter() - started))
+    except BaseException as exc:
+        results.put((index, -1, f"{type(exc).__name__}: {exc}", 0.0))
+        raise
     finally:
         db.close()
 
 
-def claim_pass(state: str, processes: int) -> tuple[int, float]:
-    """(items claimed, wall seconds) of `processes` processes claiming the whole queue."""
+def claim_pass(state: str, processes: int) -> tuple[int, int, float]:
+    """(items claimed, lock timeouts retried, wall seconds) of `processes` processes claiming
+    the whole queue."""
     context = multiprocessing.get_context("spawn")
     barrier = context.Barrier(processes + 1)
     results = context.Queue()
@@ -297,9 +314,10 @@ def claim_pass(state: str, processes: int) -> tuple[int, float]:
     wall = time.perf_counter() - started
     for worker in workers:
         worker.join()
-        if worker.exitcode != 0:
-            raise SystemExit(f"a claim worker failed (exit {worker.exitcode})")
-    return sum(g[1] for g in got), wall
+    failed = [g[2] for g in got if g[1] < 0]
+    if failed:
+        raise SystemExit(f"a claim worker failed: {failed[0]}")
+    return sum(g[1] for g in got), sum(g[2] for g in got), wall
 
 
 def claim_floor(state: str) -> float:
@@ -522,12 +540,13 @@ def claims(stores: list[str], items: int, processes: list[int], sink: Sink,
             f"claiming every row): {items / floor:,.0f} items/s")
         for k in processes:
             arrange(state, items, sink.url)
-            claimed, wall = claim_pass(state, k)
+            claimed, locked, wall = claim_pass(state, k)
             if claimed != items:
                 raise SystemExit(f"{k} claimers took {claimed} of {items} items")
+            waits = f"; {locked} lock waits over the busy timeout, retried" if locked else ""
             say(f"    {k} process(es): {claimed / wall:8,.0f} items/s = "
                 f"{claimed / CLAIM_BATCH / wall:6,.0f} claims/s "
-                f"({wall / floor:.1f}x the floor's time)")
+                f"({wall / floor:.1f}x the floor's time{waits})")
 
 
 def deliveries(stores: list[str], items: int, processes: list[int], seconds: float,
