@@ -31,6 +31,7 @@ def test_sigkill_chaos_with_four_connections_at_small_size(tmp_path):
     assert f["second_key_for_recipient"] == 0, f
     # Nothing after a pause or a stop returned, both given while their run was handed over.
     assert f["pause_during_hand_over"] is True and f["stop_during_hand_over"] is True, f
+    assert f["operator_errors"] == 0, f
     assert f["delivered_while_paused"] == 0 and f["delivered_after_stop"] == 0, f
     assert f["messages"] > 0 and min(f["messages_by_channel"].values()) > 0, f
     assert f["ok"] is True, f

@@ -11,6 +11,8 @@ import os
 import sqlite3
 import subprocess
 import sys
+import threading
+from collections import Counter
 from datetime import datetime
 from pathlib import Path
 
@@ -131,3 +133,37 @@ def query(state: Path | str, sql: str, params=()) -> list[tuple]:
         return conn.execute(sql, params).fetchall()
     finally:
         conn.close()
+
+
+class Operator:
+    """Lands an operator command (pause, stop) in the middle of a run's hand-over, however slow
+    the machine: once `seen_before` messages of a watched campaign have reached a receiver,
+    each further one is held there until that campaign's command has started, and then until it
+    has returned or `hold_seconds` have passed (the command waits for the messages in flight,
+    so a message must not be held until it returns). Receivers call `arrived(campaign)`; the
+    workload sets `started[c]` / `returned[c]` around the command, and `release()` at the end."""
+
+    def __init__(self, campaigns: tuple[str, ...], *, seen_before: int,
+                 hold_seconds: float) -> None:
+        self.armed = False
+        self.seen_before = seen_before
+        self.hold_seconds = hold_seconds
+        self.seen: Counter = Counter()
+        self.started = {c: threading.Event() for c in campaigns}
+        self.returned = {c: threading.Event() for c in campaigns}
+        self._lock = threading.Lock()
+
+    def arrived(self, campaign: str | None) -> None:
+        if not self.armed or campaign not in self.started:
+            return
+        with self._lock:
+            self.seen[campaign] += 1
+            hold = self.seen[campaign] > self.seen_before
+        if hold:
+            self.started[campaign].wait(timeout=60)
+            self.returned[campaign].wait(timeout=self.hold_seconds)
+
+    def release(self) -> None:
+        self.armed = False
+        for event in (*self.started.values(), *self.returned.values()):
+            event.set()
