@@ -125,9 +125,14 @@ def query(state: Path | str, sql: str, params=()) -> list[tuple]:
     """Rows of one read of the state, on a connection of its own (SQL in SQLite's words; on
     PostgreSQL through the store's placeholder translator)."""
     if is_pg(state):
-        from store_support import query_rows
+        # Tuples, not dicts: columns of one name (several `count(*)`) must all stay.
+        from pg_support import connect
+        from store_support import _pg_sql
 
-        return [tuple(row.values()) for row in query_rows(str(state), sql, params)]
+        text, values = _pg_sql(sql, params)
+        with connect(str(state)) as conn:
+            cur = conn.execute(text, values)
+            return [tuple(row) for row in cur.fetchall()] if cur.description else []
     conn = sqlite3.connect(state, timeout=30)
     try:
         return conn.execute(sql, params).fetchall()
