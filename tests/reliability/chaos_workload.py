@@ -89,6 +89,11 @@ def _must(state: Path, now: datetime, *args: str) -> subprocess.CompletedProcess
     return run_campctl(state, now, *args, env=_env())
 
 
+def _operate(state: Path | str, now: datetime, *args: str) -> None:
+    """An operator command between ticks, in this process (no tick runs meanwhile)."""
+    run_in_process(state, now, *args, user="chaos")
+
+
 DEFINITIONS = """\
 kind: Channel
 name: box
@@ -584,10 +589,10 @@ def measure(workdir: Path, *, size: str = "small", seed: int = 0,
                                          "contact": f"c{rng.randrange(contacts):04d}"}))
             feed = workdir / "events.jsonl"
             feed.write_text("\n".join(lines) + "\n")
-            _must(state, now, "events", "import", str(feed))
+            _operate(state, now, "events", "import", str(feed))
             events += EVENTS_PER_STEP
             if step == params["kills"] // 2:  # a second launch of the manual scenario
-                _must(state, now, "start", "scenario", "care", "--group", "vip", "--yes")
+                _operate(state, now, "start", "scenario", "care", "--group", "vip", "--yes")
                 launched *= 2
             before = _snapshot_counts(state)
             entry = ticks.run(state, now, rng.uniform(0.0, tick_seconds))
@@ -606,8 +611,8 @@ def measure(workdir: Path, *, size: str = "small", seed: int = 0,
         stop = now
         # One whole tick at the last instant, so every slot up to `stop` has been seen.
         ticks.run(state, now, None)
-        _must(state, now, "stop", "campaign", "hourly", "--note", "chaos: finishing")
-        _must(state, now, "stop", "plan", "two-step", "--note", "chaos: finishing")
+        _operate(state, now, "stop", "campaign", "hourly", "--note", "chaos: finishing")
+        _operate(state, now, "stop", "plan", "two-step", "--note", "chaos: finishing")
         finishing = 0
         for _ in range(FINISH_TICKS_MAX):
             now += timedelta(minutes=20)
