@@ -29,7 +29,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
@@ -55,6 +55,7 @@ T0 = datetime(2027, 3, 1, 8, 0, tzinfo=UTC)
 EVENTS_PER_STEP = 2
 FINISH_TICKS_MAX = 40
 PLAN_CRON = "0 */3 * * *"
+RECENT_TICKS = 5  # the kill range is the longest of the last RECENT_TICKS unkilled ticks
 
 
 def _key(message_id_header: str) -> str:
@@ -573,10 +574,13 @@ def measure(workdir: Path, *, size: str = "small", seed: int = 0,
         _tune_server(hook)
         _setup(workdir, state, smtp, hook, contacts)
         # The length of a tick with work to do (an hourly run, the first launch): the range the
-        # kill delays are drawn from; ticks that end before their kill widen it.
+        # kill delays are drawn from. Ticks that end before their kill adjust it: the longest of
+        # the last few, so that one tick slowed by a loaded machine does not make every later
+        # kill land after its tick has ended (kills would then depend on the machine's speed).
         now = T0 + timedelta(hours=1)
         first = ticks.run(state, now, None)
-        tick_seconds = first["end"] - first["start"]
+        recent = deque([first["end"] - first["start"]], maxlen=RECENT_TICKS)
+        tick_seconds = recent[0]
         # Until the wanted number of kills (a tick that ends before its kill is not one).
         step = 0
         while sum(e["killed"] for e in ticks.ticks) < params["kills"] \
@@ -602,7 +606,8 @@ def measure(workdir: Path, *, size: str = "small", seed: int = 0,
                 phases[_kill_phase(state, now, before, during)] += 1
             else:
                 phases["finished_before_kill"] += 1
-                tick_seconds = max(tick_seconds, entry["end"] - entry["start"])
+                recent.append(entry["end"] - entry["start"])
+                tick_seconds = max(recent)
                 if entry["code"] != 0:
                     nonzero_unkilled.append(entry["stderr"].strip()[-300:])
             if not _integrity(state):

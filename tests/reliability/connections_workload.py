@@ -273,6 +273,7 @@ def measure(workdir: Path, *, size: str = "small", seed: int = 0,
     integrity_failures = 0
     doubt: list[tuple[int, list[str]]] = []  # (index of the killed tick, message ids in doubt)
     seen_in_doubt: set[tuple[str, str]] = set()
+    in_doubt_before: set[str] = set()  # message ids in doubt after the previous tick
     operator: dict[str, float] = {}
     operator_errors: list[str] = []
     holder = Operator(("p1", "s1"), seen_before=SEEN_BEFORE_ACTING, hold_seconds=HOLD_SECONDS)
@@ -300,15 +301,23 @@ def measure(workdir: Path, *, size: str = "small", seed: int = 0,
 
         def after_kill(entry: dict) -> None:
             nonlocal integrity_failures
+            now_in_doubt = _in_doubt(state)
             if entry["killed"]:
-                # What this kill left in doubt: not what an earlier kill left and no tick has
-                # claimed again since (a kill during start-up leaves those as they were).
-                now_in_doubt = _in_doubt(state)
-                doubt.append((len(ticks.entries) - 1,
-                              sorted(m for m, token in now_in_doubt - seen_in_doubt)))
+                # What this kill left in doubt: the items this tick marked as going (in doubt
+                # now under a claim not seen before) and, of those an earlier kill left in doubt
+                # (a new claim keeps their mark: they may have arrived), only the ones this tick
+                # handed over again. Not what an earlier kill left and no tick has claimed again
+                # since (a kill during start-up leaves those as they were).
+                again = {m for m, at, _ in _arrivals(smtp, hook)
+                         if entry["start"] <= at <= entry["end"]}
+                doubt.append((len(ticks.entries) - 1, sorted(
+                    m for m, token in now_in_doubt - seen_in_doubt
+                    if m not in in_doubt_before or m in again)))
                 seen_in_doubt.update(now_in_doubt)
             elif entry["code"] != 0:
                 nonzero_unkilled.append(entry["stderr"].strip()[-300:])
+            in_doubt_before.clear()
+            in_doubt_before.update(m for m, _ in now_in_doubt)
             if not _integrity(state):
                 integrity_failures += 1
 
