@@ -1,21 +1,23 @@
 """SIGKILL chaos over a mixed workload, as figures.
 
-`measure(workdir, size=...)` sets up one state file with three channels (the outbox with a JSONL
-copy, SMTP to a real SmtpReceiver, a webhook to a real WebhookReceiver on 127.0.0.1) and a mixed
-workload: an hourly date-triggered campaign (SMTP), a recurrent two-stage plan (webhook, then
-outbox), an event-captured scenario (webhook, wait, SMTP) fed with events every step, and a
-manual scenario launched twice (outbox, wait, webhook). A simulated clock moves 10–30 minutes per
-step; at each step `campctl tick` runs in a subprocess and is SIGKILLed after a seeded random
-delay drawn in [0, the measured length of a tick], so kills land during start-up, firing,
-building, claiming, hand-over and recording. After every kill: `PRAGMA integrity_check` is ok
-and every run's queue is all-or-nothing. Then the recurring sources are stopped and ticks
-without kills finish the work. At the end everything is counted at the servers, the outbox table
-and its JSONL file, and every state in the file is audited against its history / log rows.
+`measure(workdir, size=..., store=None)` sets up one state (a SQLite file in `workdir`, or, with
+`store` the URL of a PostgreSQL database, a schema of its own there) with three channels (the
+outbox with a JSONL copy in `workdir`, SMTP to a real SmtpReceiver, a webhook to a real
+WebhookReceiver on 127.0.0.1) and a mixed workload: an hourly date-triggered campaign (SMTP), a
+recurrent two-stage plan (webhook, then outbox), an event-captured scenario (webhook, wait, SMTP)
+fed with events every step, and a manual scenario launched twice (outbox, wait, webhook). A
+simulated clock moves 10–30 minutes per step; at each step `campctl tick` runs in a subprocess and
+is SIGKILLed after a seeded random delay drawn in [0, the measured length of a tick], so kills land
+during start-up, firing, building, claiming, hand-over and recording. After every kill: `PRAGMA
+integrity_check` is ok (SQLite) and every run's queue is all-or-nothing. Then the recurring sources
+are stopped and ticks without kills finish the work. At the end everything is counted at the
+servers, the outbox table and its JSONL file, and every state in the store is audited against its
+history / log rows.
 
 Figures: kills, ticks, messages (by channel), duplicates (a second message id for one
 recipient of one run or scenario step), resent_after_kill (the same key again after a kill
 between hand-over and the commit that records it: allowed, receivers deduplicate by the key),
-lost, integrity_failures, partial_queues, changes_without_history, seconds, ok.
+lost, integrity_failures (SQLite only), partial_queues, changes_without_history, seconds, ok.
 """
 
 from __future__ import annotations
@@ -27,13 +29,22 @@ import signal
 import subprocess
 import sys
 import time
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
 
 from receivers import SmtpReceiver, WebhookReceiver
-from workload_support import campctl_argv, clean_env, query, run_campctl
+from workload_support import (
+    campctl_argv,
+    clean_env,
+    drop_state,
+    integrity_ok,
+    query,
+    run_campctl,
+    run_in_process,
+    state_in,
+)
 from workload_support import iso as _iso
 
 SIZES = {
@@ -44,6 +55,7 @@ T0 = datetime(2027, 3, 1, 8, 0, tzinfo=UTC)
 EVENTS_PER_STEP = 2
 FINISH_TICKS_MAX = 40
 PLAN_CRON = "0 */3 * * *"
+RECENT_TICKS = 5  # the kill range is the longest of the last RECENT_TICKS unkilled ticks
 
 
 def _key(message_id_header: str) -> str:
@@ -78,11 +90,16 @@ def _must(state: Path, now: datetime, *args: str) -> subprocess.CompletedProcess
     return run_campctl(state, now, *args, env=_env())
 
 
+def _operate(state: Path | str, now: datetime, *args: str) -> None:
+    """An operator command between ticks, in this process (no tick runs meanwhile)."""
+    run_in_process(state, now, *args, user="chaos")
+
+
 DEFINITIONS = """\
 kind: Channel
 name: box
 type: outbox
-dir: outbox-dir
+dir: {outbox_dir}
 ---
 kind: Channel
 name: mail
@@ -167,18 +184,29 @@ def _setup(workdir: Path, state: Path, smtp: SmtpReceiver, hook: WebhookReceiver
         f"c{i:04d},c{i:04d}@example.org,N{i},{'vip' if i % 4 == 0 else 'basic'}\n"
         for i in range(contacts)))
     definitions = workdir / "chaos.yaml"
+    # An absolute folder: a relative `dir:` is anchored at the state file's folder, and at the
+    # working directory on PostgreSQL.
     definitions.write_text(DEFINITIONS.format(smtp_port=smtp.port, hook_url=hook.url,
-                                              plan_cron=PLAN_CRON))
-    _must(state, T0, "init")
-    _must(state, T0, "contacts", "import", str(csv))
-    _must(state, T0, "apply", str(definitions))
+                                              plan_cron=PLAN_CRON,
+                                              outbox_dir=json.dumps(str(_outbox_dir(workdir)))))
+
+    def must(*args: str) -> None:  # set-up in this process: no interpreter start each
+        run_in_process(state, T0, *args, user="chaos")
+
+    must("init")
+    must("contacts", "import", str(csv))
+    must("apply", str(definitions))
     for kind, name in (("campaign", "hourly"), ("campaign", "staged"), ("plan", "two-step")):
-        _must(state, T0, "submit", kind, name)
-        _must(state, T0, "approve", kind, name, "--as", "approver")
-    _must(state, T0, "start", "campaign", "hourly")
-    _must(state, T0, "activate", "scenario", "journey")
-    _must(state, T0, "activate", "scenario", "care")
-    _must(state, T0, "start", "scenario", "care", "--group", "vip", "--yes")
+        must("submit", kind, name)
+        must("approve", kind, name, "--as", "approver")
+    must("start", "campaign", "hourly")
+    must("activate", "scenario", "journey")
+    must("activate", "scenario", "care")
+    must("start", "scenario", "care", "--group", "vip", "--yes")
+
+
+def _outbox_dir(workdir: Path) -> Path:
+    return workdir.resolve() / "outbox-dir"
 
 
 # --- one tick, killed or not -----------------------------------------------------------------
@@ -217,8 +245,8 @@ class TickLog:
 
 # --- checks after every kill -------------------------------------------------------------------
 
-def _integrity(state: Path) -> bool:
-    return _query(state, "PRAGMA integrity_check") == [("ok",)]
+def _integrity(state: Path | str) -> bool:
+    return integrity_ok(state)
 
 
 def expected_run_size(run: dict, contacts: int) -> int:
@@ -236,11 +264,15 @@ def partial_queues(state: Path, contacts: int) -> list[str]:
     log row says."""
     problems: list[str] = []
     rows = _query(state, "SELECT r.id, r.campaign, r.stage, r.status, r.built_at,"
-                         " (SELECT count(*) FROM queue_items q WHERE q.run_id = r.id),"
-                         " (SELECT group_concat(details, '|') FROM exec_log l WHERE l.run_id = r.id"
-                         "  AND l.event = 'Queue Items Created')"
+                         " (SELECT count(*) FROM queue_items q WHERE q.run_id = r.id)"
                          " FROM runs r")
-    for run_id, campaign, stage, status, built_at, items, logged in rows:
+    logs: dict[int, list[str]] = defaultdict(list)
+    for run_id, details in _query(state, "SELECT run_id, details FROM exec_log"
+                                         " WHERE event = 'Queue Items Created'"
+                                         " AND run_id IS NOT NULL ORDER BY id"):
+        logs[run_id].append(details)
+    for run_id, campaign, stage, status, built_at, items in rows:
+        logged = "|".join(logs[run_id]) or None
         run = {"id": run_id, "campaign": campaign, "stage": stage}
         if status == "building":
             problems.append(f"run {run_id} left in status building")
@@ -287,7 +319,7 @@ def _snapshot_counts(state: Path) -> dict:
 # --- the final counts ------------------------------------------------------------------------
 
 def _jsonl_lines(workdir: Path) -> list[dict]:
-    path = workdir / "outbox-dir" / "box.jsonl"
+    path = _outbox_dir(workdir) / "box.jsonl"
     if not path.exists():
         return []
     out = []
@@ -522,12 +554,13 @@ def audit_history(state: Path) -> tuple[int, list[str], dict]:
 
 # --- the workload ------------------------------------------------------------------------------
 
-def measure(workdir: Path, *, size: str = "small", seed: int = 0) -> dict:
+def measure(workdir: Path, *, size: str = "small", seed: int = 0,
+            store: str | None = None) -> dict:
     params = SIZES[size]
     contacts = params["contacts"]
     rng = random.Random(seed)
     workdir.mkdir(parents=True, exist_ok=True)
-    state = workdir / "chaos.db"
+    state = state_in(store or workdir, "chaos")
     started = time.perf_counter()
     ticks = TickLog()
     integrity_failures = 0
@@ -541,10 +574,13 @@ def measure(workdir: Path, *, size: str = "small", seed: int = 0) -> dict:
         _tune_server(hook)
         _setup(workdir, state, smtp, hook, contacts)
         # The length of a tick with work to do (an hourly run, the first launch): the range the
-        # kill delays are drawn from; ticks that end before their kill widen it.
+        # kill delays are drawn from. Ticks that end before their kill adjust it: the longest of
+        # the last few, so that one tick slowed by a loaded machine does not make every later
+        # kill land after its tick has ended (kills would then depend on the machine's speed).
         now = T0 + timedelta(hours=1)
         first = ticks.run(state, now, None)
-        tick_seconds = first["end"] - first["start"]
+        recent = deque([first["end"] - first["start"]], maxlen=RECENT_TICKS)
+        tick_seconds = recent[0]
         # Until the wanted number of kills (a tick that ends before its kill is not one).
         step = 0
         while sum(e["killed"] for e in ticks.ticks) < params["kills"] \
@@ -557,10 +593,10 @@ def measure(workdir: Path, *, size: str = "small", seed: int = 0) -> dict:
                                          "contact": f"c{rng.randrange(contacts):04d}"}))
             feed = workdir / "events.jsonl"
             feed.write_text("\n".join(lines) + "\n")
-            _must(state, now, "events", "import", str(feed))
+            _operate(state, now, "events", "import", str(feed))
             events += EVENTS_PER_STEP
             if step == params["kills"] // 2:  # a second launch of the manual scenario
-                _must(state, now, "start", "scenario", "care", "--group", "vip", "--yes")
+                _operate(state, now, "start", "scenario", "care", "--group", "vip", "--yes")
                 launched *= 2
             before = _snapshot_counts(state)
             entry = ticks.run(state, now, rng.uniform(0.0, tick_seconds))
@@ -570,7 +606,8 @@ def measure(workdir: Path, *, size: str = "small", seed: int = 0) -> dict:
                 phases[_kill_phase(state, now, before, during)] += 1
             else:
                 phases["finished_before_kill"] += 1
-                tick_seconds = max(tick_seconds, entry["end"] - entry["start"])
+                recent.append(entry["end"] - entry["start"])
+                tick_seconds = max(recent)
                 if entry["code"] != 0:
                     nonzero_unkilled.append(entry["stderr"].strip()[-300:])
             if not _integrity(state):
@@ -579,8 +616,8 @@ def measure(workdir: Path, *, size: str = "small", seed: int = 0) -> dict:
         stop = now
         # One whole tick at the last instant, so every slot up to `stop` has been seen.
         ticks.run(state, now, None)
-        _must(state, now, "stop", "campaign", "hourly", "--note", "chaos: finishing")
-        _must(state, now, "stop", "plan", "two-step", "--note", "chaos: finishing")
+        _operate(state, now, "stop", "campaign", "hourly", "--note", "chaos: finishing")
+        _operate(state, now, "stop", "plan", "two-step", "--note", "chaos: finishing")
         finishing = 0
         for _ in range(FINISH_TICKS_MAX):
             now += timedelta(minutes=20)
@@ -597,6 +634,7 @@ def measure(workdir: Path, *, size: str = "small", seed: int = 0) -> dict:
     kills = sum(1 for e in ticks.ticks if e["killed"])
     lost = counts["sent_not_arrived"] + counts["items_not_sent"] + len(work["missing_work"])
     figures = {
+        "store": "postgresql" if store else "sqlite",
         "kills": kills, "ticks": len(ticks.ticks), "finishing_ticks": finishing,
         "tick_seconds_measured": round(tick_seconds, 2),
         "kills_by_phase": dict(phases),
@@ -622,6 +660,8 @@ def measure(workdir: Path, *, size: str = "small", seed: int = 0) -> dict:
     problems = partial[:5] + work["missing_work"][:5] + history_problems[:5] + nonzero_unkilled[:3]
     if problems:
         figures["problems"] = "; ".join(problems)
+    if store:
+        drop_state(state)
     return figures
 
 
@@ -641,5 +681,6 @@ if __name__ == "__main__":
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
-        print(json.dumps(measure(Path(tmp), size=sys.argv[1] if len(sys.argv) > 1 else "small"),
+        print(json.dumps(measure(Path(tmp), size=sys.argv[1] if len(sys.argv) > 1 else "small",
+                                 store=sys.argv[2] if len(sys.argv) > 2 else None),
                          indent=2, default=str))

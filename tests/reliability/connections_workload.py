@@ -10,19 +10,22 @@ Each step moves the simulated clock past the claim lease and runs `campctl tick`
 subprocess, SIGKILLed at a seeded random moment: alternately after a delay drawn in
 [0, the measured length of a tick without work] (start-up, claiming) and at the k-th message
 the receivers take (k drawn in [1, KILL_AT_MAX]: in the middle of a hand-over, messages in
-flight on every connection). After every kill: `PRAGMA integrity_check`, and the messages in
-doubt — marked as handed over (`handover_begun`) but not recorded as sent — are noted.
+flight on every connection). After every kill: `PRAGMA integrity_check` (SQLite), and the
+messages in doubt — marked as handed over (`handover_begun`) but not recorded as sent — are noted.
 
 Half-way, `p1` and `s1` start; while a tick hands them over, `pause run` (p1) and `stop run`
-(s1) are given as soon as each has a few messages at its receiver, and the tick is then killed
-too. Kill steps go on while p1 is paused; then p1 is resumed, and ticks without kills finish.
+(s1) are given once each has a few messages at its receiver (the receiver then holds that run's
+next message until the command has started: it lands in the middle of the hand-over however slow
+the machine, see workload_support.Operator), and the tick is then killed too. Kill steps go on
+while p1 is paused; then p1 is resumed, and ticks without kills finish.
 
 Figures: kills (by mode), ticks, messages (arrivals by channel), lost (items not sent, sent but
 never arrived), unknown_arrivals, in_doubt_max (the most messages in doubt after one kill: at
 most `connections`), in_doubt_total, resent (keys that arrived more than once), resent_unexplained
 (a key that arrived more often than the kills that left it in doubt, plus one), resent_max_per_kill,
 second_key_for_recipient (a recipient of one campaign reached under two keys), arrived_not_sent,
-delivered_while_paused, delivered_after_stop, integrity_failures, seconds, ok.
+delivered_while_paused, delivered_after_stop, operator_errors, integrity_failures (SQLite
+only), seconds, ok.
 """
 
 from __future__ import annotations
@@ -40,12 +43,14 @@ from pathlib import Path
 
 from receivers import SmtpReceiver, WebhookReceiver
 from workload_support import (
+    Operator,
     campctl_argv,
     clean_env,
     drop_state,
     integrity_ok,
     query,
     run_campctl,
+    run_in_process,
     state_in,
 )
 
@@ -57,9 +62,8 @@ CONNECTIONS = 4
 RECEIVER_DELAY = 0.01  # seconds a receiver takes per message
 KILL_AT_MAX = 25  # the arrival-count kills fire at the k-th message, k in [1, KILL_AT_MAX]
 SEEN_BEFORE_ACTING = 2  # messages of p1 / s1 at their receiver before the pause / the stop
-# The receivers' pace while p1 and s1 go: slow enough that a pause or stop command (a process
-# start) lands while they are handed over.
-OPERATOR_DELAY = 0.1
+OPERATOR_DELAY = 0.05  # the receivers' pace while p1 and s1 go
+HOLD_SECONDS = 1.0  # see workload_support.Operator
 FINISH_TICKS_MAX = 20
 T0 = datetime(2027, 3, 1, 8, 0, tzinfo=UTC)
 STEP = timedelta(minutes=6)  # longer than the claim lease: in-doubt messages go again next step
@@ -140,16 +144,18 @@ class Killer:
                 self._proc = None
 
 
-def _receivers(killer: Killer) -> tuple[SmtpReceiver, WebhookReceiver]:
+def _receivers(killer: Killer, operator: Operator) -> tuple[SmtpReceiver, WebhookReceiver]:
     class Smtp(SmtpReceiver):
         def _add(self, key, info):
             super()._add(key, info)
             killer.arrived()
+            operator.arrived(_campaign_of("smtp", info))
 
     class Hook(WebhookReceiver):
         def _add(self, key, info):
             super()._add(key, info)
             killer.arrived()
+            operator.arrived(_campaign_of("hook", info))
 
     return Smtp(delay=RECEIVER_DELAY), Hook(delay=RECEIVER_DELAY)
 
@@ -240,12 +246,16 @@ def _setup(workdir: Path, state: Path, smtp: SmtpReceiver, hook: WebhookReceiver
     definitions.write_text(
         DEFINITIONS.format(smtp_port=smtp.port, hook_url=hook.url, connections=CONNECTIONS)
         + "".join(CAMPAIGN.format(name=n, channel=c) for n, c in CAMPAIGNS.items()))
-    _must(state, T0, "init")
-    _must(state, T0, "contacts", "import", str(csv))
-    _must(state, T0, "apply", str(definitions))
+
+    def must(*args: str) -> None:  # set-up in this process: no interpreter start each
+        run_in_process(state, T0, *args, user="connections")
+
+    must("init")
+    must("contacts", "import", str(csv))
+    must("apply", str(definitions))
     for name in CAMPAIGNS:
-        _must(state, T0, "submit", "campaign", name)
-        _must(state, T0, "approve", "campaign", name, "--as", "approver")
+        must("submit", "campaign", name)
+        must("approve", "campaign", name, "--as", "approver")
 
 
 def measure(workdir: Path, *, size: str = "small", seed: int = 0,
@@ -263,10 +273,13 @@ def measure(workdir: Path, *, size: str = "small", seed: int = 0,
     integrity_failures = 0
     doubt: list[tuple[int, list[str]]] = []  # (index of the killed tick, message ids in doubt)
     seen_in_doubt: set[tuple[str, str]] = set()
+    in_doubt_before: set[str] = set()  # message ids in doubt after the previous tick
     operator: dict[str, float] = {}
+    operator_errors: list[str] = []
+    holder = Operator(("p1", "s1"), seen_before=SEEN_BEFORE_ACTING, hold_seconds=HOLD_SECONDS)
     nonzero_unkilled: list[str] = []
     now = T0
-    smtp, hook = _receivers(killer)
+    smtp, hook = _receivers(killer, holder)
     with smtp, hook:
         _tune(hook)
         _setup(workdir, state, smtp, hook, contacts)
@@ -288,15 +301,23 @@ def measure(workdir: Path, *, size: str = "small", seed: int = 0,
 
         def after_kill(entry: dict) -> None:
             nonlocal integrity_failures
+            now_in_doubt = _in_doubt(state)
             if entry["killed"]:
-                # What this kill left in doubt: not what an earlier kill left and no tick has
-                # claimed again since (a kill during start-up leaves those as they were).
-                now_in_doubt = _in_doubt(state)
-                doubt.append((len(ticks.entries) - 1,
-                              sorted(m for m, token in now_in_doubt - seen_in_doubt)))
+                # What this kill left in doubt: the items this tick marked as going (in doubt
+                # now under a claim not seen before) and, of those an earlier kill left in doubt
+                # (a new claim keeps their mark: they may have arrived), only the ones this tick
+                # handed over again. Not what an earlier kill left and no tick has claimed again
+                # since (a kill during start-up leaves those as they were).
+                again = {m for m, at, _ in _arrivals(smtp, hook)
+                         if entry["start"] <= at <= entry["end"]}
+                doubt.append((len(ticks.entries) - 1, sorted(
+                    m for m, token in now_in_doubt - seen_in_doubt
+                    if m not in in_doubt_before or m in again)))
                 seen_in_doubt.update(now_in_doubt)
             elif entry["code"] != 0:
                 nonzero_unkilled.append(entry["stderr"].strip()[-300:])
+            in_doubt_before.clear()
+            in_doubt_before.update(m for m, _ in now_in_doubt)
             if not _integrity(state):
                 integrity_failures += 1
 
@@ -316,29 +337,48 @@ def measure(workdir: Path, *, size: str = "small", seed: int = 0,
         _must(state, now, "start", "campaign", "s1")
         now += STEP
         smtp.delay = hook.delay = OPERATOR_DELAY
+        holder.armed = True
         operated = time.time()
         proc = ticks.start(now)
         todo = {"p1": "pause", "s1": "stop"}
+        commands: list[threading.Thread] = []
 
-        def act(name: str, during: bool) -> None:
+        def act(name: str) -> None:
+            """Give the pause (stop) in a thread of its own, so that the other can go too."""
             verb = todo.pop(name)
-            operator[f"{verb}_started"] = time.time()
             extra = ["--note", "connections chaos"] if verb == "stop" else []
-            _must(state, now, verb, "run", str(_run_id(state, name)), *extra)
-            operator[f"{verb}_returned"] = time.time()
-            operator[f"{verb}_during_hand_over"] = during
+            argv = _cmd(state, now, verb, "run", str(_run_id(state, name)), *extra)
 
-        while todo and proc.poll() is None:
-            seen = Counter(c for _, at, c in _arrivals(smtp, hook) if at >= operated)
-            for name in [n for n in todo if seen[n] >= SEEN_BEFORE_ACTING]:
-                act(name, proc.poll() is None)
+            def command() -> None:
+                done = subprocess.run(argv, capture_output=True, text=True, env=_env(),
+                                      timeout=300)
+                operator[f"{verb}_returned"] = time.time()
+                holder.returned[name].set()
+                if done.returncode != 0:
+                    operator_errors.append(
+                        f"{verb}: {done.returncode} {done.stderr.strip()[-200:]}")
+
+            operator[f"{verb}_during_hand_over"] = proc.poll() is None
+            operator[f"{verb}_started"] = time.time()
+            thread = threading.Thread(target=command)
+            thread.start()
+            commands.append(thread)
+            holder.started[name].set()
+
+        deadline = time.time() + 120
+        while todo and proc.poll() is None and time.time() < deadline:
+            for name in [n for n in todo if holder.seen[n] >= SEEN_BEFORE_ACTING]:
+                act(name)
             time.sleep(0.005)
-        # Killed at a random moment once both are given (or ends by itself first).
+        for name in list(todo):  # the tick ended first: act now all the same
+            act(name)
+        for thread in commands:
+            thread.join(timeout=300)
+        # Killed at a random moment once both have returned (or ends by itself first).
         entry = ticks.finish(proc, operated, kill_after=rng.uniform(0.0, 0.5), mode="operator")
+        holder.release()
         after_kill(entry)
         smtp.delay = hook.delay = RECEIVER_DELAY
-        for name in list(todo):  # the tick ended first: act now all the same
-            act(name, False)
         p1_run = _run_id(state, "p1")
         # Kills go on while p1 is paused.
         paused_kills = kills() + params["paused_kills"]
@@ -373,6 +413,7 @@ def measure(workdir: Path, *, size: str = "small", seed: int = 0,
         **figures,
         "pause_during_hand_over": operator.get("pause_during_hand_over"),
         "stop_during_hand_over": operator.get("stop_during_hand_over"),
+        "operator_errors": len(operator_errors),
         "integrity_failures": integrity_failures,
         "nonzero_exits_unkilled": len(nonzero_unkilled),
         "seconds": round(time.perf_counter() - started, 1),
@@ -385,10 +426,10 @@ def measure(workdir: Path, *, size: str = "small", seed: int = 0,
         and figures["resent_max_per_kill"] <= CONNECTIONS
         and figures["second_key_for_recipient"] == 0 and figures["arrived_not_sent"] == 0
         and figures["delivered_while_paused"] == 0 and figures["delivered_after_stop"] == 0
-        and not nonzero_unkilled
+        and not nonzero_unkilled and not operator_errors
     )
-    if nonzero_unkilled:
-        figures["problems"] = "; ".join(nonzero_unkilled[:3])
+    if nonzero_unkilled or operator_errors:
+        figures["problems"] = "; ".join(operator_errors[:2] + nonzero_unkilled[:3])
     if store:
         drop_state(state)
     return figures

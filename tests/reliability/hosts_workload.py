@@ -46,6 +46,7 @@ from pathlib import Path
 
 from receivers import SmtpReceiver, WebhookReceiver
 from workload_support import (
+    Operator,
     clean_env,
     drop_state,
     integrity_ok,
@@ -64,7 +65,7 @@ CONNECTIONS = 2
 CHANNELS = 2
 RECEIVER_DELAY = 0.005  # seconds a receiver takes per message
 OPERATOR_DELAY = 0.05  # ... while p1 and s1 go (see Operator for how the commands land mid-way)
-HOLD_SECONDS = 1.0  # see Operator
+HOLD_SECONDS = 1.0  # see workload_support.Operator
 SEEN_BEFORE_ACTING = 2  # messages of p1 / s1 at their receiver before the pause / the stop
 KILL_AT_MAX = 12
 FINISH_ROUNDS_MAX = 15
@@ -127,36 +128,6 @@ def _env() -> dict[str, str]:
 def _key(header: str) -> str:
     """The message id of an SMTP Message-ID header (`<ID@campctl>`) or an Idempotency-Key."""
     return header.strip().strip("<>").removesuffix("@campctl")
-
-
-class Operator:
-    """What the receivers need to know about the pause and the stop: after SEEN_BEFORE_ACTING
-    messages of p1 (s1), each one is held until the pause (stop) command has started, and then
-    until it has returned or HOLD_SECONDS have passed: the run is still being handed over when
-    the command lands, however slow the machine (the command waits for the messages in flight,
-    so a message must not be held until it returns)."""
-
-    def __init__(self) -> None:
-        self.armed = False
-        self.seen: Counter = Counter()
-        self.started = {"p1": threading.Event(), "s1": threading.Event()}
-        self.returned = {"p1": threading.Event(), "s1": threading.Event()}
-        self._lock = threading.Lock()
-
-    def arrived(self, campaign: str | None) -> None:
-        if not self.armed or campaign not in self.started:
-            return
-        with self._lock:
-            self.seen[campaign] += 1
-            hold = self.seen[campaign] > SEEN_BEFORE_ACTING
-        if hold:
-            self.started[campaign].wait(timeout=60)
-            self.returned[campaign].wait(timeout=HOLD_SECONDS)
-
-    def release(self) -> None:
-        self.armed = False
-        for event in (*self.started.values(), *self.returned.values()):
-            event.set()
 
 
 class Killer:
@@ -349,7 +320,8 @@ def measure(workdir: Path, *, size: str = "small", seed: int = 0,
     state = state_in(store or workdir, "hosts")
     started = time.perf_counter()
     killer = Killer(rng)
-    operator = Operator()
+    operator = Operator(("p1", "s1"), seen_before=SEEN_BEFORE_ACTING,
+                        hold_seconds=HOLD_SECONDS)
     hosts = Hosts(state, killer, rng)
     integrity_failures = 0
     doubt: list[tuple[int, list[str]]] = []  # (kills in the round, message ids it left in doubt)

@@ -1,5 +1,6 @@
-"""SIGKILL chaos with `connections: 4` on real SMTP and webhook receivers (CI size; full size:
-`python3 tests/reliability/full_size.py --only connections`).
+"""SIGKILL chaos with `connections: 4` on real SMTP and webhook receivers, on a SQLite file and on
+PostgreSQL (CI size; full size: `python3 tests/reliability/full_size.py --only connections`,
+`--store URL` for PostgreSQL).
 
 Ticks are killed at seeded random moments, during start-up and in the middle of hand-overs with
 four messages in flight; a pause and a stop are given while their runs are handed over. The
@@ -9,12 +10,15 @@ workload and its figures are in connections_workload.py.
 from __future__ import annotations
 
 import connections_workload
+import pytest
 from connections_workload import CONNECTIONS, SIZES
 
 
-def test_sigkill_chaos_with_four_connections_at_small_size(tmp_path):
+@pytest.mark.parametrize("store", ["sqlite", pytest.param("pg", marks=pytest.mark.pg)])
+def test_sigkill_chaos_with_four_connections_at_small_size(tmp_path, store, request):
     size = SIZES["small"]
-    f = connections_workload.measure(tmp_path, size="small", seed=0)
+    url = request.getfixturevalue("pg_state") if store == "pg" else None
+    f = connections_workload.measure(tmp_path, size="small", seed=0, store=url)
     assert f["kills"] >= size["kills"] + size["paused_kills"], f
     assert f["kills_by_mode"].get("message", 0) >= 2, f  # kills in the middle of hand-overs
     assert f["integrity_failures"] == 0 and f["nonzero_exits_unkilled"] == 0, f
@@ -31,6 +35,7 @@ def test_sigkill_chaos_with_four_connections_at_small_size(tmp_path):
     assert f["second_key_for_recipient"] == 0, f
     # Nothing after a pause or a stop returned, both given while their run was handed over.
     assert f["pause_during_hand_over"] is True and f["stop_during_hand_over"] is True, f
+    assert f["operator_errors"] == 0, f
     assert f["delivered_while_paused"] == 0 and f["delivered_after_stop"] == 0, f
     assert f["messages"] > 0 and min(f["messages_by_channel"].values()) > 0, f
     assert f["ok"] is True, f

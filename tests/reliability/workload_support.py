@@ -11,6 +11,8 @@ import os
 import sqlite3
 import subprocess
 import sys
+import threading
+from collections import Counter
 from datetime import datetime
 from pathlib import Path
 
@@ -123,11 +125,50 @@ def query(state: Path | str, sql: str, params=()) -> list[tuple]:
     """Rows of one read of the state, on a connection of its own (SQL in SQLite's words; on
     PostgreSQL through the store's placeholder translator)."""
     if is_pg(state):
-        from store_support import query_rows
+        # Tuples, not dicts: columns of one name (several `count(*)`) must all stay.
+        from pg_support import connect
+        from store_support import _pg_sql
 
-        return [tuple(row.values()) for row in query_rows(str(state), sql, params)]
+        text, values = _pg_sql(sql, params)
+        with connect(str(state)) as conn:
+            cur = conn.execute(text, values)
+            return [tuple(row) for row in cur.fetchall()] if cur.description else []
     conn = sqlite3.connect(state, timeout=30)
     try:
         return conn.execute(sql, params).fetchall()
     finally:
         conn.close()
+
+
+class Operator:
+    """Lands an operator command (pause, stop) in the middle of a run's hand-over, however slow
+    the machine: once `seen_before` messages of a watched campaign have reached a receiver,
+    each further one is held there until that campaign's command has started, and then until it
+    has returned or `hold_seconds` have passed (the command waits for the messages in flight,
+    so a message must not be held until it returns). Receivers call `arrived(campaign)`; the
+    workload sets `started[c]` / `returned[c]` around the command, and `release()` at the end."""
+
+    def __init__(self, campaigns: tuple[str, ...], *, seen_before: int,
+                 hold_seconds: float) -> None:
+        self.armed = False
+        self.seen_before = seen_before
+        self.hold_seconds = hold_seconds
+        self.seen: Counter = Counter()
+        self.started = {c: threading.Event() for c in campaigns}
+        self.returned = {c: threading.Event() for c in campaigns}
+        self._lock = threading.Lock()
+
+    def arrived(self, campaign: str | None) -> None:
+        if not self.armed or campaign not in self.started:
+            return
+        with self._lock:
+            self.seen[campaign] += 1
+            hold = self.seen[campaign] > self.seen_before
+        if hold:
+            self.started[campaign].wait(timeout=60)
+            self.returned[campaign].wait(timeout=self.hold_seconds)
+
+    def release(self) -> None:
+        self.armed = False
+        for event in (*self.started.values(), *self.returned.values()):
+            event.set()
