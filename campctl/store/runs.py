@@ -172,9 +172,8 @@ def counts(db: Database, run_id: int) -> dict[str, int]:
 def counts_for(db: Database, run_ids: Iterable[int] | None = None) -> dict[int, dict[str, int]]:
     """Item counts for several runs (all runs when `run_ids` is None), one grouped query.
     `stale` counts the cancelled items whose staleness deadline passed (also in `cancelled`)."""
-    sql = ("SELECT run_id, status, count(*) AS n, sum(CASE WHEN status = 'cancelled'"
-           " AND last_error = ? THEN 1 ELSE 0 END) AS stale FROM queue_items"
-           " WHERE run_id IS NOT NULL")
+    sql = ("SELECT run_id, status, count(*) AS n, count(*) FILTER (WHERE status = 'cancelled'"
+           " AND last_error = ?) AS stale FROM queue_items WHERE run_id IS NOT NULL")
     params: list[Any] = [STALE_ERROR]
     if run_ids is not None:
         ids = list(run_ids)

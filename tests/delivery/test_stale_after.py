@@ -157,3 +157,25 @@ def test_a_bad_stale_after_is_refused(cli, write_yaml, value):
     result = cli("validate", str(write_yaml("bad.yaml", text)))
     assert result.exit_code != 0, result
     assert "stale_after" in result.stdout + result.stderr
+
+
+def test_a_message_another_delivery_holds_is_left_to_it(cli, launch, rows, state):
+    # c2 is claimed by another tick (its lease runs to 12:10), c3's hand-over began before a
+    # crash: neither is cancelled; c3 goes again with its message id (a receiver drops the
+    # duplicate), as after any crash; the free one is cancelled as stale.
+    from store_support import execute_sql
+
+    launch(5)
+    ok(cli, T0, "tick", "--max-messages", "2")
+    execute_sql(state, "UPDATE queue_items SET claimed_until = ?, claim_token = 'other' WHERE"
+                " contact_id = (SELECT id FROM contacts WHERE external_id = 'c2')",
+                ("2027-03-01T12:10:00Z",))
+    execute_sql(state, "UPDATE queue_items SET handover_begun = 1 WHERE"
+                " contact_id = (SELECT id FROM contacts WHERE external_id = 'c3')")
+    ok(cli, "2027-03-01T12:00:00Z", "tick")
+    left = rows("SELECT c.external_id AS contact, q.status, q.last_error FROM queue_items q"
+                " JOIN contacts c ON c.id = q.contact_id WHERE c.external_id IN ('c2', 'c3', 'c4')"
+                " ORDER BY c.external_id")
+    assert left == [{"contact": "c2", "status": "queued", "last_error": None},
+                    {"contact": "c3", "status": "sent", "last_error": None},
+                    {"contact": "c4", "status": "cancelled", "last_error": "stale"}], left
