@@ -350,5 +350,7 @@ def render_steps(app, rows: list[dict], title: str | None = None) -> None:
             counts += f"  [green]{row['sent']} sent[/green]"
         if row.get("failed"):
             counts += f"  [red]{row['failed']} failed[/red]"
+        if row.get("stale"):
+            counts += f"  [yellow]{row['stale']} stale[/yellow]"
         tree.add(label + counts)
     app.out().print(tree)

@@ -52,7 +52,7 @@ def status_parts(db, *, now, data=None, full: bool, runs: bool = True) -> list:
                    rest="campctl get campaigns")
     if runs:
         screen.section("Active runs", ["RUN", "CAMPAIGN/STAGE", "STATUS", "PROGRESS", "SENT",
-                                       "FAILED"], data["runs"], _run_cells,
+                                       "FAILED", "STALE"], data["runs"], _run_cells,
                        status=lambda r: "failed" if r["failed"] and r["status"] != "paused"
                        else r["status"], rest="campctl get runs")
     screen.section("Active instances", ["ID", "NAME", "PLAN", "STATUS", "STAGE", "STARTED"],
@@ -91,7 +91,7 @@ def _run_cells(r: dict) -> tuple:
     done = total - r["queued"]
     bar = ProgressBar(total=max(total, 1), completed=done if total else 0, width=20)
     return (str(r["id"]), f"{r['campaign']}/{r['stage']}", r["status"], bar,
-            f"{r['sent']}/{total}", str(r["failed"]))
+            f"{r['sent']}/{total}", str(r["failed"]), str(r.get("stale", 0)))
 
 
 def _scenario_cells(s: dict) -> tuple:

@@ -60,6 +60,13 @@ def check_duration(text: str) -> str | None:
     return None
 
 
+def check_positive_duration(text: str) -> str | None:
+    problem = check_duration(text)
+    if problem is None and not re.match(r"^0*[1-9]", text):
+        return f"invalid duration {text!r}: it must be longer than zero"
+    return problem
+
+
 def check_window(text: str) -> str | None:
     from campctl.timeutil import parse_window
 
@@ -233,6 +240,11 @@ DATETIME = Text("Local date and time in the object's timezone (YYYY-MM-DDTHH:MM)
                 examples=["2027-04-02T10:00"])
 DURATION = Text("Duration: a number and s, m, h, d or w (30s, 15m, 6h, 2d, 1w).",
                 validate=check_duration, pattern=DURATION_PATTERN, code="CC302")
+STALE_AFTER_PATTERN = r"^0*[1-9]\d*[smhdw]$"
+STALE_AFTER = Text("Staleness deadline: a message not handed over by its intended send time plus "
+                   "this duration (elapsed time: 30m, 6h, 1d) is cancelled with the reason "
+                   "stale instead of going out late.", validate=check_positive_duration,
+                   pattern=STALE_AFTER_PATTERN, code="CC302", examples=["2h"])
 WINDOW = Text("Daily window \"HH:MM-HH:MM\" in the object's timezone; an end before the start "
               "wraps past midnight. Quote it.", validate=check_window, pattern=WINDOW_PATTERN,
               code="CC303", examples=["12:00-17:00"])
@@ -465,6 +477,7 @@ STAGE = Map({
     "audience": F(AUDIENCE),
     "message": F(MESSAGE_OVERRIDE),
     "channel": F(NAME("Channel override.")),
+    "stale_after": F(STALE_AFTER),
 })
 
 
@@ -516,6 +529,7 @@ CAMPAIGN_COMMON = {
     "audience": F(AUDIENCE, required=True),
     "message": F(MESSAGE, required=True),
     "stages": F(ListOf(STAGE, "Stages (default: one stage named main).", min_items=1)),
+    "stale_after": F(STALE_AFTER),
 }
 CAMPAIGN_TYPES = ("one-off", "date-triggered", "event-triggered")
 
@@ -620,6 +634,7 @@ SEND_STEP = Map({
     "message_type": F(MESSAGE_TYPE),
     "subject": MESSAGE_FIELDS["subject"],
     "body": F(MESSAGE_FIELDS["body"].type, required=True),
+    "stale_after": F(STALE_AFTER),
 }, "Send one message.")
 
 IF_CONDITION = Choice((), {

@@ -334,6 +334,7 @@ class Stage:
     audience: Audience | None = None  # None: the campaign's
     message: Message | None = None  # overrides of the campaign's message, key by key
     channel: str | None = None  # None: the campaign's
+    stale_after: str | None = None  # DURATION text; None: the campaign's
 
     @classmethod
     def from_spec(cls, spec: Spec) -> Stage:
@@ -341,7 +342,8 @@ class Stage:
                    controlled_by_plan=spec.get("controlled_by_plan") is True,
                    audience=Audience.from_spec(spec.get("audience")),
                    message=Message.from_spec(spec["message"]) if spec.get("message") else None,
-                   channel=_text(spec.get("channel")))
+                   channel=_text(spec.get("channel")),
+                   stale_after=_text(spec.get("stale_after")))
 
 
 MAIN_STAGE = Stage(DEFAULT_STAGE)
@@ -431,6 +433,7 @@ class Campaign:
     tags: tuple[str, ...] | None = None
     access_groups: tuple[str, ...] | None = None
     description: str | None = None
+    stale_after: str | None = None  # DURATION text (elapsed); None: messages never go stale
     raw: Mapping[str, Any] = _raw()
 
     @classmethod
@@ -459,6 +462,7 @@ class Campaign:
             tags=_strings(spec.get("tags")),
             access_groups=_strings(spec.get("access_groups")),
             description=_text(spec.get("description")),
+            stale_after=_text(spec.get("stale_after")),
             raw=spec,
         )
 
@@ -563,6 +567,7 @@ class SendStep:
     subject: str | None = None
     channel: str = DEFAULT_CHANNEL
     message_type: str | None = None
+    stale_after: str | None = None  # DURATION text (elapsed); None: never stale
     raw: Mapping[str, Any] = _raw()
 
     @classmethod
@@ -570,7 +575,8 @@ class SendStep:
         spec = _map(spec)
         return cls(body=spec.get("body"), subject=spec.get("subject"),
                    channel=_text(spec.get("channel")) or DEFAULT_CHANNEL,
-                   message_type=spec.get("message_type"), raw=spec)
+                   message_type=spec.get("message_type"),
+                   stale_after=_text(spec.get("stale_after")), raw=spec)
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,6 +37,7 @@ from campctl.channels.outbox import OutboxChannel
 from campctl.definitions.models import Channel as ChannelDefinition
 from campctl.definitions.models import ChannelModel
 from campctl.engine.context import Budget, TickContext
+from campctl.engine.stale import StaleSweep
 from campctl.engine.templates import TemplateFailed, compile_message, contact_context
 from campctl.errors import NotFound, StateLocked
 from campctl.store import delivery as store
@@ -65,6 +66,7 @@ class DeliveryReport:
     retried: int = 0
     cancelled: int = 0
     waiting_rate: int = 0
+    stale: int = 0  # of `cancelled`: their staleness deadline passed (engine/stale.py)
     errors: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -204,6 +206,7 @@ class _Pass:
     clock: _Clock
     deadline: float | None  # a `clock.monotonic()` value after which no new batch starts
     sleep: Callable[[float], None]
+    stale: StaleSweep
 
 
 @dataclass
@@ -275,7 +278,7 @@ def deliver_due(ctx: TickContext, *, run_ids: Sequence[int], scenario_items: boo
         return report
     db = ctx.db
     work = _Pass(db, scope, report, _Content(db), _Clock(ctx.now, ctx.monotonic),
-                 ctx.budget.deadline, ctx.sleep)
+                 ctx.budget.deadline, ctx.sleep, StaleSweep(db, scope))
     work.content.preload_runs(scope.run_ids)
     taken = 0
     max_messages = ctx.budget.max_messages
@@ -370,6 +373,10 @@ def _claim(work: _Pass, target: _Target, limit: int, token: str) -> list[dict] |
     channel's rate window is full (0 or None, see `_rate_full`) or nothing is due (0)."""
     db = work.db
     at = work.clock.now()
+    # Messages past their staleness deadline are cancelled in this transaction, never claimed.
+    stale = work.stale.sweep(target.name, now=at)
+    work.report.stale += stale
+    work.report.cancelled += stale
     rate = target.channel.rate if target.channel is not None else None
     if rate:
         count, seconds = rate
@@ -780,6 +787,11 @@ def _json(text: str | None, default):
 def _dry_run_channel(work: _Pass, target: _Target, remaining: int | None) -> int:
     db, report, name = work.db, work.report, target.name
     due = store.count_due(db, work.scope, channel=name)
+    stale = min(due, work.stale.sweep(name, now=work.scope.now, apply=False))
+    if stale:
+        due -= stale
+        report.stale += stale
+        report.cancelled += stale
     if due == 0:
         return 0
     if target.channel is None:

@@ -140,7 +140,8 @@ def summary(db, *, limit: int = 8) -> dict:
     counts = run_store.counts_for(db, [r.id for r in runs])
     run_rows = [{"id": r.id, "campaign": r.campaign, "stage": r.stage,
                  "status": r.status, "instance": r.instance_id,
-                 **counts.get(r.id, {"queued": 0, "sent": 0, "failed": 0, "cancelled": 0})}
+                 **counts.get(r.id, {"queued": 0, "sent": 0, "failed": 0, "cancelled": 0,
+                                     "stale": 0})}
                 for r in sorted(runs, key=lambda r: r.id)]
     instances = [{"id": i.id, "name": i.name, "plan": i.plan, "status": i.status}
                  for i in list_instances(db)]

@@ -32,7 +32,7 @@ def resolve_stage(model: Campaign, campaign_name: str, stage: str, *,
         names = ", ".join(s.name for s in model.stages)
         raise NotFound(f"campaign {campaign_name} has no stage {stage!r} (stages: {names})")
     audience = (found.audience or model.audience or EVERYONE)
-    return {
+    snapshot = {
         "campaign": campaign_name,
         "stage": stage,
         "code": model.code_or(campaign_name),
@@ -45,6 +45,10 @@ def resolve_stage(model: Campaign, campaign_name: str, stage: str, *,
         "window": model.window,
         "campaign_version": version,
     }
+    stale_after = found.stale_after or model.stale_after
+    if stale_after:  # written only when set: snapshots without it stay as they were
+        snapshot["stale_after"] = stale_after
+    return snapshot
 
 
 def campaign_closes_at(db, campaign: str) -> datetime | None:
@@ -88,6 +92,7 @@ class Snapshot:
     include_opted_out: bool
     window: str | None
     timezone: str
+    stale_after: str | None = None  # DURATION text: the run's staleness deadline (engine/stale)
 
     @classmethod
     def of(cls, spec: Mapping[str, Any]) -> Snapshot:
@@ -95,7 +100,8 @@ class Snapshot:
                    channel=spec.get("channel") or DEFAULT_CHANNEL,
                    message_type=spec.get("message_type"),
                    include_opted_out=bool(spec.get("include_opted_out")),
-                   window=spec.get("window"), timezone=spec.get("timezone") or DEFAULT_TIMEZONE)
+                   window=spec.get("window"), timezone=spec.get("timezone") or DEFAULT_TIMEZONE,
+                   stale_after=spec.get("stale_after"))
 
 
 def _build(db, run: RunRecord, *, now: datetime) -> int:
@@ -347,6 +353,10 @@ def deliver(ctx: TickContext, run_ids: list[int]) -> None:
     report.sent += result.sent
     report.failed += result.failed
     report.cancelled += result.cancelled
+    if result.stale:
+        report.notes.append(f"{result.stale} stale messages "
+                            f"{'would be ' if ctx.dry_run else ''}cancelled: not handed over "
+                            "by their intended send time + stale_after")
     if result.waiting_rate:
         report.notes.append(f"{result.waiting_rate} messages wait for their channel's rate limit")
     retried = result.retried

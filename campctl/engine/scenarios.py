@@ -1102,6 +1102,9 @@ def describe_extra(db: Database, name: str, now: datetime) -> list[dict]:
                  "active": 0, "waiting": 0, "frozen": 0, "sent": 0}]
     inside = store.by_step(db, name)
     messages = store.step_message_counts(db, name)
+    from campctl.store.stale import step_stale_counts
+
+    stale = step_stale_counts(db, name)
     rows = []
     for step in steps:
         here = inside.get(step.id, {})
@@ -1112,6 +1115,7 @@ def describe_extra(db: Database, name: str, now: datetime) -> list[dict]:
             "active": here.get("active", 0), "waiting": here.get("waiting", 0),
             "frozen": here.get("frozen", 0), "sent": sent.get("sent", 0),
             "queued": sent.get("queued", 0), "failed": sent.get("failed", 0),
+            "stale": stale.get(step.id, 0),
         })
     return rows
 

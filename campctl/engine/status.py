@@ -32,7 +32,7 @@ def collect(db, *, now: datetime) -> dict:
     counts = run_store.counts_for(db, [r.id for r in active])
     runs = [{"id": r.id, "campaign": r.campaign, "stage": r.stage,
              "status": r.status, "instance": r.instance_id,
-             "send_at": r.send_at, **counts.get(r.id, {"queued": 0, "sent": 0,
+             "send_at": r.send_at, **counts.get(r.id, {"queued": 0, "sent": 0, "stale": 0,
                                                         "failed": 0, "cancelled": 0})}
             for r in sorted(active, key=lambda r: r.id)]
     from campctl.engine import plans as plan_engine

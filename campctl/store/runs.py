@@ -22,6 +22,8 @@ RUN_FIELDS = (
 )
 # Queue item statuses that are final; anything else still waits to be delivered.
 FINAL_ITEM_STATUSES = ("sent", "failed", "cancelled")
+# The `last_error` of an item cancelled because its staleness deadline passed (store/stale.py).
+STALE_ERROR = "stale"
 
 
 def _row(row) -> dict[str, Any]:
@@ -159,7 +161,7 @@ def _select_runs(db: Database, campaign: str | None, instance_id: int | None,
 
 
 def _empty_counts() -> dict[str, int]:
-    return {"queued": 0, "sent": 0, "failed": 0, "cancelled": 0}
+    return {"queued": 0, "sent": 0, "failed": 0, "cancelled": 0, "stale": 0}
 
 
 def counts(db: Database, run_id: int) -> dict[str, int]:
@@ -168,14 +170,16 @@ def counts(db: Database, run_id: int) -> dict[str, int]:
 
 
 def counts_for(db: Database, run_ids: Iterable[int] | None = None) -> dict[int, dict[str, int]]:
-    """Item counts for several runs (all runs when `run_ids` is None), one grouped query."""
-    sql = "SELECT run_id, status, count(*) AS n FROM queue_items WHERE run_id IS NOT NULL"
-    params: list[Any] = []
+    """Item counts for several runs (all runs when `run_ids` is None), one grouped query.
+    `stale` counts the cancelled items whose staleness deadline passed (also in `cancelled`)."""
+    sql = ("SELECT run_id, status, count(*) AS n, count(*) FILTER (WHERE status = 'cancelled'"
+           " AND last_error = ?) AS stale FROM queue_items WHERE run_id IS NOT NULL")
+    params: list[Any] = [STALE_ERROR]
     if run_ids is not None:
         ids = list(run_ids)
         if not ids:
             return {}
-        params = ids
+        params += ids
         sql += f" AND run_id IN ({', '.join('?' for _ in ids)})"
         out = {i: _empty_counts() for i in ids}
     else:
@@ -185,6 +189,7 @@ def counts_for(db: Database, run_ids: Iterable[int] | None = None) -> dict[int, 
         bucket = out.setdefault(row["run_id"], _empty_counts())
         key = row["status"] if row["status"] in FINAL_ITEM_STATUSES else "queued"
         bucket[key] += row["n"]
+        bucket["stale"] += int(row["stale"] or 0)
     return out
 
 
