@@ -282,18 +282,22 @@ def _preview_for(kind: str):
         app = app_context(ctx)
         if kind != "campaign":
             moments, tz = compute(app.db(), kind, name, now=app.now, count=next_)
-            rows = [{"local": m.astimezone(_zone(tz)).isoformat(), "utc": iso_z(m)}
-                    for m in moments]
+            rows = [{"local": m.astimezone(_zone(tz)).isoformat(), "utc": iso_z(m),
+                     "dst": mark} for m, mark in moments]
             # The one screen with UTC beside local time, on purpose: local with its abbreviation.
             columns: list[Column] = [("local", f"LOCAL ({tz})", _local_iso_cell(tz)),
                                      ("utc", "UTC")]
         else:
-            from campctl.engine.campaigns import QUEUE
+            from campctl.engine.campaigns import QUEUE, QUEUE_AND_SEND
             from campctl.engine.status import preview_campaign, preview_held
 
-            steps, tz = preview_campaign(app.db(), name, now=app.now, count=next_)
+            marks: dict = {}
+            steps, tz = preview_campaign(app.db(), name, now=app.now, count=next_, marks=marks)
+            # A DST change moves or doubles a build (the cron occurrence), not a send.
             rows = [{"phase": phase, "local": m.astimezone(_zone(tz)).isoformat(),
-                     "utc": iso_z(m)} for m, phase in steps]
+                     "utc": iso_z(m),
+                     "dst": marks.get(m) if phase in (QUEUE, QUEUE_AND_SEND) else None}
+                    for m, phase in steps]
             columns = [("phase", "PHASE"), ("local", f"LOCAL ({tz})", _local_iso_cell(tz)),
                        ("utc", "UTC")]
             held = preview_held(app.db(), name, now=app.now)
@@ -306,10 +310,16 @@ def _preview_for(kind: str):
                 columns.append(("held_until", "HELD UNTIL", local_cell(tz)))
                 text = held.text() if app.json else local_text(held.text(), tz)
                 notice(app, f"note: campaign {name}: {text}")
+        if any(row["dst"] for row in rows):  # the occurrences a DST change moved or doubled
+            columns.append(("dst", "DST", lambda value, _row: _DST_MARKS.get(value, "")))
         emit(app, rows, columns, empty=f"{kind} {name} has no upcoming occurrences")
 
     preview_cmd.__name__ = f"preview_{kind}"
     return preview_cmd
+
+
+# How the preview table marks an occurrence a DST change moved (gap) or doubled (fold: twice).
+_DST_MARKS = {"shifted": "shifted (gap)", "repeated": "repeated (fold)"}
 
 
 def _local_iso_cell(tz: str):

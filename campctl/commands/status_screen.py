@@ -40,14 +40,15 @@ def status_parts(db, *, now, data=None, full: bool, runs: bool = True) -> list:
     screen = _Screen(full=full)
     screen.section("Plans", ["NAME", "STATUS", "SCHEDULE", "NEXT"], data["plans"],
                    lambda p: (p["name"], p["status"] or "-", p["schedule_type"] or "-",
-                              cell(p["next_occurrence"], zone_of({"plan": p["name"]}))),
+                              _next(p["next_occurrence"], zone_of({"plan": p["name"]}),
+                                    p.get("next_dst"))),
                    status=lambda p: _flagged(p["status"], ("Plan", p["name"]) in failing),
                    rest="campctl get plans")
     screen.section("Campaigns", ["NAME", "STATUS", "TYPE", "LAUNCHED", "NEXT"],
                    data["campaigns"],
                    lambda c: (c["name"], c["status"] or "-", c["type"],
                               cell(c["launched_at"], c["timezone"]),
-                              cell(c["next_occurrence"], c["timezone"])),
+                              _next(c["next_occurrence"], c["timezone"], c.get("next_dst"))),
                    status=lambda c: _flagged(c["status"], ("Campaign", c["name"]) in failing),
                    rest="campctl get campaigns")
     if runs:
@@ -68,7 +69,8 @@ def status_parts(db, *, now, data=None, full: bool, runs: bool = True) -> list:
                    rest="campctl get scenarios")
     screen.section("Next occurrences", ["KIND", "NAME", "AT"], data["next_occurrences"],
                    lambda o: (o["kind"], o["name"],
-                              cell(o["next_due_at"], zone_of({o["kind"].lower(): o["name"]}))),
+                              _next(o["next_due_at"], zone_of({o["kind"].lower(): o["name"]}),
+                                    o.get("dst"))),
                    status=None, rest="campctl get campaigns")
     if data.get("failing"):
         screen.section("Failing (retried at every tick)",
@@ -78,6 +80,12 @@ def status_parts(db, *, now, data=None, full: bool, runs: bool = True) -> list:
                                   str(f["ticks"]), f["reason"]),
                        status=lambda f: "failing", rest="campctl status --all")
     return screen.parts
+
+
+def _next(at, tz: str | None, mark: str | None) -> str:
+    """A next occurrence, marked when a DST change moved (gap) or doubled (fold) it."""
+    text = cell(at, tz)
+    return f"{text} ({mark}, DST)" if mark else text
 
 
 def _flagged(status: str | None, failing: bool) -> str:

@@ -262,6 +262,14 @@ CONNECTIONS = Number("SMTP sessions or HTTP connections one tick or daemon uses 
 EVENT = Text("Event name.", validate=check_token, pattern=TOKEN_PATTERN, code="CC116")
 MESSAGE_TYPE = Text("Message type, matched against contacts' opt_out.", validate=check_token,
                     pattern=TOKEN_PATTERN, code="CC116")
+DST = Map({
+    "gap": F(Enum(("shift", "skip"), "A slot whose local time does not exist (clocks spring "
+                  "forward): shift (default) fires it at the first instant after the gap, skip "
+                  "drops it.")),
+    "fold": F(Enum(("once", "twice"), "A slot whose local time happens twice (clocks fall "
+                   "back): once (default) fires it at its first occurrence, twice at both.")),
+}, "What a daylight saving time change does to the cron's occurrences (default "
+   "{gap: shift, fold: once}).")
 CATCHUP = Enum(("latest", "all", "none"),
                "Occurrences missed while nothing ticked: latest (default) fires the last one, "
                "all fires each, none skips them.")
@@ -449,6 +457,7 @@ ONE_OFF_SCHEDULE = Map({
 DATE_SCHEDULE = Map({
     "start": F(START),
     "cron": F(CRON),
+    "dst": F(DST),
     "send_start": F(Choice(("immediately",), {"at": AT},
                            "When sending starts (not before start); default immediately.")),
     "until": F(DATETIME),
@@ -463,6 +472,7 @@ EVENT_SCHEDULE = Map({
     "queue_every": F(Text("on_event (default: build at the next tick after the event) or a cron "
                           "expression that batches events.", validate=check_queue_every,
                           examples=["on_event", "0 8 * * 5"], code="CC305")),
+    "dst": F(DST),
     "catchup": F(Enum(("latest", "all", "none"),
                       "With a cron queue_every, occurrences missed while nothing ticked: latest "
                       "(default) and all build one batch of every waiting event at once, none "
@@ -611,6 +621,7 @@ PLAN_SCHEDULE = Tagged("type", {
                  "catchup": F(CATCHUP)}, "Fires once at `at`."),
     "recurrent": Map({"type": F(Enum(("recurrent",)), required=True),
                       "cron": F(CRON, required=True),
+                      "dst": F(DST),
                       "timezone": F(TIMEZONE, required=True),
                       "overlap": F(Enum(("skip", "queue"), "When an instance is still running at "
                                         "the next occurrence: skip (default) or queue.")),
@@ -665,6 +676,7 @@ SCENARIO_LAUNCH = Tagged("type", {
                  "given)."),
     "schedule": Map({"type": F(Enum(("schedule",)), required=True),
                      "cron": F(CRON, required=True),
+                     "dst": F(DST),
                      "timezone": F(TIMEZONE, required=True),
                      "audience": F(AUDIENCE, required=True),
                      "deactivate_after": F(DATETIME)}, "Capture a segment at each occurrence."),

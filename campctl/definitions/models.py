@@ -41,6 +41,8 @@ DEFAULT_SMTP_PORT = 25
 DEFAULT_SMTP_TIMEOUT = 30.0
 DEFAULT_WEBHOOK_TIMEOUT = 10.0
 DEFAULT_SENDER = "campctl@localhost"
+DST_GAPS = ("shift", "skip")  # a cron slot whose local time does not exist (spring forward)
+DST_FOLDS = ("once", "twice")  # a cron slot whose local time happens twice (fall back)
 END = "end"  # the step id that ends a scenario
 
 Spec: TypeAlias = Mapping[str, Any]
@@ -67,6 +69,30 @@ def _raw() -> Any:
 
 
 # --- shared parts --------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class DstPolicy:
+    """`dst: {gap, fold}` of a cron schedule: `gap: shift` (default) fires a slot whose local
+    time does not exist at the first instant after the gap, `skip` drops it; `fold: once`
+    (default) fires an ambiguous local time at its first occurrence, `twice` at both."""
+
+    gap: str = DST_GAPS[0]
+    fold: str = DST_FOLDS[0]
+
+    @classmethod
+    def from_spec(cls, spec: Any) -> DstPolicy:
+        spec = _map(spec)
+        gap, fold = _text(spec.get("gap")), _text(spec.get("fold"))
+        return cls(gap=gap if gap in DST_GAPS else DST_GAPS[0],
+                   fold=fold if fold in DST_FOLDS else DST_FOLDS[0])
+
+    @property
+    def is_default(self) -> bool:
+        return self == DEFAULT_DST
+
+
+DEFAULT_DST = DstPolicy()
+
 
 MomentKind = Literal["immediately", "after_queue", "at", "before_send"]
 
@@ -375,6 +401,7 @@ class DateSchedule:
     until: Moment | None = None
     catchup: str = DEFAULT_CATCHUP
     window: str | None = None
+    dst: DstPolicy = DEFAULT_DST
 
     @classmethod
     def from_spec(cls, spec: Spec) -> DateSchedule:
@@ -384,7 +411,8 @@ class DateSchedule:
                    send_start=Moment.of(spec.get("send_start", "immediately")) or IMMEDIATELY,
                    until=Moment.of(until) if until else None,
                    catchup=_text(spec.get("catchup")) or DEFAULT_CATCHUP,
-                   window=_text(spec.get("window")))
+                   window=_text(spec.get("window")),
+                   dst=DstPolicy.from_spec(spec.get("dst")))
 
 
 @dataclass(frozen=True, slots=True)
@@ -395,6 +423,7 @@ class EventSchedule:
     catchup: str = DEFAULT_CATCHUP
     build_window: str | None = None
     window: str | None = None
+    dst: DstPolicy = DEFAULT_DST  # of a cron queue_every
 
     @property
     def on_event(self) -> bool:
@@ -407,7 +436,8 @@ class EventSchedule:
                    queue_every=_text(spec.get("queue_every")) or DEFAULT_QUEUE_EVERY,
                    catchup=_text(spec.get("catchup")) or DEFAULT_CATCHUP,
                    build_window=_text(spec.get("build_window")),
-                   window=_text(spec.get("window")))
+                   window=_text(spec.get("window")),
+                   dst=DstPolicy.from_spec(spec.get("dst")))
 
 
 CampaignSchedule: TypeAlias = OneOffSchedule | DateSchedule | EventSchedule
@@ -495,6 +525,7 @@ class PlanSchedule:
     cron: str | None = None  # recurrent
     overlap: str = DEFAULT_OVERLAP  # recurrent: skip | queue
     catchup: str = DEFAULT_CATCHUP
+    dst: DstPolicy = DEFAULT_DST  # recurrent
     raw: Mapping[str, Any] = field(default_factory=lambda: {"type": DEFAULT_PLAN_SCHEDULE},
                                    compare=False, hash=False, repr=False)
 
@@ -511,6 +542,7 @@ class PlanSchedule:
                    cron=str(cron) if cron is not None else None,
                    overlap=_text(spec.get("overlap")) or DEFAULT_OVERLAP,
                    catchup=_text(spec.get("catchup")) or DEFAULT_CATCHUP,
+                   dst=DstPolicy.from_spec(spec.get("dst")),
                    raw=spec)
 
 
@@ -662,6 +694,7 @@ class Launch:
     timezone_written: str | None = None
     deactivate_after: str | None = None  # schedule: local DATETIME text
     catchup: str | None = None  # schedule (None: the cron default)
+    dst: DstPolicy = DEFAULT_DST  # schedule
     raw: Mapping[str, Any] = _raw()
 
     @classmethod
@@ -676,7 +709,8 @@ class Launch:
                    cron=_text(spec.get("cron")),
                    timezone=tz or DEFAULT_TIMEZONE, timezone_written=tz,
                    deactivate_after=str(after) if after else None,
-                   catchup=_text(spec.get("catchup")), raw=spec)
+                   catchup=_text(spec.get("catchup")),
+                   dst=DstPolicy.from_spec(spec.get("dst")), raw=spec)
 
 
 @dataclass(frozen=True, slots=True)

@@ -185,6 +185,10 @@ def _event_triggered_order(schedule: _Schedule, ctx: Ctx) -> None:
         ctx.error(catchup_node, "schedule.catchup applies only to a cron queue_every: with "
                                 "on_event (the default) every waiting event is built at the "
                                 "next tick, whatever the downtime", code="CC111")
+    dst_node = dig(schedule.node, "dst")
+    if dst_node is not None and schedule.value("queue_every") in (None, "on_event"):
+        ctx.error(dst_node, "schedule.dst applies only to a cron queue_every: with on_event "
+                            "(the default) builds follow events, not a clock", code="CC111")
 
 
 _SCHEDULE_ORDER = {"one-off": _one_off_order, "date-triggered": _date_triggered_order,

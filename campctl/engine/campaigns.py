@@ -13,9 +13,11 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from campctl.definitions.models import (
+    DEFAULT_DST,
     EVERYONE,
     Campaign,
     DateSchedule,
+    DstPolicy,
     EventSchedule,
     Moment,
     OneOffSchedule,
@@ -80,6 +82,7 @@ class _Starts:
     start: datetime
     send_start: datetime
     until: datetime | None = None
+    dst: DstPolicy = DEFAULT_DST  # of the cron expression
 
 
 def _starts(campaign: Campaign, launch: datetime) -> _Starts:
@@ -95,7 +98,7 @@ def _starts(campaign: Campaign, launch: datetime) -> _Starts:
         until = None
     start = max(start, launch)
     send_start = _when(schedule.send_start, tz, launch) or start
-    return _Starts(expr, start, send_start, until)
+    return _Starts(expr, start, send_start, until, schedule.dst)
 
 
 def held_window(campaign: Campaign,
@@ -308,7 +311,7 @@ def _date_triggered(db, target: _Target, launch: datetime, *, now: datetime, rep
     cursor = _cron_cursor(db, name, start)
     horizon = _earliest(now, until) or now
     if horizon > cursor:
-        due = cron.fire_times(expr, tz, after=cursor, until=horizon)
+        due = cron.fire_times(expr, tz, after=cursor, until=horizon, dst=starts.dst)
         fire, skipped = cron.apply_catchup(due, schedule.catchup, now=now)
         _record_skips(db, name, skipped, now=now, report=report)
         for moment in fire:
@@ -322,7 +325,8 @@ def _date_triggered(db, target: _Target, launch: datetime, *, now: datetime, rep
             report.fired += 1
             report.notes.append(f"campaign {name}: occurrence {to_db(moment)} fired, {len(ids)} "
                                 "run(s)" + (f" held until {to_db(send_at)}" if send_at else ""))
-    nxt = cron.next_fire(expr, tz, after=max(now, _cron_cursor(db, name, start)))
+    nxt = cron.next_fire(expr, tz, after=max(now, _cron_cursor(db, name, start)),
+                         dst=starts.dst)
     if nxt is not None and until is not None and nxt > until:
         return None
     return nxt
@@ -359,7 +363,7 @@ def _event_triggered(db, target: _Target, launch: datetime, *, now: datetime, re
 
     cursor = _cron_cursor(db, name, queue_start)
     if now > cursor:
-        due = cron.fire_times(every, tz, after=cursor, until=now)
+        due = cron.fire_times(every, tz, after=cursor, until=now, dst=schedule.dst)
         fire, skipped = cron.apply_catchup(due, schedule.catchup, now=now)
         _record_skips(db, name, skipped, now=now, report=report)
         for moment in fire:
@@ -372,7 +376,8 @@ def _event_triggered(db, target: _Target, launch: datetime, *, now: datetime, re
                     continue
             _build_batch(db, target, _Batch(event, queue_start, send_start, moment=moment,
                                             record_empty=True), now=now, report=report)
-    return cron.next_fire(every, tz, after=max(now, _cron_cursor(db, name, queue_start)))
+    return cron.next_fire(every, tz, after=max(now, _cron_cursor(db, name, queue_start)),
+                          dst=schedule.dst)
 
 
 def _consumer(name: str) -> str:
@@ -450,13 +455,15 @@ def preview(obj: ObjectRecord, *, now: datetime, count: int) -> list[datetime]:
 _PHASE_ORDER = {QUEUE_START: 0, QUEUE: 1, QUEUE_AND_SEND: 1, SEND_START: 2, SEND: 2}
 
 
-def preview_steps(obj: ObjectRecord, *, now: datetime,
-                  count: int) -> list[tuple[datetime, str]]:
+def preview_steps(obj: ObjectRecord, *, now: datetime, count: int,
+                  marks: dict[datetime, str] | None = None) -> list[tuple[datetime, str]]:
     """The next `count` (instant, phase) of a launch now (or of the recorded launch).
 
     A build whose messages go out at once is one `queue and send` step; a build held by a later
     send schedule or a closed sending window is a `queue` step followed by the `send` step at
-    which its messages start going out (one `send` step for all builds released together)."""
+    which its messages start going out (one `send` step for all builds released together).
+    `marks`, when given, receives the DST mark (cron.SHIFTED or cron.REPEATED) of each build
+    instant that a daylight saving time change moved or doubled."""
     campaign = Campaign.from_spec(obj.spec)
     launch = from_db(obj.launched_at) or now
     steps = _Steps(campaign)
@@ -464,7 +471,7 @@ def preview_steps(obj: ObjectRecord, *, now: datetime,
         queue_at, send_at = one_off_times(campaign, launch)
         steps.build(queue_at, send_at or queue_at)
     else:
-        _recurring_steps(campaign, steps, launch, now=now, count=count)
+        _recurring_steps(campaign, steps, launch, now=now, count=count, marks=marks)
     closes_at = _closes_at(campaign)
     out = sorted((step for step in steps.found
                   if step[0] >= now and (closes_at is None or step[0] < closes_at)),
@@ -491,7 +498,7 @@ class _Steps:
 
 
 def _recurring_steps(campaign: Campaign, steps: _Steps, launch: datetime, *, now: datetime,
-                     count: int) -> None:
+                     count: int, marks: dict[datetime, str] | None = None) -> None:
     """The builds of a date-triggered or cron-batched event-triggered campaign; for builds that
     follow events, only the instants at which its schedules go live."""
     from campctl.engine import cron
@@ -504,10 +511,12 @@ def _recurring_steps(campaign: Campaign, steps: _Steps, launch: datetime, *, now
         return
     after = max(now, starts.start - ONE_SECOND)
     horizon = after + timedelta(days=366 * 5)
-    for moment in cron.fire_times(starts.expr, campaign.timezone, after=after,
-                                  until=_earliest(horizon, starts.until) or horizon,
-                                  limit=count):
+    for moment, mark in cron.fire_marks(starts.expr, campaign.timezone, after=after,
+                                        until=_earliest(horizon, starts.until) or horizon,
+                                        limit=count, dst=starts.dst):
         steps.build(moment, starts.send_start)
+        if mark is not None and marks is not None:
+            marks[moment] = mark
 
 
 # --- events -----------------------------------------------------------------------------------

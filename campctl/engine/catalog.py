@@ -10,10 +10,12 @@ from datetime import datetime
 from typing import Any
 
 from campctl.definitions.models import (
+    DEFAULT_DST,
     DEFAULT_REENTRY,
     Campaign,
     Channel,
     DateSchedule,
+    DstPolicy,
     EventSchedule,
     Moment,
     Plan,
@@ -299,14 +301,14 @@ def _moment_instant(moment: Moment | None, tz: str) -> datetime | None:
     return _instant(moment.at, tz) if moment is not None else None
 
 
-def _next_cron(expr: str | None, tz: str, *, after: datetime,
-               until: datetime | None = None) -> datetime | None:
+def _next_cron(expr: str | None, tz: str, *, after: datetime, until: datetime | None = None,
+               dst: DstPolicy = DEFAULT_DST) -> datetime | None:
     from campctl.engine import cron
 
     if expr is None:
         return None
     try:
-        moment = cron.next_fire(expr, tz, after=after)
+        moment = cron.next_fire(expr, tz, after=after, dst=dst)
     except Exception:  # a junk spec must not break a listing
         return None
     if moment is None or (until is not None and moment > until):
@@ -335,7 +337,7 @@ def _next_plan_occurrence(plan: Plan, *, now: datetime) -> datetime | None:
         at = _instant(schedule.at, schedule.timezone)
         return at if at is not None and at > now else None
     if schedule.type == "recurrent":
-        return _next_cron(schedule.cron, schedule.timezone, after=now)
+        return _next_cron(schedule.cron, schedule.timezone, after=now, dst=schedule.dst)
     return None
 
 
@@ -350,11 +352,12 @@ def _next_campaign_occurrence(campaign: Campaign, *, now: datetime) -> datetime 
         until = _moment_instant(schedule.until, tz)
         limit = min((m for m in (until, closing) if m is not None), default=None)
         return _next_cron(schedule.cron, tz, after=max(now, start) if start else now,
-                          until=limit)
+                          until=limit, dst=schedule.dst)
     if isinstance(schedule, EventSchedule):
         if schedule.on_event:
             return None
-        return _next_cron(schedule.queue_every, tz, after=now, until=closing)
+        return _next_cron(schedule.queue_every, tz, after=now, until=closing,
+                          dst=schedule.dst)
     send = _moment_instant(schedule.send, tz)
     return send if send is not None and send > now else None
 

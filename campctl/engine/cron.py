@@ -9,20 +9,29 @@ croniter never sees a DST transition), and each slot is then placed on the UTC t
   slot fires once — `30 1 * * *` once on the fall-back day, `*/30 * * * *` both 01:00 and 01:30;
 - two slots that land on the same instant (`0 2,3 * * *` on a spring-forward day) fire once.
 
+That is the default DST policy (`dst: {gap: shift, fold: once}`); `gap: skip` drops a slot
+inside a gap, `fold: twice` fires an ambiguous wall time at both of its instants (two distinct
+occurrences, kept in UTC order with the slots around them).
+
 The placement is monotone in the wall time, so the UTC results strictly increase; nothing depends
 on the host's `TZ` (zones come from `zoneinfo`/`tzdata`).
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import re
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from functools import lru_cache
 
+from campctl.definitions.models import DEFAULT_DST, DstPolicy
 from campctl.timeutil import zone
 
 CATCHUP_POLICIES = ("latest", "all", "none")
+# The DST marks of an occurrence (`preview`, `status`): a gap moved it, or a fold doubled it.
+SHIFTED, REPEATED = "shifted", "repeated"
 # How late an occurrence may be seen and still count as "on time" for catchup: none.
 MISFIRE_GRACE = timedelta(minutes=5)
 # An expression that finds no slot within this many years never fires (e.g. `0 0 31 2 *`).
@@ -205,7 +214,11 @@ def _uniform_offset(day: date, tz: tzinfo) -> timedelta | None:
     return offsets.pop() if len(offsets) == 1 else None
 
 
-def _iter_fire(expr: str, tz: str | tzinfo, after: datetime, until: datetime) -> Iterator[datetime]:
+def _iter_fire(expr: str, tz: str | tzinfo, after: datetime, until: datetime,
+               dst: DstPolicy = DEFAULT_DST) -> Iterator[tuple[datetime, str | None]]:
+    """(instant, mark) of each occurrence in (after, until], strictly increasing; `mark` is
+    SHIFTED for an occurrence a spring-forward gap moved, REPEATED for one of the two readings
+    of an ambiguous wall time that `fold: twice` fires, else None."""
     compiled = _parse(expr)
     zone_ = _tz(tz)
     after = after.astimezone(UTC)
@@ -215,48 +228,114 @@ def _iter_fire(expr: str, tz: str | tzinfo, after: datetime, until: datetime) ->
     stop_wall = until.astimezone(zone_).replace(tzinfo=None) + timedelta(days=1)
     last: datetime | None = None
     day_offsets: dict[date, timedelta | None] = {}
+    # Second readings (fold: twice) wait here until no later wall slot can come before them.
+    pending: list[tuple[datetime, int, str | None]] = []  # (instant, order, mark)
+    order = itertools.count()
     for wall in compiled.walls_after(start_wall, stop_wall):
         day = wall.date()
         if day not in day_offsets:
             day_offsets[day] = _uniform_offset(day, zone_)
         offset = day_offsets[day]
-        if offset is None:  # a transition day: place each slot by the DST rules
-            moment = place(wall, zone_)
-        else:
+        if offset is not None and not pending:  # the fast path: no transition that day
             moment = (wall - offset).replace(tzinfo=UTC)
+            if moment <= after or moment == last:
+                continue
+            if moment > until:
+                return
+            last = moment
+            yield moment, None
+            continue
+        if offset is not None:
+            floor = (wall - offset).replace(tzinfo=UTC)
+            candidates: list[tuple[datetime, str | None]] = [(floor, None)]
+        else:  # a transition day: place each slot by the DST rules and the policy
+            floor, candidates = _placements(wall, zone_, dst)
+        for moment, mark in candidates:
+            heapq.heappush(pending, (moment, next(order), mark))
+        # Every later slot is placed at or after `floor` (placement is monotone).
+        while pending and pending[0][0] <= floor:
+            moment, _, mark = heapq.heappop(pending)
+            if moment <= after or moment == last:
+                continue
+            if moment > until:
+                return
+            last = moment
+            yield moment, mark
+    while pending:
+        moment, _, mark = heapq.heappop(pending)
         if moment <= after or moment == last:
             continue
         if moment > until:
             return
         last = moment
-        yield moment
+        yield moment, mark
+
+
+def _placements(wall: datetime, tz: tzinfo,
+                dst: DstPolicy) -> tuple[datetime, list[tuple[datetime, str | None]]]:
+    """(the slot's default placement, the (instant, mark) pairs it fires at under `dst`)."""
+    first = wall.replace(tzinfo=tz, fold=0).astimezone(UTC)
+    if first.astimezone(tz).replace(tzinfo=None) != wall:  # inside a spring-forward gap
+        moved = _gap_end(wall, tz)
+        return moved, ([] if dst.gap == "skip" else [(moved, SHIFTED)])
+    second = wall.replace(tzinfo=tz, fold=1).astimezone(UTC)
+    if second != first and second.astimezone(tz).replace(tzinfo=None) == wall:
+        if dst.fold == "twice":  # an ambiguous wall time: both readings
+            early, late = sorted((first, second))
+            return early, [(early, REPEATED), (late, REPEATED)]
+    return first, [(first, None)]
 
 
 def fire_times(
-    expr: str, tz: str | tzinfo, *, after: datetime, until: datetime, limit: int | None = None
+    expr: str, tz: str | tzinfo, *, after: datetime, until: datetime, limit: int | None = None,
+    dst: DstPolicy = DEFAULT_DST,
 ) -> list[datetime]:
     """UTC instants at which `expr` fires in zone `tz`: strictly after `after`, at most `until`.
 
     Strictly increasing, no duplicates. `limit` caps the number returned (the earliest ones).
+    `dst`: what a daylight saving time change does to a slot (default: shift, once).
     """
-    out: list[datetime] = []
-    for moment in _iter_fire(expr, tz, after, until):
-        out.append(moment)
+    return [moment for moment, _ in fire_marks(expr, tz, after=after, until=until, limit=limit,
+                                               dst=dst)]
+
+
+def fire_marks(
+    expr: str, tz: str | tzinfo, *, after: datetime, until: datetime, limit: int | None = None,
+    dst: DstPolicy = DEFAULT_DST,
+) -> list[tuple[datetime, str | None]]:
+    """As fire_times, each instant with its DST mark: SHIFTED, REPEATED or None."""
+    out: list[tuple[datetime, str | None]] = []
+    for item in _iter_fire(expr, tz, after, until, dst):
+        out.append(item)
         if limit is not None and len(out) >= limit:
             break
     return out
 
 
-def count_fire_times(expr: str, tz: str | tzinfo, *, after: datetime, until: datetime) -> int:
+def mark_of(expr: str, tz: str | tzinfo, moment: datetime,
+            dst: DstPolicy = DEFAULT_DST) -> str | None:
+    """The DST mark of the occurrence at `moment` (None when it is not one, or unmarked)."""
+    zone_ = _tz(tz)
+    if _uniform_offset(moment.astimezone(zone_).date(), zone_) is not None:
+        return None  # no transition that local day: nothing moved or doubled
+    found = fire_marks(expr, tz, after=moment - timedelta(seconds=1), until=moment, limit=1,
+                       dst=dst)
+    return found[0][1] if found and found[0][0] == moment else None
+
+
+def count_fire_times(expr: str, tz: str | tzinfo, *, after: datetime, until: datetime,
+                     dst: DstPolicy = DEFAULT_DST) -> int:
     """How many instants fire_times would return, without building the list."""
-    return sum(1 for _ in _iter_fire(expr, tz, after, until))
+    return sum(1 for _ in _iter_fire(expr, tz, after, until, dst))
 
 
 @lru_cache(maxsize=1024)  # a listing asks once per object; objects share schedules and zones
-def next_fire(expr: str, tz: str | tzinfo, *, after: datetime) -> datetime | None:
+def next_fire(expr: str, tz: str | tzinfo, *, after: datetime,
+              dst: DstPolicy = DEFAULT_DST) -> datetime | None:
     """The first fire time strictly after `after`, or None if there is none within ~28 years."""
     horizon = after + timedelta(days=366 * (NEVER_YEARS + 1))
-    return next(_iter_fire(expr, tz, after, horizon), None)
+    found = next(_iter_fire(expr, tz, after, horizon, dst), None)
+    return found[0] if found is not None else None
 
 
 def apply_catchup(

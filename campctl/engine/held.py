@@ -53,7 +53,7 @@ def held_builds(model: Campaign, *, launch: datetime) -> HeldBuilds | None:
         expr = schedule.cron if isinstance(schedule, DateSchedule) else schedule.queue_every
         begin, until, send_start = span
         moments = cron.fire_times(expr, model.timezone, after=begin, until=until,
-                                  limit=COUNT_CAP + 1)
+                                  limit=COUNT_CAP + 1, dst=schedule.dst)
     except (ValueError, TypeError, OverflowError):
         return None
     if len(moments) < 2:  # one held build gives one message each: nobody is surprised

@@ -281,8 +281,8 @@ def _due_times(schedule: PlanSchedule, *, after: datetime,
         return ([at] if after < at <= now else []), (at if at > now else None)
     if schedule.type == "recurrent":
         expr = str(schedule.cron)
-        return cron.fire_times(expr, tz, after=after, until=now), cron.next_fire(expr, tz,
-                                                                                after=now)
+        return (cron.fire_times(expr, tz, after=after, until=now, dst=schedule.dst),
+                cron.next_fire(expr, tz, after=now, dst=schedule.dst))
     return [], None
 
 

@@ -279,17 +279,19 @@ def _fire_schedule(tick: _Tick, steps: tuple[ScenarioStep, ...]) -> None:
     if cursor is None:
         # First sight of the schedule: occurrences count from activation on.
         store.set_schedule_state(db, name, cursor_at=now,
-                                 next_due_at=cron.next_fire(expr, tz, after=now))
+                                 next_due_at=cron.next_fire(expr, tz, after=now,
+                                                            dst=launch.dst))
         return
     stop_at = deactivate_after(tick.scenario)
     until = now if stop_at is None else min(now, stop_at)
-    due = cron.fire_times(expr, tz, after=cursor, until=until) if until > cursor else []
+    due = (cron.fire_times(expr, tz, after=cursor, until=until, dst=launch.dst)
+           if until > cursor else [])
     fire, skipped = cron.apply_catchup(due, launch.catchup, now=now)
     _skip_occurrences(tick, skipped)
     _fire_occurrences(tick, steps, fire)
     # The cursor is the last occurrence considered, so an unchanged schedule writes nothing.
     new_cursor = max([cursor, *due]) if due else cursor
-    nxt = cron.next_fire(expr, tz, after=new_cursor)
+    nxt = cron.next_fire(expr, tz, after=new_cursor, dst=launch.dst)
     if nxt is not None and stop_at is not None and nxt > stop_at:
         nxt = None
     store.set_schedule_state(db, name, cursor_at=new_cursor, next_due_at=nxt)
@@ -540,7 +542,7 @@ def on_activate(db: Database, *, name: str, now: datetime) -> None:
     scenario = Scenario.from_spec(record.spec if record else {})
     launch = scenario.launch
     if launch.type == "schedule" and launch.cron:
-        nxt = cron.next_fire(launch.cron, launch.timezone, after=now)
+        nxt = cron.next_fire(launch.cron, launch.timezone, after=now, dst=launch.dst)
         stop_at = deactivate_after(scenario)
         if nxt is not None and stop_at is not None and nxt > stop_at:
             nxt = None  # `status` shows no next occurrence past the schedule's end

@@ -18,16 +18,23 @@ def collect(db, *, now: datetime) -> dict:
     """One object: plans, campaigns, active runs, active instances, scenarios, next occurrences."""
     due = {(r["kind"], r["name"]): r["next_due_at"]
            for r in schedules.next_occurrences(db, limit=100000)}
-    plans = [{"name": p.name, "status": p.status,
-              "schedule_type": (p.spec.get("schedule") or {}).get("type", "manual"),
-              "next_occurrence": due.get(("Plan", p.name))}
-             for p in object_store.list_records(db, "Plan")]
-    campaigns = [{"name": c.name, "status": c.status,
-                  "type": c.spec.get("type") or "one-off",
-                  "timezone": c.spec.get("timezone") or "UTC",
-                  "launched_at": c.launched_at,
-                  "next_occurrence": due.get(("Campaign", c.name))}
-                 for c in object_store.list_records(db, "Campaign")]
+    specs: dict[tuple[str, str], dict] = {}
+    plans = []
+    for p in object_store.list_records(db, "Plan"):
+        specs["Plan", p.name] = p.spec
+        nxt = due.get(("Plan", p.name))
+        plans.append({"name": p.name, "status": p.status,
+                      "schedule_type": (p.spec.get("schedule") or {}).get("type", "manual"),
+                      "next_occurrence": nxt, "next_dst": dst_mark("Plan", p.spec, nxt)})
+    campaigns = []
+    for c in object_store.list_records(db, "Campaign"):
+        specs["Campaign", c.name] = c.spec
+        nxt = due.get(("Campaign", c.name))
+        campaigns.append({"name": c.name, "status": c.status,
+                          "type": c.spec.get("type") or "one-off",
+                          "timezone": c.spec.get("timezone") or "UTC",
+                          "launched_at": c.launched_at,
+                          "next_occurrence": nxt, "next_dst": dst_mark("Campaign", c.spec, nxt)})
     active = run_store.list_run_records(db, status=ACTIVE_RUN_STATUSES)
     counts = run_store.counts_for(db, [r.id for r in active])
     runs = [{"id": r.id, "campaign": r.campaign, "stage": r.stage,
@@ -49,8 +56,14 @@ def collect(db, *, now: datetime) -> dict:
     steps = {r["scenario"]: r["by_step"] for r in scenario_engine.status_rows(db, now=now)}
     for s in scenarios:
         s["by_step"] = steps.get(s["name"], {})
-    upcoming = [{"kind": r["kind"], "name": r["name"], "next_due_at": r["next_due_at"]}
-                for r in schedules.next_occurrences(db, limit=10)]
+    upcoming = []
+    for r in schedules.next_occurrences(db, limit=10):
+        spec = specs.get((r["kind"], r["name"]))
+        if spec is None and r["kind"] == "Scenario":
+            record = object_store.get_record(db, "Scenario", r["name"])
+            spec = record.spec if record is not None else None
+        upcoming.append({"kind": r["kind"], "name": r["name"], "next_due_at": r["next_due_at"],
+                         "dst": dst_mark(r["kind"], spec, r["next_due_at"])})
     # Campaigns, plans and scenarios the tick sets aside and retries (engine.isolation).
     failing = [{"kind": f["kind"], "name": f["name"], "reason": f["reason"],
                 "since": f["first_at"], "ticks": f["count"]}
@@ -60,9 +73,47 @@ def collect(db, *, now: datetime) -> dict:
             "failing": failing}
 
 
-def preview(db, kind: str, name: str, *, now: datetime, count: int) -> tuple[list[datetime], str]:
-    """The next `count` occurrences of a campaign, plan or scenario schedule, and its zone."""
-    from campctl.engine import campaigns, cron
+def dst_mark(kind: str, spec: dict | None, at: str | None) -> str | None:
+    """cron.SHIFTED or cron.REPEATED when the stored instant `at` is an occurrence of the
+    object's cron schedule that a DST change moved or doubled; else None (never raises)."""
+    from campctl.definitions.models import Campaign, DateSchedule, EventSchedule, Plan, Scenario
+    from campctl.engine import cron
+    from campctl.timeutil import from_db
+
+    moment = from_db(at) if at else None
+    if spec is None or moment is None:
+        return None
+    expr: str | None = None
+    if kind == "Plan":
+        schedule = Plan.from_spec(spec).schedule
+        if schedule.type == "recurrent":
+            expr, tz, dst = schedule.cron, schedule.timezone, schedule.dst
+    elif kind == "Campaign":
+        campaign = Campaign.from_spec(spec)
+        sched = campaign.schedule
+        tz = campaign.timezone
+        if isinstance(sched, DateSchedule):
+            expr, dst = sched.cron, sched.dst
+        elif isinstance(sched, EventSchedule) and not sched.on_event:
+            expr, dst = sched.queue_every, sched.dst
+    elif kind == "Scenario":
+        launch = Scenario.from_spec(spec).launch
+        if launch.type == "schedule":
+            expr, tz, dst = launch.cron, launch.timezone, launch.dst
+    if not expr:
+        return None
+    try:
+        return cron.mark_of(expr, tz, moment, dst)
+    except (ValueError, TypeError, OverflowError):  # a junk spec must not break a listing
+        return None
+
+
+def preview(db, kind: str, name: str, *, now: datetime,
+            count: int) -> tuple[list[tuple[datetime, str | None]], str]:
+    """The next `count` occurrences of a plan or scenario schedule, each with its DST mark
+    (cron.SHIFTED, cron.REPEATED or None), and the schedule's zone."""
+    from campctl.definitions.models import Plan, Scenario
+    from campctl.engine import cron
 
     stored = {"campaign": "Campaign", "plan": "Plan", "scenario": "Scenario"}[kind]
     obj = object_store.get_record(db, stored, name)
@@ -70,40 +121,46 @@ def preview(db, kind: str, name: str, *, now: datetime, count: int) -> tuple[lis
         raise NotFound(f"no {kind} named {name} (see 'campctl get {kind}s')")
     spec = obj.spec
     if kind == "campaign":
-        return campaigns.preview(obj, now=now, count=count), spec.get("timezone") or "UTC"
+        steps, tz = preview_campaign(db, name, now=now, count=count)
+        return [(m, None) for m, _ in steps], tz
     block = spec.get("schedule") if kind == "plan" else spec.get("launch")
     block = block or {}
     tz = block.get("timezone") or spec.get("timezone") or "UTC"
     horizon = now + timedelta(days=366 * 5)
     if kind == "plan" and block.get("type") == "once" and block.get("at"):
         at = parse_local_datetime(str(block["at"]), tz)
-        return ([at] if at > now else []), tz
+        return ([(at, None)] if at > now else []), tz
     expr = block.get("cron")
     wanted = "recurrent" if kind == "plan" else "schedule"
     if not expr or block.get("type") != wanted:
         return [], tz
     if kind == "scenario":
-        from campctl.definitions.models import Scenario
         from campctl.engine.scenarios import deactivate_after
 
-        stop_at = deactivate_after(Scenario.from_spec(spec))
+        scenario = Scenario.from_spec(spec)
+        dst = scenario.launch.dst
+        stop_at = deactivate_after(scenario)
         if stop_at is not None:
             horizon = min(horizon, stop_at)
             if horizon <= now:
                 return [], tz
-    return cron.fire_times(expr, tz, after=now, until=horizon, limit=count), tz
+    else:
+        dst = Plan.from_spec(spec).schedule.dst
+    return cron.fire_marks(expr, tz, after=now, until=horizon, limit=count, dst=dst), tz
 
 
-def preview_campaign(db, name: str, *, now: datetime,
-                     count: int) -> tuple[list[tuple[datetime, str]], str]:
+def preview_campaign(db, name: str, *, now: datetime, count: int,
+                     marks: dict[datetime, str] | None = None,
+                     ) -> tuple[list[tuple[datetime, str]], str]:
     """The next `count` (instant, phase) of campaign `name` (see campaigns.preview_steps), and
-    its zone."""
+    its zone; `marks` receives the DST mark of each build instant a DST change moved or
+    doubled."""
     from campctl.engine import campaigns
 
     obj = object_store.get_record(db, "Campaign", name)
     if obj is None:
         raise NotFound(f"no campaign named {name} (see 'campctl get campaigns')")
-    return (campaigns.preview_steps(obj, now=now, count=count),
+    return (campaigns.preview_steps(obj, now=now, count=count, marks=marks),
             obj.spec.get("timezone") or "UTC")
 
 

@@ -110,7 +110,8 @@ def test_preview_shows_local_with_abbreviation_beside_utc(cli, zoned):
     assert "2027-03-03 18:00 JST" in result.stdout and "2027-03-03 09:00 UTC" in result.stdout
     assert not UTC_TEXT.search(result.stdout), result.stdout
     as_json = cli("--now", T1, "-o", "json", "preview", "scenario", "tokyo", "--next", "1").json
-    assert as_json == [{"local": "2027-03-03T18:00:00+09:00", "utc": "2027-03-03T09:00:00Z"}]
+    assert as_json == [{"local": "2027-03-03T18:00:00+09:00", "utc": "2027-03-03T09:00:00Z",
+                        "dst": None}]
 
 
 def test_dry_run_notes_quote_times_in_the_zone_of_their_object(cli, zoned):

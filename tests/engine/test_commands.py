@@ -169,7 +169,8 @@ def test_preview_plan_and_scenario_schedules(cli):
     weekly = cli("--now", now, "-o", "json", "preview", "plan", "weekly-digest", "--next", "2")
     assert [r["utc"] for r in weekly.json] == ["2027-03-08T07:00:00Z", "2027-03-15T07:00:00Z"]
     once = cli("--now", now, "-o", "json", "preview", "plan", "easter-push")
-    assert once.json == [{"local": "2027-03-04T10:00:00+01:00", "utc": "2027-03-04T09:00:00Z"}]
+    assert once.json == [{"local": "2027-03-04T10:00:00+01:00", "utc": "2027-03-04T09:00:00Z",
+                          "dst": None}]
     manual = cli("--now", now, "-o", "json", "preview", "plan", "spring-launch")
     assert manual.json == []
     scenario = cli("--now", now, "-o", "json", "preview", "scenario", "winback", "--next", "1")
