@@ -70,7 +70,7 @@ HELP_PANELS: dict[str, tuple[str, ...]] = {
     "Run control": ("start", "stop", "pause", "resume", "restart", "skip", "retry", "tick",
                     "daemon",
                     "status", "log", "worklist", "assign", "notifications"),
-    "Delivery": ("contacts", "events", "channel", "outbox", "failures"),
+    "Delivery": ("contacts", "events", "channel", "outbox", "failures", "why"),
     "Scenarios": ("activate", "deactivate", "profiles", "stats", "remove-profile", "clear",
                   "clone"),
 }
@@ -116,6 +116,7 @@ COMMAND_MODULES = [
     "campctl.commands.plans",
     "campctl.commands.scenarios",
     "campctl.commands.users",
+    "campctl.commands.why",
 ]
 
 # Every top-level command, in the order the full app lists them, with the modules (of
@@ -135,6 +136,7 @@ COMMAND_SOURCES: dict[str, tuple[str, ...]] = {
     "log": ("engine",),
     "demo": ("engine",),
     "worklist": ("users",),
+    "why": ("why",),
     "config": ("setup",),
     "state": ("state",),
     "contacts": ("contacts",),
