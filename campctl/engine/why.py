@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -464,7 +464,17 @@ def _scenario_checks(ctx: _Ctx, record: ObjectRecord, model: Scenario,
     checks += _audience_checks(ctx, _Audience(
         written, None, False, None, sends[0].channel if sends else DEFAULT_CHANNEL,
         ("Scenario", record.name), types))
-    return checks
+    return _optouts_decide_together(checks)
+
+
+def _optouts_decide_together(checks: list[Check]) -> list[Check]:
+    """A scenario sends several message types: an opt-out of one of them keeps the contact
+    out only when every type is refused (the other steps still send)."""
+    optouts = [c for c in checks if c.check.startswith("not opted out of ")]
+    if all(c.passed is False for c in optouts):
+        return checks
+    return [replace(c, decides=False) if c in optouts and c.passed is False else c
+            for c in checks]
 
 
 def _reentry_check(mode: str, profiles: list[dict[str, Any]]) -> Check:
