@@ -69,7 +69,7 @@ HELP_PANELS: dict[str, tuple[str, ...]] = {
                     "approve", "deny", "revise", "delete", "schema", "segment", "export"),
     "Run control": ("start", "stop", "pause", "resume", "restart", "skip", "retry", "tick",
                     "daemon", "status", "doctor", "log", "worklist", "assign", "notifications"),
-    "Delivery": ("contacts", "events", "channel", "outbox", "failures"),
+    "Delivery": ("contacts", "events", "channel", "outbox", "failures", "why"),
     "Scenarios": ("activate", "deactivate", "profiles", "stats", "remove-profile", "clear",
                   "clone"),
 }
@@ -116,6 +116,7 @@ COMMAND_MODULES = [
     "campctl.commands.scenarios",
     "campctl.commands.users",
     "campctl.commands.doctor",
+    "campctl.commands.why",
 ]
 
 # Every top-level command, in the order the full app lists them, with the modules (of
@@ -136,6 +137,7 @@ COMMAND_SOURCES: dict[str, tuple[str, ...]] = {
     "demo": ("engine",),
     "worklist": ("users",),
     "doctor": ("doctor",),
+    "why": ("why",),
     "config": ("setup",),
     "state": ("state",),
     "contacts": ("contacts",),
