@@ -68,7 +68,7 @@ HELP_PANELS: dict[str, tuple[str, ...]] = {
     "Definitions": ("validate", "apply", "get", "describe", "history", "preview", "submit",
                     "approve", "deny", "revise", "delete", "schema", "segment", "export"),
     "Run control": ("start", "stop", "pause", "resume", "restart", "skip", "retry", "tick",
-                    "daemon",
+                    "daemon", "simulate",
                     "status", "log", "worklist", "assign", "notifications"),
     "Delivery": ("contacts", "events", "channel", "outbox", "failures"),
     "Scenarios": ("activate", "deactivate", "profiles", "stats", "remove-profile", "clear",
@@ -116,6 +116,7 @@ COMMAND_MODULES = [
     "campctl.commands.plans",
     "campctl.commands.scenarios",
     "campctl.commands.users",
+    "campctl.commands.simulate",
 ]
 
 # Every top-level command, in the order the full app lists them, with the modules (of
@@ -135,6 +136,7 @@ COMMAND_SOURCES: dict[str, tuple[str, ...]] = {
     "log": ("engine",),
     "demo": ("engine",),
     "worklist": ("users",),
+    "simulate": ("simulate",),
     "config": ("setup",),
     "state": ("state",),
     "contacts": ("contacts",),
