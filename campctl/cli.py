@@ -68,7 +68,8 @@ HELP_PANELS: dict[str, tuple[str, ...]] = {
     "Definitions": ("validate", "apply", "get", "describe", "history", "preview", "submit",
                     "approve", "deny", "revise", "delete", "schema", "segment", "export"),
     "Run control": ("start", "stop", "pause", "resume", "restart", "skip", "retry", "tick",
-                    "daemon", "status", "doctor", "log", "worklist", "assign", "notifications"),
+                    "daemon", "simulate", "status", "doctor", "log", "worklist", "assign",
+                    "notifications"),
     "Delivery": ("contacts", "events", "channel", "outbox", "failures", "why"),
     "Scenarios": ("activate", "deactivate", "profiles", "stats", "remove-profile", "clear",
                   "clone"),
@@ -117,6 +118,7 @@ COMMAND_MODULES = [
     "campctl.commands.users",
     "campctl.commands.doctor",
     "campctl.commands.why",
+    "campctl.commands.simulate",
 ]
 
 # Every top-level command, in the order the full app lists them, with the modules (of
@@ -138,6 +140,7 @@ COMMAND_SOURCES: dict[str, tuple[str, ...]] = {
     "worklist": ("users",),
     "doctor": ("doctor",),
     "why": ("why",),
+    "simulate": ("simulate",),
     "config": ("setup",),
     "state": ("state",),
     "contacts": ("contacts",),
