@@ -20,6 +20,12 @@ def is_pg(state: Any) -> bool:
     return isinstance(parse_state(os.fspath(state)), PgUrl)
 
 
+def handover_started(state: Any) -> int:
+    """The `handover_begun` value a delivery writes just before a message goes: PostgreSQL
+    marks ahead (1) and notes each start (2); on SQLite every mark is a start (1)."""
+    return 2 if is_pg(state) else 1
+
+
 def _pg_sql(sql: str, params: Any) -> tuple[str, Any]:
     from campctl.store.dialect import numbered_params, to_pyformat
 

@@ -42,11 +42,12 @@ from campctl.engine.templates import TemplateFailed, compile_message, contact_co
 from campctl.errors import NotFound, StateLocked
 from campctl.store import delivery as store
 from campctl.store.db import Database
+from campctl.store.runs import CLAIM_LEASE
 from campctl.timeutil import from_db, to_db
 
 # How long a claim holds an item. Longer than any batch takes; after a crash the item waits
 # this long before another delivery may take it again.
-LEASE = timedelta(minutes=5)
+LEASE = CLAIM_LEASE  # the store reads it back to tell when a claim was taken
 BACKOFF_BASE = timedelta(minutes=1)
 BACKOFF_MAX = timedelta(hours=1)
 RETRY_AFTER_MAX = timedelta(hours=1)  # the longest wait a receiver's Retry-After can impose
@@ -559,10 +560,13 @@ class _HandOver:
 
     Where commits that wait for the disk are dear (PostgreSQL, `db.handover_window`), one
     durable commit marks up to that many messages ahead and each record commits without
-    waiting (see docs/delivery.md): a kill may then leave up to the window's messages "possibly
-    handed over" instead of up to `connections`. Messages marked but not handed over when the
-    batch ends early are unmarked before the gate opens, so that a stop waiting for it does not
-    count them as possibly handed over."""
+    waiting (see docs/delivery.md); each message is also noted as started just before it goes,
+    in the (asynchronous) transaction that records the one before it. A campctl process that
+    dies loses no commit the server has: a mark without its start never went, so a kill leaves
+    "possibly handed over" the messages in flight, as on SQLite (every mark only when the server
+    itself restarted since the claim). Messages marked but not handed over when the batch ends
+    early are unmarked before the gate opens, so that a stop waiting for it does not count them
+    as possibly handed over."""
 
     def __init__(self, work: _Pass, target: _Target, channel: NetworkChannel,
                  batch: _Batch) -> None:
@@ -578,6 +582,7 @@ class _HandOver:
         window = work.db.handover_window
         self.first = max(channel.connections, window)
         self.refill = max(channel.connections, window) if window else 1
+        self.starts = bool(window)  # marks go ahead: note each start (store.start_hand_overs)
         self.in_flight = 0
         self.going = True  # further messages may be marked
         self.locked = False  # recording waits for the end of the batch
@@ -591,10 +596,11 @@ class _HandOver:
             try:
                 with self.work.db.atomic(wait_ms=RECORD_WAIT_MS, shared=True):
                     self._mark(self.first)
+                    starting = self._start(sender.width)
             except StateLocked:
                 self.ahead = 0
                 return [], [item.row["id"] for item in self.batch.items]
-            self._submit(sender, min(sender.width, self.ahead))
+            self._submit(sender, starting)
             while self.in_flight:
                 item, outcome = sender.result()
                 self.in_flight -= 1
@@ -629,6 +635,21 @@ class _HandOver:
                 break
             self.ahead += 1
 
+    def _start(self, count: int) -> int:
+        """Inside a transaction: note that the first `count` marked messages go now (where
+        marks go ahead); returns how many may. One that a stop, closing or pause took meanwhile
+        does not go, nor any after it."""
+        ids = [item.row["id"] for item in list(self.pending)[:min(count, self.ahead)]]
+        if not self.starts or not ids:
+            return len(ids)
+        started = store.start_hand_overs(self.work.db, token=self.batch.token, ids=ids)
+        ready = 0
+        while ready < len(ids) and ids[ready] in started:
+            ready += 1
+        if ready < len(ids):
+            self.going = False
+        return ready
+
     def _submit(self, sender: _Inline | _Pool, count: int) -> None:
         """Hand the first `count` waiting messages (marked, and the mark committed) over."""
         for _ in range(min(count, self.ahead)):
@@ -652,6 +673,7 @@ class _HandOver:
                           if outcome.ok else set())
                 if marks:
                     self._mark(self.refill)
+                starting = self._start(1)
         except StateLocked:
             self.locked, self.going, self.ahead = True, False, ahead
             self.unrecorded.append((item.row, item.message, outcome))
@@ -663,7 +685,7 @@ class _HandOver:
         self.work.report.sent += len(marked)
         if not outcome.ok:
             self.unrecorded.append((item.row, item.message, outcome))
-        return 1 if self.ahead else 0
+        return starting
 
     def _broke(self, item: _Item, exc: Exception) -> None:
         """The channel (or recording) failed: no message starts any more, and this one and

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from campctl.store.db import Database
-from campctl.store.runs import UNSURE_SQL
+from campctl.store.runs import UNSURE_SQL, in_doubt_sql
 from campctl.timeutil import to_db
 
 # A run's items may be claimed only while the run is in one of these statuses.
@@ -114,7 +114,10 @@ def claim(db: Database, scope: DueScope, *, channel: str, until: datetime, token
         # sorting every queued row of a 200k-item run on each claim made delivery quadratic.
         f" SELECT q.id FROM queue_items q WHERE {due} AND {db.d.claim_channel} = ? AND {where}"
         f"{db.d.claim_order} LIMIT ?{db.d.claim_lock})"
-        " UPDATE queue_items SET claimed_until = ?, claim_token = ?"
+        " UPDATE queue_items SET claimed_until = ?, claim_token = ?,"
+        # An expired claim's mark taken ahead and never started: that message never went.
+        f" handover_begun = CASE WHEN handover_begun = 1 AND NOT {in_doubt_sql(db)} THEN 0"
+        " ELSE handover_begun END"
         " WHERE id IN (SELECT id FROM picked) RETURNING id, run_id",
         [*dparams, channel, *sparams, int(limit), to_db(until), token],
     )
@@ -177,14 +180,36 @@ def begin_hand_over(db: Database, *, token: str, item_id: int) -> bool:
 
     A crash between this and the record of the outcome leaves `handover_begun = 1`: the item
     may have reached the channel, and once its run has ended it is never sent under another key
-    (see `store.runs.cancel_queued_items` and the restart's exclusion)."""
+    (see `store.runs.cancel_queued_items` and the restart's exclusion). Where marks are taken
+    ahead (PostgreSQL), `start_hand_overs` says which of them actually went (2); a mark of an
+    earlier claim's start stays 2."""
     marks = ", ".join("?" for _ in DELIVERING_RUN_STATUSES)
     return db.one(
-        "UPDATE queue_items SET handover_begun = 1 WHERE id = ? AND claim_token = ?"
+        "UPDATE queue_items SET handover_begun = CASE WHEN handover_begun = 0 THEN 1"
+        " ELSE handover_begun END WHERE id = ? AND claim_token = ?"
         " AND status = 'queued' AND (run_id IS NULL OR run_id IN"
         f" (SELECT id FROM runs WHERE status IN ({marks}) AND {_NOT_HELD})) RETURNING id",
         (int(item_id), token, *DELIVERING_RUN_STATUSES),
     ) is not None
+
+
+def start_hand_overs(db: Database, *, token: str, ids: Sequence[int]) -> set[int]:
+    """Note that these marked items go now (`handover_begun = 2`), committed (asynchronously
+    will do: a campctl process that dies loses no commit the server has) just before they are
+    handed over; returns those still held by this claim, queued and of a delivering run.
+
+    Where marks are taken ahead (PostgreSQL), a mark without this never reached the channel
+    unless the server restarted since the claim (`Dialect.in_doubt`)."""
+    if not ids:
+        return set()
+    marks = ", ".join("?" for _ in DELIVERING_RUN_STATUSES)
+    rows = db.query(
+        f"UPDATE queue_items SET handover_begun = 2 WHERE {db.d.ids_in('id')}"
+        " AND claim_token = ? AND status = 'queued' AND (run_id IS NULL OR run_id IN"
+        f" (SELECT id FROM runs WHERE status IN ({marks}) AND {_NOT_HELD})) RETURNING id",
+        (db.d.ids_param(ids), token, *DELIVERING_RUN_STATUSES),
+    )
+    return {r[0] for r in rows}
 
 
 def unmark_hand_overs(db: Database, *, token: str, ids: Sequence[int]) -> None:
@@ -214,7 +239,7 @@ def mark_sent(db: Database, *, token: str, ids: Sequence[int], now: datetime) ->
         " last_error = NULL, next_attempt_at = NULL, claimed_until = NULL, claim_token = NULL,"
         " handover_begun = 0"
         f" WHERE {db.d.ids_in('id')} AND claim_token = ?"
-        " AND (status = 'queued' OR (status = 'cancelled' AND handover_begun = 1))"
+        " AND (status = 'queued' OR (status = 'cancelled' AND handover_begun <> 0))"
         " RETURNING id",
         (to_db(now), db.d.ids_param(ids), token),
     )
@@ -305,11 +330,13 @@ def cancel_where_run_ended(db: Database, ids: Sequence[int]) -> int:
     if not ids:
         return 0
     marks = ", ".join("?" for _ in ENDED_RUN_STATUSES)
+    doubt = in_doubt_sql(db)
     return db.execute(
         "UPDATE queue_items SET status = 'cancelled', claimed_until = NULL, claim_token = NULL,"
-        f" next_attempt_at = NULL, last_error = CASE WHEN handover_begun = 1 THEN {UNSURE_SQL}"
+        f" next_attempt_at = NULL, last_error = CASE WHEN {doubt} THEN {UNSURE_SQL}"
         " ELSE 'run ' || (SELECT status FROM runs"
-        " WHERE runs.id = queue_items.run_id) || ' before it was sent' END"
+        " WHERE runs.id = queue_items.run_id) || ' before it was sent' END,"
+        f" handover_begun = CASE WHEN {doubt} THEN 1 ELSE 0 END"
         f" WHERE {db.d.ids_in('id')} AND status = 'queued'"
         f" AND run_id IN (SELECT id FROM runs WHERE status IN ({marks}))",
         (db.d.ids_param(ids), *ENDED_RUN_STATUSES),

@@ -140,6 +140,12 @@ class Dialect:
         """The text/number at `path` (keys) inside a JSON text column, as SQL."""
         return f"json_extract({column}, '$." + ".".join(path) + "')"
 
+    def in_doubt(self, prefix: str, lease_s: int) -> str:
+        """True for a queue item that may have reached its channel although no outcome was
+        recorded (`handover_begun`; prefix: the table alias with its dot). On SQLite every mark
+        is taken just before its message goes: a mark is a hand-over begun."""
+        return f"{prefix}handover_begun <> 0"
+
 
 class PgDialect(Dialect):
     name: ClassVar[str] = "postgresql"
@@ -173,6 +179,17 @@ class PgDialect(Dialect):
 
     def json_field(self, column: str, path: Sequence[str]) -> str:
         return f"(CAST({column} AS jsonb) #>> '{{" + ",".join(path) + "}')"
+
+    def in_doubt(self, prefix: str, lease_s: int) -> str:
+        """2: the message was about to go (an asynchronous commit just before it went); 1: a
+        mark taken ahead in one durable commit. A campctl process that dies loses no commit the
+        server has, so a mark without the start never went, unless the server itself restarted
+        since the claim (taken `lease_s` before `claimed_until`): its last asynchronous commits
+        may be lost, and then every mark is in doubt (docs/delivery.md)."""
+        p = prefix
+        return (f"({p}handover_begun = 2 OR ({p}handover_begun = 1 AND ({p}claimed_until IS NULL"
+                f" OR pg_postmaster_start_time() > CAST({p}claimed_until AS timestamptz)"
+                f" - interval '{int(lease_s)} seconds')))")
 
 
 SQLITE = Dialect()

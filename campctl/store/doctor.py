@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from campctl.store.db import Database
+from campctl.store.runs import in_doubt_sql
 from campctl.timeutil import to_db
 
 ACTIVE_RUNS = "('scheduled', 'building', 'queued', 'sending')"
@@ -94,7 +95,7 @@ def expired_claims(db: Database, *, now: datetime) -> dict[str, Any]:
     were being handed over (maybe sent) when their tick stopped."""
     row = db.one(
         "SELECT count(*) AS n, min(claimed_until) AS oldest,"
-        " count(*) FILTER (WHERE handover_begun = 1) AS handing FROM queue_items"
+        f" count(*) FILTER (WHERE {in_doubt_sql(db)}) AS handing FROM queue_items"
         " WHERE claimed_until IS NOT NULL AND claimed_until <= ?",
         (to_db(now),),
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from campctl.store.db import Database
@@ -247,13 +247,27 @@ def _move(db: Database, run_id: int, sets: list[str], params: list[Any],
 # `last_error` of an item cancelled after a hand-over that began and was never recorded.
 UNSURE_ERROR = "possibly handed over before a delivery was interrupted; not sent again"
 UNSURE_SQL = f"'{UNSURE_ERROR}'"
-# A contact counts as reached by an item when it was sent or may have been (see above).
-REACHED_SQL = "(s.status = 'sent' OR s.handover_begun = 1)"
+# A contact counts as reached by an item when it was sent or may have been (see above): an
+# item cancelled keeps `handover_begun = 1` only when in doubt (`in_doubt_sql`).
+REACHED_SQL = "(s.status = 'sent' OR s.handover_begun <> 0)"
+# How long a delivery's claim lasts (`claimed_until` = the claim's time + this).
+CLAIM_LEASE = timedelta(minutes=5)
 
-_CANCEL_SET = (
-    "status = 'cancelled', next_attempt_at = NULL,"
-    f" last_error = CASE WHEN handover_begun = 1 THEN {UNSURE_SQL} ELSE last_error END"
-)
+
+def in_doubt_sql(db: Database, prefix: str = "") -> str:
+    """SQL true for a queue item whose hand-over may have begun and whose outcome was never
+    recorded (a delivery was killed, or is recording right now): see `Dialect.in_doubt`."""
+    return db.d.in_doubt(prefix, int(CLAIM_LEASE.total_seconds()))
+
+
+def _cancel_set(db: Database) -> str:
+    """Cancel a waiting item; one in doubt keeps `handover_begun = 1` and says so, any other
+    mark (taken ahead, never handed over) is cleared. Every right-hand side reads the row as
+    it was, so it may be combined with settings of the claim."""
+    doubt = in_doubt_sql(db)
+    return ("status = 'cancelled', next_attempt_at = NULL,"
+            f" last_error = CASE WHEN {doubt} THEN {UNSURE_SQL} ELSE last_error END,"
+            f" handover_begun = CASE WHEN {doubt} THEN 1 ELSE 0 END")
 
 
 def cancel_queued_items(db: Database, run_id: int, *, now: datetime) -> int:
@@ -265,10 +279,11 @@ def cancel_queued_items(db: Database, run_id: int, *, now: datetime) -> int:
     other claimed item was not handed over: the delivery holding it finds it cancelled and
     stops its batch.
     """
+    doubt = in_doubt_sql(db)
     cur = db.execute(
-        f"UPDATE queue_items SET {_CANCEL_SET},"
-        " claimed_until = CASE WHEN handover_begun = 1 THEN claimed_until END,"
-        " claim_token = CASE WHEN handover_begun = 1 THEN claim_token END"
+        f"UPDATE queue_items SET {_cancel_set(db)},"
+        f" claimed_until = CASE WHEN {doubt} THEN claimed_until END,"
+        f" claim_token = CASE WHEN {doubt} THEN claim_token END"
         " WHERE run_id = ? AND status = 'queued'",
         (run_id,),
     )
@@ -286,7 +301,7 @@ def sweep_ended_runs(db: Database, *, now: datetime) -> int:
     """Cancel the waiting items of runs that have ended and that no live claim holds (a claim
     of a delivery that died expires); returns how many."""
     return db.execute(
-        f"UPDATE queue_items SET {_CANCEL_SET}, claimed_until = NULL, claim_token = NULL"
+        f"UPDATE queue_items SET {_cancel_set(db)}, claimed_until = NULL, claim_token = NULL"
         " WHERE status = 'queued' AND (claimed_until IS NULL OR claimed_until <= ?)"
         " AND run_id IN (SELECT id FROM runs WHERE status IN"
         " ('completed', 'failed', 'stopped', 'skipped'))",
@@ -427,7 +442,7 @@ def waiting_by_attempt(db: Database, run_id: int) -> list[tuple[str | None, int]
     (None: never attempted, or due at once): [(next_attempt_at, count)]."""
     return [(r[0], int(r[1])) for r in db.query(
         "SELECT next_attempt_at, count(*) FROM queue_items WHERE run_id = ? AND status = 'queued'"
-        " AND handover_begun = 0 GROUP BY next_attempt_at", (run_id,))]
+        f" AND NOT {in_doubt_sql(db)} GROUP BY next_attempt_at", (run_id,))]
 
 
 MISSED_ERROR = "missed"
@@ -449,6 +464,6 @@ def cancel_missed(db: Database, run_id: int, next_attempts: Iterable[str | None]
         return 0
     return db.execute(
         "UPDATE queue_items SET status = 'cancelled', last_error = ?, next_attempt_at = NULL,"
-        " claimed_until = NULL, claim_token = NULL WHERE run_id = ? AND status = 'queued'"
-        " AND handover_begun = 0"
+        " claimed_until = NULL, claim_token = NULL, handover_begun = 0"
+        f" WHERE run_id = ? AND status = 'queued' AND NOT {in_doubt_sql(db)}"
         f" AND ({' OR '.join(parts)})", params).rowcount

@@ -11,7 +11,7 @@ from typing import Any
 
 from campctl.models import IN_SCENARIO_STATUSES
 from campctl.store.db import Database
-from campctl.store.runs import UNSURE_SQL
+from campctl.store.runs import UNSURE_SQL, in_doubt_sql
 from campctl.timeutil import to_db
 
 _IN_SQL = "(" + ", ".join(f"'{s}'" for s in IN_SCENARIO_STATUSES) + ")"
@@ -626,10 +626,12 @@ def end_profiles(db: Database, scenario: str, *, now: datetime, status: str,
 def cancel_queued(db: Database, profile_where: str, args: Sequence[Any]) -> int:
     """Cancel the waiting messages of the profiles; one whose hand-over began (a delivery is
     handing it over, or was killed doing so) keeps its claim and is marked possibly handed
-    over, so the delivery can still record it sent."""
+    over, so the delivery can still record it sent (`store.runs.in_doubt_sql`)."""
+    doubt = in_doubt_sql(db)
     return db.execute(
-        "UPDATE queue_items SET status = 'cancelled', last_error = CASE WHEN handover_begun = 1"
-        f" THEN {UNSURE_SQL} ELSE {_PROFILE_ENDED_SQL} END "
+        f"UPDATE queue_items SET status = 'cancelled', last_error = CASE WHEN {doubt}"
+        f" THEN {UNSURE_SQL} ELSE {_PROFILE_ENDED_SQL} END,"
+        f" handover_begun = CASE WHEN {doubt} THEN 1 ELSE 0 END "
         "WHERE status = 'queued' AND profile_id IN "
         f"(SELECT id FROM scenario_profiles WHERE {profile_where})",
         list(args),

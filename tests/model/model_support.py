@@ -35,7 +35,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from store_support import is_pg, query_rows, state_exists
+from store_support import handover_started, is_pg, query_rows, state_exists
 from typer.testing import CliRunner
 
 from campctl.__main__ import main
@@ -523,8 +523,8 @@ class Episode:
 
     def _marked_not_recorded(self) -> set[str]:
         return {r["message_id"] for r in query_rows(
-            self.state, "SELECT message_id FROM queue_items WHERE handover_begun = 1"
-            " AND status = 'queued'")}
+            self.state, "SELECT message_id FROM queue_items WHERE handover_begun = ?"
+            " AND status = 'queued'", (handover_started(self.state),))}
 
     def _check_clean(self, shown: str, result: Result) -> None:
         """A command exits 0, 1 (refused) or 3 (not found) with one error line: never a

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from store_support import execute_sql, query_rows
+from store_support import execute_sql, handover_started, query_rows
 
 from campctl.engine.run_control import (
     RunVerb,
@@ -99,8 +99,8 @@ def test_restart_without_note_including_sent(make_run, rows, state):
 
 def test_stop_counts_the_items_in_doubt_in_the_log(make_run, rows, state):
     run_id = make_run("sending", items=("queued", "queued"))
-    execute_sql(state, "UPDATE queue_items SET handover_begun = 1, claim_token = 'tok',"
-                " claimed_until = '2027-03-01T09:05:00Z' WHERE id = 1")
+    execute_sql(state, "UPDATE queue_items SET handover_begun = ?, claim_token = 'tok',"
+                " claimed_until = '2027-03-01T09:05:00Z' WHERE id = 1", (handover_started(state),))
     db = open_state(state, create=False)
     try:
         action = apply_run_verb(db, run_id, RunVerb("stop", "ops"), now=NOW)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from store_support import execute_sql, state_exists
+from store_support import execute_sql, handover_started, state_exists
 
 from campctl.models import RUN_TRANSITIONS, RunStatus
 
@@ -87,7 +87,8 @@ def test_stop_cancels_items_under_a_claim_too_marking_a_begun_hand_over(cli, mak
     # A delivery (dead or alive) claimed the first two and began handing over the first.
     execute_sql(state, "UPDATE queue_items SET claimed_until = '2027-03-01T09:05:00Z',"
                 " claim_token = 'tok' WHERE id IN (?, ?)", ids[:2])
-    execute_sql(state, "UPDATE queue_items SET handover_begun = 1 WHERE id = ?", (ids[0],))
+    execute_sql(state, "UPDATE queue_items SET handover_begun = ? WHERE id = ?",
+                (handover_started(state), ids[0]))
     assert cli("stop", "run", str(run_id), "--note", "x").exit_code == 0
     items = rows("SELECT status, claim_token, last_error FROM queue_items ORDER BY id")
     assert [i["status"] for i in items] == ["cancelled"] * 3
