@@ -34,7 +34,7 @@ def _complete(cli, words: str) -> list[str]:
 
 def test_names_of_the_kind_the_command_names(cli, applied):
     assert _complete(cli, f"campctl --state {applied} describe plan ") == [
-        "easter-push", "spring-launch", "weekly-digest"]
+        "easter-push", "night-sync", "spring-launch", "weekly-digest"]
     assert _complete(cli, f"campctl --state {applied} get plans s") == ["spring-launch"]
     assert _complete(cli, f"campctl --state {applied} start scenario ") == [
         "onboarding", "vip-care", "winback"]

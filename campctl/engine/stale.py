@@ -132,9 +132,10 @@ class StaleSweep:
             self._steps = []
             if self.scope.scenario_items:
                 from campctl.definitions.models import SendStep
-                from campctl.store.objects import list_records
+                from campctl.store.objects import readable_records
 
-                for obj in list_records(self.db, "Scenario"):
+                # An unreadable scenario waits (its own unit reports it); the rest hold.
+                for obj in readable_records(self.db, "Scenario"):
                     steps = obj.spec.get("steps") if isinstance(obj.spec, dict) else None
                     for raw in steps if isinstance(steps, list) else []:
                         if not isinstance(raw, dict) or not isinstance(raw.get("send"), dict):

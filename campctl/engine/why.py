@@ -13,7 +13,7 @@ from campctl.definitions.models import DEFAULT_CHANNEL, EVERYONE, Campaign, Plan
 from campctl.errors import CampctlError, NotFound, UsageProblem
 from campctl.store import why as store
 from campctl.store.db import Database
-from campctl.store.objects import ObjectRecord, get_record, list_records
+from campctl.store.objects import ObjectRecord, get_record, readable_records
 from campctl.timeutil import from_db, to_db
 
 VERDICTS = ("will get", "got", "will not get", "waiting")
@@ -96,7 +96,7 @@ def explain(db: Database, contact: str, *, now: datetime, kind: str | None = Non
 
 def _targets(db: Database, kind: str | None, name: str | None) -> list[ObjectRecord]:
     if kind is None:
-        return [r for k in ("Campaign", "Plan", "Scenario") for r in list_records(db, k)]
+        return [r for k in ("Campaign", "Plan", "Scenario") for r in readable_records(db, k)]
     stored_kind = KINDS.get(kind.lower())
     if stored_kind is None or name is None:
         raise UsageProblem("give KIND NAME as campaign|plan|scenario NAME, or neither")

@@ -72,6 +72,18 @@ def list_records(db: Database, kind: str) -> list[ObjectRecord]:
             db.query(f"SELECT {_COLUMNS} FROM objects WHERE kind = ? ORDER BY name", (kind,))]
 
 
+def readable_records(db: Database, kind: str) -> list[ObjectRecord]:
+    """The objects of one kind whose stored spec parses, by name: for a pass over all of them
+    that must not fail on one unreadable definition (that object's own unit reports it)."""
+    records = []
+    for row in db.query(f"SELECT {_COLUMNS} FROM objects WHERE kind = ? ORDER BY name", (kind,)):
+        try:
+            records.append(ObjectRecord.from_row(row))
+        except ValueError:
+            continue
+    return records
+
+
 def name_known(db: Database, kind: str, name: str) -> bool:
     """The object exists, or existed: a deleted one keeps its versions, and a campaign's runs
     carry its snapshot (the name stays known while they do)."""

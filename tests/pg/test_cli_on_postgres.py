@@ -83,16 +83,18 @@ def _definitions_flow(cli, state) -> dict[str, object]:
     at = ("--state", str(state))
     out: dict[str, object] = {}
     ok(cli(*at, "init"))
-    assert "ok: 25 definitions" in ok(cli(*at, "validate", str(PLANS))).stdout
+    validated = ok(cli(*at, "validate", str(PLANS))).stdout
+    count = int(validated.split()[1])  # "ok: N definitions in M files"
+    assert validated.startswith("ok: ") and count > 20, validated
     applied = ok(cli(*at, "apply", str(PLANS)))
-    assert "25 created, 0 updated, 0 unchanged" in applied.stdout + applied.stderr, applied
+    assert f"{count} created, 0 updated, 0 unchanged" in applied.stdout + applied.stderr, applied
     out["campaigns"] = ok(cli(*at, "get", "campaigns", "-o", "json")).json
     out["segments"] = ok(cli(*at, "get", "segments", "-o", "json")).json
     out["plans"] = ok(cli(*at, "get", "plans", "-o", "json")).json
     out["describe"] = ok(cli(*at, "describe", "campaign", "welcome-back", "-o", "json")).json
     out["yaml"] = ok(cli(*at, "get", "campaign", "price-update", "-o", "yaml")).stdout
     again = ok(cli(*at, "apply", str(PLANS)))
-    assert "0 created, 0 updated, 25 unchanged" in again.stdout + again.stderr, again
+    assert f"0 created, 0 updated, {count} unchanged" in again.stdout + again.stderr, again
     return out
 
 

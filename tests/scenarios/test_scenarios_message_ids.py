@@ -69,7 +69,7 @@ def test_a_removed_profile_id_is_not_reused_by_another_scenario(scn):
     scn.tick(at(td(minutes=5)))
     ids = [r["id"] for r in scn.rows("SELECT id FROM scenario_profiles ORDER BY id")]
     assert len(ids) == len(set(ids))
-    second = scn.rows("SELECT contact FROM outbox WHERE scenario = 'second'")
+    second = scn.rows("SELECT contact FROM outbox WHERE scenario = 'second' ORDER BY rowid")
     assert [r["contact"] for r in second] == ["bob", "ann"]
     statuses = scn.rows("SELECT q.status FROM queue_items q JOIN contacts c ON c.id = q.contact_id"
                         " WHERE q.scenario = 'second' ORDER BY q.id")
