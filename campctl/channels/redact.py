@@ -75,6 +75,11 @@ def _strings(value: Any) -> Iterable[str]:
             yield from _strings(item)
 
 
+def variables_in(spec: Mapping[str, Any]) -> list[str]:
+    """The names of the `${VAR}` references anywhere in a channel definition, sorted, once each."""
+    return sorted({name for text in _strings(dict(spec)) for name in _REFERENCE.findall(text)})
+
+
 def _fill(text: str, environ: Mapping[str, str]) -> str:
     """`${VAR}` replaced where the environment has it; left as written where it has not."""
     return _REFERENCE.sub(lambda m: environ.get(m.group(1), m.group(0)), text)
@@ -103,8 +108,7 @@ def redactor_for(spec: Mapping[str, Any] | None, environ: Mapping[str, str]) -> 
     AUTH exchange encodes it."""
     spec = spec or {}
     secrets: list[str] = []
-    for text in _strings(dict(spec)):
-        secrets += [environ[name] for name in _REFERENCE.findall(text) if name in environ]
+    secrets += [environ[name] for name in variables_in(spec) if name in environ]
     encoded: list[str] = []
     url = spec.get("url")
     if isinstance(url, str):

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
@@ -435,3 +435,24 @@ def require_step(db: Any, scenario: str, step: str | None) -> None:
 def notice(app: AppContext, message: str) -> None:
     """A notice for the operator: stderr, never mixed with JSON on stdout."""
     sys.stderr.write(message.rstrip("\n") + "\n")
+
+
+# `resume run` and `resume instance`: what to do with the messages missed while paused.
+MissedOption = Annotated[
+    str,
+    typer.Option("--missed", help="Messages whose intended send time passed while paused: "
+                 "send (default: release everything) or skip (cancel them, reason 'missed').",
+                 metavar="send|skip"),
+]
+DryRunOption = Annotated[
+    bool, typer.Option("--dry-run", help="Print the counts of missed and released messages; "
+                       "change nothing.")
+]
+
+
+def missed_policy(value: str) -> str:
+    from campctl.engine.run_control import MISSED_POLICIES
+
+    if value not in MISSED_POLICIES:
+        raise UsageProblem(f"--missed must be one of {', '.join(MISSED_POLICIES)}, not {value!r}")
+    return value

@@ -7,29 +7,21 @@ from typing import Annotated
 import typer
 
 from campctl.commands.common import (
+    DryRunOption,
+    MissedOption,
     app_context,
     cell,
     emit,
     emit_object,
     local_cell,
     local_text,
+    missed_policy,
     notice,
     require_filters,
 )
 from campctl.commands.completion import complete_object_name
 
 NoteOption = Annotated[str | None, typer.Option("--note", help="Why, for the history.")]
-# As `resume run`'s (commands/runs.py), for the instance's runs.
-MissedOption = Annotated[
-    str,
-    typer.Option("--missed", help="Messages whose intended send time passed while paused: "
-                 "send (default: release everything) or skip (cancel them, reason 'missed').",
-                 metavar="send|skip"),
-]
-DryRunOption = Annotated[
-    bool, typer.Option("--dry-run", help="Print the counts of missed and released messages; "
-                       "change nothing.")
-]
 
 
 def _instance_ref(value: str) -> str:
@@ -253,7 +245,6 @@ def _instance_zone(db, instance_id: int) -> str | None:
 
 def resume_instance(ctx: typer.Context, ref: InstanceArg, note: NoteOption = None,
                     missed: MissedOption = "send", dry_run: DryRunOption = False) -> None:
-    from campctl.commands.runs import missed_policy
 
     policy = missed_policy(missed)
     if dry_run:

@@ -8,10 +8,13 @@ import typer
 
 from campctl.commands.common import (
     Column,
+    DryRunOption,
+    MissedOption,
     app_context,
     emit,
     emit_object,
     local_cell,
+    missed_policy,
     notice,
     object_zones,
     require_filters,
@@ -210,24 +213,6 @@ def describe_run(ctx: typer.Context, run_id: RunId) -> None:
         )
 
 
-MissedOption = Annotated[
-    str,
-    typer.Option("--missed", help="Messages whose intended send time passed while paused: "
-                 "send (default: release everything) or skip (cancel them, reason 'missed').",
-                 metavar="send|skip"),
-]
-DryRunOption = Annotated[
-    bool, typer.Option("--dry-run", help="Print the counts of missed and released messages; "
-                       "change nothing.")
-]
-
-
-def missed_policy(value: str) -> str:
-    from campctl.engine.run_control import MISSED_POLICIES
-
-    if value not in MISSED_POLICIES:
-        raise UsageProblem(f"--missed must be one of {', '.join(MISSED_POLICIES)}, not {value!r}")
-    return value
 
 
 MISSED_COLUMNS: list[Column] = [

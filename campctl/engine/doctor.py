@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from campctl.channels.redact import variables_in
 from campctl.store import doctor as store
 from campctl.store.db import Database
 from campctl.timeutil import from_db, iso_z
@@ -26,7 +27,6 @@ WAL_LIMIT = 64 * 1024 * 1024
 # PostgreSQL: dead tuples in queue_items above this count and share of the live ones: a warning.
 DEAD_TUPLES_MIN, DEAD_TUPLES_SHARE = 10_000, 0.5
 TZ_HORIZON = timedelta(days=2 * 366)  # how far ahead two time zone rule sets are compared
-_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 @dataclass(frozen=True)
@@ -260,22 +260,10 @@ def wal_size(path: Path) -> Check:
 
 # --- environment --------------------------------------------------------------------------------
 
-def _strings(value: Any) -> Iterator[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, Mapping):
-        for item in value.values():
-            yield from _strings(item)
-    elif isinstance(value, list | tuple):
-        for item in value:
-            yield from _strings(item)
-
-
 def _channel_variables(db: Database, environ: Mapping[str, str]) -> Check:
     missing: list[str] = []
     for name, spec in store.channel_specs(db):
-        wanted = sorted({v for text in _strings(spec) for v in _VAR.findall(text)})
-        absent = [v for v in wanted if v not in environ]
+        absent = [v for v in variables_in(spec) if v not in environ]
         if absent:
             missing.append(f"channel {name} needs " + ", ".join("${" + v + "}" for v in absent))
     if not missing:
