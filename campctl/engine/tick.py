@@ -93,10 +93,3 @@ def _finish(ctx: TickContext) -> None:
         with db.atomic():
             schedules.mark_events_seen(db)
             schedules.mark_launches_seen(db)
-
-
-def nothing_due(db, *, now: datetime) -> bool:
-    """True when a tick at `now` would do nothing (the indexed probe of the fast path)."""
-    from campctl.timeutil import to_db
-
-    return schedules.due_reason(db, to_db(now)) is None
