@@ -72,6 +72,8 @@ def arrange(cli, write_yaml, tmp_path, url: str, n: int, *, rate: str | None = N
 def tick(state, now: str, *extra: str) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CAMPCTL_")}
     env["CAMPCTL_USER"] = "tester"
+    # Correctness, not lock waits: on a loaded machine a tick may wait long for another's batch.
+    env["CAMPCTL_BUSY_TIMEOUT"] = "120000"
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
     return subprocess.Popen(
         [sys.executable, "-m", "campctl", "--state", str(state), "--now", now, "tick", *extra],
