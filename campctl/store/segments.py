@@ -223,10 +223,8 @@ def _typed_in(field: _Field, values: Sequence) -> tuple[str, list]:
     return "(" + " OR ".join(parts) + ")", params
 
 
-def _number_range(field: _Field, op: str, value: float) -> tuple[str, list]:
-    """A numeric comparison as one BETWEEN: text sorts above every number in SQLite, so the
-    upper bound DBL_MAX also rules out text, with a single JSON call per row."""
-    v_sql, v_par = field.v()
+def _bounds(op: str, value: float) -> tuple[float, float]:
+    """The closed float range [low, high] that `gt|gte|lt|lte value` accepts."""
     low, high = -sys.float_info.max, sys.float_info.max
     if op == "gt":
         low = math.nextafter(float(value), math.inf)
@@ -236,6 +234,14 @@ def _number_range(field: _Field, op: str, value: float) -> tuple[str, list]:
         high = math.nextafter(float(value), -math.inf)
     else:
         high = value
+    return low, high
+
+
+def _number_range(field: _Field, op: str, value: float) -> tuple[str, list]:
+    """A numeric comparison as one BETWEEN: text sorts above every number in SQLite, so the
+    upper bound DBL_MAX also rules out text, with a single JSON call per row."""
+    v_sql, v_par = field.v()
+    low, high = _bounds(op, value)
     sql, params = f"{v_sql} BETWEEN ? AND ?", [*v_par, low, high]
     if low <= 0 <= high or low <= 1 <= high:  # booleans read as 0/1
         t_sql, t_par = field.t()
@@ -407,16 +413,7 @@ def _pg_attr_rule(rule: Mapping, alias: str, now: datetime) -> tuple[str, list]:
 def _number_range_as_text(field: _PgField, op: str, value: float) -> tuple[str, list]:
     """A numeric comparison on a column field, as SQLite runs `_number_range` on it: the TEXT
     column against the bounds written as text; never true when 0 or 1 lies in the range."""
-    low: float = -sys.float_info.max
-    high: float = sys.float_info.max
-    if op == "gt":
-        low = math.nextafter(float(value), math.inf)
-    elif op == "gte":
-        low = value
-    elif op == "lt":
-        high = math.nextafter(float(value), -math.inf)
-    else:
-        high = value
+    low, high = _bounds(op, value)
     if low <= 0 <= high or low <= 1 <= high:
         return "false", []
     return (f"{field.text_sql} BETWEEN ? AND ?",
