@@ -34,7 +34,7 @@ from campctl.commands.status_screen import (
     status_renderable,
 )
 from campctl.commands.tick_output import report_text, summary_line
-from campctl.errors import NotFound, UsageProblem, ValidationFailed
+from campctl.errors import UsageProblem, ValidationFailed
 
 LOG_COLUMNS: list[Column] = [
     ("at", "AT"), ("event", "EVENT"), ("plan", "PLAN"), ("instance", "INSTANCE"),
@@ -439,8 +439,8 @@ def events_import(
     from campctl.engine.campaigns import import_events
 
     app = app_context(ctx)
-    if not path.is_file():
-        raise NotFound(f"no file {path}")
+    if not path.is_file():  # as `contacts import`: a missing input file is a usage error
+        raise UsageProblem(f"no such file: {path}")
     db = app.db(create=True)
     # surrogateescape: an undecodable byte stays inside its line, so that line alone is refused.
     with path.open(encoding="utf-8-sig", errors="surrogateescape") as handle:

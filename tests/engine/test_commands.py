@@ -117,6 +117,8 @@ def test_events_import_reports_bad_lines_and_keeps_good_ones(launch, cli, rows, 
     assert [e["line"] for e in result.json["errors"]] == [2, 3, 5]
     stored = rows("SELECT at FROM events ORDER BY id")
     assert [e["at"] for e in stored] == ["2027-03-01T09:00:00Z", "2027-02-28T10:00:00Z"]
+    missing = cli("events", "import", str(tmp_path / "missing.jsonl"))
+    assert missing.exit_code == 2 and "no such file" in missing.stderr, missing  # as contacts
 
 
 def test_log_follow_prints_new_entries_and_stops_on_sigint(launch, state, tick):
