@@ -93,7 +93,7 @@ def start_scenario(
         access.check(db, access.AccessRequest(
             kind="Scenario", name=name, actor=app.actor, action="launch",
             override=app.override_access), now=app.now)
-        result = scenarios.launch(db, plan, actor=app.actor, now=app.now)
+        result = scenarios.launch(db, plan, actor=app.actor, now=app.now, note=note)
     if app.json:
         emit_object(app, result)
     else:

@@ -884,8 +884,10 @@ def _render_for_each(compiled: list[tuple[str, CompiledMessage]], contacts: Iter
                         "message that fails to render")
 
 
-def launch(db: Database, plan: LaunchPlan, *, actor: str, now: datetime) -> dict:
-    """Create the launch and its profiles (they move at the next tick)."""
+def launch(db: Database, plan: LaunchPlan, *, actor: str, now: datetime,
+           note: str | None = None) -> dict:
+    """Create the launch and its profiles (they move at the next tick); `note`: the operator's,
+    kept in the launch's history after the selection."""
     from campctl.store import history, log
     from campctl.store.objects import get_record
 
@@ -915,11 +917,12 @@ def launch(db: Database, plan: LaunchPlan, *, actor: str, now: datetime) -> dict
     set_launch_left_out(db, launch_id, count=plan.left_out, reason=plan.left_out_reason)
     history.record(db, history.HistoryEntry(
         kind="launch", name=str(launch_id), action="start", actor=actor, to_status="running",
-        note=f"scenario {plan.scenario}: {plan.selection}"), now=now)
+        note=f"scenario {plan.scenario}: {plan.selection}" + (f"; {note}" if note else "")),
+        now=now)
     log.append(db, log.LogEntry(
         "Launch Created", log.Subject(scenario=plan.scenario, launch_id=launch_id),
         details=f"launch {launch_id}: {plan.selection}; {summary_text(plan)}; "
-                f"{entered} entered"), now=now)
+                f"{entered} entered" + (f"; note: {note}" if note else "")), now=now)
     return {"id": launch_id, "scenario": plan.scenario, "targeted": plan.targeted,
             "entered": entered, "steps": plan.steps, "messages": plan.messages,
             "opted_out": plan.opted_out,

@@ -98,3 +98,12 @@ def test_entered_counts_restart_reentries(scn):
     assert scn.stats("journey", at(td(hours=3)))["entered"] == 2
     # Only entries inside the period count: the first entry is older than 1h.
     assert scn.stats("journey", at(td(hours=3)), since="1h")["entered"] == 1
+
+
+def test_a_manual_launch_keeps_the_operators_note_in_the_execution_log(scn):
+    _setup(scn)
+    scn.ok("start", "scenario", "journey", "--contact", "ann", "--yes", "--now", at(),
+           "--note", "ticket 4411: ann asked again")
+    entries = scn.ok("-o", "json", "log", "--scenario", "journey").json
+    created = [e for e in entries if e["event"] == "Launch Created"]
+    assert len(created) == 1 and "note: ticket 4411: ann asked again" in created[0]["details"]
