@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from datetime import datetime
 from pathlib import Path
 
@@ -298,6 +298,7 @@ class TickRounds:
         self.entries: list[dict] = []
         self.spans: list[tuple[float, float, datetime]] = []
         self.rounds = 0
+        self.recent: deque[float] = deque(maxlen=3)  # lengths of the last rounds without kills
 
     def start(self, now: datetime) -> tuple[list[subprocess.Popen], float]:
         release = time.time() + self.barrier_seconds
@@ -321,6 +322,8 @@ class TickRounds:
         if timer is not None:
             timer.cancel()
         self.spans.append((release - self.barrier_seconds, time.time(), self._now))
+        if not any(e["killed"] for e in entries):
+            self.recent.append(time.time() - release)
         self.rounds += 1
         self.entries += entries
         if self.debug:
@@ -328,10 +331,14 @@ class TickRounds:
                   f" {[e['code'] for e in entries]}", file=sys.stderr)
         return entries
 
-    def round(self, now: datetime, mode: str = "none", tick_seconds: float = 0.0,
+    def round(self, now: datetime, mode: str = "none", tick_seconds: float | None = None,
               kill_at_max: int = 12) -> list[dict]:
         """One round; mode "message": a kill at the k-th arrival (k in [1, kill_at_max]);
-        "time": also one process at a delay drawn in [0, tick_seconds] from the release."""
+        "time": also one process at a delay drawn in [0, tick_seconds] from the release
+        (None: the longest of the last few rounds without kills, so that the kills follow
+        the machine's speed and land while the ticks work)."""
+        if tick_seconds is None:
+            tick_seconds = max(self.recent, default=1.0)
         procs, release = self.start(now)
         timer = None
         if mode in ("message", "time"):
@@ -391,3 +398,38 @@ def resend_figures(seen: Counter, doubt: list[tuple[int, list[str]]]) -> dict:
             "resent": len(resent), "resent_arrivals": sum(resent.values()),
             "resent_unexplained": len(unexplained),
             "resent_max_per_kill": max(per_kill, default=0)}
+
+
+def arrivals_of(smtp, hook) -> list[tuple[str, float]]:
+    """(message id, wall time) of every arrival at both receivers, duplicates kept."""
+    return ([(message_key(k), at) for k, at, _ in smtp.arrivals()]
+            + [(message_key(k), at) for k, at, _ in hook.arrivals()])
+
+
+def first_arrivals(arrivals: list[tuple[str, float]], rounds: TickRounds) -> dict[str, datetime]:
+    """Each message id's first arrival, as the simulated instant of the round that sent it."""
+    first: dict[str, datetime] = {}
+    for key, wall in sorted(arrivals, key=lambda a: a[1]):
+        if key not in first:
+            at = rounds.now_at(wall)
+            assert at is not None, f"{key} arrived before the first round"
+            first[key] = at
+    return first
+
+
+def second_keys(seen, recipient_of: dict[str, tuple]) -> int:
+    """Recipients (a run's or a scenario step's contact, as `recipient_of[message id]` names
+    them) that got more than one message id."""
+    keys: dict[tuple, set[str]] = {}
+    for key in seen:
+        if key in recipient_of:
+            keys.setdefault(recipient_of[key], set()).add(key)
+    return sum(1 for k in keys.values() if len(k) > 1)
+
+
+def round_figures(rounds: TickRounds, store: str | None) -> dict:
+    """The figures every rounds workload starts with."""
+    return {"store": "postgresql" if store else "sqlite", "processes": rounds.processes,
+            "kills": rounds.kills(),
+            "kills_by_mode": dict(Counter(e["mode"] for e in rounds.entries if e["killed"])),
+            "rounds": rounds.rounds, "ticks": len(rounds.entries)}
