@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "reliability"))
 T0 = "2027-03-01T09:00:00Z"
 
 
-def cap(*, max: int = 1, per: str = "1d", policy: str = "defer",  # noqa: A002
+def cap(*, max: int = 1, per: str = "1d", policy: str = "defer",
         types: str = "[promotional]") -> str:
     return textwrap.dedent(f"""\
         kind: FrequencyCap
