@@ -81,6 +81,7 @@ CODES: tuple[Code, ...] = (
     Code("CC211", ERROR, "a `next`, `then` or `else` naming an unknown step"),
     Code("CC212", ERROR, "a step key that does not apply to the step's action"),
     Code("CC213", ERROR, "an unreachable step"),
+    Code("CC214", ERROR, "a message type listed twice in a frequency cap"),
     Code("CC301", ERROR, "an invalid datetime"),
     Code("CC302", ERROR, "an invalid duration"),
     Code("CC303", ERROR, "an invalid daily window"),

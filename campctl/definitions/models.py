@@ -41,6 +41,8 @@ DEFAULT_SMTP_PORT = 25
 DEFAULT_SMTP_TIMEOUT = 30.0
 DEFAULT_WEBHOOK_TIMEOUT = 10.0
 DEFAULT_SENDER = "campctl@localhost"
+DEFAULT_PRIORITY = 50  # frequency caps: the rank of a message competing for a contact's slots
+CAP_POLICIES = ("defer", "drop")
 DST_GAPS = ("shift", "skip")  # a cron slot whose local time does not exist (spring forward)
 DST_FOLDS = ("once", "twice")  # a cron slot whose local time happens twice (fall back)
 END = "end"  # the step id that ends a scenario
@@ -62,6 +64,13 @@ def _strings(value: Any) -> tuple[str, ...] | None:
     if not isinstance(value, list):
         return None
     return tuple(str(item) for item in value)
+
+
+def priority_of(value: Any) -> int:
+    """A written 0-100 integer, else the default."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 100:
+        return value
+    return DEFAULT_PRIORITY
 
 
 def _raw() -> Any:
@@ -464,6 +473,7 @@ class Campaign:
     access_groups: tuple[str, ...] | None = None
     description: str | None = None
     stale_after: str | None = None  # DURATION text (elapsed); None: messages never go stale
+    priority: int = DEFAULT_PRIORITY  # frequency caps: rank for a contact's last slots
     raw: Mapping[str, Any] = _raw()
 
     @classmethod
@@ -493,6 +503,7 @@ class Campaign:
             access_groups=_strings(spec.get("access_groups")),
             description=_text(spec.get("description")),
             stale_after=_text(spec.get("stale_after")),
+            priority=priority_of(spec.get("priority")),
             raw=spec,
         )
 
@@ -600,6 +611,7 @@ class SendStep:
     channel: str = DEFAULT_CHANNEL
     message_type: str | None = None
     stale_after: str | None = None  # DURATION text (elapsed); None: never stale
+    priority: int = DEFAULT_PRIORITY  # frequency caps: rank for a contact's last slots
     raw: Mapping[str, Any] = _raw()
 
     @classmethod
@@ -608,7 +620,8 @@ class SendStep:
         return cls(body=spec.get("body"), subject=spec.get("subject"),
                    channel=_text(spec.get("channel")) or DEFAULT_CHANNEL,
                    message_type=spec.get("message_type"),
-                   stale_after=_text(spec.get("stale_after")), raw=spec)
+                   stale_after=_text(spec.get("stale_after")),
+                   priority=priority_of(spec.get("priority")), raw=spec)
 
 
 @dataclass(frozen=True, slots=True)
@@ -749,12 +762,42 @@ class Scenario:
         return next((s for s in self.steps if s.id == step_id), None)
 
 
+# --- FrequencyCap --------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class FrequencyCap:
+    """At most `max` messages per contact within the rolling period `per` (DURATION text), of
+    `message_types` (None: every type); a capped message waits (`defer`) or is cancelled
+    (`drop`)."""
+
+    max: int = 1
+    per: str = "1d"
+    message_types: tuple[str, ...] | None = None
+    policy: str = CAP_POLICIES[0]
+    description: str | None = None
+    raw: Mapping[str, Any] = _raw()
+
+    @classmethod
+    def from_spec(cls, spec: Spec) -> FrequencyCap:
+        most = spec.get("max")
+        policy = _text(spec.get("policy"))
+        return cls(max=most if isinstance(most, int) and not isinstance(most, bool)
+                   and most >= 1 else 1,
+                   per=_text(spec.get("per")) or "1d",
+                   message_types=_strings(spec.get("message_types")) or None,
+                   policy=policy if policy in CAP_POLICIES else CAP_POLICIES[0],
+                   description=_text(spec.get("description")), raw=spec)
+
+    def covers(self, message_type: str | None) -> bool:
+        return self.message_types is None or message_type in self.message_types
+
+
 # --- one entry point -----------------------------------------------------------------------------
 
-Model: TypeAlias = Segment | ChannelModel | Campaign | Plan | Scenario
+Model: TypeAlias = Segment | ChannelModel | Campaign | Plan | Scenario | FrequencyCap
 _BUILDERS = {"Segment": Segment.from_spec, "Channel": Channel.from_spec,
              "Campaign": Campaign.from_spec, "Plan": Plan.from_spec,
-             "Scenario": Scenario.from_spec}
+             "Scenario": Scenario.from_spec, "FrequencyCap": FrequencyCap.from_spec}
 
 
 def model_of(kind: str, spec: Spec | None) -> Model:

@@ -54,7 +54,7 @@ def _instant(text: Any, tz: str | None) -> datetime | None:
 
 def check(kind: str, spec: dict, root: Node, ctx: Ctx, refs: list[Ref]) -> None:
     {"Campaign": _campaign, "Plan": _plan, "Scenario": _scenario, "Segment": _segment,
-     "Channel": _channel}[kind](spec, root, ctx, refs)
+     "Channel": _channel, "FrequencyCap": _frequency_cap}[kind](spec, root, ctx, refs)
 
 
 def _segment(spec: dict, root: Node, ctx: Ctx, refs: list[Ref]) -> None:
@@ -63,6 +63,24 @@ def _segment(spec: dict, root: Node, ctx: Ctx, refs: list[Ref]) -> None:
 
 def _channel(spec: dict, root: Node, ctx: Ctx, refs: list[Ref]) -> None:
     return None
+
+
+def _frequency_cap(spec: dict, root: Node, ctx: Ctx, refs: list[Ref]) -> None:
+    """No message type twice (a cap counts each type once)."""
+    types = spec.get("message_types")
+    if not isinstance(types, list):
+        return
+    seen: dict[str, Node] = {}
+    for index, value in enumerate(types):
+        node = dig(root, "message_types", index)
+        if not isinstance(value, str) or node is None:
+            continue
+        if value in seen:
+            first = seen[value]
+            ctx.error(node, f"message_types[{index + 1}]: duplicate message type {value!r} "
+                            f"(first at {first.line}:{first.col})", code="CC214")
+        else:
+            seen[value] = node
 
 
 def _audience_refs(spec: Any, node: Node | None, ctx: Ctx, refs: list[Ref]) -> None:

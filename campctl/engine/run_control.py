@@ -571,7 +571,7 @@ def _create_retry(db, run: RunRecord, chosen: RetryPlan, *, note: str | None, ac
         include_sent=False,
         closes_at=campaign_closes_at(db, run.campaign) or from_db(run.closes_at),
     ), now=now)
-    items = store_queue.RunItems(new_id, snapshot.channel)
+    items = store_queue.RunItems(new_id, snapshot.channel, priority=snapshot.priority)
     queued = store_queue.insert_retry_items(db, selection, items, snapshot.message_type,
                                             now=now)
     users.record_run_left_out(db, new_id, restriction,

@@ -12,7 +12,14 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from campctl.definitions.models import DEFAULT_CHANNEL, DEFAULT_TIMEZONE, EVERYONE, Campaign
+from campctl.definitions.models import (
+    DEFAULT_CHANNEL,
+    DEFAULT_PRIORITY,
+    DEFAULT_TIMEZONE,
+    EVERYONE,
+    Campaign,
+    priority_of,
+)
 from campctl.engine import isolation
 from campctl.engine.context import TickContext
 from campctl.errors import NotFound
@@ -48,6 +55,8 @@ def resolve_stage(model: Campaign, campaign_name: str, stage: str, *,
     stale_after = found.stale_after or model.stale_after
     if stale_after:  # written only when set: snapshots without it stay as they were
         snapshot["stale_after"] = stale_after
+    if model.priority != DEFAULT_PRIORITY:  # likewise: frequency caps rank by it
+        snapshot["priority"] = model.priority
     return snapshot
 
 
@@ -93,6 +102,7 @@ class Snapshot:
     window: str | None
     timezone: str
     stale_after: str | None = None  # DURATION text: the run's staleness deadline (engine/stale)
+    priority: int = DEFAULT_PRIORITY  # copied onto each queue item (frequency caps rank by it)
 
     @classmethod
     def of(cls, spec: Mapping[str, Any]) -> Snapshot:
@@ -101,7 +111,8 @@ class Snapshot:
                    message_type=spec.get("message_type"),
                    include_opted_out=bool(spec.get("include_opted_out")),
                    window=spec.get("window"), timezone=spec.get("timezone") or DEFAULT_TIMEZONE,
-                   stale_after=spec.get("stale_after"))
+                   stale_after=spec.get("stale_after"),
+                   priority=priority_of(spec.get("priority")))
 
 
 def _build(db, run: RunRecord, *, now: datetime) -> int:
@@ -127,7 +138,7 @@ def _build(db, run: RunRecord, *, now: datetime) -> int:
             include_opted_out)
         count = events.build_queue_from_events(
             db, replace(recipients, extra_where=extra), channel=snapshot.channel, now=now,
-            exclude_sent_of_run=exclude)
+            exclude_sent_of_run=exclude, priority=snapshot.priority)
         if restriction is not None:
             users.record_run_left_out(db, run.id, restriction,
                                       events.event_contacts_query(db, recipients, now=now))
@@ -142,7 +153,8 @@ def _build(db, run: RunRecord, *, now: datetime) -> int:
         sample_key=f"{run.campaign}/{run.stage}/{run.scheduled_at or run.id}")
     count = audience_engine.build_queue(
         db, replace(query, extra=extra),
-        audience_engine.RunItems(run.id, snapshot.channel, exclude_sent_of_run=exclude),
+        audience_engine.RunItems(run.id, snapshot.channel, exclude_sent_of_run=exclude,
+                                 priority=snapshot.priority),
         now=now)
     if restriction is not None:
         users.record_run_left_out(db, run.id, restriction, audience_query(db, query, now=now))
@@ -357,6 +369,9 @@ def deliver(ctx: TickContext, run_ids: list[int]) -> None:
         report.notes.append(f"{result.stale} stale messages "
                             f"{'would be ' if ctx.dry_run else ''}cancelled: not handed over "
                             "by their intended send time + stale_after")
+    if result.capped:
+        report.notes.append(f"{result.capped} messages capped by a frequency cap (deferred "
+                            "until it frees a slot, or dropped)")
     if result.waiting_rate:
         report.notes.append(f"{result.waiting_rate} messages wait for their channel's rate limit")
     retried = result.retried

@@ -40,7 +40,8 @@ def collect(db, *, now: datetime) -> dict:
     runs = [{"id": r.id, "campaign": r.campaign, "stage": r.stage,
              "status": r.status, "instance": r.instance_id,
              "send_at": r.send_at, **counts.get(r.id, {"queued": 0, "sent": 0, "stale": 0,
-                                                        "failed": 0, "cancelled": 0})}
+                                                        "failed": 0, "cancelled": 0,
+                                                        "capped": 0})}
             for r in sorted(active, key=lambda r: r.id)]
     from campctl.engine import plans as plan_engine
     from campctl.engine import scenarios as scenario_engine

@@ -37,6 +37,7 @@ class RunItems:
     channel: str
     require_email: bool | None = None
     exclude_sent_of_run: int | None = None
+    priority: int = 50  # copied onto each item: frequency caps rank by it
 
 
 def insert_run_items(
@@ -73,8 +74,8 @@ def insert_run_items(
         extra.append(items.exclude_sent_of_run)
     sql = (
         "INSERT INTO queue_items (message_id, run_id, contact_id, channel, message_type, status,"
-        " created_at) "
-        f"SELECT {_MESSAGE_ID_SQL}, ?, a.contact_id, ?, ?, 'queued', ? "
+        " created_at, priority) "
+        f"SELECT {_MESSAGE_ID_SQL}, ?, a.contact_id, ?, ?, 'queued', ?, ? "
         f"FROM ({audience_sql}) a WHERE {' AND '.join(filters)} "
         "ORDER BY a.contact_id "
         "ON CONFLICT DO NOTHING"
@@ -85,7 +86,7 @@ def insert_run_items(
     start = low - 1
     while start < high:
         end = start + chunk_ids
-        params = [run_id, run_id, items.channel, query.message_type, stamp,
+        params = [run_id, run_id, items.channel, query.message_type, stamp, int(items.priority),
                   *audience_params, start, end, *extra]
         with db.atomic():
             inserted += db.execute(sql, params).rowcount
@@ -152,8 +153,8 @@ def insert_retry_items(db: Database, selection: RetrySelection, items: RunItems,
     run_id = int(items.run_id)
     return db.execute(
         "INSERT INTO queue_items (message_id, run_id, contact_id, channel, message_type, status,"
-        " created_at) "
-        f"SELECT 'r' || ? || '-c' || c.id, ?, c.id, ?, ?, 'queued', ? FROM contacts c"
+        " created_at, priority) "
+        f"SELECT 'r' || ? || '-c' || c.id, ?, c.id, ?, ?, 'queued', ?, ? FROM contacts c"
         f" WHERE {where} ORDER BY c.id ON CONFLICT DO NOTHING",
-        [run_id, run_id, items.channel, message_type, to_db(now), *params],
+        [run_id, run_id, items.channel, message_type, to_db(now), int(items.priority), *params],
     ).rowcount

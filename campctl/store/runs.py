@@ -24,6 +24,8 @@ RUN_FIELDS = (
 FINAL_ITEM_STATUSES = ("sent", "failed", "cancelled")
 # The `last_error` of an item cancelled because its staleness deadline passed (store/stale.py).
 STALE_ERROR = "stale"
+# The `last_error` of an item a frequency cap with `policy: drop` cancelled (store/caps.py).
+CAPPED_ERROR = "capped"
 
 
 def _row(row) -> dict[str, Any]:
@@ -161,7 +163,7 @@ def _select_runs(db: Database, campaign: str | None, instance_id: int | None,
 
 
 def _empty_counts() -> dict[str, int]:
-    return {"queued": 0, "sent": 0, "failed": 0, "cancelled": 0, "stale": 0}
+    return {"queued": 0, "sent": 0, "failed": 0, "cancelled": 0, "stale": 0, "capped": 0}
 
 
 def counts(db: Database, run_id: int) -> dict[str, int]:
@@ -171,9 +173,12 @@ def counts(db: Database, run_id: int) -> dict[str, int]:
 
 def counts_for(db: Database, run_ids: Iterable[int] | None = None) -> dict[int, dict[str, int]]:
     """Item counts for several runs (all runs when `run_ids` is None), one grouped query.
-    `stale` counts the cancelled items whose staleness deadline passed (also in `cancelled`)."""
+    `stale` counts the cancelled items whose staleness deadline passed (also in `cancelled`);
+    `capped` the items a frequency cap held at least once (deferred or dropped), whatever
+    became of them."""
     sql = ("SELECT run_id, status, count(*) AS n, count(*) FILTER (WHERE status = 'cancelled'"
-           " AND last_error = ?) AS stale FROM queue_items WHERE run_id IS NOT NULL")
+           " AND last_error = ?) AS stale, count(*) FILTER (WHERE capped IS NOT NULL) AS capped"
+           " FROM queue_items WHERE run_id IS NOT NULL")
     params: list[Any] = [STALE_ERROR]
     if run_ids is not None:
         ids = list(run_ids)
@@ -190,6 +195,7 @@ def counts_for(db: Database, run_ids: Iterable[int] | None = None) -> dict[int, 
         key = row["status"] if row["status"] in FINAL_ITEM_STATUSES else "queued"
         bucket[key] += row["n"]
         bucket["stale"] += int(row["stale"] or 0)
+        bucket["capped"] += int(row["capped"] or 0)
     return out
 
 

@@ -434,6 +434,19 @@ V3: list[str] = [
     "CREATE INDEX queue_items_claim ON queue_items (channel, id) WHERE status = 'queued'",
 ]
 
-MIGRATIONS: list[list[str]] = [V1, V2, V3]
+# V4: frequency caps. Each queue item carries the priority of its campaign or scenario step
+# (copied at build, so a claim ranks without reading definitions) and the name of the cap that
+# first held it (kept afterwards, so a run counts its capped messages); the partial indexes make
+# "messages sent to this contact since T" and "this contact's messages in flight" cheap.
+V4: list[str] = [
+    "ALTER TABLE queue_items ADD COLUMN priority INTEGER NOT NULL DEFAULT 50",
+    "ALTER TABLE queue_items ADD COLUMN capped TEXT",
+    "CREATE INDEX queue_items_contact_sent ON queue_items (contact_id, sent_at)"
+    " WHERE status = 'sent'",
+    "CREATE INDEX queue_items_contact_queued ON queue_items (contact_id)"
+    " WHERE status = 'queued'",
+]
+
+MIGRATIONS: list[list[str]] = [V1, V2, V3, V4]
 
 SCHEMA_VERSION = len(MIGRATIONS)

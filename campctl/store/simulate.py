@@ -2,8 +2,9 @@
 
 The simulation runs the engine on a throw-away SQLite copy (`store.copy`). Besides the engine's
 own tables it keeps two bookkeeping tables there, `sim_held` (a message seen waiting for its
-window or its channel's rate, first at `at`) and `sim_ended` (a message seen failed or
-cancelled, first at `at`; NULL for those that had ended before the simulation began).
+window or its channel's rate, or held by a frequency cap, first at `at`) and `sim_ended` (a
+message seen failed or cancelled, first at `at`; NULL for those that had ended before the
+simulation began).
 """
 
 from __future__ import annotations
@@ -129,6 +130,13 @@ def mark_held_rate(db: Database, channels: Iterable[str], live_run_ids: Sequence
         " AND (claimed_until IS NULL OR claimed_until <= ?)"
         f" AND (run_id IS NULL{runs})"
         " ON CONFLICT (id, why) DO NOTHING", (at, *names, at, at, *live_run_ids))
+
+
+def mark_held_cap(db: Database, *, at: str) -> None:
+    """Messages a frequency cap held (deferred or dropped) since the last call: held at `at`."""
+    db.execute(
+        "INSERT INTO sim_held (id, why, at) SELECT id, 'cap', ? FROM queue_items"
+        " WHERE capped IS NOT NULL ON CONFLICT (id, why) DO NOTHING", (at,))
 
 
 def mark_ended(db: Database, *, at: str) -> None:

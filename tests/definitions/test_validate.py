@@ -194,7 +194,8 @@ def test_schema_command_prints_json_schema(cli):
     assert result.exit_code == 0, result
     schema = result.json
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
-    assert set(schema["$defs"]) == {"Segment", "Channel", "Campaign", "Plan", "Scenario"}
+    assert set(schema["$defs"]) == {"Segment", "Channel", "Campaign", "Plan", "Scenario",
+                                   "FrequencyCap"}
 
 
 @pytest.mark.parametrize("args", [("validate",), ("validate", "--format")])
