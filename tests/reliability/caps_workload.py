@@ -16,8 +16,9 @@ Each round moves the simulated clock by STEP (longer than the claim lease, so a 
 left in doubt goes again next round) and releases PROCESSES tick processes together (a process
 barrier). Every other round kills: one process after a delay drawn in [0, the length of the last
 rounds without kills] and the one handing over the k-th message. Then the campaigns stop and rounds
-without kills jump to the next instant a cap frees, until nothing is due (what is still
-deferred then is counted as deferred, with its `next_attempt_at`).
+without kills take what kills left behind and (full size) jump to each next instant a cap
+frees, until nothing is due (what is still deferred then is counted as deferred, with its
+`next_attempt_at`).
 
 Counted at the receivers, per contact, each message id once at the simulated instant of the
 round that first delivered it (a redelivery of the same id after a kill left it in doubt counts
@@ -25,10 +26,11 @@ once): over_cap (a rolling `per` holding more than `max` messages of a cap's typ
 item neither sent and arrived, nor cancelled `capped` under drop, nor still deferred),
 arrived_not_sent (includes a dropped message that arrived), second_key_for_recipient (two ids
 for one recipient of one run or scenario step), resent_unexplained (a key again more often than
-kills left it in doubt), priority_inversions (judged in rounds with no kill in them or the round
-before: a message went while a message of higher priority of the same cap, built in an earlier
-round, waited for the same contact) beside priority_contests (such rounds where a higher
-priority went first while a lower one waited: the check had something to judge).
+kills left it in doubt), priority_inversions (judged in rounds without kills; the claims of
+the round before have expired: a message went while a message of higher priority of the same
+cap, built in an earlier round, waited for the same contact) beside priority_contests (such
+rounds where a higher priority went first while a lower one waited: the check had something to
+judge).
 """
 
 from __future__ import annotations
@@ -61,8 +63,8 @@ from workload_support import (
 )
 
 SIZES = {
-    "small": {"contacts": 6, "rounds": 10},
-    "full": {"contacts": 30, "rounds": 60},
+    "small": {"contacts": 6, "rounds": 9, "drain": False},
+    "full": {"contacts": 30, "rounds": 60, "drain": True},
 }
 PROCESSES = 3
 CONNECTIONS = 2
@@ -212,7 +214,7 @@ def measure(workdir: Path, *, size: str = "small", seed: int = 0,
             now += timedelta(minutes=6)
             if not _due_left(state, now):
                 nxt = _next_free(state)
-                if nxt is None:
+                if nxt is None or not params["drain"]:
                     break
                 now = max(now, nxt)
             after_round(rounds.round(now), state, doubt, seen_in_doubt, nonzero_unkilled)
@@ -323,7 +325,7 @@ def _figures(state: Path | str, arrivals: list[tuple[str, float]], rounds: TickR
             if at is None:
                 continue
             r = round_of_now[at]
-            if r in killed_rounds or r - 1 in killed_rounds:
+            if r in killed_rounds:
                 continue
             mine = PRIORITY[items[m][1]]
             for other in ids:
