@@ -161,7 +161,8 @@ def _select_runs(db: Database, campaign: str | None, instance_id: int | None,
 
 
 def _empty_counts() -> dict[str, int]:
-    return {"queued": 0, "sent": 0, "failed": 0, "cancelled": 0, "stale": 0}
+    return {"queued": 0, "sent": 0, "failed": 0, "cancelled": 0, "stale": 0,
+            "window_fallback": 0}
 
 
 def counts(db: Database, run_id: int) -> dict[str, int]:
@@ -171,9 +172,12 @@ def counts(db: Database, run_id: int) -> dict[str, int]:
 
 def counts_for(db: Database, run_ids: Iterable[int] | None = None) -> dict[int, dict[str, int]]:
     """Item counts for several runs (all runs when `run_ids` is None), one grouped query.
-    `stale` counts the cancelled items whose staleness deadline passed (also in `cancelled`)."""
+    `stale` counts the cancelled items whose staleness deadline passed (also in `cancelled`);
+    `window_fallback` the items whose window is read in the run's zone because their contact
+    had no valid `timezone` (`schedule.window_timezone: contact`), whatever their status."""
     sql = ("SELECT run_id, status, count(*) AS n, count(*) FILTER (WHERE status = 'cancelled'"
-           " AND last_error = ?) AS stale FROM queue_items WHERE run_id IS NOT NULL")
+           " AND last_error = ?) AS stale, count(*) FILTER (WHERE window_fallback = 1)"
+           " AS window_fallback FROM queue_items WHERE run_id IS NOT NULL")
     params: list[Any] = [STALE_ERROR]
     if run_ids is not None:
         ids = list(run_ids)
@@ -190,6 +194,7 @@ def counts_for(db: Database, run_ids: Iterable[int] | None = None) -> dict[int, 
         key = row["status"] if row["status"] in FINAL_ITEM_STATUSES else "queued"
         bucket[key] += row["n"]
         bucket["stale"] += int(row["stale"] or 0)
+        bucket["window_fallback"] += int(row["window_fallback"] or 0)
     return out
 
 

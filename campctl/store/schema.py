@@ -434,6 +434,14 @@ V3: list[str] = [
     "CREATE INDEX queue_items_claim ON queue_items (channel, id) WHERE status = 'queued'",
 ]
 
-MIGRATIONS: list[list[str]] = [V1, V2, V3]
+# V4: sending windows in each recipient's zone (`schedule.window_timezone: contact`): the zone
+# an item's window is read in, fixed at build (NULL: the run's own zone), and whether that zone
+# is the run's because the contact had none or an invalid one (counted as window_fallback).
+V4: list[str] = [
+    "ALTER TABLE queue_items ADD COLUMN window_zone TEXT",
+    "ALTER TABLE queue_items ADD COLUMN window_fallback INTEGER NOT NULL DEFAULT 0",
+]
+
+MIGRATIONS: list[list[str]] = [V1, V2, V3, V4]
 
 SCHEMA_VERSION = len(MIGRATIONS)
