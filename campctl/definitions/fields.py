@@ -445,6 +445,12 @@ MESSAGE_OVERRIDE = Map(dict(MESSAGE_FIELDS), "Overrides of the campaign message,
 AT = Map({"at": F(DATETIME, required=True)})
 START = Choice(("immediately",), {"at": AT}, "immediately (at launch) or {at: DATETIME}.")
 
+WINDOW_TIMEZONE = Enum(
+    ("contact", "campaign"),
+    "Whose zone schedule.window is read in: campaign (default: the campaign's timezone) or "
+    "contact (each recipient's `timezone` attribute, an IANA name; missing or invalid: the "
+    "campaign's timezone, counted as window_fallback). Fixed when the queue is built.")
+
 ONE_OFF_SCHEDULE = Map({
     "queue": F(Choice(("immediately",), {
         "at": AT,
@@ -455,6 +461,7 @@ ONE_OFF_SCHEDULE = Map({
                      "When sending starts: {at: DATETIME}, immediately or after_queue."),
               required=True),
     "window": F(WINDOW),
+    "window_timezone": F(WINDOW_TIMEZONE),
 }, "One-off schedule: queue (build) phase and send phase.")
 
 DATE_SCHEDULE = Map({
@@ -466,6 +473,7 @@ DATE_SCHEDULE = Map({
     "until": F(DATETIME),
     "catchup": F(CATCHUP),
     "window": F(WINDOW),
+    "window_timezone": F(WINDOW_TIMEZONE),
 }, "Date-triggered schedule: each cron occurrence (default \"0 9 * * *\") after start builds.")
 
 EVENT_SCHEDULE = Map({
@@ -482,6 +490,7 @@ EVENT_SCHEDULE = Map({
                       "keeps the events for the next occurrence on time.")),
     "build_window": F(WINDOW),
     "window": F(WINDOW),
+    "window_timezone": F(WINDOW_TIMEZONE),
 }, "Event-triggered schedule.")
 
 STAGE = Map({

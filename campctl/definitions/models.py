@@ -389,12 +389,14 @@ class OneOffSchedule:
     queue: Moment = IMMEDIATELY  # `immediately`, {at} or {before_send}
     send: Moment = IMMEDIATELY  # `immediately`, `after_queue` or {at}
     window: str | None = None
+    window_timezone: str = "campaign"  # campaign | contact: whose zone the window is read in
 
     @classmethod
     def from_spec(cls, spec: Spec) -> OneOffSchedule:
         return cls(queue=Moment.of(spec.get("queue", "immediately")) or IMMEDIATELY,
                    send=_send_moment(spec.get("send", "immediately")),
-                   window=_text(spec.get("window")))
+                   window=_text(spec.get("window")),
+                   window_timezone=_text(spec.get("window_timezone")) or "campaign")
 
 
 def _send_moment(value: Any) -> Moment:
@@ -410,6 +412,7 @@ class DateSchedule:
     until: Moment | None = None
     catchup: str = DEFAULT_CATCHUP
     window: str | None = None
+    window_timezone: str = "campaign"  # campaign | contact: whose zone the window is read in
     dst: DstPolicy = DEFAULT_DST
 
     @classmethod
@@ -421,6 +424,7 @@ class DateSchedule:
                    until=Moment.of(until) if until else None,
                    catchup=_text(spec.get("catchup")) or DEFAULT_CATCHUP,
                    window=_text(spec.get("window")),
+                   window_timezone=_text(spec.get("window_timezone")) or "campaign",
                    dst=DstPolicy.from_spec(spec.get("dst")))
 
 
@@ -432,6 +436,7 @@ class EventSchedule:
     catchup: str = DEFAULT_CATCHUP
     build_window: str | None = None
     window: str | None = None
+    window_timezone: str = "campaign"  # campaign | contact: whose zone the window is read in
     dst: DstPolicy = DEFAULT_DST  # of a cron queue_every
 
     @property
@@ -446,6 +451,7 @@ class EventSchedule:
                    catchup=_text(spec.get("catchup")) or DEFAULT_CATCHUP,
                    build_window=_text(spec.get("build_window")),
                    window=_text(spec.get("window")),
+                   window_timezone=_text(spec.get("window_timezone")) or "campaign",
                    dst=DstPolicy.from_spec(spec.get("dst")))
 
 
@@ -523,6 +529,11 @@ class Campaign:
     def window(self) -> str | None:
         """The daily sending window of the campaign's schedule."""
         return self.schedule.window
+
+    @property
+    def window_timezone(self) -> str:
+        """Whose zone the window is read in: `campaign` (its timezone) or `contact`."""
+        return self.schedule.window_timezone
 
 
 # --- Plan ----------------------------------------------------------------------------------------

@@ -110,7 +110,16 @@ def _campaign(spec: dict, root: Node, ctx: Ctx, refs: list[Ref]) -> None:
     check_order = _SCHEDULE_ORDER.get(ctype) if isinstance(ctype, str) else None
     if check_order is not None:
         check_order(schedule, ctx)
+    _window_timezone(schedule, ctx)
     _closes_at(spec, schedule, ctx)
+
+
+def _window_timezone(schedule: _Schedule, ctx: Ctx) -> None:
+    """`window_timezone` says whose zone the window is read in: it needs a window."""
+    node = dig(schedule.node, "window_timezone")
+    if node is not None and dig(schedule.node, "window") is None:
+        ctx.error(node, "schedule.window_timezone needs schedule.window (the daily sending "
+                        "window it places in each contact's zone)", code="CC312")
 
 
 def _stage_names(stages: list, root: Node, ctx: Ctx, refs: list[Ref]) -> None:

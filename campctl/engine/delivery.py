@@ -272,12 +272,16 @@ class _Verdicts:
 
 # --- the pass ------------------------------------------------------------------------------------
 def deliver_due(ctx: TickContext, *, run_ids: Sequence[int], scenario_items: bool,
-                batch_size: int | None = None) -> DeliveryReport:
+                batch_size: int | None = None,
+                zones: Mapping[int, Sequence[str]] | None = None) -> DeliveryReport:
     """Deliver the due items of `run_ids` (and scenario items) at `ctx.now` within `ctx.budget`
     (a dry run only counts them): see the module docstring. Returns its own report; the tick
-    adds it to `ctx.report`. `batch_size` overrides the channel's (tests)."""
+    adds it to `ctx.report`. `batch_size` overrides the channel's (tests). A run in `zones`
+    (its window read in each contact's zone) delivers only its items of the zones given."""
     report = DeliveryReport()
-    scope = store.DueScope(tuple(int(r) for r in run_ids), scenario_items, ctx.now)
+    scope = store.DueScope(tuple(int(r) for r in run_ids), scenario_items, ctx.now,
+                           tuple((int(r), tuple(z)) for r, z in sorted((zones or {}).items())
+                                 if int(r) in set(run_ids)))
     if not scope.run_ids and not scenario_items:
         return report
     db = ctx.db

@@ -371,10 +371,12 @@ class MissedCount:
                 "released": self.released, "cancelled": self.cancelled, "runs": self.runs}
 
 
-def intended_send_time(run: RunRecord, next_attempt_at: str | None) -> datetime | None:
+def intended_send_time(run: RunRecord, next_attempt_at: str | None,
+                       zone: str | None = None) -> datetime | None:
     """When a waiting item of `run` was meant to go out had nothing held it: the latest of the
     run's build, its send schedule (`send_at`) and the item's own `next_attempt_at` (a retry
-    after a transient failure), moved to the next opening of the run's sending window. None for
+    after a transient failure), moved to the next opening of the run's sending window (read in
+    `zone`, the item's window zone, when the run reads it in each contact's zone). None for
     a run not built yet (it has no items). A channel's rate limit is not counted."""
     built = from_db(run.built_at)
     if built is None:
@@ -385,7 +387,8 @@ def intended_send_time(run: RunRecord, next_attempt_at: str | None) -> datetime 
     from campctl.engine.runs import Snapshot
 
     snapshot = Snapshot.of(run.spec)
-    return windows.next_open(snapshot.window, snapshot.timezone, base)
+    tz = zone if zone and snapshot.contact_windows else snapshot.timezone
+    return windows.next_open(snapshot.window, tz, base)
 
 
 def missed_messages(db, runs: list[RunRecord], *, since: str | None, policy: str,
@@ -576,6 +579,10 @@ def _create_retry(db, run: RunRecord, chosen: RetryPlan, *, note: str | None, ac
                                             now=now)
     users.record_run_left_out(db, new_id, restriction,
                               store_queue.failed_contacts_query(replace(selection, rights=None)))
+    if snapshot.contact_windows:
+        from campctl.engine import contact_windows
+
+        contact_windows.assign_at_build(db, new_id, fallback=snapshot.timezone)
     store_runs.mark_built(db, new_id, now=now)
     history.record(db, history.HistoryEntry(
         kind="run", name=str(new_id), action="create", actor=actor,

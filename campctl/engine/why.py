@@ -427,8 +427,12 @@ def _hold(ctx: _Ctx, item: dict[str, Any]) -> dict[str, Any]:
 def _run_hold(ctx: _Ctx, run, item: dict[str, Any], hold: dict[str, Any]) -> None:
     from campctl.engine.run_control import intended_send_time
 
-    not_before = intended_send_time(run, item.get("next_attempt_at"))
+    zone = item.get("window_zone") if run.spec.get("window_timezone") == "contact" else None
+    not_before = intended_send_time(run, item.get("next_attempt_at"), zone)
     hold["not_before"] = None if not_before is None else to_db(not_before)
+    if zone:  # the window is read in the contact's zone (or the run's, as a fallback)
+        hold["window_zone"] = zone
+        hold["window_fallback"] = bool(item.get("window_fallback"))
     if run.status == "paused" or store.run_paused_instance(ctx.db, run.instance_id):
         hold["reason"] = f"waits: run {run.id} (or its plan instance) is paused"
     elif not_before is not None and not_before > ctx.now:
@@ -445,6 +449,13 @@ def _not_before_text(run, item: dict[str, Any], not_before: datetime) -> str:
     window = run.spec.get("window")
     send_at = from_db(run.send_at)
     if window and (send_at is None or to_db(send_at) != when):
+        zone = item.get("window_zone") if run.spec.get("window_timezone") == "contact" else None
+        if zone and item.get("window_fallback"):
+            return (f"waits for the sending window {window} in the campaign's zone {zone} (the "
+                    f"contact has no valid timezone attribute: fallback): opens {when}")
+        if zone:
+            return (f"waits for the sending window {window} in the contact's zone {zone}: "
+                    f"opens {when}")
         return f"waits for the sending window {window}: opens {when}"
     return f"held until its send time {when}"
 

@@ -163,7 +163,8 @@ def _select_runs(db: Database, campaign: str | None, instance_id: int | None,
 
 
 def _empty_counts() -> dict[str, int]:
-    return {"queued": 0, "sent": 0, "failed": 0, "cancelled": 0, "stale": 0, "capped": 0}
+    return {"queued": 0, "sent": 0, "failed": 0, "cancelled": 0, "stale": 0, "capped": 0,
+            "window_fallback": 0}
 
 
 def counts(db: Database, run_id: int) -> dict[str, int]:
@@ -175,9 +176,12 @@ def counts_for(db: Database, run_ids: Iterable[int] | None = None) -> dict[int, 
     """Item counts for several runs (all runs when `run_ids` is None), one grouped query.
     `stale` counts the cancelled items whose staleness deadline passed (also in `cancelled`);
     `capped` the items a frequency cap held at least once (deferred or dropped), whatever
-    became of them."""
+    became of them; `window_fallback` the items whose window is read in the run's zone because
+    their contact had no valid `timezone` (`schedule.window_timezone: contact`), whatever their
+    status."""
     sql = ("SELECT run_id, status, count(*) AS n, count(*) FILTER (WHERE status = 'cancelled'"
-           " AND last_error = ?) AS stale, count(*) FILTER (WHERE capped IS NOT NULL) AS capped"
+           " AND last_error = ?) AS stale, count(*) FILTER (WHERE capped IS NOT NULL) AS capped,"
+           " count(*) FILTER (WHERE window_fallback = 1) AS window_fallback"
            " FROM queue_items WHERE run_id IS NOT NULL")
     params: list[Any] = [STALE_ERROR]
     if run_ids is not None:
@@ -196,6 +200,7 @@ def counts_for(db: Database, run_ids: Iterable[int] | None = None) -> dict[int, 
         bucket[key] += row["n"]
         bucket["stale"] += int(row["stale"] or 0)
         bucket["capped"] += int(row["capped"] or 0)
+        bucket["window_fallback"] += int(row["window_fallback"] or 0)
     return out
 
 

@@ -447,6 +447,14 @@ V4: list[str] = [
     " WHERE status = 'queued'",
 ]
 
-MIGRATIONS: list[list[str]] = [V1, V2, V3, V4]
+# V5: sending windows in each recipient's zone (`schedule.window_timezone: contact`): the zone
+# an item's window is read in, fixed at build (NULL: the run's own zone), and whether that zone
+# is the run's because the contact had none or an invalid one (counted as window_fallback).
+V5: list[str] = [
+    "ALTER TABLE queue_items ADD COLUMN window_zone TEXT",
+    "ALTER TABLE queue_items ADD COLUMN window_fallback INTEGER NOT NULL DEFAULT 0",
+]
+
+MIGRATIONS: list[list[str]] = [V1, V2, V3, V4, V5]
 
 SCHEMA_VERSION = len(MIGRATIONS)

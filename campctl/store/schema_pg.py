@@ -426,6 +426,9 @@ PG_MIGRATIONS: dict[int, list[str]] = {
         "CREATE INDEX queue_items_contact_queued ON queue_items (contact_id)"
         " WHERE status = 'queued'",
     ],
+    # V5: the zone an item's sending window is read in, and whether it is a fallback.
+    5: [f"ALTER TABLE queue_items ADD COLUMN window_zone {T}",
+        "ALTER TABLE queue_items ADD COLUMN window_fallback BIGINT NOT NULL DEFAULT 0"],
 }
 
 # Equal to store.schema.SCHEMA_VERSION as long as every SQLite migration is mirrored (tested).
