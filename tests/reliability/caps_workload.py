@@ -13,12 +13,12 @@ promotional messages are built than the cap lets through, so deferred messages p
 compete for each freed slot.
 
 Each round moves the simulated clock by STEP (longer than the claim lease, so a message a kill
-left in doubt goes again next round) and releases PROCESSES tick processes together (a process
-barrier). Every other round kills: one process after a delay drawn in [0, the length of the last
-rounds without kills] and the one handing over the k-th message. Then the campaigns stop and rounds
-without kills take what kills left behind and (full size) jump to each next instant a cap
-frees, until nothing is due (what is still deferred then is counted as deferred, with its
-`next_attempt_at`).
+left in doubt goes again next round) and releases 2 (full size: 4) tick processes together (a
+process barrier). Every other round kills: one process after a delay drawn in [0, the length of
+the last rounds without kills] and the one handing over the k-th message. Then the campaigns
+stop and rounds without kills take what kills left behind and (full size) jump to each next
+instant a cap frees, until nothing is due (what is still deferred then is counted as deferred,
+with its `next_attempt_at`).
 
 Counted at the receivers, per contact, each message id once at the simulated instant of the
 round that first delivered it (a redelivery of the same id after a kill left it in doubt counts
@@ -63,10 +63,9 @@ from workload_support import (
 )
 
 SIZES = {
-    "small": {"contacts": 6, "rounds": 9, "drain": False},
-    "full": {"contacts": 30, "rounds": 60, "drain": True},
+    "small": {"contacts": 6, "rounds": 9, "drain": False, "processes": 2},
+    "full": {"contacts": 20, "rounds": 30, "drain": True, "processes": 4},
 }
-PROCESSES = 3
 CONNECTIONS = 2
 RECEIVER_DELAY = 0.002
 KILL_AT_MAX = 4
@@ -185,7 +184,8 @@ def measure(workdir: Path, *, size: str = "small", seed: int = 0,
     state = state_in(store or workdir, "caps")
     started = time.perf_counter()
     killer = Killer(rng)
-    rounds = TickRounds(state, killer, rng, processes=PROCESSES, user="caps", debug=DEBUG)
+    rounds = TickRounds(state, killer, rng, processes=params["processes"], user="caps",
+                        debug=DEBUG)
     doubt: list[tuple[int, list[str]]] = []
     seen_in_doubt: set[tuple[str, str]] = set()
     nonzero_unkilled: list[str] = []

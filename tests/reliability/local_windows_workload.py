@@ -3,15 +3,15 @@ DST change, counted at real receivers, as figures.
 
 `measure(workdir, size=..., seed=..., store=None)` runs on a SQLite file in `workdir`, or, with
 `store` the URL of a PostgreSQL database, on a schema of its own there. Two one-off campaigns
-with `window: "09:00-10:00"` and `window_timezone: contact` (campaign zone
-America/Los_Angeles), `local-mail` on SMTP (aiosmtpd) and `local-hook` on a webhook, both on
-127.0.0.1 with `connections: 2`, are built on Saturday 2027-03-13 22:00 UTC for contacts in
-Asia/Tokyo, Asia/Kolkata (+05:30), Europe/Paris, America/New_York, America/Los_Angeles, with no
-`timezone` attribute and with a zone that does not exist (both fall back to the campaign's zone).
-Every contact's window is then on Sunday 03-14, the day the United States move their clocks
-forward (New York 07:00 UTC, Los Angeles 10:00 UTC).
+with `window: "09:00-10:00"` and `window_timezone: contact` (campaign zone America/Los_Angeles),
+`local-mail` on SMTP (aiosmtpd) and `local-hook` on a webhook, both on 127.0.0.1 with
+`connections: 2`, are built on Saturday 2027-03-13 22:00 UTC for contacts in Asia/Tokyo (full
+size), Asia/Kolkata (+05:30), Europe/Paris, America/New_York, America/Los_Angeles, with no
+`timezone` attribute and with a zone that does not exist (both fall back to the campaign's
+zone). Every contact's window is then on Sunday 03-14, the day the United States move their
+clocks forward (New York 07:00 UTC, Los Angeles 10:00 UTC).
 
-Rounds of PROCESSES tick processes released together (a process barrier) visit each zone's
+Rounds of 2 (full size: 4) tick processes released together (a process barrier) visit each zone's
 opening at 09:10 and 09:40 local; at 10:10 EDT and 10:10 PDT too (inside the window a zone would
 have without the DST change: sending there is a wrong offset), at full size also just before
 openings. Killing rounds kill one process after a delay drawn in [0, the length of the last
@@ -61,10 +61,13 @@ from workload_support import (
 )
 
 SIZES = {
-    "small": {"per_zone": 2, "probes": False, "kill_every": 2},
-    "full": {"per_zone": 10, "probes": True, "kill_every": 1},
+    "small": {"per_zone": 2, "probes": False, "kill_every": 2, "processes": 2,
+              "zones": ("Asia/Kolkata", "Europe/Paris", "America/New_York",
+                        "America/Los_Angeles", "", "Mars/Olympus_Mons")},
+    "full": {"per_zone": 10, "probes": True, "kill_every": 1, "processes": 4,
+             "zones": ("Asia/Tokyo", "Asia/Kolkata", "Europe/Paris", "America/New_York",
+                       "America/Los_Angeles", "", "Mars/Olympus_Mons")},
 }
-PROCESSES = 3
 CONNECTIONS = 2
 RECEIVER_DELAY = 0.002
 KILL_AT_MAX = 3
@@ -72,9 +75,6 @@ FINISH_ROUNDS_MAX = 8
 CAMPAIGN_ZONE = "America/Los_Angeles"
 OPENS, CLOSES = wall_time(9, 0), wall_time(10, 0)
 T0 = datetime(2027, 3, 13, 22, 0, tzinfo=UTC)
-# The `timezone` attribute of each group of contacts ("" = none).
-ZONES = ("Asia/Tokyo", "Asia/Kolkata", "Europe/Paris", "America/New_York",
-         "America/Los_Angeles", "", "Mars/Olympus_Mons")
 DST_ZONES = ("America/New_York", "America/Los_Angeles")
 DEBUG = bool(os.environ.get("LOCAL_WINDOWS_WORKLOAD_DEBUG"))
 
@@ -128,11 +128,11 @@ def _opening(attribute: str, day: str) -> datetime:
     return local.astimezone(UTC)
 
 
-def schedule(probes: bool) -> list[datetime]:
+def schedule(zones: tuple[str, ...], probes: bool) -> list[datetime]:
     """The rounds' instants: each zone's opening + 10 and + 40 minutes on 03-14, + 70 minutes
     in the DST zones (their window without the change), and with `probes` 10 minutes before."""
     moments: set[datetime] = set()
-    for attribute in {z for z in ZONES if _zone(z).key != CAMPAIGN_ZONE} | {CAMPAIGN_ZONE}:
+    for attribute in {z for z in zones if _zone(z).key != CAMPAIGN_ZONE} | {CAMPAIGN_ZONE}:
         opens = _opening(attribute, "2027-03-14")
         moments |= {opens + timedelta(minutes=10), opens + timedelta(minutes=40)}
         if attribute in DST_ZONES:
@@ -142,9 +142,11 @@ def schedule(probes: bool) -> list[datetime]:
     return sorted(m for m in moments if m > T0)
 
 
-def _setup(workdir: Path, state: Path | str, smtp, hook, per_zone: int) -> dict[str, str]:
-    """Set up the state; the `timezone` attribute of each contact id."""
-    zones = {f"c{i:04d}": ZONES[i % len(ZONES)] for i in range(per_zone * len(ZONES))}
+def _setup(workdir: Path, state: Path | str, smtp, hook, per_zone: int,
+           attributes: tuple[str, ...]) -> dict[str, str]:
+    """Set up the state; the `timezone` attribute of each contact id ("" = none)."""
+    zones = {f"c{i:04d}": attributes[i % len(attributes)]
+             for i in range(per_zone * len(attributes))}
     csv = workdir / "contacts.csv"
     csv.write_text("id,email,first_name,timezone\n" + "".join(
         f"{c},{c}@example.org,N{c},{z}\n" for c, z in zones.items()))
@@ -171,17 +173,18 @@ def measure(workdir: Path, *, size: str = "small", seed: int = 0,
     state = state_in(store or workdir, "local")
     started = time.perf_counter()
     killer = Killer(rng)
-    rounds = TickRounds(state, killer, rng, processes=PROCESSES, user="local", debug=DEBUG)
+    rounds = TickRounds(state, killer, rng, processes=params["processes"], user="local",
+                        debug=DEBUG)
     doubt: list[tuple[int, list[str]]] = []
     seen_in_doubt: set[tuple[str, str]] = set()
     nonzero_unkilled: list[str] = []
     integrity_failures = 0
     smtp, hook = killing_receivers(killer, delay=RECEIVER_DELAY)
     with smtp, hook:
-        zones = _setup(workdir, state, smtp, hook, params["per_zone"])
+        zones = _setup(workdir, state, smtp, hook, params["per_zone"], params["zones"])
         # The build (nothing is inside a window at T0).
         after_round(rounds.round(T0), state, doubt, seen_in_doubt, nonzero_unkilled)
-        for n, now in enumerate(schedule(params["probes"])):
+        for n, now in enumerate(schedule(params["zones"], params["probes"])):
             mode = "time" if n % params["kill_every"] == 0 else "none"
             after_round(rounds.round(now, mode, kill_at_max=KILL_AT_MAX), state, doubt,
                         seen_in_doubt, nonzero_unkilled)
