@@ -8,7 +8,10 @@ covers, the claim counts per contact the messages of the cap's types sent within
 now plus those in flight (claimed by another delivery, or a hand-over begun on them); an item
 goes only if every cap covering it leaves it a slot. Several due items of one contact (any
 channel, run or scenario) compete for its remaining slots by priority (highest first), then the
-earliest queued, then the lowest id: those outside the slots are capped. A capped item is
+earliest queued, then the lowest id: those outside the slots are capped. A message in doubt
+(a delivery was killed between its hand-over and the record of it) may already have reached the
+contact: no cap holds it, it goes again with its key, and it ranks before the others so that it
+keeps the slot it used. A capped item is
 deferred (`policy: defer`: stays queued until the cap frees, i.e. the oldest counted send +
 `per`, or a short recheck when only messages in flight fill the cap) or dropped (`policy: drop`:
 cancelled with the reason `capped`, never handed over). Either way it keeps the name of the
@@ -125,6 +128,8 @@ class CapRules:
         dropped: list[int] = []
         by_subject: dict[tuple, list[datetime | None]] = defaultdict(list)
         for item in covered:
+            if item.in_doubt:
+                continue  # it may have reached the contact already: it goes again, with its key
             contact = int(item.contact_id or 0)
             use = used.get(contact, store.Usage())
             slots = rule.max - use.used

@@ -29,6 +29,9 @@ class Picked:
     run_id: int | None
     scenario: str | None
     step: str | None
+    # A hand-over may have begun on it (a delivery was killed before recording it): it may
+    # already have reached the contact, so no cap holds it and it ranks before the others.
+    in_doubt: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,12 +60,13 @@ def pick(db: Database, scope: DueScope, *, channel: str, limit: int) -> list[Pic
     where, sparams = _scope(scope)
     due, dparams = _due(scope.now)
     rows = db.query(
-        "SELECT q.id, q.contact_id, q.message_type, q.run_id, q.scenario, q.step"
+        "SELECT q.id, q.contact_id, q.message_type, q.run_id, q.scenario, q.step,"
+        f" CASE WHEN {in_doubt_sql(db, 'q.')} THEN 1 ELSE 0 END"
         f" FROM queue_items q WHERE {due} AND {db.d.claim_channel} = ? AND {where}"
         f"{db.d.claim_order} LIMIT ?{db.d.claim_lock}",
         [*dparams, channel, *sparams, int(limit)],
     )
-    return [Picked(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows]
+    return [Picked(r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6])) for r in rows]
 
 
 def usage(db: Database, scope: DueScope, contacts: Iterable[int],
@@ -99,14 +103,16 @@ def usage(db: Database, scope: DueScope, contacts: Iterable[int],
 def ranks(db: Database, scope: DueScope, contacts: Iterable[int],
           message_types: Sequence[str] | None) -> dict[int, int]:
     """`{item id: rank}` of every due item in `scope` (any channel, run or scenario) of these
-    contacts and message types: 1 for each contact's first, by priority (highest first), then
-    the earliest queued, then the lowest id."""
+    contacts and message types: 1 for each contact's first; the items in doubt first (they may
+    have reached the contact already and go again whatever the cap), then by priority (highest
+    first), then the earliest queued, then the lowest id."""
     where, sparams = _scope(scope)
     due, dparams = _due(scope.now)
     tsql, tparams = _types(message_types)
     rows = db.query(
         "SELECT q.id, row_number() OVER (PARTITION BY q.contact_id"
-        " ORDER BY q.priority DESC, q.created_at, q.id) FROM queue_items q"
+        f" ORDER BY CASE WHEN {in_doubt_sql(db, 'q.')} THEN 0 ELSE 1 END, q.priority DESC,"
+        " q.created_at, q.id) FROM queue_items q"
         f" WHERE {due} AND {where} AND {db.d.ids_in('q.contact_id')} AND {tsql}",
         [*dparams, *sparams, db.d.ids_param(contacts), *tparams],
     )
