@@ -68,7 +68,7 @@ SIZES = {
 }
 CONNECTIONS = 2
 RECEIVER_DELAY = 0.002
-KILL_AT_MAX = 4
+KILL_AT_MAX = 2
 FINISH_ROUNDS_MAX = 12
 T0 = datetime(2027, 4, 5, 0, 0, tzinfo=UTC)
 STEP = timedelta(minutes=50)  # longer than the claim lease (5 min)
