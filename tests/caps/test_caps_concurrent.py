@@ -14,7 +14,7 @@ import textwrap
 from collections import Counter
 from pathlib import Path
 
-from conftest import T0, campaign, cap
+from caps_support import T0, campaign, cap
 from receivers import WebhookReceiver
 
 ROOT = Path(__file__).resolve().parents[2]
