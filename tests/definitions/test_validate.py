@@ -40,7 +40,7 @@ def test_examples_cover_every_kind_type_and_schedule_form():
     by_kind: dict[str, list] = {}
     for d in result.definitions:
         by_kind.setdefault(d.kind.value, []).append(d)
-    assert set(by_kind) == {"Segment", "Channel", "Campaign", "Plan", "Scenario"}
+    assert set(by_kind) == {"Segment", "Channel", "Campaign", "Plan", "Scenario", "FrequencyCap"}
     campaigns = by_kind["Campaign"]
     assert {c.spec["type"] for c in campaigns} == {"one-off", "date-triggered", "event-triggered"}
     one_off = [c.spec.get("schedule", {}) for c in campaigns if c.spec["type"] == "one-off"]
