@@ -449,8 +449,12 @@ def finish(ctx: TickContext) -> None:
         left = remaining.get(run.id, 0)
         if left:
             retry = from_db(run_store.next_retry_at(db, run.id) or None)
-            if retry is not None and retry > now:
-                retry = min(retry, _zone_wake(db, run, now=now) or retry)
+            retry = retry if retry is not None and retry > now else None
+            zones = _zone_wake(db, run, now=now)
+            if zones is not None and zones.next_open is not None and (
+                    retry is not None or not zones.open):
+                # Only closed zones hold its messages (or a retry waits): the earliest opening.
+                retry = min(retry or zones.next_open, zones.next_open)
             if retry is not None and retry > now and not dry_run:
                 with db.atomic():
                     schedules.set_state(db, "Run", str(run.id), next_due_at=retry,
@@ -485,15 +489,18 @@ def finish(ctx: TickContext) -> None:
             schedules.clear_run_wakes(db)
 
 
-def _zone_wake(db, run: RunRecord, *, now: datetime) -> datetime | None:
-    """For a run whose window is read in each contact's zone: the next opening of a zone still
-    holding queued items (a retry's wake-up must not sleep past it)."""
+def _zone_wake(db, run: RunRecord, *, now: datetime):
+    """For a run whose window is read in each contact's zone, its zones holding queued items
+    at `now` (engine/contact_windows.RunZones); None for other runs."""
     snapshot = Snapshot.of(run.spec)
     if not snapshot.contact_windows or not snapshot.window:
         return None
     from campctl.engine.contact_windows import run_zones
 
-    return run_zones(db, [run.id], {run.id: snapshot.window}, now=now)[run.id].next_open
+    try:
+        return run_zones(db, [run.id], {run.id: snapshot.window}, now=now)[run.id]
+    except ValueError:  # a broken snapshot: live_runs fails the run alone
+        return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -192,18 +192,30 @@ def _observe(db: Database, at: datetime, rates: set[str]) -> None:
     at_text = to_db(at)
     closed: list[int] = []
     live: list[int] = []
+    closed_zones: dict[int, tuple[str, ...]] = {}  # runs whose window is read per contact
     for run in store.active_built_runs(db):
         send_at = from_db(run["send_at"])
         if send_at is not None and send_at > at:
             continue  # held by its send schedule, which is the plan, not a hold
+        run_id = int(run["id"])
         try:
             snapshot = Snapshot.of(json.loads(run["spec"]))
+            if snapshot.contact_windows and snapshot.window:
+                from campctl.engine.contact_windows import run_zones
+
+                zones = run_zones(db, [run_id], {run_id: snapshot.window}, now=at)[run_id]
+                closed_zones[run_id] = tuple(z.zone for z in zones.held)
+                if zones.open:
+                    live.append(run_id)
+                continue
             is_open = windows.is_open(snapshot.window, snapshot.timezone, at)
         except (ValueError, TypeError, AttributeError):
             continue  # the tick fails such a run
-        (live if is_open else closed).append(int(run["id"]))
+        (live if is_open else closed).append(run_id)
     with db.atomic():
         store.mark_held_window(db, closed, at=at_text)
+        for run_id, held in closed_zones.items():
+            store.mark_held_window(db, [run_id], at=at_text, zones=held)
         store.mark_held_rate(db, rates, live, at=at_text)
         store.mark_held_cap(db, at=at_text)
         store.mark_ended(db, at=at_text)

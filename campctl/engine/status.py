@@ -43,6 +43,10 @@ def collect(db, *, now: datetime) -> dict:
                                                         "failed": 0, "cancelled": 0,
                                                         "capped": 0})}
             for r in sorted(active, key=lambda r: r.id)]
+    waits = run_waits(db, runs, now=now)
+    # Why each run sends nothing now (its pause, send time, window, ...); None when it may.
+    for row, active_run in zip(runs, sorted(active, key=lambda r: r.id), strict=True):
+        row["waits_for"] = waits.get(active_run.id)
     from campctl.engine import plans as plan_engine
     from campctl.engine import scenarios as scenario_engine
 

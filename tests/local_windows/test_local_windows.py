@@ -32,6 +32,10 @@ def test_each_contact_is_sent_only_inside_its_own_window(cli, tmp_path, write_ya
     (wake,) = rows("SELECT next_due_at FROM schedule_state WHERE kind = 'Run'")
     assert wake["next_due_at"].startswith("2027-03-01T00:00:00")
     assert ok(cli, "2027-02-28T23:59:00Z", "tick", "-o", "json").json["sent"] == 0
+    # Moving after the build changes nothing for this run (the zone is fixed at build).
+    moved = tmp_path / "moved.csv"
+    moved.write_text("id,email,timezone\nny,ny@example.com,Asia/Tokyo\n")
+    ok(cli, T0, "contacts", "import", str(moved))
     expected = [("2027-03-01T00:30:00Z", {"tk"}), ("2027-03-01T07:59:00Z", set()),
                 ("2027-03-01T08:30:00Z", {"be"}), ("2027-03-01T09:30:00Z", {"none", "bad"}),
                 ("2027-03-01T13:59:00Z", set()), ("2027-03-01T14:00:00Z", {"ny"})]
@@ -42,3 +46,55 @@ def test_each_contact_is_sent_only_inside_its_own_window(cli, tmp_path, write_ya
     assert all(_inside(c, at) for c, at in sent(rows).items()), sent(rows)
     (run,) = ok(cli, "2027-03-01T14:01:00Z", "get", "runs", "-o", "json").json
     assert (run["status"], run["sent"], run["window_fallback"]) == ("completed", 5, 2)
+
+
+def test_describe_why_status_and_simulate_show_the_zones(cli, tmp_path, write_yaml, rows):
+    launch(cli, tmp_path, write_yaml, T0)
+    at = "2027-03-01T08:30:00Z"  # Tokyo closed again, Berlin open, UTC and New York not yet
+    ok(cli, T0, "tick")
+    # simulate from T0 on a copy: the holds are per zone (Berlin's message goes at once)
+    sim = ok(cli, "2027-03-01T08:30:00Z", "simulate", "--days", "1", "-o", "json").json
+    (obj,) = [o for o in sim["objects"] if o["object"] == "campaign/local"]
+    assert (obj["sent"], obj["held_window"]) == (5, 4)
+    ok(cli, at, "tick")
+    assert set(sent(rows)) == {"be"}
+    (run,) = ok(cli, at, "get", "runs", "-o", "json").json
+    desc = ok(cli, at, "describe", "run", str(run["id"]), "-o", "json").json
+    assert desc["window_timezone"] == "contact" and desc["window_fallback"] == 2
+    zones = {z["zone"]: z for z in desc["window_zones"]}
+    assert zones["UTC"] == {"zone": "UTC", "queued": 2, "sent": 0, "failed": 0, "cancelled": 0,
+                            "window_fallback": 2, "open": False, "opens": "2027-03-01T09:00:00Z"}
+    assert zones["Europe/Berlin"]["sent"] == 1 and zones["Europe/Berlin"]["opens"] is None
+    assert zones["Asia/Tokyo"]["opens"] == "2027-03-02T00:00:00Z"
+    assert zones["America/New_York"]["opens"] == "2027-03-01T14:00:00Z"
+    table = ok(cli, at, "describe", "run", str(run["id"]))
+    assert "America/New_York: 1 queued, 0 sent" in table.stdout
+    # why: the hold in the contact's zone with its opening, and the fallback
+    (ny,) = ok(cli, at, "why", "ny", "campaign", "local", "-o", "json").json["objects"]
+    assert ny["verdict"] == "waiting" and ny["hold"]["window_zone"] == "America/New_York"
+    assert ny["hold"]["not_before"] == "2027-03-01T14:00:00Z"
+    assert "in the contact's zone America/New_York" in ny["reason"]
+    (bad,) = ok(cli, at, "why", "bad", "campaign", "local", "-o", "json").json["objects"]
+    assert bad["hold"]["window_fallback"] is True and "fallback" in bad["reason"]
+    assert bad["hold"]["not_before"] == "2027-03-01T09:00:00Z"
+    # status: what the run waits for
+    (waiting,) = ok(cli, at, "status", "-o", "json").json["runs"]
+    assert waiting["waits_for"] == ("window 09:00-17:00 (3 zones, 4 messages), next opens "
+                                    "2027-03-01T09:00:00Z")
+
+
+def test_without_the_option_the_whole_run_waits_for_the_campaign_zone(cli, tmp_path,
+                                                                        write_yaml, rows):
+    launch(cli, tmp_path, write_yaml, T0, extra="  window_timezone: campaign\n")
+    ok(cli, T0, "tick")
+    ok(cli, "2027-03-01T08:30:00Z", "tick")  # Berlin's 09:30, but the window is UTC's
+    assert sent(rows) == {}
+    assert rows("SELECT count(*) AS n FROM queue_items WHERE window_zone IS NOT NULL") == [
+        {"n": 0}]
+    ok(cli, "2027-03-01T09:00:00Z", "tick")
+    assert len(sent(rows)) == 5
+    (run,) = ok(cli, "2027-03-01T09:00:00Z", "get", "runs", "-o", "json").json
+    assert run["window_fallback"] == 0
+    desc = ok(cli, "2027-03-01T09:00:00Z", "describe", "run", str(run["id"]), "-o", "json").json
+    assert (desc["window_timezone"], desc["window_zones"]) == ("campaign", None)
+
