@@ -122,12 +122,15 @@ def ranks(db: Database, scope: DueScope, contacts: Iterable[int],
 def defer(db: Database, items: Sequence[tuple[int, datetime]], *, cap: str) -> int:
     """Hold `(id, until)` queued until then, marked as held by `cap` (the first cap's name is
     kept). Returns how many."""
-    done = 0
+    by_time: dict[str, list[int]] = {}
     for item_id, until in items:
+        by_time.setdefault(to_db(until), []).append(int(item_id))
+    done = 0
+    for until_text, ids in by_time.items():  # one statement per distinct time (a few)
         done += db.execute(
             "UPDATE queue_items SET next_attempt_at = ?, capped = coalesce(capped, ?)"
-            " WHERE id = ? AND status = 'queued'",
-            (to_db(until), cap, int(item_id)),
+            f" WHERE {db.d.ids_in('id')} AND status = 'queued'",
+            (until_text, cap, db.d.ids_param(ids)),
         ).rowcount
     return done
 

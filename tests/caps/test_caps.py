@@ -174,17 +174,3 @@ def test_simulate_counts_the_messages_held_by_caps(caps):
     assert [d["capped"] for d in report["days"]] == [2, 0, 0]  # 09:00 + 2 days: three days
     assert caps.rows("SELECT count(*) AS n FROM queue_items") == [{"n": 0}]  # a copy ran
 
-
-def test_the_demo_caps_the_example_campaigns(cli, tmp_path, state):
-    from store_support import is_pg, query_rows
-
-    target = state if is_pg(state) else tmp_path / "demo.db"
-    result = cli("--state", str(target), "-o", "json", "demo", "--days", "1")
-    assert result.exit_code == 0, result
-    runs = {r["campaign"]: r for r in cli("--state", str(target), "get", "runs", "-o",
-                                          "json").json}
-    # plans/caps.yaml: member-day (90) and welcome-back (50) take the two slots first.
-    assert runs["new-collection"]["capped"] > 0
-    assert runs["member-day"]["capped"] == 0 and runs["member-day"]["sent"] > 0
-    assert query_rows(target, "SELECT count(*) AS n FROM exec_log"
-                              " WHERE event = 'Messages Capped'")[0]["n"] > 0
