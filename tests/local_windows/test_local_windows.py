@@ -114,3 +114,18 @@ def test_resume_missed_skip_reads_each_zone(cli, tmp_path, write_yaml, rows):
     assert rows("SELECT window_zone FROM queue_items WHERE last_error = 'missed'"
                 " ORDER BY window_zone") == [{"window_zone": "Asia/Tokyo"},
                                              {"window_zone": "Europe/Berlin"}]
+
+
+def test_stale_after_counts_from_the_opening_of_each_zone(cli, tmp_path, write_yaml, rows):
+    launch(cli, tmp_path, write_yaml, T0, extra="  window_timezone: contact\nstale_after: 1h\n")
+    ok(cli, T0, "tick")
+    # At 08:30Z nothing ticked since 22:00Z: Tokyo's window opened at 00:00Z (deadline 01:00Z,
+    # passed), Berlin's at 08:00Z (deadline 09:00Z: it goes), the others are still to open.
+    ok(cli, "2027-03-01T08:30:00Z", "tick")
+    assert set(sent(rows)) == {"be"}
+    assert rows("SELECT q.window_zone FROM queue_items q WHERE q.last_error = 'stale'") == [
+        {"window_zone": "Asia/Tokyo"}]
+    ok(cli, "2027-03-01T14:00:00Z", "tick")  # UTC's deadline (10:00Z) passed; New York's not
+    assert set(sent(rows)) == {"be", "ny"}
+    (run,) = ok(cli, "2027-03-01T14:00:00Z", "get", "runs", "-o", "json").json
+    assert (run["status"], run["stale"], run["window_fallback"]) == ("completed", 3, 2)
