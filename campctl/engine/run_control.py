@@ -401,21 +401,27 @@ def missed_messages(db, runs: list[RunRecord], *, since: str | None, policy: str
         raise ValueError(f"unknown missed policy {policy!r}")
     start = from_db(since) if since else None
     result = MissedCount(policy=policy, since=since)
+    from campctl.engine.runs import Snapshot
+
     for run in sorted(runs, key=lambda r: r.id):
-        missed_keys: list[str | None] = []
+        # A window read in each contact's zone: each zone has its own intended send time.
+        by_zone = Snapshot.of(run.spec).contact_windows
+        missed_keys: dict[str | None, list[str | None]] = {}
         missed = released = 0
-        for next_attempt_at, count in store_runs.waiting_by_attempt(db, run.id):
-            at = intended_send_time(run, next_attempt_at)
+        for next_attempt_at, zone, count in store_runs.waiting_by_attempt(db, run.id,
+                                                                          by_zone=by_zone):
+            at = intended_send_time(run, next_attempt_at, zone)
             if at is not None and at <= now and (start is None or at >= start):
-                missed_keys.append(next_attempt_at)
+                missed_keys.setdefault(zone, []).append(next_attempt_at)
                 missed += count
             else:
                 released += count
         cancelled = 0
         if policy == "skip" and apply and missed_keys:
-            for i in range(0, len(missed_keys), _CANCEL_CHUNK):
-                cancelled += store_runs.cancel_missed(db, run.id,
-                                                      missed_keys[i:i + _CANCEL_CHUNK])
+            for zone, keys in missed_keys.items():
+                for i in range(0, len(keys), _CANCEL_CHUNK):
+                    cancelled += store_runs.cancel_missed(db, run.id, keys[i:i + _CANCEL_CHUNK],
+                                                          zone=zone)
             exec_log.append(db, exec_log.LogEntry(
                 "Missed Messages Cancelled", run_subject(run.id, run),
                 details=f"{cancelled} messages whose send time passed while paused (since "

@@ -448,20 +448,26 @@ def paused_since(db: Database, kind: str, name: str) -> str | None:
         " ORDER BY id DESC LIMIT 1", (kind, name))
 
 
-def waiting_by_attempt(db: Database, run_id: int) -> list[tuple[str | None, int]]:
+def waiting_by_attempt(db: Database, run_id: int, *,
+                       by_zone: bool = False) -> list[tuple[str | None, str | None, int]]:
     """The run's waiting items that no hand-over has begun on, grouped by `next_attempt_at`
-    (None: never attempted, or due at once): [(next_attempt_at, count)]."""
-    return [(r[0], int(r[1])) for r in db.query(
-        "SELECT next_attempt_at, count(*) FROM queue_items WHERE run_id = ? AND status = 'queued'"
-        f" AND NOT {in_doubt_sql(db)} GROUP BY next_attempt_at", (run_id,))]
+    (None: never attempted, or due at once) and, with `by_zone`, by window zone (else None):
+    [(next_attempt_at, window_zone, count)]."""
+    zone = "window_zone" if by_zone else "NULL"
+    return [(r[0], r[1], int(r[2])) for r in db.query(
+        f"SELECT next_attempt_at, {zone}, count(*) FROM queue_items WHERE run_id = ?"
+        f" AND status = 'queued' AND NOT {in_doubt_sql(db)} GROUP BY next_attempt_at"
+        + (", window_zone" if by_zone else ""), (run_id,))]
 
 
 MISSED_ERROR = "missed"
 
 
-def cancel_missed(db: Database, run_id: int, next_attempts: Iterable[str | None]) -> int:
+def cancel_missed(db: Database, run_id: int, next_attempts: Iterable[str | None], *,
+                  zone: str | None = None) -> int:
     """Cancel the run's waiting items (no hand-over begun) whose `next_attempt_at` is one of
-    `next_attempts` (None stands for NULL), with `last_error` 'missed'; returns how many."""
+    `next_attempts` (None stands for NULL), with `zone` only those of that window zone, with
+    `last_error` 'missed'; returns how many."""
     values = list(next_attempts)
     texts = [v for v in values if v is not None]
     parts = []
@@ -473,8 +479,12 @@ def cancel_missed(db: Database, run_id: int, next_attempts: Iterable[str | None]
         params.extend(texts)
     if not parts:
         return 0
+    in_zone = ""
+    if zone is not None:
+        in_zone = " AND window_zone = ?"
+        params.append(zone)
     return db.execute(
         "UPDATE queue_items SET status = 'cancelled', last_error = ?, next_attempt_at = NULL,"
         " claimed_until = NULL, claim_token = NULL, handover_begun = 0"
         f" WHERE run_id = ? AND status = 'queued' AND NOT {in_doubt_sql(db)}"
-        f" AND ({' OR '.join(parts)})", params).rowcount
+        f" AND ({' OR '.join(parts)}){in_zone}", params).rowcount

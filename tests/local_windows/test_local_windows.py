@@ -98,3 +98,34 @@ def test_without_the_option_the_whole_run_waits_for_the_campaign_zone(cli, tmp_p
     desc = ok(cli, "2027-03-01T09:00:00Z", "describe", "run", str(run["id"]), "-o", "json").json
     assert (desc["window_timezone"], desc["window_zones"]) == ("campaign", None)
 
+
+
+def test_resume_missed_skip_reads_each_zone(cli, tmp_path, write_yaml, rows):
+    launch(cli, tmp_path, write_yaml, T0)
+    ok(cli, T0, "tick")
+    (run,) = ok(cli, T0, "get", "runs", "-o", "json").json
+    ok(cli, T0, "pause", "run", str(run["id"]))
+    # Paused from 22:00Z to 08:30Z: Tokyo's window (00:00Z) and Berlin's (08:00Z) opened
+    # meanwhile; UTC's (09:00Z) and New York's (14:00Z) are still to come.
+    dry = ok(cli, "2027-03-01T08:30:00Z", "resume", "run", str(run["id"]), "--missed", "skip",
+             "--dry-run", "-o", "json").json["missed"]
+    assert (dry["missed"], dry["released"]) == (2, 3), dry
+    ok(cli, "2027-03-01T08:30:00Z", "resume", "run", str(run["id"]), "--missed", "skip")
+    assert rows("SELECT window_zone FROM queue_items WHERE last_error = 'missed'"
+                " ORDER BY window_zone") == [{"window_zone": "Asia/Tokyo"},
+                                             {"window_zone": "Europe/Berlin"}]
+
+
+def test_stale_after_counts_from_the_opening_of_each_zone(cli, tmp_path, write_yaml, rows):
+    launch(cli, tmp_path, write_yaml, T0, extra="  window_timezone: contact\nstale_after: 1h\n")
+    ok(cli, T0, "tick")
+    # At 08:30Z nothing ticked since 22:00Z: Tokyo's window opened at 00:00Z (deadline 01:00Z,
+    # passed), Berlin's at 08:00Z (deadline 09:00Z: it goes), the others are still to open.
+    ok(cli, "2027-03-01T08:30:00Z", "tick")
+    assert set(sent(rows)) == {"be"}
+    assert rows("SELECT q.window_zone FROM queue_items q WHERE q.last_error = 'stale'") == [
+        {"window_zone": "Asia/Tokyo"}]
+    ok(cli, "2027-03-01T14:00:00Z", "tick")  # UTC's deadline (10:00Z) passed; New York's not
+    assert set(sent(rows)) == {"be", "ny"}
+    (run,) = ok(cli, "2027-03-01T14:00:00Z", "get", "runs", "-o", "json").json
+    assert (run["status"], run["stale"], run["window_fallback"]) == ("completed", 3, 2)
