@@ -31,7 +31,8 @@ if TYPE_CHECKING:
 GLOBAL_VALUE_OPTIONS = {"--state", "--now", "-o", "--output", "--as", "--override-access"}
 GLOBAL_FLAGS = {"--debug"}
 KIND_SLASH = re.compile(
-    r"^(plan|campaign|scenario|segment|channel|run|instance|launch)s?/(.+)$", re.IGNORECASE
+    r"^(plan|campaign|scenario|segment|channel|frequencycap|run|instance|launch)s?/(.+)$",
+    re.IGNORECASE,
 )
 
 # Verb groups shared by several command modules: `campctl stop run 3`, `campctl stop plan x`.

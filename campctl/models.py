@@ -15,6 +15,7 @@ class Kind(StrEnum):
     CAMPAIGN = "Campaign"
     PLAN = "Plan"
     SCENARIO = "Scenario"
+    FREQUENCY_CAP = "FrequencyCap"
 
     @property
     def cli(self) -> str:
@@ -31,7 +32,8 @@ class Kind(StrEnum):
 
 
 # Apply order: objects that others refer to come first.
-APPLY_ORDER = [Kind.SEGMENT, Kind.CHANNEL, Kind.CAMPAIGN, Kind.PLAN, Kind.SCENARIO]
+APPLY_ORDER = [Kind.SEGMENT, Kind.CHANNEL, Kind.FREQUENCY_CAP, Kind.CAMPAIGN, Kind.PLAN,
+               Kind.SCENARIO]
 
 
 class BusinessStatus(StrEnum):

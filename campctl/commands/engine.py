@@ -310,12 +310,32 @@ def _preview_for(kind: str):
                 columns.append(("held_until", "HELD UNTIL", local_cell(tz)))
                 text = held.text() if app.json else local_text(held.text(), tz)
                 notice(app, f"note: campaign {name}: {text}")
+            window = _contact_window(app.db(), name)
+            if window:
+                notice(app, f"note: campaign {name}: its sending window {window} is read in each "
+                            "contact's timezone: the send instants are when sending starts; "
+                            "each message then waits for its own recipient's window")
         if any(row["dst"] for row in rows):  # the occurrences a DST change moved or doubled
             columns.append(("dst", "DST", lambda value, _row: _DST_MARKS.get(value, "")))
         emit(app, rows, columns, empty=f"{kind} {name} has no upcoming occurrences")
 
     preview_cmd.__name__ = f"preview_{kind}"
     return preview_cmd
+
+
+def _contact_window(db, name: str) -> str | None:
+    """The window of campaign `name` when it is read in each contact's zone (else None)."""
+    from campctl.definitions.models import Campaign
+    from campctl.store import objects as object_store
+
+    obj = object_store.get_record(db, "Campaign", name)
+    if obj is None:
+        return None
+    try:
+        model = Campaign.from_spec(obj.spec)
+    except (ValueError, TypeError):
+        return None
+    return model.window if model.window and model.window_timezone == "contact" else None
 
 
 # How the preview table marks an occurrence a DST change moved (gap) or doubled (fold: twice).

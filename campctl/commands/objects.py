@@ -1,4 +1,4 @@
-"""Commands: apply, and get / describe / delete / history for the five definition kinds."""
+"""Commands: apply, and get / describe / delete / history for the six definition kinds."""
 
 from __future__ import annotations
 
@@ -32,7 +32,14 @@ KIND_HELP = {
     Kind.SCENARIO: "scenarios",
     Kind.SEGMENT: "segments",
     Kind.CHANNEL: "channels",
+    Kind.FREQUENCY_CAP: "frequencycaps",
 }
+
+def _types_cell(value: list[str] | None, _row: dict) -> str:
+    from rich.markup import escape
+
+    return escape(", ".join(value)) if value else "(every type)"
+
 
 # Table columns of `get KIND`; JSON carries every key of engine.catalog.summary.
 COLUMNS: dict[Kind, list[Column]] = {
@@ -48,6 +55,9 @@ COLUMNS: dict[Kind, list[Column]] = {
     Kind.SEGMENT: [("name", "NAME"), ("match", "MATCH"), ("rules", "RULES"),
                    ("limit_percent", "LIMIT %"), ("version", "VERSION")],
     Kind.CHANNEL: [("name", "NAME"), ("type", "TYPE"), ("rate", "RATE"), ("version", "VERSION")],
+    Kind.FREQUENCY_CAP: [("name", "NAME"), ("max", "MAX"), ("per", "PER"),
+                         ("message_types", "MESSAGE TYPES", _types_cell),
+                         ("policy", "POLICY"), ("version", "VERSION")],
 }
 
 NoteOption = Annotated[str | None, typer.Option("--note", help="Why, for the history.")]

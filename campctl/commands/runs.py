@@ -96,6 +96,8 @@ def run_view(run: RunRecord, counts: dict, notes: list[str],
         "failed": counts["failed"],
         "cancelled": counts["cancelled"],
         "stale": counts.get("stale", 0),
+        "capped": counts.get("capped", 0),
+        "window_fallback": counts.get("window_fallback", 0),
         "instance": run.instance_id,
         "restart_of": run.restart_of,
         "notes": notes,
@@ -173,6 +175,8 @@ def describe_run(ctx: typer.Context, run_id: RunId) -> None:
             "timezone": tz,
             "channel": spec.get("channel") if isinstance(spec, dict) else None,
             "window": spec.get("window") if isinstance(spec, dict) else None,
+            "window_timezone": _window_timezone(spec),
+            "window_zones": _window_zones(db, run_id, spec, now=app.now),
             "created_at": run.created_at,
             "updated_at": run.updated_at,
             "restarted_as": store_runs.restarted_as(db, run_id),
@@ -191,6 +195,11 @@ def describe_run(ctx: typer.Context, run_id: RunId) -> None:
     shown["notes"] = "; ".join(shown["notes"]) or None
     shown["left_out"] = (f"{view['left_out']['rights']}: {view['left_out']['reason']}"
                          if view["left_out"]["rights"] else None)
+    shown["window_zones"] = "; ".join(
+        f"{z['zone']}: {z['queued']} queued, {z['sent']} sent"
+        + (f" ({z['window_fallback']} fallback)" if z["window_fallback"] else "")
+        + ("" if not z["queued"] else ", window open" if z["open"] else f", opens {z['opens']}")
+        for z in view["window_zones"] or []) or None
     shown["restarted_as"] = ", ".join(str(i) for i in shown["restarted_as"]) or None
     shown["failure_reasons"] = "; ".join(
         f"{r['count']}: {r['reason']}" for r in shown["failure_reasons"]) or None
@@ -213,6 +222,22 @@ def describe_run(ctx: typer.Context, run_id: RunId) -> None:
         )
 
 
+
+
+def _window_timezone(spec) -> str | None:
+    """Whose zone the run's window is read in (None: the run has no window)."""
+    if not isinstance(spec, dict) or not spec.get("window"):
+        return None
+    return "contact" if spec.get("window_timezone") == "contact" else "campaign"
+
+
+def _window_zones(db, run_id: int, spec, *, now) -> list[dict] | None:
+    """Per-zone counts of a run whose window is read in each contact's zone (else None)."""
+    if _window_timezone(spec) != "contact":
+        return None
+    from campctl.engine.contact_windows import zone_view
+
+    return zone_view(db, run_id, spec["window"], now=now)
 
 
 MISSED_COLUMNS: list[Column] = [

@@ -352,5 +352,7 @@ def render_steps(app, rows: list[dict], title: str | None = None) -> None:
             counts += f"  [red]{row['failed']} failed[/red]"
         if row.get("stale"):
             counts += f"  [yellow]{row['stale']} stale[/yellow]"
+        if row.get("capped"):
+            counts += f"  [yellow]{row['capped']} capped[/yellow]"
         tree.add(label + counts)
     app.out().print(tree)

@@ -74,6 +74,7 @@ def _table(app, report: dict[str, Any]) -> None:
     title = f"why {report['contact']} (groups: {groups}; opted out of: {opted})"
     if not report["objects"]:
         console.print(f"{title}\n[dim]no campaigns, plans or scenarios[/dim]")
+        _caps(app, report)
         return
     table = Table(title=title, show_lines=True)
     for header in ("OBJECT", "STAGE/STEP", "VERDICT", "REASON", "CHECKS"):
@@ -86,3 +87,23 @@ def _table(app, report: dict[str, Any]) -> None:
         table.add_row(_label(entry), _part(entry), entry["verdict"],
                       local_text(entry["reason"], tz), checks)
     console.print(table)
+    _caps(app, report)
+
+
+def _caps(app, report: dict[str, Any]) -> None:
+    """One line per frequency cap: what it counts for the contact, and what it holds."""
+    for cap in report.get("caps") or []:
+        types = ", ".join(cap["message_types"]) if cap["message_types"] else "every type"
+        frees = cap["next_slot_at"]
+        when = (f"next slot {local_text(frees, None)}" if frees
+                else f"{cap['slots_left']} slot(s) left")
+        app.out().print(
+            f"frequency cap {cap['name']} ({types}: max {cap['max']} per {cap['per']}, "
+            f"{cap['policy']}): {cap['counted']} counted ({cap['sent']} sent, "
+            f"{cap['in_flight']} in flight); {when}", markup=False)
+        for held in cap["held"]:
+            source = (f"run {held['run']}" if held["run"] is not None
+                      else f"scenario {held['scenario']} step {held['step']}")
+            state = (f"waits until {local_text(held['until'], None)}" if held["until"]
+                     else held["status"])
+            app.out().print(f"  held {held['message_id']} ({source}): {state}", markup=False)

@@ -81,6 +81,7 @@ CODES: tuple[Code, ...] = (
     Code("CC211", ERROR, "a `next`, `then` or `else` naming an unknown step"),
     Code("CC212", ERROR, "a step key that does not apply to the step's action"),
     Code("CC213", ERROR, "an unreachable step"),
+    Code("CC214", ERROR, "a message type listed twice in a frequency cap"),
     Code("CC301", ERROR, "an invalid datetime"),
     Code("CC302", ERROR, "an invalid duration"),
     Code("CC303", ERROR, "an invalid daily window"),
@@ -92,6 +93,7 @@ CODES: tuple[Code, ...] = (
     Code("CC309", ERROR, "a schedule `until` not after its start"),
     Code("CC310", ERROR, "a schedule instant at or after `closes_at`"),
     Code("CC311", ERROR, "scenario steps that loop without a wait"),
+    Code("CC312", ERROR, "`schedule.window_timezone` without `schedule.window`"),
     Code("CC401", ERROR, "a template syntax error"),
     Code("CC402", ERROR, "a template that fails its test render with a synthetic contact"),
     Code("CC901", WARNING, "queue builds held until a later `send_start` (one message per "

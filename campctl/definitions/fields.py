@@ -1,4 +1,4 @@
-"""The field tables of the five kinds: structure, value formats and their docs."""
+"""The field tables of the six kinds: structure, value formats and their docs."""
 
 from __future__ import annotations
 
@@ -270,6 +270,9 @@ DST = Map({
                    "back): once (default) fires it at its first occurrence, twice at both.")),
 }, "What a daylight saving time change does to the cron's occurrences (default "
    "{gap: shift, fold: once}).")
+PRIORITY = Number("Frequency caps: when several messages compete for a contact's last slots, the "
+                  "highest priority goes first (0-100, default 50).", integer=True, minimum=0,
+                  maximum=100)
 CATCHUP = Enum(("latest", "all", "none"),
                "Occurrences missed while nothing ticked: latest (default) fires the last one, "
                "all fires each, none skips them.")
@@ -442,6 +445,12 @@ MESSAGE_OVERRIDE = Map(dict(MESSAGE_FIELDS), "Overrides of the campaign message,
 AT = Map({"at": F(DATETIME, required=True)})
 START = Choice(("immediately",), {"at": AT}, "immediately (at launch) or {at: DATETIME}.")
 
+WINDOW_TIMEZONE = Enum(
+    ("contact", "campaign"),
+    "Whose zone schedule.window is read in: campaign (default: the campaign's timezone) or "
+    "contact (each recipient's `timezone` attribute, an IANA name; missing or invalid: the "
+    "campaign's timezone, counted as window_fallback). Fixed when the queue is built.")
+
 ONE_OFF_SCHEDULE = Map({
     "queue": F(Choice(("immediately",), {
         "at": AT,
@@ -452,6 +461,7 @@ ONE_OFF_SCHEDULE = Map({
                      "When sending starts: {at: DATETIME}, immediately or after_queue."),
               required=True),
     "window": F(WINDOW),
+    "window_timezone": F(WINDOW_TIMEZONE),
 }, "One-off schedule: queue (build) phase and send phase.")
 
 DATE_SCHEDULE = Map({
@@ -463,6 +473,7 @@ DATE_SCHEDULE = Map({
     "until": F(DATETIME),
     "catchup": F(CATCHUP),
     "window": F(WINDOW),
+    "window_timezone": F(WINDOW_TIMEZONE),
 }, "Date-triggered schedule: each cron occurrence (default \"0 9 * * *\") after start builds.")
 
 EVENT_SCHEDULE = Map({
@@ -479,6 +490,7 @@ EVENT_SCHEDULE = Map({
                       "keeps the events for the next occurrence on time.")),
     "build_window": F(WINDOW),
     "window": F(WINDOW),
+    "window_timezone": F(WINDOW_TIMEZONE),
 }, "Event-triggered schedule.")
 
 STAGE = Map({
@@ -540,6 +552,7 @@ CAMPAIGN_COMMON = {
     "message": F(MESSAGE, required=True),
     "stages": F(ListOf(STAGE, "Stages (default: one stage named main).", min_items=1)),
     "stale_after": F(STALE_AFTER),
+    "priority": F(PRIORITY),
 }
 CAMPAIGN_TYPES = ("one-off", "date-triggered", "event-triggered")
 
@@ -612,6 +625,20 @@ SEGMENT = Map({
                               exclusive_minimum=0, maximum=100)),
 }, "A dynamic audience: rules over contact attributes, groups and events.", title="Segment")
 
+FREQUENCY_CAP = Map({
+    **_common("FrequencyCap"),
+    "max": F(Number("Messages per contact within `per` (at least 1).", integer=True, minimum=1,
+                    maximum=1000000), required=True),
+    "per": F(Text("Rolling period: a number and s, m, h, d or w (1d, 12h, 1w).",
+                  validate=check_positive_duration, pattern=STALE_AFTER_PATTERN, code="CC302",
+                  examples=["1d"]), required=True),
+    "message_types": F(ListOf(MESSAGE_TYPE, "The message types counted and capped (default: "
+                              "every message type).", min_items=1)),
+    "policy": F(Enum(("defer", "drop"), "A capped message: defer (default) waits until the cap "
+                     "frees a slot, drop cancels it (reason capped).")),
+}, "A frequency cap: at most `max` messages per contact per rolling period, across every "
+   "campaign and scenario.", title="FrequencyCap")
+
 PLAN_SCHEDULE = Tagged("type", {
     "manual": Map({"type": F(Enum(("manual",)), required=True),
                    "timezone": F(TIMEZONE)}, "Started with campctl start plan NAME."),
@@ -646,6 +673,7 @@ SEND_STEP = Map({
     "subject": MESSAGE_FIELDS["subject"],
     "body": F(MESSAGE_FIELDS["body"].type, required=True),
     "stale_after": F(STALE_AFTER),
+    "priority": F(PRIORITY),
 }, "Send one message.")
 
 IF_CONDITION = Choice((), {
@@ -704,6 +732,7 @@ KINDS: dict[str, Type] = {
     "Campaign": CAMPAIGN,
     "Plan": PLAN,
     "Scenario": SCENARIO,
+    "FrequencyCap": FREQUENCY_CAP,
 }
 
 DOCUMENT = Tagged("kind", KINDS, "A campctl definition document.",  # type: ignore[arg-type]

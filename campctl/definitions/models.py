@@ -41,6 +41,8 @@ DEFAULT_SMTP_PORT = 25
 DEFAULT_SMTP_TIMEOUT = 30.0
 DEFAULT_WEBHOOK_TIMEOUT = 10.0
 DEFAULT_SENDER = "campctl@localhost"
+DEFAULT_PRIORITY = 50  # frequency caps: the rank of a message competing for a contact's slots
+CAP_POLICIES = ("defer", "drop")
 DST_GAPS = ("shift", "skip")  # a cron slot whose local time does not exist (spring forward)
 DST_FOLDS = ("once", "twice")  # a cron slot whose local time happens twice (fall back)
 END = "end"  # the step id that ends a scenario
@@ -62,6 +64,13 @@ def _strings(value: Any) -> tuple[str, ...] | None:
     if not isinstance(value, list):
         return None
     return tuple(str(item) for item in value)
+
+
+def priority_of(value: Any) -> int:
+    """A written 0-100 integer, else the default."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 100:
+        return value
+    return DEFAULT_PRIORITY
 
 
 def _raw() -> Any:
@@ -380,12 +389,14 @@ class OneOffSchedule:
     queue: Moment = IMMEDIATELY  # `immediately`, {at} or {before_send}
     send: Moment = IMMEDIATELY  # `immediately`, `after_queue` or {at}
     window: str | None = None
+    window_timezone: str = "campaign"  # campaign | contact: whose zone the window is read in
 
     @classmethod
     def from_spec(cls, spec: Spec) -> OneOffSchedule:
         return cls(queue=Moment.of(spec.get("queue", "immediately")) or IMMEDIATELY,
                    send=_send_moment(spec.get("send", "immediately")),
-                   window=_text(spec.get("window")))
+                   window=_text(spec.get("window")),
+                   window_timezone=_text(spec.get("window_timezone")) or "campaign")
 
 
 def _send_moment(value: Any) -> Moment:
@@ -401,6 +412,7 @@ class DateSchedule:
     until: Moment | None = None
     catchup: str = DEFAULT_CATCHUP
     window: str | None = None
+    window_timezone: str = "campaign"  # campaign | contact: whose zone the window is read in
     dst: DstPolicy = DEFAULT_DST
 
     @classmethod
@@ -412,6 +424,7 @@ class DateSchedule:
                    until=Moment.of(until) if until else None,
                    catchup=_text(spec.get("catchup")) or DEFAULT_CATCHUP,
                    window=_text(spec.get("window")),
+                   window_timezone=_text(spec.get("window_timezone")) or "campaign",
                    dst=DstPolicy.from_spec(spec.get("dst")))
 
 
@@ -423,6 +436,7 @@ class EventSchedule:
     catchup: str = DEFAULT_CATCHUP
     build_window: str | None = None
     window: str | None = None
+    window_timezone: str = "campaign"  # campaign | contact: whose zone the window is read in
     dst: DstPolicy = DEFAULT_DST  # of a cron queue_every
 
     @property
@@ -437,6 +451,7 @@ class EventSchedule:
                    catchup=_text(spec.get("catchup")) or DEFAULT_CATCHUP,
                    build_window=_text(spec.get("build_window")),
                    window=_text(spec.get("window")),
+                   window_timezone=_text(spec.get("window_timezone")) or "campaign",
                    dst=DstPolicy.from_spec(spec.get("dst")))
 
 
@@ -464,6 +479,7 @@ class Campaign:
     access_groups: tuple[str, ...] | None = None
     description: str | None = None
     stale_after: str | None = None  # DURATION text (elapsed); None: messages never go stale
+    priority: int = DEFAULT_PRIORITY  # frequency caps: rank for a contact's last slots
     raw: Mapping[str, Any] = _raw()
 
     @classmethod
@@ -493,6 +509,7 @@ class Campaign:
             access_groups=_strings(spec.get("access_groups")),
             description=_text(spec.get("description")),
             stale_after=_text(spec.get("stale_after")),
+            priority=priority_of(spec.get("priority")),
             raw=spec,
         )
 
@@ -512,6 +529,11 @@ class Campaign:
     def window(self) -> str | None:
         """The daily sending window of the campaign's schedule."""
         return self.schedule.window
+
+    @property
+    def window_timezone(self) -> str:
+        """Whose zone the window is read in: `campaign` (its timezone) or `contact`."""
+        return self.schedule.window_timezone
 
 
 # --- Plan ----------------------------------------------------------------------------------------
@@ -600,6 +622,7 @@ class SendStep:
     channel: str = DEFAULT_CHANNEL
     message_type: str | None = None
     stale_after: str | None = None  # DURATION text (elapsed); None: never stale
+    priority: int = DEFAULT_PRIORITY  # frequency caps: rank for a contact's last slots
     raw: Mapping[str, Any] = _raw()
 
     @classmethod
@@ -608,7 +631,8 @@ class SendStep:
         return cls(body=spec.get("body"), subject=spec.get("subject"),
                    channel=_text(spec.get("channel")) or DEFAULT_CHANNEL,
                    message_type=spec.get("message_type"),
-                   stale_after=_text(spec.get("stale_after")), raw=spec)
+                   stale_after=_text(spec.get("stale_after")),
+                   priority=priority_of(spec.get("priority")), raw=spec)
 
 
 @dataclass(frozen=True, slots=True)
@@ -749,12 +773,42 @@ class Scenario:
         return next((s for s in self.steps if s.id == step_id), None)
 
 
+# --- FrequencyCap --------------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class FrequencyCap:
+    """At most `max` messages per contact within the rolling period `per` (DURATION text), of
+    `message_types` (None: every type); a capped message waits (`defer`) or is cancelled
+    (`drop`)."""
+
+    max: int = 1
+    per: str = "1d"
+    message_types: tuple[str, ...] | None = None
+    policy: str = CAP_POLICIES[0]
+    description: str | None = None
+    raw: Mapping[str, Any] = _raw()
+
+    @classmethod
+    def from_spec(cls, spec: Spec) -> FrequencyCap:
+        most = spec.get("max")
+        policy = _text(spec.get("policy"))
+        return cls(max=most if isinstance(most, int) and not isinstance(most, bool)
+                   and most >= 1 else 1,
+                   per=_text(spec.get("per")) or "1d",
+                   message_types=_strings(spec.get("message_types")) or None,
+                   policy=policy if policy in CAP_POLICIES else CAP_POLICIES[0],
+                   description=_text(spec.get("description")), raw=spec)
+
+    def covers(self, message_type: str | None) -> bool:
+        return self.message_types is None or message_type in self.message_types
+
+
 # --- one entry point -----------------------------------------------------------------------------
 
-Model: TypeAlias = Segment | ChannelModel | Campaign | Plan | Scenario
+Model: TypeAlias = Segment | ChannelModel | Campaign | Plan | Scenario | FrequencyCap
 _BUILDERS = {"Segment": Segment.from_spec, "Channel": Channel.from_spec,
              "Campaign": Campaign.from_spec, "Plan": Plan.from_spec,
-             "Scenario": Scenario.from_spec}
+             "Scenario": Scenario.from_spec, "FrequencyCap": FrequencyCap.from_spec}
 
 
 def model_of(kind: str, spec: Spec | None) -> Model:

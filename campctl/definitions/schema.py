@@ -16,7 +16,8 @@ def json_schema() -> dict[str, Any]:
         "$id": SCHEMA_ID,
         "title": "campctl definition",
         "description": "One YAML document of a campctl definition file (kind: Segment, Channel, "
-                       "Campaign, Plan or Scenario). A file may hold several documents (---).",
+                       "FrequencyCap, Campaign, Plan or Scenario). A file may hold several "
+                       "documents (---).",
         **{k: v for k, v in top.items() if k != "description"},
         "$defs": {name: kind.schema() for name, kind in KINDS.items()},
     }

@@ -54,7 +54,7 @@ def _instant(text: Any, tz: str | None) -> datetime | None:
 
 def check(kind: str, spec: dict, root: Node, ctx: Ctx, refs: list[Ref]) -> None:
     {"Campaign": _campaign, "Plan": _plan, "Scenario": _scenario, "Segment": _segment,
-     "Channel": _channel}[kind](spec, root, ctx, refs)
+     "Channel": _channel, "FrequencyCap": _frequency_cap}[kind](spec, root, ctx, refs)
 
 
 def _segment(spec: dict, root: Node, ctx: Ctx, refs: list[Ref]) -> None:
@@ -63,6 +63,24 @@ def _segment(spec: dict, root: Node, ctx: Ctx, refs: list[Ref]) -> None:
 
 def _channel(spec: dict, root: Node, ctx: Ctx, refs: list[Ref]) -> None:
     return None
+
+
+def _frequency_cap(spec: dict, root: Node, ctx: Ctx, refs: list[Ref]) -> None:
+    """No message type twice (a cap counts each type once)."""
+    types = spec.get("message_types")
+    if not isinstance(types, list):
+        return
+    seen: dict[str, Node] = {}
+    for index, value in enumerate(types):
+        node = dig(root, "message_types", index)
+        if not isinstance(value, str) or node is None:
+            continue
+        if value in seen:
+            first = seen[value]
+            ctx.error(node, f"message_types[{index + 1}]: duplicate message type {value!r} "
+                            f"(first at {first.line}:{first.col})", code="CC214")
+        else:
+            seen[value] = node
 
 
 def _audience_refs(spec: Any, node: Node | None, ctx: Ctx, refs: list[Ref]) -> None:
@@ -92,7 +110,16 @@ def _campaign(spec: dict, root: Node, ctx: Ctx, refs: list[Ref]) -> None:
     check_order = _SCHEDULE_ORDER.get(ctype) if isinstance(ctype, str) else None
     if check_order is not None:
         check_order(schedule, ctx)
+    _window_timezone(schedule, ctx)
     _closes_at(spec, schedule, ctx)
+
+
+def _window_timezone(schedule: _Schedule, ctx: Ctx) -> None:
+    """`window_timezone` says whose zone the window is read in: it needs a window."""
+    node = dig(schedule.node, "window_timezone")
+    if node is not None and dig(schedule.node, "window") is None:
+        ctx.error(node, "schedule.window_timezone needs schedule.window (the daily sending "
+                        "window it places in each contact's zone)", code="CC312")
 
 
 def _stage_names(stages: list, root: Node, ctx: Ctx, refs: list[Ref]) -> None:

@@ -483,7 +483,9 @@ class _Steps:
     """The (instant, phase) steps of a preview, as builds are added."""
 
     def __init__(self, campaign: Campaign) -> None:
-        self.window = campaign.window
+        # A window read in each contact's zone holds each message on its own: the send step is
+        # when the first may go, each then waits for its recipient's window (the preview says so).
+        self.window = None if campaign.window_timezone == "contact" else campaign.window
         self.tz = campaign.timezone
         self.found: set[tuple[datetime, str]] = set()
 

@@ -17,6 +17,7 @@ from campctl.definitions.models import (
     DateSchedule,
     DstPolicy,
     EventSchedule,
+    FrequencyCap,
     Moment,
     Plan,
     Scenario,
@@ -393,6 +394,7 @@ def summary(kind: Kind, obj: store.ObjectRecord, *, now: datetime,
             "version": obj.version,
             "launched_at": obj.launched_at,
             "timezone": campaign.timezone_written,
+            "priority": campaign.priority,
         }
     if kind is Kind.SCENARIO:
         scenario = Scenario.from_spec(spec)
@@ -411,6 +413,16 @@ def summary(kind: Kind, obj: store.ObjectRecord, *, now: datetime,
             "match": segment.match,
             "rules": len(segment.rules),
             "limit_percent": segment.limit_percent,
+            "version": obj.version,
+        }
+    if kind is Kind.FREQUENCY_CAP:
+        cap = FrequencyCap.from_spec(spec)
+        return {
+            "name": name,
+            "max": cap.max,
+            "per": cap.per,
+            "message_types": list(cap.message_types) if cap.message_types else None,
+            "policy": cap.policy,
             "version": obj.version,
         }
     channel = Channel.from_spec(spec)

@@ -36,6 +36,7 @@ from campctl.channels import (
 from campctl.channels.outbox import OutboxChannel
 from campctl.definitions.models import Channel as ChannelDefinition
 from campctl.definitions.models import ChannelModel
+from campctl.engine.caps import CapRules
 from campctl.engine.context import Budget, TickContext
 from campctl.engine.stale import StaleSweep
 from campctl.engine.templates import TemplateFailed, compile_message, contact_context
@@ -68,6 +69,7 @@ class DeliveryReport:
     cancelled: int = 0
     waiting_rate: int = 0
     stale: int = 0  # of `cancelled`: their staleness deadline passed (engine/stale.py)
+    capped: int = 0  # held by a frequency cap (deferred, or dropped: also in `cancelled`)
     errors: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -208,6 +210,7 @@ class _Pass:
     deadline: float | None  # a `clock.monotonic()` value after which no new batch starts
     sleep: Callable[[float], None]
     stale: StaleSweep
+    caps: CapRules
 
 
 @dataclass
@@ -269,17 +272,21 @@ class _Verdicts:
 
 # --- the pass ------------------------------------------------------------------------------------
 def deliver_due(ctx: TickContext, *, run_ids: Sequence[int], scenario_items: bool,
-                batch_size: int | None = None) -> DeliveryReport:
+                batch_size: int | None = None,
+                zones: Mapping[int, Sequence[str]] | None = None) -> DeliveryReport:
     """Deliver the due items of `run_ids` (and scenario items) at `ctx.now` within `ctx.budget`
     (a dry run only counts them): see the module docstring. Returns its own report; the tick
-    adds it to `ctx.report`. `batch_size` overrides the channel's (tests)."""
+    adds it to `ctx.report`. `batch_size` overrides the channel's (tests). A run in `zones`
+    (its window read in each contact's zone) delivers only its items of the zones given."""
     report = DeliveryReport()
-    scope = store.DueScope(tuple(int(r) for r in run_ids), scenario_items, ctx.now)
+    scope = store.DueScope(tuple(int(r) for r in run_ids), scenario_items, ctx.now,
+                           tuple((int(r), tuple(z)) for r, z in sorted((zones or {}).items())
+                                 if int(r) in set(run_ids)))
     if not scope.run_ids and not scenario_items:
         return report
     db = ctx.db
     work = _Pass(db, scope, report, _Content(db), _Clock(ctx.now, ctx.monotonic),
-                 ctx.budget.deadline, ctx.sleep, StaleSweep(db, scope))
+                 ctx.budget.deadline, ctx.sleep, StaleSweep(db, scope), CapRules(db, scope))
     work.content.preload_runs(scope.run_ids)
     taken = 0
     max_messages = ctx.budget.max_messages
@@ -388,8 +395,21 @@ def _claim(work: _Pass, target: _Target, limit: int, token: str) -> list[dict] |
         if room <= 0:
             return _rate_full(work, target, left)
         limit = min(limit, room)
-    ids = store.claim(db, work.scope, channel=target.name, until=at + LEASE, token=token,
-                      limit=limit)
+    if work.caps.active():
+        # Frequency caps: items without a slot are held in this transaction, never claimed.
+        # A batch held whole: the next due items may still have a slot (each round holds or
+        # claims at least one item, so this ends).
+        while True:
+            before = (work.caps.capped, work.caps.dropped)
+            ids = work.caps.claim(channel=target.name, limit=limit, until=at + LEASE,
+                                  token=token, now=at)
+            work.report.capped += work.caps.capped - before[0]
+            work.report.cancelled += work.caps.dropped - before[1]
+            if ids or work.caps.capped == before[0]:
+                break
+    else:
+        ids = store.claim(db, work.scope, channel=target.name, until=at + LEASE, token=token,
+                          limit=limit)
     if not ids:
         return 0
     if rate:

@@ -371,10 +371,12 @@ class MissedCount:
                 "released": self.released, "cancelled": self.cancelled, "runs": self.runs}
 
 
-def intended_send_time(run: RunRecord, next_attempt_at: str | None) -> datetime | None:
+def intended_send_time(run: RunRecord, next_attempt_at: str | None,
+                       zone: str | None = None) -> datetime | None:
     """When a waiting item of `run` was meant to go out had nothing held it: the latest of the
     run's build, its send schedule (`send_at`) and the item's own `next_attempt_at` (a retry
-    after a transient failure), moved to the next opening of the run's sending window. None for
+    after a transient failure), moved to the next opening of the run's sending window (read in
+    `zone`, the item's window zone, when the run reads it in each contact's zone). None for
     a run not built yet (it has no items). A channel's rate limit is not counted."""
     built = from_db(run.built_at)
     if built is None:
@@ -385,7 +387,8 @@ def intended_send_time(run: RunRecord, next_attempt_at: str | None) -> datetime 
     from campctl.engine.runs import Snapshot
 
     snapshot = Snapshot.of(run.spec)
-    return windows.next_open(snapshot.window, snapshot.timezone, base)
+    tz = zone if zone and snapshot.contact_windows else snapshot.timezone
+    return windows.next_open(snapshot.window, tz, base)
 
 
 def missed_messages(db, runs: list[RunRecord], *, since: str | None, policy: str,
@@ -398,21 +401,27 @@ def missed_messages(db, runs: list[RunRecord], *, since: str | None, policy: str
         raise ValueError(f"unknown missed policy {policy!r}")
     start = from_db(since) if since else None
     result = MissedCount(policy=policy, since=since)
+    from campctl.engine.runs import Snapshot
+
     for run in sorted(runs, key=lambda r: r.id):
-        missed_keys: list[str | None] = []
+        # A window read in each contact's zone: each zone has its own intended send time.
+        by_zone = Snapshot.of(run.spec).contact_windows
+        missed_keys: dict[str | None, list[str | None]] = {}
         missed = released = 0
-        for next_attempt_at, count in store_runs.waiting_by_attempt(db, run.id):
-            at = intended_send_time(run, next_attempt_at)
+        for next_attempt_at, zone, count in store_runs.waiting_by_attempt(db, run.id,
+                                                                          by_zone=by_zone):
+            at = intended_send_time(run, next_attempt_at, zone)
             if at is not None and at <= now and (start is None or at >= start):
-                missed_keys.append(next_attempt_at)
+                missed_keys.setdefault(zone, []).append(next_attempt_at)
                 missed += count
             else:
                 released += count
         cancelled = 0
         if policy == "skip" and apply and missed_keys:
-            for i in range(0, len(missed_keys), _CANCEL_CHUNK):
-                cancelled += store_runs.cancel_missed(db, run.id,
-                                                      missed_keys[i:i + _CANCEL_CHUNK])
+            for zone, keys in missed_keys.items():
+                for i in range(0, len(keys), _CANCEL_CHUNK):
+                    cancelled += store_runs.cancel_missed(db, run.id, keys[i:i + _CANCEL_CHUNK],
+                                                          zone=zone)
             exec_log.append(db, exec_log.LogEntry(
                 "Missed Messages Cancelled", run_subject(run.id, run),
                 details=f"{cancelled} messages whose send time passed while paused (since "
@@ -571,11 +580,15 @@ def _create_retry(db, run: RunRecord, chosen: RetryPlan, *, note: str | None, ac
         include_sent=False,
         closes_at=campaign_closes_at(db, run.campaign) or from_db(run.closes_at),
     ), now=now)
-    items = store_queue.RunItems(new_id, snapshot.channel)
+    items = store_queue.RunItems(new_id, snapshot.channel, priority=snapshot.priority)
     queued = store_queue.insert_retry_items(db, selection, items, snapshot.message_type,
                                             now=now)
     users.record_run_left_out(db, new_id, restriction,
                               store_queue.failed_contacts_query(replace(selection, rights=None)))
+    if snapshot.contact_windows:
+        from campctl.engine import contact_windows
+
+        contact_windows.assign_at_build(db, new_id, fallback=snapshot.timezone)
     store_runs.mark_built(db, new_id, now=now)
     history.record(db, history.HistoryEntry(
         kind="run", name=str(new_id), action="create", actor=actor,

@@ -12,7 +12,14 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from campctl.definitions.models import DEFAULT_CHANNEL, DEFAULT_TIMEZONE, EVERYONE, Campaign
+from campctl.definitions.models import (
+    DEFAULT_CHANNEL,
+    DEFAULT_PRIORITY,
+    DEFAULT_TIMEZONE,
+    EVERYONE,
+    Campaign,
+    priority_of,
+)
 from campctl.engine import isolation
 from campctl.engine.context import TickContext
 from campctl.errors import NotFound
@@ -45,9 +52,13 @@ def resolve_stage(model: Campaign, campaign_name: str, stage: str, *,
         "window": model.window,
         "campaign_version": version,
     }
+    if model.window and model.window_timezone == "contact":  # written only when set
+        snapshot["window_timezone"] = "contact"
     stale_after = found.stale_after or model.stale_after
     if stale_after:  # written only when set: snapshots without it stay as they were
         snapshot["stale_after"] = stale_after
+    if model.priority != DEFAULT_PRIORITY:  # likewise: frequency caps rank by it
+        snapshot["priority"] = model.priority
     return snapshot
 
 
@@ -93,6 +104,13 @@ class Snapshot:
     window: str | None
     timezone: str
     stale_after: str | None = None  # DURATION text: the run's staleness deadline (engine/stale)
+    priority: int = DEFAULT_PRIORITY  # copied onto each queue item (frequency caps rank by it)
+    window_timezone: str | None = None  # contact: the window is read in each contact's zone
+
+    @property
+    def contact_windows(self) -> bool:
+        """The window is read in each recipient's zone (engine/contact_windows.py)."""
+        return bool(self.window) and self.window_timezone == "contact"
 
     @classmethod
     def of(cls, spec: Mapping[str, Any]) -> Snapshot:
@@ -101,10 +119,22 @@ class Snapshot:
                    message_type=spec.get("message_type"),
                    include_opted_out=bool(spec.get("include_opted_out")),
                    window=spec.get("window"), timezone=spec.get("timezone") or DEFAULT_TIMEZONE,
-                   stale_after=spec.get("stale_after"))
+                   stale_after=spec.get("stale_after"),
+                   priority=priority_of(spec.get("priority")),
+                   window_timezone=spec.get("window_timezone"))
 
 
 def _build(db, run: RunRecord, *, now: datetime) -> int:
+    count = _build_items(db, run, now=now)
+    snapshot = Snapshot.of(run.spec)
+    if snapshot.contact_windows:
+        from campctl.engine import contact_windows
+
+        contact_windows.assign_at_build(db, run.id, fallback=snapshot.timezone)
+    return count
+
+
+def _build_items(db, run: RunRecord, *, now: datetime) -> int:
     snapshot = Snapshot.of(run.spec)
     audience = snapshot.audience
     exclude = run.restart_of if run.restart_of and not run.include_sent else None
@@ -127,7 +157,7 @@ def _build(db, run: RunRecord, *, now: datetime) -> int:
             include_opted_out)
         count = events.build_queue_from_events(
             db, replace(recipients, extra_where=extra), channel=snapshot.channel, now=now,
-            exclude_sent_of_run=exclude)
+            exclude_sent_of_run=exclude, priority=snapshot.priority)
         if restriction is not None:
             users.record_run_left_out(db, run.id, restriction,
                                       events.event_contacts_query(db, recipients, now=now))
@@ -142,7 +172,8 @@ def _build(db, run: RunRecord, *, now: datetime) -> int:
         sample_key=f"{run.campaign}/{run.stage}/{run.scheduled_at or run.id}")
     count = audience_engine.build_queue(
         db, replace(query, extra=extra),
-        audience_engine.RunItems(run.id, snapshot.channel, exclude_sent_of_run=exclude),
+        audience_engine.RunItems(run.id, snapshot.channel, exclude_sent_of_run=exclude,
+                                 priority=snapshot.priority),
         now=now)
     if restriction is not None:
         users.record_run_left_out(db, run.id, restriction, audience_query(db, query, now=now))
@@ -267,8 +298,19 @@ def _sleep_until(db, run_id: int, wake: datetime, *, dry_run: bool) -> None:
         schedules.set_state(db, "Run", str(run_id), next_due_at=wake, keep_cursor=True)
 
 
-def live_runs(ctx: TickContext) -> list[int]:
+@dataclass
+class LiveRuns:
+    """The runs whose messages may go out now, and for runs whose window is read in each
+    contact's zone, the zones open now (their other items wait)."""
+
+    ids: list[int]
+    zones: dict[int, tuple[str, ...]]
+
+
+def live_runs(ctx: TickContext) -> LiveRuns:
     """Runs whose messages may go out now: built, send schedule live, window open, not paused.
+    A run whose window is read in each contact's zone is live while any zone holding queued
+    items has its window open; only those zones' items are claimed.
 
     Runs that must wait get a wake-up instant in schedule_state, so no-op ticks stay cheap.
     """
@@ -283,6 +325,7 @@ def live_runs(ctx: TickContext) -> list[int]:
         report.notes.append(f"run {run.id} ({run.campaign}/{run.stage}): paused, nothing "
                             f"is sent until 'campctl resume run {run.id}'")
     live: list[int] = []
+    open_zones: dict[int, tuple[str, ...]] = {}
     for run in sorted(candidates, key=lambda r: r.id):
         # A run whose stored snapshot breaks this (a bad window, a bad time) fails alone.
         with isolation.boundary(db, report, isolation.Unit(
@@ -303,6 +346,22 @@ def live_runs(ctx: TickContext) -> list[int]:
                 continue
             snapshot = Snapshot.of(run.spec)
             window, tz = snapshot.window, snapshot.timezone
+            if snapshot.contact_windows:
+                from campctl.engine.contact_windows import describe_held, run_zones
+
+                zones = run_zones(db, [run.id], {run.id: window or ""}, now=now)[run.id]
+                if not zones.zones:
+                    continue  # nothing queued: finishing completes it
+                if zones.held:
+                    report.notes.append(f"{label}: waits for its sending window {window} in "
+                                        f"each contact's zone: {describe_held(zones)}")
+                if not zones.open:
+                    assert zones.next_open is not None
+                    _sleep_until(db, run.id, zones.next_open, dry_run=dry_run)
+                    continue
+                open_zones[run.id] = zones.open
+                live.append(run.id)
+                continue
             if window and not windows.is_open(window, tz, now):
                 opens = windows.next_open(window, tz, now)
                 report.notes.append(f"{label}: waits for its sending window {window} ({tz}), opens "
@@ -310,11 +369,13 @@ def live_runs(ctx: TickContext) -> list[int]:
                 _sleep_until(db, run.id, opens, dry_run=dry_run)
                 continue
             live.append(run.id)
-    return live
+    return LiveRuns(live, open_zones)
 
 
-def start_delivery(ctx: TickContext, run_ids: list[int]) -> None:
+def start_delivery(ctx: TickContext, run_ids: list[int] | LiveRuns) -> None:
     """Live runs still `queued` move to `sending` (one log row each)."""
+    if isinstance(run_ids, LiveRuns):
+        run_ids = run_ids.ids
     if not run_ids:
         return
     db, now, report = ctx.db, ctx.now, ctx.report
@@ -331,14 +392,16 @@ def start_delivery(ctx: TickContext, run_ids: list[int]) -> None:
                         run_subject(run_id, run)), now=now)
 
 
-def deliver(ctx: TickContext, run_ids: list[int]) -> None:
+def deliver(ctx: TickContext, run_ids: list[int] | LiveRuns) -> None:
     """Deliver the due messages of `run_ids` and of scenarios into the tick's report; delivery
     itself breaking is reported and the tick goes on."""
     from campctl.engine import delivery
 
     db, now, report = ctx.db, ctx.now, ctx.report
+    zones = run_ids.zones if isinstance(run_ids, LiveRuns) else None
+    ids = run_ids.ids if isinstance(run_ids, LiveRuns) else run_ids
     try:
-        result = delivery.deliver_due(ctx, run_ids=run_ids, scenario_items=True)
+        result = delivery.deliver_due(ctx, run_ids=ids, scenario_items=True, zones=zones)
     except Exception as exc:
         if isolation.state_problem(exc):
             raise
@@ -357,6 +420,9 @@ def deliver(ctx: TickContext, run_ids: list[int]) -> None:
         report.notes.append(f"{result.stale} stale messages "
                             f"{'would be ' if ctx.dry_run else ''}cancelled: not handed over "
                             "by their intended send time + stale_after")
+    if result.capped:
+        report.notes.append(f"{result.capped} messages capped by a frequency cap (deferred "
+                            "until it frees a slot, or dropped)")
     if result.waiting_rate:
         report.notes.append(f"{result.waiting_rate} messages wait for their channel's rate limit")
     retried = result.retried
@@ -383,6 +449,12 @@ def finish(ctx: TickContext) -> None:
         left = remaining.get(run.id, 0)
         if left:
             retry = from_db(run_store.next_retry_at(db, run.id) or None)
+            retry = retry if retry is not None and retry > now else None
+            zones = _zone_wake(db, run, now=now)
+            if zones is not None and zones.next_open is not None and (
+                    retry is not None or not zones.open):
+                # Only closed zones hold its messages (or a retry waits): the earliest opening.
+                retry = min(retry or zones.next_open, zones.next_open)
             if retry is not None and retry > now and not dry_run:
                 with db.atomic():
                     schedules.set_state(db, "Run", str(run.id), next_due_at=retry,
@@ -415,6 +487,20 @@ def finish(ctx: TickContext) -> None:
     if not dry_run:
         with db.atomic():
             schedules.clear_run_wakes(db)
+
+
+def _zone_wake(db, run: RunRecord, *, now: datetime):
+    """For a run whose window is read in each contact's zone, its zones holding queued items
+    at `now` (engine/contact_windows.RunZones); None for other runs."""
+    snapshot = Snapshot.of(run.spec)
+    if not snapshot.contact_windows or not snapshot.window:
+        return None
+    from campctl.engine.contact_windows import run_zones
+
+    try:
+        return run_zones(db, [run.id], {run.id: snapshot.window}, now=now)[run.id]
+    except ValueError:  # a broken snapshot: live_runs fails the run alone
+        return None
 
 
 @dataclass(frozen=True, slots=True)

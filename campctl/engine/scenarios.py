@@ -499,7 +499,7 @@ def _run_step(tick: _Tick, step: ScenarioStep, counts: Moves) -> int:
     if step.send is not None:
         queued, skipped = store.queue_sends(
             db, scenario=name, step=step.id, channel=step.send.channel,
-            message_type=step.send.message_type, now=now)
+            message_type=step.send.message_type, now=now, priority=step.send.priority)
         counts.queued += queued
         counts.skipped += skipped
         return store.move(db, at, to=step.next, now=now)
@@ -1110,6 +1110,9 @@ def describe_extra(db: Database, name: str, now: datetime) -> list[dict]:
     from campctl.store.stale import step_stale_counts
 
     stale = step_stale_counts(db, name)
+    from campctl.store.caps import step_capped_counts
+
+    capped = step_capped_counts(db, name)
     rows = []
     for step in steps:
         here = inside.get(step.id, {})
@@ -1121,6 +1124,7 @@ def describe_extra(db: Database, name: str, now: datetime) -> list[dict]:
             "frozen": here.get("frozen", 0), "sent": sent.get("sent", 0),
             "queued": sent.get("queued", 0), "failed": sent.get("failed", 0),
             "stale": stale.get(step.id, 0),
+            "capped": capped.get(step.id, 0),
         })
     return rows
 

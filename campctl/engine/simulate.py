@@ -12,7 +12,8 @@ a per-second rate window is "slept" through without waiting.
 
 What is counted (per day in one zone, and per campaign, plan and scenario): occurrences fired
 and skipped (with their reasons), messages built, sent, failed and cancelled (with reasons;
-`stale` and `capped` among them), messages held by a sending window or a channel's rate (each
+`stale` among them, and those a frequency cap dropped with the reason `capped`), messages held
+by a sending window, a channel's rate or a frequency cap (`capped`: deferred or dropped; each
 message counted once per kind of hold, on the day first seen), the contacts who get more than
 `max_per_day` messages in one day, and the messages sent in each hour of the period.
 """
@@ -191,19 +192,32 @@ def _observe(db: Database, at: datetime, rates: set[str]) -> None:
     at_text = to_db(at)
     closed: list[int] = []
     live: list[int] = []
+    closed_zones: dict[int, tuple[str, ...]] = {}  # runs whose window is read per contact
     for run in store.active_built_runs(db):
         send_at = from_db(run["send_at"])
         if send_at is not None and send_at > at:
             continue  # held by its send schedule, which is the plan, not a hold
+        run_id = int(run["id"])
         try:
             snapshot = Snapshot.of(json.loads(run["spec"]))
+            if snapshot.contact_windows and snapshot.window:
+                from campctl.engine.contact_windows import run_zones
+
+                zones = run_zones(db, [run_id], {run_id: snapshot.window}, now=at)[run_id]
+                closed_zones[run_id] = tuple(z.zone for z in zones.held)
+                if zones.open:
+                    live.append(run_id)
+                continue
             is_open = windows.is_open(snapshot.window, snapshot.timezone, at)
         except (ValueError, TypeError, AttributeError):
             continue  # the tick fails such a run
-        (live if is_open else closed).append(int(run["id"]))
+        (live if is_open else closed).append(run_id)
     with db.atomic():
         store.mark_held_window(db, closed, at=at_text)
+        for run_id, held in closed_zones.items():
+            store.mark_held_window(db, [run_id], at=at_text, zones=held)
         store.mark_held_rate(db, rates, live, at=at_text)
+        store.mark_held_cap(db, at=at_text)
         store.mark_ended(db, at=at_text)
 
 
@@ -224,8 +238,8 @@ def _ending(row: Mapping[str, Any]) -> tuple[str, str]:
     status, reason = str(row["status"]), str(row.get("last_error") or row["status"])
     if status == STALE or reason == STALE or reason.startswith(STALE + ":"):
         return STALE, STALE
-    if status == CAPPED or reason == CAPPED or reason.startswith(CAPPED + ":"):
-        return CAPPED, CAPPED
+    if reason == CAPPED:  # dropped by a frequency cap (every held one counts as `capped`)
+        return "cancelled", CAPPED
     return ("failed" if status == "failed" else "cancelled"), reason
 
 
@@ -290,7 +304,8 @@ def _count(db: Database, result: Simulation, *, built_after: int,
             tally.add(moment, objects, counter, reason, "cancelled")
     for hold in store.held(db):
         if moment := tally.day(hold["at"]):
-            tally.add(moment, _item_objects(hold), f"held_{hold['why']}")
+            why = CAPPED if hold["why"] == "cap" else f"held_{hold['why']}"
+            tally.add(moment, _item_objects(hold), why)
     heavy = sorted(((d, c, n) for (d, c), n in per_contact.items() if n > result.max_per_day),
                    key=lambda x: (-x[2], x[0], x[1]))
     result.heavy_total = len({c for _, c, _ in heavy})

@@ -9,7 +9,9 @@ gets to it; a message a hand-over began on is left to that hand-over.
 The intended send time of a run's message is `run_control.intended_send_time` (the run's build,
 its send schedule, the next opening of its window) without the retry time of the item: a
 transient failure does not move the deadline, so a channel that is down for hours does not
-deliver yesterday's sale once it is back. Every item of a run therefore has the same deadline.
+deliver yesterday's sale once it is back. Every item of a run therefore has the same deadline,
+except in a run whose window is read in each contact's zone: there each window zone has its
+own (its window's first opening in that zone).
 A scenario message is meant to go when its profile reached the send step (the item's
 `created_at`; scenario sends have no window).
 """
@@ -33,6 +35,7 @@ class _RunDeadline:
     intended: datetime
     stale_after: str
     deadline: datetime
+    zone: str | None = None  # the window zone whose items this deadline is (contact windows)
 
 
 @dataclass(frozen=True)
@@ -76,7 +79,7 @@ class StaleSweep:
             if run.channel != channel or now <= run.deadline:
                 continue
             count = store.cancel_stale_run_items(self.db, run.run_id, channel=channel, now=now,
-                                                 apply=apply)
+                                                 apply=apply, zone=run.zone)
             if count and apply:
                 self._log_run(run, count, now=now)
             total += count
@@ -118,13 +121,20 @@ class StaleSweep:
                     age = _duration(snapshot.stale_after)
                     if age is None or snapshot.stale_after is None:
                         continue
-                    try:
-                        intended = intended_send_time(run, None)
-                    except (ValueError, OverflowError):  # a bad window fails the run elsewhere
-                        continue
-                    if intended is not None:
-                        self._runs.append(_RunDeadline(run.id, snapshot.channel, intended,
-                                                       snapshot.stale_after, intended + age))
+                    zones: list[str | None] = [None]
+                    if snapshot.contact_windows:
+                        from campctl.store.queue import queued_zones
+
+                        zones = list(queued_zones(self.db, [run.id])[run.id])
+                    for zone in zones:
+                        try:
+                            intended = intended_send_time(run, None, zone)
+                        except (ValueError, OverflowError):  # a bad window fails the run
+                            continue
+                        if intended is not None:
+                            self._runs.append(_RunDeadline(
+                                run.id, snapshot.channel, intended, snapshot.stale_after,
+                                intended + age, zone))
         return self._runs
 
     def _step_deadlines(self) -> list[_StepDeadline]:
@@ -155,7 +165,9 @@ class StaleSweep:
         exec_log.append(self.db, exec_log.LogEntry(
             "Stale Messages Cancelled",
             run_subject(run.run_id, store_runs.get_run_record(self.db, run.run_id)),
-            details=f"{count} messages not handed over by {to_db(run.deadline)} (intended send "
+            details=f"{count} messages"
+                    + (f" (window zone {run.zone})" if run.zone else "")
+                    + f" not handed over by {to_db(run.deadline)} (intended send "
                     f"time {to_db(run.intended)} + stale_after {run.stale_after}) cancelled: "
                     "stale"), now=now)
 

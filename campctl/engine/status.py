@@ -40,8 +40,13 @@ def collect(db, *, now: datetime) -> dict:
     runs = [{"id": r.id, "campaign": r.campaign, "stage": r.stage,
              "status": r.status, "instance": r.instance_id,
              "send_at": r.send_at, **counts.get(r.id, {"queued": 0, "sent": 0, "stale": 0,
-                                                        "failed": 0, "cancelled": 0})}
+                                                        "failed": 0, "cancelled": 0,
+                                                        "capped": 0})}
             for r in sorted(active, key=lambda r: r.id)]
+    waits = run_waits(db, runs, now=now)
+    # Why each run sends nothing now (its pause, send time, window, ...); None when it may.
+    for row, active_run in zip(runs, sorted(active, key=lambda r: r.id), strict=True):
+        row["waits_for"] = waits.get(active_run.id)
     from campctl.engine import plans as plan_engine
     from campctl.engine import scenarios as scenario_engine
 
@@ -208,12 +213,32 @@ def run_waits(db, runs: list[dict], *, now: datetime,
                                else "send schedule: not built yet")
         elif send_at is not None and send_at > to_db(now):
             reasons[run.id] = f"send schedule: held until {send_at}"
+        elif window and spec.get("window_timezone") == "contact":
+            held = _zones_held(db, run.id, window, now)
+            if held:
+                reasons[run.id] = held
         elif window and not _window_open(windows, window, tz, now):
             opens = iso_z(windows.next_open(window, tz, now))
             reasons[run.id] = f"window {window}: opens {opens}"
         elif (channel := spec.get("channel") or "outbox") in limited:
             reasons[run.id] = f"rate: channel {channel} at its limit {limited[channel]}"
     return reasons
+
+
+def _zones_held(db, run_id: int, window: str, now: datetime) -> str | None:
+    """What a run whose window is read in each contact's zone waits for, e.g.
+    `window 09:00-17:00 (3 zones, 40 messages), next opens …` (None: no zone is held)."""
+    from campctl.engine.contact_windows import run_zones
+
+    try:
+        zones = run_zones(db, [run_id], {run_id: window}, now=now)[run_id]
+    except ValueError:  # a broken snapshot: the tick sets the run aside and says why
+        return None
+    if not zones.held or zones.next_open is None:
+        return None
+    count = len(zones.held)
+    return (f"window {window} ({count} zone{'s' if count != 1 else ''}, {zones.held_items} "
+            f"messages), next opens {iso_z(zones.next_open)}")
 
 
 def _window_open(windows, window: str, tz: str, now: datetime) -> bool:

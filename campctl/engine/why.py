@@ -91,7 +91,44 @@ def explain(db: Database, contact: str, *, now: datetime, kind: str | None = Non
     for record in targets:
         entries += _entries_of(ctx, record)
     return {"contact": contact, "groups": list(ctx.groups), "opted_out": list(ctx.optouts),
-            "now": to_db(now), "objects": [e.as_json() for e in entries]}
+            "now": to_db(now), "caps": _caps(ctx), "objects": [e.as_json() for e in entries]}
+
+
+def _caps(ctx: _Ctx) -> list[dict[str, Any]]:
+    """Each frequency cap as it stands for the contact: the messages it counts in its period
+    (sent, in flight), when its next slot frees, and the contact's messages it held."""
+    from campctl.engine.caps import load_rules
+    from campctl.store import caps as caps_store
+    from campctl.store.delivery import DueScope
+
+    rules = load_rules(ctx.db)
+    if not rules:
+        return []
+    held = caps_store.contact_items_held(ctx.db, ctx.pk)
+    scope = DueScope((), True, ctx.now)
+    out = []
+    for rule in rules:
+        use = caps_store.usage(ctx.db, scope, [ctx.pk], rule.message_types,
+                               since=ctx.now - rule.per, now=ctx.now).get(ctx.pk,
+                                                                          caps_store.Usage())
+        if use.used < rule.max:
+            frees = None  # a slot is free now
+        elif use.sent >= rule.max and use.oldest_sent is not None:
+            frees = to_db(use.oldest_sent + rule.per)
+        else:
+            frees = "when the messages in flight are sent or given back"
+        out.append({
+            "name": rule.name, "max": rule.max, "per": rule.per_text,
+            "message_types": list(rule.message_types) if rule.message_types else None,
+            "policy": rule.policy, "counted": use.used, "sent": use.sent,
+            "in_flight": use.in_flight, "slots_left": max(0, rule.max - use.used),
+            "next_slot_at": frees,
+            "held": [{"message_id": h["message_id"], "run": h["run_id"],
+                      "scenario": h["scenario"], "step": h["step"], "status": h["status"],
+                      "until": h["next_attempt_at"] if h["status"] == "queued" else None}
+                     for h in held if h["capped"] == rule.name],
+        })
+    return out
 
 
 def _targets(db: Database, kind: str | None, name: str | None) -> list[ObjectRecord]:
@@ -364,6 +401,8 @@ def _decide_item(ctx: _Ctx, entry: Entry, item: dict[str, Any]) -> None:
     elif status == "cancelled":
         entry.verdict = "will not get"
         entry.reason = f"{where} cancelled: {item['last_error'] or 'no reason recorded'}"
+        if item.get("capped") and item["last_error"] == "capped":
+            entry.reason += f" (frequency cap {item['capped']}, policy drop)"
     else:
         entry.hold = _hold(ctx, item)
         entry.verdict, entry.reason = "waiting", f"{where} {entry.hold['reason']}"
@@ -377,7 +416,8 @@ def _hold(ctx: _Ctx, item: dict[str, Any]) -> dict[str, Any]:
         _run_hold(ctx, run, item, hold)
     elif (retry := from_db(item.get("next_attempt_at"))) is not None and retry > ctx.now:
         hold["not_before"] = item["next_attempt_at"]
-        hold["reason"] = f"retries at {item['next_attempt_at']}: {item['last_error']}"
+        hold["reason"] = (_capped_text(item, item["next_attempt_at"]) if _held_by_cap(item)
+                          else f"retries at {item['next_attempt_at']}: {item['last_error']}")
     _rate_hold(ctx, item["channel"], hold)
     if not hold["reason"]:
         hold["reason"] = "is due: the next tick hands it over"
@@ -387,8 +427,12 @@ def _hold(ctx: _Ctx, item: dict[str, Any]) -> dict[str, Any]:
 def _run_hold(ctx: _Ctx, run, item: dict[str, Any], hold: dict[str, Any]) -> None:
     from campctl.engine.run_control import intended_send_time
 
-    not_before = intended_send_time(run, item.get("next_attempt_at"))
+    zone = item.get("window_zone") if run.spec.get("window_timezone") == "contact" else None
+    not_before = intended_send_time(run, item.get("next_attempt_at"), zone)
     hold["not_before"] = None if not_before is None else to_db(not_before)
+    if zone:  # the window is read in the contact's zone (or the run's, as a fallback)
+        hold["window_zone"] = zone
+        hold["window_fallback"] = bool(item.get("window_fallback"))
     if run.status == "paused" or store.run_paused_instance(ctx.db, run.instance_id):
         hold["reason"] = f"waits: run {run.id} (or its plan instance) is paused"
     elif not_before is not None and not_before > ctx.now:
@@ -399,12 +443,31 @@ def _not_before_text(run, item: dict[str, Any], not_before: datetime) -> str:
     when = to_db(not_before)
     retry = from_db(item.get("next_attempt_at"))
     if retry is not None and to_db(retry) == when:
+        if _held_by_cap(item):
+            return _capped_text(item, when)
         return f"retries at {when}: {item['last_error']}"
     window = run.spec.get("window")
     send_at = from_db(run.send_at)
     if window and (send_at is None or to_db(send_at) != when):
+        zone = item.get("window_zone") if run.spec.get("window_timezone") == "contact" else None
+        if zone and item.get("window_fallback"):
+            return (f"waits for the sending window {window} in the campaign's zone {zone} (the "
+                    f"contact has no valid timezone attribute: fallback): opens {when}")
+        if zone:
+            return (f"waits for the sending window {window} in the contact's zone {zone}: "
+                    f"opens {when}")
         return f"waits for the sending window {window}: opens {when}"
     return f"held until its send time {when}"
+
+
+def _held_by_cap(item: dict[str, Any]) -> bool:
+    """A deferred item: a cap held it and no failed attempt set its wait since."""
+    return bool(item.get("capped")) and not item.get("last_error")
+
+
+def _capped_text(item: dict[str, Any], when: str) -> str:
+    return (f"held by frequency cap {item['capped']} (the contact's slots are used): "
+            f"looks again at {when}")
 
 
 def _rate_hold(ctx: _Ctx, channel: str, hold: dict[str, Any]) -> None:

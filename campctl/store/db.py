@@ -157,6 +157,11 @@ class Database:
         """Inside a transaction: serialize with every other claim of `channel` until it ends
         (rate windows). On SQLite the write lock already does."""
 
+    def lock_caps(self) -> None:
+        """Inside a transaction: serialize with every other claim that applies frequency caps
+        until it ends (a contact's last slot is given once). On SQLite the write lock already
+        does."""
+
     def hand_over_begin(self) -> None:
         """Hold the gate shared (call inside the claim transaction); see `hand_over_end`."""
         import fcntl

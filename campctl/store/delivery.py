@@ -35,11 +35,13 @@ _NOT_HELD = ("(instance_id IS NULL OR instance_id NOT IN"
 @dataclass(frozen=True)
 class DueScope:
     """Which items a delivery may take: those of live runs among `run_ids` whose campaign has
-    not closed by `now`, and (with `scenario_items`) scenario items; due at `now`."""
+    not closed by `now`, and (with `scenario_items`) scenario items; due at `now`. A run in
+    `zones` (its window read in each contact's zone) gives only its items of those zones."""
 
     run_ids: tuple[int, ...]
     scenario_items: bool
     now: datetime
+    zones: tuple[tuple[int, tuple[str, ...]], ...] = ()
 
 
 def _scope(scope: DueScope) -> tuple[str, list[Any]]:
@@ -54,6 +56,16 @@ def _scope(scope: DueScope) -> tuple[str, list[Any]]:
             " AND (closes_at IS NULL OR closes_at > ?))"
         )
         params += [int(r) for r in run_ids] + list(DELIVERING_RUN_STATUSES) + [to_db(now)]
+        if scope.zones:
+            # Runs without contact zones are not listed here and cost nothing more.
+            zoned = [f"(q.run_id = ? AND q.window_zone IN ({', '.join('?' for _ in zones)}))"
+                     if zones else "(q.run_id = ? AND 1 = 0)" for _run, zones in scope.zones]
+            marks = ", ".join("?" for _ in scope.zones)
+            parts[-1] = (f"({parts[-1]} AND (q.run_id NOT IN ({marks}) OR "
+                         + " OR ".join(zoned) + "))")
+            params += [int(run) for run, _zones in scope.zones]
+            for run, zones in scope.zones:
+                params += [int(run), *zones]
     if scenario_items:
         # A frozen profile (scenario deactivated with keep_profiles_on_deactivate) holds its mail.
         parts.append(

@@ -129,19 +129,21 @@ def event_contacts_query(db: Database, recipients: EventRecipients, *,
 
 
 def build_queue_from_events(db: Database, recipients: EventRecipients, *, channel: str,
-                            now: datetime, exclude_sent_of_run: int | None = None) -> int:
+                            now: datetime, exclude_sent_of_run: int | None = None,
+                            priority: int = 50) -> int:
     """One set-based INSERT: a queue item per recipient (see `EventRecipients`); with
     `exclude_sent_of_run`, none for a contact that run's restart chain already reached."""
     contacts_sql, contacts_params = event_contacts_query(db, recipients, now=now)
     run_id = recipients.run_id
     sql = (
         "INSERT INTO queue_items (message_id, run_id, contact_id, channel, message_type, status,"
-        " created_at)"
-        " SELECT 'r' || ? || '-c' || e.contact_id, ?, e.contact_id, ?, ?, 'queued', ?"
+        " created_at, priority)"
+        " SELECT 'r' || ? || '-c' || e.contact_id, ?, e.contact_id, ?, ?, 'queued', ?, ?"
         f" FROM ({contacts_sql}) e WHERE true"
     )
     params: list[Any] = [
-        run_id, run_id, channel, recipients.message_type, to_db(now), *contacts_params,
+        run_id, run_id, channel, recipients.message_type, to_db(now), int(priority),
+        *contacts_params,
     ]
     if exclude_sent_of_run is not None:
         sql += (" AND NOT EXISTS (SELECT 1 FROM queue_items s WHERE s.run_id IN"

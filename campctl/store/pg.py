@@ -33,6 +33,7 @@ from campctl.store.location import PgUrl
 SERIAL = 1
 GATE = 2
 RATE = 3  # + crc32(channel): one key per rated channel
+CAPS = 4  # every claim that applies frequency caps
 _NS_BASE = 0x63616D70  # "camp"
 
 # Rows a streamed (server-side) cursor fetches per round trip.
@@ -201,6 +202,13 @@ class PgDatabase(Database):
             raise RuntimeError("lock_channel needs a transaction")
         key = _int32(RATE + zlib.crc32(channel.encode()))
         self._raw(_lock_sql("pg_advisory_xact_lock"), (self.ns, key))
+
+    def lock_caps(self) -> None:
+        """Serialize the claims that apply frequency caps (any channel) across hosts until this
+        transaction ends: the counts a claim reads stay true until it commits."""
+        if not self.in_transaction:
+            raise RuntimeError("lock_caps needs a transaction")
+        self._raw(_lock_sql("pg_advisory_xact_lock"), (self.ns, CAPS))
 
     # --- the hand-over gate ---------------------------------------------------------------------
     # A session-level shared advisory lock, taken inside the claim transaction and held past

@@ -37,6 +37,7 @@ class RunItems:
     channel: str
     require_email: bool | None = None
     exclude_sent_of_run: int | None = None
+    priority: int = 50  # copied onto each item: frequency caps rank by it
 
 
 def insert_run_items(
@@ -73,8 +74,8 @@ def insert_run_items(
         extra.append(items.exclude_sent_of_run)
     sql = (
         "INSERT INTO queue_items (message_id, run_id, contact_id, channel, message_type, status,"
-        " created_at) "
-        f"SELECT {_MESSAGE_ID_SQL}, ?, a.contact_id, ?, ?, 'queued', ? "
+        " created_at, priority) "
+        f"SELECT {_MESSAGE_ID_SQL}, ?, a.contact_id, ?, ?, 'queued', ?, ? "
         f"FROM ({audience_sql}) a WHERE {' AND '.join(filters)} "
         "ORDER BY a.contact_id "
         "ON CONFLICT DO NOTHING"
@@ -85,7 +86,7 @@ def insert_run_items(
     start = low - 1
     while start < high:
         end = start + chunk_ids
-        params = [run_id, run_id, items.channel, query.message_type, stamp,
+        params = [run_id, run_id, items.channel, query.message_type, stamp, int(items.priority),
                   *audience_params, start, end, *extra]
         with db.atomic():
             inserted += db.execute(sql, params).rowcount
@@ -152,8 +153,80 @@ def insert_retry_items(db: Database, selection: RetrySelection, items: RunItems,
     run_id = int(items.run_id)
     return db.execute(
         "INSERT INTO queue_items (message_id, run_id, contact_id, channel, message_type, status,"
-        " created_at) "
-        f"SELECT 'r' || ? || '-c' || c.id, ?, c.id, ?, ?, 'queued', ? FROM contacts c"
+        " created_at, priority) "
+        f"SELECT 'r' || ? || '-c' || c.id, ?, c.id, ?, ?, 'queued', ?, ? FROM contacts c"
         f" WHERE {where} ORDER BY c.id ON CONFLICT DO NOTHING",
-        [run_id, run_id, items.channel, message_type, to_db(now), *params],
+        [run_id, run_id, items.channel, message_type, to_db(now), int(items.priority), *params],
     ).rowcount
+
+
+# --- sending windows in each recipient's zone (schedule.window_timezone: contact) ----------------
+
+def copy_contact_zones(db: Database, run_id: int, attribute: str) -> None:
+    """Each item of the run without a window zone takes its contact's `attribute` as written
+    (one statement; the engine then replaces what is not a valid zone)."""
+    field = db.d.json_field("c.attrs", [attribute])
+    db.execute(
+        f"UPDATE queue_items SET window_zone = (SELECT {field} FROM contacts c"
+        " WHERE c.id = queue_items.contact_id) WHERE run_id = ? AND window_zone IS NULL",
+        (int(run_id),),
+    )
+
+
+def window_zone_values(db: Database, run_id: int) -> list[str | None]:
+    """The distinct window zones the run's items hold (NULL included)."""
+    return [r[0] for r in db.query(
+        "SELECT DISTINCT window_zone FROM queue_items WHERE run_id = ?", (int(run_id),))]
+
+
+def fallback_window_zones(db: Database, run_id: int, valid: list[str], *, fallback: str) -> int:
+    """Items of the run whose window zone is not among `valid` get `fallback`, counted as
+    fallbacks; returns how many."""
+    where = "window_zone IS NULL"
+    if valid:
+        where += f" OR window_zone NOT IN ({', '.join('?' for _ in valid)})"
+    return db.execute(
+        "UPDATE queue_items SET window_zone = ?, window_fallback = 1"
+        f" WHERE run_id = ? AND ({where})",
+        (fallback, int(run_id), *valid),
+    ).rowcount
+
+
+def queued_zones(db: Database, run_ids: list[int]) -> dict[int, dict[str, int]]:
+    """`{run: {window zone: queued items}}` for the given runs (items not yet final)."""
+    out: dict[int, dict[str, int]] = {int(r): {} for r in run_ids}
+    if not run_ids:
+        return out
+    for row in db.query(
+        "SELECT run_id, window_zone, count(*) FROM queue_items"
+        f" WHERE {db.d.ids_in('run_id')} AND status = 'queued' AND window_zone IS NOT NULL"
+        " GROUP BY run_id, window_zone",
+        (db.d.ids_param(run_ids),),
+    ):
+        out[int(row[0])][str(row[1])] = int(row[2])
+    return out
+
+
+def zone_counts(db: Database, run_id: int) -> list[dict]:
+    """Per window zone of a run: queued, sent, failed, cancelled items and fallbacks."""
+    rows = db.query(
+        "SELECT window_zone, count(*) FILTER (WHERE status = 'queued') AS queued,"
+        " count(*) FILTER (WHERE status = 'sent') AS sent,"
+        " count(*) FILTER (WHERE status = 'failed') AS failed,"
+        " count(*) FILTER (WHERE status = 'cancelled') AS cancelled,"
+        " count(*) FILTER (WHERE window_fallback = 1) AS window_fallback"
+        " FROM queue_items WHERE run_id = ? AND window_zone IS NOT NULL"
+        " GROUP BY window_zone ORDER BY window_zone",
+        (int(run_id),),
+    )
+    return [{"zone": r[0], "queued": int(r[1]), "sent": int(r[2]), "failed": int(r[3]),
+             "cancelled": int(r[4]), "window_fallback": int(r[5])} for r in rows]
+
+
+def item_window_zone(db: Database, run_id: int, contact_id: int) -> tuple[str | None, bool]:
+    """The window zone of a contact's item in a run, and whether it is a fallback."""
+    row = db.one("SELECT window_zone, window_fallback FROM queue_items WHERE run_id = ?"
+                 " AND contact_id = ?", (int(run_id), int(contact_id)))
+    if row is None:
+        return None, False
+    return row[0], bool(row[1])

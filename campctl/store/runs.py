@@ -24,6 +24,8 @@ RUN_FIELDS = (
 FINAL_ITEM_STATUSES = ("sent", "failed", "cancelled")
 # The `last_error` of an item cancelled because its staleness deadline passed (store/stale.py).
 STALE_ERROR = "stale"
+# The `last_error` of an item a frequency cap with `policy: drop` cancelled (store/caps.py).
+CAPPED_ERROR = "capped"
 
 
 def _row(row) -> dict[str, Any]:
@@ -161,7 +163,8 @@ def _select_runs(db: Database, campaign: str | None, instance_id: int | None,
 
 
 def _empty_counts() -> dict[str, int]:
-    return {"queued": 0, "sent": 0, "failed": 0, "cancelled": 0, "stale": 0}
+    return {"queued": 0, "sent": 0, "failed": 0, "cancelled": 0, "stale": 0, "capped": 0,
+            "window_fallback": 0}
 
 
 def counts(db: Database, run_id: int) -> dict[str, int]:
@@ -171,9 +174,15 @@ def counts(db: Database, run_id: int) -> dict[str, int]:
 
 def counts_for(db: Database, run_ids: Iterable[int] | None = None) -> dict[int, dict[str, int]]:
     """Item counts for several runs (all runs when `run_ids` is None), one grouped query.
-    `stale` counts the cancelled items whose staleness deadline passed (also in `cancelled`)."""
+    `stale` counts the cancelled items whose staleness deadline passed (also in `cancelled`);
+    `capped` the items a frequency cap held at least once (deferred or dropped), whatever
+    became of them; `window_fallback` the items whose window is read in the run's zone because
+    their contact had no valid `timezone` (`schedule.window_timezone: contact`), whatever their
+    status."""
     sql = ("SELECT run_id, status, count(*) AS n, count(*) FILTER (WHERE status = 'cancelled'"
-           " AND last_error = ?) AS stale FROM queue_items WHERE run_id IS NOT NULL")
+           " AND last_error = ?) AS stale, count(*) FILTER (WHERE capped IS NOT NULL) AS capped,"
+           " count(*) FILTER (WHERE window_fallback = 1) AS window_fallback"
+           " FROM queue_items WHERE run_id IS NOT NULL")
     params: list[Any] = [STALE_ERROR]
     if run_ids is not None:
         ids = list(run_ids)
@@ -190,6 +199,8 @@ def counts_for(db: Database, run_ids: Iterable[int] | None = None) -> dict[int, 
         key = row["status"] if row["status"] in FINAL_ITEM_STATUSES else "queued"
         bucket[key] += row["n"]
         bucket["stale"] += int(row["stale"] or 0)
+        bucket["capped"] += int(row["capped"] or 0)
+        bucket["window_fallback"] += int(row["window_fallback"] or 0)
     return out
 
 
@@ -437,20 +448,26 @@ def paused_since(db: Database, kind: str, name: str) -> str | None:
         " ORDER BY id DESC LIMIT 1", (kind, name))
 
 
-def waiting_by_attempt(db: Database, run_id: int) -> list[tuple[str | None, int]]:
+def waiting_by_attempt(db: Database, run_id: int, *,
+                       by_zone: bool = False) -> list[tuple[str | None, str | None, int]]:
     """The run's waiting items that no hand-over has begun on, grouped by `next_attempt_at`
-    (None: never attempted, or due at once): [(next_attempt_at, count)]."""
-    return [(r[0], int(r[1])) for r in db.query(
-        "SELECT next_attempt_at, count(*) FROM queue_items WHERE run_id = ? AND status = 'queued'"
-        f" AND NOT {in_doubt_sql(db)} GROUP BY next_attempt_at", (run_id,))]
+    (None: never attempted, or due at once) and, with `by_zone`, by window zone (else None):
+    [(next_attempt_at, window_zone, count)]."""
+    zone = "window_zone" if by_zone else "NULL"
+    return [(r[0], r[1], int(r[2])) for r in db.query(
+        f"SELECT next_attempt_at, {zone}, count(*) FROM queue_items WHERE run_id = ?"
+        f" AND status = 'queued' AND NOT {in_doubt_sql(db)} GROUP BY next_attempt_at"
+        + (", window_zone" if by_zone else ""), (run_id,))]
 
 
 MISSED_ERROR = "missed"
 
 
-def cancel_missed(db: Database, run_id: int, next_attempts: Iterable[str | None]) -> int:
+def cancel_missed(db: Database, run_id: int, next_attempts: Iterable[str | None], *,
+                  zone: str | None = None) -> int:
     """Cancel the run's waiting items (no hand-over begun) whose `next_attempt_at` is one of
-    `next_attempts` (None stands for NULL), with `last_error` 'missed'; returns how many."""
+    `next_attempts` (None stands for NULL), with `zone` only those of that window zone, with
+    `last_error` 'missed'; returns how many."""
     values = list(next_attempts)
     texts = [v for v in values if v is not None]
     parts = []
@@ -462,8 +479,12 @@ def cancel_missed(db: Database, run_id: int, next_attempts: Iterable[str | None]
         params.extend(texts)
     if not parts:
         return 0
+    in_zone = ""
+    if zone is not None:
+        in_zone = " AND window_zone = ?"
+        params.append(zone)
     return db.execute(
         "UPDATE queue_items SET status = 'cancelled', last_error = ?, next_attempt_at = NULL,"
         " claimed_until = NULL, claim_token = NULL, handover_begun = 0"
         f" WHERE run_id = ? AND status = 'queued' AND NOT {in_doubt_sql(db)}"
-        f" AND ({' OR '.join(parts)})", params).rowcount
+        f" AND ({' OR '.join(parts)}){in_zone}", params).rowcount

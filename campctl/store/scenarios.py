@@ -512,8 +512,10 @@ def branch(db: Database, at: AtStep, *, condition: tuple[str, list[Any]], then: 
 
 
 def queue_sends(db: Database, *, scenario: str, step: str, channel: str,
-                message_type: str | None, now: datetime) -> tuple[int, int]:
-    """One queue item per active profile at a send step; opted-out contacts skip the send.
+                message_type: str | None, now: datetime,
+                priority: int = 50) -> tuple[int, int]:
+    """One queue item per active profile at a send step (`priority` copied onto each);
+    opted-out contacts skip the send.
 
     The message id is deterministic per (profile, step, visit), so replaying a tick adds nothing.
     Returns (queued, skipped).
@@ -524,12 +526,12 @@ def queue_sends(db: Database, *, scenario: str, step: str, channel: str,
               "WHERE o.contact_id = p.contact_id AND (o.message_type = 'all' "
               "OR o.message_type = :mtype)))")
     params = {"scenario": scenario, "step": step, "channel": channel, "mtype": message_type,
-              "now": at}
+              "now": at, "priority": int(priority)}
     queued = db.execute(
         "INSERT INTO queue_items (message_id, run_id, profile_id, scenario, step, contact_id, "
-        "channel, message_type, status, next_attempt_at, created_at) "
+        "channel, message_type, status, next_attempt_at, created_at, priority) "
         "SELECT 'scn-' || p.id || '-' || p.step || '-' || p.visit, NULL, p.id, p.scenario, p.step, "
-        "p.contact_id, :channel, :mtype, 'queued', :now, :now FROM scenario_profiles p "
+        "p.contact_id, :channel, :mtype, 'queued', :now, :now, :priority FROM scenario_profiles p "
         f"WHERE p.scenario = :scenario AND p.status = 'active' AND p.step = :step AND NOT {optout} "
         "ON CONFLICT DO NOTHING",
         params,

@@ -434,6 +434,27 @@ V3: list[str] = [
     "CREATE INDEX queue_items_claim ON queue_items (channel, id) WHERE status = 'queued'",
 ]
 
-MIGRATIONS: list[list[str]] = [V1, V2, V3]
+# V4: frequency caps. Each queue item carries the priority of its campaign or scenario step
+# (copied at build, so a claim ranks without reading definitions) and the name of the cap that
+# first held it (kept afterwards, so a run counts its capped messages); the partial indexes make
+# "messages sent to this contact since T" and "this contact's messages in flight" cheap.
+V4: list[str] = [
+    "ALTER TABLE queue_items ADD COLUMN priority INTEGER NOT NULL DEFAULT 50",
+    "ALTER TABLE queue_items ADD COLUMN capped TEXT",
+    "CREATE INDEX queue_items_contact_sent ON queue_items (contact_id, sent_at)"
+    " WHERE status = 'sent'",
+    "CREATE INDEX queue_items_contact_queued ON queue_items (contact_id)"
+    " WHERE status = 'queued'",
+]
+
+# V5: sending windows in each recipient's zone (`schedule.window_timezone: contact`): the zone
+# an item's window is read in, fixed at build (NULL: the run's own zone), and whether that zone
+# is the run's because the contact had none or an invalid one (counted as window_fallback).
+V5: list[str] = [
+    "ALTER TABLE queue_items ADD COLUMN window_zone TEXT",
+    "ALTER TABLE queue_items ADD COLUMN window_fallback INTEGER NOT NULL DEFAULT 0",
+]
+
+MIGRATIONS: list[list[str]] = [V1, V2, V3, V4, V5]
 
 SCHEMA_VERSION = len(MIGRATIONS)

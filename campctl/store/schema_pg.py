@@ -417,6 +417,18 @@ PG_BASELINE: list[str] = [
 PG_MIGRATIONS: dict[int, list[str]] = {
     # V3: the claim's partial index (FOR UPDATE SKIP LOCKED reads it in id order).
     3: ["CREATE INDEX queue_items_claim ON queue_items (channel, id) WHERE status = 'queued'"],
+    # V4: frequency caps (see store.schema.V4).
+    4: [
+        "ALTER TABLE queue_items ADD COLUMN priority BIGINT NOT NULL DEFAULT 50",
+        'ALTER TABLE queue_items ADD COLUMN capped TEXT COLLATE "C"',
+        "CREATE INDEX queue_items_contact_sent ON queue_items (contact_id, sent_at)"
+        " WHERE status = 'sent'",
+        "CREATE INDEX queue_items_contact_queued ON queue_items (contact_id)"
+        " WHERE status = 'queued'",
+    ],
+    # V5: the zone an item's sending window is read in, and whether it is a fallback.
+    5: [f"ALTER TABLE queue_items ADD COLUMN window_zone {T}",
+        "ALTER TABLE queue_items ADD COLUMN window_fallback BIGINT NOT NULL DEFAULT 0"],
 }
 
 # Equal to store.schema.SCHEMA_VERSION as long as every SQLite migration is mirrored (tested).

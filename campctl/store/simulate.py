@@ -2,8 +2,9 @@
 
 The simulation runs the engine on a throw-away SQLite copy (`store.copy`). Besides the engine's
 own tables it keeps two bookkeeping tables there, `sim_held` (a message seen waiting for its
-window or its channel's rate, first at `at`) and `sim_ended` (a message seen failed or
-cancelled, first at `at`; NULL for those that had ended before the simulation began).
+window or its channel's rate, or held by a frequency cap, first at `at`) and `sim_ended` (a
+message seen failed or cancelled, first at `at`; NULL for those that had ended before the
+simulation began).
 """
 
 from __future__ import annotations
@@ -105,14 +106,18 @@ def _ids(values: Sequence[object]) -> str:
     return ", ".join("?" for _ in values)
 
 
-def mark_held_window(db: Database, run_ids: Sequence[int], *, at: str) -> None:
-    """The queued messages of `run_ids` (runs whose window is closed) are held by it."""
-    if not run_ids:
+def mark_held_window(db: Database, run_ids: Sequence[int], *, at: str,
+                     zones: Sequence[str] | None = None) -> None:
+    """The queued messages of `run_ids` (runs whose window is closed) are held by it; with
+    `zones`, only those whose window zone is among them (a run whose window is read in each
+    contact's zone: the zones closed at `at`)."""
+    if not run_ids or (zones is not None and not zones):
         return
+    in_zones = f" AND window_zone IN ({_ids(zones)})" if zones is not None else ""
     db.execute(
         "INSERT INTO sim_held (id, why, at) SELECT id, 'window', ? FROM queue_items"
-        f" WHERE status = 'queued' AND run_id IN ({_ids(run_ids)})"
-        " ON CONFLICT (id, why) DO NOTHING", (at, *run_ids))
+        f" WHERE status = 'queued' AND run_id IN ({_ids(run_ids)}){in_zones}"
+        " ON CONFLICT (id, why) DO NOTHING", (at, *run_ids, *(zones or ())))
 
 
 def mark_held_rate(db: Database, channels: Iterable[str], live_run_ids: Sequence[int], *,
@@ -129,6 +134,13 @@ def mark_held_rate(db: Database, channels: Iterable[str], live_run_ids: Sequence
         " AND (claimed_until IS NULL OR claimed_until <= ?)"
         f" AND (run_id IS NULL{runs})"
         " ON CONFLICT (id, why) DO NOTHING", (at, *names, at, at, *live_run_ids))
+
+
+def mark_held_cap(db: Database, *, at: str) -> None:
+    """Messages a frequency cap held (deferred or dropped) since the last call: held at `at`."""
+    db.execute(
+        "INSERT INTO sim_held (id, why, at) SELECT id, 'cap', ? FROM queue_items"
+        " WHERE capped IS NOT NULL ON CONFLICT (id, why) DO NOTHING", (at,))
 
 
 def mark_ended(db: Database, *, at: str) -> None:

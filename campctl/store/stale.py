@@ -20,19 +20,23 @@ _FREE = ("q.status = 'queued' AND q.handover_begun = 0"
          " AND (q.claimed_until IS NULL OR q.claimed_until <= ?)")
 
 
-def _run_items(run_id: int, *, channel: str, now: datetime) -> tuple[str, list]:
-    """The free items of run `run_id` on `channel`, while the run delivers (queued or sending,
-    its plan instance not paused, its campaign not closed): what a claim could take now,
-    whatever their retry time."""
+def _run_items(run_id: int, *, channel: str, now: datetime,
+               zone: str | None = None) -> tuple[str, list]:
+    """The free items of run `run_id` on `channel` (with `zone`: of that window zone), while
+    the run delivers (queued or sending, its plan instance not paused, its campaign not
+    closed): what a claim could take now, whatever their retry time."""
     marks = ", ".join("?" for _ in DELIVERING_RUN_STATUSES)
     at = to_db(now)
+    in_zone = " AND q.window_zone = ?" if zone is not None else ""
     return (
-        f"SELECT q.id FROM queue_items q WHERE q.run_id = ? AND q.channel = ? AND {_FREE}"
+        f"SELECT q.id FROM queue_items q WHERE q.run_id = ? AND q.channel = ?{in_zone}"
+        f" AND {_FREE}"
         " AND EXISTS (SELECT 1 FROM runs r WHERE r.id = q.run_id"
         f" AND r.status IN ({marks}) AND (r.closes_at IS NULL OR r.closes_at > ?)"
         " AND (r.instance_id IS NULL OR r.instance_id NOT IN"
         " (SELECT id FROM plan_instances WHERE status = 'paused')))",
-        [int(run_id), channel, at, *DELIVERING_RUN_STATUSES, at],
+        [int(run_id), channel, *([zone] if zone is not None else []), at,
+         *DELIVERING_RUN_STATUSES, at],
     )
 
 
@@ -65,10 +69,11 @@ def _cancel(db: Database, picked: tuple[str, list], *, apply: bool) -> int:
 
 
 def cancel_stale_run_items(db: Database, run_id: int, *, channel: str, now: datetime,
-                           apply: bool = True) -> int:
-    """Cancel (reason `stale`) every free item of the run on `channel`: the caller found the
-    run's deadline passed. With `apply` False only count them. Returns how many."""
-    return _cancel(db, _run_items(run_id, channel=channel, now=now), apply=apply)
+                           apply: bool = True, zone: str | None = None) -> int:
+    """Cancel (reason `stale`) every free item of the run on `channel` (with `zone`: of that
+    window zone): the caller found the deadline passed. With `apply` False only count them.
+    Returns how many."""
+    return _cancel(db, _run_items(run_id, channel=channel, now=now, zone=zone), apply=apply)
 
 
 def cancel_stale_step_items(db: Database, scenario: str, step: str, *, channel: str,

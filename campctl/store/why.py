@@ -13,7 +13,8 @@ from campctl.store.segments import rules_where
 
 _ITEM_FIELDS = (
     "q.message_id, q.run_id, q.status, q.attempts, q.last_error, q.next_attempt_at, "
-    "q.sent_at, q.failed_at, q.created_at, q.channel, q.message_type"
+    "q.sent_at, q.failed_at, q.created_at, q.channel, q.message_type, q.capped, q.window_zone,"
+    " q.window_fallback"
 )
 
 

@@ -16,6 +16,7 @@ from campctl.definitions.models import (
     Campaign,
     DateSchedule,
     EventSchedule,
+    FrequencyCap,
     Moment,
     OneOffSchedule,
     OutboxChannel,
@@ -32,7 +33,8 @@ from campctl.models import Kind
 PLANS = Path(__file__).resolve().parents[2] / "plans"
 MODEL_TYPES = {Kind.SEGMENT: (Segment,), Kind.CAMPAIGN: (Campaign,), Kind.PLAN: (Plan,),
                Kind.SCENARIO: (Scenario,),
-               Kind.CHANNEL: (OutboxChannel, SmtpChannel, WebhookChannel)}
+               Kind.CHANNEL: (OutboxChannel, SmtpChannel, WebhookChannel),
+               Kind.FREQUENCY_CAP: (FrequencyCap,)}
 
 
 def _one(text: str):

@@ -40,7 +40,7 @@ def test_examples_cover_every_kind_type_and_schedule_form():
     by_kind: dict[str, list] = {}
     for d in result.definitions:
         by_kind.setdefault(d.kind.value, []).append(d)
-    assert set(by_kind) == {"Segment", "Channel", "Campaign", "Plan", "Scenario"}
+    assert set(by_kind) == {"Segment", "Channel", "Campaign", "Plan", "Scenario", "FrequencyCap"}
     campaigns = by_kind["Campaign"]
     assert {c.spec["type"] for c in campaigns} == {"one-off", "date-triggered", "event-triggered"}
     one_off = [c.spec.get("schedule", {}) for c in campaigns if c.spec["type"] == "one-off"]
@@ -194,7 +194,8 @@ def test_schema_command_prints_json_schema(cli):
     assert result.exit_code == 0, result
     schema = result.json
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
-    assert set(schema["$defs"]) == {"Segment", "Channel", "Campaign", "Plan", "Scenario"}
+    assert set(schema["$defs"]) == {"Segment", "Channel", "Campaign", "Plan", "Scenario",
+                                   "FrequencyCap"}
 
 
 @pytest.mark.parametrize("args", [("validate",), ("validate", "--format")])

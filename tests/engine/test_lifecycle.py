@@ -125,6 +125,13 @@ def test_demo_runs_quickly_and_keeps_state_when_asked(cli, tmp_path, state):
     kinds = {json.loads(r["spec"]).get("type") for r in query_rows(
         target, "SELECT spec FROM objects WHERE kind = 'Channel'")}
     assert kinds <= {"outbox"}
+    # plans/caps.yaml: the frequency cap holds new-collection (priority 20) behind member-day
+    # (90) and welcome-back (50), logged per run.
+    runs = {r["campaign"]: r for r in cli("--state", str(target), "get", "runs", "-o",
+                                          "json").json}
+    assert runs["new-collection"]["capped"] > 0 and runs["member-day"]["capped"] == 0
+    assert query_rows(target, "SELECT count(*) AS n FROM exec_log"
+                              " WHERE event = 'Messages Capped'")[0]["n"] > 0
 
 
 def test_template_failures_fail_messages_not_the_run(launch, tick, rows):

@@ -11,7 +11,7 @@ from store_support import query_rows
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "plans"
 PLURAL = {"Segment": "segments", "Channel": "channels", "Campaign": "campaigns",
-          "Plan": "plans", "Scenario": "scenarios"}
+          "Plan": "plans", "Scenario": "scenarios", "FrequencyCap": "frequencycaps"}
 
 # Values that YAML 1.1 tools or a naive dump would turn into something else.
 TRAPS = """\

@@ -31,7 +31,8 @@ def test_get_values(cli, fresh_copy):
     assert cli("get", "campaigns", "-o", "json").json == [{
         "name": "spring-sale", "code": "SPR-27", "status": "draft", "type": "one-off",
         "closes_at": "2027-06-30T21:59:00Z", "next_occurrence": None, "version": 1,
-        "launched_at": None, "timezone": "Europe/Paris", "tags": [], "access_groups": None}]
+        "launched_at": None, "timezone": "Europe/Paris", "priority": 50, "tags": [],
+        "access_groups": None}]
     plan = cli("get", "plans", "spring-launch", "-o", "json").json
     assert {k: plan[k] for k in KEYS["plans"]} == {
         "name": "spring-launch", "status": "draft", "schedule_type": "manual",

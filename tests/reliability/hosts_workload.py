@@ -46,20 +46,21 @@ from pathlib import Path
 
 from receivers import SmtpReceiver, WebhookReceiver
 from workload_support import (
+    Killer,
     Operator,
+    TickRounds,
+    after_round,
     clean_env,
     drop_state,
     integrity_ok,
-    is_pg,
     iso,
+    killing_receivers,
+    message_key,
     query,
+    resend_figures,
     run_in_process,
     state_in,
 )
-
-# The `handover_begun` of a message that went or was about to (PostgreSQL also marks ahead: 1;
-# the server keeps every commit of a killed campctl process, so a mark never started never went).
-_STARTED_PG = 2
 
 SIZES = {
     "small": {"kills": 3, "contacts": 24, "paused_kills": 1},
@@ -78,12 +79,6 @@ T0 = datetime(2027, 3, 1, 8, 0, tzinfo=UTC)
 STEP = timedelta(minutes=6)  # longer than the claim lease: in-doubt messages go again next round
 EVERY = timedelta(minutes=12)  # the date-triggered campaign's cron, below
 DEBUG = bool(os.environ.get("HOSTS_WORKLOAD_DEBUG"))
-BARRIER_SECONDS = 0.5  # from starting the processes to releasing them together
-
-# Waits until the shared start instant, then becomes the campctl process (a process barrier).
-_BARRIER = ("import os, sys, time\n"
-            "time.sleep(max(0.0, float(sys.argv[1]) - time.time()))\n"
-            "os.execv(sys.executable, [sys.executable, '-m', 'campctl', *sys.argv[2:]])\n")
 
 DEFINITIONS = """\
 kind: Channel
@@ -130,67 +125,6 @@ def _env() -> dict[str, str]:
     return clean_env("hosts")
 
 
-def _key(header: str) -> str:
-    """The message id of an SMTP Message-ID header (`<ID@campctl>`) or an Idempotency-Key."""
-    return header.strip().strip("<>").removesuffix("@campctl")
-
-
-class Killer:
-    """SIGKILLs one running host, drawn at random, at the k-th message either receiver takes."""
-
-    def __init__(self, rng: random.Random) -> None:
-        self._rng = rng
-        self._lock = threading.Lock()
-        self._procs: list[subprocess.Popen] = []
-        self._left = 0
-        self.victims: set[int] = set()  # pids it killed
-
-    def arm(self, procs: list[subprocess.Popen], at_message: int) -> None:
-        with self._lock:
-            self._procs, self._left = list(procs), at_message
-
-    def disarm(self) -> None:
-        with self._lock:
-            self._procs = []
-
-    def arrived(self, port: int) -> None:
-        with self._lock:
-            if not self._procs:
-                return
-            self._left -= 1
-            if self._left <= 0:
-                running = [p for p in self._procs if p.poll() is None]
-                # The host handing this message over (connected to the receiver's port).
-                running = _connected_to(running, port) or running
-                if running:
-                    victim = self._rng.choice(running)
-                    victim.send_signal(signal.SIGKILL)
-                    self.victims.add(victim.pid)
-                self._procs = []
-
-
-def _connected_to(procs: list[subprocess.Popen], port: int) -> list[subprocess.Popen]:
-    """The processes with a TCP connection to 127.0.0.1:`port` (Linux /proc; [] elsewhere)."""
-    inodes: set[str] = set()
-    try:
-        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-            for line in Path(table).read_text().splitlines()[1:]:
-                fields = line.split()
-                if int(fields[2].rsplit(":", 1)[1], 16) == port:
-                    inodes.add(f"socket:[{fields[9]}]")
-    except OSError:
-        return []
-    found = []
-    for proc in procs:
-        try:
-            fds = Path(f"/proc/{proc.pid}/fd")
-            if any(os.readlink(fd) in inodes for fd in fds.iterdir()):
-                found.append(proc)
-        except OSError:
-            continue
-    return found
-
-
 def _campaign_of(kind: str, info: dict) -> str | None:
     if kind == "smtp":
         return str(info.get("subject", "")).split(" ", 1)[0] or None
@@ -198,97 +132,10 @@ def _campaign_of(kind: str, info: dict) -> str | None:
     return body.get("campaign") if isinstance(body, dict) else None
 
 
-def _receivers(killer: Killer, operator: Operator) -> tuple[SmtpReceiver, WebhookReceiver]:
-    class Smtp(SmtpReceiver):
-        def _add(self, key, info):
-            super()._add(key, info)
-            killer.arrived(self.port)
-            operator.arrived(_campaign_of("smtp", info))
-
-    class Hook(WebhookReceiver):
-        def _add(self, key, info):
-            super()._add(key, info)
-            killer.arrived(self._server.server_address[1])
-            operator.arrived(_campaign_of("hook", info))
-
-    return Smtp(delay=RECEIVER_DELAY), Hook(delay=RECEIVER_DELAY)
-
-
-def _quiet_errors(hook: WebhookReceiver) -> None:
-    """Do not print the traceback of a connection reset by a killed tick."""
-    server = hook._server
-    default = server.handle_error
-
-    def handle_error(request, client_address):
-        if not isinstance(sys.exc_info()[1], ConnectionError):
-            default(request, client_address)
-
-    server.handle_error = handle_error
-
-
 def _arrivals(smtp: SmtpReceiver, hook: WebhookReceiver) -> list[tuple[str, float, str | None]]:
-    return ([(_key(k), at, _campaign_of("smtp", info)) for k, at, info in smtp.arrivals()]
-            + [(_key(k), at, _campaign_of("hook", info)) for k, at, info in hook.arrivals()])
-
-
-class Hosts:
-    """Rounds of HOSTS tick processes released together, one of them possibly SIGKILLed."""
-
-    def __init__(self, state: Path | str, killer: Killer, rng: random.Random) -> None:
-        self.state = state
-        self.killer = killer
-        self.rng = rng
-        self.entries: list[dict] = []
-        self.rounds = 0
-
-    def start(self, now: datetime) -> tuple[list[subprocess.Popen], float]:
-        release = time.time() + BARRIER_SECONDS
-        procs = [subprocess.Popen(
-            [sys.executable, "-c", _BARRIER, repr(release), "--state", str(self.state),
-             "--now", iso(now), "tick"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=_env())
-            for _ in range(HOSTS)]
-        return procs, release
-
-    def finish(self, procs: list[subprocess.Popen], release: float, mode: str,
-               timer: threading.Timer | None = None) -> list[dict]:
-        entries = []
-        for proc in procs:
-            _, err = proc.communicate(timeout=300)
-            how = "message" if proc.pid in self.killer.victims else mode
-            entries.append({"code": proc.returncode, "killed": proc.returncode == -signal.SIGKILL,
-                            "mode": how, "stderr": err, "round": self.rounds})
-        self.killer.disarm()
-        if timer is not None:
-            timer.cancel()
-        self.rounds += 1
-        self.entries += entries
-        if DEBUG:
-            print(f"round {self.rounds} {mode}: {time.time() - release:.2f}s"
-                  f" {[e['code'] for e in entries]}", file=sys.stderr)
-        return entries
-
-    def round(self, now: datetime, mode: str = "none", tick_seconds: float = 0.0) -> list[dict]:
-        procs, release = self.start(now)
-        timer = None
-        if mode == "message":
-            self.killer.arm(procs, self.rng.randint(1, KILL_AT_MAX))
-        if mode == "time":
-            # One host at a random moment, and the host handing over the k-th message.
-            victim = self.rng.choice(procs)
-            delay = release - time.time() + self.rng.uniform(0.0, tick_seconds)
-            timer = threading.Timer(max(0.0, delay), lambda: victim.poll() is None
-                                    and victim.send_signal(signal.SIGKILL))
-            timer.start()
-            self.killer.arm(procs, self.rng.randint(1, KILL_AT_MAX))
-        return self.finish(procs, release, mode, timer)
-
-
-def _in_doubt(state: Path | str) -> set[tuple[str, str]]:
-    """(message id, claim token) of the items marked as handed over but not recorded."""
-    return set(query(state, "SELECT message_id, claim_token FROM queue_items"
-                            " WHERE handover_begun = ? AND status = 'queued'",
-                     (_STARTED_PG if is_pg(state) else 1,)))
+    return ([(message_key(k), at, _campaign_of("smtp", info)) for k, at, info in smtp.arrivals()]
+            + [(message_key(k), at, _campaign_of("hook", info))
+               for k, at, info in hook.arrivals()])
 
 
 def _run_id(state: Path | str, campaign: str) -> int:
@@ -328,7 +175,7 @@ def measure(workdir: Path, *, size: str = "small", seed: int = 0,
     killer = Killer(rng)
     operator = Operator(("p1", "s1"), seen_before=SEEN_BEFORE_ACTING,
                         hold_seconds=HOLD_SECONDS)
-    hosts = Hosts(state, killer, rng)
+    hosts = TickRounds(state, killer, rng, processes=HOSTS, user="hosts", debug=DEBUG)
     integrity_failures = 0
     doubt: list[tuple[int, list[str]]] = []  # (kills in the round, message ids it left in doubt)
     seen_in_doubt: set[tuple[str, str]] = set()
@@ -336,23 +183,22 @@ def measure(workdir: Path, *, size: str = "small", seed: int = 0,
     nonzero_unkilled: list[str] = []
     operator_errors: list[str] = []
     now = T0
-    smtp, hook = _receivers(killer, operator)
+    smtp, hook = killing_receivers(
+        killer, lambda kind, info: operator.arrived(_campaign_of(kind, info)), RECEIVER_DELAY)
     with smtp, hook:
-        _quiet_errors(hook)
         _setup(workdir, state, smtp, hook, contacts)
         # The length of a round with work (the first `every` run and h1): the kill range.
         first = time.time()
-        after_round(hosts.round(now, "message"), state, doubt, seen_in_doubt, nonzero_unkilled)
-        tick_seconds = time.time() - first - BARRIER_SECONDS
-
-        def kills() -> int:
-            return sum(e["killed"] for e in hosts.entries)
+        after_round(hosts.round(now, "message", kill_at_max=KILL_AT_MAX), state, doubt,
+                    seen_in_doubt, nonzero_unkilled)
+        tick_seconds = time.time() - first - hosts.barrier_seconds
+        kills = hosts.kills
 
         def killing_round() -> None:
             nonlocal now, integrity_failures
             now += STEP
-            after_round(hosts.round(now, "time", tick_seconds), state, doubt, seen_in_doubt,
-                        nonzero_unkilled)
+            after_round(hosts.round(now, "time", tick_seconds, KILL_AT_MAX), state, doubt,
+                        seen_in_doubt, nonzero_unkilled)
             integrity_failures += not integrity_ok(state)
 
         half = params["kills"] // 2
@@ -476,21 +322,6 @@ def measure(workdir: Path, *, size: str = "small", seed: int = 0,
     return figures
 
 
-def after_round(entries: list[dict], state: Path | str, doubt: list, seen: set,
-                nonzero_unkilled: list[str]) -> None:
-    """Note what this round's kills left in doubt, and unkilled ticks that failed."""
-    killed = sum(e["killed"] for e in entries)
-    for entry in entries:
-        if not entry["killed"] and entry["code"] != 0:
-            nonzero_unkilled.append(entry["stderr"].strip()[-300:])
-    if killed:
-        # Every host of the round has ended: what is in doubt now, and was not before, was
-        # left by this round's kills.
-        now_in_doubt = _in_doubt(state)
-        doubt.append((killed, sorted(m for m, _ in now_in_doubt - seen)))
-        seen.update(now_in_doubt)
-
-
 def _figures(state: Path | str, arrivals: list[tuple[str, float, str | None]],
              doubt: list[tuple[int, list[str]]], times: dict, contacts: int,
              stop: datetime) -> dict:
@@ -509,11 +340,6 @@ def _figures(state: Path | str, arrivals: list[tuple[str, float, str | None]],
     run_rows = query(state, "SELECT id, campaign, scheduled_at FROM runs")
     short_runs = [f"run {i} ({c}) has {per_run[i]} items" for i, c, _ in run_rows
                   if per_run[i] != contacts]
-    # Each repeat of a key is explained by a kill that left it in doubt: at most once per kill.
-    in_doubt_at: Counter = Counter(m for _, ids in doubt for m in ids)
-    resent = {m: n - 1 for m, n in seen.items() if n > 1}
-    unexplained = [m for m, extra in resent.items() if extra > in_doubt_at[m]]
-    per_kill = [sum(1 for m in ids if m in resent) / max(1, k) for k, ids in doubt]
     keys_by_recipient: dict[tuple, set[str]] = defaultdict(set)
     for m in seen:
         if m in items:
@@ -534,12 +360,10 @@ def _figures(state: Path | str, arrivals: list[tuple[str, float, str | None]],
         "items_by_status": dict(Counter(s for _, _, _, s in items.values())),
         "lost": len(not_sent) + len(sent_not_arrived) + len(short_runs),
         "unknown_arrivals": len(unknown),
-        "in_doubt_total": sum(len(ids) for _, ids in doubt),
+        # Each repeat of a key is explained by a kill that left it in doubt: at most once per
+        # kill.
+        **resend_figures(seen, doubt),
         "in_doubt_max": max((len(ids) for _, ids in doubt), default=0),
-        "resent": len(resent),
-        "resent_arrivals": sum(resent.values()),
-        "resent_unexplained": len(unexplained),
-        "resent_max_per_kill": max(per_kill, default=0),
         "second_key_for_recipient": second_key,
         "arrived_not_sent": len(arrived_not_sent),
         "runs": len(run_rows), "every_runs": sum(fired.values()), "expected_every_runs": len(slots),

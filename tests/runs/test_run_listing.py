@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 RUN_KEYS = {"id", "campaign", "stage", "status", "scheduled_at", "built_at", "finished_at",
-            "queued", "sent", "failed", "cancelled", "stale", "instance", "restart_of", "notes",
-            "left_out"}
+            "queued", "sent", "failed", "cancelled", "stale", "capped", "window_fallback",
+            "instance", "restart_of", "notes", "left_out"}
 
 
 def test_get_runs_json_shape_counts_and_notes(cli, make_run):
@@ -20,8 +20,8 @@ def test_get_runs_json_shape_counts_and_notes(cli, make_run):
     assert by_id[first] | {} == {
         "id": first, "campaign": "spring-sale", "stage": "main", "status": "paused",
         "scheduled_at": "2027-03-01T08:00:00Z", "built_at": None, "finished_at": None,
-        "queued": 1, "sent": 2, "failed": 1, "cancelled": 1, "stale": 0, "instance": None,
-        "restart_of": None, "notes": ["checking the copy"],
+        "queued": 1, "sent": 2, "failed": 1, "cancelled": 1, "stale": 0, "capped": 0,
+        "window_fallback": 0, "instance": None, "restart_of": None, "notes": ["checking the copy"],
         "left_out": {"rights": 0, "reason": None},
     }
     assert by_id[second]["instance"] == 3 and by_id[second]["notes"] == []
