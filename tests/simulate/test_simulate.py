@@ -306,3 +306,34 @@ def test_simulate_agrees_with_real_ticks_for_a_plan_and_a_scenario(
     assert real[("2027-03-02", "plan/mornings", "sent")] == 3
     assert real[("2027-03-01", "scenario/journey", "sent")] == 3
     assert real[("2027-03-02", "scenario/journey", "sent")] == 3  # "again" (reentry: once)
+
+
+def test_a_run_waiting_for_its_queue_time_needs_no_tick_until_then(cli, state, write_yaml,
+                                                                    tmp_path):
+    write_yaml("later.yaml", textwrap.dedent("""
+        kind: Campaign
+        name: later
+        timezone: Europe/Paris
+        closes_at: 2027-06-30T23:59
+        message_type: service
+        audience: {all: true}
+        message: {subject: "Later", body: "Soon."}
+        type: one-off
+        schedule: {queue: {at: 2027-03-04T10:00}, send: after_queue}
+        """))
+    contacts = tmp_path / "contacts.csv"
+    contacts.write_text("id,email\nc1,c1@x.org\n")
+    for step in (("init",), ("apply", str(write_yaml.folder)), ("contacts", "import",
+                 str(contacts)), ("submit", "campaign", "later"),
+                 ("approve", "campaign", "later", "--as", "boss"), ("start", "campaign", "later")):
+        ok(cli(*step))
+    ok(cli("tick"))  # the launch: a run `scheduled` until 4 March 10:00
+    [run] = query_rows(state, "SELECT status FROM runs")
+    assert run["status"] == "scheduled"
+    # Nothing to do for two days: the no-op probe lets simulate jump over every minute ...
+    data = ok(cli("--now", "2027-03-01T09:01:00Z", "simulate", "--days", "2", "-o", "json")).json
+    assert data["ticks"] == 0 and data["totals"]["built"] == 0
+    # ... and doctor sees no work waiting for a tick
+    ok(cli("--now", "2027-03-03T09:00:00Z", "doctor"))
+    built = ok(cli("--now", "2027-03-04T09:00:00Z", "simulate", "--days", "1", "-o", "json")).json
+    assert built["totals"]["sent"] == 1 and built["ticks"] <= 3
