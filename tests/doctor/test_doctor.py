@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from zoneinfo import ZoneInfo
 
 import pytest
-from store_support import execute_sql, query_rows
+from store_support import execute_sql, is_pg, query_rows
 
 from campctl.engine.doctor import first_difference, tzdata_check
 
@@ -98,9 +98,14 @@ def problems(result) -> list[str]:
     return [line for line in result.stdout.splitlines() if line.startswith("problem: ")]
 
 
-def test_a_healthy_state_exits_0_with_every_check_in_json(cli, setup):
+def test_a_healthy_state_exits_0_with_every_check_in_json(cli, setup, state):
     setup(CAMPAIGN.format(channel="outbox"))
     assert cli("--now", T0, "tick").exit_code == 0
+    if is_pg(state):  # the resets of earlier tests leave dead tuples that are not this state's
+        from pg_support import connect
+
+        with connect(str(state)) as conn:
+            conn.execute("VACUUM queue_items")
     result = doctor(cli, "2027-03-01T09:30:00Z")
     assert result.exit_code == 0, result
     assert result.stdout.startswith("healthy: 11 checks passed"), result
