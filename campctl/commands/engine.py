@@ -499,9 +499,11 @@ def demo(
                                       help="Simulated days.")] = 7,
 ) -> None:
     import tempfile
+    from datetime import timedelta
 
     from campctl.engine import demo as demo_engine
     from campctl.store.db import open_state
+    from campctl.store.location import SqlitePath
     from campctl.timeutil import iso_z, parse_instant
 
     app = app_context(ctx)
@@ -509,7 +511,7 @@ def demo(
     keep = _state_given(ctx)
     tmp = None if keep else tempfile.TemporaryDirectory(prefix="campctl-demo-")
     try:
-        where = app.state if tmp is None else Path(tmp.name) / "demo.db"
+        where = app.state if tmp is None else SqlitePath(Path(tmp.name) / "demo.db")
         db = open_state(where, create=True)
         try:
             notes = _demo_setup(db, start=start, actor="demo")
@@ -518,11 +520,16 @@ def demo(
             from campctl.engine.campaigns import record_event
 
             progress = None if app.json else _demo_progress(app)
+            operator = demo_engine.Operator(actor="demo")
             try:
                 totals = demo_engine.drive(db, start=start, days=days, environ=app.environ,
-                                           record_event=record_event, progress=progress)
+                                           record_event=record_event, progress=progress,
+                                           operator=operator)
             finally:
                 getattr(progress, "close", lambda: None)()
+            operations = demo_engine.operate(
+                db, operator, at=start + timedelta(days=days) + demo_engine.STEP,
+                environ=app.environ, location=where)
             summary = demo_engine.summary(db)
             zone_of = object_zones(db)
         finally:
@@ -531,7 +538,8 @@ def demo(
         if tmp is not None:
             tmp.cleanup()
     summary.update(days=days, start=iso_z(start), state=app.state.display() if keep else None,
-                   totals=totals)
+                   totals=totals, **operations)
+    summary["try_next"] = _demo_try_next(summary)
     if app.json:
         print_json(summary)
         return
@@ -596,4 +604,65 @@ def _print_demo_summary(app, summary, zone_of) -> None:
                                     ("campaign", "CAMPAIGN"), ("subject", "SUBJECT")],
          title="Sample of delivered messages", empty="no messages delivered", zones=zone_of)
     out.print(f"total messages delivered: {summary['delivered']}", markup=False)
+    _print_demo_operations(app, summary, zone_of)
+
+
+def _demo_try_next(summary: dict) -> list[str]:
+    """The commands to explore what the demo did (on its state when kept)."""
+    state = summary["state"]
+    prefix = f"campctl --state {state}" if state else "campctl --state demo.db"
+    lines = [] if state else ["campctl --state demo.db demo   (keep the demo's state)"]
+    retry = summary["retry"]
+    if retry["run"] is not None:
+        lines.append(f"{prefix} describe run {retry['run']}   (its failures; retried as run "
+                     f"{retry['new_run']})")
+    lines.append(f"{prefix} get runs   (STALE, the cancelled and the retry runs)")
+    at = summary["ended_at"]
+    lines.append(f"{prefix} --now {at} why {summary['why']['contact']}   (every campaign, plan "
+                 "and scenario)")
+    lines.append(f"{prefix} --now {at} doctor")
+    sim = summary["simulate"]
+    lines.append(f"{prefix} --now {sim['from']} simulate --days {sim['simulated_days']}")
+    return lines
+
+
+def _print_demo_operations(app, summary, zone_of) -> None:
+    """One compact section per item of issue 16 the demo exercised."""
+    out = app.out()
+    stale = summary["stale"]
+    emit(app, stale["runs"], [("run", "RUN"), ("campaign", "CAMPAIGN"), ("stale", "STALE")],
+         title=f"Stale (stale_after): {stale['total']} messages cancelled",
+         empty="no message went stale")
+    emit(app, summary["resume"], [("run", "RUN"), ("campaign", "CAMPAIGN"),
+                                  ("policy", "--MISSED"), ("missed", "MISSED"),
+                                  ("released", "RELEASED"), ("cancelled", "CANCELLED")],
+         title="Resume of the runs the demo paused", empty="no run paused")
+    retry = summary["retry"]
+    if retry["run"] is None:
+        out.print(f"Retry: no failed message in {retry['campaign']} yet", markup=False)
+    else:
+        out.print(f"Retry (--failed-only): run {retry['run']} of {retry['campaign']} had "
+                  f"{retry['failed']} failures; run {retry['new_run']} queued {retry['queued']} "
+                  f"and sent {retry['sent']}", markup=False)
+    why = summary["why"]
+    emit(app, why["objects"], [("name", "OBJECT"), ("stage", "STAGE"), ("verdict", "VERDICT"),
+                               ("reason", "WHY")],
+         title=f"Why, for contact {why['contact']} ({why['answers']} answers in all)",
+         empty="no answer")
+    doctor = summary["doctor"]
+    state = "healthy" if doctor["healthy"] else f"{doctor['problems']} problems"
+    out.print(f"Doctor: {state}, {doctor['warnings']} warnings, {doctor['checks']} checks",
+              markup=False)
+    for finding in doctor["findings"]:
+        out.print(f"  {finding['severity']}: {finding['name']}: {finding['detail']}",
+                  markup=False)
+    sim = summary["simulate"]
+    emit(app, sim["days"], [("day", "DAY"), ("fired", "FIRED"), ("built", "BUILT"),
+                            ("sent", "SENT"), ("stale", "STALE")],
+         title=f"Simulate --days {sim['simulated_days']} from {sim['from']} (on a copy: "
+               "nothing written or sent)",
+         empty="nothing would happen")
+    out.print("try next:", markup=False)
+    for line in summary["try_next"]:
+        out.print(f"  {line}", markup=False)
 

@@ -202,8 +202,11 @@ def _integrity(db: Database) -> Check:
         if result["ok"]:
             return Check("integrity", OK, f"SQLite quick_check: ok (schema version "
                          f"{result['version']})")
+        # A quick_check row may hold several lines ("*** in database main ***\nPage 8: ..."):
+        # the problem stays on one line.
+        parts = [part for line in result["lines"] for part in line.splitlines() if part]
         return Check(
-            "integrity", PROBLEM, "SQLite quick_check: " + "; ".join(result["lines"]),
+            "integrity", PROBLEM, "SQLite quick_check: " + "; ".join(parts),
             "stop cron and daemons, restore the latest `campctl backup`, or save what can be "
             "read with `campctl state copy` into a new state")
     detail = (f"PostgreSQL answers; schema version {result['version']}; queue_items "

@@ -88,7 +88,12 @@ def create_run(db, new: NewRun, *, now: datetime) -> int:
     """A new run in status `scheduled`; the tick builds it once `queue_at` has come. It carries
     the campaign's current closes_at, after which delivery claims none of its items."""
     run = replace(new, status="scheduled", closes_at=campaign_closes_at(db, new.campaign))
-    return run_store.insert_run(db, run, now=now)
+    run_id = run_store.insert_run(db, run, now=now)
+    if new.queue_at is not None and new.queue_at > now:
+        # Asleep until its queue time: without this, the no-op tick's probe ("run active") sees
+        # work at every minute until then, and cron runs a full tick each minute for days.
+        schedules.set_state(db, "Run", str(run_id), next_due_at=new.queue_at, keep_cursor=True)
+    return run_id
 
 
 # --- building ---------------------------------------------------------------------------------

@@ -319,6 +319,8 @@ def _stage_entry(ctx: _Ctx, record: ObjectRecord, model: Campaign, stage: Stage 
                             plan=None if plan is None else plan.name)
     latest = _run(ctx.db, runs[0]) if runs else None
     entry.checks = _status_checks(record, plan, latest)
+    if latest is None and plan is not None:
+        entry.checks += _manual_plan_check(ctx.db, plan)
     entry.checks += _audience_checks(ctx, _stage_audience(record, model, stage, latest))
     if latest is not None:
         entry.run = {"id": latest.id, "status": latest.status}
@@ -353,6 +355,20 @@ def _status_checks(record: ObjectRecord, plan: ObjectRecord | None, run) -> list
                             "not started ('campctl start campaign')"
                             if record.launched_at is None else f"started {record.launched_at}"))
     return checks
+
+
+def _manual_plan_check(db: Database, plan: ObjectRecord) -> list[Check]:
+    """A manual plan that no one started has no instance: nothing of it will run until then."""
+    from campctl.store.plans import list_instances
+
+    schedule = plan.spec.get("schedule") if isinstance(plan.spec, dict) else None
+    if not isinstance(schedule, dict) or schedule.get("type") != "manual":
+        return []
+    if list_instances(db, plan=plan.name):
+        return []
+    return [Check("plan started", False,
+                  f"manual plan {plan.name} was never started: 'campctl start plan {plan.name}' "
+                  "creates an instance that runs its stages")]
 
 
 def _decide_stage(ctx: _Ctx, entry: Entry, runs: list[int], latest) -> None:

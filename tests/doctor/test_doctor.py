@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -13,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from zoneinfo import ZoneInfo
 
 import pytest
-from store_support import execute_sql
+from store_support import execute_sql, is_pg, query_rows
 
 from campctl.engine.doctor import first_difference, tzdata_check
 
@@ -97,9 +98,14 @@ def problems(result) -> list[str]:
     return [line for line in result.stdout.splitlines() if line.startswith("problem: ")]
 
 
-def test_a_healthy_state_exits_0_with_every_check_in_json(cli, setup):
+def test_a_healthy_state_exits_0_with_every_check_in_json(cli, setup, state):
     setup(CAMPAIGN.format(channel="outbox"))
     assert cli("--now", T0, "tick").exit_code == 0
+    if is_pg(state):  # the resets of earlier tests leave dead tuples that are not this state's
+        from pg_support import connect
+
+        with connect(str(state)) as conn:
+            conn.execute("VACUUM queue_items")
     result = doctor(cli, "2027-03-01T09:30:00Z")
     assert result.exit_code == 0, result
     assert result.stdout.startswith("healthy: 11 checks passed"), result
@@ -257,7 +263,7 @@ def _closed_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_an_operator_notification_that_cannot_be_delivered(cli, setup):
+def test_an_operator_notification_that_cannot_be_delivered(cli, setup, state):
     later = CAMPAIGN.format(channel="outbox").replace(
         "send: immediately", "send: {at: \"2027-03-01T12:00\"}")
     setup(f"kind: Channel\nname: ops\ntype: webhook\nurl: http://127.0.0.1:{_closed_port()}/x\n"
@@ -276,3 +282,69 @@ def test_an_operator_notification_that_cannot_be_delivered(cli, setup):
                            "attempts); last error: "), line
     assert line.endswith("-> test the channel with `campctl channel test ops --to ADDRESS`; "
                          "check `campctl config get notify_to`; `campctl notifications` lists them")
+    # Each tick retries it after a backoff of 1, 2, 4, 8 minutes: five attempts, then it gives up.
+    for at in ("09:01", "09:03", "09:07", "09:15", "09:31", "10:03"):
+        assert cli("--now", f"2027-03-01T{at}:00Z", "tick").exit_code == 0
+    [attempts] = [r["attempts"] for r in query_rows(state, "SELECT attempts FROM notifications")]
+    assert attempts == 5
+    gave_up = doctor(cli, "2027-03-01T10:04:00Z")
+    assert gave_up.exit_code == 1, gave_up
+    [line] = [p for p in problems(gave_up) if p.startswith("problem: notifications:")]
+    assert "(oldest 2027-03-01T09:00:00Z, 1 given up after 5 attempts); last error: " in line
+
+
+@pytest.mark.sqlite_only("PRAGMA quick_check reads a SQLite file")
+def test_a_corrupted_state_file_fails_quick_check(cli, setup, state, tmp_path):
+    setup(CAMPAIGN.format(channel="outbox"))
+    assert cli("--now", T0, "tick").exit_code == 0
+    copy = tmp_path / "damaged.db"
+    source = sqlite3.connect(state)
+    try:
+        source.execute("VACUUM INTO ?", (str(copy),))  # a consistent copy, never the live file
+    finally:
+        source.close()
+    damaged = sqlite3.connect(copy)
+    try:
+        page_size = damaged.execute("PRAGMA page_size").fetchone()[0]
+        # An index that neither opening the state nor doctor's other checks read.
+        [root] = damaged.execute(
+            "SELECT rootpage FROM sqlite_master WHERE name = 'outbox_campaign'").fetchone()
+    finally:
+        damaged.close()
+    os.chmod(copy, 0o600)
+    with open(copy, "r+b") as file:  # the page's b-tree type byte: no longer a b-tree page
+        file.seek((root - 1) * page_size)
+        file.write(b"\x00")
+    result = cli("--state", str(copy), "--now", "2027-03-01T09:01:00Z", "doctor")
+    assert result.exit_code == 1, result
+    [line] = problems(result)
+    assert line.startswith("problem: integrity: SQLite quick_check: *** in database main ***; "
+                           f"Page {root}: btreeInitPage() returns error code 11 -> "), line
+    assert line.endswith("-> stop cron and daemons, restore the latest `campctl backup`, or "
+                         "save what can be read with `campctl state copy` into a new state"), line
+    assert doctor(cli, "2027-03-01T09:01:00Z").exit_code == 0  # the original is intact
+
+
+@pytest.mark.sqlite_only("the WAL file of a SQLite state")
+def test_a_wal_over_64_mib_is_a_problem(cli, setup, state):
+    from campctl.engine.doctor import WAL_LIMIT
+
+    setup(CAMPAIGN.format(channel="outbox"), start=())
+    # One transaction larger than the limit: its pages all go to the WAL before the commit, and
+    # the WAL file keeps its size while this connection stays open (it is not the last one).
+    writer = sqlite3.connect(state)
+    try:
+        writer.execute("PRAGMA journal_mode = wal")
+        with writer:
+            writer.execute("CREATE TABLE padding (b BLOB)")
+            for _ in range(WAL_LIMIT // (1 << 20) + 1):
+                writer.execute("INSERT INTO padding VALUES (zeroblob(1048576))")
+        assert os.path.getsize(f"{state}-wal") > WAL_LIMIT
+        result = doctor(cli, T0)
+        assert result.exit_code == 1, result
+        [line] = problems(result)
+        assert line.startswith("problem: wal size: state.db-wal: 6"), line
+        assert "MiB (over 64 MiB: checkpoints cannot finish, every read walks it) -> end " \
+            "long-lived readers of the file" in line
+    finally:
+        writer.close()

@@ -114,7 +114,8 @@ def test_demo_runs_quickly_and_keeps_state_when_asked(cli, tmp_path, state):
 
     target = state if is_pg(state) else tmp_path / "demo.db"
     started = time.monotonic()
-    result = cli("--state", str(target), "-o", "json", "demo", "--days", "3")
+    # Five days from NOW (Monday 09:00 UTC): past flash-friday's Friday and its stale deadline.
+    result = cli("--state", str(target), "-o", "json", "demo", "--days", "5")
     assert result.exit_code == 0, result
     assert time.monotonic() - started < 600  # a guard against a runaway loop, not a speed target
     data = result.json
@@ -132,6 +133,51 @@ def test_demo_runs_quickly_and_keeps_state_when_asked(cli, tmp_path, state):
     assert runs["new-collection"]["capped"] > 0 and runs["member-day"]["capped"] == 0
     assert query_rows(target, "SELECT count(*) AS n FROM exec_log"
                               " WHERE event = 'Messages Capped'")[0]["n"] > 0
+    _assert_issue16_sections(data, target)
+
+
+def _assert_issue16_sections(data, target):
+    """The demo's sections for issue 16's items, checked against the rows of its state."""
+    vips = 23  # the sample audience's VIP group (store-opening, flash-friday)
+    resumed = {r["campaign"]: r for r in data["resume"]}
+    skip, send = resumed["store-opening"], resumed["flash-friday"]
+    assert (skip["policy"], skip["missed"], skip["cancelled"]) == ("skip", vips - 2, vips - 2)
+    assert (send["policy"], send["cancelled"], send["released"]) == ("send", 0, vips - 2)
+    # resumed with --missed send, yet past stale_after 8h: every message cancelled as stale
+    assert data["stale"] == {"total": vips - 2, "runs": [
+        {"run": send["run"], "campaign": "flash-friday", "stale": vips - 2}]}
+    [stale] = query_rows(target, "SELECT count(*) AS n FROM queue_items WHERE run_id = ? AND "
+                                 "last_error = 'stale'", (send["run"],))
+    assert stale["n"] == vips - 2
+    retry = data["retry"]
+    assert (retry["failed"], retry["queued"], retry["sent"]) == (5, 5, 5)
+    [row] = query_rows(target, "SELECT restart_of FROM runs WHERE id = ?", (retry["new_run"],))
+    assert row["restart_of"] == retry["run"]
+    why = {o["name"]: o for o in data["why"]["objects"]}
+    assert data["why"]["contact"] == "C0160" and data["why"]["answers"] > len(why)
+    assert why["flash-friday"]["reason"].endswith("cancelled: stale")
+    assert why["store-opening"]["reason"].endswith("cancelled: missed")
+    assert why["referral-codes"]["verdict"] == "got"
+    assert f"r{retry['new_run']}-" in why["referral-codes"]["reason"]
+    assert data["doctor"]["healthy"] is True, data["doctor"]
+    assert data["doctor"]["checks"] >= 10 and data["doctor"]["findings"] == []
+    sim = data["simulate"]
+    assert sim["simulated_days"] == 2 and sim["ticks"] > 0 and sim["days"]
+    assert sim["totals"]["sent"] == sum(d["sent"] for d in sim["days"]) > 0
+    assert any(f"describe run {retry['run']}" in line for line in data["try_next"])
+
+
+@pytest.mark.sqlite_only("the table renders the same numbers the JSON test checks on both")
+def test_demo_table_shows_a_section_per_operation(cli, tmp_path):
+    result = cli("--state", str(tmp_path / "demo.db"), "demo", "--days", "5")
+    assert result.exit_code == 0, result
+    for title in ("Stale (stale_after): 21 messages cancelled", "Resume of the runs the demo",
+                  "Retry (--failed-only): run ", "had 5 failures", "queued 5 and sent 5",
+                  "Why, for contact C0160", "cancelled: stale", "cancelled: missed",
+                  "Doctor: healthy", "Simulate --days 2 from", "try next:"):
+        assert title in result.stdout, result.stdout
+    cells = [" ".join(line.replace("│", " ").split()) for line in result.stdout.splitlines()]
+    assert any(c.endswith(" store-opening skip 21 0 21") for c in cells), result.stdout
 
 
 def test_template_failures_fail_messages_not_the_run(launch, tick, rows):

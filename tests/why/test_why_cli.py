@@ -183,11 +183,19 @@ def test_plan_stages_are_answered_under_their_plan(ok, world):
     world.launch("staged", start=False)
     ok("submit", "plan", "launch")
     ok("approve", "plan", "launch")
+    # A manual plan with no instance yet: nothing of it runs until someone starts it.
+    never = world.why("a1", "plan", "launch")["objects"]
+    assert [(e["verdict"], e["run"]) for e in never] == [("will not get", None)] * 2
+    assert {e["reason"] for e in never} == {
+        "plan started: manual plan launch was never started: 'campctl start plan launch' "
+        "creates an instance that runs its stages"}
+    ok("start", "plan", "launch")
     listing = world.why("a1")["objects"]
     assert [(e["kind"], e["name"], e["campaign"], e["stage"]) for e in listing] == [
         ("plan", "launch", "staged", "teaser"), ("plan", "launch", "staged", "follow")]
     teaser, follow = listing
-    assert teaser["verdict"] == "will get" and teaser["run"] is None
+    assert teaser["verdict"] == "will get" and teaser["run"] is not None
+    assert all(c["check"] != "plan started" for c in teaser["checks"] + follow["checks"])
     assert follow["verdict"] == "will not get"
     assert follow["reason"] == "audience groups: any of news: contact's groups: vip"
     c3 = world.why("c3", "plan", "launch")["objects"][0]
