@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from pg_support import PG_URL, REQUIRE_PG, reset_pg
+from pg_support import PG_URL, REQUIRE_PG, ensure_database, reset_pg
 from store_support import query_rows
 from typer.testing import CliRunner
 
@@ -151,6 +151,11 @@ def write_yaml(tmp_path):
 # --- PostgreSQL: markers `pg`, `sqlite_only(reason)`, `pg_fresh` (see tests/pg_support.py) -------
 
 _PG_NOTE = pytest.StashKey[str]()
+
+
+def pytest_configure(config):
+    if PG_URL is not None:
+        ensure_database()  # the xdist worker's own database (pytest -n), made on first use
 
 
 def pytest_collection_modifyitems(config, items):

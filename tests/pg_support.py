@@ -12,8 +12,28 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-PG_URL: str | None = os.environ.get("CAMPCTL_TEST_PG_URL") or None
 REQUIRE_PG: bool = os.environ.get("CAMPCTL_TEST_REQUIRE_PG") == "1"
+# `pytest -n N` (pytest-xdist): each worker resets its own database, `<db>_<worker>` beside the
+# named one (made on first use by ensure_database()), since a reset ends every other session.
+# Not used by CI yet: under `-n 2` the table-rendering tests see an 80-column console (25
+# failures in tests/display, why, simulate, users...), see the commit that added this.
+WORKER: str | None = os.environ.get("PYTEST_XDIST_WORKER") or None
+
+
+def worker_url(url: str, worker: str) -> str:
+    """The URL naming the worker's database: the database name with `_<worker>` appended."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/") or parts.username or "postgres"
+    return urlunsplit(parts._replace(path=f"/{name}_{worker}"))
+
+
+BASE_URL: str | None = os.environ.get("CAMPCTL_TEST_PG_URL") or None
+PG_URL: str | None = (worker_url(BASE_URL, WORKER) if BASE_URL and WORKER else BASE_URL)
+if PG_URL is not None:
+    # Modules that read the variable themselves (tests/store/test_pg_schema.py) see the same.
+    os.environ["CAMPCTL_TEST_PG_URL"] = PG_URL
 
 # Sessions other than ours (a daemon a test left behind, a killed tick's connection) would hold
 # locks or rows across the reset: end them first.
@@ -102,6 +122,23 @@ def query(url: str, sql: str, params: Any = ()) -> list[dict]:
 def execute(url: str, sql: str, params: Any = ()) -> None:
     """One statement (or several, without parameters) in its own transaction."""
     on_shared(url, lambda conn: conn.execute(sql, params or None))
+
+
+def ensure_database() -> None:
+    """Create the worker's database (`pytest -n`) when it does not exist yet; nothing without
+    xdist. From template0: nobody is ever connected to it, so parallel creations cannot clash."""
+    if BASE_URL is None or PG_URL == BASE_URL:
+        return
+    from urllib.parse import urlsplit
+
+    from psycopg import sql
+
+    name = urlsplit(PG_URL).path.lstrip("/")
+    with connect(BASE_URL) as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            return
+        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(
+            sql.Identifier(name)))
 
 
 def reset_pg(url: str, *, fresh: bool = False) -> None:
