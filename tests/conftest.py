@@ -4,19 +4,33 @@ from __future__ import annotations
 
 import json
 import os
+import socketserver
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from pg_support import PG_URL, REQUIRE_PG, reset_pg
+from pg_support import PG_URL, REQUIRE_PG, ensure_database, reset_pg
 from store_support import query_rows
 from typer.testing import CliRunner
 
 from campctl.__main__ import main
 
 NOW = "2027-03-01T09:00:00Z"
+
+# The tests' HTTP receivers (webhooks, proxies) run `server.serve_forever()` in a thread and
+# stop it with `server.shutdown()`, which waits for the serving loop to wake from its poll: 0.5 s
+# by default, paid in the teardown of every test with a receiver. A 20 ms poll costs nothing and
+# gives that time back; an explicit poll_interval still wins.
+_serve_forever = socketserver.BaseServer.serve_forever
+
+
+def _serve_forever_quick_shutdown(self, poll_interval: float = 0.02) -> None:
+    _serve_forever(self, poll_interval)
+
+
+socketserver.BaseServer.serve_forever = _serve_forever_quick_shutdown  # type: ignore[method-assign]
 
 
 @dataclass
@@ -137,6 +151,11 @@ def write_yaml(tmp_path):
 # --- PostgreSQL: markers `pg`, `sqlite_only(reason)`, `pg_fresh` (see tests/pg_support.py) -------
 
 _PG_NOTE = pytest.StashKey[str]()
+
+
+def pytest_configure(config):
+    if PG_URL is not None:
+        ensure_database()  # the xdist worker's own database (pytest -n), made on first use
 
 
 def pytest_collection_modifyitems(config, items):

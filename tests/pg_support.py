@@ -9,10 +9,31 @@ PostgreSQL, so that a run without a URL (and the SQLite path under test) never i
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
-PG_URL: str | None = os.environ.get("CAMPCTL_TEST_PG_URL") or None
 REQUIRE_PG: bool = os.environ.get("CAMPCTL_TEST_REQUIRE_PG") == "1"
+# `pytest -n N` (pytest-xdist): each worker resets its own database, `<db>_<worker>` beside the
+# named one (made on first use by ensure_database()), since a reset ends every other session.
+# Not used by CI yet: under `-n 2` the table-rendering tests see an 80-column console (25
+# failures in tests/display, why, simulate, users...), see the commit that added this.
+WORKER: str | None = os.environ.get("PYTEST_XDIST_WORKER") or None
+
+
+def worker_url(url: str, worker: str) -> str:
+    """The URL naming the worker's database: the database name with `_<worker>` appended."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/") or parts.username or "postgres"
+    return urlunsplit(parts._replace(path=f"/{name}_{worker}"))
+
+
+BASE_URL: str | None = os.environ.get("CAMPCTL_TEST_PG_URL") or None
+PG_URL: str | None = (worker_url(BASE_URL, WORKER) if BASE_URL and WORKER else BASE_URL)
+if PG_URL is not None:
+    # Modules that read the variable themselves (tests/store/test_pg_schema.py) see the same.
+    os.environ["CAMPCTL_TEST_PG_URL"] = PG_URL
 
 # Sessions other than ours (a daemon a test left behind, a killed tick's connection) would hold
 # locks or rows across the reset: end them first.
@@ -51,19 +72,73 @@ def connect(url: str):
     return psycopg.connect(url, autocommit=True, connect_timeout=10)
 
 
+# url -> one autocommit connection the helpers below share, kept from test to test: a
+# connection costs milliseconds (a server process, cold catalog caches), and a test reads the
+# database hundreds of times. Always idle between statements (autocommit: no transaction, no
+# lock held); never a prepared statement (a migration test changes a table's columns); the
+# reset spares it (it is the reset's own session).
+_shared: dict[str, Any] = {}
+
+
+def shared_connection(url: str):
+    """The shared autocommit connection to `url`, opened again when it was closed or broken.
+    Not for a transaction or a session setting (use connect())."""
+    conn = _shared.get(url)
+    if conn is None or conn.closed or conn.broken:
+        import psycopg
+
+        conn = psycopg.connect(url, autocommit=True, connect_timeout=10, prepare_threshold=None)
+        _shared[url] = conn
+    return conn
+
+
+def on_shared(url: str, work: Callable[[Any], Any]) -> Any:
+    """`work(connection)` on the shared connection; once more on a new one when the shared one
+    turns out dead (a benchmark's reset or a test's own pg_terminate_backend ended it while it
+    was idle: the statement never reached a server process)."""
+    import psycopg
+
+    conn = shared_connection(url)
+    try:
+        return work(conn)
+    except psycopg.OperationalError:
+        if not conn.broken:
+            raise
+    return work(shared_connection(url))
+
+
 def query(url: str, sql: str, params: Any = ()) -> list[dict]:
     """Rows of one query as dicts (psycopg placeholders: %s)."""
     from psycopg.rows import dict_row
 
-    with connect(url) as conn, conn.cursor(row_factory=dict_row) as cur:
-        cur.execute(sql, params or None)
-        return list(cur.fetchall()) if cur.description else []
+    def run(conn: Any) -> list[dict]:
+        with conn.cursor(row_factory=dict_row) as cur:
+            cur.execute(sql, params or None)
+            return list(cur.fetchall()) if cur.description else []
+
+    return on_shared(url, run)
 
 
 def execute(url: str, sql: str, params: Any = ()) -> None:
     """One statement (or several, without parameters) in its own transaction."""
-    with connect(url) as conn:
-        conn.execute(sql, params or None)
+    on_shared(url, lambda conn: conn.execute(sql, params or None))
+
+
+def ensure_database() -> None:
+    """Create the worker's database (`pytest -n`) when it does not exist yet; nothing without
+    xdist. From template0: nobody is ever connected to it, so parallel creations cannot clash."""
+    if BASE_URL is None or PG_URL == BASE_URL:
+        return
+    from urllib.parse import urlsplit
+
+    from psycopg import sql
+
+    name = urlsplit(PG_URL).path.lstrip("/")
+    with connect(BASE_URL) as conn:
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            return
+        conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0").format(
+            sql.Identifier(name)))
 
 
 def reset_pg(url: str, *, fresh: bool = False) -> None:
@@ -74,15 +149,15 @@ def reset_pg(url: str, *, fresh: bool = False) -> None:
     `fresh` (tests of init, migrations or a foreign database): an empty schema (`DROP SCHEMA ...
     CASCADE; CREATE SCHEMA ...`), which the test's first `campctl init` fills.
     """
-    with connect(url) as conn:
-        conn.execute(_TERMINATE)
-        if not fresh:
-            statements = _reset_statements(url, conn)
-            if statements is not None:
-                conn.execute(statements)
-                return
-        _cache.pop(url, None)
-        conn.execute(_drop_schema(conn))
+    on_shared(url, lambda conn: conn.execute(_TERMINATE))
+    conn = shared_connection(url)  # the only session now
+    if not fresh:
+        statements = _reset_statements(url, conn)
+        if statements is not None:
+            conn.execute(statements)
+            return
+    _cache.pop(url, None)
+    conn.execute(_drop_schema(conn))
 
 
 def _drop_schema(conn) -> str:

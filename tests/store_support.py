@@ -53,11 +53,10 @@ def query_rows(state: Any, sql: str, params: Any = ()) -> list[dict]:
 def execute_sql(state: Any, sql: str, params: Any = ()) -> int:
     """One statement in its own committed transaction; returns the row count."""
     if is_pg(state):
-        from pg_support import connect
+        from pg_support import on_shared
 
         text, values = _pg_sql(sql, params)
-        with connect(os.fspath(state)) as conn:
-            return conn.execute(text, values).rowcount
+        return on_shared(os.fspath(state), lambda conn: conn.execute(text, values).rowcount)
     conn = sqlite3.connect(os.fspath(state))
     try:
         with conn:
@@ -110,21 +109,8 @@ def insert_contacts(state: Any, specs: Any, created_at: str) -> None:
 @contextlib.contextmanager
 def open_rows(state: Any) -> Iterator[Callable[..., list[dict]]]:
     """One connection for many reads: `with open_rows(state) as rows: rows(sql, params)`."""
-    if is_pg(state):
-        from pg_support import connect
-        from psycopg.rows import dict_row
-
-        pg_conn = connect(os.fspath(state))
-        try:
-            def read_pg(sql: str, params: Any = ()) -> list[dict]:
-                text, values = _pg_sql(sql, params)
-                with pg_conn.cursor(row_factory=dict_row) as cur:
-                    cur.execute(text, values)
-                    return list(cur.fetchall()) if cur.description else []
-
-            yield read_pg
-        finally:
-            pg_conn.close()
+    if is_pg(state):  # every read goes through the connection the test helpers share
+        yield lambda sql, params=(): query_rows(state, sql, params)
         return
     conn = sqlite3.connect(os.fspath(state))
     conn.row_factory = sqlite3.Row
@@ -251,22 +237,24 @@ def sqlite_json(text: str) -> str:
         conn.close()
 
 
-def table_names(state: Any) -> list[str]:
-    """The tables of the state, by name (SQLite's own `sqlite_*` tables left out)."""
+def table_names(state: Any, rows: Callable[..., list[dict]] | None = None) -> list[str]:
+    """The tables of the state, by name (SQLite's own `sqlite_*` tables left out); `rows`: an
+    `open_rows` reader of the same state, to read through it."""
     if is_pg(state):
         sql = ("SELECT tablename AS name FROM pg_tables WHERE schemaname = current_schema() "
                "ORDER BY tablename")
     else:
         sql = ("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
                "ORDER BY name")
-    return [r["name"] for r in query_rows(state, sql)]
+    return [r["name"] for r in (rows(sql) if rows else query_rows(state, sql))]
 
 
 def write_marks(state: Any) -> Any:
     """What any write changes: the file's bytes (SQLite); every row's version, `xmin`
     (PostgreSQL: an UPDATE that sets the same values still makes a new row version)."""
     if is_pg(state):
-        return {t: sorted(r["v"] for r in query_rows(state, f"SELECT xmin::text AS v FROM {t}"))
-                for t in table_names(state)}
+        with open_rows(state) as rows:
+            return {t: sorted(r["v"] for r in rows(f"SELECT xmin::text AS v FROM {t}"))
+                    for t in table_names(state, rows)}
     with open(os.fspath(state), "rb") as f:
         return f.read()

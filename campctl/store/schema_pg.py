@@ -439,9 +439,12 @@ def schema_version(conn: Connection) -> int | None:
     """The database's campctl schema version in the current schema (search_path); None when the
     schema holds no table at all (a new database). Raises ForeignSchemaError when it holds tables
     but no campctl_schema, or an empty or broken campctl_schema."""
+    # pg_class, not information_schema.tables: the view's privilege checks cost a new session
+    # (every command opens one) about 4 ms of cold catalog reads; these are the same relations
+    # (tables, partitioned and foreign tables, views), whoever may read them.
     tables = {row[0] for row in conn.execute(
-        "SELECT table_name FROM information_schema.tables "
-        "WHERE table_schema = current_schema()").fetchall()}
+        "SELECT relname FROM pg_class WHERE relnamespace = to_regnamespace(current_schema()) "
+        "AND relkind IN ('r', 'p', 'v', 'm', 'f')").fetchall()}
     if not tables:
         return None
     if META_TABLE not in tables:

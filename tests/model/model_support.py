@@ -35,7 +35,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from store_support import handover_started, is_pg, query_rows, state_exists
+from store_support import handover_started, is_pg, open_rows, query_rows, state_exists
 from typer.testing import CliRunner
 
 from campctl.__main__ import main
@@ -330,7 +330,8 @@ class Snapshot:
 
 def snapshot(state: Path | str) -> Snapshot:
     if is_pg(state):
-        return _snapshot(lambda sql: query_rows(state, sql))
+        with open_rows(state) as rows:  # one connection for the six reads
+            return _snapshot(rows)
     conn = sqlite3.connect(f"file:{state}?mode=ro", uri=True)
     conn.row_factory = sqlite3.Row
     try:
@@ -425,6 +426,7 @@ class Episode:
         self.last_tick_step = 0
         self.step_ticked = False  # a tick ran to its end in this step
         self.step_removed = False  # clear / remove-profile was accepted in this step
+        self._exists = False  # the state has been seen to exist
         self._current = Step(0, "setup")
 
     # --- primitive operations (each recorded in the step, so that it can be replayed) ---------
@@ -436,8 +438,8 @@ class Episode:
         args = tuple(map(str, args))
         self._current.ops.append(("cli", args))
         words = [a for a in args if a not in ("-o", "json")]
-        pre = snapshot(self.state) if state_exists(self.state) and words[0] not in (
-            "tick", "apply", "events", "init", "contacts") else None
+        pre = snapshot(self.state) if words[0] not in (
+            "tick", "apply", "events", "init", "contacts") and self._state_exists() else None
         argv = ["--state", str(self.state), "--now", iso(self.now), *map(self._path, args)]
         runner = CliRunner()
         with runner.isolation(env={"CAMPCTL_USER": "model"}) as streams:
@@ -459,6 +461,11 @@ class Episode:
                                    and not w.isdigit() and "/" not in w)] += 1
             self._after(words, args, pre)
         return result
+
+    def _state_exists(self) -> bool:
+        # Once there, the state stays (no step removes it): asked until then only.
+        self._exists = self._exists or state_exists(self.state)
+        return self._exists
 
     def advance(self, minutes: int) -> None:
         self._current.ops.append(("advance", minutes))

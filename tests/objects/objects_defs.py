@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from store_support import execute_sql, query_rows, table_names
+from store_support import execute_sql, open_rows, table_names
 
 NOW = "2027-03-01T09:00:00Z"
 
@@ -64,9 +64,10 @@ DEFINITION_TABLES = ("objects", "object_versions", "history")
 
 def table_dump(state, tables=None) -> dict[str, list[tuple]]:
     """Every row of the given tables (default: all), in a stable order (either store)."""
-    names = tables or table_names(state)
-    return {t: sorted((tuple(r.values()) for r in query_rows(state, f"SELECT * FROM {t}")),
-                      key=repr) for t in names}
+    with open_rows(state) as rows:  # one connection for every table
+        names = tables or table_names(state, rows)
+        return {t: sorted((tuple(r.values()) for r in rows(f"SELECT * FROM {t}")), key=repr)
+                for t in names}
 
 
 def execute(state, sql: str, params=()) -> None:

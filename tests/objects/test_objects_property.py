@@ -77,15 +77,30 @@ def mutated_documents(draw):
     return text
 
 
-@settings(max_examples=40, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@given(text=mutated_documents(), submitted=st.booleans())
-def test_mutated_definitions_never_crash_and_refusals_write_nothing(cli, request, text,
-                                                                   submitted):
+# Mutated texts are refused or accepted by validation before anything is written, the same on
+# both stores: SQLite's 40 examples cover the mutations. What [pg] adds is PostgreSQL's own
+# rollback of a refused apply and its reads of an accepted one: 20 examples, of which 75-97 %
+# are refused (measured), each compared row by row and row version by row version.
+EXAMPLES = {"sqlite": 40, "pg": 20}
+
+
+def test_mutated_definitions_never_crash_and_refusals_write_nothing(cli, request, state):
+    pg = is_pg(state)
+
+    @settings(max_examples=EXAMPLES["pg" if pg else "sqlite"], deadline=None,
+              suppress_health_check=[HealthCheck.too_slow])
+    @given(text=mutated_documents(), submitted=st.booleans())
+    def check(text, submitted):
+        apply_mutated(cli, request, state if pg else None, text, submitted)
+
+    check()
+
+
+def apply_mutated(cli, request, pg_state, text, submitted):
     folder = Path(tempfile.mkdtemp(prefix="campctl-prop-"))
     try:
-        state = request.getfixturevalue("state")
-        if is_pg(state):  # one database: emptied, and the base definitions applied afresh
+        if pg_state is not None:  # one database: emptied, and the base definitions applied afresh
+            state = pg_state
             reset_pg(os.fspath(state))
             base = folder / "base.yaml"
             base.write_text(BASE_YAML)

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from pg_support import execute, query
 from state_copy_support import FIXTURE, dump, ok
+from store_support import table_names
 
 from campctl.store.schema_pg import IDENTITY_COLUMNS
 
@@ -125,4 +126,6 @@ def test_a_nul_character_is_refused_naming_the_row_and_nothing_is_written(cli, s
     result = cli("state", "copy", source, state)
     assert result.exit_code == 4, result
     assert "history row 1" in result.stderr and "note" in result.stderr, result
-    assert query(state, "SELECT count(*) AS n FROM config") == [{"n": 0}]
+    # No config table at all when this test runs first on an empty database.
+    assert "config" not in table_names(state) or query(
+        state, "SELECT count(*) AS n FROM config") == [{"n": 0}]

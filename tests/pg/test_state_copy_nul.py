@@ -13,6 +13,7 @@ import sqlite3
 import pytest
 from pg_support import query
 from state_copy_support import ok
+from store_support import table_names
 
 pytestmark = pytest.mark.pg
 
@@ -48,8 +49,10 @@ def test_every_row_with_a_nul_is_listed_and_nothing_is_written(cli, state, tmp_p
     for row in ("history row 1 (note)", "contacts row 2 (attrs)", "contacts row 3 (phone)"):
         assert row in message, result
     assert "nothing was written" in message
+    tables = table_names(state)  # none when this test runs first on an empty database
     for table in ("config", "history", "contacts"):
-        assert query(state, f"SELECT count(*) AS n FROM {table}") == [{"n": 0}], table
+        assert table not in tables or query(state, f"SELECT count(*) AS n FROM {table}") == [
+            {"n": 0}], table
 
 
 def test_a_long_list_names_the_first_rows_and_counts_the_rest(cli, state, tmp_path):
