@@ -44,6 +44,7 @@ def test_dead_tuples_of_queue_items_are_a_warning(cli, state):
     found = re.search(r"queue_items (\d+) live, (\d+) dead tuples \(autovacuum is behind\)$",
                       check["detail"])
     assert found is not None, check
-    assert int(found[1]) == 0 and int(found[2]) >= count, check
+    # The live count is a statistic: rows of earlier tests on this database may still show in it.
+    assert int(found[2]) >= count, check
     assert check["advice"] == ("run VACUUM (ANALYZE) queue_items, or tune autovacuum for that "
                                "table")

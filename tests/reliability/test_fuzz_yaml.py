@@ -21,6 +21,7 @@ def test_fuzzed_yaml_and_imports_small(tmp_path):
 def test_mutations_cover_every_kind_and_the_traps():
     kinds = {line.split(":", 1)[1].strip() for doc in fuzz.examples()
              for line in doc.splitlines() if line.startswith("kind:")}
-    assert kinds == {"Segment", "Channel", "Campaign", "Plan", "Scenario"}
+    assert kinds == {"Segment", "Channel", "Campaign", "Plan", "Scenario",
+                     "FrequencyCap"}
     assert {"9:00", "on", "NO", "0755", "2024-03-10 02:30:00"} <= set(fuzz.TRAPS)
     assert any(tag.startswith("!!python/") for tag in fuzz.TAGS) and "*a" in fuzz.BOMB
