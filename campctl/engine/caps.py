@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from campctl.store import caps as store
+from campctl.store import delivery as delivery_store
 from campctl.store import log as exec_log
 from campctl.store.db import Database
 from campctl.store.delivery import DueScope
@@ -115,7 +116,7 @@ class CapRules:
             held = self._apply(rule, covered, now=now)
             for item_id in held:
                 remaining.pop(item_id, None)
-        return store.take(db, sorted(remaining), until=until, token=token, now=now)
+        return delivery_store.take(db, sorted(remaining), until=until, token=token, now=now)
 
     def _apply(self, rule: CapRule, covered: list[store.Picked], *, now: datetime) -> set[int]:
         """Hold the covered items `rule` has no slot for; returns their ids."""

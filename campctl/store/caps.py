@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from campctl.store.db import Database
-from campctl.store.delivery import DueScope, _due, _scope
+from campctl.store.delivery import DueScope, _due, _scope, due_pick_sql
 from campctl.store.runs import CAPPED_ERROR, in_doubt_sql
 from campctl.timeutil import from_db, to_db
 
@@ -57,14 +57,11 @@ def _types(message_types: Sequence[str] | None) -> tuple[str, list[Any]]:
 def pick(db: Database, scope: DueScope, *, channel: str, limit: int) -> list[Picked]:
     """The due items of `channel` a claim would take (the same rows, order and locks as
     `store.delivery.claim`), not yet claimed."""
-    where, sparams = _scope(scope)
-    due, dparams = _due(scope.now)
+    pick_sql, params = due_pick_sql(db, scope, channel=channel)
     rows = db.query(
         "SELECT q.id, q.contact_id, q.message_type, q.run_id, q.scenario, q.step,"
-        f" CASE WHEN {in_doubt_sql(db, 'q.')} THEN 1 ELSE 0 END"
-        f" FROM queue_items q WHERE {due} AND {db.d.claim_channel} = ? AND {where}"
-        f"{db.d.claim_order} LIMIT ?{db.d.claim_lock}",
-        [*dparams, channel, *sparams, int(limit)],
+        f" CASE WHEN {in_doubt_sql(db, 'q.')} THEN 1 ELSE 0 END{pick_sql}",
+        [*params, int(limit)],
     )
     return [Picked(r[0], r[1], r[2], r[3], r[4], r[5], bool(r[6])) for r in rows]
 
@@ -145,28 +142,6 @@ def drop(db: Database, ids: Sequence[int], *, cap: str) -> int:
         f" WHERE {db.d.ids_in('id')} AND status = 'queued'",
         (CAPPED_ERROR, cap, db.d.ids_param(ids)),
     ).rowcount
-
-
-def take(db: Database, ids: Sequence[int], *, until: datetime, token: str,
-         now: datetime) -> list[int]:
-    """Claim these picked items (as `store.delivery.claim` does); returns their ids."""
-    if not ids:
-        return []
-    rows = db.query(
-        "UPDATE queue_items SET claimed_until = ?, claim_token = ?,"
-        f" handover_begun = CASE WHEN handover_begun = 1 AND NOT {in_doubt_sql(db)} THEN 0"
-        f" ELSE handover_begun END WHERE {db.d.ids_in('id')} AND status = 'queued'"
-        " RETURNING id, run_id",
-        (to_db(until), token, db.d.ids_param(ids)),
-    )
-    runs = sorted({r[1] for r in rows if r[1] is not None})
-    if runs:
-        db.execute(
-            "UPDATE runs SET status = 'sending', updated_at = ? WHERE status = 'queued'"
-            f" AND {db.d.ids_in('id')}",
-            (to_db(now), db.d.ids_param(runs)),
-        )
-    return sorted(r[0] for r in rows)
 
 
 # --- reading (why, describe, simulate) -----------------------------------------------------------

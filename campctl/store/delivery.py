@@ -107,6 +107,36 @@ def count_due(db: Database, scope: DueScope, *, channel: str) -> int:
     ))
 
 
+def due_pick_sql(db: Database, scope: DueScope, *, channel: str) -> tuple[str, list[Any]]:
+    """`FROM … WHERE … ORDER … LIMIT ? FOR UPDATE …` of the due items of `channel` a claim
+    takes, and its parameters before the limit's (the caller appends the limit)."""
+    where, sparams = _scope(scope)
+    due, dparams = _due(scope.now)
+    # No ORDER BY on SQLite: the (run_id, status) index yields rowid order anyway, and sorting
+    # every queued row of a 200k-item run on each claim made delivery quadratic.
+    return (f" FROM queue_items q WHERE {due} AND {db.d.claim_channel} = ? AND {where}"
+            f"{db.d.claim_order} LIMIT ?{db.d.claim_lock}", [*dparams, channel, *sparams])
+
+
+# What taking an item sets: the claim, and an expired claim's mark taken ahead and never
+# started is cleared (that message never went).
+def _take_set(db: Database) -> str:
+    return ("SET claimed_until = ?, claim_token = ?, handover_begun = CASE WHEN"
+            f" handover_begun = 1 AND NOT {in_doubt_sql(db)} THEN 0 ELSE handover_begun END")
+
+
+def _taken(db: Database, rows: Sequence[Any], *, now: datetime) -> list[int]:
+    """The ids of the taken `(id, run_id)` rows; their runs move from `queued` to `sending`."""
+    runs = sorted({r[1] for r in rows if r[1] is not None})
+    if runs:
+        db.execute(
+            "UPDATE runs SET status = 'sending', updated_at = ? WHERE status = 'queued'"
+            f" AND {db.d.ids_in('id')}",
+            (to_db(now), db.d.ids_param(runs)),
+        )
+    return sorted(r[0] for r in rows)
+
+
 def claim(db: Database, scope: DueScope, *, channel: str, until: datetime, token: str,
           limit: int) -> list[int]:
     """Take up to `limit` due items of `channel` for this delivery; returns their ids.
@@ -115,32 +145,31 @@ def claim(db: Database, scope: DueScope, *, channel: str, until: datetime, token
     """
     if limit <= 0:
         return []
-    where, sparams = _scope(scope)
-    due, dparams = _due(scope.now)
+    pick, params = due_pick_sql(db, scope, channel=channel)
     # The ids are picked once (a MATERIALIZED CTE): on PostgreSQL an `IN (SELECT … LIMIT ?
     # FOR UPDATE SKIP LOCKED)` subquery may be evaluated again when a row is re-checked, and
     # then picks other rows, more than `limit` in all (seen: a rate exceeded across hosts).
     rows = db.query(
-        "WITH picked AS MATERIALIZED ("
-        # No ORDER BY on SQLite: the (run_id, status) index yields rowid order anyway, and
-        # sorting every queued row of a 200k-item run on each claim made delivery quadratic.
-        f" SELECT q.id FROM queue_items q WHERE {due} AND {db.d.claim_channel} = ? AND {where}"
-        f"{db.d.claim_order} LIMIT ?{db.d.claim_lock})"
-        " UPDATE queue_items SET claimed_until = ?, claim_token = ?,"
-        # An expired claim's mark taken ahead and never started: that message never went.
-        f" handover_begun = CASE WHEN handover_begun = 1 AND NOT {in_doubt_sql(db)} THEN 0"
-        " ELSE handover_begun END"
+        f"WITH picked AS MATERIALIZED (SELECT q.id{pick})"
+        f" UPDATE queue_items {_take_set(db)}"
         " WHERE id IN (SELECT id FROM picked) RETURNING id, run_id",
-        [*dparams, channel, *sparams, int(limit), to_db(until), token],
+        [*params, int(limit), to_db(until), token],
     )
-    runs = sorted({r[1] for r in rows if r[1] is not None})
-    if runs:
-        db.execute(
-            "UPDATE runs SET status = 'sending', updated_at = ? WHERE status = 'queued'"
-            f" AND {db.d.ids_in('id')}",
-            (to_db(scope.now), db.d.ids_param(runs)),
-        )
-    return sorted(r[0] for r in rows)
+    return _taken(db, rows, now=scope.now)
+
+
+def take(db: Database, ids: Sequence[int], *, until: datetime, token: str,
+         now: datetime) -> list[int]:
+    """Claim these items, picked earlier in this transaction (a capped claim: engine/caps.py),
+    as `claim` does; returns the ids taken."""
+    if not ids:
+        return []
+    rows = db.query(
+        f"UPDATE queue_items {_take_set(db)}"
+        f" WHERE {db.d.ids_in('id')} AND status = 'queued' RETURNING id, run_id",
+        (to_db(until), token, db.d.ids_param(ids)),
+    )
+    return _taken(db, rows, now=now)
 
 
 def load_items(db: Database, ids: Sequence[int]) -> list[dict[str, Any]]:
