@@ -17,13 +17,7 @@ from campctl.engine import windows
 from campctl.store import queue as queue_store
 from campctl.timeutil import zone
 
-CONTACT = "contact"
 ATTRIBUTE = "timezone"
-
-
-def applies(window: str | None, window_timezone: str | None) -> bool:
-    """True for a run whose window is read in each contact's zone."""
-    return bool(window) and window_timezone == CONTACT
 
 
 def valid_zone(value: object) -> bool:

@@ -130,8 +130,8 @@ class Snapshot:
 
 
 def _build(db, run: RunRecord, *, now: datetime) -> int:
-    count = _build_items(db, run, now=now)
     snapshot = Snapshot.of(run.spec)
+    count = _build_items(db, run, snapshot, now=now)
     if snapshot.contact_windows:
         from campctl.engine import contact_windows
 
@@ -139,8 +139,7 @@ def _build(db, run: RunRecord, *, now: datetime) -> int:
     return count
 
 
-def _build_items(db, run: RunRecord, *, now: datetime) -> int:
-    snapshot = Snapshot.of(run.spec)
+def _build_items(db, run: RunRecord, snapshot: Snapshot, *, now: datetime) -> int:
     audience = snapshot.audience
     exclude = run.restart_of if run.restart_of and not run.include_sent else None
     message_type = snapshot.message_type
@@ -377,10 +376,9 @@ def live_runs(ctx: TickContext) -> LiveRuns:
     return LiveRuns(live, open_zones)
 
 
-def start_delivery(ctx: TickContext, run_ids: list[int] | LiveRuns) -> None:
+def start_delivery(ctx: TickContext, live: LiveRuns) -> None:
     """Live runs still `queued` move to `sending` (one log row each)."""
-    if isinstance(run_ids, LiveRuns):
-        run_ids = run_ids.ids
+    run_ids = live.ids
     if not run_ids:
         return
     db, now, report = ctx.db, ctx.now, ctx.report
@@ -397,16 +395,15 @@ def start_delivery(ctx: TickContext, run_ids: list[int] | LiveRuns) -> None:
                         run_subject(run_id, run)), now=now)
 
 
-def deliver(ctx: TickContext, run_ids: list[int] | LiveRuns) -> None:
+def deliver(ctx: TickContext, live: LiveRuns) -> None:
     """Deliver the due messages of `run_ids` and of scenarios into the tick's report; delivery
     itself breaking is reported and the tick goes on."""
     from campctl.engine import delivery
 
     db, now, report = ctx.db, ctx.now, ctx.report
-    zones = run_ids.zones if isinstance(run_ids, LiveRuns) else None
-    ids = run_ids.ids if isinstance(run_ids, LiveRuns) else run_ids
     try:
-        result = delivery.deliver_due(ctx, run_ids=ids, scenario_items=True, zones=zones)
+        result = delivery.deliver_due(ctx, run_ids=live.ids, scenario_items=True,
+                                      zones=live.zones)
     except Exception as exc:
         if isolation.state_problem(exc):
             raise
@@ -498,7 +495,7 @@ def _zone_wake(db, run: RunRecord, *, now: datetime):
     """For a run whose window is read in each contact's zone, its zones holding queued items
     at `now` (engine/contact_windows.RunZones); None for other runs."""
     snapshot = Snapshot.of(run.spec)
-    if not snapshot.contact_windows or not snapshot.window:
+    if not snapshot.window or not snapshot.contact_windows:
         return None
     from campctl.engine.contact_windows import run_zones
 
